@@ -1,0 +1,48 @@
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+
+namespace gptoss::cli {
+
+// Add a command here when its cmd_<name>.cc lands (keep one line per command).
+const std::vector<Command>& all_commands() {
+  static const std::vector<Command> kCommands = {
+  };
+  return kCommands;
+}
+
+int fail(const std::string& cmd, const std::string& message, int code) {
+  std::fprintf(stderr, "gptoss %s: %s\n", cmd.c_str(), message.c_str());
+  return code;
+}
+
+static void print_usage() {
+  std::printf("gptoss: run OpenAI's gpt-oss models locally\n\nusage: gptoss <command> [options]\n\n");
+  for (const auto& c : all_commands()) std::printf("  %-12s %s\n", c.name, c.summary);
+  std::printf("\nRun 'gptoss <command> --help' for a command's options.\n");
+}
+
+}  // namespace gptoss::cli
+
+int main(int argc, char** argv) {
+  using namespace gptoss::cli;
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" ||
+      std::string(argv[1]) == "help") {
+    print_usage();
+    return argc < 2 ? 2 : 0;
+  }
+  if (std::string(argv[1]) == "--version") {
+    std::printf("gptoss 0.1.0\n");
+    return 0;
+  }
+  std::string name = argv[1];
+  std::vector<std::string> rest(argv + 2, argv + argc);
+  for (const auto& c : all_commands()) {
+    if (name == c.name) return c.fn(rest);
+  }
+  std::fprintf(stderr, "gptoss: unknown command '%s'\n", name.c_str());
+  print_usage();
+  return 2;
+}
