@@ -1,0 +1,114 @@
+// The ordinary (BPE) tokens of a byte-level vocabulary: token bytes by id (id = rank) and a
+// rank lookup from bytes. Loaded once, then read-only.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+namespace gptoss {
+
+class BpeVocab {
+ public:
+  static constexpr uint32_t kNone = 0xFFFFFFFFu;
+
+  // Starts an empty vocabulary of `count` tokens; fill with set(), then finish().
+  void reset(uint32_t count, size_t bytes_hint);
+  // Appends the bytes of the token with this rank. Ranks may come in any order.
+  // Returns false if the rank is out of range or already set.
+  bool set(uint32_t rank, std::string_view bytes);
+  // Builds the lookup table; fails on a missing rank, a duplicate token or missing single bytes.
+  // `describe(rank)` names where a token came from (file:line) for the error message.
+  template <typename Describe>
+  Status finish(Describe&& describe);
+
+  uint32_t size() const { return count_; }
+  std::string_view bytes(uint32_t rank) const {
+    return {blob_.data() + spans_[rank].offset, spans_[rank].length};
+  }
+  // Rank of the token with exactly these bytes, or kNone.
+  uint32_t rank(const char* p, size_t n) const {
+    uint64_t h = hash(p, n);
+    uint32_t tag = static_cast<uint32_t>(h >> 32);
+    for (uint64_t i = h & mask_;; i = (i + 1) & mask_) {
+      uint64_t slot = table_[i];
+      if (slot == 0) return kNone;
+      if (static_cast<uint32_t>(slot >> 32) == tag) {
+        uint32_t r = static_cast<uint32_t>(slot) - 1;
+        const Span& sp = spans_[r];
+        if (sp.length == n && __builtin_memcmp(blob_.data() + sp.offset, p, n) == 0) return r;
+      }
+    }
+  }
+  uint32_t byte_rank(uint8_t b) const { return byte_rank_[b]; }
+
+  static uint64_t hash(const char* p, size_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xC2B2AE3D27D4EB4Full);
+    while (n >= 8) {
+      uint64_t w;
+      __builtin_memcpy(&w, p, 8);
+      h = mix(h ^ w);
+      p += 8;
+      n -= 8;
+    }
+    if (n > 0) {
+      uint64_t w = 0;
+      __builtin_memcpy(&w, p, n);
+      h = mix(h ^ w ^ (uint64_t{n} << 59));
+    }
+    return mix(h);
+  }
+
+ private:
+  static uint64_t mix(uint64_t x) {
+    x *= 0xBF58476D1CE4E5B9ull;
+    x ^= x >> 31;
+    x *= 0x94D049BB133111EBull;
+    x ^= x >> 29;
+    return x;
+  }
+  // Returns the rank already holding these bytes, or kNone after inserting.
+  uint32_t insert(uint32_t rank);
+
+  struct Span {
+    uint32_t offset = 0;
+    uint32_t length = 0;  // 0 = not set yet
+  };
+  uint32_t count_ = 0;
+  std::string blob_;
+  std::vector<Span> spans_;
+  std::vector<uint64_t> table_;  // (hash tag << 32) | (rank + 1); 0 = empty
+  uint64_t mask_ = 0;
+  uint32_t byte_rank_[256] = {};
+};
+
+template <typename Describe>
+Status BpeVocab::finish(Describe&& describe) {
+  for (uint32_t r = 0; r < count_; ++r) {
+    if (spans_[r].length == 0) return Error("rank {} is missing (ranks must be 0..{})", r, count_ - 1);
+  }
+  size_t cap = 1024;
+  while (cap < size_t{count_} * 2 + 2) cap <<= 1;
+  table_.assign(cap, 0);
+  mask_ = cap - 1;
+  for (uint32_t r = 0; r < count_; ++r) {
+    uint32_t other = insert(r);
+    if (other != kNone) {
+      return Error("{}: token with rank {} has the same bytes as rank {} ({})", describe(r), r,
+                   other, describe(other));
+    }
+  }
+  for (int b = 0; b < 256; ++b) {
+    char c = static_cast<char>(b);
+    byte_rank_[b] = rank(&c, 1);
+    if (byte_rank_[b] == kNone) {
+      return Error("the vocabulary has no token for the single byte 0x{:02x} (byte-level BPE needs all 256)", b);
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace gptoss
