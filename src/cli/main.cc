@@ -9,6 +9,7 @@ namespace gptoss::cli {
 // Add a command here when its cmd_<name>.cc lands (keep one line per command).
 const std::vector<Command>& all_commands() {
   static const std::vector<Command> kCommands = {
+      {"info", cmd_info, "show a model directory: layout, config, tensors, weight bytes, parameters"},
   };
   return kCommands;
 }

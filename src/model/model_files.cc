@@ -299,6 +299,49 @@ Status validate_tensor_set(const TensorStore& tensors, const ModelConfig& config
   return Status::error(msg);
 }
 
+namespace {
+bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+}  // namespace
+
+WeightSummary summarize_weights(const std::vector<TensorView>& tensors, const ModelConfig& config,
+                                CheckpointLayout layout) {
+  WeightSummary w;
+  const bool hf = layout == CheckpointLayout::kHF;
+  const std::string unembedding = hf ? "lm_head.weight" : "unembedding.weight";
+  uint64_t expert_params = 0, unembedding_params = 0;
+  for (const auto& t : tensors) {
+    ++w.tensors;
+    w.bytes_total += t.nbytes;
+    const uint64_t numel = static_cast<uint64_t>(t.numel());
+    uint64_t params = numel;
+    if (t.dtype == DType::kU8 && (ends_with(t.name, "_blocks") || ends_with(t.name, ".blocks"))) {
+      w.bytes_mxfp4_blocks += t.nbytes;
+      params = 2 * numel;
+    } else if (t.dtype == DType::kU8 && (ends_with(t.name, "_scales") || ends_with(t.name, ".scales"))) {
+      w.bytes_mxfp4_scales += t.nbytes;
+      params = 0;
+    } else if (t.dtype == DType::kBF16) {
+      w.bytes_bf16 += t.nbytes;
+    } else if (t.dtype == DType::kF32) {
+      w.bytes_f32 += t.nbytes;
+    } else {
+      w.bytes_other += t.nbytes;
+    }
+    w.parameters += params;
+    const bool expert = hf ? t.name.find(".mlp.experts.") != std::string::npos
+                           : (t.name.find(".mlp.mlp1_") != std::string::npos ||
+                              t.name.find(".mlp.mlp2_") != std::string::npos);
+    if (expert) expert_params += params;
+    if (t.name == unembedding) unembedding_params += params;
+  }
+  const uint64_t e = static_cast<uint64_t>(std::max(config.num_experts, 1));
+  const uint64_t k = static_cast<uint64_t>(std::clamp(config.experts_per_token, 0, config.num_experts));
+  w.active_parameters = w.parameters - unembedding_params - expert_params / e * (e - k);
+  return w;
+}
+
 Status validate_tensor_set(const ModelFiles& files) {
   return validate_tensor_set(files.tensors, files.config, files.layout);
 }

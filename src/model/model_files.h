@@ -47,4 +47,22 @@ Status validate_tensor_set(const ModelFiles& files);
 Status validate_tensor_set(const TensorStore& tensors, const ModelConfig& config,
                            CheckpointLayout layout);
 
+// What `gptoss info` reports about the weights. MXFP4 block bytes hold two weights each; scale
+// bytes are not counted as parameters. Active parameters per token count the embedding, the
+// router and experts_per_token of the num_experts experts, not the unembedding (the model card's
+// convention: 3.61 B for gpt-oss-20b).
+struct WeightSummary {
+  uint64_t tensors = 0;
+  uint64_t bytes_total = 0;
+  uint64_t bytes_bf16 = 0;
+  uint64_t bytes_f32 = 0;
+  uint64_t bytes_mxfp4_blocks = 0;
+  uint64_t bytes_mxfp4_scales = 0;
+  uint64_t bytes_other = 0;
+  uint64_t parameters = 0;
+  uint64_t active_parameters = 0;
+};
+WeightSummary summarize_weights(const std::vector<TensorView>& tensors, const ModelConfig& config,
+                                CheckpointLayout layout);
+
 }  // namespace gptoss

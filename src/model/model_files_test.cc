@@ -52,6 +52,37 @@ TEST(ExpectedTensors, MatchPublishedTotals) {
   EXPECT_EQ(total_bytes(hf120), 65'248'815'744ull);
 }
 
+std::vector<TensorView> views_of(const std::vector<ExpectedTensor>& ts) {
+  std::vector<TensorView> out;
+  for (const auto& t : ts) {
+    TensorView v;
+    v.name = t.name;
+    v.dtype = t.dtype;
+    v.shape = t.shape;
+    v.nbytes = static_cast<size_t>(v.numel()) * dtype_size(t.dtype);
+    out.push_back(v);
+  }
+  return out;
+}
+
+// The model card's parameter counts: 20.91 B total / 3.61 B active (20b), 116.83 B / 5.13 B (120b).
+TEST(WeightSummary, MatchesModelCardParameterCounts) {
+  for (auto layout : {CheckpointLayout::kHF, CheckpointLayout::kOriginal}) {
+    ModelConfig c20 = config_of(24, 32);
+    WeightSummary w = summarize_weights(views_of(expected_tensors(c20, layout)), c20, layout);
+    EXPECT_EQ(w.parameters, 20'914'757'184ull);
+    EXPECT_EQ(w.active_parameters, 3'608'307'264ull);
+    EXPECT_EQ(w.bytes_total, 13'761'264'768ull);
+    EXPECT_EQ(w.bytes_mxfp4_blocks, 24ull * 32 * (5760 + 2880) * 90 * 16);
+    EXPECT_EQ(w.bytes_mxfp4_scales, 24ull * 32 * (5760 + 2880) * 90);
+    EXPECT_EQ(w.bytes_bf16 + w.bytes_mxfp4_blocks + w.bytes_mxfp4_scales, w.bytes_total);
+    ModelConfig c120 = config_of(36, 128);
+    WeightSummary w120 = summarize_weights(views_of(expected_tensors(c120, layout)), c120, layout);
+    EXPECT_EQ(w120.parameters, 116'829'156'672ull);
+    EXPECT_EQ(w120.active_parameters, 5'132'849'472ull);
+  }
+}
+
 // A tiny gpt-oss: 2 layers, hidden 64, 4 heads of 16, 2 kv heads, 4 experts, intermediate 32.
 json tiny_hf_config() {
   return json{{"model_type", "gpt_oss"}, {"num_hidden_layers", 2}, {"hidden_size", 64},

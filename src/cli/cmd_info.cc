@@ -1,0 +1,131 @@
+// gptoss info MODEL [--json]: what a model directory holds, validated: layout, config, tensors,
+// bytes of weights by kind, parameter counts.
+#include <cstdio>
+
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "model/model_files.h"
+
+namespace gptoss::cli {
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: gptoss info MODEL [--json] [--no-validate]\n"
+    "  MODEL          model directory (HF layout, original/, or a parent of original/)\n"
+    "  --json         print one JSON object instead of text\n"
+    "  --no-validate  do not require the exact tensor set the config implies\n";
+
+nlohmann::json config_json(const ModelConfig& c) {
+  return {{"num_layers", c.num_layers},
+          {"hidden_size", c.hidden_size},
+          {"num_heads", c.num_heads},
+          {"num_kv_heads", c.num_kv_heads},
+          {"head_dim", c.head_dim},
+          {"num_experts", c.num_experts},
+          {"experts_per_token", c.experts_per_token},
+          {"intermediate_size", c.intermediate_size},
+          {"vocab_size", c.vocab_size},
+          {"sliding_window", c.sliding_window},
+          {"max_position_embeddings", c.max_position_embeddings},
+          {"rope_theta", c.rope_theta},
+          {"rope_scaling_factor", c.rope_scaling_factor},
+          {"rope_beta_fast", c.rope_beta_fast},
+          {"rope_beta_slow", c.rope_beta_slow},
+          {"rope_original_max_position", c.rope_original_max_position},
+          {"rope_truncate", c.rope_truncate},
+          {"rms_norm_eps", c.rms_norm_eps},
+          {"swiglu_limit", c.swiglu_limit},
+          {"swiglu_alpha", c.swiglu_alpha},
+          {"layer_is_sliding", c.layer_is_sliding},
+          {"eos_token_ids", c.eos_token_ids}};
+}
+
+std::string human_bytes(uint64_t n) {
+  if (n >= 1'000'000'000ull) return fmt::format("{:.2f} GB", n / 1e9);
+  if (n >= 1'000'000ull) return fmt::format("{:.2f} MB", n / 1e6);
+  if (n >= 1'000ull) return fmt::format("{:.2f} kB", n / 1e3);
+  return fmt::format("{} B", n);
+}
+
+std::string human_count(uint64_t n) {
+  if (n >= 1'000'000'000ull) return fmt::format("{:.2f} B ({})", n / 1e9, n);
+  if (n >= 1'000'000ull) return fmt::format("{:.2f} M ({})", n / 1e6, n);
+  return fmt::format("{}", n);
+}
+
+}  // namespace
+
+int cmd_info(const std::vector<std::string>& argv) {
+  auto parsed = Args::parse(argv, {{"--json", "--no-validate", "--help", "-h"}, {}});
+  if (!parsed) return fail("info", parsed.status().message() + "\n" + kUsage, 2);
+  const Args& args = *parsed;
+  if (args.has("--help") || args.has("-h")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (args.positional().size() != 1) return fail("info", std::string("expected one MODEL\n") + kUsage, 2);
+  OpenOptions options;
+  options.validate_tensors = !args.has("--no-validate");
+  auto mf = open_model_dir(args.positional()[0], options);
+  if (!mf) return fail("info", mf.status().message());
+  const ModelConfig& c = mf->config;
+  const WeightSummary w = summarize_weights(mf->tensors.tensors(), c, mf->layout);
+
+  if (args.has("--json")) {
+    nlohmann::json j = {
+        {"dir", mf->dir},
+        {"layout", layout_name(mf->layout)},
+        {"files", mf->tensors.files()},
+        {"config_files", mf->config_files},
+        {"tokenizer_json", mf->tokenizer_json ? nlohmann::json(*mf->tokenizer_json) : nlohmann::json()},
+        {"config", config_json(c)},
+        {"tensor_count", w.tensors},
+        {"bytes",
+         {{"total", w.bytes_total},
+          {"bf16", w.bytes_bf16},
+          {"f32", w.bytes_f32},
+          {"mxfp4_blocks", w.bytes_mxfp4_blocks},
+          {"mxfp4_scales", w.bytes_mxfp4_scales},
+          {"other", w.bytes_other}}},
+        {"parameters", w.parameters},
+        {"active_parameters", w.active_parameters},
+    };
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::vector<int> sliding_layers;
+  for (size_t i = 0; i < c.layer_is_sliding.size(); ++i)
+    if (c.layer_is_sliding[i]) sliding_layers.push_back(static_cast<int>(i));
+  const std::string sliding = fmt::format("{}", fmt::join(sliding_layers, ","));
+  const std::string eos = fmt::format("{}", fmt::join(c.eos_token_ids, ","));
+  fmt::print("model:        {}\n", mf->dir);
+  fmt::print("layout:       {} ({} file{})\n", layout_name(mf->layout), mf->tensors.files().size(),
+             mf->tensors.files().size() == 1 ? "" : "s");
+  fmt::print("layers:       {} (sliding window {} on layers {})\n", c.num_layers, c.sliding_window,
+             sliding.empty() ? "none" : sliding);
+  fmt::print("hidden:       {}\n", c.hidden_size);
+  fmt::print("attention:    {} query heads, {} kv heads, head_dim {}\n", c.num_heads, c.num_kv_heads,
+             c.head_dim);
+  fmt::print("experts:      {} (top {}), intermediate {}\n", c.num_experts, c.experts_per_token,
+             c.intermediate_size);
+  fmt::print("vocab:        {}\n", c.vocab_size);
+  fmt::print("context:      {} (rope theta {}, yarn factor {}, original {})\n",
+             c.max_position_embeddings, c.rope_theta, c.rope_scaling_factor,
+             c.rope_original_max_position);
+  fmt::print("eos tokens:   {}\n", eos.empty() ? "none" : eos);
+  fmt::print("tensors:      {}\n", w.tensors);
+  fmt::print("weights:      {} ({} bytes): bf16 {}, mxfp4 blocks {}, mxfp4 scales {}", human_bytes(w.bytes_total),
+             w.bytes_total, human_bytes(w.bytes_bf16), human_bytes(w.bytes_mxfp4_blocks),
+             human_bytes(w.bytes_mxfp4_scales));
+  if (w.bytes_f32) fmt::print(", f32 {}", human_bytes(w.bytes_f32));
+  if (w.bytes_other) fmt::print(", other {}", human_bytes(w.bytes_other));
+  fmt::print("\nparameters:   {}, active per token {}\n", human_count(w.parameters),
+             human_count(w.active_parameters));
+  return 0;
+}
+
+}  // namespace gptoss::cli
