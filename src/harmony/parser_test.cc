@@ -1,0 +1,192 @@
+// The streaming parser against openai-harmony's golden token files and the message lists its
+// tests expect (tests/data/harmony/README.md), plus malformed streams (harmony-and-apis.md §5.3).
+#include "harmony/parser.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "harmony/render.h"
+
+namespace gptoss::harmony {
+namespace {
+
+std::string golden(const std::string& name) {
+  std::ifstream f(std::string(GPTOSS_SOURCE_DIR) + "/tests/data/harmony/" + name);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  std::string s = ss.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+std::vector<uint32_t> golden_ids(const std::string& name) {
+  std::istringstream in(golden(name));
+  std::vector<uint32_t> ids;
+  uint32_t x;
+  while (in >> x) ids.push_back(x);
+  return ids;
+}
+
+const Tokenizer& tokenizer() {
+  static auto t = Tokenizer::builtin();
+  return **t;
+}
+
+std::vector<uint32_t> enc(const std::string& s) { return tokenizer().encode_with_special(s); }
+
+TEST(Parser, SimpleReasoningResponse) {
+  auto r = parse_completion(tokenizer(), golden_ids("test_simple_reasoning_response.txt"));
+  ASSERT_EQ(r.messages.size(), 2u);
+  EXPECT_EQ(r.messages[0].channel, "analysis");
+  EXPECT_EQ(r.messages[0].text(), "User asks: \"What is 2 + 2?\" Simple arithmetic. Provide answer.");
+  EXPECT_EQ(r.messages[1].channel, "final");
+  EXPECT_EQ(r.messages[1].text(), "2 + 2 = 4.");
+  EXPECT_TRUE(r.problems.empty());
+}
+
+TEST(Parser, SimpleToolCallRecipientBeforeAndAfterChannel) {
+  auto r = parse_completion(tokenizer(), golden_ids("test_simple_tool_call.txt"));
+  ASSERT_EQ(r.messages.size(), 2u);
+  EXPECT_EQ(r.messages[1].recipient, "lookup_weather");
+  EXPECT_EQ(r.messages[1].channel, "analysis");
+  EXPECT_EQ(r.messages[1].content_type, "code");
+  EXPECT_EQ(r.messages[1].text(), "{\"location\": \"Tokyo\"}");
+  auto r2 = parse_completion(
+      tokenizer(), enc("<|channel|>analysis<|message|>x<|end|><|start|>assistant<|channel|>analysis to=lookup_weather "
+                       "code<|message|>{\"location\": \"Tokyo\"}"));
+  ASSERT_EQ(r2.messages.size(), 2u);
+  EXPECT_EQ(r2.messages[1].recipient, "lookup_weather");
+  EXPECT_EQ(r2.messages[1].content_type, "code");
+  EXPECT_TRUE(r2.problems.empty());
+}
+
+TEST(Parser, StreamableParserGoldenWithEvents) {
+  Parser p(tokenizer());
+  std::vector<ParseEvent> ev;
+  for (uint32_t t : enc(golden("test_streamable_parser.txt"))) p.push(t, ev);
+  p.finish(ev);
+  ASSERT_EQ(p.messages().size(), 3u);
+  const auto& call = p.messages()[1];
+  EXPECT_EQ(call.recipient, "browser.search");
+  EXPECT_EQ(call.channel, "commentary");
+  EXPECT_EQ(call.content_type, "code");
+  const auto& result = p.messages()[2];
+  EXPECT_EQ(result.role, Role::kTool);
+  EXPECT_EQ(result.name, "browser.search");
+  EXPECT_EQ(result.recipient, "assistant");
+  EXPECT_EQ(result.text(), "{\"result\": \"https://openai.com/\"}");
+  // Events: starts, deltas that add up to the contents, ends; no stop (no <|return|>).
+  int starts = 0, ends = 0, calls = 0;
+  std::string all;
+  for (const auto& e : ev) {
+    starts += e.kind == ParseEvent::Kind::kMessageStart;
+    ends += e.kind == ParseEvent::Kind::kMessageEnd;
+    calls += e.kind == ParseEvent::Kind::kStop && e.stop == StopReason::kCall;
+    if (e.kind == ParseEvent::Kind::kContentDelta) all += e.text;
+    EXPECT_NE(e.kind, ParseEvent::Kind::kProblem) << e.text;
+  }
+  EXPECT_EQ(starts, 3);
+  EXPECT_EQ(ends, 3);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(all, p.messages()[0].text() + call.text() + result.text());
+}
+
+TEST(Parser, ToolResponseWithoutInitialRole) {
+  auto r = parse_completion(tokenizer(), enc(golden("test_tool_response_parsing.txt")), std::nullopt);
+  ASSERT_EQ(r.messages.size(), 1u);
+  EXPECT_EQ(r.messages[0].role, Role::kTool);
+  EXPECT_EQ(r.messages[0].name, "browser.search");
+  EXPECT_EQ(r.messages[0].channel, "commentary");
+  EXPECT_EQ(r.stop, StopReason::kEndOfStream);
+}
+
+TEST(Parser, ConstrainWithoutSpaceAndStopOnCall) {
+  Parser p(tokenizer());
+  std::vector<ParseEvent> ev;
+  for (uint32_t t : enc("<|channel|>commentary to=functions.get_weather<|constrain|>json<|message|>{\"a\":1}<|call|>"))
+    p.push(t, ev);
+  ASSERT_EQ(p.messages().size(), 1u);
+  EXPECT_EQ(p.messages()[0].recipient, "functions.get_weather");
+  EXPECT_EQ(p.messages()[0].content_type, "<|constrain|>json");
+  EXPECT_EQ(p.stop_reason(), StopReason::kCall);
+  ASSERT_FALSE(ev.empty());
+  EXPECT_EQ(ev.back().kind, ParseEvent::Kind::kStop);
+}
+
+TEST(Parser, DeltasNeverSplitUtf8) {
+  // "日本" is split over byte-level tokens; every delta must be valid UTF-8 on its own.
+  std::string text = "\xE6\x97\xA5\xE6\x9C\xAC\xF0\x9F\x98\x80 ok";
+  std::vector<uint32_t> ids = enc("<|channel|>final<|message|>");
+  for (unsigned char c : text) ids.push_back(*tokenizer().token_id(std::string(1, static_cast<char>(c))));
+  Parser p(tokenizer());
+  std::string all;
+  for (uint32_t t : ids)
+    for (const auto& e : p.push(t))
+      if (e.kind == ParseEvent::Kind::kContentDelta) {
+        EXPECT_TRUE(e.text == "\xE6\x97\xA5" || e.text == "\xE6\x9C\xAC" || e.text == "\xF0\x9F\x98\x80" ||
+                    e.text.size() == 1)
+            << e.text;
+        all += e.text;
+      }
+  p.finish();
+  EXPECT_EQ(all, text);
+  EXPECT_EQ(p.messages()[0].text(), text);
+}
+
+TEST(Parser, MalformedStreamsKeepTheirText) {
+  // A refusal without any header (harmony issue #80): the text is kept, a problem reported.
+  auto r = parse_completion(tokenizer(), enc("I must refuse.<|end|>"));
+  ASSERT_EQ(r.messages.size(), 1u);
+  EXPECT_EQ(r.messages[0].text(), "I must refuse.");
+  EXPECT_FALSE(r.problems.empty());
+  // <|channel|> after <|end|> with no <|start|>assistant.
+  r = parse_completion(tokenizer(), enc("<|channel|>analysis<|message|>a<|end|><|channel|>final<|message|>b<|return|>"));
+  ASSERT_EQ(r.messages.size(), 2u);
+  EXPECT_EQ(r.messages[1].channel, "final");
+  EXPECT_EQ(r.messages[1].text(), "b");
+  EXPECT_EQ(r.problems.size(), 1u);
+  // Text after a terminator, outside any message.
+  r = parse_completion(tokenizer(), enc("<|channel|>final<|message|>a<|end|>comment<|end|>"));
+  ASSERT_EQ(r.messages.size(), 2u);
+  EXPECT_EQ(r.messages[1].text(), "comment");
+  // A lone <|constrain|>json is a content type (harmony PR #144), not a recipient.
+  r = parse_completion(tokenizer(), enc("<|channel|>final <|constrain|>json<|message|>{}"));
+  ASSERT_EQ(r.messages.size(), 1u);
+  EXPECT_FALSE(r.messages[0].recipient.has_value());
+  EXPECT_EQ(r.messages[0].content_type, "<|constrain|>json");
+  // A repeated channel does not end up in the recipient (vLLM PR #31677).
+  r = parse_completion(tokenizer(),
+                       enc("<|channel|>commentary to=functions.bash<|channel|>commentary <|constrain|>json<|message|>{}"));
+  ASSERT_EQ(r.messages.size(), 1u);
+  EXPECT_EQ(r.messages[0].recipient, "functions.bash");
+  EXPECT_FALSE(r.problems.empty());
+  // Truncated inside a header (max_tokens): reported, nothing invented.
+  r = parse_completion(tokenizer(), enc("<|channel|>analysis<|message|>x<|end|><|start|>assistant<|channel|>fin"));
+  EXPECT_EQ(r.messages.size(), 1u);
+  EXPECT_FALSE(r.problems.empty());
+  // An id that is no token becomes U+FFFD; the text around it stays.
+  std::vector<uint32_t> ids = enc("<|channel|>final<|message|>a");
+  ids.push_back(4000000);
+  for (uint32_t t : enc("b")) ids.push_back(t);
+  r = parse_completion(tokenizer(), ids);
+  ASSERT_EQ(r.messages.size(), 1u);
+  EXPECT_EQ(r.messages[0].text(), "a\xEF\xBF\xBD" "b");
+}
+
+TEST(Parser, RoundTripOfRenderedAssistantMessage) {
+  Message m = Message::make(Role::kAssistant, "{\"x\": [1, 2]}")
+                  .with_channel("commentary")
+                  .with_recipient("functions.f")
+                  .with_content_type("<|constrain|>json");
+  auto ids = render_message(tokenizer(), m);
+  ASSERT_TRUE(ids.has_value());
+  auto r = parse_completion(tokenizer(), *ids, std::nullopt);
+  ASSERT_EQ(r.messages.size(), 1u);
+  EXPECT_EQ(message_to_json(r.messages[0]), message_to_json(m));
+  EXPECT_TRUE(r.problems.empty());
+}
+
+}  // namespace
+}  // namespace gptoss::harmony
