@@ -11,6 +11,7 @@ const std::vector<Command>& all_commands() {
   static const std::vector<Command> kCommands = {
       {"tokenize", cmd_tokenize, "print the o200k_harmony token ids of a text (JSON array)"},
       {"detokenize", cmd_detokenize, "print the text of token ids"},
+      {"info", cmd_info, "show a model directory: layout, config, tensors, weight bytes, parameters"},
   };
   return kCommands;
 }
