@@ -1,0 +1,201 @@
+// The exact forward pass against HF transformers' logits on the committed tiny checkpoint
+// (tests/data/tiny: 4 layers alternating sliding/full with window 8, GQA 4:2, 8 experts top-4,
+// head_dim 64, MXFP4 experts), plus prefill/decode, batching and ring-buffer equivalences.
+#include "model/forward.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <string>
+
+#include "backend/cpu/cpu_backend.h"
+#include "model/rope.h"
+
+namespace gptoss {
+namespace {
+
+std::string tiny_dir() {
+  const char* root = std::getenv("GPTOSS_SOURCE_DIR");
+  return std::string(root ? root : GPTOSS_SOURCE_DIR) + "/tests/data/tiny";
+}
+
+struct Golden {
+  std::vector<uint32_t> tokens;
+  std::vector<float> logits;  // [T, V]
+};
+
+std::vector<Golden> load_goldens() {
+  auto store = TensorStore::open({tiny_dir() + "/goldens.safetensors"});
+  EXPECT_TRUE(store.has_value()) << store.status().message();
+  std::vector<Golden> out;
+  for (int i = 0;; ++i) {
+    const TensorView* lt = store->find("logits_" + std::to_string(i));
+    const TensorView* tt = store->find("tokens_" + std::to_string(i));
+    if (!lt || !tt) break;
+    EXPECT_EQ(lt->dtype, DType::kF32);
+    EXPECT_EQ(tt->dtype, DType::kI64);
+    Golden g;
+    const auto* ids = reinterpret_cast<const int64_t*>(tt->data);
+    for (int64_t j = 0; j < tt->numel(); ++j) g.tokens.push_back(static_cast<uint32_t>(ids[j]));
+    const auto* l = reinterpret_cast<const float*>(lt->data);
+    g.logits.assign(l, l + lt->numel());
+    out.push_back(std::move(g));
+  }
+  return out;
+}
+
+class TinyForward : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    backend_ = make_cpu_backend(2);
+    auto files = open_model_dir(tiny_dir() + "/model");
+    ASSERT_TRUE(files.has_value()) << files.status().message();
+    auto model = Model::create(std::move(*files), *backend_);
+    ASSERT_TRUE(model.has_value()) << model.status().message();
+    model_ = std::move(*model);
+    goldens_ = load_goldens();
+    ASSERT_GE(goldens_.size(), 4u);
+  }
+
+  // All logits of one prompt, fed `step` tokens per forward call.
+  std::vector<float> run(const std::vector<uint32_t>& tokens, size_t step, int max_step_tokens = 128) {
+    auto cache = model_->new_cache({1, 64, max_step_tokens});
+    EXPECT_TRUE(cache.has_value());
+    const int seq = *cache->new_sequence();
+    std::vector<float> logits;
+    for (size_t b = 0; b < tokens.size(); b += step) {
+      const size_t n = std::min(step, tokens.size() - b);
+      ForwardPiece p{seq, std::span<const uint32_t>(tokens.data() + b, n), true};
+      Status st = model_->forward({&p, 1}, *cache, &logits);
+      EXPECT_TRUE(st.is_ok()) << st.message();
+    }
+    return logits;
+  }
+
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<Model> model_;
+  std::vector<Golden> goldens_;
+};
+
+// Tolerance: both sides compute in f32 from identical weights; only the order of additions
+// differs (torch's blocked GEMM vs our 8-lane dots), giving relative errors around 1e-6 per op that
+// compound over 4 layers. Logits are O(5); 2e-4 absolute is ~100x the f32 ulp at that size, while
+// any real math difference (a mask off by one, a wrong RoPE pair, a dropped sink) moves them by 1e-2
+// or more.
+constexpr float kAbsTol = 2e-4f;
+
+TEST_F(TinyForward, MatchesTransformersOnEveryGolden) {
+  const int V = model_->config().vocab_size;
+  float worst = 0.0f;
+  for (size_t g = 0; g < goldens_.size(); ++g) {
+    const auto& gold = goldens_[g];
+    std::vector<float> got = run(gold.tokens, gold.tokens.size());
+    ASSERT_EQ(got.size(), gold.logits.size());
+    for (size_t t = 0; t < gold.tokens.size(); ++t) {
+      size_t am_got = 0, am_want = 0;
+      for (int v = 0; v < V; ++v) {
+        const float a = got[t * V + v], b = gold.logits[t * V + v];
+        worst = std::max(worst, std::fabs(a - b));
+        if (a > got[t * V + am_got]) am_got = v;
+        if (b > gold.logits[t * V + am_want]) am_want = v;
+      }
+      EXPECT_EQ(am_got, am_want) << "prompt " << g << " position " << t;
+    }
+  }
+  EXPECT_LT(worst, kAbsTol);
+  std::printf("max |logit - transformers| = %.3g\n", worst);
+}
+
+TEST_F(TinyForward, PrefillEqualsDecodeAndChunkedSteps) {
+  // Prefill all at once == decode one token at a time == internal chunking of 3 tokens per step
+  // (which also exercises the sliding ring buffer of window + 3 - 1 entries), bit for bit: every op
+  // computes a row independently of the others.
+  const auto& gold = goldens_.back();
+  ASSERT_GT(gold.tokens.size(), 2u * 8u);  // longer than twice the window
+  std::vector<float> prefill = run(gold.tokens, gold.tokens.size());
+  EXPECT_EQ(run(gold.tokens, 1), prefill);
+  EXPECT_EQ(run(gold.tokens, 5), prefill);
+  EXPECT_EQ(run(gold.tokens, gold.tokens.size(), 3), prefill);
+  EXPECT_EQ(run(gold.tokens, 1, 1), prefill);
+}
+
+TEST_F(TinyForward, SeveralSequencesInOneCallEqualEachAlone) {
+  auto cache = model_->new_cache({static_cast<int>(goldens_.size()), 64, 128});
+  ASSERT_TRUE(cache.has_value());
+  std::vector<ForwardPiece> pieces;
+  for (const auto& g : goldens_) pieces.push_back({*cache->new_sequence(), g.tokens, true});
+  std::vector<float> batched;
+  ASSERT_TRUE(model_->forward(pieces, *cache, &batched).is_ok());
+  std::vector<float> alone;
+  for (const auto& g : goldens_) {
+    auto l = run(g.tokens, g.tokens.size());
+    alone.insert(alone.end(), l.begin(), l.end());
+  }
+  EXPECT_EQ(batched, alone);
+  // Then one decode step for all sequences together, last-token logits only.
+  std::vector<uint32_t> next = {7};
+  std::vector<ForwardPiece> step;
+  for (const auto& p : pieces) step.push_back({p.sequence, next, false});
+  std::vector<float> decoded;
+  ASSERT_TRUE(model_->forward(step, *cache, &decoded).is_ok());
+  const int V = model_->config().vocab_size;
+  ASSERT_EQ(decoded.size(), goldens_.size() * V);
+  for (size_t g = 0; g < goldens_.size(); ++g) {
+    auto tokens = goldens_[g].tokens;
+    tokens.push_back(7);
+    auto full = run(tokens, tokens.size());
+    EXPECT_TRUE(std::equal(decoded.begin() + g * V, decoded.begin() + (g + 1) * V, full.end() - V)) << g;
+  }
+}
+
+TEST_F(TinyForward, ForwardRejectsBadInput) {
+  auto cache = model_->new_cache({1, 8, 4});
+  ASSERT_TRUE(cache.has_value());
+  const int seq = *cache->new_sequence();
+  std::vector<float> logits;
+  std::vector<uint32_t> bad = {1, 512};
+  ForwardPiece p{seq, bad, false};
+  Status st = model_->forward({&p, 1}, *cache, &logits);
+  EXPECT_NE(st.message().find("outside the vocabulary"), std::string::npos) << st.message();
+  std::vector<uint32_t> long_prompt(9, 1);
+  p = {seq, long_prompt, false};
+  st = model_->forward({&p, 1}, *cache, &logits);
+  EXPECT_NE(st.message().find("at most 8"), std::string::npos) << st.message();
+  p = {seq + 1, long_prompt, false};
+  st = model_->forward({&p, 1}, *cache, &logits);
+  EXPECT_NE(st.message().find("not open"), std::string::npos) << st.message();
+  EXPECT_FALSE(cache->new_sequence().has_value());
+}
+
+TEST(YarnRope, InverseFrequenciesMatchTheReferenceTable) {
+  // gpt-oss-model.md §2.4 (float64 values of the reference formula, truncate=false).
+  const double want[32] = {
+      1.000000000e+00, 6.890443059e-01, 4.747820555e-01, 3.271458719e-01, 2.254180002e-01,
+      1.553229895e-01, 1.070244215e-01, 7.374456821e-02, 5.081327482e-02, 3.170569618e-02,
+      1.933500113e-02, 1.159204926e-02, 6.794959490e-03, 3.860359317e-03, 2.093792379e-03,
+      1.052602101e-03, 4.564839192e-04, 1.293187012e-04, 3.830881237e-05, 2.639646903e-05,
+      1.818833668e-05, 1.253256982e-05, 8.635495875e-06, 5.950239261e-06, 4.099978482e-06,
+      2.825066827e-06, 1.946596211e-06, 1.341291035e-06, 9.242089502e-07, 6.368209146e-07,
+      4.387978251e-07, 3.023511428e-07};
+  const YarnRope r = yarn_rope(64, 150000.0, 32.0, 32.0, 1.0, 4096, false);
+  ASSERT_EQ(r.inv_freq.size(), 32u);
+  for (int i = 0; i < 32; ++i) EXPECT_NEAR(r.inv_freq[i] / want[i], 1.0, 2e-9) << i;
+  EXPECT_NEAR(r.low, 8.092779115512402, 1e-12);
+  EXPECT_NEAR(r.high, 17.39802450158856, 1e-12);
+  EXPECT_NEAR(r.concentration, 1.3465735902799727, 1e-15);
+  // truncate=true rounds the correction range outwards (8, 18), which changes pairs 9..17 only.
+  const YarnRope t = yarn_rope(64, 150000.0, 32.0, 32.0, 1.0, 4096, true);
+  EXPECT_EQ(t.low, 8.0);
+  EXPECT_EQ(t.high, 18.0);
+  EXPECT_EQ(t.inv_freq[8], r.inv_freq[8]);
+  EXPECT_NE(t.inv_freq[12], r.inv_freq[12]);
+  EXPECT_EQ(t.inv_freq[20], r.inv_freq[20]);
+  // factor 1 is plain RoPE without concentration.
+  const YarnRope plain = yarn_rope(64, 10000.0, 1.0, 32.0, 1.0, 4096, false);
+  EXPECT_EQ(plain.concentration, 1.0);
+  EXPECT_NEAR(plain.inv_freq[1], std::pow(10000.0, -2.0 / 64), 1e-15);
+}
+
+}  // namespace
+}  // namespace gptoss
