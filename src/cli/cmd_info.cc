@@ -14,9 +14,10 @@ namespace gptoss::cli {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: gptoss info MODEL [--json] [--no-validate]\n"
+    "usage: gptoss info MODEL [--json] [--tensors] [--no-validate]\n"
     "  MODEL          model directory (HF layout, original/, or a parent of original/)\n"
     "  --json         print one JSON object instead of text\n"
+    "  --tensors      also list every tensor: name, dtype, shape, file, data offset in the file\n"
     "  --no-validate  do not require the exact tensor set the config implies\n";
 
 nlohmann::json config_json(const ModelConfig& c) {
@@ -60,7 +61,7 @@ std::string human_count(uint64_t n) {
 }  // namespace
 
 int cmd_info(const std::vector<std::string>& argv) {
-  auto parsed = Args::parse(argv, {{"--json", "--no-validate", "--help", "-h"}, {}});
+  auto parsed = Args::parse(argv, {{"--json", "--tensors", "--no-validate", "--help", "-h"}, {}});
   if (!parsed) return fail("info", parsed.status().message() + "\n" + kUsage, 2);
   const Args& args = *parsed;
   if (args.has("--help") || args.has("-h")) {
@@ -94,6 +95,13 @@ int cmd_info(const std::vector<std::string>& argv) {
         {"parameters", w.parameters},
         {"active_parameters", w.active_parameters},
     };
+    if (args.has("--tensors")) {
+      nlohmann::json list = nlohmann::json::array();
+      for (const auto& t : mf->tensors.tensors())
+        list.push_back({{"name", t.name}, {"dtype", dtype_name(t.dtype)}, {"shape", t.shape},
+                        {"file", t.file}, {"offset", mf->tensors.file_offset(t)}, {"nbytes", t.nbytes}});
+      j["tensors"] = std::move(list);
+    }
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
@@ -123,6 +131,11 @@ int cmd_info(const std::vector<std::string>& argv) {
              human_bytes(w.bytes_mxfp4_scales));
   if (w.bytes_f32) fmt::print(", f32 {}", human_bytes(w.bytes_f32));
   if (w.bytes_other) fmt::print(", other {}", human_bytes(w.bytes_other));
+  if (args.has("--tensors")) {
+    for (const auto& t : mf->tensors.tensors())
+      fmt::print("\n  {:<56} {:<5} {:<22} {}@{}", t.name, dtype_name(t.dtype), shape_to_string(t.shape),
+                 t.file, mf->tensors.file_offset(t));
+  }
   fmt::print("\nparameters:   {}, active per token {}\n", human_count(w.parameters),
              human_count(w.active_parameters));
   return 0;

@@ -22,6 +22,8 @@ int cmd_detokenize(const std::vector<std::string>& args);
 
 int cmd_harmony(const std::vector<std::string>& args);
 
+int cmd_info(const std::vector<std::string>& args);
+
 // Registered in main.cc.
 const std::vector<Command>& all_commands();
 

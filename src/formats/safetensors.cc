@@ -111,7 +111,7 @@ Expected<SafetensorsHeader> parse_safetensors(const uint8_t* data, size_t size,
   try {
     root = json::parse(text, text + n, on_event);
   } catch (const json::exception& e) {
-    return Error("{}: header is not valid JSON: {}", file, e.what());
+    return Error("{}: header is not valid JSON: {}", file, printable(e.what()));
   }
   if (!root.is_object())
     return Error("{}: header must be a JSON object, got {}", file, describe_json(root));
@@ -208,6 +208,14 @@ Expected<const TensorView*> TensorStore::get(std::string_view name, DType dtype,
     return Error("{}: tensor '{}' is {} {}, expected {} {}", t->file, name, dtype_name(t->dtype),
                  shape_to_string(t->shape), dtype_name(dtype), shape_to_string(shape));
   return t;
+}
+
+int64_t TensorStore::file_offset(const TensorView& t) const {
+  for (const auto& m : maps_) {
+    const uintptr_t base = reinterpret_cast<uintptr_t>(m->data()), p = reinterpret_cast<uintptr_t>(t.data);
+    if (m->data() && p >= base && p - base <= m->size()) return static_cast<int64_t>(p - base);
+  }
+  return -1;
 }
 
 std::vector<std::string> TensorStore::names() const {

@@ -53,6 +53,8 @@ class TensorStore {  // all tensors of one checkpoint, memory-mapped, used in pl
   size_t size() const { return tensors_.size(); }
   size_t total_bytes() const;  // sum of tensor nbytes
   const std::vector<std::string>& files() const { return files_; }
+  // Byte offset of a view's data inside its file; -1 if the view is not from this store.
+  int64_t file_offset(const TensorView& t) const;
   // Every tensor in a stable order (by file, then by offset).
   const std::vector<TensorView>& tensors() const { return tensors_; }
 

@@ -91,6 +91,13 @@ TEST(Safetensors, BadJson) {
   expect_error(image("\xff\xfe garbage", ""), {"not valid JSON"});
 }
 
+TEST(Safetensors, MessagesStayPrintable) {
+  auto r = parse(image("{\"a\xcf\": 1}", ""));
+  ASSERT_FALSE(r.has_value());
+  for (unsigned char ch : r.status().message()) EXPECT_TRUE(ch >= 0x20 && ch < 0x7f) << int(ch);
+  EXPECT_EQ(printable("a\xcf\n"), "a\\xcf\\x0a");
+}
+
 TEST(Safetensors, NonObjectHeader) {
   expect_error(image("[1,2,3]", ""), {"must be a JSON object"});
   expect_error(image(R"({"a":[0,1]})", ""), {"tensor 'a'", "must be an object"});
@@ -221,6 +228,11 @@ TEST_F(TensorStoreTest, OpensSeveralFilesAndValidatesAccess) {
   ASSERT_NE(store->find("c"), nullptr);
   EXPECT_EQ(store->find("c")->file, f2);
   EXPECT_EQ(store->find("a")->data[0], 2);
+  EXPECT_EQ(store->file_offset(*store->find("b")), static_cast<int64_t>(8 + kTwo.size() + 12));
+  EXPECT_EQ(store->file_offset(*store->find("c")),
+            static_cast<int64_t>(8 + std::string(R"({"c":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})").size()));
+  TensorView foreign;
+  EXPECT_EQ(store->file_offset(foreign), -1);
 
   auto ok = store->get("a", DType::kBF16, {2, 3});
   ASSERT_TRUE(ok.has_value()) << ok.status().message();

@@ -22,6 +22,9 @@ std::optional<DType> dtype_from_name(std::string_view name);
 // "[4096, 2880]"
 std::string shape_to_string(const std::vector<int64_t>& shape);
 
+// Text safe to print in an error message: bytes outside printable ASCII become \xNN.
+std::string printable(std::string_view text);
+
 struct TensorView {
   std::string name;
   DType dtype = DType::kU8;

@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "formats/tensor.h"
+
 namespace gptoss {
 
 using nlohmann::json;
@@ -78,7 +80,7 @@ Expected<json> parse_object(const std::string& text, const std::string& file) {
   try {
     j = json::parse(text);
   } catch (const json::exception& e) {
-    return Error("{}: not valid JSON: {}", file, e.what());
+    return Error("{}: not valid JSON: {}", file, printable(e.what()));
   }
   if (!j.is_object()) return Error("{}: must hold a JSON object", file);
   return j;

@@ -51,7 +51,7 @@ Expected<Index> read_index(const fs::path& dir) {
   try {
     j = json::parse(text);
   } catch (const json::exception& e) {
-    return Error("{}: not valid JSON: {}", idx.path, e.what());
+    return Error("{}: not valid JSON: {}", idx.path, printable(e.what()));
   }
   if (!j.is_object()) return Error("{}: must hold a JSON object", idx.path);
   auto wm = j.find("weight_map");
@@ -135,7 +135,7 @@ Expected<CheckpointLayout> detect_layout(const std::string& text, const std::str
   try {
     j = json::parse(text);
   } catch (const json::exception& e) {
-    return Error("{}: not valid JSON: {}", file, e.what());
+    return Error("{}: not valid JSON: {}", file, printable(e.what()));
   }
   if (!j.is_object()) return Error("{}: must hold a JSON object", file);
   for (const char* k : {"model_type", "architectures", "num_local_experts", "num_experts_per_tok"})
