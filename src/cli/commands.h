@@ -15,8 +15,6 @@ struct Command {
   const char* summary;
 };
 
-int cmd_info(const std::vector<std::string>& args);
-
 int cmd_tokenize(const std::vector<std::string>& args);
 int cmd_detokenize(const std::vector<std::string>& args);
 

@@ -9,7 +9,6 @@ namespace gptoss::cli {
 // Add a command here when its cmd_<name>.cc lands (keep one line per command).
 const std::vector<Command>& all_commands() {
   static const std::vector<Command> kCommands = {
-      {"info", cmd_info, "show a model directory: layout, config, tensors, weight bytes, parameters"},
       {"harmony", cmd_harmony, "render a conversation to a Harmony prompt; parse generated ids into messages"},
       {"tokenize", cmd_tokenize, "print the o200k_harmony token ids of a text (JSON array)"},
       {"detokenize", cmd_detokenize, "print the text of token ids"},
