@@ -1,5 +1,7 @@
 #include "harmony/parser.h"
 
+#include <cstring>
+
 #include "harmony/render.h"
 
 namespace gptoss::harmony {
@@ -433,6 +435,15 @@ void Parser::recover_header(uint32_t terminator, std::vector<ParseEvent>& out) {
   MessageHeader header;
   if (size_t at = h.find(kChannelMarker); at != std::string::npos) {
     std::string value = cut_channel(h, at);
+    // Without <|message|> the content may run straight on from the channel name
+    // ("finalHello"): keep a known channel name and give the rest back to the text.
+    for (const char* known : {"analysis", "commentary", "final"}) {
+      if (starts_with(value, known) && value.size() > std::strlen(known)) {
+        h.insert(at, value.substr(std::strlen(known)));
+        value.resize(std::strlen(known));
+        break;
+      }
+    }
     if (!value.empty()) header.channel = std::move(value);
   }
   std::string text = trim(h);
