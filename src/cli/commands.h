@@ -17,6 +17,7 @@ struct Command {
 
 int cmd_tokenize(const std::vector<std::string>& args);
 int cmd_detokenize(const std::vector<std::string>& args);
+int cmd_logits(const std::vector<std::string>& args);
 
 int cmd_harmony(const std::vector<std::string>& args);
 

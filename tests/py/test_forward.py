@@ -1,0 +1,200 @@
+"""`gptoss logits` (the exact cpu forward pass) against HF transformers' logits.
+
+The oracle is tests/data/tiny/goldens.safetensors, written by tools/make_goldens.py with
+transformers' GptOssForCausalLM (float32, eager attention, MXFP4 experts dequantized) on the
+committed checkpoint tests/data/tiny/model (HF layout, 3 shards + index; 4 layers alternating
+sliding/full with window 8, 4 query / 2 KV heads of 64, 8 experts top-4, vocab 512).
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools"))
+import make_tiny_checkpoint as mtc  # noqa: E402
+
+# Both sides compute in float32 from identical weights; only summation order differs. Measured
+# max |diff| is ~7e-6 on logits of size ~8; 2e-4 leaves margin while any math error (window off by
+# one, no YaRN concentration) moves logits by >1 (checked by mutating the code).
+ABS_TOL = 2e-4
+
+
+@pytest.fixture(scope="module")
+def tiny(root):
+    return root / "tests" / "data" / "tiny"
+
+
+@pytest.fixture(scope="module")
+def goldens(tiny):
+    g = load_file(str(tiny / "goldens.safetensors"))
+    n = len([k for k in g if k.startswith("logits_")])
+    return [(g[f"tokens_{i}"].astype(np.int64), g[f"logits_{i}"]) for i in range(n)]
+
+
+def run_logits(gptoss_bin, model, out, *args, check=True):
+    r = subprocess.run([gptoss_bin, "logits", str(model), "--out", str(out), *map(str, args)],
+                       capture_output=True, text=True, timeout=300)
+    if check:
+        assert r.returncode == 0, r.stderr
+        return load_file(str(out))
+    return r
+
+
+def compare_with_goldens(got, goldens):
+    worst = 0.0
+    for i, (tokens, want) in enumerate(goldens):
+        have = got[f"logits_{i}"]
+        assert have.shape == want.shape == (len(tokens), 512)
+        worst = max(worst, float(np.abs(have - want).max()))
+        np.testing.assert_array_equal(have.argmax(-1), want.argmax(-1), err_msg=f"prompt {i}")
+    assert worst < ABS_TOL
+    return worst
+
+
+def test_goldens_cover_the_cases_the_issue_names(goldens, tiny):
+    lengths = [len(t) for t, _ in goldens]
+    cfg = json.load(open(tiny / "model" / "config.json"))
+    assert cfg["sliding_window"] == 8 and max(lengths) > 3 * cfg["sliding_window"]
+    assert any(n % 2 for n in lengths) and len(set(lengths)) >= 4
+    assert cfg["layer_types"] == ["sliding_attention", "full_attention"] * 2
+    assert cfg["num_key_value_heads"] < cfg["num_attention_heads"] and cfg["head_dim"] == 64
+    assert cfg["num_local_experts"] == 8 and cfg["num_experts_per_tok"] == 4
+
+
+def test_hf_layout_matches_transformers(gptoss_bin, tiny, goldens, tmp_path):
+    got = run_logits(gptoss_bin, tiny / "model", tmp_path / "out.safetensors",
+                     "--tokens-file", tiny / "prompts.json")
+    worst = compare_with_goldens(got, goldens)
+    print(f"max |logit - transformers| = {worst:.3g}")
+
+
+def test_original_layout_matches_transformers(gptoss_bin, tiny, goldens, tmp_path):
+    mtc.original_from_hf(str(tiny / "model"), str(tmp_path / "ckpt" / "original"))
+    # A parent directory whose only checkpoint is original/, as in the hub repos.
+    got = run_logits(gptoss_bin, tmp_path / "ckpt", tmp_path / "out.safetensors",
+                     "--tokens-file", tiny / "prompts.json")
+    compare_with_goldens(got, goldens)
+    hf = run_logits(gptoss_bin, tiny / "model", tmp_path / "hf.safetensors",
+                    "--tokens-file", tiny / "prompts.json")
+    for k in hf:
+        np.testing.assert_array_equal(got[k], hf[k])  # same weights, same bits
+
+
+def test_single_file_and_rope_parameters_spelling_give_the_same_bits(gptoss_bin, tiny, tmp_path):
+    """One model.safetensors instead of shards, and the newer `rope_parameters` config key."""
+    src = tiny / "model"
+    index = json.load(open(src / "model.safetensors.index.json"))
+    tensors = {}
+    for fn in sorted(set(index["weight_map"].values())):
+        tensors.update(mtc.read_safetensors(str(src / fn)))
+    out = []
+    for name, (dt, shape, data) in tensors.items():
+        t = mtc.Tensor(dt, shape, np.zeros(0, np.uint8))
+        t.data = data
+        out.append((name, t))
+    dst = tmp_path / "single"
+    dst.mkdir()
+    mtc.write_safetensors(str(dst / "model.safetensors"), out)
+    cfg = json.load(open(src / "config.json"))
+    cfg["rope_parameters"] = dict(cfg.pop("rope_scaling"), rope_theta=float(cfg.pop("rope_theta")))
+    json.dump(cfg, open(dst / "config.json", "w"))
+    shutil.copy(src / "generation_config.json", dst)
+    a = run_logits(gptoss_bin, src, tmp_path / "a.safetensors", "--tokens", "1,2,3,4,5,6,7,8,9,10")
+    b = run_logits(gptoss_bin, dst, tmp_path / "b.safetensors", "--tokens", "1,2,3,4,5,6,7,8,9,10")
+    np.testing.assert_array_equal(a["logits_0"], b["logits_0"])
+
+
+def test_prefill_then_decode_equals_one_prefill(gptoss_bin, tiny, tmp_path):
+    prompts = tiny / "prompts.json"
+    whole = run_logits(gptoss_bin, tiny / "model", tmp_path / "whole.safetensors", "--tokens-file", prompts)
+    for step in (1, 3):
+        part = run_logits(gptoss_bin, tiny / "model", tmp_path / f"step{step}.safetensors",
+                          "--tokens-file", prompts, "--step", step)
+        for k in whole:
+            np.testing.assert_array_equal(part[k], whole[k], err_msg=f"--step {step} {k}")
+    # Internal steps of 2 tokens: sliding layers then keep a ring of 8 + 2 - 1 positions.
+    ring = run_logits(gptoss_bin, tiny / "model", tmp_path / "ring.safetensors", "--tokens-file", prompts,
+                      "--max-step-tokens", 2)
+    for k in whole:
+        np.testing.assert_array_equal(ring[k], whole[k], err_msg=k)
+
+
+def test_batched_sequences_equal_each_alone(gptoss_bin, tiny, tmp_path):
+    prompts = tiny / "prompts.json"
+    batched = run_logits(gptoss_bin, tiny / "model", tmp_path / "b.safetensors", "--tokens-file", prompts)
+    alone = run_logits(gptoss_bin, tiny / "model", tmp_path / "s.safetensors", "--tokens-file", prompts,
+                       "--separate")
+    assert len(batched) == 6
+    for k in batched:
+        np.testing.assert_array_equal(batched[k], alone[k], err_msg=k)
+    # Repeated --tokens make the same prompts.
+    ids = json.load(open(prompts))["prompts"]
+    flags = [x for p in ids[:2] for x in ("--tokens", ",".join(map(str, p)))]
+    two = run_logits(gptoss_bin, tiny / "model", tmp_path / "t.safetensors", *flags)
+    np.testing.assert_array_equal(two["logits_1"], batched["logits_1"])
+
+
+def test_sliding_window_limits_what_sliding_layers_see(gptoss_bin, tiny, tmp_path):
+    """Widening the window changes exactly the positions that have keys outside it (p >= 8)."""
+    wide = tmp_path / "wide"
+    shutil.copytree(tiny / "model", wide)
+    cfg = json.load(open(wide / "config.json"))
+    cfg["sliding_window"] = 64
+    json.dump(cfg, open(wide / "config.json", "w"))
+    long_prompt = ",".join(map(str, json.load(open(tiny / "prompts.json"))["prompts"][-1]))
+    a = run_logits(gptoss_bin, tiny / "model", tmp_path / "a.safetensors", "--tokens", long_prompt)["logits_0"]
+    b = run_logits(gptoss_bin, wide, tmp_path / "b.safetensors", "--tokens", long_prompt)["logits_0"]
+    np.testing.assert_array_equal(a[:8], b[:8])
+    assert all(np.abs(a[p] - b[p]).max() > 1e-3 for p in range(8, len(a)))
+
+
+def test_only_sliding_layers_forget_tokens_beyond_the_receptive_field(gptoss_bin, tmp_path):
+    """2 layers, both sliding with window 8: position p sees tokens >= p - 14 only."""
+    subprocess.run([sys.executable, str(mtc.__file__), "--out", str(tmp_path / "m"), "--layers", "2",
+                    "--seed", "5"], check=True)
+    cfg = json.load(open(tmp_path / "m" / "config.json"))
+    cfg["layer_types"] = ["sliding_attention"] * 2
+    json.dump(cfg, open(tmp_path / "m" / "config.json", "w"))
+    ids = list(range(100, 130))
+    changed = [7] + ids[1:]
+    a = run_logits(gptoss_bin, tmp_path / "m", tmp_path / "a.safetensors",
+                   "--tokens", ",".join(map(str, ids)), "--tokens", ",".join(map(str, changed)))
+    d = np.abs(a["logits_0"] - a["logits_1"]).max(-1)
+    assert (d[:15] > 1e-4).all() and (d[15:] == 0).all(), d
+
+
+def test_bad_inputs_and_bad_models_fail_with_a_clear_message(gptoss_bin, tiny, tmp_path):
+    out = tmp_path / "o.safetensors"
+    r = run_logits(gptoss_bin, tiny / "model", out, "--tokens", "1,512", check=False)
+    assert r.returncode == 1 and "outside the vocabulary of 512" in r.stderr
+    r = run_logits(gptoss_bin, tiny / "model", out, "--tokens", "1,x", check=False)
+    assert r.returncode == 2 and "'x' is not a token id" in r.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"prompts": [[1, -2]]}')
+    r = run_logits(gptoss_bin, tiny / "model", out, "--tokens-file", bad, check=False)
+    assert r.returncode == 2 and "prompts[0][1]" in r.stderr
+    r = run_logits(gptoss_bin, tmp_path / "nowhere", out, "--tokens", "1", check=False)
+    assert r.returncode == 1 and "nowhere" in r.stderr
+    r = run_logits(gptoss_bin, tiny / "model", out, "--tokens", "1", "--device", "tpu", check=False)
+    assert r.returncode == 2 and "tpu" in r.stderr
+    # A truncated shard: the loader's error names the file; no crash.
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny / "model", broken)
+    shard = broken / "model-00001-of-00002.safetensors"
+    shard.write_bytes(shard.read_bytes()[:-100])
+    r = run_logits(gptoss_bin, broken, out, "--tokens", "1", check=False)
+    assert r.returncode == 1 and "model-00001-of-00002.safetensors" in r.stderr, r.stderr
+    # A tensor of the wrong shape.
+    cfg = json.load(open(tiny / "model" / "config.json"))
+    cfg["intermediate_size"] = 96
+    wrong = tmp_path / "wrong"
+    shutil.copytree(tiny / "model", wrong)
+    json.dump(cfg, open(wrong / "config.json", "w"))
+    r = run_logits(gptoss_bin, wrong, out, "--tokens", "1", check=False)
+    assert r.returncode == 1 and "gate_up_proj" in r.stderr, r.stderr
+    assert not out.exists()
