@@ -308,10 +308,9 @@ void Parser::finish(std::vector<ParseEvent>& out) {
   if (state_ == State::kContent) {
     end_message(0, out);
   } else if (state_ == State::kHeader) {
-    if (!header_tokens_.empty()) {
-      problem(out, "generation ended inside a message header");
-      recover_header(0, out);
-    }
+    // Nothing pushed at all is an empty generation, not a broken one.
+    if (index_ > 0) problem(out, "generation ended inside a message header");
+    if (!header_tokens_.empty()) recover_header(0, out);
     state_ = State::kExpectStart;
   }
   if (stop_ == StopReason::kNone) {
