@@ -288,3 +288,38 @@ def test_known_reference_misparses_are_fixed(enc, gptoss_bin):
     assert o1["messages"] == [{"role": "assistant", "content": "{}", "channel": "final",
                                "content_type": "<|constrain|>json"}]
     assert o2["messages"][0]["recipient"] == "functions.bash" and o2["problems"]
+
+
+def test_streaming_deltas_match_reference_token_by_token(enc, gptoss_bin):
+    """Per token, the text each parser releases is the same (whole characters only)."""
+    from openai_harmony import StreamableParser
+
+    rng = random.Random(31337)
+    items = []
+    for _ in range(60):
+        ids = enc.encode(rcompletion(rng), allowed_special="all")
+        items.append((ids[:rng.randint(1, len(ids))] if rng.random() < 0.3 else ids, "assistant"))
+    out = run_parse(gptoss_bin, items)
+    compared = 0
+    for (ids, _), o in zip(items, out):
+        parser = StreamableParser(enc, Role.ASSISTANT)
+        per_message, cur, n_done = [], [], 0
+        try:
+            for t in ids:
+                parser.process(t)
+                if len(parser.messages) > n_done:  # a message closed on this token
+                    per_message.append(cur)
+                    cur, n_done = [], len(parser.messages)
+                elif parser.last_content_delta:
+                    cur.append(parser.last_content_delta)
+            parser.process_eos()
+        except Exception:
+            continue
+        if len(parser.messages) > n_done:
+            per_message.append(cur)
+        # at EOS the reference flushes leftover bytes into the content without a delta
+        if o["deltas"] and per_message and "".join(per_message[-1]) != content_text(o["messages"][-1]):
+            continue
+        assert o["deltas"] == per_message
+        compared += 1
+    assert compared >= 40
