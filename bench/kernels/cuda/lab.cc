@@ -1,0 +1,579 @@
+// CUDA kernel lab (llm.c dev/cuda style) for the gpt-oss decode hot path.
+//   gptoss_cuda_lab check   each kernel at gpt-oss-20b shapes (and tiny ones) against a CPU double
+//                           reference on fresh random inputs; exits 1 on any failure
+//   gptoss_cuda_lab bench   device-to-device copy bandwidth, then each kernel on full-size random
+//                           20b weights (rotating over the 24 layers so nothing is L2-resident),
+//                           then whole decode steps (eager vs CUDA graph; batch 1..64)
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/decode_engine.h"
+#include "backend/cuda/kernels.h"
+#include "core/dtypes.h"
+#include "model/rope.h"
+
+using namespace gptoss;
+using namespace gptoss::cuda;
+
+namespace {
+
+#define CK(x)                                                                                   \
+  do {                                                                                          \
+    cudaError_t e_ = static_cast<cudaError_t>(x);                                               \
+    if (e_ != cudaSuccess) {                                                                    \
+      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
+      std::exit(2);                                                                             \
+    }                                                                                           \
+  } while (0)
+
+std::mt19937_64 rng(12345);
+
+std::vector<float> randf(size_t n, float lo, float hi) {
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+std::vector<uint16_t> rand_bf16(size_t n, float lo, float hi) {
+  std::vector<uint16_t> v(n);
+  std::uniform_real_distribution<float> d(lo, hi);
+  for (auto& x : v) x = f32_to_bf16(d(rng));
+  return v;
+}
+std::vector<uint8_t> rand_u8(size_t n, int lo, int hi) {
+  std::uniform_int_distribution<int> d(lo, hi);
+  std::vector<uint8_t> v(n);
+  for (auto& x : v) x = static_cast<uint8_t>(d(rng));
+  return v;
+}
+
+template <typename T>
+T* up(const std::vector<T>& v) {
+  T* d = nullptr;
+  CK(cudaMalloc(&d, std::max<size_t>(v.size() * sizeof(T), 16)));
+  CK(cudaMemcpy(d, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+  return d;
+}
+template <typename T>
+T* dev_poisoned(size_t n) {  // NaN-filled (0xff bytes) so unwritten outputs show up
+  T* d = nullptr;
+  CK(cudaMalloc(&d, std::max<size_t>(n * sizeof(T), 16)));
+  CK(cudaMemset(d, 0xff, n * sizeof(T)));
+  return d;
+}
+template <typename T>
+std::vector<T> down(const T* d, size_t n) {
+  CK(cudaDeviceSynchronize());
+  std::vector<T> v(n);
+  CK(cudaMemcpy(v.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost));
+  return v;
+}
+
+int failures = 0;
+
+// ||got - ref|| / ||ref|| and max |got - ref| / max |ref|; NaN fails.
+void report(const char* name, const std::vector<float>& got, const std::vector<double>& ref, double tol) {
+  double num = 0, den = 0, maxd = 0, maxr = 0;
+  bool nan = false;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    if (!std::isfinite(got[i])) nan = true;
+    const double d = got[i] - ref[i];
+    num += d * d;
+    den += ref[i] * ref[i];
+    maxd = std::max(maxd, std::fabs(d));
+    maxr = std::max(maxr, std::fabs(ref[i]));
+  }
+  const double rel = std::sqrt(num / std::max(den, 1e-300)), relmax = maxd / std::max(maxr, 1e-300);
+  const bool ok = !nan && rel <= tol && relmax <= tol;
+  if (!ok) ++failures;
+  std::printf("%-44s n=%-9zu rel_l2=%.3e rel_max=%.3e %s\n", name, ref.size(), rel, relmax,
+              ok ? "ok" : (nan ? "FAIL (non-finite)" : "FAIL"));
+}
+
+double bf(uint16_t h) { return bf16_to_f32(h); }
+
+// ---- CPU references (double accumulation) ----
+std::vector<double> ref_norm(const float* x, int n, const std::vector<uint16_t>& gain, float eps) {
+  double ss = 0;
+  for (int i = 0; i < n; ++i) ss += double(x[i]) * x[i];
+  const double r = 1.0 / std::sqrt(ss / n + eps);
+  std::vector<double> y(n);
+  for (int i = 0; i < n; ++i) y[i] = x[i] * r * bf(gain[i]);
+  return y;
+}
+double dot_bf16(const uint16_t* w, const double* x, int n) {
+  double s = 0;
+  for (int i = 0; i < n; ++i) s += bf(w[i]) * x[i];
+  return s;
+}
+void decode_row(const uint8_t* blocks, const uint8_t* scales, int cols, double* out) {
+  float tmp[32];
+  for (int b = 0; b < cols / 32; ++b) {
+    mxfp4_block_to_f32(blocks + b * 16, scales[b], tmp);
+    for (int j = 0; j < 32; ++j) out[b * 32 + j] = tmp[j];
+  }
+}
+double swiglu_ref(double g, double u, double limit, double alpha) {
+  g = std::min(g, limit);
+  u = std::clamp(u, -limit, limit);
+  return g / (1.0 + std::exp(-alpha * g)) * (u + 1.0);
+}
+
+void check_gemv(int rows, int cols, int T, bool norm, bool accumulate) {
+  auto w = rand_bf16(size_t(rows) * cols, -0.05f, 0.05f);
+  auto b = rand_bf16(rows, -0.5f, 0.5f);
+  auto g = rand_bf16(cols, 0.5f, 1.5f);
+  auto x = randf(size_t(T) * cols, -2.0f, 2.0f);
+  auto o0 = randf(size_t(T) * rows, -1.0f, 1.0f);
+  uint16_t *dw = up(w), *db = up(b), *dg = up(g);
+  float* dx = up(x);
+  float* dout = accumulate ? up(o0) : dev_poisoned<float>(size_t(T) * rows);
+  GemvInput in;
+  in.x = dx;
+  in.x_stride = cols;
+  if (norm) in.norm_gain = dg;
+  CK(gemv_bf16(dw, db, rows, cols, in, T, dout, rows, accumulate, nullptr));
+  auto got = down(dout, size_t(T) * rows);
+  std::vector<double> ref(size_t(T) * rows);
+  for (int t = 0; t < T; ++t) {
+    std::vector<double> xin = norm ? ref_norm(&x[size_t(t) * cols], cols, g, 1e-5f)
+                                   : std::vector<double>(x.begin() + size_t(t) * cols, x.begin() + size_t(t + 1) * cols);
+    for (int r = 0; r < rows; ++r) {
+      ref[size_t(t) * rows + r] = dot_bf16(&w[size_t(r) * cols], xin.data(), cols) + bf(b[r]) +
+                                  (accumulate ? o0[size_t(t) * rows + r] : 0.0);
+    }
+  }
+  char name[96];
+  std::snprintf(name, sizeof name, "gemv_bf16 %dx%d T=%d%s%s", rows, cols, T, norm ? " +rmsnorm" : "",
+                accumulate ? " +=" : "");
+  report(name, got, ref, 2e-6);
+  cudaFree(dw), cudaFree(db), cudaFree(dg), cudaFree(dx), cudaFree(dout);
+}
+
+void check_qkv_rope(int H, int Nq, int Nkv, const std::vector<int32_t>& pos, const std::vector<int32_t>& slot) {
+  const int T = static_cast<int>(pos.size()), cap = 1024;
+  auto wq = rand_bf16(size_t(Nq) * 64 * H, -0.05f, 0.05f), wk = rand_bf16(size_t(Nkv) * 64 * H, -0.05f, 0.05f),
+       wv = rand_bf16(size_t(Nkv) * 64 * H, -0.05f, 0.05f);
+  auto bq = rand_bf16(Nq * 64, -0.5f, 0.5f), bk = rand_bf16(Nkv * 64, -0.5f, 0.5f), bv = rand_bf16(Nkv * 64, -0.5f, 0.5f);
+  auto g = rand_bf16(H, 0.5f, 1.5f);
+  auto x = randf(size_t(T) * H, -2.0f, 2.0f);
+  const YarnRope rope = yarn_rope(64, 150000.0, 32.0, 32.0, 1.0, 4096, false);
+  std::vector<float> inv(rope.inv_freq.begin(), rope.inv_freq.end());
+  const size_t kvn = size_t(2) * cap * Nkv * 64;
+  float *kc = dev_poisoned<float>(kvn), *vc = dev_poisoned<float>(kvn), *q = dev_poisoned<float>(size_t(T) * Nq * 64);
+  int32_t *dpos = up(pos), *dslot = up(slot);
+  float *dinv = up(inv), *dx = up(x);
+  QkvRopeArgs a{up(wq), up(wk), up(wv), up(bq), up(bk), up(bv), Nq, Nkv, H, dinv,
+                static_cast<float>(rope.concentration), dpos, dslot, q, kc, vc, cap};
+  GemvInput in;
+  in.x = dx;
+  in.x_stride = H;
+  in.norm_gain = up(g);
+  CK(qkv_rope_store(a, in, T, nullptr));
+  auto gq = down(q, size_t(T) * Nq * 64);
+  auto gk = down(kc, kvn), gv = down(vc, kvn);
+  std::vector<float> got_q, got_k, got_v;
+  std::vector<double> ref_q, ref_k, ref_v;
+  for (int t = 0; t < T; ++t) {
+    auto xn = ref_norm(&x[size_t(t) * H], H, g, 1e-5f);
+    auto proj = [&](const std::vector<uint16_t>& w, const std::vector<uint16_t>& b, int heads, bool rot,
+                    std::vector<double>& out) {
+      for (int h = 0; h < heads; ++h) {
+        double v[64];
+        for (int i = 0; i < 64; ++i) v[i] = dot_bf16(&w[size_t(h * 64 + i) * H], xn.data(), H) + bf(b[h * 64 + i]);
+        if (rot) {
+          for (int i = 0; i < 32; ++i) {
+            const float phi = static_cast<float>(pos[t]) * inv[i];
+            const double c = std::cos(phi) * rope.concentration, s = std::sin(phi) * rope.concentration;
+            const double a0 = v[i], a1 = v[i + 32];
+            v[i] = a0 * c - a1 * s;
+            v[i + 32] = a1 * c + a0 * s;
+          }
+        }
+        for (int i = 0; i < 64; ++i) out.push_back(v[i]);
+      }
+    };
+    proj(wq, bq, Nq, true, ref_q);
+    proj(wk, bk, Nkv, true, ref_k);
+    proj(wv, bv, Nkv, false, ref_v);
+    got_q.insert(got_q.end(), gq.begin() + size_t(t) * Nq * 64, gq.begin() + size_t(t + 1) * Nq * 64);
+    const size_t base = (size_t(slot[t]) * cap + pos[t] % cap) * Nkv * 64;
+    got_k.insert(got_k.end(), gk.begin() + base, gk.begin() + base + Nkv * 64);
+    got_v.insert(got_v.end(), gv.begin() + base, gv.begin() + base + Nkv * 64);
+  }
+  char name[96];
+  std::snprintf(name, sizeof name, "qkv_rope H=%d q=%d kv=%d T=%d: q", H, Nq, Nkv, T);
+  report(name, got_q, ref_q, 2e-6);
+  std::snprintf(name, sizeof name, "qkv_rope H=%d q=%d kv=%d T=%d: k cache", H, Nq, Nkv, T);
+  report(name, got_k, ref_k, 2e-6);
+  std::snprintf(name, sizeof name, "qkv_rope H=%d q=%d kv=%d T=%d: v cache", H, Nq, Nkv, T);
+  report(name, got_v, ref_v, 2e-6);
+}
+
+void check_attention(int Nq, int Nkv, int window, int nsplit, const std::vector<int32_t>& pos,
+                     const std::vector<int32_t>& slot, int cap) {
+  const int T = static_cast<int>(pos.size());
+  const size_t kvn = size_t(4) * cap * Nkv * 64;
+  auto kc = randf(kvn, -1.0f, 1.0f), vc = randf(kvn, -1.0f, 1.0f);
+  auto q = randf(size_t(T) * Nq * 64, -1.0f, 1.0f);
+  auto sinks = rand_bf16(Nq, -2.0f, 2.0f);
+  float* part = dev_poisoned<float>(size_t(T) * Nq * nsplit * 66);
+  float* out = dev_poisoned<float>(size_t(T) * Nq * 64);
+  int32_t *dpos = up(pos), *dslot = up(slot);
+  float *dk = up(kc), *dv = up(vc), *dq = up(q);
+  uint16_t* ds = up(sinks);
+  CK(attention_partials(dq, T, Nq, Nkv, dk, dv, cap, dpos, dslot, window, 0.125f, nsplit, part, nullptr));
+  CK(attention_combine(part, ds, T, Nq, nsplit, out, nullptr));
+  auto got = down(out, size_t(T) * Nq * 64);
+  std::vector<double> ref;
+  for (int t = 0; t < T; ++t) {
+    const int p = pos[t], lo = window > 0 ? std::max(0, p - window + 1) : 0;
+    for (int h = 0; h < Nq; ++h) {
+      const int kvh = h / (Nq / Nkv);
+      std::vector<double> s;
+      double m = bf(sinks[h]);
+      for (int j = lo; j <= p; ++j) {
+        const float* k = &kc[((size_t(slot[t]) * cap + j % cap) * Nkv + kvh) * 64];
+        double d = 0;
+        for (int i = 0; i < 64; ++i) d += double(q[(size_t(t) * Nq + h) * 64 + i]) * k[i];
+        s.push_back(d * 0.125);
+        m = std::max(m, s.back());
+      }
+      double den = std::exp(bf(sinks[h]) - m);
+      for (auto& v : s) den += (v = std::exp(v - m));
+      for (int i = 0; i < 64; ++i) {
+        double o = 0;
+        for (int j = lo; j <= p; ++j) o += s[j - lo] * vc[((size_t(slot[t]) * cap + j % cap) * Nkv + kvh) * 64 + i];
+        ref.push_back(o / den);
+      }
+    }
+  }
+  char name[96];
+  std::snprintf(name, sizeof name, "attention q=%d kv=%d win=%d split=%d T=%d", Nq, Nkv, window, nsplit, T);
+  report(name, got, ref, 2e-6);
+}
+
+void check_router(int E, int H, int k, int T) {
+  auto w = rand_bf16(size_t(E) * H, -0.05f, 0.05f);
+  auto b = rand_bf16(E, -0.5f, 0.5f);
+  auto g = rand_bf16(H, 0.5f, 1.5f);
+  auto x = randf(size_t(T) * H, -2.0f, 2.0f);
+  float *xn = dev_poisoned<float>(size_t(T) * H), *wt = dev_poisoned<float>(size_t(T) * k);
+  int32_t* idx = dev_poisoned<int32_t>(size_t(T) * k);
+  CK(router_topk(up(x), H, up(g), 1e-5f, up(w), up(b), E, H, k, T, xn, idx, wt, nullptr));
+  auto gxn = down(xn, size_t(T) * H);
+  auto gidx = down(idx, size_t(T) * k);
+  auto gw = down(wt, size_t(T) * k);
+  std::vector<double> rxn, rw;
+  std::vector<float> gww;
+  int idx_mismatch = 0;
+  for (int t = 0; t < T; ++t) {
+    auto n = ref_norm(&x[size_t(t) * H], H, g, 1e-5f);
+    rxn.insert(rxn.end(), n.begin(), n.end());
+    std::vector<std::pair<double, int>> l;
+    for (int e = 0; e < E; ++e) l.push_back({dot_bf16(&w[size_t(e) * H], n.data(), H) + bf(b[e]), e});
+    std::stable_sort(l.begin(), l.end(), [](auto& a, auto& c) { return a.first > c.first; });
+    double sum = 0;
+    for (int j = 0; j < k; ++j) sum += std::exp(l[j].first - l[0].first);
+    for (int j = 0; j < k; ++j) {
+      rw.push_back(std::exp(l[j].first - l[0].first) / sum);
+      gww.push_back(gw[t * k + j]);
+      if (gidx[t * k + j] != l[j].second) ++idx_mismatch;
+    }
+  }
+  report("router: normalized x", gxn, rxn, 2e-6);
+  report("router: top-k softmax weights", gww, rw, 2e-6);
+  std::printf("%-44s %s (%d mismatches)\n", "router: top-k expert ids", idx_mismatch ? "FAIL" : "ok", idx_mismatch);
+  if (idx_mismatch) ++failures;
+}
+
+std::vector<int32_t> pick_experts(int E, int T, int k) {
+  std::vector<int32_t> idx;
+  for (int t = 0; t < T; ++t) {
+    std::vector<int32_t> all(E);
+    for (int e = 0; e < E; ++e) all[e] = e;
+    std::shuffle(all.begin(), all.end(), rng);
+    idx.insert(idx.end(), all.begin(), all.begin() + k);
+  }
+  return idx;
+}
+
+void check_moe(int E, int I, int H, int T, int k) {
+  const int rows1 = 2 * I, nb1 = H / 32, nb2 = I / 32;
+  auto b1 = rand_u8(size_t(E) * rows1 * nb1 * 16, 0, 255), s1 = rand_u8(size_t(E) * rows1 * nb1, 116, 124);
+  auto b2 = rand_u8(size_t(E) * H * nb2 * 16, 0, 255), s2 = rand_u8(size_t(E) * H * nb2, 116, 124);
+  auto bias1 = rand_bf16(size_t(E) * rows1, -0.5f, 0.5f), bias2 = rand_bf16(size_t(E) * H, -0.5f, 0.5f);
+  auto x = randf(size_t(T) * H, -3.0f, 3.0f);
+  for (int c = 0; c < H; ++c) x[c] *= 1e-3f;  // token 0 small: exercises the fp16 prescale
+  auto idx = pick_experts(E, T, k);
+  auto wts = randf(size_t(T) * k, 0.0f, 1.0f);
+  float* h = dev_poisoned<float>(size_t(T) * k * I);
+  float* out = dev_poisoned<float>(size_t(T) * H);
+  int32_t* didx = up(idx);
+  CK(moe_gate_up_swiglu(up(x), H, didx, T, k, up(b1), up(s1), up(bias1), rows1, H, 7.0f, 1.702f, h, nullptr));
+  auto gh = down(h, size_t(T) * k * I);
+  std::vector<double> rh(size_t(T) * k * I);
+  std::vector<double> row(std::max(H, I));
+  int clamps = 0;
+  for (int s = 0; s < T * k; ++s) {
+    const int t = s / k, e = idx[s];
+    for (int j = 0; j < I; ++j) {
+      double gu[2];
+      for (int u = 0; u < 2; ++u) {
+        const size_t r = size_t(e) * rows1 + 2 * j + u;
+        decode_row(&b1[r * nb1 * 16], &s1[r * nb1], H, row.data());
+        double acc = 0;
+        for (int c = 0; c < H; ++c) acc += row[c] * x[size_t(t) * H + c];
+        gu[u] = acc + bf(bias1[r]);
+      }
+      clamps += gu[0] > 7.0 || std::fabs(gu[1]) > 7.0;
+      rh[size_t(s) * I + j] = swiglu_ref(gu[0], gu[1], 7.0, 1.702);
+    }
+  }
+  char name[96];
+  std::snprintf(name, sizeof name, "moe gate_up+swiglu E=%d I=%d H=%d T=%d k=%d", E, I, H, T, k);
+  report(name, gh, rh, 2e-6);
+  std::printf("%-44s %d of %zu units hit the clamp\n", "", clamps, rh.size());
+  CK(moe_down_accumulate(h, didx, up(wts), T, k, up(b2), up(s2), up(bias2), H, I, out, false, nullptr));
+  auto go = down(out, size_t(T) * H);
+  std::vector<double> ro(size_t(T) * H, 0.0);
+  for (int s = 0; s < T * k; ++s) {
+    const int t = s / k, e = idx[s];
+    for (int r = 0; r < H; ++r) {
+      const size_t rr = size_t(e) * H + r;
+      decode_row(&b2[rr * nb2 * 16], &s2[rr * nb2], I, row.data());
+      double acc = 0;
+      for (int c = 0; c < I; ++c) acc += row[c] * gh[size_t(s) * I + c];  // the GPU's h: isolates this kernel
+      ro[size_t(t) * H + r] += wts[s] * (acc + bf(bias2[rr]));
+    }
+  }
+  std::snprintf(name, sizeof name, "moe down+weighted sum E=%d H=%d I=%d T=%d k=%d", E, H, I, T, k);
+  report(name, go, ro, 2e-6);
+}
+
+int run_checks() {
+  check_gemv(2880, 4096, 1, false, false);
+  check_gemv(2880, 4096, 3, false, true);
+  check_gemv(1000, 2880, 6, true, false);
+  check_gemv(64, 64, 2, true, false);
+  check_qkv_rope(2880, 64, 8, {5, 700}, {0, 1});
+  check_qkv_rope(64, 4, 2, {0, 3, 9}, {1, 0, 1});
+  check_attention(64, 8, 128, 1, {300, 40, 1000}, {0, 1, 2}, 1024);
+  check_attention(64, 8, 0, 4, {300, 40, 1000}, {0, 1, 2}, 1024);
+  check_attention(64, 8, 128, 3, {0, 127, 450}, {3, 3, 2}, 200);  // ring buffer smaller than context
+  check_attention(4, 2, 8, 2, {0, 5, 20}, {0, 1, 2}, 64);
+  check_router(32, 2880, 4, 2);
+  check_router(128, 2880, 4, 1);
+  check_router(8, 64, 4, 3);
+  check_moe(32, 2880, 2880, 1, 4);
+  check_moe(32, 2880, 2880, 2, 4);
+  check_moe(8, 64, 64, 3, 4);
+  check_moe(8, 96, 64, 2, 2);  // 3 blocks per row: a partial chunk
+  std::printf("checks: %s (%d failures)\n", failures ? "FAILED" : "all passed", failures);
+  return failures ? 1 : 0;
+}
+
+// ---- timing ----
+struct Timer {
+  cudaEvent_t a, b;
+  Timer() {
+    CK(cudaEventCreate(&a));
+    CK(cudaEventCreate(&b));
+  }
+  void start() { CK(cudaEventRecord(a)); }
+  float stop_ms() {
+    CK(cudaEventRecord(b));
+    CK(cudaEventSynchronize(b));
+    float ms = 0;
+    CK(cudaEventElapsedTime(&ms, a, b));
+    return ms;
+  }
+};
+
+template <typename F>
+float median_ms(F&& f, int reps) {
+  Timer tm;
+  std::vector<float> v;
+  f();  // warm-up
+  for (int r = 0; r < reps; ++r) {
+    tm.start();
+    f();
+    v.push_back(tm.stop_ms());
+  }
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+int run_bench(int max_tokens) {
+  cudaDeviceProp prop{};
+  CK(cudaGetDeviceProperties(&prop, 0));
+  std::printf("device: %s, %d SMs, L2 %d MB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20);
+  // Copy bandwidth: 2 GiB device-to-device, bytes read + written.
+  const size_t cb = size_t(2) << 30;
+  void *src = nullptr, *dst = nullptr;
+  CK(cudaMalloc(&src, cb));
+  CK(cudaMalloc(&dst, cb));
+  CK(cudaMemset(src, 1, cb));
+  const float cms = median_ms([&] { CK(cudaMemcpyAsync(dst, src, cb, cudaMemcpyDeviceToDevice)); }, 10);
+  const double copy_bw = 2.0 * cb / (cms * 1e-3);
+  std::printf("copy bandwidth (D2D %zu MiB, read+write): %.1f GB/s\n", cb >> 20, copy_bw / 1e9);
+  CK(cudaFree(src));
+  CK(cudaFree(dst));
+
+  auto backend = make_cuda_backend(0);
+  if (!backend) return std::fprintf(stderr, "%s\n", backend.status().message().c_str()), 2;
+  const ModelConfig c = gpt_oss_20b_config();
+  auto wts = random_weights(**backend, c, 7);
+  if (!wts) return std::fprintf(stderr, "%s\n", wts.status().message().c_str()), 2;
+  const ModelWeights& W = *wts;
+  const int H = c.hidden_size, Nq = c.num_heads, Nkv = c.num_kv_heads, I = c.intermediate_size, L = c.num_layers;
+
+  // Per-kernel sweep at batch 1, each launch on the next layer's weights.
+  auto x = up(randf(H, -1.0f, 1.0f));
+  float* xn = up(randf(H, -1.0f, 1.0f));
+  float* q = dev_poisoned<float>(Nq * 64);
+  const int cap = 1024, nsplit = 4;
+  float *kc = up(randf(size_t(cap) * Nkv * 64, -1.0f, 1.0f)), *vc = up(randf(size_t(cap) * Nkv * 64, -1.0f, 1.0f));
+  float* part = dev_poisoned<float>(size_t(Nq) * nsplit * 66);
+  int32_t *pos = up(std::vector<int32_t>{511}), *slot = up(std::vector<int32_t>{0});
+  std::vector<float> inv(32, 1e-3f);
+  float* dinv = up(inv);
+  std::vector<int32_t*> idx;
+  for (int l = 0; l < L; ++l) idx.push_back(up(pick_experts(c.num_experts, 1, 4)));
+  float* rw = up(std::vector<float>{0.4f, 0.3f, 0.2f, 0.1f});
+  float* h = up(randf(4 * I, -1.0f, 1.0f));
+  float* logits = dev_poisoned<float>(c.vocab_size);
+  int32_t* ridx = dev_poisoned<int32_t>(4);
+  struct Row {
+    const char* name;
+    double bytes;
+    float ms;
+  };
+  std::vector<Row> rows;
+  auto sweep = [&](const char* name, double bytes_per_call, auto&& launch) {
+    const float ms = median_ms(
+        [&] {
+          for (int l = 0; l < L; ++l) CK(launch(l));
+        },
+        20);
+    rows.push_back({name, bytes_per_call, ms / L});
+  };
+  GemvInput nin;
+  nin.x = x;
+  nin.x_stride = H;
+  sweep("qkv+rmsnorm+rope+kv write 5120x2880", 2.0 * 5120 * H, [&](int l) {
+    const LayerWeights& Lw = W.layers[l];
+    nin.norm_gain = Lw.attn_norm.buf.as<uint16_t>();
+    QkvRopeArgs a{Lw.q.buf.as<uint16_t>(), Lw.k.buf.as<uint16_t>(), Lw.v.buf.as<uint16_t>(),
+                  Lw.q_bias.buf.as<uint16_t>(), Lw.k_bias.buf.as<uint16_t>(), Lw.v_bias.buf.as<uint16_t>(),
+                  Nq, Nkv, H, dinv, 1.3f, pos, slot, q, kc, vc, cap};
+    return qkv_rope_store(a, nin, 1, nullptr);
+  });
+  sweep("attention partials ctx 512 (f32 KV)", 2.0 * 512 * Nkv * 64 * 4, [&](int l) {
+    return attention_partials(q, 1, Nq, Nkv, kc, vc, cap, pos, slot, l % 2 ? 0 : 128, 0.125f, nsplit, part, nullptr);
+  });
+  GemvInput ain;
+  ain.attn_part = part;
+  ain.heads = Nq;
+  ain.head_dim = 64;
+  ain.nsplit = nsplit;
+  sweep("o_proj+combine+residual 2880x4096", 2.0 * H * 4096, [&](int l) {
+    ain.sinks = W.layers[l].sinks.buf.as<uint16_t>();
+    return gemv_bf16(W.layers[l].o.buf.as<uint16_t>(), W.layers[l].o_bias.buf.as<uint16_t>(), H, 4096, ain, 1, x, H,
+                     true, nullptr);
+  });
+  sweep("router+rmsnorm+top4+softmax 32x2880", 2.0 * 32 * H, [&](int l) {
+    const LayerWeights& Lw = W.layers[l];
+    return router_topk(x, H, Lw.mlp_norm.buf.as<uint16_t>(), 1e-5f, Lw.router.buf.as<uint16_t>(),
+                       Lw.router_bias.buf.as<uint16_t>(), 32, H, 4, 1, xn, ridx, rw, nullptr);
+  });
+  const double mx = (0.5 + 1.0 / 32);
+  sweep("moe gate_up+swiglu 4x(5760x2880) mxfp4", 4 * 5760.0 * H * mx, [&](int l) {
+    const LayerWeights& Lw = W.layers[l];
+    return moe_gate_up_swiglu(xn, H, idx[l], 1, 4, Lw.mlp1.blocks.as<uint8_t>(), Lw.mlp1.scales.as<uint8_t>(),
+                              Lw.mlp1_bias.buf.as<uint16_t>(), 2 * I, H, 7.0f, 1.702f, h, nullptr);
+  });
+  sweep("moe down+bias+weighted acc 4x(2880x2880)", 4 * 2880.0 * I * mx, [&](int l) {
+    const LayerWeights& Lw = W.layers[l];
+    return moe_down_accumulate(h, idx[l], rw, 1, 4, Lw.mlp2.blocks.as<uint8_t>(), Lw.mlp2.scales.as<uint8_t>(),
+                               Lw.mlp2_bias.buf.as<uint16_t>(), H, I, x, true, nullptr);
+  });
+  {
+    GemvInput fin;
+    fin.x = x;
+    fin.x_stride = H;
+    fin.norm_gain = W.final_norm.buf.as<uint16_t>();
+    const float ms = median_ms([&] { CK(gemv_bf16(W.unembedding.buf.as<uint16_t>(), nullptr, c.vocab_size, H, fin, 1,
+                                                  logits, c.vocab_size, false, nullptr)); },
+                               20);
+    rows.push_back({"unembedding+rmsnorm 201088x2880", 2.0 * c.vocab_size * H, ms});
+  }
+  std::printf("\n%-44s %10s %10s %8s\n", "kernel (batch 1, 20b shapes)", "us/call", "GB/s", "%copy");
+  for (const auto& r : rows) {
+    const double bw = r.bytes / (r.ms * 1e-3);
+    std::printf("%-44s %10.2f %10.1f %7.1f%%\n", r.name, r.ms * 1e3, bw / 1e9, 100.0 * bw / copy_bw);
+  }
+
+  // Whole decode steps.
+  DecodeOptions opt;
+  opt.max_batch = 64;
+  opt.max_context = 640;
+  auto eng = DecodeEngine::create(c, W, opt);
+  if (!eng) return std::fprintf(stderr, "%s\n", eng.status().message().c_str()), 2;
+  const double bytes_tok = (*eng)->weight_bytes_per_token();
+  std::printf("\nweight bytes per token at batch 1: %.3f GB (roofline at copy bw: %.0f tok/s)\n", bytes_tok / 1e9,
+              copy_bw / bytes_tok);
+  std::printf("%-34s %8s %10s %12s %8s\n", "decode", "batch", "tokens", "tok/s", "%roof");
+  for (int n : {1, 2, 4, 8, 16, 64}) {
+    for (bool graph : {false, true}) {
+      if (!graph && n != 1) continue;
+      const int steps = n == 1 ? max_tokens : 32;
+      std::vector<int32_t> tok(n), p(n), s(n);
+      for (int i = 0; i < n; ++i) tok[i] = 1000 + i, s[i] = i;
+      auto run = [&](int first, int count) {
+        for (int step = 0; step < count; ++step) {
+          for (int i = 0; i < n; ++i) p[i] = first + step;
+          (*eng)->set_inputs(tok, p, s);
+          auto st = (*eng)->launch(n, graph);
+          if (!st) std::fprintf(stderr, "%s\n", st.message().c_str()), std::exit(2);
+          st = (*eng)->sync();
+          if (!st) std::fprintf(stderr, "%s\n", st.message().c_str()), std::exit(2);
+          for (int i = 0; i < n; ++i) tok[i] = (*eng)->next_tokens_host()[i];
+        }
+      };
+      run(0, 4);  // warm-up (and graph capture)
+      Timer tm;
+      tm.start();
+      run(4, steps);
+      const float ms = tm.stop_ms();
+      const double tps = 1e3 * steps * n / ms;
+      char label[64];
+      std::snprintf(label, sizeof label, "%s, positions 4..%d", graph ? "cuda graph" : "eager", 4 + steps - 1);
+      std::printf("%-34s %8d %10d %12.1f %7.1f%%\n", label, n, steps * n, tps,
+                  n == 1 ? 100.0 * tps * bytes_tok / copy_bw : 0.0);
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "check";
+  if (cuda_device_count() == 0) {
+    std::fprintf(stderr, "gptoss_cuda_lab: no CUDA device\n");
+    return 2;
+  }
+  if (mode == "check") return run_checks();
+  if (mode == "bench") return run_bench(argc > 2 ? std::atoi(argv[2]) : 128);
+  std::fprintf(stderr, "usage: gptoss_cuda_lab check|bench [tokens]\n");
+  return 2;
+}

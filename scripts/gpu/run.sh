@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# On the GPU machine, from the repo root with .gpu/ carried (scripts/gpu/stage.sh made it):
+#   scripts/gpu/run.sh [check] [test] [tiny] [sanitize] [bench] [random20b]
+# Logs go to $OUT (the device tool's output folder) when set.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+export LD_LIBRARY_PATH="$PWD/.gpu/lib:${LD_LIBRARY_PATH:-}"
+OUT=${OUT:-/tmp/gptoss-gpu}
+mkdir -p "$OUT"
+B=.gpu/bin
+TINY_TOKENS=358,318,174,506,238,110,432,82,439,313,58,22,227,18,72,263,496,238,413,469,421,322,225,263,136,254,194
+status=0
+# step LOG CMD...: runs CMD, output to the terminal and $OUT/LOG
+step() {
+  local log="$OUT/$1"; shift
+  echo "=== $* ==="
+  "$@" > >(tee "$log") 2>&1
+  local rc=$?
+  echo "=== rc=$rc: $1"
+  [ $rc -eq 0 ] || status=1
+}
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem,driver_version --format=csv
+[ $# -gt 0 ] || set -- check test tiny
+for what in "$@"; do
+  case "$what" in
+    check) step lab-check.txt $B/gptoss_cuda_lab check ;;
+    test) step gtest.txt $B/backend_cuda_test ;;
+    tiny) step tiny-check.txt $B/gptoss_cuda_decode_check tests/data/tiny/model --tokens $TINY_TOKENS --tol 1e-4 ;;
+    sanitize) step sanitizer.txt compute-sanitizer --tool memcheck --leak-check no $B/gptoss_cuda_decode_check \
+                tests/data/tiny/model --tokens 358,318,174,506,238 --tol 1e-4 ;;
+    bench) step lab-bench.txt $B/gptoss_cuda_lab bench "${BENCH_TOKENS:-128}" ;;
+    *) echo "unknown step $what"; status=1 ;;
+  esac
+done
+exit $status

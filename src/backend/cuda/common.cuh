@@ -1,0 +1,64 @@
+// Device helpers shared by the CUDA kernels: bf16 / E8M0 / MXFP4 decoding, warp reductions and the
+// m16n8k16 tensor-core step. Included only by .cu files.
+#pragma once
+
+#include <cuda_fp16.h>
+#include <cstdint>
+
+namespace gptoss::cuda {
+
+// bf16 pairs packed in a 32-bit word: element 0 in the low half.
+__device__ __forceinline__ float bf16_lo(uint32_t w) { return __uint_as_float(w << 16); }
+__device__ __forceinline__ float bf16_hi(uint32_t w) { return __uint_as_float(w & 0xffff0000u); }
+__device__ __forceinline__ float bf16_to_f32(uint16_t h) { return __uint_as_float(uint32_t(h) << 16); }
+
+// E8M0 byte -> 2^(s - 127), exact, including s = 0 (2^-127, a float subnormal) and s = 255 (inf, as
+// ldexp gives on the CPU).
+__device__ __forceinline__ float e8m0_to_f32(uint32_t s) {
+  return s ? __uint_as_float(s << 23) : __uint_as_float(0x00400000u);
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+__device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
+  uint32_t r;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(sel));
+  return r;
+}
+
+// Eight MXFP4 codes (one 32-bit word of a block: element 2j in the low nibble of byte j) -> four
+// fp16x2 registers, exactly (every E2M1 value is a normal fp16 or zero). Register k holds elements
+// (k, k + 4) of the word, low half first. The magnitudes come from a byte table (the high byte of
+// each fp16 value; the low byte is always zero) and the sign bit is moved into place separately.
+__device__ __forceinline__ void mxfp4_word_to_half2x4(uint32_t w, uint32_t h[4]) {
+  constexpr uint32_t kTab0 = 0x3E3C3800u;  // +0, +0.5, +1, +1.5
+  constexpr uint32_t kTab1 = 0x46444240u;  // +2, +3, +4, +6
+  const uint32_t sel = w & 0x77777777u;
+  const uint32_t lo = prmt(kTab0, kTab1, sel);        // magnitudes of elements 0..3
+  const uint32_t hi = prmt(kTab0, kTab1, sel >> 16);  // magnitudes of elements 4..7
+  // Selector nibble 8 replicates the sign of byte 0 of `lo`, which is < 0x80: a zero byte.
+  h[0] = prmt(lo, hi, 0x4808u) | ((w << 12) & 0x80008000u);
+  h[1] = prmt(lo, hi, 0x5818u) | ((w << 8) & 0x80008000u);
+  h[2] = prmt(lo, hi, 0x6828u) | ((w << 4) & 0x80008000u);
+  h[3] = prmt(lo, hi, 0x7838u) | (w & 0x80008000u);
+}
+
+// D = A(16x16, row) * B(16x8, col) + C, fp16 inputs, f32 accumulators.
+__device__ __forceinline__ void mma_f16_16816(float d[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+}  // namespace gptoss::cuda

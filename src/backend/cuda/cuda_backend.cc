@@ -1,0 +1,244 @@
+#include "backend/cuda/cuda_backend.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "backend/cuda/elementwise.h"
+#include "backend/cuda/kernels.h"
+
+namespace gptoss {
+namespace {
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device) : device_(device) {}
+  ~CudaBackend() override {
+    if (stream_ != nullptr) {
+      cudaStreamSynchronize(stream_);
+      cudaStreamDestroy(stream_);
+    }
+    cudaFree(meta_);
+    cudaFree(part_);
+  }
+
+  Status init() {
+    if (auto e = cudaSetDevice(device_); e != cudaSuccess) return Error("cuda: cudaSetDevice({}): {}", device_, cudaGetErrorString(e));
+    if (auto e = cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking); e != cudaSuccess) {
+      return Error("cuda: cudaStreamCreate: {}", cudaGetErrorString(e));
+    }
+    cudaDeviceProp prop{};
+    cudaGetDeviceProperties(&prop, device_);
+    name_ = std::string("cuda:") + prop.name;
+    return Status::ok();
+  }
+
+  std::string name() const override { return name_; }
+
+  Expected<Buffer> alloc(size_t bytes) override {
+    void* p = nullptr;
+    if (auto e = cudaMalloc(&p, std::max<size_t>(bytes, 1)); e != cudaSuccess) {
+      return Error("cuda: cudaMalloc of {} bytes failed: {}", bytes, cudaGetErrorString(e));
+    }
+    Buffer b;
+    b.mem = std::shared_ptr<void>(p, [](void* q) { cudaFree(q); });
+    b.data = p;
+    b.bytes = bytes;
+    return b;
+  }
+
+  Expected<Buffer> upload_weight(const void* host, size_t bytes) override {
+    GPTOSS_ASSIGN_OR_RETURN(Buffer b, alloc(bytes));
+    if (auto e = cudaMemcpy(b.data, host, bytes, cudaMemcpyHostToDevice); e != cudaSuccess) {
+      return Error("cuda: uploading {} bytes of weights failed: {}", bytes, cudaGetErrorString(e));
+    }
+    return b;
+  }
+
+  Status download(const void* src, size_t bytes, void* host) override {
+    if (auto e = cudaMemcpyAsync(host, src, bytes, cudaMemcpyDeviceToHost, stream_); e != cudaSuccess) {
+      fail("download", e);
+    }
+    return sync();
+  }
+
+  Status zero(void* dst, size_t bytes) override {
+    if (auto e = cudaMemsetAsync(dst, 0, bytes, stream_); e != cudaSuccess) fail("zero", e);
+    return err_;
+  }
+
+  Status sync() override {
+    if (auto e = cudaStreamSynchronize(stream_); e != cudaSuccess) fail("sync", e);
+    return err_;
+  }
+
+  void f32_embed(const Weight& table, std::span<const uint32_t> tokens, float* out) override {
+    if (!bf16(table, "embedding")) return;
+    const int32_t* d = meta(0, tokens.data(), tokens.size());
+    check("embed", cuda::embed_bf16(table.buf.as<uint16_t>(), static_cast<int>(table.cols), d,
+                                    static_cast<int>(tokens.size()), out, stream_));
+  }
+
+  void f32_rmsnorm(const float* x, int T, const Weight& gain, float eps, float* out) override {
+    if (!bf16(gain, "rmsnorm gain")) return;
+    check("rmsnorm", cuda::rmsnorm(x, T, static_cast<int>(gain.cols), gain.buf.as<uint16_t>(), eps, out, stream_));
+  }
+
+  void f32_matmul(const float* x, int T, const Weight& w, const Weight* bias, float* out) override {
+    if (!bf16(w, "matmul weight") || (bias != nullptr && !bf16(*bias, "matmul bias"))) return;
+    if (w.cols % 8 != 0) return fail_msg(fmt::format("matmul: {} columns is not a multiple of 8", w.cols));
+    cuda::GemvInput in;
+    in.x = x;
+    in.x_stride = static_cast<int>(w.cols);
+    check("matmul", cuda::gemv_bf16(w.buf.as<uint16_t>(), bias ? bias->buf.as<uint16_t>() : nullptr,
+                                    static_cast<int>(w.rows), static_cast<int>(w.cols), in, T, out,
+                                    static_cast<int>(w.rows), false, stream_));
+  }
+
+  void f32_rope_yarn(float* x, int T, int heads, int head_dim, std::span<const int32_t> positions,
+                     const RopeTable& rope) override {
+    const int32_t* pos = meta(0, positions.data(), positions.size());
+    const float* inv = meta_floats(1, rope.inv_freq.data(), rope.inv_freq.size());
+    check("rope", cuda::rope_inplace(x, T, heads, head_dim, pos, inv, rope.concentration, stream_));
+  }
+
+  void f32_kv_store(const KvLayer& kv, const float* k, const float* v, int T, std::span<const int32_t> slots,
+                    std::span<const int32_t> positions) override {
+    const int32_t* s = meta(0, slots.data(), slots.size());
+    const int32_t* p = meta(1, positions.data(), positions.size());
+    check("kv_store", cuda::kv_store(kv.k.as<float>(), kv.v.as<float>(), kv.capacity, kv.kv_heads * kv.head_dim, k, v,
+                                     T, s, p, stream_));
+  }
+
+  void f32_sdpa_sink_window(const float* q, int T, int heads, const KvLayer& kv, std::span<const int32_t> slots,
+                            std::span<const int32_t> positions, const Weight& sinks, int window, float scale,
+                            float* out) override {
+    if (!bf16(sinks, "sinks")) return;
+    if (kv.head_dim != 64) return fail_msg(fmt::format("sdpa: head_dim {} (the cuda kernels need 64)", kv.head_dim));
+    int max_pos = 0;
+    for (int32_t p : positions) max_pos = std::max(max_pos, static_cast<int>(p));
+    const int span = window > 0 ? std::min(window, max_pos + 1) : max_pos + 1;
+    const int nsplit = std::clamp(span / 256, 1, 16);
+    const size_t need = static_cast<size_t>(T) * heads * nsplit * 66 * sizeof(float);
+    if (need > part_bytes_) {
+      cudaFree(part_);
+      part_ = nullptr;
+      part_bytes_ = 0;
+      if (auto e = cudaMalloc(&part_, need); e != cudaSuccess) return fail("sdpa scratch", e);
+      part_bytes_ = need;
+    }
+    const int32_t* s = meta(0, slots.data(), slots.size());
+    const int32_t* p = meta(1, positions.data(), positions.size());
+    float* part = static_cast<float*>(part_);
+    check("sdpa", cuda::attention_partials(q, T, heads, kv.kv_heads, kv.k.as<float>(), kv.v.as<float>(), kv.capacity,
+                                           p, s, window, scale, nsplit, part, stream_));
+    check("sdpa combine", cuda::attention_combine(part, sinks.buf.as<uint16_t>(), T, heads, nsplit, out, stream_));
+  }
+
+  void f32_topk_softmax(const float* logits, int T, int n, int k, int32_t* idx, float* weight) override {
+    check("topk_softmax", cuda::topk_softmax(logits, T, n, k, idx, weight, stream_));
+  }
+
+  void f32_mxfp4w_moe_matmul_swiglu(const float* x, int T, int k, const int32_t* idx, const Mxfp4Experts& w1,
+                                    const Weight& b1, float limit, float alpha, float* h) override {
+    if (!bf16(b1, "expert bias")) return;
+    check("moe gate_up", cuda::moe_gate_up_swiglu(x, static_cast<int>(w1.cols), idx, T, k, w1.blocks.as<uint8_t>(),
+                                                  w1.scales.as<uint8_t>(), b1.buf.as<uint16_t>(),
+                                                  static_cast<int>(w1.rows), static_cast<int>(w1.cols), limit, alpha, h,
+                                                  stream_));
+  }
+
+  void f32_mxfp4w_moe_matmul_accumulate(const float* h, int T, int k, const int32_t* idx, const float* weight,
+                                        const Mxfp4Experts& w2, const Weight& b2, float* out) override {
+    if (!bf16(b2, "expert bias")) return;
+    check("moe down", cuda::moe_down_accumulate(h, idx, weight, T, k, w2.blocks.as<uint8_t>(), w2.scales.as<uint8_t>(),
+                                                b2.buf.as<uint16_t>(), static_cast<int>(w2.rows),
+                                                static_cast<int>(w2.cols), out, false, stream_));
+  }
+
+  void f32_add(float* x, const float* y, size_t n) override { check("add", cuda::add_inplace(x, y, n, stream_)); }
+
+  void f32_gather_rows(const float* x, int cols, std::span<const int32_t> rows, float* out) override {
+    const int32_t* r = meta(0, rows.data(), rows.size());
+    check("gather_rows", cuda::gather_rows(x, cols, r, static_cast<int>(rows.size()), out, stream_));
+  }
+
+ private:
+  // Small host arrays travel to one of a few device slots; the stream orders each copy after the
+  // kernels that read the slot's previous contents.
+  static constexpr size_t kMetaSlotBytes = 1 << 20;
+  static constexpr int kMetaSlots = 2;
+
+  const int32_t* meta(int slot, const void* host, size_t count) {
+    return static_cast<const int32_t*>(meta_copy(slot, host, count * 4));
+  }
+  const float* meta_floats(int slot, const float* host, size_t count) {
+    return static_cast<const float*>(meta_copy(slot, host, count * 4));
+  }
+  const void* meta_copy(int slot, const void* host, size_t bytes) {
+    if (meta_ == nullptr) {
+      if (auto e = cudaMalloc(&meta_, kMetaSlotBytes * kMetaSlots); e != cudaSuccess) {
+        fail("metadata buffer", e);
+        return nullptr;
+      }
+    }
+    if (bytes > kMetaSlotBytes) {
+      fail_msg(fmt::format("{} bytes of per-token metadata in one op (limit {})", bytes, kMetaSlotBytes));
+      return nullptr;
+    }
+    void* dst = static_cast<uint8_t*>(meta_) + slot * kMetaSlotBytes;
+    if (bytes > 0) {
+      if (auto e = cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, stream_); e != cudaSuccess) {
+        fail("metadata upload", e);
+      }
+    }
+    return dst;
+  }
+
+  bool bf16(const Weight& w, const char* what) {
+    if (w.type == ElemType::kBF16) return true;
+    fail_msg(fmt::format("{}: the cuda backend takes bf16 dense weights (this one is f32)", what));
+    return false;
+  }
+  void check(const char* op, int err) {
+    if (err != 0) fail(op, static_cast<cudaError_t>(err));
+  }
+  void fail(const char* op, cudaError_t e) {
+    fail_msg(fmt::format("{}: {}", op, cudaGetErrorString(e)));
+  }
+  void fail_msg(const std::string& message) {
+    if (err_.is_ok()) err_ = Status::error("cuda backend: " + message);
+  }
+
+  int device_;
+  cudaStream_t stream_ = nullptr;
+  std::string name_;
+  Status err_;
+  void* meta_ = nullptr;
+  void* part_ = nullptr;
+  size_t part_bytes_ = 0;
+};
+
+}  // namespace
+
+int cuda_device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+Expected<std::unique_ptr<Backend>> make_cuda_backend(int device) {
+  const int n = cuda_device_count();
+  if (n == 0) return Error("--device cuda: no CUDA device is available here");
+  if (device < 0 || device >= n) return Error("--device cuda: device {} does not exist ({} present)", device, n);
+  auto b = std::make_unique<CudaBackend>(device);
+  GPTOSS_RETURN_IF_ERROR(b->init());
+  return std::unique_ptr<Backend>(std::move(b));
+}
+
+}  // namespace gptoss

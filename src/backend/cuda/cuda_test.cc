@@ -1,0 +1,241 @@
+// CUDA backend tests. They skip (GTEST_SKIP) where no GPU is present, e.g. in CI; run them on the GPU
+// machine (scripts/gpu/run.sh). Oracles: the exact cpu backend's ops and HF transformers' logits on
+// the committed tiny checkpoint (tests/data/tiny/goldens.safetensors).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/decode_engine.h"
+#include "core/dtypes.h"
+#include "formats/safetensors.h"
+#include "model/forward.h"
+#include "model/model_files.h"
+
+namespace gptoss {
+namespace {
+
+#define REQUIRE_GPU()                                               \
+  do {                                                              \
+    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device"; \
+  } while (0)
+
+std::string tiny_dir() { return std::string(GPTOSS_SOURCE_DIR) + "/tests/data/tiny"; }
+
+double max_rel(const float* ref, const float* got, size_t n) {
+  double d = 0, m = 0;
+  for (size_t i = 0; i < n; ++i) {
+    d = std::fmax(d, std::isfinite(got[i]) ? std::fabs(double(ref[i]) - got[i]) : INFINITY);
+    m = std::fmax(m, std::fabs(double(ref[i])));
+  }
+  return d / std::fmax(m, 1e-30);
+}
+
+// Backend ops on both backends with the same random inputs.
+struct Pair {
+  std::unique_ptr<Backend> cpu = make_cpu_backend(2);
+  std::unique_ptr<Backend> gpu;
+  Pair() {
+    auto g = make_cuda_backend(0);
+    if (g) gpu = std::move(*g);
+  }
+  template <typename T>
+  std::pair<Buffer, Buffer> input(const std::vector<T>& v) {
+    auto a = cpu->alloc(v.size() * sizeof(T));
+    auto b = gpu->upload_weight(v.data(), v.size() * sizeof(T));
+    std::memcpy(a->data, v.data(), v.size() * sizeof(T));
+    return {*a, *b};
+  }
+  std::vector<float> out_gpu(const Buffer& b, size_t n) {
+    std::vector<float> v(n);
+    EXPECT_TRUE(gpu->download(b.data, n * 4, v.data()).is_ok());
+    return v;
+  }
+};
+
+TEST(CudaBackend, MoeKernelsEqualCpuBackend) {
+  REQUIRE_GPU();
+  Pair p;
+  ASSERT_NE(p.gpu, nullptr);
+  std::mt19937 rng(7);
+  const int E = 8, H = 96, I = 64, T = 3, K = 4;
+  auto bytes = [&](size_t n, int lo, int hi) {
+    std::uniform_int_distribution<int> d(lo, hi);
+    std::vector<uint8_t> v(n);
+    for (auto& x : v) x = uint8_t(d(rng));
+    return v;
+  };
+  auto bf = [&](size_t n, float s) {
+    std::uniform_real_distribution<float> d(-s, s);
+    std::vector<uint16_t> v(n);
+    for (auto& x : v) x = f32_to_bf16(d(rng));
+    return v;
+  };
+  auto fl = [&](size_t n, float lo, float hi) {
+    std::uniform_real_distribution<float> d(lo, hi);
+    std::vector<float> v(n);
+    for (auto& x : v) x = d(rng);
+    return v;
+  };
+  auto b1 = p.input(bytes(size_t(E) * 2 * I * (H / 32) * 16, 0, 255));
+  auto s1 = p.input(bytes(size_t(E) * 2 * I * (H / 32), 120, 128));
+  auto b2 = p.input(bytes(size_t(E) * H * (I / 32) * 16, 0, 255));
+  auto s2 = p.input(bytes(size_t(E) * H * (I / 32), 120, 128));
+  auto bias1 = p.input(bf(size_t(E) * 2 * I, 1.0f));
+  auto bias2 = p.input(bf(size_t(E) * H, 1.0f));
+  auto x = p.input(fl(size_t(T) * H, -2.0f, 2.0f));
+  auto idx = p.input(std::vector<int32_t>{0, 3, 5, 7, 1, 2, 4, 6, 7, 6, 5, 4});
+  auto w = p.input(fl(size_t(T) * K, 0.0f, 1.0f));
+  auto mk = [&](const Buffer& b, const Buffer& s, int64_t rows, int64_t cols) {
+    Mxfp4Experts m;
+    m.blocks = b;
+    m.scales = s;
+    m.experts = E;
+    m.rows = rows;
+    m.cols = cols;
+    return m;
+  };
+  auto wt = [&](const Buffer& b, int64_t rows, int64_t cols) {
+    Weight r;
+    r.buf = b;
+    r.rows = rows;
+    r.cols = cols;
+    return r;
+  };
+  const size_t nh = size_t(T) * K * I, no = size_t(T) * H;
+  auto hc = p.cpu->alloc(nh * 4), hg = p.gpu->alloc(nh * 4), oc = p.cpu->alloc(no * 4), og = p.gpu->alloc(no * 4);
+  p.cpu->f32_mxfp4w_moe_matmul_swiglu(x.first.as<float>(), T, K, idx.first.as<int32_t>(), mk(b1.first, s1.first, 2 * I, H),
+                                      wt(bias1.first, E, 2 * I), 7.0f, 1.702f, hc->as<float>());
+  p.gpu->f32_mxfp4w_moe_matmul_swiglu(x.second.as<float>(), T, K, idx.second.as<int32_t>(),
+                                      mk(b1.second, s1.second, 2 * I, H), wt(bias1.second, E, 2 * I), 7.0f, 1.702f,
+                                      hg->as<float>());
+  // Feed both down projections the same h (the cpu's) so the second check isolates that kernel.
+  ASSERT_TRUE(p.gpu->sync().is_ok());
+  auto h_gpu = p.out_gpu(*hg, nh);
+  EXPECT_LT(max_rel(hc->as<float>(), h_gpu.data(), nh), 1e-5);
+  auto hcopy = p.gpu->upload_weight(hc->data, nh * 4);
+  p.cpu->f32_mxfp4w_moe_matmul_accumulate(hc->as<float>(), T, K, idx.first.as<int32_t>(), w.first.as<float>(),
+                                          mk(b2.first, s2.first, H, I), wt(bias2.first, E, H), oc->as<float>());
+  p.gpu->f32_mxfp4w_moe_matmul_accumulate(hcopy->as<float>(), T, K, idx.second.as<int32_t>(), w.second.as<float>(),
+                                          mk(b2.second, s2.second, H, I), wt(bias2.second, E, H), og->as<float>());
+  ASSERT_TRUE(p.gpu->sync().is_ok());
+  auto o_gpu = p.out_gpu(*og, no);
+  EXPECT_LT(max_rel(oc->as<float>(), o_gpu.data(), no), 1e-5);
+}
+
+struct Goldens {
+  std::vector<std::vector<uint32_t>> tokens;
+  std::vector<std::vector<float>> logits;
+};
+
+Goldens read_goldens() {
+  Goldens g;
+  auto store = TensorStore::open({tiny_dir() + "/goldens.safetensors"});
+  EXPECT_TRUE(store.has_value()) << store.status().message();
+  if (!store) return g;
+  for (int i = 0;; ++i) {
+    const TensorView* t = store->find("tokens_" + std::to_string(i));
+    const TensorView* l = store->find("logits_" + std::to_string(i));
+    if (!t || !l) break;
+    std::vector<uint32_t> ids(t->numel());
+    for (int64_t j = 0; j < t->numel(); ++j) {
+      int64_t v;
+      std::memcpy(&v, t->data + 8 * j, 8);
+      ids[j] = static_cast<uint32_t>(v);
+    }
+    std::vector<float> lg(l->numel());
+    std::memcpy(lg.data(), l->data, l->nbytes);
+    g.tokens.push_back(std::move(ids));
+    g.logits.push_back(std::move(lg));
+  }
+  return g;
+}
+
+TEST(CudaBackend, ForwardPassEqualsTransformersOnTinyGoldens) {
+  REQUIRE_GPU();
+  auto gpu = make_cuda_backend(0);
+  ASSERT_TRUE(gpu.has_value()) << gpu.status().message();
+  const Goldens g = read_goldens();
+  ASSERT_FALSE(g.tokens.empty());
+  auto files = open_model_dir(tiny_dir() + "/model");
+  ASSERT_TRUE(files.has_value()) << files.status().message();
+  auto model = Model::create(std::move(*files), **gpu);
+  ASSERT_TRUE(model.has_value()) << model.status().message();
+  for (size_t i = 0; i < g.tokens.size(); ++i) {
+    KvCacheOptions ko;
+    ko.max_context = 64;
+    auto cache = (*model)->new_cache(ko);
+    ASSERT_TRUE(cache.has_value());
+    auto seq = cache->new_sequence();
+    ForwardPiece piece{*seq, g.tokens[i], true};
+    std::vector<float> logits;
+    ASSERT_TRUE((*model)->forward({&piece, 1}, *cache, &logits).is_ok());
+    ASSERT_EQ(logits.size(), g.logits[i].size());
+    EXPECT_LT(max_rel(g.logits[i].data(), logits.data(), logits.size()), 1e-4) << "prompt " << i;
+  }
+}
+
+TEST(CudaDecodeEngine, GraphDecodeEqualsTransformersOnTinyGoldens) {
+  REQUIRE_GPU();
+  auto gpu = make_cuda_backend(0);
+  ASSERT_TRUE(gpu.has_value()) << gpu.status().message();
+  const Goldens g = read_goldens();
+  ASSERT_FALSE(g.tokens.empty());
+  auto files = open_model_dir(tiny_dir() + "/model");
+  ASSERT_TRUE(files.has_value()) << files.status().message();
+  auto weights = bind_weights(*files, **gpu);
+  ASSERT_TRUE(weights.has_value()) << weights.status().message();
+  const int V = files->config.vocab_size;
+  cuda::DecodeOptions opt;
+  opt.max_batch = static_cast<int>(g.tokens.size());
+  opt.max_context = 64;
+  auto eng = cuda::DecodeEngine::create(files->config, *weights, opt);
+  ASSERT_TRUE(eng.has_value()) << eng.status().message();
+  // All prompts decode together, one token per step each (shorter prompts drop out), so batches of
+  // several sizes and per-sequence positions are exercised.
+  size_t longest = 0;
+  for (const auto& t : g.tokens) longest = std::max(longest, t.size());
+  for (size_t step = 0; step < longest; ++step) {
+    std::vector<int32_t> tok, pos, slot;
+    for (size_t i = 0; i < g.tokens.size(); ++i) {
+      if (step >= g.tokens[i].size()) continue;
+      tok.push_back(static_cast<int32_t>(g.tokens[i][step]));
+      pos.push_back(static_cast<int32_t>(step));
+      slot.push_back(static_cast<int32_t>(i));
+    }
+    std::vector<float> logits(tok.size() * V);
+    std::vector<int32_t> next(tok.size());
+    ASSERT_TRUE((*eng)->step(tok, pos, slot, logits.data(), next.data(), true).is_ok());
+    for (size_t r = 0; r < tok.size(); ++r) {
+      const float* want = g.logits[slot[r]].data() + step * V;
+      EXPECT_LT(max_rel(want, logits.data() + r * V, V), 1e-4) << "prompt " << slot[r] << " position " << step;
+      int best = 0;
+      for (int v = 1; v < V; ++v) best = want[v] > want[best] ? v : best;
+      EXPECT_EQ(next[r], best) << "prompt " << slot[r] << " position " << step;
+    }
+  }
+}
+
+TEST(CudaDecodeEngine, RejectsBadInputs) {
+  REQUIRE_GPU();
+  auto gpu = make_cuda_backend(0);
+  ASSERT_TRUE(gpu.has_value());
+  auto files = open_model_dir(tiny_dir() + "/model");
+  ASSERT_TRUE(files.has_value());
+  auto weights = bind_weights(*files, **gpu);
+  ASSERT_TRUE(weights.has_value());
+  cuda::DecodeOptions opt;
+  opt.max_context = 16;
+  auto eng = cuda::DecodeEngine::create(files->config, *weights, opt);
+  ASSERT_TRUE(eng.has_value());
+  const int32_t tok = 1, slot = 0, far = 16, bad_tok = 1 << 20;
+  EXPECT_FALSE((*eng)->step({&tok, 1}, {&far, 1}, {&slot, 1}, nullptr, nullptr, true).is_ok());
+  EXPECT_FALSE((*eng)->step({&bad_tok, 1}, {&slot, 1}, {&slot, 1}, nullptr, nullptr, true).is_ok());
+}
+
+}  // namespace
+}  // namespace gptoss

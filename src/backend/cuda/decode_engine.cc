@@ -1,0 +1,331 @@
+#include "backend/cuda/decode_engine.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <vector>
+
+#include "backend/cuda/kernels.h"
+#include "model/rope.h"
+
+namespace gptoss::cuda {
+namespace {
+
+Status cuda_status(cudaError_t e, const char* what) {
+  if (e == cudaSuccess) return Status::ok();
+  return Error("cuda decode: {}: {}", what, cudaGetErrorString(e));
+}
+
+#define GPTOSS_CUDA_TRY(expr, what) GPTOSS_RETURN_IF_ERROR(cuda_status(static_cast<cudaError_t>(expr), what))
+
+const uint16_t* bf(const Weight& w) { return w.buf.as<uint16_t>(); }
+
+}  // namespace
+
+struct DecodeEngine::Impl {
+  ModelConfig c;
+  const ModelWeights* w = nullptr;
+  DecodeOptions opt;
+  cudaStream_t stream = nullptr;
+  std::vector<void*> allocations;
+  float *x = nullptr, *q = nullptr, *part = nullptr, *xn = nullptr, *rw = nullptr, *h = nullptr, *logits = nullptr;
+  float* inv_freq = nullptr;
+  int32_t *idx = nullptr, *next = nullptr, *tok = nullptr, *pos = nullptr, *slot = nullptr;
+  int32_t *tok_h = nullptr, *pos_h = nullptr, *slot_h = nullptr, *next_h = nullptr;
+  std::vector<float*> k_cache, v_cache;
+  float concentration = 1.0f;
+  std::map<int, cudaGraphExec_t> graphs;
+
+  ~Impl() {
+    if (stream) cudaStreamSynchronize(stream);
+    for (auto& [n, g] : graphs) cudaGraphExecDestroy(g);
+    for (void* p : allocations) cudaFree(p);
+    cudaFreeHost(tok_h);
+    cudaFreeHost(pos_h);
+    cudaFreeHost(slot_h);
+    cudaFreeHost(next_h);
+    if (stream) cudaStreamDestroy(stream);
+  }
+
+  template <typename T>
+  Status dev(T** p, size_t count) {
+    void* q = nullptr;
+    GPTOSS_CUDA_TRY(cudaMalloc(&q, std::max<size_t>(count * sizeof(T), 16)), "cudaMalloc");
+    allocations.push_back(q);
+    *p = static_cast<T*>(q);
+    return Status::ok();
+  }
+
+  Status enqueue(int n) {
+    const int H = c.hidden_size, Nq = c.num_heads, Nkv = c.num_kv_heads, K = c.experts_per_token;
+    const int I = c.intermediate_size, E = c.num_experts, V = c.vocab_size;
+    GPTOSS_CUDA_TRY(cudaMemcpyAsync(tok, tok_h, n * 4, cudaMemcpyHostToDevice, stream), "tokens");
+    GPTOSS_CUDA_TRY(cudaMemcpyAsync(pos, pos_h, n * 4, cudaMemcpyHostToDevice, stream), "positions");
+    GPTOSS_CUDA_TRY(cudaMemcpyAsync(slot, slot_h, n * 4, cudaMemcpyHostToDevice, stream), "slots");
+    GPTOSS_CUDA_TRY(embed_bf16(bf(w->embedding), H, tok, n, x, stream), "embed");
+    for (int l = 0; l < c.num_layers; ++l) {
+      const LayerWeights& L = w->layers[l];
+      GemvInput xin;
+      xin.x = x;
+      xin.x_stride = H;
+      xin.norm_gain = bf(L.attn_norm);
+      xin.norm_eps = c.rms_norm_eps;
+      QkvRopeArgs a{bf(L.q), bf(L.k), bf(L.v), bf(L.q_bias), bf(L.k_bias), bf(L.v_bias), Nq, Nkv, H, inv_freq,
+                    concentration, pos, slot, q, k_cache[l], v_cache[l], opt.max_context};
+      GPTOSS_CUDA_TRY(qkv_rope_store(a, xin, n, stream), "qkv");
+      GPTOSS_CUDA_TRY(attention_partials(q, n, Nq, Nkv, k_cache[l], v_cache[l], opt.max_context, pos, slot,
+                                         L.sliding ? c.sliding_window : 0, 1.0f / std::sqrt(float(c.head_dim)),
+                                         opt.nsplit, part, stream),
+                      "attention");
+      GemvInput ain;
+      ain.attn_part = part;
+      ain.sinks = bf(L.sinks);
+      ain.heads = Nq;
+      ain.head_dim = 64;
+      ain.nsplit = opt.nsplit;
+      GPTOSS_CUDA_TRY(gemv_bf16(bf(L.o), bf(L.o_bias), H, Nq * 64, ain, n, x, H, true, stream), "o_proj");
+      GPTOSS_CUDA_TRY(router_topk(x, H, bf(L.mlp_norm), c.rms_norm_eps, bf(L.router), bf(L.router_bias), E, H, K, n,
+                                  xn, idx, rw, stream),
+                      "router");
+      GPTOSS_CUDA_TRY(moe_gate_up_swiglu(xn, H, idx, n, K, L.mlp1.blocks.as<uint8_t>(), L.mlp1.scales.as<uint8_t>(),
+                                         bf(L.mlp1_bias), 2 * I, H, c.swiglu_limit, c.swiglu_alpha, h, stream),
+                      "moe gate_up");
+      GPTOSS_CUDA_TRY(moe_down_accumulate(h, idx, rw, n, K, L.mlp2.blocks.as<uint8_t>(), L.mlp2.scales.as<uint8_t>(),
+                                          bf(L.mlp2_bias), H, I, x, true, stream),
+                      "moe down");
+    }
+    GemvInput fin;
+    fin.x = x;
+    fin.x_stride = H;
+    fin.norm_gain = bf(w->final_norm);
+    fin.norm_eps = c.rms_norm_eps;
+    GPTOSS_CUDA_TRY(gemv_bf16(bf(w->unembedding), nullptr, V, H, fin, n, logits, V, false, stream), "unembedding");
+    GPTOSS_CUDA_TRY(argmax_rows(logits, V, n, next, stream), "argmax");
+    GPTOSS_CUDA_TRY(cudaMemcpyAsync(next_h, next, n * 4, cudaMemcpyDeviceToHost, stream), "next tokens");
+    return Status::ok();
+  }
+
+  Status launch(int n, bool use_graph) {
+    if (n < 1 || n > opt.max_batch) return Error("cuda decode: batch {} outside 1..{}", n, opt.max_batch);
+    if (!use_graph) return enqueue(n);
+    auto it = graphs.find(n);
+    if (it == graphs.end()) {
+      GPTOSS_CUDA_TRY(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "begin capture");
+      const Status st = enqueue(n);
+      cudaGraph_t graph = nullptr;
+      const cudaError_t end = cudaStreamEndCapture(stream, &graph);
+      GPTOSS_RETURN_IF_ERROR(st);
+      GPTOSS_CUDA_TRY(end, "end capture");
+      cudaGraphExec_t exec = nullptr;
+      const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
+      cudaGraphDestroy(graph);
+      GPTOSS_CUDA_TRY(inst, "graph instantiate");
+      it = graphs.emplace(n, exec).first;
+    }
+    GPTOSS_CUDA_TRY(cudaGraphLaunch(it->second, stream), "graph launch");
+    return Status::ok();
+  }
+};
+
+DecodeEngine::DecodeEngine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+DecodeEngine::~DecodeEngine() = default;
+
+Expected<std::unique_ptr<DecodeEngine>> DecodeEngine::create(const ModelConfig& config, const ModelWeights& weights,
+                                                             const DecodeOptions& options) {
+  auto m = std::make_unique<Impl>();
+  m->c = config;
+  m->w = &weights;
+  m->opt = options;
+  const ModelConfig& c = config;
+  if (c.head_dim != 64) return Error("cuda decode: head_dim {} (the kernels need 64)", c.head_dim);
+  if (c.num_heads % c.num_kv_heads != 0 || c.num_heads / c.num_kv_heads > 32) {
+    return Error("cuda decode: {} heads over {} kv heads is not supported", c.num_heads, c.num_kv_heads);
+  }
+  if (c.hidden_size % 32 != 0 || c.intermediate_size % 8 != 0 || (2 * c.intermediate_size) % 16 != 0 ||
+      c.hidden_size % 16 != 0) {
+    return Error("cuda decode: hidden {} / intermediate {} must be multiples of 32 / 8", c.hidden_size,
+                 c.intermediate_size);
+  }
+  if (c.num_experts > 256 || c.experts_per_token > 8) {
+    return Error("cuda decode: {} experts, top-{}: at most 256 and 8", c.num_experts, c.experts_per_token);
+  }
+  auto dense_ok = [](const Weight& w) { return w.type == ElemType::kBF16; };
+  if (!dense_ok(weights.embedding) || !dense_ok(weights.unembedding) || !dense_ok(weights.final_norm)) {
+    return Error("cuda decode: dense weights must be bf16");
+  }
+  for (const auto& L : weights.layers) {
+    if (!dense_ok(L.q) || !dense_ok(L.o) || !dense_ok(L.router) || !dense_ok(L.mlp1_bias) || !dense_ok(L.sinks)) {
+      return Error("cuda decode: dense weights must be bf16");
+    }
+  }
+  if (options.max_batch < 1 || options.max_context < 1) return Error("cuda decode: max_batch and max_context must be >= 1");
+  if (m->opt.nsplit <= 0) m->opt.nsplit = std::clamp(options.max_context / 512, 1, 16);
+
+  const int B = options.max_batch, H = c.hidden_size, Nq = c.num_heads;
+  GPTOSS_CUDA_TRY(cudaStreamCreateWithFlags(&m->stream, cudaStreamNonBlocking), "stream");
+  GPTOSS_RETURN_IF_ERROR(m->dev(&m->x, size_t(B) * H));
+  GPTOSS_RETURN_IF_ERROR(m->dev(&m->xn, size_t(B) * H));
+  GPTOSS_RETURN_IF_ERROR(m->dev(&m->q, size_t(B) * Nq * 64));
+  GPTOSS_RETURN_IF_ERROR(m->dev(&m->part, size_t(B) * Nq * m->opt.nsplit * 66));
+  GPTOSS_RETURN_IF_ERROR(m->dev(&m->idx, size_t(B) * c.experts_per_token));
+  GPTOSS_RETURN_IF_ERROR(m->dev(&m->rw, size_t(B) * c.experts_per_token));
+  GPTOSS_RETURN_IF_ERROR(m->dev(&m->h, size_t(B) * c.experts_per_token * c.intermediate_size));
+  GPTOSS_RETURN_IF_ERROR(m->dev(&m->logits, size_t(B) * c.vocab_size));
+  GPTOSS_RETURN_IF_ERROR(m->dev(&m->next, B));
+  GPTOSS_RETURN_IF_ERROR(m->dev(&m->tok, B));
+  GPTOSS_RETURN_IF_ERROR(m->dev(&m->pos, B));
+  GPTOSS_RETURN_IF_ERROR(m->dev(&m->slot, B));
+  GPTOSS_RETURN_IF_ERROR(m->dev(&m->inv_freq, 32));
+  const YarnRope rope = yarn_rope(c);
+  std::vector<float> inv(rope.inv_freq.begin(), rope.inv_freq.end());
+  m->concentration = static_cast<float>(rope.concentration);
+  GPTOSS_CUDA_TRY(cudaMemcpy(m->inv_freq, inv.data(), inv.size() * 4, cudaMemcpyHostToDevice), "inv_freq");
+  for (int32_t** p : {&m->tok_h, &m->pos_h, &m->slot_h, &m->next_h}) {
+    GPTOSS_CUDA_TRY(cudaMallocHost(reinterpret_cast<void**>(p), size_t(B) * 4), "pinned buffer");
+    std::memset(*p, 0, size_t(B) * 4);
+  }
+  const size_t kv = size_t(B) * options.max_context * c.num_kv_heads * 64;
+  for (int l = 0; l < c.num_layers; ++l) {
+    float *k = nullptr, *v = nullptr;
+    GPTOSS_RETURN_IF_ERROR(m->dev(&k, kv));
+    GPTOSS_RETURN_IF_ERROR(m->dev(&v, kv));
+    m->k_cache.push_back(k);
+    m->v_cache.push_back(v);
+  }
+  return std::unique_ptr<DecodeEngine>(new DecodeEngine(std::move(m)));
+}
+
+void DecodeEngine::set_inputs(std::span<const int32_t> tokens, std::span<const int32_t> positions,
+                              std::span<const int32_t> slots) {
+  std::copy(tokens.begin(), tokens.end(), impl_->tok_h);
+  std::copy(positions.begin(), positions.end(), impl_->pos_h);
+  std::copy(slots.begin(), slots.end(), impl_->slot_h);
+}
+
+Status DecodeEngine::launch(int n, bool use_graph) { return impl_->launch(n, use_graph); }
+
+Status DecodeEngine::sync() { return cuda_status(cudaStreamSynchronize(impl_->stream), "sync"); }
+
+const int32_t* DecodeEngine::next_tokens_host() const { return impl_->next_h; }
+
+Status DecodeEngine::step(std::span<const int32_t> tokens, std::span<const int32_t> positions,
+                          std::span<const int32_t> slots, float* logits, int32_t* next, bool use_graph) {
+  const int n = static_cast<int>(tokens.size());
+  if (positions.size() != tokens.size() || slots.size() != tokens.size()) {
+    return Error("cuda decode: tokens, positions and slots differ in length");
+  }
+  for (int i = 0; i < n; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= impl_->c.vocab_size) return Error("cuda decode: token {} out of range", tokens[i]);
+    if (positions[i] < 0 || positions[i] >= impl_->opt.max_context) {
+      return Error("cuda decode: position {} outside the context of {}", positions[i], impl_->opt.max_context);
+    }
+    if (slots[i] < 0 || slots[i] >= impl_->opt.max_batch) return Error("cuda decode: slot {} out of range", slots[i]);
+  }
+  GPTOSS_RETURN_IF_ERROR(sync());  // the pinned inputs may still be read by a previous launch
+  set_inputs(tokens, positions, slots);
+  GPTOSS_RETURN_IF_ERROR(launch(n, use_graph));
+  if (logits != nullptr) {
+    GPTOSS_CUDA_TRY(cudaMemcpyAsync(logits, impl_->logits, size_t(n) * impl_->c.vocab_size * 4, cudaMemcpyDeviceToHost,
+                                    impl_->stream),
+                    "logits");
+  }
+  GPTOSS_RETURN_IF_ERROR(sync());
+  if (next != nullptr) std::copy(impl_->next_h, impl_->next_h + n, next);
+  return Status::ok();
+}
+
+double DecodeEngine::weight_bytes_per_token() const {
+  const ModelConfig& c = impl_->c;
+  const double H = c.hidden_size, I = c.intermediate_size, Q = c.num_heads * 64.0, KV = c.num_kv_heads * 64.0;
+  const double attn = 2.0 * (Q * H + 2 * KV * H + H * Q + Q + 2 * KV + H + c.num_heads + 2 * H);
+  const double router = 2.0 * (c.num_experts * H + c.num_experts);
+  const double expert = (2 * I * H + H * I) * (0.5 + 1.0 / 32) + 2.0 * (2 * I + H);
+  return c.num_layers * (attn + router + c.experts_per_token * expert) + 2.0 * (c.vocab_size * H + H);
+}
+
+ModelConfig gpt_oss_20b_config() {
+  ModelConfig c;
+  c.num_layers = 24;
+  c.hidden_size = 2880;
+  c.num_heads = 64;
+  c.num_kv_heads = 8;
+  c.head_dim = 64;
+  c.num_experts = 32;
+  c.experts_per_token = 4;
+  c.intermediate_size = 2880;
+  c.vocab_size = 201088;
+  c.sliding_window = 128;
+  c.max_position_embeddings = 131072;
+  c.rope_theta = 150000.0f;
+  c.rope_scaling_factor = 32.0f;
+  c.rope_beta_fast = 32.0f;
+  c.rope_beta_slow = 1.0f;
+  c.rope_original_max_position = 4096;
+  c.rope_truncate = false;
+  c.rms_norm_eps = 1e-5f;
+  c.swiglu_limit = 7.0f;
+  c.swiglu_alpha = 1.702f;
+  for (int l = 0; l < c.num_layers; ++l) c.layer_is_sliding.push_back(l % 2 == 0);
+  c.eos_token_ids = {200002, 199999, 200012};
+  return c;
+}
+
+Expected<ModelWeights> random_weights(Backend& be, const ModelConfig& c, uint64_t seed) {
+  uint64_t s = seed;
+  auto dense = [&](int64_t rows, int64_t cols, float lo, float hi) -> Expected<Weight> {
+    Weight w;
+    GPTOSS_ASSIGN_OR_RETURN(w.buf, be.alloc(size_t(rows) * cols * 2));
+    w.type = ElemType::kBF16;
+    w.rows = rows;
+    w.cols = cols;
+    GPTOSS_CUDA_TRY(fill_bf16_uniform(w.buf.as<uint16_t>(), size_t(rows) * cols, ++s, lo, hi, nullptr), "fill");
+    return w;
+  };
+  auto experts = [&](int64_t E, int64_t rows, int64_t cols) -> Expected<Mxfp4Experts> {
+    Mxfp4Experts m;
+    const size_t nb = size_t(E) * rows * (cols / 32);
+    GPTOSS_ASSIGN_OR_RETURN(m.blocks, be.alloc(nb * 16));
+    GPTOSS_ASSIGN_OR_RETURN(m.scales, be.alloc(nb));
+    GPTOSS_CUDA_TRY(fill_u8_uniform(m.blocks.as<uint8_t>(), nb * 16, ++s, 0, 255, nullptr), "fill");
+    GPTOSS_CUDA_TRY(fill_u8_uniform(m.scales.as<uint8_t>(), nb, ++s, 118, 121, nullptr), "fill");
+    m.experts = E;
+    m.rows = rows;
+    m.cols = cols;
+    return m;
+  };
+  const int64_t V = c.vocab_size, H = c.hidden_size, E = c.num_experts, I = c.intermediate_size;
+  const int64_t Q = int64_t{c.num_heads} * c.head_dim, KV = int64_t{c.num_kv_heads} * c.head_dim;
+  ModelWeights w;
+  GPTOSS_ASSIGN_OR_RETURN(w.embedding, dense(V, H, -1.0f, 1.0f));
+  GPTOSS_ASSIGN_OR_RETURN(w.final_norm, dense(1, H, 0.8f, 1.2f));
+  GPTOSS_ASSIGN_OR_RETURN(w.unembedding, dense(V, H, -0.03f, 0.03f));
+  for (int l = 0; l < c.num_layers; ++l) {
+    LayerWeights L;
+    L.sliding = l < static_cast<int>(c.layer_is_sliding.size()) && c.layer_is_sliding[l];
+    GPTOSS_ASSIGN_OR_RETURN(L.attn_norm, dense(1, H, 0.8f, 1.2f));
+    GPTOSS_ASSIGN_OR_RETURN(L.q, dense(Q, H, -0.03f, 0.03f));
+    GPTOSS_ASSIGN_OR_RETURN(L.q_bias, dense(1, Q, -0.05f, 0.05f));
+    GPTOSS_ASSIGN_OR_RETURN(L.k, dense(KV, H, -0.03f, 0.03f));
+    GPTOSS_ASSIGN_OR_RETURN(L.k_bias, dense(1, KV, -0.05f, 0.05f));
+    GPTOSS_ASSIGN_OR_RETURN(L.v, dense(KV, H, -0.03f, 0.03f));
+    GPTOSS_ASSIGN_OR_RETURN(L.v_bias, dense(1, KV, -0.05f, 0.05f));
+    GPTOSS_ASSIGN_OR_RETURN(L.o, dense(H, Q, -0.03f, 0.03f));
+    GPTOSS_ASSIGN_OR_RETURN(L.o_bias, dense(1, H, -0.05f, 0.05f));
+    GPTOSS_ASSIGN_OR_RETURN(L.sinks, dense(1, c.num_heads, -1.0f, 1.0f));
+    GPTOSS_ASSIGN_OR_RETURN(L.mlp_norm, dense(1, H, 0.8f, 1.2f));
+    GPTOSS_ASSIGN_OR_RETURN(L.router, dense(E, H, -0.03f, 0.03f));
+    GPTOSS_ASSIGN_OR_RETURN(L.router_bias, dense(1, E, -0.05f, 0.05f));
+    GPTOSS_ASSIGN_OR_RETURN(L.mlp1, experts(E, 2 * I, H));
+    GPTOSS_ASSIGN_OR_RETURN(L.mlp1_bias, dense(E, 2 * I, -0.05f, 0.05f));
+    GPTOSS_ASSIGN_OR_RETURN(L.mlp2, experts(E, H, I));
+    GPTOSS_ASSIGN_OR_RETURN(L.mlp2_bias, dense(E, H, -0.05f, 0.05f));
+    w.layers.push_back(std::move(L));
+  }
+  GPTOSS_CUDA_TRY(cudaDeviceSynchronize(), "random weights");
+  return w;
+}
+
+}  // namespace gptoss::cuda

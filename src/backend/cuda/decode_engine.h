@@ -1,0 +1,68 @@
+// The fast CUDA decode path: one token for each of up to max_batch sequences per step, through the
+// fused kernels (RMSNorm folded into the q/k/v, router and unembedding GEMVs; RoPE fused with the KV
+// write; flash-decoding combined inside the o-projection; fused router top-k; MXFP4 expert GEMVs with
+// SwiGLU and the weighted accumulate), the whole step captured once per batch size in a CUDA graph.
+//
+// Weights are a ModelWeights bound on the cuda backend (bind_weights uploads the checkpoint's tensors
+// as they are) or generated on the device at full size (random_weights, for benches). The engine owns
+// its KV cache (f32, [slot][position][kv_head][64] per layer).
+//
+// This is model logic living beside the kernels: it is the GPU's counterpart of model/forward.cc for
+// the decode hot path and is checked against it (tests and bench/kernels/cuda/decode_check).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "backend/backend.h"
+#include "core/status.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+namespace gptoss::cuda {
+
+struct DecodeOptions {
+  int max_batch = 1;
+  int max_context = 4096;  // positions per sequence
+  int nsplit = 0;          // flash-decoding splits per (head, token); 0: from max_context
+};
+
+class DecodeEngine {
+ public:
+  ~DecodeEngine();
+  // `weights` must live in device memory (bound on the cuda backend) and outlive the engine.
+  static Expected<std::unique_ptr<DecodeEngine>> create(const ModelConfig& config, const ModelWeights& weights,
+                                                        const DecodeOptions& options);
+
+  // Decodes tokens[i] at positions[i] for KV slots slots[i] (i < n <= max_batch). Copies the logits
+  // ([n, vocab] f32) and/or the greedy next tokens to the host when the pointers are not null.
+  // use_graph: replay (capturing on first use) the CUDA graph of this batch size.
+  Status step(std::span<const int32_t> tokens, std::span<const int32_t> positions, std::span<const int32_t> slots,
+              float* logits, int32_t* next, bool use_graph);
+
+  // Enqueue only (no host copies, no sync): for timing graph replays back to back.
+  Status launch(int n, bool use_graph);
+  Status sync();
+  // Sets the step's inputs in pinned host memory (read by the next launch).
+  void set_inputs(std::span<const int32_t> tokens, std::span<const int32_t> positions, std::span<const int32_t> slots);
+  const int32_t* next_tokens_host() const;  // valid after sync() following launch()
+
+  // Bytes of weights one decode step reads at batch 1 (dense + the selected experts), for roofline
+  // ratios.
+  double weight_bytes_per_token() const;
+
+ private:
+  struct Impl;
+  explicit DecodeEngine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Full-size random weights with `config`'s shapes in device memory (bf16 uniform, MXFP4 random codes
+// with scales in a narrow exponent range so activations stay finite). For benchmarks.
+Expected<ModelWeights> random_weights(Backend& cuda_backend, const ModelConfig& config, uint64_t seed);
+
+// The gpt-oss-20b shapes (gpt-oss-model.md §1), for benches without a checkpoint.
+ModelConfig gpt_oss_20b_config();
+
+}  // namespace gptoss::cuda

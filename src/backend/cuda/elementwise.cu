@@ -1,0 +1,162 @@
+// Unfused ops of the Backend interface (the general path; the decode engine uses fused kernels):
+// RMSNorm, RoPE in place, KV store, top-k softmax, add, gather.
+#include <cuda_runtime.h>
+
+#include "backend/cuda/common.cuh"
+#include "backend/cuda/elementwise.h"
+
+namespace gptoss::cuda {
+namespace {
+
+__global__ void rmsnorm_kernel(const float* __restrict__ x, int n, const uint16_t* __restrict__ gain, float eps,
+                               float* __restrict__ out) {
+  __shared__ float red[32];
+  const int t = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const float* xr = x + static_cast<size_t>(t) * n;
+  float ss = 0.0f;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
+  ss = warp_sum(ss);
+  if (lane == 0) red[warp] = ss;
+  __syncthreads();
+  float total = 0.0f;
+  for (int w = 0; w < static_cast<int>(blockDim.x >> 5); ++w) total += red[w];
+  const float r = 1.0f / sqrtf(total / static_cast<float>(n) + eps);
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    out[static_cast<size_t>(t) * n + i] = (xr[i] * r) * bf16_to_f32(gain[i]);
+  }
+}
+
+__global__ void rope_kernel(float* __restrict__ x, int heads, int head_dim, const int32_t* __restrict__ pos,
+                            const float* __restrict__ inv_freq, float concentration) {
+  const int t = blockIdx.x, half = head_dim / 2;
+  float* row = x + static_cast<size_t>(t) * heads * head_dim;
+  for (int e = threadIdx.x; e < heads * half; e += blockDim.x) {
+    const int h = e / half, i = e % half;
+    float s, c;
+    sincosf(static_cast<float>(pos[t]) * inv_freq[i], &s, &c);
+    c *= concentration;
+    s *= concentration;
+    float* v = row + h * head_dim;
+    const float a = v[i], b = v[i + half];
+    v[i] = a * c - b * s;
+    v[i + half] = b * c + a * s;
+  }
+}
+
+__global__ void kv_store_kernel(float* __restrict__ kc, float* __restrict__ vc, int capacity, int width,
+                                const float* __restrict__ k, const float* __restrict__ v, const int32_t* __restrict__ slot,
+                                const int32_t* __restrict__ pos) {
+  const int t = blockIdx.x;
+  const size_t base = (static_cast<size_t>(slot[t]) * capacity + pos[t] % capacity) * width;
+  for (int i = threadIdx.x; i < width; i += blockDim.x) {
+    kc[base + i] = k[static_cast<size_t>(t) * width + i];
+    vc[base + i] = v[static_cast<size_t>(t) * width + i];
+  }
+}
+
+// One warp per row; n <= 256, k <= 8.
+__global__ void topk_softmax_kernel(const float* __restrict__ logits, int n, int k, int32_t* __restrict__ idx,
+                                    float* __restrict__ weight) {
+  const int t = blockIdx.x, lane = threadIdx.x;
+  constexpr int kPer = 8;
+  float v[kPer];
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int e = lane + 32 * j;
+    v[j] = e < n ? logits[static_cast<size_t>(t) * n + e] : -INFINITY;
+  }
+  float sel_val[8];
+  int sel_idx[8];
+  for (int r = 0; r < k; ++r) {
+    float best = -INFINITY;
+    int best_e = 0x7fffffff;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+      const int e = lane + 32 * j;
+      if (e < n && (v[j] > best || (v[j] == best && e < best_e))) best = v[j], best_e = e;
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ob = __shfl_xor_sync(0xffffffffu, best, o);
+      const int oe = __shfl_xor_sync(0xffffffffu, best_e, o);
+      if (ob > best || (ob == best && oe < best_e)) best = ob, best_e = oe;
+    }
+    sel_val[r] = best;
+    sel_idx[r] = best_e;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+      if (lane + 32 * j == best_e) v[j] = -INFINITY;
+    }
+  }
+  if (lane == 0) {
+    float sum = 0.0f, w[8];
+    for (int r = 0; r < k; ++r) {
+      w[r] = expf(sel_val[r] - sel_val[0]);
+      sum += w[r];
+    }
+    for (int r = 0; r < k; ++r) {
+      idx[t * k + r] = sel_idx[r];
+      weight[t * k + r] = w[r] / sum;
+    }
+  }
+}
+
+__global__ void add_kernel(float* __restrict__ x, const float* __restrict__ y, size_t n) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    x[i] += y[i];
+  }
+}
+
+__global__ void gather_kernel(const float* __restrict__ x, int cols, const int32_t* __restrict__ rows,
+                              float* __restrict__ out) {
+  const int i = blockIdx.x;
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+    out[static_cast<size_t>(i) * cols + c] = x[static_cast<size_t>(rows[i]) * cols + c];
+  }
+}
+
+int last_error() { return static_cast<int>(cudaGetLastError()); }
+
+}  // namespace
+
+int rmsnorm(const float* x, int T, int n, const uint16_t* gain, float eps, float* out, cudaStream_t stream) {
+  if (T <= 0) return 0;
+  rmsnorm_kernel<<<T, 256, 0, stream>>>(x, n, gain, eps, out);
+  return last_error();
+}
+
+int rope_inplace(float* x, int T, int heads, int head_dim, const int32_t* pos, const float* inv_freq,
+                 float concentration, cudaStream_t stream) {
+  if (T <= 0) return 0;
+  rope_kernel<<<T, 256, 0, stream>>>(x, heads, head_dim, pos, inv_freq, concentration);
+  return last_error();
+}
+
+int kv_store(float* k_cache, float* v_cache, int capacity, int width, const float* k, const float* v, int T,
+             const int32_t* slot, const int32_t* pos, cudaStream_t stream) {
+  if (T <= 0) return 0;
+  kv_store_kernel<<<T, 256, 0, stream>>>(k_cache, v_cache, capacity, width, k, v, slot, pos);
+  return last_error();
+}
+
+int topk_softmax(const float* logits, int T, int n, int k, int32_t* idx, float* weight, cudaStream_t stream) {
+  if (T <= 0) return 0;
+  if (n > 256 || k > 8 || k > n) return static_cast<int>(cudaErrorInvalidValue);
+  topk_softmax_kernel<<<T, 32, 0, stream>>>(logits, n, k, idx, weight);
+  return last_error();
+}
+
+int add_inplace(float* x, const float* y, size_t n, cudaStream_t stream) {
+  if (n == 0) return 0;
+  add_kernel<<<256, 256, 0, stream>>>(x, y, n);
+  return last_error();
+}
+
+int gather_rows(const float* x, int cols, const int32_t* rows, int n, float* out, cudaStream_t stream) {
+  if (n <= 0) return 0;
+  gather_kernel<<<n, 256, 0, stream>>>(x, cols, rows, out);
+  return last_error();
+}
+
+}  // namespace gptoss::cuda

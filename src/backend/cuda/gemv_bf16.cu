@@ -1,0 +1,319 @@
+// bf16-weight GEMV for decode: one warp per output row, 16-byte streaming loads, the input rows staged
+// in shared memory by a prologue (plain copy, fused RMSNorm, or the flash-decoding combine), and
+// epilogues for plain/accumulating stores and for q/k/v with RoPE and the KV-cache write.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+
+#include "backend/cuda/common.cuh"
+#include "backend/cuda/kernels.h"
+
+namespace gptoss::cuda {
+namespace {
+
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
+constexpr int kUnroll = 4;
+
+__device__ __forceinline__ uint4 ld_stream(const uint4* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
+// Sum over the block of one value per thread, for up to kMaxGemvTokens values; result in every thread.
+template <int T>
+__device__ void block_sum(float v[T], float* red /* [kWarps][T] */) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+  for (int t = 0; t < T; ++t) v[t] = warp_sum(v[t]);
+  __syncthreads();
+  if (lane == 0) {
+#pragma unroll
+    for (int t = 0; t < T; ++t) red[warp * T + t] = v[t];
+  }
+  __syncthreads();
+#pragma unroll
+  for (int t = 0; t < T; ++t) {
+    float s = 0.0f;
+    for (int w = 0; w < kWarps; ++w) s += red[w * T + t];
+    v[t] = s;
+  }
+}
+
+// Fills xs[T][cols] with the nT input rows (rows nT..T-1 zero).
+template <int T>
+__device__ void stage_input(const GemvInput& in, int cols, int nT, float* xs, float* red) {
+  if (in.attn_part != nullptr) {
+    // Combine flash-decoding partials: one warp per (token, head), lane owns dims lane, lane + 32.
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int hd = in.head_dim, ns = in.nsplit, stride = hd + 2;
+    for (int th = warp; th < T * in.heads; th += kWarps) {
+      const int t = th / in.heads, h = th % in.heads;
+      float o0 = 0.0f, o1 = 0.0f;
+      if (t < nT) {
+        const float* p = in.attn_part + (static_cast<size_t>(t) * in.heads + h) * ns * stride;
+        const float sink = bf16_to_f32(in.sinks[h]);
+        float m = sink;
+        for (int s = 0; s < ns; ++s) m = fmaxf(m, p[s * stride]);
+        float den = expf(sink - m);
+        for (int s = 0; s < ns; ++s) {
+          const float f = expf(p[s * stride] - m);  // exp(-inf) = 0 for empty splits
+          den += p[s * stride + 1] * f;
+          o0 += p[s * stride + 2 + lane] * f;
+          o1 += p[s * stride + 2 + lane + 32] * f;
+        }
+        o0 /= den;
+        o1 /= den;
+      }
+      xs[t * cols + h * hd + lane] = o0;
+      xs[t * cols + h * hd + lane + 32] = o1;
+    }
+    __syncthreads();
+    return;
+  }
+  float ss[T];
+#pragma unroll
+  for (int t = 0; t < T; ++t) {
+    ss[t] = 0.0f;
+    for (int c = threadIdx.x * 4; c < cols; c += kThreads * 4) {
+      float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (t < nT) v = *reinterpret_cast<const float4*>(in.x + static_cast<size_t>(t) * in.x_stride + c);
+      *reinterpret_cast<float4*>(xs + t * cols + c) = v;
+      ss[t] += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    }
+  }
+  if (in.norm_gain == nullptr) {
+    __syncthreads();
+    return;
+  }
+  block_sum<T>(ss, red);
+#pragma unroll
+  for (int t = 0; t < T; ++t) {
+    const float r = 1.0f / sqrtf(ss[t] / static_cast<float>(cols) + in.norm_eps);
+    for (int c = threadIdx.x; c < cols; c += kThreads) xs[t * cols + c] = (xs[t * cols + c] * r) * bf16_to_f32(in.norm_gain[c]);
+  }
+  __syncthreads();
+}
+
+// acc[t] += W[row, :] . xs[t, :] over this lane's share (the caller reduces across the warp).
+template <int T>
+__device__ __forceinline__ void dot_row(const uint16_t* wrow, const float* xs, int cols, float acc[T]) {
+  const int lane = threadIdx.x & 31;
+  const int n8 = cols >> 3;
+  const uint4* w = reinterpret_cast<const uint4*>(wrow);
+  for (int base = lane; base < n8; base += 32 * kUnroll) {
+    uint4 wv[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int i = base + 32 * u;
+      wv[u] = i < n8 ? ld_stream(w + i) : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int i = base + 32 * u;
+      if (i < n8) {
+#pragma unroll
+        for (int t = 0; t < T; ++t) {
+          const float4 a = *reinterpret_cast<const float4*>(xs + t * cols + 8 * i);
+          const float4 b = *reinterpret_cast<const float4*>(xs + t * cols + 8 * i + 4);
+          float s = acc[t];
+          s = fmaf(bf16_lo(wv[u].x), a.x, s);
+          s = fmaf(bf16_hi(wv[u].x), a.y, s);
+          s = fmaf(bf16_lo(wv[u].y), a.z, s);
+          s = fmaf(bf16_hi(wv[u].y), a.w, s);
+          s = fmaf(bf16_lo(wv[u].z), b.x, s);
+          s = fmaf(bf16_hi(wv[u].z), b.y, s);
+          s = fmaf(bf16_lo(wv[u].w), b.z, s);
+          s = fmaf(bf16_hi(wv[u].w), b.w, s);
+          acc[t] = s;
+        }
+      }
+    }
+  }
+}
+
+template <int T>
+__global__ void __launch_bounds__(kThreads) gemv_kernel(const uint16_t* __restrict__ w, const uint16_t* __restrict__ bias,
+                                                        int rows, int cols, GemvInput in, int nT, float* out,
+                                                        int out_stride, bool accumulate) {
+  extern __shared__ float4 smem4[];
+  float* xs = reinterpret_cast<float*>(smem4);
+  __shared__ float red[kWarps * T];
+  stage_input<T>(in, cols, nT, xs, red);
+  const int lane = threadIdx.x & 31;
+  for (int row = blockIdx.x * kWarps + (threadIdx.x >> 5); row < rows; row += gridDim.x * kWarps) {
+    float acc[T];
+#pragma unroll
+    for (int t = 0; t < T; ++t) acc[t] = 0.0f;
+    dot_row<T>(w + static_cast<size_t>(row) * cols, xs, cols, acc);
+#pragma unroll
+    for (int t = 0; t < T; ++t) acc[t] = warp_sum(acc[t]);
+    const float b = bias ? bf16_to_f32(bias[row]) : 0.0f;
+#pragma unroll
+    for (int t = 0; t < T; ++t) {
+      if (lane == t && t < nT) {
+        float* o = out + static_cast<size_t>(t) * out_stride + row;
+        *o = accumulate ? *o + (acc[t] + b) : acc[t] + b;
+      }
+    }
+  }
+}
+
+// One warp per (head, pair i): rows i and i + 32 of the head, rotated together.
+template <int T>
+__global__ void __launch_bounds__(kThreads) qkv_rope_kernel(QkvRopeArgs a, GemvInput in, int nT) {
+  extern __shared__ float4 smem4[];
+  float* xs = reinterpret_cast<float*>(smem4);
+  __shared__ float red[kWarps * T];
+  stage_input<T>(in, a.cols, nT, xs, red);
+  const int lane = threadIdx.x & 31;
+  const int heads = a.q_heads + 2 * a.kv_heads;
+  for (int task = blockIdx.x * kWarps + (threadIdx.x >> 5); task < heads * 32; task += gridDim.x * kWarps) {
+    const int hh = task >> 5, i = task & 31;
+    const uint16_t* w;
+    const uint16_t* b;
+    int local;
+    if (hh < a.q_heads) {
+      w = a.wq, b = a.bq, local = hh;
+    } else if (hh < a.q_heads + a.kv_heads) {
+      w = a.wk, b = a.bk, local = hh - a.q_heads;
+    } else {
+      w = a.wv, b = a.bv, local = hh - a.q_heads - a.kv_heads;
+    }
+    const int r1 = local * 64 + i, r2 = r1 + 32;
+    float acc1[T], acc2[T];
+#pragma unroll
+    for (int t = 0; t < T; ++t) acc1[t] = acc2[t] = 0.0f;
+    dot_row<T>(w + static_cast<size_t>(r1) * a.cols, xs, a.cols, acc1);
+    dot_row<T>(w + static_cast<size_t>(r2) * a.cols, xs, a.cols, acc2);
+#pragma unroll
+    for (int t = 0; t < T; ++t) {
+      acc1[t] = warp_sum(acc1[t]);
+      acc2[t] = warp_sum(acc2[t]);
+    }
+    const float b1 = b ? bf16_to_f32(b[r1]) : 0.0f, b2 = b ? bf16_to_f32(b[r2]) : 0.0f;
+#pragma unroll
+    for (int t = 0; t < T; ++t) {
+      if (lane != t || t >= nT) continue;
+      float x1 = acc1[t] + b1, x2 = acc2[t] + b2;
+      const int p = a.pos[t];
+      if (hh < a.q_heads + a.kv_heads) {
+        const float phi = static_cast<float>(p) * a.inv_freq[i];
+        float s, c;
+        sincosf(phi, &s, &c);
+        c *= a.concentration;
+        s *= a.concentration;
+        const float y1 = x1 * c - x2 * s, y2 = x2 * c + x1 * s;
+        x1 = y1, x2 = y2;
+      }
+      if (hh < a.q_heads) {
+        float* q = a.q_out + static_cast<size_t>(t) * a.q_heads * 64;
+        q[r1] = x1;
+        q[r2] = x2;
+      } else {
+        const size_t base =
+            ((static_cast<size_t>(a.slot[t]) * a.capacity + p % a.capacity) * a.kv_heads + local) * 64;
+        float* cache = hh < a.q_heads + a.kv_heads ? a.k_cache : a.v_cache;
+        cache[base + i] = x1;
+        cache[base + i + 32] = x2;
+      }
+    }
+  }
+}
+
+int sm_count() {
+  static int n = [] {
+    int dev = 0, v = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev);
+    return v > 0 ? v : 1;
+  }();
+  return n;
+}
+
+template <typename Kernel>
+void allow_smem(Kernel k, size_t bytes) {
+  if (bytes > 48 * 1024) cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+}
+
+int launch_gemv(const uint16_t* w, const uint16_t* bias, int rows, int cols, const GemvInput& in, int nT,
+                float* out, int out_stride, bool accumulate, cudaStream_t stream) {
+  const int blocks = std::min((rows + kWarps - 1) / kWarps, sm_count() * 8);
+  const int T = nT <= 1 ? 1 : nT <= 2 ? 2 : 4;
+  const size_t smem = static_cast<size_t>(T) * cols * sizeof(float);
+  switch (T) {
+    case 1:
+      allow_smem(gemv_kernel<1>, smem);
+      gemv_kernel<1><<<blocks, kThreads, smem, stream>>>(w, bias, rows, cols, in, nT, out, out_stride, accumulate);
+      break;
+    case 2:
+      allow_smem(gemv_kernel<2>, smem);
+      gemv_kernel<2><<<blocks, kThreads, smem, stream>>>(w, bias, rows, cols, in, nT, out, out_stride, accumulate);
+      break;
+    default:
+      allow_smem(gemv_kernel<4>, smem);
+      gemv_kernel<4><<<blocks, kThreads, smem, stream>>>(w, bias, rows, cols, in, nT, out, out_stride, accumulate);
+      break;
+  }
+  return static_cast<int>(cudaGetLastError());
+}
+
+// The input rows of tokens [t0, t0 + n).
+GemvInput offset_input(GemvInput in, int t0) {
+  if (in.attn_part != nullptr) {
+    in.attn_part += static_cast<size_t>(t0) * in.heads * in.nsplit * (in.head_dim + 2);
+  } else {
+    in.x += static_cast<size_t>(t0) * in.x_stride;
+  }
+  return in;
+}
+
+}  // namespace
+
+int gemv_bf16(const uint16_t* w, const uint16_t* bias, int rows, int cols, const GemvInput& in, int T, float* out,
+              int out_stride, bool accumulate, cudaStream_t stream) {
+  for (int t0 = 0; t0 < T; t0 += kMaxGemvTokens) {
+    const int n = std::min(kMaxGemvTokens, T - t0);
+    const int err = launch_gemv(w, bias, rows, cols, offset_input(in, t0), n, out + static_cast<size_t>(t0) * out_stride,
+                                out_stride, accumulate, stream);
+    if (err != 0) return err;
+  }
+  return 0;
+}
+
+int qkv_rope_store(const QkvRopeArgs& args, const GemvInput& in, int T, cudaStream_t stream) {
+  const int tasks = (args.q_heads + 2 * args.kv_heads) * 32;
+  const int blocks = std::min((tasks + kWarps - 1) / kWarps, sm_count() * 8);
+  for (int t0 = 0; t0 < T; t0 += kMaxGemvTokens) {
+    const int n = std::min(kMaxGemvTokens, T - t0);
+    QkvRopeArgs a = args;
+    a.pos += t0;
+    a.slot += t0;
+    a.q_out += static_cast<size_t>(t0) * args.q_heads * 64;
+    const GemvInput x = offset_input(in, t0);
+    const int Tk = n <= 1 ? 1 : n <= 2 ? 2 : 4;
+    const size_t smem = static_cast<size_t>(Tk) * args.cols * sizeof(float);
+    switch (Tk) {
+      case 1:
+        allow_smem(qkv_rope_kernel<1>, smem);
+        qkv_rope_kernel<1><<<blocks, kThreads, smem, stream>>>(a, x, n);
+        break;
+      case 2:
+        allow_smem(qkv_rope_kernel<2>, smem);
+        qkv_rope_kernel<2><<<blocks, kThreads, smem, stream>>>(a, x, n);
+        break;
+      default:
+        allow_smem(qkv_rope_kernel<4>, smem);
+        qkv_rope_kernel<4><<<blocks, kThreads, smem, stream>>>(a, x, n);
+        break;
+    }
+    const int err = static_cast<int>(cudaGetLastError());
+    if (err != 0) return err;
+  }
+  return 0;
+}
+
+}  // namespace gptoss::cuda

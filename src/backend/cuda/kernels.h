@@ -1,0 +1,111 @@
+// Host entry points of the CUDA kernels for gpt-oss decode (and small batches). Plain C++ types only,
+// so any translation unit can include this. Every launcher enqueues on `stream` and returns the
+// launch error (cudaGetLastError) as an int (cudaError_t), 0 on success.
+//
+// Layouts are the checkpoints' own (HF names): bf16 matrices row-major [out, in]; MXFP4 experts
+// blocks [E, rows, cols/32, 16] + E8M0 scales [E, rows, cols/32]; biases bf16. Activations are f32.
+// Token metadata (positions, KV slots, expert ids) lives in device memory so that a captured CUDA
+// graph can be replayed with new values.
+#pragma once
+
+#include <cstdint>
+
+typedef struct CUstream_st* cudaStream_t;
+
+namespace gptoss::cuda {
+
+// Largest number of token rows one GEMV launch handles; launchers loop over larger T.
+inline constexpr int kMaxGemvTokens = 4;
+
+// Where a GEMV gets its input rows from.
+struct GemvInput {
+  const float* x = nullptr;  // [T, x_stride] (mode plain / rmsnorm)
+  int x_stride = 0;
+  // RMSNorm prologue: when gain != nullptr the rows are normalized (eps) and multiplied by gain.
+  const uint16_t* norm_gain = nullptr;
+  float norm_eps = 1e-5f;
+  // Attention-combine prologue: when attn_part != nullptr, row t is assembled from flash-decoding
+  // partials [T, heads, nsplit, head_dim + 2] (m, l, acc[head_dim]) and the per-head sink logits.
+  const float* attn_part = nullptr;
+  const uint16_t* sinks = nullptr;
+  int heads = 0;
+  int head_dim = 0;
+  int nsplit = 0;
+};
+
+// out[t, r] (=|+=) sum_c W[r, c] * in[t, c] + bias[r]; bias may be null. rows any, cols % 8 == 0.
+int gemv_bf16(const uint16_t* w, const uint16_t* bias, int rows, int cols, const GemvInput& in, int T,
+              float* out, int out_stride, bool accumulate, cudaStream_t stream);
+
+// The fused attention input projection: qkv = RMSNorm(x) . Wqkv^T + b, with Wqkv the rows of q, k and
+// v (q_heads + 2 * kv_heads heads of head_dim = 64, given as three pointers so checkpoints' separate
+// q/k/v tensors are used as they are), then RoPE (YaRN; pairs (i, i + 32); cos/sin times
+// `concentration`) on q and k, q written to q_out [T, q_heads * 64] and k/v stored into the KV cache
+// k_cache/v_cache [slots, capacity, kv_heads, 64] at (slot[t], pos[t] % capacity).
+struct QkvRopeArgs {
+  const uint16_t* wq;
+  const uint16_t* wk;
+  const uint16_t* wv;
+  const uint16_t* bq;
+  const uint16_t* bk;
+  const uint16_t* bv;
+  int q_heads;
+  int kv_heads;
+  int cols;
+  const float* inv_freq;  // device, 32 entries
+  float concentration;
+  const int32_t* pos;   // device [T]
+  const int32_t* slot;  // device [T]
+  float* q_out;
+  float* k_cache;
+  float* v_cache;
+  int capacity;
+};
+int qkv_rope_store(const QkvRopeArgs& a, const GemvInput& in, int T, cudaStream_t stream);
+
+// Flash-decoding partials for T queries (head_dim 64): q [T, q_heads * 64] (already rotated), keys
+// and values from the cache for slot[t], positions max(0, pos - window + 1) .. pos (window 0: all),
+// split into nsplit ranges. part is [T, q_heads, nsplit, 66]: running max m, denominator l (both in
+// units of exp(score - m)) and the unnormalized output. scale multiplies q.k (the sink does not).
+int attention_partials(const float* q, int T, int q_heads, int kv_heads, const float* k_cache,
+                       const float* v_cache, int capacity, const int32_t* pos, const int32_t* slot,
+                       int window, float scale, int nsplit, float* part, cudaStream_t stream);
+
+// out[t, h*64 + d] = combined attention output (sinks enlarge the denominator), for callers that need
+// the vector itself (the o-projection GEMV can combine on the fly instead).
+int attention_combine(const float* part, const uint16_t* sinks, int T, int heads, int nsplit, float* out,
+                      cudaStream_t stream);
+
+// Router for T tokens: xn[t] = RMSNorm(x[t]) * gain; logits = Wr . xn + br; the top k (descending,
+// ties to the lower index) and a softmax over those k. idx/weight are [T, k]. E <= 256, k <= 8.
+int router_topk(const float* x, int x_stride, const uint16_t* gain, float eps, const uint16_t* wr,
+                const uint16_t* br, int experts, int cols, int k, int T, float* xn, int32_t* idx,
+                float* weight, cudaStream_t stream);
+
+// MoE first projection for S = T*k (token, expert) slots: slot s uses token s / k and expert idx[s];
+// u = W1[e] . x[t] + b1[e] (rows interleave gate/up), h[s, j] = swiglu(u[2j], u[2j+1]) with
+// gate = min(g, limit), up = clamp(u, -limit, limit), h = gate * sigmoid(alpha * gate) * (up + 1).
+// rows = 2 * intermediate, rows % 16 == 0, cols % 32 == 0.
+int moe_gate_up_swiglu(const float* x, int x_stride, const int32_t* idx, int T, int k,
+                       const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows,
+                       int cols, float limit, float alpha, float* h, cudaStream_t stream);
+
+// MoE second projection: out[t, r] (+)= sum_j weight[t, j] * (W2[idx[t, j]] . h[t*k + j] + b2[...]).
+// rows % 16 == 0, cols % 32 == 0, k <= 8.
+int moe_down_accumulate(const float* h, const int32_t* idx, const float* weight, int T, int k,
+                        const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows,
+                        int cols, float* out, bool accumulate, cudaStream_t stream);
+
+// out[t, :] = f32(table[tokens[t], :]) (bf16 table, tokens in device memory).
+int embed_bf16(const uint16_t* table, int cols, const int32_t* tokens, int T, float* out,
+               cudaStream_t stream);
+
+// out[t] = argmax over n of logits[t, :] (ties to the lower index).
+int argmax_rows(const float* logits, int n, int T, int32_t* out, cudaStream_t stream);
+
+// Device-side fill with a deterministic hash (bench and tests): bf16 uniform in [lo, hi), bytes
+// uniform in [lo, hi] (for MXFP4 codes use 0..255, for scales a narrow exponent range).
+int fill_bf16_uniform(uint16_t* p, size_t n, uint64_t seed, float lo, float hi, cudaStream_t stream);
+int fill_u8_uniform(uint8_t* p, size_t n, uint64_t seed, int lo, int hi, cudaStream_t stream);
+
+}  // namespace gptoss::cuda
