@@ -29,4 +29,6 @@ const std::vector<Command>& all_commands();
 // Prints "gptoss <cmd>: <message>" to stderr; returns the exit code to use.
 int fail(const std::string& cmd, const std::string& message, int code = 1);
 
+int cmd_pull(const std::vector<std::string>& args);
+
 }  // namespace gptoss::cli

@@ -9,6 +9,7 @@ namespace gptoss::cli {
 // Add a command here when its cmd_<name>.cc lands (keep one line per command).
 const std::vector<Command>& all_commands() {
   static const std::vector<Command> kCommands = {
+      {"pull", cmd_pull, "download a model from the Hugging Face hub into the HF cache"},
       {"harmony", cmd_harmony, "render a conversation to a Harmony prompt; parse generated ids into messages"},
       {"tokenize", cmd_tokenize, "print the o200k_harmony token ids of a text (JSON array)"},
       {"detokenize", cmd_detokenize, "print the text of token ids"},

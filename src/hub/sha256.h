@@ -1,0 +1,38 @@
+// SHA-256 (FIPS 180-4), streaming. Used to verify LFS blobs against the hub's metadata while they
+// download, so a finished file never needs a second read.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+
+namespace gptoss::hub {
+
+class Sha256 {
+ public:
+  Sha256() { reset(); }
+  void reset();
+  void update(const void* data, size_t n);
+  void update(std::string_view s) { update(s.data(), s.size()); }
+  // Finishes the hash; the object must be reset() before reuse.
+  std::array<uint8_t, 32> digest();
+  std::string hex_digest();
+
+ private:
+  void compress(const uint8_t* block);
+  uint32_t h_[8];
+  uint8_t buf_[64];
+  size_t buf_len_ = 0;
+  uint64_t total_ = 0;
+};
+
+std::string sha256_hex(std::string_view data);
+
+// Hashes a whole file from disk (streaming, 1 MiB at a time).
+Expected<std::string> sha256_file(const std::string& path);
+
+}  // namespace gptoss::hub
