@@ -334,3 +334,27 @@ def test_usage_errors(gptoss_bin, tmp_path):
     assert pull(gptoss_bin, env).returncode == 2
     r = pull(gptoss_bin, env, "not a/repo id")
     assert r.returncode == 2 and "repo id" in r.stderr
+
+
+def test_progress_bar_on_a_terminal(gptoss_bin, hub, tmp_path):
+    import pty
+
+    master, slave = pty.openpty()
+    p = subprocess.Popen([gptoss_bin, "pull", REPO], env=base_env(tmp_path, hub, tmp_path / "c"),
+                         stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO once the child closed its end
+            break
+        if not data:
+            break
+        chunks.append(data)
+    out, _ = p.communicate(timeout=60)
+    os.close(master)
+    assert p.returncode == 0
+    text = b"".join(chunks).decode()
+    assert "\r" in text and "ETA" in text and "/s" in text and "[4/4]" in text
+    assert "3.0 MB / 3.0 MB" in text  # the bar ends at the total
