@@ -271,6 +271,22 @@ Expected<DeveloperContent> developer_from_json(const ojson& j, const std::string
   DeveloperContent d;
   GPTOSS_RETURN_IF_ERROR(opt_string(j, "instructions", where, &d.instructions));
   GPTOSS_RETURN_IF_ERROR(namespaces_from_json(j, where, &d.tools));
+  auto it = j.find("response_formats");
+  if (it != j.end() && !it->is_null()) {
+    if (!it->is_array()) return Error("{}.response_formats: expected an array, got {}", where, it->type_name());
+    for (size_t i = 0; i < it->size(); ++i) {
+      const ojson& f = (*it)[i];
+      const std::string w = fmt::format("{}.response_formats[{}]", where, i);
+      if (!f.is_object()) return Error("{}: expected an object, got {}", w, f.type_name());
+      ResponseFormat rf;
+      GPTOSS_RETURN_IF_ERROR(req_string(f, "name", w, &rf.name));
+      GPTOSS_RETURN_IF_ERROR(opt_string(f, "description", w, &rf.description));
+      auto s = f.find("schema");
+      if (s == f.end() || s->is_null()) return Error("{}: missing field 'schema'", w);
+      rf.schema = *s;
+      d.response_formats.push_back(std::move(rf));
+    }
+  }
   return d;
 }
 
@@ -396,6 +412,12 @@ ojson content_to_json(const Content& c) {
       o["type"] = "developer_content";
       o["instructions"] = opt(c.developer.instructions);
       o["tools"] = c.developer.tools ? namespaces_to_json(*c.developer.tools) : ojson(nullptr);
+      if (!c.developer.response_formats.empty()) {
+        ojson arr = ojson::array();
+        for (const auto& rf : c.developer.response_formats)
+          arr.push_back({{"name", rf.name}, {"description", opt(rf.description)}, {"schema", rf.schema}});
+        o["response_formats"] = std::move(arr);
+      }
       break;
   }
   return o;

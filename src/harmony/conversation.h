@@ -66,9 +66,20 @@ struct SystemContent {
   SystemContent& with_tools(ToolNamespace ns);
 };
 
+// Structured output (docs/format.md "Structured output"). openai-harmony has no field for it;
+// it is rendered at the end of the developer message as
+// "# Response Formats\n\n## {name}\n\n// {description}\n{schema as compact JSON}".
+// JSON key: "response_formats": [{"name", "description", "schema"}] (ignored by openai-harmony).
+struct ResponseFormat {
+  std::string name;
+  std::optional<std::string> description;
+  ojson schema;
+};
+
 struct DeveloperContent {
   std::optional<std::string> instructions;
   std::optional<ToolNamespaces> tools;
+  std::vector<ResponseFormat> response_formats;
 
   DeveloperContent& with_tools(ToolNamespace ns);
   DeveloperContent& with_function_tools(std::vector<ToolDescription> tools);

@@ -279,6 +279,7 @@ void Parser::push(uint32_t token, std::vector<ParseEvent>& out) {
         recover_header(token, out);
         on_stop_token(token, out);
       } else if (token == tok::kStart) {
+        if (header_tokens_.empty()) problem(out, "<|start|> in place of a message header");
         recover_header(0, out);
         begin_header(std::nullopt, {});
       } else {

@@ -53,6 +53,15 @@ std::string developer_text(const DeveloperContent& d) {
     sections.push_back(*d.instructions);
   }
   if (d.tools && !d.tools->empty()) sections.push_back(render_tools_section(*d.tools));
+  if (!d.response_formats.empty()) {
+    std::vector<std::string> formats;
+    for (const auto& rf : d.response_formats) {
+      std::string f = "## " + rf.name + "\n\n";
+      if (rf.description) f += "// " + *rf.description + "\n";
+      formats.push_back(f + serde_json_compact(rf.schema));
+    }
+    sections.push_back("# Response Formats\n\n" + join(formats, "\n\n"));
+  }
   return join(sections, "\n\n");
 }
 

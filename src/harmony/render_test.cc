@@ -149,6 +149,22 @@ TEST(Render, TrainingEndsWithReturn) {
   EXPECT_EQ(ids->back(), tok::kReturn);
 }
 
+TEST(Render, ResponseFormatsEndTheDeveloperMessage) {
+  // The layout docs/format.md gives for structured output.
+  DeveloperContent d;
+  d.instructions = "You are a helpful shopping assistant";
+  d.response_formats.push_back(
+      {"shopping_list", "A list",
+       ojson::parse(R"({"properties":{"items":{"type":"array","description":"entries on the shopping list","items":{"type":"string"}}},"type":"object"})")});
+  auto text = render_text_conversation(Conversation{{Message::developer(d)}});
+  ASSERT_TRUE(text.has_value());
+  EXPECT_EQ(*text,
+            "<|start|>developer<|message|># Instructions\n\nYou are a helpful shopping assistant\n\n"
+            "# Response Formats\n\n## shopping_list\n\n// A list\n"
+            R"({"properties":{"items":{"type":"array","description":"entries on the shopping list","items":{"type":"string"}}},"type":"object"})"
+            "<|end|>");
+}
+
 TEST(ConversationJson, ReadsHarmonyShapeAndReportsBadFields) {
   auto j = ojson::parse(
       R"({"messages":[{"role":"system","name":null,"content":[{"type":"system_content","model_identity":"X","reasoning_effort":"High","channel_config":{"valid_channels":["final"],"channel_required":false}}]},)"

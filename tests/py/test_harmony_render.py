@@ -310,6 +310,24 @@ def test_drop_analysis_last_final_rule(gptoss_bin):
     assert "think1" not in last["text"] and "think2" not in last["text"] and "think3" in last["text"]
 
 
+def test_response_formats(enc, gptoss_bin):
+    """openai-harmony has no response-format field; docs/format.md appends the section to the
+    developer message. Our render must equal harmony's render of that text as instructions."""
+    schema = {"properties": {"items": {"type": "array", "description": "entries \u00e9", "items": {"type": "string"}}},
+              "type": "object"}
+    dev = {"type": "developer_content", "instructions": "You are a helpful shopping assistant",
+           "response_formats": [{"name": "shopping_list", "description": "A list", "schema": schema},
+                                {"name": "other", "schema": {"type": "string"}}]}
+    conv = {"messages": [{"role": "developer", "content": [dev]}, {"role": "user", "content": "eggs"}]}
+    text = ("You are a helpful shopping assistant\n\n# Response Formats\n\n## shopping_list\n\n// A list\n" +
+            json.dumps(schema, separators=(",", ":"), ensure_ascii=False) + '\n\n## other\n\n{"type":"string"}')
+    same = Conversation.from_messages([
+        Message.from_role_and_content(Role.DEVELOPER, DeveloperContent.new().with_instructions(text)),
+        Message.from_role_and_content(Role.USER, "eggs")])
+    [out] = run_render(gptoss_bin, [{"conversation": conv}])
+    assert out["ids"] == enc.render_conversation_for_completion(same, Role.ASSISTANT)
+
+
 def test_bad_json_is_reported_with_its_field(gptoss_bin):
     reqs = [{"conversation": {"messages": [{"role": "robot", "content": "x"}]}},
             {"conversation": {"messages": [{"role": "user"}]}},
