@@ -22,18 +22,23 @@ constexpr const char* kWhiteSpace =
     "\\x{9}-\\x{D}\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}"
     "\\x{205F}\\x{3000}";
 
+#include "tokenizer/unicode_extra.inc"
+
+// The o200k pattern for PCRE2: \s spelled out, and each class extended by the characters that
+// tiktoken's newer Unicode tables add (PCRE2 10.42 has Unicode 14; tiktoken's regex has 16).
 std::string pcre2_pattern() {
-  std::string p = kO200kPattern;
-  auto replace_all = [&](const std::string& from, const std::string& to) {
-    for (size_t at = p.find(from); at != std::string::npos; at = p.find(from, at + to.size())) {
-      p.replace(at, from.size(), to);
-    }
-  };
-  const std::string ws = kWhiteSpace;
-  replace_all("[^\\s\\p{L}\\p{N}]", "[^" + ws + "\\p{L}\\p{N}]");
-  replace_all("(?!\\S)", "(?![^" + ws + "])");
-  replace_all("\\s", "[" + ws + "]");
-  return p;
+  const std::string ws = kWhiteSpace, l = kExtraL, n = kExtraN, up = kExtraUpperish, lo = kExtraLowerish;
+  const std::string not_l_n = "[^\\r\\n\\p{L}\\p{N}" + l + n + "]";
+  const std::string upper = "[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}" + up + "]";
+  const std::string lower = "[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}" + lo + "]";
+  const std::string contraction = "(?i:'s|'t|'re|'ve|'m|'ll|'d)?";
+  return not_l_n + "?" + upper + "*" + lower + "+" + contraction +  //
+         "|" + not_l_n + "?" + upper + "+" + lower + "*" + contraction +  //
+         "|[\\p{N}" + n + "]{1,3}" +  //
+         "| ?[^" + ws + "\\p{L}\\p{N}" + l + n + "]+[\\r\\n/]*" +  //
+         "|[" + ws + "]*[\\r\\n]+" +  //
+         "|[" + ws + "]+(?![^" + ws + "])" +  //
+         "|[" + ws + "]+";
 }
 
 // Per-thread match data and JIT stack (pcre2 code is shared; these are not).
