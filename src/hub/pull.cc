@@ -205,6 +205,7 @@ Expected<FileMeta> head_file(const Ctx& ctx, const PullPlan& plan, const RepoFil
 Status fetch_blob(const Ctx& ctx, const PullPlan& plan, const RepoFile& f, const FileMeta& m, Progress& progress) {
   std::string blob = plan.storage_dir + "/blobs/" + m.etag;
   std::string part = blob + ".incomplete";
+  Sha256 hasher;
   std::optional<std::string> want_sha;
   if (f.lfs_sha256 && !f.lfs_sha256->empty()) {
     want_sha = *f.lfs_sha256;
@@ -212,17 +213,31 @@ Status fetch_blob(const Ctx& ctx, const PullPlan& plan, const RepoFile& f, const
     want_sha = m.etag;  // LFS etags are the content's sha256
   }
 
+  // Regular (non-LFS) files: the hub's etag is their git blob id, sha1("blob <size>\0" + content).
+  bool check_git = !want_sha && !f.blob_id.empty() && m.etag == f.blob_id && f.blob_id.size() == 40;
+  Sha1 git_hasher;
+  auto reset_hashers = [&] {
+    hasher.reset();
+    git_hasher.reset();
+    std::string header = "blob " + std::to_string(m.size);
+    git_hasher.update(header.data(), header.size() + 1);
+  };
+  auto hash = [&](const char* data, size_t n) {
+    if (want_sha) hasher.update(data, n);
+    if (check_git) git_hasher.update(data, n);
+  };
+
   int fd = ::open(part.c_str(), O_RDWR | O_CREAT, 0666);
   if (fd < 0) return Error("cannot create {}: {}", part, std::strerror(errno));
   struct stat st {};
   ::fstat(fd, &st);
   uint64_t have = uint64_t(st.st_size);
-  Sha256 hasher;
+  reset_hashers();
   if (have > m.size) {
     if (::ftruncate(fd, 0) != 0) return Error("cannot truncate {}: {}", part, std::strerror(errno));
     have = 0;
   }
-  if (have > 0 && want_sha) {  // the resumed prefix is part of the hash
+  if (have > 0 && (want_sha || check_git)) {  // the resumed prefix is part of the hash
     std::vector<char> buf(1 << 20);
     uint64_t off = 0;
     while (off < have) {
@@ -231,7 +246,7 @@ Status fetch_blob(const Ctx& ctx, const PullPlan& plan, const RepoFile& f, const
         ::close(fd);
         return Error("cannot read {}: {}", part, n < 0 ? std::strerror(errno) : "short read");
       }
-      hasher.update(buf.data(), size_t(n));
+      hash(buf.data(), size_t(n));
       off += uint64_t(n);
     }
   }
@@ -266,7 +281,7 @@ Status fetch_blob(const Ctx& ctx, const PullPlan& plan, const RepoFile& f, const
           return false;
         }
         pos = 0;
-        hasher.reset();
+        reset_hashers();
       }
       return true;
     };
@@ -281,7 +296,7 @@ Status fetch_blob(const Ctx& ctx, const PullPlan& plan, const RepoFile& f, const
         }
         done += size_t(w);
       }
-      if (want_sha) hasher.update(data, n);
+      hash(data, n);
       pos += n;
       progress.update(pos);
       return true;
@@ -304,7 +319,7 @@ Status fetch_blob(const Ctx& ctx, const PullPlan& plan, const RepoFile& f, const
     if (r->status == 416) {  // nothing left to send for our Range: restart cleanly
       if (::ftruncate(fd, 0) != 0) write_errno = errno;
       pos = 0;
-      hasher.reset();
+      reset_hashers();
       st_result = Error("{}: the server refused the resume range", f.path);
       continue;
     }
@@ -337,6 +352,15 @@ Status fetch_blob(const Ctx& ctx, const PullPlan& plan, const RepoFile& f, const
       return Error("{}: checksum mismatch: expected sha256 {}, got {}. The corrupt download was deleted; run the "
                    "pull again",
                    f.path, *want_sha, got);
+    }
+  }
+  if (check_git) {
+    std::string got = git_hasher.hex_digest();
+    if (got != f.blob_id) {
+      ::unlink(part.c_str());
+      return Error("{}: checksum mismatch: expected git blob id {}, got {}. The corrupt download was deleted; run "
+                   "the pull again",
+                   f.path, f.blob_id, got);
     }
   }
   if (std::rename(part.c_str(), blob.c_str()) != 0) {

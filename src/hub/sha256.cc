@@ -122,6 +122,103 @@ std::string sha256_hex(std::string_view data) {
   return h.hex_digest();
 }
 
+void Sha1::reset() {
+  static constexpr uint32_t kInit[5] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0};
+  std::memcpy(h_, kInit, sizeof(h_));
+  buf_len_ = 0;
+  total_ = 0;
+}
+
+void Sha1::compress(const uint8_t* p) {
+  uint32_t w[80];
+  for (int i = 0; i < 16; ++i) {
+    w[i] = (uint32_t(p[4 * i]) << 24) | (uint32_t(p[4 * i + 1]) << 16) | (uint32_t(p[4 * i + 2]) << 8) |
+           uint32_t(p[4 * i + 3]);
+  }
+  auto rotl = [](uint32_t x, int n) { return (x << n) | (x >> (32 - n)); };
+  for (int i = 16; i < 80; ++i) w[i] = rotl(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+  uint32_t a = h_[0], b = h_[1], c = h_[2], d = h_[3], e = h_[4];
+  for (int i = 0; i < 80; ++i) {
+    uint32_t f, k;
+    if (i < 20) {
+      f = (b & c) | (~b & d);
+      k = 0x5a827999;
+    } else if (i < 40) {
+      f = b ^ c ^ d;
+      k = 0x6ed9eba1;
+    } else if (i < 60) {
+      f = (b & c) | (b & d) | (c & d);
+      k = 0x8f1bbcdc;
+    } else {
+      f = b ^ c ^ d;
+      k = 0xca62c1d6;
+    }
+    uint32_t t = rotl(a, 5) + f + e + k + w[i];
+    e = d;
+    d = c;
+    c = rotl(b, 30);
+    b = a;
+    a = t;
+  }
+  h_[0] += a;
+  h_[1] += b;
+  h_[2] += c;
+  h_[3] += d;
+  h_[4] += e;
+}
+
+void Sha1::update(const void* data, size_t n) {
+  const uint8_t* p = static_cast<const uint8_t*>(data);
+  total_ += n;
+  if (buf_len_ > 0) {
+    size_t take = std::min(n, sizeof(buf_) - buf_len_);
+    std::memcpy(buf_ + buf_len_, p, take);
+    buf_len_ += take;
+    p += take;
+    n -= take;
+    if (buf_len_ < sizeof(buf_)) return;
+    compress(buf_);
+    buf_len_ = 0;
+  }
+  for (; n >= 64; n -= 64, p += 64) compress(p);
+  if (n > 0) {
+    std::memcpy(buf_, p, n);
+    buf_len_ = n;
+  }
+}
+
+std::string Sha1::hex_digest() {
+  uint64_t bits = total_ * 8;
+  uint8_t pad[72] = {0x80};
+  size_t pad_len = (buf_len_ < 56) ? 56 - buf_len_ : 120 - buf_len_;
+  for (int i = 0; i < 8; ++i) pad[pad_len + i] = uint8_t(bits >> (56 - 8 * i));
+  update(pad, pad_len + 8);
+  static const char* kHex = "0123456789abcdef";
+  std::string s(40, '0');
+  for (int i = 0; i < 5; ++i) {
+    for (int j = 0; j < 4; ++j) {
+      uint8_t byte = uint8_t(h_[i] >> (24 - 8 * j));
+      s[8 * i + 2 * j] = kHex[byte >> 4];
+      s[8 * i + 2 * j + 1] = kHex[byte & 15];
+    }
+  }
+  return s;
+}
+
+std::string sha1_hex(std::string_view data) {
+  Sha1 h;
+  h.update(data);
+  return h.hex_digest();
+}
+
+std::string git_blob_id(std::string_view content) {
+  Sha1 h;
+  std::string header = "blob " + std::to_string(content.size());
+  h.update(header.data(), header.size() + 1);  // with the terminating NUL
+  h.update(content);
+  return h.hex_digest();
+}
+
 Expected<std::string> sha256_file(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) return Error("cannot open {}: {}", path, std::strerror(errno));

@@ -1,4 +1,4 @@
-// SHA-256 (FIPS 180-4), streaming. Used to verify LFS blobs against the hub's metadata while they
+// SHA-256 (FIPS 180-4) and SHA-1, streaming. Used to verify LFS blobs against the hub's metadata while they
 // download, so a finished file never needs a second read.
 #pragma once
 
@@ -31,6 +31,28 @@ class Sha256 {
 };
 
 std::string sha256_hex(std::string_view data);
+
+// SHA-1, only to check small non-LFS files against their git blob id:
+// sha1("blob <size>\0" + content), which is what the hub lists as their oid.
+class Sha1 {
+ public:
+  Sha1() { reset(); }
+  void reset();
+  void update(const void* data, size_t n);
+  void update(std::string_view s) { update(s.data(), s.size()); }
+  std::string hex_digest();
+
+ private:
+  void compress(const uint8_t* block);
+  uint32_t h_[5];
+  uint8_t buf_[64];
+  size_t buf_len_ = 0;
+  uint64_t total_ = 0;
+};
+
+std::string sha1_hex(std::string_view data);
+// The git object id of a blob with this content.
+std::string git_blob_id(std::string_view content);
 
 // Hashes a whole file from disk (streaming, 1 MiB at a time).
 Expected<std::string> sha256_file(const std::string& path);

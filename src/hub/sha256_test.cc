@@ -64,5 +64,16 @@ TEST(Sha256, File) {
   EXPECT_NE(missing.status().message().find("sha256_test.bin.nope"), std::string::npos);
 }
 
+// hashlib.sha1 values, and `git hash-object` for the blob id.
+TEST(Sha1, KnownVectorsAndGitBlobIds) {
+  EXPECT_EQ(sha1_hex(""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+  EXPECT_EQ(sha1_hex("abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
+  EXPECT_EQ(sha1_hex(std::string(1000000, 'a')), "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
+  std::string all, pat = pattern(200);
+  for (size_t n = 0; n <= 200; ++n) all += sha1_hex(std::string_view(pat).substr(0, n));
+  EXPECT_EQ(sha1_hex(all), "fd79730aeac91eb4b5c69ad92ffae67091f61970");
+  EXPECT_EQ(git_blob_id("hello world\n"), "3b18e512dba79e4c8300dd08aeb37f8e728b8dad");
+}
+
 }  // namespace
 }  // namespace gptoss::hub

@@ -252,7 +252,10 @@ class FakeHub:
             headers = {**common, "Location": loc, "X-Linked-Etag": f'"{sha}"', "X-Linked-Size": str(e["size"]),
                        "ETag": f'"{e["oid"]}"'}
             return self._send(h, 302, b"Found. Redirecting", headers, method)
-        return self._bytes(h, method, repo.files[path], f'"{e["oid"]}"', path, common)
+        data = repo.files[path]
+        if path in self.corrupt:
+            data = bytes([data[0] ^ 0xFF]) + data[1:]
+        return self._bytes(h, method, data, f'"{e["oid"]}"', path, common)
 
     # -- the CDN ------------------------------------------------------------------------------
     def _cdn(self, h, method):

@@ -217,6 +217,17 @@ def test_checksum_mismatch_leaves_no_blob(gptoss_bin, hub, tmp_path):
     assert not os.path.lexists(snap / "model.safetensors")
 
 
+def test_corrupt_regular_file_is_caught_by_its_git_blob_id(gptoss_bin, hub, tmp_path):
+    hub.corrupt.add("config.json")
+    cache = tmp_path / "c"
+    r = pull(gptoss_bin, base_env(tmp_path, hub, cache), REPO)
+    assert r.returncode == 1
+    assert "checksum mismatch" in r.stderr and "git blob id" in r.stderr and "config.json" in r.stderr
+    blob_id = hub.repos[REPO].entry("config.json")["oid"]
+    blobs = cache / "models--acme--tiny-model" / "blobs"
+    assert not (blobs / blob_id).exists() and not (blobs / f"{blob_id}.incomplete").exists()
+
+
 def test_gated_repo_needs_token(gptoss_bin, hub, tmp_path):
     hub.add_repo(Repo("acme/gated", {"config.json": b"{}", "w.safetensors": blob(1000, "g")}, gated=True))
     env = base_env(tmp_path, hub, tmp_path / "c")
