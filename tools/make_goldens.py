@@ -62,6 +62,8 @@ def main():
     ap.add_argument("--prompts", required=True, help='JSON {"prompts": [[ids...], ...]}')
     ap.add_argument("--out", required=True)
     ap.add_argument("--min-router-gap", type=float, default=1e-3)
+    ap.add_argument("--min-argmax-margin", type=float, default=1e-3,
+                    help="smallest allowed gap between the two largest logits of any position")
     a = ap.parse_args()
 
     torch.manual_seed(0)
@@ -104,6 +106,11 @@ def main():
             tensors[f"logits_{i}"] = logits
             tensors[f"tokens_{i}"] = x[0].clone()
             print(f"prompt {i}: {len(ids)} tokens, |logits| max {logits.abs().max():.3f}")
+    margin = min(float((torch.topk(t, 2, dim=-1).values[:, 0] - torch.topk(t, 2, dim=-1).values[:, 1]).min())
+                 for k, t in tensors.items() if k.startswith("logits_"))
+    print(f"smallest top-1/top-2 logit margin: {margin:.3e}")
+    if margin < a.min_argmax_margin:
+        raise SystemExit("an argmax is a near-tie (tests compare argmax); pick other prompts")
     print(f"SwiGLU clamp hits: {clamps}")
     if clamps["gate > limit"] == 0 or clamps["|up| > limit"] == 0:
         raise SystemExit("the prompts never reach the SwiGLU clamp; scale the expert weights up")

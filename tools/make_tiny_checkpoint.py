@@ -162,7 +162,7 @@ def special_ids(vocab):
 def hf_config(a, rope_key):
     _, pad, eos = special_ids(a.vocab)
     rope = {"rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0,
-            "original_max_position_embeddings": 4096, "truncate": False}
+            "original_max_position_embeddings": 4096, "truncate": a.rope_truncate}
     cfg = {
         "architectures": ["GptOssForCausalLM"],
         "attention_bias": True,
@@ -324,6 +324,8 @@ def main():
     ap.add_argument("--window", type=int, default=8, help="sliding window (128 in the real models)")
     ap.add_argument("--shards", type=int, default=1, help=">1: shards + model.safetensors.index.json")
     ap.add_argument("--rope-key", choices=["rope_scaling", "rope_parameters"], default="rope_scaling")
+    ap.add_argument("--rope-truncate", action="store_true",
+                    help="yarn truncate=true (the Hub models use false: fractional correction range)")
     ap.add_argument("--original", action="store_true", help="also write original/ (OpenAI layout)")
     a = ap.parse_args()
     if a.hidden % 32 or a.intermediate % 32:

@@ -1,6 +1,7 @@
-// The exact forward pass against HF transformers' logits on the committed tiny checkpoint
+// The exact forward pass against HF transformers' logits on the committed tiny checkpoints
 // (tests/data/tiny: 4 layers alternating sliding/full with window 8, GQA 4:2, 8 experts top-4,
-// head_dim 64, MXFP4 experts), plus prefill/decode, batching and ring-buffer equivalences.
+// head_dim 64, MXFP4 experts; tests/data/tiny_mqa: see below), plus prefill/decode, batching and
+// ring-buffer equivalences.
 #include "model/forward.h"
 
 #include <gtest/gtest.h>
@@ -15,18 +16,19 @@
 namespace gptoss {
 namespace {
 
-std::string tiny_dir() {
+std::string data_dir(const std::string& name) {
   const char* root = std::getenv("GPTOSS_SOURCE_DIR");
-  return std::string(root ? root : GPTOSS_SOURCE_DIR) + "/tests/data/tiny";
+  return std::string(root ? root : GPTOSS_SOURCE_DIR) + "/tests/data/" + name;
 }
+std::string tiny_dir() { return data_dir("tiny"); }
 
 struct Golden {
   std::vector<uint32_t> tokens;
   std::vector<float> logits;  // [T, V]
 };
 
-std::vector<Golden> load_goldens() {
-  auto store = TensorStore::open({tiny_dir() + "/goldens.safetensors"});
+std::vector<Golden> load_goldens(const std::string& dir) {
+  auto store = TensorStore::open({dir + "/goldens.safetensors"});
   EXPECT_TRUE(store.has_value()) << store.status().message();
   std::vector<Golden> out;
   for (int i = 0;; ++i) {
@@ -54,7 +56,7 @@ class TinyForward : public ::testing::Test {
     auto model = Model::create(std::move(*files), *backend_);
     ASSERT_TRUE(model.has_value()) << model.status().message();
     model_ = std::move(*model);
-    goldens_ = load_goldens();
+    goldens_ = load_goldens(tiny_dir());
     ASSERT_GE(goldens_.size(), 4u);
   }
 
@@ -85,13 +87,31 @@ class TinyForward : public ::testing::Test {
 // or more.
 constexpr float kAbsTol = 2e-4f;
 
-TEST_F(TinyForward, MatchesTransformersOnEveryGolden) {
-  const int V = model_->config().vocab_size;
+// Max |logit - transformers| over every golden of a checkpoint; argmax must agree everywhere.
+float golden_error(const std::string& dir) {
+  auto backend = make_cpu_backend(2);
+  auto files = open_model_dir(dir + "/model");
+  EXPECT_TRUE(files.has_value()) << files.status().message();
+  if (!files) return INFINITY;
+  auto model = Model::create(std::move(*files), *backend);
+  EXPECT_TRUE(model.has_value()) << model.status().message();
+  if (!model) return INFINITY;
+  const auto goldens = load_goldens(dir);
+  EXPECT_GE(goldens.size(), 4u);
+  const int V = (*model)->config().vocab_size;
+  auto cache = (*model)->new_cache({static_cast<int>(goldens.size()), 64, 128});
+  EXPECT_TRUE(cache.has_value());
   float worst = 0.0f;
-  for (size_t g = 0; g < goldens_.size(); ++g) {
-    const auto& gold = goldens_[g];
-    std::vector<float> got = run(gold.tokens, gold.tokens.size());
-    ASSERT_EQ(got.size(), gold.logits.size());
+  for (size_t g = 0; g < goldens.size(); ++g) {
+    const auto& gold = goldens[g];
+    ForwardPiece p{*cache->new_sequence(), gold.tokens, true};
+    std::vector<float> got;
+    Status st = (*model)->forward({&p, 1}, *cache, &got);
+    EXPECT_TRUE(st.is_ok()) << st.message();
+    if (got.size() != gold.logits.size()) {
+      ADD_FAILURE() << "prompt " << g << ": " << got.size() << " logits, expected " << gold.logits.size();
+      return INFINITY;
+    }
     for (size_t t = 0; t < gold.tokens.size(); ++t) {
       size_t am_got = 0, am_want = 0;
       for (int v = 0; v < V; ++v) {
@@ -100,11 +120,24 @@ TEST_F(TinyForward, MatchesTransformersOnEveryGolden) {
         if (a > got[t * V + am_got]) am_got = v;
         if (b > gold.logits[t * V + am_want]) am_want = v;
       }
-      EXPECT_EQ(am_got, am_want) << "prompt " << g << " position " << t;
+      EXPECT_EQ(am_got, am_want) << dir << " prompt " << g << " position " << t;
     }
   }
+  return worst;
+}
+
+TEST(ForwardGoldens, TinyMatchesTransformers) {
+  const float worst = golden_error(data_dir("tiny"));
   EXPECT_LT(worst, kAbsTol);
-  std::printf("max |logit - transformers| = %.3g\n", worst);
+  std::printf("tiny: max |logit - transformers| = %.3g\n", worst);
+}
+
+// 3 layers, MQA (4 query heads on 1 KV head), hidden 96, 16 experts, window 5, truncate=true,
+// single model.safetensors with the rope_parameters spelling.
+TEST(ForwardGoldens, TinyMqaMatchesTransformers) {
+  const float worst = golden_error(data_dir("tiny_mqa"));
+  EXPECT_LT(worst, kAbsTol);
+  std::printf("tiny_mqa: max |logit - transformers| = %.3g\n", worst);
 }
 
 TEST_F(TinyForward, PrefillEqualsDecodeAndChunkedSteps) {

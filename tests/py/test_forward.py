@@ -1,9 +1,13 @@
 """`gptoss logits` (the exact cpu forward pass) against HF transformers' logits.
 
-The oracle is tests/data/tiny/goldens.safetensors, written by tools/make_goldens.py with
+The oracle is tests/data/<ckpt>/goldens.safetensors, written by tools/make_goldens.py with
 transformers' GptOssForCausalLM (float32, eager attention, MXFP4 experts dequantized) on the
-committed checkpoint tests/data/tiny/model (HF layout, 3 shards + index; 4 layers alternating
-sliding/full with window 8, 4 query / 2 KV heads of 64, 8 experts top-4, vocab 512).
+committed checkpoints tests/data/<ckpt>/model:
+- tiny: HF layout, 3 shards + index, `rope_scaling` spelling, truncate=false; 4 layers alternating
+  sliding/full with window 8, 4 query / 2 KV heads of 64, hidden 64, 8 experts top-4, vocab 512.
+- tiny_mqa: one model.safetensors, `rope_parameters` spelling, truncate=true; 3 layers (sliding,
+  full, sliding) with window 5, 4 query heads on 1 KV head, hidden 96 (3 MXFP4 blocks), 16 experts
+  top-4, intermediate 32, vocab 256, prompts up to 40 tokens.
 """
 import json
 import os
@@ -24,16 +28,23 @@ import make_tiny_checkpoint as mtc  # noqa: E402
 ABS_TOL = 2e-4
 
 
+CHECKPOINTS = ["tiny", "tiny_mqa"]
+
+
 @pytest.fixture(scope="module")
 def tiny(root):
     return root / "tests" / "data" / "tiny"
 
 
-@pytest.fixture(scope="module")
-def goldens(tiny):
-    g = load_file(str(tiny / "goldens.safetensors"))
+def load_goldens(ckpt_dir):
+    g = load_file(str(ckpt_dir / "goldens.safetensors"))
     n = len([k for k in g if k.startswith("logits_")])
     return [(g[f"tokens_{i}"].astype(np.int64), g[f"logits_{i}"]) for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def goldens(tiny):
+    return load_goldens(tiny)
 
 
 def run_logits(gptoss_bin, model, out, *args, check=True):
@@ -49,7 +60,7 @@ def compare_with_goldens(got, goldens):
     worst = 0.0
     for i, (tokens, want) in enumerate(goldens):
         have = got[f"logits_{i}"]
-        assert have.shape == want.shape == (len(tokens), 512)
+        assert have.shape == want.shape and have.shape[0] == len(tokens)
         worst = max(worst, float(np.abs(have - want).max()))
         np.testing.assert_array_equal(have.argmax(-1), want.argmax(-1), err_msg=f"prompt {i}")
     assert worst < ABS_TOL
@@ -66,14 +77,37 @@ def test_goldens_cover_the_cases_the_issue_names(goldens, tiny):
     assert cfg["num_local_experts"] == 8 and cfg["num_experts_per_tok"] == 4
 
 
-def test_hf_layout_matches_transformers(gptoss_bin, tiny, goldens, tmp_path):
+@pytest.mark.parametrize("ckpt", CHECKPOINTS)
+def test_hf_layout_matches_transformers(gptoss_bin, root, ckpt, tmp_path):
+    tiny = root / "tests" / "data" / ckpt
     got = run_logits(gptoss_bin, tiny / "model", tmp_path / "out.safetensors",
                      "--tokens-file", tiny / "prompts.json")
-    worst = compare_with_goldens(got, goldens)
-    print(f"max |logit - transformers| = {worst:.3g}")
+    worst = compare_with_goldens(got, load_goldens(tiny))
+    print(f"{ckpt}: max |logit - transformers| = {worst:.3g}")
 
 
-def test_original_layout_matches_transformers(gptoss_bin, tiny, goldens, tmp_path):
+def test_yarn_truncate_flag_is_honoured(gptoss_bin, root, tmp_path):
+    """tiny_mqa's goldens were made with truncate=true; the same weights with truncate=false (the
+    Hub models' setting) leave position 0 alone and move later logits far beyond the tolerance."""
+    src = root / "tests" / "data" / "tiny_mqa"
+    dst = tmp_path / "m"
+    shutil.copytree(src / "model", dst)
+    cfg = json.load(open(dst / "config.json"))
+    assert cfg["rope_parameters"]["truncate"] is True
+    cfg["rope_parameters"]["truncate"] = False
+    json.dump(cfg, open(dst / "config.json", "w"))
+    got = run_logits(gptoss_bin, dst, tmp_path / "o.safetensors", "--tokens-file", src / "prompts.json")
+    tokens, want = load_goldens(src)[-1]
+    diff = np.abs(got[f"logits_{len(load_goldens(src)) - 1}"] - want).max(-1)
+    assert diff[0] < ABS_TOL and diff[1:].max() > 20 * ABS_TOL, diff
+
+
+# original/ has no truncate key: the reference always uses the fractional range, so only `tiny`
+# (truncate=false) has the same math in both layouts.
+@pytest.mark.parametrize("ckpt", ["tiny"])
+def test_original_layout_matches_transformers(gptoss_bin, root, ckpt, tmp_path):
+    tiny = root / "tests" / "data" / ckpt
+    goldens = load_goldens(tiny)
     mtc.original_from_hf(str(tiny / "model"), str(tmp_path / "ckpt" / "original"))
     # A parent directory whose only checkpoint is original/, as in the hub repos.
     got = run_logits(gptoss_bin, tmp_path / "ckpt", tmp_path / "out.safetensors",
@@ -107,6 +141,28 @@ def test_single_file_and_rope_parameters_spelling_give_the_same_bits(gptoss_bin,
     a = run_logits(gptoss_bin, src, tmp_path / "a.safetensors", "--tokens", "1,2,3,4,5,6,7,8,9,10")
     b = run_logits(gptoss_bin, dst, tmp_path / "b.safetensors", "--tokens", "1,2,3,4,5,6,7,8,9,10")
     np.testing.assert_array_equal(a["logits_0"], b["logits_0"])
+
+
+def test_float32_export_gives_the_same_bits(gptoss_bin, tiny, tmp_path):
+    """Dense tensors stored as F32 (widened bf16, exact) must give bit-identical logits."""
+    src = tiny / "model"
+    dst = tmp_path / "f32"
+    shutil.copytree(src, dst)
+    for fn in sorted(set(json.load(open(src / "model.safetensors.index.json"))["weight_map"].values())):
+        out = []
+        for name, (dt, shape, data) in mtc.read_safetensors(str(src / fn)).items():
+            if dt == "BF16":
+                t = mtc.Tensor("F32", shape, mtc.bf16_bits_to_f32(np.frombuffer(data, np.uint16)))
+            else:
+                t = mtc.Tensor(dt, shape, np.zeros(0, np.uint8))
+                t.data = data
+            out.append((name, t))
+        mtc.write_safetensors(str(dst / fn), out)
+    prompts = tiny / "prompts.json"
+    a = run_logits(gptoss_bin, src, tmp_path / "a.safetensors", "--tokens-file", prompts)
+    b = run_logits(gptoss_bin, dst, tmp_path / "b.safetensors", "--tokens-file", prompts)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
 def test_prefill_then_decode_equals_one_prefill(gptoss_bin, tiny, tmp_path):
