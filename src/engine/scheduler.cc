@@ -1,0 +1,258 @@
+#include "engine/scheduler.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "engine/sampler.h"
+
+namespace gptoss::engine {
+namespace {
+
+struct Sequence {
+  RequestId id = 0;
+  GenerationRequest request;
+  TokenSink sink;
+  std::unique_ptr<Sampler> sampler;
+  int kv = -1;              // runner sequence
+  size_t prefilled = 0;     // prompt tokens already in the KV cache
+  int generated = 0;
+  uint32_t next_input = 0;  // the sampled token to feed on the next decode step
+  bool decoding = false;
+};
+
+class SchedulerEngine final : public Engine {
+ public:
+  SchedulerEngine(std::shared_ptr<Runner> runner, const SchedulerOptions& opt)
+      : runner_(std::move(runner)), opt_(opt) {
+    thread_ = std::thread([this] { loop(); });
+  }
+  ~SchedulerEngine() override {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  Expected<RequestId> submit(GenerationRequest request, TokenSink sink) override {
+    const int ctx = runner_->context_length();
+    if (request.prompt.empty()) return Error("the prompt is empty");
+    const long long need = static_cast<long long>(request.prompt.size()) +
+                           std::max(request.max_tokens, 0);
+    if (need > ctx) {
+      return Error("prompt ({} tokens) plus max_tokens ({}) exceeds the context length of {} tokens",
+                   request.prompt.size(), std::max(request.max_tokens, 0), ctx);
+    }
+    for (uint32_t t : request.prompt) {
+      if (static_cast<int>(t) >= runner_->vocab_size())
+        return Error("prompt token {} is outside the vocabulary ({} ids)", t, runner_->vocab_size());
+    }
+    std::lock_guard<std::mutex> lk(mu_);
+    if (static_cast<int>(pending_.size()) >= opt_.max_queued)
+      return Error("the queue is full ({} requests waiting)", pending_.size());
+    auto seq = std::make_unique<Sequence>();
+    seq->id = ++next_id_;
+    seq->sampler = std::make_unique<Sampler>(request.sampling, request.prompt);
+    seq->request = std::move(request);
+    seq->sink = std::move(sink);
+    RequestId id = seq->id;
+    stats_.requests_total++;
+    pending_.push_back(std::move(seq));
+    cv_.notify_all();
+    return id;
+  }
+
+  void cancel(RequestId id) override {
+    std::lock_guard<std::mutex> lk(mu_);
+    cancelled_.push_back(id);
+    cv_.notify_all();
+  }
+
+  EngineStats stats() const override {
+    std::lock_guard<std::mutex> lk(mu_);
+    EngineStats s = stats_;
+    s.queued = static_cast<int>(pending_.size());
+    s.running = running_count_;
+    return s;
+  }
+
+  int context_length() const override { return runner_->context_length(); }
+
+ private:
+  void finish(Sequence& s, FinishReason reason, const std::string& error = {}) {
+    TokenEvent ev;
+    ev.finished = true;
+    ev.reason = reason;
+    ev.error = error;
+    s.sink(ev);
+    if (s.kv >= 0) runner_->free_sequence(s.kv);
+    s.kv = -1;
+  }
+
+  // Pull new requests and cancellations in (under the lock), then admit what fits.
+  bool take_work(std::vector<std::unique_ptr<Sequence>>& running) {
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait(lk, [&] {
+      return stopping_ || !pending_.empty() || !cancelled_.empty() || !running.empty();
+    });
+    if (stopping_) return false;
+    std::vector<RequestId> cancels;
+    cancels.swap(cancelled_);
+    // Cancel queued requests without running them.
+    for (RequestId id : cancels) {
+      for (auto it = pending_.begin(); it != pending_.end(); ++it) {
+        if ((*it)->id == id) {
+          auto s = std::move(*it);
+          pending_.erase(it);
+          lk.unlock();
+          finish(*s, FinishReason::kCancelled);
+          lk.lock();
+          break;
+        }
+      }
+    }
+    std::vector<std::unique_ptr<Sequence>> admitted;
+    while (!pending_.empty() && static_cast<int>(running.size() + admitted.size()) < opt_.max_running) {
+      admitted.push_back(std::move(pending_.front()));
+      pending_.pop_front();
+    }
+    lk.unlock();
+    for (RequestId id : cancels) {
+      for (auto& s : running) {
+        if (s && s->id == id) {
+          finish(*s, FinishReason::kCancelled);
+          s.reset();
+        }
+      }
+    }
+    for (auto& s : admitted) {
+      auto kv = runner_->new_sequence();
+      if (!kv) {
+        finish(*s, FinishReason::kError, kv.status().message());
+        continue;
+      }
+      s->kv = *kv;
+      running.push_back(std::move(s));
+    }
+    running.erase(std::remove(running.begin(), running.end(), nullptr), running.end());
+    std::lock_guard<std::mutex> lk2(mu_);
+    running_count_ = static_cast<int>(running.size());
+    return true;
+  }
+
+  void loop() {
+    std::vector<std::unique_ptr<Sequence>> running;
+    std::vector<float> logits;
+    size_t rr = 0;  // round-robin start for prefill chunks, so long prompts share fairly
+    for (;;) {
+      if (!take_work(running)) break;
+      if (running.empty()) continue;
+      std::vector<BatchPiece> pieces;
+      std::vector<Sequence*> owners;
+      int budget = opt_.prefill_chunk_tokens;
+      for (auto& s : running) {
+        if (s->decoding) {
+          pieces.push_back({s->kv, {s->next_input}});
+          owners.push_back(s.get());
+        }
+      }
+      for (size_t k = 0; k < running.size() && budget > 0; ++k) {
+        Sequence* s = running[(rr + k) % running.size()].get();
+        if (s->decoding) continue;
+        size_t left = s->request.prompt.size() - s->prefilled;
+        size_t take = std::min<size_t>(left, static_cast<size_t>(budget));
+        BatchPiece p{s->kv, {}};
+        p.tokens.assign(s->request.prompt.begin() + s->prefilled,
+                        s->request.prompt.begin() + s->prefilled + take);
+        pieces.push_back(std::move(p));
+        owners.push_back(s);
+        budget -= static_cast<int>(take);
+      }
+      rr++;
+      Status st = runner_->forward(pieces, &logits);
+      const int vocab = runner_->vocab_size();
+      uint64_t prompt_tokens = 0, generated_tokens = 0;
+      for (size_t i = 0; i < owners.size(); ++i) {
+        Sequence& s = *owners[i];
+        if (!st.is_ok()) {
+          finish(s, FinishReason::kError, st.message());
+          continue;
+        }
+        if (!s.decoding) {
+          s.prefilled += pieces[i].tokens.size();
+          prompt_tokens += pieces[i].tokens.size();
+          if (s.prefilled < s.request.prompt.size()) continue;  // more prompt next step
+          s.decoding = true;
+        }
+        uint32_t tok = s.sampler->sample(logits.data() + i * static_cast<size_t>(vocab), vocab);
+        s.sampler->accept(tok);
+        s.generated++;
+        generated_tokens++;
+        TokenEvent ev;
+        ev.token = tok;
+        ev.has_token = true;
+        const bool is_stop = std::find(s.request.stop_tokens.begin(), s.request.stop_tokens.end(),
+                                       tok) != s.request.stop_tokens.end();
+        const size_t used = s.request.prompt.size() + static_cast<size_t>(s.generated);
+        if (is_stop) {
+          ev.finished = true;
+          ev.reason = FinishReason::kStop;
+        } else if (s.request.max_tokens >= 0 && s.generated >= s.request.max_tokens) {
+          ev.finished = true;
+          ev.reason = FinishReason::kLength;
+        } else if (used >= static_cast<size_t>(runner_->context_length())) {
+          ev.finished = true;
+          ev.reason = FinishReason::kContextFull;
+        }
+        s.sink(ev);
+        if (ev.finished) {
+          runner_->free_sequence(s.kv);
+          s.kv = -1;
+        } else {
+          s.next_input = tok;
+        }
+      }
+      running.erase(std::remove_if(running.begin(), running.end(),
+                                   [](const std::unique_ptr<Sequence>& s) { return s->kv < 0; }),
+                    running.end());
+      std::lock_guard<std::mutex> lk(mu_);
+      stats_.prompt_tokens_total += prompt_tokens;
+      stats_.generated_tokens_total += generated_tokens;
+      running_count_ = static_cast<int>(running.size());
+    }
+    for (auto& s : running) finish(*s, FinishReason::kCancelled);
+    std::deque<std::unique_ptr<Sequence>> rest;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      rest.swap(pending_);
+    }
+    for (auto& s : rest) finish(*s, FinishReason::kCancelled);
+  }
+
+  std::shared_ptr<Runner> runner_;
+  SchedulerOptions opt_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<Sequence>> pending_;
+  std::vector<RequestId> cancelled_;
+  bool stopping_ = false;
+  RequestId next_id_ = 0;
+  EngineStats stats_;
+  int running_count_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace
+
+std::unique_ptr<Engine> create_engine(std::shared_ptr<Runner> runner,
+                                      const SchedulerOptions& options) {
+  return std::make_unique<SchedulerEngine>(std::move(runner), options);
+}
+
+}  // namespace gptoss::engine

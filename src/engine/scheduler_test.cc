@@ -1,0 +1,214 @@
+#include "engine/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+
+namespace gptoss::engine {
+namespace {
+
+// A deterministic model: the next token is (sum of the sequence's tokens) mod vocab, so any mix-up
+// of sequences, positions or batch rows changes the output.
+class CountingRunner : public Runner {
+ public:
+  explicit CountingRunner(int ctx, int max_seqs = 64) : ctx_(ctx), max_seqs_(max_seqs) {}
+  int vocab_size() const override { return 97; }
+  int context_length() const override { return ctx_; }
+  Expected<int> new_sequence() override {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (static_cast<int>(seqs_.size()) >= max_seqs_) return Error("no KV memory left");
+    int id = next_++;
+    seqs_[id] = {};
+    return id;
+  }
+  void free_sequence(int s) override {
+    std::lock_guard<std::mutex> lk(mu_);
+    seqs_.erase(s);
+    freed_++;
+  }
+  Status forward(const std::vector<BatchPiece>& pieces, std::vector<float>* logits) override {
+    std::lock_guard<std::mutex> lk(mu_);
+    logits->assign(pieces.size() * 97, 0.0f);
+    max_batch_ = std::max(max_batch_, pieces.size());
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      auto it = seqs_.find(pieces[i].sequence);
+      if (it == seqs_.end()) return Error("unknown sequence {}", pieces[i].sequence);
+      for (uint32_t t : pieces[i].tokens) it->second.push_back(t);
+      if (static_cast<int>(it->second.size()) > ctx_) return Error("context overflow");
+      uint64_t sum = 0;
+      for (uint32_t t : it->second) sum += t;
+      (*logits)[i * 97 + sum % 97] = 10.0f;
+    }
+    return Status::ok();
+  }
+  static std::vector<uint32_t> expected(std::vector<uint32_t> prompt, int n) {
+    std::vector<uint32_t> out;
+    for (int i = 0; i < n; ++i) {
+      uint64_t sum = 0;
+      for (uint32_t t : prompt) sum += t;
+      out.push_back(static_cast<uint32_t>(sum % 97));
+      prompt.push_back(out.back());
+    }
+    return out;
+  }
+  int live() {
+    std::lock_guard<std::mutex> lk(mu_);
+    return static_cast<int>(seqs_.size());
+  }
+  size_t max_batch() {
+    std::lock_guard<std::mutex> lk(mu_);
+    return max_batch_;
+  }
+
+ private:
+  int ctx_, max_seqs_;
+  std::mutex mu_;
+  std::map<int, std::vector<uint32_t>> seqs_;
+  int next_ = 0, freed_ = 0;
+  size_t max_batch_ = 0;
+};
+
+struct Collector {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<uint32_t> tokens;
+  bool done = false;
+  FinishReason reason = FinishReason::kNone;
+  TokenSink sink() {
+    return [this](const TokenEvent& ev) {
+      std::lock_guard<std::mutex> lk(mu);
+      if (ev.has_token) tokens.push_back(ev.token);
+      if (ev.finished) {
+        done = true;
+        reason = ev.reason;
+      }
+      cv.notify_all();
+    };
+  }
+  void wait() {
+    std::unique_lock<std::mutex> lk(mu);
+    ASSERT_TRUE(cv.wait_for(lk, std::chrono::seconds(20), [&] { return done; }));
+  }
+};
+
+GenerationRequest greedy(std::vector<uint32_t> prompt, int max_tokens) {
+  GenerationRequest r;
+  r.prompt = std::move(prompt);
+  r.max_tokens = max_tokens;
+  r.sampling.temperature = 0;
+  return r;
+}
+
+TEST(Scheduler, ManyConcurrentSequencesEachGetTheirOwnContinuation) {
+  auto runner = std::make_shared<CountingRunner>(4096);
+  SchedulerOptions opt;
+  opt.max_running = 8;
+  opt.prefill_chunk_tokens = 7;  // forces chunked prefill interleaved with decode
+  auto engine = create_engine(runner, opt);
+  std::vector<std::unique_ptr<Collector>> cs;
+  std::vector<std::vector<uint32_t>> prompts;
+  for (int i = 0; i < 20; ++i) {
+    std::vector<uint32_t> p;
+    for (int j = 0; j <= i * 3; ++j) p.push_back(static_cast<uint32_t>((i * 31 + j * 7) % 97));
+    prompts.push_back(p);
+    cs.push_back(std::make_unique<Collector>());
+    ASSERT_TRUE(engine->submit(greedy(p, 5 + i), cs.back()->sink()).has_value());
+  }
+  for (int i = 0; i < 20; ++i) {
+    cs[i]->wait();
+    EXPECT_EQ(cs[i]->reason, FinishReason::kLength);
+    EXPECT_EQ(cs[i]->tokens, CountingRunner::expected(prompts[i], 5 + i)) << i;
+  }
+  EXPECT_GT(runner->max_batch(), 1u);
+  EXPECT_EQ(runner->live(), 0);
+  EXPECT_EQ(engine->stats().generated_tokens_total, 20u * 5 + 190);
+}
+
+TEST(Scheduler, StopTokenEndsWithStopAndIsReported) {
+  auto runner = std::make_shared<CountingRunner>(4096);
+  auto engine = create_engine(runner, {});
+  std::vector<uint32_t> prompt = {1, 2, 3};
+  auto want = CountingRunner::expected(prompt, 10);
+  auto req = greedy(prompt, 10);
+  req.stop_tokens = {want[3]};
+  Collector c;
+  ASSERT_TRUE(engine->submit(req, c.sink()).has_value());
+  c.wait();
+  EXPECT_EQ(c.reason, FinishReason::kStop);
+  size_t first_stop = std::find(want.begin(), want.end(), want[3]) - want.begin();
+  EXPECT_EQ(c.tokens, std::vector<uint32_t>(want.begin(), want.begin() + first_stop + 1));
+}
+
+TEST(Scheduler, RefusesWhatCannotFitAndStopsAtTheContext) {
+  auto runner = std::make_shared<CountingRunner>(16);
+  auto engine = create_engine(runner, {});
+  auto r = engine->submit(greedy(std::vector<uint32_t>(10, 1), 7), [](const TokenEvent&) {});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.status().message().find("exceeds the context length of 16"), std::string::npos);
+  EXPECT_FALSE(engine->submit(greedy({}, 1), [](const TokenEvent&) {}).has_value());
+  EXPECT_FALSE(engine->submit(greedy({500}, 1), [](const TokenEvent&) {}).has_value());
+  Collector c;
+  ASSERT_TRUE(engine->submit(greedy(std::vector<uint32_t>(10, 1), -1), c.sink()).has_value());
+  c.wait();
+  EXPECT_EQ(c.reason, FinishReason::kContextFull);
+  EXPECT_EQ(c.tokens.size(), 6u);
+}
+
+TEST(Scheduler, CancelFreesTheSequenceAndOthersCarryOn) {
+  auto runner = std::make_shared<CountingRunner>(1 << 20);
+  auto engine = create_engine(runner, {});
+  Collector endless, normal;
+  auto id = engine->submit(greedy({5}, -1), endless.sink());
+  ASSERT_TRUE(id.has_value());
+  ASSERT_TRUE(engine->submit(greedy({7, 8}, 50), normal.sink()).has_value());
+  for (int i = 0; i < 200; ++i) {
+    {
+      std::lock_guard<std::mutex> lk(endless.mu);
+      if (endless.tokens.size() > 20) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  engine->cancel(*id);
+  endless.wait();
+  EXPECT_EQ(endless.reason, FinishReason::kCancelled);
+  normal.wait();
+  EXPECT_EQ(normal.tokens, CountingRunner::expected({7, 8}, 50));
+  for (int i = 0; i < 100 && runner->live() != 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(runner->live(), 0);
+}
+
+TEST(Scheduler, FullQueueIsRefusedAtOnce) {
+  auto runner = std::make_shared<CountingRunner>(1 << 20);
+  SchedulerOptions opt;
+  opt.max_running = 1;
+  opt.max_queued = 2;
+  auto engine = create_engine(runner, opt);
+  std::vector<std::unique_ptr<Collector>> accepted;
+  int refused = 0;
+  std::vector<RequestId> ids;
+  for (int i = 0; i < 10; ++i) {
+    auto c = std::make_unique<Collector>();
+    auto r = engine->submit(greedy({1}, -1), c->sink());
+    if (r.has_value()) {
+      ids.push_back(*r);
+      accepted.push_back(std::move(c));
+    } else {
+      refused++;
+      EXPECT_NE(r.status().message().find("queue is full"), std::string::npos);
+    }
+  }
+  EXPECT_GE(refused, 1);
+  for (RequestId id : ids) engine->cancel(id);
+  for (auto& c : accepted) {
+    c->wait();
+    EXPECT_EQ(c->reason, FinishReason::kCancelled);
+  }
+}
+
+}  // namespace
+}  // namespace gptoss::engine
