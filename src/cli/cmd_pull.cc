@@ -19,12 +19,13 @@ static void pull_usage() {
       "  --all              also fetch original/ and metal/ (skipped by default when the repo has\n"
       "                     top-level .safetensors: they are other copies of the same weights)\n"
       "  --token TOKEN      hub token (default $HF_TOKEN or the token saved by `hf auth login`)\n"
+      "  --max-workers N    files downloaded at once (default 8)\n"
       "  --quiet            no progress output\n\n"
       "Environment: HF_ENDPOINT, HF_TOKEN, HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE.\n");
 }
 
 int cmd_pull(const std::vector<std::string>& argv) {
-  ArgSpec spec{{"--quiet", "--all", "--help", "-h"}, {"--revision", "--include", "--exclude", "--token"}};
+  ArgSpec spec{{"--quiet", "--all", "--help", "-h"}, {"--revision", "--include", "--exclude", "--token", "--max-workers"}};
   auto args = Args::parse(argv, spec);
   if (!args) return fail("pull", args.status().message() + " (see gptoss pull --help)", 2);
   if (args->has("--help") || args->has("-h")) {
@@ -40,6 +41,9 @@ int cmd_pull(const std::vector<std::string>& argv) {
   opt.exclude = args->get_all("--exclude");
   opt.skip_alternate_weights = !args->has("--all");
   opt.token = args->get_or("--token", "");
+  auto workers = args->get_int("--max-workers", 8);
+  if (!workers || *workers < 1 || *workers > 64) return fail("pull", "--max-workers takes a number from 1 to 64", 2);
+  opt.max_workers = int(*workers);
   opt.progress = args->has("--quiet") ? hub::ProgressMode::kQuiet : hub::ProgressMode::kAuto;
 
   std::string cache = hub::hub_cache_dir();

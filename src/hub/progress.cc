@@ -34,70 +34,75 @@ Progress::Progress(ProgressMode mode, uint64_t total_bytes, int total_files)
 }
 
 void Progress::start_file(const std::string& path, uint64_t size, uint64_t already_have) {
+  std::lock_guard<std::mutex> lock(mu_);
   file_ = path;
-  file_size_ = size;
-  file_bytes_ = already_have;
-  session_start_bytes_ += already_have;
-  ++file_index_;
+  have_ += already_have;
+  resumed_ += already_have;
+  ++started_;
   if (mode_ == ProgressMode::kLines) {
-    std::fprintf(stderr, "[%d/%d] %s (%s)%s\n", file_index_, total_files_, path.c_str(), format_bytes(size).c_str(),
-                 already_have ? fmt::format(", resuming at {}", format_bytes(already_have)).c_str() : "");
-    last_draw_ = Clock::now();
+    std::string resumed = already_have ? fmt::format(", resuming at {}", format_bytes(already_have)) : "";
+    std::fprintf(stderr, "[%d/%d] %s (%s)%s\n", started_, total_files_, path.c_str(), format_bytes(size).c_str(),
+                 resumed.c_str());
   }
-  draw(true);
+  draw_locked(true);
 }
 
-void Progress::update(uint64_t file_bytes) {
-  file_bytes_ = file_bytes;
-  draw(false);
+void Progress::add_bytes(int64_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  have_ = uint64_t(int64_t(have_) + n);
+  draw_locked(false);
 }
 
 void Progress::finish_file() {
-  done_before_file_ += file_size_;
-  file_bytes_ = 0;
-  file_size_ = 0;
-  draw(true);
+  std::lock_guard<std::mutex> lock(mu_);
+  ++finished_;
+  draw_locked(true);
 }
 
 void Progress::message(const std::string& line) {
+  std::lock_guard<std::mutex> lock(mu_);
   if (mode_ == ProgressMode::kQuiet) return;
   if (bar_visible_) std::fprintf(stderr, "\r\033[K");
   std::fprintf(stderr, "%s\n", line.c_str());
   bar_visible_ = false;
-  if (mode_ == ProgressMode::kBar) draw(true);
+  if (mode_ == ProgressMode::kBar) draw_locked(true);
 }
 
 void Progress::done() {
+  std::lock_guard<std::mutex> lock(mu_);
   if (mode_ == ProgressMode::kQuiet) return;
-  draw(true);
+  if (mode_ == ProgressMode::kBar) draw_locked(true);
   if (bar_visible_) std::fprintf(stderr, "\n");
   bar_visible_ = false;
 }
 
-void Progress::draw(bool force) {
+void Progress::draw_locked(bool force) {
   if (mode_ == ProgressMode::kQuiet) return;
   auto now = Clock::now();
   double since_draw = std::chrono::duration<double>(now - last_draw_).count();
-  if (!force && since_draw < (mode_ == ProgressMode::kBar ? 0.1 : 5.0)) return;
-  if (mode_ == ProgressMode::kLines && force) return;  // lines: only the periodic reports
+  if (mode_ == ProgressMode::kLines) {
+    if (since_draw < 5.0) return;  // lines: a report every 5 s, file starts are printed separately
+  } else if (!force && since_draw < 0.1) {
+    return;
+  }
   last_draw_ = now;
-  uint64_t have = done_before_file_ + file_bytes_;
   double elapsed = std::chrono::duration<double>(now - start_).count();
-  double fetched = double(have > session_start_bytes_ ? have - session_start_bytes_ : 0);
+  double fetched = double(have_ > resumed_ ? have_ - resumed_ : 0);
   double speed = elapsed > 0.2 ? fetched / elapsed : 0.0;
-  std::string eta = speed > 0 && total_ >= have ? format_duration(double(total_ - have) / speed) : "?";
-  std::string line = fmt::format("{} / {}  {}/s  ETA {}", format_bytes(have), format_bytes(total_),
+  std::string eta = speed > 0 && total_ >= have_ ? format_duration(double(total_ - have_) / speed) : "?";
+  std::string line = fmt::format("{} / {}  {}/s  ETA {}", format_bytes(have_), format_bytes(total_),
                                  format_bytes(uint64_t(speed)), eta);
   if (mode_ == ProgressMode::kLines) {
-    std::fprintf(stderr, "  %s: %s\n", file_.c_str(), line.c_str());
+    std::fprintf(stderr, "  %d/%d files, %s\n", finished_, total_files_, line.c_str());
     return;
   }
   int width = 24;
-  int filled = total_ ? int(double(have) / double(total_) * width) : width;
+  int filled = total_ ? int(double(have_) / double(total_) * width) : width;
   if (filled > width) filled = width;
+  if (filled < 0) filled = 0;
   std::string bar = std::string(size_t(filled), '#') + std::string(size_t(width - filled), '.');
   std::string name = file_.size() > 32 ? "..." + file_.substr(file_.size() - 29) : file_;
-  std::fprintf(stderr, "\r\033[K[%d/%d] %-32s [%s] %s", file_index_, total_files_, name.c_str(), bar.c_str(),
+  std::fprintf(stderr, "\r\033[K[%d/%d] %-32s [%s] %s", finished_, total_files_, name.c_str(), bar.c_str(),
                line.c_str());
   std::fflush(stderr);
   bar_visible_ = true;

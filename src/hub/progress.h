@@ -1,9 +1,10 @@
-// Download progress on stderr: a redrawn bar (bytes, speed, ETA) on a terminal, a plain line every
-// few seconds otherwise, nothing when quiet.
+// Download progress on stderr, shared by the download threads: a redrawn bar (bytes, speed, ETA)
+// on a terminal, a plain line every few seconds otherwise, nothing when quiet.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <string>
 
 namespace gptoss::hub {
@@ -16,20 +17,20 @@ std::string format_duration(double secs);  // "4m38s"
 class Progress {
  public:
   Progress(ProgressMode mode, uint64_t total_bytes, int total_files);
+  // A file starts; `already_have` bytes of it are on disk from an earlier run.
   void start_file(const std::string& path, uint64_t size, uint64_t already_have);
-  // Bytes of the current file present on disk so far (including any resumed part).
-  void update(uint64_t file_bytes);
+  void add_bytes(int64_t n);  // negative when a server restarts a file we were resuming
   void finish_file();
   void message(const std::string& line);  // a line that does not break the bar
   void done();
 
  private:
-  void draw(bool force);
+  void draw_locked(bool force);
   using Clock = std::chrono::steady_clock;
+  std::mutex mu_;
   ProgressMode mode_;
-  uint64_t total_ = 0, done_before_file_ = 0, file_bytes_ = 0, file_size_ = 0;
-  uint64_t session_start_bytes_ = 0;  // bytes that were on disk before this run (not counted in speed)
-  int total_files_ = 0, file_index_ = 0;
+  uint64_t total_ = 0, have_ = 0, resumed_ = 0;
+  int total_files_ = 0, started_ = 0, finished_ = 0;
   std::string file_;
   Clock::time_point start_, last_draw_;
   bool bar_visible_ = false;

@@ -5,7 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <mutex>
+#include <thread>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -280,6 +283,7 @@ Status fetch_blob(const Ctx& ctx, const PullPlan& plan, const RepoFile& f, const
           write_errno = errno;
           return false;
         }
+        progress.add_bytes(-int64_t(pos));
         pos = 0;
         reset_hashers();
       }
@@ -298,7 +302,7 @@ Status fetch_blob(const Ctx& ctx, const PullPlan& plan, const RepoFile& f, const
       }
       hash(data, n);
       pos += n;
-      progress.update(pos);
+      progress.add_bytes(int64_t(n));
       return true;
     };
     auto r = http_download(m.location, o, pos, cb);
@@ -318,6 +322,7 @@ Status fetch_blob(const Ctx& ctx, const PullPlan& plan, const RepoFile& f, const
     }
     if (r->status == 416) {  // nothing left to send for our Range: restart cleanly
       if (::ftruncate(fd, 0) != 0) write_errno = errno;
+      progress.add_bytes(-int64_t(pos));
       pos = 0;
       reset_hashers();
       st_result = Error("{}: the server refused the resume range", f.path);
@@ -486,15 +491,42 @@ Expected<std::string> run_pull(const PullPlan& plan, const PullOptions& opt) {
   Progress progress(opt.progress, plan.bytes_missing, plan.files_missing);
   std::string snapshot = plan.storage_dir + "/snapshots/" + plan.commit;
   std::string locks = ctx.cache_dir + "/.locks/" + repo_folder_name(plan.repo_id);
-  for (const auto& f : plan.selected) {
-    if (fs::exists(snapshot + "/" + f.path, ec)) continue;  // already in this snapshot
+  auto fetch_one = [&](const RepoFile& f) -> Status {
+    std::error_code ec2;
+    if (fs::exists(snapshot + "/" + f.path, ec2)) return Status::ok();  // already in this snapshot
     GPTOSS_ASSIGN_OR_RETURN(FileMeta m, head_file(ctx, plan, f));
     std::string blob = plan.storage_dir + "/blobs/" + m.etag;
-    if (!fs::exists(blob, ec)) {
+    if (!fs::exists(blob, ec2)) {
       GPTOSS_ASSIGN_OR_RETURN(BlobLock lock, BlobLock::acquire(locks + "/" + m.etag + ".lock"));
-      if (!fs::exists(blob, ec)) GPTOSS_RETURN_IF_ERROR(fetch_blob(ctx, plan, f, m, progress));
+      if (!fs::exists(blob, ec2)) GPTOSS_RETURN_IF_ERROR(fetch_blob(ctx, plan, f, m, progress));
     }
-    GPTOSS_RETURN_IF_ERROR(make_pointer(plan.storage_dir, plan.commit, f, m.etag));
+    return make_pointer(plan.storage_dir, plan.commit, f, m.etag);
+  };
+  // Several files at once, as huggingface_hub does: one stream from the hub's CDN rarely fills a fast link.
+  std::atomic<size_t> next{0};
+  std::mutex err_mu;
+  Status first_error;
+  auto worker = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < plan.selected.size();) {
+      {
+        std::lock_guard<std::mutex> lock(err_mu);
+        if (!first_error.is_ok()) return;  // stop starting files after a failure
+      }
+      Status st = fetch_one(plan.selected[i]);
+      if (!st.is_ok()) {
+        std::lock_guard<std::mutex> lock(err_mu);
+        if (first_error.is_ok()) first_error = st;
+      }
+    }
+  };
+  size_t n_workers = std::max<size_t>(1, std::min<size_t>(size_t(std::max(opt.max_workers, 1)), plan.selected.size()));
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < n_workers; ++t) threads.emplace_back(worker);
+  worker();
+  for (auto& t : threads) t.join();
+  if (!first_error.is_ok()) {
+    progress.done();
+    return first_error;
   }
   progress.done();
   return snapshot;

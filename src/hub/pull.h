@@ -25,6 +25,7 @@ struct PullOptions {
   std::string endpoint;   // empty: hub_endpoint()
   std::string cache_dir;  // empty: hub_cache_dir()
   ProgressMode progress = ProgressMode::kAuto;
+  int max_workers = 8;  // files fetched at once (huggingface_hub's default)
 };
 
 // What a pull will do, known after the listing call and before any file is fetched.

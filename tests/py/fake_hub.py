@@ -11,6 +11,7 @@ import hashlib
 import http.server
 import json
 import threading
+import time
 import urllib.parse
 
 LFS_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt")
@@ -63,6 +64,9 @@ class FakeHub:
         self.corrupt = set()  # paths whose CDN bytes are altered
         self.ignore_range = False
         self.tree_page_size = 0  # >0: paginate /tree with Link headers
+        self.cdn_delay = 0.0  # seconds each CDN GET waits before its body (to observe concurrency)
+        self.cdn_active = 0
+        self.cdn_max_active = 0
         self._servers = []
 
     def add_repo(self, repo):
@@ -268,7 +272,16 @@ class FakeHub:
         data = repo.files[path]
         if path in self.corrupt:
             data = bytes([data[0] ^ 0xFF]) + data[1:]
-        return self._bytes(h, method, data, f'"{hashlib.sha256(data).hexdigest()}"', path, {})
+        with self.lock:
+            self.cdn_active += 1
+            self.cdn_max_active = max(self.cdn_max_active, self.cdn_active)
+        try:
+            if self.cdn_delay and method == "GET":
+                time.sleep(self.cdn_delay)
+            return self._bytes(h, method, data, f'"{hashlib.sha256(data).hexdigest()}"', path, {})
+        finally:
+            with self.lock:
+                self.cdn_active -= 1
 
     def _bytes(self, h, method, data, etag, path, extra):
         start = 0

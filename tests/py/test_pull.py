@@ -307,6 +307,20 @@ def test_paginated_listing(gptoss_bin, hub, tmp_path):
     assert len(hub.requests(contains="/tree/")) > 2
 
 
+def test_files_download_concurrently(gptoss_bin, hub, tmp_path):
+    shards = {f"model-0000{i}-of-00004.safetensors": blob(200_000, f"shard{i}") for i in range(1, 5)}
+    hub.add_repo(Repo("acme/sharded", {"config.json": b"{}", **shards}))
+    hub.cdn_delay = 0.5
+    r = pull(gptoss_bin, base_env(tmp_path, hub, tmp_path / "c"), "acme/sharded")
+    assert r.returncode == 0, r.stderr
+    assert snapshot_bytes(r.stdout.strip()) == {"config.json": b"{}", **shards}
+    assert hub.cdn_max_active >= 2
+    hub.cdn_max_active = 0
+    r = pull(gptoss_bin, base_env(tmp_path, hub, tmp_path / "d"), "acme/sharded", "--max-workers", "1")
+    assert r.returncode == 0, r.stderr
+    assert hub.cdn_max_active == 1
+
+
 def test_write_error_keeps_partial_for_resume(gptoss_bin, hub, tmp_path):
     import resource
     import signal
