@@ -178,10 +178,15 @@ class SchedulerEngine final : public Engine {
       Status st = runner_->forward(pieces, &logits);
       const int vocab = runner_->vocab_size();
       uint64_t prompt_tokens = 0, generated_tokens = 0;
+      std::vector<std::pair<Sequence*, TokenEvent>> events;
       for (size_t i = 0; i < owners.size(); ++i) {
         Sequence& s = *owners[i];
         if (!st.is_ok()) {
-          finish(s, FinishReason::kError, st.message());
+          TokenEvent ev;
+          ev.finished = true;
+          ev.reason = FinishReason::kError;
+          ev.error = st.message();
+          events.emplace_back(&s, ev);
           continue;
         }
         if (!s.decoding) {
@@ -210,20 +215,27 @@ class SchedulerEngine final : public Engine {
           ev.finished = true;
           ev.reason = FinishReason::kContextFull;
         }
-        s.sink(ev);
+        s.next_input = tok;
+        events.emplace_back(&s, ev);
+      }
+      // Free finished sequences and count before telling anyone, so a caller that saw its last
+      // event also sees the memory and the statistics settled.
+      for (auto& [s, ev] : events) {
         if (ev.finished) {
-          runner_->free_sequence(s.kv);
-          s.kv = -1;
-        } else {
-          s.next_input = tok;
+          runner_->free_sequence(s->kv);
+          s->kv = -1;
         }
       }
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        stats_.prompt_tokens_total += prompt_tokens;
+        stats_.generated_tokens_total += generated_tokens;
+      }
+      for (auto& [s, ev] : events) s->sink(ev);
       running.erase(std::remove_if(running.begin(), running.end(),
                                    [](const std::unique_ptr<Sequence>& s) { return s->kv < 0; }),
                     running.end());
       std::lock_guard<std::mutex> lk(mu_);
-      stats_.prompt_tokens_total += prompt_tokens;
-      stats_.generated_tokens_total += generated_tokens;
       running_count_ = static_cast<int>(running.size());
     }
     for (auto& s : running) finish(*s, FinishReason::kCancelled);

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <thread>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -31,6 +33,8 @@ class CountingRunner : public Runner {
     freed_++;
   }
   Status forward(const std::vector<BatchPiece>& pieces, std::vector<float>* logits) override {
+    // The first step is slow, as a real prefill is, so the requests submitted meanwhile batch up.
+    if (first_.exchange(false)) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     std::lock_guard<std::mutex> lk(mu_);
     logits->assign(pieces.size() * 97, 0.0f);
     max_batch_ = std::max(max_batch_, pieces.size());
@@ -70,6 +74,7 @@ class CountingRunner : public Runner {
   std::map<int, std::vector<uint32_t>> seqs_;
   int next_ = 0, freed_ = 0;
   size_t max_batch_ = 0;
+  std::atomic<bool> first_{true};
 };
 
 struct Collector {
