@@ -1,0 +1,37 @@
+// Loads a model directory on a device and adapts it to the engine's Runner: the one place where
+// generate, run and serve turn "MODEL --device D" into something that produces logits.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "engine/runner.h"
+#include "model/config.h"
+
+namespace gptoss::engine {
+
+struct LoadOptions {
+  std::string device = "auto";  // auto (cuda when a GPU is usable, else cpu), cpu, cuda
+  int threads = 0;              // cpu threads; 0 = one per hardware thread
+  int max_sequences = 1;        // sequences decoding at once (KV slots)
+  int context = 8192;           // positions per sequence; clipped to the model's maximum
+  int max_step_tokens = 256;    // tokens per sequence per forward step (prefill chunk)
+};
+
+struct LoadedModelInfo {
+  std::string dir;
+  std::string layout;   // hf / original
+  std::string device;   // the backend's name
+  ModelConfig config;
+  double load_seconds = 0;
+  size_t kv_bytes = 0;
+};
+
+// Backends this build can use, in order of preference: "cuda" (when compiled in and a GPU is
+// present), then "cpu".
+std::string default_device();
+
+Expected<std::shared_ptr<Runner>> load_runner(const std::string& model_dir, const LoadOptions& options,
+                                              LoadedModelInfo* info = nullptr);
+
+}  // namespace gptoss::engine
