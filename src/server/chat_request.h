@@ -40,9 +40,11 @@ struct ChatRequest {
   std::vector<FunctionTool> tools;
   std::string tool_choice = "auto";  // auto | none | required | the name of one function
   std::string reasoning_effort = "medium";  // low | medium | high
-  // response_format json_schema: constrains the final channel (rendered as "# Response Formats").
+  // response_format json_schema: rendered as the developer message's "# Response Formats"
+  // (prompt only: sampling is not grammar-constrained).
   std::optional<ojson> response_schema;
   std::string response_schema_name;
+  std::string response_schema_description;
   engine::SamplingParams sampling;
   int max_tokens = -1;  // -1: up to the context
   std::vector<std::string> stop;

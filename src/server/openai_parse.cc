@@ -275,6 +275,8 @@ ChatRequest parse_chat_completions(const ojson& body) {
       if (!js) throw ApiError::invalid("response_format.json_schema",
                                        "'response_format.json_schema' is required");
       req.response_schema_name = req_string(*js, "name", "response_format.json_schema");
+      req.response_schema_description =
+          opt_string(*js, "description", "response_format.json_schema").value_or("");
       const ojson* schema = opt_object(*js, "schema", "response_format.json_schema");
       req.response_schema = schema ? *schema : ojson::object();
     } else if (type == "json_object") {

@@ -58,14 +58,14 @@ harmony::Conversation build_conversation(const ChatRequest& req, const PromptOpt
       for (const auto& t : req.tools) tools.push_back({t.name, t.description, t.parameters});
       dev.with_function_tools(std::move(tools));
     }
-    Message msg = Message::developer(dev);
     if (req.response_schema) {
-      // harmony's DeveloperContent has no response formats; docs/format.md appends this section.
-      std::string text = fmt::format("# Response Formats\n\n## {}\n\n{}", req.response_schema_name,
-                                     req.response_schema->dump());
-      if (!instructions.empty() || with_tools) text = "\n\n" + text;
-      msg.content.push_back(harmony::Content::of_text(text));
+      harmony::ResponseFormat rf;
+      rf.name = req.response_schema_name;
+      if (!req.response_schema_description.empty()) rf.description = req.response_schema_description;
+      rf.schema = *req.response_schema;
+      dev.response_formats.push_back(std::move(rf));
     }
+    Message msg = Message::developer(dev);
     conv.messages.push_back(std::move(msg));
   }
 

@@ -153,6 +153,7 @@ ChatRequest parse_responses(const ojson& body, const ojson& history_items,
       std::string type = req_string(*fmt_v, "type", "text.format");
       if (type == "json_schema") {
         req.response_schema_name = req_string(*fmt_v, "name", "text.format");
+        req.response_schema_description = opt_string(*fmt_v, "description", "text.format").value_or("");
         const ojson* schema = opt_object(*fmt_v, "schema", "text.format");
         req.response_schema = schema ? *schema : ojson::object();
       } else if (type == "json_object") {

@@ -314,6 +314,22 @@ TEST(ServerHttp, ResponsesStoreAndPreviousResponseId) {
   (void)first_prompt;
 }
 
+TEST(ServerHttp, ResponseFormatGoesToTheDeveloperMessage) {
+  TestServer ts;
+  ts.script_text("<|channel|>final<|message|>{}<|return|>");
+  ojson rf = {{"type", "json_schema"},
+              {"json_schema", {{"name", "answer"}, {"description", "The answer."},
+                               {"schema", {{"type", "object"},
+                                           {"properties", {{"x", {{"type", "integer"}}}}}}}}}};
+  auto r = ts.post("/v1/chat/completions", chat("hi", {{"response_format", rf}}));
+  ASSERT_EQ(r->status, 200) << r->body;
+  std::string text = ts.tokenizer->decode(ts.engine.last_prompt());
+  EXPECT_NE(text.find("<|start|>developer<|message|># Response Formats\n\n## answer\n\n"
+                      "// The answer.\n{\"type\":\"object\",\"properties\":{\"x\":"
+                      "{\"type\":\"integer\"}}}<|end|>"),
+            std::string::npos) << text;
+}
+
 TEST(ServerHttp, CompletionsReturnRawText) {
   TestServer ts;
   ts.script_text("<|channel|>final<|message|>raw<|return|>");
