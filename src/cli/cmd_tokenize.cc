@@ -1,5 +1,8 @@
 // gptoss tokenize / detokenize: text <-> o200k_harmony token ids, for debugging prompts and for
 // tests. --jsonl runs many inputs in one process.
+#include <time.h>
+
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <iterator>
@@ -25,6 +28,8 @@ constexpr const char kTokenizeUsage[] =
     "  --special     recognise special token strings such as <|start|> (off: they are plain text)\n"
     "  --jsonl       read lines of JSON (a string, or {\"hex\": bytes}) from --file or stdin;\n"
     "                print one JSON array per line\n"
+    "  --bench N     instead of ids, print JSON timings: vocabulary load, then encode and decode of\n"
+    "                the input N times (single thread; wall and CPU seconds)\n"
     "  Without --model and --vocab the built-in o200k_harmony vocabulary is used.\n";
 
 constexpr const char kDetokenizeUsage[] =
@@ -94,11 +99,46 @@ Expected<std::vector<uint32_t>> parse_ids(const nlohmann::json& j, const std::st
   return ids;
 }
 
+struct Clock {
+  double wall = now_wall(), cpu = now_cpu();
+  static double now_wall() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  }
+  static double now_cpu() {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+  }
+  double wall_s() const { return now_wall() - wall; }
+  double cpu_s() const { return now_cpu() - cpu; }
+};
+
+// --bench: encode and decode `text` n times; prints one JSON object.
+int run_bench(const Tokenizer& t, const std::string& text, long long n, double load_wall, double load_cpu, bool special) {
+  std::vector<uint32_t> ids;
+  Clock enc;
+  for (long long i = 0; i < n; ++i) ids = special ? t.encode_with_special(text) : t.encode(text);
+  double enc_wall = enc.wall_s(), enc_cpu = enc.cpu_s();
+  std::string back;
+  Clock dec;
+  for (long long i = 0; i < n; ++i) back = t.decode(ids);
+  double dec_wall = dec.wall_s(), dec_cpu = dec.cpu_s();
+  double mb = static_cast<double>(text.size()) * static_cast<double>(n) / 1e6;
+  nlohmann::json j = {{"bytes", text.size()},       {"tokens", ids.size()},
+                      {"repeat", n},                {"load_ms_wall", load_wall * 1e3},
+                      {"load_ms_cpu", load_cpu * 1e3}, {"encode_s_wall", enc_wall},
+                      {"encode_s_cpu", enc_cpu},    {"encode_MBps_cpu", mb / enc_cpu},
+                      {"decode_s_wall", dec_wall},  {"decode_s_cpu", dec_cpu},
+                      {"decode_MBps_cpu", mb / dec_cpu}, {"round_trip_equal", back == text}};
+  std::printf("%s\n", j.dump().c_str());
+  return 0;
+}
+
 }  // namespace
 
 int cmd_tokenize(const std::vector<std::string>& argv) {
   const std::string cmd = "tokenize";
-  auto args = Args::parse(argv, {{"--special", "--jsonl", "--help"}, {"--model", "--vocab", "--file"}});
+  auto args = Args::parse(argv, {{"--special", "--jsonl", "--help"}, {"--model", "--vocab", "--file", "--bench"}});
   if (!args) return fail(cmd, args.status().message() + "\n" + kTokenizeUsage, 2);
   if (args->has("--help")) {
     std::fputs(kTokenizeUsage, stdout);
@@ -108,9 +148,18 @@ int cmd_tokenize(const std::vector<std::string>& argv) {
   if (!args->positional().empty() && (args->has("--file") || args->has("--jsonl"))) {
     return fail(cmd, std::string("give TEXT or --file/--jsonl, not both\n") + kTokenizeUsage, 2);
   }
+  Clock load;
   auto tok = load_tokenizer(*args);
+  double load_wall = load.wall_s(), load_cpu = load.cpu_s();
   if (!tok) return fail(cmd, tok.status().message());
   const bool special = args->has("--special");
+  if (args->has("--bench")) {
+    auto n = args->get_int("--bench", 1);
+    if (!n || *n < 1) return fail(cmd, "--bench needs a positive count", 2);
+    auto input = args->positional().empty() ? read_input(*args) : Expected<std::string>(args->positional()[0]);
+    if (!input) return fail(cmd, input.status().message());
+    return run_bench(**tok, *input, *n, load_wall, load_cpu, special);
+  }
   auto encode = [&](std::string_view text) {
     return special ? (*tok)->encode_with_special(text) : (*tok)->encode(text);
   };

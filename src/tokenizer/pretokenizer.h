@@ -1,4 +1,5 @@
-// Splits text into pieces with the o200k pre-tokenizer regex (PCRE2 with JIT).
+// Splits text into pieces with the o200k pre-tokenizer regex (PCRE2 with JIT). The reference for
+// the hand-written splitter in o200k_split.h, which the tokenizer uses.
 // The input must be valid UTF-8 (checked once by the caller; matching skips the check).
 #pragma once
 

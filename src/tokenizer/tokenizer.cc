@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include "tokenizer/bpe.h"
+#include "tokenizer/o200k_split.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "tokenizer/utf8.h"
 
@@ -47,7 +48,6 @@ Expected<std::shared_ptr<const Tokenizer>> TokenizerBuilder::build(
     BpeVocab vocab, const std::vector<std::pair<uint32_t, std::string>>& specials,
     const std::vector<std::pair<uint32_t, std::string>>& aliases) {
   auto impl = std::make_unique<Tokenizer::Impl>();
-  GPTOSS_ASSIGN_OR_RETURN(impl->pretokenizer, Pretokenizer::create());
   impl->special_text.resize(Tokenizer::kLastSpecialId - Tokenizer::kFirstSpecialId + 1);
   impl->special_by_text.reserve(specials.size() * 2);
   for (const auto& [id, text] : specials) {
@@ -79,7 +79,7 @@ Expected<std::shared_ptr<const Tokenizer>> TokenizerBuilder::build(
 namespace {
 
 void encode_ordinary(const Tokenizer::Impl& impl, std::string_view text, std::vector<uint32_t>* out) {
-  impl.pretokenizer->split(text, [&](const char* p, size_t n) { bpe_encode_piece(impl.vocab, p, n, out); });
+  o200k_split(text, [&](const char* p, size_t n) { bpe_encode_piece(impl.vocab, p, n, out); });
 }
 
 // Encodes text that may hold special token strings; `allowed(id)` says which ones count.

@@ -7,7 +7,6 @@
 #include <utility>
 #include <vector>
 
-#include "tokenizer/pretokenizer.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/vocab.h"
 
@@ -15,7 +14,6 @@ namespace gptoss {
 
 struct Tokenizer::Impl {
   BpeVocab vocab;
-  std::unique_ptr<Pretokenizer> pretokenizer;
   // Special tokens by id - kFirstSpecialId ("" = none) and by text.
   std::vector<std::string> special_text;
   std::unordered_map<std::string, uint32_t> special_by_text;

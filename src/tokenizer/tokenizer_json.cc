@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <simdjson.h>
 
+#include "tokenizer/pretokenizer.h"
 #include "tokenizer/tokenizer_impl.h"
 
 namespace gptoss {

@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include "tokenizer/o200k_split.h"
+#include "tokenizer/pretokenizer.h"
+
 namespace gptoss {
 namespace {
 
@@ -103,6 +106,67 @@ TEST(Tokenizer, TiktokenFileErrorsNameTheLine) {
   EXPECT_NE(t.status().message().find("r:1: rank 'x'"), std::string::npos) << t.status().message();
   t = Tokenizer::from_tiktoken_file("/nonexistent/o200k.tiktoken");
   ASSERT_FALSE(t.has_value());
+}
+
+}  // namespace
+}  // namespace gptoss
+
+namespace gptoss {
+namespace {
+
+// The hand-written splitter must give exactly the PCRE2 regex's pieces.
+std::vector<std::string> pieces_regex(const Pretokenizer& re, std::string_view text) {
+  std::vector<std::string> out;
+  re.split(text, [&](const char* p, size_t n) { out.emplace_back(p, n); });
+  return out;
+}
+std::vector<std::string> pieces_fast(std::string_view text) {
+  std::vector<std::string> out;
+  o200k_split(text, [&](const char* p, size_t n) { out.emplace_back(p, n); });
+  return out;
+}
+
+void append_utf8(uint32_t cp, std::string* s) {
+  if (cp < 0x80) {
+    s->push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    s->push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    s->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    s->push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    s->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    s->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    s->push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    s->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    s->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    s->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+TEST(O200kSplit, EqualsPcre2RegexOnRandomText) {
+  auto re = Pretokenizer::create();
+  ASSERT_TRUE(re.has_value()) << re.status().message();
+  // Characters of every class the pattern cares about, plus random code points.
+  const std::vector<uint32_t> pool = {'a', 'Z', 'q', '1', '9', ' ', ' ', '\n', '\r', '\t', '\'', 's', 'S', 't',
+                                      'r', 'e', 'v', 'l', 'L', 'd', 'm', '/', '.', '!', '-', 0xA0, 0x3000,
+                                      0x2028, 0x85, 0x180E, 0x0301, 0x0308, 0x01C5, 0x02B0, 0x4E2D, 0x0661,
+                                      0x2160, 0x00BD, 0x1F600, 0x200D, 0x13DF2, 0x11F04, 0x0915, 0x094D, 0xE9};
+  uint64_t state = 12345;
+  auto rnd = [&]() {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<uint32_t>(state >> 33);
+  };
+  for (int iter = 0; iter < 20000; ++iter) {
+    std::string text;
+    int len = 1 + static_cast<int>(rnd() % 24);
+    for (int k = 0; k < len; ++k) {
+      uint32_t cp = (rnd() % 8 == 0) ? rnd() % 0x110000 : pool[rnd() % pool.size()];
+      if (cp >= 0xD800 && cp < 0xE000) cp = 0xFFFD;
+      append_utf8(cp, &text);
+    }
+    ASSERT_EQ(pieces_fast(text), pieces_regex(**re, text)) << "text: " << text;
+  }
 }
 
 }  // namespace

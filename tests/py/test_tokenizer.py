@@ -215,3 +215,22 @@ def test_errors_are_clear(gptoss_bin, tmp_path):
     assert p.returncode == 1 and f"{bad}:3".encode() in p.stderr, p.stderr
     p = subprocess.run([gptoss_bin, "tokenize", "--vocab", str(tmp_path / "missing.tiktoken"), "x"], capture_output=True)
     assert p.returncode == 1 and b"missing.tiktoken" in p.stderr
+
+
+def test_every_code_point_in_context(gptoss_bin, enc):
+    """Each code point next to lower/upper letters, digits, spaces, a contraction and punctuation:
+    checks the pre-tokenizer's character classes against tiktoken's over all of Unicode."""
+    items = []
+    chunk = []
+    for cp in range(0x110000):
+        if 0xD800 <= cp < 0xE000:
+            continue
+        c = chr(cp)
+        chunk.append(f"{c}x{c}X{c}1{c} {c}'S{c}\r/){c}{c}")
+        if len(chunk) == 256:
+            items.append("".join(chunk))
+            chunk = []
+    items.append("".join(chunk))
+    got = tokenize_batch(gptoss_bin, items)
+    bad = [i for i, (t, g) in enumerate(zip(items, got)) if g != enc.encode_ordinary(t)]
+    assert not bad, f"{len(bad)} chunks differ, first at code point ~{bad[0] * 256:#x}"
