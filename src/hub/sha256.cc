@@ -7,9 +7,14 @@
 #include <vector>
 
 namespace gptoss::hub {
-namespace {
 
-constexpr uint32_t kK[64] = {
+bool force_portable_sha256 = false;
+
+namespace detail {
+bool cpu_has_sha_ni();
+void sha256_blocks_sha_ni(uint32_t state[8], const uint8_t* data, size_t nblocks);
+extern const uint32_t kSha256K[64];
+const uint32_t kSha256K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
     0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
     0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
@@ -18,6 +23,16 @@ constexpr uint32_t kK[64] = {
     0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
     0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+}  // namespace detail
+
+namespace {
+
+const uint32_t* const kK = detail::kSha256K;
+
+bool use_sha_ni() {
+  static const bool has = detail::cpu_has_sha_ni();
+  return has && !force_portable_sha256;
+}
 
 inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
 
@@ -79,14 +94,25 @@ void Sha256::update(const void* data, size_t n) {
     p += take;
     n -= take;
     if (buf_len_ < sizeof(buf_)) return;
-    compress(buf_);
+    compress_blocks(buf_, 1);
     buf_len_ = 0;
   }
-  for (; n >= 64; n -= 64, p += 64) compress(p);
+  compress_blocks(p, n / 64);
+  p += n / 64 * 64;
+  n %= 64;
   if (n > 0) {
     std::memcpy(buf_, p, n);
     buf_len_ = n;
   }
+}
+
+void Sha256::compress_blocks(const uint8_t* p, size_t nblocks) {
+  if (nblocks == 0) return;
+  if (use_sha_ni()) {
+    detail::sha256_blocks_sha_ni(h_, p, nblocks);
+    return;
+  }
+  for (; nblocks > 0; --nblocks, p += 64) compress(p);
 }
 
 std::array<uint8_t, 32> Sha256::digest() {

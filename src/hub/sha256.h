@@ -24,6 +24,7 @@ class Sha256 {
 
  private:
   void compress(const uint8_t* block);
+  void compress_blocks(const uint8_t* blocks, size_t n);  // SHA-NI when the CPU has it
   uint32_t h_[8];
   uint8_t buf_[64];
   size_t buf_len_ = 0;
@@ -31,6 +32,9 @@ class Sha256 {
 };
 
 std::string sha256_hex(std::string_view data);
+
+// Tests set this to check the portable block function on machines with SHA-NI.
+extern bool force_portable_sha256;
 
 // SHA-1, only to check small non-LFS files against their git blob id:
 // sha1("blob <size>\0" + content), which is what the hub lists as their oid.

@@ -15,7 +15,16 @@ std::string pattern(size_t n) {
   return s;
 }
 
-TEST(Sha256, KnownVectors) {
+// Every SHA-256 test runs on the portable code and on SHA-NI (where the CPU has it).
+class Sha256Test : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override { force_portable_sha256 = GetParam(); }
+  void TearDown() override { force_portable_sha256 = false; }
+};
+INSTANTIATE_TEST_SUITE_P(Impl, Sha256Test, ::testing::Values(true, false),
+                         [](const auto& info) { return info.param ? "portable" : "dispatched"; });
+
+TEST_P(Sha256Test, KnownVectors) {
   EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
@@ -25,14 +34,14 @@ TEST(Sha256, KnownVectors) {
 
 // hashlib.sha256(''.join(hashlib.sha256(pat[:n]).hexdigest() for n in range(201)).encode()), with
 // pat[i] = (7i+3) % 256: every padding case (lengths around 55/56/64/119/120/128) contributes.
-TEST(Sha256, EveryLengthUpTo200) {
+TEST_P(Sha256Test, EveryLengthUpTo200) {
   std::string all;
   std::string pat = pattern(200);
   for (size_t n = 0; n <= 200; ++n) all += sha256_hex(std::string_view(pat).substr(0, n));
   EXPECT_EQ(sha256_hex(all), "530566f39d545b371e5360fbfe251c0da6410ba297e67392dfaec0cb575d67ed");
 }
 
-TEST(Sha256, ChunkedUpdatesEqualOneShot) {
+TEST_P(Sha256Test, ChunkedUpdatesEqualOneShot) {
   std::string pat = pattern(1000);  // hashlib.sha256(pat).hexdigest()
   const char* want = "1e9bc38cbf860b9ec31918b065f9b52476c549a782e0e7990bed8ce3868d2371";
   EXPECT_EQ(sha256_hex(pat), want);
@@ -49,7 +58,7 @@ TEST(Sha256, ChunkedUpdatesEqualOneShot) {
   EXPECT_EQ(h.hex_digest(), want);
 }
 
-TEST(Sha256, File) {
+TEST_P(Sha256Test, File) {
   std::string path = ::testing::TempDir() + "/sha256_test.bin";
   std::FILE* f = std::fopen(path.c_str(), "wb");
   ASSERT_TRUE(f);
