@@ -1,12 +1,15 @@
 // gptoss info MODEL [--json]: what a model directory holds, validated: layout, config, tensors,
 // bytes of weights by kind, parameter counts.
 #include <cstdio>
+#include <filesystem>
 
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "hub/hf_cache.h"
+#include "hub/pull.h"
 #include "model/model_files.h"
 
 namespace gptoss::cli {
@@ -15,7 +18,8 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: gptoss info MODEL [--json] [--tensors] [--no-validate]\n"
-    "  MODEL          model directory (HF layout, original/, or a parent of original/)\n"
+    "  MODEL          model directory (HF layout, original/, or a parent of original/), a\n"
+    "                 .safetensors file in one, or a hub id org/name[@rev] already in the HF cache\n"
     "  --json         print one JSON object instead of text\n"
     "  --tensors      also list every tensor: name, dtype, shape, file, data offset in the file\n"
     "  --no-validate  do not require the exact tensor set the config implies\n";
@@ -58,6 +62,25 @@ std::string human_count(uint64_t n) {
   return fmt::format("{}", n);
 }
 
+// MODEL -> model directory. Never touches the network: a hub id must already be in the cache.
+Expected<std::string> locate_model(const std::string& model) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path p(model);
+  if (fs::is_regular_file(p, ec) && p.extension() == ".safetensors")
+    return p.has_parent_path() ? p.parent_path().string() : std::string(".");
+  const bool local = fs::exists(p, ec) || model.empty() || model[0] == '/' || model[0] == '.' ||
+                     model[0] == '~';
+  if (local) return model;
+  auto ref = hub::parse_repo_ref(model);
+  if (!ref) return model;  // open_model_dir names the missing directory
+  const std::string cache = hub::hub_cache_dir();
+  if (auto snap = hub::find_cached_snapshot(cache, ref->repo_id, ref->revision, hub::PullOptions{}))
+    return *snap;
+  return Error("{}: no such directory, and not in the Hugging Face cache ({}); download it with `gptoss pull {}`",
+               model, cache, model);
+}
+
 }  // namespace
 
 int cmd_info(const std::vector<std::string>& argv) {
@@ -71,7 +94,9 @@ int cmd_info(const std::vector<std::string>& argv) {
   if (args.positional().size() != 1) return fail("info", std::string("expected one MODEL\n") + kUsage, 2);
   OpenOptions options;
   options.validate_tensors = !args.has("--no-validate");
-  auto mf = open_model_dir(args.positional()[0], options);
+  auto dir = locate_model(args.positional()[0]);
+  if (!dir) return fail("info", dir.status().message());
+  auto mf = open_model_dir(*dir, options);
   if (!mf) return fail("info", mf.status().message());
   const ModelConfig& c = mf->config;
   const WeightSummary w = summarize_weights(mf->tensors.tensors(), c, mf->layout);

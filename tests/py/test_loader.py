@@ -302,3 +302,49 @@ def test_random_header_corruptions_agree_with_safetensors(gptoss_bin, tmp_path):
             disagreements.append((pos, data[max(0, pos - 20):pos + 20], ok_ref, r.stderr.strip()))
     assert not disagreements, disagreements[:5]
     assert rejected > 50
+
+
+def test_hf_cache_snapshot_with_symlinks(gptoss_bin, tmp_path):
+    """The HF cache stores a snapshot as relative symlinks into blobs/; a missing blob (an
+    interrupted download) is named in the error."""
+    c = tiny_config(layers=4, experts=8, top_k=4)
+    src = tmp_path / "src"
+    tensors = write_hf(src, c, shards=3)
+    blobs = tmp_path / "models--openai--gpt-oss-test" / "blobs"
+    snap = tmp_path / "models--openai--gpt-oss-test" / "snapshots" / "abc123"
+    blobs.mkdir(parents=True)
+    snap.mkdir(parents=True)
+    for i, f in enumerate(sorted(os.listdir(src))):
+        shutil.move(src / f, blobs / f"blob{i}")
+        os.symlink(f"../../blobs/blob{i}", snap / f)
+    j = info_json(gptoss_bin, snap)
+    check_summary(j, tensors, c)
+    assert all(f.startswith(str(snap)) for f in j["files"])
+    shard = "model-00001-of-00002.safetensors"
+    os.remove(blobs / f"blob{sorted(os.listdir(snap)).index(shard)}")
+    err = info_error(gptoss_bin, snap)
+    assert shard in err and "does not exist" in err, err
+
+
+def test_hub_id_from_cache_and_file_argument(gptoss_bin, tmp_path):
+    """MODEL may be a hub id already in the HF cache (never downloaded by info), or a
+    .safetensors file inside a model directory."""
+    c = tiny_config()
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "cache" / "models--openai--gpt-oss-tiny"
+    snap = repo / "snapshots" / commit
+    tensors = write_hf(snap, c)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    env = dict(os.environ, HF_HUB_CACHE=str(tmp_path / "cache"), HF_HUB_OFFLINE="1")
+    r = subprocess.run([gptoss_bin, "info", "openai/gpt-oss-tiny", "--json"], capture_output=True, text=True,
+                       env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    assert j["dir"] == str(snap)
+    check_summary(j, tensors, c)
+    r = subprocess.run([gptoss_bin, "info", "openai/not-there"], capture_output=True, text=True, env=env,
+                       timeout=60)
+    assert r.returncode == 1 and "gptoss pull openai/not-there" in r.stderr, r.stderr
+    j = info_json(gptoss_bin, snap / "model.safetensors")
+    assert j["dir"] == str(snap)
