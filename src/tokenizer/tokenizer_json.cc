@@ -38,9 +38,11 @@ bool byte_level_decode(std::string_view s, std::string* out, uint32_t* bad) {
     } else if ((p[i] & 0xE0) == 0xC0 && i + 1 < n) {
       cp = ((p[i] & 0x1Fu) << 6) | (p[i + 1] & 0x3Fu);
       i += 2;
-    } else {
-      cp = 0xFFFFFFFFu;  // anything of three bytes or more is outside the table
-      *bad = p[i];
+    } else {  // three or four bytes: outside the table; decode it for the message
+      size_t len = (p[i] & 0xF0) == 0xE0 ? 3 : 4;
+      cp = p[i] & (len == 3 ? 0x0Fu : 0x07u);
+      for (size_t k = 1; k < len && i + k < n; ++k) cp = (cp << 6) | (p[i + k] & 0x3Fu);
+      *bad = cp;
       return false;
     }
     if (cp >= 324 || kTable.byte_of[cp] < 0) {
