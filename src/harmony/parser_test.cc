@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include "harmony/render.h"
@@ -186,6 +187,67 @@ TEST(Parser, RoundTripOfRenderedAssistantMessage) {
   ASSERT_EQ(r.messages.size(), 1u);
   EXPECT_EQ(message_to_json(r.messages[0]), message_to_json(m));
   EXPECT_TRUE(r.problems.empty());
+}
+
+bool valid_utf8(const std::string& s) {
+  for (size_t i = 0; i < s.size();) {
+    unsigned char b = s[i];
+    int n = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    for (int k = 1; k < n; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    i += n;
+  }
+  return true;
+}
+
+// Random token soup (formatting tokens, header words, lone UTF-8 bytes, unknown ids): the parser
+// never fails, every start has its end, deltas are whole characters adding up to the contents.
+TEST(Parser, RandomStreamsKeepInvariants) {
+  std::vector<uint32_t> pool = {tok::kStart, tok::kEnd, tok::kMessage, tok::kChannel, tok::kConstrain,
+                                tok::kReturn, tok::kCall, 199999, 200014, 4000000};
+  for (const char* w : {"assistant", "analysis", "final", "commentary", " to=functions.f", " json", "user",
+                        "hello", " world", "\xE6\x97\xA5", "\xF0\x9F\x98\x80"})
+    for (uint32_t t : tokenizer().encode(w)) pool.push_back(t);
+  for (int b : {0x80, 0xBF, 0xC3, 0xE6, 0xF0, 0xFF, 0x20})
+    pool.push_back(*tokenizer().token_id(std::string(1, static_cast<char>(b))));
+  std::mt19937 rng(12345);
+  for (int iter = 0; iter < 3000; ++iter) {
+    Parser p(tokenizer(), ParserOptions{iter % 3 == 0 ? std::nullopt : std::optional<Role>(Role::kAssistant)});
+    std::vector<ParseEvent> ev;
+    const int n = static_cast<int>(rng() % 40);
+    for (int i = 0; i < n; ++i) p.push(pool[rng() % pool.size()], ev);
+    p.finish(ev);
+    size_t ends = 0;
+    bool open = false;
+    std::string text;
+    for (const auto& e : ev) {
+      switch (e.kind) {
+        case ParseEvent::Kind::kMessageStart:
+          ASSERT_FALSE(open);
+          open = true;
+          text.clear();
+          break;
+        case ParseEvent::Kind::kContentDelta:
+          ASSERT_TRUE(open);
+          ASSERT_TRUE(valid_utf8(e.text));
+          text += e.text;
+          break;
+        case ParseEvent::Kind::kMessageEnd:
+          ASSERT_TRUE(open);
+          ASSERT_LT(ends, p.messages().size());
+          EXPECT_EQ(p.messages()[ends].text(), text);
+          open = false;
+          ++ends;
+          break;
+        default: break;
+      }
+    }
+    EXPECT_FALSE(open);
+    EXPECT_EQ(ends, p.messages().size());
+    EXPECT_EQ(p.state(), Parser::State::kExpectStart);
+    EXPECT_NE(p.stop_reason(), StopReason::kNone);
+  }
 }
 
 }  // namespace
