@@ -237,7 +237,11 @@ Status fetch_blob(const Ctx& ctx, const PullPlan& plan, const RepoFile& f, const
   uint64_t have = uint64_t(st.st_size);
   reset_hashers();
   if (have > m.size) {
-    if (::ftruncate(fd, 0) != 0) return Error("cannot truncate {}: {}", part, std::strerror(errno));
+    if (::ftruncate(fd, 0) != 0) {
+      int err = errno;
+      ::close(fd);
+      return Error("cannot truncate {}: {}", part, std::strerror(err));
+    }
     have = 0;
   }
   if (have > 0 && (want_sha || check_git)) {  // the resumed prefix is part of the hash
@@ -290,6 +294,10 @@ Status fetch_blob(const Ctx& ctx, const PullPlan& plan, const RepoFile& f, const
       return true;
     };
     cb.sink = [&](const char* data, size_t n) {
+      if (pos + n > m.size) {  // never let a bad server fill the disk
+        range_error = fmt::format("the server sent more than the {} bytes the hub lists", m.size);
+        return false;
+      }
       size_t done = 0;
       while (done < n) {
         ssize_t w = ::pwrite(fd, data + done, n - done, off_t(pos + done));
@@ -308,7 +316,8 @@ Status fetch_blob(const Ctx& ctx, const PullPlan& plan, const RepoFile& f, const
     auto r = http_download(m.location, o, pos, cb);
     if (!range_error.empty()) {
       ::close(fd);
-      return Error("{}: {}", f.path, range_error);
+      ::unlink(part.c_str());
+      return Error("{}: {}; the download was deleted", f.path, range_error);
     }
     if (write_errno != 0) {
       ::close(fd);
@@ -330,7 +339,9 @@ Status fetch_blob(const Ctx& ctx, const PullPlan& plan, const RepoFile& f, const
     }
     if (r->status >= 400) {
       ::close(fd);
-      return hub_error(*r, ctx, plan.repo_id, f.path);
+      if (url_origin(m.location) == url_origin(ctx.endpoint)) return hub_error(*r, ctx, plan.repo_id, f.path);
+      return Error("{}: HTTP {} from the file host {} (the partial download is kept; run the pull again)", f.path,
+                   r->status, url_origin(m.location));
     }
     st_result = Status::ok();
     if (pos < m.size) st_result = Error("{}: the connection closed after {} of {} bytes", f.path, pos, m.size);

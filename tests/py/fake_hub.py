@@ -62,6 +62,7 @@ class FakeHub:
         # hooks
         self.drop_after = {}  # path -> (bytes, times): close the connection after `bytes` bytes, `times` times
         self.corrupt = set()  # paths whose CDN bytes are altered
+        self.oversize = set()  # paths the CDN serves with extra bytes appended
         self.ignore_range = False
         self.tree_page_size = 0  # >0: paginate /tree with Link headers
         self.cdn_delay = 0.0  # seconds each CDN GET waits before its body (to observe concurrency)
@@ -272,6 +273,8 @@ class FakeHub:
         data = repo.files[path]
         if path in self.corrupt:
             data = bytes([data[0] ^ 0xFF]) + data[1:]
+        if path in self.oversize:
+            data = data + b"\0" * 100_000
         with self.lock:
             self.cdn_active += 1
             self.cdn_max_active = max(self.cdn_max_active, self.cdn_active)

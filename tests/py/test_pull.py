@@ -217,6 +217,14 @@ def test_checksum_mismatch_leaves_no_blob(gptoss_bin, hub, tmp_path):
     assert not os.path.lexists(snap / "model.safetensors")
 
 
+def test_oversized_body_is_cut_off(gptoss_bin, hub, tmp_path):
+    hub.oversize.add("model.safetensors")
+    cache = tmp_path / "c"
+    r = pull(gptoss_bin, base_env(tmp_path, hub, cache), REPO, "--include", "model.safetensors")
+    assert r.returncode == 1 and "more than the 3000000 bytes" in r.stderr
+    assert [p.name for p in (cache / "models--acme--tiny-model" / "blobs").iterdir()] == []
+
+
 def test_corrupt_regular_file_is_caught_by_its_git_blob_id(gptoss_bin, hub, tmp_path):
     hub.corrupt.add("config.json")
     cache = tmp_path / "c"
