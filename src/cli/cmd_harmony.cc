@@ -25,7 +25,7 @@ using harmony::ojson;
 constexpr const char kUsage[] =
     "usage: gptoss harmony render --file CONV.json [--ids] [--for-completion | --no-completion | --training]\n"
     "                             [--next-role ROLE] [--drop-analysis reference|last-final|none] [--jsonl]\n"
-    "       gptoss harmony parse [--file IDS | --text TEXT | IDS...] [--role ROLE|none] [--events] [--jsonl]\n"
+    "       gptoss harmony parse (--file IDS | --text TEXT | IDS...) [--role ROLE|none] [--events] [--jsonl]\n"
     "\n"
     "render  prints the prompt for a conversation in openai-harmony's JSON shape\n"
     "        ({\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}, ...]}; '-' reads stdin).\n"
@@ -41,7 +41,7 @@ constexpr const char kUsage[] =
     "                    \"has_function_tools\"}; prints {\"ids\": [...], \"text\": ...} or {\"error\": ...} per line\n"
     "\n"
     "parse   prints the messages in generated token ids (a JSON array or whitespace-separated ids,\n"
-    "        from --file, arguments or stdin) as a JSON array in openai-harmony's message shape.\n"
+    "        from --file ('-' reads stdin) or arguments) as a JSON array in openai-harmony's message shape.\n"
     "        Problems in malformed output go to stderr; nothing is dropped.\n"
     "  --text TEXT       encode TEXT (formatting tokens such as <|channel|> recognised) and parse that\n"
     "  --role ROLE       the role of the first message, whose header follows the prompt (default\n"
@@ -166,6 +166,8 @@ int cmd_render(const std::vector<std::string>& argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
+  if (!args->has("--file") && !args->has("--jsonl"))
+    return fail("harmony render", std::string("give --file CONV.json (--file - reads stdin)\n") + kUsage, 2);
   auto tok = load_tokenizer(*args);
   if (!tok) return fail("harmony render", tok.status().message());
   auto input = read_input(*args);
@@ -372,6 +374,8 @@ int cmd_parse(const std::vector<std::string>& argv) {
     auto r = ids_from_text(joined, "arguments");
     if (!r) return fail("harmony parse", r.status().message(), 2);
     ids = std::move(*r);
+  } else if (!args->has("--file")) {
+    return fail("harmony parse", std::string("give token ids, --text TEXT or --file IDS (--file - reads stdin)\n") + kUsage, 2);
   } else {
     auto input = read_input(*args);
     if (!input) return fail("harmony parse", input.status().message());

@@ -131,6 +131,13 @@ def test_cli_forms(enc, gptoss_bin, tmp_path):
     assert [e["event"] for e in events][0] == "message_start"
     assert events[0]["header"] == {"role": "assistant", "channel": "final"}
     assert events[-1] == {"event": "stop", "reason": "return"}
+    for bad in (["parse"], ["parse", "12", "x"], ["render"], ["frobnicate"], ["parse", "--role", "robot", "1"]):
+        r = subprocess.run([gptoss_bin, "harmony", *bad], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                           timeout=10)
+        assert r.returncode == 2 and r.stderr, bad
+    r = subprocess.run([gptoss_bin, "harmony", "parse", "--file", "-"], input="200005 17196 200008 17",
+                       capture_output=True, text=True, check=True)
+    assert json.loads(r.stdout) == [{"role": "assistant", "content": "2", "channel": "final"}]
     r = subprocess.run([gptoss_bin, "harmony", "parse", "--text", "I refuse.<|end|>"], capture_output=True, text=True)
     assert r.returncode == 0 and "warning" in r.stderr and json.loads(r.stdout)[0]["content"] == "I refuse."
 
