@@ -1,4 +1,4 @@
-// gptoss logits MODEL --tokens ID,ID,... | --tokens-file F.json [--device cpu] --out FILE.safetensors
+// gptoss logits MODEL --tokens ID,ID,... | --tokens-file F.json [--device cpu|cuda] --out FILE.safetensors
 // Runs prompts through the forward pass and writes the float32 logits of every position, one tensor
 // per prompt (logits_<i>, [T, vocab]). Users compare backends and checkpoints with it; tests use it.
 #include <chrono>
@@ -14,6 +14,9 @@
 #include "cli/commands.h"
 #include "core/mapped_file.h"
 #include "model/forward.h"
+#ifdef GPTOSS_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 
 namespace gptoss::cli {
 
@@ -21,12 +24,12 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: gptoss logits MODEL (--tokens ID,ID,... | --tokens-file F.json) --out FILE.safetensors\n"
-    "                    [--device cpu] [--threads N] [--step N] [--separate] [--max-step-tokens N]\n"
+    "                    [--device cpu|cuda] [--threads N] [--step N] [--separate] [--max-step-tokens N]\n"
     "  MODEL              model directory (HF layout, original/, or a parent of original/)\n"
     "  --tokens IDS       one prompt as comma-separated token ids (repeat for several prompts)\n"
     "  --tokens-file F    JSON {\"prompts\": [[ids...], ...]}\n"
     "  --out FILE         safetensors output: logits_<i> float32 [T, vocab] per prompt\n"
-    "  --device D         backend: cpu (exact f32 path; the default)\n"
+    "  --device D         cpu (the exact f32 path, default) or cuda (the CUDA backend's ops)\n"
     "  --threads N        cpu threads (default: all)\n"
     "  --step N           feed N tokens per forward call (1 = prefill nothing, decode token by token)\n"
     "  --separate         run each prompt alone instead of all prompts in one batched call\n"
@@ -111,7 +114,14 @@ Status write_f32_safetensors(const std::string& path, const std::vector<std::str
 
 Expected<std::unique_ptr<Backend>> make_backend(const std::string& device, int threads) {
   if (device == "cpu") return make_cpu_backend(threads);
-  return Error("--device: unknown or unavailable device '{}' (available: cpu)", device);
+  if (device == "cuda") {
+#ifdef GPTOSS_HAVE_CUDA
+    return make_cuda_backend(0);
+#else
+    return Error("--device cuda: this build has no CUDA backend (rebuild with nvcc installed)");
+#endif
+  }
+  return Error("--device: unknown device '{}' (use cpu or cuda)", device);
 }
 
 // Runs `prompts` (indices `which`) through the model in one batched call per `step` tokens;

@@ -254,3 +254,21 @@ def test_bad_inputs_and_bad_models_fail_with_a_clear_message(gptoss_bin, tiny, t
     r = run_logits(gptoss_bin, wrong, out, "--tokens", "1", check=False)
     assert r.returncode == 1 and "gate_up_proj" in r.stderr, r.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("ckpt", CHECKPOINTS)
+def test_cuda_device_matches_the_exact_path(gptoss_bin, root, ckpt, tmp_path):
+    """--device cuda runs the same model code on the CUDA backend's ops. Skips without a CUDA build
+    or GPU. Tolerance: 1e-4 of the largest |logit|, the CUDA backend's own stated bound vs cpu."""
+    tiny = root / "tests" / "data" / ckpt
+    r = run_logits(gptoss_bin, tiny / "model", tmp_path / "g.safetensors", "--tokens-file",
+                   tiny / "prompts.json", "--device", "cuda", check=False)
+    if r.returncode != 0:
+        assert "cuda" in r.stderr.lower(), r.stderr  # a clear refusal, not a crash
+        pytest.skip(f"no CUDA here: {r.stderr.strip()}")
+    gpu = load_file(str(tmp_path / "g.safetensors"))
+    cpu = run_logits(gptoss_bin, tiny / "model", tmp_path / "c.safetensors", "--tokens-file", tiny / "prompts.json")
+    for k in cpu:
+        scale = float(np.abs(cpu[k]).max())
+        assert float(np.abs(gpu[k] - cpu[k]).max()) < 1e-4 * scale, k
+        np.testing.assert_array_equal(gpu[k].argmax(-1), cpu[k].argmax(-1), err_msg=k)
