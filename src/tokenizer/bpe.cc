@@ -14,17 +14,23 @@ constexpr uint32_t kNone = BpeVocab::kNone;
 void bpe_encode_piece_quadratic(const BpeVocab& vocab, const char* piece, size_t n,
                                 std::vector<uint32_t>* out) {
   // start[k] = first byte of part k; rank[k] = rank of part k ++ part k+1. Small and on the stack.
+  // part[k] = rank of part k itself.
   uint32_t start_buf[kBpeHeapThreshold + 2];
   uint32_t rank_buf[kBpeHeapThreshold + 2];
-  std::vector<uint32_t> start_vec, rank_vec;
+  uint32_t part_buf[kBpeHeapThreshold + 2];
+  std::vector<uint32_t> start_vec, rank_vec, part_vec;
   uint32_t* start = start_buf;
   uint32_t* rank = rank_buf;
+  uint32_t* part = part_buf;
   if (n > kBpeHeapThreshold) {
     start_vec.resize(n + 1);
     rank_vec.resize(n + 1);
+    part_vec.resize(n + 1);
     start = start_vec.data();
     rank = rank_vec.data();
+    part = part_vec.data();
   }
+  for (size_t k = 0; k < n; ++k) part[k] = vocab.byte_rank(static_cast<uint8_t>(piece[k]));
   size_t parts = n;
   for (size_t k = 0; k <= n; ++k) start[k] = static_cast<uint32_t>(k);
   for (size_t k = 0; k + 1 < n; ++k) rank[k] = vocab.rank(piece + k, 2);
@@ -46,15 +52,13 @@ void bpe_encode_piece_quadratic(const BpeVocab& vocab, const char* piece, size_t
     // Merge part at+1 into part at.
     std::copy(start + at + 2, start + parts + 1, start + at + 1);
     std::copy(rank + at + 2, rank + parts, rank + at + 1);
+    std::copy(part + at + 2, part + parts, part + at + 1);
+    part[at] = best;
     --parts;
     rank[at] = pair_rank(at);
     if (at > 0) rank[at - 1] = pair_rank(at - 1);
   }
-  for (size_t k = 0; k < parts; ++k) {
-    size_t len = start[k + 1] - start[k];
-    out->push_back(len == 1 ? vocab.byte_rank(static_cast<uint8_t>(piece[start[k]]))
-                            : vocab.rank(piece + start[k], len));
-  }
+  out->insert(out->end(), part, part + parts);
 }
 
 void bpe_encode_piece_heap(const BpeVocab& vocab, const char* piece, size_t n,
@@ -62,12 +66,13 @@ void bpe_encode_piece_heap(const BpeVocab& vocab, const char* piece, size_t n,
   // Parts form a linked list keyed by their first byte; a part's pair rank is the rank of it
   // concatenated with the next part. The heap holds (rank << 32 | start); stale entries are
   // skipped when popped (a part's pair only grows, so a rank never comes back for the same start).
-  std::vector<uint32_t> next(n), prev(n), pair(n, kNone);
+  std::vector<uint32_t> next(n), prev(n), pair(n, kNone), part(n);
   std::vector<uint8_t> alive(n, 1);
   std::vector<uint64_t> heap;
   heap.reserve(n);
   for (size_t k = 0; k < n; ++k) {
     next[k] = static_cast<uint32_t>(k + 1);
+    part[k] = vocab.byte_rank(static_cast<uint8_t>(piece[k]));
     prev[k] = static_cast<uint32_t>(k == 0 ? kNone : k - 1);
   }
   auto end_of = [&](uint32_t s) -> uint32_t { return next[s]; };
@@ -91,6 +96,7 @@ void bpe_encode_piece_heap(const BpeVocab& vocab, const char* piece, size_t n,
     if (!alive[s] || pair[s] != r) continue;
     uint32_t victim = next[s];
     alive[victim] = 0;
+    part[s] = r;
     next[s] = next[victim];
     if (next[s] < n) prev[next[s]] = s;
     pair[s] = compute(s);
@@ -107,10 +113,7 @@ void bpe_encode_piece_heap(const BpeVocab& vocab, const char* piece, size_t n,
       }
     }
   }
-  for (uint32_t s = 0; s < n; s = next[s]) {
-    uint32_t len = next[s] - s;
-    out->push_back(len == 1 ? vocab.byte_rank(static_cast<uint8_t>(piece[s])) : vocab.rank(piece + s, len));
-  }
+  for (uint32_t s = 0; s < n; s = next[s]) out->push_back(part[s]);
 }
 
 void bpe_encode_piece(const BpeVocab& vocab, const char* piece, size_t n, std::vector<uint32_t>* out) {

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,17 +31,22 @@ class BpeVocab {
   std::string_view bytes(uint32_t rank) const {
     return {blob_.data() + spans_[rank].offset, spans_[rank].length};
   }
-  // Rank of the token with exactly these bytes, or kNone.
+  // Rank of the token with exactly these bytes, or kNone. One cache line per probe: a slot holds
+  // the first 8 bytes, the length and the rank, so tokens of up to 8 bytes never touch the blob.
   uint32_t rank(const char* p, size_t n) const {
+    if (n == 2) return pair_rank_[(uint32_t{static_cast<uint8_t>(p[0])} << 8) | static_cast<uint8_t>(p[1])];
+    uint64_t prefix = 0;
+    __builtin_memcpy(&prefix, p, n < 8 ? n : 8);
     uint64_t h = hash(p, n);
-    uint32_t tag = static_cast<uint32_t>(h >> 32);
+    uint32_t check = check_word(h, n);
     for (uint64_t i = h & mask_;; i = (i + 1) & mask_) {
-      uint64_t slot = table_[i];
-      if (slot == 0) return kNone;
-      if (static_cast<uint32_t>(slot >> 32) == tag) {
-        uint32_t r = static_cast<uint32_t>(slot) - 1;
+      const Slot& slot = table_[i];
+      if (slot.rank_plus1 == 0) return kNone;
+      if (slot.check == check && slot.prefix == prefix) {
+        uint32_t r = slot.rank_plus1 - 1;
+        if (n <= 8) return r;
         const Span& sp = spans_[r];
-        if (sp.length == n && __builtin_memcmp(blob_.data() + sp.offset, p, n) == 0) return r;
+        if (sp.length == n && __builtin_memcmp(blob_.data() + sp.offset + 8, p + 8, n - 8) == 0) return r;
       }
     }
   }
@@ -63,6 +70,10 @@ class BpeVocab {
   }
 
  private:
+  // Length (low 8 bits, capped) and 24 hash bits: a cheap filter before comparing bytes.
+  static uint32_t check_word(uint64_t h, size_t n) {
+    return static_cast<uint32_t>((h >> 40) << 8) | static_cast<uint32_t>(n < 255 ? n : 255);
+  }
   static uint64_t mix(uint64_t x) {
     x *= 0xBF58476D1CE4E5B9ull;
     x ^= x >> 31;
@@ -80,7 +91,17 @@ class BpeVocab {
   uint32_t count_ = 0;
   std::string blob_;
   std::vector<Span> spans_;
-  std::vector<uint64_t> table_;  // (hash tag << 32) | (rank + 1); 0 = empty
+  struct Slot {
+    uint64_t prefix = 0;      // first 8 bytes, zero-padded
+    uint32_t rank_plus1 = 0;  // 0 = empty
+    uint32_t check = 0;       // check_word()
+  };
+  struct FreeSlots {
+    void operator()(Slot* p) const { std::free(p); }
+  };
+  static std::unique_ptr<Slot[], FreeSlots> allocate_table(size_t slots);
+  std::unique_ptr<Slot[], FreeSlots> table_;  // on huge pages where the OS allows: lookups are TLB-bound
+  std::vector<uint32_t> pair_rank_;  // rank of every 2-byte token, by (b0 << 8 | b1); kNone if none
   uint64_t mask_ = 0;
   uint32_t byte_rank_[256] = {};
 };
@@ -92,8 +113,9 @@ Status BpeVocab::finish(Describe&& describe) {
   }
   size_t cap = 1024;
   while (cap < size_t{count_} * 2 + 2) cap <<= 1;
-  table_.assign(cap, 0);
+  table_ = allocate_table(cap);
   mask_ = cap - 1;
+  pair_rank_.assign(65536, kNone);
   for (uint32_t r = 0; r < count_; ++r) {
     uint32_t other = insert(r);
     if (other != kNone) {
