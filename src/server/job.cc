@@ -111,11 +111,6 @@ bool Job::step(std::vector<OutputEvent>* out, std::chrono::milliseconds timeout)
   return true;
 }
 
-void Job::run_to_end(std::vector<OutputEvent>* out) {
-  while (!done_) step(out, std::chrono::milliseconds(1000));
-  if (!pending_.empty()) step(out, std::chrono::milliseconds(0));
-}
-
 void Job::handle(const engine::TokenEvent& ev, std::vector<OutputEvent>* out) {
   if (done_) return;
   if (ev.has_token) {

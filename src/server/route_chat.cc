@@ -57,35 +57,35 @@ void chat_completions(Server::Impl& s, const ojson& body, httplib::Response& res
   const std::string model = cr.model;
 
   if (!cr.stream) {
-    std::vector<OutputEvent> events;
-    job->run_to_end(&events);
-    if (job->failed()) throw ApiError::internal("generation failed: " + job->error());
-    const OutputAssembler& a = job->assembler();
-    ojson msg = {{"role", "assistant"}};
-    msg["content"] = a.content().empty() && !a.tool_calls().empty() ? ojson(nullptr)
-                                                                    : ojson(a.content());
-    if (!a.reasoning().empty()) {
-      msg["reasoning_content"] = a.reasoning();
-      msg["reasoning"] = a.reasoning();
-    }
-    if (!a.tool_calls().empty()) {
-      ojson calls = ojson::array();
-      for (const auto& c : a.tool_calls()) {
-        calls.push_back({{"id", c.id},
-                         {"type", "function"},
-                         {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+    Job* jp = job.get();
+    reply_when_done(res, job, false, [jp, id, created, model](const std::vector<OutputEvent>&) {
+      const OutputAssembler& a = jp->assembler();
+      ojson msg = {{"role", "assistant"}};
+      msg["content"] = a.content().empty() && !a.tool_calls().empty() ? ojson(nullptr)
+                                                                      : ojson(a.content());
+      if (!a.reasoning().empty()) {
+        msg["reasoning_content"] = a.reasoning();
+        msg["reasoning"] = a.reasoning();
       }
-      msg["tool_calls"] = calls;
-    }
-    ojson choice = {{"index", 0}, {"message", msg}, {"logprobs", nullptr},
-                    {"finish_reason", job->finish_reason()}};
-    send_json(res, 200, ojson{{"id", id},
-                              {"object", "chat.completion"},
-                              {"created", created},
-                              {"model", model},
-                              {"system_fingerprint", "fp_gptoss"},
-                              {"choices", ojson::array({choice})},
-                              {"usage", usage_json(*job)}});
+      if (!a.tool_calls().empty()) {
+        ojson calls = ojson::array();
+        for (const auto& c : a.tool_calls()) {
+          calls.push_back({{"id", c.id},
+                           {"type", "function"},
+                           {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+        }
+        msg["tool_calls"] = calls;
+      }
+      ojson choice = {{"index", 0}, {"message", msg}, {"logprobs", nullptr},
+                      {"finish_reason", jp->finish_reason()}};
+      return ojson{{"id", id},
+                   {"object", "chat.completion"},
+                   {"created", created},
+                   {"model", model},
+                   {"system_fingerprint", "fp_gptoss"},
+                   {"choices", ojson::array({choice})},
+                   {"usage", usage_json(*jp)}};
+    });
     return;
   }
 

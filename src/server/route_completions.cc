@@ -37,13 +37,15 @@ void completions(Server::Impl& s, const ojson& body, httplib::Response& res) {
                  {"total_tokens", j.prompt_tokens() + j.completion_tokens()}};
   };
   if (!cr.stream) {
-    std::vector<OutputEvent> events;
-    job->run_to_end(&events);
-    if (job->failed()) throw ApiError::internal("generation failed: " + job->error());
-    ojson out = completion_chunk(id, created, model, echo + job->assembler().content(),
-                                 job->finish_reason());
-    out["usage"] = usage(*job);
-    send_json(res, 200, out);
+    Job* jp = job.get();
+    reply_when_done(res, job, false,
+                    [jp, id, created, model, echo, usage](const std::vector<OutputEvent>&) {
+                      ojson out = completion_chunk(id, created, model,
+                                                   echo + jp->assembler().content(),
+                                                   jp->finish_reason());
+                      out["usage"] = usage(*jp);
+                      return out;
+                    });
     return;
   }
   const bool include_usage = cr.include_usage;

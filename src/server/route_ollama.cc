@@ -102,10 +102,10 @@ void chat(Server::Impl& s, const ojson& body, httplib::Response& res, bool gener
   };
 
   if (!cr.stream) {
-    std::vector<OutputEvent> events;
-    job->run_to_end(&events);
-    if (job->failed()) throw ApiError::internal("generation failed: " + job->error());
-    send_json(res, 200, final_object(*job, true));
+    Job* jp = job.get();
+    reply_when_done(res, job, true, [jp, final_object](const std::vector<OutputEvent>&) {
+      return final_object(*jp, true);
+    });
     return;
   }
   Job* jp = job.get();

@@ -267,13 +267,13 @@ void responses(Server::Impl& s, const ojson& body, httplib::Response& res) {
   };
 
   if (!cr.stream) {
-    std::vector<OutputEvent> events;
-    job->run_to_end(&events);
-    for (const auto& e : events) builder->on(e);
-    builder->finish(*job);
-    if (job->failed()) throw ApiError::internal("generation failed: " + job->error());
-    save();
-    send_json(res, 200, builder->final_response());
+    Job* jp = job.get();
+    reply_when_done(res, job, false, [jp, builder, save](const std::vector<OutputEvent>& events) {
+      for (const auto& e : events) builder->on(e);
+      builder->finish(*jp);
+      save();
+      return builder->final_response();
+    });
     return;
   }
   Job* jp = job.get();

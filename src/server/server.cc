@@ -278,6 +278,7 @@ void stream_job(httplib::Response& res, const std::string& content_type, std::sh
                 std::function<std::string(const std::vector<OutputEvent>&)> on_events,
                 std::function<std::string()> on_done) {
   auto started = std::make_shared<bool>(false);
+  res.status = 200;
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
       content_type,
@@ -300,6 +301,45 @@ void stream_job(httplib::Response& res, const std::string& content_type, std::sh
           return false;
         }
         if (job->done()) sink.done();
+        return true;
+      },
+      [job](bool success) {
+        if (!success) job->abandon();
+      });
+}
+
+void reply_when_done(httplib::Response& res, std::shared_ptr<Job> job, bool ollama_shape,
+                     std::function<ojson(const std::vector<OutputEvent>&)> build) {
+  auto events = std::make_shared<std::vector<OutputEvent>>();
+  auto polls = std::make_shared<int>(0);
+  res.status = 200;
+  res.set_chunked_content_provider(
+      "application/json",
+      [job, events, polls, build, ollama_shape](size_t, httplib::DataSink& sink) {
+        job->step(events.get(), std::chrono::milliseconds(100));
+        if (!job->done()) {
+          // A space every 0.5 s (JSON allows leading whitespace): the only way to notice a
+          // client that went away, since is_writable() does not see a closed peer.
+          if (++*polls % 5 == 0 && !sink.write(" ", 1)) {
+            job->abandon();
+            return false;
+          }
+          return true;
+        }
+        ojson body;
+        if (job->failed()) {
+          ApiError e = ApiError::internal("generation failed: " + job->error());
+          body = ollama_shape ? e.to_ollama_json() : e.to_openai_json();
+        } else {
+          try {
+            body = build(*events);
+          } catch (const ApiError& e) {
+            body = ollama_shape ? e.to_ollama_json() : e.to_openai_json();
+          }
+        }
+        std::string out = body.dump(-1, ' ', false, ojson::error_handler_t::replace);
+        if (!sink.write(out.data(), out.size())) return false;
+        sink.done();
         return true;
       },
       [job](bool success) {

@@ -125,6 +125,28 @@ TEST(ServerHttp, ClientDisconnectCancelsTheSequence) {
   EXPECT_NE(m->body.find("gptoss_client_disconnects_total 1"), std::string::npos) << m->body;
 }
 
+TEST(ServerHttp, NonStreamingClientThatGivesUpCancelsTheSequence) {
+  TestServer ts;
+  ts.engine.set_delay(std::chrono::milliseconds(20));
+  ts.script_text("<|channel|>final<|message|>" + std::string(400, 'z') + "<|return|>");
+  httplib::Client c("127.0.0.1", ts.server->port());
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/v1/chat/completions";
+  req.body = chat("hi").dump();
+  req.set_header("Content-Type", "application/json");
+  std::string got;
+  // Hang up at the first bytes (the server's keep-alive whitespace).
+  req.content_receiver = [&](const char* d, size_t n, uint64_t, uint64_t) {
+    got.append(d, n);
+    return false;
+  };
+  auto r = c.send(req);
+  EXPECT_EQ(got, " ");
+  c.stop();
+  EXPECT_TRUE(wait_for([&] { return ts.engine.cancels() == 1 && ts.engine.live() == 0; }));
+}
+
 TEST(ServerHttp, BearerAuthOnEveryRouteButHealth) {
   ServerConfig cfg;
   cfg.api_key = "sekret";

@@ -75,8 +75,6 @@ class Job {
 
   // Waits up to `timeout` for tokens; appends the resulting events. Returns false on timeout.
   bool step(std::vector<OutputEvent>* out, std::chrono::milliseconds timeout);
-  // Runs to the end (non-streaming), collecting every event.
-  void run_to_end(std::vector<OutputEvent>* out);
   // The client went away: cancel the engine request.
   void abandon();
 
@@ -146,6 +144,12 @@ void stream_job(httplib::Response& res, const std::string& content_type, std::sh
                 std::string prologue,
                 std::function<std::string(const std::vector<OutputEvent>&)> on_events,
                 std::function<std::string()> on_done);
+
+// A non-streaming reply: waits for the job while watching the connection (a client that goes away
+// cancels the sequence), then writes `build(events)` as the JSON body. The status is 200 (sent
+// with the headers before generation ends); a failed generation writes an error object instead.
+void reply_when_done(httplib::Response& res, std::shared_ptr<Job> job, bool ollama_shape,
+                     std::function<ojson(const std::vector<OutputEvent>&)> build);
 
 // Prompt tokens (with any forced tool-call header) for a harmony request; 400 if rendering fails.
 RenderedPrompt render_or_throw(Server::Impl& s, const ChatRequest& req);
