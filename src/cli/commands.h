@@ -23,6 +23,10 @@ int cmd_harmony(const std::vector<std::string>& args);
 
 int cmd_info(const std::vector<std::string>& args);
 
+int cmd_generate(const std::vector<std::string>& args);
+int cmd_run(const std::vector<std::string>& args);
+int cmd_bench(const std::vector<std::string>& args);
+
 // Registered in main.cc.
 const std::vector<Command>& all_commands();
 

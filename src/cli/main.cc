@@ -10,6 +10,10 @@ namespace gptoss::cli {
 const std::vector<Command>& all_commands() {
   static const std::vector<Command> kCommands = {
       {"pull", cmd_pull, "download a model from the Hugging Face hub into the HF cache"},
+      {"run", cmd_run, "chat with a model in the terminal (pulls it if needed); alias: chat"},
+      {"chat", cmd_run, "same as run"},
+      {"generate", cmd_generate, "one answer to a prompt, streamed (--json: messages, usage, timings)"},
+      {"bench", cmd_bench, "prefill (ppN) and decode (tgN) tokens/s in llama-bench's table"},
       {"harmony", cmd_harmony, "render a conversation to a Harmony prompt; parse generated ids into messages"},
       {"tokenize", cmd_tokenize, "print the o200k_harmony token ids of a text (JSON array)"},
       {"detokenize", cmd_detokenize, "print the text of token ids"},
