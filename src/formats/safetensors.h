@@ -35,6 +35,10 @@ struct SafetensorsHeader {
 Expected<SafetensorsHeader> parse_safetensors(const uint8_t* data, size_t size,
                                               const std::string& file);
 
+// Alignment: files written by the reference implementation pad the header so the data buffer
+// starts 8-byte aligned, and tensor offsets follow the sizes of the tensors before them; the format
+// itself does not require alignment, so a reader of multi-byte elements must not assume it
+// (memcpy, or check `reinterpret_cast<uintptr_t>(view.data) % dtype_size(view.dtype)`).
 class TensorStore {  // all tensors of one checkpoint, memory-mapped, used in place (never copied)
  public:
   TensorStore() = default;

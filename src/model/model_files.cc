@@ -104,6 +104,9 @@ Status check_index(const Index& idx, const fs::path& dir, const TensorStore& sto
 }
 
 Expected<TensorStore> open_checkpoint(const fs::path& dir, CheckpointLayout layout) {
+  // transformers prefers model.safetensors over an index when both are present.
+  if (layout == CheckpointLayout::kHF && is_file(dir / "model.safetensors"))
+    return TensorStore::open({(dir / "model.safetensors").string()});
   if (is_file(dir / kIndexName)) {
     GPTOSS_ASSIGN_OR_RETURN(Index idx, read_index(dir));
     GPTOSS_ASSIGN_OR_RETURN(TensorStore store, TensorStore::open(idx.files));
@@ -111,8 +114,6 @@ Expected<TensorStore> open_checkpoint(const fs::path& dir, CheckpointLayout layo
     return store;
   }
   if (layout == CheckpointLayout::kHF) {
-    if (is_file(dir / "model.safetensors"))
-      return TensorStore::open({(dir / "model.safetensors").string()});
     auto others = list_safetensors(dir);
     return Error("{}: no {} or model.safetensors{}", dir.string(), kIndexName,
                  others.empty() ? std::string()

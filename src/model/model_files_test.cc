@@ -178,6 +178,16 @@ TEST_F(ModelDirTest, ShardedHfWithIndex) {
   EXPECT_EQ(r->tensors.size(), 41u);
 }
 
+TEST_F(ModelDirTest, SingleFileWinsOverIndexLikeTransformers) {
+  write_text(dir_ / "config.json", tiny_hf_config().dump());
+  write_safetensors(dir_ / "model.safetensors", expected_tensors(tiny(), CheckpointLayout::kHF));
+  write_text(dir_ / "model.safetensors.index.json",
+             R"({"weight_map": {"lm_head.weight": "model-00000-of-00001.safetensors"}})");
+  auto r = open_model_dir(dir_.string());
+  ASSERT_TRUE(r.has_value()) << r.status().message();
+  EXPECT_EQ(r->tensors.files(), std::vector<std::string>{(dir_ / "model.safetensors").string()});
+}
+
 TEST_F(ModelDirTest, OriginalLayoutDirectAndThroughParent) {
   fs::path o = dir_ / "original";
   fs::create_directories(o);
