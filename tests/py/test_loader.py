@@ -10,7 +10,8 @@ import subprocess
 import pytest
 import safetensors
 
-from loader_util import (expected_summary, hf_config_json, tiny_config, write_hf, write_original)
+from loader_util import (expected_summary, hf_config_json, serialize_file, tiny_config, write_hf,
+                         write_original)
 
 
 def info(gptoss_bin, model, *flags):
@@ -348,3 +349,23 @@ def test_hub_id_from_cache_and_file_argument(gptoss_bin, tmp_path):
     assert r.returncode == 1 and "gptoss pull openai/not-there" in r.stderr, r.stderr
     j = info_json(gptoss_bin, snap / "model.safetensors")
     assert j["dir"] == str(snap)
+
+
+GOLDENS = json.load(open(os.path.join(os.path.dirname(__file__), "..", "data", "loader", "config_goldens.json")))
+
+
+@pytest.mark.parametrize("case", sorted(GOLDENS["cases"]))
+def test_config_matches_transformers(gptoss_bin, tmp_path, case):
+    """config.json variants read as transformers' GptOssConfig reads them (goldens recorded by
+    tools/make_config_goldens.py): rope spellings, defaults, layer_types, eos ids."""
+    g = GOLDENS["cases"][case]
+    json.dump(g["config_json"], open(tmp_path / "config.json", "w"))
+    serialize_file({}, tmp_path / "model.safetensors")
+    cfg = info_json(gptoss_bin, tmp_path, "--no-validate")["config"]
+    for key, want in g["expected"].items():
+        if want is None:
+            continue
+        if isinstance(want, float):
+            assert cfg[key] == pytest.approx(want, rel=1e-6), key
+        else:
+            assert cfg[key] == want, key
