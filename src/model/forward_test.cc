@@ -201,6 +201,38 @@ TEST_F(TinyForward, ForwardRejectsBadInput) {
   EXPECT_FALSE(cache->new_sequence().has_value());
 }
 
+TEST(KvCache, SlidingLayersKeepOnlyTheWindowPlusOneStep) {
+  ModelConfig c;
+  c.num_layers = 4;
+  c.num_kv_heads = 2;
+  c.head_dim = 64;
+  c.sliding_window = 128;
+  c.layer_is_sliding = {true, false, true, false};
+  auto be = make_cpu_backend(1);
+  auto cache = KvCache::create(*be, c, {3, 4096, 32});
+  ASSERT_TRUE(cache.has_value()) << cache.status().message();
+  EXPECT_EQ(cache->layer(0).capacity, 128 + 32 - 1);
+  EXPECT_EQ(cache->layer(1).capacity, 4096);
+  EXPECT_EQ(cache->layer(2).capacity, 159);
+  EXPECT_EQ(cache->bytes(), size_t{2} * 3 * (2 * 159 + 2 * 4096) * 2 * 64 * sizeof(float));
+  // A context shorter than the ring needs no more than the context.
+  auto small = KvCache::create(*be, c, {1, 100, 32});
+  ASSERT_TRUE(small.has_value());
+  EXPECT_EQ(small->layer(0).capacity, 100);
+  // Slots: taken in order, reused after free, refused when exhausted.
+  EXPECT_EQ(*cache->new_sequence(), 0);
+  EXPECT_EQ(*cache->new_sequence(), 1);
+  EXPECT_EQ(*cache->new_sequence(), 2);
+  EXPECT_FALSE(cache->new_sequence().has_value());
+  cache->advance(1, 17);
+  EXPECT_EQ(cache->length(1), 17);
+  cache->free_sequence(1);
+  EXPECT_FALSE(cache->in_use(1));
+  EXPECT_EQ(*cache->new_sequence(), 1);
+  EXPECT_EQ(cache->length(1), 0);
+  EXPECT_FALSE(KvCache::create(*be, c, {0, 4096, 32}).has_value());
+}
+
 TEST(YarnRope, InverseFrequenciesMatchTheReferenceTable) {
   // gpt-oss-model.md §2.4 (float64 values of the reference formula, truncate=false).
   const double want[32] = {
