@@ -28,6 +28,13 @@ for what in "$@"; do
     tiny) step tiny-check.txt $B/gptoss_cuda_decode_check tests/data/tiny/model --tokens $TINY_TOKENS --tol 1e-4 ;;
     sanitize) step sanitizer.txt compute-sanitizer --tool memcheck --leak-check no $B/gptoss_cuda_decode_check \
                 tests/data/tiny/model --tokens 358,318,174,506,238 --tol 1e-4 ;;
+    profile) step ncu.txt ncu --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+               -k 'regex:qkv|attention|gemv|router|gate_up|down_kernel' -c 7 $B/gptoss_cuda_lab profile ;;
+    small) python3 tools/make_random_checkpoint.py --preset small --out /tmp/rand-small --quiet &&
+           step small-check.txt $B/gptoss_cuda_decode_check /tmp/rand-small --tokens 200005,1000,2000,3000,4000,5000,6000,7000 --tol 1e-4 ;;
+    random20b) # full-size random 20b: written once per machine (about 13.8 GB)
+           [ -f /tmp/rand-20b/config.json ] || { time python3 tools/make_random_checkpoint.py --preset 20b --out /tmp/rand-20b --quiet; }
+           step random20b-check.txt $B/gptoss_cuda_decode_check /tmp/rand-20b --tokens 200005,1000,2000,3000,4000,5000 --tol 1e-4 ;;
     bench) step lab-bench.txt $B/gptoss_cuda_lab bench "${BENCH_TOKENS:-128}" ;;
     *) echo "unknown step $what"; status=1 ;;
   esac

@@ -227,11 +227,14 @@ void check_attention(int Nq, int Nkv, int window, int nsplit, const std::vector<
   auto sinks = rand_bf16(Nq, -2.0f, 2.0f);
   float* part = dev_poisoned<float>(size_t(T) * Nq * nsplit * 66);
   float* out = dev_poisoned<float>(size_t(T) * Nq * 64);
+  int32_t* counters = up(std::vector<int32_t>(size_t(T) * Nkv, 0));
   int32_t *dpos = up(pos), *dslot = up(slot);
   float *dk = up(kc), *dv = up(vc), *dq = up(q);
   uint16_t* ds = up(sinks);
-  CK(attention_partials(dq, T, Nq, Nkv, dk, dv, cap, dpos, dslot, window, 0.125f, nsplit, part, nullptr));
-  CK(attention_combine(part, ds, T, Nq, nsplit, out, nullptr));
+  for (int rep = 0; rep < 2; ++rep) {  // twice: the counters must be left at zero for the next call
+    CK(cudaMemset(out, 0xff, size_t(T) * Nq * 64 * 4));
+    CK(attention(dq, T, Nq, Nkv, dk, dv, cap, dpos, dslot, window, 0.125f, ds, nsplit, part, counters, out, nullptr));
+  }
   auto got = down(out, size_t(T) * Nq * 64);
   std::vector<double> ref;
   for (int t = 0; t < T; ++t) {
@@ -267,8 +270,14 @@ void check_router(int E, int H, int k, int T) {
   auto g = rand_bf16(H, 0.5f, 1.5f);
   auto x = randf(size_t(T) * H, -2.0f, 2.0f);
   float *xn = dev_poisoned<float>(size_t(T) * H), *wt = dev_poisoned<float>(size_t(T) * k);
+  float* xinv = dev_poisoned<float>(T);
+  uint32_t* xn16 = dev_poisoned<uint32_t>(x16_bytes(T, H) / 4);
   int32_t* idx = dev_poisoned<int32_t>(size_t(T) * k);
-  CK(router_topk(up(x), H, up(g), 1e-5f, up(w), up(b), E, H, k, T, xn, idx, wt, nullptr));
+  float* rl = dev_poisoned<float>(size_t(T) * E);
+  int32_t* rc = up(std::vector<int32_t>(T, 0));
+  for (int rep = 0; rep < 2; ++rep) {  // twice: the counters must be left at zero
+    CK(router_topk(up(x), H, up(g), 1e-5f, up(w), up(b), E, H, k, T, xn, xn16, xinv, rl, rc, idx, wt, nullptr));
+  }
   auto gxn = down(xn, size_t(T) * H);
   auto gidx = down(idx, size_t(T) * k);
   auto gw = down(wt, size_t(T) * k);
@@ -316,9 +325,13 @@ void check_moe(int E, int I, int H, int T, int k) {
   auto idx = pick_experts(E, T, k);
   auto wts = randf(size_t(T) * k, 0.0f, 1.0f);
   float* h = dev_poisoned<float>(size_t(T) * k * I);
+  uint32_t* h16 = dev_poisoned<uint32_t>(x16_bytes(T * k, I) / 4);
   float* out = dev_poisoned<float>(size_t(T) * H);
   int32_t* didx = up(idx);
-  CK(moe_gate_up_swiglu(up(x), H, didx, T, k, up(b1), up(s1), up(bias1), rows1, H, 7.0f, 1.702f, h, nullptr));
+  uint32_t* x16 = dev_poisoned<uint32_t>(x16_bytes(T, H) / 4);
+  float* xinv = dev_poisoned<float>(T);
+  CK(stage_x16(up(x), H, T, H, x16, xinv, nullptr));
+  CK(moe_gate_up_swiglu(x16, xinv, didx, T, k, up(b1), up(s1), up(bias1), rows1, H, 7.0f, 1.702f, h, h16, nullptr));
   auto gh = down(h, size_t(T) * k * I);
   std::vector<double> rh(size_t(T) * k * I);
   std::vector<double> row(std::max(H, I));
@@ -342,7 +355,7 @@ void check_moe(int E, int I, int H, int T, int k) {
   std::snprintf(name, sizeof name, "moe gate_up+swiglu E=%d I=%d H=%d T=%d k=%d", E, I, H, T, k);
   report(name, gh, rh, 2e-6);
   std::printf("%-44s %d of %zu units hit the clamp\n", "", clamps, rh.size());
-  CK(moe_down_accumulate(h, didx, up(wts), T, k, up(b2), up(s2), up(bias2), H, I, out, false, nullptr));
+  CK(moe_down_accumulate(h16, nullptr, didx, up(wts), T, k, up(b2), up(s2), up(bias2), H, I, out, false, nullptr));
   auto go = down(out, size_t(T) * H);
   std::vector<double> ro(size_t(T) * H, 0.0);
   for (int s = 0; s < T * k; ++s) {
@@ -412,7 +425,7 @@ float median_ms(F&& f, int reps) {
   return v[v.size() / 2];
 }
 
-int run_bench(int max_tokens) {
+int run_bench(int max_tokens, bool profile) {
   cudaDeviceProp prop{};
   CK(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs, L2 %d MB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20);
@@ -438,9 +451,13 @@ int run_bench(int max_tokens) {
 
   // Per-kernel sweep at batch 1, each launch on the next layer's weights.
   auto x = up(randf(H, -1.0f, 1.0f));
-  float* xn = up(randf(H, -1.0f, 1.0f));
+  uint32_t* xn16 = dev_poisoned<uint32_t>(x16_bytes(1, H) / 4);
+  float* xinv = dev_poisoned<float>(1);
+  CK(stage_x16(x, H, 1, H, xn16, xinv, nullptr));
+  float* attn = up(randf(Nq * 64, -1.0f, 1.0f));
+  int32_t* counters = up(std::vector<int32_t>(Nkv, 0));
   float* q = dev_poisoned<float>(Nq * 64);
-  const int cap = 1024, nsplit = 4;
+  const int cap = 1024, nsplit = 16;
   float *kc = up(randf(size_t(cap) * Nkv * 64, -1.0f, 1.0f)), *vc = up(randf(size_t(cap) * Nkv * 64, -1.0f, 1.0f));
   float* part = dev_poisoned<float>(size_t(Nq) * nsplit * 66);
   int32_t *pos = up(std::vector<int32_t>{511}), *slot = up(std::vector<int32_t>{0});
@@ -449,9 +466,16 @@ int run_bench(int max_tokens) {
   std::vector<int32_t*> idx;
   for (int l = 0; l < L; ++l) idx.push_back(up(pick_experts(c.num_experts, 1, 4)));
   float* rw = up(std::vector<float>{0.4f, 0.3f, 0.2f, 0.1f});
-  float* h = up(randf(4 * I, -1.0f, 1.0f));
+  uint32_t* h16 = dev_poisoned<uint32_t>(x16_bytes(4, I) / 4);
+  {
+    float* hf = up(randf(4 * I, -1.0f, 1.0f));
+    float* hinv = dev_poisoned<float>(4);
+    CK(stage_x16(hf, I, 4, I, h16, hinv, nullptr));
+  }
   float* logits = dev_poisoned<float>(c.vocab_size);
   int32_t* ridx = dev_poisoned<int32_t>(4);
+  float* rlog = dev_poisoned<float>(c.num_experts);
+  int32_t* rcnt = up(std::vector<int32_t>(1, 0));
   struct Row {
     const char* name;
     double bytes;
@@ -459,6 +483,11 @@ int run_bench(int max_tokens) {
   };
   std::vector<Row> rows;
   auto sweep = [&](const char* name, double bytes_per_call, auto&& launch) {
+    if (profile) {  // one launch each, for ncu
+      CK(launch(0));
+      CK(cudaDeviceSynchronize());
+      return;
+    }
     const float ms = median_ms(
         [&] {
           for (int l = 0; l < L; ++l) CK(launch(l));
@@ -477,33 +506,32 @@ int run_bench(int max_tokens) {
                   Nq, Nkv, H, dinv, 1.3f, pos, slot, q, kc, vc, cap};
     return qkv_rope_store(a, nin, 1, nullptr);
   });
-  sweep("attention partials ctx 512 (f32 KV)", 2.0 * 512 * Nkv * 64 * 4, [&](int l) {
-    return attention_partials(q, 1, Nq, Nkv, kc, vc, cap, pos, slot, l % 2 ? 0 : 128, 0.125f, nsplit, part, nullptr);
+  sweep("attention ctx 512, 16 splits (f32 KV)", 2.0 * 512 * Nkv * 64 * 4, [&](int l) {
+    return attention(q, 1, Nq, Nkv, kc, vc, cap, pos, slot, l % 2 ? 0 : 128, 0.125f,
+                     W.layers[l].sinks.buf.as<uint16_t>(), nsplit, part, counters, attn, nullptr);
   });
   GemvInput ain;
-  ain.attn_part = part;
-  ain.heads = Nq;
-  ain.head_dim = 64;
-  ain.nsplit = nsplit;
-  sweep("o_proj+combine+residual 2880x4096", 2.0 * H * 4096, [&](int l) {
-    ain.sinks = W.layers[l].sinks.buf.as<uint16_t>();
+  ain.x = attn;
+  ain.x_stride = Nq * 64;
+  sweep("o_proj+residual 2880x4096", 2.0 * H * 4096, [&](int l) {
     return gemv_bf16(W.layers[l].o.buf.as<uint16_t>(), W.layers[l].o_bias.buf.as<uint16_t>(), H, 4096, ain, 1, x, H,
                      true, nullptr);
   });
   sweep("router+rmsnorm+top4+softmax 32x2880", 2.0 * 32 * H, [&](int l) {
     const LayerWeights& Lw = W.layers[l];
     return router_topk(x, H, Lw.mlp_norm.buf.as<uint16_t>(), 1e-5f, Lw.router.buf.as<uint16_t>(),
-                       Lw.router_bias.buf.as<uint16_t>(), 32, H, 4, 1, xn, ridx, rw, nullptr);
+                       Lw.router_bias.buf.as<uint16_t>(), 32, H, 4, 1, nullptr, xn16, xinv, rlog, rcnt, ridx, rw,
+                       nullptr);
   });
   const double mx = (0.5 + 1.0 / 32);
   sweep("moe gate_up+swiglu 4x(5760x2880) mxfp4", 4 * 5760.0 * H * mx, [&](int l) {
     const LayerWeights& Lw = W.layers[l];
-    return moe_gate_up_swiglu(xn, H, idx[l], 1, 4, Lw.mlp1.blocks.as<uint8_t>(), Lw.mlp1.scales.as<uint8_t>(),
-                              Lw.mlp1_bias.buf.as<uint16_t>(), 2 * I, H, 7.0f, 1.702f, h, nullptr);
+    return moe_gate_up_swiglu(xn16, xinv, idx[l], 1, 4, Lw.mlp1.blocks.as<uint8_t>(), Lw.mlp1.scales.as<uint8_t>(),
+                              Lw.mlp1_bias.buf.as<uint16_t>(), 2 * I, H, 7.0f, 1.702f, nullptr, h16, nullptr);
   });
   sweep("moe down+bias+weighted acc 4x(2880x2880)", 4 * 2880.0 * I * mx, [&](int l) {
     const LayerWeights& Lw = W.layers[l];
-    return moe_down_accumulate(h, idx[l], rw, 1, 4, Lw.mlp2.blocks.as<uint8_t>(), Lw.mlp2.scales.as<uint8_t>(),
+    return moe_down_accumulate(h16, nullptr, idx[l], rw, 1, 4, Lw.mlp2.blocks.as<uint8_t>(), Lw.mlp2.scales.as<uint8_t>(),
                                Lw.mlp2_bias.buf.as<uint16_t>(), H, I, x, true, nullptr);
   });
   {
@@ -516,6 +544,7 @@ int run_bench(int max_tokens) {
                                20);
     rows.push_back({"unembedding+rmsnorm 201088x2880", 2.0 * c.vocab_size * H, ms});
   }
+  if (profile) return 0;
   std::printf("\n%-44s %10s %10s %8s\n", "kernel (batch 1, 20b shapes)", "us/call", "GB/s", "%copy");
   for (const auto& r : rows) {
     const double bw = r.bytes / (r.ms * 1e-3);
@@ -573,7 +602,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (mode == "check") return run_checks();
-  if (mode == "bench") return run_bench(argc > 2 ? std::atoi(argv[2]) : 128);
+  if (mode == "bench") return run_bench(argc > 2 ? std::atoi(argv[2]) : 128, false);
+  if (mode == "profile") return run_bench(0, true);
   std::fprintf(stderr, "usage: gptoss_cuda_lab check|bench [tokens]\n");
   return 2;
 }

@@ -1,7 +1,7 @@
 // Flash-decoding attention with per-head sinks and an optional sliding window (head_dim 64, any GQA
 // ratio): one block per (KV head, query token, split), one warp per query head of the group, the
-// group's keys and values staged once per tile in shared memory. Partials are combined by
-// attention_combine or by the o-projection GEMV's prologue.
+// group's keys and values staged once per tile in shared memory. The last block of a (token, KV head)
+// to finish combines the splits' partials with the sinks (a counter per pair, reset by that block).
 #include <cuda_runtime.h>
 
 #include <cfloat>
@@ -18,14 +18,15 @@ constexpr int kTile = 32;
 __global__ void attention_partials_kernel(const float* __restrict__ q, int q_heads, int kv_heads,
                                           const float* __restrict__ k_cache, const float* __restrict__ v_cache,
                                           int capacity, const int32_t* __restrict__ pos,
-                                          const int32_t* __restrict__ slot, int window, float scale, int nsplit,
-                                          float* __restrict__ part) {
+                                          const int32_t* __restrict__ slot, int window, float scale,
+                                          const uint16_t* __restrict__ sinks, int nsplit, float* __restrict__ part,
+                                          int32_t* __restrict__ counters, float* __restrict__ attn_out) {
   const int kvh = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
   const int group = q_heads / kv_heads;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int h = kvh * group + warp;
   __shared__ float ks[kTile][kHeadDim + 1];
-  __shared__ float vs[kTile][kHeadDim];
+  __shared__ __align__(16) float vs[kTile][kHeadDim];
   extern __shared__ float qs[];  // [group][64]
 
   const int p = pos[t];
@@ -43,16 +44,17 @@ __global__ void attention_partials_kernel(const float* __restrict__ q, int q_hea
   float m = -INFINITY, l = 0.0f, acc0 = 0.0f, acc1 = 0.0f;
   for (int k0 = begin; k0 < end; k0 += kTile) {
     __syncthreads();
-    for (int e = threadIdx.x; e < kTile * kHeadDim; e += blockDim.x) {
-      const int j = e / kHeadDim, d = e % kHeadDim;
-      float kv = 0.0f, vv = 0.0f;
+#pragma unroll 4
+    for (int e = threadIdx.x; e < kTile * kHeadDim / 4; e += blockDim.x) {
+      const int j = e / (kHeadDim / 4), d = 4 * (e % (kHeadDim / 4));
+      float4 kv = make_float4(0.f, 0.f, 0.f, 0.f), vv = kv;
       if (k0 + j < end) {
         const size_t off = ((seq_base + (k0 + j) % capacity) * kv_heads + kvh) * kHeadDim + d;
-        kv = k_cache[off];
-        vv = v_cache[off];
+        kv = *reinterpret_cast<const float4*>(k_cache + off);
+        vv = *reinterpret_cast<const float4*>(v_cache + off);
       }
-      ks[j][d] = kv;
-      vs[j][d] = vv;
+      ks[j][d] = kv.x, ks[j][d + 1] = kv.y, ks[j][d + 2] = kv.z, ks[j][d + 3] = kv.w;
+      *reinterpret_cast<float4*>(&vs[j][d]) = vv;
     }
     __syncthreads();
     float s = -INFINITY;
@@ -76,51 +78,57 @@ __global__ void attention_partials_kernel(const float* __restrict__ q, int q_hea
     }
     m = m_new;
   }
-  float* out = part + ((static_cast<size_t>(t) * q_heads + h) * nsplit + split) * (kHeadDim + 2);
+  constexpr int stride = kHeadDim + 2;
+  float* out = part + ((static_cast<size_t>(t) * q_heads + h) * nsplit + split) * stride;
   if (lane == 0) {
     out[0] = m;
     out[1] = l;
   }
   out[2 + lane] = acc0;
   out[2 + lane + 32] = acc1;
-}
 
-__global__ void attention_combine_kernel(const float* __restrict__ part, const uint16_t* __restrict__ sinks,
-                                         int heads, int nsplit, float* __restrict__ out) {
-  const int th = blockIdx.x, h = th % heads, lane = threadIdx.x;
-  const int stride = kHeadDim + 2;
-  const float* p = part + static_cast<size_t>(th) * nsplit * stride;
+  // The last split to finish combines: M = max(sink, m_s), den = e^(sink-M) + sum l_s e^(m_s-M).
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(&counters[t * kv_heads + kvh], 1) == nsplit - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  const float* pp = part + (static_cast<size_t>(t) * q_heads + h) * nsplit * stride;
+  // Lane s holds split s's max and denominator (nsplit <= 32); the outputs are summed over splits.
   const float sink = bf16_to_f32(sinks[h]);
-  float m = sink;
-  for (int s = 0; s < nsplit; ++s) m = fmaxf(m, p[s * stride]);
-  float den = expf(sink - m), o0 = 0.0f, o1 = 0.0f;
+  const float ms = lane < nsplit ? __ldcg(pp + lane * stride) : -INFINITY;
+  const float ls = lane < nsplit ? __ldcg(pp + lane * stride + 1) : 0.0f;
+  const float mx = fmaxf(sink, warp_max(ms));
+  const float f = expf(ms - mx);  // 0 for empty splits (m = -inf) and lanes past nsplit
+  const float den = expf(sink - mx) + warp_sum(ls * f);
+  float o0 = 0.0f, o1 = 0.0f;
+#pragma unroll 4
   for (int s = 0; s < nsplit; ++s) {
-    const float f = expf(p[s * stride] - m);
-    den += p[s * stride + 1] * f;
-    o0 += p[s * stride + 2 + lane] * f;
-    o1 += p[s * stride + 2 + lane + 32] * f;
+    const float fs = __shfl_sync(0xffffffffu, f, s);
+    o0 += __ldcg(pp + s * stride + 2 + lane) * fs;
+    o1 += __ldcg(pp + s * stride + 2 + lane + 32) * fs;
   }
-  out[static_cast<size_t>(th) * kHeadDim + lane] = o0 / den;
-  out[static_cast<size_t>(th) * kHeadDim + lane + 32] = o1 / den;
+  float* o = attn_out + (static_cast<size_t>(t) * q_heads + h) * kHeadDim;
+  o[lane] = o0 / den;
+  o[lane + 32] = o1 / den;
+  if (threadIdx.x == 0) counters[t * kv_heads + kvh] = 0;
 }
 
 }  // namespace
 
-int attention_partials(const float* q, int T, int q_heads, int kv_heads, const float* k_cache, const float* v_cache,
-                       int capacity, const int32_t* pos, const int32_t* slot, int window, float scale, int nsplit,
-                       float* part, cudaStream_t stream) {
+int attention(const float* q, int T, int q_heads, int kv_heads, const float* k_cache, const float* v_cache,
+              int capacity, const int32_t* pos, const int32_t* slot, int window, float scale, const uint16_t* sinks,
+              int nsplit, float* part, int32_t* counters, float* out, cudaStream_t stream) {
   if (T <= 0) return 0;
+  if (nsplit < 1 || nsplit > 32 || q_heads % kv_heads != 0 || q_heads / kv_heads > 32) {
+    return static_cast<int>(cudaErrorInvalidValue);
+  }
   const int group = q_heads / kv_heads;
   const dim3 grid(kv_heads, T, nsplit);
   attention_partials_kernel<<<grid, 32 * group, group * kHeadDim * sizeof(float), stream>>>(
-      q, q_heads, kv_heads, k_cache, v_cache, capacity, pos, slot, window, scale, nsplit, part);
-  return static_cast<int>(cudaGetLastError());
-}
-
-int attention_combine(const float* part, const uint16_t* sinks, int T, int heads, int nsplit, float* out,
-                      cudaStream_t stream) {
-  if (T <= 0) return 0;
-  attention_combine_kernel<<<T * heads, 32, 0, stream>>>(part, sinks, heads, nsplit, out);
+      q, q_heads, kv_heads, k_cache, v_cache, capacity, pos, slot, window, scale, sinks, nsplit, part, counters, out);
   return static_cast<int>(cudaGetLastError());
 }
 

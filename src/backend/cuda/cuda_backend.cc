@@ -21,7 +21,7 @@ class CudaBackend final : public Backend {
       cudaStreamDestroy(stream_);
     }
     cudaFree(meta_);
-    cudaFree(part_);
+    for (auto& sc : scratch_) cudaFree(sc.p);
   }
 
   Status init() {
@@ -121,20 +121,13 @@ class CudaBackend final : public Backend {
     for (int32_t p : positions) max_pos = std::max(max_pos, static_cast<int>(p));
     const int span = window > 0 ? std::min(window, max_pos + 1) : max_pos + 1;
     const int nsplit = std::clamp(span / 256, 1, 16);
-    const size_t need = static_cast<size_t>(T) * heads * nsplit * 66 * sizeof(float);
-    if (need > part_bytes_) {
-      cudaFree(part_);
-      part_ = nullptr;
-      part_bytes_ = 0;
-      if (auto e = cudaMalloc(&part_, need); e != cudaSuccess) return fail("sdpa scratch", e);
-      part_bytes_ = need;
-    }
+    float* part = scratch<float>(0, static_cast<size_t>(T) * heads * nsplit * 66);
+    int32_t* counters = scratch<int32_t>(1, static_cast<size_t>(T) * kv.kv_heads, /*zeroed=*/true);
+    if (part == nullptr || counters == nullptr) return;
     const int32_t* s = meta(0, slots.data(), slots.size());
     const int32_t* p = meta(1, positions.data(), positions.size());
-    float* part = static_cast<float*>(part_);
-    check("sdpa", cuda::attention_partials(q, T, heads, kv.kv_heads, kv.k.as<float>(), kv.v.as<float>(), kv.capacity,
-                                           p, s, window, scale, nsplit, part, stream_));
-    check("sdpa combine", cuda::attention_combine(part, sinks.buf.as<uint16_t>(), T, heads, nsplit, out, stream_));
+    check("sdpa", cuda::attention(q, T, heads, kv.kv_heads, kv.k.as<float>(), kv.v.as<float>(), kv.capacity, p, s,
+                                  window, scale, sinks.buf.as<uint16_t>(), nsplit, part, counters, out, stream_));
   }
 
   void f32_topk_softmax(const float* logits, int T, int n, int k, int32_t* idx, float* weight) override {
@@ -144,18 +137,27 @@ class CudaBackend final : public Backend {
   void f32_mxfp4w_moe_matmul_swiglu(const float* x, int T, int k, const int32_t* idx, const Mxfp4Experts& w1,
                                     const Weight& b1, float limit, float alpha, float* h) override {
     if (!bf16(b1, "expert bias")) return;
-    check("moe gate_up", cuda::moe_gate_up_swiglu(x, static_cast<int>(w1.cols), idx, T, k, w1.blocks.as<uint8_t>(),
-                                                  w1.scales.as<uint8_t>(), b1.buf.as<uint16_t>(),
-                                                  static_cast<int>(w1.rows), static_cast<int>(w1.cols), limit, alpha, h,
-                                                  stream_));
+    const int cols = static_cast<int>(w1.cols);
+    uint32_t* x16 = scratch<uint32_t>(2, cuda::x16_bytes(T, cols) / 4);
+    float* inv = scratch<float>(3, T);
+    if (x16 == nullptr || inv == nullptr) return;
+    check("moe stage", cuda::stage_x16(x, cols, T, cols, x16, inv, stream_));
+    check("moe gate_up", cuda::moe_gate_up_swiglu(x16, inv, idx, T, k, w1.blocks.as<uint8_t>(), w1.scales.as<uint8_t>(),
+                                                  b1.buf.as<uint16_t>(), static_cast<int>(w1.rows), cols, limit, alpha,
+                                                  h, nullptr, stream_));
   }
 
   void f32_mxfp4w_moe_matmul_accumulate(const float* h, int T, int k, const int32_t* idx, const float* weight,
                                         const Mxfp4Experts& w2, const Weight& b2, float* out) override {
     if (!bf16(b2, "expert bias")) return;
-    check("moe down", cuda::moe_down_accumulate(h, idx, weight, T, k, w2.blocks.as<uint8_t>(), w2.scales.as<uint8_t>(),
-                                                b2.buf.as<uint16_t>(), static_cast<int>(w2.rows),
-                                                static_cast<int>(w2.cols), out, false, stream_));
+    const int cols = static_cast<int>(w2.cols);
+    uint32_t* h16 = scratch<uint32_t>(2, cuda::x16_bytes(T * k, cols) / 4);
+    float* inv = scratch<float>(3, static_cast<size_t>(T) * k);
+    if (h16 == nullptr || inv == nullptr) return;
+    check("moe stage", cuda::stage_x16(h, cols, T * k, cols, h16, inv, stream_));
+    check("moe down", cuda::moe_down_accumulate(h16, inv, idx, weight, T, k, w2.blocks.as<uint8_t>(),
+                                                w2.scales.as<uint8_t>(), b2.buf.as<uint16_t>(),
+                                                static_cast<int>(w2.rows), cols, out, false, stream_));
   }
 
   void f32_add(float* x, const float* y, size_t n) override { check("add", cuda::add_inplace(x, y, n, stream_)); }
@@ -197,6 +199,25 @@ class CudaBackend final : public Backend {
     return dst;
   }
 
+  // Device scratch `which`, grown on demand (cudaFree waits for kernels still using the old one).
+  // zeroed: cleared when (re)allocated; kernels that use it leave it zero.
+  template <typename T>
+  T* scratch(int which, size_t count, bool zeroed = false) {
+    Scratch& sc = scratch_[which];
+    const size_t need = std::max<size_t>(count * sizeof(T), 16);
+    if (need > sc.bytes) {
+      cudaFree(sc.p);
+      sc = Scratch{};
+      if (auto e = cudaMalloc(&sc.p, need); e != cudaSuccess) {
+        fail("scratch", e);
+        return nullptr;
+      }
+      sc.bytes = need;
+      if (zeroed) cudaMemsetAsync(sc.p, 0, need, stream_);
+    }
+    return static_cast<T*>(sc.p);
+  }
+
   bool bf16(const Weight& w, const char* what) {
     if (w.type == ElemType::kBF16) return true;
     fail_msg(fmt::format("{}: the cuda backend takes bf16 dense weights (this one is f32)", what));
@@ -217,8 +238,11 @@ class CudaBackend final : public Backend {
   std::string name_;
   Status err_;
   void* meta_ = nullptr;
-  void* part_ = nullptr;
-  size_t part_bytes_ = 0;
+  struct Scratch {
+    void* p = nullptr;
+    size_t bytes = 0;
+  };
+  Scratch scratch_[4];
 };
 
 }  // namespace

@@ -31,9 +31,11 @@ struct DecodeEngine::Impl {
   DecodeOptions opt;
   cudaStream_t stream = nullptr;
   std::vector<void*> allocations;
-  float *x = nullptr, *q = nullptr, *part = nullptr, *xn = nullptr, *rw = nullptr, *h = nullptr, *logits = nullptr;
-  float* inv_freq = nullptr;
-  int32_t *idx = nullptr, *next = nullptr, *tok = nullptr, *pos = nullptr, *slot = nullptr;
+  float *x = nullptr, *q = nullptr, *part = nullptr, *attn = nullptr, *rw = nullptr, *logits = nullptr;
+  float *inv_freq = nullptr, *xn_inv = nullptr, *router_logits = nullptr;
+  int32_t* router_counters = nullptr;
+  uint32_t *xn16 = nullptr, *h16 = nullptr;
+  int32_t *idx = nullptr, *next = nullptr, *tok = nullptr, *pos = nullptr, *slot = nullptr, *counters = nullptr;
   int32_t *tok_h = nullptr, *pos_h = nullptr, *slot_h = nullptr, *next_h = nullptr;
   std::vector<float*> k_cache, v_cache;
   float concentration = 1.0f;
@@ -76,25 +78,23 @@ struct DecodeEngine::Impl {
       QkvRopeArgs a{bf(L.q), bf(L.k), bf(L.v), bf(L.q_bias), bf(L.k_bias), bf(L.v_bias), Nq, Nkv, H, inv_freq,
                     concentration, pos, slot, q, k_cache[l], v_cache[l], opt.max_context};
       GPTOSS_CUDA_TRY(qkv_rope_store(a, xin, n, stream), "qkv");
-      GPTOSS_CUDA_TRY(attention_partials(q, n, Nq, Nkv, k_cache[l], v_cache[l], opt.max_context, pos, slot,
-                                         L.sliding ? c.sliding_window : 0, 1.0f / std::sqrt(float(c.head_dim)),
-                                         opt.nsplit, part, stream),
+      GPTOSS_CUDA_TRY(attention(q, n, Nq, Nkv, k_cache[l], v_cache[l], opt.max_context, pos, slot,
+                                L.sliding ? c.sliding_window : 0, 1.0f / std::sqrt(float(c.head_dim)), bf(L.sinks),
+                                opt.nsplit, part, counters, attn, stream),
                       "attention");
       GemvInput ain;
-      ain.attn_part = part;
-      ain.sinks = bf(L.sinks);
-      ain.heads = Nq;
-      ain.head_dim = 64;
-      ain.nsplit = opt.nsplit;
+      ain.x = attn;
+      ain.x_stride = Nq * 64;
       GPTOSS_CUDA_TRY(gemv_bf16(bf(L.o), bf(L.o_bias), H, Nq * 64, ain, n, x, H, true, stream), "o_proj");
       GPTOSS_CUDA_TRY(router_topk(x, H, bf(L.mlp_norm), c.rms_norm_eps, bf(L.router), bf(L.router_bias), E, H, K, n,
-                                  xn, idx, rw, stream),
+                                  nullptr, xn16, xn_inv, router_logits, router_counters, idx, rw, stream),
                       "router");
-      GPTOSS_CUDA_TRY(moe_gate_up_swiglu(xn, H, idx, n, K, L.mlp1.blocks.as<uint8_t>(), L.mlp1.scales.as<uint8_t>(),
-                                         bf(L.mlp1_bias), 2 * I, H, c.swiglu_limit, c.swiglu_alpha, h, stream),
+      GPTOSS_CUDA_TRY(moe_gate_up_swiglu(xn16, xn_inv, idx, n, K, L.mlp1.blocks.as<uint8_t>(),
+                                         L.mlp1.scales.as<uint8_t>(), bf(L.mlp1_bias), 2 * I, H, c.swiglu_limit,
+                                         c.swiglu_alpha, nullptr, h16, stream),
                       "moe gate_up");
-      GPTOSS_CUDA_TRY(moe_down_accumulate(h, idx, rw, n, K, L.mlp2.blocks.as<uint8_t>(), L.mlp2.scales.as<uint8_t>(),
-                                          bf(L.mlp2_bias), H, I, x, true, stream),
+      GPTOSS_CUDA_TRY(moe_down_accumulate(h16, nullptr, idx, rw, n, K, L.mlp2.blocks.as<uint8_t>(),
+                                          L.mlp2.scales.as<uint8_t>(), bf(L.mlp2_bias), H, I, x, true, stream),
                       "moe down");
     }
     GemvInput fin;
@@ -144,9 +144,8 @@ Expected<std::unique_ptr<DecodeEngine>> DecodeEngine::create(const ModelConfig& 
   if (c.num_heads % c.num_kv_heads != 0 || c.num_heads / c.num_kv_heads > 32) {
     return Error("cuda decode: {} heads over {} kv heads is not supported", c.num_heads, c.num_kv_heads);
   }
-  if (c.hidden_size % 32 != 0 || c.intermediate_size % 8 != 0 || (2 * c.intermediate_size) % 16 != 0 ||
-      c.hidden_size % 16 != 0) {
-    return Error("cuda decode: hidden {} / intermediate {} must be multiples of 32 / 8", c.hidden_size,
+  if (c.hidden_size % 32 != 0 || c.intermediate_size % 32 != 0) {
+    return Error("cuda decode: hidden {} and intermediate {} must be multiples of 32", c.hidden_size,
                  c.intermediate_size);
   }
   if (c.num_experts > 256 || c.experts_per_token > 8) {
@@ -162,17 +161,24 @@ Expected<std::unique_ptr<DecodeEngine>> DecodeEngine::create(const ModelConfig& 
     }
   }
   if (options.max_batch < 1 || options.max_context < 1) return Error("cuda decode: max_batch and max_context must be >= 1");
-  if (m->opt.nsplit <= 0) m->opt.nsplit = std::clamp(options.max_context / 512, 1, 16);
+  if (m->opt.nsplit <= 0) m->opt.nsplit = std::clamp(options.max_context / 64, 1, 16);
 
   const int B = options.max_batch, H = c.hidden_size, Nq = c.num_heads;
   GPTOSS_CUDA_TRY(cudaStreamCreateWithFlags(&m->stream, cudaStreamNonBlocking), "stream");
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->x, size_t(B) * H));
-  GPTOSS_RETURN_IF_ERROR(m->dev(&m->xn, size_t(B) * H));
+  GPTOSS_RETURN_IF_ERROR(m->dev(&m->xn16, x16_bytes(B, H) / 4));
+  GPTOSS_RETURN_IF_ERROR(m->dev(&m->xn_inv, B));
+  GPTOSS_RETURN_IF_ERROR(m->dev(&m->router_logits, size_t(B) * c.num_experts));
+  GPTOSS_RETURN_IF_ERROR(m->dev(&m->router_counters, B));
+  GPTOSS_CUDA_TRY(cudaMemset(m->router_counters, 0, size_t(B) * 4), "counters");
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->q, size_t(B) * Nq * 64));
+  GPTOSS_RETURN_IF_ERROR(m->dev(&m->attn, size_t(B) * Nq * 64));
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->part, size_t(B) * Nq * m->opt.nsplit * 66));
+  GPTOSS_RETURN_IF_ERROR(m->dev(&m->counters, size_t(B) * c.num_kv_heads));
+  GPTOSS_CUDA_TRY(cudaMemset(m->counters, 0, size_t(B) * c.num_kv_heads * 4), "counters");
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->idx, size_t(B) * c.experts_per_token));
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->rw, size_t(B) * c.experts_per_token));
-  GPTOSS_RETURN_IF_ERROR(m->dev(&m->h, size_t(B) * c.experts_per_token * c.intermediate_size));
+  GPTOSS_RETURN_IF_ERROR(m->dev(&m->h16, x16_bytes(B * c.experts_per_token, c.intermediate_size) / 4));
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->logits, size_t(B) * c.vocab_size));
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->next, B));
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->tok, B));

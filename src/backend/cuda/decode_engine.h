@@ -1,6 +1,6 @@
 // The fast CUDA decode path: one token for each of up to max_batch sequences per step, through the
 // fused kernels (RMSNorm folded into the q/k/v, router and unembedding GEMVs; RoPE fused with the KV
-// write; flash-decoding combined inside the o-projection; fused router top-k; MXFP4 expert GEMVs with
+// write; flash-decoding whose last split combines; fused router top-k; MXFP4 expert GEMVs with
 // SwiGLU and the weighted accumulate), the whole step captured once per batch size in a CUDA graph.
 //
 // Weights are a ModelWeights bound on the cuda backend (bind_weights uploads the checkpoint's tensors

@@ -1,6 +1,7 @@
-// bf16-weight GEMV for decode: one warp per output row, 16-byte streaming loads, the input rows staged
-// in shared memory by a prologue (plain copy, fused RMSNorm, or the flash-decoding combine), and
-// epilogues for plain/accumulating stores and for q/k/v with RoPE and the KV-cache write.
+// bf16-weight GEMV for decode: one warp per output row, 16-byte streaming loads (a whole row of up to
+// 4096 columns in flight per warp), the input rows staged in shared memory by a prologue (plain copy or
+// fused RMSNorm), and epilogues for plain/accumulating stores and for q/k/v with RoPE and the KV-cache
+// write.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -13,11 +14,11 @@ namespace {
 
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
-constexpr int kUnroll = 4;
+constexpr int kUnroll = 16;  // 16 x 16 B per lane: 4096 bf16 columns in one round of loads
 
 __device__ __forceinline__ uint4 ld_stream(const uint4* p) {
   uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
                : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                : "l"(p));
   return v;
@@ -46,38 +47,11 @@ __device__ void block_sum(float v[T], float* red /* [kWarps][T] */) {
 // Fills xs[T][cols] with the nT input rows (rows nT..T-1 zero).
 template <int T>
 __device__ void stage_input(const GemvInput& in, int cols, int nT, float* xs, float* red) {
-  if (in.attn_part != nullptr) {
-    // Combine flash-decoding partials: one warp per (token, head), lane owns dims lane, lane + 32.
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int hd = in.head_dim, ns = in.nsplit, stride = hd + 2;
-    for (int th = warp; th < T * in.heads; th += kWarps) {
-      const int t = th / in.heads, h = th % in.heads;
-      float o0 = 0.0f, o1 = 0.0f;
-      if (t < nT) {
-        const float* p = in.attn_part + (static_cast<size_t>(t) * in.heads + h) * ns * stride;
-        const float sink = bf16_to_f32(in.sinks[h]);
-        float m = sink;
-        for (int s = 0; s < ns; ++s) m = fmaxf(m, p[s * stride]);
-        float den = expf(sink - m);
-        for (int s = 0; s < ns; ++s) {
-          const float f = expf(p[s * stride] - m);  // exp(-inf) = 0 for empty splits
-          den += p[s * stride + 1] * f;
-          o0 += p[s * stride + 2 + lane] * f;
-          o1 += p[s * stride + 2 + lane + 32] * f;
-        }
-        o0 /= den;
-        o1 /= den;
-      }
-      xs[t * cols + h * hd + lane] = o0;
-      xs[t * cols + h * hd + lane + 32] = o1;
-    }
-    __syncthreads();
-    return;
-  }
   float ss[T];
 #pragma unroll
   for (int t = 0; t < T; ++t) {
     ss[t] = 0.0f;
+#pragma unroll 4
     for (int c = threadIdx.x * 4; c < cols; c += kThreads * 4) {
       float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
       if (t < nT) v = *reinterpret_cast<const float4*>(in.x + static_cast<size_t>(t) * in.x_stride + c);
@@ -98,40 +72,53 @@ __device__ void stage_input(const GemvInput& in, int cols, int nT, float* xs, fl
   __syncthreads();
 }
 
-// acc[t] += W[row, :] . xs[t, :] over this lane's share (the caller reduces across the warp).
-template <int T>
-__device__ __forceinline__ void dot_row(const uint16_t* wrow, const float* xs, int cols, float acc[T]) {
+// A row segment of 32 * kUnroll uint4 (8 bf16 each) per warp, one load per lane and slot.
+__device__ __forceinline__ void load_seg(const uint16_t* wrow, int seg, int n8, uint4 (&wv)[kUnroll]) {
   const int lane = threadIdx.x & 31;
-  const int n8 = cols >> 3;
   const uint4* w = reinterpret_cast<const uint4*>(wrow);
-  for (int base = lane; base < n8; base += 32 * kUnroll) {
-    uint4 wv[kUnroll];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int i = base + 32 * u;
-      wv[u] = i < n8 ? ld_stream(w + i) : make_uint4(0, 0, 0, 0);
-    }
+  for (int u = 0; u < kUnroll; ++u) {
+    const int i = seg + lane + 32 * u;
+    wv[u] = i < n8 ? ld_stream(w + i) : make_uint4(0, 0, 0, 0);
+  }
+}
+
+template <int T>
+__device__ __forceinline__ void fma_seg(const uint4 (&wv)[kUnroll], const float* xs, int cols, int seg, int n8,
+                                        float acc[T]) {
+  const int lane = threadIdx.x & 31;
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int i = base + 32 * u;
-      if (i < n8) {
+  for (int u = 0; u < kUnroll; ++u) {
+    const int i = seg + lane + 32 * u;
+    if (i < n8) {
 #pragma unroll
-        for (int t = 0; t < T; ++t) {
-          const float4 a = *reinterpret_cast<const float4*>(xs + t * cols + 8 * i);
-          const float4 b = *reinterpret_cast<const float4*>(xs + t * cols + 8 * i + 4);
-          float s = acc[t];
-          s = fmaf(bf16_lo(wv[u].x), a.x, s);
-          s = fmaf(bf16_hi(wv[u].x), a.y, s);
-          s = fmaf(bf16_lo(wv[u].y), a.z, s);
-          s = fmaf(bf16_hi(wv[u].y), a.w, s);
-          s = fmaf(bf16_lo(wv[u].z), b.x, s);
-          s = fmaf(bf16_hi(wv[u].z), b.y, s);
-          s = fmaf(bf16_lo(wv[u].w), b.z, s);
-          s = fmaf(bf16_hi(wv[u].w), b.w, s);
-          acc[t] = s;
-        }
+      for (int t = 0; t < T; ++t) {
+        const float4 a = *reinterpret_cast<const float4*>(xs + t * cols + 8 * i);
+        const float4 b = *reinterpret_cast<const float4*>(xs + t * cols + 8 * i + 4);
+        float s = acc[t];
+        s = fmaf(bf16_lo(wv[u].x), a.x, s);
+        s = fmaf(bf16_hi(wv[u].x), a.y, s);
+        s = fmaf(bf16_lo(wv[u].y), a.z, s);
+        s = fmaf(bf16_hi(wv[u].y), a.w, s);
+        s = fmaf(bf16_lo(wv[u].z), b.x, s);
+        s = fmaf(bf16_hi(wv[u].z), b.y, s);
+        s = fmaf(bf16_lo(wv[u].w), b.z, s);
+        s = fmaf(bf16_hi(wv[u].w), b.w, s);
+        acc[t] = s;
       }
     }
+  }
+}
+
+// acc[t] += W[row, :] . xs[t, :] over this lane's share (the caller reduces across the warp). wv holds
+// the row's first segment on entry (loaded early, before the input prologue).
+template <int T>
+__device__ __forceinline__ void dot_row(const uint16_t* wrow, const float* xs, int cols, float acc[T],
+                                        uint4 (&wv)[kUnroll]) {
+  const int n8 = cols >> 3;
+  for (int seg = 0; seg < n8; seg += 32 * kUnroll) {
+    if (seg > 0) load_seg(wrow, seg, n8, wv);
+    fma_seg<T>(wv, xs, cols, seg, n8, acc);
   }
 }
 
@@ -142,13 +129,17 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const uint16_t* __restri
   extern __shared__ float4 smem4[];
   float* xs = reinterpret_cast<float*>(smem4);
   __shared__ float red[kWarps * T];
+  const int lane = threadIdx.x & 31, n8 = cols >> 3, stride = gridDim.x * kWarps;
+  int row = blockIdx.x * kWarps + (threadIdx.x >> 5);
+  uint4 wv[kUnroll];
+  if (row < rows) load_seg(w + static_cast<size_t>(row) * cols, 0, n8, wv);  // in flight during the prologue
   stage_input<T>(in, cols, nT, xs, red);
-  const int lane = threadIdx.x & 31;
-  for (int row = blockIdx.x * kWarps + (threadIdx.x >> 5); row < rows; row += gridDim.x * kWarps) {
+  for (; row < rows; row += stride) {
     float acc[T];
 #pragma unroll
     for (int t = 0; t < T; ++t) acc[t] = 0.0f;
-    dot_row<T>(w + static_cast<size_t>(row) * cols, xs, cols, acc);
+    dot_row<T>(w + static_cast<size_t>(row) * cols, xs, cols, acc, wv);
+    if (row + stride < rows) load_seg(w + static_cast<size_t>(row + stride) * cols, 0, n8, wv);
 #pragma unroll
     for (int t = 0; t < T; ++t) acc[t] = warp_sum(acc[t]);
     const float b = bias ? bf16_to_f32(bias[row]) : 0.0f;
@@ -168,10 +159,19 @@ __global__ void __launch_bounds__(kThreads) qkv_rope_kernel(QkvRopeArgs a, GemvI
   extern __shared__ float4 smem4[];
   float* xs = reinterpret_cast<float*>(smem4);
   __shared__ float red[kWarps * T];
-  stage_input<T>(in, a.cols, nT, xs, red);
-  const int lane = threadIdx.x & 31;
+  const int lane = threadIdx.x & 31, n8 = a.cols >> 3;
   const int heads = a.q_heads + 2 * a.kv_heads;
-  for (int task = blockIdx.x * kWarps + (threadIdx.x >> 5); task < heads * 32; task += gridDim.x * kWarps) {
+  auto row_ptr = [&](int task, int second) {
+    const int hh = task >> 5, r = (task & 31) + 32 * second;
+    if (hh < a.q_heads) return a.wq + static_cast<size_t>(hh * 64 + r) * a.cols;
+    if (hh < a.q_heads + a.kv_heads) return a.wk + static_cast<size_t>((hh - a.q_heads) * 64 + r) * a.cols;
+    return a.wv + static_cast<size_t>((hh - a.q_heads - a.kv_heads) * 64 + r) * a.cols;
+  };
+  int task = blockIdx.x * kWarps + (threadIdx.x >> 5);
+  uint4 wv[kUnroll];
+  if (task < heads * 32) load_seg(row_ptr(task, 0), 0, n8, wv);  // in flight during the prologue
+  stage_input<T>(in, a.cols, nT, xs, red);
+  for (; task < heads * 32; task += gridDim.x * kWarps) {
     const int hh = task >> 5, i = task & 31;
     const uint16_t* w;
     const uint16_t* b;
@@ -187,8 +187,10 @@ __global__ void __launch_bounds__(kThreads) qkv_rope_kernel(QkvRopeArgs a, GemvI
     float acc1[T], acc2[T];
 #pragma unroll
     for (int t = 0; t < T; ++t) acc1[t] = acc2[t] = 0.0f;
-    dot_row<T>(w + static_cast<size_t>(r1) * a.cols, xs, a.cols, acc1);
-    dot_row<T>(w + static_cast<size_t>(r2) * a.cols, xs, a.cols, acc2);
+    dot_row<T>(w + static_cast<size_t>(r1) * a.cols, xs, a.cols, acc1, wv);
+    load_seg(w + static_cast<size_t>(r2) * a.cols, 0, n8, wv);
+    dot_row<T>(w + static_cast<size_t>(r2) * a.cols, xs, a.cols, acc2, wv);
+    if (task + gridDim.x * kWarps < heads * 32) load_seg(row_ptr(task + gridDim.x * kWarps, 0), 0, n8, wv);
 #pragma unroll
     for (int t = 0; t < T; ++t) {
       acc1[t] = warp_sum(acc1[t]);
@@ -263,11 +265,7 @@ int launch_gemv(const uint16_t* w, const uint16_t* bias, int rows, int cols, con
 
 // The input rows of tokens [t0, t0 + n).
 GemvInput offset_input(GemvInput in, int t0) {
-  if (in.attn_part != nullptr) {
-    in.attn_part += static_cast<size_t>(t0) * in.heads * in.nsplit * (in.head_dim + 2);
-  } else {
-    in.x += static_cast<size_t>(t0) * in.x_stride;
-  }
+  in.x += static_cast<size_t>(t0) * in.x_stride;
   return in;
 }
 

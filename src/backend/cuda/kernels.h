@@ -19,18 +19,11 @@ inline constexpr int kMaxGemvTokens = 4;
 
 // Where a GEMV gets its input rows from.
 struct GemvInput {
-  const float* x = nullptr;  // [T, x_stride] (mode plain / rmsnorm)
+  const float* x = nullptr;  // [T, x_stride]
   int x_stride = 0;
   // RMSNorm prologue: when gain != nullptr the rows are normalized (eps) and multiplied by gain.
   const uint16_t* norm_gain = nullptr;
   float norm_eps = 1e-5f;
-  // Attention-combine prologue: when attn_part != nullptr, row t is assembled from flash-decoding
-  // partials [T, heads, nsplit, head_dim + 2] (m, l, acc[head_dim]) and the per-head sink logits.
-  const float* attn_part = nullptr;
-  const uint16_t* sinks = nullptr;
-  int heads = 0;
-  int head_dim = 0;
-  int nsplit = 0;
 };
 
 // out[t, r] (=|+=) sum_c W[r, c] * in[t, c] + bias[r]; bias may be null. rows any, cols % 8 == 0.
@@ -63,38 +56,45 @@ struct QkvRopeArgs {
 };
 int qkv_rope_store(const QkvRopeArgs& a, const GemvInput& in, int T, cudaStream_t stream);
 
-// Flash-decoding partials for T queries (head_dim 64): q [T, q_heads * 64] (already rotated), keys
+// Flash-decoding attention for T queries (head_dim 64): q [T, q_heads * 64] (already rotated), keys
 // and values from the cache for slot[t], positions max(0, pos - window + 1) .. pos (window 0: all),
-// split into nsplit ranges. part is [T, q_heads, nsplit, 66]: running max m, denominator l (both in
-// units of exp(score - m)) and the unnormalized output. scale multiplies q.k (the sink does not).
-int attention_partials(const float* q, int T, int q_heads, int kv_heads, const float* k_cache,
-                       const float* v_cache, int capacity, const int32_t* pos, const int32_t* slot,
-                       int window, float scale, int nsplit, float* part, cudaStream_t stream);
+// split into nsplit ranges, one block per (KV head, token, split). Each block writes its partial
+// (running max, denominator, unnormalized output) to part [T, q_heads, nsplit, 66]; the last block of
+// a (token, KV head) to finish (counters [T, kv_heads], zero before the call and left zero after it)
+// combines them with the sink logits into out [T, q_heads * 64]. scale multiplies q.k (not the sink).
+int attention(const float* q, int T, int q_heads, int kv_heads, const float* k_cache, const float* v_cache,
+              int capacity, const int32_t* pos, const int32_t* slot, int window, float scale, const uint16_t* sinks,
+              int nsplit, float* part, int32_t* counters, float* out, cudaStream_t stream);
 
-// out[t, h*64 + d] = combined attention output (sinks enlarge the denominator), for callers that need
-// the vector itself (the o-projection GEMV can combine on the fly instead).
-int attention_combine(const float* part, const uint16_t* sinks, int T, int heads, int nsplit, float* out,
-                      cudaStream_t stream);
+// The MXFP4 expert kernels take their inputs in "x16" form (x16.cuh): fp16 hi/lo halves of x * 2^p,
+// x16_bytes(rows, cols) bytes for `rows` rows, plus inv[row] = 2^-p. stage_x16 converts f32 rows.
+size_t x16_bytes(int rows, int cols);
+int stage_x16(const float* x, int x_stride, int rows, int cols, uint32_t* x16, float* inv, cudaStream_t stream);
 
-// Router for T tokens: xn[t] = RMSNorm(x[t]) * gain; logits = Wr . xn + br; the top k (descending,
-// ties to the lower index) and a softmax over those k. idx/weight are [T, k]. E <= 256, k <= 8.
+// Router for T tokens: xn[t] = RMSNorm(x[t]) * gain (written as f32 when xn != nullptr, and in x16 form
+// to xn16/xn_inv); logits = Wr . xn + br (scratch [T, E]); the top k (descending, ties to the lower
+// index) and a softmax over those k. idx/weight are [T, k]. counters [T] must be zero before the call
+// and are left zero. E <= 256, k <= 8.
 int router_topk(const float* x, int x_stride, const uint16_t* gain, float eps, const uint16_t* wr,
-                const uint16_t* br, int experts, int cols, int k, int T, float* xn, int32_t* idx,
-                float* weight, cudaStream_t stream);
+                const uint16_t* br, int experts, int cols, int k, int T, float* xn, uint32_t* xn16, float* xn_inv,
+                float* logits, int32_t* counters, int32_t* idx, float* weight, cudaStream_t stream);
 
 // MoE first projection for S = T*k (token, expert) slots: slot s uses token s / k and expert idx[s];
 // u = W1[e] . x[t] + b1[e] (rows interleave gate/up), h[s, j] = swiglu(u[2j], u[2j+1]) with
 // gate = min(g, limit), up = clamp(u, -limit, limit), h = gate * sigmoid(alpha * gate) * (up + 1).
-// rows = 2 * intermediate, rows % 16 == 0, cols % 32 == 0.
-int moe_gate_up_swiglu(const float* x, int x_stride, const int32_t* idx, int T, int k,
-                       const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows,
-                       int cols, float limit, float alpha, float* h, cudaStream_t stream);
+// x comes in x16 form; h is written as f32 [S, rows/2] and/or in x16 form (fixed scale 2^8, so the
+// down projection takes h_inv = nullptr) when the pointers are not null.
+// rows % 16 == 0, (rows / 2) % 32 == 0, cols % 32 == 0.
+int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* idx, int T, int k,
+                       const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows, int cols,
+                       float limit, float alpha, float* h, uint32_t* h16, cudaStream_t stream);
 
-// MoE second projection: out[t, r] (+)= sum_j weight[t, j] * (W2[idx[t, j]] . h[t*k + j] + b2[...]).
+// MoE second projection: out[t, r] (+)= sum_j weight[t, j] * (W2[idx[t, j]] . h[t*k + j] + b2[...]),
+// h in x16 form with per-slot h_inv (nullptr: the gate_up kernel's fixed scale).
 // rows % 16 == 0, cols % 32 == 0, k <= 8.
-int moe_down_accumulate(const float* h, const int32_t* idx, const float* weight, int T, int k,
-                        const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows,
-                        int cols, float* out, bool accumulate, cudaStream_t stream);
+int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* idx, const float* weight, int T,
+                        int k, const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows, int cols,
+                        float* out, bool accumulate, cudaStream_t stream);
 
 // out[t, :] = f32(table[tokens[t], :]) (bf16 table, tokens in device memory).
 int embed_bf16(const uint16_t* table, int cols, const int32_t* tokens, int T, float* out,

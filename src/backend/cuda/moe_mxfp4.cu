@@ -6,57 +6,45 @@
 // mixes 4 blocks with different scales; the B operand keeps them apart: column n < 4 holds the input of
 // block 4c + n only (the high fp16 half of x), column 4 + n its low half (x - hi), zero elsewhere. After
 // the 8 MMAs of a chunk every accumulator column is one block's partial sum, multiplied by its E8M0
-// scale in f32. With x split into two fp16 parts (after a power-of-two prescale into fp16's range) the
-// products are exact and the sums f32: the result matches an f32 GEMV on the decoded weights.
+// scale in f32. With x split into two fp16 parts (x16.cuh) the products are exact and the sums f32: the
+// result matches an f32 GEMV on the decoded weights. B operands are read straight from the x16 rows in
+// global memory (a few KB, L1/L2-resident), so the kernels have no prologue.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/x16.cuh"
 
 namespace gptoss::cuda {
 namespace {
 
-// Shared-memory input of one row x: per block, 16 words of hi halves then 16 of lo halves, padded to
-// 36 words so that the 8 lanes that read B operands hit distinct banks. Within each group of 8
-// elements the order is 0,4,1,5,2,6,3,7 (the pairing of mxfp4_word_to_half2x4).
-constexpr int kBlockWords = 36;
+// SwiGLU outputs are bounded by the clamps (|h| <= limit * (limit + 1) = 56 for limit 7), so the gate_up
+// kernel stores h in x16 form with this fixed scale (no reduction over the row needed).
+constexpr int kHScaleLog2 = 8;
 
-__host__ __device__ __forceinline__ int padded_blocks(int nb) { return (nb + 3) & ~3; }
-
-// Stages x[0..cols) into xs16 (prescaled by 2^p, split hi/lo) and returns 2^-p. All threads of the
-// block call this with the same x; `red` holds one float per warp.
-__device__ float stage_x16(const float* __restrict__ x, int cols, uint32_t* xs16, float* red, int nthreads, int tid) {
+__global__ void stage_x16_kernel(const float* __restrict__ x, int x_stride, int cols, uint32_t* __restrict__ x16,
+                                 float* __restrict__ inv) {
+  __shared__ float red[32];
+  const int r = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const float* xr = x + static_cast<size_t>(r) * x_stride;
   float mx = 0.0f;
-  for (int c = tid; c < cols; c += nthreads) mx = fmaxf(mx, fabsf(x[c]));
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) mx = fmaxf(mx, fabsf(xr[c]));
   mx = warp_max(mx);
-  const int lane = tid & 31, warp = tid >> 5, nwarps = nthreads >> 5;
   if (lane == 0) red[warp] = mx;
   __syncthreads();
-  for (int w = 0; w < nwarps; ++w) mx = fmaxf(mx, red[w]);
-  int e = 0;
-  frexpf(mx, &e);  // mx < 2^e
-  const int p = max(-126, min(126, 14 - e));
+  for (int w = 0; w < static_cast<int>(blockDim.x >> 5); ++w) mx = fmaxf(mx, red[w]);
+  const int p = x16_exponent(mx);
   const float up = ldexpf(1.0f, p);
-  __half* xh = reinterpret_cast<__half*>(xs16);
-  const int nb = cols >> 5, npad = padded_blocks(nb);
-  for (int c = tid; c < npad * 32; c += nthreads) {
-    const int b = c >> 5, j = c & 31, grp = j >> 3, el = j & 7;
-    const int perm = el < 4 ? 2 * el : 2 * (el - 4) + 1;
-    const float v = c < cols ? x[c] * up : 0.0f;
-    const __half hi = __float2half_rn(v);
-    const __half lo = __float2half_rn(v - __half2float(hi));
-    xh[b * kBlockWords * 2 + grp * 8 + perm] = hi;
-    xh[b * kBlockWords * 2 + 32 + grp * 8 + perm] = lo;
-  }
-  __syncthreads();  // also keeps `red` stable until every thread has read it
-  return ldexpf(1.0f, -p);
+  uint32_t* row16 = x16 + static_cast<size_t>(r) * x16_row_words(cols);
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) x16_store(row16, c, xr[c] * up);
+  if (threadIdx.x == 0) inv[r] = ldexpf(1.0f, -p);
 }
 
 __device__ __forceinline__ uint4 ld_stream(const uint8_t* p) {
   uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
                : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                : "l"(p));
   return v;
@@ -64,7 +52,7 @@ __device__ __forceinline__ uint4 ld_stream(const uint8_t* p) {
 
 struct ChunkData {
   uint4 wg, wg8;
-  float s[4];  // scales: row g block sb, sb + 1; row g + 8 block sb, sb + 1
+  uint32_t s;  // scale bytes: row g blocks sb, sb + 1 (bytes 0, 1); row g + 8 (bytes 2, 3)
 };
 
 __device__ __forceinline__ ChunkData load_chunk(const uint8_t* bg, const uint8_t* bg8, const uint8_t* sg,
@@ -78,18 +66,25 @@ __device__ __forceinline__ ChunkData load_chunk(const uint8_t* bg, const uint8_t
     d.wg = d.wg8 = make_uint4(0, 0, 0, 0);
   }
   const int sb = 4 * c + 2 * (t & 1);
-  d.s[0] = sb < nb ? e8m0_to_f32(__ldg(sg + sb)) : 0.0f;
-  d.s[1] = sb + 1 < nb ? e8m0_to_f32(__ldg(sg + sb + 1)) : 0.0f;
-  d.s[2] = sb < nb ? e8m0_to_f32(__ldg(sg8 + sb)) : 0.0f;
-  d.s[3] = sb + 1 < nb ? e8m0_to_f32(__ldg(sg8 + sb + 1)) : 0.0f;
+  uint32_t s = 0;
+  if (sb < nb) s |= uint32_t(__ldg(sg + sb)) | uint32_t(__ldg(sg8 + sb)) << 16;
+  if (sb + 1 < nb) s |= uint32_t(__ldg(sg + sb + 1)) << 8 | uint32_t(__ldg(sg8 + sb + 1)) << 24;
+  d.s = s;
   return d;
 }
 
-__device__ __forceinline__ void mma_chunk(const ChunkData& d, const uint32_t* xs16, int c, int lane, float& acc_g,
-                                          float& acc_g8) {
+__device__ __forceinline__ void mma_chunk(const ChunkData& d, const uint32_t* x16, int nb, int c, int lane,
+                                          float& acc_g, float& acc_g8) {
   const int g = lane >> 2, t = lane & 3;
-  const bool feeds_b = (g & 3) == t;
-  const uint32_t* xb = xs16 + (4 * c + t) * kBlockWords + (g >= 4 ? 16 : 0);
+  const bool feeds_b = (g & 3) == t && 4 * c + t < nb;
+  // Lane (g, t) with g % 4 == t supplies column g of B: the hi (g < 4) or lo half of block 4c + t.
+  uint32_t bw[16];
+  const uint4* xb = reinterpret_cast<const uint4*>(x16 + (4 * c + t) * kX16BlockWords + (g >= 4 ? 16 : 0));
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const uint4 v = feeds_b ? __ldg(xb + i) : make_uint4(0, 0, 0, 0);
+    bw[4 * i] = v.x, bw[4 * i + 1] = v.y, bw[4 * i + 2] = v.z, bw[4 * i + 3] = v.w;
+  }
   float cacc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   const uint32_t wgs[4] = {d.wg.x, d.wg.y, d.wg.z, d.wg.w};
   const uint32_t wg8s[4] = {d.wg8.x, d.wg8.y, d.wg8.z, d.wg8.w};
@@ -100,39 +95,40 @@ __device__ __forceinline__ void mma_chunk(const ChunkData& d, const uint32_t* xs
     mxfp4_word_to_half2x4(wg8s[w], hg8);
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      uint32_t b0 = 0, b1 = 0;
-      if (feeds_b) {
-        const uint2 bv = *reinterpret_cast<const uint2*>(xb + 4 * w + 2 * half);
-        b0 = bv.x;
-        b1 = bv.y;
-      }
+      // Elements (k, k+4) for k = 2 half, 2 half + 1 of word w; B words 4w + 2half (+1) hold the same.
       const uint32_t a[4] = {hg[2 * half], hg8[2 * half], hg[2 * half + 1], hg8[2 * half + 1]};
-      mma_f16_16816(cacc, a, b0, b1);
+      mma_f16_16816(cacc, a, bw[4 * w + 2 * half], bw[4 * w + 2 * half + 1]);
     }
   }
-  acc_g = fmaf(cacc[0], d.s[0], acc_g);
-  acc_g = fmaf(cacc[1], d.s[1], acc_g);
-  acc_g8 = fmaf(cacc[2], d.s[2], acc_g8);
-  acc_g8 = fmaf(cacc[3], d.s[3], acc_g8);
+  acc_g = fmaf(cacc[0], e8m0_to_f32(d.s & 0xff), acc_g);
+  acc_g = fmaf(cacc[1], e8m0_to_f32((d.s >> 8) & 0xff), acc_g);
+  acc_g8 = fmaf(cacc[2], e8m0_to_f32((d.s >> 16) & 0xff), acc_g8);
+  acc_g8 = fmaf(cacc[3], e8m0_to_f32(d.s >> 24), acc_g8);
 }
 
-// Dot products of rows r0 + g and r0 + g + 8 with the staged x over chunks [c0, c1); the sums end up
-// in every lane of the group (already reduced over t).
+// Chunks whose loads one warp keeps in flight at once (9 registers each).
+constexpr int kBatchChunks = 6;
+
+// Dot products of rows r0 + g and r0 + g + 8 with an x16 row over chunks [c0, c1): the loads of up to
+// kBatchChunks chunks are issued together, then consumed; the sums end up in every lane of the group
+// (reduced over t).
 __device__ __forceinline__ void tile_dot(const uint8_t* blocks, const uint8_t* scales, int r0, int nb, int c0, int c1,
-                                         const uint32_t* xs16, float& out_g, float& out_g8) {
+                                         const uint32_t* x16, float& out_g, float& out_g8) {
   const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const uint8_t* bg = blocks + static_cast<size_t>(r0 + g) * nb * 16;
   const uint8_t* bg8 = bg + static_cast<size_t>(8) * nb * 16;
   const uint8_t* sg = scales + static_cast<size_t>(r0 + g) * nb;
   const uint8_t* sg8 = sg + static_cast<size_t>(8) * nb;
   float acc_g = 0.0f, acc_g8 = 0.0f;
-  if (c0 < c1) {
-    ChunkData cur = load_chunk(bg, bg8, sg, sg8, nb, c0, t);
-    for (int c = c0; c < c1; ++c) {
-      ChunkData nxt = cur;
-      if (c + 1 < c1) nxt = load_chunk(bg, bg8, sg, sg8, nb, c + 1, t);
-      mma_chunk(cur, xs16, c, lane, acc_g, acc_g8);
-      cur = nxt;
+  for (int cb = c0; cb < c1; cb += kBatchChunks) {
+    ChunkData d[kBatchChunks];
+#pragma unroll
+    for (int i = 0; i < kBatchChunks; ++i) {
+      if (cb + i < c1) d[i] = load_chunk(bg, bg8, sg, sg8, nb, cb + i, t);
+    }
+#pragma unroll
+    for (int i = 0; i < kBatchChunks; ++i) {
+      if (cb + i < c1) mma_chunk(d[i], x16, nb, cb + i, lane, acc_g, acc_g8);
     }
   }
   acc_g += __shfl_xor_sync(0xffffffffu, acc_g, 1);
@@ -143,63 +139,70 @@ __device__ __forceinline__ void tile_dot(const uint8_t* blocks, const uint8_t* s
   out_g8 = acc_g8;
 }
 
+// Warps that split one row tile's chunks so that each holds at most kBatchChunks of them.
+__host__ __device__ __forceinline__ int k_parts(int nb) {
+  const int nch = (nb + 3) / 4;
+  return min(8, (nch + kBatchChunks - 1) / kBatchChunks);
+}
+
 __device__ __forceinline__ float swiglu(float gate, float up, float limit, float alpha) {
   gate = fminf(gate, limit);
   up = fmaxf(fminf(up, limit), -limit);
   return (up + 1.0f) * (gate * (1.0f / (1.0f + expf(-(gate * alpha)))));
 }
 
-constexpr int kGateUpWarps = 4;
-
-__global__ void __launch_bounds__(kGateUpWarps * 32)
-    gate_up_kernel(const float* __restrict__ x, int x_stride, const int32_t* __restrict__ idx, int k,
-                   const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales,
+// grid (16-row tiles, slots): slot s = (token s / k, expert idx[s]); the block's warps split the
+// columns (k_parts) and meet in shared memory.
+__global__ void __launch_bounds__(256)
+    gate_up_kernel(const uint32_t* __restrict__ x16, const float* __restrict__ x_inv, const int32_t* __restrict__ idx,
+                   int k, const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales,
                    const uint16_t* __restrict__ bias, int rows, int cols, float limit, float alpha,
-                   float* __restrict__ h) {
-  extern __shared__ uint32_t xs16[];
-  __shared__ float red[kGateUpWarps];
+                   float* __restrict__ h, uint32_t* __restrict__ h16) {
+  __shared__ float part[8][16];
   const int slot = blockIdx.y, t_tok = slot / k, e = idx[slot];
-  const float inv = stage_x16(x + static_cast<size_t>(t_tok) * x_stride, cols, xs16, red, blockDim.x, threadIdx.x);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int r0 = (blockIdx.x * kGateUpWarps + warp) * 16;
-  if (r0 >= rows) return;
-  const int nb = cols >> 5;
+  const int r0 = blockIdx.x * 16;
+  const int nb = cols >> 5, nch = (nb + 3) / 4, parts = blockDim.x >> 5;
   float yg, yg8;
-  tile_dot(blocks + static_cast<size_t>(e) * rows * nb * 16, scales + static_cast<size_t>(e) * rows * nb, r0, nb, 0,
-           (nb + 3) / 4, xs16, yg, yg8);
-  const uint16_t* be = bias + static_cast<size_t>(e) * rows;
-  yg = yg * inv + bf16_to_f32(be[r0 + g]);
-  yg8 = yg8 * inv + bf16_to_f32(be[r0 + g + 8]);
-  // Row r0 + g is a gate row when g is even; its up row is g + 1, held by lane + 4.
-  const float up_g = __shfl_down_sync(0xffffffffu, yg, 4);
-  const float up_g8 = __shfl_down_sync(0xffffffffu, yg8, 4);
-  if (t == 0 && (g & 1) == 0) {
-    float* hs = h + static_cast<size_t>(slot) * (rows / 2);
-    hs[(r0 + g) / 2] = swiglu(yg, up_g, limit, alpha);
-    hs[(r0 + g + 8) / 2] = swiglu(yg8, up_g8, limit, alpha);
+  tile_dot(blocks + static_cast<size_t>(e) * rows * nb * 16, scales + static_cast<size_t>(e) * rows * nb, r0, nb,
+           warp * nch / parts, (warp + 1) * nch / parts, x16 + static_cast<size_t>(t_tok) * x16_row_words(cols), yg,
+           yg8);
+  if (t == 0) {
+    part[warp][g] = yg;
+    part[warp][g + 8] = yg8;
   }
+  __syncthreads();
+  if (threadIdx.x >= 8) return;
+  // Thread u: gate row r0 + 2u and up row r0 + 2u + 1 -> unit (r0 / 2) + u.
+  const int u = threadIdx.x;
+  float gate = 0.0f, upv = 0.0f;
+  for (int q = 0; q < parts; ++q) {
+    gate += part[q][2 * u];
+    upv += part[q][2 * u + 1];
+  }
+  const float inv = x_inv[t_tok];
+  const uint16_t* be = bias + static_cast<size_t>(e) * rows;
+  gate = gate * inv + bf16_to_f32(be[r0 + 2 * u]);
+  upv = upv * inv + bf16_to_f32(be[r0 + 2 * u + 1]);
+  const float v = swiglu(gate, upv, limit, alpha);
+  const int I = rows / 2, unit = r0 / 2 + u;
+  if (h != nullptr) h[static_cast<size_t>(slot) * I + unit] = v;
+  if (h16 != nullptr) x16_store(h16 + static_cast<size_t>(slot) * x16_row_words(I), unit, ldexpf(v, kHScaleLog2));
 }
 
 constexpr int kDownThreads = 256;
 
 // One block per (16 output rows, token); warp w handles slot w % k over chunk part w / k.
 __global__ void __launch_bounds__(kDownThreads)
-    down_kernel(const float* __restrict__ hin, const int32_t* __restrict__ idx, const float* __restrict__ weight,
-                int k, const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales,
-                const uint16_t* __restrict__ bias, int rows, int cols, float* __restrict__ out, bool accumulate) {
-  extern __shared__ uint32_t xs16[];  // [k][npad * kBlockWords]
-  __shared__ float red[kDownThreads / 32];
-  __shared__ float inv[8];
+    down_kernel(const uint32_t* __restrict__ h16, const float* __restrict__ h_inv, const int32_t* __restrict__ idx,
+                const float* __restrict__ weight, int k, const uint8_t* __restrict__ blocks,
+                const uint8_t* __restrict__ scales, const uint16_t* __restrict__ bias, int rows, int cols,
+                float* __restrict__ out, bool accumulate) {
   __shared__ float part[kDownThreads / 32][16];
   const int t_tok = blockIdx.y;
-  const int nb = cols >> 5, npad = padded_blocks(nb);
-  for (int j = 0; j < k; ++j) {
-    const float s = stage_x16(hin + (static_cast<size_t>(t_tok) * k + j) * cols, cols, xs16 + j * npad * kBlockWords,
-                              red, blockDim.x, threadIdx.x);
-    if (threadIdx.x == 0) inv[j] = s;
-  }
+  const int nb = cols >> 5;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int nwarps = blockDim.x >> 5, parts = nwarps / k;
+  const int nwarps = blockDim.x >> 5, parts = max(1, nwarps / k);
   const int r0 = blockIdx.x * 16;
   if (warp < parts * k) {
     const int j = warp % k, q = warp / k;
@@ -208,7 +211,7 @@ __global__ void __launch_bounds__(kDownThreads)
     const int c0 = q * nch / parts, c1 = (q + 1) * nch / parts;
     float yg, yg8;
     tile_dot(blocks + static_cast<size_t>(e) * rows * nb * 16, scales + static_cast<size_t>(e) * rows * nb, r0, nb,
-             c0, c1, xs16 + j * npad * kBlockWords, yg, yg8);
+             c0, c1, h16 + (static_cast<size_t>(t_tok) * k + j) * x16_row_words(cols), yg, yg8);
     if (t == 0) {
       part[warp][g] = yg;
       part[warp][g + 8] = yg8;
@@ -221,46 +224,47 @@ __global__ void __launch_bounds__(kDownThreads)
     for (int j = 0; j < k; ++j) {
       float y = 0.0f;
       for (int q = 0; q < parts; ++q) y += part[q * k + j][i];
-      const int e = idx[t_tok * k + j];
-      y = y * inv[j] + bf16_to_f32(bias[static_cast<size_t>(e) * rows + r]);
-      total = fmaf(weight[t_tok * k + j], y, total);
+      const int s = t_tok * k + j, e = idx[s];
+      const float inv = h_inv != nullptr ? h_inv[s] : ldexpf(1.0f, -kHScaleLog2);
+      y = y * inv + bf16_to_f32(bias[static_cast<size_t>(e) * rows + r]);
+      total = fmaf(weight[s], y, total);
     }
     float* o = out + static_cast<size_t>(t_tok) * rows + r;
     *o = accumulate ? *o + total : total;
   }
 }
 
-size_t x16_bytes(int cols) { return static_cast<size_t>(padded_blocks(cols >> 5)) * kBlockWords * 4; }
-
 }  // namespace
 
-int moe_gate_up_swiglu(const float* x, int x_stride, const int32_t* idx, int T, int k, const uint8_t* blocks,
-                       const uint8_t* scales, const uint16_t* bias, int rows, int cols, float limit, float alpha,
-                       float* h, cudaStream_t stream) {
-  if (T <= 0) return 0;
-  if (rows % 16 != 0 || cols % 32 != 0) return static_cast<int>(cudaErrorInvalidValue);
-  const size_t smem = x16_bytes(cols);
-  if (smem > 48 * 1024) {
-    cudaFuncSetAttribute(gate_up_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-  }
-  const dim3 grid((rows / 16 + kGateUpWarps - 1) / kGateUpWarps, T * k);
-  gate_up_kernel<<<grid, kGateUpWarps * 32, smem, stream>>>(x, x_stride, idx, k, blocks, scales, bias, rows, cols,
-                                                            limit, alpha, h);
+size_t x16_bytes(int rows, int cols) { return static_cast<size_t>(rows) * x16_row_words(cols) * 4; }
+
+int stage_x16(const float* x, int x_stride, int rows, int cols, uint32_t* x16, float* inv, cudaStream_t stream) {
+  if (rows <= 0) return 0;
+  if (cols % 32 != 0) return static_cast<int>(cudaErrorInvalidValue);
+  stage_x16_kernel<<<rows, 256, 0, stream>>>(x, x_stride, cols, x16, inv);
   return static_cast<int>(cudaGetLastError());
 }
 
-int moe_down_accumulate(const float* h, const int32_t* idx, const float* weight, int T, int k, const uint8_t* blocks,
-                        const uint8_t* scales, const uint16_t* bias, int rows, int cols, float* out, bool accumulate,
-                        cudaStream_t stream) {
+int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* idx, int T, int k,
+                       const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows, int cols,
+                       float limit, float alpha, float* h, uint32_t* h16, cudaStream_t stream) {
+  if (T <= 0) return 0;
+  if (rows % 16 != 0 || cols % 32 != 0 || (rows / 2) % 32 != 0) return static_cast<int>(cudaErrorInvalidValue);
+  const dim3 grid(rows / 16, T * k);
+  gate_up_kernel<<<grid, 32 * k_parts(cols >> 5), 0, stream>>>(x16, x_inv, idx, k, blocks, scales, bias, rows, cols, limit,
+                                                         alpha, h, h16);
+  return static_cast<int>(cudaGetLastError());
+}
+
+int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* idx, const float* weight, int T, int k,
+                        const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows, int cols,
+                        float* out, bool accumulate, cudaStream_t stream) {
   if (T <= 0) return 0;
   if (rows % 16 != 0 || cols % 32 != 0 || k < 1 || k > 8) return static_cast<int>(cudaErrorInvalidValue);
-  const size_t smem = x16_bytes(cols) * k;
-  if (smem > 48 * 1024) {
-    cudaFuncSetAttribute(down_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-  }
   const dim3 grid(rows / 16, T);
-  down_kernel<<<grid, kDownThreads, smem, stream>>>(h, idx, weight, k, blocks, scales, bias, rows, cols, out,
-                                                     accumulate);
+  const int warps = std::min(kDownThreads / 32, std::max(k, k * k_parts(cols >> 5)));
+  down_kernel<<<grid, 32 * warps, 0, stream>>>(h16, h_inv, idx, weight, k, blocks, scales, bias, rows, cols, out,
+                                                 accumulate);
   return static_cast<int>(cudaGetLastError());
 }
 

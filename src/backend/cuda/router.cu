@@ -4,45 +4,56 @@
 
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/x16.cuh"
 
 namespace gptoss::cuda {
 namespace {
 
-constexpr int kRouterThreads = 1024;
+constexpr int kRouterWarps = 8;  // expert rows per block
 constexpr int kMaxExperts = 256;
 
-__global__ void __launch_bounds__(kRouterThreads)
+// grid (ceil(E / 8), T): every block normalizes x[t] and computes 8 router logits; the last block of a
+// token to finish (a counter per token, reset by that block) selects the top k, takes the softmax and
+// writes the normalized x in x16 form for the expert kernels.
+__global__ void __launch_bounds__(kRouterWarps * 32)
     router_kernel(const float* __restrict__ x, int x_stride, const uint16_t* __restrict__ gain, float eps,
                   const uint16_t* __restrict__ wr, const uint16_t* __restrict__ br, int experts, int cols, int k,
-                  float* __restrict__ xn, int32_t* __restrict__ idx, float* __restrict__ weight) {
+                  float* __restrict__ xn, uint32_t* __restrict__ xn16, float* __restrict__ xn_inv,
+                  float* __restrict__ logits, int32_t* __restrict__ counters, int32_t* __restrict__ idx,
+                  float* __restrict__ weight) {
   extern __shared__ float xs[];  // [cols]
-  __shared__ float logits[kMaxExperts];
-  __shared__ float red[32];
-  const int t = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __shared__ float red[kRouterWarps];
+  __shared__ bool last;
+  const int t = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int e = blockIdx.x * kRouterWarps + warp;
   const float* xr = x + static_cast<size_t>(t) * x_stride;
+  // This warp's router row, in flight before anything else: it does not depend on x.
+  constexpr int kRowLoads = 12;  // 12 x 32 x 8 = 3072 >= 2880 columns: a whole gpt-oss row
+  uint4 wrow[kRowLoads];
+  const uint4* w = reinterpret_cast<const uint4*>(wr + static_cast<size_t>(e) * cols);
+#pragma unroll
+  for (int u = 0; u < kRowLoads; ++u) {
+    const int i = lane + 32 * u;
+    wrow[u] = e < experts && i < cols / 8 ? __ldg(w + i) : make_uint4(0, 0, 0, 0);
+  }
   float ss = 0.0f;
-  for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-    const float v = xr[c];
-    xs[c] = v;
-    ss += v * v;
+#pragma unroll 4
+  for (int c = threadIdx.x * 4; c < cols; c += blockDim.x * 4) {
+    const float4 v = *reinterpret_cast<const float4*>(xr + c);
+    *reinterpret_cast<float4*>(xs + c) = v;
+    ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
   }
   ss = warp_sum(ss);
   if (lane == 0) red[warp] = ss;
   __syncthreads();
   float total = 0.0f;
-  for (int w = 0; w < static_cast<int>(blockDim.x >> 5); ++w) total += red[w];
+  for (int i = 0; i < kRouterWarps; ++i) total += red[i];
   const float r = 1.0f / sqrtf(total / static_cast<float>(cols) + eps);
-  for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-    const float v = (xs[c] * r) * bf16_to_f32(gain[c]);
-    xs[c] = v;
-    xn[static_cast<size_t>(t) * cols + c] = v;
-  }
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) xs[c] = (xs[c] * r) * bf16_to_f32(gain[c]);
   __syncthreads();
-  for (int e = warp; e < experts; e += blockDim.x >> 5) {
-    const uint4* w = reinterpret_cast<const uint4*>(wr + static_cast<size_t>(e) * cols);
+  if (e < experts) {
     float acc = 0.0f;
-    for (int i = lane; i < cols / 8; i += 32) {
-      const uint4 v = __ldg(w + i);
+    auto dot8 = [&](const uint4& v, int i) {
       const float* xv = xs + 8 * i;
       acc = fmaf(bf16_lo(v.x), xv[0], acc);
       acc = fmaf(bf16_hi(v.x), xv[1], acc);
@@ -52,19 +63,49 @@ __global__ void __launch_bounds__(kRouterThreads)
       acc = fmaf(bf16_hi(v.z), xv[5], acc);
       acc = fmaf(bf16_lo(v.w), xv[6], acc);
       acc = fmaf(bf16_hi(v.w), xv[7], acc);
+    };
+#pragma unroll
+    for (int u = 0; u < kRowLoads; ++u) {
+      if (lane + 32 * u < cols / 8) dot8(wrow[u], lane + 32 * u);
     }
+#pragma unroll 4
+    for (int i = lane + 32 * kRowLoads; i < cols / 8; i += 32) dot8(__ldg(w + i), i);
     acc = warp_sum(acc);
-    if (lane == 0) logits[e] = acc + (br ? bf16_to_f32(br[e]) : 0.0f);
+    if (lane == 0) logits[static_cast<size_t>(t) * experts + e] = acc + (br ? bf16_to_f32(br[e]) : 0.0f);
   }
+  __threadfence();
   __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(&counters[t], 1) == static_cast<int>(gridDim.x) - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  // The normalized x, as f32 and in x16 form.
+  float mx = 0.0f;
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+    mx = fmaxf(mx, fabsf(xs[c]));
+    if (xn != nullptr) xn[static_cast<size_t>(t) * cols + c] = xs[c];
+  }
+  mx = warp_max(mx);
+  __syncthreads();
+  if (lane == 0) red[warp] = mx;
+  __syncthreads();
+  for (int i = 0; i < kRouterWarps; ++i) mx = fmaxf(mx, red[i]);
+  const int p = x16_exponent(mx);
+  const float up = ldexpf(1.0f, p);
+  uint32_t* row16 = xn16 + static_cast<size_t>(t) * x16_row_words(cols);
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) x16_store(row16, c, xs[c] * up);
+  if (threadIdx.x == 0) {
+    xn_inv[t] = ldexpf(1.0f, -p);
+    counters[t] = 0;
+  }
   if (warp != 0) return;
   // Top-k by repeated warp argmax (ties to the lower index), then softmax over the k values.
   constexpr int kPer = kMaxExperts / 32;
   float v[kPer];
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
-    const int e = lane + 32 * j;
-    v[j] = e < experts ? logits[e] : -INFINITY;
+    const int ee = lane + 32 * j;
+    v[j] = ee < experts ? __ldcg(logits + static_cast<size_t>(t) * experts + ee) : -INFINITY;
   }
   float sel_val[8];
   int sel_idx[8];
@@ -163,14 +204,19 @@ __global__ void fill_u8_kernel(uint8_t* p, size_t n, uint64_t seed, int lo, int 
 }  // namespace
 
 int router_topk(const float* x, int x_stride, const uint16_t* gain, float eps, const uint16_t* wr, const uint16_t* br,
-                int experts, int cols, int k, int T, float* xn, int32_t* idx, float* weight, cudaStream_t stream) {
+                int experts, int cols, int k, int T, float* xn, uint32_t* xn16, float* xn_inv, float* logits,
+                int32_t* counters, int32_t* idx, float* weight, cudaStream_t stream) {
   if (T <= 0) return 0;
-  if (experts > kMaxExperts || k > 8 || k > experts) return static_cast<int>(cudaErrorInvalidValue);
+  if (experts > kMaxExperts || k > 8 || k > experts || cols % 32 != 0 || x_stride % 4 != 0) {
+    return static_cast<int>(cudaErrorInvalidValue);
+  }
   const size_t smem = static_cast<size_t>(cols) * sizeof(float);
   if (smem > 48 * 1024) {
     cudaFuncSetAttribute(router_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   }
-  router_kernel<<<T, kRouterThreads, smem, stream>>>(x, x_stride, gain, eps, wr, br, experts, cols, k, xn, idx, weight);
+  const dim3 grid((experts + kRouterWarps - 1) / kRouterWarps, T);
+  router_kernel<<<grid, kRouterWarps * 32, smem, stream>>>(x, x_stride, gain, eps, wr, br, experts, cols, k, xn, xn16,
+                                                           xn_inv, logits, counters, idx, weight);
   return static_cast<int>(cudaGetLastError());
 }
 
