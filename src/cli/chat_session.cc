@@ -141,22 +141,23 @@ Expected<StepResult> stream_request(engine::Engine& engine, std::vector<uint32_t
   }
   r.forced_tokens = r.completion_ids.size();
   r.prompt_ids = prompt;
-  r.prompt_ids.insert(r.prompt_ids.end(), r.completion_ids.begin(), r.completion_ids.end());
+  std::vector<uint32_t> submitted = std::move(prompt);
+  submitted.insert(submitted.end(), r.completion_ids.begin(), r.completion_ids.end());
   if (stopped || (max_tokens >= 0 && static_cast<int>(r.completion_ids.size()) >= max_tokens)) {
     r.reason = stopped ? engine::FinishReason::kStop : engine::FinishReason::kLength;
     r.total_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     return r;
   }
-  if (static_cast<int>(r.prompt_ids.size()) >= engine.context_length()) {
+  if (static_cast<int>(submitted.size()) >= engine.context_length()) {
     return Error("the prompt ({} tokens) fills the context of {} tokens: start a new conversation "
-                 "(/clear) or raise --ctx", r.prompt_ids.size(), engine.context_length());
+                 "(/clear) or raise --ctx", submitted.size(), engine.context_length());
   }
 
   std::mutex mu;
   std::condition_variable cv;
   std::deque<engine::TokenEvent> queue;
   engine::GenerationRequest req;
-  req.prompt = r.prompt_ids;
+  req.prompt = std::move(submitted);
   req.sampling = sampling;
   req.max_tokens = max_tokens < 0 ? -1 : max_tokens - static_cast<int>(r.completion_ids.size());
   req.stop_tokens = stop_tokens;
@@ -239,7 +240,7 @@ Expected<std::vector<harmony::ToolDescription>> load_tools_file(const std::strin
 
 int TurnResult::prompt_tokens() const {
   int n = 0;
-  for (const auto& s : steps) n += static_cast<int>(s.prompt_ids.size() - s.forced_tokens);
+  for (const auto& s : steps) n += static_cast<int>(s.prompt_ids.size());
   return n;
 }
 
@@ -361,7 +362,7 @@ TurnTimings turn_timings(const TurnResult& turn) {
   for (const auto& s : turn.steps) {
     t.total_seconds += s.total_seconds;
     if (s.generated == 0) continue;
-    t.prompt_tokens += static_cast<int>(s.prompt_ids.size());
+    t.prompt_tokens += static_cast<int>(s.prompt_ids.size() + s.forced_tokens);
     t.prompt_seconds += s.first_token_seconds;
     if (first) t.first_token_seconds = s.first_token_seconds;
     first = false;

@@ -47,7 +47,7 @@ extern std::atomic<bool> g_interrupted;
 
 // One engine request and what came back.
 struct StepResult {
-  std::vector<uint32_t> prompt_ids;      // what was submitted (forced tokens included)
+  std::vector<uint32_t> prompt_ids;      // the rendered prompt (the engine gets it + forced tokens)
   std::vector<uint32_t> completion_ids;  // forced tokens, then generated ones (stop token included)
   size_t forced_tokens = 0;
   engine::FinishReason reason = engine::FinishReason::kNone;
