@@ -38,6 +38,24 @@ TEST(CpuKernels, Mxfp4RowDecodeMatchesTheE2M1TableAndNibbleOrder) {
   EXPECT_TRUE(std::signbit(out[16]));  // code 8 is -0
 }
 
+TEST(CpuKernels, Mxfp4RowDecodeEqualsCoreDecodeForEveryByteAndScale) {
+  std::vector<uint8_t> blocks(256 * 16), scales(256);
+  for (int b = 0; b < 256; ++b) {
+    for (int j = 0; j < 16; ++j) blocks[b * 16 + j] = static_cast<uint8_t>((b + j * 17) & 0xff);
+    scales[b] = static_cast<uint8_t>(b);
+  }
+  std::vector<float> row(256 * 32), ref(32);
+  cpu::mxfp4_row_to_f32(blocks.data(), scales.data(), 256 * 32, row.data());
+  for (int b = 0; b < 256; ++b) {
+    mxfp4_block_to_f32(&blocks[b * 16], scales[b], ref.data());
+    for (int i = 0; i < 32; ++i) {
+      const float got = row[b * 32 + i];
+      EXPECT_TRUE(got == ref[i] || (std::isnan(got) && std::isnan(ref[i]))) << b << " " << i;
+      EXPECT_EQ(std::signbit(got), std::signbit(ref[i])) << b << " " << i;
+    }
+  }
+}
+
 TEST(CpuKernels, SinkSoftmaxEqualsTheNaiveFormula) {
   const std::vector<float> s = {0.3f, -1.2f, 2.5f, 0.0f, 1.1f};
   for (float sink : {-3.0f, 0.7f, 4.0f, 40.0f}) {
