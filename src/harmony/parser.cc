@@ -477,6 +477,31 @@ void Parser::recover_header(uint32_t terminator, std::vector<ParseEvent>& out) {
   end_message(terminator, out);
 }
 
+MessageKind classify(const MessageHeader& h) {
+  if (h.role == Role::kTool) return MessageKind::kToolResult;
+  if (h.role != Role::kAssistant) return MessageKind::kOther;
+  if (h.recipient && *h.recipient != "all" && *h.recipient != "user") {
+    if (starts_with(*h.recipient, "functions.")) return MessageKind::kFunctionCall;
+    return MessageKind::kBuiltinCall;
+  }
+  if (h.channel && *h.channel == "analysis") return MessageKind::kReasoning;
+  if (h.channel && *h.channel == "commentary") return MessageKind::kPreamble;
+  return MessageKind::kFinal;
+}
+
+const char* message_kind_name(MessageKind kind) {
+  switch (kind) {
+    case MessageKind::kFunctionCall: return "function_call";
+    case MessageKind::kBuiltinCall: return "builtin_call";
+    case MessageKind::kReasoning: return "reasoning";
+    case MessageKind::kPreamble: return "preamble";
+    case MessageKind::kFinal: return "final";
+    case MessageKind::kToolResult: return "tool_result";
+    case MessageKind::kOther: return "other";
+  }
+  return "other";
+}
+
 ParseResult parse_completion(const Tokenizer& tokenizer, const std::vector<uint32_t>& tokens,
                              std::optional<Role> role) {
   Parser p(tokenizer, ParserOptions{role});

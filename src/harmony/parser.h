@@ -100,6 +100,23 @@ class Parser {
   size_t index_ = 0;  // tokens pushed so far
 };
 
+// What a server does with a message (harmony-and-apis.md §10.5): recipient first, then channel,
+// so a call made on `analysis` (`analysis to=browser.search`) never leaks into the reasoning.
+enum class MessageKind {
+  kFunctionCall,  // assistant, recipient functions.NAME: a client tool call (name = the rest)
+  kBuiltinCall,   // assistant, any other recipient (browser.*, python, ...): run by the server
+  kReasoning,     // assistant analysis without recipient: chain of thought, never shown as content
+  kPreamble,      // assistant commentary without recipient: user-visible text before tool calls
+  kFinal,         // assistant final (or no channel): the answer
+  kToolResult,    // a tool's output (role tool)
+  kOther,         // system, developer, user
+};
+MessageKind classify(const MessageHeader& header);
+const char* message_kind_name(MessageKind kind);
+
+// Generation stops on these (openai-harmony stop_tokens_for_assistant_actions); <|end|> is not one.
+inline constexpr uint32_t kAssistantStopTokens[] = {200002 /*<|return|>*/, 200012 /*<|call|>*/};
+
 struct ParseResult {
   std::vector<Message> messages;
   std::vector<std::string> problems;

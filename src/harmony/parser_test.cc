@@ -189,6 +189,26 @@ TEST(Parser, RoundTripOfRenderedAssistantMessage) {
   EXPECT_TRUE(r.problems.empty());
 }
 
+TEST(Parser, ClassifyRecipientBeforeChannel) {
+  auto kind_of = [](const std::string& text) {
+    auto r = parse_completion(tokenizer(), enc(text));
+    EXPECT_EQ(r.messages.size(), 1u) << text;
+    const Message& m = r.messages.at(0);
+    return classify(MessageHeader{m.role, m.name, m.recipient, m.channel, m.content_type});
+  };
+  EXPECT_EQ(kind_of("<|channel|>analysis<|message|>x<|end|>"), MessageKind::kReasoning);
+  EXPECT_EQ(kind_of("<|channel|>analysis to=browser.search<|message|>{}<|call|>"), MessageKind::kBuiltinCall);
+  EXPECT_EQ(kind_of(" to=functions.f<|channel|>commentary json<|message|>{}<|call|>"), MessageKind::kFunctionCall);
+  EXPECT_EQ(kind_of("<|channel|>commentary<|message|>Let me check.<|end|>"), MessageKind::kPreamble);
+  EXPECT_EQ(kind_of("<|channel|>final<|message|>4<|return|>"), MessageKind::kFinal);
+  auto r = parse_completion(tokenizer(), enc("<|start|>functions.f to=assistant<|channel|>commentary<|message|>1<|end|>"),
+                            std::nullopt);
+  ASSERT_EQ(r.messages.size(), 1u);
+  EXPECT_EQ(classify(MessageHeader{r.messages[0].role, r.messages[0].name, r.messages[0].recipient,
+                                   r.messages[0].channel, r.messages[0].content_type}),
+            MessageKind::kToolResult);
+}
+
 bool valid_utf8(const std::string& s) {
   for (size_t i = 0; i < s.size();) {
     unsigned char b = s[i];

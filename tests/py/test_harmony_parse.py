@@ -330,3 +330,11 @@ def test_streaming_deltas_match_reference_token_by_token(enc, gptoss_bin):
         assert o["deltas"] == per_message
         compared += 1
     assert compared >= 40
+
+
+def test_stop_tokens_are_harmonys(enc):
+    """The parser's stop reasons (and parser.h kAssistantStopTokens) use harmony's stop set."""
+    assert set(enc.stop_tokens_for_assistant_actions()) == {RETURN, CALL}
+    assert set(enc.stop_tokens()) == {RETURN, CALL, END}
+    src = (ROOT / "src" / "harmony" / "parser.h").read_text()
+    assert "kAssistantStopTokens[] = {200002 /*<|return|>*/, 200012 /*<|call|>*/}" in src
