@@ -188,7 +188,7 @@ struct ChatDisplay {
     std::fflush(stdout);
   }
   void end_answer() {
-    if (color) std::fputs("\x1b[0m", stdout);
+    if (color && in_analysis && !hide_reasoning) std::fputs("\x1b[0m", stdout);  // stopped mid-thought
     if (line_open) put("\n");
     std::fputs("\n", stdout);
     std::fflush(stdout);
