@@ -180,6 +180,19 @@ def test_prefill_then_decode_equals_one_prefill(gptoss_bin, tiny, tmp_path):
         np.testing.assert_array_equal(ring[k], whole[k], err_msg=k)
 
 
+def test_thread_count_does_not_change_the_bits(gptoss_bin, tiny, tmp_path):
+    """Each output element is computed by one thread in a fixed order (prompts here are large enough
+    for the matmuls and experts to be split over threads)."""
+    prompts = tiny / "prompts.json"
+    one = run_logits(gptoss_bin, tiny / "model", tmp_path / "1.safetensors", "--tokens-file", prompts,
+                     "--threads", 1)
+    for n in (2, 3):
+        many = run_logits(gptoss_bin, tiny / "model", tmp_path / f"{n}.safetensors", "--tokens-file", prompts,
+                          "--threads", n)
+        for k in one:
+            np.testing.assert_array_equal(many[k], one[k], err_msg=f"--threads {n} {k}")
+
+
 def test_batched_sequences_equal_each_alone(gptoss_bin, tiny, tmp_path):
     prompts = tiny / "prompts.json"
     batched = run_logits(gptoss_bin, tiny / "model", tmp_path / "b.safetensors", "--tokens-file", prompts)

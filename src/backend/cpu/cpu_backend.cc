@@ -15,6 +15,22 @@
 namespace gptoss {
 namespace {
 
+// The (token, slot) pairs routed to each expert, and the experts used at all (ascending).
+struct ExpertGroups {
+  std::vector<std::vector<int32_t>> pairs;
+  std::vector<int32_t> used;
+};
+
+ExpertGroups group_by_expert(const int32_t* idx, int T, int k, int64_t experts) {
+  ExpertGroups g;
+  g.pairs.resize(static_cast<size_t>(experts));
+  for (int32_t p = 0; p < T * k; ++p) g.pairs[idx[p]].push_back(p);
+  for (int32_t e = 0; e < experts; ++e) {
+    if (!g.pairs[e].empty()) g.used.push_back(e);
+  }
+  return g;
+}
+
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(int threads) : threads_(threads) {}
@@ -141,24 +157,29 @@ class CpuBackend final : public Backend {
                                     float* h) override {
     const int64_t rows = w1.rows, cols = w1.cols, nb = cols / kMxfp4BlockElems;
     const int64_t I = rows / 2;
-    // One work item = one (token, expert slot, output pair) triple.
-    const size_t work = static_cast<size_t>(T) * k * I;
-    cpu::parallel_for(work, static_cast<size_t>(cols) * 2, threads_, [&](size_t b, size_t e) {
-      std::vector<float> wrow(static_cast<size_t>(cols));
+    const ExpertGroups g = group_by_expert(idx, T, k, w1.experts);
+    // One work item = one (expert, output pair): its gate and up rows are decoded once and applied
+    // to every (token, slot) routed to that expert.
+    const size_t work = g.used.size() * static_cast<size_t>(I);
+    const size_t per_item = static_cast<size_t>(cols) * 2 * (1 + static_cast<size_t>(T) * k / g.used.size());
+    cpu::parallel_for(work, per_item, threads_, [&](size_t b, size_t e) {
+      std::vector<float> gate_row(static_cast<size_t>(cols)), up_row(static_cast<size_t>(cols));
       for (size_t w = b; w < e; ++w) {
-        const int64_t pair = static_cast<int64_t>(w) / I, j = static_cast<int64_t>(w) % I;
-        const int64_t t = pair / k;
-        const int64_t ex = idx[pair];
-        float gu[2];
-        for (int g = 0; g < 2; ++g) {
-          const int64_t r = 2 * j + g;
-          const size_t row_index = static_cast<size_t>(ex * rows + r);
-          cpu::mxfp4_row_to_f32(w1.blocks.as<uint8_t>() + row_index * nb * kMxfp4BlockBytes,
-                                w1.scales.as<uint8_t>() + row_index * nb, cols, wrow.data());
-          gu[g] = cpu::dot_f32(x + t * cols, wrow.data(), ElemType::kF32, cols) +
-                  cpu::weight_at(b1, ex * rows + r);
+        const int32_t ex = g.used[w / I];
+        const int64_t j = static_cast<int64_t>(w % I);
+        const size_t gate_index = static_cast<size_t>(ex * rows + 2 * j);
+        cpu::mxfp4_row_to_f32(w1.blocks.as<uint8_t>() + gate_index * nb * kMxfp4BlockBytes,
+                              w1.scales.as<uint8_t>() + gate_index * nb, cols, gate_row.data());
+        cpu::mxfp4_row_to_f32(w1.blocks.as<uint8_t>() + (gate_index + 1) * nb * kMxfp4BlockBytes,
+                              w1.scales.as<uint8_t>() + (gate_index + 1) * nb, cols, up_row.data());
+        const float gate_bias = cpu::weight_at(b1, ex * rows + 2 * j);
+        const float up_bias = cpu::weight_at(b1, ex * rows + 2 * j + 1);
+        for (const int32_t pair : g.pairs[ex]) {
+          const float* xt = x + static_cast<int64_t>(pair / k) * cols;
+          const float gate = cpu::dot_f32(xt, gate_row.data(), ElemType::kF32, cols) + gate_bias;
+          const float up = cpu::dot_f32(xt, up_row.data(), ElemType::kF32, cols) + up_bias;
+          h[pair * I + j] = cpu::swiglu(gate, up, limit, alpha);
         }
-        h[pair * I + j] = cpu::swiglu(gu[0], gu[1], limit, alpha);
       }
     });
   }
@@ -167,27 +188,41 @@ class CpuBackend final : public Backend {
                                         const float* weight, const Mxfp4Experts& w2, const Weight& b2,
                                         float* out) override {
     const int64_t rows = w2.rows, cols = w2.cols, nb = cols / kMxfp4BlockElems;
-    const size_t work = static_cast<size_t>(T) * rows;
-    cpu::parallel_for(work, static_cast<size_t>(cols) * k, threads_, [&](size_t b, size_t e) {
-      std::vector<float> wrow(static_cast<size_t>(cols));
-      std::vector<int> order(k);
-      for (size_t w = b; w < e; ++w) {
-        const int64_t t = static_cast<int64_t>(w) / rows, r = static_cast<int64_t>(w) % rows;
-        const int32_t* ix = idx + t * k;
-        // Sum the experts in increasing expert order, as transformers does.
-        for (int j = 0; j < k; ++j) order[j] = j;
-        std::sort(order.begin(), order.end(), [&](int a, int c) { return ix[a] < ix[c]; });
-        float acc = 0.0f;
-        for (int j : order) {
-          const int64_t ex = ix[j];
-          const size_t row_index = static_cast<size_t>(ex * rows + r);
+    const ExpertGroups g = group_by_expert(idx, T, k, w2.experts);
+    std::vector<int32_t> slot_of(static_cast<size_t>(w2.experts), -1);
+    for (size_t u = 0; u < g.used.size(); ++u) slot_of[g.used[u]] = static_cast<int32_t>(u);
+    // Each token sums its experts in increasing expert order, as transformers does.
+    std::vector<int32_t> order(static_cast<size_t>(T) * k);
+    for (int t = 0; t < T; ++t) {
+      int32_t* o = order.data() + static_cast<size_t>(t) * k;
+      for (int j = 0; j < k; ++j) o[j] = j;
+      std::sort(o, o + k, [&](int32_t a, int32_t c) { return idx[t * k + a] < idx[t * k + c]; });
+    }
+    // One work item = one output row: row r of every used expert is decoded once, then every
+    // token's weighted sum is formed from the decoded rows.
+    const size_t per_item = static_cast<size_t>(cols) * (g.used.size() + static_cast<size_t>(T) * k);
+    cpu::parallel_for(static_cast<size_t>(rows), per_item, threads_, [&](size_t b, size_t e) {
+      std::vector<float> decoded(g.used.size() * static_cast<size_t>(cols));
+      for (size_t rr = b; rr < e; ++rr) {
+        const int64_t r = static_cast<int64_t>(rr);
+        for (size_t u = 0; u < g.used.size(); ++u) {
+          const size_t row_index = static_cast<size_t>(g.used[u] * rows + r);
           cpu::mxfp4_row_to_f32(w2.blocks.as<uint8_t>() + row_index * nb * kMxfp4BlockBytes,
-                                w2.scales.as<uint8_t>() + row_index * nb, cols, wrow.data());
-          const float y = cpu::dot_f32(h + (t * k + j) * cols, wrow.data(), ElemType::kF32, cols) +
-                          cpu::weight_at(b2, ex * rows + r);
-          acc += y * weight[t * k + j];
+                                w2.scales.as<uint8_t>() + row_index * nb, cols, decoded.data() + u * cols);
         }
-        out[t * rows + r] = acc;
+        for (int t = 0; t < T; ++t) {
+          float acc = 0.0f;
+          for (int q = 0; q < k; ++q) {
+            const int j = order[static_cast<size_t>(t) * k + q];
+            const int32_t ex = idx[t * k + j];
+            const float y = cpu::dot_f32(h + (static_cast<int64_t>(t) * k + j) * cols,
+                                         decoded.data() + static_cast<size_t>(slot_of[ex]) * cols,
+                                         ElemType::kF32, cols) +
+                            cpu::weight_at(b2, ex * rows + r);
+            acc += y * weight[t * k + j];
+          }
+          out[t * rows + r] = acc;
+        }
       }
     });
   }
