@@ -157,8 +157,10 @@ class FakeHub:
         headers.update(extra or {})
         self._send(h, status, body, headers, method)
 
-    def _authorized(self, h, repo):
-        if not repo.gated:
+    def _authorized(self, h, repo, api=False):
+        # gated=True: everything needs the token; gated="files": the listing is public and only the
+        # files are refused (the real hub's gated models behave this way).
+        if not repo.gated or (api and repo.gated == "files"):
             return True
         return h.headers.get("Authorization") == f"Bearer {self.token}"
 
@@ -179,7 +181,7 @@ class FakeHub:
             repo, rest = self._find_repo(parts[2:])
             if repo is None:
                 return self._error(h, 404, "RepoNotFound", "Repository not found", method)
-            if not self._authorized(h, repo):
+            if not self._authorized(h, repo, api=True):
                 return self._error(h, 401, "GatedRepo", "Access to this gated repo is restricted", method)
             if rest and rest[0] == "revision" and len(rest) == 2:
                 return self._revision(h, repo, rest[1], query)

@@ -257,6 +257,20 @@ def test_gated_repo_needs_token(gptoss_bin, hub, tmp_path):
     assert r.returncode == 0, r.stderr
 
 
+def test_gated_files_with_public_listing(gptoss_bin, hub, tmp_path):
+    hub.add_repo(Repo("acme/gated-files", {"config.json": b"{}", "w.safetensors": blob(1000, "g")}, gated="files"))
+    env = base_env(tmp_path, hub, tmp_path / "c")
+    r = pull(gptoss_bin, env, "acme/gated-files")
+    assert r.returncode == 1
+    assert "access to acme/gated-files denied (HTTP 401)" in r.stderr and "HF_TOKEN" in r.stderr
+    # The token `hf auth login` saves in $HF_HOME/token is used when HF_TOKEN is not set.
+    token_file = tmp_path / "hf_home" / "token"
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    token_file.write_text(hub.token + "\n")
+    r = pull(gptoss_bin, env, "acme/gated-files")
+    assert r.returncode == 0, r.stderr
+
+
 def test_missing_repo(gptoss_bin, hub, tmp_path):
     r = pull(gptoss_bin, base_env(tmp_path, hub, tmp_path / "c"), "acme/nope")
     assert r.returncode == 1
