@@ -7,6 +7,7 @@ never produce well-formed Harmony, so UI paths that need it (channels, tool call
 --force-prefix, a documented prefill of the answer's first tokens.
 """
 import json
+import subprocess
 
 import numpy as np
 import pytest
@@ -197,3 +198,33 @@ def test_bad_tools_file(gptoss_bin, model, tmp_path):
     f.write_text('[{"type": "function", "function": {"description": "no name"}}]')
     r = run(gptoss_bin, "generate", model, "-p", "hi", "--tools", f)
     assert r.returncode == 2 and "tools[0]" in r.stderr
+
+
+def test_hub_id_is_pulled_then_found_in_the_cache(gptoss_bin, model, tmp_path):
+    import os
+    import pathlib
+
+    from fake_hub import FakeHub, Repo
+    files = {p.name: p.read_bytes() for p in pathlib.Path(model).iterdir()}
+    hub = FakeHub().start()
+    try:
+        hub.add_repo(Repo("acme/tiny-gpt-oss", files))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+        env.update(HOME=str(tmp_path / "home"), HF_HUB_CACHE=str(tmp_path / "cache"), HF_ENDPOINT=hub.endpoint)
+        args = [gptoss_bin, "generate", "acme/tiny-gpt-oss", "-p", "hi", "-n", "3", "--seed", "9", "--json",
+                "--current-date", DATE]
+        # Not cached, no terminal to ask on, no --yes: a clear error, nothing downloaded.
+        r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert r.returncode == 1 and "gptoss pull acme/tiny-gpt-oss" in r.stderr
+        r = subprocess.run(args + ["--yes"], env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        pulled = json.loads(r.stdout)
+        # Offline now: found in the cache, same seeded output as from the directory itself.
+        env["HF_HUB_OFFLINE"] = "1"
+        r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["completion_ids"] == pulled["completion_ids"]
+        local = gen_json(gptoss_bin, model, "-p", "hi", "-n", "3", "--seed", "9")
+        assert local["completion_ids"] == pulled["completion_ids"]
+    finally:
+        hub.stop()
