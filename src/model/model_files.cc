@@ -25,6 +25,18 @@ bool is_file(const fs::path& p) {
   return fs::is_regular_file(p, ec);
 }
 
+// config.json, generation_config.json and the index are small (the 120b index is ~50 kB); a huge
+// one is a wrong file, not something to read into memory.
+constexpr uintmax_t kMaxJsonFileBytes = 64u << 20;
+
+Expected<std::string> read_json_file(const std::string& path) {
+  std::error_code ec;
+  const uintmax_t size = fs::file_size(path, ec);
+  if (!ec && size > kMaxJsonFileBytes)
+    return Error("{}: {} bytes is too large for this JSON file (limit {})", path, size, kMaxJsonFileBytes);
+  return read_text_file(path);
+}
+
 std::vector<std::string> list_safetensors(const fs::path& dir) {
   std::vector<std::string> out;
   std::error_code ec;
@@ -46,7 +58,7 @@ struct Index {
 Expected<Index> read_index(const fs::path& dir) {
   Index idx;
   idx.path = (dir / kIndexName).string();
-  GPTOSS_ASSIGN_OR_RETURN(std::string text, read_text_file(idx.path));
+  GPTOSS_ASSIGN_OR_RETURN(std::string text, read_json_file(idx.path));
   json j;
   try {
     j = json::parse(text);
@@ -174,7 +186,7 @@ Expected<ModelFiles> open_model_dir(const std::string& dir_arg, const OpenOption
   ModelFiles mf;
   mf.dir = dir.string();
   const std::string config_path = (dir / "config.json").string();
-  GPTOSS_ASSIGN_OR_RETURN(std::string config_text, read_text_file(config_path));
+  GPTOSS_ASSIGN_OR_RETURN(std::string config_text, read_json_file(config_path));
   GPTOSS_ASSIGN_OR_RETURN(mf.layout, detect_layout(config_text, config_path));
   if (mf.layout == CheckpointLayout::kHF) {
     GPTOSS_ASSIGN_OR_RETURN(mf.config, parse_hf_config(config_text, config_path));
@@ -188,7 +200,7 @@ Expected<ModelFiles> open_model_dir(const std::string& dir_arg, const OpenOption
   for (const fs::path& d : {dir, extras_dir}) {
     fs::path g = d / "generation_config.json";
     if (!is_file(g)) continue;
-    GPTOSS_ASSIGN_OR_RETURN(std::string text, read_text_file(g.string()));
+    GPTOSS_ASSIGN_OR_RETURN(std::string text, read_json_file(g.string()));
     GPTOSS_RETURN_IF_ERROR(apply_generation_config(text, g.string(), &mf.config));
     mf.config_files.push_back(g.string());
     break;

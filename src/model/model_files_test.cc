@@ -282,6 +282,9 @@ TEST_F(ModelDirTest, DirectoryErrors) {
   std::string m = open_error(dir_);
   EXPECT_NE(m.find("config.json: hidden_size = 0 must be positive"), std::string::npos) << m;
   EXPECT_NE(open_error(dir_ / "config.json").find("not a directory"), std::string::npos);
+  fs::resize_file(dir_ / "config.json", (64u << 20) + 1);  // sparse
+  m = open_error(dir_);
+  EXPECT_NE(m.find("config.json: 67108865 bytes is too large"), std::string::npos) << m;
   write_text(dir_ / "config.json", tiny_hf_config().dump());
   write_text(dir_ / "generation_config.json", R"({"eos_token_id": "x"})");
   m = open_error(dir_);
