@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -500,6 +501,14 @@ Expected<std::string> run_pull(const PullPlan& plan, const PullOptions& opt) {
   if (!fs::exists(tree_path, ec)) GPTOSS_RETURN_IF_ERROR(write_file_atomic(tree_path, tree_cache_json(plan.all_files)));
 
   Progress progress(opt.progress, plan.bytes_missing, plan.files_missing);
+  struct statvfs vfs {};
+  if (::statvfs((plan.storage_dir + "/blobs").c_str(), &vfs) == 0) {
+    uint64_t free_bytes = uint64_t(vfs.f_bavail) * vfs.f_frsize;
+    if (free_bytes < plan.bytes_missing) {  // a warning like huggingface_hub's: partial files may already be there
+      progress.message(fmt::format("warning: {} to download but only {} free in {}", format_bytes(plan.bytes_missing),
+                                   format_bytes(free_bytes), ctx.cache_dir));
+    }
+  }
   std::string snapshot = plan.storage_dir + "/snapshots/" + plan.commit;
   std::string locks = ctx.cache_dir + "/.locks/" + repo_folder_name(plan.repo_id);
   auto fetch_one = [&](const RepoFile& f) -> Status {

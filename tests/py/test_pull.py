@@ -405,3 +405,22 @@ def test_progress_bar_on_a_terminal(gptoss_bin, hub, tmp_path):
     text = b"".join(chunks).decode()
     assert "\r" in text and "ETA" in text and "/s" in text and "[4/4]" in text
     assert "3.0 MB / 3.0 MB" in text  # the bar ends at the total
+
+
+def test_disk_full(gptoss_bin, hub, tmp_path):
+    """A real ENOSPC on a 2 MB tmpfs (needs root to mount; skipped otherwise)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        r = pull(gptoss_bin, base_env(tmp_path, hub, mnt / "cache"), REPO, "--include", "model.safetensors")
+        assert r.returncode == 1
+        assert "warning: 3.0 MB to download but only" in r.stderr
+        assert "No space left on device" in r.stderr and "resume" in r.stderr
+        sha = hashlib.sha256(FILES["model.safetensors"]).hexdigest()
+        blobs = mnt / "cache" / "models--acme--tiny-model" / "blobs"
+        assert (blobs / f"{sha}.incomplete").exists() and not (blobs / sha).exists()
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
