@@ -424,3 +424,37 @@ def test_disk_full(gptoss_bin, hub, tmp_path):
         assert (blobs / f"{sha}.incomplete").exists() and not (blobs / sha).exists()
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_huggingface_hub_reads_our_cache(gptoss_bin, hub, tmp_path):
+    """huggingface_hub's own cache scanner and offline loaders accept what gptoss wrote."""
+    cache = tmp_path / "c"
+    env = base_env(tmp_path, hub, cache)
+    r = pull(gptoss_bin, env, REPO, "--all")
+    assert r.returncode == 0, r.stderr
+    code = r"""
+import json, sys
+from huggingface_hub import scan_cache_dir, hf_hub_download, snapshot_download
+info = scan_cache_dir(sys.argv[1])
+repo, = info.repos
+rev, = repo.revisions
+print(json.dumps({
+    "warnings": [str(w) for w in info.warnings], "repo_id": repo.repo_id, "commit": rev.commit_hash,
+    "refs": sorted(rev.refs), "files": sorted(str(f.file_path.relative_to(rev.snapshot_path)) for f in rev.files),
+    "size": rev.size_on_disk,
+    "config": open(hf_hub_download("acme/tiny-model", "config.json", local_files_only=True)).read(),
+    "snapshot": snapshot_download("acme/tiny-model", local_files_only=True),
+}))
+"""
+    out = subprocess.run([sys.executable, "-c", code, str(cache)], env={**env, "HF_HUB_OFFLINE": "1"},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    import json
+
+    got = json.loads(out.stdout)
+    assert got["warnings"] == []
+    assert got["repo_id"] == REPO and got["commit"] == hub.repos[REPO].commit and got["refs"] == ["main"]
+    assert got["files"] == sorted(FILES)
+    assert got["size"] == sum(len(v) for v in FILES.values())
+    assert got["config"] == FILES["config.json"].decode()
+    assert got["snapshot"] == r.stdout.strip()
