@@ -166,7 +166,9 @@ std::string join_limited(const std::vector<std::string>& items, size_t limit = 8
 }  // namespace
 
 Expected<ModelFiles> open_model_dir(const std::string& dir_arg, const OpenOptions& options) {
-  fs::path dir(dir_arg);
+  fs::path dir = fs::path(dir_arg).lexically_normal();
+  if (!dir.has_filename() && dir.has_parent_path() && dir != dir.root_path())
+    dir = dir.parent_path();  // "model/original/" -> "model/original", so its parent is "model"
   std::error_code ec;
   if (!fs::exists(dir, ec)) return Error("{}: no such directory", dir_arg);
   if (!fs::is_directory(dir, ec)) return Error("{}: not a directory (pass the model directory)", dir_arg);

@@ -128,7 +128,7 @@ def test_original_layout_direct_and_from_parent(gptoss_bin, tmp_path):
     c = tiny_config()
     tensors = write_original(tmp_path / "original", c)
     json.dump({"eos_token_id": [7, 8]}, open(tmp_path / "generation_config.json", "w"))
-    for d in (tmp_path / "original", tmp_path):
+    for d in (tmp_path / "original", str(tmp_path / "original") + "/", tmp_path):
         j = info_json(gptoss_bin, d, "--tensors")
         assert j["layout"] == "original"
         assert j["dir"] == str(tmp_path / "original")
