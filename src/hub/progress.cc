@@ -74,6 +74,13 @@ void Progress::done() {
   if (mode_ == ProgressMode::kBar) draw_locked(true);
   if (bar_visible_) std::fprintf(stderr, "\n");
   bar_visible_ = false;
+  if (mode_ == ProgressMode::kLines && started_ > 0) {
+    double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
+    uint64_t fetched = have_ > resumed_ ? have_ - resumed_ : 0;
+    std::fprintf(stderr, "%d/%d files, %s downloaded in %s (%s/s)\n", finished_, total_files_,
+                 format_bytes(fetched).c_str(), format_duration(elapsed).c_str(),
+                 format_bytes(elapsed > 0 ? uint64_t(double(fetched) / elapsed) : 0).c_str());
+  }
 }
 
 void Progress::draw_locked(bool force) {

@@ -372,6 +372,7 @@ def test_progress_output(gptoss_bin, hub, tmp_path):
     r = pull(gptoss_bin, base_env(tmp_path, hub, tmp_path / "c"), REPO)
     assert r.returncode == 0, r.stderr
     assert "[1/4]" in r.stderr and "model.safetensors" in r.stderr
+    assert "4/4 files, 3.0 MB downloaded in" in r.stderr
     r = pull(gptoss_bin, base_env(tmp_path, hub, tmp_path / "d"), REPO, "--quiet")
     assert r.returncode == 0 and r.stderr == ""
 
