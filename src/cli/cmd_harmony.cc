@@ -1,13 +1,13 @@
 // gptoss harmony render / parse: see a prompt exactly as the model will, and read generated ids
 // back as messages. The --jsonl modes run many inputs in one process (the conformance tests).
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <iostream>
 #include <iterator>
 #include <memory>
 #include <sstream>
 #include <string>
-
-#include <fmt/format.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -23,31 +23,44 @@ namespace {
 using harmony::ojson;
 
 constexpr const char kUsage[] =
-    "usage: gptoss harmony render --file CONV.json [--ids] [--for-completion | --no-completion | --training]\n"
-    "                             [--next-role ROLE] [--drop-analysis reference|last-final|none] [--jsonl]\n"
-    "       gptoss harmony parse (--file IDS | --text TEXT | IDS...) [--role ROLE|none] [--events] [--jsonl]\n"
+    "usage: gptoss harmony render --file CONV.json [--ids] [--for-completion | --no-completion | "
+    "--training]\n"
+    "                             [--next-role ROLE] [--drop-analysis reference|last-final|none] "
+    "[--jsonl]\n"
+    "       gptoss harmony parse (--file IDS | --text TEXT | IDS...) [--role ROLE|none] [--events] "
+    "[--jsonl]\n"
     "\n"
     "render  prints the prompt for a conversation in openai-harmony's JSON shape\n"
     "        ({\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}, ...]}; '-' reads stdin).\n"
     "        Default: text with the formatting tokens written out, ending <|start|>assistant.\n"
     "  --ids             print the token ids as a JSON array instead\n"
     "  --no-completion   the history only (harmony render_conversation)\n"
-    "  --training        the history, a last final answer ending <|return|> (render_conversation_for_training)\n"
+    "  --training        the history, a last final answer ending <|return|> "
+    "(render_conversation_for_training)\n"
     "  --next-role ROLE  the role after the trailing <|start|> (default assistant)\n"
-    "  --drop-analysis   which chain-of-thought messages to leave out: reference (harmony's default),\n"
-    "                    last-final (all analysis before the last final answer, as vLLM does), none\n"
-    "  --jsonl           one request per input line: a conversation, or {\"conversation\"|\"message\": ...,\n"
-    "                    \"mode\": completion|conversation|training|message, \"next_role\", \"drop_analysis\",\n"
-    "                    \"has_function_tools\"}; prints {\"ids\": [...], \"text\": ...} or {\"error\": ...} per line\n"
+    "  --drop-analysis   which chain-of-thought messages to leave out: reference (harmony's "
+    "default),\n"
+    "                    last-final (all analysis before the last final answer, as vLLM does), "
+    "none\n"
+    "  --jsonl           one request per input line: a conversation, or "
+    "{\"conversation\"|\"message\": ...,\n"
+    "                    \"mode\": completion|conversation|training|message, \"next_role\", "
+    "\"drop_analysis\",\n"
+    "                    \"has_function_tools\"}; prints {\"ids\": [...], \"text\": ...} or "
+    "{\"error\": ...} per line\n"
     "\n"
-    "parse   prints the messages in generated token ids (a JSON array or whitespace-separated ids,\n"
-    "        from --file ('-' reads stdin) or arguments) as a JSON array in openai-harmony's message shape.\n"
+    "parse   prints the messages in generated token ids (a JSON array or whitespace-separated "
+    "ids,\n"
+    "        from --file ('-' reads stdin) or arguments) as a JSON array in openai-harmony's "
+    "message shape.\n"
     "        Problems in malformed output go to stderr; nothing is dropped.\n"
-    "  --text TEXT       encode TEXT (formatting tokens such as <|channel|> recognised) and parse that\n"
+    "  --text TEXT       encode TEXT (formatting tokens such as <|channel|> recognised) and parse "
+    "that\n"
     "  --role ROLE       the role of the first message, whose header follows the prompt (default\n"
     "                    assistant); 'none' expects <|start|> first\n"
     "  --events          print the streaming events (one JSON object per line) instead\n"
-    "  --jsonl           one input per line: [ids] or {\"tokens\": [ids], \"role\": ROLE|null}; prints\n"
+    "  --jsonl           one input per line: [ids] or {\"tokens\": [ids], \"role\": ROLE|null}; "
+    "prints\n"
     "                    {\"messages\", \"problems\", \"stop\", \"deltas\"} per line\n"
     "  --tokenizer FILE  a .tiktoken rank file (default: the built-in o200k_harmony vocabulary)\n";
 
@@ -137,7 +150,8 @@ Status render_jsonl_line(const Tokenizer& tok, const std::string& line, std::str
     } else {
       return Error("expected a conversation, or an object with 'conversation' or 'message'");
     }
-    if (auto it = j.find("mode"); it != j.end() && it->is_string()) req.mode = it->get<std::string>();
+    if (auto it = j.find("mode"); it != j.end() && it->is_string())
+      req.mode = it->get<std::string>();
     if (auto it = j.find("next_role"); it != j.end() && it->is_string()) {
       GPTOSS_ASSIGN_OR_RETURN(req.next_role, role_arg(it->get<std::string>()));
     }
@@ -167,7 +181,8 @@ int cmd_render(const std::vector<std::string>& argv) {
     return 0;
   }
   if (!args->has("--file") && !args->has("--jsonl"))
-    return fail("harmony render", std::string("give --file CONV.json (--file - reads stdin)\n") + kUsage, 2);
+    return fail("harmony render",
+                std::string("give --file CONV.json (--file - reads stdin)\n") + kUsage, 2);
   auto tok = load_tokenizer(*args);
   if (!tok) return fail("harmony render", tok.status().message());
   auto input = read_input(*args);
@@ -187,8 +202,10 @@ int cmd_render(const std::vector<std::string>& argv) {
     return 0;
   }
   RenderRequest req;
-  int modes = args->has("--for-completion") + args->has("--no-completion") + args->has("--training");
-  if (modes > 1) return fail("harmony render", "give one of --for-completion, --no-completion, --training", 2);
+  int modes =
+      args->has("--for-completion") + args->has("--no-completion") + args->has("--training");
+  if (modes > 1)
+    return fail("harmony render", "give one of --for-completion, --no-completion, --training", 2);
   if (args->has("--no-completion")) req.mode = "conversation";
   if (args->has("--training")) req.mode = "training";
   if (auto r = args->get("--next-role")) {
@@ -231,7 +248,8 @@ Expected<std::vector<uint32_t>> ids_from_text(const std::string& s, const std::s
   while (in >> w) {
     char* end = nullptr;
     unsigned long v = std::strtoul(w.c_str(), &end, 10);
-    if (w.empty() || *end != '\0' || v > 0xFFFFFFFFul) return Error("{}: '{}' is not a token id", where, w);
+    if (w.empty() || *end != '\0' || v > 0xFFFFFFFFul)
+      return Error("{}: '{}' is not a token id", where, w);
     ids.push_back(static_cast<uint32_t>(v));
   }
   return ids;
@@ -240,11 +258,16 @@ Expected<std::vector<uint32_t>> ids_from_text(const std::string& s, const std::s
 const char* kind_name(harmony::ParseEvent::Kind k) {
   using K = harmony::ParseEvent::Kind;
   switch (k) {
-    case K::kMessageStart: return "message_start";
-    case K::kContentDelta: return "delta";
-    case K::kMessageEnd: return "message_end";
-    case K::kStop: return "stop";
-    case K::kProblem: return "problem";
+    case K::kMessageStart:
+      return "message_start";
+    case K::kContentDelta:
+      return "delta";
+    case K::kMessageEnd:
+      return "message_end";
+    case K::kStop:
+      return "stop";
+    case K::kProblem:
+      return "problem";
   }
   return "?";
 }
@@ -274,8 +297,8 @@ ojson event_json(const harmony::ParseEvent& e) {
 
 // Parses one token list; returns {"messages","problems","stop","deltas"} (deltas: per message,
 // the list of content deltas the stream emitted).
-ojson parse_to_json(const Tokenizer& tok, const std::vector<uint32_t>& ids, std::optional<harmony::Role> role,
-                    std::vector<harmony::ParseEvent>* events) {
+ojson parse_to_json(const Tokenizer& tok, const std::vector<uint32_t>& ids,
+                    std::optional<harmony::Role> role, std::vector<harmony::ParseEvent>* events) {
   harmony::Parser p(tok, harmony::ParserOptions{role});
   std::vector<harmony::ParseEvent> ev;
   for (uint32_t t : ids) p.push(t, ev);
@@ -337,7 +360,8 @@ int cmd_parse(const std::vector<std::string>& argv) {
         if (auto it = j.find("role"); it != j.end()) {
           if (it->is_null()) {
             line_role.reset();
-          } else if (auto r = it->is_string() ? harmony::role_from_name(it->get<std::string>()) : std::nullopt) {
+          } else if (auto r = it->is_string() ? harmony::role_from_name(it->get<std::string>())
+                                              : std::nullopt) {
             line_role = *r;
           } else {
             toks = nullptr;
@@ -345,7 +369,9 @@ int cmd_parse(const std::vector<std::string>& argv) {
         }
       }
       if (j.is_discarded() || !toks || !toks->is_array()) {
-        out = ojson{{"error", fmt::format("line {}: expected [ids] or {{\"tokens\": [ids], \"role\": ...}}", n)}};
+        out = ojson{
+            {"error",
+             fmt::format("line {}: expected [ids] or {{\"tokens\": [ids], \"role\": ...}}", n)}};
       } else {
         std::vector<uint32_t> ids;
         bool ok = true;
@@ -375,7 +401,10 @@ int cmd_parse(const std::vector<std::string>& argv) {
     if (!r) return fail("harmony parse", r.status().message(), 2);
     ids = std::move(*r);
   } else if (!args->has("--file")) {
-    return fail("harmony parse", std::string("give token ids, --text TEXT or --file IDS (--file - reads stdin)\n") + kUsage, 2);
+    return fail(
+        "harmony parse",
+        std::string("give token ids, --text TEXT or --file IDS (--file - reads stdin)\n") + kUsage,
+        2);
   } else {
     auto input = read_input(*args);
     if (!input) return fail("harmony parse", input.status().message());
@@ -389,8 +418,8 @@ int cmd_parse(const std::vector<std::string>& argv) {
     for (const auto& e : events) std::printf("%s\n", dump(event_json(e)).c_str());
     return 0;
   }
-  for (const auto& p : result["problems"]) std::fprintf(stderr, "gptoss harmony parse: warning: %s\n",
-                                                        p.get<std::string>().c_str());
+  for (const auto& p : result["problems"])
+    std::fprintf(stderr, "gptoss harmony parse: warning: %s\n", p.get<std::string>().c_str());
   std::printf("%s\n", dump(result["messages"], 2).c_str());
   return 0;
 }
@@ -405,7 +434,8 @@ int cmd_harmony(const std::vector<std::string>& args) {
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (args[0] == "render") return cmd_render(rest);
   if (args[0] == "parse") return cmd_parse(rest);
-  return fail("harmony", fmt::format("unknown subcommand '{}' (render, parse)\n{}", args[0], kUsage), 2);
+  return fail("harmony",
+              fmt::format("unknown subcommand '{}' (render, parse)\n{}", args[0], kUsage), 2);
 }
 
 }  // namespace gptoss::cli

@@ -4,11 +4,16 @@ namespace gptoss::harmony {
 
 std::string_view role_name(Role role) {
   switch (role) {
-    case Role::kUser: return "user";
-    case Role::kAssistant: return "assistant";
-    case Role::kSystem: return "system";
-    case Role::kDeveloper: return "developer";
-    case Role::kTool: return "tool";
+    case Role::kUser:
+      return "user";
+    case Role::kAssistant:
+      return "assistant";
+    case Role::kSystem:
+      return "system";
+    case Role::kDeveloper:
+      return "developer";
+    case Role::kTool:
+      return "tool";
   }
   return "user";
 }
@@ -24,9 +29,12 @@ std::optional<Role> role_from_name(std::string_view name) {
 
 std::string_view effort_name(ReasoningEffort effort) {
   switch (effort) {
-    case ReasoningEffort::kLow: return "low";
-    case ReasoningEffort::kMedium: return "medium";
-    case ReasoningEffort::kHigh: return "high";
+    case ReasoningEffort::kLow:
+      return "low";
+    case ReasoningEffort::kMedium:
+      return "medium";
+    case ReasoningEffort::kHigh:
+      return "high";
   }
   return "medium";
 }
@@ -176,7 +184,8 @@ Status opt_string(const ojson& j, const char* key, const std::string& where,
     out->reset();
     return Status::ok();
   }
-  if (!it->is_string()) return Error("{}.{}: expected a string or null, got {}", where, key, it->type_name());
+  if (!it->is_string())
+    return Error("{}.{}: expected a string or null, got {}", where, key, it->type_name());
   *out = it->get<std::string>();
   return Status::ok();
 }
@@ -184,7 +193,8 @@ Status opt_string(const ojson& j, const char* key, const std::string& where,
 Status req_string(const ojson& j, const char* key, const std::string& where, std::string* out) {
   auto it = j.find(key);
   if (it == j.end()) return Error("{}: missing field '{}'", where, key);
-  if (!it->is_string()) return Error("{}.{}: expected a string, got {}", where, key, it->type_name());
+  if (!it->is_string())
+    return Error("{}.{}: expected a string, got {}", where, key, it->type_name());
   *out = it->get<std::string>();
   return Status::ok();
 }
@@ -208,7 +218,8 @@ Expected<ToolNamespace> namespace_from_json(const ojson& j, const std::string& w
   if (it == j.end()) return Error("{}: missing field 'tools'", where);
   if (!it->is_array()) return Error("{}.tools: expected an array, got {}", where, it->type_name());
   for (size_t i = 0; i < it->size(); ++i) {
-    GPTOSS_ASSIGN_OR_RETURN(auto tool, tool_from_json((*it)[i], fmt::format("{}.tools[{}]", where, i)));
+    GPTOSS_ASSIGN_OR_RETURN(auto tool,
+                            tool_from_json((*it)[i], fmt::format("{}.tools[{}]", where, i)));
     ns.tools.push_back(std::move(tool));
   }
   return ns;
@@ -221,10 +232,12 @@ Status namespaces_from_json(const ojson& j, const std::string& where,
     out->reset();
     return Status::ok();
   }
-  if (!it->is_object()) return Error("{}.tools: expected an object of namespaces, got {}", where, it->type_name());
+  if (!it->is_object())
+    return Error("{}.tools: expected an object of namespaces, got {}", where, it->type_name());
   ToolNamespaces map;
   for (auto kv = it->begin(); kv != it->end(); ++kv) {
-    GPTOSS_ASSIGN_OR_RETURN(auto ns, namespace_from_json(kv.value(), fmt::format("{}.tools.{}", where, kv.key())));
+    GPTOSS_ASSIGN_OR_RETURN(
+        auto ns, namespace_from_json(kv.value(), fmt::format("{}.tools.{}", where, kv.key())));
     map[kv.key()] = std::move(ns);
   }
   *out = std::move(map);
@@ -244,7 +257,8 @@ Expected<SystemContent> system_from_json(const ojson& j, const std::string& wher
     s.reasoning_effort.reset();
   }
   GPTOSS_RETURN_IF_ERROR(namespaces_from_json(j, where, &s.tools));
-  GPTOSS_RETURN_IF_ERROR(opt_string(j, "conversation_start_date", where, &s.conversation_start_date));
+  GPTOSS_RETURN_IF_ERROR(
+      opt_string(j, "conversation_start_date", where, &s.conversation_start_date));
   GPTOSS_RETURN_IF_ERROR(opt_string(j, "knowledge_cutoff", where, &s.knowledge_cutoff));
   auto it = j.find("channel_config");
   if (it == j.end() || it->is_null()) {
@@ -254,13 +268,15 @@ Expected<SystemContent> system_from_json(const ojson& j, const std::string& wher
     if (!it->is_object()) return Error("{}: expected an object, got {}", w, it->type_name());
     ChannelConfig cc;
     auto vc = it->find("valid_channels");
-    if (vc == it->end() || !vc->is_array()) return Error("{}.valid_channels: expected an array of strings", w);
+    if (vc == it->end() || !vc->is_array())
+      return Error("{}.valid_channels: expected an array of strings", w);
     for (const auto& c : *vc) {
       if (!c.is_string()) return Error("{}.valid_channels: expected an array of strings", w);
       cc.valid_channels.push_back(c.get<std::string>());
     }
     auto req = it->find("channel_required");
-    if (req == it->end() || !req->is_boolean()) return Error("{}.channel_required: expected true or false", w);
+    if (req == it->end() || !req->is_boolean())
+      return Error("{}.channel_required: expected true or false", w);
     cc.channel_required = req->get<bool>();
     s.channel_config = std::move(cc);
   }
@@ -273,7 +289,8 @@ Expected<DeveloperContent> developer_from_json(const ojson& j, const std::string
   GPTOSS_RETURN_IF_ERROR(namespaces_from_json(j, where, &d.tools));
   auto it = j.find("response_formats");
   if (it != j.end() && !it->is_null()) {
-    if (!it->is_array()) return Error("{}.response_formats: expected an array, got {}", where, it->type_name());
+    if (!it->is_array())
+      return Error("{}.response_formats: expected an array, got {}", where, it->type_name());
     for (size_t i = 0; i < it->size(); ++i) {
       const ojson& f = (*it)[i];
       const std::string w = fmt::format("{}.response_formats[{}]", where, i);
@@ -296,7 +313,9 @@ Expected<Message> message_from_json_at(const ojson& j, const std::string& where)
   std::string role;
   GPTOSS_RETURN_IF_ERROR(req_string(j, "role", where, &role));
   auto r = role_from_name(role);
-  if (!r) return Error("{}.role: unknown role '{}' (user, assistant, system, developer, tool)", where, role);
+  if (!r)
+    return Error("{}.role: unknown role '{}' (user, assistant, system, developer, tool)", where,
+                 role);
   m.role = *r;
   GPTOSS_RETURN_IF_ERROR(opt_string(j, "name", where, &m.name));
   GPTOSS_RETURN_IF_ERROR(opt_string(j, "recipient", where, &m.recipient));
@@ -308,7 +327,8 @@ Expected<Message> message_from_json_at(const ojson& j, const std::string& where)
     m.content.push_back(Content::of_text(it->get<std::string>()));
     return m;
   }
-  if (!it->is_array()) return Error("{}.content: expected a string or an array, got {}", where, it->type_name());
+  if (!it->is_array())
+    return Error("{}.content: expected a string or an array, got {}", where, it->type_name());
   for (size_t i = 0; i < it->size(); ++i) {
     const ojson& c = (*it)[i];
     const std::string w = fmt::format("{}.content[{}]", where, i);
@@ -326,7 +346,8 @@ Expected<Message> message_from_json_at(const ojson& j, const std::string& where)
       GPTOSS_ASSIGN_OR_RETURN(auto d, developer_from_json(c, w));
       m.content.push_back(Content::of_developer(std::move(d)));
     } else {
-      return Error("{}.type: unknown content type '{}' (text, system_content, developer_content)", w, type);
+      return Error("{}.type: unknown content type '{}' (text, system_content, developer_content)",
+                   w, type);
     }
   }
   return m;
@@ -341,9 +362,11 @@ Expected<ToolNamespace> tool_namespace_from_json(const ojson& j) {
 Expected<Message> message_from_json(const ojson& j) { return message_from_json_at(j, "message"); }
 
 Expected<Conversation> conversation_from_json(const ojson& j) {
-  if (!j.is_object()) return Error("conversation: expected an object with 'messages', got {}", j.type_name());
+  if (!j.is_object())
+    return Error("conversation: expected an object with 'messages', got {}", j.type_name());
   auto it = j.find("messages");
-  if (it == j.end() || !it->is_array()) return Error("conversation: missing array field 'messages'");
+  if (it == j.end() || !it->is_array())
+    return Error("conversation: missing array field 'messages'");
   Conversation conv;
   for (size_t i = 0; i < it->size(); ++i) {
     GPTOSS_ASSIGN_OR_RETURN(auto m, message_from_json_at((*it)[i], fmt::format("messages[{}]", i)));
@@ -415,7 +438,8 @@ ojson content_to_json(const Content& c) {
       if (!c.developer.response_formats.empty()) {
         ojson arr = ojson::array();
         for (const auto& rf : c.developer.response_formats)
-          arr.push_back({{"name", rf.name}, {"description", opt(rf.description)}, {"schema", rf.schema}});
+          arr.push_back(
+              {{"name", rf.name}, {"description", opt(rf.description)}, {"schema", rf.schema}});
         o["response_formats"] = std::move(arr);
       }
       break;

@@ -5,12 +5,11 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/status.h"
 
@@ -55,7 +54,8 @@ struct ChannelConfig {
 using ToolNamespaces = std::map<std::string, ToolNamespace>;
 
 struct SystemContent {
-  std::optional<std::string> model_identity = "You are ChatGPT, a large language model trained by OpenAI.";
+  std::optional<std::string> model_identity =
+      "You are ChatGPT, a large language model trained by OpenAI.";
   std::optional<ReasoningEffort> reasoning_effort = ReasoningEffort::kMedium;
   std::optional<ToolNamespaces> tools;
   std::optional<std::string> conversation_start_date;  // "YYYY-MM-DD"
@@ -108,10 +108,22 @@ struct Message {
   static Message make(Role role, std::string text);
   static Message system(SystemContent c);
   static Message developer(DeveloperContent c);
-  Message& with_channel(std::string c) { channel = std::move(c); return *this; }
-  Message& with_recipient(std::string r) { recipient = std::move(r); return *this; }
-  Message& with_content_type(std::string t) { content_type = std::move(t); return *this; }
-  Message& with_name(std::string n) { name = std::move(n); return *this; }
+  Message& with_channel(std::string c) {
+    channel = std::move(c);
+    return *this;
+  }
+  Message& with_recipient(std::string r) {
+    recipient = std::move(r);
+    return *this;
+  }
+  Message& with_content_type(std::string t) {
+    content_type = std::move(t);
+    return *this;
+  }
+  Message& with_name(std::string n) {
+    name = std::move(n);
+    return *this;
+  }
 
   // All text parts concatenated (system/developer parts are skipped).
   std::string text() const;

@@ -83,8 +83,8 @@ bool is_unicode_space(std::string_view s, size_t i, size_t* len) {
   if (n == 3) cp = ((b & 0x0F) << 12) | ((s[i + 1] & 0x3F) << 6) | (s[i + 2] & 0x3F);
   if (n == 4) return false;
   *len = n;
-  return cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 ||
-         cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
+  return cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) ||
+         cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
 
 // Rust str::trim (Unicode White_Space).
@@ -143,10 +143,14 @@ std::string join(const std::vector<std::string>& parts, size_t from) {
 
 const char* stop_reason_name(StopReason r) {
   switch (r) {
-    case StopReason::kNone: return "none";
-    case StopReason::kReturn: return "return";
-    case StopReason::kCall: return "call";
-    case StopReason::kEndOfStream: return "eos";
+    case StopReason::kNone:
+      return "none";
+    case StopReason::kReturn:
+      return "return";
+    case StopReason::kCall:
+      return "call";
+    case StopReason::kEndOfStream:
+      return "eos";
   }
   return "none";
 }
@@ -387,7 +391,8 @@ void Parser::header_complete(std::vector<ParseEvent>& out) {
   } else {
     // "browser.search to=assistant": a tool author.
     if (parts.size() == 1 && !starts_with(parts[0], "to="))
-      problem(out, fmt::format("header '{}': unknown role '{}'; read as a tool named so", original, parts[0]));
+      problem(out, fmt::format("header '{}': unknown role '{}'; read as a tool named so", original,
+                               parts[0]));
     header.role = Role::kTool;
     header.name = parts[0];
     p = 1;
@@ -411,8 +416,9 @@ void Parser::header_complete(std::vector<ParseEvent>& out) {
     }
   }
   if (p < end)
-    problem(out, fmt::format("header '{}': unexpected words '{}' left out", original,
-                             join(std::vector<std::string>(parts.begin() + p, parts.begin() + end), 0)));
+    problem(out,
+            fmt::format("header '{}': unexpected words '{}' left out", original,
+                        join(std::vector<std::string>(parts.begin() + p, parts.begin() + end), 0)));
   if (header.recipient) {
     if (size_t cut = header.recipient->find("<|"); cut != std::string::npos) {
       problem(out, fmt::format("header '{}': recipient cut at '<|'", original));
@@ -425,7 +431,8 @@ void Parser::header_complete(std::vector<ParseEvent>& out) {
 
 void Parser::recover_header(uint32_t terminator, std::vector<ParseEvent>& out) {
   if (header_tokens_.empty()) {
-    if (terminator) problem(out, fmt::format("{} in place of a message header", token_name(terminator)));
+    if (terminator)
+      problem(out, fmt::format("{} in place of a message header", token_name(terminator)));
     state_ = State::kExpectStart;
     next_role_.reset();
     return;
@@ -491,13 +498,20 @@ MessageKind classify(const MessageHeader& h) {
 
 const char* message_kind_name(MessageKind kind) {
   switch (kind) {
-    case MessageKind::kFunctionCall: return "function_call";
-    case MessageKind::kBuiltinCall: return "builtin_call";
-    case MessageKind::kReasoning: return "reasoning";
-    case MessageKind::kPreamble: return "preamble";
-    case MessageKind::kFinal: return "final";
-    case MessageKind::kToolResult: return "tool_result";
-    case MessageKind::kOther: return "other";
+    case MessageKind::kFunctionCall:
+      return "function_call";
+    case MessageKind::kBuiltinCall:
+      return "builtin_call";
+    case MessageKind::kReasoning:
+      return "reasoning";
+    case MessageKind::kPreamble:
+      return "preamble";
+    case MessageKind::kFinal:
+      return "final";
+    case MessageKind::kToolResult:
+      return "tool_result";
+    case MessageKind::kOther:
+      return "other";
   }
   return "other";
 }

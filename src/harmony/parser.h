@@ -40,9 +40,9 @@ const char* stop_reason_name(StopReason r);  // "none" "return" "call" "eos"
 struct ParseEvent {
   enum class Kind { kMessageStart, kContentDelta, kMessageEnd, kStop, kProblem };
   Kind kind = Kind::kProblem;
-  MessageHeader header;    // kMessageStart, kMessageEnd
-  std::string text;        // kContentDelta: new text; kProblem: what was wrong and where
-  uint32_t terminator = 0; // kMessageEnd: the token that closed it, 0 if none did
+  MessageHeader header;     // kMessageStart, kMessageEnd
+  std::string text;         // kContentDelta: new text; kProblem: what was wrong and where
+  uint32_t terminator = 0;  // kMessageEnd: the token that closed it, 0 if none did
   StopReason stop = StopReason::kNone;  // kStop
 };
 

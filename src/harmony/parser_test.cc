@@ -41,7 +41,8 @@ TEST(Parser, SimpleReasoningResponse) {
   auto r = parse_completion(tokenizer(), golden_ids("test_simple_reasoning_response.txt"));
   ASSERT_EQ(r.messages.size(), 2u);
   EXPECT_EQ(r.messages[0].channel, "analysis");
-  EXPECT_EQ(r.messages[0].text(), "User asks: \"What is 2 + 2?\" Simple arithmetic. Provide answer.");
+  EXPECT_EQ(r.messages[0].text(),
+            "User asks: \"What is 2 + 2?\" Simple arithmetic. Provide answer.");
   EXPECT_EQ(r.messages[1].channel, "final");
   EXPECT_EQ(r.messages[1].text(), "2 + 2 = 4.");
   EXPECT_TRUE(r.problems.empty());
@@ -54,9 +55,9 @@ TEST(Parser, SimpleToolCallRecipientBeforeAndAfterChannel) {
   EXPECT_EQ(r.messages[1].channel, "analysis");
   EXPECT_EQ(r.messages[1].content_type, "code");
   EXPECT_EQ(r.messages[1].text(), "{\"location\": \"Tokyo\"}");
-  auto r2 = parse_completion(
-      tokenizer(), enc("<|channel|>analysis<|message|>x<|end|><|start|>assistant<|channel|>analysis to=lookup_weather "
-                       "code<|message|>{\"location\": \"Tokyo\"}"));
+  auto r2 = parse_completion(tokenizer(), enc("<|channel|>analysis<|message|>x<|end|><|start|>"
+                                              "assistant<|channel|>analysis to=lookup_weather "
+                                              "code<|message|>{\"location\": \"Tokyo\"}"));
   ASSERT_EQ(r2.messages.size(), 2u);
   EXPECT_EQ(r2.messages[1].recipient, "lookup_weather");
   EXPECT_EQ(r2.messages[1].content_type, "code");
@@ -95,7 +96,8 @@ TEST(Parser, StreamableParserGoldenWithEvents) {
 }
 
 TEST(Parser, ToolResponseWithoutInitialRole) {
-  auto r = parse_completion(tokenizer(), enc(golden("test_tool_response_parsing.txt")), std::nullopt);
+  auto r =
+      parse_completion(tokenizer(), enc(golden("test_tool_response_parsing.txt")), std::nullopt);
   ASSERT_EQ(r.messages.size(), 1u);
   EXPECT_EQ(r.messages[0].role, Role::kTool);
   EXPECT_EQ(r.messages[0].name, "browser.search");
@@ -106,7 +108,8 @@ TEST(Parser, ToolResponseWithoutInitialRole) {
 TEST(Parser, ConstrainWithoutSpaceAndStopOnCall) {
   Parser p(tokenizer());
   std::vector<ParseEvent> ev;
-  for (uint32_t t : enc("<|channel|>commentary to=functions.get_weather<|constrain|>json<|message|>{\"a\":1}<|call|>"))
+  for (uint32_t t : enc("<|channel|>commentary "
+                        "to=functions.get_weather<|constrain|>json<|message|>{\"a\":1}<|call|>"))
     p.push(t, ev);
   ASSERT_EQ(p.messages().size(), 1u);
   EXPECT_EQ(p.messages()[0].recipient, "functions.get_weather");
@@ -120,14 +123,15 @@ TEST(Parser, DeltasNeverSplitUtf8) {
   // "日本" is split over byte-level tokens; every delta must be valid UTF-8 on its own.
   std::string text = "\xE6\x97\xA5\xE6\x9C\xAC\xF0\x9F\x98\x80 ok";
   std::vector<uint32_t> ids = enc("<|channel|>final<|message|>");
-  for (unsigned char c : text) ids.push_back(*tokenizer().token_id(std::string(1, static_cast<char>(c))));
+  for (unsigned char c : text)
+    ids.push_back(*tokenizer().token_id(std::string(1, static_cast<char>(c))));
   Parser p(tokenizer());
   std::string all;
   for (uint32_t t : ids)
     for (const auto& e : p.push(t))
       if (e.kind == ParseEvent::Kind::kContentDelta) {
-        EXPECT_TRUE(e.text == "\xE6\x97\xA5" || e.text == "\xE6\x9C\xAC" || e.text == "\xF0\x9F\x98\x80" ||
-                    e.text.size() == 1)
+        EXPECT_TRUE(e.text == "\xE6\x97\xA5" || e.text == "\xE6\x9C\xAC" ||
+                    e.text == "\xF0\x9F\x98\x80" || e.text.size() == 1)
             << e.text;
         all += e.text;
       }
@@ -143,7 +147,9 @@ TEST(Parser, MalformedStreamsKeepTheirText) {
   EXPECT_EQ(r.messages[0].text(), "I must refuse.");
   EXPECT_FALSE(r.problems.empty());
   // <|channel|> after <|end|> with no <|start|>assistant.
-  r = parse_completion(tokenizer(), enc("<|channel|>analysis<|message|>a<|end|><|channel|>final<|message|>b<|return|>"));
+  r = parse_completion(
+      tokenizer(),
+      enc("<|channel|>analysis<|message|>a<|end|><|channel|>final<|message|>b<|return|>"));
   ASSERT_EQ(r.messages.size(), 2u);
   EXPECT_EQ(r.messages[1].channel, "final");
   EXPECT_EQ(r.messages[1].text(), "b");
@@ -159,12 +165,14 @@ TEST(Parser, MalformedStreamsKeepTheirText) {
   EXPECT_EQ(r.messages[0].content_type, "<|constrain|>json");
   // A repeated channel does not end up in the recipient (vLLM PR #31677).
   r = parse_completion(tokenizer(),
-                       enc("<|channel|>commentary to=functions.bash<|channel|>commentary <|constrain|>json<|message|>{}"));
+                       enc("<|channel|>commentary to=functions.bash<|channel|>commentary "
+                           "<|constrain|>json<|message|>{}"));
   ASSERT_EQ(r.messages.size(), 1u);
   EXPECT_EQ(r.messages[0].recipient, "functions.bash");
   EXPECT_FALSE(r.problems.empty());
   // Truncated inside a header (max_tokens): reported, nothing invented.
-  r = parse_completion(tokenizer(), enc("<|channel|>analysis<|message|>x<|end|><|start|>assistant<|channel|>fin"));
+  r = parse_completion(
+      tokenizer(), enc("<|channel|>analysis<|message|>x<|end|><|start|>assistant<|channel|>fin"));
   EXPECT_EQ(r.messages.size(), 1u);
   EXPECT_FALSE(r.problems.empty());
   // An id that is no token becomes U+FFFD; the text around it stays.
@@ -173,7 +181,9 @@ TEST(Parser, MalformedStreamsKeepTheirText) {
   for (uint32_t t : enc("b")) ids.push_back(t);
   r = parse_completion(tokenizer(), ids);
   ASSERT_EQ(r.messages.size(), 1u);
-  EXPECT_EQ(r.messages[0].text(), "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(r.messages[0].text(),
+            "a\xEF\xBF\xBD"
+            "b");
 }
 
 TEST(Parser, RoundTripOfRenderedAssistantMessage) {
@@ -197,12 +207,16 @@ TEST(Parser, ClassifyRecipientBeforeChannel) {
     return classify(MessageHeader{m.role, m.name, m.recipient, m.channel, m.content_type});
   };
   EXPECT_EQ(kind_of("<|channel|>analysis<|message|>x<|end|>"), MessageKind::kReasoning);
-  EXPECT_EQ(kind_of("<|channel|>analysis to=browser.search<|message|>{}<|call|>"), MessageKind::kBuiltinCall);
-  EXPECT_EQ(kind_of(" to=functions.f<|channel|>commentary json<|message|>{}<|call|>"), MessageKind::kFunctionCall);
-  EXPECT_EQ(kind_of("<|channel|>commentary<|message|>Let me check.<|end|>"), MessageKind::kPreamble);
+  EXPECT_EQ(kind_of("<|channel|>analysis to=browser.search<|message|>{}<|call|>"),
+            MessageKind::kBuiltinCall);
+  EXPECT_EQ(kind_of(" to=functions.f<|channel|>commentary json<|message|>{}<|call|>"),
+            MessageKind::kFunctionCall);
+  EXPECT_EQ(kind_of("<|channel|>commentary<|message|>Let me check.<|end|>"),
+            MessageKind::kPreamble);
   EXPECT_EQ(kind_of("<|channel|>final<|message|>4<|return|>"), MessageKind::kFinal);
-  auto r = parse_completion(tokenizer(), enc("<|start|>functions.f to=assistant<|channel|>commentary<|message|>1<|end|>"),
-                            std::nullopt);
+  auto r = parse_completion(
+      tokenizer(), enc("<|start|>functions.f to=assistant<|channel|>commentary<|message|>1<|end|>"),
+      std::nullopt);
   ASSERT_EQ(r.messages.size(), 1u);
   EXPECT_EQ(classify(MessageHeader{r.messages[0].role, r.messages[0].name, r.messages[0].recipient,
                                    r.messages[0].channel, r.messages[0].content_type}),
@@ -224,16 +238,18 @@ bool valid_utf8(const std::string& s) {
 // Random token soup (formatting tokens, header words, lone UTF-8 bytes, unknown ids): the parser
 // never fails, every start has its end, deltas are whole characters adding up to the contents.
 TEST(Parser, RandomStreamsKeepInvariants) {
-  std::vector<uint32_t> pool = {tok::kStart, tok::kEnd, tok::kMessage, tok::kChannel, tok::kConstrain,
-                                tok::kReturn, tok::kCall, 199999, 200014, 4000000};
-  for (const char* w : {"assistant", "analysis", "final", "commentary", " to=functions.f", " json", "user",
-                        "hello", " world", "\xE6\x97\xA5", "\xF0\x9F\x98\x80"})
+  std::vector<uint32_t> pool = {tok::kStart,     tok::kEnd,    tok::kMessage, tok::kChannel,
+                                tok::kConstrain, tok::kReturn, tok::kCall,    199999,
+                                200014,          4000000};
+  for (const char* w : {"assistant", "analysis", "final", "commentary", " to=functions.f", " json",
+                        "user", "hello", " world", "\xE6\x97\xA5", "\xF0\x9F\x98\x80"})
     for (uint32_t t : tokenizer().encode(w)) pool.push_back(t);
   for (int b : {0x80, 0xBF, 0xC3, 0xE6, 0xF0, 0xFF, 0x20})
     pool.push_back(*tokenizer().token_id(std::string(1, static_cast<char>(b))));
   std::mt19937 rng(12345);
   for (int iter = 0; iter < 3000; ++iter) {
-    Parser p(tokenizer(), ParserOptions{iter % 3 == 0 ? std::nullopt : std::optional<Role>(Role::kAssistant)});
+    Parser p(tokenizer(),
+             ParserOptions{iter % 3 == 0 ? std::nullopt : std::optional<Role>(Role::kAssistant)});
     std::vector<ParseEvent> ev;
     const int n = static_cast<int>(rng() % 40);
     for (int i = 0; i < n; ++i) p.push(pool[rng() % pool.size()], ev);
@@ -260,7 +276,8 @@ TEST(Parser, RandomStreamsKeepInvariants) {
           open = false;
           ++ends;
           break;
-        default: break;
+        default:
+          break;
       }
     }
     EXPECT_FALSE(open);

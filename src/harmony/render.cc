@@ -6,14 +6,22 @@ namespace gptoss::harmony {
 
 std::string_view formatting_token_text(uint32_t id) {
   switch (id) {
-    case tok::kReturn: return "<|return|>";
-    case tok::kConstrain: return "<|constrain|>";
-    case tok::kChannel: return "<|channel|>";
-    case tok::kStart: return "<|start|>";
-    case tok::kEnd: return "<|end|>";
-    case tok::kMessage: return "<|message|>";
-    case tok::kCall: return "<|call|>";
-    default: return {};
+    case tok::kReturn:
+      return "<|return|>";
+    case tok::kConstrain:
+      return "<|constrain|>";
+    case tok::kChannel:
+      return "<|channel|>";
+    case tok::kStart:
+      return "<|start|>";
+    case tok::kEnd:
+      return "<|end|>";
+    case tok::kMessage:
+      return "<|message|>";
+    case tok::kCall:
+      return "<|call|>";
+    default:
+      return {};
   }
 }
 
@@ -35,12 +43,14 @@ std::string system_text(const SystemContent& s, bool has_function_tools) {
   if (s.knowledge_cutoff) top.push_back("Knowledge cutoff: " + *s.knowledge_cutoff);
   if (s.conversation_start_date) top.push_back("Current date: " + *s.conversation_start_date);
   if (!top.empty()) sections.push_back(join(top, "\n"));
-  if (s.reasoning_effort) sections.push_back("Reasoning: " + std::string(effort_name(*s.reasoning_effort)));
+  if (s.reasoning_effort)
+    sections.push_back("Reasoning: " + std::string(effort_name(*s.reasoning_effort)));
   if (s.tools && !s.tools->empty()) sections.push_back(render_tools_section(*s.tools));
   if (s.channel_config && !s.channel_config->valid_channels.empty()) {
     std::string h = "# Valid channels: " + join(s.channel_config->valid_channels, ", ") + ".";
     if (s.channel_config->channel_required) h += " Channel must be included for every message.";
-    if (has_function_tools) h += "\nCalls to these tools must go to the commentary channel: 'functions'.";
+    if (has_function_tools)
+      h += "\nCalls to these tools must go to the commentary channel: 'functions'.";
     sections.push_back(std::move(h));
   }
   return join(sections, "\n\n");
@@ -148,7 +158,9 @@ Status render_message_into(const Message& m, bool function_tools, RenderSink& si
   sink.special(tok::kMessage);
   for (const auto& part : m.content) {
     switch (part.kind) {
-      case Content::Kind::kText: sink.text(part.text); break;
+      case Content::Kind::kText:
+        sink.text(part.text);
+        break;
       case Content::Kind::kSystem:
         if (m.role != Role::kSystem)
           return Error("system_content may only appear in a system message, found in a {} message",
@@ -157,8 +169,9 @@ Status render_message_into(const Message& m, bool function_tools, RenderSink& si
         break;
       case Content::Kind::kDeveloper:
         if (m.role != Role::kDeveloper)
-          return Error("developer_content may only appear in a developer message, found in a {} message",
-                       role_name(m.role));
+          return Error(
+              "developer_content may only appear in a developer message, found in a {} message",
+              role_name(m.role));
         sink.text(developer_text(part.developer));
         break;
     }
@@ -207,8 +220,8 @@ Status render_conversation_into(const Conversation& c, const RenderOptions& opti
       buf.replay(sink);
       continue;
     }
-    GPTOSS_RETURN_IF_ERROR(render_message_into(msgs[i], function_tools, sink).with_context(
-        fmt::format("messages[{}]", i)));
+    GPTOSS_RETURN_IF_ERROR(render_message_into(msgs[i], function_tools, sink)
+                               .with_context(fmt::format("messages[{}]", i)));
   }
   if (next_role) {
     sink.special(tok::kStart);
@@ -217,8 +230,8 @@ Status render_conversation_into(const Conversation& c, const RenderOptions& opti
   return Status::ok();
 }
 
-Expected<std::vector<uint32_t>> render_for_completion(const Tokenizer& t, const Conversation& c, Role next,
-                                                      const RenderOptions& options) {
+Expected<std::vector<uint32_t>> render_for_completion(const Tokenizer& t, const Conversation& c,
+                                                      Role next, const RenderOptions& options) {
   IdSink sink(t);
   GPTOSS_RETURN_IF_ERROR(render_conversation_into(c, options, next, false, sink));
   return std::move(sink.ids);
@@ -238,19 +251,22 @@ Expected<std::vector<uint32_t>> render_for_training(const Tokenizer& t, const Co
   return std::move(sink.ids);
 }
 
-Expected<std::vector<uint32_t>> render_message(const Tokenizer& t, const Message& m, bool function_tools) {
+Expected<std::vector<uint32_t>> render_message(const Tokenizer& t, const Message& m,
+                                               bool function_tools) {
   IdSink sink(t);
   GPTOSS_RETURN_IF_ERROR(render_message_into(m, function_tools, sink));
   return std::move(sink.ids);
 }
 
-Expected<std::string> render_text_for_completion(const Conversation& c, Role next, const RenderOptions& options) {
+Expected<std::string> render_text_for_completion(const Conversation& c, Role next,
+                                                 const RenderOptions& options) {
   TextSink sink;
   GPTOSS_RETURN_IF_ERROR(render_conversation_into(c, options, next, false, sink));
   return std::move(sink.out);
 }
 
-Expected<std::string> render_text_conversation(const Conversation& c, const RenderOptions& options) {
+Expected<std::string> render_text_conversation(const Conversation& c,
+                                               const RenderOptions& options) {
   TextSink sink;
   GPTOSS_RETURN_IF_ERROR(render_conversation_into(c, options, std::nullopt, false, sink));
   return std::move(sink.out);

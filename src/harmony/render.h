@@ -30,11 +30,11 @@ std::string_view formatting_token_text(uint32_t id);
 
 // Which analysis (chain-of-thought) messages are left out of a rendered history.
 enum class DropAnalysis {
-  kNone,            // keep everything (harmony auto_drop_analysis=false)
-  kReference,       // harmony's auto_drop_analysis=true, the Python default: only when the last
-                    // assistant message is `final`, drop analysis before the FIRST final
-  kBeforeLastFinal, // vLLM's rule (harmony-and-apis.md §4.3): drop analysis before the LAST
-                    // assistant final; the turn in progress keeps its analysis
+  kNone,             // keep everything (harmony auto_drop_analysis=false)
+  kReference,        // harmony's auto_drop_analysis=true, the Python default: only when the last
+                     // assistant message is `final`, drop analysis before the FIRST final
+  kBeforeLastFinal,  // vLLM's rule (harmony-and-apis.md §4.3): drop analysis before the LAST
+                     // assistant final; the turn in progress keeps its analysis
 };
 
 struct RenderOptions {
@@ -73,9 +73,11 @@ Expected<std::vector<uint32_t>> render_message(const Tokenizer& tok, const Messa
                                                bool has_function_tools = false);
 
 // The same renders as text with the formatting tokens written literally ("<|start|>user...").
-Expected<std::string> render_text_for_completion(const Conversation& c, Role next = Role::kAssistant,
+Expected<std::string> render_text_for_completion(const Conversation& c,
+                                                 Role next = Role::kAssistant,
                                                  const RenderOptions& options = {});
-Expected<std::string> render_text_conversation(const Conversation& c, const RenderOptions& options = {});
+Expected<std::string> render_text_conversation(const Conversation& c,
+                                               const RenderOptions& options = {});
 
 // True if a developer message defines at least one tool in the `functions` namespace.
 bool has_function_tools(const Conversation& c);

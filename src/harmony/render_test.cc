@@ -46,14 +46,16 @@ TEST(Render, SimpleConvo) {
 TEST(Render, EffortLevels) {
   const char* files[] = {"test_simple_convo_low_effort.txt", "test_simple_convo_medium_effort.txt",
                          "test_simple_convo_high_effort.txt"};
-  ReasoningEffort efforts[] = {ReasoningEffort::kLow, ReasoningEffort::kMedium, ReasoningEffort::kHigh};
+  ReasoningEffort efforts[] = {ReasoningEffort::kLow, ReasoningEffort::kMedium,
+                               ReasoningEffort::kHigh};
   for (int i = 0; i < 3; ++i) {
     SystemContent s;
     s.reasoning_effort = efforts[i];
     DeveloperContent d;
     d.instructions = "Answer the user's questions like a robot.";
-    Conversation c{{Message::system(s), Message::developer(d),
-                    Message::make(Role::kUser, "What is the capital of the largest country in the world?")}};
+    Conversation c{
+        {Message::system(s), Message::developer(d),
+         Message::make(Role::kUser, "What is the capital of the largest country in the world?")}};
     expect_render(c, files[i]);
   }
 }
@@ -79,26 +81,31 @@ TEST(Render, BrowserAndFunctionTool) {
   s.conversation_start_date = "2025-06-28";
   s.with_tools(ToolNamespace::browser());
   DeveloperContent d;
-  d.with_function_tools({{"lookup_weather",
-                          "Use this tool to lookup the weather in a given location. Call it with the parameter "
-                          "'location', can be any textual description of a location.",
-                          ojson::parse(R"({"type":"object","properties":{"location":{"type":"string"}},"required":["location"]})")}});
-  expect_render(Conversation{{Message::system(s), Message::developer(d)}}, "test_browser_and_function_tool.txt");
+  d.with_function_tools(
+      {{"lookup_weather",
+        "Use this tool to lookup the weather in a given location. Call it with the parameter "
+        "'location', can be any textual description of a location.",
+        ojson::parse(
+            R"({"type":"object","properties":{"location":{"type":"string"}},"required":["location"]})")}});
+  expect_render(Conversation{{Message::system(s), Message::developer(d)}},
+                "test_browser_and_function_tool.txt");
 }
 
 TEST(Render, DroppingCotByDefault) {
-  Conversation c{{Message::make(Role::kUser, "What is 2 + 2?"),
-                  Message::make(Role::kAssistant,
-                                "User asks: \u201cWhat is 2 + 2?\u201d Simple arithmetic. Provide answer.")
-                      .with_channel("analysis"),
-                  Message::make(Role::kAssistant, "2 + 2 equals 4.").with_channel("final"),
-                  Message::make(Role::kUser, "What about 9 / 2?")}};
+  Conversation c{
+      {Message::make(Role::kUser, "What is 2 + 2?"),
+       Message::make(Role::kAssistant,
+                     "User asks: \u201cWhat is 2 + 2?\u201d Simple arithmetic. Provide answer.")
+           .with_channel("analysis"),
+       Message::make(Role::kAssistant, "2 + 2 equals 4.").with_channel("final"),
+       Message::make(Role::kUser, "What about 9 / 2?")}};
   expect_render(c, "test_dropping_cot_by_default.txt");
 }
 
 TEST(Render, PreserveCot) {
   Conversation c{{Message::make(Role::kUser, "What is 2 + 2?"),
-                  Message::make(Role::kAssistant, "User asks a simple question: \"What is 2 + 2?\" The answer: 4.")
+                  Message::make(Role::kAssistant,
+                                "User asks a simple question: \"What is 2 + 2?\" The answer: 4.")
                       .with_channel("analysis"),
                   Message::make(Role::kAssistant, "2 + 2 equals 4.").with_channel("final"),
                   Message::make(Role::kUser, "What about 9 / 2?")}};
@@ -106,19 +113,22 @@ TEST(Render, PreserveCot) {
 }
 
 TEST(Render, DoesNotDropIfOngoingAnalysis) {
-  Conversation c{{Message::make(Role::kUser, "What is the weather in SF?"),
-                  Message::make(Role::kAssistant,
-                                "User asks: \u201cWhat is the weather in SF?\u201d We need to use lookup_weather tool.")
-                      .with_channel("analysis"),
-                  Message::make(Role::kAssistant, "{\"location\": \"San Francisco\"}")
-                      .with_channel("commentary")
-                      .with_recipient("functions.lookup_weather")
-                      .with_content_type("<|constrain|>json"),
-                  Message::make(Role::kTool, "{\"temperature\": 20, \"description\": \"sunny\"}")
-                      .with_name("functions.lookup_weather")}};
+  Conversation c{
+      {Message::make(Role::kUser, "What is the weather in SF?"),
+       Message::make(
+           Role::kAssistant,
+           "User asks: \u201cWhat is the weather in SF?\u201d We need to use lookup_weather tool.")
+           .with_channel("analysis"),
+       Message::make(Role::kAssistant, "{\"location\": \"San Francisco\"}")
+           .with_channel("commentary")
+           .with_recipient("functions.lookup_weather")
+           .with_content_type("<|constrain|>json"),
+       Message::make(Role::kTool, "{\"temperature\": 20, \"description\": \"sunny\"}")
+           .with_name("functions.lookup_weather")}};
   expect_render(c, "test_does_not_drop_if_ongoing_analysis.txt");
   // vLLM's rule keeps the analysis of the turn in progress too.
-  expect_render(c, "test_does_not_drop_if_ongoing_analysis.txt", true, RenderOptions{DropAnalysis::kBeforeLastFinal});
+  expect_render(c, "test_does_not_drop_if_ongoing_analysis.txt", true,
+                RenderOptions{DropAnalysis::kBeforeLastFinal});
 }
 
 TEST(Render, KeepAnalysisBetweenFinals) {
@@ -143,7 +153,8 @@ TEST(Render, ToolMessageWithoutNameIsAnError) {
 }
 
 TEST(Render, TrainingEndsWithReturn) {
-  Conversation c{{Message::make(Role::kUser, "hi"), Message::make(Role::kAssistant, "hello").with_channel("final")}};
+  Conversation c{{Message::make(Role::kUser, "hi"),
+                  Message::make(Role::kAssistant, "hello").with_channel("final")}};
   auto ids = render_for_training(tokenizer(), c);
   ASSERT_TRUE(ids.has_value());
   EXPECT_EQ(ids->back(), tok::kReturn);
@@ -155,14 +166,16 @@ TEST(Render, ResponseFormatsEndTheDeveloperMessage) {
   d.instructions = "You are a helpful shopping assistant";
   d.response_formats.push_back(
       {"shopping_list", "A list",
-       ojson::parse(R"({"properties":{"items":{"type":"array","description":"entries on the shopping list","items":{"type":"string"}}},"type":"object"})")});
+       ojson::parse(
+           R"({"properties":{"items":{"type":"array","description":"entries on the shopping list","items":{"type":"string"}}},"type":"object"})")});
   auto text = render_text_conversation(Conversation{{Message::developer(d)}});
   ASSERT_TRUE(text.has_value());
-  EXPECT_EQ(*text,
-            "<|start|>developer<|message|># Instructions\n\nYou are a helpful shopping assistant\n\n"
-            "# Response Formats\n\n## shopping_list\n\n// A list\n"
-            R"({"properties":{"items":{"type":"array","description":"entries on the shopping list","items":{"type":"string"}}},"type":"object"})"
-            "<|end|>");
+  EXPECT_EQ(
+      *text,
+      "<|start|>developer<|message|># Instructions\n\nYou are a helpful shopping assistant\n\n"
+      "# Response Formats\n\n## shopping_list\n\n// A list\n"
+      R"({"properties":{"items":{"type":"array","description":"entries on the shopping list","items":{"type":"string"}}},"type":"object"})"
+      "<|end|>");
 }
 
 TEST(ConversationJson, ReadsHarmonyShapeAndReportsBadFields) {
@@ -173,9 +186,11 @@ TEST(ConversationJson, ReadsHarmonyShapeAndReportsBadFields) {
   ASSERT_TRUE(c.has_value()) << c.status().message();
   auto text = render_text_for_completion(*c);
   ASSERT_TRUE(text.has_value());
-  EXPECT_EQ(*text, "<|start|>system<|message|>X\n\nReasoning: high\n\n# Valid channels: final.<|end|>"
-                   "<|start|>user<|message|>hi<|end|><|start|>assistant");
-  auto bad = conversation_from_json(ojson::parse(R"({"messages":[{"role":"robot","content":"x"}]})"));
+  EXPECT_EQ(*text,
+            "<|start|>system<|message|>X\n\nReasoning: high\n\n# Valid channels: final.<|end|>"
+            "<|start|>user<|message|>hi<|end|><|start|>assistant");
+  auto bad =
+      conversation_from_json(ojson::parse(R"({"messages":[{"role":"robot","content":"x"}]})"));
   ASSERT_FALSE(bad.has_value());
   EXPECT_NE(bad.status().message().find("messages[0].role"), std::string::npos);
 }

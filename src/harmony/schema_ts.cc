@@ -11,7 +11,8 @@ namespace gptoss::harmony {
 
 namespace {
 
-// Lookup that behaves like serde_json's Value::get(key): nullptr unless `v` is an object with `key`.
+// Lookup that behaves like serde_json's Value::get(key): nullptr unless `v` is an object with
+// `key`.
 const ojson* get(const ojson& v, const char* key) {
   if (!v.is_object()) return nullptr;
   auto it = v.find(key);
@@ -33,19 +34,35 @@ bool is_enum(const ojson& schema) {
   return e && e->is_array() && !e->empty();
 }
 
-bool contains(const std::string& s, const char* needle) { return s.find(needle) != std::string::npos; }
+bool contains(const std::string& s, const char* needle) {
+  return s.find(needle) != std::string::npos;
+}
 
 void append_json_string(std::string& out, const std::string& s) {
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -61,12 +78,24 @@ void append_json_string(std::string& out, const std::string& s) {
 
 void append_compact(std::string& out, const ojson& v) {
   switch (v.type()) {
-    case ojson::value_t::null: out += "null"; break;
-    case ojson::value_t::boolean: out += v.get<bool>() ? "true" : "false"; break;
-    case ojson::value_t::number_integer: out += std::to_string(v.get<int64_t>()); break;
-    case ojson::value_t::number_unsigned: out += std::to_string(v.get<uint64_t>()); break;
-    case ojson::value_t::number_float: out += rust_float(v.get<double>()); break;
-    case ojson::value_t::string: append_json_string(out, v.get_ref<const std::string&>()); break;
+    case ojson::value_t::null:
+      out += "null";
+      break;
+    case ojson::value_t::boolean:
+      out += v.get<bool>() ? "true" : "false";
+      break;
+    case ojson::value_t::number_integer:
+      out += std::to_string(v.get<int64_t>());
+      break;
+    case ojson::value_t::number_unsigned:
+      out += std::to_string(v.get<uint64_t>());
+      break;
+    case ojson::value_t::number_float:
+      out += rust_float(v.get<double>());
+      break;
+    case ojson::value_t::string:
+      append_json_string(out, v.get_ref<const std::string&>());
+      break;
     case ojson::value_t::array: {
       out += '[';
       bool first = true;
@@ -91,7 +120,9 @@ void append_compact(std::string& out, const ojson& v) {
       out += '}';
       break;
     }
-    default: out += "null"; break;  // binary / discarded never come from JSON text
+    default:
+      out += "null";
+      break;  // binary / discarded never come from JSON text
   }
 }
 
@@ -136,7 +167,8 @@ std::string with_nullable(const ojson& schema, std::string type_str) {
 
 std::string render_object(const ojson& schema, const std::string& indent) {
   std::string out;
-  if (const std::string* desc = get_str(schema, "description")) out += indent + "// " + *desc + "\n";
+  if (const std::string* desc = get_str(schema, "description"))
+    out += indent + "// " + *desc + "\n";
   out += "{\n";
   const ojson* props = get(schema, "properties");
   if (props && props->is_object()) {
@@ -152,7 +184,8 @@ std::string render_object(const ojson& schema, const std::string& indent) {
       if (const std::string* title = get_str(val, "title"))
         out += indent + "// " + *title + "\n" + indent + "//\n";
       if (!one_of)
-        if (const std::string* desc = get_str(val, "description")) out += indent + "// " + *desc + "\n";
+        if (const std::string* desc = get_str(val, "description"))
+          out += indent + "// " + *desc + "\n";
       if (const ojson* ex = get(val, "examples"); ex && ex->is_array() && !ex->empty()) {
         out += indent + "// Examples:\n";
         for (const auto& e : *ex)
@@ -170,7 +203,8 @@ std::string render_object(const ojson& schema, const std::string& indent) {
           out += indent + "// " + *prop_desc + "\n";
           desc_above = true;
         }
-        if (const ojson* def = get(val, "default")) out += indent + "// " + default_comment(val, *def) + "\n";
+        if (const ojson* def = get(val, "default"))
+          out += indent + "// " + default_comment(val, *def) + "\n";
         out += indent + key + opt_mark + ":\n";
         for (size_t i = 0; i < one_of->size(); ++i) {
           const ojson& variant = (*one_of)[i];
@@ -181,7 +215,8 @@ std::string render_object(const ojson& schema, const std::string& indent) {
             if (const std::string* d = get_str(variant, "description"))
               if (!prop_desc || *d != *prop_desc) comments.push_back(*d);
           }
-          if (const ojson* def = get(variant, "default")) comments.push_back(default_comment(variant, *def));
+          if (const ojson* def = get(variant, "default"))
+            comments.push_back(default_comment(variant, *def));
           if (!comments.empty()) out += " // " + join(comments, " ");
           out += "\n";
         }
@@ -220,7 +255,7 @@ std::string rust_float(double value) {
     if (sci[i] != '.') digits += sci[i];
   int exp10 = std::atoi(sci.c_str() + e + 1);  // value = d.ddd * 10^exp10
   const int length = static_cast<int>(digits.size());
-  const int kk = exp10 + 1;  // 10^(kk-1) <= value < 10^kk
+  const int kk = exp10 + 1;   // 10^(kk-1) <= value < 10^kk
   const int k = kk - length;  // exponent of the last digit
   if (0 <= k && kk <= 16) {
     out += digits + std::string(k, '0') + ".0";
@@ -264,7 +299,8 @@ std::string json_schema_to_typescript(const ojson& schema, const std::string& in
   if (type && type->is_array()) {
     std::vector<std::string> names;
     for (const auto& t : *type)
-      if (t.is_string()) names.push_back(t.get<std::string>() == "integer" ? "number" : t.get<std::string>());
+      if (t.is_string())
+        names.push_back(t.get<std::string>() == "integer" ? "number" : t.get<std::string>());
     if (!names.empty()) return join(names, " | ");
   }
   if (type && type->is_string()) {
@@ -282,7 +318,8 @@ std::string json_schema_to_typescript(const ojson& schema, const std::string& in
     if (t == "number" || t == "integer") return "number";
     if (t == "boolean") return "boolean";
     if (t == "array") {
-      if (const ojson* items = get(schema, "items")) return json_schema_to_typescript(*items, indent) + "[]";
+      if (const ojson* items = get(schema, "items"))
+        return json_schema_to_typescript(*items, indent) + "[]";
       return "Array<any>";
     }
     return "any";
@@ -302,8 +339,8 @@ std::string render_tools_section(const ToolNamespaces& tools) {
       for (const auto& tool : ns.tools) {
         for (const auto& line : rust_lines(tool.description)) lines.push_back("// " + line);
         if (tool.parameters)
-          lines.push_back("type " + tool.name + " = (_: " + json_schema_to_typescript(*tool.parameters, "") +
-                          ") => any;\n");
+          lines.push_back("type " + tool.name + " = (_: " +
+                          json_schema_to_typescript(*tool.parameters, "") + ") => any;\n");
         else
           lines.push_back("type " + tool.name + " = () => any;\n");
       }

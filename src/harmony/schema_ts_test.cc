@@ -23,17 +23,24 @@ TEST(SchemaTs, KitchensinkFromGolden) {
       R"("string_nullable":{"type":"string","nullable":true,"description":"A nullable string","default":"the default"},)"
       R"("string_enum":{"type":"string","enum":["a","b","c"]},)"
       R"("oneof_string_or_number":{"oneOf":[{"type":"string","default":"default_string_in_oneof"},{"type":"number","description":"numbers can happen too"}],"description":"a oneof","default":20}}})");
-  EXPECT_EQ(json_schema_to_typescript(schema),
-            "// params object\n{\n// STRING\n//\n// A string\n// Examples:\n// - \"hello\"\n// - \"world\"\n"
-            "string?: string,\n// A nullable string\nstring_nullable?: string | null, // default: \"the default\"\n"
-            "string_enum?: \"a\" | \"b\" | \"c\",\n// a oneof\n// default: 20\noneof_string_or_number?:\n"
-            " | string // default: \"default_string_in_oneof\"\n | number // numbers can happen too\n,\n}");
+  EXPECT_EQ(
+      json_schema_to_typescript(schema),
+      "// params object\n{\n// STRING\n//\n// A string\n// Examples:\n// - \"hello\"\n// - "
+      "\"world\"\n"
+      "string?: string,\n// A nullable string\nstring_nullable?: string | null, // default: \"the "
+      "default\"\n"
+      "string_enum?: \"a\" | \"b\" | \"c\",\n// a oneof\n// default: 20\noneof_string_or_number?:\n"
+      " | string // default: \"default_string_in_oneof\"\n | number // numbers can happen "
+      "too\n,\n}");
 }
 
 TEST(SchemaTs, SimpleTypes) {
-  EXPECT_EQ(json_schema_to_typescript(ojson::parse(R"({"type":"array","items":{"type":"integer"}})")), "number[]");
+  EXPECT_EQ(
+      json_schema_to_typescript(ojson::parse(R"({"type":"array","items":{"type":"integer"}})")),
+      "number[]");
   EXPECT_EQ(json_schema_to_typescript(ojson::parse(R"({"type":"array"})")), "Array<any>");
-  EXPECT_EQ(json_schema_to_typescript(ojson::parse(R"({"type":["integer","null"]})")), "number | null");
+  EXPECT_EQ(json_schema_to_typescript(ojson::parse(R"({"type":["integer","null"]})")),
+            "number | null");
   EXPECT_EQ(json_schema_to_typescript(ojson::parse(R"({"anyOf":[{"type":"string"}]})")), "any");
   EXPECT_EQ(json_schema_to_typescript(ojson::parse(R"({"type":"object"})")), "{\n}");
 }
@@ -53,7 +60,8 @@ TEST(SchemaTs, RustFloatLayout) {
 
 TEST(SchemaTs, CompactJsonLikeSerde) {
   auto v = ojson::parse(R"({"b":[1,-2,3.5,true,null],"a":"x\"y\n\u0001é"})");
-  EXPECT_EQ(serde_json_compact(v), "{\"b\":[1,-2,3.5,true,null],\"a\":\"x\\\"y\\n\\u0001\xC3\xA9\"}");
+  EXPECT_EQ(serde_json_compact(v),
+            "{\"b\":[1,-2,3.5,true,null],\"a\":\"x\\\"y\\n\\u0001\xC3\xA9\"}");
 }
 
 }  // namespace
