@@ -117,25 +117,25 @@ Status check_index(const Index& idx, const fs::path& dir, const TensorStore& sto
 
 Expected<TensorStore> open_checkpoint(const fs::path& dir, CheckpointLayout layout) {
   // transformers prefers model.safetensors over an index when both are present.
-  if (layout == CheckpointLayout::kHF && is_file(dir / "model.safetensors"))
-    return TensorStore::open({(dir / "model.safetensors").string()});
+  if (layout == CheckpointLayout::kOriginal) {
+    // The reference loader reads every *.safetensors in original/ and ignores any index (the 120b
+    // original/ ships one, in a format nothing documents).
+    auto files = list_safetensors(dir);
+    if (files.empty()) return Error("{}: no .safetensors files", dir.string());
+    return TensorStore::open(files);
+  }
+  if (is_file(dir / "model.safetensors")) return TensorStore::open({(dir / "model.safetensors").string()});
   if (is_file(dir / kIndexName)) {
     GPTOSS_ASSIGN_OR_RETURN(Index idx, read_index(dir));
     GPTOSS_ASSIGN_OR_RETURN(TensorStore store, TensorStore::open(idx.files));
     GPTOSS_RETURN_IF_ERROR(check_index(idx, dir, store));
     return store;
   }
-  if (layout == CheckpointLayout::kHF) {
-    auto others = list_safetensors(dir);
-    return Error("{}: no {} or model.safetensors{}", dir.string(), kIndexName,
-                 others.empty() ? std::string()
-                                : fmt::format(" ({} other .safetensors files need the index)",
-                                              others.size()));
-  }
-  // The reference loader reads every *.safetensors in original/.
-  auto files = list_safetensors(dir);
-  if (files.empty()) return Error("{}: no .safetensors files", dir.string());
-  return TensorStore::open(files);
+  auto others = list_safetensors(dir);
+  return Error("{}: no {} or model.safetensors{}", dir.string(), kIndexName,
+               others.empty() ? std::string()
+                              : fmt::format(" ({} other .safetensors files need the index)",
+                                            others.size()));
 }
 
 bool has_checkpoint(const fs::path& dir) {

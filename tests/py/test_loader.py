@@ -369,3 +369,20 @@ def test_config_matches_transformers(gptoss_bin, tmp_path, case):
             assert cfg[key] == pytest.approx(want, rel=1e-6), key
         else:
             assert cfg[key] == want, key
+
+
+def test_original_layout_in_several_files(gptoss_bin, tmp_path):
+    """original/ for 120b is split into model--0000k-of-00007.safetensors; like the reference
+    loader, every .safetensors in the folder is read and an index there is not needed."""
+    c = tiny_config()
+    orig = tmp_path / "original"
+    tensors = write_original(orig, c)
+    os.remove(orig / "model.safetensors")
+    names = list(tensors)
+    half = len(names) // 2
+    serialize_file({n: tensors[n] for n in names[:half]}, orig / "model--00001-of-00002.safetensors")
+    serialize_file({n: tensors[n] for n in names[half:]}, orig / "model--00002-of-00002.safetensors")
+    (orig / "model.safetensors.index.json").write_text("not the HF index format")
+    j = info_json(gptoss_bin, orig)
+    assert j["layout"] == "original" and len(j["files"]) == 2
+    check_summary(j, tensors, c, "original")
