@@ -1,6 +1,7 @@
 #include "tokenizer/bpe.h"
 
 #include <algorithm>
+#include <cstring>
 #include <functional>
 #include <queue>
 
@@ -13,52 +14,45 @@ constexpr uint32_t kNone = BpeVocab::kNone;
 
 void bpe_encode_piece_quadratic(const BpeVocab& vocab, const char* piece, size_t n,
                                 std::vector<uint32_t>* out) {
-  // start[k] = first byte of part k; rank[k] = rank of part k ++ part k+1. Small and on the stack.
-  // part[k] = rank of part k itself.
-  uint32_t start_buf[kBpeHeapThreshold + 2];
-  uint32_t rank_buf[kBpeHeapThreshold + 2];
-  uint32_t part_buf[kBpeHeapThreshold + 2];
-  std::vector<uint32_t> start_vec, rank_vec, part_vec;
-  uint32_t* start = start_buf;
-  uint32_t* rank = rank_buf;
-  uint32_t* part = part_buf;
-  if (n > kBpeHeapThreshold) {
-    start_vec.resize(n + 1);
-    rank_vec.resize(n + 1);
-    part_vec.resize(n + 1);
-    start = start_vec.data();
-    rank = rank_vec.data();
-    part = part_vec.data();
-  }
-  for (size_t k = 0; k < n; ++k) part[k] = vocab.byte_rank(static_cast<uint8_t>(piece[k]));
-  size_t parts = n;
-  for (size_t k = 0; k <= n; ++k) start[k] = static_cast<uint32_t>(k);
-  for (size_t k = 0; k + 1 < n; ++k) rank[k] = vocab.rank(piece + k, 2);
-  rank[n - 1] = kNone;
-  auto pair_rank = [&](size_t k) -> uint32_t {  // part k ++ part k+1
-    if (k + 1 >= parts) return kNone;
-    return vocab.rank(piece + start[k], start[k + 2] - start[k]);
+  // parts[k]: first byte, rank of the part itself, rank of it ++ part k+1. Small: on the stack.
+  struct Part {
+    uint32_t start, self, pair;
   };
-  while (parts > 1) {
+  Part buf[kBpeHeapThreshold + 2];
+  std::vector<Part> vec;
+  Part* parts = buf;
+  if (n > kBpeHeapThreshold) {
+    vec.resize(n + 1);
+    parts = vec.data();
+  }
+  for (size_t k = 0; k < n; ++k) {
+    parts[k] = Part{static_cast<uint32_t>(k), vocab.byte_rank(static_cast<uint8_t>(piece[k])),
+                    k + 1 < n ? vocab.rank_padded(piece + k, 2) : kNone};
+  }
+  parts[n] = Part{static_cast<uint32_t>(n), kNone, kNone};  // sentinel: end of the piece
+  size_t count = n;
+  auto pair_rank = [&](size_t k) -> uint32_t {  // part k ++ part k+1
+    if (k + 1 >= count) return kNone;
+    return vocab.rank_padded(piece + parts[k].start, parts[k + 2].start - parts[k].start);
+  };
+  while (count > 1) {
     uint32_t best = kNone;
     size_t at = 0;
-    for (size_t k = 0; k + 1 < parts; ++k) {
-      if (rank[k] < best) {
-        best = rank[k];
+    for (size_t k = 0; k + 1 < count; ++k) {
+      if (parts[k].pair < best) {
+        best = parts[k].pair;
         at = k;
       }
     }
     if (best == kNone) break;
-    // Merge part at+1 into part at.
-    std::copy(start + at + 2, start + parts + 1, start + at + 1);
-    std::copy(rank + at + 2, rank + parts, rank + at + 1);
-    std::copy(part + at + 2, part + parts, part + at + 1);
-    part[at] = best;
-    --parts;
-    rank[at] = pair_rank(at);
-    if (at > 0) rank[at - 1] = pair_rank(at - 1);
+    // Merge part at+1 into part at (the sentinel moves down too).
+    std::memmove(parts + at + 1, parts + at + 2, (count - at - 1) * sizeof(Part));
+    --count;
+    parts[at].self = best;
+    parts[at].pair = pair_rank(at);
+    if (at > 0) parts[at - 1].pair = pair_rank(at - 1);
   }
-  out->insert(out->end(), part, part + parts);
+  for (size_t k = 0; k < count; ++k) out->push_back(parts[k].self);
 }
 
 void bpe_encode_piece_heap(const BpeVocab& vocab, const char* piece, size_t n,
@@ -80,10 +74,10 @@ void bpe_encode_piece_heap(const BpeVocab& vocab, const char* piece, size_t n,
     uint32_t nx = next[s];
     if (nx >= n) return kNone;
     uint32_t e = end_of(nx);
-    return vocab.rank(piece + s, e - s);
+    return vocab.rank_padded(piece + s, e - s);
   };
   for (uint32_t k = 0; k + 1 < n; ++k) {
-    pair[k] = vocab.rank(piece + k, 2);
+    pair[k] = vocab.rank_padded(piece + k, 2);
     if (pair[k] != kNone) heap.push_back((uint64_t{pair[k]} << 32) | k);
   }
   std::make_heap(heap.begin(), heap.end(), std::greater<uint64_t>());
@@ -121,7 +115,7 @@ void bpe_encode_piece(const BpeVocab& vocab, const char* piece, size_t n, std::v
     out->push_back(vocab.byte_rank(static_cast<uint8_t>(piece[0])));
     return;
   }
-  uint32_t whole = vocab.rank(piece, n);
+  uint32_t whole = vocab.rank_padded(piece, n);
   if (whole != BpeVocab::kNone) {
     out->push_back(whole);
     return;

@@ -79,7 +79,13 @@ Expected<std::shared_ptr<const Tokenizer>> TokenizerBuilder::build(
 namespace {
 
 void encode_ordinary(const Tokenizer::Impl& impl, std::string_view text, std::vector<uint32_t>* out) {
-  o200k_split(text, [&](const char* p, size_t n) { bpe_encode_piece(impl.vocab, p, n, out); });
+  // BPE reads 8 bytes at a time: give it a copy with padding.
+  thread_local std::string padded;
+  padded.assign(text);
+  padded.append(8, '\0');
+  o200k_split(std::string_view(padded.data(), text.size()),
+              [&](const char* p, size_t n) { bpe_encode_piece(impl.vocab, p, n, out); });
+  if (padded.capacity() > (size_t{64} << 20)) std::string().swap(padded);  // don't keep huge buffers
 }
 
 // Encodes text that may hold special token strings; `allowed(id)` says which ones count.

@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include "core/mapped_file.h"
+#include "tokenizer/bpe.h"
 #include "tokenizer/o200k_split.h"
+#include "tokenizer/tokenizer_impl.h"
 #include "tokenizer/pretokenizer.h"
 
 namespace gptoss {
@@ -166,6 +169,47 @@ TEST(O200kSplit, EqualsPcre2RegexOnRandomText) {
       append_utf8(cp, &text);
     }
     ASSERT_EQ(pieces_fast(text), pieces_regex(**re, text)) << "text: " << text;
+  }
+}
+
+}  // namespace
+}  // namespace gptoss
+
+namespace gptoss {
+namespace {
+
+// The heap merge (long pieces) and the quadratic merge (short pieces) must agree everywhere.
+TEST(Bpe, HeapAndQuadraticMergesAgree) {
+  auto t = Tokenizer::from_tiktoken_file(std::string(GPTOSS_SOURCE_DIR) + "/tests/data/o200k_base.tiktoken");
+  ASSERT_TRUE(t.has_value()) << t.status().message();
+  BpeVocab vocab;
+  auto text = read_text_file(std::string(GPTOSS_SOURCE_DIR) + "/tests/data/o200k_base.tiktoken");
+  ASSERT_TRUE(text.has_value());
+  ASSERT_TRUE(parse_tiktoken_ranks(*text, "o200k", &vocab).is_ok());
+  uint64_t state = 777;
+  auto rnd = [&]() {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<uint32_t>(state >> 33);
+  };
+  const std::vector<std::string> words = {"a", "b", "ab", "the", " ", "ing", "\xE4\xB8\xAD", "\xC3\xA9", "1", "xyz"};
+  for (int iter = 0; iter < 3000; ++iter) {
+    std::string piece;
+    size_t len = 1 + rnd() % 150;
+    while (piece.size() < len) {
+      if (rnd() % 4 == 0) {
+        piece.push_back(static_cast<char>(rnd() % 256));
+      } else {
+        piece += words[rnd() % words.size()];
+      }
+    }
+    std::string padded = piece + std::string(8, '\0');
+    std::vector<uint32_t> q, h;
+    bpe_encode_piece_quadratic(vocab, padded.data(), piece.size(), &q);
+    bpe_encode_piece_heap(vocab, padded.data(), piece.size(), &h);
+    ASSERT_EQ(q, h) << "piece of " << piece.size() << " bytes";
+    std::string joined;
+    for (uint32_t id : q) joined += vocab.bytes(id);
+    ASSERT_EQ(joined, piece);
   }
 }
 

@@ -37,21 +37,32 @@ class BpeVocab {
     if (n == 2) return pair_rank_[(uint32_t{static_cast<uint8_t>(p[0])} << 8) | static_cast<uint8_t>(p[1])];
     uint64_t prefix = 0;
     __builtin_memcpy(&prefix, p, n < 8 ? n : 8);
-    uint64_t h = hash(p, n);
-    uint32_t check = check_word(h, n);
-    for (uint64_t i = h & mask_;; i = (i + 1) & mask_) {
-      const Slot& slot = table_[i];
-      if (slot.rank_plus1 == 0) return kNone;
-      if (slot.check == check && slot.prefix == prefix) {
-        uint32_t r = slot.rank_plus1 - 1;
-        if (n <= 8) return r;
-        const Span& sp = spans_[r];
-        if (sp.length == n && __builtin_memcmp(blob_.data() + sp.offset + 8, p + 8, n - 8) == 0) return r;
-      }
-    }
+    return probe(p, n, prefix, hash(p, n));
+  }
+  // Same, for a piece followed by at least 8 readable bytes (no variable-length copies).
+  uint32_t rank_padded(const char* p, size_t n) const {
+    if (n == 2) return pair_rank_[(uint32_t{static_cast<uint8_t>(p[0])} << 8) | static_cast<uint8_t>(p[1])];
+    return probe(p, n, load_masked(p, n < 8 ? n : 8), hash_padded(p, n));
   }
   uint32_t byte_rank(uint8_t b) const { return byte_rank_[b]; }
 
+  static uint64_t load_masked(const char* p, size_t n) {  // 1 <= n <= 8, 8 bytes readable
+    uint64_t w;
+    __builtin_memcpy(&w, p, 8);
+    return n >= 8 ? w : w & ((uint64_t{1} << (8 * n)) - 1);
+  }
+  static uint64_t hash_padded(const char* p, size_t n) {  // == hash(p, n)
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xC2B2AE3D27D4EB4Full);
+    while (n >= 8) {
+      uint64_t w;
+      __builtin_memcpy(&w, p, 8);
+      h = mix(h ^ w);
+      p += 8;
+      n -= 8;
+    }
+    if (n > 0) h = mix(h ^ load_masked(p, n) ^ (uint64_t{n} << 59));
+    return mix(h);
+  }
   static uint64_t hash(const char* p, size_t n) {
     uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xC2B2AE3D27D4EB4Full);
     while (n >= 8) {
@@ -70,6 +81,19 @@ class BpeVocab {
   }
 
  private:
+  uint32_t probe(const char* p, size_t n, uint64_t prefix, uint64_t h) const {
+    uint32_t check = check_word(h, n);
+    for (uint64_t i = h & mask_;; i = (i + 1) & mask_) {
+      const Slot& slot = table_[i];
+      if (slot.rank_plus1 == 0) return kNone;
+      if (slot.check == check && slot.prefix == prefix) {
+        uint32_t r = slot.rank_plus1 - 1;
+        if (n <= 8) return r;
+        const Span& sp = spans_[r];
+        if (sp.length == n && __builtin_memcmp(blob_.data() + sp.offset + 8, p + 8, n - 8) == 0) return r;
+      }
+    }
+  }
   // Length (low 8 bits, capped) and 24 hash bits: a cheap filter before comparing bytes.
   static uint32_t check_word(uint64_t h, size_t n) {
     return static_cast<uint32_t>((h >> 40) << 8) | static_cast<uint32_t>(n < 255 ? n : 255);
