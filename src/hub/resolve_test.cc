@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 
@@ -18,7 +19,8 @@ const std::string kCommit = "0123456789abcdef0123456789abcdef01234567";
 class ResolveTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::path(::testing::TempDir()) / "resolve_test";
+    // ctest runs each test in its own process, in parallel: one directory per process.
+    root_ = fs::path(::testing::TempDir()) / ("resolve_test_" + std::to_string(getpid()));
     fs::remove_all(root_);
     cache_ = root_ / "cache";
     storage_ = cache_ / "models--acme--m";
