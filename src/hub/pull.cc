@@ -260,11 +260,16 @@ Status fetch_blob(const Ctx& ctx, const PullPlan& plan, const RepoFile& f, const
   }
   progress.start_file(f.path, m.size, have);
 
-  HttpOptions o;
-  // The token only goes to the hub itself, never to the CDN a redirect points at.
-  if (!ctx.token.empty() && url_origin(m.location) == url_origin(ctx.endpoint)) {
-    o.headers.push_back("Authorization: Bearer " + ctx.token);
-  }
+  std::string location = m.location;
+  bool refreshed = false;
+  auto options_for = [&](const std::string& url) {
+    HttpOptions o;
+    // The token only goes to the hub itself, never to the CDN a redirect points at.
+    if (!ctx.token.empty() && url_origin(url) == url_origin(ctx.endpoint)) {
+      o.headers.push_back("Authorization: Bearer " + ctx.token);
+    }
+    return o;
+  };
   int write_errno = 0;
   std::string range_error;
   uint64_t pos = have;
@@ -314,7 +319,7 @@ Status fetch_blob(const Ctx& ctx, const PullPlan& plan, const RepoFile& f, const
       progress.add_bytes(int64_t(n));
       return true;
     };
-    auto r = http_download(m.location, o, pos, cb);
+    auto r = http_download(location, options_for(location), pos, cb);
     if (!range_error.empty()) {
       ::close(fd);
       ::unlink(part.c_str());
@@ -338,11 +343,22 @@ Status fetch_blob(const Ctx& ctx, const PullPlan& plan, const RepoFile& f, const
       st_result = Error("{}: the server refused the resume range", f.path);
       continue;
     }
+    bool off_hub = url_origin(location) != url_origin(ctx.endpoint);
+    if (r->status >= 400 && r->status < 500 && off_hub && !refreshed) {
+      // Signed CDN URLs expire (long or resumed downloads): ask the hub for a fresh one, once.
+      refreshed = true;
+      auto fresh = head_file(ctx, plan, f);
+      if (fresh && fresh->etag == m.etag) {
+        location = fresh->location;
+        --attempt;
+        continue;
+      }
+    }
     if (r->status >= 400) {
       ::close(fd);
-      if (url_origin(m.location) == url_origin(ctx.endpoint)) return hub_error(*r, ctx, plan.repo_id, f.path);
+      if (!off_hub) return hub_error(*r, ctx, plan.repo_id, f.path);
       return Error("{}: HTTP {} from the file host {} (the partial download is kept; run the pull again)", f.path,
-                   r->status, url_origin(m.location));
+                   r->status, url_origin(location));
     }
     st_result = Status::ok();
     if (pos < m.size) st_result = Error("{}: the connection closed after {} of {} bytes", f.path, pos, m.size);

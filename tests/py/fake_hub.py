@@ -63,6 +63,7 @@ class FakeHub:
         self.drop_after = {}  # path -> (bytes, times): close the connection after `bytes` bytes, `times` times
         self.corrupt = set()  # paths whose CDN bytes are altered
         self.oversize = set()  # paths the CDN serves with extra bytes appended
+        self.cdn_forbid = {}  # path -> n: the next n CDN GETs answer 403 (an expired signed URL)
         self.ignore_range = False
         self.tree_page_size = 0  # >0: paginate /tree with Link headers
         self.cdn_delay = 0.0  # seconds each CDN GET waits before its body (to observe concurrency)
@@ -273,6 +274,12 @@ class FakeHub:
         if repo is None or path not in repo.files:
             return self._send(h, 404, b"NoSuchKey", method=method)
         data = repo.files[path]
+        with self.lock:
+            forbid = method == "GET" and self.cdn_forbid.get(path, 0) > 0
+            if forbid:
+                self.cdn_forbid[path] -= 1
+        if forbid:
+            return self._send(h, 403, b"<Error>Request has expired</Error>", method=method)
         if path in self.corrupt:
             data = bytes([data[0] ^ 0xFF]) + data[1:]
         if path in self.oversize:

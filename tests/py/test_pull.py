@@ -194,6 +194,17 @@ def test_resume_across_runs(gptoss_bin, hub, tmp_path):
     assert not part.exists()
 
 
+def test_expired_cdn_url_is_refreshed_once(gptoss_bin, hub, tmp_path):
+    hub.cdn_forbid["model.safetensors"] = 1
+    r = pull(gptoss_bin, base_env(tmp_path, hub, tmp_path / "c"), REPO, "--include", "model.safetensors")
+    assert r.returncode == 0, r.stderr
+    assert len(hub.requests(server="hub", method="HEAD", contains="model.safetensors")) == 2
+    assert snapshot_bytes(r.stdout.strip())["model.safetensors"] == FILES["model.safetensors"]
+    hub.cdn_forbid["model.safetensors"] = 2
+    r = pull(gptoss_bin, base_env(tmp_path, hub, tmp_path / "d"), REPO, "--include", "model.safetensors")
+    assert r.returncode == 1 and "HTTP 403 from the file host" in r.stderr
+
+
 def test_server_ignoring_range_restarts(gptoss_bin, hub, tmp_path):
     hub.drop_after["model.safetensors"] = (700_000, 1)
     hub.ignore_range = True
