@@ -178,6 +178,27 @@ TEST(Render, ResponseFormatsEndTheDeveloperMessage) {
       "<|end|>");
 }
 
+TEST(ConversationJson, WriteThenReadRendersTheSame) {
+  SystemContent s;
+  s.conversation_start_date = "2025-01-02";
+  s.reasoning_effort.reset();
+  s.with_tools(ToolNamespace::browser());
+  DeveloperContent d;
+  d.instructions = "Be nice";
+  d.with_function_tools(
+      {{"f", "does f", ojson::parse(R"({"type":"object","properties":{"b":{},"a":{}}})")}});
+  d.response_formats.push_back({"fmt", std::nullopt, ojson::parse(R"({"type":"string"})")});
+  Conversation c{
+      {Message::system(s), Message::developer(d), Message::make(Role::kUser, "hi").with_name("u"),
+       Message::make(Role::kTool, "r").with_name("functions.f").with_channel("commentary")}};
+  auto back = conversation_from_json(ojson::parse(conversation_to_json(c).dump()));
+  ASSERT_TRUE(back.has_value()) << back.status().message();
+  auto a = render_text_for_completion(c), b = render_text_for_completion(*back);
+  ASSERT_TRUE(a.has_value() && b.has_value());
+  EXPECT_EQ(*a, *b);
+  EXPECT_LT(a->find("b?: any"), a->find("a?: any"));  // property order survives the round trip
+}
+
 TEST(ConversationJson, ReadsHarmonyShapeAndReportsBadFields) {
   auto j = ojson::parse(
       R"({"messages":[{"role":"system","name":null,"content":[{"type":"system_content","model_identity":"X","reasoning_effort":"High","channel_config":{"valid_channels":["final"],"channel_required":false}}]},)"

@@ -350,6 +350,18 @@ def test_cli_text_and_ids(enc, gptoss_bin, tmp_path):
     ids = subprocess.run([gptoss_bin, "harmony", "render", "--file", str(f), "--ids", "--no-completion"],
                          capture_output=True, text=True, check=True)
     assert json.loads(ids.stdout) == enc.render_conversation(conv)
+    conv = Conversation.from_messages([
+        Message.from_role_and_content(Role.USER, "q"),
+        Message.from_role_and_content(Role.ASSISTANT, "think").with_channel("analysis"),
+        Message.from_role_and_content(Role.ASSISTANT, "a").with_channel("final")])
+    f.write_text(conv.to_json())
+    for flags, want in ((["--training"], enc.render_conversation_for_training(conv)),
+                        (["--next-role", "user", "--drop-analysis", "none"],
+                         enc.render_conversation_for_completion(conv, Role.USER,
+                                                                RenderConversationConfig(auto_drop_analysis=False)))):
+        r = subprocess.run([gptoss_bin, "harmony", "render", "--file", str(f), "--ids", *flags],
+                           capture_output=True, text=True, check=True)
+        assert json.loads(r.stdout) == want, flags
 
 
 # ---------------------------------------------------------------- random conversations
