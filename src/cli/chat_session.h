@@ -101,6 +101,9 @@ class ChatSession {
 
   ChatOptions& options() { return opt_; }
   void clear() { history_.clear(); }
+  void drop_last_message() {
+    if (!history_.empty()) history_.pop_back();
+  }
   void add_user(const std::string& text);
   // The full conversation as rendered for the next request (system, developer, history).
   harmony::Conversation conversation() const;

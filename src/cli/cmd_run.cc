@@ -283,7 +283,11 @@ int cmd_run(const std::vector<std::string>& argv) {
 
   const bool tty = isatty(STDIN_FILENO);
   const bool verbose = args->has("--verbose");
-  if (verbose) print_timings(TurnResult{}, model->info.load_seconds);
+  if (verbose) {
+    std::fprintf(stderr, "model: %s (%s layout, %s, context %d)\nload duration:        %.3f s\n",
+                 model->info.dir.c_str(), model->info.layout.c_str(), model->info.device.c_str(),
+                 model->engine->context_length(), model->info.load_seconds);
+  }
   ChatSession session(*model->engine, *model->tokenizer, co);
   LineReader reader(tty);
   ChatDisplay display;
@@ -422,8 +426,11 @@ int cmd_run(const std::vector<std::string>& argv) {
     if (last.finish_reason == "length") std::puts("[max tokens reached]");
     if (last.finish_reason == "context_full" || last.finish_reason == "error")
       std::printf("%s\n", last.error.c_str());
+    // Nothing was generated (e.g. the history no longer fits): forget the question, so that the
+    // user can /clear or ask something shorter.
+    if (last.finish_reason == "error" && last.steps.empty()) session.drop_last_message();
     std::fflush(stdout);
-    if (verbose) print_timings(last, -1);
+    if (verbose && !last.steps.empty()) print_timings(last, -1);
     g_interrupted.store(false);
   }
   return 0;

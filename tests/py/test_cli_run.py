@@ -196,3 +196,16 @@ def test_run_errors(gptoss_bin, model, tmp_path):
     r = subprocess.run([gptoss_bin, "run", model, "--tools", str(tmp_path / "none.json")], capture_output=True,
                        text=True, input="")
     assert r.returncode == 2 and "none.json" in r.stderr
+
+
+def test_question_that_does_not_fit_is_dropped(gptoss_bin, model, enc, tmp_path):
+    log = tmp_path / "prompts.jsonl"
+    long_q = "please tell me everything about " * 3
+    # The context holds the system message and a short question, not the long one.
+    r = subprocess.run([gptoss_bin, "run", model, "--current-date", DATE, "--prompt-log", str(log), "--ctx", "80",
+                        "-n", "3"], input=long_q + "\nhi\n", capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "fills the context of 80 tokens" in r.stdout
+    steps = read_log(log)
+    assert len(steps) == 1
+    assert steps[0]["prompt_ids"] == render_for_completion(enc, [system_message(), user("hi")])
