@@ -20,6 +20,7 @@ int cmd_detokenize(const std::vector<std::string>& args);
 int cmd_logits(const std::vector<std::string>& args);
 
 int cmd_harmony(const std::vector<std::string>& args);
+int cmd_serve(const std::vector<std::string>& args);
 
 int cmd_info(const std::vector<std::string>& args);
 

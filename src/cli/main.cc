@@ -18,6 +18,7 @@ const std::vector<Command>& all_commands() {
       {"tokenize", cmd_tokenize, "print the o200k_harmony token ids of a text (JSON array)"},
       {"detokenize", cmd_detokenize, "print the text of token ids"},
       {"info", cmd_info, "show a model directory: layout, config, tensors, weight bytes, parameters"},
+      {"serve", cmd_serve, "serve the model over the OpenAI and Ollama HTTP APIs (chat, responses, tools)"},
       {"logits", cmd_logits, "run token ids through the model; write every position's logits (safetensors)"},
   };
   return kCommands;

@@ -1,0 +1,106 @@
+"""Load on `gptoss serve`: dozens of concurrent streaming clients, some of which hang up early,
+plus a burst beyond the request limit. Every stream that finishes is complete and well formed,
+rejected requests get 429 with Retry-After, the server survives, every sequence is freed and the
+server's memory returns near its baseline."""
+import concurrent.futures
+import http.client
+import json
+import random
+import time
+
+import requests
+
+from server_util import MODEL_NAME, ServeProcess
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def metric(url, name):
+    for line in requests.get(url + "/metrics", timeout=10).text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise KeyError(name)
+
+
+def one_client(port, i, hang_up_after):
+    """Streams a chat completion; returns ('done', n_chunks), ('hung_up', n), or ('429', None)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    body = {"model": MODEL_NAME, "stream": True, "max_tokens": 40 + i % 7, "temperature": 1.0,
+            "seed": i, "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": f"client {i}"}]}
+    conn.request("POST", "/v1/chat/completions", json.dumps(body),
+                 {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    if resp.status == 429:
+        assert int(resp.getheader("Retry-After")) >= 1
+        assert json.loads(resp.read())["error"]["code"] == "rate_limit_exceeded"
+        conn.close()
+        return ("429", None)
+    assert resp.status == 200
+    chunks, done, finish, usage = 0, False, None, None
+    while True:
+        line = resp.readline()
+        if not line:
+            break
+        line = line.strip()
+        if not line:
+            continue
+        assert line.startswith(b"data: ")
+        data = line[6:]
+        if data == b"[DONE]":
+            done = True
+            break
+        j = json.loads(data)
+        assert j["object"] == "chat.completion.chunk"
+        if j["choices"] and j["choices"][0]["finish_reason"]:
+            assert finish is None
+            finish = j["choices"][0]["finish_reason"]
+        if j.get("usage"):
+            usage = j["usage"]
+        chunks += 1
+        if hang_up_after is not None and chunks >= hang_up_after:
+            conn.close()
+            return ("hung_up", chunks)
+    conn.close()
+    assert done and finish in ("stop", "length") and usage is not None
+    assert usage["completion_tokens"] <= body["max_tokens"]
+    return ("done", chunks)
+
+
+def test_concurrent_streams_disconnects_and_burst(gptoss_bin):
+    s = ServeProcess(gptoss_bin, "--max-running", "8", "--max-queue", "16", "--max-active", "24")
+    try:
+        # Warm up so the baseline includes the buffers every generation needs.
+        requests.post(s.url + "/v1/chat/completions", timeout=60, json={
+            "model": MODEL_NAME, "max_tokens": 8,
+            "messages": [{"role": "user", "content": "warm up"}]}).raise_for_status()
+        baseline = rss_kb(s.proc.pid)
+        rng = random.Random(0)
+        plans = [rng.choice([None, None, 2, 5]) for _ in range(48)]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=48) as pool:
+            results = list(pool.map(lambda a: one_client(s.port, *a), enumerate(plans)))
+        kinds = [r[0] for r in results]
+        assert kinds.count("429") > 0, "48 clients at once must exceed --max-active 24"
+        assert kinds.count("done") > 0 and kinds.count("hung_up") > 0
+        assert s.alive()
+        deadline = time.time() + 30
+        while time.time() < deadline and (metric(s.url, "gptoss_sequences_running") > 0 or
+                                          metric(s.url, "gptoss_queue_depth") > 0):
+            time.sleep(0.2)
+        assert metric(s.url, "gptoss_sequences_running") == 0
+        assert metric(s.url, "gptoss_queue_depth") == 0
+        assert metric(s.url, "gptoss_rejected_requests_total") == kinds.count("429")
+        # After the storm the server still answers, and its memory is back near the baseline.
+        r = requests.post(s.url + "/v1/chat/completions", timeout=60, json={
+            "model": MODEL_NAME, "max_tokens": 4, "messages": [{"role": "user", "content": "ok?"}]})
+        assert r.status_code == 200
+        after = rss_kb(s.proc.pid)
+        assert after < baseline * 1.25 + 32 * 1024, (baseline, after)
+    finally:
+        s.stop()
