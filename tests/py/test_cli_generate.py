@@ -228,3 +228,63 @@ def test_hub_id_is_pulled_then_found_in_the_cache(gptoss_bin, model, tmp_path):
         assert local["completion_ids"] == pulled["completion_ids"]
     finally:
         hub.stop()
+
+
+PENALTY_PROMPT = "The quick brown fox jumps over the lazy dog while seven wizards quietly hex jovial bankers"
+
+
+def completion_and_logits(gptoss_bin, model, tmp_path, *args):
+    out = gen_json(gptoss_bin, model, "--raw", "-p", PENALTY_PROMPT, "-n", "10", *args)
+    prompt, completion = out["prompt_ids"], out["completion_ids"]
+    f = tmp_path / "l.safetensors"
+    r = run(gptoss_bin, "logits", model, "--tokens", ",".join(map(str, prompt + completion)), "--out", f)
+    assert r.returncode == 0, r.stderr
+    return prompt, completion, load_file(str(f))["logits_0"]
+
+
+def assert_greedy_under(prompt, completion, logits, transform):
+    checked = 0
+    for i, tok in enumerate(completion):
+        row = transform(logits[len(prompt) - 1 + i].astype(np.float64), completion[:i])
+        top2 = np.sort(row)[-2:]
+        if top2[1] - top2[0] < 1e-3:
+            continue
+        assert int(np.argmax(row)) == tok, f"step {i}"
+        checked += 1
+    assert checked >= len(completion) // 2
+
+
+@pytest.mark.parametrize("R,P,F", [(0.05, 0.0, 0.0), (1.0, -2.0, -1.5)])
+def test_penalties_follow_their_definitions(gptoss_bin, model, tmp_path, R, P, F):
+    """Greedy decoding under penalties equals the argmax of the exact logits after llama.cpp's
+    repetition penalty (over prompt and output: positive logits divided, negative multiplied) and
+    OpenAI's presence/frequency penalties (over the output: minus p + f * count). Values below
+    neutral boost seen tokens, so that they change this random model's choices."""
+    prompt, completion, logits = completion_and_logits(
+        gptoss_bin, model, tmp_path, "--temperature", "0", "--repeat-penalty", str(R),
+        "--presence-penalty", str(P), "--frequency-penalty", str(F))
+
+    def penalise(row, generated):
+        for t in set(prompt) | set(generated):
+            row[t] = row[t] / R if row[t] > 0 else row[t] * R
+        for t in set(generated):
+            row[t] -= P + F * generated.count(t)
+        return row
+    assert_greedy_under(prompt, completion, logits, penalise)
+    # Without penalties the same prompt is plain greedy (and differs: the penalties did something).
+    _, plain, _ = completion_and_logits(gptoss_bin, model, tmp_path, "--temperature", "0")
+    assert plain != completion
+    if R != 1.0:
+        assert set(completion) & set(prompt)  # the repetition penalty reaches back into the prompt
+    else:
+        assert len(set(completion)) < len(completion)  # boosted output tokens come back
+
+
+@pytest.mark.parametrize("flags", [["--top-k", "1"], ["--top-p", "1e-9"], ["--min-p", "1.0"]])
+def test_truncation_flags_reach_the_sampler(gptoss_bin, model, tmp_path, flags):
+    # At temperature 1, each of these keeps only the most likely token: the output is greedy.
+    prompt, completion, logits = completion_and_logits(gptoss_bin, model, tmp_path, "--temperature", "1",
+                                                       "--seed", "5", *flags)
+    assert_greedy_under(prompt, completion, logits, lambda row, gen: row)
+    _, sampled, _ = completion_and_logits(gptoss_bin, model, tmp_path, "--temperature", "1", "--seed", "5")
+    assert sampled != completion
