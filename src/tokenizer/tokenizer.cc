@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <cstring>
+
 #include "tokenizer/bpe.h"
 #include "tokenizer/o200k_split.h"
 #include "tokenizer/tokenizer_impl.h"
@@ -171,9 +173,21 @@ std::optional<uint32_t> Tokenizer::token_id(std::string_view bytes) const {
 }
 
 std::string Tokenizer::decode(const std::vector<uint32_t>& ids) const {
-  std::string out;
-  out.reserve(ids.size() * 4);
-  for (uint32_t id : ids) out.append(token_bytes(id));
+  // Ordinary tokens are copied 16 bytes at a time (the blob is padded), into a buffer grown ahead.
+  std::string out(ids.size() * 8 + 64, '\0');
+  size_t w = 0;
+  const BpeVocab& vocab = impl_->vocab;
+  for (uint32_t id : ids) {
+    std::string_view b = token_bytes(id);
+    if (out.size() - w < b.size() + 16) out.resize((out.size() + b.size() + 16) * 2);
+    if (id < vocab.size() && b.size() <= 16) {
+      std::memcpy(out.data() + w, b.data(), 16);
+    } else {
+      std::memcpy(out.data() + w, b.data(), b.size());
+    }
+    w += b.size();
+  }
+  out.resize(w);
   return out;
 }
 

@@ -28,6 +28,7 @@ class BpeVocab {
   Status finish(Describe&& describe);
 
   uint32_t size() const { return count_; }
+  // Token bytes; at least 16 bytes after the start of every token are readable (the blob is padded).
   std::string_view bytes(uint32_t rank) const {
     return {blob_.data() + spans_[rank].offset, spans_[rank].length};
   }
@@ -135,6 +136,7 @@ Status BpeVocab::finish(Describe&& describe) {
   for (uint32_t r = 0; r < count_; ++r) {
     if (spans_[r].length == 0) return Error("rank {} is missing (ranks must be 0..{})", r, count_ - 1);
   }
+  blob_.append(16, '\0');  // padding for 16-byte copies in decode
   size_t cap = 1024;
   while (cap < size_t{count_} * 2 + 2) cap <<= 1;
   table_ = allocate_table(cap);
