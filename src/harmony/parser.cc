@@ -336,13 +336,14 @@ std::string Parser::decode_header(std::vector<ParseEvent>& out) {
     }
     bytes += tok_.token_bytes(t);
   }
-  const size_t n = bytes.size();
-  std::string text = take_utf8(bytes, true);
-  if (text.size() != n || text.find(kReplacement) != std::string::npos) {
-    // U+FFFD is 3 bytes: any replacement changes the length or leaves one in the text.
-    if (text != std::string_view(text).substr(0, 0) && text.find(kReplacement) != std::string::npos)
-      problem(out, "message header is not valid UTF-8; invalid bytes read as U+FFFD");
+  bool valid = true;
+  for (size_t i = 0; i < bytes.size() && valid;) {
+    const int n = utf8_char(bytes, i);
+    valid = n > 0;
+    i += n > 0 ? n : 0;
   }
+  if (!valid) problem(out, "message header is not valid UTF-8; invalid bytes read as U+FFFD");
+  std::string text = take_utf8(bytes, true);
   return text;
 }
 

@@ -175,6 +175,14 @@ TEST(Parser, MalformedStreamsKeepTheirText) {
       tokenizer(), enc("<|channel|>analysis<|message|>x<|end|><|start|>assistant<|channel|>fin"));
   EXPECT_EQ(r.messages.size(), 1u);
   EXPECT_FALSE(r.problems.empty());
+  // A header with a broken UTF-8 byte is reported (harmony raises "could not decode header").
+  std::vector<uint32_t> bad = enc("<|channel|>final");
+  bad.push_back(*tokenizer().token_id("\xE6"));
+  for (uint32_t t : enc("<|message|>ok")) bad.push_back(t);
+  r = parse_completion(tokenizer(), bad);
+  ASSERT_EQ(r.messages.size(), 1u);
+  EXPECT_EQ(r.messages[0].text(), "ok");
+  EXPECT_FALSE(r.problems.empty());
   // An id that is no token becomes U+FFFD; the text around it stays.
   std::vector<uint32_t> ids = enc("<|channel|>final<|message|>a");
   ids.push_back(4000000);
