@@ -355,7 +355,12 @@ void check_moe(int E, int I, int H, int T, int k) {
   std::snprintf(name, sizeof name, "moe gate_up+swiglu E=%d I=%d H=%d T=%d k=%d", E, I, H, T, k);
   report(name, gh, rh, 2e-6);
   std::printf("%-44s %d of %zu units hit the clamp\n", "", clamps, rh.size());
-  CK(moe_down_accumulate(h16, nullptr, didx, up(wts), T, k, up(b2), up(s2), up(bias2), H, I, out, false, nullptr));
+  float* ys = dev_poisoned<float>(size_t(T) * k * H);
+  int32_t* dc = up(std::vector<int32_t>(size_t(T) * (H / 16), 0));
+  for (int rep = 0; rep < 2; ++rep) {  // twice: the counters must be left at zero
+    CK(moe_down_accumulate(h16, nullptr, didx, up(wts), T, k, up(b2), up(s2), up(bias2), H, I, ys, dc, out, false,
+                           nullptr));
+  }
   auto go = down(out, size_t(T) * H);
   std::vector<double> ro(size_t(T) * H, 0.0);
   for (int s = 0; s < T * k; ++s) {
@@ -426,6 +431,7 @@ float median_ms(F&& f, int reps) {
 }
 
 int run_bench(int max_tokens, bool profile) {
+  set_pdl(false);  // per-kernel numbers without overlap; the decode section compares both
   cudaDeviceProp prop{};
   CK(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs, L2 %d MB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20);
@@ -475,6 +481,8 @@ int run_bench(int max_tokens, bool profile) {
   float* logits = dev_poisoned<float>(c.vocab_size);
   int32_t* ridx = dev_poisoned<int32_t>(4);
   float* rlog = dev_poisoned<float>(c.num_experts);
+  float* down_y = dev_poisoned<float>(4 * H);
+  int32_t* down_cnt = up(std::vector<int32_t>(H / 16, 0));
   int32_t* rcnt = up(std::vector<int32_t>(1, 0));
   struct Row {
     const char* name;
@@ -532,7 +540,7 @@ int run_bench(int max_tokens, bool profile) {
   sweep("moe down+bias+weighted acc 4x(2880x2880)", 4 * 2880.0 * I * mx, [&](int l) {
     const LayerWeights& Lw = W.layers[l];
     return moe_down_accumulate(h16, nullptr, idx[l], rw, 1, 4, Lw.mlp2.blocks.as<uint8_t>(), Lw.mlp2.scales.as<uint8_t>(),
-                               Lw.mlp2_bias.buf.as<uint16_t>(), H, I, x, true, nullptr);
+                               Lw.mlp2_bias.buf.as<uint16_t>(), H, I, down_y, down_cnt, x, true, nullptr);
   });
   {
     GemvInput fin;
@@ -545,49 +553,88 @@ int run_bench(int max_tokens, bool profile) {
     rows.push_back({"unembedding+rmsnorm 201088x2880", 2.0 * c.vocab_size * H, ms});
   }
   if (profile) return 0;
+  {  // launch overhead: an empty kernel, stream launches and graph replays; and the router on one hot layer
+    const int n = 200;
+    const float ms_stream = median_ms([&] { for (int i = 0; i < n; ++i) CK(noop_kernel_launch(nullptr)); }, 5);
+    cudaStream_t st;
+    CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    cudaGraph_t graph;
+    CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+    for (int i = 0; i < n; ++i) CK(noop_kernel_launch(st));
+    CK(cudaStreamEndCapture(st, &graph));
+    cudaGraphExec_t exec;
+    CK(cudaGraphInstantiate(&exec, graph, 0));
+    Timer tm;
+    CK(cudaGraphLaunch(exec, st));
+    CK(cudaStreamSynchronize(st));
+    CK(cudaEventRecord(tm.a, st));
+    CK(cudaGraphLaunch(exec, st));
+    CK(cudaEventRecord(tm.b, st));
+    CK(cudaEventSynchronize(tm.b));
+    float ms_graph = 0;
+    CK(cudaEventElapsedTime(&ms_graph, tm.a, tm.b));
+    const LayerWeights& L0 = W.layers[0];
+    const float ms_hot = median_ms([&] {
+      for (int i = 0; i < L; ++i) {
+        CK(router_topk(x, H, L0.mlp_norm.buf.as<uint16_t>(), 1e-5f, L0.router.buf.as<uint16_t>(),
+                       L0.router_bias.buf.as<uint16_t>(), 32, H, 4, 1, nullptr, xn16, xinv, rlog, rcnt, ridx, rw,
+                       nullptr));
+      }
+    }, 20);
+    std::printf("empty kernel: %.2f us per stream launch, %.2f us per graph node; router on one hot layer: %.2f us\n",
+                1e3 * ms_stream / n, 1e3 * ms_graph / n, 1e3 * ms_hot / L);
+  }
   std::printf("\n%-44s %10s %10s %8s\n", "kernel (batch 1, 20b shapes)", "us/call", "GB/s", "%copy");
   for (const auto& r : rows) {
     const double bw = r.bytes / (r.ms * 1e-3);
     std::printf("%-44s %10.2f %10.1f %7.1f%%\n", r.name, r.ms * 1e3, bw / 1e9, 100.0 * bw / copy_bw);
   }
 
-  // Whole decode steps.
-  DecodeOptions opt;
-  opt.max_batch = 64;
-  opt.max_context = 640;
-  auto eng = DecodeEngine::create(c, W, opt);
-  if (!eng) return std::fprintf(stderr, "%s\n", eng.status().message().c_str()), 2;
-  const double bytes_tok = (*eng)->weight_bytes_per_token();
-  std::printf("\nweight bytes per token at batch 1: %.3f GB (roofline at copy bw: %.0f tok/s)\n", bytes_tok / 1e9,
-              copy_bw / bytes_tok);
-  std::printf("%-34s %8s %10s %12s %8s\n", "decode", "batch", "tokens", "tok/s", "%roof");
-  for (int n : {1, 2, 4, 8, 16, 64}) {
-    for (bool graph : {false, true}) {
-      if (!graph && n != 1) continue;
-      const int steps = n == 1 ? max_tokens : 32;
-      std::vector<int32_t> tok(n), p(n), s(n);
-      for (int i = 0; i < n; ++i) tok[i] = 1000 + i, s[i] = i;
-      auto run = [&](int first, int count) {
-        for (int step = 0; step < count; ++step) {
-          for (int i = 0; i < n; ++i) p[i] = first + step;
-          (*eng)->set_inputs(tok, p, s);
-          auto st = (*eng)->launch(n, graph);
-          if (!st) std::fprintf(stderr, "%s\n", st.message().c_str()), std::exit(2);
-          st = (*eng)->sync();
-          if (!st) std::fprintf(stderr, "%s\n", st.message().c_str()), std::exit(2);
-          for (int i = 0; i < n; ++i) tok[i] = (*eng)->next_tokens_host()[i];
-        }
-      };
-      run(0, 4);  // warm-up (and graph capture)
-      Timer tm;
-      tm.start();
-      run(4, steps);
-      const float ms = tm.stop_ms();
-      const double tps = 1e3 * steps * n / ms;
-      char label[64];
-      std::snprintf(label, sizeof label, "%s, positions 4..%d", graph ? "cuda graph" : "eager", 4 + steps - 1);
-      std::printf("%-34s %8d %10d %12.1f %7.1f%%\n", label, n, steps * n, tps,
-                  n == 1 ? 100.0 * tps * bytes_tok / copy_bw : 0.0);
+  // Whole decode steps, without and with programmatic dependent launch (each with its own engine, so
+  // each captures its own graphs).
+  for (bool pdl : {false, true}) {
+    set_pdl(pdl);
+    DecodeOptions opt;
+    opt.max_batch = 64;
+    opt.max_context = 640;
+    auto eng = DecodeEngine::create(c, W, opt);
+    if (!eng) return std::fprintf(stderr, "%s\n", eng.status().message().c_str()), 2;
+    const double bytes_tok = (*eng)->weight_bytes_per_token();
+    if (!pdl) {
+      std::printf("\nweight bytes per token at batch 1: %.3f GB (roofline at copy bw: %.0f tok/s)\n", bytes_tok / 1e9,
+                  copy_bw / bytes_tok);
+      std::printf("%-40s %6s %8s %10s %8s\n", "decode", "batch", "tokens", "tok/s", "%roof");
+    }
+    for (int n : {1, 2, 4, 8, 16, 64}) {
+      for (bool graph : {false, true}) {
+        if ((!graph || !pdl) && n != 1) continue;
+        const int steps = n == 1 ? max_tokens : 32;
+        std::vector<int32_t> tok(n), p(n), s(n);
+        for (int i = 0; i < n; ++i) tok[i] = 1000 + i, s[i] = i;
+        auto run = [&](int first, int count) {
+          for (int step = 0; step < count; ++step) {
+            for (int i = 0; i < n; ++i) p[i] = first + step;
+            (*eng)->set_inputs(tok, p, s);
+            auto st = (*eng)->launch(n, graph);
+            if (!st) std::fprintf(stderr, "%s\n", st.message().c_str()), std::exit(2);
+            st = (*eng)->sync();
+            if (!st) std::fprintf(stderr, "%s\n", st.message().c_str()), std::exit(2);
+            for (int i = 0; i < n; ++i) tok[i] = (*eng)->next_tokens_host()[i];
+          }
+        };
+        run(0, 4);  // warm-up (and graph capture)
+        Timer tm;
+        tm.start();
+        run(4, steps);
+        const float ms = tm.stop_ms();
+        const double tps = 1e3 * steps * n / ms;
+        char label[80];
+        std::snprintf(label, sizeof label, "%s%s, positions 4..%d", graph ? "cuda graph" : "eager", pdl ? "+pdl" : "",
+                      4 + steps - 1);
+        std::printf("%-40s %6d %8d %10.1f", label, n, steps * n, tps);
+        if (n == 1) std::printf(" %7.1f%%", 100.0 * tps * bytes_tok / copy_bw);
+        std::printf("\n");
+      }
     }
   }
   return 0;

@@ -29,6 +29,8 @@ __global__ void attention_partials_kernel(const float* __restrict__ q, int q_hea
   __shared__ __align__(16) float vs[kTile][kHeadDim];
   extern __shared__ float qs[];  // [group][64]
 
+  pdl_wait();
+  pdl_allow_dependents();
   const int p = pos[t];
   const int lo = window > 0 ? max(0, p - window + 1) : 0;
   const int n = p + 1 - lo;
@@ -127,8 +129,8 @@ int attention(const float* q, int T, int q_heads, int kv_heads, const float* k_c
   }
   const int group = q_heads / kv_heads;
   const dim3 grid(kv_heads, T, nsplit);
-  attention_partials_kernel<<<grid, 32 * group, group * kHeadDim * sizeof(float), stream>>>(
-      q, q_heads, kv_heads, k_cache, v_cache, capacity, pos, slot, window, scale, sinks, nsplit, part, counters, out);
+  launch_pdl(attention_partials_kernel, grid, dim3(32 * group), group * kHeadDim * sizeof(float), stream, q, q_heads,
+             kv_heads, k_cache, v_cache, capacity, pos, slot, window, scale, sinks, nsplit, part, counters, out);
   return static_cast<int>(cudaGetLastError());
 }
 

@@ -33,7 +33,8 @@ struct DecodeEngine::Impl {
   std::vector<void*> allocations;
   float *x = nullptr, *q = nullptr, *part = nullptr, *attn = nullptr, *rw = nullptr, *logits = nullptr;
   float *inv_freq = nullptr, *xn_inv = nullptr, *router_logits = nullptr;
-  int32_t* router_counters = nullptr;
+  int32_t *router_counters = nullptr, *down_counters = nullptr;
+  float* down_y = nullptr;
   uint32_t *xn16 = nullptr, *h16 = nullptr;
   int32_t *idx = nullptr, *next = nullptr, *tok = nullptr, *pos = nullptr, *slot = nullptr, *counters = nullptr;
   int32_t *tok_h = nullptr, *pos_h = nullptr, *slot_h = nullptr, *next_h = nullptr;
@@ -94,7 +95,8 @@ struct DecodeEngine::Impl {
                                          c.swiglu_alpha, nullptr, h16, stream),
                       "moe gate_up");
       GPTOSS_CUDA_TRY(moe_down_accumulate(h16, nullptr, idx, rw, n, K, L.mlp2.blocks.as<uint8_t>(),
-                                          L.mlp2.scales.as<uint8_t>(), bf(L.mlp2_bias), H, I, x, true, stream),
+                                          L.mlp2.scales.as<uint8_t>(), bf(L.mlp2_bias), H, I, down_y, down_counters, x,
+                                          true, stream),
                       "moe down");
     }
     GemvInput fin;
@@ -171,6 +173,9 @@ Expected<std::unique_ptr<DecodeEngine>> DecodeEngine::create(const ModelConfig& 
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->router_logits, size_t(B) * c.num_experts));
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->router_counters, B));
   GPTOSS_CUDA_TRY(cudaMemset(m->router_counters, 0, size_t(B) * 4), "counters");
+  GPTOSS_RETURN_IF_ERROR(m->dev(&m->down_y, size_t(B) * c.experts_per_token * H));
+  GPTOSS_RETURN_IF_ERROR(m->dev(&m->down_counters, size_t(B) * (H / 16)));
+  GPTOSS_CUDA_TRY(cudaMemset(m->down_counters, 0, size_t(B) * (H / 16) * 4), "counters");
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->q, size_t(B) * Nq * 64));
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->attn, size_t(B) * Nq * 64));
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->part, size_t(B) * Nq * m->opt.nsplit * 66));

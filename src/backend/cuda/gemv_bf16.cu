@@ -133,6 +133,8 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const uint16_t* __restri
   int row = blockIdx.x * kWarps + (threadIdx.x >> 5);
   uint4 wv[kUnroll];
   if (row < rows) load_seg(w + static_cast<size_t>(row) * cols, 0, n8, wv);  // in flight during the prologue
+  pdl_wait();
+  pdl_allow_dependents();
   stage_input<T>(in, cols, nT, xs, red);
   for (; row < rows; row += stride) {
     float acc[T];
@@ -170,6 +172,8 @@ __global__ void __launch_bounds__(kThreads) qkv_rope_kernel(QkvRopeArgs a, GemvI
   int task = blockIdx.x * kWarps + (threadIdx.x >> 5);
   uint4 wv[kUnroll];
   if (task < heads * 32) load_seg(row_ptr(task, 0), 0, n8, wv);  // in flight during the prologue
+  pdl_wait();
+  pdl_allow_dependents();
   stage_input<T>(in, a.cols, nT, xs, red);
   for (; task < heads * 32; task += gridDim.x * kWarps) {
     const int hh = task >> 5, i = task & 31;
@@ -249,15 +253,18 @@ int launch_gemv(const uint16_t* w, const uint16_t* bias, int rows, int cols, con
   switch (T) {
     case 1:
       allow_smem(gemv_kernel<1>, smem);
-      gemv_kernel<1><<<blocks, kThreads, smem, stream>>>(w, bias, rows, cols, in, nT, out, out_stride, accumulate);
+      launch_pdl(gemv_kernel<1>, blocks, kThreads, smem, stream, w, bias, rows, cols, in, nT, out, out_stride,
+                 accumulate);
       break;
     case 2:
       allow_smem(gemv_kernel<2>, smem);
-      gemv_kernel<2><<<blocks, kThreads, smem, stream>>>(w, bias, rows, cols, in, nT, out, out_stride, accumulate);
+      launch_pdl(gemv_kernel<2>, blocks, kThreads, smem, stream, w, bias, rows, cols, in, nT, out, out_stride,
+                 accumulate);
       break;
     default:
       allow_smem(gemv_kernel<4>, smem);
-      gemv_kernel<4><<<blocks, kThreads, smem, stream>>>(w, bias, rows, cols, in, nT, out, out_stride, accumulate);
+      launch_pdl(gemv_kernel<4>, blocks, kThreads, smem, stream, w, bias, rows, cols, in, nT, out, out_stride,
+                 accumulate);
       break;
   }
   return static_cast<int>(cudaGetLastError());
@@ -297,15 +304,15 @@ int qkv_rope_store(const QkvRopeArgs& args, const GemvInput& in, int T, cudaStre
     switch (Tk) {
       case 1:
         allow_smem(qkv_rope_kernel<1>, smem);
-        qkv_rope_kernel<1><<<blocks, kThreads, smem, stream>>>(a, x, n);
+        launch_pdl(qkv_rope_kernel<1>, blocks, kThreads, smem, stream, a, x, n);
         break;
       case 2:
         allow_smem(qkv_rope_kernel<2>, smem);
-        qkv_rope_kernel<2><<<blocks, kThreads, smem, stream>>>(a, x, n);
+        launch_pdl(qkv_rope_kernel<2>, blocks, kThreads, smem, stream, a, x, n);
         break;
       default:
         allow_smem(qkv_rope_kernel<4>, smem);
-        qkv_rope_kernel<4><<<blocks, kThreads, smem, stream>>>(a, x, n);
+        launch_pdl(qkv_rope_kernel<4>, blocks, kThreads, smem, stream, a, x, n);
         break;
     }
     const int err = static_cast<int>(cudaGetLastError());

@@ -90,11 +90,12 @@ int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* i
                        float limit, float alpha, float* h, uint32_t* h16, cudaStream_t stream);
 
 // MoE second projection: out[t, r] (+)= sum_j weight[t, j] * (W2[idx[t, j]] . h[t*k + j] + b2[...]),
-// h in x16 form with per-slot h_inv (nullptr: the gate_up kernel's fixed scale).
-// rows % 16 == 0, cols % 32 == 0, k <= 8.
+// h in x16 form with per-slot h_inv (nullptr: the gate_up kernel's fixed scale). Scratch: y [T*k, rows]
+// f32 and counters [T, rows / 16] (zero before the call, left zero). Deterministic: the slots are
+// summed in order. rows % 16 == 0, cols % 32 == 0, k <= 8.
 int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* idx, const float* weight, int T,
                         int k, const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows, int cols,
-                        float* out, bool accumulate, cudaStream_t stream);
+                        float* y, int32_t* counters, float* out, bool accumulate, cudaStream_t stream);
 
 // out[t, :] = f32(table[tokens[t], :]) (bf16 table, tokens in device memory).
 int embed_bf16(const uint16_t* table, int cols, const int32_t* tokens, int T, float* out,
@@ -102,6 +103,13 @@ int embed_bf16(const uint16_t* table, int cols, const int32_t* tokens, int T, fl
 
 // out[t] = argmax over n of logits[t, :] (ties to the lower index).
 int argmax_rows(const float* logits, int n, int T, int32_t* out, cudaStream_t stream);
+
+// Programmatic dependent launch for the decode kernels (GEMVs and the router prefetch their weights
+// while the previous kernel finishes). On by default; the bench compares both.
+void set_pdl(bool on);
+
+// An empty kernel, for measuring launch overhead.
+int noop_kernel_launch(cudaStream_t stream);
 
 // Device-side fill with a deterministic hash (bench and tests): bf16 uniform in [lo, hi), bytes
 // uniform in [lo, hi] (for MXFP4 codes use 0..255, for scales a narrow exponent range).

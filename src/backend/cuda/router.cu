@@ -36,6 +36,8 @@ __global__ void __launch_bounds__(kRouterWarps * 32)
     const int i = lane + 32 * u;
     wrow[u] = e < experts && i < cols / 8 ? __ldg(w + i) : make_uint4(0, 0, 0, 0);
   }
+  pdl_wait();
+  pdl_allow_dependents();
   float ss = 0.0f;
 #pragma unroll 4
   for (int c = threadIdx.x * 4; c < cols; c += blockDim.x * 4) {
@@ -154,6 +156,7 @@ __global__ void argmax_kernel(const float* __restrict__ logits, int n, int32_t* 
   __shared__ float bv[32];
   __shared__ int bi[32];
   const int t = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  pdl_wait();
   const float* row = logits + static_cast<size_t>(t) * n;
   float best = -INFINITY;
   int best_i = 0x7fffffff;
@@ -201,7 +204,19 @@ __global__ void fill_u8_kernel(uint8_t* p, size_t n, uint64_t seed, int lo, int 
   }
 }
 
+__global__ void noop_kernel() {}
+
+bool g_pdl = true;
+
 }  // namespace
+
+bool pdl_enabled() { return g_pdl; }
+void set_pdl(bool on) { g_pdl = on; }
+
+int noop_kernel_launch(cudaStream_t stream) {
+  noop_kernel<<<1, 32, 0, stream>>>();
+  return static_cast<int>(cudaGetLastError());
+}
 
 int router_topk(const float* x, int x_stride, const uint16_t* gain, float eps, const uint16_t* wr, const uint16_t* br,
                 int experts, int cols, int k, int T, float* xn, uint32_t* xn16, float* xn_inv, float* logits,
@@ -215,8 +230,8 @@ int router_topk(const float* x, int x_stride, const uint16_t* gain, float eps, c
     cudaFuncSetAttribute(router_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   }
   const dim3 grid((experts + kRouterWarps - 1) / kRouterWarps, T);
-  router_kernel<<<grid, kRouterWarps * 32, smem, stream>>>(x, x_stride, gain, eps, wr, br, experts, cols, k, xn, xn16,
-                                                           xn_inv, logits, counters, idx, weight);
+  launch_pdl(router_kernel, grid, dim3(kRouterWarps * 32), smem, stream, x, x_stride, gain, eps, wr, br, experts, cols, k,
+             xn, xn16, xn_inv, logits, counters, idx, weight);
   return static_cast<int>(cudaGetLastError());
 }
 
@@ -228,7 +243,7 @@ int embed_bf16(const uint16_t* table, int cols, const int32_t* tokens, int T, fl
 
 int argmax_rows(const float* logits, int n, int T, int32_t* out, cudaStream_t stream) {
   if (T <= 0) return 0;
-  argmax_kernel<<<T, 1024, 0, stream>>>(logits, n, out);
+  launch_pdl(argmax_kernel, dim3(T), dim3(1024), 0, stream, logits, n, out);
   return static_cast<int>(cudaGetLastError());
 }
 
