@@ -134,13 +134,20 @@ int cmd_serve(const std::vector<std::string>& argv) {
               static_cast<int>(*max_queue));
   std::fflush(stdout);
   std::atomic<bool> signalled{false};
-  std::thread waiter([&set, &server, &signalled] {
+  std::atomic<bool> stopped{false};
+  std::thread waiter([&set, &server, &signalled, &stopped] {
     int sig = 0;
     sigwait(&set, &sig);
+    if (stopped) return;
     signalled = true;
     server.stop();
+    // Idle keep-alive connections can hold the HTTP pool for a few seconds; do not make the
+    // user wait for them.
+    for (int i = 0; i < 30 && !stopped; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (!stopped) std::_Exit(0);
   });
   st = server.run();
+  stopped = true;
   // run() returned without a signal (an error): wake the waiter so it can exit.
   if (!signalled) pthread_kill(waiter.native_handle(), SIGTERM);
   waiter.join();

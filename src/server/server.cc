@@ -182,7 +182,8 @@ Server::Server(ServerConfig config, engine::Engine& engine,
   s.http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   s.http.set_tcp_nodelay(true);
   s.http.set_keep_alive_max_count(1000);
-  s.http.set_keep_alive_timeout(30);
+  // Idle keep-alive connections hold a pool thread, and stop() waits for them: keep it short.
+  s.http.set_keep_alive_timeout(5);
   s.http.set_read_timeout(60);
   s.http.set_write_timeout(60);
   s.http.set_payload_max_length(s.config.max_body_bytes);

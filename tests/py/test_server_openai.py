@@ -242,3 +242,21 @@ def test_concurrent_streams(client):
         assert chunks[0].choices[0].delta.role == "assistant"
         assert chunks[-1].usage is not None
         assert sum(1 for c in chunks if c.choices and c.choices[0].finish_reason) == 1
+
+
+def test_responses_stream_helper_accepts_the_event_sequence(client):
+    # The SDK's stream helper rebuilds the response from the events and asserts their types and
+    # indexes (a delta must land on an item of the right type at its output_index).
+    tools = [{"type": "function", "name": "get_weather", "parameters": WEATHER["function"]["parameters"]}]
+    with client.responses.stream(model=MODEL_NAME, input="Weather?", max_output_tokens=6,
+                                 temperature=0, tools=tools,
+                                 tool_choice={"type": "function", "name": "get_weather"}) as s:
+        events = list(s)
+    types = [e.type for e in events]
+    assert types[2] == "response.output_item.added" and events[2].item.type == "function_call"
+    assert "response.function_call_arguments.done" in types
+    assert types[-1] == "response.incomplete"  # max_output_tokens reached
+    last = events[-1].response
+    assert last.incomplete_details.reason == "max_output_tokens"
+    args = "".join(e.delta for e in events if e.type == "response.function_call_arguments.delta")
+    assert last.output[0].arguments == args
