@@ -38,7 +38,8 @@ constexpr const char* kUsage =
     "  -n, --max-tokens N    at most N tokens per model request (default: until the context is full)\n"
     "  --force-prefix TEXT   prefill: Harmony text the first answer starts with (a debugging aid)\n"
     "  --prompt-log FILE     append each request's prompt and completion token ids (JSON lines)\n"
-    "  --verbose             timings after every answer (as /stats)\n";
+    "  --verbose             timings after every answer (as /stats)\n"
+    "Line history is kept in $GPTOSS_HISTORY (default ~/.gptoss_history).\n";
 
 constexpr const char* kHelp =
     "Available commands:\n"
@@ -73,8 +74,16 @@ class LineReader {
     el_set(el_, EL_PROMPT, &LineReader::prompt_fn);
     el_set(el_, EL_GETCFN, &LineReader::getc_fn);
     el_source(el_, nullptr);  // ~/.editrc
+    if (const char* h = std::getenv("GPTOSS_HISTORY")) {
+      history_file_ = h;
+    } else if (const char* home = std::getenv("HOME")) {
+      history_file_ = std::string(home) + "/.gptoss_history";
+    }
+    if (!history_file_.empty()) history(hist_, &ev, H_LOAD, history_file_.c_str());
   }
   ~LineReader() {
+    HistEvent ev;
+    if (hist_ && !history_file_.empty()) history(hist_, &ev, H_SAVE, history_file_.c_str());
     if (el_) el_end(el_);
     if (hist_) history_end(hist_);
   }
@@ -149,6 +158,7 @@ class LineReader {
   EditLine* el_ = nullptr;
   History* hist_ = nullptr;
   std::string prompt_;
+  std::string history_file_;  // $GPTOSS_HISTORY, else ~/.gptoss_history ("" = not kept)
   bool interrupted_ = false;
 };
 

@@ -2,6 +2,7 @@
 with piped stdin. Every prompt the session sends to the model is logged (--prompt-log) and checked
 against openai-harmony's render of the conversation we expect at that point."""
 import json
+import os
 import subprocess
 import time
 
@@ -32,7 +33,8 @@ def user(text):
 def spawn(gptoss_bin, model, log, *extra):
     p = pexpect.spawn(gptoss_bin, ["run", model, "--current-date", DATE, "--prompt-log", str(log), "--threads", "2",
                                    *map(str, extra)],
-                      encoding="utf-8", timeout=60, dimensions=(40, 200))
+                      encoding="utf-8", timeout=60, dimensions=(40, 200),
+                      env={**os.environ, "GPTOSS_HISTORY": str(log) + ".history"})
     p.expect_exact(">>> ")
     return p
 
@@ -101,6 +103,25 @@ def test_interactive_session(gptoss_bin, model, enc, tmp_path):
     assert steps[2]["prompt_ids"][-len(ml):] == ml
     # After /clear only the system message and the new question remain.
     assert steps[3]["prompt_ids"] == render_for_completion(enc, [system_message("high"), user("after clear")])
+
+
+def test_history_is_saved_and_recalled(gptoss_bin, model, tmp_path):
+    log = tmp_path / "h.jsonl"
+    p = spawn(gptoss_bin, model, log)
+    p.sendline("/reasoning low")
+    p.expect_exact(">>> ")
+    p.sendline("/bye")
+    p.expect(pexpect.EOF)
+    assert "/reasoning\\040low" in (tmp_path / "h.jsonl.history").read_text()  # libedit encodes spaces
+    # A new session recalls it with the up arrow (libedit's history; /bye is the newest entry).
+    p = spawn(gptoss_bin, model, log)
+    p.send("\x1b[A")
+    p.send("\x1b[A")
+    p.send("\r")
+    p.expect_exact("Set reasoning effort to 'low'.")
+    p.expect_exact(">>> ")
+    p.sendline("/bye")
+    p.expect(pexpect.EOF)
 
 
 def test_exit_with_ctrl_d_and_bye(gptoss_bin, model, tmp_path):
