@@ -1,9 +1,9 @@
 // gptoss info MODEL [--json]: what a model directory holds, validated: layout, config, tensors,
 // bytes of weights by kind, parameter counts.
+#include <fmt/ranges.h>
+
 #include <cstdio>
 #include <filesystem>
-
-#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "cli/args.h"
@@ -19,7 +19,8 @@ namespace {
 constexpr const char* kUsage =
     "usage: gptoss info MODEL [--json] [--tensors] [--no-validate]\n"
     "  MODEL          model directory (HF layout, original/, or a parent of original/), a\n"
-    "                 .safetensors file in one, or a hub id org/name[@rev] already in the HF cache\n"
+    "                 .safetensors file in one, or a hub id org/name[@rev] already in the HF "
+    "cache\n"
     "  --json         print one JSON object instead of text\n"
     "  --tensors      also list every tensor: name, dtype, shape, file, data offset in the file\n"
     "  --no-validate  do not require the exact tensor set the config implies\n";
@@ -69,16 +70,18 @@ Expected<std::string> locate_model(const std::string& model) {
   const fs::path p(model);
   if (fs::is_regular_file(p, ec) && p.extension() == ".safetensors")
     return p.has_parent_path() ? p.parent_path().string() : std::string(".");
-  const bool local = fs::exists(p, ec) || model.empty() || model[0] == '/' || model[0] == '.' ||
-                     model[0] == '~';
+  const bool local =
+      fs::exists(p, ec) || model.empty() || model[0] == '/' || model[0] == '.' || model[0] == '~';
   if (local) return model;
   auto ref = hub::parse_repo_ref(model);
   if (!ref) return model;  // open_model_dir names the missing directory
   const std::string cache = hub::hub_cache_dir();
   if (auto snap = hub::find_cached_snapshot(cache, ref->repo_id, ref->revision, hub::PullOptions{}))
     return *snap;
-  return Error("{}: no such directory, and not in the Hugging Face cache ({}); download it with `gptoss pull {}`",
-               model, cache, model);
+  return Error(
+      "{}: no such directory, and not in the Hugging Face cache ({}); download it with `gptoss "
+      "pull {}`",
+      model, cache, model);
 }
 
 }  // namespace
@@ -91,7 +94,8 @@ int cmd_info(const std::vector<std::string>& argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
-  if (args.positional().size() != 1) return fail("info", std::string("expected one MODEL\n") + kUsage, 2);
+  if (args.positional().size() != 1)
+    return fail("info", std::string("expected one MODEL\n") + kUsage, 2);
   OpenOptions options;
   options.validate_tensors = !args.has("--no-validate");
   auto dir = locate_model(args.positional()[0]);
@@ -107,7 +111,8 @@ int cmd_info(const std::vector<std::string>& argv) {
         {"layout", layout_name(mf->layout)},
         {"files", mf->tensors.files()},
         {"config_files", mf->config_files},
-        {"tokenizer_json", mf->tokenizer_json ? nlohmann::json(*mf->tokenizer_json) : nlohmann::json()},
+        {"tokenizer_json",
+         mf->tokenizer_json ? nlohmann::json(*mf->tokenizer_json) : nlohmann::json()},
         {"config", config_json(c)},
         {"tensor_count", w.tensors},
         {"bytes",
@@ -123,8 +128,12 @@ int cmd_info(const std::vector<std::string>& argv) {
     if (args.has("--tensors")) {
       nlohmann::json list = nlohmann::json::array();
       for (const auto& t : mf->tensors.tensors())
-        list.push_back({{"name", t.name}, {"dtype", dtype_name(t.dtype)}, {"shape", t.shape},
-                        {"file", t.file}, {"offset", mf->tensors.file_offset(t)}, {"nbytes", t.nbytes}});
+        list.push_back({{"name", t.name},
+                        {"dtype", dtype_name(t.dtype)},
+                        {"shape", t.shape},
+                        {"file", t.file},
+                        {"offset", mf->tensors.file_offset(t)},
+                        {"nbytes", t.nbytes}});
       j["tensors"] = std::move(list);
     }
     std::printf("%s\n", j.dump(2).c_str());
@@ -141,8 +150,8 @@ int cmd_info(const std::vector<std::string>& argv) {
   fmt::print("layers:       {} (sliding window {} on layers {})\n", c.num_layers, c.sliding_window,
              sliding.empty() ? "none" : sliding);
   fmt::print("hidden:       {}\n", c.hidden_size);
-  fmt::print("attention:    {} query heads, {} kv heads, head_dim {}\n", c.num_heads, c.num_kv_heads,
-             c.head_dim);
+  fmt::print("attention:    {} query heads, {} kv heads, head_dim {}\n", c.num_heads,
+             c.num_kv_heads, c.head_dim);
   fmt::print("experts:      {} (top {}), intermediate {}\n", c.num_experts, c.experts_per_token,
              c.intermediate_size);
   fmt::print("vocab:        {}\n", c.vocab_size);
@@ -151,15 +160,15 @@ int cmd_info(const std::vector<std::string>& argv) {
              c.rope_original_max_position);
   fmt::print("eos tokens:   {}\n", eos.empty() ? "none" : eos);
   fmt::print("tensors:      {}\n", w.tensors);
-  fmt::print("weights:      {} ({} bytes): bf16 {}, mxfp4 blocks {}, mxfp4 scales {}", human_bytes(w.bytes_total),
-             w.bytes_total, human_bytes(w.bytes_bf16), human_bytes(w.bytes_mxfp4_blocks),
-             human_bytes(w.bytes_mxfp4_scales));
+  fmt::print("weights:      {} ({} bytes): bf16 {}, mxfp4 blocks {}, mxfp4 scales {}",
+             human_bytes(w.bytes_total), w.bytes_total, human_bytes(w.bytes_bf16),
+             human_bytes(w.bytes_mxfp4_blocks), human_bytes(w.bytes_mxfp4_scales));
   if (w.bytes_f32) fmt::print(", f32 {}", human_bytes(w.bytes_f32));
   if (w.bytes_other) fmt::print(", other {}", human_bytes(w.bytes_other));
   if (args.has("--tensors")) {
     for (const auto& t : mf->tensors.tensors())
-      fmt::print("\n  {:<56} {:<5} {:<22} {}@{}", t.name, dtype_name(t.dtype), shape_to_string(t.shape),
-                 t.file, mf->tensors.file_offset(t));
+      fmt::print("\n  {:<56} {:<5} {:<22} {}@{}", t.name, dtype_name(t.dtype),
+                 shape_to_string(t.shape), t.file, mf->tensors.file_offset(t));
   }
   fmt::print("\nparameters:   {}, active per token {}\n", human_count(w.parameters),
              human_count(w.active_parameters));

@@ -2,9 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
-#include <set>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 namespace gptoss {
 
@@ -33,7 +32,8 @@ struct RawTensor {
   uint64_t end = 0;
 };
 
-Status parse_entry(const std::string& file, const std::string& name, const json& v, RawTensor* out) {
+Status parse_entry(const std::string& file, const std::string& name, const json& v,
+                   RawTensor* out) {
   if (!v.is_object())
     return Error("{}: tensor '{}': header entry must be an object, got {}", file, name,
                  describe_json(v));
@@ -62,16 +62,17 @@ Status parse_entry(const std::string& file, const std::string& name, const json&
   auto off = v.find("data_offsets");
   if (off == v.end() || !off->is_array() || off->size() != 2 || !(*off)[0].is_number_unsigned() ||
       !(*off)[1].is_number_unsigned())
-    return Error("{}: tensor '{}': \"data_offsets\" must be [begin, end] with non-negative integers",
-                 file, name);
+    return Error(
+        "{}: tensor '{}': \"data_offsets\" must be [begin, end] with non-negative integers", file,
+        name);
   uint64_t begin = (*off)[0].get<uint64_t>(), end = (*off)[1].get<uint64_t>();
   if (end < begin)
     return Error("{}: tensor '{}': data_offsets [{}, {}] end before begin", file, name, begin, end);
   const uint64_t want = numel * dtype_size(*dtype);
   if (end - begin != want)
-    return Error("{}: tensor '{}': data_offsets [{}, {}] hold {} bytes but dtype {} shape {} needs {}",
-                 file, name, begin, end, end - begin, dtype_name(*dtype), shape_to_string(shape),
-                 want);
+    return Error(
+        "{}: tensor '{}': data_offsets [{}, {}] hold {} bytes but dtype {} shape {} needs {}", file,
+        name, begin, end, end - begin, dtype_name(*dtype), shape_to_string(shape), want);
   out->view.name = name;
   out->view.dtype = *dtype;
   out->view.shape = std::move(shape);
@@ -87,7 +88,8 @@ Status parse_entry(const std::string& file, const std::string& name, const json&
 Expected<SafetensorsHeader> parse_safetensors(const uint8_t* data, size_t size,
                                               const std::string& file) {
   if (size < 8)
-    return Error("{}: file is {} bytes, too short for a safetensors header (truncated?)", file, size);
+    return Error("{}: file is {} bytes, too short for a safetensors header (truncated?)", file,
+                 size);
   const uint64_t n = read_u64_le(data);
   if (n > kMaxSafetensorsHeaderBytes)
     return Error("{}: header length {} is absurd (limit {}): not a safetensors file or corrupted",
@@ -154,9 +156,10 @@ Expected<SafetensorsHeader> parse_safetensors(const uint8_t* data, size_t size,
                    t.begin, t.end, prev->view.name, prev->begin, prev->end);
     if (t.begin > pos) {
       if (prev)
-        return Error("{}: gap of {} bytes between tensor '{}' (ends at {}) and tensor '{}' (begins "
-                     "at {})",
-                     file, t.begin - pos, prev->view.name, pos, t.view.name, t.begin);
+        return Error(
+            "{}: gap of {} bytes between tensor '{}' (ends at {}) and tensor '{}' (begins "
+            "at {})",
+            file, t.begin - pos, prev->view.name, pos, t.view.name, t.begin);
       return Error("{}: gap of {} bytes before the first tensor '{}'", file, t.begin, t.view.name);
     }
     pos = t.end;
@@ -212,7 +215,8 @@ Expected<const TensorView*> TensorStore::get(std::string_view name, DType dtype,
 
 int64_t TensorStore::file_offset(const TensorView& t) const {
   for (const auto& m : maps_) {
-    const uintptr_t base = reinterpret_cast<uintptr_t>(m->data()), p = reinterpret_cast<uintptr_t>(t.data);
+    const uintptr_t base = reinterpret_cast<uintptr_t>(m->data()),
+                    p = reinterpret_cast<uintptr_t>(t.data);
     if (m->data() && p >= base && p - base <= m->size()) return static_cast<int64_t>(p - base);
   }
   return -1;

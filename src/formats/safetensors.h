@@ -2,9 +2,9 @@
 // more files and serves every tensor in place.
 //
 // Container: 8-byte little-endian header length N, N bytes of JSON
-// {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}}, then the data
-// buffer. Offsets are relative to the buffer and must tile it exactly (no gaps, no overlap, nothing
-// past the end, nothing left over), as the reference implementation requires.
+// {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}}, then the
+// data buffer. Offsets are relative to the buffer and must tile it exactly (no gaps, no overlap,
+// nothing past the end, nothing left over), as the reference implementation requires.
 #pragma once
 
 #include <cstddef>

@@ -1,6 +1,6 @@
-// libFuzzer target (GPTOSS_FUZZ=ON, clang): any byte string given to parse_safetensors either parses
-// into views that lie inside the buffer and tile it, or fails with a message; it never crashes.
-// Run: build-fuzz/src/formats/safetensors_fuzz -max_total_time=60 src/formats/fuzz_seeds
+// libFuzzer target (GPTOSS_FUZZ=ON, clang): any byte string given to parse_safetensors either
+// parses into views that lie inside the buffer and tile it, or fails with a message; it never
+// crashes. Run: build-fuzz/src/formats/safetensors_fuzz -max_total_time=60 src/formats/fuzz_seeds
 #include <cstdint>
 #include <cstdlib>
 #include <vector>

@@ -128,18 +128,19 @@ TEST(Safetensors, MissingOrMalformedFields) {
 }
 
 TEST(Safetensors, AbsurdShapeDoesNotOverflow) {
-  expect_error(image(R"({"a":{"dtype":"F64","shape":[4294967296,4294967296,16],"data_offsets":[0,8]}})",
-                     std::string(8, '\0')),
-               {"absurdly large"});
+  expect_error(
+      image(R"({"a":{"dtype":"F64","shape":[4294967296,4294967296,16],"data_offsets":[0,8]}})",
+            std::string(8, '\0')),
+      {"absurdly large"});
   expect_error(image(R"({"a":{"dtype":"U8","shape":[18446744073709551615],"data_offsets":[0,8]}})",
                      std::string(8, '\0')),
                {"absurdly large"});
 }
 
 TEST(Safetensors, OffsetsDisagreeWithDtypeAndShape) {
-  expect_error(image(R"({"a":{"dtype":"BF16","shape":[2,3],"data_offsets":[0,6]}})",
-                     std::string(6, '\0')),
-               {"tensor 'a'", "hold 6 bytes", "needs 12"});
+  expect_error(
+      image(R"({"a":{"dtype":"BF16","shape":[2,3],"data_offsets":[0,6]}})", std::string(6, '\0')),
+      {"tensor 'a'", "hold 6 bytes", "needs 12"});
 }
 
 TEST(Safetensors, OverlappingOffsets) {
@@ -152,9 +153,11 @@ TEST(Safetensors, OffsetsPastEndOfData) {
   std::string h = R"({"a":{"dtype":"U8","shape":[8],"data_offsets":[0,8]},)"
                   R"("b":{"dtype":"U8","shape":[4],"data_offsets":[8,12]}})";
   expect_error(image(h, std::string(10, '\0')), {"tensor 'b'", "past the end", "truncated"});
-  expect_error(image(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[18446744073709551614,18446744073709551615]}})",
-                     "x"),
-               {"tensor 'a'"});
+  expect_error(
+      image(
+          R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[18446744073709551614,18446744073709551615]}})",
+          "x"),
+      {"tensor 'a'"});
 }
 
 TEST(Safetensors, GapsAndLeftoverBytes) {
@@ -217,8 +220,9 @@ class TensorStoreTest : public ::testing::Test {
 
 TEST_F(TensorStoreTest, OpensSeveralFilesAndValidatesAccess) {
   auto f1 = write("a.safetensors", image(kTwo, std::string(16, '\x02')));
-  auto f2 = write("b.safetensors",
-                  image(R"({"c":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", std::string(8, '\0')));
+  auto f2 = write(
+      "b.safetensors",
+      image(R"({"c":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", std::string(8, '\0')));
   auto store = TensorStore::open({f1, f2});
   ASSERT_TRUE(store.has_value()) << store.status().message();
   EXPECT_EQ(store->size(), 3u);
@@ -229,8 +233,10 @@ TEST_F(TensorStoreTest, OpensSeveralFilesAndValidatesAccess) {
   EXPECT_EQ(store->find("c")->file, f2);
   EXPECT_EQ(store->find("a")->data[0], 2);
   EXPECT_EQ(store->file_offset(*store->find("b")), static_cast<int64_t>(8 + kTwo.size() + 12));
-  EXPECT_EQ(store->file_offset(*store->find("c")),
-            static_cast<int64_t>(8 + std::string(R"({"c":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})").size()));
+  EXPECT_EQ(
+      store->file_offset(*store->find("c")),
+      static_cast<int64_t>(
+          8 + std::string(R"({"c":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})").size()));
   TensorView foreign;
   EXPECT_EQ(store->file_offset(foreign), -1);
 
@@ -238,8 +244,7 @@ TEST_F(TensorStoreTest, OpensSeveralFilesAndValidatesAccess) {
   ASSERT_TRUE(ok.has_value()) << ok.status().message();
   auto bad_shape = store->get("a", DType::kBF16, {3, 2});
   ASSERT_FALSE(bad_shape.has_value());
-  EXPECT_EQ(bad_shape.status().message(),
-            f1 + ": tensor 'a' is BF16 [2, 3], expected BF16 [3, 2]");
+  EXPECT_EQ(bad_shape.status().message(), f1 + ": tensor 'a' is BF16 [2, 3], expected BF16 [3, 2]");
   auto bad_dtype = store->get("c", DType::kBF16, {2});
   ASSERT_FALSE(bad_dtype.has_value());
   EXPECT_NE(bad_dtype.status().message().find("is F32 [2], expected BF16 [2]"), std::string::npos);

@@ -1,9 +1,8 @@
 #include "model/config.h"
 
 #include <cmath>
-#include <optional>
-
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "formats/tensor.h"
 
@@ -65,7 +64,8 @@ class Fields {
     const json* v = raw(key);
     if (!v) return def;
     if (!v->is_boolean())
-      return Error("{}: field '{}{}' must be true or false, got {}", file_, prefix_, key, v->dump());
+      return Error("{}: field '{}{}' must be true or false, got {}", file_, prefix_, key,
+                   v->dump());
     return v->get<bool>();
   }
 
@@ -132,7 +132,8 @@ Status parse_rope(const json* rope, const char* key, const std::string& file, Mo
   if (f.present("partial_rotary_factor")) {
     GPTOSS_ASSIGN_OR_RETURN(float p, f.number("partial_rotary_factor", 1.0));
     if (p != 1.0f)
-      return Error("{}: '{}.partial_rotary_factor' = {} is not supported (must be 1)", file, key, p);
+      return Error("{}: '{}.partial_rotary_factor' = {} is not supported (must be 1)", file, key,
+                   p);
   }
   if (type == "default") {
     c->rope_scaling_factor = 1.0f;
@@ -174,11 +175,13 @@ Expected<ModelConfig> parse_hf_config(const std::string& json_text, const std::s
   GPTOSS_ASSIGN_OR_RETURN(c.num_kv_heads, f.int32("num_key_value_heads", c.num_heads));
   if (!f.present("num_key_value_heads") && j.find("num_key_value_heads") == j.end())
     c.num_kv_heads = 8;  // absent: the class default; explicit null: same as query heads
-  GPTOSS_ASSIGN_OR_RETURN(c.head_dim, f.int32("head_dim", c.num_heads > 0 ? c.hidden_size / c.num_heads : 0));
+  GPTOSS_ASSIGN_OR_RETURN(c.head_dim,
+                          f.int32("head_dim", c.num_heads > 0 ? c.hidden_size / c.num_heads : 0));
   if (!f.present("head_dim") && j.find("head_dim") == j.end()) c.head_dim = 64;
   const char* experts_key = f.present("num_local_experts") ? "num_local_experts" : "num_experts";
   GPTOSS_ASSIGN_OR_RETURN(c.num_experts, f.int32(experts_key, 128));
-  const char* topk_key = f.present("num_experts_per_tok") ? "num_experts_per_tok" : "experts_per_token";
+  const char* topk_key =
+      f.present("num_experts_per_tok") ? "num_experts_per_tok" : "experts_per_token";
   GPTOSS_ASSIGN_OR_RETURN(c.experts_per_token, f.int32(topk_key, 4));
   GPTOSS_ASSIGN_OR_RETURN(c.intermediate_size, f.int32("intermediate_size", 2880));
   GPTOSS_ASSIGN_OR_RETURN(c.vocab_size, f.int32("vocab_size", 201088));
@@ -198,8 +201,8 @@ Expected<ModelConfig> parse_hf_config(const std::string& json_text, const std::s
   GPTOSS_RETURN_IF_ERROR(parse_rope(rope, rope_key, file, &c));
   double theta = 150000.0;
   if (rope && rope->is_object() && rope->contains("rope_theta")) {
-    GPTOSS_ASSIGN_OR_RETURN(c.rope_theta, Fields(*rope, file, std::string(rope_key) + ".")
-                                              .number("rope_theta", theta));
+    GPTOSS_ASSIGN_OR_RETURN(
+        c.rope_theta, Fields(*rope, file, std::string(rope_key) + ".").number("rope_theta", theta));
   } else {
     GPTOSS_ASSIGN_OR_RETURN(c.rope_theta, f.number("rope_theta", theta));
   }
@@ -216,15 +219,17 @@ Expected<ModelConfig> parse_hf_config(const std::string& json_text, const std::s
       } else if (t == "full_attention") {
         c.layer_is_sliding.push_back(false);
       } else {
-        return Error("{}: layer_types[{}] is {}, expected \"sliding_attention\" or \"full_attention\"",
-                     file, i, t.dump());
+        return Error(
+            "{}: layer_types[{}] is {}, expected \"sliding_attention\" or \"full_attention\"", file,
+            i, t.dump());
       }
     }
   } else {
     default_layer_types(&c);
   }
   GPTOSS_ASSIGN_OR_RETURN(bool tied, f.boolean("tie_word_embeddings", false));
-  if (tied) return Error("{}: tie_word_embeddings=true is not supported (gpt-oss has lm_head)", file);
+  if (tied)
+    return Error("{}: tie_word_embeddings=true is not supported (gpt-oss has lm_head)", file);
   GPTOSS_ASSIGN_OR_RETURN(bool bias, f.boolean("attention_bias", true));
   if (!bias) return Error("{}: attention_bias=false is not supported (gpt-oss has biases)", file);
   if (const json* eos = f.raw("eos_token_id")) {
@@ -260,7 +265,8 @@ Expected<ModelConfig> parse_original_config(const std::string& json_text, const 
   c.swiglu_alpha = 1.702f;
   const double ctx = static_cast<double>(c.rope_original_max_position) * c.rope_scaling_factor;
   if (!(ctx >= 1.0 && ctx < 2147483647.0))
-    return Error("{}: initial_context_length * rope_scaling_factor = {} is out of range", file, ctx);
+    return Error("{}: initial_context_length * rope_scaling_factor = {} is out of range", file,
+                 ctx);
   c.max_position_embeddings = static_cast<int>(ctx);
   default_layer_types(&c);
   GPTOSS_RETURN_IF_ERROR(validate_config(c, file));
@@ -302,7 +308,8 @@ Status validate_config(const ModelConfig& c, const std::string& file) {
   };
   for (const auto& b : bounds) {
     if (b.value <= 0) return Error("{}: {} = {} must be positive", file, b.name, b.value);
-    if (b.value > b.max) return Error("{}: {} = {} is absurdly large (limit {})", file, b.name, b.value, b.max);
+    if (b.value > b.max)
+      return Error("{}: {} = {} is absurdly large (limit {})", file, b.name, b.value, b.max);
   }
   if (c.num_heads % c.num_kv_heads != 0)
     return Error("{}: num_attention_heads = {} is not a multiple of num_key_value_heads = {}", file,
@@ -323,8 +330,8 @@ Status validate_config(const ModelConfig& c, const std::string& file) {
   bool any_sliding = false;
   for (bool s : c.layer_is_sliding) any_sliding = any_sliding || s;
   if (c.sliding_window < 0 || (any_sliding && c.sliding_window == 0))
-    return Error("{}: sliding_window = {} must be positive when a layer uses sliding attention", file,
-                 c.sliding_window);
+    return Error("{}: sliding_window = {} must be positive when a layer uses sliding attention",
+                 file, c.sliding_window);
   if (!(c.rope_theta > 1.0f))
     return Error("{}: rope_theta = {} must be greater than 1", file, c.rope_theta);
   if (!(c.rope_scaling_factor >= 1.0f))

@@ -32,16 +32,17 @@ struct ModelConfig {
   float swiglu_limit = 7.0f;
   float swiglu_alpha = 1.702f;
   std::vector<bool> layer_is_sliding;  // num_layers entries
-  std::vector<int> eos_token_ids;      // from generation_config.json, else config.json's eos_token_id
+  std::vector<int> eos_token_ids;  // from generation_config.json, else config.json's eos_token_id
 };
 
 // HF config.json. `file_for_errors` names the file in messages. Missing optional fields take the
 // defaults of transformers' GptOssConfig; `rope_scaling` (older) and `rope_parameters` (newer, with
 // rope_theta inside) are both accepted.
-Expected<ModelConfig> parse_hf_config(const std::string& json_text, const std::string& file_for_errors);
+Expected<ModelConfig> parse_hf_config(const std::string& json_text,
+                                      const std::string& file_for_errors);
 
-// original/config.json (OpenAI reference spelling: num_experts, rope_scaling_factor, rope_ntk_alpha,
-// rope_ntk_beta, initial_context_length; rms eps fixed at 1e-5, even layers slide).
+// original/config.json (OpenAI reference spelling: num_experts, rope_scaling_factor,
+// rope_ntk_alpha, rope_ntk_beta, initial_context_length; rms eps fixed at 1e-5, even layers slide).
 Expected<ModelConfig> parse_original_config(const std::string& json_text,
                                             const std::string& file_for_errors);
 

@@ -14,7 +14,8 @@ using nlohmann::json;
 // The 20b hub config.json (older transformers: rope_scaling + top-level rope_theta).
 json hub_20b() {
   json layer_types = json::array();
-  for (int i = 0; i < 24; ++i) layer_types.push_back(i % 2 == 0 ? "sliding_attention" : "full_attention");
+  for (int i = 0; i < 24; ++i)
+    layer_types.push_back(i % 2 == 0 ? "sliding_attention" : "full_attention");
   return json{{"architectures", {"GptOssForCausalLM"}},
               {"attention_bias", true},
               {"attention_dropout", 0.0},
@@ -39,7 +40,8 @@ json hub_20b() {
               {"quantization_config",
                {{"quant_method", "mxfp4"},
                 {"modules_to_not_convert",
-                 {"model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"}}}},
+                 {"model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens",
+                  "lm_head"}}}},
               {"rms_norm_eps", 1e-05},
               {"rope_scaling",
                {{"beta_fast", 32.0},
@@ -130,7 +132,9 @@ TEST(HfConfig, DefaultsFollowTransformers) {
   EXPECT_FALSE(r->layer_is_sliding[1]);
   EXPECT_TRUE(r->eos_token_ids.empty());
   // Explicit null kv heads / head_dim mean "same as query heads" / hidden / heads.
-  auto n = hf(json{{"num_key_value_heads", nullptr}, {"head_dim", nullptr}, {"hidden_size", 4096},
+  auto n = hf(json{{"num_key_value_heads", nullptr},
+                   {"head_dim", nullptr},
+                   {"hidden_size", 4096},
                    {"num_attention_heads", 32}});
   ASSERT_TRUE(n.has_value()) << n.status().message();
   EXPECT_EQ(n->num_kv_heads, 32);
@@ -182,10 +186,13 @@ TEST(HfConfig, RopeVariants) {
   expect_hf_error(j, "'rope_scaling.rope_type' is 'linear'");
   j["rope_scaling"] = {{"rope_type", "yarn"}, {"original_max_position_embeddings", 4096}};
   expect_hf_error(j, "missing required field 'rope_scaling.factor'");
-  j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 32.0}, {"original_max_position_embeddings", 4096},
+  j["rope_scaling"] = {{"rope_type", "yarn"},
+                       {"factor", 32.0},
+                       {"original_max_position_embeddings", 4096},
                        {"mscale", 1.0}};
   expect_hf_error(j, "rope_scaling.mscale");
-  j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 0.5}, {"original_max_position_embeddings", 4096}};
+  j["rope_scaling"] = {
+      {"rope_type", "yarn"}, {"factor", 0.5}, {"original_max_position_embeddings", 4096}};
   expect_hf_error(j, "rope scaling factor = 0.5");
   j["rope_scaling"] = "yarn";
   expect_hf_error(j, "'rope_scaling' must be an object");
@@ -202,9 +209,11 @@ TEST(HfConfig, OutOfRangeValues) {
   expect_hf_error(with("vocab_size", 1 << 30), "vocab_size = 1073741824 is absurdly large");
   expect_hf_error(with("num_key_value_heads", 7), "not a multiple of num_key_value_heads = 7");
   expect_hf_error(with("head_dim", 63), "head_dim = 63 must be even");
-  expect_hf_error(with("num_experts_per_tok", 33), "num_experts_per_tok = 33 exceeds num_local_experts = 32");
+  expect_hf_error(with("num_experts_per_tok", 33),
+                  "num_experts_per_tok = 33 exceeds num_local_experts = 32");
   expect_hf_error(with("hidden_size", 2881), "not a multiple of 32");
-  expect_hf_error(with("intermediate_size", 100), "intermediate_size = 100 is not a multiple of 32");
+  expect_hf_error(with("intermediate_size", 100),
+                  "intermediate_size = 100 is not a multiple of 32");
   expect_hf_error(with("rms_norm_eps", -1.0), "rms_norm_eps");
   expect_hf_error(with("swiglu_limit", 0.0), "swiglu_limit");
   expect_hf_error(with("rope_theta", 0), "rope_theta");
@@ -234,7 +243,8 @@ TEST(OriginalConfig, Parses20b) {
   auto r = parse_original_config(text, "original/config.json");
   ASSERT_TRUE(r.has_value()) << r.status().message();
   expect_20b(*r);
-  auto bad = parse_original_config(R"({"num_experts": 4, "experts_per_token": 5})", "original/config.json");
+  auto bad = parse_original_config(R"({"num_experts": 4, "experts_per_token": 5})",
+                                   "original/config.json");
   ASSERT_FALSE(bad.has_value());
   EXPECT_NE(bad.status().message().find("original/config.json: num_experts_per_tok = 5 exceeds"),
             std::string::npos);

@@ -3,9 +3,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
-#include <set>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 namespace gptoss {
 
@@ -33,7 +32,8 @@ Expected<std::string> read_json_file(const std::string& path) {
   std::error_code ec;
   const uintmax_t size = fs::file_size(path, ec);
   if (!ec && size > kMaxJsonFileBytes)
-    return Error("{}: {} bytes is too large for this JSON file (limit {})", path, size, kMaxJsonFileBytes);
+    return Error("{}: {} bytes is too large for this JSON file (limit {})", path, size,
+                 kMaxJsonFileBytes);
   return read_text_file(path);
 }
 
@@ -87,8 +87,8 @@ Expected<Index> read_index(const fs::path& dir) {
   for (const auto& [f, tensor] : first_tensor_of_file) {
     fs::path p = dir / f;
     if (!is_file(p))
-      return Error("{}: weight_map puts tensor '{}' in '{}', but {} does not exist", idx.path, tensor,
-                   f, p.string());
+      return Error("{}: weight_map puts tensor '{}' in '{}', but {} does not exist", idx.path,
+                   tensor, f, p.string());
     idx.files.push_back(p.string());
   }
   return idx;
@@ -105,12 +105,13 @@ Status check_index(const Index& idx, const fs::path& dir, const TensorStore& sto
       return Error("{}: lists tensor '{}' in {}, but that shard does not contain it", idx.path,
                    tensor, shard);
     if (t->file != shard)
-      return Error("{}: lists tensor '{}' in {}, but it is in {}", idx.path, tensor, shard, t->file);
+      return Error("{}: lists tensor '{}' in {}, but it is in {}", idx.path, tensor, shard,
+                   t->file);
   }
   for (const auto& t : store.tensors()) {
     if (!listed.count(t.name))
-      return Error("{}: shard {} holds tensor '{}', which the index does not list", idx.path, t.file,
-                   t.name);
+      return Error("{}: shard {} holds tensor '{}', which the index does not list", idx.path,
+                   t.file, t.name);
   }
   return Status::ok();
 }
@@ -124,7 +125,8 @@ Expected<TensorStore> open_checkpoint(const fs::path& dir, CheckpointLayout layo
     if (files.empty()) return Error("{}: no .safetensors files", dir.string());
     return TensorStore::open(files);
   }
-  if (is_file(dir / "model.safetensors")) return TensorStore::open({(dir / "model.safetensors").string()});
+  if (is_file(dir / "model.safetensors"))
+    return TensorStore::open({(dir / "model.safetensors").string()});
   if (is_file(dir / kIndexName)) {
     GPTOSS_ASSIGN_OR_RETURN(Index idx, read_index(dir));
     GPTOSS_ASSIGN_OR_RETURN(TensorStore store, TensorStore::open(idx.files));
@@ -133,9 +135,9 @@ Expected<TensorStore> open_checkpoint(const fs::path& dir, CheckpointLayout layo
   }
   auto others = list_safetensors(dir);
   return Error("{}: no {} or model.safetensors{}", dir.string(), kIndexName,
-               others.empty() ? std::string()
-                              : fmt::format(" ({} other .safetensors files need the index)",
-                                            others.size()));
+               others.empty()
+                   ? std::string()
+                   : fmt::format(" ({} other .safetensors files need the index)", others.size()));
 }
 
 bool has_checkpoint(const fs::path& dir) {
@@ -171,7 +173,8 @@ Expected<ModelFiles> open_model_dir(const std::string& dir_arg, const OpenOption
     dir = dir.parent_path();  // "model/original/" -> "model/original", so its parent is "model"
   std::error_code ec;
   if (!fs::exists(dir, ec)) return Error("{}: no such directory", dir_arg);
-  if (!fs::is_directory(dir, ec)) return Error("{}: not a directory (pass the model directory)", dir_arg);
+  if (!fs::is_directory(dir, ec))
+    return Error("{}: not a directory (pass the model directory)", dir_arg);
 
   fs::path extras_dir = dir;  // where generation_config.json and tokenizer.json live
   const bool here = is_file(dir / "config.json") && has_checkpoint(dir);
@@ -302,12 +305,14 @@ Status validate_tensor_set(const TensorStore& tensors, const ModelConfig& config
     if (!known.count(t.name)) unexpected.push_back(t.name);
   if (missing.empty() && unexpected.empty() && wrong.empty()) return Status::ok();
   std::sort(unexpected.begin(), unexpected.end());
-  std::string msg = fmt::format("checkpoint does not match its config ({} layout, {} layers, {} experts)",
-                                layout_name(layout), config.num_layers, config.num_experts);
+  std::string msg =
+      fmt::format("checkpoint does not match its config ({} layout, {} layers, {} experts)",
+                  layout_name(layout), config.num_layers, config.num_experts);
   if (!missing.empty())
     msg += fmt::format("; {} missing tensor(s): {}", missing.size(), join_limited(missing));
   if (!unexpected.empty())
-    msg += fmt::format("; {} unexpected tensor(s): {}", unexpected.size(), join_limited(unexpected));
+    msg +=
+        fmt::format("; {} unexpected tensor(s): {}", unexpected.size(), join_limited(unexpected));
   if (!wrong.empty())
     msg += fmt::format("; {} tensor(s) with wrong dtype or shape: {}", wrong.size(),
                        join_limited(wrong, 4));
@@ -316,7 +321,8 @@ Status validate_tensor_set(const TensorStore& tensors, const ModelConfig& config
 
 namespace {
 bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 }  // namespace
 
@@ -334,7 +340,8 @@ WeightSummary summarize_weights(const std::vector<TensorView>& tensors, const Mo
     if (t.dtype == DType::kU8 && (ends_with(t.name, "_blocks") || ends_with(t.name, ".blocks"))) {
       w.bytes_mxfp4_blocks += t.nbytes;
       params = 2 * numel;
-    } else if (t.dtype == DType::kU8 && (ends_with(t.name, "_scales") || ends_with(t.name, ".scales"))) {
+    } else if (t.dtype == DType::kU8 &&
+               (ends_with(t.name, "_scales") || ends_with(t.name, ".scales"))) {
       w.bytes_mxfp4_scales += t.nbytes;
       params = 0;
     } else if (t.dtype == DType::kBF16) {
@@ -352,7 +359,8 @@ WeightSummary summarize_weights(const std::vector<TensorView>& tensors, const Mo
     if (t.name == unembedding) unembedding_params += params;
   }
   const uint64_t e = static_cast<uint64_t>(std::max(config.num_experts, 1));
-  const uint64_t k = static_cast<uint64_t>(std::clamp(config.experts_per_token, 0, config.num_experts));
+  const uint64_t k =
+      static_cast<uint64_t>(std::clamp(config.experts_per_token, 0, config.num_experts));
   w.active_parameters = w.parameters - unembedding_params - expert_params / e * (e - k);
   return w;
 }

@@ -20,8 +20,8 @@ struct ModelFiles {
   CheckpointLayout layout = CheckpointLayout::kHF;
   ModelConfig config;
   TensorStore tensors;
-  std::vector<std::string> config_files;          // config.json (+ generation_config.json)
-  std::optional<std::string> tokenizer_json;      // path, when present
+  std::vector<std::string> config_files;      // config.json (+ generation_config.json)
+  std::optional<std::string> tokenizer_json;  // path, when present
 };
 
 struct OpenOptions {

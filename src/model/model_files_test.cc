@@ -6,7 +6,6 @@
 
 #include <filesystem>
 #include <fstream>
-
 #include <nlohmann/json.hpp>
 
 namespace gptoss {
@@ -85,22 +84,44 @@ TEST(WeightSummary, MatchesModelCardParameterCounts) {
 
 // A tiny gpt-oss: 2 layers, hidden 64, 4 heads of 16, 2 kv heads, 4 experts, intermediate 32.
 json tiny_hf_config() {
-  return json{{"model_type", "gpt_oss"}, {"num_hidden_layers", 2}, {"hidden_size", 64},
-              {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"head_dim", 16},
-              {"num_local_experts", 4}, {"num_experts_per_tok", 2}, {"intermediate_size", 32},
-              {"vocab_size", 100}, {"sliding_window", 8}, {"max_position_embeddings", 4096},
+  return json{{"model_type", "gpt_oss"},
+              {"num_hidden_layers", 2},
+              {"hidden_size", 64},
+              {"num_attention_heads", 4},
+              {"num_key_value_heads", 2},
+              {"head_dim", 16},
+              {"num_local_experts", 4},
+              {"num_experts_per_tok", 2},
+              {"intermediate_size", 32},
+              {"vocab_size", 100},
+              {"sliding_window", 8},
+              {"max_position_embeddings", 4096},
               {"eos_token_id", 5},
-              {"rope_scaling", {{"rope_type", "yarn"}, {"factor", 32.0}, {"beta_fast", 32.0},
-                                {"beta_slow", 1.0}, {"original_max_position_embeddings", 128},
-                                {"truncate", false}}},
+              {"rope_scaling",
+               {{"rope_type", "yarn"},
+                {"factor", 32.0},
+                {"beta_fast", 32.0},
+                {"beta_slow", 1.0},
+                {"original_max_position_embeddings", 128},
+                {"truncate", false}}},
               {"rope_theta", 150000}};
 }
 json tiny_original_config() {
-  return json{{"num_hidden_layers", 2}, {"num_experts", 4}, {"experts_per_token", 2},
-              {"vocab_size", 100}, {"hidden_size", 64}, {"intermediate_size", 32},
-              {"head_dim", 16}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
-              {"sliding_window", 8}, {"initial_context_length", 128}, {"rope_theta", 150000},
-              {"rope_scaling_factor", 32.0}, {"rope_ntk_alpha", 1.0}, {"rope_ntk_beta", 32.0}};
+  return json{{"num_hidden_layers", 2},
+              {"num_experts", 4},
+              {"experts_per_token", 2},
+              {"vocab_size", 100},
+              {"hidden_size", 64},
+              {"intermediate_size", 32},
+              {"head_dim", 16},
+              {"num_attention_heads", 4},
+              {"num_key_value_heads", 2},
+              {"sliding_window", 8},
+              {"initial_context_length", 128},
+              {"rope_theta", 150000},
+              {"rope_scaling_factor", 32.0},
+              {"rope_ntk_alpha", 1.0},
+              {"rope_ntk_beta", 32.0}};
 }
 
 // Writes a safetensors file holding `tensors` (bytes = index pattern), in order.
@@ -110,7 +131,8 @@ void write_safetensors(const fs::path& path, const std::vector<ExpectedTensor>& 
   for (const auto& t : tensors) {
     uint64_t n = dtype_size(t.dtype);
     for (auto d : t.shape) n *= static_cast<uint64_t>(d);
-    h[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {off, off + n}}};
+    h[t.name] = {
+        {"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {off, off + n}}};
     off += n;
   }
   std::string header = h.dump();
@@ -125,7 +147,8 @@ class ModelDirTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = fs::temp_directory_path() /
-           (std::string("gptoss_md_") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+           (std::string("gptoss_md_") +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -166,7 +189,8 @@ TEST_F(ModelDirTest, SingleFileHf) {
   EXPECT_EQ(r->config.eos_token_ids, (std::vector<int>{5, 6, 7}));
   EXPECT_EQ(r->tensors.size(), 2u * 19 + 3);
   ASSERT_TRUE(r->tokenizer_json.has_value());
-  auto blocks = r->tensors.get("model.layers.1.mlp.experts.down_proj_blocks", DType::kU8, {4, 64, 1, 16});
+  auto blocks =
+      r->tensors.get("model.layers.1.mlp.experts.down_proj_blocks", DType::kU8, {4, 64, 1, 16});
   ASSERT_TRUE(blocks.has_value()) << blocks.status().message();
 }
 
@@ -209,16 +233,20 @@ TEST_F(ModelDirTest, OriginalLayoutDirectAndThroughParent) {
 TEST_F(ModelDirTest, MissingUnexpectedAndWrongTensors) {
   write_text(dir_ / "config.json", tiny_hf_config().dump());
   auto ts = expected_tensors(tiny(), CheckpointLayout::kHF);
-  ts.erase(ts.begin() + 3);                       // model.layers.0.self_attn.q_proj.bias
+  ts.erase(ts.begin() + 3);  // model.layers.0.self_attn.q_proj.bias
   ts.push_back({"model.layers.2.extra", DType::kBF16, {2}});
-  ts[0].shape = {101, 64};                        // embed_tokens
-  ts[1].dtype = DType::kF16;                      // layer 0 input_layernorm
+  ts[0].shape = {101, 64};    // embed_tokens
+  ts[1].dtype = DType::kF16;  // layer 0 input_layernorm
   write_safetensors(dir_ / "model.safetensors", ts);
   std::string m = open_error(dir_);
-  EXPECT_NE(m.find("1 missing tensor(s): model.layers.0.self_attn.q_proj.bias"), std::string::npos) << m;
+  EXPECT_NE(m.find("1 missing tensor(s): model.layers.0.self_attn.q_proj.bias"), std::string::npos)
+      << m;
   EXPECT_NE(m.find("1 unexpected tensor(s): model.layers.2.extra"), std::string::npos) << m;
-  EXPECT_NE(m.find("tensor 'model.embed_tokens.weight' is BF16 [101, 64], expected BF16 (or F32) [100, 64]"),
-            std::string::npos) << m;
+  EXPECT_NE(
+      m.find(
+          "tensor 'model.embed_tokens.weight' is BF16 [101, 64], expected BF16 (or F32) [100, 64]"),
+      std::string::npos)
+      << m;
   EXPECT_NE(m.find("'model.layers.0.input_layernorm.weight' is F16 [64]"), std::string::npos) << m;
   // Without tensor-set validation the directory opens.
   OpenOptions o;
@@ -235,8 +263,10 @@ TEST_F(ModelDirTest, IndexErrors) {
   j["weight_map"]["lm_head.weight"] = "model-00009-of-00001.safetensors";
   write_text(idx, j.dump());
   std::string m = open_error(dir_);
-  EXPECT_NE(m.find("weight_map puts tensor 'lm_head.weight' in 'model-00009-of-00001.safetensors', but"),
-            std::string::npos) << m;
+  EXPECT_NE(
+      m.find("weight_map puts tensor 'lm_head.weight' in 'model-00009-of-00001.safetensors', but"),
+      std::string::npos)
+      << m;
   EXPECT_NE(m.find("does not exist"), std::string::npos) << m;
 
   j = saved;
@@ -257,7 +287,9 @@ TEST_F(ModelDirTest, IndexErrors) {
   j["weight_map"].erase("model.norm.weight");
   write_text(idx, j.dump());
   m = open_error(dir_);
-  EXPECT_NE(m.find("holds tensor 'model.norm.weight', which the index does not list"), std::string::npos) << m;
+  EXPECT_NE(m.find("holds tensor 'model.norm.weight', which the index does not list"),
+            std::string::npos)
+      << m;
 
   j = saved;
   j["weight_map"]["model.norm.weight"] = "../escape.safetensors";
@@ -268,15 +300,17 @@ TEST_F(ModelDirTest, IndexErrors) {
   write_text(idx, "{\"weight_map\": 3}");
   EXPECT_NE(open_error(dir_).find("missing \"weight_map\""), std::string::npos);
   write_text(idx, "{");
-  EXPECT_NE(open_error(dir_).find("model.safetensors.index.json: not valid JSON"), std::string::npos);
+  EXPECT_NE(open_error(dir_).find("model.safetensors.index.json: not valid JSON"),
+            std::string::npos);
 }
 
 TEST_F(ModelDirTest, DirectoryErrors) {
   EXPECT_NE(open_error(dir_ / "nope").find("no such directory"), std::string::npos);
   EXPECT_NE(open_error(dir_).find("no config.json"), std::string::npos);
   write_text(dir_ / "config.json", tiny_hf_config().dump());
-  EXPECT_NE(open_error(dir_).find("no model.safetensors.index.json, model.safetensors or original/"),
-            std::string::npos);
+  EXPECT_NE(
+      open_error(dir_).find("no model.safetensors.index.json, model.safetensors or original/"),
+      std::string::npos);
   write_text(dir_ / "config.json", R"({"model_type": "gpt_oss", "hidden_size": 0})");
   write_safetensors(dir_ / "model.safetensors", {});
   std::string m = open_error(dir_);
