@@ -1,12 +1,39 @@
 #include "server/json_fields.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
 
 namespace gptoss::server {
 
+// Deepest nesting of arrays/objects in JSON text (strings skipped). Checked before parsing:
+// deeply nested values would overflow the stack in the recursive code that walks them later
+// (schema rendering, dump), so a request could crash the server.
+static size_t nesting_depth(std::string_view text) {
+  size_t depth = 0, max_depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      max_depth = std::max(max_depth, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return max_depth;
+}
+
 ojson parse_body(std::string_view body) {
+  if (size_t d = nesting_depth(body); d > kMaxJsonDepth) {
+    throw ApiError::invalid("", fmt::format("request JSON is nested {} levels deep; the limit is {}",
+                                            d, kMaxJsonDepth));
+  }
   ojson j = ojson::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
     // Find the error position for the message.

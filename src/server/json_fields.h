@@ -11,7 +11,10 @@
 
 namespace gptoss::server {
 
-// Parses a request body; malformed JSON or a non-object body throws a 400.
+inline constexpr size_t kMaxJsonDepth = 64;
+
+// Parses a request body; malformed JSON, a non-object body or nesting deeper than kMaxJsonDepth
+// throws a 400.
 ojson parse_body(std::string_view body);
 
 // The field, or nullptr when it is absent or JSON null.

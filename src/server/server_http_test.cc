@@ -230,6 +230,26 @@ TEST(ServerHttp, BadRequestsGetOpenAIErrorObjects) {
   EXPECT_EQ(ts.engine.live(), 0);
 }
 
+TEST(ServerHttp, DeeplyNestedJsonIsRefusedNotACrash) {
+  TestServer ts;
+  const int n = 100000;
+  std::string schema;
+  for (int i = 0; i < n; ++i) schema += R"({"type":"array","items":)";
+  schema += R"({"type":"string"})" + std::string(n, '}');
+  std::string body = R"({"model":"test-model","messages":[{"role":"user","content":"x"}],)"
+                     R"("tools":[{"type":"function","function":{"name":"f","parameters":)" +
+                     schema + "}}]}";
+  auto r = ts.client->Post("/v1/chat/completions", body, "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(ojson::parse(r->body)["error"]["message"].get<std::string>().find("nested"),
+            std::string::npos);
+  // Strings with brackets and escaped quotes do not count as nesting.
+  ojson ok = chat(std::string(100, '[') + "\"{{{" + std::string(100, '{'));
+  EXPECT_EQ(ts.post("/v1/chat/completions", ok)->status, 200);
+  EXPECT_EQ(ts.client->Get("/health")->status, 200);
+}
+
 TEST(ServerHttp, BodyLimitAndUnknownRoutes) {
   ServerConfig cfg;
   cfg.max_body_bytes = 1000;

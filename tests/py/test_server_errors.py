@@ -218,3 +218,15 @@ def test_api_key_flag(gptoss_bin):
         assert OpenAI(base_url=s.url + "/v1", api_key="k1").models.list().data[0].id == MODEL_NAME
     finally:
         s.stop()
+
+
+def test_deeply_nested_json_is_400_not_a_crash(server):
+    n = 50000
+    schema = '{"type":"array","items":' * n + '{"type":"string"}' + "}" * n
+    payload = ('{"model":"%s","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function",'
+               '"function":{"name":"f","parameters":%s}}]}' % (MODEL_NAME, schema))
+    r = requests.post(server.url + CHAT, data=payload, timeout=30,
+                      headers={"Content-Type": "application/json"})
+    err = check_error(r, 400)
+    assert "nested" in err["message"]
+    assert requests.get(server.url + "/health", timeout=10).status_code == 200
