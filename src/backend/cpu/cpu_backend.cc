@@ -33,7 +33,7 @@ ExpertGroups group_by_expert(const int32_t* idx, int T, int k, int64_t experts) 
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int threads) : threads_(threads) {}
+  explicit CpuBackend(int threads) : pool_(threads) {}
 
   std::string name() const override { return "cpu"; }
 
@@ -83,7 +83,7 @@ class CpuBackend final : public Backend {
   void f32_matmul(const float* x, int T, const Weight& w, const Weight* bias, float* out) override {
     const int64_t N = w.rows, K = w.cols;
     // Split over output features so that decode (T = 1) uses every thread too.
-    cpu::parallel_for(static_cast<size_t>(N), static_cast<size_t>(K * T), threads_,
+    cpu::parallel_for(static_cast<size_t>(N), static_cast<size_t>(K * T), pool_,
                       [&](size_t b, size_t e) {
                         for (size_t r = b; r < e; ++r) {
                           const void* wr = w.row(static_cast<int64_t>(r));
@@ -121,7 +121,7 @@ class CpuBackend final : public Backend {
     const size_t kv_row = static_cast<size_t>(kv.kv_heads) * D;
     const size_t work = static_cast<size_t>(T) * heads;
     const size_t span_max = static_cast<size_t>(window > 0 ? std::min(window, kv.capacity) : kv.capacity);
-    cpu::parallel_for(work, span_max * D * 2, threads_, [&](size_t b, size_t e) {
+    cpu::parallel_for(work, span_max * D * 2, pool_, [&](size_t b, size_t e) {
       std::vector<float> scores;
       for (size_t w = b; w < e; ++w) {
         const int t = static_cast<int>(w / heads), h = static_cast<int>(w % heads);
@@ -162,7 +162,7 @@ class CpuBackend final : public Backend {
     // to every (token, slot) routed to that expert.
     const size_t work = g.used.size() * static_cast<size_t>(I);
     const size_t per_item = static_cast<size_t>(cols) * 2 * (1 + static_cast<size_t>(T) * k / g.used.size());
-    cpu::parallel_for(work, per_item, threads_, [&](size_t b, size_t e) {
+    cpu::parallel_for(work, per_item, pool_, [&](size_t b, size_t e) {
       std::vector<float> gate_row(static_cast<size_t>(cols)), up_row(static_cast<size_t>(cols));
       for (size_t w = b; w < e; ++w) {
         const int32_t ex = g.used[w / I];
@@ -201,7 +201,7 @@ class CpuBackend final : public Backend {
     // One work item = one output row: row r of every used expert is decoded once, then every
     // token's weighted sum is formed from the decoded rows.
     const size_t per_item = static_cast<size_t>(cols) * (g.used.size() + static_cast<size_t>(T) * k);
-    cpu::parallel_for(static_cast<size_t>(rows), per_item, threads_, [&](size_t b, size_t e) {
+    cpu::parallel_for(static_cast<size_t>(rows), per_item, pool_, [&](size_t b, size_t e) {
       std::vector<float> decoded(g.used.size() * static_cast<size_t>(cols));
       for (size_t rr = b; rr < e; ++rr) {
         const int64_t r = static_cast<int64_t>(rr);
@@ -238,7 +238,7 @@ class CpuBackend final : public Backend {
   }
 
  private:
-  int threads_;
+  cpu::ThreadPool pool_;
 };
 
 }  // namespace

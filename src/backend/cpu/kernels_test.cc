@@ -2,11 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <random>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/parallel.h"
 #include "core/dtypes.h"
 
 namespace gptoss {
@@ -54,6 +56,22 @@ TEST(CpuKernels, Mxfp4RowDecodeEqualsCoreDecodeForEveryByteAndScale) {
       EXPECT_EQ(std::signbit(got), std::signbit(ref[i])) << b << " " << i;
     }
   }
+}
+
+TEST(CpuThreadPool, EveryIndexRunsExactlyOnceAcrossManyJobs) {
+  cpu::ThreadPool pool(4);
+  for (int job = 0; job < 2000; ++job) {
+    const size_t n = 1 + static_cast<size_t>(job * 7919 % 301);
+    std::vector<std::atomic<int>> hits(n);
+    cpu::parallel_for(n, size_t{1} << 16, pool, [&](size_t b, size_t e) {
+      for (size_t i = b; i < e; ++i) hits[i].fetch_add(1);
+    });
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << "job " << job << " index " << i;
+  }
+  // Small jobs run inline on the caller.
+  std::thread::id ran_on;
+  cpu::parallel_for(3, 1, pool, [&](size_t, size_t) { ran_on = std::this_thread::get_id(); });
+  EXPECT_EQ(ran_on, std::this_thread::get_id());
 }
 
 TEST(CpuKernels, SinkSoftmaxEqualsTheNaiveFormula) {
