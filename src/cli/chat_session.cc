@@ -85,7 +85,18 @@ Expected<engine::SamplingParams> sampling_from_args(const Args& args) {
   return p;
 }
 
+Expected<std::string> resolve_model_arg(const std::string& model, const Args& args) {
+  hub::ResolveOptions ro;
+  ro.assume_yes = args.has("--yes");
+  return hub::resolve_model(model, ro);
+}
+
 Expected<LoadedModel> load_model_from_args(const std::string& model, const Args& args) {
+  GPTOSS_ASSIGN_OR_RETURN(std::string dir, resolve_model_arg(model, args));
+  return load_model_dir(dir, args);
+}
+
+Expected<LoadedModel> load_model_dir(const std::string& dir, const Args& args) {
   engine::LoadOptions lo;
   lo.device = args.get_or("--device", "auto");
   if (lo.device != "auto" && lo.device != "cpu" && lo.device != "cuda")
@@ -98,9 +109,6 @@ Expected<LoadedModel> load_model_from_args(const std::string& model, const Args&
   lo.context = static_cast<int>(ctx);
   lo.max_sequences = 1;
 
-  hub::ResolveOptions ro;
-  ro.assume_yes = args.has("--yes");
-  GPTOSS_ASSIGN_OR_RETURN(std::string dir, hub::resolve_model(model, ro));
   LoadedModel m;
   GPTOSS_ASSIGN_OR_RETURN(m.runner, engine::load_runner(dir, lo, &m.info));
   GPTOSS_ASSIGN_OR_RETURN(m.tokenizer, Tokenizer::from_model_dir(m.info.dir));

@@ -38,6 +38,9 @@ struct LoadedModel {
 // MODEL through hub::resolve_model (local dir, HF cache, else pull: asks, or --yes), then
 // --device/--threads/--ctx into load_runner and a one-sequence engine.
 Expected<LoadedModel> load_model_from_args(const std::string& model, const Args& args);
+// The two halves: MODEL -> directory (may download), and directory -> loaded model.
+Expected<std::string> resolve_model_arg(const std::string& model, const Args& args);
+Expected<LoadedModel> load_model_dir(const std::string& dir, const Args& args);
 
 // "2026-11-26" (UTC), the Harmony "Current date".
 std::string today_utc();

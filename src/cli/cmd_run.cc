@@ -278,12 +278,18 @@ int cmd_run(const std::vector<std::string>& argv) {
 
   // Only this thread takes SIGINT: the engine and backend threads start with it blocked, so that
   // Ctrl-C interrupts our read() at the prompt and is seen by the loop that cancels a request.
+  // A download (pull) can take long: Ctrl-C keeps its default meaning until the model is here.
+  auto dir = resolve_model_arg(args->positional()[0], *args);
+  if (!dir) return fail("run", dir.status().message());
   sigset_t block;
   sigemptyset(&block);
   sigaddset(&block, SIGINT);
   pthread_sigmask(SIG_BLOCK, &block, nullptr);
-  auto model = load_model_from_args(args->positional()[0], *args);
+  auto model = load_model_dir(*dir, *args);
   if (!model) return fail("run", model.status().message());
+  sigset_t pending;
+  sigpending(&pending);
+  if (sigismember(&pending, SIGINT)) return 130;  // Ctrl-C while loading: the user wants out
   struct sigaction sa {};
   sa.sa_handler = on_sigint;
   sigemptyset(&sa.sa_mask);
