@@ -3,6 +3,7 @@
 // the cache the next time without any request. tests/py/test_pull.py checks the layout itself
 // against huggingface_hub.
 #include <httplib.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -71,7 +72,7 @@ class FakeHub {
 
 TEST(ResolvePull, PullsWithYesThenUsesTheCache) {
   FakeHub hub;
-  fs::path cache = fs::path(::testing::TempDir()) / "resolve_pull_cache";
+  fs::path cache = fs::path(::testing::TempDir()) / ("resolve_pull_cache_" + std::to_string(getpid()));
   fs::remove_all(cache);
   setenv("HF_HUB_CACHE", cache.c_str(), 1);
   setenv("HF_ENDPOINT", hub.endpoint().c_str(), 1);
@@ -103,6 +104,7 @@ TEST(ResolvePull, PullsWithYesThenUsesTheCache) {
 
   unsetenv("HF_HUB_CACHE");
   unsetenv("HF_ENDPOINT");
+  fs::remove_all(cache);
 }
 
 }  // namespace

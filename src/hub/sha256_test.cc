@@ -1,6 +1,8 @@
 // Expected digests come from Python's hashlib (see the comment on each).
 #include "hub/sha256.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <string>
 
@@ -59,7 +61,8 @@ TEST_P(Sha256Test, ChunkedUpdatesEqualOneShot) {
 }
 
 TEST_P(Sha256Test, File) {
-  std::string path = ::testing::TempDir() + "/sha256_test.bin";
+  // ctest runs each case in its own process, in parallel: one file per process.
+  std::string path = ::testing::TempDir() + "/sha256_test_" + std::to_string(getpid()) + ".bin";
   std::FILE* f = std::fopen(path.c_str(), "wb");
   ASSERT_TRUE(f);
   std::string pat = pattern(1000);
@@ -70,7 +73,8 @@ TEST_P(Sha256Test, File) {
   EXPECT_EQ(*got, "1e9bc38cbf860b9ec31918b065f9b52476c549a782e0e7990bed8ce3868d2371");
   auto missing = sha256_file(path + ".nope");
   ASSERT_FALSE(missing);
-  EXPECT_NE(missing.status().message().find("sha256_test.bin.nope"), std::string::npos);
+  EXPECT_NE(missing.status().message().find(path + ".nope"), std::string::npos);
+  std::remove(path.c_str());
 }
 
 // hashlib.sha1 values, and `git hash-object` for the blob id.
