@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <ctime>
+#include <filesystem>
 #include <deque>
 #include <mutex>
 
@@ -88,7 +89,15 @@ Expected<engine::SamplingParams> sampling_from_args(const Args& args) {
 Expected<std::string> resolve_model_arg(const std::string& model, const Args& args) {
   hub::ResolveOptions ro;
   ro.assume_yes = args.has("--yes");
-  return hub::resolve_model(model, ro);
+  GPTOSS_ASSIGN_OR_RETURN(std::string path, hub::resolve_model(model, ro));
+  // A weights file stands for the checkpoint folder around it (config.json, the other shards).
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(path, ec) && path.size() > 12 &&
+      path.compare(path.size() - 12, 12, ".safetensors") == 0) {
+    path = std::filesystem::path(path).parent_path().string();
+    if (path.empty()) path = ".";
+  }
+  return path;
 }
 
 Expected<LoadedModel> load_model_from_args(const std::string& model, const Args& args) {

@@ -14,9 +14,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/args.h"
+#include "cli/chat_session.h"
 #include "cli/commands.h"
 #include "engine/model_runner.h"
-#include "hub/resolve.h"
 #include "model/model_files.h"
 
 namespace gptoss::cli {
@@ -115,9 +115,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
   if (*reps < 1 || *reps > 1000) return fail("bench", "-r takes a number from 1 to 1000", 2);
   if (*threads < 0 || *threads > 1024) return fail("bench", "--threads must be in [0, 1024]", 2);
 
-  hub::ResolveOptions ro;
-  ro.assume_yes = args->has("--yes");
-  auto dir = hub::resolve_model(args->positional()[0], ro);
+  auto dir = resolve_model_arg(args->positional()[0], *args);
   if (!dir) return fail("bench", dir.status().message());
   OpenOptions oo;
   oo.validate_tensors = false;  // load_runner validates

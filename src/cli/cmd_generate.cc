@@ -17,7 +17,8 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: gptoss generate MODEL -p PROMPT [options]\n"
-    "  MODEL                 model directory, weights file, or hub id (org/name[@rev]; pulled if needed)\n"
+    "  MODEL                 model directory, a .safetensors file in one, or hub id (org/name[@rev];\n"
+    "                        pulled if needed)\n"
     "  -p, --prompt TEXT     the user message (with --raw: the whole prompt text)\n"
     "  -n, --max-tokens N    stop after N generated tokens (default: until the context is full)\n"
     "  --reasoning E         low, medium (default) or high\n"

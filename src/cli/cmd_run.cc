@@ -25,7 +25,7 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: gptoss run MODEL [options]       (alias: gptoss chat)\n"
-    "  MODEL                 model directory, weights file, or hub id (org/name[@rev]); a hub id not\n"
+    "  MODEL                 model directory, a .safetensors file in one, or hub id (org/name[@rev]); one not\n"
     "                        in the HF cache is downloaded (asks first; --yes does not)\n"
     "  --reasoning E         low, medium (default) or high\n"
     "  --hide-reasoning      do not show the analysis channel (default: shown dimmed)\n"

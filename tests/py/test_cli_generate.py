@@ -288,3 +288,9 @@ def test_truncation_flags_reach_the_sampler(gptoss_bin, model, tmp_path, flags):
     assert_greedy_under(prompt, completion, logits, lambda row, gen: row)
     _, sampled, _ = completion_and_logits(gptoss_bin, model, tmp_path, "--temperature", "1", "--seed", "5")
     assert sampled != completion
+
+
+def test_weights_file_stands_for_its_folder(gptoss_bin, model):
+    a = gen_json(gptoss_bin, model, "-p", "hi", "-n", "4", "--seed", "2")
+    b = gen_json(gptoss_bin, model + "/model.safetensors", "-p", "hi", "-n", "4", "--seed", "2")
+    assert a["completion_ids"] == b["completion_ids"]
