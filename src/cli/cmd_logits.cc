@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu_fast/cpu_fast_backend.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/mapped_file.h"
@@ -24,7 +25,7 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: gptoss logits MODEL (--tokens ID,ID,... | --tokens-file F.json) --out FILE.safetensors\n"
-    "                    [--device cpu|cuda] [--threads N] [--step N] [--separate] [--max-step-tokens N]\n"
+    "                    [--device cpu|cpu-fast|cuda] [--threads N] [--step N] [--separate] [--max-step-tokens N]\n"
     "  MODEL              model directory (HF layout, original/, or a parent of original/)\n"
     "  --tokens IDS       one prompt as comma-separated token ids (repeat for several prompts)\n"
     "  --tokens-file F    JSON {\"prompts\": [[ids...], ...]}\n"
@@ -114,6 +115,7 @@ Status write_f32_safetensors(const std::string& path, const std::vector<std::str
 
 Expected<std::unique_ptr<Backend>> make_backend(const std::string& device, int threads) {
   if (device == "cpu") return make_cpu_backend(threads);
+  if (device == "cpu-fast") return make_cpu_fast_backend(threads);
   if (device == "cuda") {
 #ifdef GPTOSS_HAVE_CUDA
     return make_cuda_backend(0);
@@ -121,7 +123,7 @@ Expected<std::unique_ptr<Backend>> make_backend(const std::string& device, int t
     return Error("--device cuda: this build has no CUDA backend (rebuild with nvcc installed)");
 #endif
   }
-  return Error("--device: unknown device '{}' (use cpu or cuda)", device);
+  return Error("--device: unknown device '{}' (use cpu, cpu-fast or cuda)", device);
 }
 
 // Runs `prompts` (indices `which`) through the model in one batched call per `step` tokens;

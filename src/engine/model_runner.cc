@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu_fast/cpu_fast_backend.h"
 #include "model/forward.h"
 #include "model/model_files.h"
 #ifdef GPTOSS_HAVE_CUDA
@@ -49,6 +50,7 @@ class ModelRunner final : public Runner {
 
 Expected<std::unique_ptr<Backend>> make_backend(const std::string& device, int threads) {
   if (device == "cpu") return make_cpu_backend(threads);
+  if (device == "cpu-fast") return make_cpu_fast_backend(threads);
   if (device == "cuda") {
 #ifdef GPTOSS_HAVE_CUDA
     return make_cuda_backend(0);
@@ -56,7 +58,7 @@ Expected<std::unique_ptr<Backend>> make_backend(const std::string& device, int t
     return Error("--device cuda: this build has no CUDA backend (rebuild with nvcc installed)");
 #endif
   }
-  return Error("--device: unknown device '{}' (use auto, cpu or cuda)", device);
+  return Error("--device: unknown device '{}' (use auto, cpu, cpu-fast or cuda)", device);
 }
 
 }  // namespace
