@@ -62,7 +62,7 @@ Expected<engine::SamplingParams> sampling_from_args(const Args& args) {
   GPTOSS_ASSIGN_OR_RETURN(double freq, args.get_double("--frequency-penalty", 0.0));
   if (!(t >= 0)) return Error("--temperature must be >= 0 (got {})", t);
   if (!(top_p > 0 && top_p <= 1)) return Error("--top-p must be in (0, 1] (got {})", top_p);
-  if (top_k < 0) return Error("--top-k must be >= 0 (got {})", top_k);
+  if (top_k < 0 || top_k > 1000000000) return Error("--top-k must be in [0, 1e9] (got {})", top_k);
   if (!(min_p >= 0 && min_p <= 1)) return Error("--min-p must be in [0, 1] (got {})", min_p);
   if (!(rep > 0)) return Error("--repeat-penalty must be > 0 (got {})", rep);
   if (!(pres >= -2 && pres <= 2)) return Error("--presence-penalty must be in [-2, 2] (got {})", pres);

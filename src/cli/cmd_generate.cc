@@ -93,7 +93,8 @@ int cmd_generate(const std::vector<std::string>& argv) {
   if (!prompt) return fail("generate", "expected -p PROMPT (see gptoss generate --help)", 2);
   auto max_tokens = args->get_int(args->has("-n") ? "-n" : "--max-tokens", -1);
   if (!max_tokens) return fail("generate", max_tokens.status().message(), 2);
-  if (*max_tokens < -1 || *max_tokens == 0) return fail("generate", "-n must be a positive number of tokens", 2);
+  if (*max_tokens < -1 || *max_tokens == 0 || *max_tokens > 1000000000)
+    return fail("generate", "-n must be a positive number of tokens", 2);
   auto sampling = sampling_from_args(*args);
   if (!sampling) return fail("generate", sampling.status().message(), 2);
   const bool raw = args->has("--raw");

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <clocale>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -210,11 +211,12 @@ Status set_parameter(ChatOptions& o, const std::string& name, const std::string&
   char* end = nullptr;
   errno = 0;
   const double v = std::strtod(value.c_str(), &end);
-  if (value.empty() || *end != '\0' || errno != 0) return Error("'{}' is not a number", value);
+  if (value.empty() || *end != '\0' || errno != 0 || !(std::fabs(v) <= 1e18))
+    return Error("'{}' is not a number (or too large)", value);
   auto& s = o.sampling;
   if (name == "temperature" && v >= 0) s.temperature = static_cast<float>(v);
   else if (name == "top_p" && v > 0 && v <= 1) s.top_p = static_cast<float>(v);
-  else if (name == "top_k" && v >= 0) s.top_k = static_cast<int>(v);
+  else if (name == "top_k" && v >= 0 && v <= 1e9) s.top_k = static_cast<int>(v);
   else if (name == "min_p" && v >= 0 && v <= 1) s.min_p = static_cast<float>(v);
   else if (name == "repeat_penalty" && v > 0) s.repetition_penalty = static_cast<float>(v);
   else if (name == "presence_penalty" && v >= -2 && v <= 2) s.presence_penalty = static_cast<float>(v);
@@ -222,7 +224,7 @@ Status set_parameter(ChatOptions& o, const std::string& name, const std::string&
   else if (name == "seed" && v >= 0) {
     s.has_seed = true;
     s.seed = static_cast<uint64_t>(v);
-  } else if (name == "num_predict" && (v >= 1 || v == -1)) o.max_tokens = static_cast<int>(v);
+  } else if (name == "num_predict" && ((v >= 1 && v <= 1e9) || v == -1)) o.max_tokens = static_cast<int>(v);
   else return Error("unknown parameter '{}' or value {} out of range", name, value);
   return Status::ok();
 }
@@ -253,7 +255,8 @@ int cmd_run(const std::vector<std::string>& argv) {
   if (args->positional().size() != 1) return fail("run", "expected one MODEL (see gptoss run --help)", 2);
   auto max_tokens = args->get_int(args->has("-n") ? "-n" : "--max-tokens", -1);
   if (!max_tokens) return fail("run", max_tokens.status().message(), 2);
-  if (*max_tokens < -1 || *max_tokens == 0) return fail("run", "-n must be a positive number of tokens", 2);
+  if (*max_tokens < -1 || *max_tokens == 0 || *max_tokens > 1000000000)
+    return fail("run", "-n must be a positive number of tokens", 2);
   auto sampling = sampling_from_args(*args);
   if (!sampling) return fail("run", sampling.status().message(), 2);
   auto effort = harmony::effort_from_name(args->get_or("--reasoning", "medium"));
