@@ -109,8 +109,10 @@ class CpuFastBackend final : public Backend {
     cpu::parallel_for(work, per_item, pool_, [&](size_t b, size_t e) {
       std::vector<int8_t> q(static_cast<size_t>(cols) * 2);
       for (size_t w = b; w < e; ++w) {
-        const int32_t ex = g.used[w / I];
-        const int64_t j = static_cast<int64_t>(w % I);
+        // Pair-major, expert-minor: each thread streams through all used experts at once (one
+        // stream per expert), which keeps more memory requests in flight than one expert at a time.
+        const int32_t ex = g.used[w % g.used.size()];
+        const int64_t j = static_cast<int64_t>(w / g.used.size());
         const size_t gate_index = static_cast<size_t>(ex * rows + 2 * j);
         // Gate and up rows are adjacent: one decode call covers both.
         cpu_fast::mxfp4_row_to_i8(blocks + gate_index * nb * kMxfp4BlockBytes, 2 * cols, q.data());
