@@ -125,6 +125,11 @@ int cmd_serve(const std::vector<std::string>& argv) {
                    {"gptoss.expert_count", config.num_experts},
                    {"gptoss.expert_used_count", config.experts_per_token}};
 
+  if (sc.api_key.empty() && sc.host != "127.0.0.1" && sc.host != "localhost" && sc.host != "::1") {
+    std::fprintf(stderr, "gptoss serve: warning: listening on %s without an API key; anyone who "
+                         "can reach this address can use the model (set --api-key or "
+                         "GPTOSS_API_KEY)\n", sc.host.c_str());
+  }
   server::Server server(sc, *engine, tokenizer);
   Status st = server.bind();
   if (!st) return fail("serve", st.message());

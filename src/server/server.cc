@@ -181,6 +181,12 @@ Server::Server(ServerConfig config, engine::Engine& engine,
                                                 : s.config.max_active_requests + 8;
   s.http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   s.http.set_tcp_nodelay(true);
+  // SO_REUSEADDR only: httplib's default also sets SO_REUSEPORT, which lets a second server bind
+  // the same port and silently take half of the connections.
+  s.http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof(yes));
+  });
   s.http.set_keep_alive_max_count(1000);
   // Idle keep-alive connections hold a pool thread, and stop() waits for them: keep it short.
   s.http.set_keep_alive_timeout(5);

@@ -250,6 +250,16 @@ TEST(ServerHttp, DeeplyNestedJsonIsRefusedNotACrash) {
   EXPECT_EQ(ts.client->Get("/health")->status, 200);
 }
 
+TEST(ServerHttp, SecondServerOnTheSamePortFailsToBind) {
+  TestServer ts;
+  ServerConfig cfg;
+  cfg.port = ts.server->port();
+  Server other(cfg, ts.engine, ts.tokenizer);
+  Status st = other.bind();
+  EXPECT_FALSE(st.is_ok());
+  EXPECT_NE(st.message().find(std::to_string(cfg.port)), std::string::npos) << st.message();
+}
+
 TEST(ServerHttp, BodyLimitAndUnknownRoutes) {
   ServerConfig cfg;
   cfg.max_body_bytes = 1000;
