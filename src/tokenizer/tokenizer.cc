@@ -179,6 +179,7 @@ std::string Tokenizer::decode(const std::vector<uint32_t>& ids) const {
   const BpeVocab& vocab = impl_->vocab;
   for (uint32_t id : ids) {
     std::string_view b = token_bytes(id);
+    if (b.empty()) continue;  // not a token (see is_valid)
     if (out.size() - w < b.size() + 16) out.resize((out.size() + b.size() + 16) * 2);
     if (id < vocab.size() && b.size() <= 16) {
       std::memcpy(out.data() + w, b.data(), 16);
@@ -221,7 +222,8 @@ Expected<std::shared_ptr<const Tokenizer>> Tokenizer::from_model_dir(const std::
 }
 
 std::string StreamDecoder::push(uint32_t id) {
-  pending_.append(tok_->token_bytes(id));
+  std::string_view b = tok_->token_bytes(id);
+  if (!b.empty()) pending_.append(b);
   std::string out;
   size_t used = utf8::decode_replace(pending_, /*final=*/false, &out);
   pending_.erase(0, used);

@@ -215,3 +215,17 @@ TEST(Bpe, HeapAndQuadraticMergesAgree) {
 
 }  // namespace
 }  // namespace gptoss
+
+namespace gptoss {
+namespace {
+
+TEST(StreamDecoder, UnknownIdsAddNothing) {
+  StreamDecoder d(tok());
+  EXPECT_EQ(d.push(999999), "");
+  EXPECT_EQ(d.push(1428), "user");
+  EXPECT_EQ(d.flush(), "");
+  EXPECT_EQ(tok().decode({999999, 1428, 201089}), "user");
+}
+
+}  // namespace
+}  // namespace gptoss
