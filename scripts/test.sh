@@ -1,13 +1,50 @@
 #!/usr/bin/env bash
-# Runs every test: C++ units (CTest) and end-to-end/conformance tests (pytest).
-# Builds into build-test/ with warnings as errors. GPU tests skip without a GPU.
+# Runs every test:
+#   1. release build (warnings as errors): C++ units through CTest, then the end-to-end and
+#      conformance tests through pytest;
+#   2. TSan build: the engine scheduler and server tests (the threaded parts);
+#   3. ASan+UBSan build: the same C++ units and pytest suite again.
+# GPU tests skip without a GPU (and are run on the GPU machine by scripts/gpu/).
+# GPTOSS_TEST_STAGES="release tsan asan" picks stages; extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD=${GPTOSS_TEST_BUILD:-build-test}
 JOBS=${JOBS:-$(nproc)}
+STAGES=${GPTOSS_TEST_STAGES:-release tsan asan}
 
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGPTOSS_WERROR=ON ${GPTOSS_CMAKE_ARGS:-}
-cmake --build "$BUILD" -j "$JOBS"
-ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS"
+stage() { printf '\n=== %s (%s s since start) ===\n' "$1" "$SECONDS"; }
 
-GPTOSS_BIN="$PWD/$BUILD/bin/gptoss" .venv/bin/python -m pytest -q tests/py "$@"
+for s in $STAGES; do
+  case "$s" in
+    release)
+      stage "release build, ctest, pytest"
+      cmake -S . -B build-test -G Ninja -DCMAKE_BUILD_TYPE=Release -DGPTOSS_WERROR=ON ${GPTOSS_CMAKE_ARGS:-}
+      cmake --build build-test -j "$JOBS"
+      ctest --test-dir build-test --output-on-failure -j "$JOBS"
+      GPTOSS_BIN="$PWD/build-test/bin/gptoss" .venv/bin/python -m pytest -q tests/py "$@"
+      ;;
+    asan)
+      stage "ASan+UBSan build, ctest, pytest"
+      cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGPTOSS_WERROR=ON \
+        -DGPTOSS_SANITIZE=ON -DGPTOSS_CUDA=OFF
+      cmake --build build-asan -j "$JOBS"
+      export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
+      export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+      ctest --test-dir build-asan --output-on-failure -j "$JOBS"
+      # End-to-end under ASan+UBSan: memory errors and UB abort the binary and fail the test; leak
+      # checking stays with the unit tests above (a CLI exiting mid-stream owns threads on purpose).
+      ASAN_OPTIONS=abort_on_error=1:detect_leaks=0 GPTOSS_BIN="$PWD/build-asan/bin/gptoss" \
+        .venv/bin/python -m pytest -q tests/py "$@"
+      ;;
+    tsan)
+      stage "TSan build: engine and server tests"
+      cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGPTOSS_WERROR=ON \
+        -DGPTOSS_TSAN=ON -DGPTOSS_CUDA=OFF
+      targets=$(cmake --build build-tsan --target help | sed -n 's/^\(\(engine\|server\)_[a-z_]*test\): .*/\1/p')
+      cmake --build build-tsan -j "$JOBS" --target $targets
+      TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1} \
+        ctest --test-dir build-tsan --output-on-failure -j "$JOBS" -R '^(Scheduler|EngineOnModel|Server|Http|Openai|Ollama|Responses)'
+      ;;
+    *) echo "test.sh: unknown stage '$s'" >&2; exit 2 ;;
+  esac
+done
+stage "all stages passed"
