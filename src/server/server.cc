@@ -285,27 +285,33 @@ void stream_job(httplib::Response& res, const std::string& content_type, std::sh
                 std::function<std::string(const std::vector<OutputEvent>&)> on_events,
                 std::function<std::string()> on_done) {
   auto started = std::make_shared<bool>(false);
+  auto idle_polls = std::make_shared<int>(0);
+  // While the model writes nothing the client can see (e.g. a long header), a heartbeat every
+  // 0.5 s is the only way to notice a client that went away: an SSE comment, or a space before
+  // the next NDJSON line (JSON allows leading whitespace).
+  const std::string heartbeat = content_type == "text/event-stream" ? ": keep-alive\n\n" : " ";
   res.status = 200;
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
       content_type,
-      [job, prologue, started, on_events, on_done](size_t, httplib::DataSink& sink) {
+      [job, prologue, started, idle_polls, heartbeat, on_events, on_done](size_t,
+                                                                          httplib::DataSink& sink) {
         std::string out;
         if (!*started) {
           *started = true;
           out = prologue;
         }
         std::vector<OutputEvent> events;
-        bool got = job->step(&events, std::chrono::milliseconds(100));
+        job->step(&events, std::chrono::milliseconds(100));
         out += on_events(events);
         if (job->done()) out += on_done();
-        if (!out.empty() && !sink.write(out.data(), out.size())) {
-          job->abandon();
-          return false;
-        }
-        if (!got && !sink.is_writable()) {
-          job->abandon();
-          return false;
+        if (out.empty() && ++*idle_polls >= 5) out = heartbeat;
+        if (!out.empty()) {
+          *idle_polls = 0;
+          if (!sink.write(out.data(), out.size())) {
+            job->abandon();
+            return false;
+          }
         }
         if (job->done()) sink.done();
         return true;

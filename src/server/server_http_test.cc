@@ -125,6 +125,23 @@ TEST(ServerHttp, ClientDisconnectCancelsTheSequence) {
   EXPECT_NE(m->body.find("gptoss_client_disconnects_total 1"), std::string::npos) << m->body;
 }
 
+TEST(ServerHttp, DisconnectSeenWhileTheModelWritesNothingVisible) {
+  TestServer ts;
+  ts.engine.set_delay(std::chrono::milliseconds(20));
+  // All header: no delta to send, so only the heartbeat can find the closed connection.
+  ts.script_text("<|channel|>" + std::string(400, 'q'));
+  httplib::Client c("127.0.0.1", ts.server->port());
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/v1/chat/completions";
+  req.body = chat("hi", {{"stream", true}}).dump();
+  req.set_header("Content-Type", "application/json");
+  req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return false; };
+  (void)c.send(req);
+  c.stop();
+  EXPECT_TRUE(wait_for([&] { return ts.engine.cancels() == 1 && ts.engine.live() == 0; }));
+}
+
 TEST(ServerHttp, NonStreamingClientThatGivesUpCancelsTheSequence) {
   TestServer ts;
   ts.engine.set_delay(std::chrono::milliseconds(20));
