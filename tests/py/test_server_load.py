@@ -49,7 +49,7 @@ def one_client(port, i, hang_up_after):
         if not line:
             break
         line = line.strip()
-        if not line:
+        if not line or line.startswith(b":"):  # blank line / SSE comment (heartbeat)
             continue
         assert line.startswith(b"data: ")
         data = line[6:]
