@@ -1,5 +1,6 @@
 // gptoss tokenize / detokenize: text <-> o200k_harmony token ids, for debugging prompts and for
 // tests. --jsonl runs many inputs in one process.
+#include <fmt/format.h>
 #include <time.h>
 
 #include <chrono>
@@ -7,10 +8,8 @@
 #include <iostream>
 #include <iterator>
 #include <memory>
-#include <string>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -28,7 +27,8 @@ constexpr const char kTokenizeUsage[] =
     "  --special     recognise special token strings such as <|start|> (off: they are plain text)\n"
     "  --jsonl       read lines of JSON (a string, or {\"hex\": bytes}) from --file or stdin;\n"
     "                print one JSON array per line\n"
-    "  --bench N     instead of ids, print JSON timings: vocabulary load, then encode and decode of\n"
+    "  --bench N     instead of ids, print JSON timings: vocabulary load, then encode and decode "
+    "of\n"
     "                the input N times (single thread; wall and CPU seconds)\n"
     "  Without --model and --vocab the built-in o200k_harmony vocabulary is used.\n";
 
@@ -36,7 +36,8 @@ constexpr const char kDetokenizeUsage[] =
     "usage: gptoss detokenize [--model DIR | --vocab FILE] [--stream] [--jsonl] [IDS...]\n"
     "  Prints the text of the token ids (arguments, or a JSON array on stdin) as raw bytes.\n"
     "  --stream  print a JSON array of the pieces a streaming decoder emits (whole characters)\n"
-    "  --jsonl   read one JSON array of ids per line from stdin; print one line of JSON per input:\n"
+    "  --jsonl   read one JSON array of ids per line from stdin; print one line of JSON per "
+    "input:\n"
     "            {\"hex\": the raw bytes, \"stream\": [pieces]}\n";
 
 Expected<std::shared_ptr<const Tokenizer>> load_tokenizer(const Args& args) {
@@ -51,7 +52,9 @@ Expected<std::shared_ptr<const Tokenizer>> load_tokenizer(const Args& args) {
   return Tokenizer::builtin();
 }
 
-std::string ids_json(const std::vector<uint32_t>& ids) { return fmt::format("[{}]", fmt::join(ids, ",")); }
+std::string ids_json(const std::vector<uint32_t>& ids) {
+  return fmt::format("[{}]", fmt::join(ids, ","));
+}
 
 Expected<std::string> from_hex(const std::string& hex) {
   if (hex.size() % 2 != 0) return Error("hex string has an odd length");
@@ -60,7 +63,10 @@ Expected<std::string> from_hex(const std::string& hex) {
     unsigned v = 0;
     for (int k = 0; k < 2; ++k) {
       char c = hex[2 * i + k];
-      int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+      int d = (c >= '0' && c <= '9')   ? c - '0'
+              : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+              : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                       : -1;
       if (d < 0) return Error("'{}' is not a hex digit", c);
       v = v * 16 + static_cast<unsigned>(d);
     }
@@ -102,7 +108,8 @@ Expected<std::vector<uint32_t>> parse_ids(const nlohmann::json& j, const std::st
 struct Clock {
   double wall = now_wall(), cpu = now_cpu();
   static double now_wall() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
   }
   static double now_cpu() {
     timespec ts;
@@ -114,7 +121,8 @@ struct Clock {
 };
 
 // --bench: encode and decode `text` n times; prints one JSON object.
-int run_bench(const Tokenizer& t, const std::string& text, long long n, double load_wall, double load_cpu, bool special) {
+int run_bench(const Tokenizer& t, const std::string& text, long long n, double load_wall,
+              double load_cpu, bool special) {
   std::vector<uint32_t> ids;
   Clock enc;
   for (long long i = 0; i < n; ++i) ids = special ? t.encode_with_special(text) : t.encode(text);
@@ -124,12 +132,18 @@ int run_bench(const Tokenizer& t, const std::string& text, long long n, double l
   for (long long i = 0; i < n; ++i) back = t.decode(ids);
   double dec_wall = dec.wall_s(), dec_cpu = dec.cpu_s();
   double mb = static_cast<double>(text.size()) * static_cast<double>(n) / 1e6;
-  nlohmann::json j = {{"bytes", text.size()},       {"tokens", ids.size()},
-                      {"repeat", n},                {"load_ms_wall", load_wall * 1e3},
-                      {"load_ms_cpu", load_cpu * 1e3}, {"encode_s_wall", enc_wall},
-                      {"encode_s_cpu", enc_cpu},    {"encode_MBps_cpu", mb / enc_cpu},
-                      {"decode_s_wall", dec_wall},  {"decode_s_cpu", dec_cpu},
-                      {"decode_MBps_cpu", mb / dec_cpu}, {"round_trip_equal", back == text}};
+  nlohmann::json j = {{"bytes", text.size()},
+                      {"tokens", ids.size()},
+                      {"repeat", n},
+                      {"load_ms_wall", load_wall * 1e3},
+                      {"load_ms_cpu", load_cpu * 1e3},
+                      {"encode_s_wall", enc_wall},
+                      {"encode_s_cpu", enc_cpu},
+                      {"encode_MBps_cpu", mb / enc_cpu},
+                      {"decode_s_wall", dec_wall},
+                      {"decode_s_cpu", dec_cpu},
+                      {"decode_MBps_cpu", mb / dec_cpu},
+                      {"round_trip_equal", back == text}};
   std::printf("%s\n", j.dump().c_str());
   return 0;
 }
@@ -138,13 +152,15 @@ int run_bench(const Tokenizer& t, const std::string& text, long long n, double l
 
 int cmd_tokenize(const std::vector<std::string>& argv) {
   const std::string cmd = "tokenize";
-  auto args = Args::parse(argv, {{"--special", "--jsonl", "--help"}, {"--model", "--vocab", "--file", "--bench"}});
+  auto args = Args::parse(
+      argv, {{"--special", "--jsonl", "--help"}, {"--model", "--vocab", "--file", "--bench"}});
   if (!args) return fail(cmd, args.status().message() + "\n" + kTokenizeUsage, 2);
   if (args->has("--help")) {
     std::fputs(kTokenizeUsage, stdout);
     return 0;
   }
-  if (args->positional().size() > 1) return fail(cmd, std::string("give the text as one argument\n") + kTokenizeUsage, 2);
+  if (args->positional().size() > 1)
+    return fail(cmd, std::string("give the text as one argument\n") + kTokenizeUsage, 2);
   if (!args->positional().empty() && (args->has("--file") || args->has("--jsonl"))) {
     return fail(cmd, std::string("give TEXT or --file/--jsonl, not both\n") + kTokenizeUsage, 2);
   }
@@ -156,7 +172,8 @@ int cmd_tokenize(const std::vector<std::string>& argv) {
   if (args->has("--bench")) {
     auto n = args->get_int("--bench", 1);
     if (!n || *n < 1) return fail(cmd, "--bench needs a positive count", 2);
-    auto input = args->positional().empty() ? read_input(*args) : Expected<std::string>(args->positional()[0]);
+    auto input = args->positional().empty() ? read_input(*args)
+                                            : Expected<std::string>(args->positional()[0]);
     if (!input) return fail(cmd, input.status().message());
     return run_bench(**tok, *input, *n, load_wall, load_cpu, special);
   }
@@ -191,7 +208,8 @@ int cmd_tokenize(const std::vector<std::string>& argv) {
       if (!bytes) return fail(cmd, fmt::format("line {}: {}", line_no, bytes.status().message()));
       text = std::move(*bytes);
     } else {
-      return fail(cmd, fmt::format("line {}: expected a JSON string or {{\"hex\": \"...\"}}", line_no));
+      return fail(cmd,
+                  fmt::format("line {}: expected a JSON string or {{\"hex\": \"...\"}}", line_no));
     }
     out += ids_json(encode(text));
     out += '\n';
@@ -221,7 +239,8 @@ int cmd_detokenize(const std::vector<std::string>& argv) {
 
   std::vector<std::vector<uint32_t>> batches;
   if (!args->positional().empty()) {
-    if (args->has("--jsonl")) return fail(cmd, std::string("--jsonl reads stdin; give no ids\n") + kDetokenizeUsage, 2);
+    if (args->has("--jsonl"))
+      return fail(cmd, std::string("--jsonl reads stdin; give no ids\n") + kDetokenizeUsage, 2);
     std::vector<uint32_t> ids;
     for (const auto& a : args->positional()) {
       nlohmann::json j = nlohmann::json::parse(a, nullptr, false);
@@ -247,7 +266,8 @@ int cmd_detokenize(const std::vector<std::string>& argv) {
         pos = end + 1;
         ++line_no;
         if (line.empty()) continue;
-        auto ids = parse_ids(nlohmann::json::parse(line, nullptr, false), fmt::format("stdin line {}", line_no));
+        auto ids = parse_ids(nlohmann::json::parse(line, nullptr, false),
+                             fmt::format("stdin line {}", line_no));
         if (!ids) return fail(cmd, ids.status().message(), 2);
         batches.push_back(std::move(*ids));
       }

@@ -110,7 +110,8 @@ void bpe_encode_piece_heap(const BpeVocab& vocab, const char* piece, size_t n,
   for (uint32_t s = 0; s < n; s = next[s]) out->push_back(part[s]);
 }
 
-void bpe_encode_piece(const BpeVocab& vocab, const char* piece, size_t n, std::vector<uint32_t>* out) {
+void bpe_encode_piece(const BpeVocab& vocab, const char* piece, size_t n,
+                      std::vector<uint32_t>* out) {
   if (n == 1) {
     out->push_back(vocab.byte_rank(static_cast<uint8_t>(piece[0])));
     return;

@@ -13,7 +13,8 @@ namespace gptoss {
 
 // Appends the ranks of `piece` (n >= 1 bytes) to *out. At least 8 bytes after the piece must be
 // readable (the tokenizer pads its input).
-void bpe_encode_piece(const BpeVocab& vocab, const char* piece, size_t n, std::vector<uint32_t>* out);
+void bpe_encode_piece(const BpeVocab& vocab, const char* piece, size_t n,
+                      std::vector<uint32_t>* out);
 
 // Pieces longer than this take the heap path (exposed for tests that compare both paths).
 inline constexpr size_t kBpeHeapThreshold = 48;

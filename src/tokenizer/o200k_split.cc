@@ -43,7 +43,8 @@ struct Text {
       cp = ((b & 0x0Fu) << 12) | ((s[i + 1] & 0x3Fu) << 6) | (s[i + 2] & 0x3Fu);
       *next = i + 3;
     } else {
-      cp = ((b & 0x07u) << 18) | ((s[i + 1] & 0x3Fu) << 12) | ((s[i + 2] & 0x3Fu) << 6) | (s[i + 3] & 0x3Fu);
+      cp = ((b & 0x07u) << 18) | ((s[i + 1] & 0x3Fu) << 12) | ((s[i + 2] & 0x3Fu) << 6) |
+           (s[i + 3] & 0x3Fu);
       *next = i + 4;
     }
     return cls[cp];
@@ -65,8 +66,8 @@ struct Text {
     return e;
   }
 
-  // [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+ from p; 0 if no match. Greedy U* gives
-  // back characters until a W can start; W+ then ends at the first non-W.
+  // [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+ from p; 0 if no match. Greedy U*
+  // gives back characters until a W can start; W+ then ends at the first non-W.
   size_t upper_star_lower_plus(size_t p) const {
     size_t q = p, last_w_end = 0, next;
     while (q < n) {

@@ -6,8 +6,10 @@
 namespace gptoss {
 
 const char kO200kPattern[] =
-    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
-    "|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'"
+    "s|'t|'re|'ve|'m|'ll|'d)?"
+    "|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:"
+    "'s|'t|'re|'ve|'m|'ll|'d)?"
     "|\\p{N}{1,3}"
     "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*"
     "|\\s*[\\r\\n]+"
@@ -27,17 +29,18 @@ constexpr const char* kWhiteSpace =
 // The o200k pattern for PCRE2: \s spelled out, and each class extended by the characters that
 // tiktoken's newer Unicode tables add (PCRE2 10.42 has Unicode 14; tiktoken's regex has 16).
 std::string pcre2_pattern() {
-  const std::string ws = kWhiteSpace, l = kExtraL, n = kExtraN, up = kExtraUpperish, lo = kExtraLowerish;
+  const std::string ws = kWhiteSpace, l = kExtraL, n = kExtraN, up = kExtraUpperish,
+                    lo = kExtraLowerish;
   const std::string not_l_n = "[^\\r\\n\\p{L}\\p{N}" + l + n + "]";
   const std::string upper = "[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}" + up + "]";
   const std::string lower = "[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}" + lo + "]";
   const std::string contraction = "(?i:'s|'t|'re|'ve|'m|'ll|'d)?";
-  return not_l_n + "?" + upper + "*" + lower + "+" + contraction +  //
+  return not_l_n + "?" + upper + "*" + lower + "+" + contraction +        //
          "|" + not_l_n + "?" + upper + "+" + lower + "*" + contraction +  //
-         "|[\\p{N}" + n + "]{1,3}" +  //
-         "| ?[^" + ws + "\\p{L}\\p{N}" + l + n + "]+[\\r\\n/]*" +  //
-         "|[" + ws + "]*[\\r\\n]+" +  //
-         "|[" + ws + "]+(?![^" + ws + "])" +  //
+         "|[\\p{N}" + n + "]{1,3}" +                                      //
+         "| ?[^" + ws + "\\p{L}\\p{N}" + l + n + "]+[\\r\\n/]*" +         //
+         "|[" + ws + "]*[\\r\\n]+" +                                      //
+         "|[" + ws + "]+(?![^" + ws + "])" +                              //
          "|[" + ws + "]+";
 }
 
@@ -80,8 +83,9 @@ Expected<std::unique_ptr<Pretokenizer>> Pretokenizer::create() {
   std::string pattern = pcre2_pattern();
   int err = 0;
   PCRE2_SIZE err_off = 0;
-  pt->code_->re = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                                PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err, &err_off, nullptr);
+  pt->code_->re =
+      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+                    PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err, &err_off, nullptr);
   if (pt->code_->re == nullptr) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(err, msg, sizeof msg);
@@ -92,16 +96,17 @@ Expected<std::unique_ptr<Pretokenizer>> Pretokenizer::create() {
   return pt;
 }
 
-bool Pretokenizer::next_match(std::string_view text, size_t offset, size_t* start, size_t* end) const {
+bool Pretokenizer::next_match(std::string_view text, size_t offset, size_t* start,
+                              size_t* end) const {
   MatchState& st = match_state();
   auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   int rc = code_->jit ? pcre2_jit_match(code_->re, subject, text.size(), offset, 0, st.md, st.ctx)
-                      : pcre2_match(code_->re, subject, text.size(), offset, PCRE2_NO_UTF_CHECK, st.md,
-                                    st.ctx);
+                      : pcre2_match(code_->re, subject, text.size(), offset, PCRE2_NO_UTF_CHECK,
+                                    st.md, st.ctx);
   if (rc == PCRE2_ERROR_JIT_STACKLIMIT) {
     // Pathological input for the JIT stack: the interpreter keeps its frames on the heap.
-    rc = pcre2_match(code_->re, subject, text.size(), offset, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, st.md,
-                     nullptr);
+    rc = pcre2_match(code_->re, subject, text.size(), offset, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT,
+                     st.md, nullptr);
   }
   if (rc < 0) return false;
   PCRE2_SIZE* ov = pcre2_get_ovector_pointer(st.md);

@@ -39,7 +39,9 @@ bool base64_decode(std::string_view in, char* out, size_t* out_len) {
   return true;
 }
 
-std::string_view printable(std::string_view s) { return s.substr(0, std::min<size_t>(s.size(), 60)); }
+std::string_view printable(std::string_view s) {
+  return s.substr(0, std::min<size_t>(s.size(), 60));
+}
 
 }  // namespace
 
@@ -86,8 +88,8 @@ Status parse_tiktoken_ranks(std::string_view text, const std::string& name, BpeV
                    printable(b64));
     }
     if (rank >= lines) {
-      return Error("{}:{}: rank {} is out of range: the file has {} tokens, so ranks are 0..{}", name,
-                   line_no, rank, lines, lines - 1);
+      return Error("{}:{}: rank {} is out of range: the file has {} tokens, so ranks are 0..{}",
+                   name, line_no, rank, lines, lines - 1);
     }
     if (!vocab->set(rank, std::string_view(buf, len))) {
       return Error("{}:{}: rank {} appears twice (first on line {})", name, line_no, rank,
@@ -95,7 +97,8 @@ Status parse_tiktoken_ranks(std::string_view text, const std::string& name, BpeV
     }
     line_of_rank[rank] = static_cast<uint32_t>(line_no);
   }
-  Status st = vocab->finish([&](uint32_t r) { return fmt::format("{}:{}", name, line_of_rank[r]); });
+  Status st =
+      vocab->finish([&](uint32_t r) { return fmt::format("{}:{}", name, line_of_rank[r]); });
   return st.with_context(name);
 }
 
@@ -103,7 +106,8 @@ Expected<std::shared_ptr<const Tokenizer>> Tokenizer::from_tiktoken_text(std::st
                                                                          const std::string& name) {
   BpeVocab vocab;
   GPTOSS_RETURN_IF_ERROR(parse_tiktoken_ranks(text, name, &vocab));
-  return TokenizerBuilder::build(std::move(vocab), harmony_special_tokens(), harmony_special_aliases());
+  return TokenizerBuilder::build(std::move(vocab), harmony_special_tokens(),
+                                 harmony_special_aliases());
 }
 
 Expected<std::shared_ptr<const Tokenizer>> Tokenizer::from_tiktoken_file(const std::string& path) {

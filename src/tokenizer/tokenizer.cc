@@ -20,16 +20,26 @@ std::vector<std::pair<uint32_t, std::string>> harmony_special_tokens() {
   s.reserve(Tokenizer::kLastSpecialId - Tokenizer::kFirstSpecialId + 1);
   auto named = [](uint32_t id) -> const char* {
     switch (id) {
-      case 199998: return "<|startoftext|>";
-      case 199999: return "<|endoftext|>";
-      case 200002: return "<|return|>";
-      case 200003: return "<|constrain|>";
-      case 200005: return "<|channel|>";
-      case 200006: return "<|start|>";
-      case 200007: return "<|end|>";
-      case 200008: return "<|message|>";
-      case 200012: return "<|call|>";
-      default: return nullptr;
+      case 199998:
+        return "<|startoftext|>";
+      case 199999:
+        return "<|endoftext|>";
+      case 200002:
+        return "<|return|>";
+      case 200003:
+        return "<|constrain|>";
+      case 200005:
+        return "<|channel|>";
+      case 200006:
+        return "<|start|>";
+      case 200007:
+        return "<|end|>";
+      case 200008:
+        return "<|message|>";
+      case 200012:
+        return "<|call|>";
+      default:
+        return nullptr;
     }
   };
   for (uint32_t id = Tokenizer::kFirstSpecialId; id <= Tokenizer::kLastSpecialId; ++id) {
@@ -54,16 +64,18 @@ Expected<std::shared_ptr<const Tokenizer>> TokenizerBuilder::build(
   impl->special_by_text.reserve(specials.size() * 2);
   for (const auto& [id, text] : specials) {
     if (id < Tokenizer::kFirstSpecialId || id > Tokenizer::kLastSpecialId) {
-      return Error("special token {} has id {}, outside {}..{}", text, id, Tokenizer::kFirstSpecialId,
-                   Tokenizer::kLastSpecialId);
+      return Error("special token {} has id {}, outside {}..{}", text, id,
+                   Tokenizer::kFirstSpecialId, Tokenizer::kLastSpecialId);
     }
-    if (id < vocab.size()) return Error("special token {} has id {}, which is an ordinary token", text, id);
-    if (text.size() < 4 || text.compare(0, 2, "<|") != 0 || text.compare(text.size() - 2, 2, "|>") != 0 ||
-        text.find("|>") != text.size() - 2) {
+    if (id < vocab.size())
+      return Error("special token {} has id {}, which is an ordinary token", text, id);
+    if (text.size() < 4 || text.compare(0, 2, "<|") != 0 ||
+        text.compare(text.size() - 2, 2, "|>") != 0 || text.find("|>") != text.size() - 2) {
       return Error("special token '{}' (id {}) is not of the form <|name|>", text, id);
     }
     auto [it, inserted] = impl->special_by_text.emplace(text, id);
-    if (!inserted) return Error("special token {} is given twice (ids {} and {})", text, it->second, id);
+    if (!inserted)
+      return Error("special token {} is given twice (ids {} and {})", text, it->second, id);
     std::string& slot = impl->special_text[id - Tokenizer::kFirstSpecialId];
     if (!slot.empty()) return Error("special id {} is given twice ({} and {})", id, slot, text);
     slot = text;
@@ -80,19 +92,22 @@ Expected<std::shared_ptr<const Tokenizer>> TokenizerBuilder::build(
 
 namespace {
 
-void encode_ordinary(const Tokenizer::Impl& impl, std::string_view text, std::vector<uint32_t>* out) {
+void encode_ordinary(const Tokenizer::Impl& impl, std::string_view text,
+                     std::vector<uint32_t>* out) {
   // BPE reads 8 bytes at a time: give it a copy with padding.
   thread_local std::string padded;
   padded.assign(text);
   padded.append(8, '\0');
   o200k_split(std::string_view(padded.data(), text.size()),
               [&](const char* p, size_t n) { bpe_encode_piece(impl.vocab, p, n, out); });
-  if (padded.capacity() > (size_t{64} << 20)) std::string().swap(padded);  // don't keep huge buffers
+  if (padded.capacity() > (size_t{64} << 20))
+    std::string().swap(padded);  // don't keep huge buffers
 }
 
 // Encodes text that may hold special token strings; `allowed(id)` says which ones count.
 template <typename Allowed>
-std::vector<uint32_t> encode_specials(const Tokenizer::Impl& impl, std::string_view text, Allowed&& allowed) {
+std::vector<uint32_t> encode_specials(const Tokenizer::Impl& impl, std::string_view text,
+                                      Allowed&& allowed) {
   std::string clean;
   if (utf8::sanitize_for_encode(text, &clean)) text = clean;
   std::vector<uint32_t> out;
@@ -131,8 +146,8 @@ std::vector<uint32_t> Tokenizer::encode_with_special(std::string_view text) cons
   return encode_specials(*impl_, text, [](uint32_t) { return true; });
 }
 
-std::vector<uint32_t> Tokenizer::encode_with_special(std::string_view text,
-                                                     const std::vector<std::string>& allowed) const {
+std::vector<uint32_t> Tokenizer::encode_with_special(
+    std::string_view text, const std::vector<std::string>& allowed) const {
   std::vector<uint32_t> ids;
   for (const auto& a : allowed) {
     if (auto id = special_id(a)) ids.push_back(*id);
@@ -147,12 +162,14 @@ std::vector<uint32_t> Tokenizer::encode_with_special(std::string_view text,
 
 std::string_view Tokenizer::token_bytes(uint32_t id) const {
   if (id < impl_->vocab.size()) return impl_->vocab.bytes(id);
-  if (id >= kFirstSpecialId && id <= kLastSpecialId) return impl_->special_text[id - kFirstSpecialId];
+  if (id >= kFirstSpecialId && id <= kLastSpecialId)
+    return impl_->special_text[id - kFirstSpecialId];
   return {};
 }
 
 bool Tokenizer::is_special(uint32_t id) const {
-  return id >= kFirstSpecialId && id <= kLastSpecialId && !impl_->special_text[id - kFirstSpecialId].empty();
+  return id >= kFirstSpecialId && id <= kLastSpecialId &&
+         !impl_->special_text[id - kFirstSpecialId].empty();
 }
 
 bool Tokenizer::is_valid(uint32_t id) const { return id < impl_->vocab.size() || is_special(id); }
@@ -195,9 +212,10 @@ std::string Tokenizer::decode(const std::vector<uint32_t>& ids) const {
 Expected<std::string> Tokenizer::decode_checked(const std::vector<uint32_t>& ids) const {
   for (size_t i = 0; i < ids.size(); ++i) {
     if (!is_valid(ids[i])) {
-      return Error("token id {} (position {}) is not in the vocabulary: ordinary ids are 0..{}, special "
-                   "ids {}..{}",
-                   ids[i], i, impl_->vocab.size() - 1, kFirstSpecialId, kLastSpecialId);
+      return Error(
+          "token id {} (position {}) is not in the vocabulary: ordinary ids are 0..{}, special "
+          "ids {}..{}",
+          ids[i], i, impl_->vocab.size() - 1, kFirstSpecialId, kLastSpecialId);
     }
   }
   return decode(ids);

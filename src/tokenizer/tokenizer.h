@@ -30,7 +30,7 @@ class Tokenizer {
   static Expected<std::shared_ptr<const Tokenizer>> from_tiktoken_file(const std::string& path);
   // Same, from the text of a rank file already in memory; `name` is used in error messages.
   static Expected<std::shared_ptr<const Tokenizer>> from_tiktoken_text(std::string_view text,
-                                                                        const std::string& name);
+                                                                       const std::string& name);
   // A Hugging Face byte-level BPE tokenizer.json (what gpt-oss checkpoints ship).
   static Expected<std::shared_ptr<const Tokenizer>> from_tokenizer_json(const std::string& path);
   // The o200k_base rank file embedded in the binary: every gpt-oss model uses it.

@@ -2,8 +2,9 @@
 // maps GPT-2 "byte-level unicode" strings to ids; with o200k the id is the tiktoken rank and the
 // merges are derived from the ranks, so merging by rank gives HF's result and the merge list is
 // not needed. The pre-tokenizer must be the o200k regex.
-#include <nlohmann/json.hpp>
 #include <simdjson.h>
+
+#include <nlohmann/json.hpp>
 
 #include "tokenizer/pretokenizer.h"
 #include "tokenizer/tokenizer_impl.h"
@@ -55,7 +56,8 @@ bool byte_level_decode(std::string_view s, std::string* out, uint32_t* bad) {
 }
 
 std::string json_quote(std::string_view s) {
-  return nlohmann::json(std::string(s)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return nlohmann::json(std::string(s))
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 // A syntax error's line and column, from nlohmann's parser (simdjson reports no position).
@@ -89,7 +91,8 @@ void find_split_patterns(simdjson::dom::element node, const std::string& path,
     simdjson::dom::array list;
     if (obj["pretokenizers"].get_array().get(list) == simdjson::SUCCESS) {
       size_t i = 0;
-      for (auto child : list) find_split_patterns(child, fmt::format("{}.pretokenizers[{}]", path, i++), found);
+      for (auto child : list)
+        find_split_patterns(child, fmt::format("{}.pretokenizers[{}]", path, i++), found);
     }
   }
 }
@@ -114,24 +117,29 @@ Expected<std::shared_ptr<const Tokenizer>> load(const std::string& path) {
     return fail("model.type", "expected \"BPE\" (byte-level BPE), got " + json_quote(type));
   }
   simdjson::dom::object vocab_obj;
-  if (model["vocab"].get_object().get(vocab_obj)) return fail("model.vocab", "missing or not an object");
+  if (model["vocab"].get_object().get(vocab_obj))
+    return fail("model.vocab", "missing or not an object");
 
   // Pre-tokenizer: must be the o200k regex (the only one implemented).
   std::vector<std::pair<std::string, std::string>> splits;
   simdjson::dom::element pre;
-  if (root["pre_tokenizer"].get(pre) == simdjson::SUCCESS) find_split_patterns(pre, "pre_tokenizer", &splits);
+  if (root["pre_tokenizer"].get(pre) == simdjson::SUCCESS)
+    find_split_patterns(pre, "pre_tokenizer", &splits);
   if (splits.size() != 1) {
-    return fail("pre_tokenizer", fmt::format("expected one Split with the o200k regex, found {}", splits.size()));
+    return fail("pre_tokenizer",
+                fmt::format("expected one Split with the o200k regex, found {}", splits.size()));
   }
   if (splits[0].second != kO200kPattern) {
-    return fail(splits[0].first, "unsupported pre-tokenizer regex " + json_quote(splits[0].second).substr(0, 120) +
+    return fail(splits[0].first, "unsupported pre-tokenizer regex " +
+                                     json_quote(splits[0].second).substr(0, 120) +
                                      "; only the o200k pattern is implemented");
   }
 
   BpeVocab vocab;
   size_t count = vocab_obj.size();
   if (count == 0 || count > Tokenizer::kFirstSpecialId) {
-    return fail("model.vocab", fmt::format("{} entries; expected 1..{}", count, Tokenizer::kFirstSpecialId));
+    return fail("model.vocab",
+                fmt::format("{} entries; expected 1..{}", count, Tokenizer::kFirstSpecialId));
   }
   vocab.reset(static_cast<uint32_t>(count), count * 8);
   std::vector<std::string_view> key_of_rank(count);
@@ -144,12 +152,14 @@ Expected<std::shared_ptr<const Tokenizer>> load(const std::string& path) {
     }
     uint32_t bad = 0;
     if (!byte_level_decode(key, &bytes, &bad)) {
-      return fail("model.vocab[" + json_quote(key) + "]",
-                  fmt::format("U+{:04X} is not a byte-level BPE symbol (GPT-2 bytes_to_unicode)", bad));
+      return fail(
+          "model.vocab[" + json_quote(key) + "]",
+          fmt::format("U+{:04X} is not a byte-level BPE symbol (GPT-2 bytes_to_unicode)", bad));
     }
     if (id >= count) {
       return fail("model.vocab[" + json_quote(key) + "]",
-                  fmt::format("id {} is out of range: the vocab has {} entries, so ids are 0..{}", id, count, count - 1));
+                  fmt::format("id {} is out of range: the vocab has {} entries, so ids are 0..{}",
+                              id, count, count - 1));
     }
     if (!vocab.set(static_cast<uint32_t>(id), bytes)) {
       return fail("model.vocab[" + json_quote(key) + "]",
@@ -157,8 +167,9 @@ Expected<std::shared_ptr<const Tokenizer>> load(const std::string& path) {
     }
     key_of_rank[id] = key;
   }
-  GPTOSS_RETURN_IF_ERROR(vocab.finish([&](uint32_t r) { return "model.vocab[" + json_quote(key_of_rank[r]) + "]"; })
-                             .with_context(path));
+  GPTOSS_RETURN_IF_ERROR(
+      vocab.finish([&](uint32_t r) { return "model.vocab[" + json_quote(key_of_rank[r]) + "]"; })
+          .with_context(path));
 
   // Special tokens: the file's added_tokens, then harmony's for ids the file does not name.
   std::vector<std::pair<uint32_t, std::string>> specials;
@@ -170,14 +181,18 @@ Expected<std::shared_ptr<const Tokenizer>> load(const std::string& path) {
       std::string where = fmt::format("added_tokens[{}]", i++);
       uint64_t id;
       std::string_view content;
-      if (tok["id"].get_uint64().get(id)) return fail(where + ".id", "missing or not a non-negative integer");
-      if (tok["content"].get_string().get(content)) return fail(where + ".content", "missing or not a string");
+      if (tok["id"].get_uint64().get(id))
+        return fail(where + ".id", "missing or not a non-negative integer");
+      if (tok["content"].get_string().get(content))
+        return fail(where + ".content", "missing or not a string");
       if (id < count) {
-        return fail(where, fmt::format("id {} of {} is an ordinary token id", id, json_quote(content)));
+        return fail(where,
+                    fmt::format("id {} of {} is an ordinary token id", id, json_quote(content)));
       }
       if (id < Tokenizer::kFirstSpecialId || id > Tokenizer::kLastSpecialId) {
-        return fail(where, fmt::format("id {} of {} is outside the special range {}..{}", id, json_quote(content),
-                                       Tokenizer::kFirstSpecialId, Tokenizer::kLastSpecialId));
+        return fail(where, fmt::format("id {} of {} is outside the special range {}..{}", id,
+                                       json_quote(content), Tokenizer::kFirstSpecialId,
+                                       Tokenizer::kLastSpecialId));
       }
       specials.emplace_back(static_cast<uint32_t>(id), std::string(content));
       named[id - Tokenizer::kFirstSpecialId] = true;

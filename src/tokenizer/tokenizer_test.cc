@@ -7,8 +7,8 @@
 #include "core/mapped_file.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/o200k_split.h"
-#include "tokenizer/tokenizer_impl.h"
 #include "tokenizer/pretokenizer.h"
+#include "tokenizer/tokenizer_impl.h"
 
 namespace gptoss {
 namespace {
@@ -31,18 +31,22 @@ TEST(Tokenizer, KnownIds) {
 
 TEST(Tokenizer, WhiteSpaceIsUnicodeWhiteSpace) {
   // U+180E is not White_Space (PCRE2's \h would take it).
-  EXPECT_EQ(tok().encode("a\xE1\xA0\x8E" "b"), (std::vector<uint32_t>{64, 157, 254, 236, 65}));
+  EXPECT_EQ(tok().encode("a\xE1\xA0\x8E"
+                         "b"),
+            (std::vector<uint32_t>{64, 157, 254, 236, 65}));
   // 's with a long s is not a contraction for tiktoken.
   EXPECT_EQ(tok().encode("I'\xC5\xBF"), (std::vector<uint32_t>{40, 6, 70067}));
 }
 
 TEST(Tokenizer, SpecialTokensOnlyWhenAllowed) {
   const std::string text = "<|start|>user<|message|>Hi<|end|>";
-  EXPECT_EQ(tok().encode(text), (std::vector<uint32_t>{27, 91, 5236, 91, 29, 1428, 27, 91, 3938, 91, 29,
-                                                        12194, 27, 91, 419, 91, 29}));
-  EXPECT_EQ(tok().encode_with_special(text), (std::vector<uint32_t>{200006, 1428, 200008, 12194, 200007}));
-  EXPECT_EQ(tok().encode_with_special(text, {"<|start|>"}),
-            (std::vector<uint32_t>{200006, 1428, 27, 91, 3938, 91, 29, 12194, 27, 91, 419, 91, 29}));
+  EXPECT_EQ(tok().encode(text), (std::vector<uint32_t>{27, 91, 5236, 91, 29, 1428, 27, 91, 3938, 91,
+                                                       29, 12194, 27, 91, 419, 91, 29}));
+  EXPECT_EQ(tok().encode_with_special(text),
+            (std::vector<uint32_t>{200006, 1428, 200008, 12194, 200007}));
+  EXPECT_EQ(
+      tok().encode_with_special(text, {"<|start|>"}),
+      (std::vector<uint32_t>{200006, 1428, 27, 91, 3938, 91, 29, 12194, 27, 91, 419, 91, 29}));
   EXPECT_EQ(tok().encode_with_special("<|endofprompt|>"), (std::vector<uint32_t>{200018}));
   EXPECT_EQ(tok().special_id("<|start|>"), 200006u);
   EXPECT_EQ(tok().special_id("<|call|>"), 200012u);
@@ -56,14 +60,20 @@ TEST(Tokenizer, SpecialTokensOnlyWhenAllowed) {
 }
 
 TEST(Tokenizer, InvalidUtf8LikeTiktoken) {
-  // tiktoken.encode("a\ud800b\ud83d\ude00") == encode("a\ufffdb\U0001F600") == [64, 3251, 65, 84083]
-  EXPECT_EQ(tok().encode("a\xED\xA0\x80" "b\xED\xA0\xBD\xED\xB8\x80"),
+  // tiktoken.encode("a\ud800b\ud83d\ude00") == encode("a\ufffdb\U0001F600") == [64, 3251, 65,
+  // 84083]
+  EXPECT_EQ(tok().encode("a\xED\xA0\x80"
+                         "b\xED\xA0\xBD\xED\xB8\x80"),
             (std::vector<uint32_t>{64, 3251, 65, 84083}));
-  EXPECT_EQ(tok().encode("a\xFF" "b"), tok().encode("a\xEF\xBF\xBD" "b"));
+  EXPECT_EQ(tok().encode("a\xFF"
+                         "b"),
+            tok().encode("a\xEF\xBF\xBD"
+                         "b"));
 }
 
 TEST(Tokenizer, DecodeRoundTripAndUnknownIds) {
-  std::string text = "Straße — naïve café 👩‍👩‍👧 مرحبا नमस्ते\n\n\tx = f(1234);";
+  std::string text =
+      "Straße — naïve café 👩‍👩‍👧 مرحبا नमस्ते\n\n\tx = f(1234);";
   EXPECT_EQ(tok().decode(tok().encode(text)), text);
   EXPECT_EQ(tok().decode({200006, 1428}), "<|start|>user");
   EXPECT_EQ(tok().decode({1428, 999999}), "user");
@@ -97,10 +107,12 @@ TEST(StreamDecoder, NeverSplitsACharacter) {
 TEST(Tokenizer, TiktokenFileErrorsNameTheLine) {
   auto t = Tokenizer::from_tiktoken_text("QQ== 0\nQg== 1\n!!!! 2\n", "ranks.tiktoken");
   ASSERT_FALSE(t.has_value());
-  EXPECT_NE(t.status().message().find("ranks.tiktoken:3"), std::string::npos) << t.status().message();
+  EXPECT_NE(t.status().message().find("ranks.tiktoken:3"), std::string::npos)
+      << t.status().message();
   t = Tokenizer::from_tiktoken_text("QQ== 0\nQg== 0\n", "r");
   ASSERT_FALSE(t.has_value());
-  EXPECT_NE(t.status().message().find("r:2: rank 0 appears twice"), std::string::npos) << t.status().message();
+  EXPECT_NE(t.status().message().find("r:2: rank 0 appears twice"), std::string::npos)
+      << t.status().message();
   t = Tokenizer::from_tiktoken_text("QQ== 0\nQQ== 1\n", "r");
   ASSERT_FALSE(t.has_value());
   EXPECT_NE(t.status().message().find("same bytes"), std::string::npos) << t.status().message();
@@ -151,10 +163,12 @@ TEST(O200kSplit, EqualsPcre2RegexOnRandomText) {
   auto re = Pretokenizer::create();
   ASSERT_TRUE(re.has_value()) << re.status().message();
   // Characters of every class the pattern cares about, plus random code points.
-  const std::vector<uint32_t> pool = {'a', 'Z', 'q', '1', '9', ' ', ' ', '\n', '\r', '\t', '\'', 's', 'S', 't',
-                                      'r', 'e', 'v', 'l', 'L', 'd', 'm', '/', '.', '!', '-', 0xA0, 0x3000,
-                                      0x2028, 0x85, 0x180E, 0x0301, 0x0308, 0x01C5, 0x02B0, 0x4E2D, 0x0661,
-                                      0x2160, 0x00BD, 0x1F600, 0x200D, 0x13DF2, 0x11F04, 0x0915, 0x094D, 0xE9};
+  const std::vector<uint32_t> pool = {
+      'a',    'Z',    'q',     '1',    '9',     ' ',     ' ',    '\n',   '\r',
+      '\t',   '\'',   's',     'S',    't',     'r',     'e',    'v',    'l',
+      'L',    'd',    'm',     '/',    '.',     '!',     '-',    0xA0,   0x3000,
+      0x2028, 0x85,   0x180E,  0x0301, 0x0308,  0x01C5,  0x02B0, 0x4E2D, 0x0661,
+      0x2160, 0x00BD, 0x1F600, 0x200D, 0x13DF2, 0x11F04, 0x0915, 0x094D, 0xE9};
   uint64_t state = 12345;
   auto rnd = [&]() {
     state = state * 6364136223846793005ull + 1442695040888963407ull;
@@ -180,7 +194,8 @@ namespace {
 
 // The heap merge (long pieces) and the quadratic merge (short pieces) must agree everywhere.
 TEST(Bpe, HeapAndQuadraticMergesAgree) {
-  auto t = Tokenizer::from_tiktoken_file(std::string(GPTOSS_SOURCE_DIR) + "/tests/data/o200k_base.tiktoken");
+  auto t = Tokenizer::from_tiktoken_file(std::string(GPTOSS_SOURCE_DIR) +
+                                         "/tests/data/o200k_base.tiktoken");
   ASSERT_TRUE(t.has_value()) << t.status().message();
   BpeVocab vocab;
   auto text = read_text_file(std::string(GPTOSS_SOURCE_DIR) + "/tests/data/o200k_base.tiktoken");
@@ -191,7 +206,8 @@ TEST(Bpe, HeapAndQuadraticMergesAgree) {
     state = state * 6364136223846793005ull + 1442695040888963407ull;
     return static_cast<uint32_t>(state >> 33);
   };
-  const std::vector<std::string> words = {"a", "b", "ab", "the", " ", "ing", "\xE4\xB8\xAD", "\xC3\xA9", "1", "xyz"};
+  const std::vector<std::string> words = {"a",        "b", "ab", "the", " ", "ing", "\xE4\xB8\xAD",
+                                          "\xC3\xA9", "1", "xyz"};
   for (int iter = 0; iter < 3000; ++iter) {
     std::string piece;
     size_t len = 1 + rnd() % 150;

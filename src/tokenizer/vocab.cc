@@ -37,7 +37,8 @@ bool BpeVocab::set(uint32_t rank, std::string_view bytes) {
 uint32_t BpeVocab::insert(uint32_t r) {
   std::string_view b = bytes(r);
   if (b.size() == 2) {
-    uint32_t& pr = pair_rank_[(uint32_t{static_cast<uint8_t>(b[0])} << 8) | static_cast<uint8_t>(b[1])];
+    uint32_t& pr =
+        pair_rank_[(uint32_t{static_cast<uint8_t>(b[0])} << 8) | static_cast<uint8_t>(b[1])];
     if (pr != kNone) return pr;
     pr = r;
   }

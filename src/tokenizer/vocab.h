@@ -28,21 +28,24 @@ class BpeVocab {
   Status finish(Describe&& describe);
 
   uint32_t size() const { return count_; }
-  // Token bytes; at least 16 bytes after the start of every token are readable (the blob is padded).
+  // Token bytes; at least 16 bytes after the start of every token are readable (the blob is
+  // padded).
   std::string_view bytes(uint32_t rank) const {
     return {blob_.data() + spans_[rank].offset, spans_[rank].length};
   }
   // Rank of the token with exactly these bytes, or kNone. One cache line per probe: a slot holds
   // the first 8 bytes, the length and the rank, so tokens of up to 8 bytes never touch the blob.
   uint32_t rank(const char* p, size_t n) const {
-    if (n == 2) return pair_rank_[(uint32_t{static_cast<uint8_t>(p[0])} << 8) | static_cast<uint8_t>(p[1])];
+    if (n == 2)
+      return pair_rank_[(uint32_t{static_cast<uint8_t>(p[0])} << 8) | static_cast<uint8_t>(p[1])];
     uint64_t prefix = 0;
     __builtin_memcpy(&prefix, p, n < 8 ? n : 8);
     return probe(p, n, prefix, hash(p, n));
   }
   // Same, for a piece followed by at least 8 readable bytes (no variable-length copies).
   uint32_t rank_padded(const char* p, size_t n) const {
-    if (n == 2) return pair_rank_[(uint32_t{static_cast<uint8_t>(p[0])} << 8) | static_cast<uint8_t>(p[1])];
+    if (n == 2)
+      return pair_rank_[(uint32_t{static_cast<uint8_t>(p[0])} << 8) | static_cast<uint8_t>(p[1])];
     return probe(p, n, load_masked(p, n < 8 ? n : 8), hash_padded(p, n));
   }
   uint32_t byte_rank(uint8_t b) const { return byte_rank_[b]; }
@@ -91,7 +94,8 @@ class BpeVocab {
         uint32_t r = slot.rank_plus1 - 1;
         if (n <= 8) return r;
         const Span& sp = spans_[r];
-        if (sp.length == n && __builtin_memcmp(blob_.data() + sp.offset + 8, p + 8, n - 8) == 0) return r;
+        if (sp.length == n && __builtin_memcmp(blob_.data() + sp.offset + 8, p + 8, n - 8) == 0)
+          return r;
       }
     }
   }
@@ -125,7 +129,8 @@ class BpeVocab {
     void operator()(Slot* p) const { std::free(p); }
   };
   static std::unique_ptr<Slot[], FreeSlots> allocate_table(size_t slots);
-  std::unique_ptr<Slot[], FreeSlots> table_;  // on huge pages where the OS allows: lookups are TLB-bound
+  std::unique_ptr<Slot[], FreeSlots>
+      table_;                        // on huge pages where the OS allows: lookups are TLB-bound
   std::vector<uint32_t> pair_rank_;  // rank of every 2-byte token, by (b0 << 8 | b1); kNone if none
   uint64_t mask_ = 0;
   uint32_t byte_rank_[256] = {};
@@ -134,7 +139,8 @@ class BpeVocab {
 template <typename Describe>
 Status BpeVocab::finish(Describe&& describe) {
   for (uint32_t r = 0; r < count_; ++r) {
-    if (spans_[r].length == 0) return Error("rank {} is missing (ranks must be 0..{})", r, count_ - 1);
+    if (spans_[r].length == 0)
+      return Error("rank {} is missing (ranks must be 0..{})", r, count_ - 1);
   }
   blob_.append(16, '\0');  // padding for 16-byte copies in decode
   size_t cap = 1024;
@@ -153,7 +159,9 @@ Status BpeVocab::finish(Describe&& describe) {
     char c = static_cast<char>(b);
     byte_rank_[b] = rank(&c, 1);
     if (byte_rank_[b] == kNone) {
-      return Error("the vocabulary has no token for the single byte 0x{:02x} (byte-level BPE needs all 256)", b);
+      return Error(
+          "the vocabulary has no token for the single byte 0x{:02x} (byte-level BPE needs all 256)",
+          b);
     }
   }
   return Status::ok();
