@@ -40,7 +40,7 @@ ojson parse_body(std::string_view body) {
     try {
       ojson again = ojson::parse(body.begin(), body.end());
       (void)again;
-    } catch (const ojson::parse_error& e) {
+    } catch (const ojson::exception& e) {  // parse_error, or out_of_range for 1e999
       throw ApiError::invalid("", fmt::format("request body is not valid JSON: {}", e.what()));
     }
     throw ApiError::invalid("", "request body is not valid JSON");

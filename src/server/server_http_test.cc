@@ -202,6 +202,9 @@ TEST(ServerHttp, BadRequestsGetOpenAIErrorObjects) {
   std::vector<BadCase> cases = {
       {"/v1/chat/completions", "{not json", 400, ""},
       {"/v1/chat/completions", "[1,2]", 400, ""},
+      // A number out of double range (found by fuzz_server_request): a 400, not an escaped
+      // nlohmann out_of_range exception.
+      {"/v1/chat/completions", R"({"model":1e999,"messages":[]})", 400, ""},
       {"/v1/chat/completions", R"({"messages":[{"role":"user","content":"x"}]})", 400, "model"},
       {"/v1/chat/completions", R"({"model":"test-model","messages":"hi"})", 400, "messages"},
       {"/v1/chat/completions", R"({"model":"test-model","messages":[]})", 400, "messages"},
