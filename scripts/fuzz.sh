@@ -4,7 +4,8 @@
 #   scripts/fuzz.sh                 # every target, FUZZ_SECONDS (default 20) each
 #   FUZZ_SECONDS=600 scripts/fuzz.sh server_request   # one target, longer
 # New inputs found go to a scratch corpus (build-fuzz/corpus/<target>), not the committed one;
-# crash inputs are written to build-fuzz/crashes/<target>/.
+# crash inputs are written to build-fuzz/crashes/<target>/. Inputs committed under
+# tests/fuzz/crashes/<target>/ (past findings) are replayed first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -31,6 +32,14 @@ for t in "${TARGETS[@]}"; do
   scratch="$BUILD/corpus/$t"
   crashes="$BUILD/crashes/$t"
   mkdir -p "$scratch" "$crashes"
+  # Inputs that once crashed (tests/fuzz/crashes/<target>/) must run clean.
+  if compgen -G "$ROOT/tests/fuzz/crashes/$t/*" >/dev/null; then
+    if ! "$BUILD/tests/fuzz/fuzz_$t" "$ROOT/tests/fuzz/crashes/$t/"* >"$BUILD/fuzz_${t}_crashes.log" 2>&1; then
+      echo "FAIL fuzz_$t: a committed crash input fails again (log: $BUILD/fuzz_${t}_crashes.log)"
+      tail -40 "$BUILD/fuzz_${t}_crashes.log"
+      fail=1
+    fi
+  fi
   echo "== fuzz_$t: ${SECONDS_EACH}s"
   # shellcheck disable=SC2046
   if ! "$BUILD/tests/fuzz/fuzz_$t" $(dict_for "$t") -max_total_time="$SECONDS_EACH" \
