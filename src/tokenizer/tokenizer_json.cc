@@ -65,7 +65,7 @@ std::string syntax_error_location(const std::string& text) {
   try {
     nlohmann::json parsed = nlohmann::json::parse(text);
     (void)parsed;
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1e999
     std::string what = e.what();
     size_t at = what.find("parse error");
     return at == std::string::npos ? what : what.substr(at);

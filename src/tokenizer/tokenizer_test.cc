@@ -3,6 +3,9 @@
 #include "tokenizer/tokenizer.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include "core/mapped_file.h"
 #include "tokenizer/bpe.h"
@@ -157,6 +160,20 @@ void append_utf8(uint32_t cp, std::string* s) {
     s->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
     s->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
   }
+}
+
+// Found by fuzz_tokenizer_json: invalid JSON holding a number out of double range made the
+// error-location helper throw nlohmann's out_of_range out of the loader.
+TEST(Tokenizer, TokenizerJsonWithHugeNumberIsAnError) {
+  std::string path = ::testing::TempDir() + "gptoss_tok_1e999_" + std::to_string(::getpid()) + ".json";
+  FILE* f = std::fopen(path.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  std::fputs("1e999\"im\"7{", f);
+  std::fclose(f);
+  auto t = Tokenizer::from_tokenizer_json(path);
+  std::remove(path.c_str());
+  ASSERT_FALSE(t.has_value());
+  EXPECT_NE(t.status().message().find(path), std::string::npos) << t.status().message();
 }
 
 TEST(O200kSplit, EqualsPcre2RegexOnRandomText) {
