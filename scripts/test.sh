@@ -3,13 +3,15 @@
 #   1. release build (warnings as errors): C++ units through CTest, then the end-to-end and
 #      conformance tests through pytest;
 #   2. TSan build: the engine scheduler and server tests (the threaded parts);
-#   3. ASan+UBSan build: the same C++ units and pytest suite again.
+#   3. (opt-in) ASan+UBSan build: the same C++ units and pytest suite again.
 # GPU tests skip without a GPU (and are run on the GPU machine by scripts/gpu/).
-# GPTOSS_TEST_STAGES="release tsan asan" picks stages; extra arguments go to pytest.
+# GPTOSS_TEST_STAGES picks stages (default "release tsan"; "release tsan asan" adds the ASan+UBSan
+# stage, which is not yet part of the default run: it has not completed a full run on the 2-core
+# machine yet). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-$(nproc)}
-STAGES=${GPTOSS_TEST_STAGES:-release tsan asan}
+STAGES=${GPTOSS_TEST_STAGES:-release tsan}
 
 stage() { printf '\n=== %s (%s s since start) ===\n' "$1" "$SECONDS"; }
 
