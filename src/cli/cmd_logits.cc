@@ -9,15 +9,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "backend/cpu/cpu_backend.h"
-#include "backend/cpu_fast/cpu_fast_backend.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/mapped_file.h"
+#include "engine/model_runner.h"
 #include "model/forward.h"
-#ifdef GPTOSS_HAVE_CUDA
-#include "backend/cuda/cuda_backend.h"
-#endif
 
 namespace gptoss::cli {
 
@@ -113,19 +109,6 @@ Status write_f32_safetensors(const std::string& path, const std::vector<std::str
   return Status::ok();
 }
 
-Expected<std::unique_ptr<Backend>> make_backend(const std::string& device, int threads) {
-  if (device == "cpu") return make_cpu_backend(threads);
-  if (device == "cpu-fast") return make_cpu_fast_backend(threads);
-  if (device == "cuda") {
-#ifdef GPTOSS_HAVE_CUDA
-    return make_cuda_backend(0);
-#else
-    return Error("--device cuda: this build has no CUDA backend (rebuild with nvcc installed)");
-#endif
-  }
-  return Error("--device: unknown device '{}' (use cpu, cpu-fast or cuda)", device);
-}
-
 // Runs `prompts` (indices `which`) through the model in one batched call per `step` tokens;
 // appends each prompt's [T, V] logits to out[i].
 Status run_prompts(Model& model, const std::vector<std::vector<uint32_t>>& prompts,
@@ -206,7 +189,7 @@ int cmd_logits(const std::vector<std::string>& argv) {
   }
 
   const std::string device = args->get_or("--device", "cpu");
-  auto backend = make_backend(device, static_cast<int>(*threads));
+  auto backend = engine::make_backend(device, static_cast<int>(*threads));
   if (!backend) return fail("logits", backend.status().message(), 2);
   const auto t0 = std::chrono::steady_clock::now();
   auto files = open_model_dir(args->positional()[0]);

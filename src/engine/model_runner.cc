@@ -48,6 +48,8 @@ class ModelRunner final : public Runner {
   int ctx_;
 };
 
+}  // namespace
+
 Expected<std::unique_ptr<Backend>> make_backend(const std::string& device, int threads) {
   if (device == "cpu") return make_cpu_backend(threads);
   if (device == "cpu-fast") return make_cpu_fast_backend(threads);
@@ -58,10 +60,9 @@ Expected<std::unique_ptr<Backend>> make_backend(const std::string& device, int t
     return Error("--device cuda: this build has no CUDA backend (rebuild with nvcc installed)");
 #endif
   }
-  return Error("--device: unknown device '{}' (use auto, cpu, cpu-fast or cuda)", device);
+  return Error("--device: unknown device '{}' (use cpu, cpu-fast or cuda)", device);
 }
 
-}  // namespace
 
 std::string default_device() {
 #ifdef GPTOSS_HAVE_CUDA

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "backend/backend.h"
 #include "engine/runner.h"
 #include "model/config.h"
 
@@ -30,6 +31,10 @@ struct LoadedModelInfo {
 // Backends this build can use, in order of preference: "cuda" (when compiled in and a GPU is
 // present), then "cpu".
 std::string default_device();
+
+// The backend behind a device name: "cpu" (exact), "cpu-fast", "cuda" (when built). "auto" is
+// resolved by the caller through default_device().
+Expected<std::unique_ptr<Backend>> make_backend(const std::string& device, int threads);
 
 Expected<std::shared_ptr<Runner>> load_runner(const std::string& model_dir, const LoadOptions& options,
                                               LoadedModelInfo* info = nullptr);
