@@ -115,8 +115,9 @@ int cmd_generate(const std::vector<std::string>& argv) {
   const Tokenizer& tok = *model->tokenizer;
   const double load_s = model->info.load_seconds;
   if (args->has("--verbose")) {
-    std::fprintf(stderr, "model: %s (%s layout, %s, context %d)\n", model->info.dir.c_str(),
-                 model->info.layout.c_str(), model->info.device.c_str(), model->engine->context_length());
+    std::fprintf(stderr, "model: %s (%s layout, %s, context %d, kv cache %zu bytes)\n",
+                 model->info.dir.c_str(), model->info.layout.c_str(), model->info.device.c_str(),
+                 model->engine->context_length(), model->info.kv_bytes);
   }
 
   TurnResult turn;

@@ -8,6 +8,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "engine/model_runner.h"
 #include "hub/hf_cache.h"
 #include "hub/pull.h"
 #include "model/model_files.h"
@@ -17,13 +18,16 @@ namespace gptoss::cli {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: gptoss info MODEL [--json] [--tensors] [--no-validate]\n"
+    "usage: gptoss info MODEL [--json] [--tensors] [--no-validate] [--ctx N] [--parallel N]\n"
     "  MODEL          model directory (HF layout, original/, or a parent of original/), a\n"
     "                 .safetensors file in one, or a hub id org/name[@rev] already in the HF "
     "cache\n"
     "  --json         print one JSON object instead of text\n"
     "  --tensors      also list every tensor: name, dtype, shape, file, data offset in the file\n"
-    "  --no-validate  do not require the exact tensor set the config implies\n";
+    "  --no-validate  do not require the exact tensor set the config implies\n"
+    "  --ctx N        context per sequence for the memory line (default 8192, as generate/serve)\n"
+    "  --parallel N   sequences decoding at once for the memory line (serve's --max-running; "
+    "default 1)\n";
 
 nlohmann::json config_json(const ModelConfig& c) {
   return {{"num_layers", c.num_layers},
@@ -87,7 +91,8 @@ Expected<std::string> locate_model(const std::string& model) {
 }  // namespace
 
 int cmd_info(const std::vector<std::string>& argv) {
-  auto parsed = Args::parse(argv, {{"--json", "--tensors", "--no-validate", "--help", "-h"}, {}});
+  auto parsed =
+      Args::parse(argv, {{"--json", "--tensors", "--no-validate", "--help", "-h"}, {"--ctx", "--parallel"}});
   if (!parsed) return fail("info", parsed.status().message() + "\n" + kUsage, 2);
   const Args& args = *parsed;
   if (args.has("--help") || args.has("-h")) {
@@ -96,6 +101,11 @@ int cmd_info(const std::vector<std::string>& argv) {
   }
   if (args.positional().size() != 1)
     return fail("info", std::string("expected one MODEL\n") + kUsage, 2);
+  auto ctx = args.get_int("--ctx", 8192);
+  auto parallel = args.get_int("--parallel", 1);
+  if (!ctx || !parallel) return fail("info", (!ctx ? ctx.status() : parallel.status()).message(), 2);
+  if (*ctx < 16 || *ctx > (1 << 24) || *parallel < 1 || *parallel > 4096)
+    return fail("info", "--ctx must be in [16, 16777216] and --parallel in [1, 4096]", 2);
   OpenOptions options;
   options.validate_tensors = !args.has("--no-validate");
   auto dir = locate_model(args.positional()[0]);
@@ -104,6 +114,13 @@ int cmd_info(const std::vector<std::string>& argv) {
   if (!mf) return fail("info", mf.status().message());
   const ModelConfig& c = mf->config;
   const WeightSummary w = summarize_weights(mf->tensors.tensors(), c, mf->layout);
+  // Memory at this context: the weights (used in place from the file mapping) plus the KV cache the
+  // runner would allocate for the same options (activations are small beside them and not counted).
+  engine::LoadOptions lo;
+  lo.context = static_cast<int>(*ctx);
+  lo.max_sequences = static_cast<int>(*parallel);
+  const KvCacheOptions kv = engine::kv_cache_options(lo, c);
+  const size_t kv_bytes = KvCache::bytes_needed(c, kv);
 
   if (args.has("--json")) {
     nlohmann::json j = {
@@ -124,6 +141,12 @@ int cmd_info(const std::vector<std::string>& argv) {
           {"other", w.bytes_other}}},
         {"parameters", w.parameters},
         {"active_parameters", w.active_parameters},
+        {"memory",
+         {{"context", kv.max_context},
+          {"parallel", kv.max_sequences},
+          {"weights_bytes", w.bytes_total},
+          {"kv_cache_bytes", kv_bytes},
+          {"total_bytes", w.bytes_total + kv_bytes}}},
     };
     if (args.has("--tensors")) {
       nlohmann::json list = nlohmann::json::array();
@@ -165,6 +188,9 @@ int cmd_info(const std::vector<std::string>& argv) {
              human_bytes(w.bytes_mxfp4_blocks), human_bytes(w.bytes_mxfp4_scales));
   if (w.bytes_f32) fmt::print(", f32 {}", human_bytes(w.bytes_f32));
   if (w.bytes_other) fmt::print(", other {}", human_bytes(w.bytes_other));
+  fmt::print("\nmemory:       {} at context {} x {} sequence{}: weights {} (mapped) + kv cache {} (f32)",
+             human_bytes(w.bytes_total + kv_bytes), kv.max_context, kv.max_sequences,
+             kv.max_sequences == 1 ? "" : "s", human_bytes(w.bytes_total), human_bytes(kv_bytes));
   if (args.has("--tensors")) {
     for (const auto& t : mf->tensors.tensors())
       fmt::print("\n  {:<56} {:<5} {:<22} {}@{}", t.name, dtype_name(t.dtype),

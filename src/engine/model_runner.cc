@@ -71,6 +71,14 @@ std::string default_device() {
   return "cpu";
 }
 
+KvCacheOptions kv_cache_options(const LoadOptions& options, const ModelConfig& cfg) {
+  KvCacheOptions kv;
+  kv.max_sequences = std::max(1, options.max_sequences);
+  kv.max_context = std::clamp(options.context, 16, std::max(16, cfg.max_position_embeddings));
+  kv.max_step_tokens = std::clamp(options.max_step_tokens, 1, kv.max_context);
+  return kv;
+}
+
 Expected<std::shared_ptr<Runner>> load_runner(const std::string& model_dir, const LoadOptions& options,
                                               LoadedModelInfo* info) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -81,10 +89,7 @@ Expected<std::shared_ptr<Runner>> load_runner(const std::string& model_dir, cons
   const std::string dir = files.dir;
   GPTOSS_ASSIGN_OR_RETURN(auto model, Model::create(std::move(files), *backend));
   const ModelConfig& cfg = model->config();
-  KvCacheOptions kv;
-  kv.max_sequences = std::max(1, options.max_sequences);
-  kv.max_context = std::clamp(options.context, 16, std::max(16, cfg.max_position_embeddings));
-  kv.max_step_tokens = std::clamp(options.max_step_tokens, 1, kv.max_context);
+  const KvCacheOptions kv = kv_cache_options(options, cfg);
   GPTOSS_ASSIGN_OR_RETURN(KvCache cache, model->new_cache(kv));
   if (info) {
     info->dir = dir;

@@ -8,6 +8,7 @@
 #include "backend/backend.h"
 #include "engine/runner.h"
 #include "model/config.h"
+#include "model/kv_cache.h"
 
 namespace gptoss::engine {
 
@@ -35,6 +36,10 @@ std::string default_device();
 // The backend behind a device name: "cpu" (exact), "cpu-fast", "cuda" (when built). "auto" is
 // resolved by the caller through default_device().
 Expected<std::unique_ptr<Backend>> make_backend(const std::string& device, int threads);
+
+// The KV cache load_runner allocates for these options on a model of this config (context clipped
+// to the model's maximum, prefill chunk to the context): what `info` reports before anything loads.
+KvCacheOptions kv_cache_options(const LoadOptions& options, const ModelConfig& config);
 
 Expected<std::shared_ptr<Runner>> load_runner(const std::string& model_dir, const LoadOptions& options,
                                               LoadedModelInfo* info = nullptr);

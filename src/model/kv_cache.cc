@@ -3,6 +3,27 @@
 #include <algorithm>
 
 namespace gptoss {
+namespace {
+
+// Positions one sequence keeps in layer l: the whole context, or the sliding ring.
+int layer_capacity(const ModelConfig& c, const KvCacheOptions& o, int l) {
+  const bool sliding = l < static_cast<int>(c.layer_is_sliding.size()) && c.layer_is_sliding[l] &&
+                       c.sliding_window > 0;
+  return sliding ? std::min(o.max_context, c.sliding_window + o.max_step_tokens - 1) : o.max_context;
+}
+
+size_t layer_bytes(const ModelConfig& c, const KvCacheOptions& o, int l) {  // keys or values alone
+  return static_cast<size_t>(o.max_sequences) * layer_capacity(c, o, l) * c.num_kv_heads * c.head_dim *
+         sizeof(float);
+}
+
+}  // namespace
+
+size_t KvCache::bytes_needed(const ModelConfig& c, const KvCacheOptions& o) {
+  size_t n = 0;
+  for (int l = 0; l < c.num_layers; ++l) n += 2 * layer_bytes(c, o, l);
+  return n;
+}
 
 Expected<KvCache> KvCache::create(Backend& backend, const ModelConfig& c, const KvCacheOptions& o) {
   if (o.max_sequences < 1 || o.max_context < 1 || o.max_step_tokens < 1) {
@@ -14,14 +35,12 @@ Expected<KvCache> KvCache::create(Backend& backend, const ModelConfig& c, const 
   cache.lengths_.assign(o.max_sequences, 0);
   cache.used_.assign(o.max_sequences, false);
   for (int l = 0; l < c.num_layers; ++l) {
-    const bool sliding = l < static_cast<int>(c.layer_is_sliding.size()) && c.layer_is_sliding[l] &&
-                         c.sliding_window > 0;
     KvLayer kv;
     kv.slots = o.max_sequences;
-    kv.capacity = sliding ? std::min(o.max_context, c.sliding_window + o.max_step_tokens - 1) : o.max_context;
+    kv.capacity = layer_capacity(c, o, l);
     kv.kv_heads = c.num_kv_heads;
     kv.head_dim = c.head_dim;
-    const size_t bytes = static_cast<size_t>(kv.slots) * kv.capacity * kv.kv_heads * kv.head_dim * sizeof(float);
+    const size_t bytes = layer_bytes(c, o, l);
     auto k = backend.alloc(bytes);
     if (!k) return k.status().with_context(fmt::format("kv cache layer {}", l));
     auto v = backend.alloc(bytes);

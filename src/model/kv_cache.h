@@ -20,6 +20,9 @@ struct KvCacheOptions {
 class KvCache {
  public:
   static Expected<KvCache> create(Backend& backend, const ModelConfig& config, const KvCacheOptions& options);
+  // Bytes create() allocates for these options (keys and values, every layer), without allocating:
+  // what callers check against the memory they have before asking for it.
+  static size_t bytes_needed(const ModelConfig& config, const KvCacheOptions& options);
 
   // A free sequence slot with no history; fails when all are taken.
   Expected<int> new_sequence();
