@@ -12,18 +12,23 @@ ROOT=$PWD
 BUILD=${FUZZ_BUILD:-build-fuzz}
 SECONDS_EACH=${FUZZ_SECONDS:-20}
 JOBS=${FUZZ_JOBS:-2}
-ALL=(safetensors config tiktoken tokenizer_json tokenize harmony_render harmony_parser server_request)
+ALL=(safetensors safetensors_index config tiktoken tokenizer_json tokenize harmony_render harmony_parser server_request)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=("${ALL[@]}")
 
-cmake -S . -B "$BUILD" -G Ninja -DGPTOSS_FUZZ=ON -DGPTOSS_TESTS=OFF -DGPTOSS_CUDA=OFF \
-  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ >/dev/null
-cmake --build "$BUILD" -j"$JOBS" --target "${TARGETS[@]/#/fuzz_}"
+# Two fuzz.sh runs may share one build dir (a campaign runs targets side by side): one build at a time.
+mkdir -p "$BUILD"
+(
+  flock 9
+  cmake -S . -B "$BUILD" -G Ninja -DGPTOSS_FUZZ=ON -DGPTOSS_TESTS=OFF -DGPTOSS_CUDA=OFF \
+    -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ >/dev/null
+  cmake --build "$BUILD" -j"$JOBS" --target "${TARGETS[@]/#/fuzz_}"
+) 9>"$BUILD/.fuzz-build.lock"
 
 dict_for() {
   case "$1" in
     harmony_parser) echo "-dict=$ROOT/tests/fuzz/dict/harmony_parser.dict" ;;
-    config|harmony_render|server_request|tokenizer_json) echo "-dict=$ROOT/tests/fuzz/dict/json.dict" ;;
+    config|harmony_render|server_request|tokenizer_json|safetensors_index) echo "-dict=$ROOT/tests/fuzz/dict/json.dict" ;;
   esac
 }
 

@@ -48,7 +48,7 @@ std::vector<std::string> list_safetensors(const fs::path& dir) {
   return out;
 }
 
-// model.safetensors.index.json: {"metadata": {...}, "weight_map": {tensor: file}}.
+// model.safetensors.index.json as found on disk: the parsed index plus the shard paths.
 struct Index {
   std::string path;
   std::vector<std::pair<std::string, std::string>> weight_map;  // tensor -> shard file name
@@ -59,38 +59,15 @@ Expected<Index> read_index(const fs::path& dir) {
   Index idx;
   idx.path = (dir / kIndexName).string();
   GPTOSS_ASSIGN_OR_RETURN(std::string text, read_json_file(idx.path));
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    return Error("{}: not valid JSON: {}", idx.path, printable(e.what()));
-  }
-  if (!j.is_object()) return Error("{}: must hold a JSON object", idx.path);
-  auto wm = j.find("weight_map");
-  if (wm == j.end() || !wm->is_object())
-    return Error("{}: missing \"weight_map\" object (tensor name -> shard file)", idx.path);
-  if (wm->empty()) return Error("{}: \"weight_map\" is empty", idx.path);
-  std::map<std::string, std::string> first_tensor_of_file;
-  for (auto it = wm->begin(); it != wm->end(); ++it) {
-    if (!it->is_string())
-      return Error("{}: weight_map entry for '{}' must be a file name string", idx.path, it.key());
-    std::string f = it->get<std::string>();
-    fs::path fp(f);
-    bool bad = f.empty() || fp.is_absolute();
-    for (const auto& part : fp) bad = bad || part == "..";
-    if (bad)
-      return Error("{}: weight_map entry for '{}' names '{}', which is not a file inside {}",
-                   idx.path, it.key(), f, dir.string());
-    idx.weight_map.emplace_back(it.key(), f);
-    first_tensor_of_file.emplace(f, it.key());
-  }
-  for (const auto& [f, tensor] : first_tensor_of_file) {
+  GPTOSS_ASSIGN_OR_RETURN(SafetensorsIndex parsed, parse_safetensors_index(text, idx.path));
+  for (const auto& [f, tensor] : parsed.shards) {
     fs::path p = dir / f;
     if (!is_file(p))
       return Error("{}: weight_map puts tensor '{}' in '{}', but {} does not exist", idx.path,
                    tensor, f, p.string());
     idx.files.push_back(p.string());
   }
+  idx.weight_map = std::move(parsed.weight_map);
   return idx;
 }
 
@@ -166,6 +143,40 @@ std::string join_limited(const std::vector<std::string>& items, size_t limit = 8
 }
 
 }  // namespace
+
+Expected<SafetensorsIndex> parse_safetensors_index(std::string_view text, const std::string& path) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    return Error("{}: not valid JSON: {}", path, printable(e.what()));
+  }
+  if (!j.is_object()) return Error("{}: must hold a JSON object", path);
+  auto wm = j.find("weight_map");
+  if (wm == j.end() || !wm->is_object())
+    return Error("{}: missing \"weight_map\" object (tensor name -> shard file)", path);
+  if (wm->empty()) return Error("{}: \"weight_map\" is empty", path);
+  SafetensorsIndex idx;
+  std::map<std::string, std::string> first_tensor_of_file;
+  for (auto it = wm->begin(); it != wm->end(); ++it) {
+    if (!it->is_string())
+      return Error("{}: weight_map entry for '{}' must be a file name string", path,
+                   printable(it.key()));
+    std::string f = it->get<std::string>();
+    fs::path fp(f);
+    bool bad = f.empty() || fp.is_absolute() || f.find('\0') != std::string::npos;
+    for (const auto& part : fp) bad = bad || part == "..";
+    if (bad)
+      return Error(
+          "{}: weight_map entry for '{}' names '{}', which is not a file inside the "
+          "index's directory",
+          path, printable(it.key()), printable(f));
+    idx.weight_map.emplace_back(it.key(), f);
+    first_tensor_of_file.emplace(f, it.key());
+  }
+  idx.shards.assign(first_tensor_of_file.begin(), first_tensor_of_file.end());
+  return idx;
+}
 
 Expected<ModelFiles> open_model_dir(const std::string& dir_arg, const OpenOptions& options) {
   fs::path dir = fs::path(dir_arg).lexically_normal();

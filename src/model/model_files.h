@@ -4,6 +4,8 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -32,6 +34,15 @@ struct OpenOptions {
 // `dir` is an HF root (index + shards, or a single model.safetensors), an original/ directory, or a
 // parent whose only checkpoint is original/.
 Expected<ModelFiles> open_model_dir(const std::string& dir, const OpenOptions& options = {});
+
+// model.safetensors.index.json, parsed from its bytes ({"metadata": {...}, "weight_map": {tensor:
+// file}}) without touching the file system. Every shard name is a relative path inside the index's
+// directory (not empty, not absolute, no "..", no NUL). `path` names the file in errors.
+struct SafetensorsIndex {
+  std::vector<std::pair<std::string, std::string>> weight_map;  // tensor -> shard file name
+  std::vector<std::pair<std::string, std::string>> shards;  // shard name -> first tensor, sorted
+};
+Expected<SafetensorsIndex> parse_safetensors_index(std::string_view text, const std::string& path);
 
 // One tensor the config implies.
 struct ExpectedTensor {

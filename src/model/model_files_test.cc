@@ -304,6 +304,37 @@ TEST_F(ModelDirTest, IndexErrors) {
             std::string::npos);
 }
 
+TEST(SafetensorsIndex, ParsesFromBytes) {
+  auto r = parse_safetensors_index(
+      R"({"metadata": {"total_size": 4}, "weight_map": {"b": "s2.safetensors",
+          "a": "s1.safetensors", "c": "s2.safetensors", "d": "sub/s3.safetensors"}})",
+      "idx.json");
+  ASSERT_TRUE(r.has_value()) << r.status().message();
+  EXPECT_EQ(r->weight_map.size(), 4u);
+  using P = std::pair<std::string, std::string>;
+  // Unique shard names, sorted, each with the first tensor (in key order) that lives in it.
+  EXPECT_EQ(r->shards, (std::vector<P>{P("s1.safetensors", "a"), P("s2.safetensors", "b"),
+                                       P("sub/s3.safetensors", "d")}));
+}
+
+TEST(SafetensorsIndex, BadBytesAreErrorsNamingTheFile) {
+  auto err = [](std::string_view text) {
+    auto r = parse_safetensors_index(text, "idx.json");
+    return r ? std::string("(parsed)") : r.status().message();
+  };
+  EXPECT_NE(err("{").find("idx.json: not valid JSON"), std::string::npos);
+  EXPECT_NE(err("[1]").find("idx.json: must hold a JSON object"), std::string::npos);
+  EXPECT_NE(err(R"({"weight_map": []})").find("missing \"weight_map\""), std::string::npos);
+  EXPECT_NE(err(R"({"weight_map": {}})").find("\"weight_map\" is empty"), std::string::npos);
+  EXPECT_NE(err(R"({"weight_map": {"a": 1}})").find("entry for 'a' must be a file name string"),
+            std::string::npos);
+  for (const char* bad :
+       {R"({"weight_map": {"a": ""}})", R"({"weight_map": {"a": "/etc/x"}})",
+        R"({"weight_map": {"a": "d/../../x"}})", R"({"weight_map": {"a": "x\u0000y"}})"})
+    EXPECT_NE(err(bad).find("which is not a file inside the index's directory"), std::string::npos)
+        << bad;
+}
+
 TEST_F(ModelDirTest, DirectoryErrors) {
   EXPECT_NE(open_error(dir_ / "nope").find("no such directory"), std::string::npos);
   EXPECT_NE(open_error(dir_).find("no config.json"), std::string::npos);
