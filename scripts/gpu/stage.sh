@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # Here (no GPU): build the CUDA targets and stage what the GPU machine needs into .gpu/ (ignored by
-# git; pass it to the device tool's `carry`). The GPU machine has no package registry and no libfmt,
+# git; pass it to the device tool's `carry`). BUILD (default build-cuda) and STAGE_DIR (default .gpu)
+# let two people stage side by side. The GPU machine has no package registry and no libfmt,
 # so the binaries travel with the shared libraries they need beyond the base system.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build-cuda}
+S=${STAGE_DIR:-.gpu}
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGPTOSS_CUDA=ON -DGPTOSS_WERROR=ON >/dev/null
 cmake --build "$BUILD" -j2 --target gptoss_cuda_lab gptoss_cuda_decode_check backend_cuda_test gptoss ${EXTRA_TARGETS:-}
-grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
-rm -rf .gpu && mkdir -p .gpu/bin .gpu/lib
-cp "$BUILD"/bin/gptoss_cuda_lab "$BUILD"/bin/gptoss_cuda_decode_check "$BUILD"/src/backend/cuda/backend_cuda_test .gpu/bin/
-cp "$BUILD"/bin/gptoss .gpu/bin/ 2>/dev/null || true
-for lib in $(ldd .gpu/bin/* | awk '/=>/ {print $3}' | sort -u); do
+grep -qx "/$S/" .git/info/exclude 2>/dev/null || echo "/$S/" >> .git/info/exclude
+rm -rf "$S" && mkdir -p "$S/bin" "$S/lib"
+cp "$BUILD"/bin/gptoss_cuda_lab "$BUILD"/bin/gptoss_cuda_decode_check "$BUILD"/src/backend/cuda/backend_cuda_test "$S/bin/"
+cp "$BUILD"/bin/gptoss "$S/bin/" 2>/dev/null || true
+for lib in $(ldd "$S"/bin/* | awk '/=>/ {print $3}' | sort -u); do
   case "$(basename "$lib")" in
     libc.so*|libm.so*|libresolv.so*|libstdc++.so*|libgcc_s.so*|libpthread.so*|libdl.so*|librt.so*) ;;
-    *) cp -L "$lib" .gpu/lib/ ;;
+    *) cp -L "$lib" "$S/lib/" ;;
   esac
 done
-du -sh .gpu
+du -sh "$S"
