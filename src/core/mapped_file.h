@@ -1,4 +1,13 @@
 // A read-only memory map of a whole file. Weights are used in place from it, never copied.
+//
+// A file truncated (or rewritten in place) after it was mapped makes the kernel raise SIGBUS on the
+// next read of a page past the new end, in whatever thread touches it (often a kernel's worker).
+// Sizes are checked at open, so only such a change under a running process is left: every live
+// mapping is registered, and a SIGBUS handler turns a fault inside one into a fatal error that
+// names the file and the offset and exits with kMappedFileChangedExitCode, instead of a core dump.
+// Faults elsewhere go to the previous handler (or the default action): real bugs still crash.
+// Continuing is not possible: the fault may hit any kernel mid-step, and copying the weights out of
+// the mapping would double the memory of a 13 GB model.
 #pragma once
 
 #include <cstddef>
@@ -9,6 +18,9 @@
 #include "core/status.h"
 
 namespace gptoss {
+
+// sysexits.h EX_IOERR: the exit status after a mapped file changed on disk while in use.
+inline constexpr int kMappedFileChangedExitCode = 74;
 
 class MappedFile {
  public:
@@ -26,6 +38,7 @@ class MappedFile {
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  int guard_slot_ = -1;  // index in the SIGBUS handler's table of mappings, -1 when full
 };
 
 // Reads a whole (small) file into a string: configs, indexes, JSON requests.
