@@ -12,7 +12,7 @@ ROOT=$PWD
 BUILD=${FUZZ_BUILD:-build-fuzz}
 SECONDS_EACH=${FUZZ_SECONDS:-20}
 JOBS=${FUZZ_JOBS:-2}
-ALL=(safetensors safetensors_index config tiktoken tokenizer_json tokenize harmony_render harmony_parser server_request)
+ALL=(safetensors safetensors_index config tiktoken tokenizer_json tokenize harmony_render harmony_parser server_request hub_api)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=("${ALL[@]}")
 
@@ -28,7 +28,7 @@ mkdir -p "$BUILD"
 dict_for() {
   case "$1" in
     harmony_parser) echo "-dict=$ROOT/tests/fuzz/dict/harmony_parser.dict" ;;
-    config|harmony_render|server_request|tokenizer_json|safetensors_index) echo "-dict=$ROOT/tests/fuzz/dict/json.dict" ;;
+    config|harmony_render|server_request|tokenizer_json|safetensors_index|hub_api) echo "-dict=$ROOT/tests/fuzz/dict/json.dict" ;;
   esac
 }
 

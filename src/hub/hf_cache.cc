@@ -250,7 +250,9 @@ std::string tree_cache_json(const std::vector<RepoFile>& files) {
 Expected<std::vector<RepoFile>> parse_tree_cache_json(const std::string& text) {
   auto j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Error("tree listing is not valid JSON");
-  if (j.value("format_version", 0) != 1 || !j.contains("files") || !j["files"].is_object()) {
+  auto version = j.find("format_version");  // value() would throw on a non-number
+  if (version == j.end() || !version->is_number_integer() || *version != 1 || !j.contains("files") ||
+      !j["files"].is_object()) {
     return Error("tree listing has an unknown format");
   }
   std::vector<RepoFile> out;

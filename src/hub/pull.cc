@@ -85,15 +85,6 @@ bool is_sha256_hex(const std::string& s) {
   return true;
 }
 
-Expected<uint64_t> parse_u64(const std::string& s, const std::string& what) {
-  if (s.empty()) return Error("{} is empty", what);
-  uint64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return Error("{} '{}' is not a number", what, s);
-    v = v * 10 + uint64_t(c - '0');
-  }
-  return v;
-}
 
 // The listing with sizes, blob ids and LFS hashes from /tree (what huggingface_hub caches in
 // trees/{commit}.json), following Link: rel="next" pages.
@@ -103,27 +94,10 @@ Expected<std::vector<RepoFile>> list_tree(const Ctx& ctx, const std::string& rep
   for (int page = 0; !url.empty() && page < 10000; ++page) {
     GPTOSS_ASSIGN_OR_RETURN(HttpResponse r, http_get(url, api_options(ctx)));
     if (r.status != 200) return hub_error(r, ctx, repo_id, "listing files");
-    auto j = nlohmann::json::parse(r.body, nullptr, false);
-    if (!j.is_array()) return Error("listing files of {}: {} did not return a JSON array", repo_id, url);
-    for (const auto& e : j) {
-      if (!e.is_object() || e.value("type", "") != "file") continue;
-      RepoFile f;
-      f.path = e.value("path", "");
-      f.size = e.value("size", uint64_t(0));
-      f.blob_id = e.value("oid", "");
-      if (e.contains("lfs") && e["lfs"].is_object()) {
-        f.lfs_sha256 = e["lfs"].value("oid", "");
-        f.lfs_size = e["lfs"].value("size", uint64_t(0));
-      }
-      if (e.contains("xetHash") && e["xetHash"].is_string()) f.xet_hash = e["xetHash"].get<std::string>();
-      out.push_back(std::move(f));
-    }
-    url.clear();
-    std::string link = r.header("link");
-    if (auto next = link.find("rel=\"next\""); next != std::string::npos) {
-      auto lt = link.rfind('<', next), gt = link.rfind('>', next);
-      if (lt != std::string::npos && gt != std::string::npos && gt > lt) url = link.substr(lt + 1, gt - lt - 1);
-    }
+    auto page_files = parse_tree_page(r.body);
+    if (!page_files) return Error("listing files of {}: {}: {}", repo_id, url, page_files.status().message());
+    for (auto& f : *page_files) out.push_back(std::move(f));
+    url = next_page_url(r.header("link"));
   }
   return out;
 }
@@ -405,6 +379,103 @@ Status fetch_blob(const Ctx& ctx, const PullPlan& plan, const RepoFile& f, const
 
 }  // namespace
 
+namespace {
+
+using nlohmann::json;
+
+// Field `key` of a hub JSON object: absent or null reads as empty / 0; any other type than the one
+// the hub documents is an error (nlohmann's value() would throw instead).
+Expected<std::string> str_field(const json& o, const char* key, const std::string& where) {
+  auto it = o.find(key);
+  if (it == o.end() || it->is_null()) return std::string();
+  if (!it->is_string()) return Error("{}: \"{}\" is not a string", where, key);
+  return it->get<std::string>();
+}
+
+Expected<uint64_t> u64_field(const json& o, const char* key, const std::string& where) {
+  auto it = o.find(key);
+  if (it == o.end() || it->is_null()) return uint64_t(0);
+  if (!it->is_number_unsigned()) return Error("{}: \"{}\" is not a size (a non-negative integer)", where, key);
+  return it->get<uint64_t>();
+}
+
+// One file of a listing; the key names differ between /tree and /revision's siblings.
+struct FileKeys {
+  const char *path, *blob_id, *lfs_sha256;
+};
+
+Expected<RepoFile> repo_file(const json& e, const FileKeys& k, const std::string& where) {
+  RepoFile f;
+  GPTOSS_ASSIGN_OR_RETURN(f.path, str_field(e, k.path, where));
+  GPTOSS_ASSIGN_OR_RETURN(f.size, u64_field(e, "size", where));
+  GPTOSS_ASSIGN_OR_RETURN(f.blob_id, str_field(e, k.blob_id, where));
+  auto lfs = e.find("lfs");
+  if (lfs != e.end() && lfs->is_object()) {
+    GPTOSS_ASSIGN_OR_RETURN(f.lfs_sha256, str_field(*lfs, k.lfs_sha256, where + " lfs"));
+    GPTOSS_ASSIGN_OR_RETURN(f.lfs_size, u64_field(*lfs, "size", where + " lfs"));
+  }
+  auto xet = e.find("xetHash");
+  if (xet != e.end() && xet->is_string()) f.xet_hash = xet->get<std::string>();
+  return f;
+}
+
+}  // namespace
+
+Expected<uint64_t> parse_u64(const std::string& s, const std::string& what) {
+  if (s.empty()) return Error("{} is empty", what);
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return Error("{} '{}' is not a number", what, s);
+    const uint64_t d = uint64_t(c - '0');
+    if (v > (UINT64_MAX - d) / 10) return Error("{} '{}' is out of range", what, s);
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+Expected<std::vector<RepoFile>> parse_tree_page(const std::string& body) {
+  auto j = json::parse(body, nullptr, false);
+  if (!j.is_array()) return Error("the answer is not a JSON array");
+  std::vector<RepoFile> out;
+  for (size_t i = 0; i < j.size(); ++i) {
+    const json& e = j[i];
+    if (!e.is_object()) continue;
+    const std::string where = fmt::format("entry {}", i);
+    GPTOSS_ASSIGN_OR_RETURN(std::string type, str_field(e, "type", where));
+    if (type != "file") continue;
+    GPTOSS_ASSIGN_OR_RETURN(RepoFile f, repo_file(e, {"path", "oid", "oid"}, where));
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+std::string next_page_url(const std::string& link) {
+  if (auto next = link.find("rel=\"next\""); next != std::string::npos) {
+    auto lt = link.rfind('<', next), gt = link.rfind('>', next);
+    if (lt != std::string::npos && gt != std::string::npos && gt > lt) return link.substr(lt + 1, gt - lt - 1);
+  }
+  return {};
+}
+
+Expected<RevisionInfo> parse_revision_info(const std::string& body) {
+  auto info = json::parse(body, nullptr, false);
+  if (!info.is_object() || !info.contains("sha") || !info["sha"].is_string()) return Error("the answer has no commit sha");
+  RevisionInfo out;
+  out.commit = info["sha"].get<std::string>();
+  auto siblings = info.find("siblings");
+  if (siblings != info.end() && siblings->is_array()) {
+    out.siblings.emplace();
+    for (size_t i = 0; i < siblings->size(); ++i) {
+      const json& e = (*siblings)[i];
+      const std::string where = fmt::format("siblings entry {}", i);
+      if (!e.is_object()) return Error("{} is not an object", where);
+      GPTOSS_ASSIGN_OR_RETURN(RepoFile f, repo_file(e, {"rfilename", "blobId", "sha256"}, where));
+      out.siblings->push_back(std::move(f));
+    }
+  }
+  return out;
+}
+
 std::vector<RepoFile> select_files(const std::vector<RepoFile>& files, const PullOptions& opt) {
   std::vector<std::string> exclude = opt.exclude;
   if (opt.skip_alternate_weights && opt.include.empty() && opt.exclude.empty()) {
@@ -459,28 +530,18 @@ Expected<PullPlan> plan_pull(const std::string& repo_id, const PullOptions& opt)
   std::string url = fmt::format("{}/api/models/{}/revision/{}?blobs=true", ctx.endpoint, repo_id, rev_q);
   GPTOSS_ASSIGN_OR_RETURN(HttpResponse r, http_get(url, api_options(ctx)));
   if (r.status != 200) return hub_error(r, ctx, repo_id, fmt::format("looking up {}@{}", repo_id, plan.revision));
-  auto info = nlohmann::json::parse(r.body, nullptr, false);
-  if (!info.is_object() || !info.contains("sha") || !info["sha"].is_string()) {
-    return Error("looking up {}: {} returned no commit sha; is HF_ENDPOINT a Hugging Face hub?", repo_id, url);
+  auto info = parse_revision_info(r.body);
+  if (!info) {
+    return Error("looking up {}: {}: {}; is HF_ENDPOINT a Hugging Face hub?", repo_id, url, info.status().message());
   }
-  plan.commit = info["sha"].get<std::string>();
+  plan.commit = info->commit;
   if (!is_commit_hash(plan.commit)) return Error("looking up {}: bad commit sha '{}'", repo_id, plan.commit);
 
   auto tree = list_tree(ctx, repo_id, plan.commit);
   if (tree) {
     plan.all_files = std::move(*tree);
-  } else if (info.contains("siblings") && info["siblings"].is_array()) {
-    for (const auto& s : info["siblings"]) {  // older mirrors without /tree: the siblings carry the same data
-      RepoFile f;
-      f.path = s.value("rfilename", "");
-      f.size = s.value("size", uint64_t(0));
-      f.blob_id = s.value("blobId", "");
-      if (s.contains("lfs") && s["lfs"].is_object()) {
-        f.lfs_sha256 = s["lfs"].value("sha256", "");
-        f.lfs_size = s["lfs"].value("size", uint64_t(0));
-      }
-      plan.all_files.push_back(std::move(f));
-    }
+  } else if (info->siblings) {  // older mirrors without /tree: the siblings carry the same data
+    plan.all_files = std::move(*info->siblings);
   } else {
     return tree.status();
   }

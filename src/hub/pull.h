@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,19 @@ inline Expected<std::string> pull(const std::string& repo_id, const PullOptions&
   GPTOSS_ASSIGN_OR_RETURN(PullPlan plan, plan_pull(repo_id, opt));
   return run_pull(plan, opt);
 }
+
+// Parsers of what the hub answers (any bytes give a value or an error naming what is wrong):
+// one page of GET /api/models/{repo}/tree/{commit}; the next page's URL from a Link header (empty
+// when none); GET /api/models/{repo}/revision/{rev} (its commit sha, and for mirrors without /tree
+// the siblings listing); a decimal size header.
+Expected<std::vector<RepoFile>> parse_tree_page(const std::string& body);
+std::string next_page_url(const std::string& link);
+struct RevisionInfo {
+  std::string commit;
+  std::optional<std::vector<RepoFile>> siblings;
+};
+Expected<RevisionInfo> parse_revision_info(const std::string& body);
+Expected<uint64_t> parse_u64(const std::string& s, const std::string& what);
 
 // The files a default pull selects (include/exclude plus skip_alternate_weights).
 std::vector<RepoFile> select_files(const std::vector<RepoFile>& files, const PullOptions& opt);

@@ -14,7 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (which == 2) {
     gptoss::ModelConfig config;
     gptoss::Status st = gptoss::apply_generation_config(text, "generation_config.json", &config);
-    if (!st.ok() && st.message().empty()) std::abort();
+    if (!st.is_ok() && st.message().empty()) std::abort();
     return 0;
   }
   auto r = which == 0 ? gptoss::parse_hf_config(text, "config.json")
@@ -22,7 +22,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   gptoss::fuzz::require_message(r);
   if (r) {
     gptoss::Status st = gptoss::validate_config(*r, "config.json");
-    if (!st.ok() && st.message().empty()) std::abort();
+    if (!st.is_ok() && st.message().empty()) std::abort();
   }
   return 0;
 }
