@@ -234,7 +234,8 @@ Expected<std::vector<harmony::ToolDescription>> load_tools_file(const std::strin
   for (size_t i = 0; i < j.size(); ++i) {
     harmony::ojson f = j[i];
     if (f.is_object() && f.contains("function")) {
-      if (f.value("type", "function") != "function")
+      auto type = f.find("type");  // not value(): it throws on a non-string
+      if (type != f.end() && *type != "function")
         return Error("{}: tools[{}].type must be \"function\"", path, i);
       f = f["function"];
     }

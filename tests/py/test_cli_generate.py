@@ -198,6 +198,10 @@ def test_bad_tools_file(gptoss_bin, model, tmp_path):
     f.write_text('[{"type": "function", "function": {"description": "no name"}}]')
     r = run(gptoss_bin, "generate", model, "-p", "hi", "--tools", f)
     assert r.returncode == 2 and "tools[0]" in r.stderr
+    # A non-string "type" is an error message, not an escaped nlohmann type_error (abort).
+    f.write_text('[{"type": 1, "function": {"name": "x"}}]')
+    r = run(gptoss_bin, "generate", model, "-p", "hi", "--tools", f)
+    assert r.returncode == 2 and "tools[0].type must be" in r.stderr, r.stderr
 
 
 def test_hub_id_is_pulled_then_found_in_the_cache(gptoss_bin, model, tmp_path):
