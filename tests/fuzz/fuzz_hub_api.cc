@@ -1,7 +1,8 @@
 // What a Hugging Face hub (or a mirror, a proxy, a corrupt cache) can send `gptoss pull`: the
-// /tree listing pages, the /revision answer, the Link header, a size header, and the trees/{commit}.json
-// cache file; and the user's repo reference (org/name@revision), which names cache folders. Any bytes
-// give a value or an error with a message; never a crash. The first byte picks the parser.
+// /tree listing pages, the /revision answer, the Link header, a size header, and the
+// trees/{commit}.json cache file; and the user's repo reference (org/name@revision), which names
+// cache folders. Any bytes give a value or an error with a message; never a crash. The first byte
+// picks the parser.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
