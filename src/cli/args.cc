@@ -72,6 +72,26 @@ Expected<double> Args::get_double(const std::string& name, double def) const {
   return x;
 }
 
+Expected<size_t> Args::get_bytes(const std::string& name, size_t def) const {
+  auto v = get(name);
+  if (!v) return def;
+  size_t i = 0;
+  unsigned long long n = 0;
+  for (; i < v->size() && (*v)[i] >= '0' && (*v)[i] <= '9'; ++i) {
+    if (n > (~0ull - 9) / 10) return Error("{}: '{}' is too large", name, *v);
+    n = n * 10 + static_cast<unsigned>((*v)[i] - '0');
+  }
+  const std::string suffix = v->substr(i);
+  int shift = suffix.empty() ? 0 : -1;
+  const char* units[] = {"K", "M", "G", "T"};
+  for (int u = 0; u < 4; ++u) {
+    if (suffix == units[u] || suffix == std::string(units[u]) + "iB") shift = 10 * (u + 1);
+  }
+  if (i == 0 || shift < 0) return Error("{}: '{}' is not a byte count (e.g. 512M, 16G)", name, *v);
+  if (n > (~0ull >> shift)) return Error("{}: '{}' is too large", name, *v);
+  return static_cast<size_t>(n << shift);
+}
+
 std::vector<std::string> Args::get_all(const std::string& name) const {
   std::vector<std::string> out;
   auto range = values_.equal_range(name);

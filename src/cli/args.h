@@ -26,6 +26,8 @@ class Args {
   std::string get_or(const std::string& name, const std::string& def) const;
   Expected<long long> get_int(const std::string& name, long long def) const;
   Expected<double> get_double(const std::string& name, double def) const;
+  // A byte count: digits with an optional K, M, G or T suffix (powers of 1024), e.g. 512M, 16G.
+  Expected<size_t> get_bytes(const std::string& name, size_t def) const;
   // All values of a repeatable option, in order.
   std::vector<std::string> get_all(const std::string& name) const;
   const std::vector<std::string>& positional() const { return positional_; }

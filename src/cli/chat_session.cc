@@ -29,6 +29,8 @@ const char* const kModelFlagsUsage =
     "  --device D            auto (default: cuda when a GPU is usable), cpu or cuda\n"
     "  --threads N           cpu threads (default: one per hardware thread)\n"
     "  --ctx N               context length in tokens (default 8192, at most the model's)\n"
+    "  --max-memory B        refuse to load when the KV cache and activations need more than B\n"
+    "                        bytes (e.g. 8G; default: the memory available, on cpu)\n"
     "  --yes                 download MODEL without asking when it is not in the HF cache\n";
 
 const char* const kSamplingFlagsUsage =
@@ -42,7 +44,7 @@ const char* const kSamplingFlagsUsage =
     "  --seed S              same seed, same output (default: random)\n";
 
 void add_model_flags(ArgSpec& spec) {
-  spec.options.insert({"--device", "--threads", "--ctx"});
+  spec.options.insert({"--device", "--threads", "--ctx", "--max-memory"});
   spec.flags.insert("--yes");
 }
 
@@ -117,6 +119,7 @@ Expected<LoadedModel> load_model_dir(const std::string& dir, const Args& args) {
   lo.threads = static_cast<int>(threads);
   lo.context = static_cast<int>(ctx);
   lo.max_sequences = 1;
+  GPTOSS_ASSIGN_OR_RETURN(lo.max_memory, args.get_bytes("--max-memory", 0));
 
   LoadedModel m;
   GPTOSS_ASSIGN_OR_RETURN(m.runner, engine::load_runner(dir, lo, &m.info));

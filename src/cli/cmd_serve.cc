@@ -33,6 +33,8 @@ constexpr const char* kUsage =
     "  --max-queue N         requests waiting for a slot before 429 (default 64)\n"
     "  --max-active N        requests in flight before 429 (default: running + queue)\n"
     "  --max-body-bytes N    request body limit (default 8 MiB)\n"
+    "  --max-memory B        refuse to start when the KV cache and activations need more than B\n"
+    "                        bytes (e.g. 24G; default: the memory available, on cpu)\n"
     "  --device D            auto (cuda when a GPU is usable, else cpu), cpu or cuda\n"
     "  --threads N           cpu threads for the model (default: all)\n"
     "  --current-date D      harmony 'Current date' (YYYY-MM-DD; default: today, UTC)\n";
@@ -43,7 +45,7 @@ int cmd_serve(const std::vector<std::string>& argv) {
   ArgSpec spec;
   spec.flags = {"--help"};
   spec.options = {"--host", "--port", "--api-key", "--model-name", "--alias", "--ctx",
-                  "--max-running", "--max-queue", "--max-active", "--max-body-bytes", "--threads", "--device",
+                  "--max-running", "--max-queue", "--max-active", "--max-body-bytes", "--max-memory", "--threads", "--device",
                   "--current-date"};
   auto args = Args::parse(argv, spec);
   if (!args) return fail("serve", args.status().message() + "\n" + kUsage, 2);
@@ -96,6 +98,10 @@ int cmd_serve(const std::vector<std::string>& argv) {
   lo.threads = static_cast<int>(*threads);
   lo.max_sequences = static_cast<int>(*max_running);
   lo.context = *ctx_arg > 0 ? static_cast<int>(*ctx_arg) : 8192;
+  auto max_memory = args->get_bytes("--max-memory", 0);
+  if (!max_memory) return fail("serve", max_memory.status().message(), 2);
+  lo.max_memory = *max_memory;
+  lo.fit_hint = "--ctx or --max-running";
   engine::LoadedModelInfo info;
   auto runner = engine::load_runner(model_dir, lo, &info);
   if (!runner) return fail("serve", runner.status().message());

@@ -6,6 +6,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu_fast/cpu_fast_backend.h"
+#include "engine/memory_plan.h"
 #include "model/forward.h"
 #include "model/model_files.h"
 #ifdef GPTOSS_HAVE_CUDA
@@ -85,6 +86,8 @@ Expected<std::shared_ptr<Runner>> load_runner(const std::string& model_dir, cons
   const std::string device = options.device == "auto" ? default_device() : options.device;
   GPTOSS_ASSIGN_OR_RETURN(auto backend, make_backend(device, options.threads));
   GPTOSS_ASSIGN_OR_RETURN(ModelFiles files, open_model_dir(model_dir));
+  // Before the weights are bound (a device copies them) and before the KV cache is allocated.
+  GPTOSS_RETURN_IF_ERROR(check_memory_fits(options, files.config, device));
   const std::string layout = layout_name(files.layout);
   const std::string dir = files.dir;
   GPTOSS_ASSIGN_OR_RETURN(auto model, Model::create(std::move(files), *backend));

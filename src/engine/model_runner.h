@@ -18,6 +18,10 @@ struct LoadOptions {
   int max_sequences = 1;        // sequences decoding at once (KV slots)
   int context = 8192;           // positions per sequence; clipped to the model's maximum
   int max_step_tokens = 256;    // tokens per sequence per forward step (prefill chunk)
+  // Refuse to load when the KV cache and activations need more than this many bytes (0: what the
+  // host has available, for the cpu devices); see memory_plan.h.
+  size_t max_memory = 0;
+  std::string fit_hint = "--ctx";  // the options a refusal tells the user to lower
 };
 
 struct LoadedModelInfo {

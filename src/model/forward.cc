@@ -17,6 +17,18 @@ Expected<std::unique_ptr<Model>> Model::create(ModelFiles files, Backend& backen
   return m;
 }
 
+size_t Model::scratch_bytes(const ModelConfig& c, int rows, int logit_rows) {
+  const size_t t = static_cast<size_t>(std::max(rows, 0)), f = sizeof(float);
+  const size_t H = c.hidden_size, Q = size_t{1} * c.num_heads * c.head_dim,
+               KV = size_t{1} * c.num_kv_heads * c.head_dim, E = c.num_experts, K = c.experts_per_token,
+               I = c.intermediate_size;
+  // Per row, as reserve() grows them: x, xn, tmp (H); q, attn (Q); k, v (KV); router (E);
+  // idx (int32) and route_w (K); h (K * I). Per logits row: gathered (H) and logits (V).
+  const size_t per_row = (3 * H + 2 * Q + 2 * KV + E + 2 * K + K * I) * f;
+  const size_t r = static_cast<size_t>(std::max(logit_rows, 0));
+  return t * per_row + r * (size_t{1} * c.hidden_size + c.vocab_size) * f;
+}
+
 Status Model::reserve(int T, int R) {
   const ModelConfig& c = files_.config;
   auto grow = [&](Buffer* b, size_t bytes) -> Status {

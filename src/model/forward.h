@@ -35,6 +35,10 @@ class Model {
   const ModelFiles& files() const { return files_; }
   Backend& backend() const { return backend_; }
 
+  // Activation scratch that forward steps of up to `rows` token rows and `logit_rows` logits rows
+  // allocate (what reserve() grows to), computed without allocating (memory planning).
+  static size_t scratch_bytes(const ModelConfig& config, int rows, int logit_rows);
+
   Expected<KvCache> new_cache(const KvCacheOptions& options) const {
     return KvCache::create(backend_, files_.config, options);
   }

@@ -1,6 +1,8 @@
 """Faults of the machine under a running gptoss: a model file truncated while it is mapped (a
 clear fatal error naming the file and offset, exit status 74, never SIGBUS and a core dump), a
-model file replaced by rename while mapped (the old mapping stays valid: service goes on)."""
+model file replaced by rename while mapped (the old mapping stays valid: service goes on), and a
+context or batch that does not fit in memory (refused before allocating, with the numbers and the
+option to lower)."""
 import os
 import shutil
 import subprocess
@@ -97,3 +99,68 @@ def test_serve_model_replaced_by_rename_keeps_serving(gptoss_bin, model_copy, mo
         assert s.alive()
     finally:
         assert s.stop() == 0
+
+
+def run_measured(args, timeout=60):
+    """Runs a command to its end; returns (exit status, stdout, stderr, its peak RSS in KiB)."""
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + timeout
+    while True:
+        pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.time() > deadline:
+            p.kill()
+            os.wait4(p.pid, 0)
+            raise AssertionError(f"{args[1]} did not end in {timeout} s: {p.stdout.read()[:300]}")
+        time.sleep(0.05)
+    rc = os.waitstatus_to_exitcode(status)
+    return rc, p.stdout.read(), p.stderr.read(), usage.ru_maxrss
+
+
+def test_serve_refuses_a_kv_cache_over_max_memory_before_allocating(gptoss_bin):
+    # The tiny model keeps 2 KiB per position per sequence (2 full layers x 2 kv heads x 64 x f32
+    # keys and values): 131072 x 8 sequences is 2 GiB, over the 1 GiB allowed.
+    rc, out, err, peak_kb = run_measured([gptoss_bin, "serve", tiny_model_dir(), "--port", "0",
+                                          "--ctx", "131072", "--max-running", "8",
+                                          "--max-memory", "1G"])
+    assert rc == 1, (rc, out, err)
+    assert "listening" not in out
+    assert ("not enough memory for a context of 131072 tokens x 8 sequence(s): the KV cache needs "
+            "2.0 GiB and activations about ") in err, err
+    assert "but 1.0 GiB is available (--max-memory)" in err, err
+    assert "Lower --ctx or --max-running." in err, err
+    # The context it proposes does fit: the server starts with it.
+    fits = int(err.split("at most --ctx ")[1].split()[0])
+    assert 16 <= fits < 131072
+    s = ServeProcess(gptoss_bin, "--ctx", str(fits), "--max-running", "8", "--max-memory", "1G")
+    try:
+        assert chat(s.url).status_code == 200
+    finally:
+        assert s.stop() == 0
+    assert peak_kb < 400 * 1024, peak_kb  # the refusal came before the KV cache, not after
+
+
+def test_absurd_batch_is_refused_against_available_memory(gptoss_bin):
+    # 100000 sequences at the full context: ~25 TiB of KV cache, more than any machine here has.
+    rc, out, err, peak_kb = run_measured([gptoss_bin, "serve", tiny_model_dir(), "--port", "0",
+                                          "--ctx", "131072", "--max-running", "100000"])
+    assert rc == 1, (rc, out, err)
+    assert "not enough memory for a context of 131072 tokens x 100000 sequence(s)" in err, err
+    assert "TiB" in err and "is available (" in err, err
+    assert "out of memory allocating" not in err  # refused before any allocation was tried
+    assert peak_kb < 400 * 1024, peak_kb
+
+
+def test_generate_refuses_a_context_over_max_memory(gptoss_bin):
+    rc, out, err, peak_kb = run_measured([gptoss_bin, "generate", tiny_model_dir(), "-p", "hi",
+                                          "--ctx", "131072", "--max-memory", "64M"])
+    assert rc == 1, (rc, out, err)
+    assert "x 1 sequence(s): the KV cache needs 256.5 MiB" in err, err
+    assert "64.0 MiB is available (--max-memory)" in err and "Lower --ctx." in err, err
+    rc, out, err, _ = run_measured([gptoss_bin, "generate", tiny_model_dir(), "-p", "hi", "-n", "2",
+                                    "--ctx", "4096", "--max-memory", "64M"])
+    assert rc == 0, err
+    rc, out, err, _ = run_measured([gptoss_bin, "generate", tiny_model_dir(), "-p", "hi",
+                                    "--max-memory", "lots"])
+    assert rc != 0 and "--max-memory: 'lots' is not a byte count" in err, err
