@@ -1,6 +1,11 @@
 #include "backend/cpu_fast/cpu_fast_backend.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -33,7 +38,18 @@ ExpertGroups group_by_expert(const int32_t* idx, int T, int k, int64_t experts) 
 // this backend's own thread pool (the exact backend's pool sleeps meanwhile).
 class CpuFastBackend final : public Backend {
  public:
-  explicit CpuFastBackend(int threads) : exact_(make_cpu_backend(threads)), pool_(threads) {}
+  explicit CpuFastBackend(int threads)
+      : exact_(make_cpu_backend(threads)), pool_(threads), profile_(std::getenv("GPTOSS_CPU_FAST_PROFILE") != nullptr) {}
+  ~CpuFastBackend() override {
+    if (!profile_) return;
+    double total = 0.0;
+    for (const auto& [op, p] : prof_) total += p.seconds;
+    std::fprintf(stderr, "cpu-fast op profile (GPTOSS_CPU_FAST_PROFILE): %.3f s in ops\n", total);
+    for (const auto& [op, p] : prof_) {
+      std::fprintf(stderr, "  %-40s %8ld calls %9.3f s %5.1f%%  %8.3f ms/call\n", op.c_str(), p.calls, p.seconds,
+                   100.0 * p.seconds / total, 1e3 * p.seconds / static_cast<double>(p.calls));
+    }
+  }
 
   std::string name() const override { return "cpu-fast"; }
 
@@ -46,136 +62,225 @@ class CpuFastBackend final : public Backend {
   Status sync() override { return exact_->sync(); }
 
   void f32_embed(const Weight& table, std::span<const uint32_t> tokens, float* out) override {
+    Timed tm(this, "embed", static_cast<int>(tokens.size()));
     exact_->f32_embed(table, tokens, out);
   }
   void f32_rmsnorm(const float* x, int T, const Weight& gain, float eps, float* out) override {
+    Timed tm(this, "rmsnorm", T);
     exact_->f32_rmsnorm(x, T, gain, eps, out);
   }
   void f32_rope_yarn(float* x, int T, int heads, int head_dim, std::span<const int32_t> positions,
                      const RopeTable& rope) override {
+    Timed tm(this, "rope", T);
     exact_->f32_rope_yarn(x, T, heads, head_dim, positions, rope);
   }
   void f32_kv_store(const KvLayer& kv, const float* k, const float* v, int T, std::span<const int32_t> slots,
                     std::span<const int32_t> positions) override {
+    Timed tm(this, "kv_store", T);
     exact_->f32_kv_store(kv, k, v, T, slots, positions);
   }
   void f32_sdpa_sink_window(const float* q, int T, int heads, const KvLayer& kv, std::span<const int32_t> slots,
                             std::span<const int32_t> positions, const Weight& sinks, int window, float scale,
                             float* out) override {
+    Timed tm(this, "attention", T);
     exact_->f32_sdpa_sink_window(q, T, heads, kv, slots, positions, sinks, window, scale, out);
   }
   void f32_topk_softmax(const float* logits, int T, int n, int k, int32_t* idx, float* weight) override {
+    Timed tm(this, "topk_softmax", T);
     exact_->f32_topk_softmax(logits, T, n, k, idx, weight);
   }
-  void f32_add(float* x, const float* y, size_t n) override { exact_->f32_add(x, y, n); }
+  void f32_add(float* x, const float* y, size_t n) override {
+    Timed tm(this, "add", 0);
+    exact_->f32_add(x, y, n);
+  }
   void f32_gather_rows(const float* x, int cols, std::span<const int32_t> rows, float* out) override {
+    Timed tm(this, "gather_rows", static_cast<int>(rows.size()));
     exact_->f32_gather_rows(x, cols, rows, out);
   }
 
   void f32_matmul(const float* x, int T, const Weight& w, const Weight* bias, float* out) override {
-    const int64_t N = w.rows, K = w.cols;
+    Timed tm(this, "matmul", T, w.rows);
     if (w.type != ElemType::kBF16) {
       exact_->f32_matmul(x, T, w, bias, out);
       return;
     }
-    // Over output features, so decode (T = 1) streams the weight once across all threads. With
-    // several tokens a row is widened to f32 once and reused for every token.
-    cpu::parallel_for(static_cast<size_t>(N), static_cast<size_t>(K * T), pool_, [&](size_t b, size_t e) {
-      std::vector<float> row(T > 1 ? static_cast<size_t>(K) : 0);
-      for (size_t r = b; r < e; ++r) {
-        const auto* wr = static_cast<const uint16_t*>(w.row(static_cast<int64_t>(r)));
-        const float bv = bias ? cpu::weight_at(*bias, static_cast<int64_t>(r)) : 0.0f;
-        if (T == 1) {
-          out[r] = cpu_fast::dot_bf16(x, wr, K) + bv;
-          continue;
-        }
-        cpu_fast::bf16_to_f32(wr, K, row.data());
-        for (int t = 0; t < T; ++t) out[t * N + static_cast<int64_t>(r)] = cpu_fast::dot_f32(x + t * K, row.data(), K) + bv;
+    const int64_t N = w.rows, K = w.cols;
+    const float* xp = chunk_order(xp_, x, T, K);
+    const auto* wd = w.buf.as<uint16_t>();
+    auto add_bias = [&](int64_t r0, int64_t n, float* o) {
+      if (bias) {
+        for (int64_t r = 0; r < n; ++r) o[r] += cpu::weight_at(*bias, r0 + r);
+      }
+    };
+    if (T == 1) {
+      // Decode: contiguous row ranges, streamed once; more tasks than threads so that a thread
+      // slowed by other load takes fewer of them.
+      const int64_t per = row_task(N, 64);
+      pool_.run(static_cast<int>((N + per - 1) / per), [&](int i) {
+        const int64_t r0 = i * per, n = std::min(per, N - r0);
+        cpu_fast::gemv_bf16(xp, wd + r0 * K, K, K, n, out + r0);
+        add_bias(r0, n, out + r0);
+      });
+      return;
+    }
+    // Several tokens: a tile of rows is widened to f32 once, then every token passes over it.
+    std::vector<const float*> xs(static_cast<size_t>(T));
+    for (int t = 0; t < T; ++t) xs[t] = xp + static_cast<int64_t>(t) * K;
+    constexpr int64_t kTile = 16;
+    pool_.run(static_cast<int>((N + kTile - 1) / kTile), [&](int i) {
+      const int64_t r0 = i * kTile, n = std::min(kTile, N - r0);
+      thread_local std::vector<float> panel;
+      panel.resize(static_cast<size_t>(kTile * K));
+      cpu_fast::bf16_rows_to_f32(wd + r0 * K, K, K, n, panel.data());
+      for (int t0 = 0; t0 < T; t0 += kTokenBlock) {
+        const int tn = std::min(kTokenBlock, T - t0);
+        cpu_fast::gemm_f32(xs.data() + t0, tn, panel.data(), K, n, K, out + static_cast<int64_t>(t0) * N + r0, N);
+        for (int t = t0; t < t0 + tn; ++t) add_bias(r0, n, out + static_cast<int64_t>(t) * N + r0);
       }
     });
   }
 
   void f32_mxfp4w_moe_matmul_swiglu(const float* x, int T, int k, const int32_t* idx, const Mxfp4Experts& w1,
                                     const Weight& b1, float limit, float alpha, float* h) override {
-    const int64_t rows = w1.rows, cols = w1.cols, nb = cols / kMxfp4BlockElems;
-    const int64_t I = rows / 2;
+    Timed tm(this, "moe gate_up+swiglu", T);
+    const int64_t rows = w1.rows, cols = w1.cols, I = rows / 2;
+    const float* xp = chunk_order(xp_, x, T, cols);
     const ExpertGroups g = group_by_expert(idx, T, k, w1.experts);
-    // One work item = one (expert, output pair): its gate and up rows (adjacent) are decoded once
-    // and applied to every (token, slot) routed to that expert, with the bias and SwiGLU fused.
-    const size_t work = g.used.size() * static_cast<size_t>(I);
-    const size_t per_item = static_cast<size_t>(cols) * 2 * (1 + static_cast<size_t>(T) * k / g.used.size());
-    const uint8_t* blocks = w1.blocks.as<uint8_t>();
-    const uint8_t* scales = w1.scales.as<uint8_t>();
-    cpu::parallel_for(work, per_item, pool_, [&](size_t b, size_t e) {
-      std::vector<int8_t> q(static_cast<size_t>(cols) * 2);
-      for (size_t w = b; w < e; ++w) {
-        // Pair-major, expert-minor: each thread streams through all used experts at once (one
-        // stream per expert), which keeps more memory requests in flight than one expert at a time.
-        const int32_t ex = g.used[w % g.used.size()];
-        const int64_t j = static_cast<int64_t>(w / g.used.size());
-        const size_t gate_index = static_cast<size_t>(ex * rows + 2 * j);
-        // Gate and up rows are adjacent: one decode call covers both.
-        cpu_fast::mxfp4_row_to_i8(blocks + gate_index * nb * kMxfp4BlockBytes, 2 * cols, q.data());
-        const uint8_t* gate_scales = scales + gate_index * nb;
-        const float gate_bias = cpu::weight_at(b1, ex * rows + 2 * j);
-        const float up_bias = cpu::weight_at(b1, ex * rows + 2 * j + 1);
-        for (const int32_t pair : g.pairs[ex]) {
-          const float* xt = x + static_cast<int64_t>(pair / k) * cols;
-          const float gate = cpu_fast::dot_mxfp4_i8(xt, q.data(), gate_scales, cols) + gate_bias;
-          const float up = cpu_fast::dot_mxfp4_i8(xt, q.data() + cols, gate_scales + nb, cols) + up_bias;
-          h[pair * I + j] = cpu::swiglu(gate, up, limit, alpha);
+    // h[pair, j] = swiglu(gate row 2j, up row 2j + 1) of the pair's token: tiles of fused rows.
+    run_experts(g, w1, T == 1 ? 64 : 32, [&](int32_t ex, int64_t r0, int64_t n, const std::vector<int32_t>& pairs,
+                                             const float* y, int64_t ldy) {
+      for (size_t p = 0; p < pairs.size(); ++p) {
+        float* hp = h + static_cast<int64_t>(pairs[p]) * I + r0 / 2;
+        const float* yp = y + static_cast<int64_t>(p) * ldy;
+        for (int64_t j = 0; j < n / 2; ++j) {
+          const float gate = yp[2 * j] + cpu::weight_at(b1, ex * rows + r0 + 2 * j);
+          const float up = yp[2 * j + 1] + cpu::weight_at(b1, ex * rows + r0 + 2 * j + 1);
+          hp[j] = cpu::swiglu(gate, up, limit, alpha);
         }
       }
-    });
+    }, [&](int32_t pair) { return xp + static_cast<int64_t>(pair / k) * cols; });
   }
 
   void f32_mxfp4w_moe_matmul_accumulate(const float* h, int T, int k, const int32_t* idx, const float* weight,
                                         const Mxfp4Experts& w2, const Weight& b2, float* out) override {
-    const int64_t rows = w2.rows, cols = w2.cols, nb = cols / kMxfp4BlockElems;
+    Timed tm(this, "moe down+sum", T);
+    const int64_t rows = w2.rows, cols = w2.cols;
+    const float* hp = chunk_order(hp_, h, T * k, cols);
     const ExpertGroups g = group_by_expert(idx, T, k, w2.experts);
-    std::vector<int32_t> slot_of(static_cast<size_t>(w2.experts), -1);
-    for (size_t u = 0; u < g.used.size(); ++u) slot_of[g.used[u]] = static_cast<int32_t>(u);
-    // Each token sums its experts in increasing expert order, as the exact path does.
-    std::vector<int32_t> order(static_cast<size_t>(T) * k);
-    for (int t = 0; t < T; ++t) {
-      int32_t* o = order.data() + static_cast<size_t>(t) * k;
-      for (int j = 0; j < k; ++j) o[j] = j;
-      std::sort(o, o + k, [&](int32_t a, int32_t c) { return idx[t * k + a] < idx[t * k + c]; });
-    }
-    // One work item = one output row: row r of every used expert is decoded once, then every
-    // token's weighted sum (bias included) is formed from the decoded rows.
-    const size_t per_item = static_cast<size_t>(cols) * (g.used.size() + static_cast<size_t>(T) * k);
-    const uint8_t* blocks = w2.blocks.as<uint8_t>();
-    const uint8_t* scales = w2.scales.as<uint8_t>();
-    cpu::parallel_for(static_cast<size_t>(rows), per_item, pool_, [&](size_t b, size_t e) {
-      std::vector<int8_t> q(g.used.size() * static_cast<size_t>(cols));
-      for (size_t rr = b; rr < e; ++rr) {
-        const int64_t r = static_cast<int64_t>(rr);
-        for (size_t u = 0; u < g.used.size(); ++u) {
-          const size_t row_index = static_cast<size_t>(g.used[u] * rows + r);
-          cpu_fast::mxfp4_row_to_i8(blocks + row_index * nb * kMxfp4BlockBytes, cols, q.data() + u * cols);
-        }
-        for (int t = 0; t < T; ++t) {
-          float acc = 0.0f;
-          for (int s = 0; s < k; ++s) {
-            const int j = order[static_cast<size_t>(t) * k + s];
-            const int32_t ex = idx[t * k + j];
-            const size_t row_index = static_cast<size_t>(ex * rows + r);
-            const float y = cpu_fast::dot_mxfp4_i8(h + (static_cast<int64_t>(t) * k + j) * cols,
-                                                   q.data() + static_cast<size_t>(slot_of[ex]) * cols,
-                                                   scales + row_index * nb, cols) +
-                            cpu::weight_at(b2, ex * rows + r);
-            acc += y * weight[t * k + j];
-          }
-          out[t * rows + r] = acc;
+    // y[pair, r] = W2[expert] row r . h[pair], then each token's weighted sum in increasing expert
+    // order (as the exact path adds them), bias included.
+    y_.resize(static_cast<size_t>(T) * k * rows);
+    float* y = y_.data();
+    run_experts(g, w2, T == 1 ? 64 : 32, [&](int32_t ex, int64_t r0, int64_t n, const std::vector<int32_t>& pairs,
+                                             const float* yt, int64_t ldy) {
+      for (size_t p = 0; p < pairs.size(); ++p) {
+        float* yo = y + static_cast<int64_t>(pairs[p]) * rows + r0;
+        const float* yi = yt + static_cast<int64_t>(p) * ldy;
+        for (int64_t r = 0; r < n; ++r) yo[r] = yi[r] + cpu::weight_at(b2, ex * rows + r0 + r);
+      }
+    }, [&](int32_t pair) { return hp + static_cast<int64_t>(pair) * cols; });
+    cpu::parallel_for(static_cast<size_t>(T), static_cast<size_t>(k * rows), pool_, [&](size_t b, size_t e) {
+      std::vector<int32_t> order(static_cast<size_t>(k));
+      for (size_t t = b; t < e; ++t) {
+        for (int j = 0; j < k; ++j) order[j] = j;
+        std::sort(order.begin(), order.end(), [&](int32_t a, int32_t c) { return idx[t * k + a] < idx[t * k + c]; });
+        float* o = out + t * rows;
+        for (int64_t r = 0; r < rows; ++r) o[r] = 0.0f;
+        for (const int32_t j : order) {
+          const float wj = weight[t * k + j];
+          const float* yj = y + (static_cast<int64_t>(t) * k + j) * rows;
+          for (int64_t r = 0; r < rows; ++r) o[r] += yj[r] * wj;
         }
       }
     });
   }
 
  private:
+  // Wall time of each op by name (ops are synchronous here), when GPTOSS_CPU_FAST_PROFILE is set.
+  struct ProfileEntry {
+    double seconds = 0.0;
+    long calls = 0;
+  };
+  class Timed {
+   public:
+    Timed(CpuFastBackend* be, const char* op, int T, int64_t rows = 0)
+        : be_(be->profile_ ? be : nullptr), op_(op), T_(T), rows_(rows) {
+      if (be_) t0_ = std::chrono::steady_clock::now();
+    }
+    ~Timed() {
+      if (!be_) return;
+      std::string key = rows_ ? std::string(op_) + " rows=" + std::to_string(rows_) : std::string(op_);
+      if (T_ > 0) key += T_ == 1 ? " T=1" : " T>1";
+      ProfileEntry& e = be_->prof_[key];
+      e.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+      ++e.calls;
+    }
+
+   private:
+    CpuFastBackend* be_;
+    const char* op_;
+    int T_;
+    int64_t rows_;
+    std::chrono::steady_clock::time_point t0_;
+  };
+
+  static constexpr int kTokenBlock = 64;  // tokens per GEMM pass over a weight tile (fit in L2)
+  static constexpr size_t kGemvMaxPairs = 2;  // up to this many tokens an expert runs as GEMVs
+
+  // Rows per task for a T = 1 GEMV over n rows: at least `min_rows`, at most ~16 tasks per thread.
+  int64_t row_task(int64_t n, int64_t min_rows) const {
+    const int64_t tasks = std::max<int64_t>(1, 16 * pool_.size());
+    return std::max(min_rows, (n + tasks - 1) / tasks);
+  }
+
+  // x rows [T, n] in chunk order, in a buffer of this backend.
+  static const float* chunk_order(std::vector<float>& buf, const float* x, int T, int64_t n) {
+    buf.resize(static_cast<size_t>(T) * n);
+    for (int t = 0; t < T; ++t) cpu_fast::to_chunk_order(x + t * n, n, buf.data() + t * n);
+    return buf.data();
+  }
+
+  // For every used expert and tile of `tile` weight rows: y[p, r] = row r0 + r . input(pairs[p])
+  // for all pairs routed to that expert, handed to emit(expert, r0, n, pairs, y, ldy). Tasks are
+  // (expert, tile) in expert-major order, taken dynamically by the pool's threads. Few pairs: MXFP4
+  // GEMV straight from the blocks; more: the tile is decoded to f32 once and multiplied as a GEMM.
+  template <typename Emit, typename Input>
+  void run_experts(const ExpertGroups& g, const Mxfp4Experts& w, int64_t tile, Emit&& emit, Input&& input) {
+    const int64_t rows = w.rows, cols = w.cols, nb = cols / kMxfp4BlockElems;
+    const int64_t tiles = (rows + tile - 1) / tile;
+    const uint8_t* blocks = w.blocks.as<uint8_t>();
+    const uint8_t* scales = w.scales.as<uint8_t>();
+    pool_.run(static_cast<int>(g.used.size() * tiles), [&](int i) {
+      const int32_t ex = g.used[static_cast<size_t>(i / tiles)];
+      const int64_t r0 = (i % tiles) * tile, n = std::min(tile, rows - r0);
+      const std::vector<int32_t>& pairs = g.pairs[ex];
+      const size_t first = static_cast<size_t>(ex * rows + r0);
+      const uint8_t* bl = blocks + first * nb * kMxfp4BlockBytes;
+      const uint8_t* sc = scales + first * nb;
+      thread_local std::vector<float> yt, panel;
+      thread_local std::vector<const float*> xs;
+      yt.resize(pairs.size() * static_cast<size_t>(n));
+      if (pairs.size() <= kGemvMaxPairs) {
+        for (size_t p = 0; p < pairs.size(); ++p) cpu_fast::gemv_mxfp4(input(pairs[p]), bl, sc, cols, n, yt.data() + p * n);
+      } else {
+        panel.resize(static_cast<size_t>(n * cols));
+        cpu_fast::mxfp4_rows_to_f32(bl, sc, cols, n, panel.data());
+        xs.resize(pairs.size());
+        for (size_t p = 0; p < pairs.size(); ++p) xs[p] = input(pairs[p]);
+        for (size_t p0 = 0; p0 < pairs.size(); p0 += kTokenBlock) {
+          const int64_t pn = std::min<int64_t>(kTokenBlock, static_cast<int64_t>(pairs.size() - p0));
+          cpu_fast::gemm_f32(xs.data() + p0, pn, panel.data(), cols, n, cols, yt.data() + p0 * n, n);
+        }
+      }
+      emit(ex, r0, n, pairs, yt.data(), n);
+    });
+  }
+
   std::unique_ptr<Backend> exact_;
   cpu::ThreadPool pool_;
+  std::vector<float> xp_, hp_, y_;  // activations in chunk order; expert outputs per (token, slot)
+  const bool profile_;
+  std::map<std::string, ProfileEntry> prof_;
 };
 
 }  // namespace

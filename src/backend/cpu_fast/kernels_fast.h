@@ -1,24 +1,43 @@
 // Highway kernels of the cpu-fast backend (runtime dispatch: one binary, best SIMD target of the
 // machine). They compute the same sums as the exact kernels in backend/cpu/kernels.h with the same
 // decoded weight values (bf16 and MXFP4 are exact in f32); only the order of additions differs.
+//
+// "Chunk order": a vector of n values is split into 32-element chunks and each chunk is stored as
+// its 16 even elements followed by its 16 odd elements; a tail of n % 32 elements stays in order.
+// It is the order in which the kernels find weights in memory without shuffling them (the two
+// bf16 of a 32-bit word, the two nibbles of an MXFP4 byte), so activations are put in chunk order
+// once (to_chunk_order) and every weight row is then consumed in place. A dot product of two
+// vectors both in chunk order equals the dot product in natural order.
 #pragma once
 
 #include <cstdint>
 
 namespace gptoss::cpu_fast {
 
-// sum_i x[i] * bf16(w[i]).
-float dot_bf16(const float* x, const uint16_t* w, int64_t n);
+// xp = x in chunk order (x and xp must not overlap); from_chunk_order is the inverse.
+void to_chunk_order(const float* x, int64_t n, float* xp);
+void from_chunk_order(const float* xp, int64_t n, float* x);
+
+// out[r] = sum_i x[i] * bf16(w[r * stride + i]) for r < rows; xp is x in chunk order.
+void gemv_bf16(const float* xp, const uint16_t* w, int64_t stride, int64_t n, int64_t rows, float* out);
+
+// out[r] = sum_i x[i] * mxfp4(row r)[i] for r < rows: consecutive MXFP4 rows of `cols` (a multiple
+// of 32) elements (16 bytes per 32 elements; element 2j in the low nibble of byte j of a block) and
+// their E8M0 scales (cols / 32 per row); xp is x in chunk order.
+void gemv_mxfp4(const float* xp, const uint8_t* blocks, const uint8_t* scales, int64_t cols, int64_t rows,
+                float* out);
+
+// Decodes `rows` weight rows to f32 in chunk order, row r at out + r * n (bf16: row stride `stride`).
+void bf16_rows_to_f32(const uint16_t* w, int64_t stride, int64_t n, int64_t rows, float* out);
+void mxfp4_rows_to_f32(const uint8_t* blocks, const uint8_t* scales, int64_t cols, int64_t rows, float* out);
+
+// out[t * ldo + r] = sum_i x[t][i] * w[r * ldw + i] for t < T, r < R (f32 rows of n; any common
+// order of the i, e.g. both in chunk order).
+void gemm_f32(const float* const* x, int64_t T, const float* w, int64_t ldw, int64_t R, int64_t n, float* out,
+              int64_t ldo);
+
 // sum_i x[i] * w[i].
 float dot_f32(const float* x, const float* w, int64_t n);
-// out[i] = bf16(w[i]) as f32.
-void bf16_to_f32(const uint16_t* w, int64_t n, float* out);
-
-// Decodes an MXFP4 row of `cols` (a multiple of 32) elements to int8 codes at twice their E2M1
-// value ({0,1,2,3,4,6,8,12} and negatives), in element order; the scale is applied by dot_mxfp4_i8.
-void mxfp4_row_to_i8(const uint8_t* blocks, int64_t cols, int8_t* out);
-// sum_i x[i] * value_i for a row decoded by mxfp4_row_to_i8 with E8M0 scales [cols/32].
-float dot_mxfp4_i8(const float* x, const int8_t* q, const uint8_t* scales, int64_t cols);
 
 // The SIMD target the dispatch chose on this machine (e.g. "AVX3", "AVX2", "NEON").
 const char* simd_target();

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
@@ -58,45 +59,104 @@ void for_each_target(Body body) {
   EXPECT_GE(tried, 2);  // at least one SIMD target and the scalar fallback
 }
 
-TEST(CpuFastKernels, DotBf16MatchesExact) { for_each_target([] {
-  std::mt19937 rng(1);
-  for (int64_t n : {1, 7, 16, 31, 64, 100, 2880, 4096}) {
-    auto x = randn(rng, n);
-    auto wf = randn(rng, n);
-    std::vector<uint16_t> w(n);
-    double mag = 0.0;
-    for (int64_t i = 0; i < n; ++i) {
-      w[i] = to_bf16(wf[i]);
-      mag += std::fabs(x[i] * bf16_to_f32(w[i]));
+std::vector<float> chunked(const std::vector<float>& x) {
+  std::vector<float> xp(x.size());
+  cpu_fast::to_chunk_order(x.data(), static_cast<int64_t>(x.size()), xp.data());
+  return xp;
+}
+
+TEST(CpuFastKernels, ChunkOrderIsEvenThenOddPer32) {
+  std::vector<float> x(70);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i);
+  const auto xp = chunked(x);
+  for (int c = 0; c < 2; ++c) {
+    for (int j = 0; j < 16; ++j) {
+      EXPECT_EQ(xp[32 * c + j], 32 * c + 2 * j);
+      EXPECT_EQ(xp[32 * c + 16 + j], 32 * c + 2 * j + 1);
     }
-    const float want = cpu::dot_f32(x.data(), w.data(), ElemType::kBF16, n);
-    EXPECT_NEAR(cpu_fast::dot_bf16(x.data(), w.data(), n), want, kRelTol * mag) << n;
-    std::vector<float> widened(n);
-    cpu_fast::bf16_to_f32(w.data(), n, widened.data());
-    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(widened[i], bf16_to_f32(w[i])) << i;
-    EXPECT_NEAR(cpu_fast::dot_f32(x.data(), widened.data(), n), want, kRelTol * mag) << n;
+  }
+  EXPECT_EQ(xp[64], 64.0f);  // the tail stays in order
+  EXPECT_EQ(xp[69], 69.0f);
+  std::vector<float> back(x.size());
+  cpu_fast::from_chunk_order(xp.data(), 70, back.data());
+  EXPECT_EQ(back, x);
+}
+
+TEST(CpuFastKernels, Bf16GemvAndWideningMatchExact) { for_each_target([] {
+  std::mt19937 rng(1);
+  for (int64_t n : {1, 7, 16, 31, 32, 64, 100, 2880, 4096}) {
+    const int64_t rows = 5, stride = n + 3;  // odd row count, rows not 4-byte aligned
+    auto x = randn(rng, n);
+    auto wf = randn(rng, rows * stride);
+    std::vector<uint16_t> w(rows * stride);
+    for (size_t i = 0; i < w.size(); ++i) w[i] = to_bf16(wf[i]);
+    const auto xp = chunked(x);
+    std::vector<float> got(rows), widened(rows * n);
+    cpu_fast::gemv_bf16(xp.data(), w.data(), stride, n, rows, got.data());
+    cpu_fast::bf16_rows_to_f32(w.data(), stride, n, rows, widened.data());
+    for (int64_t r = 0; r < rows; ++r) {
+      const uint16_t* wr = w.data() + r * stride;
+      double mag = 0.0;
+      std::vector<float> natural(n);
+      for (int64_t i = 0; i < n; ++i) {
+        mag += std::fabs(x[i] * bf16_to_f32(wr[i]));
+        natural[i] = bf16_to_f32(wr[i]);
+      }
+      const float want = cpu::dot_f32(x.data(), wr, ElemType::kBF16, n);
+      EXPECT_NEAR(got[r], want, kRelTol * mag) << n << " row " << r;
+      // Widening is exact and lands in chunk order.
+      ASSERT_EQ(std::vector<float>(widened.begin() + r * n, widened.begin() + (r + 1) * n), chunked(natural)) << n;
+      EXPECT_NEAR(cpu_fast::dot_f32(xp.data(), widened.data() + r * n, n), want, kRelTol * mag) << n;
+    }
   }
 }); }
 
-TEST(CpuFastKernels, Mxfp4DecodeAndDotMatchExact) { for_each_target([] {
+TEST(CpuFastKernels, Mxfp4GemvAndDecodeMatchExact) { for_each_target([] {
   std::mt19937 rng(2);
   for (int64_t cols : {32, 64, 96, 2880}) {
-    const int64_t nb = cols / 32;
-    auto blocks = rand_bytes(rng, nb * 16);
-    auto scales = rand_bytes(rng, nb, 110, 135);
-    scales[0] = 0;  // smallest scale: 2^-127 (decoded at 2^-128 x doubled codes)
-    std::vector<float> ref(cols);
-    cpu::mxfp4_row_to_f32(blocks.data(), scales.data(), cols, ref.data());
-    std::vector<int8_t> q(cols);
-    cpu_fast::mxfp4_row_to_i8(blocks.data(), cols, q.data());
-    for (int64_t i = 0; i < cols; ++i) {
-      ASSERT_EQ(static_cast<float>(q[i]) * 0.5f * e8m0_to_f32(scales[i / 32]), ref[i]) << "cols " << cols << " i " << i;
-    }
+    const int64_t nb = cols / 32, rows = 3;
+    auto blocks = rand_bytes(rng, rows * nb * 16);
+    auto scales = rand_bytes(rng, rows * nb, 110, 135);
+    scales[0] = 0;  // smallest scale 2^-127
+    scales[rows * nb - 1] = 140;
     auto x = randn(rng, cols);
-    double mag = 0.0;
-    for (int64_t i = 0; i < cols; ++i) mag += std::fabs(x[i] * ref[i]);
-    const float want = cpu::dot_f32(x.data(), ref.data(), ElemType::kF32, cols);
-    EXPECT_NEAR(cpu_fast::dot_mxfp4_i8(x.data(), q.data(), scales.data(), cols), want, kRelTol * mag) << cols;
+    const auto xp = chunked(x);
+    std::vector<float> got(rows), decoded(rows * cols);
+    cpu_fast::gemv_mxfp4(xp.data(), blocks.data(), scales.data(), cols, rows, got.data());
+    cpu_fast::mxfp4_rows_to_f32(blocks.data(), scales.data(), cols, rows, decoded.data());
+    for (int64_t r = 0; r < rows; ++r) {
+      std::vector<float> ref(cols);
+      cpu::mxfp4_row_to_f32(blocks.data() + r * nb * 16, scales.data() + r * nb, cols, ref.data());
+      // Decoding is exact and lands in chunk order.
+      ASSERT_EQ(std::vector<float>(decoded.begin() + r * cols, decoded.begin() + (r + 1) * cols), chunked(ref))
+          << "cols " << cols << " row " << r;
+      double mag = 0.0;
+      for (int64_t i = 0; i < cols; ++i) mag += std::fabs(x[i] * ref[i]);
+      const float want = cpu::dot_f32(x.data(), ref.data(), ElemType::kF32, cols);
+      EXPECT_NEAR(got[r], want, kRelTol * mag) << cols << " row " << r;
+    }
+  }
+}); }
+
+TEST(CpuFastKernels, GemmMatchesDots) { for_each_target([] {
+  std::mt19937 rng(5);
+  for (const auto& [T, R, n] : {std::tuple<int, int, int>{1, 1, 5}, {3, 2, 40}, {4, 4, 64}, {9, 7, 2880}, {6, 13, 33}}) {
+    auto x = randn(rng, static_cast<size_t>(T) * n);
+    auto w = randn(rng, static_cast<size_t>(R) * (n + 1));
+    std::vector<const float*> xs(T);
+    for (int t = 0; t < T; ++t) xs[t] = x.data() + static_cast<size_t>(t) * n;
+    const int64_t ldo = R + 2;
+    std::vector<float> out(static_cast<size_t>(T) * ldo, -7.0f);
+    cpu_fast::gemm_f32(xs.data(), T, w.data(), n + 1, R, n, out.data(), ldo);
+    for (int t = 0; t < T; ++t) {
+      for (int r = 0; r < R; ++r) {
+        double mag = 0.0;
+        for (int i = 0; i < n; ++i) mag += std::fabs(xs[t][i] * w[r * (n + 1) + i]);
+        const float want = cpu::dot_f32(xs[t], w.data() + r * (n + 1), ElemType::kF32, n);
+        EXPECT_NEAR(out[t * ldo + r], want, kRelTol * mag) << T << "x" << R << "x" << n << " t " << t << " r " << r;
+      }
+      EXPECT_EQ(out[t * ldo + R], -7.0f);  // nothing written past R
+    }
   }
 }); }
 
@@ -129,7 +189,8 @@ TEST(CpuFastBackend, MatmulMatchesExact) {
   EXPECT_EQ(p.fast->name(), "cpu-fast");
   struct Shape { int64_t n, k; int T; bool bias; };
   for (const Shape s : {Shape{5, 7, 1, true}, Shape{33, 64, 3, false}, Shape{5120, 2880, 1, true},
-                        Shape{640, 2880, 5, true}, Shape{2880, 4096, 2, false}}) {
+                        Shape{640, 2880, 5, true}, Shape{2880, 4096, 2, false},
+                        Shape{70, 2880, 70, true}}) {
     std::vector<uint16_t> wd(s.n * s.k), bd(s.n);
     for (auto& v : wd) v = to_bf16(std::normal_distribution<float>(0.0f, 0.02f)(rng));
     for (auto& v : bd) v = to_bf16(std::normal_distribution<float>(0.0f, 0.1f)(rng));
@@ -169,7 +230,8 @@ TEST(CpuFastBackend, MoeOpsMatchExact) {
   Pair p;
   struct Shape { int64_t experts, hidden, inter; int T, k; };
   for (const Shape s : {Shape{8, 64, 32, 3, 4}, Shape{16, 96, 32, 7, 4}, Shape{5, 2880, 2880, 1, 4},
-                        Shape{6, 2880, 512, 4, 2}}) {
+                        Shape{6, 2880, 512, 4, 2},
+                        Shape{4, 2880, 2880, 3, 4}, Shape{8, 2880, 256, 150, 4}}) {
     Experts w1(rng, s.experts, 2 * s.inter, s.hidden), w2(rng, s.experts, s.hidden, s.inter);
     std::vector<int32_t> idx(s.T * s.k);
     std::vector<float> weight(s.T * s.k);
