@@ -4,6 +4,7 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -48,68 +49,12 @@ namespace dt = gptoss::cpu_fast::detail;
 // At most 16 f32 lanes so that lane counts always divide the 16 even / 16 odd halves of a chunk.
 using DF = hn::CappedTag<float, 16>;
 
-// ---- bf16 -------------------------------------------------------------------------------------
-// A 32-bit load of two bf16 words (2i, 2i+1): shifting left by 16 gives element 2i as f32, masking
-// the low half gives element 2i + 1. No shuffles: the even/odd split lives in the activations.
-
-float DotBf16Row(const float* HWY_RESTRICT xp, const uint16_t* HWY_RESTRICT w, int64_t n) {
-  const DF df;
-  const hn::RebindToUnsigned<DF> du;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
-  const auto hi = hn::Set(du, 0xFFFF0000u);
-  auto a0 = hn::Zero(df), a1 = hn::Zero(df);
-  const int64_t chunks = n / 32;
-  for (int64_t c = 0; c < chunks; ++c) {
-    for (int64_t l = 0; l < 16; l += N) {
-      const auto u = hn::LoadU(du, reinterpret_cast<const uint32_t*>(w + 32 * c + 2 * l));
-      a0 = hn::MulAdd(hn::BitCast(df, hn::ShiftLeft<16>(u)), hn::LoadU(df, xp + 32 * c + l), a0);
-      a1 = hn::MulAdd(hn::BitCast(df, hn::And(u, hi)), hn::LoadU(df, xp + 32 * c + 16 + l), a1);
-    }
-  }
-  float s = hn::GetLane(hn::SumOfLanes(df, hn::Add(a0, a1)));
-  for (int64_t i = chunks * 32; i < n; ++i) s += xp[i] * dt::bf16_bits_to_f32(w[i]);
-  return s;
-}
-
-void GemvBf16(const float* HWY_RESTRICT xp, const uint16_t* HWY_RESTRICT w, int64_t stride, int64_t n,
-              int64_t rows, float* HWY_RESTRICT out) {
-  const DF df;
-  const hn::RebindToUnsigned<DF> du;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
-  const auto hi = hn::Set(du, 0xFFFF0000u);
-  const int64_t chunks = n / 32;
-  int64_t r = 0;
-  // Two rows at a time: four independent accumulators, one activation load per two FMAs.
-  for (; r + 2 <= rows; r += 2) {
-    const uint16_t* w0 = w + r * stride;
-    const uint16_t* w1 = w0 + stride;
-    auto a0 = hn::Zero(df), a1 = hn::Zero(df), b0 = hn::Zero(df), b1 = hn::Zero(df);
-    for (int64_t c = 0; c < chunks; ++c) {
-      for (int64_t l = 0; l < 16; l += N) {
-        const auto xe = hn::LoadU(df, xp + 32 * c + l);
-        const auto xo = hn::LoadU(df, xp + 32 * c + 16 + l);
-        const auto u0 = hn::LoadU(du, reinterpret_cast<const uint32_t*>(w0 + 32 * c + 2 * l));
-        const auto u1 = hn::LoadU(du, reinterpret_cast<const uint32_t*>(w1 + 32 * c + 2 * l));
-        a0 = hn::MulAdd(hn::BitCast(df, hn::ShiftLeft<16>(u0)), xe, a0);
-        a1 = hn::MulAdd(hn::BitCast(df, hn::And(u0, hi)), xo, a1);
-        b0 = hn::MulAdd(hn::BitCast(df, hn::ShiftLeft<16>(u1)), xe, b0);
-        b1 = hn::MulAdd(hn::BitCast(df, hn::And(u1, hi)), xo, b1);
-      }
-    }
-    float s0 = hn::GetLane(hn::SumOfLanes(df, hn::Add(a0, a1)));
-    float s1 = hn::GetLane(hn::SumOfLanes(df, hn::Add(b0, b1)));
-    for (int64_t i = chunks * 32; i < n; ++i) {
-      s0 += xp[i] * dt::bf16_bits_to_f32(w0[i]);
-      s1 += xp[i] * dt::bf16_bits_to_f32(w1[i]);
-    }
-    out[r] = s0;
-    out[r + 1] = s1;
-  }
-  for (; r < rows; ++r) out[r] = DotBf16Row(xp, w + r * stride, n);
-}
-
-void Bf16RowsToF32(const uint16_t* HWY_RESTRICT w, int64_t stride, int64_t n, int64_t rows,
-                   float* HWY_RESTRICT out) {
+// ---- Decoding weights to f32 in chunk order --------------------------------------------------
+// bf16: a 32-bit load of two bf16 words (2i, 2i+1): shifting left by 16 gives element 2i as f32,
+// masking the low half gives element 2i + 1. No shuffles: the even/odd split is chunk order.
+// Rows of n elements at w + r * stride go to out + r * ldo.
+void Bf16Decode(const uint16_t* HWY_RESTRICT w, int64_t stride, int64_t n, int64_t rows, float* HWY_RESTRICT out,
+                int64_t ldo) {
   const DF df;
   const hn::RebindToUnsigned<DF> du;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
@@ -117,7 +62,7 @@ void Bf16RowsToF32(const uint16_t* HWY_RESTRICT w, int64_t stride, int64_t n, in
   const int64_t chunks = n / 32;
   for (int64_t r = 0; r < rows; ++r) {
     const uint16_t* wr = w + r * stride;
-    float* o = out + r * n;
+    float* o = out + r * ldo;
     for (int64_t c = 0; c < chunks; ++c) {
       for (int64_t l = 0; l < 16; l += N) {
         const auto u = hn::LoadU(du, reinterpret_cast<const uint32_t*>(wr + 32 * c + 2 * l));
@@ -129,133 +74,92 @@ void Bf16RowsToF32(const uint16_t* HWY_RESTRICT w, int64_t stride, int64_t n, in
   }
 }
 
-// ---- MXFP4 ------------------------------------------------------------------------------------
-// Byte j of a block holds elements 2j (low nibble) and 2j + 1 (high nibble): the low nibbles of a
-// block are its 16 even elements, the high nibbles its 16 odd ones, i.e. chunk order.
-
+// MXFP4: byte j of a block holds elements 2j (low nibble) and 2j + 1 (high nibble), so the low
+// nibbles are the block's 16 even elements and the high nibbles its 16 odd ones: chunk order.
+// `nblk` blocks of each of `rows` rows (row r's blocks start at block r * row_blocks) go to
+// out + r * ldo; every value is E2M1 * 2^(e - 127), exactly as the exact path decodes it.
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-#define GPTOSS_MXFP4_F32_LUT 1
-// 16 f32 lanes: one block's 16 bytes widen to 16 lanes and a 16-entry f32 table lookup (VPERMPS)
-// turns each nibble into its E2M1 value; the block scale multiplies the block's partial sum.
-using D16 = hn::Full512<float>;
-
-HWY_INLINE void DecodeBlock(const uint8_t* HWY_RESTRICT blk, hn::Vec<D16> table, hn::Vec<D16>& lo,
-                            hn::Vec<D16>& hi) {
-  const D16 df;
-  const hn::RebindToSigned<D16> di;
+// 16 f32 lanes: a block's 16 bytes widen to 16 lanes and a 16-entry f32 table (the E2M1 values
+// times the block scale) is looked up by each nibble (VPERMPS).
+void Mxfp4Decode(const uint8_t* HWY_RESTRICT blocks, const uint8_t* HWY_RESTRICT scales, int64_t row_blocks,
+                 int64_t rows, int64_t nblk, float* HWY_RESTRICT out, int64_t ldo) {
+  const hn::Full512<float> df;
+  const hn::Full512<int32_t> di;
   const hn::Full128<uint8_t> d8;
-  const auto v = hn::BitCast(di, hn::PromoteTo(hn::RebindToUnsigned<D16>(), hn::LoadU(d8, blk)));
-  lo = hn::TableLookupLanes(table, hn::IndicesFromVec(df, hn::And(v, hn::Set(di, 15))));
-  hi = hn::TableLookupLanes(table, hn::IndicesFromVec(df, hn::ShiftRight<4>(v)));
-}
-
-float DotMxfp4Row(const float* HWY_RESTRICT xp, const uint8_t* HWY_RESTRICT blocks,
-                  const uint8_t* HWY_RESTRICT scales, int64_t nb) {
-  const D16 df;
   const auto table = hn::Load(df, dt::kE2M1);
-  auto a0 = hn::Zero(df), a1 = hn::Zero(df);
-  int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) {
-    hn::Vec<D16> l0, h0, l1, h1;
-    DecodeBlock(blocks + 16 * b, table, l0, h0);
-    DecodeBlock(blocks + 16 * b + 16, table, l1, h1);
-    const auto s0 = hn::MulAdd(h0, hn::LoadU(df, xp + 32 * b + 16), hn::Mul(l0, hn::LoadU(df, xp + 32 * b)));
-    const auto s1 =
-        hn::MulAdd(h1, hn::LoadU(df, xp + 32 * b + 48), hn::Mul(l1, hn::LoadU(df, xp + 32 * b + 32)));
-    a0 = hn::MulAdd(s0, hn::Set(df, dt::kScales.full[scales[b]]), a0);
-    a1 = hn::MulAdd(s1, hn::Set(df, dt::kScales.full[scales[b + 1]]), a1);
-  }
-  for (; b < nb; ++b) {
-    hn::Vec<D16> l0, h0;
-    DecodeBlock(blocks + 16 * b, table, l0, h0);
-    const auto s0 = hn::MulAdd(h0, hn::LoadU(df, xp + 32 * b + 16), hn::Mul(l0, hn::LoadU(df, xp + 32 * b)));
-    a0 = hn::MulAdd(s0, hn::Set(df, dt::kScales.full[scales[b]]), a0);
-  }
-  return hn::GetLane(hn::SumOfLanes(df, hn::Add(a0, a1)));
-}
-
-void Mxfp4RowsToF32(const uint8_t* HWY_RESTRICT blocks, const uint8_t* HWY_RESTRICT scales, int64_t cols,
-                    int64_t rows, float* HWY_RESTRICT out) {
-  const D16 df;
-  const auto table = hn::Load(df, dt::kE2M1);
-  const int64_t nb = cols / 32;
-  for (int64_t b = 0; b < rows * nb; ++b) {
-    hn::Vec<D16> lo, hi;
-    DecodeBlock(blocks + 16 * b, table, lo, hi);
-    const auto s = hn::Set(df, dt::kScales.full[scales[b]]);
-    hn::StoreU(hn::Mul(lo, s), df, out + 32 * b);
-    hn::StoreU(hn::Mul(hi, s), df, out + 32 * b + 16);
+  const auto mask = hn::Set(di, 15);
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* bl = blocks + r * row_blocks * 16;
+    const uint8_t* sc = scales + r * row_blocks;
+    float* o = out + r * ldo;
+    for (int64_t b = 0; b < nblk; ++b) {
+      const auto scaled = hn::Mul(table, hn::Set(df, dt::kScales.full[sc[b]]));
+      const auto v = hn::BitCast(di, hn::PromoteTo(hn::Full512<uint32_t>(), hn::LoadU(d8, bl + 16 * b)));
+      hn::StoreU(hn::TableLookupLanes(scaled, hn::IndicesFromVec(df, hn::And(v, mask))), df, o + 32 * b);
+      hn::StoreU(hn::TableLookupLanes(scaled, hn::IndicesFromVec(df, hn::ShiftRight<4>(v))), df, o + 32 * b + 16);
+    }
   }
 }
-
 #else
-// Other targets: a block's nibbles become int8 codes at twice their value (a 16-byte table lookup,
-// PSHUFB / TBL), already in chunk order; they are widened to f32 and the half scale applied.
-HWY_INLINE void DecodeBlockI8(const uint8_t* HWY_RESTRICT blk, int8_t* HWY_RESTRICT q) {
+// Other targets: the nibbles become int8 codes at twice their value (a 16-byte table lookup,
+// PSHUFB / TBL), widened to f32 and multiplied by half the scale.
+void Mxfp4Decode(const uint8_t* HWY_RESTRICT blocks, const uint8_t* HWY_RESTRICT scales, int64_t row_blocks,
+                 int64_t rows, int64_t nblk, float* HWY_RESTRICT out, int64_t ldo) {
+  const DF df;
+  const hn::Rebind<int8_t, DF> d8;
+  const hn::Rebind<int32_t, DF> d32;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  alignas(16) int8_t q[32];
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* bl = blocks + r * row_blocks * 16;
+    const uint8_t* sc = scales + r * row_blocks;
+    float* o = out + r * ldo;
+    for (int64_t b = 0; b < nblk; ++b) {
+      const uint8_t* blk = bl + 16 * b;
 #if HWY_TARGET == HWY_SCALAR
-  for (int j = 0; j < 16; ++j) {
-    q[j] = dt::kDoubledE2M1[blk[j] & 0x0f];
-    q[16 + j] = dt::kDoubledE2M1[blk[j] >> 4];
-  }
+      for (int j = 0; j < 16; ++j) {
+        q[j] = dt::kDoubledE2M1[blk[j] & 0x0f];
+        q[16 + j] = dt::kDoubledE2M1[blk[j] >> 4];
+      }
 #else
-  const hn::Full128<uint8_t> d8;
-  const hn::Full128<int8_t> di8;
-  const auto table = hn::Load(di8, dt::kDoubledE2M1);
-  const auto v = hn::LoadU(d8, blk);
-  hn::StoreU(hn::TableLookupBytes(table, hn::BitCast(di8, hn::And(v, hn::Set(d8, uint8_t{0x0f})))), di8, q);
-  hn::StoreU(hn::TableLookupBytes(table, hn::BitCast(di8, hn::ShiftRight<4>(v))), di8, q + 16);
+      const hn::Full128<uint8_t> du8;
+      const hn::Full128<int8_t> di8;
+      const auto table = hn::Load(di8, dt::kDoubledE2M1);
+      const auto v = hn::LoadU(du8, blk);
+      hn::StoreU(hn::TableLookupBytes(table, hn::BitCast(di8, hn::And(v, hn::Set(du8, uint8_t{0x0f})))), di8, q);
+      hn::StoreU(hn::TableLookupBytes(table, hn::BitCast(di8, hn::ShiftRight<4>(v))), di8, q + 16);
 #endif
-}
-
-float DotMxfp4Row(const float* HWY_RESTRICT xp, const uint8_t* HWY_RESTRICT blocks,
-                  const uint8_t* HWY_RESTRICT scales, int64_t nb) {
-  const DF df;
-  const hn::Rebind<int8_t, DF> d8;
-  const hn::Rebind<int32_t, DF> d32;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
-  auto acc = hn::Zero(df);
-  alignas(16) int8_t q[32];
-  for (int64_t b = 0; b < nb; ++b) {
-    DecodeBlockI8(blocks + 16 * b, q);
-    auto blk = hn::Zero(df);
-    for (int64_t i = 0; i < 32; i += N) {
-      blk = hn::MulAdd(hn::ConvertTo(df, hn::PromoteTo(d32, hn::LoadU(d8, q + i))), hn::LoadU(df, xp + 32 * b + i),
-                       blk);
-    }
-    acc = hn::MulAdd(blk, hn::Set(df, dt::kScales.half[scales[b]]), acc);
-  }
-  return hn::GetLane(hn::SumOfLanes(df, acc));
-}
-
-void Mxfp4RowsToF32(const uint8_t* HWY_RESTRICT blocks, const uint8_t* HWY_RESTRICT scales, int64_t cols,
-                    int64_t rows, float* HWY_RESTRICT out) {
-  const DF df;
-  const hn::Rebind<int8_t, DF> d8;
-  const hn::Rebind<int32_t, DF> d32;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
-  alignas(16) int8_t q[32];
-  for (int64_t b = 0; b < rows * (cols / 32); ++b) {
-    DecodeBlockI8(blocks + 16 * b, q);
-    const auto s = hn::Set(df, dt::kScales.half[scales[b]]);
-    for (int64_t i = 0; i < 32; i += N) {
-      hn::StoreU(hn::Mul(hn::ConvertTo(df, hn::PromoteTo(d32, hn::LoadU(d8, q + i))), s), df, out + 32 * b + i);
+      const auto s = hn::Set(df, dt::kScales.half[sc[b]]);
+      for (int64_t i = 0; i < 32; i += N) {
+        hn::StoreU(hn::Mul(hn::ConvertTo(df, hn::PromoteTo(d32, hn::LoadU(d8, q + i))), s), df, o + 32 * b + i);
+      }
     }
   }
 }
 #endif
 
-void GemvMxfp4(const float* HWY_RESTRICT xp, const uint8_t* HWY_RESTRICT blocks, const uint8_t* HWY_RESTRICT scales,
-               int64_t cols, int64_t rows, float* HWY_RESTRICT out) {
-  const int64_t nb = cols / 32;
-  for (int64_t r = 0; r < rows; ++r) out[r] = DotMxfp4Row(xp, blocks + r * nb * 16, scales + r * nb, nb);
+void Bf16RowsToF32(const uint16_t* HWY_RESTRICT w, int64_t stride, int64_t n, int64_t rows, float* HWY_RESTRICT out) {
+  Bf16Decode(w, stride, n, rows, out, n);
+}
+
+void Mxfp4RowsToF32(const uint8_t* HWY_RESTRICT blocks, const uint8_t* HWY_RESTRICT scales, int64_t cols, int64_t rows,
+                    float* HWY_RESTRICT out) {
+  Mxfp4Decode(blocks, scales, cols / 32, rows, cols / 32, out, cols);
 }
 
 // ---- f32 GEMM ---------------------------------------------------------------------------------
-// A TR x RR tile of out (TR tokens, RR weight rows; at most 4 x 4 = 16 accumulators) over the whole
-// inner dimension: each loaded activation vector feeds RR FMAs and each weight vector TR.
+// Every output (token t, row r) is one f32 accumulator vector over the inner blocks of kBlock
+// elements, reduced per block and added up block by block, whatever the tile shape or the number
+// of tokens: results do not depend on the batch. The GEMVs below use the same tiles on weights
+// decoded kBlock at a time, so a token gets the same bits alone (decode) or in a batch (prefill).
+constexpr int64_t kBlock = 256;
+
+// A TR x RR tile of out (TR tokens, RR weight rows; at most 4 x 4 = 16 accumulators) over the inner
+// range [k0, k1): each loaded activation vector feeds RR FMAs and each weight vector TR. The tile's
+// sums are stored (add = false) or added to out.
 template <int TR, int RR>
-HWY_INLINE void GemmTile(const float* const* x, const float* HWY_RESTRICT w, int64_t ldw, int64_t n,
-                         float* HWY_RESTRICT out, int64_t ldo) {
+HWY_INLINE void GemmTile(const float* const* x, const float* HWY_RESTRICT w, int64_t ldw, int64_t k0, int64_t k1,
+                         bool add, float* HWY_RESTRICT out, int64_t ldo) {
   const DF df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   const float* x0 = x[0];
@@ -270,8 +174,8 @@ HWY_INLINE void GemmTile(const float* const* x, const float* HWY_RESTRICT w, int
   auto c10 = c00, c11 = c00, c12 = c00, c13 = c00;
   auto c20 = c00, c21 = c00, c22 = c00, c23 = c00;
   auto c30 = c00, c31 = c00, c32 = c00, c33 = c00;
-  int64_t i = 0;
-  for (; i + N <= n; i += N) {
+  int64_t i = k0;
+  for (; i + N <= k1; i += N) {
     const auto v0 = hn::LoadU(df, w0 + i);
     const auto v1 = RR > 1 ? hn::LoadU(df, w1 + i) : v0;
     const auto v2 = RR > 2 ? hn::LoadU(df, w2 + i) : v0;
@@ -294,11 +198,14 @@ HWY_INLINE void GemmTile(const float* const* x, const float* HWY_RESTRICT w, int
   const float* ws[4] = {w0, w1, w2, w3};
   auto tail = [&](int t, int r) {
     float s = 0.0f;
-    for (int64_t j = i; j < n; ++j) s += xs[t][j] * ws[r][j];
+    for (int64_t j = i; j < k1; ++j) s += xs[t][j] * ws[r][j];
     return s;
   };
-#define GPTOSS_GEMM_OUT(t, r) \
-  if (t < TR && r < RR) out[t * ldo + r] = hn::GetLane(hn::SumOfLanes(df, c##t##r)) + tail(t, r);
+#define GPTOSS_GEMM_OUT(t, r)                                                        \
+  if (t < TR && r < RR) {                                                            \
+    const float v = hn::GetLane(hn::SumOfLanes(df, c##t##r)) + tail(t, r);           \
+    out[t * ldo + r] = add ? out[t * ldo + r] + v : v;                               \
+  }
   GPTOSS_GEMM_OUT(0, 0) GPTOSS_GEMM_OUT(0, 1) GPTOSS_GEMM_OUT(0, 2) GPTOSS_GEMM_OUT(0, 3)
   GPTOSS_GEMM_OUT(1, 0) GPTOSS_GEMM_OUT(1, 1) GPTOSS_GEMM_OUT(1, 2) GPTOSS_GEMM_OUT(1, 3)
   GPTOSS_GEMM_OUT(2, 0) GPTOSS_GEMM_OUT(2, 1) GPTOSS_GEMM_OUT(2, 2) GPTOSS_GEMM_OUT(2, 3)
@@ -308,23 +215,120 @@ HWY_INLINE void GemmTile(const float* const* x, const float* HWY_RESTRICT w, int
 
 void GemmF32(const float* const* x, int64_t T, const float* HWY_RESTRICT w, int64_t ldw, int64_t R, int64_t n,
              float* HWY_RESTRICT out, int64_t ldo) {
-  // Weight rows outside (4 rows stay in L1/L2 while every token passes over them).
-  int64_t r = 0;
-  for (; r + 4 <= R; r += 4) {
+  // Blocks of the inner dimension small enough that the R weight rows of a block stay in L1 while
+  // every 4-token tile passes over them (each tile's activations are reused by all row tiles).
+  for (int64_t k0 = 0; k0 < n; k0 += kBlock) {
+    const int64_t k1 = std::min(n, k0 + kBlock);
+    const bool add = k0 > 0;
     int64_t t = 0;
-    for (; t + 4 <= T; t += 4) GemmTile<4, 4>(x + t, w + r * ldw, ldw, n, out + t * ldo + r, ldo);
-    for (; t < T; ++t) GemmTile<1, 4>(x + t, w + r * ldw, ldw, n, out + t * ldo + r, ldo);
-  }
-  for (; r < R; ++r) {
-    int64_t t = 0;
-    for (; t + 4 <= T; t += 4) GemmTile<4, 1>(x + t, w + r * ldw, ldw, n, out + t * ldo + r, ldo);
-    for (; t < T; ++t) GemmTile<1, 1>(x + t, w + r * ldw, ldw, n, out + t * ldo + r, ldo);
+    for (; t + 4 <= T; t += 4) {
+      int64_t r = 0;
+      for (; r + 4 <= R; r += 4) GemmTile<4, 4>(x + t, w + r * ldw, ldw, k0, k1, add, out + t * ldo + r, ldo);
+      for (; r < R; ++r) GemmTile<4, 1>(x + t, w + r * ldw, ldw, k0, k1, add, out + t * ldo + r, ldo);
+    }
+    for (; t < T; ++t) {
+      int64_t r = 0;
+      for (; r + 4 <= R; r += 4) GemmTile<1, 4>(x + t, w + r * ldw, ldw, k0, k1, add, out + t * ldo + r, ldo);
+      for (; r < R; ++r) GemmTile<1, 1>(x + t, w + r * ldw, ldw, k0, k1, add, out + t * ldo + r, ldo);
+    }
   }
 }
 
+// ---- GEMV (one token): decode kBlock elements of 4 rows into L1, then the GEMM tile --------------
+template <typename Decode>
+HWY_INLINE void GemvByBlocks(const float* HWY_RESTRICT xp, int64_t n, int64_t rows, float* HWY_RESTRICT out,
+                             Decode&& decode) {
+  HWY_ALIGN float buf[4 * kBlock];
+  for (int64_t r0 = 0; r0 < rows; r0 += 4) {
+    const int64_t rr = std::min<int64_t>(4, rows - r0);
+    for (int64_t k0 = 0; k0 < n; k0 += kBlock) {
+      const int64_t kn = std::min(kBlock, n - k0);
+      decode(r0, rr, k0, kn, buf);
+      const float* xk = xp + k0;
+      if (rr == 4) {
+        GemmTile<1, 4>(&xk, buf, kBlock, 0, kn, k0 > 0, out + r0, 0);
+      } else {
+        for (int64_t j = 0; j < rr; ++j) GemmTile<1, 1>(&xk, buf + j * kBlock, kBlock, 0, kn, k0 > 0, out + r0 + j, 0);
+      }
+    }
+  }
+}
+
+void GemvBf16(const float* HWY_RESTRICT xp, const uint16_t* HWY_RESTRICT w, int64_t stride, int64_t n, int64_t rows,
+              float* HWY_RESTRICT out) {
+  GemvByBlocks(xp, n, rows, out, [&](int64_t r0, int64_t rr, int64_t k0, int64_t kn, float* buf) {
+    Bf16Decode(w + r0 * stride + k0, stride, kn, rr, buf, kBlock);
+  });
+}
+
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+// AVX-512: the same arithmetic as decoding a block into the buffer and running GemmTile<1, 4> over
+// it (one accumulator per row, evens then odds of each block, reduced per kBlock), with the decoded
+// vectors kept in registers. VPERMPS reads only the low 4 bits of each index, so the high nibble's
+// bits above them need no mask.
+void GemvMxfp4(const float* HWY_RESTRICT xp, const uint8_t* HWY_RESTRICT blocks, const uint8_t* HWY_RESTRICT scales,
+               int64_t cols, int64_t rows, float* HWY_RESTRICT out) {
+  const hn::Full512<float> df;
+  const hn::Full128<uint8_t> d8;
+  const hn::Full512<uint32_t> du;
+  const int64_t nb = cols / 32;
+  const __m512 table = hn::Load(df, dt::kE2M1).raw;
+  auto step = [&](const uint8_t* blk, uint8_t e, hn::Vec512<float> xe, hn::Vec512<float> xo, hn::Vec512<float> acc) {
+    const __m512 scaled = _mm512_mul_ps(table, _mm512_set1_ps(dt::kScales.full[e]));
+    const __m512i v = hn::PromoteTo(du, hn::LoadU(d8, blk)).raw;
+    acc = hn::MulAdd(xe, hn::Vec512<float>{_mm512_permutexvar_ps(v, scaled)}, acc);
+    return hn::MulAdd(xo, hn::Vec512<float>{_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), scaled)}, acc);
+  };
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const uint8_t* b0 = blocks + r * nb * 16;
+    const uint8_t* s0 = scales + r * nb;
+    for (int64_t k0 = 0; k0 < cols; k0 += kBlock) {
+      const int64_t b1 = std::min(cols, k0 + kBlock) / 32;
+      auto a0 = hn::Zero(df), a1 = a0, a2 = a0, a3 = a0;
+      for (int64_t b = k0 / 32; b < b1; ++b) {
+        const auto xe = hn::LoadU(df, xp + 32 * b), xo = hn::LoadU(df, xp + 32 * b + 16);
+        a0 = step(b0 + 16 * b, s0[b], xe, xo, a0);
+        a1 = step(b0 + 16 * (nb + b), s0[nb + b], xe, xo, a1);
+        a2 = step(b0 + 16 * (2 * nb + b), s0[2 * nb + b], xe, xo, a2);
+        a3 = step(b0 + 16 * (3 * nb + b), s0[3 * nb + b], xe, xo, a3);
+      }
+      const float v0 = hn::GetLane(hn::SumOfLanes(df, a0)) + 0.0f, v1 = hn::GetLane(hn::SumOfLanes(df, a1)) + 0.0f;
+      const float v2 = hn::GetLane(hn::SumOfLanes(df, a2)) + 0.0f, v3 = hn::GetLane(hn::SumOfLanes(df, a3)) + 0.0f;
+      const bool add = k0 > 0;
+      out[r] = add ? out[r] + v0 : v0;
+      out[r + 1] = add ? out[r + 1] + v1 : v1;
+      out[r + 2] = add ? out[r + 2] + v2 : v2;
+      out[r + 3] = add ? out[r + 3] + v3 : v3;
+    }
+  }
+  for (; r < rows; ++r) {
+    const uint8_t* b0 = blocks + r * nb * 16;
+    const uint8_t* s0 = scales + r * nb;
+    for (int64_t k0 = 0; k0 < cols; k0 += kBlock) {
+      const int64_t b1 = std::min(cols, k0 + kBlock) / 32;
+      auto a0 = hn::Zero(df);
+      for (int64_t b = k0 / 32; b < b1; ++b) {
+        a0 = step(b0 + 16 * b, s0[b], hn::LoadU(df, xp + 32 * b), hn::LoadU(df, xp + 32 * b + 16), a0);
+      }
+      const float v0 = hn::GetLane(hn::SumOfLanes(df, a0)) + 0.0f;
+      out[r] = k0 > 0 ? out[r] + v0 : v0;
+    }
+  }
+}
+#else
+void GemvMxfp4(const float* HWY_RESTRICT xp, const uint8_t* HWY_RESTRICT blocks, const uint8_t* HWY_RESTRICT scales,
+               int64_t cols, int64_t rows, float* HWY_RESTRICT out) {
+  const int64_t nb = cols / 32;
+  GemvByBlocks(xp, cols, rows, out, [&](int64_t r0, int64_t rr, int64_t k0, int64_t kn, float* buf) {
+    Mxfp4Decode(blocks + (r0 * nb + k0 / 32) * 16, scales + r0 * nb + k0 / 32, nb, rr, kn / 32, buf, kBlock);
+  });
+}
+#endif
+
 float DotF32(const float* x, const float* w, int64_t n) {
   float s;
-  GemmTile<1, 1>(&x, w, 0, n, &s, 0);
+  GemmTile<1, 1>(&x, w, 0, 0, n, false, &s, 0);
   return s;
 }
 
