@@ -54,8 +54,12 @@ class SchedulerEngine final : public Engine {
         return Error("prompt token {} is outside the vocabulary ({} ids)", t, runner_->vocab_size());
     }
     std::lock_guard<std::mutex> lk(mu_);
-    if (static_cast<int>(pending_.size()) >= opt_.max_queued)
-      return Error("the queue is full ({} requests waiting)", pending_.size());
+    // Only requests beyond the free running slots wait: with max_queued 0 a request that can
+    // start at once is still accepted.
+    const int free_slots = std::max(0, opt_.max_running - running_count_);
+    if (static_cast<int>(pending_.size()) >= opt_.max_queued + free_slots)
+      return Error("the queue is full ({} requests waiting)",
+                   std::max(0, static_cast<int>(pending_.size()) - free_slots));
     auto seq = std::make_unique<Sequence>();
     seq->id = ++next_id_;
     seq->sampler = std::make_unique<Sampler>(request.sampling, request.prompt);
@@ -122,6 +126,9 @@ class SchedulerEngine final : public Engine {
       admitted.push_back(std::move(pending_.front()));
       pending_.pop_front();
     }
+    // Counted as running from the moment they leave the queue, so that submit() never sees them
+    // in neither place.
+    running_count_ = static_cast<int>(running.size() + admitted.size());
     lk.unlock();
     for (RequestId id : cancels) {
       for (auto& s : running) {
@@ -230,6 +237,8 @@ class SchedulerEngine final : public Engine {
         std::lock_guard<std::mutex> lk(mu_);
         stats_.prompt_tokens_total += prompt_tokens;
         stats_.generated_tokens_total += generated_tokens;
+        running_count_ = static_cast<int>(std::count_if(
+            running.begin(), running.end(), [](const std::unique_ptr<Sequence>& s) { return s->kv >= 0; }));
       }
       for (auto& [s, ev] : events) s->sink(ev);
       running.erase(std::remove_if(running.begin(), running.end(),

@@ -215,5 +215,31 @@ TEST(Scheduler, FullQueueIsRefusedAtOnce) {
   }
 }
 
+// max_queued counts requests waiting beyond the running slots: with 0, requests that can start at
+// once are accepted (gptoss serve --max-queue 0 refused every request before).
+TEST(Scheduler, NoQueueStillAdmitsUpToMaxRunning) {
+  auto runner = std::make_shared<CountingRunner>(1 << 20);
+  SchedulerOptions opt;
+  opt.max_running = 2;
+  opt.max_queued = 0;
+  auto engine = create_engine(runner, opt);
+  for (int round = 0; round < 3; ++round) {
+    Collector a, b, c;
+    auto ra = engine->submit(greedy({1, 2}, 5), a.sink());
+    auto rb = engine->submit(greedy({3}, 5), b.sink());
+    ASSERT_TRUE(ra.has_value()) << ra.status().message();
+    ASSERT_TRUE(rb.has_value()) << rb.status().message();
+    auto rc = engine->submit(greedy({4}, 5), c.sink());
+    ASSERT_FALSE(rc.has_value());
+    EXPECT_NE(rc.status().message().find("queue is full"), std::string::npos);
+    a.wait();
+    b.wait();
+    EXPECT_EQ(a.tokens, CountingRunner::expected({1, 2}, 5));
+    EXPECT_EQ(b.tokens, CountingRunner::expected({3}, 5));
+    // A caller that saw its last event can submit again at once: the slots are already free.
+    EXPECT_EQ(engine->stats().running, 0);
+  }
+}
+
 }  // namespace
 }  // namespace gptoss::engine
