@@ -69,7 +69,9 @@ std::string default_device() {
 #ifdef GPTOSS_HAVE_CUDA
   if (cuda_device_count() > 0) return "cuda";
 #endif
-  return "cpu";
+  // The SIMD backend (same decoded weights, f32 sums in another order) when its self-check against
+  // the exact kernels passes on this machine; "cpu" stays the exact path on request.
+  return cpu_fast_self_check() ? "cpu-fast" : "cpu";
 }
 
 KvCacheOptions kv_cache_options(const LoadOptions& options, const ModelConfig& cfg) {

@@ -13,7 +13,7 @@
 namespace gptoss::engine {
 
 struct LoadOptions {
-  std::string device = "auto";  // auto (cuda when a GPU is usable, else cpu), cpu, cuda
+  std::string device = "auto";  // auto (default_device()), cpu, cpu-fast, cuda
   int threads = 0;              // cpu threads; 0 = one per hardware thread
   int max_sequences = 1;        // sequences decoding at once (KV slots)
   int context = 8192;           // positions per sequence; clipped to the model's maximum
@@ -34,7 +34,7 @@ struct LoadedModelInfo {
 };
 
 // Backends this build can use, in order of preference: "cuda" (when compiled in and a GPU is
-// present), then "cpu".
+// present), then "cpu-fast" (when cpu_fast_self_check() passes), then "cpu" (exact).
 std::string default_device();
 
 // The backend behind a device name: "cpu" (exact), "cpu-fast", "cuda" (when built). "auto" is

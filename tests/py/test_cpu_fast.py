@@ -72,3 +72,19 @@ def test_unknown_device_is_named(gptoss_bin, root, tmp_path):
     r = run_logits(gptoss_bin, root / "tests" / "data" / "tiny" / "model", tmp_path / "o.safetensors",
                    "--tokens", "1,2", "--device", "cpu-slow", check=False)
     assert r.returncode != 0 and "cpu-slow" in r.stderr and "cpu-fast" in r.stderr
+
+
+def test_auto_device_is_cpu_fast(gptoss_bin, root):
+    """Without a GPU, the default device is cpu-fast (its self-check passes here); cpu stays exact."""
+    import json
+    import subprocess
+    model = root / "tests" / "data" / "tiny" / "model"
+    out = subprocess.run([str(gptoss_bin), "bench", str(model), "-p", "4", "-n", "2", "-r", "1", "--json"],
+                         capture_output=True, text=True, check=True)
+    backend = json.loads(out.stdout)["backend"]
+    if backend == "cuda":
+        pytest.skip("a GPU is present: auto picks cuda")
+    assert backend == "cpu-fast"
+    out = subprocess.run([str(gptoss_bin), "bench", str(model), "-p", "4", "-n", "2", "-r", "1", "--json",
+                          "--device", "cpu"], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout)["backend"] == "cpu"

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -288,6 +289,74 @@ class CpuFastBackend final : public Backend {
 std::unique_ptr<Backend> make_cpu_fast_backend(int threads) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   return std::make_unique<CpuFastBackend>(threads);
+}
+
+namespace {
+
+bool run_self_check() {
+  // Fixed pseudo-random inputs: bf16 weights ~ +-1/16, MXFP4 codes with scales 2^-6..2^-3.
+  uint32_t state = 12345;
+  auto next = [&] { return state = state * 1664525u + 1013904223u; };
+  auto uniform = [&] { return static_cast<float>(next() >> 8) / 16777216.0f * 2.0f - 1.0f; };
+  constexpr int T = 5, K = 4, E = 4;
+  constexpr int64_t H = 320, I = 96, N = 37;
+  std::vector<uint16_t> wd(N * H), bias(2 * I * E + H * E + N);
+  for (auto& v : wd) v = f32_to_bf16(uniform() / 16.0f);
+  for (auto& v : bias) v = f32_to_bf16(uniform());
+  std::vector<uint8_t> b1(E * 2 * I * H / 2), s1(E * 2 * I * H / 32), b2(E * H * I / 2), s2(E * H * I / 32);
+  for (auto* v : {&b1, &b2}) for (auto& x : *v) x = static_cast<uint8_t>(next() >> 24);
+  for (auto* v : {&s1, &s2}) for (auto& x : *v) x = static_cast<uint8_t>(121 + (next() >> 30));
+  auto weight = [](void* data, int64_t rows, int64_t cols) {
+    Weight w;
+    w.buf.data = data;
+    w.rows = rows;
+    w.cols = cols;
+    return w;
+  };
+  auto experts = [](std::vector<uint8_t>& blocks, std::vector<uint8_t>& scales, int64_t rows, int64_t cols) {
+    Mxfp4Experts m;
+    m.blocks.data = blocks.data();
+    m.scales.data = scales.data();
+    m.experts = E;
+    m.rows = rows;
+    m.cols = cols;
+    return m;
+  };
+  const Weight w = weight(wd.data(), N, H), wb = weight(bias.data(), 1, N);
+  const Weight bb1 = weight(bias.data() + N, E, 2 * I), bb2 = weight(bias.data() + N + 2 * I * E, E, H);
+  const Mxfp4Experts w1 = experts(b1, s1, 2 * I, H), w2 = experts(b2, s2, H, I);
+  std::vector<float> x(T * H);
+  for (auto& v : x) v = uniform();
+  std::vector<int32_t> idx(T * K);
+  std::vector<float> route(T * K, 1.0f / K);
+  for (int i = 0; i < T * K; ++i) idx[i] = (i / K + i % K) % E;
+  auto exact = make_cpu_backend(1);
+  auto fast = make_cpu_fast_backend(1);
+  // |error| <= 1e-4 * (1 + |exact|): summation order alone stays orders of magnitude below.
+  auto close = [](const std::vector<float>& a, const std::vector<float>& b) {
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (!(std::fabs(a[i] - b[i]) <= 1e-4f * (1.0f + std::fabs(a[i])))) return false;
+    }
+    return true;
+  };
+  for (int t : {1, T}) {
+    std::vector<float> me(t * N), mf(t * N), he(t * K * I), hf(t * K * I), oe(t * H), of(t * H);
+    exact->f32_matmul(x.data(), t, w, &wb, me.data());
+    fast->f32_matmul(x.data(), t, w, &wb, mf.data());
+    exact->f32_mxfp4w_moe_matmul_swiglu(x.data(), t, K, idx.data(), w1, bb1, 7.0f, 1.702f, he.data());
+    fast->f32_mxfp4w_moe_matmul_swiglu(x.data(), t, K, idx.data(), w1, bb1, 7.0f, 1.702f, hf.data());
+    exact->f32_mxfp4w_moe_matmul_accumulate(he.data(), t, K, idx.data(), route.data(), w2, bb2, oe.data());
+    fast->f32_mxfp4w_moe_matmul_accumulate(he.data(), t, K, idx.data(), route.data(), w2, bb2, of.data());
+    if (!close(me, mf) || !close(he, hf) || !close(oe, of)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool cpu_fast_self_check() {
+  static const bool ok = run_self_check();
+  return ok;
 }
 
 }  // namespace gptoss

@@ -13,4 +13,9 @@ namespace gptoss {
 // threads <= 0: one per hardware thread.
 std::unique_ptr<Backend> make_cpu_fast_backend(int threads = 0);
 
+// Runs the fast matmul and expert ops once on small fixed inputs (decode and batch shapes) against
+// the exact backend on this machine's SIMD target; true when every output is within the summation-
+// order tolerance. Computed once, then cached. The engine's "auto" device uses cpu-fast only then.
+bool cpu_fast_self_check();
+
 }  // namespace gptoss

@@ -312,3 +312,14 @@ TEST(CpuFastBackend, ResultsDoNotDependOnTheBatch) { for_each_target([] {
 
 }  // namespace
 }  // namespace gptoss
+
+namespace gptoss {
+namespace {
+
+TEST(CpuFastBackend, SelfCheckPasses) {
+  // On this machine's best SIMD target (the answer is cached for the process).
+  EXPECT_TRUE(cpu_fast_self_check());
+}
+
+}  // namespace
+}  // namespace gptoss
