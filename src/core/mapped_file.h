@@ -1,7 +1,9 @@
 // A read-only memory map of a whole file. Weights are used in place from it, never copied.
 //
-// A file truncated (or rewritten in place) after it was mapped makes the kernel raise SIGBUS on the
-// next read of a page past the new end, in whatever thread touches it (often a kernel's worker).
+// A file truncated after it was mapped (also by a rewrite that opens it with O_TRUNC) makes the
+// kernel raise SIGBUS on the next read of a page past the new end, in whatever thread touches it
+// (often a kernel's worker). Replacing the file by rename is safe (the mapping keeps the old
+// inode); bytes rewritten in place without shrinking the file are not detected (they are read).
 // Sizes are checked at open, so only such a change under a running process is left: every live
 // mapping is registered, and a SIGBUS handler turns a fault inside one into a fatal error that
 // names the file and the offset and exits with kMappedFileChangedExitCode, instead of a core dump.
