@@ -84,7 +84,36 @@ class CpuFastBackend final : public Backend {
                             std::span<const int32_t> positions, const Weight& sinks, int window, float scale,
                             float* out) override {
     Timed tm(this, "attention", T);
-    exact_->f32_sdpa_sink_window(q, T, heads, kv, slots, positions, sinks, window, scale, out);
+    // Work items (token, kv head): the key/value rows are found once and serve the kv head's
+    // group of query heads.
+    const int D = kv.head_dim, group = heads / kv.kv_heads;
+    const size_t kv_row = static_cast<size_t>(kv.kv_heads) * D;
+    const int items = T * kv.kv_heads;
+    const int per = std::max(1, items / (8 * pool_.size()));
+    pool_.run((items + per - 1) / per, [&](int task) {
+      thread_local std::vector<const float*> krows, vrows;
+      thread_local std::vector<float> scores;
+      for (int it = task * per; it < std::min(items, (task + 1) * per); ++it) {
+        const int t = it / kv.kv_heads, j = it % kv.kv_heads;
+        const int p = positions[t];
+        const int first = window > 0 ? std::max(0, p - window + 1) : 0;
+        const int n = p - first + 1;
+        const size_t slot_base = static_cast<size_t>(slots[t]) * kv.capacity;
+        krows.resize(n);
+        vrows.resize(n);
+        scores.resize(n);
+        for (int i = 0; i < n; ++i) {
+          const size_t at = (slot_base + (first + i) % kv.capacity) * kv_row + static_cast<size_t>(j) * D;
+          krows[i] = kv.k.as<float>() + at;
+          vrows[i] = kv.v.as<float>() + at;
+        }
+        for (int h = j * group; h < (j + 1) * group; ++h) {
+          const size_t o = (static_cast<size_t>(t) * heads + h) * D;
+          cpu_fast::attend_head(q + o, D, krows.data(), vrows.data(), n, scale, cpu::weight_at(sinks, h),
+                                scores.data(), out + o);
+        }
+      }
+    });
   }
   void f32_topk_softmax(const float* logits, int T, int n, int k, int32_t* idx, float* weight) override {
     Timed tm(this, "topk_softmax", T);

@@ -3,6 +3,7 @@
 #define HWY_TARGET_INCLUDE "backend/cpu_fast/kernels_fast.cc"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
+#include <hwy/contrib/math/math-inl.h>
 
 #include <algorithm>
 #include <cmath>
@@ -326,6 +327,65 @@ void GemvMxfp4(const float* HWY_RESTRICT xp, const uint8_t* HWY_RESTRICT blocks,
 }
 #endif
 
+// ---- Attention --------------------------------------------------------------------------------
+// One query head over n keys and values (rows of D floats at k[i], v[i]), with one sink logit:
+// s_i = (q . k_i) * scale, probs = softmax over [s_0 .. s_n-1, sink] without the sink column,
+// out = sum_i probs_i v_i. scores has room for n floats.
+void AttendHead(const float* HWY_RESTRICT q, int64_t D, const float* const* k, const float* const* v, int64_t n,
+                float scale, float sink, float* HWY_RESTRICT scores, float* HWY_RESTRICT out) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t Dv = D / N * N;
+  float m = sink;
+  for (int64_t i = 0; i < n; ++i) {
+    const float* ki = k[i];
+    auto acc = hn::Zero(df);
+    for (int64_t d = 0; d < Dv; d += N) acc = hn::MulAdd(hn::LoadU(df, q + d), hn::LoadU(df, ki + d), acc);
+    float s = hn::GetLane(hn::SumOfLanes(df, acc));
+    for (int64_t d = Dv; d < D; ++d) s += q[d] * ki[d];
+    scores[i] = s * scale;
+    m = std::max(m, scores[i]);
+  }
+  // exp(s_i - m) in vectors; the sink only enlarges the denominator.
+  const auto vm = hn::Set(df, m);
+  auto vsum = hn::Zero(df);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto e = hn::Exp(df, hn::Sub(hn::LoadU(df, scores + i), vm));
+    hn::StoreU(e, df, scores + i);
+    vsum = hn::Add(vsum, e);
+  }
+  float sum = hn::GetLane(hn::SumOfLanes(df, vsum));
+  for (; i < n; ++i) {
+    scores[i] = std::exp(scores[i] - m);
+    sum += scores[i];
+  }
+  const float inv = 1.0f / (sum + std::exp(sink - m));
+  for (int64_t d = 0; d < D; ++d) out[d] = 0.0f;
+  for (int64_t d0 = 0; d0 < Dv; d0 += 4 * N) {
+    // Up to four output vectors in registers over all values.
+    const int64_t w = std::min<int64_t>(4 * N, Dv - d0);
+    auto o0 = hn::Zero(df), o1 = o0, o2 = o0, o3 = o0;
+    for (int64_t j = 0; j < n; ++j) {
+      const auto p = hn::Set(df, scores[j] * inv);
+      const float* vj = v[j] + d0;
+      o0 = hn::MulAdd(p, hn::LoadU(df, vj), o0);
+      if (w > N) o1 = hn::MulAdd(p, hn::LoadU(df, vj + N), o1);
+      if (w > 2 * N) o2 = hn::MulAdd(p, hn::LoadU(df, vj + 2 * N), o2);
+      if (w > 3 * N) o3 = hn::MulAdd(p, hn::LoadU(df, vj + 3 * N), o3);
+    }
+    hn::StoreU(o0, df, out + d0);
+    if (w > N) hn::StoreU(o1, df, out + d0 + N);
+    if (w > 2 * N) hn::StoreU(o2, df, out + d0 + 2 * N);
+    if (w > 3 * N) hn::StoreU(o3, df, out + d0 + 3 * N);
+  }
+  for (int64_t d = Dv; d < D; ++d) {
+    float o = 0.0f;
+    for (int64_t j = 0; j < n; ++j) o += scores[j] * inv * v[j][d];
+    out[d] = o;
+  }
+}
+
 float DotF32(const float* x, const float* w, int64_t n) {
   float s;
   GemmTile<1, 1>(&x, w, 0, 0, n, false, &s, 0);
@@ -344,6 +404,7 @@ HWY_EXPORT(Bf16RowsToF32);
 HWY_EXPORT(Mxfp4RowsToF32);
 HWY_EXPORT(GemmF32);
 HWY_EXPORT(DotF32);
+HWY_EXPORT(AttendHead);
 
 void to_chunk_order(const float* x, int64_t n, float* xp) {
   const int64_t chunks = n / 32;
@@ -385,6 +446,10 @@ void gemm_f32(const float* const* x, int64_t T, const float* w, int64_t ldw, int
   HWY_DYNAMIC_DISPATCH(GemmF32)(x, T, w, ldw, R, n, out, ldo);
 }
 float dot_f32(const float* x, const float* w, int64_t n) { return HWY_DYNAMIC_DISPATCH(DotF32)(x, w, n); }
+void attend_head(const float* q, int64_t D, const float* const* k, const float* const* v, int64_t n, float scale,
+                 float sink, float* scores, float* out) {
+  HWY_DYNAMIC_DISPATCH(AttendHead)(q, D, k, v, n, scale, sink, scores, out);
+}
 
 const char* simd_target() {
   // Force the dispatch table's choice, then name the best target this CPU supports.

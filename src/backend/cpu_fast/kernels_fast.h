@@ -36,6 +36,12 @@ void mxfp4_rows_to_f32(const uint8_t* blocks, const uint8_t* scales, int64_t col
 void gemm_f32(const float* const* x, int64_t T, const float* w, int64_t ldw, int64_t R, int64_t n, float* out,
               int64_t ldo);
 
+// Attention of one query head q[D] over n keys/values (rows at k[i], v[i]) with a sink logit:
+// s_i = (q . k_i) * scale; p = softmax([s_0 .. s_{n-1}, sink]) without the sink's column;
+// out[D] = sum_i p_i v_i. scores: scratch of n floats.
+void attend_head(const float* q, int64_t D, const float* const* k, const float* const* v, int64_t n, float scale,
+                 float sink, float* scores, float* out);
+
 // sum_i x[i] * w[i].
 float dot_f32(const float* x, const float* w, int64_t n);
 

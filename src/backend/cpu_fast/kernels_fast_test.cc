@@ -323,3 +323,39 @@ TEST(CpuFastBackend, SelfCheckPasses) {
 
 }  // namespace
 }  // namespace gptoss
+
+namespace gptoss {
+namespace {
+
+TEST(CpuFastBackend, AttentionMatchesExact) { for_each_target([] {
+  std::mt19937 rng(7);
+  Pair p;
+  for (const int D : {64, 40}) {
+    for (const int window : {0, 7}) {
+      const int heads = 8, kv_heads = 2, slots = 2, capacity = 24, T = 5;
+      auto kd = randn(rng, static_cast<size_t>(slots) * capacity * kv_heads * D);
+      auto vd = randn(rng, kd.size());
+      KvLayer kv;
+      kv.k.data = kd.data();
+      kv.v.data = vd.data();
+      kv.slots = slots;
+      kv.capacity = capacity;
+      kv.kv_heads = kv_heads;
+      kv.head_dim = D;
+      std::vector<uint16_t> sd(heads);
+      for (auto& s : sd) s = to_bf16(std::normal_distribution<float>(0.0f, 2.0f)(rng));
+      const Weight sinks = bf16_weight(sd, 1, heads);
+      const std::vector<int32_t> slot = {0, 1, 1, 0, 1}, pos = {0, 3, 22, 30, 17};  // 30: wraps the ring
+      auto q = randn(rng, static_cast<size_t>(T) * heads * D);
+      std::vector<float> want(q.size()), got(q.size());
+      const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+      p.exact->f32_sdpa_sink_window(q.data(), T, heads, kv, slot, pos, sinks, window, scale, want.data());
+      p.fast->f32_sdpa_sink_window(q.data(), T, heads, kv, slot, pos, sinks, window, scale, got.data());
+      // Outputs are convex combinations of N(0,1) values: |out| <~ 4; exp differs by a few ulp.
+      expect_close(got, want, 2e-5f, "attention");
+    }
+  }
+}); }
+
+}  // namespace
+}  // namespace gptoss
