@@ -8,11 +8,12 @@ cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build-cuda}
 S=${STAGE_DIR:-.gpu}
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGPTOSS_CUDA=ON -DGPTOSS_WERROR=ON >/dev/null
-cmake --build "$BUILD" -j2 --target gptoss_cuda_lab gptoss_cuda_decode_check backend_cuda_test gptoss ${EXTRA_TARGETS:-}
+# TARGETS: what to build (default all four; the gptoss CLI is only needed by compare20b.sh).
+cmake --build "$BUILD" -j2 --target ${TARGETS:-gptoss_cuda_lab gptoss_cuda_decode_check backend_cuda_test gptoss} ${EXTRA_TARGETS:-}
 grep -qx "/$S/" .git/info/exclude 2>/dev/null || echo "/$S/" >> .git/info/exclude
 rm -rf "$S" && mkdir -p "$S/bin" "$S/lib"
 cp "$BUILD"/bin/gptoss_cuda_lab "$BUILD"/bin/gptoss_cuda_decode_check "$BUILD"/src/backend/cuda/backend_cuda_test "$S/bin/"
-cp "$BUILD"/bin/gptoss "$S/bin/" 2>/dev/null || true
+case " ${TARGETS:-gptoss} " in *" gptoss "*) cp "$BUILD"/bin/gptoss "$S/bin/" 2>/dev/null || true ;; esac
 for lib in $(ldd "$S"/bin/* | awk '/=>/ {print $3}' | sort -u); do
   case "$(basename "$lib")" in
     libc.so*|libm.so*|libresolv.so*|libstdc++.so*|libgcc_s.so*|libpthread.so*|libdl.so*|librt.so*) ;;

@@ -13,6 +13,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/decode_engine.h"
+#include "backend/cuda/kernels.h"
 #include "model/forward.h"
 #include "model/model_files.h"
 
@@ -75,7 +76,8 @@ Agreement compare(const std::vector<float>& ref, const std::vector<float>& got, 
 
 int main(int argc, char** argv) {
   if (argc < 4 || std::string(argv[2]) != "--tokens") {
-    std::fprintf(stderr, "usage: gptoss_cuda_decode_check MODEL_DIR --tokens 1,2,3 [--tol X] [--threads N]\n");
+    std::fprintf(stderr,
+                 "usage: gptoss_cuda_decode_check MODEL_DIR --tokens 1,2,3 [--tol X] [--threads N] [--shapes G,GU,DN]\n");
     return 2;
   }
   const std::string dir = argv[1];
@@ -85,6 +87,16 @@ int main(int argc, char** argv) {
   for (int i = 4; i + 1 < argc; i += 2) {
     if (std::string(argv[i]) == "--tol") tol = std::atof(argv[i + 1]);
     if (std::string(argv[i]) == "--threads") threads = std::atoi(argv[i + 1]);
+    if (std::string(argv[i]) == "--shapes") {  // kernel shapes (kernels.h: set_gemv_variant, set_moe_variant)
+      int g = 0, gu = 0, dn = 0;
+      if (std::sscanf(argv[i + 1], "%d,%d,%d", &g, &gu, &dn) != 3) {
+        std::fprintf(stderr, "--shapes wants G,GU,DN\n");
+        return 2;
+      }
+      cuda::set_gemv_variant(g);
+      cuda::set_moe_variant(gu, dn);
+      std::printf("kernel shapes: gemv %d, gate_up %d, down %d\n", g, gu, dn);
+    }
   }
   auto fail = [](const Status& s) {
     std::fprintf(stderr, "error: %s\n", s.message().c_str());

@@ -378,7 +378,15 @@ void check_moe(int E, int I, int H, int T, int k) {
 }
 
 int run_checks() {
-  check_gemv(2880, 4096, 1, false, false);
+  for (int v = 0; v < 2; ++v) {  // every GEMV shape (set_gemv_variant changes the batch-1 kernels only)
+    set_gemv_variant(v);
+    std::printf("gemv variant %d\n", v);
+    check_gemv(2880, 4096, 1, false, false);
+    check_gemv(2880, 4096, 1, true, true);
+    check_gemv(1000, 2880, 1, true, false);
+    check_qkv_rope(2880, 64, 8, {700}, {1});
+  }
+  set_gemv_variant(kGemvDefault);
   check_gemv(2880, 4096, 3, false, true);
   check_gemv(1000, 2880, 6, true, false);
   check_gemv(64, 64, 2, true, false);
@@ -391,10 +399,15 @@ int run_checks() {
   check_router(32, 2880, 4, 2);
   check_router(128, 2880, 4, 1);
   check_router(8, 64, 4, 3);
-  check_moe(32, 2880, 2880, 1, 4);
-  check_moe(32, 2880, 2880, 2, 4);
-  check_moe(8, 64, 64, 3, 4);
-  check_moe(8, 96, 64, 2, 2);  // 3 blocks per row: a partial chunk
+  for (int v = 0; v < kMoeVariants; ++v) {  // every MoE kernel shape
+    set_moe_variant(v, v);
+    std::printf("moe variant %d\n", v);
+    check_moe(32, 2880, 2880, 1, 4);
+    check_moe(32, 2880, 2880, 2, 4);
+    check_moe(8, 64, 64, 3, 4);
+    check_moe(8, 96, 64, 2, 2);  // 3 blocks per row: a partial chunk
+  }
+  set_moe_variant(kMoeDefaultGateUp, kMoeDefaultDown);
   std::printf("checks: %s (%d failures)\n", failures ? "FAILED" : "all passed", failures);
   return failures ? 1 : 0;
 }
@@ -506,7 +519,9 @@ int run_bench(int max_tokens, bool profile) {
   GemvInput nin;
   nin.x = x;
   nin.x_stride = H;
-  sweep("qkv+rmsnorm+rope+kv write 5120x2880", 2.0 * 5120 * H, [&](int l) {
+  for (int gv = 0; gv < 2; ++gv) {
+  set_gemv_variant(gv);
+  sweep(gv ? "qkv+rmsnorm+rope+kv write 5120x2880 [g1]" : "qkv+rmsnorm+rope+kv write 5120x2880 [g0]", 2.0 * 5120 * H, [&](int l) {
     const LayerWeights& Lw = W.layers[l];
     nin.norm_gain = Lw.attn_norm.buf.as<uint16_t>();
     QkvRopeArgs a{Lw.q.buf.as<uint16_t>(), Lw.k.buf.as<uint16_t>(), Lw.v.buf.as<uint16_t>(),
@@ -514,6 +529,8 @@ int run_bench(int max_tokens, bool profile) {
                   Nq, Nkv, H, dinv, 1.3f, pos, slot, q, kc, vc, cap};
     return qkv_rope_store(a, nin, 1, nullptr);
   });
+  }
+  set_gemv_variant(kGemvDefault);
   sweep("attention ctx 512, 16 splits (f32 KV)", 2.0 * 512 * Nkv * 64 * 4, [&](int l) {
     return attention(q, 1, Nq, Nkv, kc, vc, cap, pos, slot, l % 2 ? 0 : 128, 0.125f,
                      W.layers[l].sinks.buf.as<uint16_t>(), nsplit, part, counters, attn, nullptr);
@@ -521,10 +538,14 @@ int run_bench(int max_tokens, bool profile) {
   GemvInput ain;
   ain.x = attn;
   ain.x_stride = Nq * 64;
-  sweep("o_proj+residual 2880x4096", 2.0 * H * 4096, [&](int l) {
-    return gemv_bf16(W.layers[l].o.buf.as<uint16_t>(), W.layers[l].o_bias.buf.as<uint16_t>(), H, 4096, ain, 1, x, H,
-                     true, nullptr);
-  });
+  for (int gv = 0; gv < 2; ++gv) {
+    set_gemv_variant(gv);
+    sweep(gv ? "o_proj+residual 2880x4096 [g1]" : "o_proj+residual 2880x4096 [g0]", 2.0 * H * 4096, [&](int l) {
+      return gemv_bf16(W.layers[l].o.buf.as<uint16_t>(), W.layers[l].o_bias.buf.as<uint16_t>(), H, 4096, ain, 1, x, H,
+                       true, nullptr);
+    });
+  }
+  set_gemv_variant(kGemvDefault);
   sweep("router+rmsnorm+top4+softmax 32x2880", 2.0 * 32 * H, [&](int l) {
     const LayerWeights& Lw = W.layers[l];
     return router_topk(x, H, Lw.mlp_norm.buf.as<uint16_t>(), 1e-5f, Lw.router.buf.as<uint16_t>(),
@@ -532,16 +553,23 @@ int run_bench(int max_tokens, bool profile) {
                        nullptr);
   });
   const double mx = (0.5 + 1.0 / 32);
-  sweep("moe gate_up+swiglu 4x(5760x2880) mxfp4", 4 * 5760.0 * H * mx, [&](int l) {
+  static std::string moe_names[2][kMoeVariants];
+  for (int mv = 0; mv < kMoeVariants; ++mv) {
+  moe_names[0][mv] = "moe gate_up+swiglu 4x(5760x2880) [m" + std::to_string(mv) + "]";
+  moe_names[1][mv] = "moe down+bias+weighted acc 4x2880^2 [m" + std::to_string(mv) + "]";
+  set_moe_variant(mv, mv);
+  sweep(moe_names[0][mv].c_str(), 4 * 5760.0 * H * mx, [&](int l) {
     const LayerWeights& Lw = W.layers[l];
     return moe_gate_up_swiglu(xn16, xinv, idx[l], 1, 4, Lw.mlp1.blocks.as<uint8_t>(), Lw.mlp1.scales.as<uint8_t>(),
                               Lw.mlp1_bias.buf.as<uint16_t>(), 2 * I, H, 7.0f, 1.702f, nullptr, h16, nullptr);
   });
-  sweep("moe down+bias+weighted acc 4x(2880x2880)", 4 * 2880.0 * I * mx, [&](int l) {
+  sweep(moe_names[1][mv].c_str(), 4 * 2880.0 * I * mx, [&](int l) {
     const LayerWeights& Lw = W.layers[l];
     return moe_down_accumulate(h16, nullptr, idx[l], rw, 1, 4, Lw.mlp2.blocks.as<uint8_t>(), Lw.mlp2.scales.as<uint8_t>(),
                                Lw.mlp2_bias.buf.as<uint16_t>(), H, I, down_y, down_cnt, x, true, nullptr);
   });
+  }
+  set_moe_variant(kMoeDefaultGateUp, kMoeDefaultDown);
   {
     GemvInput fin;
     fin.x = x;
@@ -588,6 +616,48 @@ int run_bench(int max_tokens, bool profile) {
   for (const auto& r : rows) {
     const double bw = r.bytes / (r.ms * 1e-3);
     std::printf("%-44s %10.2f %10.1f %7.1f%%\n", r.name, r.ms * 1e3, bw / 1e9, 100.0 * bw / copy_bw);
+  }
+
+  // Batch-1 decode (graph + PDL) for each combination of kernel shapes, each with its own engine (a
+  // graph captures the kernels chosen when it is captured). The first row is v7's shapes.
+  {
+    set_pdl(true);
+    struct Combo {
+      int gemv, gate_up, down;
+    };
+    const Combo combos[] = {{0, 0, 0}, {1, 0, 0}, {0, 1, 1}, {1, 1, 1}, {0, 0, 0}, {1, 1, 1}};
+    std::printf("\n%-40s %10s %8s\n", "decode batch 1, graph+pdl, shapes g/gu/dn", "tok/s", "%roof");
+    for (const Combo& cb : combos) {
+      set_gemv_variant(cb.gemv);
+      set_moe_variant(cb.gate_up, cb.down);
+      DecodeOptions opt;
+      opt.max_batch = 64;  // as below (an engine for batch 1 alone measured ~3% slower, unexplained)
+      opt.max_context = 640;
+      auto eng = DecodeEngine::create(c, W, opt);
+      if (!eng) return std::fprintf(stderr, "%s\n", eng.status().message().c_str()), 2;
+      std::vector<int32_t> tok{1000}, p{0}, s{0};
+      auto run = [&](int first, int count) {
+        for (int step = 0; step < count; ++step) {
+          p[0] = first + step;
+          (*eng)->set_inputs(tok, p, s);
+          auto st = (*eng)->launch(1, true);
+          if (st) st = (*eng)->sync();
+          if (!st) std::fprintf(stderr, "%s\n", st.message().c_str()), std::exit(2);
+          tok[0] = (*eng)->next_tokens_host()[0];
+        }
+      };
+      run(0, 4);
+      Timer tm;
+      tm.start();
+      run(4, max_tokens);
+      const float ms = tm.stop_ms();
+      const double tps = 1e3 * max_tokens / ms;
+      char label[80];
+      std::snprintf(label, sizeof label, "g%d gu%d dn%d, positions 4..%d", cb.gemv, cb.gate_up, cb.down, 4 + max_tokens - 1);
+      std::printf("%-40s %10.1f %7.1f%%\n", label, tps, 100.0 * tps * (*eng)->weight_bytes_per_token() / copy_bw);
+    }
+    set_gemv_variant(kGemvDefault);
+    set_moe_variant(kMoeDefaultGateUp, kMoeDefaultDown);
   }
 
   // Whole decode steps, without and with programmatic dependent launch (each with its own engine, so

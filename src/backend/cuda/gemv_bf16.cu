@@ -15,6 +15,11 @@ namespace {
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
 constexpr int kUnroll = 16;  // 16 x 16 B per lane: 4096 bf16 columns in one round of loads
+// Batch-1 shape (set_gemv_variant(1)): 12 loads per lane (3072 columns per round) so that a thread
+// fits in 80 registers and 3 blocks of 8 warps share an SM: the qkv (320 blocks) and o_proj (360
+// blocks) grids then run in one wave instead of 1.2-1.4.
+constexpr int kUnrollSmall = 12;
+int g_gemv_variant = kGemvDefault;
 
 __device__ __forceinline__ uint4 ld_stream(const uint4* p) {
   uint4 v;
@@ -44,9 +49,27 @@ __device__ void block_sum(float v[T], float* red /* [kWarps][T] */) {
   }
 }
 
+// The RMSNorm gain of this thread's first columns (4 per slot, the float4 mapping of stage_input),
+// loaded before pdl_wait (it is a weight): loaded inside the normalization loop the loads were
+// serialized behind the shared-memory stores (the router's same loop went 9.8 -> 7.4 us this way).
+constexpr int kGainLoads = 3;  // 3 x 256 x 4 = 3072 columns; wider rows load the rest in the loop
+struct GainPrefetch {
+  uint2 g[kGainLoads];
+};
+__device__ __forceinline__ GainPrefetch prefetch_gain(const GemvInput& in, int cols) {
+  GainPrefetch p;
+#pragma unroll
+  for (int i = 0; i < kGainLoads; ++i) {
+    const int c = threadIdx.x * 4 + i * kThreads * 4;
+    p.g[i] = in.norm_gain != nullptr && c < cols ? __ldg(reinterpret_cast<const uint2*>(in.norm_gain + c))
+                                                 : make_uint2(0, 0);
+  }
+  return p;
+}
+
 // Fills xs[T][cols] with the nT input rows (rows nT..T-1 zero).
 template <int T>
-__device__ void stage_input(const GemvInput& in, int cols, int nT, float* xs, float* red) {
+__device__ void stage_input(const GemvInput& in, int cols, int nT, float* xs, float* red, const GainPrefetch& gp) {
   float ss[T];
 #pragma unroll
   for (int t = 0; t < T; ++t) {
@@ -67,28 +90,45 @@ __device__ void stage_input(const GemvInput& in, int cols, int nT, float* xs, fl
 #pragma unroll
   for (int t = 0; t < T; ++t) {
     const float r = 1.0f / sqrtf(ss[t] / static_cast<float>(cols) + in.norm_eps);
-    for (int c = threadIdx.x; c < cols; c += kThreads) xs[t * cols + c] = (xs[t * cols + c] * r) * bf16_to_f32(in.norm_gain[c]);
+#pragma unroll
+    for (int i = 0; i < kGainLoads; ++i) {
+      const int c = threadIdx.x * 4 + i * kThreads * 4;
+      if (c < cols) {
+        float4* p = reinterpret_cast<float4*>(xs + t * cols + c);
+        float4 v = *p;
+        v.x = (v.x * r) * bf16_lo(gp.g[i].x);
+        v.y = (v.y * r) * bf16_hi(gp.g[i].x);
+        v.z = (v.z * r) * bf16_lo(gp.g[i].y);
+        v.w = (v.w * r) * bf16_hi(gp.g[i].y);
+        *p = v;
+      }
+    }
+    for (int c = threadIdx.x * 4 + kGainLoads * kThreads * 4; c < cols; c += kThreads * 4) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) xs[t * cols + c + j] = (xs[t * cols + c + j] * r) * bf16_to_f32(in.norm_gain[c + j]);
+    }
   }
   __syncthreads();
 }
 
-// A row segment of 32 * kUnroll uint4 (8 bf16 each) per warp, one load per lane and slot.
-__device__ __forceinline__ void load_seg(const uint16_t* wrow, int seg, int n8, uint4 (&wv)[kUnroll]) {
+// A row segment of 32 * kU uint4 (8 bf16 each) per warp, one load per lane and slot.
+template <int kU>
+__device__ __forceinline__ void load_seg(const uint16_t* wrow, int seg, int n8, uint4 (&wv)[kU]) {
   const int lane = threadIdx.x & 31;
   const uint4* w = reinterpret_cast<const uint4*>(wrow);
 #pragma unroll
-  for (int u = 0; u < kUnroll; ++u) {
+  for (int u = 0; u < kU; ++u) {
     const int i = seg + lane + 32 * u;
     wv[u] = i < n8 ? ld_stream(w + i) : make_uint4(0, 0, 0, 0);
   }
 }
 
-template <int T>
-__device__ __forceinline__ void fma_seg(const uint4 (&wv)[kUnroll], const float* xs, int cols, int seg, int n8,
+template <int T, int kU>
+__device__ __forceinline__ void fma_seg(const uint4 (&wv)[kU], const float* xs, int cols, int seg, int n8,
                                         float acc[T]) {
   const int lane = threadIdx.x & 31;
 #pragma unroll
-  for (int u = 0; u < kUnroll; ++u) {
+  for (int u = 0; u < kU; ++u) {
     const int i = seg + lane + 32 * u;
     if (i < n8) {
 #pragma unroll
@@ -112,18 +152,18 @@ __device__ __forceinline__ void fma_seg(const uint4 (&wv)[kUnroll], const float*
 
 // acc[t] += W[row, :] . xs[t, :] over this lane's share (the caller reduces across the warp). wv holds
 // the row's first segment on entry (loaded early, before the input prologue).
-template <int T>
+template <int T, int kU>
 __device__ __forceinline__ void dot_row(const uint16_t* wrow, const float* xs, int cols, float acc[T],
-                                        uint4 (&wv)[kUnroll]) {
+                                        uint4 (&wv)[kU]) {
   const int n8 = cols >> 3;
-  for (int seg = 0; seg < n8; seg += 32 * kUnroll) {
-    if (seg > 0) load_seg(wrow, seg, n8, wv);
-    fma_seg<T>(wv, xs, cols, seg, n8, acc);
+  for (int seg = 0; seg < n8; seg += 32 * kU) {
+    if (seg > 0) load_seg<kU>(wrow, seg, n8, wv);
+    fma_seg<T, kU>(wv, xs, cols, seg, n8, acc);
   }
 }
 
-template <int T>
-__global__ void __launch_bounds__(kThreads) gemv_kernel(const uint16_t* __restrict__ w, const uint16_t* __restrict__ bias,
+template <int T, int kU = kUnroll, int kMinBlocks = 1>
+__global__ void __launch_bounds__(kThreads, kMinBlocks) gemv_kernel(const uint16_t* __restrict__ w, const uint16_t* __restrict__ bias,
                                                         int rows, int cols, GemvInput in, int nT, float* out,
                                                         int out_stride, bool accumulate) {
   extern __shared__ float4 smem4[];
@@ -131,17 +171,18 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const uint16_t* __restri
   __shared__ float red[kWarps * T];
   const int lane = threadIdx.x & 31, n8 = cols >> 3, stride = gridDim.x * kWarps;
   int row = blockIdx.x * kWarps + (threadIdx.x >> 5);
-  uint4 wv[kUnroll];
-  if (row < rows) load_seg(w + static_cast<size_t>(row) * cols, 0, n8, wv);  // in flight during the prologue
+  uint4 wv[kU];
+  if (row < rows) load_seg<kU>(w + static_cast<size_t>(row) * cols, 0, n8, wv);  // in flight during the prologue
+  const GainPrefetch gp = prefetch_gain(in, cols);
   pdl_wait();
   pdl_allow_dependents();
-  stage_input<T>(in, cols, nT, xs, red);
+  stage_input<T>(in, cols, nT, xs, red, gp);
   for (; row < rows; row += stride) {
     float acc[T];
 #pragma unroll
     for (int t = 0; t < T; ++t) acc[t] = 0.0f;
-    dot_row<T>(w + static_cast<size_t>(row) * cols, xs, cols, acc, wv);
-    if (row + stride < rows) load_seg(w + static_cast<size_t>(row + stride) * cols, 0, n8, wv);
+    dot_row<T, kU>(w + static_cast<size_t>(row) * cols, xs, cols, acc, wv);
+    if (row + stride < rows) load_seg<kU>(w + static_cast<size_t>(row + stride) * cols, 0, n8, wv);
 #pragma unroll
     for (int t = 0; t < T; ++t) acc[t] = warp_sum(acc[t]);
     const float b = bias ? bf16_to_f32(bias[row]) : 0.0f;
@@ -156,8 +197,8 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const uint16_t* __restri
 }
 
 // One warp per (head, pair i): rows i and i + 32 of the head, rotated together.
-template <int T>
-__global__ void __launch_bounds__(kThreads) qkv_rope_kernel(QkvRopeArgs a, GemvInput in, int nT) {
+template <int T, int kU = kUnroll, int kMinBlocks = 1>
+__global__ void __launch_bounds__(kThreads, kMinBlocks) qkv_rope_kernel(QkvRopeArgs a, GemvInput in, int nT) {
   extern __shared__ float4 smem4[];
   float* xs = reinterpret_cast<float*>(smem4);
   __shared__ float red[kWarps * T];
@@ -170,11 +211,12 @@ __global__ void __launch_bounds__(kThreads) qkv_rope_kernel(QkvRopeArgs a, GemvI
     return a.wv + static_cast<size_t>((hh - a.q_heads - a.kv_heads) * 64 + r) * a.cols;
   };
   int task = blockIdx.x * kWarps + (threadIdx.x >> 5);
-  uint4 wv[kUnroll];
-  if (task < heads * 32) load_seg(row_ptr(task, 0), 0, n8, wv);  // in flight during the prologue
+  uint4 wv[kU];
+  if (task < heads * 32) load_seg<kU>(row_ptr(task, 0), 0, n8, wv);  // in flight during the prologue
+  const GainPrefetch gp = prefetch_gain(in, a.cols);
   pdl_wait();
   pdl_allow_dependents();
-  stage_input<T>(in, a.cols, nT, xs, red);
+  stage_input<T>(in, a.cols, nT, xs, red, gp);
   for (; task < heads * 32; task += gridDim.x * kWarps) {
     const int hh = task >> 5, i = task & 31;
     const uint16_t* w;
@@ -191,10 +233,10 @@ __global__ void __launch_bounds__(kThreads) qkv_rope_kernel(QkvRopeArgs a, GemvI
     float acc1[T], acc2[T];
 #pragma unroll
     for (int t = 0; t < T; ++t) acc1[t] = acc2[t] = 0.0f;
-    dot_row<T>(w + static_cast<size_t>(r1) * a.cols, xs, a.cols, acc1, wv);
-    load_seg(w + static_cast<size_t>(r2) * a.cols, 0, n8, wv);
-    dot_row<T>(w + static_cast<size_t>(r2) * a.cols, xs, a.cols, acc2, wv);
-    if (task + gridDim.x * kWarps < heads * 32) load_seg(row_ptr(task + gridDim.x * kWarps, 0), 0, n8, wv);
+    dot_row<T, kU>(w + static_cast<size_t>(r1) * a.cols, xs, a.cols, acc1, wv);
+    load_seg<kU>(w + static_cast<size_t>(r2) * a.cols, 0, n8, wv);
+    dot_row<T, kU>(w + static_cast<size_t>(r2) * a.cols, xs, a.cols, acc2, wv);
+    if (task + gridDim.x * kWarps < heads * 32) load_seg<kU>(row_ptr(task + gridDim.x * kWarps, 0), 0, n8, wv);
 #pragma unroll
     for (int t = 0; t < T; ++t) {
       acc1[t] = warp_sum(acc1[t]);
@@ -252,9 +294,16 @@ int launch_gemv(const uint16_t* w, const uint16_t* bias, int rows, int cols, con
   const size_t smem = static_cast<size_t>(T) * cols * sizeof(float);
   switch (T) {
     case 1:
-      allow_smem(gemv_kernel<1>, smem);
-      launch_pdl(gemv_kernel<1>, blocks, kThreads, smem, stream, w, bias, rows, cols, in, nT, out, out_stride,
-                 accumulate);
+      // Shape 1 only where its grid fits one wave at 3 blocks per SM (it lost 4% on the unembedding).
+      if (g_gemv_variant == 1 && blocks <= 3 * sm_count()) {
+        allow_smem(gemv_kernel<1, kUnrollSmall, 3>, smem);
+        launch_pdl(gemv_kernel<1, kUnrollSmall, 3>, blocks, kThreads, smem, stream, w, bias, rows, cols, in, nT, out,
+                   out_stride, accumulate);
+      } else {
+        allow_smem(gemv_kernel<1>, smem);
+        launch_pdl(gemv_kernel<1>, blocks, kThreads, smem, stream, w, bias, rows, cols, in, nT, out, out_stride,
+                   accumulate);
+      }
       break;
     case 2:
       allow_smem(gemv_kernel<2>, smem);
@@ -277,6 +326,8 @@ GemvInput offset_input(GemvInput in, int t0) {
 }
 
 }  // namespace
+
+void set_gemv_variant(int v) { g_gemv_variant = v == 1 ? 1 : 0; }
 
 int gemv_bf16(const uint16_t* w, const uint16_t* bias, int rows, int cols, const GemvInput& in, int T, float* out,
               int out_stride, bool accumulate, cudaStream_t stream) {
@@ -303,8 +354,13 @@ int qkv_rope_store(const QkvRopeArgs& args, const GemvInput& in, int T, cudaStre
     const size_t smem = static_cast<size_t>(Tk) * args.cols * sizeof(float);
     switch (Tk) {
       case 1:
-        allow_smem(qkv_rope_kernel<1>, smem);
-        launch_pdl(qkv_rope_kernel<1>, blocks, kThreads, smem, stream, a, x, n);
+        if (g_gemv_variant == 1 && blocks <= 3 * sm_count()) {
+          allow_smem(qkv_rope_kernel<1, kUnrollSmall, 3>, smem);
+          launch_pdl(qkv_rope_kernel<1, kUnrollSmall, 3>, blocks, kThreads, smem, stream, a, x, n);
+        } else {
+          allow_smem(qkv_rope_kernel<1>, smem);
+          launch_pdl(qkv_rope_kernel<1>, blocks, kThreads, smem, stream, a, x, n);
+        }
         break;
       case 2:
         allow_smem(qkv_rope_kernel<2>, smem);

@@ -30,6 +30,12 @@ struct GemvInput {
 int gemv_bf16(const uint16_t* w, const uint16_t* bias, int rows, int cols, const GemvInput& in, int T,
               float* out, int out_stride, bool accumulate, cudaStream_t stream);
 
+// GEMV shapes at batch 1 (bench/kernels/cuda/NOTES.md): 0 = 16 loads per lane, 2 blocks of 8 warps
+// per SM (v7); 1 = 12 loads per lane in 80 registers, 3 blocks per SM, for matrices whose grid then
+// fits one wave (qkv, o_proj; the unembedding keeps shape 0). Same sums in the same order.
+inline constexpr int kGemvDefault = 1;
+void set_gemv_variant(int v);
+
 // The fused attention input projection: qkv = RMSNorm(x) . Wqkv^T + b, with Wqkv the rows of q, k and
 // v (q_heads + 2 * kv_heads heads of head_dim = 64, given as three pointers so checkpoints' separate
 // q/k/v tensors are used as they are), then RoPE (YaRN; pairs (i, i + 32); cos/sin times
@@ -96,6 +102,14 @@ int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* i
 int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* idx, const float* weight, int T,
                         int k, const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows, int cols,
                         float* y, int32_t* counters, float* out, bool accumulate, cudaStream_t stream);
+
+// Shapes of the MoE kernels (bench/kernels/cuda/NOTES.md): 0 = one 16-row tile per warp, 6 chunks
+// in flight (v7); 1 = two tiles per warp sharing the B operands, 3 chunks of each in flight, 6 chunks
+// per warp (v9, default). Both compute the same sums in the same order.
+inline constexpr int kMoeVariants = 2;
+inline constexpr int kMoeDefaultGateUp = 1;
+inline constexpr int kMoeDefaultDown = 1;
+void set_moe_variant(int gate_up, int down);
 
 // out[t, :] = f32(table[tokens[t], :]) (bf16 table, tokens in device memory).
 int embed_bf16(const uint16_t* table, int cols, const int32_t* tokens, int T, float* out,

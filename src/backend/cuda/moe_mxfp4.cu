@@ -82,9 +82,21 @@ __device__ __forceinline__ ChunkData load_chunk(const uint8_t* bg, const uint8_t
 __device__ __forceinline__ float scale_lo(uint32_t s) { return __uint_as_float((s << 23) & 0x7f800000u); }
 __device__ __forceinline__ float scale_hi(uint32_t s) { return __uint_as_float((s << 15) & 0x7f800000u); }
 
-template <bool kFast>
-__device__ __forceinline__ void mma_chunk(const ChunkData& d, const uint32_t* x16, int nb, int c, int lane,
-                                          float& acc_g, float& acc_g8) {
+// kTab0 of the E2M1 magnitude table, meant to stay in a register: written as a plain constant, ptxas
+// re-created it from a uniform register before every PRMT (8 extra instructions per chunk). The
+// two-tile kernels keep it; the one-tile kernels (at 121 registers) still re-create it.
+__device__ __forceinline__ uint32_t e2m1_tab0() {
+  uint32_t r;
+  asm("mov.b32 %0, 0x3E3C3800;" : "=r"(r));
+  return r;
+}
+
+// One chunk (4 MXFP4 blocks x 16 rows) of each of kTiles row tiles (16 rows apart) against the same
+// B operands: the B loads and the chunk's bookkeeping are shared, and the tiles' MMA chains are
+// independent.
+template <bool kFast, int kTiles>
+__device__ __forceinline__ void mma_chunk(const ChunkData (&d)[kTiles], const uint32_t* x16, int nb, int c, int lane,
+                                          uint32_t tab0, float (&acc)[kTiles][2]) {
   const int g = lane >> 2, t = lane & 3;
   const bool feeds_b = (g & 3) == t && (kFast || 4 * c + t < nb);
   // Lane (g, t) with g % 4 == t supplies column g of B: the hi (g < 4) or lo half of block 4c + t.
@@ -95,84 +107,105 @@ __device__ __forceinline__ void mma_chunk(const ChunkData& d, const uint32_t* x1
     const uint4 v = feeds_b ? xb[i] : make_uint4(0, 0, 0, 0);
     bw[4 * i] = v.x, bw[4 * i + 1] = v.y, bw[4 * i + 2] = v.z, bw[4 * i + 3] = v.w;
   }
-  constexpr uint32_t kTab0 = 0x3E3C3800u, kTab1 = 0x46444240u;  // fp16 high bytes of 0, .5, 1, 1.5 | 2, 3, 4, 6
+  constexpr uint32_t kTab1 = 0x46444240u;  // fp16 high bytes of 0, .5, 1, 1.5 (tab0) | 2, 3, 4, 6
   constexpr uint32_t kSpread[4] = {0x4808u, 0x5818u, 0x6828u, 0x7838u};
-  float cacc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  const uint32_t wgs[4] = {d.wg.x, d.wg.y, d.wg.z, d.wg.w};
-  const uint32_t wg8s[4] = {d.wg8.x, d.wg8.y, d.wg8.z, d.wg8.w};
+  float cacc[kTiles][4];
+#pragma unroll
+  for (int j = 0; j < kTiles; ++j) cacc[j][0] = cacc[j][1] = cacc[j][2] = cacc[j][3] = 0.0f;
 #pragma unroll
   for (int w = 0; w < 4; ++w) {
-    // mxfp4_word_to_half2x4 for both rows, written straight into the MMA operands.
-    const uint32_t selg = wgs[w] & 0x77777777u, selg8 = wg8s[w] & 0x77777777u;
-    const uint32_t log = prmt(kTab0, kTab1, selg), hig = prmt(kTab0, kTab1, selg >> 16);
-    const uint32_t log8 = prmt(kTab0, kTab1, selg8), hig8 = prmt(kTab0, kTab1, selg8 >> 16);
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int k1 = 2 * half, k2 = 2 * half + 1;
-      uint32_t a[4];
-      a[0] = prmt(log, hig, kSpread[k1]) | ((wgs[w] << (12 - 4 * k1)) & 0x80008000u);
-      a[1] = prmt(log8, hig8, kSpread[k1]) | ((wg8s[w] << (12 - 4 * k1)) & 0x80008000u);
-      a[2] = prmt(log, hig, kSpread[k2]) | ((k2 == 3 ? wgs[w] : wgs[w] << (12 - 4 * k2)) & 0x80008000u);
-      a[3] = prmt(log8, hig8, kSpread[k2]) | ((k2 == 3 ? wg8s[w] : wg8s[w] << (12 - 4 * k2)) & 0x80008000u);
-      // Elements (k, k+4) of word w; B words 4w + 2half (+1) hold the same inputs.
-      mma_f16_16816(cacc, a, bw[4 * w + 2 * half], bw[4 * w + 2 * half + 1]);
+    for (int j = 0; j < kTiles; ++j) {
+      const uint32_t wg = w == 0 ? d[j].wg.x : w == 1 ? d[j].wg.y : w == 2 ? d[j].wg.z : d[j].wg.w;
+      const uint32_t wg8 = w == 0 ? d[j].wg8.x : w == 1 ? d[j].wg8.y : w == 2 ? d[j].wg8.z : d[j].wg8.w;
+      // mxfp4_word_to_half2x4 for both rows, written straight into the MMA operands.
+      const uint32_t selg = wg & 0x77777777u, selg8 = wg8 & 0x77777777u;
+      const uint32_t log = prmt(tab0, kTab1, selg), hig = prmt(tab0, kTab1, selg >> 16);
+      const uint32_t log8 = prmt(tab0, kTab1, selg8), hig8 = prmt(tab0, kTab1, selg8 >> 16);
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int k1 = 2 * half, k2 = 2 * half + 1;
+        uint32_t a[4];
+        a[0] = prmt(log, hig, kSpread[k1]) | ((wg << (12 - 4 * k1)) & 0x80008000u);
+        a[1] = prmt(log8, hig8, kSpread[k1]) | ((wg8 << (12 - 4 * k1)) & 0x80008000u);
+        a[2] = prmt(log, hig, kSpread[k2]) | ((k2 == 3 ? wg : wg << (12 - 4 * k2)) & 0x80008000u);
+        a[3] = prmt(log8, hig8, kSpread[k2]) | ((k2 == 3 ? wg8 : wg8 << (12 - 4 * k2)) & 0x80008000u);
+        // Elements (k, k+4) of word w; B words 4w + 2half (+1) hold the same inputs.
+        mma_f16_16816(cacc[j], a, bw[4 * w + 2 * half], bw[4 * w + 2 * half + 1]);
+      }
     }
   }
-  acc_g = fmaf(cacc[0], scale_lo(d.sg), acc_g);
-  acc_g = fmaf(cacc[1], scale_hi(d.sg), acc_g);
-  acc_g8 = fmaf(cacc[2], scale_lo(d.sg8), acc_g8);
-  acc_g8 = fmaf(cacc[3], scale_hi(d.sg8), acc_g8);
+#pragma unroll
+  for (int j = 0; j < kTiles; ++j) {
+    acc[j][0] = fmaf(cacc[j][0], scale_lo(d[j].sg), acc[j][0]);
+    acc[j][0] = fmaf(cacc[j][1], scale_hi(d[j].sg), acc[j][0]);
+    acc[j][1] = fmaf(cacc[j][2], scale_lo(d[j].sg8), acc[j][1]);
+    acc[j][1] = fmaf(cacc[j][3], scale_hi(d[j].sg8), acc[j][1]);
+  }
 }
 
-// Chunks whose loads one warp keeps in flight at once.
-constexpr int kBatchChunks = 6;
-
 // `ready` runs once per warp, after the first batch's weight loads are issued: the block waits there
-// for its x16 row to land in shared memory.
-template <bool kFast, typename Ready>
+// for its x16 row to land in shared memory. kBatch chunks (of each tile) are in flight at once.
+template <bool kFast, int kTiles, int kBatch, typename Ready>
 __device__ __forceinline__ void dot_chunks(const uint8_t* bg, const uint8_t* bg8, const uint8_t* sg,
-                                           const uint8_t* sg8, int nb, int c0, int c1, const uint32_t* xs, int lane,
-                                           float& acc_g, float& acc_g8, bool& waited, Ready&& ready) {
+                                           const uint8_t* sg8, size_t tile_bytes, int nb, int c0, int c1,
+                                           const uint32_t* xs, int lane, uint32_t tab0, float (&acc)[kTiles][2],
+                                           bool& waited, Ready&& ready) {
   const int t = lane & 3;
-  for (int cb = c0; cb < c1; cb += kBatchChunks) {
-    ChunkData d[kBatchChunks];
+  const size_t tile_scales = tile_bytes / 16;
+  for (int cb = c0; cb < c1; cb += kBatch) {
+    ChunkData d[kBatch][kTiles];
 #pragma unroll
-    for (int i = 0; i < kBatchChunks; ++i) {
-      if (cb + i < c1) d[i] = load_chunk<kFast>(bg, bg8, sg, sg8, nb, cb + i, t);
+    for (int i = 0; i < kBatch; ++i) {
+#pragma unroll
+      for (int j = 0; j < kTiles; ++j) {
+        if (cb + i < c1) {
+          d[i][j] = load_chunk<kFast>(bg + j * tile_bytes, bg8 + j * tile_bytes, sg + j * tile_scales,
+                                      sg8 + j * tile_scales, nb, cb + i, t);
+        }
+      }
     }
     if (!waited) {
       ready();
       waited = true;
     }
 #pragma unroll
-    for (int i = 0; i < kBatchChunks; ++i) {
-      if (cb + i < c1) mma_chunk<kFast>(d[i], xs, nb, cb + i, lane, acc_g, acc_g8);
+    for (int i = 0; i < kBatch; ++i) {
+      if (cb + i < c1) mma_chunk<kFast, kTiles>(d[i], xs, nb, cb + i, lane, tab0, acc);
     }
   }
 }
 
-// Dot products of rows r0 + g and r0 + g + 8 with the x16 row in shared memory over chunks [c0, c1);
-// the sums end up in every lane of the group (reduced over t).
-template <typename Ready>
+// Dot products of rows r0 + 16 j + g and r0 + 16 j + g + 8 (tile j < kTiles) with the x16 row in
+// shared memory over chunks [c0, c1); the sums end up in every lane of the group (reduced over t).
+template <int kTiles, int kBatch, typename Ready>
 __device__ __forceinline__ void tile_dot(const uint8_t* blocks, const uint8_t* scales, int r0, int nb, int c0, int c1,
-                                         const uint32_t* xs, float& out_g, float& out_g8, Ready&& ready) {
+                                         const uint32_t* xs, float (&out)[kTiles][2], Ready&& ready) {
   const int lane = threadIdx.x & 31, g = lane >> 2;
   const uint8_t* bg = blocks + static_cast<size_t>(r0 + g) * nb * 16;
   const uint8_t* bg8 = bg + static_cast<size_t>(8) * nb * 16;
   const uint8_t* sg = scales + static_cast<size_t>(r0 + g) * nb;
   const uint8_t* sg8 = sg + static_cast<size_t>(8) * nb;
-  float acc_g = 0.0f, acc_g8 = 0.0f;
+  const size_t tile_bytes = static_cast<size_t>(16) * nb * 16;
+  const uint32_t tab0 = e2m1_tab0();
+  float acc[kTiles][2];
+#pragma unroll
+  for (int j = 0; j < kTiles; ++j) acc[j][0] = acc[j][1] = 0.0f;
   bool waited = false;
   const int full = (nb & 1) ? c0 : max(c0, min(c1, nb / 4));  // chunks [c0, full) take the fast path
-  dot_chunks<true>(bg, bg8, sg, sg8, nb, c0, full, xs, lane, acc_g, acc_g8, waited, ready);
-  dot_chunks<false>(bg, bg8, sg, sg8, nb, full, c1, xs, lane, acc_g, acc_g8, waited, ready);
+  dot_chunks<true, kTiles, kBatch>(bg, bg8, sg, sg8, tile_bytes, nb, c0, full, xs, lane, tab0, acc, waited, ready);
+  dot_chunks<false, kTiles, kBatch>(bg, bg8, sg, sg8, tile_bytes, nb, full, c1, xs, lane, tab0, acc, waited, ready);
   if (!waited) ready();
-  acc_g += __shfl_xor_sync(0xffffffffu, acc_g, 1);
-  acc_g += __shfl_xor_sync(0xffffffffu, acc_g, 2);
-  acc_g8 += __shfl_xor_sync(0xffffffffu, acc_g8, 1);
-  acc_g8 += __shfl_xor_sync(0xffffffffu, acc_g8, 2);
-  out_g = acc_g;
-  out_g8 = acc_g8;
+#pragma unroll
+  for (int j = 0; j < kTiles; ++j) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float v = acc[j][h];
+      v += __shfl_xor_sync(0xffffffffu, v, 1);
+      v += __shfl_xor_sync(0xffffffffu, v, 2);
+      out[j][h] = v;
+    }
+  }
 }
 
 // Starts copying one x16 row (words) into shared memory (cp.async, 16 bytes per request).
@@ -189,10 +222,10 @@ __device__ __forceinline__ void wait_row() {
   __syncthreads();
 }
 
-// Warps that split one row tile's chunks so that each holds at most kBatchChunks of them.
-__host__ __device__ __forceinline__ int k_parts(int nb) {
+// Warps that split one row tile's chunks so that each holds at most `per_warp` of them.
+__host__ __device__ __forceinline__ int k_parts(int nb, int per_warp) {
   const int nch = (nb + 3) / 4;
-  return min(8, (nch + kBatchChunks - 1) / kBatchChunks);
+  return min(8, (nch + per_warp - 1) / per_warp);
 }
 
 __device__ __forceinline__ float swiglu(float gate, float up, float limit, float alpha) {
@@ -203,29 +236,33 @@ __device__ __forceinline__ float swiglu(float gate, float up, float limit, float
 
 // grid (16-row tiles, slots): slot s = (token s / k, expert idx[s]); the block's warps split the
 // columns (k_parts) and meet in shared memory.
+template <int kTiles, int kBatch>
 __global__ void __launch_bounds__(256)
     gate_up_kernel(const uint32_t* __restrict__ x16, const float* __restrict__ x_inv, const int32_t* __restrict__ idx,
                    int k, const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales,
                    const uint16_t* __restrict__ bias, int rows, int cols, float limit, float alpha,
                    float* __restrict__ h, uint32_t* __restrict__ h16) {
   extern __shared__ __align__(16) uint32_t xs[];
-  __shared__ float part[8][16];
+  __shared__ float part[8][16 * kTiles];
   pdl_wait();
   pdl_allow_dependents();
   const int slot = blockIdx.y, t_tok = slot / k, e = idx[slot];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int r0 = blockIdx.x * 16;
+  const int r0 = blockIdx.x * 16 * kTiles;
   const int nb = cols >> 5, nch = (nb + 3) / 4, parts = blockDim.x >> 5;
   copy_row_async(xs, x16 + static_cast<size_t>(t_tok) * x16_row_words(cols), x16_row_words(cols));
-  float yg, yg8;
-  tile_dot(blocks + static_cast<size_t>(e) * rows * nb * 16, scales + static_cast<size_t>(e) * rows * nb, r0, nb,
-           warp * nch / parts, (warp + 1) * nch / parts, xs, yg, yg8, wait_row);
+  float y[kTiles][2];
+  tile_dot<kTiles, kBatch>(blocks + static_cast<size_t>(e) * rows * nb * 16, scales + static_cast<size_t>(e) * rows * nb,
+                           r0, nb, warp * nch / parts, (warp + 1) * nch / parts, xs, y, wait_row);
   if (t == 0) {
-    part[warp][g] = yg;
-    part[warp][g + 8] = yg8;
+#pragma unroll
+    for (int j = 0; j < kTiles; ++j) {
+      part[warp][16 * j + g] = y[j][0];
+      part[warp][16 * j + g + 8] = y[j][1];
+    }
   }
   __syncthreads();
-  if (threadIdx.x >= 8) return;
+  if (threadIdx.x >= 8 * kTiles) return;
   // Thread u: gate row r0 + 2u and up row r0 + 2u + 1 -> unit (r0 / 2) + u.
   const int u = threadIdx.x;
   float gate = 0.0f, upv = 0.0f;
@@ -246,30 +283,34 @@ __global__ void __launch_bounds__(256)
 // grid (16-row tiles, slots): one block per (rows, token t, expert slot j) writes y[s, rows] =
 // W2[idx[s]] . h[s] + b2 to scratch; the last block of (t, rows) to finish (a counter per pair, reset
 // by that block) forms out[t, rows] (+)= sum_j weight[t, j] * y[t*k + j, rows] in slot order.
+template <int kTiles, int kBatch>
 __global__ void __launch_bounds__(256)
     down_kernel(const uint32_t* __restrict__ h16, const float* __restrict__ h_inv, const int32_t* __restrict__ idx,
                 const float* __restrict__ weight, int k, const uint8_t* __restrict__ blocks,
                 const uint8_t* __restrict__ scales, const uint16_t* __restrict__ bias, int rows, int cols,
                 float* __restrict__ y, int32_t* __restrict__ counters, float* __restrict__ out, bool accumulate) {
   extern __shared__ __align__(16) uint32_t xs[];
-  __shared__ float part[8][16];
+  __shared__ float part[8][16 * kTiles];
   __shared__ bool last;
   pdl_wait();
   pdl_allow_dependents();
   const int slot = blockIdx.y, t_tok = slot / k, e = idx[slot], tile = blockIdx.x;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int r0 = tile * 16;
+  const int r0 = tile * 16 * kTiles;
   const int nb = cols >> 5, nch = (nb + 3) / 4, parts = blockDim.x >> 5;
   copy_row_async(xs, h16 + static_cast<size_t>(slot) * x16_row_words(cols), x16_row_words(cols));
-  float yg, yg8;
-  tile_dot(blocks + static_cast<size_t>(e) * rows * nb * 16, scales + static_cast<size_t>(e) * rows * nb, r0, nb,
-           warp * nch / parts, (warp + 1) * nch / parts, xs, yg, yg8, wait_row);
+  float yt[kTiles][2];
+  tile_dot<kTiles, kBatch>(blocks + static_cast<size_t>(e) * rows * nb * 16, scales + static_cast<size_t>(e) * rows * nb,
+                           r0, nb, warp * nch / parts, (warp + 1) * nch / parts, xs, yt, wait_row);
   if (t == 0) {
-    part[warp][g] = yg;
-    part[warp][g + 8] = yg8;
+#pragma unroll
+    for (int j = 0; j < kTiles; ++j) {
+      part[warp][16 * j + g] = yt[j][0];
+      part[warp][16 * j + g + 8] = yt[j][1];
+    }
   }
   __syncthreads();
-  if (threadIdx.x < 16) {
+  if (threadIdx.x < 16 * kTiles) {
     const int i = threadIdx.x, r = r0 + i;
     float v = 0.0f;
     for (int q = 0; q < parts; ++q) v += part[q][i];
@@ -283,7 +324,7 @@ __global__ void __launch_bounds__(256)
   __syncthreads();
   if (!last) return;
   __threadfence();
-  if (threadIdx.x < 16) {
+  if (threadIdx.x < 16 * kTiles) {
     const int r = r0 + threadIdx.x;
     float total = 0.0f;
     for (int j = 0; j < k; ++j) {
@@ -306,18 +347,52 @@ int stage_x16(const float* x, int x_stride, int rows, int cols, uint32_t* x16, f
   return static_cast<int>(cudaGetLastError());
 }
 
+namespace {
+
+// Kernel shapes the launchers choose from (set_moe_variant): row tiles per warp, chunks in flight per
+// warp, chunks per warp (sets the warps per block). The epilogues need 16 * tiles threads (down) and
+// so at most two tiles: a block may be a single warp.
+struct MoeShape {
+  int tiles, batch, per_warp;
+};
+constexpr MoeShape kMoeShapes[kMoeVariants] = {{1, 6, 6}, {2, 3, 6}};
+int g_moe_variant[2] = {kMoeDefaultGateUp, kMoeDefaultDown};
+
+MoeShape moe_shape(int which, int rows) {
+  const MoeShape s = kMoeShapes[g_moe_variant[which]];
+  return rows % (16 * s.tiles) == 0 ? s : kMoeShapes[0];
+}
+
+template <typename Kernel>
+void moe_allow_smem(Kernel kernel, size_t smem) {
+  if (smem > 48 * 1024) cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+}
+
+}  // namespace
+
+void set_moe_variant(int gate_up, int down) {
+  g_moe_variant[0] = gate_up >= 0 && gate_up < kMoeVariants ? gate_up : 0;
+  g_moe_variant[1] = down >= 0 && down < kMoeVariants ? down : 0;
+}
+
 int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* idx, int T, int k,
                        const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows, int cols,
                        float limit, float alpha, float* h, uint32_t* h16, cudaStream_t stream) {
   if (T <= 0) return 0;
   if (rows % 16 != 0 || cols % 32 != 0 || (rows / 2) % 32 != 0) return static_cast<int>(cudaErrorInvalidValue);
   const size_t smem = x16_row_words(cols) * 4;
-  if (smem > 48 * 1024) {
-    cudaFuncSetAttribute(gate_up_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+  const MoeShape s = moe_shape(0, rows);
+  const dim3 grid(rows / (16 * s.tiles), T * k), block(32 * k_parts(cols >> 5, s.per_warp));
+  auto go = [&](auto kernel) {
+    moe_allow_smem(kernel, smem);
+    launch_pdl(kernel, grid, block, smem, stream, x16, x_inv, idx, k, blocks, scales, bias, rows, cols, limit, alpha, h,
+               h16);
+  };
+  if (s.tiles == 2) {
+    go(gate_up_kernel<2, 3>);
+  } else {
+    go(gate_up_kernel<1, 6>);
   }
-  const dim3 grid(rows / 16, T * k);
-  launch_pdl(gate_up_kernel, grid, dim3(32 * k_parts(cols >> 5)), smem, stream, x16, x_inv, idx, k, blocks, scales, bias,
-             rows, cols, limit, alpha, h, h16);
   return static_cast<int>(cudaGetLastError());
 }
 
@@ -327,12 +402,18 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
   if (T <= 0) return 0;
   if (rows % 16 != 0 || cols % 32 != 0 || k < 1 || k > 8) return static_cast<int>(cudaErrorInvalidValue);
   const size_t smem = x16_row_words(cols) * 4;
-  if (smem > 48 * 1024) {
-    cudaFuncSetAttribute(down_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+  const MoeShape s = moe_shape(1, rows);
+  const dim3 grid(rows / (16 * s.tiles), T * k), block(32 * k_parts(cols >> 5, s.per_warp));
+  auto go = [&](auto kernel) {
+    moe_allow_smem(kernel, smem);
+    launch_pdl(kernel, grid, block, smem, stream, h16, h_inv, idx, weight, k, blocks, scales, bias, rows, cols, y,
+               counters, out, accumulate);
+  };
+  if (s.tiles == 2) {
+    go(down_kernel<2, 3>);
+  } else {
+    go(down_kernel<1, 6>);
   }
-  const dim3 grid(rows / 16, T * k);
-  launch_pdl(down_kernel, grid, dim3(32 * k_parts(cols >> 5)), smem, stream, h16, h_inv, idx, weight, k, blocks, scales,
-             bias, rows, cols, y, counters, out, accumulate);
   return static_cast<int>(cudaGetLastError());
 }
 

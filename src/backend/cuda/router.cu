@@ -36,11 +36,27 @@ __global__ void __launch_bounds__(kRouterWarps * 32)
     const int i = lane + 32 * u;
     wrow[u] = e < experts && i < cols / 8 ? __ldg(w + i) : make_uint4(0, 0, 0, 0);
   }
+  // The RMSNorm gain for this thread's columns (4 per slot; a weight, so also before pdl_wait).
+  constexpr int kXLoads = 3;  // 3 x 256 x 4 = 3072 >= 2880 columns; wider rows take the loops below
+  const int per = blockDim.x * 4;
+  uint2 gv[kXLoads];
+#pragma unroll
+  for (int i = 0; i < kXLoads; ++i) {
+    const int c = threadIdx.x * 4 + i * per;
+    gv[i] = c < cols ? __ldg(reinterpret_cast<const uint2*>(gain + c)) : make_uint2(0, 0);
+  }
   pdl_wait();
   pdl_allow_dependents();
   float ss = 0.0f;
-#pragma unroll 4
-  for (int c = threadIdx.x * 4; c < cols; c += blockDim.x * 4) {
+  float4 xv[kXLoads];
+#pragma unroll
+  for (int i = 0; i < kXLoads; ++i) {
+    const int c = threadIdx.x * 4 + i * per;
+    xv[i] = c < cols ? *reinterpret_cast<const float4*>(xr + c) : make_float4(0.f, 0.f, 0.f, 0.f);
+  }
+#pragma unroll
+  for (int i = 0; i < kXLoads; ++i) ss += xv[i].x * xv[i].x + xv[i].y * xv[i].y + xv[i].z * xv[i].z + xv[i].w * xv[i].w;
+  for (int c = threadIdx.x * 4 + kXLoads * per; c < cols; c += per) {
     const float4 v = *reinterpret_cast<const float4*>(xr + c);
     *reinterpret_cast<float4*>(xs + c) = v;
     ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
@@ -51,7 +67,19 @@ __global__ void __launch_bounds__(kRouterWarps * 32)
   float total = 0.0f;
   for (int i = 0; i < kRouterWarps; ++i) total += red[i];
   const float r = 1.0f / sqrtf(total / static_cast<float>(cols) + eps);
-  for (int c = threadIdx.x; c < cols; c += blockDim.x) xs[c] = (xs[c] * r) * bf16_to_f32(gain[c]);
+#pragma unroll
+  for (int i = 0; i < kXLoads; ++i) {
+    const int c = threadIdx.x * 4 + i * per;
+    if (c < cols) {
+      float4 v;
+      v.x = (xv[i].x * r) * bf16_lo(gv[i].x);
+      v.y = (xv[i].y * r) * bf16_hi(gv[i].x);
+      v.z = (xv[i].z * r) * bf16_lo(gv[i].y);
+      v.w = (xv[i].w * r) * bf16_hi(gv[i].y);
+      *reinterpret_cast<float4*>(xs + c) = v;
+    }
+  }
+  for (int c = threadIdx.x + kXLoads * per; c < cols; c += blockDim.x) xs[c] = (xs[c] * r) * bf16_to_f32(gain[c]);
   __syncthreads();
   if (e < experts) {
     float acc = 0.0f;
