@@ -12,8 +12,8 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/kernels.h"
-#include "backend/cpu/parallel.h"
 #include "backend/cpu_fast/kernels_fast.h"
+#include "backend/cpu_fast/spin_pool.h"
 #include "core/dtypes.h"
 
 namespace gptoss {
@@ -40,7 +40,9 @@ ExpertGroups group_by_expert(const int32_t* idx, int T, int k, int64_t experts) 
 class CpuFastBackend final : public Backend {
  public:
   explicit CpuFastBackend(int threads)
-      : exact_(make_cpu_backend(threads)), pool_(threads), profile_(std::getenv("GPTOSS_CPU_FAST_PROFILE") != nullptr) {}
+      : exact_(make_cpu_backend(threads)),
+        pool_(threads, spin_time()),
+        profile_(std::getenv("GPTOSS_CPU_FAST_PROFILE") != nullptr) {}
   ~CpuFastBackend() override {
     if (!profile_) return;
     double total = 0.0;
@@ -209,7 +211,7 @@ class CpuFastBackend final : public Backend {
         for (int64_t r = 0; r < n; ++r) yo[r] = yi[r] + cpu::weight_at(b2, ex * rows + r0 + r);
       }
     }, [&](int32_t pair) { return hp + static_cast<int64_t>(pair) * cols; });
-    cpu::parallel_for(static_cast<size_t>(T), static_cast<size_t>(k * rows), pool_, [&](size_t b, size_t e) {
+    auto combine = [&](size_t b, size_t e) {
       std::vector<int32_t> order(static_cast<size_t>(k));
       for (size_t t = b; t < e; ++t) {
         for (int j = 0; j < k; ++j) order[j] = j;
@@ -222,10 +224,25 @@ class CpuFastBackend final : public Backend {
           for (int64_t r = 0; r < rows; ++r) o[r] += yj[r] * wj;
         }
       }
+    };
+    if (T <= 4) {
+      combine(0, static_cast<size_t>(T));
+      return;
+    }
+    const int per = std::max(1, T / (4 * pool_.size()));
+    pool_.run((T + per - 1) / per, [&](int i) {
+      combine(static_cast<size_t>(i) * per, static_cast<size_t>(std::min(T, (i + 1) * per)));
     });
   }
 
  private:
+  // GPTOSS_CPU_FAST_SPIN_US: how long idle workers poll for the next op (default 50 us, about the
+  // gap between two ops of a decode step; 0 makes them sleep at once).
+  static std::chrono::microseconds spin_time() {
+    const char* v = std::getenv("GPTOSS_CPU_FAST_SPIN_US");
+    return std::chrono::microseconds(v ? std::max(0L, std::strtol(v, nullptr, 10)) : 50L);
+  }
+
   // Wall time of each op by name (ops are synchronous here), when GPTOSS_CPU_FAST_PROFILE is set.
   struct ProfileEntry {
     double seconds = 0.0;
@@ -307,7 +324,7 @@ class CpuFastBackend final : public Backend {
   }
 
   std::unique_ptr<Backend> exact_;
-  cpu::ThreadPool pool_;
+  cpu_fast::SpinPool pool_;
   std::vector<float> xp_, hp_, y_;  // activations in chunk order; expert outputs per (token, slot)
   const bool profile_;
   std::map<std::string, ProfileEntry> prof_;
