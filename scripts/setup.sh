@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(build-essential cmake ninja-build ccache pkg-config git python3 python3-venv curl ca-certificates
   libhwy-dev nlohmann-json3-dev libsimdjson-dev libcpp-httplib-dev libfmt-dev libpcre2-dev libedit-dev
-  libcurl4-openssl-dev libgtest-dev libbenchmark-dev tmux)
+  libcurl4-openssl-dev libgtest-dev libbenchmark-dev tmux
+  clang libclang-rt-dev)  # clang + its libFuzzer/sanitizer runtimes (libclang_rt.fuzzer) for scripts/fuzz.sh
 
 install_system() {
   if command -v apt-get >/dev/null; then

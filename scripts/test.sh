@@ -3,15 +3,17 @@
 #   1. release build (warnings as errors): C++ units through CTest, then the end-to-end and
 #      conformance tests through pytest;
 #   2. TSan build: the engine scheduler and server tests (the threaded parts);
-#   3. (opt-in) ASan+UBSan build: the same C++ units and pytest suite again.
+#   3. libFuzzer targets (clang, scripts/fuzz.sh): each replays its committed crash inputs and
+#      corpus, then fuzzes for FUZZ_SECONDS (default 15 here) seconds.
+#   (opt-in) asan: ASan+UBSan build (gcc): every C++ unit (with leak checking) and the whole pytest
+#      suite again against the sanitized binary.
 # GPU tests skip without a GPU (and are run on the GPU machine by scripts/gpu/).
-# GPTOSS_TEST_STAGES picks stages (default "release tsan"; "release tsan asan" adds the ASan+UBSan
-# stage, which is not yet part of the default run: it has not completed a full run on the 2-core
-# machine yet). Extra arguments go to pytest.
+# GPTOSS_TEST_STAGES picks stages (default "release tsan fuzz"; e.g. GPTOSS_TEST_STAGES=release
+# runs the first only). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-$(nproc)}
-STAGES=${GPTOSS_TEST_STAGES:-release tsan}
+STAGES=${GPTOSS_TEST_STAGES:-release tsan fuzz}
 
 stage() { printf '\n=== %s (%s s since start) ===\n' "$1" "$SECONDS"; }
 
@@ -28,13 +30,15 @@ for s in $STAGES; do
       stage "ASan+UBSan build, ctest, pytest"
       cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGPTOSS_WERROR=ON \
         -DGPTOSS_SANITIZE=ON -DGPTOSS_CUDA=OFF
-      cmake --build build-asan -j "$JOBS"
-      export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
-      export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-      ctest --test-dir build-asan --output-on-failure -j "$JOBS"
+      # The unit tests and the CLI only: not the bench/ kernel programs (CUDA is off here).
+      targets=$(cmake --build build-asan --target help | sed -n 's/^\([a-z_]*_test\|gptoss\): .*/\1/p')
+      cmake --build build-asan -j "$JOBS" --target $targets
+      ubsan=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+      ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1} UBSAN_OPTIONS=$ubsan \
+        ctest --test-dir build-asan --output-on-failure -j "$JOBS"
       # End-to-end under ASan+UBSan: memory errors and UB abort the binary and fail the test; leak
       # checking stays with the unit tests above (a CLI exiting mid-stream owns threads on purpose).
-      ASAN_OPTIONS=abort_on_error=1:detect_leaks=0 GPTOSS_BIN="$PWD/build-asan/bin/gptoss" \
+      ASAN_OPTIONS=abort_on_error=1:detect_leaks=0 UBSAN_OPTIONS=$ubsan GPTOSS_BIN="$PWD/build-asan/bin/gptoss" \
         .venv/bin/python -m pytest -q tests/py "$@"
       ;;
     tsan)
@@ -45,6 +49,10 @@ for s in $STAGES; do
       cmake --build build-tsan -j "$JOBS" --target $targets
       TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1} \
         ctest --test-dir build-tsan --output-on-failure -j "$JOBS" -R '^(Scheduler|EngineOnModel|Server|Http|Openai|Ollama|Responses)'
+      ;;
+    fuzz)
+      stage "libFuzzer targets: committed crash inputs, corpus, ${FUZZ_SECONDS:-15} s of fuzzing each"
+      FUZZ_BUILD=${FUZZ_BUILD:-build-fuzz} FUZZ_SECONDS=${FUZZ_SECONDS:-15} FUZZ_JOBS="$JOBS" scripts/fuzz.sh
       ;;
     *) echo "test.sh: unknown stage '$s'" >&2; exit 2 ;;
   esac
