@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# gptoss (cpu-fast) against llama.cpp (llama-bench, CPU build) on the same full-size random
+# gpt-oss-20b weights, in one run on this machine (issue 7): read bandwidth measured in the same run,
+# then gptoss bench and llama-bench interleaved (ROUNDS rounds), each with its weights warm (gptoss's
+# safetensors are read into the page cache first), then the bandwidth again; prints the table, the roofline fractions and the ratios.
+# llama.cpp is built and its GGUF converted outside the repo (bench/results/cpu-20b-vs-llamacpp.md
+# gives the commands); llama.cpp's code never enters the repo.
+#
+#   GPTOSS=build-peers/bin/gptoss LLAMA_BENCH=/work/peers/build-cpu/bin/llama-bench \
+#   MODEL=/tmp/r20/gpt-oss-20b-random GGUF=/work/peers/gguf/gpt-oss-20b-random-bf16-mxfp4.gguf \
+#   bench/peers/cpu_vs_llamacpp.sh
+#
+# Knobs: THREADS (2), P (512), N (128), ROUNDS (2), REPS (1, repetitions inside each bench process),
+# DEVICES ("cpu-fast"; e.g. "cpu-fast auto"), OUT (output folder, default /tmp/peers-cpu-<time>).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+GPTOSS=${GPTOSS:-build-peers/bin/gptoss}
+LLAMA_BENCH=${LLAMA_BENCH:-/work/peers/build-cpu/bin/llama-bench}
+MODEL=${MODEL:-/tmp/r20/gpt-oss-20b-random}
+GGUF=${GGUF:-/work/peers/gguf/gpt-oss-20b-random-bf16-mxfp4.gguf}
+THREADS=${THREADS:-2}
+P=${P:-512}
+N=${N:-128}
+ROUNDS=${ROUNDS:-2}
+REPS=${REPS:-1}
+DEVICES=${DEVICES:-cpu-fast}
+OUT=${OUT:-/tmp/peers-cpu-$(date +%H%M%S)}
+mkdir -p "$OUT/runs"
+for f in "$GPTOSS" "$LLAMA_BENCH" "$GGUF" "$MODEL/config.json"; do
+  [ -e "$f" ] || { echo "missing $f" >&2; exit 1; }
+done
+BW=$OUT/read_bandwidth
+cc -O3 -march=native -pthread bench/peers/read_bandwidth.c -o "$BW" || exit 1
+
+log() { echo "[$(date +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)] $*" | tee -a "$OUT/log.txt"; }
+# Bring a set of files into the page cache (reads each once; cheap when already cached).
+warm() { local t0=$SECONDS; cat "$@" > /dev/null; log "warmed $(du -shL "$@" | awk '{s=s" "$1} END{print s}') in $((SECONDS - t0)) s"; }
+bandwidth() {
+  local line
+  line=$("$BW" "$THREADS" 2048 10)
+  log "$line"
+  echo "$line" | sed -n 's/.*best \([0-9.]*\) GB\/s.*/\1/p' >> "$OUT/bandwidth.txt"
+}
+
+{
+  echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+  echo "cpu: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cpus; $(free -g | awk '/Mem:/ {print $2 " GiB RAM"}')"
+  echo "gptoss: $(git rev-parse --short HEAD) ($(git status --porcelain --untracked-files=no | wc -l) files modified in the tree)"
+  echo "gptoss binary: $GPTOSS ($(stat -c %y "$GPTOSS" | cut -d. -f1))"
+  echo "llama-bench: $LLAMA_BENCH; $("$LLAMA_BENCH" --version 2>&1 | head -2 | tr '\n' ' ')"
+  echo "model: $MODEL; gguf: $GGUF ($(stat -c %s "$GGUF") bytes)"
+  echo "threads $THREADS, -p $P -n $N, rounds $ROUNDS, reps $REPS, devices $DEVICES"
+} | tee "$OUT/setup.txt"
+: > "$OUT/bandwidth.txt"
+bandwidth
+for r in $(seq 1 "$ROUNDS"); do
+  for dev in $DEVICES; do
+    warm "$MODEL"/*.safetensors
+    log "gptoss --device $dev round $r"
+    bench/tools/peak_memory.py -- "$GPTOSS" bench "$MODEL" -p "$P" -n "$N" -r "$REPS" --threads "$THREADS" \
+      --device "$dev" --json > "$OUT/runs/gptoss-$dev-$r.json" 2> "$OUT/runs/gptoss-$dev-$r.err"
+    log "rc=$? $(cat "$OUT/runs/gptoss-$dev-$r.json") $(tail -1 "$OUT/runs/gptoss-$dev-$r.err")"
+  done
+  # No warm-up read of the GGUF: llama.cpp reads it whole while loading (untimed) and copies the
+  # experts into its repacked buffers; its own warm-up run then touches the rest.
+  log "llama-bench round $r"
+  bench/tools/peak_memory.py -- "$LLAMA_BENCH" -m "$GGUF" -p "$P" -n "$N" -r "$REPS" -t "$THREADS" -o json \
+    > "$OUT/runs/llama-$r.json" 2> "$OUT/runs/llama-$r.err"
+  log "rc=$? $(python3 -c 'import json,sys; print([(t["n_prompt"], t["n_gen"], round(t["avg_ts"], 3)) for t in json.load(open(sys.argv[1]))])' "$OUT/runs/llama-$r.json" 2>&1) $(tail -1 "$OUT/runs/llama-$r.err")"
+done
+bandwidth
+python3 bench/peers/summarize.py "$OUT/runs" --what "read" --bandwidth-gbs $(cat "$OUT/bandwidth.txt") \
+  --bytes-per-token "$(python3 bench/peers/bytes_per_token.py "$MODEL")" | tee "$OUT/summary.md"
+echo "logs: $OUT"
