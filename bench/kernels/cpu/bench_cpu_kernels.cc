@@ -1,9 +1,11 @@
-// One gpt-oss-20b decode layer's hot GEMVs, exact cpu backend vs cpu-fast, in GB/s of weights read,
-// next to the machine's memory bandwidth measured in the same run (read-only sum and memcpy). Each
-// line also records the 1-minute load average (shared machines). Working sets exceed the LLC: each
-// iteration uses a different group of 4 experts / a different layer's qkv weight.
+// One gpt-oss-20b layer's hot ops, exact cpu backend vs cpu-fast: decode GEMVs in GB/s of weights
+// read, next to the machine's memory bandwidth measured in the same run (read-only sum and memcpy),
+// and prefill shapes (64 tokens) in GFLOP/s. Every cpu-fast line is checked against the exact
+// backend on the same inputs ("err": max |fast - exact| / max |exact|). Each line also records the
+// 1-minute load average (shared machines). Decode working sets exceed the LLC: each iteration uses
+// a different group of 4 experts / a different layer's qkv weight.
 //
-//   gptoss-bench-cpu-kernels [--threads N] [--seconds S] [--check]
+//   gptoss-bench-cpu-kernels [--threads N] [--seconds S]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -67,9 +69,24 @@ double time_best(double seconds, const std::function<void(int)>& fn) {
   return best;
 }
 
-void report(const char* what, double bytes, double sec) {
-  std::printf("| %-44s | %9.2f | %8.2f | %s |\n", what, sec * 1e3, bytes / sec / 1e9, load_avg().c_str());
+// One table row: ms per call, the rate (GB/s of weights or GFLOP/s), the error against the exact
+// backend (empty for reference rows) and the load average.
+void report(const std::string& what, double amount, double sec, const std::string& err = "") {
+  std::printf("| %-50s | %9.2f | %8.2f | %9s | %s |\n", what.c_str(), sec * 1e3, amount / sec / 1e9, err.c_str(),
+              load_avg().c_str());
   std::fflush(stdout);
+}
+
+// max |got - want| / max |want|, formatted.
+std::string rel_err(const std::vector<float>& got, const std::vector<float>& want) {
+  double diff = 0.0, mag = 0.0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    diff = std::max(diff, static_cast<double>(std::fabs(got[i] - want[i])));
+    mag = std::max(mag, static_cast<double>(std::fabs(want[i])));
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1e", mag > 0 ? diff / mag : diff);
+  return buf;
 }
 
 }  // namespace
@@ -89,7 +106,8 @@ int main(int argc, char** argv) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::printf("threads %d, SIMD target %s, load at start %s\n\n", threads, gptoss::cpu_fast::simd_target(),
               load_avg().c_str());
-  std::printf("| %-44s | %9s | %8s | %s |\n|---|---|---|---|\n", "kernel", "ms/call", "GB/s", "load1");
+  std::printf("| %-50s | %9s | %8s | %9s | %s |\n|---|---|---|---|---|\n", "kernel", "ms/call", "GB/s|GF/s", "err",
+              "load1");
 
   // Memory bandwidth: read-only SIMD dot over 512 MB split over the threads, and memcpy of 512 MB.
   {
@@ -146,12 +164,25 @@ int main(int argc, char** argv) {
     bias.rows = 1;
     bias.cols = kQkv;
     const double bytes = static_cast<double>(kQkv) * kHidden * 2;
+    std::vector<float> want(kQkv);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.1f * static_cast<float>(i));
+    exact->f32_matmul(x.data(), 1, weight(0), &bias, want.data());
     for (Backend* be : {exact.get(), fast.get()}) {
       const double s = time_best(seconds, [&](int it) {
         be->f32_matmul(x.data(), 1, weight(it % kQkvLayers), &bias, out.data());
       });
-      report((be->name() + ": qkv GEMV bf16 5120x2880").c_str(), bytes, s);
+      be->f32_matmul(x.data(), 1, weight(0), &bias, out.data());
+      report(be->name() + ": qkv GEMV bf16 5120x2880 (T=1)", bytes, s, be == fast.get() ? rel_err(out, want) : "");
     }
+    // Prefill shape: 64 tokens, GFLOP/s.
+    constexpr int kT = 64;
+    std::vector<float> xt(kT * kHidden), ot(kT * kQkv), wt(kT * kQkv);
+    for (size_t i = 0; i < xt.size(); ++i) xt[i] = std::cos(0.01f * static_cast<float>(i));
+    exact->f32_matmul(xt.data(), kT, weight(0), &bias, wt.data());
+    const double flops = 2.0 * kT * kQkv * kHidden;
+    const double s = time_best(seconds, [&](int it) { fast->f32_matmul(xt.data(), kT, weight(it % kQkvLayers), &bias, ot.data()); });
+    fast->f32_matmul(xt.data(), kT, weight(0), &bias, ot.data());
+    report("cpu-fast: qkv matmul bf16 5120x2880, T=64 (GFLOP/s)", flops, s, rel_err(ot, wt));
   }
 
   // Experts: 4 of a pool (846 MB per matrix kind), gate_up [5760, 2880] + SwiGLU then down [2880, 2880] + weighted sum.
@@ -191,19 +222,96 @@ int main(int argc, char** argv) {
     };
     const double bytes_gate_up = kTopK * 2.0 * kInter * kHidden * 17.0 / 32.0;
     const double bytes_down = kTopK * 1.0 * kHidden * kInter * 17.0 / 32.0;
+    for (size_t i = 0; i < x.size(); ++i) x[i] = 0.05f * std::sin(0.3f * static_cast<float>(i));
+    std::vector<float> h_want(h.size()), o_want(out.size());
+    {
+      int32_t idx[kTopK];
+      idx_for(0, kExpertPool, idx);
+      exact->f32_mxfp4w_moe_matmul_swiglu(x.data(), 1, kTopK, idx, w1, wb1, 7.0f, 1.702f, h_want.data());
+      idx_for(0, kDownPool, idx);
+      exact->f32_mxfp4w_moe_matmul_accumulate(h_want.data(), 1, kTopK, idx, route_w, w2, wb2, o_want.data());
+    }
     for (Backend* be : {exact.get(), fast.get()}) {
+      const bool is_fast = be == fast.get();
       int32_t idx[kTopK];
       const double s = time_best(seconds, [&](int it) {
         idx_for(it, kExpertPool, idx);
         be->f32_mxfp4w_moe_matmul_swiglu(x.data(), 1, kTopK, idx, w1, wb1, 7.0f, 1.702f, h.data());
       });
-      report((be->name() + ": 4 experts gate_up+SwiGLU MXFP4").c_str(), bytes_gate_up, s);
+      idx_for(0, kExpertPool, idx);
+      be->f32_mxfp4w_moe_matmul_swiglu(x.data(), 1, kTopK, idx, w1, wb1, 7.0f, 1.702f, h.data());
+      report(be->name() + ": 4 experts gate_up+SwiGLU MXFP4 (T=1)", bytes_gate_up, s, is_fast ? rel_err(h, h_want) : "");
       const double s2d = time_best(seconds, [&](int it) {
         idx_for(it, kDownPool, idx);
-        be->f32_mxfp4w_moe_matmul_accumulate(h.data(), 1, kTopK, idx, route_w, w2, wb2, out.data());
+        be->f32_mxfp4w_moe_matmul_accumulate(h_want.data(), 1, kTopK, idx, route_w, w2, wb2, out.data());
       });
-      report((be->name() + ": 4 experts down+bias+weighted sum").c_str(), bytes_down, s2d);
-      report((be->name() + ": one layer's experts (sum of both)").c_str(), bytes_gate_up + bytes_down, s + s2d);
+      idx_for(0, kDownPool, idx);
+      be->f32_mxfp4w_moe_matmul_accumulate(h_want.data(), 1, kTopK, idx, route_w, w2, wb2, out.data());
+      report(be->name() + ": 4 experts down+bias+weighted sum (T=1)", bytes_down, s2d, is_fast ? rel_err(out, o_want) : "");
+      report(be->name() + ": one layer's experts (sum of both)", bytes_gate_up + bytes_down, s + s2d);
+    }
+    // Prefill shape: 64 tokens routed over 32 experts (4 each, ~8 tokens per expert), GFLOP/s.
+    constexpr int kT = 64, kExperts = 32;
+    std::vector<int32_t> idx(kT * kTopK);
+    std::vector<float> rw(kT * kTopK, 0.25f), xt(kT * kHidden), ht(kT * kTopK * kInter), hw(ht.size()),
+        ot(kT * kHidden), ow(ot.size());
+    for (int t = 0; t < kT; ++t) {
+      for (int j = 0; j < kTopK; ++j) idx[t * kTopK + j] = static_cast<int32_t>((t * 7 + j * 5) % kExperts);
+    }
+    for (size_t i = 0; i < xt.size(); ++i) xt[i] = 0.05f * std::cos(0.7f * static_cast<float>(i));
+    exact->f32_mxfp4w_moe_matmul_swiglu(xt.data(), kT, kTopK, idx.data(), w1, wb1, 7.0f, 1.702f, hw.data());
+    exact->f32_mxfp4w_moe_matmul_accumulate(hw.data(), kT, kTopK, idx.data(), rw.data(), w2, wb2, ow.data());
+    const double f_gate_up = 2.0 * kT * kTopK * 2 * kInter * kHidden, f_down = 2.0 * kT * kTopK * kHidden * kInter;
+    const double sg = time_best(seconds, [&](int) {
+      fast->f32_mxfp4w_moe_matmul_swiglu(xt.data(), kT, kTopK, idx.data(), w1, wb1, 7.0f, 1.702f, ht.data());
+    });
+    report("cpu-fast: experts gate_up+SwiGLU, T=64 x top-4 (GFLOP/s)", f_gate_up, sg, rel_err(ht, hw));
+    const double sd = time_best(seconds, [&](int) {
+      fast->f32_mxfp4w_moe_matmul_accumulate(hw.data(), kT, kTopK, idx.data(), rw.data(), w2, wb2, ot.data());
+    });
+    report("cpu-fast: experts down+weighted sum, T=64 x top-4 (GFLOP/s)", f_down, sd, rel_err(ot, ow));
+  }
+  // Attention with sinks (64 query heads, 8 kv heads of 64, f32 KV): decode at position 4095 over
+  // the full context (GB/s of K and V read) and a 512-token prefill from position 0 (GFLOP/s).
+  {
+    constexpr int kHeads = 64, kKvHeads = 8, kDim = 64, kCap = 4096;
+    std::vector<float> kd(static_cast<size_t>(kCap) * kKvHeads * kDim), vd(kd.size());
+    for (size_t i = 0; i < kd.size(); ++i) {
+      kd[i] = std::sin(0.37f * static_cast<float>(i));
+      vd[i] = std::cos(0.11f * static_cast<float>(i));
+    }
+    gptoss::KvLayer kv;
+    kv.k.data = kd.data();
+    kv.v.data = vd.data();
+    kv.slots = 1;
+    kv.capacity = kCap;
+    kv.kv_heads = kKvHeads;
+    kv.head_dim = kDim;
+    std::vector<uint16_t> sink_bits(kHeads, 0x3f80);  // 1.0
+    gptoss::Weight sinks;
+    sinks.buf.data = sink_bits.data();
+    sinks.rows = 1;
+    sinks.cols = kHeads;
+    const float scale = 0.125f;
+    for (const int T : {1, 512}) {
+      std::vector<int32_t> slots(T, 0), pos(T);
+      for (int t = 0; t < T; ++t) pos[t] = T == 1 ? kCap - 1 : t;
+      std::vector<float> q(static_cast<size_t>(T) * kHeads * kDim), want(q.size()), got(q.size());
+      for (size_t i = 0; i < q.size(); ++i) q[i] = std::sin(0.05f * static_cast<float>(i));
+      exact->f32_sdpa_sink_window(q.data(), T, kHeads, kv, slots, pos, sinks, 0, scale, want.data());
+      for (Backend* be : {exact.get(), fast.get()}) {
+        if (T > 1 && be == exact.get()) continue;  // minutes on the scalar path
+        const double s = time_best(seconds, [&](int) {
+          be->f32_sdpa_sink_window(q.data(), T, kHeads, kv, slots, pos, sinks, 0, scale, got.data());
+        });
+        const std::string err = be == fast.get() ? rel_err(got, want) : "";
+        if (T == 1) {
+          report(be->name() + ": attention decode, 4096 positions (GB/s of KV)", 2.0 * kCap * kKvHeads * kDim * 4, s, err);
+        } else {
+          const double flops = 2.0 * 2.0 * kHeads * kDim * (T * (T + 1) / 2.0);
+          report(be->name() + ": attention prefill T=512 (GFLOP/s)", flops, s, err);
+        }
+      }
     }
   }
   return 0;

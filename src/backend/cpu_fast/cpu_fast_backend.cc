@@ -103,16 +103,18 @@ class CpuFastBackend final : public Backend {
         const size_t slot_base = static_cast<size_t>(slots[t]) * kv.capacity;
         krows.resize(n);
         vrows.resize(n);
-        scores.resize(n);
+        scores.resize(static_cast<size_t>(group) * n);
         for (int i = 0; i < n; ++i) {
           const size_t at = (slot_base + (first + i) % kv.capacity) * kv_row + static_cast<size_t>(j) * D;
           krows[i] = kv.k.as<float>() + at;
           vrows[i] = kv.v.as<float>() + at;
         }
-        for (int h = j * group; h < (j + 1) * group; ++h) {
-          const size_t o = (static_cast<size_t>(t) * heads + h) * D;
-          cpu_fast::attend_head(q + o, D, krows.data(), vrows.data(), n, scale, cpu::weight_at(sinks, h),
-                                scores.data(), out + o);
+        float sink[64];
+        for (int h0 = j * group; h0 < (j + 1) * group; h0 += 64) {
+          const int G = std::min(64, (j + 1) * group - h0);
+          for (int g = 0; g < G; ++g) sink[g] = cpu::weight_at(sinks, h0 + g);
+          const size_t o = (static_cast<size_t>(t) * heads + h0) * D;
+          cpu_fast::attend_group(q + o, G, D, krows.data(), vrows.data(), n, scale, sink, scores.data(), out + o);
         }
       }
     });

@@ -36,11 +36,11 @@ void mxfp4_rows_to_f32(const uint8_t* blocks, const uint8_t* scales, int64_t col
 void gemm_f32(const float* const* x, int64_t T, const float* w, int64_t ldw, int64_t R, int64_t n, float* out,
               int64_t ldo);
 
-// Attention of one query head q[D] over n keys/values (rows at k[i], v[i]) with a sink logit:
-// s_i = (q . k_i) * scale; p = softmax([s_0 .. s_{n-1}, sink]) without the sink's column;
-// out[D] = sum_i p_i v_i. scores: scratch of n floats.
-void attend_head(const float* q, int64_t D, const float* const* k, const float* const* v, int64_t n, float scale,
-                 float sink, float* scores, float* out);
+// Attention of G query heads (q[g * D ..], sharing one KV head) over n keys/values (rows at k[i],
+// v[i]), head g with sink logit sinks[g]: s_gi = (q_g . k_i) * scale; p_g = softmax([s_g0 ..
+// s_g(n-1), sink_g]) without the sink's column; out[g * D ..] = sum_i p_gi v_i. scores: G * n floats.
+void attend_group(const float* q, int64_t G, int64_t D, const float* const* k, const float* const* v, int64_t n,
+                  float scale, const float* sinks, float* scores, float* out);
 
 // sum_i x[i] * w[i].
 float dot_f32(const float* x, const float* w, int64_t n);
