@@ -12,10 +12,15 @@ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGPTOSS_CUDA=ON -DGP
 cmake --build "$BUILD" -j2 --target ${TARGETS:-gptoss_cuda_lab gptoss_cuda_decode_check backend_cuda_test gptoss} ${EXTRA_TARGETS:-}
 grep -qx "/$S/" .git/info/exclude 2>/dev/null || echo "/$S/" >> .git/info/exclude
 rm -rf "$S" && mkdir -p "$S/bin" "$S/lib"
-cp "$BUILD"/bin/gptoss_cuda_lab "$BUILD"/bin/gptoss_cuda_decode_check "$BUILD"/src/backend/cuda/backend_cuda_test "$S/bin/"
+for f in "$BUILD"/bin/gptoss_cuda_lab "$BUILD"/bin/gptoss_cuda_decode_check "$BUILD"/src/backend/cuda/backend_cuda_test; do
+  case " ${TARGETS:-gptoss_cuda_lab gptoss_cuda_decode_check backend_cuda_test} " in *" $(basename "$f") "*) cp "$f" "$S/bin/" ;; esac
+done
 case " ${TARGETS:-gptoss} " in *" gptoss "*) cp "$BUILD"/bin/gptoss "$S/bin/" 2>/dev/null || true ;; esac
 for lib in $(ldd "$S"/bin/* | awk '/=>/ {print $3}' | sort -u); do
   case "$(basename "$lib")" in
+    # cuBLAS (600 MB) is not carried: the GPU machine's CUDA toolkit has it (run.sh / compare20b.sh
+    # put /usr/local/cuda/lib64 on LD_LIBRARY_PATH).
+    libcublas*.so*) ;;
     libc.so*|libm.so*|libresolv.so*|libstdc++.so*|libgcc_s.so*|libpthread.so*|libdl.so*|librt.so*) ;;
     *) cp -L "$lib" "$S/lib/" ;;
   esac

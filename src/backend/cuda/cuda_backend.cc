@@ -3,11 +3,13 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "backend/cuda/elementwise.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/prefill.h"
 
 namespace gptoss {
 namespace {
@@ -20,6 +22,7 @@ class CudaBackend final : public Backend {
       cudaStreamSynchronize(stream_);
       cudaStreamDestroy(stream_);
     }
+    cuda::gemm_destroy(gemm_);
     cudaFree(meta_);
     for (auto& sc : scratch_) cudaFree(sc.p);
   }
@@ -32,6 +35,8 @@ class CudaBackend final : public Backend {
     cudaDeviceProp prop{};
     cudaGetDeviceProperties(&prop, device_);
     name_ = std::string("cuda:") + prop.name;
+    // Ops with at least this many token rows take the cuBLAS prefill path (prefill.h); 0 = never.
+    if (const char* v = std::getenv("GPTOSS_CUDA_PREFILL_MIN_T"); v != nullptr) prefill_min_t_ = std::atoi(v);
     return Status::ok();
   }
 
@@ -89,6 +94,7 @@ class CudaBackend final : public Backend {
   void f32_matmul(const float* x, int T, const Weight& w, const Weight* bias, float* out) override {
     if (!bf16(w, "matmul weight") || (bias != nullptr && !bf16(*bias, "matmul bias"))) return;
     if (w.cols % 8 != 0) return fail_msg(fmt::format("matmul: {} columns is not a multiple of 8", w.cols));
+    if (prefill(T)) return gemm_matmul(x, T, w, bias, out);
     cuda::GemvInput in;
     in.x = x;
     in.x_stride = static_cast<int>(w.cols);
@@ -137,6 +143,7 @@ class CudaBackend final : public Backend {
   void f32_mxfp4w_moe_matmul_swiglu(const float* x, int T, int k, const int32_t* idx, const Mxfp4Experts& w1,
                                     const Weight& b1, float limit, float alpha, float* h) override {
     if (!bf16(b1, "expert bias")) return;
+    if (prefill(T)) return gemm_moe(x, T, k, idx, nullptr, w1, b1, limit, alpha, h);
     const int cols = static_cast<int>(w1.cols);
     uint32_t* x16 = scratch<uint32_t>(2, cuda::x16_bytes(T, cols) / 4);
     float* inv = scratch<float>(3, T);
@@ -150,6 +157,7 @@ class CudaBackend final : public Backend {
   void f32_mxfp4w_moe_matmul_accumulate(const float* h, int T, int k, const int32_t* idx, const float* weight,
                                         const Mxfp4Experts& w2, const Weight& b2, float* out) override {
     if (!bf16(b2, "expert bias")) return;
+    if (prefill(T)) return gemm_moe(h, T, k, idx, weight, w2, b2, 0.0f, 0.0f, out);
     const int cols = static_cast<int>(w2.cols);
     uint32_t* h16 = scratch<uint32_t>(2, cuda::x16_bytes(T * k, cols) / 4);
     float* inv = scratch<float>(3, static_cast<size_t>(T) * k);
@@ -172,6 +180,93 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  bool prefill(int T) const { return prefill_min_t_ > 0 && T >= prefill_min_t_; }
+
+  cuda::Gemm* gemm() {
+    if (gemm_ == nullptr) {
+      int status = 0;
+      gemm_ = cuda::gemm_create(stream_, &status);
+      if (gemm_ == nullptr) fail_msg(fmt::format("cublas init failed (status {})", status));
+    }
+    return gemm_;
+  }
+  void check_blas(const char* op, int status) {
+    if (status != 0) fail_msg(fmt::format("{}: cublas status {}", op, status));
+  }
+
+  // out[T, N] = x . w^T (+ bias) as one GEMM over the three bf16 parts of x stacked as 3T rows.
+  void gemm_matmul(const float* x, int T, const Weight& w, const Weight* bias, float* out) {
+    const int N = static_cast<int>(w.rows), K = static_cast<int>(w.cols);
+    cuda::Gemm* g = gemm();
+    uint16_t* a = scratch<uint16_t>(6, static_cast<size_t>(3) * T * K);
+    float* y = scratch<float>(7, static_cast<size_t>(3) * T * N);
+    if (g == nullptr || a == nullptr || y == nullptr) return;
+    check("prefill split", cuda::split3_bf16(x, K, nullptr, T, a, stream_));
+    check_blas("prefill matmul", cuda::gemm_bf16(g, w.buf.as<uint16_t>(), N, K, a, 0, 3 * T, y, 0, 1));
+    check("prefill sum", cuda::sum3_bias(y, T, N, bias ? bias->buf.as<uint16_t>() : nullptr, out, stream_));
+  }
+
+  // The MoE ops for many tokens: (token, expert) slots grouped by expert on the host (idx is read
+  // back), each used expert decoded to bf16 once, one GEMM per expert over its slots (three parts
+  // as a batch of 3). weight == nullptr: gate_up + SwiGLU into out = h [T, k, rows / 2]; else down
+  // + bias, weighted sum over each token's experts into out [T, rows].
+  void gemm_moe(const float* x, int T, int k, const int32_t* idx, const float* weight, const Mxfp4Experts& w,
+                const Weight& bias, float limit, float alpha, float* out) {
+    const int S = T * k, N = static_cast<int>(w.rows), K = static_cast<int>(w.cols), E = static_cast<int>(w.experts);
+    cuda::Gemm* g = gemm();
+    if (g == nullptr) return;
+    host_idx_.resize(S);
+    if (!download(idx, sizeof(int32_t) * S, host_idx_.data()).is_ok()) return;
+    std::vector<int> count(E + 1, 0);
+    for (int s = 0; s < S; ++s) {
+      const int e = host_idx_[s];
+      if (e < 0 || e >= E) return fail_msg(fmt::format("moe: expert id {} out of range [0, {})", e, E));
+      ++count[e + 1];
+    }
+    std::vector<int> off(count);  // off[e] = first sorted slot of expert e
+    for (int e = 0; e < E; ++e) off[e + 1] += off[e];
+    // sorted: [src row of x | destination slot | expert] per sorted slot; slots keep token order.
+    sorted_.assign(static_cast<size_t>(3) * S, 0);
+    std::vector<int> fill(off.begin(), off.end() - 1);
+    for (int s = 0; s < S; ++s) {
+      const int e = host_idx_[s], i = fill[e]++;
+      sorted_[i] = weight == nullptr ? s / k : s;
+      sorted_[S + i] = s;
+      sorted_[2 * S + i] = e;
+    }
+    used_.clear();
+    for (int e = 0; e < E; ++e) {
+      if (count[e + 1] > 0) used_.push_back(e);
+    }
+    const int32_t* d_sorted = meta(0, sorted_.data(), sorted_.size());
+    const int32_t* d_used = meta(1, used_.data(), used_.size());
+    const int U = static_cast<int>(used_.size());
+    uint16_t* a = scratch<uint16_t>(6, static_cast<size_t>(3) * S * K);
+    float* y = scratch<float>(7, static_cast<size_t>(3) * S * N);
+    uint16_t* wd = scratch<uint16_t>(8, static_cast<size_t>(U) * N * K);
+    if (d_sorted == nullptr || d_used == nullptr || a == nullptr || y == nullptr || wd == nullptr) return;
+    check("prefill moe split", cuda::split3_bf16(x, K, d_sorted, S, a, stream_));
+    check("prefill moe decode", cuda::mxfp4_to_bf16(w.blocks.as<uint8_t>(), w.scales.as<uint8_t>(), d_used, U, N, K,
+                                                   wd, stream_));
+    for (int u = 0; u < U; ++u) {
+      const int e = used_[u], n = off[e + 1] - off[e];
+      check_blas("prefill moe gemm",
+                 cuda::gemm_bf16(g, wd + static_cast<size_t>(u) * N * K, N, K, a + static_cast<size_t>(off[e]) * K,
+                                 static_cast<long long>(S) * K, n, y + static_cast<size_t>(off[e]) * N,
+                                 static_cast<long long>(S) * N, 3));
+    }
+    const uint16_t* b = bias.buf.as<uint16_t>();
+    if (weight == nullptr) {
+      check("prefill moe swiglu", cuda::moe_swiglu_epilogue(y, S, N, d_sorted + S, d_sorted + 2 * S, b, limit, alpha,
+                                                            out, stream_));
+      return;
+    }
+    float* ys = scratch<float>(9, static_cast<size_t>(S) * N);
+    if (ys == nullptr) return;
+    check("prefill moe down", cuda::moe_down_epilogue(y, S, N, d_sorted + S, d_sorted + 2 * S, b, ys, stream_));
+    check("prefill moe combine", cuda::moe_combine(ys, idx, weight, T, k, N, out, stream_));
+  }
+
   // Small host arrays travel to one of a few device slots; the stream orders each copy after the
   // kernels that read the slot's previous contents.
   static constexpr size_t kMetaSlotBytes = 1 << 20;
@@ -246,7 +341,10 @@ class CudaBackend final : public Backend {
     void* p = nullptr;
     size_t bytes = 0;
   };
-  Scratch scratch_[6];
+  Scratch scratch_[10];
+  int prefill_min_t_ = 8;
+  cuda::Gemm* gemm_ = nullptr;
+  std::vector<int32_t> host_idx_, sorted_, used_;
 };
 
 }  // namespace

@@ -3,6 +3,7 @@
 // the committed tiny checkpoint (tests/data/tiny/goldens.safetensors).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -57,12 +58,24 @@ struct Pair {
   }
 };
 
-TEST(CudaBackend, MoeKernelsEqualCpuBackend) {
-  REQUIRE_GPU();
+// The MoE ops on T tokens. T = 3 runs the decode kernels; T >= 8 the cuBLAS prefill path
+// (prefill.h: experts decoded to bf16, tokens grouped by expert, three bf16 parts of the input).
+void check_moe(int T, uint32_t seed) {
   Pair p;
   ASSERT_NE(p.gpu, nullptr);
-  std::mt19937 rng(7);
-  const int E = 8, H = 96, I = 64, T = 3, K = 4;
+  std::mt19937 rng(seed);
+  const int E = 8, H = 96, I = 64, K = 4;
+  std::vector<int32_t> ids;
+  if (T == 3) {
+    ids = {0, 3, 5, 7, 1, 2, 4, 6, 7, 6, 5, 4};
+  } else {
+    // Distinct experts per token; expert 5 is never used, so the grouping must skip it.
+    for (int t = 0; t < T; ++t) {
+      std::vector<int32_t> pool = {0, 1, 2, 3, 4, 6, 7};
+      std::shuffle(pool.begin(), pool.end(), rng);
+      ids.insert(ids.end(), pool.begin(), pool.begin() + K);
+    }
+  }
   auto bytes = [&](size_t n, int lo, int hi) {
     std::uniform_int_distribution<int> d(lo, hi);
     std::vector<uint8_t> v(n);
@@ -88,7 +101,7 @@ TEST(CudaBackend, MoeKernelsEqualCpuBackend) {
   auto bias1 = p.input(bf(size_t(E) * 2 * I, 1.0f));
   auto bias2 = p.input(bf(size_t(E) * H, 1.0f));
   auto x = p.input(fl(size_t(T) * H, -2.0f, 2.0f));
-  auto idx = p.input(std::vector<int32_t>{0, 3, 5, 7, 1, 2, 4, 6, 7, 6, 5, 4});
+  auto idx = p.input(ids);
   auto w = p.input(fl(size_t(T) * K, 0.0f, 1.0f));
   auto mk = [&](const Buffer& b, const Buffer& s, int64_t rows, int64_t cols) {
     Mxfp4Experts m;
@@ -125,6 +138,50 @@ TEST(CudaBackend, MoeKernelsEqualCpuBackend) {
   ASSERT_TRUE(p.gpu->sync().is_ok());
   auto o_gpu = p.out_gpu(*og, no);
   EXPECT_LT(max_rel(oc->as<float>(), o_gpu.data(), no), 1e-5);
+}
+
+TEST(CudaBackend, MoeKernelsEqualCpuBackend) {
+  REQUIRE_GPU();
+  check_moe(3, 7);
+}
+
+TEST(CudaBackend, PrefillMoeEqualsCpuBackend) {
+  REQUIRE_GPU();
+  check_moe(40, 11);
+  check_moe(8, 12);
+}
+
+// f32_matmul with bf16 weights: the GEMV path (T < 8) and the cuBLAS prefill path (T >= 8).
+TEST(CudaBackend, MatmulEqualsCpuBackend) {
+  REQUIRE_GPU();
+  Pair p;
+  ASSERT_NE(p.gpu, nullptr);
+  std::mt19937 rng(5);
+  const int N = 200, Kd = 96;
+  std::vector<uint16_t> wv(size_t(N) * Kd), bv(N);
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  for (auto& x : wv) x = f32_to_bf16(d(rng));
+  for (auto& x : bv) x = f32_to_bf16(d(rng));
+  auto w = p.input(wv);
+  auto b = p.input(bv);
+  for (int T : {1, 4, 8, 37}) {
+    std::vector<float> xv(size_t(T) * Kd);
+    // Mixed magnitudes so the three bf16 parts of x all matter.
+    for (auto& x : xv) x = d(rng) * std::ldexp(1.0f, int(rng() % 9) - 4);
+    auto x = p.input(xv);
+    for (bool with_bias : {true, false}) {
+      Weight wc, wg, bc, bg;
+      wc.buf = w.first, wg.buf = w.second, bc.buf = b.first, bg.buf = b.second;
+      wc.rows = wg.rows = N, wc.cols = wg.cols = Kd;
+      bc.rows = bg.rows = 1, bc.cols = bg.cols = N;
+      auto oc = p.cpu->alloc(size_t(T) * N * 4), og = p.gpu->alloc(size_t(T) * N * 4);
+      p.cpu->f32_matmul(x.first.as<float>(), T, wc, with_bias ? &bc : nullptr, oc->as<float>());
+      p.gpu->f32_matmul(x.second.as<float>(), T, wg, with_bias ? &bg : nullptr, og->as<float>());
+      ASSERT_TRUE(p.gpu->sync().is_ok());
+      auto o = p.out_gpu(*og, size_t(T) * N);
+      EXPECT_LT(max_rel(oc->as<float>(), o.data(), o.size()), 2e-6) << "T " << T << " bias " << with_bias;
+    }
+  }
 }
 
 struct Goldens {

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# On the GPU machine, with a staged dir carried (STAGE_DIR, default .gpu-prefill; scripts/gpu/stage.sh):
+# the cuBLAS prefill path (src/backend/cuda/prefill.h) against the old per-token kernels
+# (GPTOSS_CUDA_PREFILL_MIN_T=0) and the exact CPU path, then pp512/tg128 of both in the same call.
+#   gtest     backend_cuda_test (op-level prefill checks against the cpu backend, tiny goldens)
+#   compare   full-size random 20b, TOKENS (default 24) through cpu / cuda old / cuda new
+#   bench     copy bandwidth + gptoss bench -p 512 -n 128 -r 3, old and new
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+S=${STAGE_DIR:-.gpu-prefill}
+export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+OUT=${OUT:-/tmp/gptoss-gpu}
+mkdir -p "$OUT"
+B=$S/bin
+M=/tmp/rand-20b
+NT=${NT:-24}
+TOKENS=${TOKENS:-$(python3 -c "import random; random.seed(3); print(','.join(str(random.randrange(200000)) for _ in range($NT)))")}
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv | tee "$OUT/card.txt"
+[ $# -gt 0 ] || set -- gtest compare bench
+for what in "$@"; do
+  case "$what" in
+    gtest) $B/backend_cuda_test 2>&1 | tee "$OUT/gtest.txt" | grep -E "OK|FAILED|PASSED|Failure|error|Expected|Which|rel" ;;
+    compare)
+      [ -f $M/config.json ] || { time python3 tools/make_random_checkpoint.py --preset 20b --out $M --quiet; } 2>&1 | tail -3
+      ( time $B/gptoss logits $M --tokens $TOKENS --device cpu --threads "$(nproc)" --out /tmp/cpu.safetensors ) 2>&1 | tail -4
+      ( time GPTOSS_CUDA_PREFILL_MIN_T=0 $B/gptoss logits $M --tokens $TOKENS --device cuda --out /tmp/cuda-old.safetensors ) 2>&1 | tail -4
+      ( time $B/gptoss logits $M --tokens $TOKENS --device cuda --out /tmp/cuda-new.safetensors ) 2>&1 | tail -4
+      python3 - <<'PY' 2>&1 | tee "$OUT/compare.txt"
+from safetensors.numpy import load_file
+import numpy as np
+ref = load_file("/tmp/cpu.safetensors")["logits_0"].astype(np.float64)
+ref = ref.reshape(-1, ref.shape[-1])
+for name in ("cuda-old", "cuda-new"):
+    try:
+        got = load_file(f"/tmp/{name}.safetensors")["logits_0"].astype(np.float64).reshape(ref.shape)
+    except Exception as e:
+        print(name, "missing", e); continue
+    rel = np.abs(got - ref).max(axis=1) / np.abs(ref).max(axis=1)
+    agree = int((got.argmax(axis=1) == ref.argmax(axis=1)).sum())
+    print(f"{name}: rows {ref.shape[0]} max rel err {rel.max():.3e} (median row {np.median(rel):.3e}) argmax {agree}/{ref.shape[0]}")
+PY
+      ;;
+    bench)
+      python3 -c "
+import torch
+a=torch.empty(2<<30,dtype=torch.uint8,device='cuda'); b=torch.empty_like(a)
+for _ in range(3): b.copy_(a)
+s=torch.cuda.Event(enable_timing=True); e=torch.cuda.Event(enable_timing=True)
+s.record()
+for _ in range(20): b.copy_(a)
+e.record(); torch.cuda.synchronize()
+print('copy bandwidth (D2D 2 GiB, read+write): %.1f GB/s' % (2*a.numel()*20/(s.elapsed_time(e)/1e3)/1e9))
+" 2>&1 | tee "$OUT/copy.txt"
+      [ -f $M/config.json ] || { time python3 tools/make_random_checkpoint.py --preset 20b --out $M --quiet; } 2>&1 | tail -3
+      echo "--- old (GPTOSS_CUDA_PREFILL_MIN_T=0)"; GPTOSS_CUDA_PREFILL_MIN_T=0 $B/gptoss bench $M -p 512 -n 128 -r 3 --device cuda 2>&1 | tee "$OUT/bench-old.txt" | tail -4
+      echo "--- new"; $B/gptoss bench $M -p 512 -n 128 -r 3 --device cuda 2>&1 | tee "$OUT/bench-new.txt" | tail -4
+      ;;
+  esac
+done

@@ -1,0 +1,44 @@
+// Prefill (many tokens per op) on tensor cores through cuBLAS, kept near-exact: f32 activations are
+// split into three bf16 parts (hi + mid + lo carry 24 significant bits, i.e. every f32 except
+// denormal tails), each multiplied by the bf16 weights with f32 accumulation (bf16 x bf16 products
+// are exact in f32), and the three partial products summed in f32 by the epilogues below. MXFP4
+// experts are decoded to bf16 first (E2M1 x E8M0 is exact in bf16, denormals included; scale 255 is
+// inf as on the CPU). Kernels return cudaGetLastError() as an int, like kernels.h.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace gptoss::cuda {
+
+// out[p][i][:] = part p of x[rows ? rows[i] : i][:] for p = 0, 1, 2 (bf16 bits, [3][n][cols]).
+int split3_bf16(const float* x, int cols, const int32_t* rows, int n, uint16_t* out, cudaStream_t stream);
+// out[u] = bf16 decode of expert experts[u] ([rows][cols], cols % 32 == 0), for u < n.
+int mxfp4_to_bf16(const uint8_t* blocks, const uint8_t* scales, const int32_t* experts, int n, int rows, int cols,
+                  uint16_t* out, cudaStream_t stream);
+// out[i][:] = y[0][i] + y[1][i] + y[2][i] (+ bias), y is [3][n][N].
+int sum3_bias(const float* y, int n, int N, const uint16_t* bias, float* out, cudaStream_t stream);
+// For sorted slot i (expert expert[i], destination slot dst[i]): gate/up = sum3 + bias of the
+// interleaved rows, h[dst[i]][u] = swiglu(gate_u, up_u). y is [3][n][N], h is [*][N / 2].
+int moe_swiglu_epilogue(const float* y, int n, int N, const int32_t* dst, const int32_t* expert,
+                        const uint16_t* bias, float limit, float alpha, float* h, cudaStream_t stream);
+// ys[dst[i]][:] = sum3 + bias[expert[i]] (the down projection of each (token, expert) slot).
+int moe_down_epilogue(const float* y, int n, int N, const int32_t* dst, const int32_t* expert,
+                      const uint16_t* bias, float* ys, cudaStream_t stream);
+// out[t][:] = sum over j of weight[t][j] * ys[t * k + j][:], the experts taken in increasing id
+// order (the CPU exact path's order).
+int moe_combine(const float* ys, const int32_t* idx, const float* weight, int T, int k, int N, float* out,
+                cudaStream_t stream);
+
+// Column-major cuBLAS wrapper for row-major C[batch][n][m] = A[batch][n][k] . W[m][k]^T with bf16 A
+// and W, f32 C and f32 accumulation; A and C advance by stride_a / stride_c elements per batch.
+// Returns 0 or a cuBLAS status (> 0). The handle is created on first use.
+struct Gemm;
+Gemm* gemm_create(cudaStream_t stream, int* status);
+void gemm_destroy(Gemm* g);
+int gemm_bf16(Gemm* g, const uint16_t* w, int m, int k, const uint16_t* a, long long stride_a, int n, float* c,
+              long long stride_c, int batch);
+
+}  // namespace gptoss::cuda
