@@ -2,6 +2,8 @@
 # Installs what gptoss needs to build and test, then builds it.
 #   scripts/setup.sh            system packages (apt or Homebrew) + Python test venv + release build
 #   scripts/setup.sh --deps     packages and venv only
+# On x86-64 Debian/Ubuntu it also installs the aarch64 cross compiler, qemu-user and the arm64
+# libraries that scripts/neon.sh (the NEON check in scripts/test.sh) needs.
 # macOS: the same packages come from Homebrew:
 #   brew install cmake pkg-config highway nlohmann-json simdjson cpp-httplib fmt pcre2 libedit curl googletest google-benchmark
 set -euo pipefail
@@ -33,6 +35,23 @@ install_system() {
   fi
 }
 
+# Cross toolchain + qemu + arm64 multiarch libraries for scripts/neon.sh (x86-64 apt machines).
+NEON_PACKAGES=(g++-aarch64-linux-gnu qemu-user libhwy-dev:arm64 libfmt-dev:arm64 libgtest-dev:arm64)
+install_neon() {
+  command -v apt-get >/dev/null && [ "$(dpkg --print-architecture)" = amd64 ] || return 0
+  local missing=() sudo=""
+  for p in "${NEON_PACKAGES[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    $sudo dpkg --add-architecture arm64
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
 install_venv() {
   if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
@@ -41,6 +60,7 @@ install_venv() {
 }
 
 install_system
+install_neon
 install_venv
 if [ "${1:-}" != "--deps" ]; then
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release

@@ -5,15 +5,17 @@
 #   2. TSan build: the engine scheduler and server tests (the threaded parts);
 #   3. libFuzzer targets (clang, scripts/fuzz.sh): each replays its committed crash inputs and
 #      corpus, then fuzzes for FUZZ_SECONDS (default 15 here) seconds.
+#   4. neon (scripts/neon.sh): core and the CPU backends cross-compiled for aarch64, their unit tests
+#      under qemu-aarch64 (NEON; the fast kernels also on SVE/SVE2); x86-64 machines only.
 #   (opt-in) asan: ASan+UBSan build (gcc): every C++ unit (with leak checking) and the whole pytest
 #      suite again against the sanitized binary.
 # GPU tests skip without a GPU (and are run on the GPU machine by scripts/gpu/).
-# GPTOSS_TEST_STAGES picks stages (default "release tsan fuzz"; e.g. GPTOSS_TEST_STAGES=release
+# GPTOSS_TEST_STAGES picks stages (default "release tsan fuzz neon"; e.g. GPTOSS_TEST_STAGES=release
 # runs the first only). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-$(nproc)}
-STAGES=${GPTOSS_TEST_STAGES:-release tsan fuzz}
+STAGES=${GPTOSS_TEST_STAGES:-release tsan fuzz neon}
 
 stage() { printf '\n=== %s (%s s since start) ===\n' "$1" "$SECONDS"; }
 
@@ -53,6 +55,14 @@ for s in $STAGES; do
     fuzz)
       stage "libFuzzer targets: committed crash inputs, corpus, ${FUZZ_SECONDS:-15} s of fuzzing each"
       FUZZ_BUILD=${FUZZ_BUILD:-build-fuzz} FUZZ_SECONDS=${FUZZ_SECONDS:-15} FUZZ_JOBS="$JOBS" scripts/fuzz.sh
+      ;;
+    neon)
+      stage "aarch64 (NEON) build of the CPU backends, unit tests under qemu"
+      if [ "$(uname -m)" = x86_64 ]; then
+        JOBS="$JOBS" scripts/neon.sh
+      else
+        echo "not an x86-64 machine: the release stage above already ran the native ARM build"
+      fi
       ;;
     *) echo "test.sh: unknown stage '$s'" >&2; exit 2 ;;
   esac
