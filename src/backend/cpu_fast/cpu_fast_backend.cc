@@ -1,8 +1,5 @@
 #include "backend/cpu_fast/cpu_fast_backend.h"
 
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -69,12 +66,6 @@ class CpuFastBackend final : public Backend {
 
   void f32_embed(const Weight& table, std::span<const uint32_t> tokens, float* out) override {
     Timed tm(this, "embed", static_cast<int>(tokens.size()));
-    if (table.buf.data != populated_) {
-      // The table is read a row at a time in random order, so each new token's row would fault its
-      // page of the file mapping in (about a millisecond on a busy VM); map the whole table once.
-      populated_ = table.buf.data;
-      populate(table.buf.data, static_cast<size_t>(table.rows * table.cols) * elem_size(table.type));
-    }
     exact_->f32_embed(table, tokens, out);
   }
   void f32_rmsnorm(const float* x, int T, const Weight& gain, float eps, float* out) override {
@@ -247,23 +238,6 @@ class CpuFastBackend final : public Backend {
   }
 
  private:
-  // Maps [p, p + bytes) of a file mapping into the page tables now (MADV_POPULATE_READ, Linux 5.14+;
-  // a no-op where unsupported). Only speed depends on it.
-  static void populate(const void* p, size_t bytes) {
-#if defined(__linux__)
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22
-#endif
-    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-    const uintptr_t b = reinterpret_cast<uintptr_t>(p) & ~(page - 1);
-    const uintptr_t e = reinterpret_cast<uintptr_t>(p) + bytes;
-    (void)madvise(reinterpret_cast<void*>(b), e - b, MADV_POPULATE_READ);
-#else
-    (void)p;
-    (void)bytes;
-#endif
-  }
-
   // GPTOSS_CPU_FAST_SPIN_US: how long idle workers poll for the next op (default 50 us, about the
   // gap between two ops of a decode step; 0 makes them sleep at once).
   static std::chrono::microseconds spin_time() {
@@ -356,7 +330,6 @@ class CpuFastBackend final : public Backend {
   std::vector<float> xp_, hp_, y_;  // activations in chunk order; expert outputs per (token, slot)
   const bool profile_;
   std::map<std::string, ProfileEntry> prof_;
-  const void* populated_ = nullptr;  // the embedding table already mapped in
 };
 
 }  // namespace
