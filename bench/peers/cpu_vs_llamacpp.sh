@@ -11,7 +11,8 @@
 #   bench/peers/cpu_vs_llamacpp.sh
 #
 # Knobs: THREADS (2), P (512), N (128), ROUNDS (2), REPS (1, repetitions inside each bench process),
-# DEVICES ("cpu-fast"; e.g. "cpu-fast auto"), OUT (output folder, default /tmp/peers-cpu-<time>).
+# DEVICES ("cpu-fast"; e.g. "cpu-fast auto": each round runs every one), ROUND_DEVICES (instead:
+# round r runs only its r-th word, e.g. "cpu-fast auto"), OUT (output folder, default /tmp/peers-cpu-<time>).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 GPTOSS=${GPTOSS:-build-peers/bin/gptoss}
@@ -49,12 +50,14 @@ bandwidth() {
   echo "gptoss binary: $GPTOSS ($(stat -c %y "$GPTOSS" | cut -d. -f1))"
   echo "llama-bench: $LLAMA_BENCH; $("$LLAMA_BENCH" --version 2>&1 | head -2 | tr '\n' ' ')"
   echo "model: $MODEL; gguf: $GGUF ($(stat -c %s "$GGUF") bytes)"
-  echo "threads $THREADS, -p $P -n $N, rounds $ROUNDS, reps $REPS, devices $DEVICES"
+  echo "threads $THREADS, -p $P -n $N, rounds $ROUNDS, reps $REPS, devices ${ROUND_DEVICES:-$DEVICES}${ROUND_DEVICES:+ (one per round)}"
 } | tee "$OUT/setup.txt"
 : > "$OUT/bandwidth.txt"
 bandwidth
 for r in $(seq 1 "$ROUNDS"); do
-  for dev in $DEVICES; do
+  devs=$DEVICES
+  [ -z "${ROUND_DEVICES:-}" ] || devs=$(echo "$ROUND_DEVICES" | awk -v r="$r" '{print $(((r - 1) % NF) + 1)}')
+  for dev in $devs; do
     warm "$MODEL"/*.safetensors
     log "gptoss --device $dev round $r"
     bench/tools/peak_memory.py -- "$GPTOSS" bench "$MODEL" -p "$P" -n "$N" -r "$REPS" --threads "$THREADS" \
