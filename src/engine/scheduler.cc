@@ -94,9 +94,10 @@ class SchedulerEngine final : public Engine {
     ev.finished = true;
     ev.reason = reason;
     ev.error = error;
-    s.sink(ev);
+    // Free before telling: a caller that saw the last event finds the KV slot free.
     if (s.kv >= 0) runner_->free_sequence(s.kv);
     s.kv = -1;
+    s.sink(ev);
   }
 
   // Pull new requests and cancellations in (under the lock), then admit what fits.
@@ -130,26 +131,38 @@ class SchedulerEngine final : public Engine {
     // in neither place.
     running_count_ = static_cast<int>(running.size() + admitted.size());
     lk.unlock();
+    // Sequences that end here are told only after the running count no longer includes them, so
+    // that a caller that saw its last event can submit again at once.
+    struct Ended {
+      std::unique_ptr<Sequence> seq;
+      FinishReason reason;
+      std::string error;
+    };
+    std::vector<Ended> ended;
     for (RequestId id : cancels) {
       for (auto& s : running) {
-        if (s && s->id == id) {
-          finish(*s, FinishReason::kCancelled);
-          s.reset();
-        }
+        if (s && s->id == id) ended.push_back({std::move(s), FinishReason::kCancelled, {}});
       }
     }
     for (auto& s : admitted) {
       auto kv = runner_->new_sequence();
       if (!kv) {
-        finish(*s, FinishReason::kError, kv.status().message());
+        ended.push_back({std::move(s), FinishReason::kError, kv.status().message()});
         continue;
       }
       s->kv = *kv;
       running.push_back(std::move(s));
     }
     running.erase(std::remove(running.begin(), running.end(), nullptr), running.end());
-    std::lock_guard<std::mutex> lk2(mu_);
-    running_count_ = static_cast<int>(running.size());
+    for (auto& e : ended) {
+      if (e.seq->kv >= 0) runner_->free_sequence(e.seq->kv);
+      e.seq->kv = -1;
+    }
+    {
+      std::lock_guard<std::mutex> lk2(mu_);
+      running_count_ = static_cast<int>(running.size());
+    }
+    for (auto& e : ended) finish(*e.seq, e.reason, e.error);
     return true;
   }
 

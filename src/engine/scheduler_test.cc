@@ -225,17 +225,22 @@ TEST(Scheduler, NoQueueStillAdmitsUpToMaxRunning) {
   auto engine = create_engine(runner, opt);
   for (int round = 0; round < 3; ++round) {
     Collector a, b, c;
-    auto ra = engine->submit(greedy({1, 2}, 5), a.sink());
-    auto rb = engine->submit(greedy({3}, 5), b.sink());
+    // Until the (huge) context is full: both still run when the third request comes.
+    auto ra = engine->submit(greedy({1, 2}, -1), a.sink());
+    auto rb = engine->submit(greedy({3}, -1), b.sink());
     ASSERT_TRUE(ra.has_value()) << ra.status().message();
     ASSERT_TRUE(rb.has_value()) << rb.status().message();
     auto rc = engine->submit(greedy({4}, 5), c.sink());
     ASSERT_FALSE(rc.has_value());
     EXPECT_NE(rc.status().message().find("queue is full"), std::string::npos);
+    engine->cancel(*ra);
+    engine->cancel(*rb);
     a.wait();
     b.wait();
-    EXPECT_EQ(a.tokens, CountingRunner::expected({1, 2}, 5));
-    EXPECT_EQ(b.tokens, CountingRunner::expected({3}, 5));
+    EXPECT_EQ(a.reason, FinishReason::kCancelled);
+    EXPECT_EQ(b.reason, FinishReason::kCancelled);
+    EXPECT_EQ(a.tokens, CountingRunner::expected({1, 2}, static_cast<int>(a.tokens.size())));
+    EXPECT_EQ(b.tokens, CountingRunner::expected({3}, static_cast<int>(b.tokens.size())));
     // A caller that saw its last event can submit again at once: the slots are already free.
     EXPECT_EQ(engine->stats().running, 0);
   }
