@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <optional>
+#include <string_view>
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu_fast/cpu_fast_backend.h"
@@ -11,6 +13,7 @@
 #include "model/model_files.h"
 #ifdef GPTOSS_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/decode_engine.h"
 #endif
 
 namespace gptoss::engine {
@@ -21,7 +24,11 @@ class ModelRunner final : public Runner {
   ModelRunner(std::unique_ptr<Backend> backend, std::unique_ptr<Model> model, KvCache cache, int ctx)
       : backend_(std::move(backend)), model_(std::move(model)), cache_(std::move(cache)), ctx_(ctx) {}
   ~ModelRunner() override {
-    // The model and cache hold backend memory: release them before the backend.
+    // The model and cache hold backend memory: release them before the backend (the decode engine,
+    // which reads both, first).
+#ifdef GPTOSS_HAVE_CUDA
+    decode_.reset();
+#endif
     cache_.reset();
     model_.reset();
   }
@@ -31,7 +38,54 @@ class ModelRunner final : public Runner {
   Expected<int> new_sequence() override { return cache_->new_sequence(); }
   void free_sequence(int sequence) override { cache_->free_sequence(sequence); }
 
+#ifdef GPTOSS_HAVE_CUDA
+  // Decode steps (every piece one token) on the cuda device go through the fused CUDA-graph engine,
+  // which reads and writes the same KvCache as the op path (prefill, mixed steps).
+  Status enable_graph_decode(int max_sequences) {
+    const ModelConfig& c = model_->config();
+    cuda::DecodeOptions opt;
+    opt.max_batch = max_sequences;
+    opt.max_context = ctx_;
+    for (int l = 0; l < c.num_layers; ++l) {
+      const KvLayer& kv = cache_->layer(l);
+      opt.k_layers.push_back(kv.k.as<float>());
+      opt.v_layers.push_back(kv.v.as<float>());
+      opt.capacities.push_back(kv.capacity);
+    }
+    GPTOSS_ASSIGN_OR_RETURN(decode_, cuda::DecodeEngine::create(c, model_->weights(), opt));
+    return Status::ok();
+  }
+
+  Status graph_decode(const std::vector<BatchPiece>& pieces, std::vector<float>* logits) {
+    const size_t n = pieces.size();
+    tok_.resize(n);
+    pos_.resize(n);
+    slot_.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      const int s = pieces[i].sequence;
+      if (!cache_->in_use(s)) return Error("forward: sequence {} is not in use", s);
+      for (size_t j = 0; j < i; ++j) {
+        if (slot_[j] == s) return Error("forward: sequence {} appears twice in one step", s);
+      }
+      if (cache_->length(s) >= ctx_) return Error("forward: sequence {} is full ({} positions)", s, ctx_);
+      tok_[i] = static_cast<int32_t>(pieces[i].tokens[0]);
+      pos_[i] = cache_->length(s);
+      slot_[i] = s;
+    }
+    logits->resize(n * static_cast<size_t>(vocab_size()));
+    GPTOSS_RETURN_IF_ERROR(decode_->step(tok_, pos_, slot_, logits->data(), nullptr, /*use_graph=*/true));
+    for (size_t i = 0; i < n; ++i) cache_->advance(slot_[i], 1);
+    return Status::ok();
+  }
+#endif
+
   Status forward(const std::vector<BatchPiece>& pieces, std::vector<float>* logits) override {
+#ifdef GPTOSS_HAVE_CUDA
+    if (decode_ && !pieces.empty() &&
+        std::all_of(pieces.begin(), pieces.end(), [](const BatchPiece& p) { return p.tokens.size() == 1; })) {
+      return graph_decode(pieces, logits);
+    }
+#endif
     std::vector<ForwardPiece> fp(pieces.size());
     for (size_t i = 0; i < pieces.size(); ++i) {
       fp[i].sequence = pieces[i].sequence;
@@ -47,7 +101,19 @@ class ModelRunner final : public Runner {
   std::unique_ptr<Model> model_;
   std::optional<KvCache> cache_;
   int ctx_;
+#ifdef GPTOSS_HAVE_CUDA
+  std::unique_ptr<cuda::DecodeEngine> decode_;
+  std::vector<int32_t> tok_, pos_, slot_;
+#endif
 };
+
+// 0: off; 1: on where the engine supports the model (else the op path); 2: on, and an unsupported
+// model is an error (GPTOSS_CUDA_GRAPH_DECODE=1, for tests that must exercise the engine).
+[[maybe_unused]] int graph_decode_mode(const LoadOptions& options) {
+  const char* env = std::getenv("GPTOSS_CUDA_GRAPH_DECODE");
+  if (env != nullptr && *env != '\0') return std::string_view(env) == "0" ? 0 : 2;
+  return options.cuda_graph_decode ? 1 : 0;
+}
 
 }  // namespace
 
@@ -105,8 +171,16 @@ Expected<std::shared_ptr<Runner>> load_runner(const std::string& model_dir, cons
     info->load_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
-  return std::shared_ptr<Runner>(
-      std::make_shared<ModelRunner>(std::move(backend), std::move(model), std::move(cache), kv.max_context));
+  auto runner = std::make_shared<ModelRunner>(std::move(backend), std::move(model), std::move(cache), kv.max_context);
+#ifdef GPTOSS_HAVE_CUDA
+  if (const int mode = graph_decode_mode(options); device == "cuda" && mode > 0) {
+    // Models the fused kernels do not cover (head_dim other than 64, non-bf16 dense weights...)
+    // decode on the op path unless the engine was asked for explicitly.
+    const Status st = runner->enable_graph_decode(kv.max_sequences);
+    if (!st.is_ok() && mode == 2) return st;
+  }
+#endif
+  return std::shared_ptr<Runner>(std::move(runner));
 }
 
 }  // namespace gptoss::engine

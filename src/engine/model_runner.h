@@ -22,6 +22,11 @@ struct LoadOptions {
   // host has available, for the cpu devices); see memory_plan.h.
   size_t max_memory = 0;
   std::string fit_hint = "--ctx";  // the options a refusal tells the user to lower
+  // cuda: decode steps (one token per sequence) through the fused CUDA-graph engine
+  // (backend/cuda/decode_engine.h) instead of the op path, where the engine supports the model.
+  // The environment variable GPTOSS_CUDA_GRAPH_DECODE overrides this when set: 0 off, 1 on (and
+  // loading fails when the engine cannot take the model).
+  bool cuda_graph_decode = true;
 };
 
 struct LoadedModelInfo {

@@ -34,6 +34,7 @@ class Model {
   const ModelConfig& config() const { return files_.config; }
   const ModelFiles& files() const { return files_; }
   Backend& backend() const { return backend_; }
+  const ModelWeights& weights() const { return weights_; }  // bound on backend()
 
   // Activation scratch that forward steps of up to `rows` token rows and `logit_rows` logits rows
   // allocate (what reserve() grows to), computed without allocating (memory planning).

@@ -39,6 +39,7 @@ struct DecodeEngine::Impl {
   int32_t *idx = nullptr, *next = nullptr, *tok = nullptr, *pos = nullptr, *slot = nullptr, *counters = nullptr;
   int32_t *tok_h = nullptr, *pos_h = nullptr, *slot_h = nullptr, *next_h = nullptr;
   std::vector<float*> k_cache, v_cache;
+  std::vector<int> capacity;  // per layer
   float concentration = 1.0f;
   std::map<int, cudaGraphExec_t> graphs;
 
@@ -77,9 +78,9 @@ struct DecodeEngine::Impl {
       xin.norm_gain = bf(L.attn_norm);
       xin.norm_eps = c.rms_norm_eps;
       QkvRopeArgs a{bf(L.q), bf(L.k), bf(L.v), bf(L.q_bias), bf(L.k_bias), bf(L.v_bias), Nq, Nkv, H, inv_freq,
-                    concentration, pos, slot, q, k_cache[l], v_cache[l], opt.max_context};
+                    concentration, pos, slot, q, k_cache[l], v_cache[l], capacity[l]};
       GPTOSS_CUDA_TRY(qkv_rope_store(a, xin, n, stream), "qkv");
-      GPTOSS_CUDA_TRY(attention(q, n, Nq, Nkv, k_cache[l], v_cache[l], opt.max_context, pos, slot,
+      GPTOSS_CUDA_TRY(attention(q, n, Nq, Nkv, k_cache[l], v_cache[l], capacity[l], pos, slot,
                                 L.sliding ? c.sliding_window : 0, 1.0f / std::sqrt(float(c.head_dim)), bf(L.sinks),
                                 opt.nsplit, part, counters, attn, stream),
                       "attention");
@@ -198,8 +199,28 @@ Expected<std::unique_ptr<DecodeEngine>> DecodeEngine::create(const ModelConfig& 
     GPTOSS_CUDA_TRY(cudaMallocHost(reinterpret_cast<void**>(p), size_t(B) * 4), "pinned buffer");
     std::memset(*p, 0, size_t(B) * 4);
   }
+  const size_t L = c.num_layers;
+  if (!options.k_layers.empty() || !options.v_layers.empty() || !options.capacities.empty()) {
+    if (options.k_layers.size() != L || options.v_layers.size() != L || options.capacities.size() != L) {
+      return Error("cuda decode: external KV needs {} layers of keys, values and capacities", L);
+    }
+    for (size_t l = 0; l < L; ++l) {
+      const bool sliding = l < c.layer_is_sliding.size() && c.layer_is_sliding[l] && c.sliding_window > 0;
+      const int cap = options.capacities[l];
+      if (options.k_layers[l] == nullptr || options.v_layers[l] == nullptr || cap < 1 || cap > options.max_context ||
+          (sliding ? cap < std::min(c.sliding_window, options.max_context) : cap != options.max_context)) {
+        return Error("cuda decode: external KV layer {}: capacity {} does not fit context {} / window {}", l, cap,
+                     options.max_context, c.sliding_window);
+      }
+    }
+    m->k_cache = options.k_layers;
+    m->v_cache = options.v_layers;
+    m->capacity = options.capacities;
+    return std::unique_ptr<DecodeEngine>(new DecodeEngine(std::move(m)));
+  }
   const size_t kv = size_t(B) * options.max_context * c.num_kv_heads * 64;
-  for (int l = 0; l < c.num_layers; ++l) {
+  m->capacity.assign(L, options.max_context);
+  for (size_t l = 0; l < L; ++l) {
     float *k = nullptr, *v = nullptr;
     GPTOSS_RETURN_IF_ERROR(m->dev(&k, kv));
     GPTOSS_RETURN_IF_ERROR(m->dev(&v, kv));

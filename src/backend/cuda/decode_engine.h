@@ -5,7 +5,7 @@
 //
 // Weights are a ModelWeights bound on the cuda backend (bind_weights uploads the checkpoint's tensors
 // as they are) or generated on the device at full size (random_weights, for benches). The engine owns
-// its KV cache (f32, [slot][position][kv_head][64] per layer).
+// its KV cache (f32, [slot][position][kv_head][64] per layer) unless DecodeOptions hands it one.
 //
 // This is model logic living beside the kernels: it is the GPU's counterpart of model/forward.cc for
 // the decode hot path and is checked against it (tests and bench/kernels/cuda/decode_check).
@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "backend/backend.h"
 #include "core/status.h"
@@ -26,6 +27,13 @@ struct DecodeOptions {
   int max_batch = 1;
   int max_context = 4096;  // positions per sequence
   int nsplit = 0;          // flash-decoding splits per (head, token); 0: from max_context
+  // External KV (optional; all three empty or one entry per layer): device f32 buffers laid out
+  // [slot][capacity][kv_head][64], position p stored at p % capacity (model/kv_cache.h's layout, so
+  // the op path's prefill and this engine share one cache). Empty: the engine allocates its own
+  // with capacity max_context. capacity >= min(sliding_window, max_context) on sliding layers,
+  // == max_context on the others.
+  std::vector<float*> k_layers, v_layers;
+  std::vector<int> capacities;
 };
 
 class DecodeEngine {
