@@ -5,6 +5,7 @@ server's memory returns near its baseline."""
 import concurrent.futures
 import http.client
 import json
+import os
 import random
 import time
 
@@ -106,8 +107,11 @@ def test_concurrent_streams_disconnects_and_burst(gptoss_bin):
             print(f"storm {storm}: {kinds.count('done')} done, {kinds.count('hung_up')} hung up, "
                   f"{kinds.count('429')} got 429; RSS {baseline} kB before, {rss[-1]} kB after")
         # The first storm grows the allocator's per-thread arenas; a second one must not grow
-        # memory again (nothing per request is kept).
-        assert rss[0] < baseline * 1.25 + 32 * 1024, (baseline, rss)
-        assert rss[1] < rss[0] + 8 * 1024, (baseline, rss)
+        # memory again (nothing per request is kept). Not under ASan (GPTOSS_TEST_SANITIZER=address,
+        # set by scripts/test.sh's asan stage): there RSS holds the sanitizer's quarantine of freed
+        # blocks (256 MiB by default); the release stage checks these bounds.
+        if os.environ.get("GPTOSS_TEST_SANITIZER") != "address":
+            assert rss[0] < baseline * 1.25 + 32 * 1024, (baseline, rss)
+            assert rss[1] < rss[0] + 8 * 1024, (baseline, rss)
     finally:
         s.stop()

@@ -624,7 +624,11 @@ def test_soak_mixed_load(gptoss_bin):
     # of a few MiB, plus the /v1/responses store (~5-10 KiB a response; only the continued ones
     # are stored here). A leak of 1 KiB per request over this load's thousands of requests is already
     # several MiB, so growth past 16 MiB is a leak, not the allocator.
-    assert after["RssAnon"] <= warm["RssAnon"] + 16 * 1024, summary["memory_kb"]
-    # And against the cold start: the working set of a loaded server stays bounded.
-    assert after["RssAnon"] <= cold["RssAnon"] * 1.5 + 64 * 1024, summary["memory_kb"]
+    # Under ASan (scripts/test.sh's asan stage sets GPTOSS_TEST_SANITIZER=address) RssAnon measures
+    # the sanitizer: freed blocks wait in its quarantine (256 MiB by default) instead of returning to
+    # malloc, so these bounds are checked by the release stage; the asan stage checks memory errors.
+    if os.environ.get("GPTOSS_TEST_SANITIZER") != "address":
+        assert after["RssAnon"] <= warm["RssAnon"] + 16 * 1024, summary["memory_kb"]
+        # And against the cold start: the working set of a loaded server stays bounded.
+        assert after["RssAnon"] <= cold["RssAnon"] * 1.5 + 64 * 1024, summary["memory_kb"]
     assert rc == 0 and stop_seconds < 5, summary["sigterm"]
