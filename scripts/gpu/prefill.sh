@@ -4,7 +4,8 @@
 # (GPTOSS_CUDA_PREFILL_MIN_T=0) and the exact CPU path, then pp512/tg128 of both in the same call.
 #   gtest     backend_cuda_test (op-level prefill checks against the cpu backend, tiny goldens)
 #   compare   full-size random 20b, TOKENS (default 24) through cpu / cuda old / cuda new
-#   bench     copy bandwidth + gptoss bench -p 512 -n 128 -r 3, old and new
+#   bench     copy bandwidth + gptoss bench -p 512 -n 128 -r REPS (3), old and new; pp512 with 2 parts
+#   profile   GPTOSS_CUDA_PROFILE=1: time per op kind over a 16-token warm-up and five pp512
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 S=${STAGE_DIR:-.gpu-prefill}
@@ -19,18 +20,20 @@ nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=c
 [ $# -gt 0 ] || set -- gtest compare bench
 for what in "$@"; do
   case "$what" in
-    gtest) $B/backend_cuda_test 2>&1 | tee "$OUT/gtest.txt" | grep -E "OK|FAILED|PASSED|Failure|error|Expected|Which|rel" ;;
+    gtest) $B/backend_cuda_test 2>&1 | tee "$OUT/gtest.txt" | grep -E "OK|FAILED|PASSED|Failure|error|Expected|Which|rel|matmul" ;;
     compare)
       [ -f $M/config.json ] || { time python3 tools/make_random_checkpoint.py --preset 20b --out $M --quiet; } 2>&1 | tail -3
       ( time $B/gptoss logits $M --tokens $TOKENS --device cpu --threads "$(nproc)" --out /tmp/cpu.safetensors ) 2>&1 | tail -4
       ( time GPTOSS_CUDA_PREFILL_MIN_T=0 $B/gptoss logits $M --tokens $TOKENS --device cuda --out /tmp/cuda-old.safetensors ) 2>&1 | tail -4
       ( time $B/gptoss logits $M --tokens $TOKENS --device cuda --out /tmp/cuda-new.safetensors ) 2>&1 | tail -4
+      GPTOSS_CUDA_PREFILL_PARTS=2 $B/gptoss logits $M --tokens $TOKENS --device cuda --out /tmp/cuda-new2.safetensors 2>&1 | tail -2
+      GPTOSS_CUDA_PREFILL_EXPERT_CACHE=1 $B/gptoss logits $M --tokens $TOKENS --device cuda --out /tmp/cuda-cache.safetensors 2>&1 | tail -2
       python3 - <<'PY' 2>&1 | tee "$OUT/compare.txt"
 from safetensors.numpy import load_file
 import numpy as np
 ref = load_file("/tmp/cpu.safetensors")["logits_0"].astype(np.float64)
 ref = ref.reshape(-1, ref.shape[-1])
-for name in ("cuda-old", "cuda-new"):
+for name in ("cuda-old", "cuda-new", "cuda-new2", "cuda-cache"):
     try:
         got = load_file(f"/tmp/{name}.safetensors")["logits_0"].astype(np.float64).reshape(ref.shape)
     except Exception as e:
@@ -52,8 +55,15 @@ e.record(); torch.cuda.synchronize()
 print('copy bandwidth (D2D 2 GiB, read+write): %.1f GB/s' % (2*a.numel()*20/(s.elapsed_time(e)/1e3)/1e9))
 " 2>&1 | tee "$OUT/copy.txt"
       [ -f $M/config.json ] || { time python3 tools/make_random_checkpoint.py --preset 20b --out $M --quiet; } 2>&1 | tail -3
-      echo "--- old (GPTOSS_CUDA_PREFILL_MIN_T=0)"; GPTOSS_CUDA_PREFILL_MIN_T=0 $B/gptoss bench $M -p 512 -n 128 -r 3 --device cuda 2>&1 | tee "$OUT/bench-old.txt" | tail -4
-      echo "--- new"; $B/gptoss bench $M -p 512 -n 128 -r 3 --device cuda 2>&1 | tee "$OUT/bench-new.txt" | tail -4
+      echo "--- old (GPTOSS_CUDA_PREFILL_MIN_T=0)"; GPTOSS_CUDA_PREFILL_MIN_T=0 $B/gptoss bench $M -p 512 -n 128 -r ${REPS:-3} --device cuda 2>&1 | tee "$OUT/bench-old.txt" | tail -4
+      echo "--- new"; $B/gptoss bench $M -p 512 -n 128 -r ${REPS:-3} --device cuda 2>&1 | tee "$OUT/bench-new.txt" | tail -4
+      echo "--- new, experts kept decoded"; GPTOSS_CUDA_PREFILL_EXPERT_CACHE=1 $B/gptoss bench $M -p 512 -n 0 -r ${REPS:-3} --device cuda 2>&1 | tail -1
+      echo "--- new, 2 bf16 parts"; GPTOSS_CUDA_PREFILL_PARTS=2 $B/gptoss bench $M -p 512 -n 0 -r ${REPS:-3} --device cuda 2>&1 | tail -1
+      ;;
+    profile)
+      [ -f $M/config.json ] || { time python3 tools/make_random_checkpoint.py --preset 20b --out $M --quiet; } 2>&1 | tail -3
+      echo "--- profile (one 16-token warm-up + 5 x pp512, each op synchronized)"
+      GPTOSS_CUDA_PROFILE=1 $B/gptoss bench $M -p 512 -n 0 -r 5 --device cuda 2>&1 | tee "$OUT/profile.txt" | grep -v "^|"
       ;;
   esac
 done

@@ -3,7 +3,11 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <memory>
 #include <cstring>
 #include <vector>
 
@@ -22,6 +26,10 @@ class CudaBackend final : public Backend {
       cudaStreamSynchronize(stream_);
       cudaStreamDestroy(stream_);
     }
+    if (!profile_.empty()) {
+      std::fprintf(stderr, "cuda backend profile (GPTOSS_CUDA_PROFILE, each op synchronized):\n");
+      for (const auto& [name, v] : profile_) std::fprintf(stderr, "  %-28s %8.2f ms %7d calls\n", name.c_str(), v.first * 1e3, v.second);
+    }
     cuda::gemm_destroy(gemm_);
     cudaFree(meta_);
     for (auto& sc : scratch_) cudaFree(sc.p);
@@ -37,6 +45,16 @@ class CudaBackend final : public Backend {
     name_ = std::string("cuda:") + prop.name;
     // Ops with at least this many token rows take the cuBLAS prefill path (prefill.h); 0 = never.
     if (const char* v = std::getenv("GPTOSS_CUDA_PREFILL_MIN_T"); v != nullptr) prefill_min_t_ = std::atoi(v);
+    // 2: activations as two bf16 parts (16 significant bits; faster, less exact); default 3.
+    if (const char* v = std::getenv("GPTOSS_CUDA_PREFILL_PARTS"); v != nullptr && std::atoi(v) == 2) parts_ = 2;
+    // 1: synchronize around each op and print the time per op kind when the backend is destroyed.
+    if (const char* v = std::getenv("GPTOSS_CUDA_PROFILE"); v != nullptr && std::atoi(v) == 1) profiling_ = true;
+    // 1: keep every expert matrix decoded to bf16 after its first prefill use (4x the MXFP4 bytes:
+    // ~38 GB for gpt-oss-20b) instead of decoding the used experts in every MoE op. Skipped (per
+    // matrix) when it would leave less than 8 GiB of device memory free.
+    if (const char* v = std::getenv("GPTOSS_CUDA_PREFILL_EXPERT_CACHE"); v != nullptr && std::atoi(v) == 1) {
+      expert_cache_on_ = true;
+    }
     return Status::ok();
   }
 
@@ -80,6 +98,7 @@ class CudaBackend final : public Backend {
   }
 
   void f32_embed(const Weight& table, std::span<const uint32_t> tokens, float* out) override {
+    Lap lap(this, "embed");
     if (!bf16(table, "embedding")) return;
     const int32_t* d = meta(0, tokens.data(), tokens.size());
     check("embed", cuda::embed_bf16(table.buf.as<uint16_t>(), static_cast<int>(table.cols), d,
@@ -87,11 +106,13 @@ class CudaBackend final : public Backend {
   }
 
   void f32_rmsnorm(const float* x, int T, const Weight& gain, float eps, float* out) override {
+    Lap lap(this, "rmsnorm");
     if (!bf16(gain, "rmsnorm gain")) return;
     check("rmsnorm", cuda::rmsnorm(x, T, static_cast<int>(gain.cols), gain.buf.as<uint16_t>(), eps, out, stream_));
   }
 
   void f32_matmul(const float* x, int T, const Weight& w, const Weight* bias, float* out) override {
+    Lap lap(this, prefill(T) ? "matmul gemm" : "matmul gemv");
     if (!bf16(w, "matmul weight") || (bias != nullptr && !bf16(*bias, "matmul bias"))) return;
     if (w.cols % 8 != 0) return fail_msg(fmt::format("matmul: {} columns is not a multiple of 8", w.cols));
     if (prefill(T)) return gemm_matmul(x, T, w, bias, out);
@@ -105,6 +126,7 @@ class CudaBackend final : public Backend {
 
   void f32_rope_yarn(float* x, int T, int heads, int head_dim, std::span<const int32_t> positions,
                      const RopeTable& rope) override {
+    Lap lap(this, "rope");
     const int32_t* pos = meta(0, positions.data(), positions.size());
     const float* inv = meta_floats(1, rope.inv_freq.data(), rope.inv_freq.size());
     check("rope", cuda::rope_inplace(x, T, heads, head_dim, pos, inv, rope.concentration, stream_));
@@ -112,6 +134,7 @@ class CudaBackend final : public Backend {
 
   void f32_kv_store(const KvLayer& kv, const float* k, const float* v, int T, std::span<const int32_t> slots,
                     std::span<const int32_t> positions) override {
+    Lap lap(this, "kv_store");
     const int32_t* s = meta(0, slots.data(), slots.size());
     const int32_t* p = meta(1, positions.data(), positions.size());
     check("kv_store", cuda::kv_store(kv.k.as<float>(), kv.v.as<float>(), kv.capacity, kv.kv_heads * kv.head_dim, k, v,
@@ -121,6 +144,7 @@ class CudaBackend final : public Backend {
   void f32_sdpa_sink_window(const float* q, int T, int heads, const KvLayer& kv, std::span<const int32_t> slots,
                             std::span<const int32_t> positions, const Weight& sinks, int window, float scale,
                             float* out) override {
+    Lap lap(this, "sdpa");
     if (!bf16(sinks, "sinks")) return;
     if (kv.head_dim != 64) return fail_msg(fmt::format("sdpa: head_dim {} (the cuda kernels need 64)", kv.head_dim));
     int max_pos = 0;
@@ -137,11 +161,13 @@ class CudaBackend final : public Backend {
   }
 
   void f32_topk_softmax(const float* logits, int T, int n, int k, int32_t* idx, float* weight) override {
+    Lap lap(this, "topk");
     check("topk_softmax", cuda::topk_softmax(logits, T, n, k, idx, weight, stream_));
   }
 
   void f32_mxfp4w_moe_matmul_swiglu(const float* x, int T, int k, const int32_t* idx, const Mxfp4Experts& w1,
                                     const Weight& b1, float limit, float alpha, float* h) override {
+    Lap lap(this, prefill(T) ? "moe gate_up total" : "moe gate_up kernel");
     if (!bf16(b1, "expert bias")) return;
     if (prefill(T)) return gemm_moe(x, T, k, idx, nullptr, w1, b1, limit, alpha, h);
     const int cols = static_cast<int>(w1.cols);
@@ -156,6 +182,7 @@ class CudaBackend final : public Backend {
 
   void f32_mxfp4w_moe_matmul_accumulate(const float* h, int T, int k, const int32_t* idx, const float* weight,
                                         const Mxfp4Experts& w2, const Weight& b2, float* out) override {
+    Lap lap(this, prefill(T) ? "moe down total" : "moe down kernel");
     if (!bf16(b2, "expert bias")) return;
     if (prefill(T)) return gemm_moe(h, T, k, idx, weight, w2, b2, 0.0f, 0.0f, out);
     const int cols = static_cast<int>(w2.cols);
@@ -172,14 +199,41 @@ class CudaBackend final : public Backend {
                                                 out, false, stream_));
   }
 
-  void f32_add(float* x, const float* y, size_t n) override { check("add", cuda::add_inplace(x, y, n, stream_)); }
+  void f32_add(float* x, const float* y, size_t n) override {
+    Lap lap(this, "add");
+    check("add", cuda::add_inplace(x, y, n, stream_));
+  }
 
   void f32_gather_rows(const float* x, int cols, std::span<const int32_t> rows, float* out) override {
+    Lap lap(this, "gather");
     const int32_t* r = meta(0, rows.data(), rows.size());
     check("gather_rows", cuda::gather_rows(x, cols, r, static_cast<int>(rows.size()), out, stream_));
   }
 
  private:
+  // Times an op (GPTOSS_CUDA_PROFILE=1): synchronizes at its start and end; sub() splits off a phase.
+  struct Lap {
+    CudaBackend* b;
+    const char* name;
+    std::chrono::steady_clock::time_point t0;
+    Lap(CudaBackend* be, const char* n) : b(be), name(n) {
+      if (b->profiling_) {
+        cudaStreamSynchronize(b->stream_);
+        t0 = std::chrono::steady_clock::now();
+      }
+    }
+    void sub(const char* phase) {
+      if (!b->profiling_) return;
+      cudaStreamSynchronize(b->stream_);
+      const auto t1 = std::chrono::steady_clock::now();
+      auto& v = b->profile_[std::string(name) + ": " + phase];
+      v.first += std::chrono::duration<double>(t1 - t0).count();
+      v.second += 1;
+      t0 = t1;
+    }
+    ~Lap() { sub("rest"); }
+  };
+
   bool prefill(int T) const { return prefill_min_t_ > 0 && T >= prefill_min_t_; }
 
   cuda::Gemm* gemm() {
@@ -201,9 +255,9 @@ class CudaBackend final : public Backend {
     uint16_t* a = scratch<uint16_t>(6, static_cast<size_t>(3) * T * K);
     float* y = scratch<float>(7, static_cast<size_t>(3) * T * N);
     if (g == nullptr || a == nullptr || y == nullptr) return;
-    check("prefill split", cuda::split3_bf16(x, K, nullptr, T, a, stream_));
-    check_blas("prefill matmul", cuda::gemm_bf16(g, w.buf.as<uint16_t>(), N, K, a, 0, 3 * T, y, 0, 1));
-    check("prefill sum", cuda::sum3_bias(y, T, N, bias ? bias->buf.as<uint16_t>() : nullptr, out, stream_));
+    check("prefill split", cuda::split3_bf16(x, K, nullptr, T, a, stream_, parts_));
+    check_blas("prefill matmul", cuda::gemm_bf16(g, w.buf.as<uint16_t>(), N, K, a, 0, parts_ * T, y, 0, 1));
+    check("prefill sum", cuda::sum3_bias(y, T, N, bias ? bias->buf.as<uint16_t>() : nullptr, out, stream_, parts_));
   }
 
   // The MoE ops for many tokens: (token, expert) slots grouped by expert on the host (idx is read
@@ -215,6 +269,8 @@ class CudaBackend final : public Backend {
     const int S = T * k, N = static_cast<int>(w.rows), K = static_cast<int>(w.cols), E = static_cast<int>(w.experts);
     cuda::Gemm* g = gemm();
     if (g == nullptr) return;
+    Lap lap(this, weight == nullptr ? "moe gate_up gemm" : "moe down gemm");
+    lap.sub("before");
     host_idx_.resize(S);
     if (!download(idx, sizeof(int32_t) * S, host_idx_.data()).is_ok()) return;
     std::vector<int> count(E + 1, 0);
@@ -238,33 +294,65 @@ class CudaBackend final : public Backend {
     for (int e = 0; e < E; ++e) {
       if (count[e + 1] > 0) used_.push_back(e);
     }
+    const uint16_t* cached = cached_experts(w);
     const int32_t* d_sorted = meta(0, sorted_.data(), sorted_.size());
     const int32_t* d_used = meta(1, used_.data(), used_.size());
-    const int U = static_cast<int>(used_.size());
-    uint16_t* a = scratch<uint16_t>(6, static_cast<size_t>(3) * S * K);
-    float* y = scratch<float>(7, static_cast<size_t>(3) * S * N);
+    const int U = cached != nullptr ? 0 : static_cast<int>(used_.size());
+    uint16_t* a = scratch<uint16_t>(6, static_cast<size_t>(parts_) * S * K);
+    float* y = scratch<float>(7, static_cast<size_t>(parts_) * S * N);
     uint16_t* wd = scratch<uint16_t>(8, static_cast<size_t>(U) * N * K);
     if (d_sorted == nullptr || d_used == nullptr || a == nullptr || y == nullptr || wd == nullptr) return;
-    check("prefill moe split", cuda::split3_bf16(x, K, d_sorted, S, a, stream_));
+    lap.sub("group (host)");
+    check("prefill moe split", cuda::split3_bf16(x, K, d_sorted, S, a, stream_, parts_));
+    lap.sub("split");
     check("prefill moe decode", cuda::mxfp4_to_bf16(w.blocks.as<uint8_t>(), w.scales.as<uint8_t>(), d_used, U, N, K,
                                                    wd, stream_));
-    for (int u = 0; u < U; ++u) {
+    lap.sub("decode experts");
+    for (int u = 0; u < static_cast<int>(used_.size()); ++u) {
       const int e = used_[u], n = off[e + 1] - off[e];
+      const uint16_t* we = cached != nullptr ? cached + static_cast<size_t>(e) * N * K : wd + static_cast<size_t>(u) * N * K;
       check_blas("prefill moe gemm",
-                 cuda::gemm_bf16(g, wd + static_cast<size_t>(u) * N * K, N, K, a + static_cast<size_t>(off[e]) * K,
+                 cuda::gemm_bf16(g, we, N, K, a + static_cast<size_t>(off[e]) * K,
                                  static_cast<long long>(S) * K, n, y + static_cast<size_t>(off[e]) * N,
-                                 static_cast<long long>(S) * N, 3));
+                                 static_cast<long long>(S) * N, parts_));
     }
+    lap.sub("gemms");
     const uint16_t* b = bias.buf.as<uint16_t>();
     if (weight == nullptr) {
       check("prefill moe swiglu", cuda::moe_swiglu_epilogue(y, S, N, d_sorted + S, d_sorted + 2 * S, b, limit, alpha,
-                                                            out, stream_));
+                                                            out, stream_, parts_));
       return;
     }
     float* ys = scratch<float>(9, static_cast<size_t>(S) * N);
     if (ys == nullptr) return;
-    check("prefill moe down", cuda::moe_down_epilogue(y, S, N, d_sorted + S, d_sorted + 2 * S, b, ys, stream_));
+    check("prefill moe down", cuda::moe_down_epilogue(y, S, N, d_sorted + S, d_sorted + 2 * S, b, ys, stream_, parts_));
     check("prefill moe combine", cuda::moe_combine(ys, idx, weight, T, k, N, out, stream_));
+  }
+
+  // The bf16 copy of all of w's experts (GPTOSS_CUDA_PREFILL_EXPERT_CACHE=1), decoded on first use;
+  // null when the cache is off or the memory is not there.
+  const uint16_t* cached_experts(const Mxfp4Experts& w) {
+    if (!expert_cache_on_) return nullptr;
+    auto it = expert_cache_.find(w.blocks.data);
+    if (it != expert_cache_.end()) return static_cast<const uint16_t*>(it->second.get());
+    const size_t bytes = static_cast<size_t>(w.experts) * w.rows * w.cols * 2;
+    size_t free_b = 0, total_b = 0;
+    void* p = nullptr;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess || free_b < bytes + (size_t(8) << 30) ||
+        cudaMalloc(&p, bytes) != cudaSuccess) {
+      cudaGetLastError();
+      expert_cache_[w.blocks.data] = nullptr;
+      return nullptr;
+    }
+    std::vector<int32_t> all(static_cast<size_t>(w.experts));
+    for (size_t e = 0; e < all.size(); ++e) all[e] = static_cast<int32_t>(e);
+    const int32_t* d_all = meta(1, all.data(), all.size());
+    check("prefill expert cache", cuda::mxfp4_to_bf16(w.blocks.as<uint8_t>(), w.scales.as<uint8_t>(), d_all,
+                                                     static_cast<int>(w.experts), static_cast<int>(w.rows),
+                                                     static_cast<int>(w.cols), static_cast<uint16_t*>(p), stream_));
+    auto& slot = expert_cache_[w.blocks.data];
+    slot = std::shared_ptr<void>(p, [](void* q) { cudaFree(q); });
+    return static_cast<const uint16_t*>(p);
   }
 
   // Small host arrays travel to one of a few device slots; the stream orders each copy after the
@@ -343,6 +431,11 @@ class CudaBackend final : public Backend {
   };
   Scratch scratch_[10];
   int prefill_min_t_ = 8;
+  int parts_ = 3;
+  bool profiling_ = false;
+  bool expert_cache_on_ = false;
+  std::map<const void*, std::shared_ptr<void>> expert_cache_;
+  std::map<std::string, std::pair<double, int>> profile_;
   cuda::Gemm* gemm_ = nullptr;
   std::vector<int32_t> host_idx_, sorted_, used_;
 };

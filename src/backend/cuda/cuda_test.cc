@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -149,6 +151,10 @@ TEST(CudaBackend, PrefillMoeEqualsCpuBackend) {
   REQUIRE_GPU();
   check_moe(40, 11);
   check_moe(8, 12);
+  // With every expert kept decoded to bf16 (GPTOSS_CUDA_PREFILL_EXPERT_CACHE=1).
+  setenv("GPTOSS_CUDA_PREFILL_EXPERT_CACHE", "1", 1);
+  check_moe(40, 13);
+  unsetenv("GPTOSS_CUDA_PREFILL_EXPERT_CACHE");
 }
 
 // f32_matmul with bf16 weights: the GEMV path (T < 8) and the cuBLAS prefill path (T >= 8).
@@ -181,6 +187,64 @@ TEST(CudaBackend, MatmulEqualsCpuBackend) {
       auto o = p.out_gpu(*og, size_t(T) * N);
       EXPECT_LT(max_rel(oc->as<float>(), o.data(), o.size()), 2e-6) << "T " << T << " bias " << with_bias;
     }
+  }
+}
+
+// Op-level error at the model's size (K = 2880) against a float64 reference: the GEMV kernels (T = 64
+// forced through them), the prefill GEMM with three bf16 parts (the default) and with two. Printed so
+// the run's log records them; the bound holds the default path to near-exact.
+TEST(CudaBackend, PrefillMatmulErrorAtModelSize) {
+  REQUIRE_GPU();
+  const int N = 1024, Kd = 2880, T = 64;
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  std::vector<uint16_t> wv(size_t(N) * Kd);
+  for (auto& x : wv) x = f32_to_bf16(d(rng) * 0.05f);
+  std::vector<float> xv(size_t(T) * Kd);
+  for (auto& x : xv) x = d(rng) * std::ldexp(1.0f, int(rng() % 7) - 3);
+  std::vector<double> ref(size_t(T) * N);
+  double ref_max = 0;
+  for (int t = 0; t < T; ++t) {
+    for (int n = 0; n < N; ++n) {
+      double acc = 0;
+      for (int k = 0; k < Kd; ++k) acc += double(xv[size_t(t) * Kd + k]) * bf16_to_f32(wv[size_t(n) * Kd + k]);
+      ref[size_t(t) * N + n] = acc;
+      ref_max = std::fmax(ref_max, std::fabs(acc));
+    }
+  }
+  struct Mode {
+    const char* name;
+    const char* min_t;
+    const char* parts;
+    double bound;
+  };
+  for (const Mode& m : {Mode{"gemv kernels", "0", "3", 1e-5}, Mode{"gemm, 3 bf16 parts", "8", "3", 1e-5},
+                        Mode{"gemm, 2 bf16 parts", "8", "2", 1e-3}}) {
+    setenv("GPTOSS_CUDA_PREFILL_MIN_T", m.min_t, 1);
+    setenv("GPTOSS_CUDA_PREFILL_PARTS", m.parts, 1);
+    auto gpu = make_cuda_backend(0);
+    unsetenv("GPTOSS_CUDA_PREFILL_MIN_T");
+    unsetenv("GPTOSS_CUDA_PREFILL_PARTS");
+    ASSERT_TRUE(gpu.has_value());
+    auto wb = (*gpu)->upload_weight(wv.data(), wv.size() * 2);
+    auto xb = (*gpu)->upload_weight(xv.data(), xv.size() * 4);
+    auto ob = (*gpu)->alloc(size_t(T) * N * 4);
+    Weight w;
+    w.buf = *wb;
+    w.rows = N;
+    w.cols = Kd;
+    (*gpu)->f32_matmul(xb->as<float>(), T, w, nullptr, ob->as<float>());
+    std::vector<float> o(size_t(T) * N);
+    ASSERT_TRUE((*gpu)->download(ob->data, o.size() * 4, o.data()).is_ok());
+    double dmax = 0, dsum = 0;
+    for (size_t i = 0; i < o.size(); ++i) {
+      const double e = std::isfinite(o[i]) ? std::fabs(o[i] - ref[i]) : INFINITY;
+      dmax = std::fmax(dmax, e);
+      dsum += e;
+    }
+    std::printf("matmul %dx%d, T %d, %s: max |err| / max |ref| %.3e, mean |err| / max |ref| %.3e\n", N, Kd, T,
+                m.name, dmax / ref_max, dsum / o.size() / ref_max);
+    EXPECT_LT(dmax / ref_max, m.bound) << m.name;
   }
 }
 

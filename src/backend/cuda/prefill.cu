@@ -12,7 +12,7 @@ namespace {
 __device__ __forceinline__ uint16_t bf16_rn(float f) { return __bfloat16_as_ushort(__float2bfloat16_rn(f)); }
 
 __global__ void split3_kernel(const float* __restrict__ x, int cols, const int32_t* __restrict__ rows, int n,
-                              uint16_t* __restrict__ out) {
+                              int parts, uint16_t* __restrict__ out) {
   const int i = blockIdx.x;
   const size_t src = rows != nullptr ? static_cast<size_t>(rows[i]) : static_cast<size_t>(i);
   const float* xr = x + src * cols;
@@ -26,16 +26,24 @@ __global__ void split3_kernel(const float* __restrict__ x, int cols, const int32
     const uint16_t l = bf16_rn(r - bf16_to_f32(m));
     o[c] = h;
     o[part + c] = m;
-    o[2 * part + c] = l;
+    if (parts == 3) o[2 * part + c] = l;
   }
 }
 
-__constant__ float kE2m1[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
-
-// One thread per MXFP4 block of 32 values.
+// One thread per MXFP4 block of 32 values. The E2M1 table sits in shared memory (8 words in 8
+// banks): a __constant__ table serializes a warp's differing indices.
 __global__ void mxfp4_to_bf16_kernel(const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales,
                                      const int32_t* __restrict__ experts, int rows, int nb, size_t per_expert,
                                      size_t total, uint16_t* __restrict__ out) {
+  __shared__ float kE2m1[8];
+  if (threadIdx.x < 8) {
+    const float tab[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
+#pragma unroll
+    for (int q = 0; q < 8; ++q) {
+      if (q == static_cast<int>(threadIdx.x)) kE2m1[q] = tab[q];
+    }
+  }
+  __syncthreads();
   const size_t g = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (g >= total) return;
   const size_t u = g / per_expert, in_e = g % per_expert;
@@ -63,11 +71,12 @@ __global__ void mxfp4_to_bf16_kernel(const uint8_t* __restrict__ blocks, const u
 }
 
 __global__ void sum3_bias_kernel(const float* __restrict__ y, int n, int N, const uint16_t* __restrict__ bias,
-                                 float* __restrict__ out) {
+                                 int parts, float* __restrict__ out) {
   const size_t total = static_cast<size_t>(n) * N, part = total;
   for (size_t g = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < total;
        g += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    float v = y[g] + y[part + g] + y[2 * part + g];
+    float v = y[g] + y[part + g];
+    if (parts == 3) v += y[2 * part + g];
     if (bias != nullptr) v += bf16_to_f32(bias[g % N]);
     out[g] = v;
   }
@@ -81,7 +90,7 @@ __device__ __forceinline__ float swiglu(float gate, float up, float limit, float
 
 __global__ void moe_swiglu_kernel(const float* __restrict__ y, int n, int N, const int32_t* __restrict__ dst,
                                   const int32_t* __restrict__ expert, const uint16_t* __restrict__ bias, float limit,
-                                  float alpha, float* __restrict__ h) {
+                                  float alpha, int parts, float* __restrict__ h) {
   const int i = blockIdx.x, I = N / 2;
   const size_t part = static_cast<size_t>(n) * N;
   const float* yr = y + static_cast<size_t>(i) * N;
@@ -89,21 +98,27 @@ __global__ void moe_swiglu_kernel(const float* __restrict__ y, int n, int N, con
   float* hr = h + static_cast<size_t>(dst[i]) * I;
   for (int u = threadIdx.x; u < I; u += blockDim.x) {
     const int g = 2 * u;
-    const float gate = (yr[g] + yr[part + g] + yr[2 * part + g]) + bf16_to_f32(b[g]);
-    const float up = (yr[g + 1] + yr[part + g + 1] + yr[2 * part + g + 1]) + bf16_to_f32(b[g + 1]);
+    float gate = yr[g] + yr[part + g], up = yr[g + 1] + yr[part + g + 1];
+    if (parts == 3) gate += yr[2 * part + g], up += yr[2 * part + g + 1];
+    gate += bf16_to_f32(b[g]);
+    up += bf16_to_f32(b[g + 1]);
     hr[u] = swiglu(gate, up, limit, alpha);
   }
 }
 
 __global__ void moe_down_kernel(const float* __restrict__ y, int n, int N, const int32_t* __restrict__ dst,
                                 const int32_t* __restrict__ expert, const uint16_t* __restrict__ bias,
-                                float* __restrict__ ys) {
+                                int parts, float* __restrict__ ys) {
   const int i = blockIdx.x;
   const size_t part = static_cast<size_t>(n) * N;
   const float* yr = y + static_cast<size_t>(i) * N;
   const uint16_t* b = bias + static_cast<size_t>(expert[i]) * N;
   float* o = ys + static_cast<size_t>(dst[i]) * N;
-  for (int c = threadIdx.x; c < N; c += blockDim.x) o[c] = (yr[c] + yr[part + c] + yr[2 * part + c]) + bf16_to_f32(b[c]);
+  for (int c = threadIdx.x; c < N; c += blockDim.x) {
+    float v = yr[c] + yr[part + c];
+    if (parts == 3) v += yr[2 * part + c];
+    o[c] = v + bf16_to_f32(b[c]);
+  }
 }
 
 constexpr int kMaxK = 8;
@@ -139,8 +154,8 @@ int grid_for(size_t total, int block) {
 
 }  // namespace
 
-int split3_bf16(const float* x, int cols, const int32_t* rows, int n, uint16_t* out, cudaStream_t stream) {
-  if (n > 0) split3_kernel<<<n, 256, 0, stream>>>(x, cols, rows, n, out);
+int split3_bf16(const float* x, int cols, const int32_t* rows, int n, uint16_t* out, cudaStream_t stream, int parts) {
+  if (n > 0) split3_kernel<<<n, 256, 0, stream>>>(x, cols, rows, n, parts, out);
   return static_cast<int>(cudaGetLastError());
 }
 
@@ -156,21 +171,21 @@ int mxfp4_to_bf16(const uint8_t* blocks, const uint8_t* scales, const int32_t* e
   return static_cast<int>(cudaGetLastError());
 }
 
-int sum3_bias(const float* y, int n, int N, const uint16_t* bias, float* out, cudaStream_t stream) {
+int sum3_bias(const float* y, int n, int N, const uint16_t* bias, float* out, cudaStream_t stream, int parts) {
   const size_t total = static_cast<size_t>(n) * N;
-  if (total > 0) sum3_bias_kernel<<<grid_for(total, 256), 256, 0, stream>>>(y, n, N, bias, out);
+  if (total > 0) sum3_bias_kernel<<<grid_for(total, 256), 256, 0, stream>>>(y, n, N, bias, parts, out);
   return static_cast<int>(cudaGetLastError());
 }
 
 int moe_swiglu_epilogue(const float* y, int n, int N, const int32_t* dst, const int32_t* expert, const uint16_t* bias,
-                        float limit, float alpha, float* h, cudaStream_t stream) {
-  if (n > 0) moe_swiglu_kernel<<<n, 256, 0, stream>>>(y, n, N, dst, expert, bias, limit, alpha, h);
+                        float limit, float alpha, float* h, cudaStream_t stream, int parts) {
+  if (n > 0) moe_swiglu_kernel<<<n, 256, 0, stream>>>(y, n, N, dst, expert, bias, limit, alpha, parts, h);
   return static_cast<int>(cudaGetLastError());
 }
 
 int moe_down_epilogue(const float* y, int n, int N, const int32_t* dst, const int32_t* expert, const uint16_t* bias,
-                      float* ys, cudaStream_t stream) {
-  if (n > 0) moe_down_kernel<<<n, 256, 0, stream>>>(y, n, N, dst, expert, bias, ys);
+                      float* ys, cudaStream_t stream, int parts) {
+  if (n > 0) moe_down_kernel<<<n, 256, 0, stream>>>(y, n, N, dst, expert, bias, parts, ys);
   return static_cast<int>(cudaGetLastError());
 }
 
@@ -181,14 +196,20 @@ int moe_combine(const float* ys, const int32_t* idx, const float* weight, int T,
   return static_cast<int>(cudaGetLastError());
 }
 
+constexpr size_t kWorkspaceBytes = size_t(32) << 20;
+
 struct Gemm {
   cublasHandle_t handle = nullptr;
+  void* workspace = nullptr;
 };
 
 Gemm* gemm_create(cudaStream_t stream, int* status) {
   auto* g = new Gemm;
   cublasStatus_t s = cublasCreate(&g->handle);
   if (s == CUBLAS_STATUS_SUCCESS) s = cublasSetStream(g->handle, stream);
+  // 32 MiB of workspace (what cuBLAS advises on Hopper) so no algorithm is ruled out for lack of it.
+  if (s == CUBLAS_STATUS_SUCCESS && cudaMalloc(&g->workspace, kWorkspaceBytes) != cudaSuccess) s = CUBLAS_STATUS_ALLOC_FAILED;
+  if (s == CUBLAS_STATUS_SUCCESS) s = cublasSetWorkspace(g->handle, g->workspace, kWorkspaceBytes);
   if (s == CUBLAS_STATUS_SUCCESS) s = cublasSetMathMode(g->handle, CUBLAS_DEFAULT_MATH);
   *status = static_cast<int>(s);
   if (s != CUBLAS_STATUS_SUCCESS) {
@@ -201,6 +222,7 @@ Gemm* gemm_create(cudaStream_t stream, int* status) {
 void gemm_destroy(Gemm* g) {
   if (g == nullptr) return;
   if (g->handle != nullptr) cublasDestroy(g->handle);
+  cudaFree(g->workspace);
   delete g;
 }
 

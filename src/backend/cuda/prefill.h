@@ -13,20 +13,24 @@
 
 namespace gptoss::cuda {
 
-// out[p][i][:] = part p of x[rows ? rows[i] : i][:] for p = 0, 1, 2 (bf16 bits, [3][n][cols]).
-int split3_bf16(const float* x, int cols, const int32_t* rows, int n, uint16_t* out, cudaStream_t stream);
+// `parts` (3, or 2 for the faster, less exact form: hi + mid carry 16 bits) is the number of bf16
+// parts of each activation; y arrays below are [parts][n][N].
+// out[p][i][:] = part p of x[rows ? rows[i] : i][:] for p < parts (bf16 bits, [parts][n][cols]).
+int split3_bf16(const float* x, int cols, const int32_t* rows, int n, uint16_t* out, cudaStream_t stream,
+                int parts = 3);
 // out[u] = bf16 decode of expert experts[u] ([rows][cols], cols % 32 == 0), for u < n.
 int mxfp4_to_bf16(const uint8_t* blocks, const uint8_t* scales, const int32_t* experts, int n, int rows, int cols,
                   uint16_t* out, cudaStream_t stream);
 // out[i][:] = y[0][i] + y[1][i] + y[2][i] (+ bias), y is [3][n][N].
-int sum3_bias(const float* y, int n, int N, const uint16_t* bias, float* out, cudaStream_t stream);
+int sum3_bias(const float* y, int n, int N, const uint16_t* bias, float* out, cudaStream_t stream, int parts = 3);
 // For sorted slot i (expert expert[i], destination slot dst[i]): gate/up = sum3 + bias of the
 // interleaved rows, h[dst[i]][u] = swiglu(gate_u, up_u). y is [3][n][N], h is [*][N / 2].
 int moe_swiglu_epilogue(const float* y, int n, int N, const int32_t* dst, const int32_t* expert,
-                        const uint16_t* bias, float limit, float alpha, float* h, cudaStream_t stream);
+                        const uint16_t* bias, float limit, float alpha, float* h, cudaStream_t stream,
+                        int parts = 3);
 // ys[dst[i]][:] = sum3 + bias[expert[i]] (the down projection of each (token, expert) slot).
 int moe_down_epilogue(const float* y, int n, int N, const int32_t* dst, const int32_t* expert,
-                      const uint16_t* bias, float* ys, cudaStream_t stream);
+                      const uint16_t* bias, float* ys, cudaStream_t stream, int parts = 3);
 // out[t][:] = sum over j of weight[t][j] * ys[t * k + j][:], the experts taken in increasing id
 // order (the CPU exact path's order).
 int moe_combine(const float* ys, const int32_t* idx, const float* weight, int T, int k, int N, float* out,
