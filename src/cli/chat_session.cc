@@ -26,7 +26,7 @@ namespace gptoss::cli {
 std::atomic<bool> g_interrupted{false};
 
 const char* const kModelFlagsUsage =
-    "  --device D            auto (default: cuda when a GPU is usable), cpu or cuda\n"
+    "  --device D            auto (default: cuda when a GPU is usable, else cpu-fast), cpu (exact f32), cpu-fast or cuda\n"
     "  --threads N           cpu threads (default: one per hardware thread)\n"
     "  --ctx N               context length in tokens (default 8192, at most the model's)\n"
     "  --max-memory B        refuse to load when the KV cache and activations need more than B\n"
@@ -110,8 +110,8 @@ Expected<LoadedModel> load_model_from_args(const std::string& model, const Args&
 Expected<LoadedModel> load_model_dir(const std::string& dir, const Args& args) {
   engine::LoadOptions lo;
   lo.device = args.get_or("--device", "auto");
-  if (lo.device != "auto" && lo.device != "cpu" && lo.device != "cuda")
-    return Error("--device: unknown device '{}' (use auto, cpu or cuda)", lo.device);
+  if (lo.device != "auto" && lo.device != "cpu" && lo.device != "cpu-fast" && lo.device != "cuda")
+    return Error("--device: unknown device '{}' (use auto, cpu, cpu-fast or cuda)", lo.device);
   GPTOSS_ASSIGN_OR_RETURN(long long threads, args.get_int("--threads", 0));
   GPTOSS_ASSIGN_OR_RETURN(long long ctx, args.get_int("--ctx", 8192));
   if (threads < 0 || threads > 1024) return Error("--threads must be in [0, 1024] (got {})", threads);

@@ -29,7 +29,7 @@ constexpr const char* kUsage =
     "  -p N           prompt tokens of the prefill test ppN (0 skips it; default 512)\n"
     "  -n N           tokens of the decode test tgN (0 skips it; default 128)\n"
     "  -r N           repetitions of each test (default 5)\n"
-    "  --device D     auto (default), cpu or cuda\n"
+    "  --device D     auto (default: cuda when a GPU is usable, else cpu-fast), cpu, cpu-fast or cuda\n"
     "  --threads N    cpu threads (default: one per hardware thread)\n"
     "  --json         one JSON object (prefill_tokens_per_s, decode_tokens_per_s, ...)\n"
     "  --yes          download MODEL without asking\n";

@@ -26,7 +26,7 @@ constexpr const char* kUsage =
     "  --tokens IDS       one prompt as comma-separated token ids (repeat for several prompts)\n"
     "  --tokens-file F    JSON {\"prompts\": [[ids...], ...]}\n"
     "  --out FILE         safetensors output: logits_<i> float32 [T, vocab] per prompt\n"
-    "  --device D         cpu (the exact f32 path, default) or cuda (the CUDA backend's ops)\n"
+    "  --device D         cpu (the exact f32 path, default), cpu-fast (SIMD kernels) or cuda (the CUDA backend's ops)\n"
     "  --threads N        cpu threads (default: all)\n"
     "  --step N           feed N tokens per forward call (1 = prefill nothing, decode token by token)\n"
     "  --separate         run each prompt alone instead of all prompts in one batched call\n"

@@ -35,7 +35,7 @@ constexpr const char* kUsage =
     "  --max-body-bytes N    request body limit (default 8 MiB)\n"
     "  --max-memory B        refuse to start when the KV cache and activations need more than B\n"
     "                        bytes (e.g. 24G; default: the memory available, on cpu)\n"
-    "  --device D            auto (cuda when a GPU is usable, else cpu), cpu or cuda\n"
+    "  --device D            auto (default: cuda when a GPU is usable, else cpu-fast), cpu (exact f32), cpu-fast or cuda\n"
     "  --threads N           cpu threads for the model (default: all)\n"
     "  --current-date D      harmony 'Current date' (YYYY-MM-DD; default: today, UTC)\n";
 
