@@ -3,19 +3,19 @@
 #   1. release build (warnings as errors): C++ units through CTest, then the end-to-end and
 #      conformance tests through pytest;
 #   2. TSan build: the engine scheduler and server tests (the threaded parts);
-#   3. libFuzzer targets (clang, scripts/fuzz.sh): each replays its committed crash inputs and
+#   3. ASan+UBSan build (gcc): every C++ unit (with leak checking) and the whole pytest suite again
+#      against the sanitized binary;
+#   4. libFuzzer targets (clang, scripts/fuzz.sh): each replays its committed crash inputs and
 #      corpus, then fuzzes for FUZZ_SECONDS (default 15 here) seconds.
-#   4. neon (scripts/neon.sh): core and the CPU backends cross-compiled for aarch64, their unit tests
+#   5. neon (scripts/neon.sh): core and the CPU backends cross-compiled for aarch64, their unit tests
 #      under qemu-aarch64 (NEON; the fast kernels also on SVE/SVE2); x86-64 machines only.
-#   (opt-in) asan: ASan+UBSan build (gcc): every C++ unit (with leak checking) and the whole pytest
-#      suite again against the sanitized binary.
 # GPU tests skip without a GPU (and are run on the GPU machine by scripts/gpu/).
-# GPTOSS_TEST_STAGES picks stages (default "release tsan fuzz neon"; e.g. GPTOSS_TEST_STAGES=release
+# GPTOSS_TEST_STAGES picks stages (default "release tsan asan fuzz neon"; e.g. GPTOSS_TEST_STAGES=release
 # runs the first only). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${JOBS:-$(nproc)}
-STAGES=${GPTOSS_TEST_STAGES:-release tsan fuzz neon}
+STAGES=${GPTOSS_TEST_STAGES:-release tsan asan fuzz neon}
 
 stage() { printf '\n=== %s (%s s since start) ===\n' "$1" "$SECONDS"; }
 
@@ -40,8 +40,9 @@ for s in $STAGES; do
         ctest --test-dir build-asan --output-on-failure -j "$JOBS"
       # End-to-end under ASan+UBSan: memory errors and UB abort the binary and fail the test; leak
       # checking stays with the unit tests above (a CLI exiting mid-stream owns threads on purpose).
-      ASAN_OPTIONS=abort_on_error=1:detect_leaks=0 UBSAN_OPTIONS=$ubsan GPTOSS_BIN="$PWD/build-asan/bin/gptoss" \
-        .venv/bin/python -m pytest -q tests/py "$@"
+      # GPTOSS_TEST_SANITIZER tells the load tests that RSS holds ASan's quarantine here.
+      ASAN_OPTIONS=abort_on_error=1:detect_leaks=0 UBSAN_OPTIONS=$ubsan GPTOSS_TEST_SANITIZER=address \
+        GPTOSS_BIN="$PWD/build-asan/bin/gptoss" .venv/bin/python -m pytest -q tests/py "$@"
       ;;
     tsan)
       stage "TSan build: engine and server tests"
