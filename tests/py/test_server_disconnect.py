@@ -16,7 +16,7 @@ import time
 import pytest
 import requests
 
-from server_util import MODEL_NAME, ServeProcess
+from server_util import MODEL_NAME, ServeProcess, metric
 
 MSG = [{"role": "user", "content": "Go on."}]
 ROUTES = {  # route -> (path, body asking for n tokens)
@@ -37,13 +37,6 @@ def raw_request(path, body, extra=""):
     data = json.dumps(body).encode()
     return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"{extra}Content-Length: {len(data)}\r\n\r\n").encode() + data
-
-
-def metric(url, name):
-    for line in requests.get(url + "/metrics", timeout=10).text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise KeyError(name)
 
 
 def wait_idle(url, what):

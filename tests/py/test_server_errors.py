@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from server_util import MODEL_NAME, ServeProcess
+from server_util import MODEL_NAME, ServeProcess, metric
 
 CHAT = "/v1/chat/completions"
 
@@ -162,28 +162,21 @@ def open_stream(server, max_tokens=3000):
     return conn, resp
 
 
-def metric(server, name):
-    for line in requests.get(server.url + "/metrics", timeout=10).text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise KeyError(name)
-
-
 def test_full_server_429_then_disconnect_frees_it(server):
     streams = [open_stream(server), open_stream(server)]  # --max-active 2
     r = requests.post(server.url + CHAT, json=body(), timeout=30)
     err = check_error(r, 429, code="rate_limit_exceeded")
     assert int(r.headers["Retry-After"]) >= 1
-    before = metric(server, "gptoss_client_disconnects_total")
+    before = metric(server.url, "gptoss_client_disconnects_total")
     for conn, resp in streams:  # hang up: close every handle on the socket
         conn.sock.shutdown(socket.SHUT_RDWR)
         resp.close()
         conn.close()
     deadline = time.time() + 20
-    while time.time() < deadline and metric(server, "gptoss_sequences_running") > 0:
+    while time.time() < deadline and metric(server.url, "gptoss_sequences_running") > 0:
         time.sleep(0.1)
-    assert metric(server, "gptoss_sequences_running") == 0
-    assert metric(server, "gptoss_client_disconnects_total") == before + 2
+    assert metric(server.url, "gptoss_sequences_running") == 0
+    assert metric(server.url, "gptoss_client_disconnects_total") == before + 2
     r = requests.post(server.url + CHAT, json=body(), timeout=60)
     assert r.status_code == 200, r.text
 

@@ -11,7 +11,7 @@ import time
 
 import requests
 
-from server_util import MODEL_NAME, ServeProcess
+from server_util import MODEL_NAME, ServeProcess, metric
 
 
 def rss_kb(pid):
@@ -20,13 +20,6 @@ def rss_kb(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
-
-
-def metric(url, name):
-    for line in requests.get(url + "/metrics", timeout=10).text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise KeyError(name)
 
 
 def one_client(port, i, hang_up_after):

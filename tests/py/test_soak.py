@@ -25,7 +25,7 @@ import pytest
 import requests
 from openai import OpenAI, RateLimitError
 
-from server_util import MODEL_NAME, ServeProcess
+from server_util import MODEL_NAME, ServeProcess, metric
 
 SECONDS = float(os.environ.get("GPTOSS_SOAK_SECONDS", "45"))
 CLIENTS = int(os.environ.get("GPTOSS_SOAK_CLIENTS", "8"))
@@ -50,13 +50,6 @@ def proc_status(pid):
             if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM", "Threads"):
                 out[key] = int(rest.split()[0])
     return out
-
-
-def metric(url, name):
-    for line in requests.get(url + "/metrics", timeout=10).text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise KeyError(name)
 
 
 # ---- shape checks ----
