@@ -9,6 +9,7 @@ transformers in test_forward.py) and transformers' goldens. Bounds, per position
 """
 import numpy as np
 import pytest
+from safetensors.numpy import load_file
 
 from test_forward import ABS_TOL, load_goldens, run_logits
 
@@ -51,8 +52,11 @@ def test_cpu_fast_agrees_with_exact(gptoss_bin, root, ckpt, threads, tmp_path):
     print(f"{ckpt} threads={threads}: max KL(exact||fast) = {worst_kl:.3g}")
 
 
-def test_cpu_fast_decode_steps_agree_with_exact(gptoss_bin, root, tmp_path):
-    """One token per step (the decode shape: T = 1 GEMVs) through the same prompts."""
+def test_cpu_fast_decode_steps_agree_with_exact(gptoss_bin, root, tmp_path, monkeypatch):
+    """One token per step (the decode shape: T = 1 GEMVs) through the same prompts. With AMX off:
+    AMX prefill (test_cpu_fast_amx_prefill) sums in another order, so batch invariance holds for the
+    f32 paths only (the prompts decode together, T = 6 per step, which AMX would take)."""
+    monkeypatch.setenv("GPTOSS_CPU_FAST_AMX", "0")
     src = root / "tests" / "data" / "tiny"
     prompts = src / "prompts.json"
     exact = run_logits(gptoss_bin, src / "model", tmp_path / "e.safetensors", "--tokens-file", prompts,
@@ -66,6 +70,51 @@ def test_cpu_fast_decode_steps_agree_with_exact(gptoss_bin, root, tmp_path):
         assert kl_per_position(exact[k], fast[k]).max() < KL_BOUND, k
         # Batch invariance: a token gets the same bits decoded alone as inside a prefill batch.
         np.testing.assert_array_equal(fast[k], fast_prefill[k], err_msg=k)
+
+
+# Measured on the Sapphire Rapids VM (tiny, tiny_mqa): max KL 3 parts 1.9e-12 (as the f32 path),
+# 2 parts 6.3e-10; max |amx - exact| / max |exact| 3 parts 8.2e-7, 2 parts 1.1e-5.
+AMX_REL_BOUND = {3: 4e-6, 2: 5e-5}
+
+
+@pytest.mark.parametrize("ckpt", ["tiny", "tiny_mqa"])
+@pytest.mark.parametrize("parts", [3, 2])
+def test_cpu_fast_amx_prefill(gptoss_bin, root, ckpt, parts, tmp_path, monkeypatch):
+    """Prefill on AMX (bf16 tiles, activations split into `parts` bf16 terms) against the exact path:
+    same argmax at every position of every golden, KL(exact||fast) < KL_BOUND, and the stated bound
+    on max |fast - exact| relative to max |exact| per prompt. Skipped where AMX is unusable."""
+    src = root / "tests" / "data" / ckpt
+    prompts = src / "prompts.json"
+    exact = run_logits(gptoss_bin, src / "model", tmp_path / "e.safetensors", "--tokens-file", prompts,
+                       "--device", "cpu")
+    monkeypatch.setenv("GPTOSS_CPU_FAST_PROFILE", "1")
+    monkeypatch.setenv("GPTOSS_CPU_FAST_AMX", "1")
+    monkeypatch.setenv("GPTOSS_CPU_FAST_AMX_PARTS", str(parts))
+    r = run_logits(gptoss_bin, src / "model", tmp_path / "a.safetensors", "--tokens-file", prompts,
+                   "--device", "cpu-fast", check=False)
+    assert r.returncode == 0, r.stderr
+    if "amx: on" not in r.stderr:
+        line = next((ln for ln in r.stderr.splitlines() if "amx:" in ln), "no amx line in the profile")
+        pytest.skip(line.strip())
+    assert f"amx: on ({parts} bf16 parts" in r.stderr
+    amx = load_file(str(tmp_path / "a.safetensors"))
+    monkeypatch.setenv("GPTOSS_CPU_FAST_AMX", "0")
+    f32 = run_logits(gptoss_bin, src / "model", tmp_path / "f.safetensors", "--tokens-file", prompts,
+                     "--device", "cpu-fast")
+    # AMX really ran: other low bits than the f32 prefill somewhere.
+    assert any(not np.array_equal(amx[k], f32[k]) for k in amx)
+    worst_kl = worst_rel = 0.0
+    for i, (tokens, want) in enumerate(load_goldens(src)):
+        e, a = exact[f"logits_{i}"], amx[f"logits_{i}"]
+        assert a.shape == e.shape == want.shape
+        np.testing.assert_array_equal(a.argmax(-1), e.argmax(-1), err_msg=f"prompt {i}")
+        np.testing.assert_array_equal(a.argmax(-1), want.argmax(-1), err_msg=f"prompt {i}")
+        kl = kl_per_position(e, a)
+        assert kl.max() < KL_BOUND, (i, kl.max())
+        rel = float(np.abs(a - e).max() / np.abs(e).max())
+        assert rel < AMX_REL_BOUND[parts], (i, rel)
+        worst_kl, worst_rel = max(worst_kl, float(kl.max())), max(worst_rel, rel)
+    print(f"{ckpt} amx parts={parts}: max KL(exact||amx) = {worst_kl:.3g}, max rel error = {worst_rel:.3g}")
 
 
 def test_unknown_device_is_named(gptoss_bin, root, tmp_path):

@@ -12,6 +12,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cpu_fast/amx_gemm.h"
 #include "backend/cpu_fast/kernels_fast.h"
 #include "backend/cpu_fast/spin_pool.h"
 #include "core/dtypes.h"
@@ -41,12 +42,17 @@ class CpuFastBackend final : public Backend {
  public:
   // profile: time every op and print the table at destruction (GPTOSS_CPU_FAST_PROFILE).
   CpuFastBackend(int threads, bool profile)
-      : exact_(make_cpu_backend(threads)), pool_(threads, spin_time()), profile_(profile) {}
+      : exact_(make_cpu_backend(threads)), pool_(threads, spin_time()), amx_(amx_wanted()), profile_(profile) {}
   ~CpuFastBackend() override {
     if (!profile_) return;
     double total = 0.0;
     for (const auto& [op, p] : prof_) total += p.seconds;
     std::fprintf(stderr, "cpu-fast op profile (GPTOSS_CPU_FAST_PROFILE): %.3f s in ops\n", total);
+    if (amx_.on) {
+      std::fprintf(stderr, "  amx: on (%d bf16 parts, from %d tokens)\n", amx_.parts, amx_.min_tokens);
+    } else {
+      std::fprintf(stderr, "  amx: off (%s)\n", amx_.reason);
+    }
     for (const auto& [op, p] : prof_) {
       std::fprintf(stderr, "  %-40s %8ld calls %9.3f s %5.1f%%  %8.3f ms/call\n", op.c_str(), p.calls, p.seconds,
                    100.0 * p.seconds / total, 1e3 * p.seconds / static_cast<double>(p.calls));
@@ -137,6 +143,10 @@ class CpuFastBackend final : public Backend {
       exact_->f32_matmul(x, T, w, bias, out);
       return;
     }
+    if (T > 1 && amx_.on && T >= amx_.min_tokens) {
+      matmul_amx(x, T, w, bias, out);
+      return;
+    }
     const int64_t N = w.rows, K = w.cols;
     const float* xp = chunk_order(xp_, x, T, K);
     const auto* wd = w.buf.as<uint16_t>();
@@ -191,7 +201,8 @@ class CpuFastBackend final : public Backend {
           hp[j] = cpu::swiglu(gate, up, limit, alpha);
         }
       }
-    }, [&](int32_t pair) { return xp + static_cast<int64_t>(pair / k) * cols; });
+    }, [&](int32_t pair) { return xp + static_cast<int64_t>(pair / k) * cols; },
+       [&](int32_t pair) { return x + static_cast<int64_t>(pair / k) * cols; });
   }
 
   void f32_mxfp4w_moe_matmul_accumulate(const float* h, int T, int k, const int32_t* idx, const float* weight,
@@ -211,7 +222,8 @@ class CpuFastBackend final : public Backend {
         const float* yi = yt + static_cast<int64_t>(p) * ldy;
         for (int64_t r = 0; r < n; ++r) yo[r] = yi[r] + cpu::weight_at(b2, ex * rows + r0 + r);
       }
-    }, [&](int32_t pair) { return hp + static_cast<int64_t>(pair) * cols; });
+    }, [&](int32_t pair) { return hp + static_cast<int64_t>(pair) * cols; },
+       [&](int32_t pair) { return h + static_cast<int64_t>(pair) * cols; });
     auto combine = [&](size_t b, size_t e) {
       std::vector<int32_t> order(static_cast<size_t>(k));
       for (size_t t = b; t < e; ++t) {
@@ -291,10 +303,15 @@ class CpuFastBackend final : public Backend {
   // For every used expert and tile of `tile` weight rows: y[p, r] = row r0 + r . input(pairs[p])
   // for all pairs routed to that expert, handed to emit(expert, r0, n, pairs, y, ldy). Tasks are
   // (expert, tile) in expert-major order, taken dynamically by the pool's threads. Few pairs: MXFP4
-  // GEMV straight from the blocks; more: the tile is decoded to f32 once and multiplied as a GEMM.
-  template <typename Emit, typename Input>
-  void run_experts(const ExpertGroups& g, const Mxfp4Experts& w, int64_t tile, Emit&& emit, Input&& input) {
+  // GEMV straight from the blocks; more: the tile is decoded to f32 once and multiplied as a GEMM
+  // (or, with AMX from amx_.min_tokens pairs on, decoded to bf16 and multiplied on the tiles
+  // against the expert's activations, packed once from natural_input(pair)).
+  template <typename Emit, typename Input, typename NaturalInput>
+  void run_experts(const ExpertGroups& g, const Mxfp4Experts& w, int64_t tile, Emit&& emit, Input&& input,
+                   NaturalInput&& natural_input) {
     const int64_t rows = w.rows, cols = w.cols, nb = cols / kMxfp4BlockElems;
+    const bool amx = pack_experts_amx(g, cols, natural_input);
+    if (amx) tile = kAmxRows;
     const int64_t tiles = (rows + tile - 1) / tile;
     const uint8_t* blocks = w.blocks.as<uint8_t>();
     const uint8_t* scales = w.scales.as<uint8_t>();
@@ -310,6 +327,12 @@ class CpuFastBackend final : public Backend {
       yt.resize(pairs.size() * static_cast<size_t>(n));
       if (pairs.size() <= kGemvMaxPairs) {
         for (size_t p = 0; p < pairs.size(); ++p) cpu_fast::gemv_mxfp4(input(pairs[p]), bl, sc, cols, n, yt.data() + p * n);
+      } else if (amx && amx_x_at_[ex] != kNotPacked) {
+        thread_local std::vector<uint16_t> panel16;
+        panel16.resize(static_cast<size_t>(n * cols));
+        cpu_fast::amx_mxfp4_rows_to_bf16(bl, sc, cols, n, panel16.data(), cols);
+        cpu_fast::amx_gemm_bf16w(xa_.data() + amx_x_at_[ex], static_cast<int64_t>(pairs.size()), amx_.parts,
+                                 panel16.data(), cols, n, cols, yt.data(), n);
       } else {
         panel.resize(static_cast<size_t>(n * cols));
         cpu_fast::mxfp4_rows_to_f32(bl, sc, cols, n, panel.data());
@@ -324,8 +347,93 @@ class CpuFastBackend final : public Backend {
     });
   }
 
+  // AMX prefill (amx_gemm.h): GPTOSS_CPU_FAST_AMX=0 turns it off; GPTOSS_CPU_FAST_AMX_PARTS (2 or
+  // 3, default 3) bf16 terms per activation; GPTOSS_CPU_FAST_AMX_MIN_TOKENS (default 3): matmuls of
+  // at least that many tokens and experts with at least that many pairs use it.
+  struct AmxChoice {
+    bool on = false;
+    int parts = 3;
+    int min_tokens = 3;
+    const char* reason = "";
+  };
+  static AmxChoice amx_wanted() {
+    AmxChoice c;
+    const char* v = std::getenv("GPTOSS_CPU_FAST_AMX");
+    if (v && std::string(v) == "0") {
+      c.reason = "GPTOSS_CPU_FAST_AMX=0";
+      return c;
+    }
+    if (!cpu_fast::amx_usable()) {
+      c.reason = cpu_fast::amx_unusable_reason();
+      return c;
+    }
+    c.on = true;
+    if (const char* p = std::getenv("GPTOSS_CPU_FAST_AMX_PARTS")) c.parts = std::strtol(p, nullptr, 10) == 2 ? 2 : 3;
+    if (const char* m = std::getenv("GPTOSS_CPU_FAST_AMX_MIN_TOKENS")) {
+      c.min_tokens = std::max(static_cast<int>(kGemvMaxPairs) + 1, static_cast<int>(std::strtol(m, nullptr, 10)));
+    }
+    return c;
+  }
+
+  static constexpr int64_t kAmxRows = 64;  // weight rows per AMX task (bf16 panel in L2)
+  static constexpr size_t kNotPacked = ~size_t{0};
+
+  // The bf16 matmul of T tokens on AMX: x split and packed once (tasks: 16-token tiles), then
+  // tasks of kAmxRows weight rows read in place.
+  void matmul_amx(const float* x, int T, const Weight& w, const Weight* bias, float* out) {
+    const int64_t N = w.rows, K = w.cols;
+    xa_.resize(cpu_fast::amx_packed_x_elems(T, K, amx_.parts));
+    std::vector<const float*> xs(static_cast<size_t>(T));
+    for (int t = 0; t < T; ++t) xs[t] = x + static_cast<int64_t>(t) * K;
+    pool_.run((T + 15) / 16, [&](int i) {
+      cpu_fast::amx_pack_x(xs.data(), T, K, amx_.parts, 16 * i, std::min(T, 16 * (i + 1)), xa_.data());
+    });
+    const auto* wd = w.buf.as<uint16_t>();
+    pool_.run(static_cast<int>((N + kAmxRows - 1) / kAmxRows), [&](int i) {
+      const int64_t r0 = i * kAmxRows, n = std::min(kAmxRows, N - r0);
+      cpu_fast::amx_gemm_bf16w(xa_.data(), T, amx_.parts, wd + r0 * K, K, n, K, out + r0, N);
+      if (bias) {
+        for (int t = 0; t < T; ++t) {
+          float* o = out + static_cast<int64_t>(t) * N + r0;
+          for (int64_t r = 0; r < n; ++r) o[r] += cpu::weight_at(*bias, r0 + r);
+        }
+      }
+    });
+  }
+
+  // Packs the activations of every expert with at least amx_.min_tokens pairs for AMX (tasks:
+  // experts) and records where (amx_x_at_); false when no expert qualifies or AMX is off.
+  template <typename NaturalInput>
+  bool pack_experts_amx(const ExpertGroups& g, int64_t cols, NaturalInput&& natural_input) {
+    if (!amx_.on) return false;
+    amx_x_at_.assign(g.pairs.size(), kNotPacked);
+    size_t total = 0;
+    for (const int32_t ex : g.used) {
+      const size_t P = g.pairs[ex].size();
+      if (P <= kGemvMaxPairs || P < static_cast<size_t>(amx_.min_tokens)) continue;
+      amx_x_at_[ex] = total;
+      total += cpu_fast::amx_packed_x_elems(static_cast<int64_t>(P), cols, amx_.parts);
+    }
+    if (total == 0) return false;
+    xa_.resize(total);
+    pool_.run(static_cast<int>(g.used.size()), [&](int i) {
+      const int32_t ex = g.used[static_cast<size_t>(i)];
+      if (amx_x_at_[ex] == kNotPacked) return;
+      const std::vector<int32_t>& pairs = g.pairs[ex];
+      thread_local std::vector<const float*> xs;
+      xs.resize(pairs.size());
+      for (size_t p = 0; p < pairs.size(); ++p) xs[p] = natural_input(pairs[p]);
+      const auto P = static_cast<int64_t>(pairs.size());
+      cpu_fast::amx_pack_x(xs.data(), P, cols, amx_.parts, 0, P, xa_.data() + amx_x_at_[ex]);
+    });
+    return true;
+  }
+
   std::unique_ptr<Backend> exact_;
   cpu_fast::SpinPool pool_;
+  const AmxChoice amx_;
+  std::vector<uint16_t> xa_;        // activations packed for AMX
+  std::vector<size_t> amx_x_at_;    // per expert: offset of its packed activations in xa_
   std::vector<float> xp_, hp_, y_;  // activations in chunk order; expert outputs per (token, slot)
   const bool profile_;
   std::map<std::string, ProfileEntry> prof_;

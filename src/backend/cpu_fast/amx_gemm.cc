@@ -1,0 +1,324 @@
+// AMX bf16 GEMM (see amx_gemm.h). This file is compiled with -mamx-tile -mamx-bf16 (the tile
+// intrinsics are inline assembly that needs them); the AVX-512 code carries target attributes, so
+// nothing here runs an instruction the CPU lacks before amx_usable() said yes.
+#include "backend/cpu_fast/amx_gemm.h"
+
+#if defined(__x86_64__) && defined(__linux__) && defined(__AMX_TILE__) && defined(__AMX_BF16__)
+#define GPTOSS_HAVE_AMX 1
+#endif
+
+#ifdef GPTOSS_HAVE_AMX
+
+// GCC 12 flags the AVX-512 intrinsics' deliberately undefined pass-through operands when they are
+// inlined into target-attributed functions (before the include: the warning points into it).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "core/dtypes.h"
+
+namespace gptoss::cpu_fast {
+namespace {
+
+#define GPTOSS_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
+constexpr int64_t kTileRows = 16;   // rows of every tile
+constexpr int64_t kTileK = 32;      // bf16 per tile row (64 bytes)
+constexpr int64_t kTileElems = 512;  // uint16_t per tile (1 KiB)
+constexpr int64_t kTokenBlockTiles = 4;  // 64 tokens of packed x stay in L2 while weight rows pass
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Tile registers: C (f32 16x16) 0-3 as c[m][n] = 2m + n, A (weight rows) 4-5, B (x terms) 6-7.
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+void load_tile_config() {
+  TileConfig cfg;
+  for (int i = 0; i < 8; ++i) {
+    cfg.colsb[i] = 64;
+    cfg.rows[i] = kTileRows;
+  }
+  _tile_loadconfig(&cfg);
+}
+
+// C tiles for weight rows [16 MR) x tokens of token tiles tb, tb + 1 (NT of them), stored to c as
+// c[(2m + n) * 256 + row * 16 + token].
+template <int MR, int NT>
+void micro_kernel(const uint16_t* a, int64_t lda, const uint16_t* packed_x, int64_t TB, int64_t KB, int parts,
+                  int64_t tb, float* c) {
+  const int64_t stride = lda * 2;
+  _tile_zero(0);
+  if constexpr (NT == 2) _tile_zero(1);
+  if constexpr (MR == 2) _tile_zero(2);
+  if constexpr (MR == 2 && NT == 2) _tile_zero(3);
+  for (int64_t kb = 0; kb < KB; ++kb) {
+    _tile_loadd(4, a + kb * kTileK, stride);
+    if constexpr (MR == 2) _tile_loadd(5, a + kTileRows * lda + kb * kTileK, stride);
+    for (int p = 0; p < parts; ++p) {
+      const uint16_t* b = packed_x + ((p * TB + tb) * KB + kb) * kTileElems;
+      _tile_loadd(6, b, 64);
+      if constexpr (NT == 2) _tile_loadd(7, b + KB * kTileElems, 64);
+      _tile_dpbf16ps(0, 4, 6);
+      if constexpr (NT == 2) _tile_dpbf16ps(1, 4, 7);
+      if constexpr (MR == 2) _tile_dpbf16ps(2, 5, 6);
+      if constexpr (MR == 2 && NT == 2) _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+  _tile_stored(0, c, 64);
+  if constexpr (NT == 2) _tile_stored(1, c + 256, 64);
+  if constexpr (MR == 2) _tile_stored(2, c + 512, 64);
+  if constexpr (MR == 2 && NT == 2) _tile_stored(3, c + 768, 64);
+}
+
+// Weight rows [0, rows) at a (lda elements apart, KB * 32 readable values each, rows readable up
+// to a multiple of 16) times every token: out[t * ldo + r].
+void gemm_panel(const uint16_t* a, int64_t lda, int64_t rows, const uint16_t* packed_x, int64_t T, int64_t KB,
+                int parts, float* out, int64_t ldo) {
+  const int64_t TB = ceil_div(T, kTileRows);
+  alignas(64) float c[1024];
+  for (int64_t tb0 = 0; tb0 < TB; tb0 += kTokenBlockTiles) {
+    const int64_t tb1 = std::min(TB, tb0 + kTokenBlockTiles);
+    for (int64_t r0 = 0; r0 < rows; r0 += 2 * kTileRows) {
+      const int mr = rows - r0 > kTileRows ? 2 : 1;
+      const uint16_t* ar = a + r0 * lda;
+      for (int64_t tb = tb0; tb < tb1; tb += 2) {
+        const int nt = tb + 1 < tb1 ? 2 : 1;
+        if (mr == 2 && nt == 2) micro_kernel<2, 2>(ar, lda, packed_x, TB, KB, parts, tb, c);
+        if (mr == 2 && nt == 1) micro_kernel<2, 1>(ar, lda, packed_x, TB, KB, parts, tb, c);
+        if (mr == 1 && nt == 2) micro_kernel<1, 2>(ar, lda, packed_x, TB, KB, parts, tb, c);
+        if (mr == 1 && nt == 1) micro_kernel<1, 1>(ar, lda, packed_x, TB, KB, parts, tb, c);
+        for (int m = 0; m < mr; ++m) {
+          for (int n = 0; n < nt; ++n) {
+            const float* cm = c + (2 * m + n) * 256;
+            const int64_t rn = std::min(kTileRows, rows - r0 - m * kTileRows);
+            const int64_t t0 = (tb + n) * kTileRows, tn = std::min(kTileRows, T - t0);
+            for (int64_t t = 0; t < tn; ++t) {
+              float* o = out + (t0 + t) * ldo + r0 + m * kTileRows;
+              for (int64_t r = 0; r < rn; ++r) o[r] = cm[r * 16 + t];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Splits 32 f32 (v0: values 0-15, v1: 16-31) into bf16 terms; term p's 16 pairs go to column t of
+// the tile at tile_p (word j at row j), p < parts.
+GPTOSS_AVX512 void split_store(__m512 v0, __m512 v1, int parts, uint16_t* tile, int64_t part_stride, int64_t t) {
+  const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                          _mm512_set1_epi32(16));
+  for (int p = 0; p < parts; ++p) {
+    const __m512i h = (__m512i)_mm512_cvtne2ps_pbh(v1, v0);
+    _mm512_i32scatter_epi32(reinterpret_cast<int*>(tile + p * part_stride) + t, rows, h, 4);
+    // The rounded term back in f32: bf16 i of h is element i (v0 first).
+    const __m512 h0 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(h)), 16));
+    const __m512 h1 =
+        _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(h, 1)), 16));
+    v0 = _mm512_sub_ps(v0, h0);
+    v1 = _mm512_sub_ps(v1, h1);
+  }
+}
+
+GPTOSS_AVX512 void pack_rows(const float* const* x, int64_t T, int64_t K, int parts, int64_t t0, int64_t t1,
+                             uint16_t* packed) {
+  const int64_t TB = ceil_div(T, kTileRows), KB = ceil_div(K, kTileK);
+  const int64_t part_stride = TB * KB * kTileElems;
+  const int64_t tend = std::min(ceil_div(t1, kTileRows) * kTileRows, TB * kTileRows);
+  for (int64_t t = t0; t < tend; ++t) {
+    const int64_t tb = t / kTileRows, tc = t % kTileRows;
+    for (int64_t kb = 0; kb < KB; ++kb) {
+      uint16_t* tile = packed + (tb * KB + kb) * kTileElems;
+      __m512 v0 = _mm512_setzero_ps(), v1 = _mm512_setzero_ps();
+      if (t < T) {
+        const int64_t k0 = kb * kTileK, n = std::min(kTileK, K - k0);
+        const __mmask16 m0 = n >= 16 ? 0xffff : static_cast<__mmask16>((1u << n) - 1);
+        const __mmask16 m1 = n >= 32 ? 0xffff : n <= 16 ? 0 : static_cast<__mmask16>((1u << (n - 16)) - 1);
+        v0 = _mm512_maskz_loadu_ps(m0, x[t] + k0);
+        v1 = _mm512_maskz_loadu_ps(m1, x[t] + k0 + 16);
+      }
+      split_store(v0, v1, parts, tile, part_stride, tc);
+    }
+  }
+}
+
+// 2^(s - 127) for every E8M0 byte.
+const float* e8m0_table() {
+  static const std::vector<float> t = [] {
+    std::vector<float> v(256);
+    for (int s = 0; s < 256; ++s) v[s] = e8m0_to_f32(static_cast<uint8_t>(s));
+    return v;
+  }();
+  return t.data();
+}
+
+GPTOSS_AVX512 void mxfp4_to_bf16(const uint8_t* blocks, const uint8_t* scales, int64_t cols, int64_t rows,
+                                 uint16_t* out, int64_t ldo) {
+  const float* scale_of = e8m0_table();
+  const __m512 values = _mm512_loadu_ps(kMxfp4Values);
+  const int64_t nb = cols / kMxfp4BlockElems;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const int64_t i = r * nb + b;
+      // The block's 16 values times its scale, exact in f32 and in bf16 (its top 16 bits).
+      const __m512 lut = _mm512_mul_ps(values, _mm512_set1_ps(scale_of[scales[i]]));
+      const __m512i lut16 =
+          _mm512_zextsi256_si512(_mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(lut), 16)));
+      // Word 2j: low nibble of byte j, word 2j + 1: its high nibble.
+      const __m512i d = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks + i * 16)));
+      const __m512i idx = _mm512_or_si512(_mm512_and_si512(d, _mm512_set1_epi32(15)),
+                                          _mm512_slli_epi32(_mm512_srli_epi32(d, 4), 16));
+      _mm512_storeu_si512(out + r * ldo + b * 32, _mm512_permutexvar_epi16(idx, lut16));
+    }
+  }
+}
+
+// Tile permission and CPU features; the self check runs after.
+const char* hardware_reason() {
+  unsigned a, b, c, d;
+  __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0), "c"(0));
+  if (a < 7) return "CPUID has no leaf 7";
+  __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(0));
+  const bool amx_tile = d & (1u << 24), amx_bf16 = d & (1u << 22);
+  const bool avx512 = (b & (1u << 16)) && (b & (1u << 30)) && (b & (1u << 31));  // F, BW, VL
+  __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(1));
+  const bool avx512_bf16 = a & (1u << 5);
+  if (!amx_tile || !amx_bf16) return "no AMX-BF16 in CPUID";
+  if (!avx512 || !avx512_bf16) return "no AVX-512 BW/VL/BF16 in CPUID";
+  __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+  if (!(c & (1u << 27))) return "OSXSAVE is off";
+  unsigned lo, hi;
+  __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  // x87/SSE/AVX (0-2), AVX-512 opmask/ZMM (5-7), tile config/data (17-18).
+  if ((lo & 0x600e7u) != 0x600e7u) return "the OS does not enable the AVX-512 or AMX state (XCR0)";
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  if (syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) != 0) {
+    return "the kernel refused the AMX tile data permission (arch_prctl)";
+  }
+  return "";
+}
+
+// A GEMM with K, R and T tails against a float64 reference, for 2 and 3 parts.
+bool self_check() {
+  uint32_t state = 777;
+  auto uniform = [&] {
+    state = state * 1664525u + 1013904223u;
+    return static_cast<float>(state >> 8) / 16777216.0f * 2.0f - 1.0f;
+  };
+  constexpr int64_t T = 19, K = 80, R = 37;
+  std::vector<uint16_t> w(R * K);
+  for (auto& v : w) v = f32_to_bf16(uniform());
+  std::vector<float> x(T * K);
+  for (auto& v : x) v = uniform() * 3.0f;
+  std::vector<const float*> xs(T);
+  for (int64_t t = 0; t < T; ++t) xs[t] = x.data() + t * K;
+  for (int parts : {2, 3}) {
+    std::vector<uint16_t> packed(amx_packed_x_elems(T, K, parts));
+    amx_pack_x(xs.data(), T, K, parts, 0, T, packed.data());
+    std::vector<float> out(T * R, -1.0f);
+    amx_gemm_bf16w(packed.data(), T, parts, w.data(), K, R, K, out.data(), R);
+    for (int64_t t = 0; t < T; ++t) {
+      for (int64_t r = 0; r < R; ++r) {
+        double want = 0.0, mag = 0.0;
+        for (int64_t i = 0; i < K; ++i) {
+          const double p = static_cast<double>(x[t * K + i]) * bf16_to_f32(w[r * K + i]);
+          want += p;
+          mag += std::fabs(p);
+        }
+        const double tol = (parts == 3 ? 1e-6 : 3e-5) * mag;  // 2 parts: each x to ~2^-17
+        if (!(std::fabs(out[t * R + r] - want) <= tol)) return false;
+      }
+    }
+  }
+  return true;
+}
+
+struct Availability {
+  bool usable = false;
+  const char* reason = "";
+};
+
+const Availability& availability() {
+  static const Availability a = [] {
+    Availability v;
+    v.reason = hardware_reason();
+    if (*v.reason) return v;
+    v.usable = true;  // amx_gemm_bf16w may run from here on
+    if (!self_check()) {
+      v.usable = false;
+      v.reason = "the AMX self check against a float64 GEMM failed";
+    }
+    return v;
+  }();
+  return a;
+}
+
+}  // namespace
+
+bool amx_usable() { return availability().usable; }
+const char* amx_unusable_reason() { return availability().reason; }
+
+size_t amx_packed_x_elems(int64_t T, int64_t K, int parts) {
+  return static_cast<size_t>(parts * ceil_div(T, kTileRows) * ceil_div(K, kTileK) * kTileElems);
+}
+
+void amx_pack_x(const float* const* x, int64_t T, int64_t K, int parts, int64_t t0, int64_t t1, uint16_t* packed) {
+  pack_rows(x, T, K, parts, t0, t1, packed);
+}
+
+void amx_gemm_bf16w(const uint16_t* packed_x, int64_t T, int parts, const uint16_t* w, int64_t ldw, int64_t R,
+                    int64_t K, float* out, int64_t ldo) {
+  const int64_t KB = ceil_div(K, kTileK), Kp = KB * kTileK;
+  load_tile_config();
+  // Rows read in place: whole 16-row tiles when K fills whole tile rows; the rest is copied into
+  // a zero-padded panel (AMX multiplies whatever bits it loads, so padding must be real zeros).
+  const int64_t direct = K == Kp ? R / kTileRows * kTileRows : 0;
+  if (direct > 0) gemm_panel(w, ldw, direct, packed_x, T, KB, parts, out, ldo);
+  if (direct < R) {
+    thread_local std::vector<uint16_t> pad;
+    const int64_t rows = R - direct;
+    pad.assign(static_cast<size_t>(ceil_div(rows, kTileRows) * kTileRows * Kp), 0);
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(pad.data() + r * Kp, w + (direct + r) * ldw, K * 2);
+    gemm_panel(pad.data(), Kp, rows, packed_x, T, KB, parts, out + direct, ldo);
+  }
+  _tile_release();
+}
+
+void amx_mxfp4_rows_to_bf16(const uint8_t* blocks, const uint8_t* scales, int64_t cols, int64_t rows,
+                            uint16_t* out, int64_t ldo) {
+  mxfp4_to_bf16(blocks, scales, cols, rows, out, ldo);
+}
+
+}  // namespace gptoss::cpu_fast
+
+#else  // no AMX on this target: amx_usable() is false and the rest is never called.
+
+#include <cstdlib>
+
+namespace gptoss::cpu_fast {
+
+bool amx_usable() { return false; }
+const char* amx_unusable_reason() { return "not an x86-64 Linux build with AMX support"; }
+size_t amx_packed_x_elems(int64_t, int64_t, int) { return 0; }
+void amx_pack_x(const float* const*, int64_t, int64_t, int, int64_t, int64_t, uint16_t*) { std::abort(); }
+void amx_gemm_bf16w(const uint16_t*, int64_t, int, const uint16_t*, int64_t, int64_t, int64_t, float*, int64_t) {
+  std::abort();
+}
+void amx_mxfp4_rows_to_bf16(const uint8_t*, const uint8_t*, int64_t, int64_t, uint16_t*, int64_t) { std::abort(); }
+
+}  // namespace gptoss::cpu_fast
+
+#endif
