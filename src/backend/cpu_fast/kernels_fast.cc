@@ -268,6 +268,14 @@ void GemvBf16(const float* HWY_RESTRICT xp, const uint16_t* HWY_RESTRICT w, int6
 // it (one accumulator per row, evens then odds of each block, reduced per kBlock), with the decoded
 // vectors kept in registers. VPERMPS reads only the low 4 bits of each index, so the high nibble's
 // bits above them need no mask.
+//
+// The loop costs ~3.5 cycles per block and row (7 vector uops on ports 0 and 5), so one core
+// computes about as fast as it can stream (10 GB/s at 2.1 GHz): without help, a core stalls on
+// each cache miss and its arithmetic and its reads take turns (4 GB/s per core measured, 8.4 GB/s
+// in the model on 2 cores). Software prefetch keeps the reads ahead: a 4-row tile is one
+// contiguous range of 4 * nb * 16 bytes, so while it runs, the next tile's bytes are requested one
+// cache line per block step (64 bytes a step, as fast as the tile consumes its own) and its scales
+// at its start; the first tile of a call is requested before the loop.
 void GemvMxfp4(const float* HWY_RESTRICT xp, const uint8_t* HWY_RESTRICT blocks, const uint8_t* HWY_RESTRICT scales,
                int64_t cols, int64_t rows, float* HWY_RESTRICT out) {
   const hn::Full512<float> df;
@@ -281,14 +289,26 @@ void GemvMxfp4(const float* HWY_RESTRICT xp, const uint8_t* HWY_RESTRICT blocks,
     acc = hn::MulAdd(xe, hn::Vec512<float>{_mm512_permutexvar_ps(v, scaled)}, acc);
     return hn::MulAdd(xo, hn::Vec512<float>{_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), scaled)}, acc);
   };
+  const int64_t tile_bytes = 4 * nb * 16;
+  // Prefetches [p, p + bytes) one cache line at a time.
+  auto prefetch_range = [](const uint8_t* p, int64_t bytes) {
+    for (int64_t o = 0; o < bytes; o += 64) hwy::Prefetch(p + o);
+  };
+  prefetch_range(blocks, std::min(rows, int64_t{4}) * nb * 16);
+  prefetch_range(scales, std::min(rows, int64_t{4}) * nb);
   int64_t r = 0;
   for (; r + 4 <= rows; r += 4) {
     const uint8_t* b0 = blocks + r * nb * 16;
     const uint8_t* s0 = scales + r * nb;
+    // The next full tile (the last one re-requests its own lines, which are already in cache).
+    const bool more = r + 8 <= rows;
+    const uint8_t* next = more ? b0 + tile_bytes : b0;
+    if (more) prefetch_range(s0 + 4 * nb, 4 * nb);
     for (int64_t k0 = 0; k0 < cols; k0 += kBlock) {
       const int64_t b1 = std::min(cols, k0 + kBlock) / 32;
       auto a0 = hn::Zero(df), a1 = a0, a2 = a0, a3 = a0;
       for (int64_t b = k0 / 32; b < b1; ++b) {
+        hwy::Prefetch(next + 64 * b);
         const auto xe = hn::LoadU(df, xp + 32 * b), xo = hn::LoadU(df, xp + 32 * b + 16);
         a0 = step(b0 + 16 * b, s0[b], xe, xo, a0);
         a1 = step(b0 + 16 * (nb + b), s0[nb + b], xe, xo, a1);

@@ -114,8 +114,10 @@ TEST(CpuFastKernels, Bf16GemvAndWideningMatchExact) { for_each_target([] {
 
 TEST(CpuFastKernels, Mxfp4GemvAndDecodeMatchExact) { for_each_target([] {
   std::mt19937 rng(2);
-  for (int64_t cols : {32, 64, 96, 2880}) {
-    const int64_t nb = cols / 32, rows = 3;
+  // 3 rows: single-row path only; 13: three 4-row tiles (each prefetching the next) and one more.
+  for (const auto& [cols, rows] : {std::pair<int64_t, int64_t>{32, 3}, {64, 3}, {96, 3}, {2880, 3}, {96, 13},
+                                   {2880, 13}}) {
+    const int64_t nb = cols / 32;
     auto blocks = rand_bytes(rng, rows * nb * 16);
     auto scales = rand_bytes(rng, rows * nb, 110, 135);
     scales[0] = 0;  // smallest scale 2^-127
