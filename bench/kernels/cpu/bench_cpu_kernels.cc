@@ -250,6 +250,39 @@ int main(int argc, char** argv) {
       report(be->name() + ": 4 experts down+bias+weighted sum (T=1)", bytes_down, s2d, is_fast ? rel_err(out, o_want) : "");
       report(be->name() + ": one layer's experts (sum of both)", bytes_gate_up + bytes_down, s + s2d);
     }
+    // Why the expert GEMV runs below memory speed, on one thread (no pool): the kernel on 64 rows
+    // that stay in L2 (its arithmetic alone; GB/s of the MXFP4 bytes it consumes), the same kernel
+    // streaming the whole 846 MB gate_up pool in 64-row calls, and a plain read of as many bytes.
+    {
+      std::vector<float> xp(kHidden), o(2 * kInter);
+      gptoss::cpu_fast::to_chunk_order(x.data(), kHidden, xp.data());
+      const double row_bytes = kHidden * 17.0 / 32.0;
+      const double hot = time_best(seconds, [&](int) {
+        for (int rep = 0; rep < 100; ++rep) gptoss::cpu_fast::gemv_mxfp4(xp.data(), b1.data(), s1.data(), kHidden, 64, o.data());
+      });
+      report("1 thread: MXFP4 GEMV 64x2880 in L2, x100 (compute)", 100 * 64 * row_bytes, hot);
+      const int64_t pool_rows = static_cast<int64_t>(kExpertPool) * 2 * kInter;
+      const double cold = time_best(seconds, [&](int) {
+        for (int64_t r = 0; r < pool_rows; r += 64) {
+          gptoss::cpu_fast::gemv_mxfp4(xp.data(), b1.data() + r * nb * 16, s1.data() + r * nb, kHidden, 64, o.data());
+        }
+      });
+      report("1 thread: MXFP4 GEMV streaming 846 MB (64-row calls)", pool_rows * row_bytes, cold);
+      const double read = time_best(seconds, [&](int) {
+        // Integer sum (the bytes as floats would include denormals, which slow FP loads down).
+        uint64_t a[4] = {0, 0, 0, 0};
+        const size_t words = b1.size() / 8;
+        for (size_t i = 0; i + 4 <= words; i += 4) {
+          for (int j = 0; j < 4; ++j) {
+            uint64_t v;
+            std::memcpy(&v, b1.data() + 8 * (i + j), 8);
+            a[j] += v;
+          }
+        }
+        if (a[0] + a[1] + a[2] + a[3] == 42) std::printf(" ");
+      });
+      report("1 thread: memory read of the 783 MB of blocks (int sum)", static_cast<double>(b1.size()), read);
+    }
     // Prefill shape: 64 tokens routed over 32 experts (4 each, ~8 tokens per expert), GFLOP/s.
     constexpr int kT = 64, kExperts = 32;
     std::vector<int32_t> idx(kT * kTopK);
