@@ -116,20 +116,62 @@ void gemm_panel(const uint16_t* a, int64_t lda, int64_t rows, const uint16_t* pa
   }
 }
 
-// Splits 32 f32 (v0: values 0-15, v1: 16-31) into bf16 terms; term p's 16 pairs go to column t of
-// the tile at tile_p (word j at row j), p < parts.
-GPTOSS_AVX512 void split_store(__m512 v0, __m512 v1, int parts, uint16_t* tile, int64_t part_stride, int64_t t) {
-  const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                          _mm512_set1_epi32(16));
+// r[i] <- column i of the 16 x 16 dword matrix with rows r[0..15].
+GPTOSS_AVX512 inline void transpose16(__m512i* r) {
+  __m512i t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  for (int h = 0; h < 16; h += 8) {
+    for (int i = 0; i < 4; ++i) {
+      t[h + i] = _mm512_shuffle_i32x4(r[h + i], r[h + i + 4], 0x88);
+      t[h + i + 4] = _mm512_shuffle_i32x4(r[h + i], r[h + i + 4], 0xdd);
+    }
+  }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xdd);
+  }
+}
+
+// One 16-token x 32-value block of x (rows[t], n valid values each, nullptr: a padding row) as
+// `parts` B tiles: the term of token t is column t (16 dwords: value pairs), so the rows are
+// split into terms, then transposed in registers.
+GPTOSS_AVX512 void pack_block(const float* const* rows, int64_t n, int parts, uint16_t* tile, int64_t part_stride) {
+  alignas(64) float rest[16][32];
+  const __mmask16 m0 = n >= 16 ? 0xffff : static_cast<__mmask16>((1u << n) - 1);
+  const __mmask16 m1 = n >= 32 ? 0xffff : n <= 16 ? 0 : static_cast<__mmask16>((1u << (n - 16)) - 1);
+  for (int t = 0; t < 16; ++t) {
+    const __m512 v0 = rows[t] ? _mm512_maskz_loadu_ps(m0, rows[t]) : _mm512_setzero_ps();
+    const __m512 v1 = rows[t] ? _mm512_maskz_loadu_ps(m1, rows[t] + 16) : _mm512_setzero_ps();
+    _mm512_store_ps(rest[t], v0);
+    _mm512_store_ps(rest[t] + 16, v1);
+  }
   for (int p = 0; p < parts; ++p) {
-    const __m512i h = (__m512i)_mm512_cvtne2ps_pbh(v1, v0);
-    _mm512_i32scatter_epi32(reinterpret_cast<int*>(tile + p * part_stride) + t, rows, h, 4);
-    // The rounded term back in f32: bf16 i of h is element i (v0 first).
-    const __m512 h0 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(h)), 16));
-    const __m512 h1 =
-        _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(h, 1)), 16));
-    v0 = _mm512_sub_ps(v0, h0);
-    v1 = _mm512_sub_ps(v1, h1);
+    __m512i z[16];
+    for (int t = 0; t < 16; ++t) {
+      const __m512 v0 = _mm512_load_ps(rest[t]), v1 = _mm512_load_ps(rest[t] + 16);
+      z[t] = (__m512i)_mm512_cvtne2ps_pbh(v1, v0);  // bf16 i = value i (v0 first)
+      if (p + 1 < parts) {
+        // What the term left: exact in f32.
+        const __m512 h0 =
+            _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(z[t])), 16));
+        const __m512 h1 =
+            _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(z[t], 1)), 16));
+        _mm512_store_ps(rest[t], _mm512_sub_ps(v0, h0));
+        _mm512_store_ps(rest[t] + 16, _mm512_sub_ps(v1, h1));
+      }
+    }
+    transpose16(z);
+    uint16_t* out = tile + p * part_stride;
+    for (int j = 0; j < 16; ++j) _mm512_storeu_si512(out + j * 32, z[j]);
   }
 }
 
@@ -137,51 +179,53 @@ GPTOSS_AVX512 void pack_rows(const float* const* x, int64_t T, int64_t K, int pa
                              uint16_t* packed) {
   const int64_t TB = ceil_div(T, kTileRows), KB = ceil_div(K, kTileK);
   const int64_t part_stride = TB * KB * kTileElems;
-  const int64_t tend = std::min(ceil_div(t1, kTileRows) * kTileRows, TB * kTileRows);
-  for (int64_t t = t0; t < tend; ++t) {
-    const int64_t tb = t / kTileRows, tc = t % kTileRows;
+  const int64_t tb1 = t1 >= T ? TB : ceil_div(t1, kTileRows);
+  for (int64_t tb = t0 / kTileRows; tb < tb1; ++tb) {
+    const float* rows[16];
     for (int64_t kb = 0; kb < KB; ++kb) {
-      uint16_t* tile = packed + (tb * KB + kb) * kTileElems;
-      __m512 v0 = _mm512_setzero_ps(), v1 = _mm512_setzero_ps();
-      if (t < T) {
-        const int64_t k0 = kb * kTileK, n = std::min(kTileK, K - k0);
-        const __mmask16 m0 = n >= 16 ? 0xffff : static_cast<__mmask16>((1u << n) - 1);
-        const __mmask16 m1 = n >= 32 ? 0xffff : n <= 16 ? 0 : static_cast<__mmask16>((1u << (n - 16)) - 1);
-        v0 = _mm512_maskz_loadu_ps(m0, x[t] + k0);
-        v1 = _mm512_maskz_loadu_ps(m1, x[t] + k0 + 16);
-      }
-      split_store(v0, v1, parts, tile, part_stride, tc);
+      const int64_t k0 = kb * kTileK;
+      for (int64_t t = 0; t < 16; ++t) rows[t] = tb * kTileRows + t < T ? x[tb * kTileRows + t] + k0 : nullptr;
+      pack_block(rows, std::min(kTileK, K - k0), parts, packed + (tb * KB + kb) * kTileElems, part_stride);
     }
   }
 }
 
-// 2^(s - 127) for every E8M0 byte.
-const float* e8m0_table() {
-  static const std::vector<float> t = [] {
-    std::vector<float> v(256);
-    for (int s = 0; s < 256; ++s) v[s] = e8m0_to_f32(static_cast<uint8_t>(s));
-    return v;
-  }();
-  return t.data();
-}
+// bf16 bits of the 16 E2M1 values, twice (a permute index keeps 5 bits; see mxfp4_to_bf16), and
+// the bf16 exponent increment (s - 127) << 7 of scale byte s.
+struct Mxfp4Bf16Tables {
+  alignas(64) uint16_t values[32];
+  int16_t exp_add[256];
+  Mxfp4Bf16Tables() {
+    for (int i = 0; i < 32; ++i) values[i] = f32_to_bf16(kMxfp4Values[i % 16]);
+    for (int s = 0; s < 256; ++s) exp_add[s] = static_cast<int16_t>((s - 127) * 128);
+  }
+};
 
 GPTOSS_AVX512 void mxfp4_to_bf16(const uint8_t* blocks, const uint8_t* scales, int64_t cols, int64_t rows,
                                  uint16_t* out, int64_t ldo) {
-  const float* scale_of = e8m0_table();
-  const __m512 values = _mm512_loadu_ps(kMxfp4Values);
+  static const Mxfp4Bf16Tables tables;
+  const __m512i values = _mm512_load_si512(tables.values);
+  const __mmask32 nonzero = ~0x01010101u;  // entries 0 and 8 (twice) are +-0: no exponent to scale
   const int64_t nb = cols / kMxfp4BlockElems;
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t b = 0; b < nb; ++b) {
       const int64_t i = r * nb + b;
-      // The block's 16 values times its scale, exact in f32 and in bf16 (its top 16 bits).
-      const __m512 lut = _mm512_mul_ps(values, _mm512_set1_ps(scale_of[scales[i]]));
-      const __m512i lut16 =
-          _mm512_zextsi256_si512(_mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(lut), 16)));
-      // Word 2j: low nibble of byte j, word 2j + 1: its high nibble.
+      const uint8_t s = scales[i];
+      uint16_t* o = out + r * ldo + b * 32;
+      if (s < 2 || s > 252) {
+        // Products below the normal range or above it (inf/NaN): through f32 as the exact path.
+        float f[32];
+        mxfp4_block_to_f32(blocks + i * 16, s, f);
+        for (int j = 0; j < 32; ++j) o[j] = f32_to_bf16(f[j]);
+        continue;
+      }
+      // The block's table: E2M1 x 2^(s - 127) by adding to the exponent (0.5..6 stay normal).
+      const __m512i lut = _mm512_mask_add_epi16(values, nonzero, values, _mm512_set1_epi16(tables.exp_add[s]));
+      // Word 2j: byte j (its low nibble, plus bit 4 which the doubled table ignores); word 2j + 1:
+      // byte j >> 4.
       const __m512i d = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks + i * 16)));
-      const __m512i idx = _mm512_or_si512(_mm512_and_si512(d, _mm512_set1_epi32(15)),
-                                          _mm512_slli_epi32(_mm512_srli_epi32(d, 4), 16));
-      _mm512_storeu_si512(out + r * ldo + b * 32, _mm512_permutexvar_epi16(idx, lut16));
+      const __m512i idx = _mm512_or_si512(d, _mm512_slli_epi32(d, 12));
+      _mm512_storeu_si512(o, _mm512_permutexvar_epi16(idx, lut));
     }
   }
 }
