@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# On the GPU machine, with a staged dir carried (STAGE_DIR, default .gpu-prefill; scripts/gpu/stage.sh):
-# the cuBLAS prefill path (src/backend/cuda/prefill.h) against the old per-token kernels
-# (GPTOSS_CUDA_PREFILL_MIN_T=0) and the exact CPU path, then pp512/tg128 of both in the same call.
-#   gtest     backend_cuda_test (op-level prefill checks against the cpu backend, tiny goldens)
-#   compare   full-size random 20b, TOKENS (default 24) through cpu / cuda old / cuda new
-#   bench     copy bandwidth + gptoss bench -p 512 -n 128 -r REPS (3), old and new; pp512 with 2 parts
+# On the GPU machine, with a staged dir carried (STAGE_DIR, default .gpu-prefill; scripts/gpu/stage.sh,
+# plus bin/backend_cuda_moe_gemm_test and, for the old/new comparison, bin/gptoss-old: the CLI built
+# from the commit before the change under test): the prefill path (T >= 8 token rows per op; MoE ops
+# through the grouped MXFP4 GEMM, moe_gemm.h) against the old binary, the cuBLAS per-expert MoE path
+# (GPTOSS_CUDA_PREFILL_MOE=cublas), the per-token kernels (GPTOSS_CUDA_PREFILL_MIN_T=0) and the exact
+# CPU path, then pp512/tg128 of each in the same call.
+#   gtest     backend_cuda_moe_gemm_test + backend_cuda_test (op-level checks against the cpu backend)
+#   compare   full-size random 20b, TOKENS (default 24) through cpu / cuda old binary / cuda new / ...
+#   bench     copy bandwidth + gptoss bench -p 512 -n 128 -r REPS (3): old binary, new, new with cublas MoE
 #   profile   GPTOSS_CUDA_PROFILE=1: time per op kind over a 16-token warm-up and five pp512
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -20,20 +23,22 @@ nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=c
 [ $# -gt 0 ] || set -- gtest compare bench
 for what in "$@"; do
   case "$what" in
-    gtest) $B/backend_cuda_test 2>&1 | tee "$OUT/gtest.txt" | grep -E "OK|FAILED|PASSED|Failure|error|Expected|Which|rel|matmul" ;;
+    gtest)
+      [ -x $B/backend_cuda_moe_gemm_test ] && $B/backend_cuda_moe_gemm_test 2>&1 | tee "$OUT/gtest-moe-gemm.txt" | grep -E "OK|FAILED|PASSED|Failure|error|Expected|Which|rel"
+      $B/backend_cuda_test 2>&1 | tee "$OUT/gtest.txt" | grep -E "OK|FAILED|PASSED|Failure|error|Expected|Which|rel|matmul" ;;
     compare)
       [ -f $M/config.json ] || { time python3 tools/make_random_checkpoint.py --preset 20b --out $M --quiet; } 2>&1 | tail -3
       ( time $B/gptoss logits $M --tokens $TOKENS --device cpu --threads "$(nproc)" --out /tmp/cpu.safetensors ) 2>&1 | tail -4
-      ( time GPTOSS_CUDA_PREFILL_MIN_T=0 $B/gptoss logits $M --tokens $TOKENS --device cuda --out /tmp/cuda-old.safetensors ) 2>&1 | tail -4
+      if [ -x $B/gptoss-old ]; then ( time $B/gptoss-old logits $M --tokens $TOKENS --device cuda --out /tmp/cuda-old.safetensors ) 2>&1 | tail -4; fi
       ( time $B/gptoss logits $M --tokens $TOKENS --device cuda --out /tmp/cuda-new.safetensors ) 2>&1 | tail -4
-      GPTOSS_CUDA_PREFILL_PARTS=2 $B/gptoss logits $M --tokens $TOKENS --device cuda --out /tmp/cuda-new2.safetensors 2>&1 | tail -2
-      GPTOSS_CUDA_PREFILL_EXPERT_CACHE=1 $B/gptoss logits $M --tokens $TOKENS --device cuda --out /tmp/cuda-cache.safetensors 2>&1 | tail -2
+      GPTOSS_CUDA_PREFILL_MOE=cublas $B/gptoss logits $M --tokens $TOKENS --device cuda --out /tmp/cuda-cublas.safetensors 2>&1 | tail -2
+      GPTOSS_CUDA_PREFILL_MIN_T=0 $B/gptoss logits $M --tokens $TOKENS --device cuda --out /tmp/cuda-tokens.safetensors 2>&1 | tail -2
       python3 - <<'PY' 2>&1 | tee "$OUT/compare.txt"
 from safetensors.numpy import load_file
 import numpy as np
 ref = load_file("/tmp/cpu.safetensors")["logits_0"].astype(np.float64)
 ref = ref.reshape(-1, ref.shape[-1])
-for name in ("cuda-old", "cuda-new", "cuda-new2", "cuda-cache"):
+for name in ("cuda-old", "cuda-new", "cuda-cublas", "cuda-tokens"):
     try:
         got = load_file(f"/tmp/{name}.safetensors")["logits_0"].astype(np.float64).reshape(ref.shape)
     except Exception as e:
@@ -55,10 +60,10 @@ e.record(); torch.cuda.synchronize()
 print('copy bandwidth (D2D 2 GiB, read+write): %.1f GB/s' % (2*a.numel()*20/(s.elapsed_time(e)/1e3)/1e9))
 " 2>&1 | tee "$OUT/copy.txt"
       [ -f $M/config.json ] || { time python3 tools/make_random_checkpoint.py --preset 20b --out $M --quiet; } 2>&1 | tail -3
-      echo "--- old (GPTOSS_CUDA_PREFILL_MIN_T=0)"; GPTOSS_CUDA_PREFILL_MIN_T=0 $B/gptoss bench $M -p 512 -n 128 -r ${REPS:-3} --device cuda 2>&1 | tee "$OUT/bench-old.txt" | tail -4
+      if [ -x $B/gptoss-old ]; then echo "--- old binary"; $B/gptoss-old bench $M -p 512 -n 128 -r ${REPS:-3} --device cuda 2>&1 | tee "$OUT/bench-old.txt" | tail -4; fi
       echo "--- new"; $B/gptoss bench $M -p 512 -n 128 -r ${REPS:-3} --device cuda 2>&1 | tee "$OUT/bench-new.txt" | tail -4
-      echo "--- new, experts kept decoded"; GPTOSS_CUDA_PREFILL_EXPERT_CACHE=1 $B/gptoss bench $M -p 512 -n 0 -r ${REPS:-3} --device cuda 2>&1 | tail -1
-      echo "--- new, 2 bf16 parts"; GPTOSS_CUDA_PREFILL_PARTS=2 $B/gptoss bench $M -p 512 -n 0 -r ${REPS:-3} --device cuda 2>&1 | tail -1
+      echo "--- new, GPTOSS_CUDA_PREFILL_MOE=cublas"; GPTOSS_CUDA_PREFILL_MOE=cublas $B/gptoss bench $M -p 512 -n 0 -r ${REPS:-3} --device cuda 2>&1 | tee "$OUT/bench-cublas.txt" | tail -1
+      if [ -x $B/gptoss-old ]; then echo "--- old binary again"; $B/gptoss-old bench $M -p 512 -n 0 -r ${REPS:-3} --device cuda 2>&1 | tail -1; fi
       ;;
     profile)
       [ -f $M/config.json ] || { time python3 tools/make_random_checkpoint.py --preset 20b --out $M --quiet; } 2>&1 | tail -3

@@ -13,6 +13,7 @@
 
 #include "backend/cuda/elementwise.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/moe_gemm.h"
 #include "backend/cuda/prefill.h"
 
 namespace gptoss {
@@ -54,6 +55,12 @@ class CudaBackend final : public Backend {
     // matrix) when it would leave less than 8 GiB of device memory free.
     if (const char* v = std::getenv("GPTOSS_CUDA_PREFILL_EXPERT_CACHE"); v != nullptr && std::atoi(v) == 1) {
       expert_cache_on_ = true;
+    }
+    // cublas: the MoE ops of many tokens decode each used expert to bf16 and run one cuBLAS GEMM per
+    // expert (the path before moe_gemm.h; also taken with the expert cache). Default: the grouped
+    // MXFP4 GEMM (moe_gemm.h).
+    if (const char* v = std::getenv("GPTOSS_CUDA_PREFILL_MOE"); v != nullptr && std::string(v) == "cublas") {
+      moe_cublas_ = true;
     }
     return Status::ok();
   }
@@ -271,29 +278,9 @@ class CudaBackend final : public Backend {
     if (g == nullptr) return;
     Lap lap(this, weight == nullptr ? "moe gate_up gemm" : "moe down gemm");
     lap.sub("before");
-    host_idx_.resize(S);
-    if (!download(idx, sizeof(int32_t) * S, host_idx_.data()).is_ok()) return;
-    std::vector<int> count(E + 1, 0);
-    for (int s = 0; s < S; ++s) {
-      const int e = host_idx_[s];
-      if (e < 0 || e >= E) return fail_msg(fmt::format("moe: expert id {} out of range [0, {})", e, E));
-      ++count[e + 1];
-    }
-    std::vector<int> off(count);  // off[e] = first sorted slot of expert e
-    for (int e = 0; e < E; ++e) off[e + 1] += off[e];
-    // sorted: [src row of x | destination slot | expert] per sorted slot; slots keep token order.
-    sorted_.assign(static_cast<size_t>(3) * S, 0);
-    std::vector<int> fill(off.begin(), off.end() - 1);
-    for (int s = 0; s < S; ++s) {
-      const int e = host_idx_[s], i = fill[e]++;
-      sorted_[i] = weight == nullptr ? s / k : s;
-      sorted_[S + i] = s;
-      sorted_[2 * S + i] = e;
-    }
-    used_.clear();
-    for (int e = 0; e < E; ++e) {
-      if (count[e + 1] > 0) used_.push_back(e);
-    }
+    if (!group_slots(idx, S, k, E, weight == nullptr)) return;
+    if (!moe_cublas_ && !expert_cache_on_) return grouped_moe(x, T, k, idx, weight, w, bias, limit, alpha, out, lap);
+    const std::vector<int>& off = off_;
     const uint16_t* cached = cached_experts(w);
     const int32_t* d_sorted = meta(0, sorted_.data(), sorted_.size());
     const int32_t* d_used = meta(1, used_.data(), used_.size());
@@ -327,6 +314,75 @@ class CudaBackend final : public Backend {
     if (ys == nullptr) return;
     check("prefill moe down", cuda::moe_down_epilogue(y, S, N, d_sorted + S, d_sorted + 2 * S, b, ys, stream_, parts_));
     check("prefill moe combine", cuda::moe_combine(ys, idx, weight, T, k, N, out, stream_));
+  }
+
+  // Reads idx back and groups the S = T * k (token, expert) slots by expert, slots in token order:
+  // sorted_ = [source row of the input (the token for gate_up, the slot for down) | destination slot |
+  // expert] per sorted slot, off_[e] = first sorted slot of expert e, used_ = the experts with slots.
+  bool group_slots(const int32_t* idx, int S, int k, int E, bool gate_up) {
+    host_idx_.resize(S);
+    if (!download(idx, sizeof(int32_t) * S, host_idx_.data()).is_ok()) return false;
+    off_.assign(E + 1, 0);
+    for (int s = 0; s < S; ++s) {
+      const int e = host_idx_[s];
+      if (e < 0 || e >= E) {
+        fail_msg(fmt::format("moe: expert id {} out of range [0, {})", e, E));
+        return false;
+      }
+      ++off_[e + 1];
+    }
+    used_.clear();
+    for (int e = 0; e < E; ++e) {
+      if (off_[e + 1] > 0) used_.push_back(e);
+      off_[e + 1] += off_[e];
+    }
+    sorted_.assign(static_cast<size_t>(3) * S, 0);
+    std::vector<int> fill(off_.begin(), off_.end() - 1);
+    for (int s = 0; s < S; ++s) {
+      const int e = host_idx_[s], i = fill[e]++;
+      sorted_[i] = gate_up ? s / k : s;
+      sorted_[S + i] = s;
+      sorted_[2 * S + i] = e;
+    }
+    return true;
+  }
+
+  // The MoE ops for many tokens through the grouped MXFP4 GEMM (moe_gemm.h): the input rows staged
+  // once in x16 form, each expert's sorted slots cut into tiles of kMoeGemmTileSlots, one launch.
+  // gate_up writes h through the fused SwiGLU; down writes each slot's projection (+ bias) and
+  // moe_combine sums them per token in expert-id order (the CPU exact path's order).
+  void grouped_moe(const float* x, int T, int k, const int32_t* idx, const float* weight, const Mxfp4Experts& w,
+                   const Weight& bias, float limit, float alpha, float* out, Lap& lap) {
+    const int S = T * k, N = static_cast<int>(w.rows), K = static_cast<int>(w.cols);
+    const bool gate_up = weight == nullptr;
+    tiles_.clear();
+    for (int e : used_) {
+      for (int f = off_[e]; f < off_[e + 1]; f += cuda::kMoeGemmTileSlots) tiles_.push_back(e);
+    }
+    const size_t nt = tiles_.size();
+    tiles_.resize(3 * nt);
+    for (size_t i = 0, q = 0; q < used_.size(); ++q) {
+      const int e = used_[q];
+      for (int f = off_[e]; f < off_[e + 1]; f += cuda::kMoeGemmTileSlots, ++i) {
+        tiles_[nt + i] = f;
+        tiles_[2 * nt + i] = std::min(cuda::kMoeGemmTileSlots, off_[e + 1] - f);
+      }
+    }
+    const int in_rows = gate_up ? T : S;
+    const int32_t* d_sorted = meta(0, sorted_.data(), sorted_.size());
+    const int32_t* d_tiles = meta(1, tiles_.data(), tiles_.size());
+    uint32_t* x16 = scratch<uint32_t>(2, cuda::x16_bytes(in_rows, K) / 4);
+    float* inv = scratch<float>(3, in_rows);
+    float* ys = gate_up ? out : scratch<float>(9, static_cast<size_t>(S) * N);
+    if (d_sorted == nullptr || d_tiles == nullptr || x16 == nullptr || inv == nullptr || ys == nullptr) return;
+    lap.sub("group (host)");
+    check("prefill moe stage", cuda::stage_x16(x, K, in_rows, K, x16, inv, stream_));
+    lap.sub("stage x16");
+    check("prefill moe gemm", cuda::moe_gemm_mxfp4(x16, inv, d_sorted, d_sorted + S, d_tiles, static_cast<int>(nt),
+                                                   w.blocks.as<uint8_t>(), w.scales.as<uint8_t>(),
+                                                   bias.buf.as<uint16_t>(), N, K, gate_up, limit, alpha, ys, stream_));
+    lap.sub("grouped gemm");
+    if (!gate_up) check("prefill moe combine", cuda::moe_combine(ys, idx, weight, T, k, N, out, stream_));
   }
 
   // The bf16 copy of all of w's experts (GPTOSS_CUDA_PREFILL_EXPERT_CACHE=1), decoded on first use;
@@ -434,10 +490,12 @@ class CudaBackend final : public Backend {
   int parts_ = 3;
   bool profiling_ = false;
   bool expert_cache_on_ = false;
+  bool moe_cublas_ = false;
   std::map<const void*, std::shared_ptr<void>> expert_cache_;
   std::map<std::string, std::pair<double, int>> profile_;
   cuda::Gemm* gemm_ = nullptr;
-  std::vector<int32_t> host_idx_, sorted_, used_;
+  std::vector<int32_t> host_idx_, sorted_, used_, tiles_;
+  std::vector<int> off_;
 };
 
 }  // namespace

@@ -1,0 +1,265 @@
+// Grouped MoE GEMM for prefill on tensor cores, reading the MXFP4 experts as they are (moe_gemm.h).
+//
+// One launch covers every used expert: the host lists token tiles (expert, first sorted slot, count
+// <= kBN) and the grid is (row tile, token tile). A block computes kBM weight rows x kBN slots of one
+// expert. The K loop streams kKC MXFP4 blocks per stage through shared memory with cp.async (kStages
+// deep): the weight rows as raw bytes (16 per block) and the slots' x16 rows (x16.cuh: fp16 hi and lo
+// halves, 32 words per block), zero-filled beyond the matrix and beyond the tile's slots.
+//
+// MMA mapping (m16n8k16, A = weights row-major, B = slots): lane (g, t) takes word t of an MXFP4
+// block for rows g and g + 8 and decodes it exactly to fp16 (mxfp4_word_to_half2x4: register k holds
+// elements (k, k + 4) of the word). Step 0 of the block's two k16 steps uses registers 0 and 1, step 1
+// registers 2 and 3; B needs the same elements of the slot's row, which is what x16's in-group order
+// (0, 4, 1, 5, 2, 6, 3, 7) gives: words 4t..4t+3 of the hi (or lo) half. The four MMAs of a block (two
+// k16 steps x hi/lo) add into a block accumulator, which is then multiplied by the block's E8M0 scale
+// (exact: a power of two) and added to the f32 result: the sums are those of an f32 GEMM on the
+// decoded weights, rounded once per 32-element block.
+#include <cuda_runtime.h>
+
+#include <cstdlib>
+
+#include "backend/cuda/common.cuh"
+#include "backend/cuda/moe_gemm.h"
+#include "backend/cuda/x16.cuh"
+
+namespace gptoss::cuda {
+namespace {
+
+constexpr int kBN = kMoeGemmTileSlots;   // slots per block (2 warps x 32)
+constexpr int kKC = 2;                   // MXFP4 blocks per pipeline stage
+constexpr int kStages = 3;
+constexpr int kThreads = 256;
+constexpr int kAStrideWords = 12;        // per weight row and stage: 8 words of data + 4 of padding
+constexpr int kBStrideWords = 80;        // per slot and stage: 64 words of data + 16 of padding
+constexpr int kBStageWords = kBN * kBStrideWords;
+// MT: 16-row tiles per warp; a block has 4 x 16 x MT weight rows.
+template <int MT>
+struct Tile {
+  static constexpr int kBM = 64 * MT;
+  static constexpr int kAStageWords = kBM * kAStrideWords;
+  static constexpr int kStageWords = kAStageWords + kBStageWords;
+  static constexpr size_t smem_bytes(int nb) {
+    return static_cast<size_t>(kStages) * kStageWords * 4 + ((kBM * nb + 15) & ~15) + 3 * kBN * 4;
+  }
+};
+
+__device__ __forceinline__ void cp_async16(uint32_t* smem, const void* gmem, bool valid) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  const int n = valid ? 16 : 0;  // 0: nothing is read, the 16 bytes are zero-filled
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(gmem), "r"(n));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N));
+}
+
+__device__ __forceinline__ float swiglu(float gate, float up, float limit, float alpha) {
+  gate = fminf(gate, limit);
+  up = fmaxf(fminf(up, limit), -limit);
+  return (up + 1.0f) * (gate * (1.0f / (1.0f + expf(-(gate * alpha)))));
+}
+
+struct Args {
+  const uint32_t* x16;
+  const float* x_inv;
+  const int32_t* src;    // sorted slot -> x16 row
+  const int32_t* dst;    // sorted slot -> output row
+  const int32_t* tiles;  // [3][n_tiles]: expert, first sorted slot, count
+  int n_tiles;
+  const uint8_t* blocks;
+  const uint8_t* scales;
+  const uint16_t* bias;
+  int rows, cols;
+  bool swiglu;
+  float limit, alpha;
+  float* out;
+};
+
+template <int MT>
+__global__ void __launch_bounds__(kThreads, MT == 2 ? 2 : 1) moe_gemm_kernel(const Args p) {
+  constexpr int kBM = Tile<MT>::kBM, kAStageWords = Tile<MT>::kAStageWords, kStageWords = Tile<MT>::kStageWords;
+  extern __shared__ __align__(16) uint32_t smem[];
+  const int nb = p.cols >> 5;
+  uint8_t* sc = reinterpret_cast<uint8_t*>(smem + kStages * kStageWords);  // [kBM][nb] scale bytes
+  int32_t* s_src = reinterpret_cast<int32_t*>(sc + ((kBM * nb + 15) & ~15));
+  int32_t* s_dst = s_src + kBN;
+  float* s_inv = reinterpret_cast<float*>(s_dst + kBN);
+
+  const int tile = blockIdx.y, row0 = blockIdx.x * kBM;
+  const int e = p.tiles[tile], first = p.tiles[p.n_tiles + tile], count = p.tiles[2 * p.n_tiles + tile];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, t = lane & 3, wm = warp & 3, wn = warp >> 2;
+
+  if (tid < kBN) {
+    const bool in = tid < count;
+    const int s = in ? p.src[first + tid] : 0;
+    s_src[tid] = s;
+    s_dst[tid] = in ? p.dst[first + tid] : -1;
+    s_inv[tid] = in ? p.x_inv[s] : 0.0f;
+  }
+  const size_t erow0 = static_cast<size_t>(e) * p.rows + row0;
+  const int rows_here = min(kBM, p.rows - row0);
+  {
+    const uint8_t* sg = p.scales + erow0 * nb;
+    for (int i = tid; i < kBM * nb; i += kThreads) sc[i] = i < rows_here * nb ? sg[i] : 0;
+  }
+  __syncthreads();
+
+  const size_t row_words = x16_row_words(p.cols);
+  const int total = (nb + kKC - 1) / kKC;
+  auto load_stage = [&](int st, int buf) {
+    uint32_t* A = smem + buf * kStageWords;
+    uint32_t* B = A + kAStageWords;
+    const int kb = st * kKC;
+#pragma unroll
+    for (int c = tid; c < kBM * kKC; c += kThreads) {  // weights: kBM rows x kKC blocks of 16 bytes
+      const int r = c >> 1, b = c & 1;
+      const bool ok = r < rows_here && kb + b < nb;
+      const uint8_t* src = ok ? p.blocks + ((erow0 + r) * nb + kb + b) * 16 : p.blocks;
+      cp_async16(A + r * kAStrideWords + b * 4, src, ok);
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {  // slots: kBN x kKC blocks x 8 chunks of 16 bytes
+      const int c = tid + i * kThreads, j = c >> 4, b = (c >> 3) & 1, q = c & 7;
+      const bool ok = j < count && kb + b < nb;
+      const uint32_t* src =
+          ok ? p.x16 + static_cast<size_t>(s_src[j]) * row_words + static_cast<size_t>(kb + b) * kX16BlockWords + q * 4
+             : p.x16;
+      cp_async16(B + j * kBStrideWords + b * 32 + q * 4, src, ok);
+    }
+  };
+
+  float acc[MT][4][4];
+#pragma unroll
+  for (int m = 0; m < MT; ++m)
+#pragma unroll
+    for (int n = 0; n < 4; ++n) acc[m][n][0] = acc[m][n][1] = acc[m][n][2] = acc[m][n][3] = 0.0f;
+
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < total) load_stage(s, s);
+    cp_async_commit();
+  }
+  for (int it = 0; it < total; ++it) {
+    cp_async_wait<kStages - 2>();
+    __syncthreads();
+    if (it + kStages - 1 < total) load_stage(it + kStages - 1, (it + kStages - 1) % kStages);
+    cp_async_commit();
+    const uint32_t* A = smem + (it % kStages) * kStageWords;
+    const uint32_t* B = A + kAStageWords;
+#pragma unroll
+    for (int b = 0; b < kKC; ++b) {
+      const int kb = it * kKC + b;
+      if (kb >= nb) break;
+      uint32_t ra[MT][2][4];
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        const int r = wm * 16 * MT + m * 16 + g;
+        mxfp4_word_to_half2x4(A[r * kAStrideWords + b * 4 + t], ra[m][0]);
+        mxfp4_word_to_half2x4(A[(r + 8) * kAStrideWords + b * 4 + t], ra[m][1]);
+      }
+      float cacc[MT][4][4];
+#pragma unroll
+      for (int n = 0; n < 4; ++n) {
+        const int j = wn * 32 + n * 8 + g;
+        const uint4 hi = *reinterpret_cast<const uint4*>(B + j * kBStrideWords + b * 32 + t * 4);
+        const uint4 lo = *reinterpret_cast<const uint4*>(B + j * kBStrideWords + b * 32 + 16 + t * 4);
+#pragma unroll
+        for (int m = 0; m < MT; ++m) {
+          float* c = cacc[m][n];
+          c[0] = c[1] = c[2] = c[3] = 0.0f;
+          const uint32_t a0[4] = {ra[m][0][0], ra[m][1][0], ra[m][0][1], ra[m][1][1]};
+          const uint32_t a1[4] = {ra[m][0][2], ra[m][1][2], ra[m][0][3], ra[m][1][3]};
+          mma_f16_16816(c, a0, hi.x, hi.y);
+          mma_f16_16816(c, a0, lo.x, lo.y);
+          mma_f16_16816(c, a1, hi.z, hi.w);
+          mma_f16_16816(c, a1, lo.z, lo.w);
+        }
+      }
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        const int r = wm * 16 * MT + m * 16 + g;
+        const float s0 = e8m0_to_f32(sc[r * nb + kb]), s8 = e8m0_to_f32(sc[(r + 8) * nb + kb]);
+#pragma unroll
+        for (int n = 0; n < 4; ++n) {
+          acc[m][n][0] = fmaf(cacc[m][n][0], s0, acc[m][n][0]);
+          acc[m][n][1] = fmaf(cacc[m][n][1], s0, acc[m][n][1]);
+          acc[m][n][2] = fmaf(cacc[m][n][2], s8, acc[m][n][2]);
+          acc[m][n][3] = fmaf(cacc[m][n][3], s8, acc[m][n][3]);
+        }
+      }
+    }
+  }
+  cp_async_wait<0>();
+
+  // Epilogue: y = acc * 2^-p of the slot's row + bias; SwiGLU pairs rows 2u (gate) and 2u + 1 (up),
+  // which sit in lanes g and g + 1 (lane ^ 4).
+  const uint16_t* bias = p.bias + static_cast<size_t>(e) * p.rows;
+#pragma unroll
+  for (int m = 0; m < MT; ++m) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int rl = wm * 16 * MT + m * 16 + g + 8 * h, r = row0 + rl;
+      const float bv = r < p.rows ? bf16_to_f32(bias[r]) : 0.0f;
+#pragma unroll
+      for (int n = 0; n < 4; ++n) {
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const int j = wn * 32 + n * 8 + 2 * t + c;
+          const float y = acc[m][n][2 * h + c] * s_inv[j] + bv;
+          const bool ok = r < p.rows && j < count;
+          if (p.swiglu) {
+            const float up = __shfl_xor_sync(0xffffffffu, y, 4);
+            if (ok && (g & 1) == 0) {
+              p.out[static_cast<size_t>(s_dst[j]) * (p.rows >> 1) + (r >> 1)] = swiglu(y, up, p.limit, p.alpha);
+            }
+          } else if (ok) {
+            p.out[static_cast<size_t>(s_dst[j]) * p.rows + r] = y;
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+size_t moe_gemm_smem_bytes(int cols) { return Tile<2>::smem_bytes(cols / 32); }
+
+namespace {
+// 2: 128-row blocks, two per SM (default); 4: 256-row blocks, one per SM (GPTOSS_CUDA_MOE_GEMM_MT=4).
+int tile_mt() {
+  static const int mt = [] {
+    const char* v = std::getenv("GPTOSS_CUDA_MOE_GEMM_MT");
+    return v != nullptr && std::atoi(v) == 4 ? 4 : 2;
+  }();
+  return mt;
+}
+
+template <int MT>
+int launch(const Args& a, cudaStream_t stream) {
+  const size_t smem = Tile<MT>::smem_bytes(a.cols / 32);
+  if (smem > 227 * 1024 || a.n_tiles > 65535) return static_cast<int>(cudaErrorInvalidValue);
+  if (auto e = cudaFuncSetAttribute(moe_gemm_kernel<MT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    static_cast<int>(smem));
+      e != cudaSuccess) {
+    return static_cast<int>(e);
+  }
+  const dim3 grid((a.rows + Tile<MT>::kBM - 1) / Tile<MT>::kBM, a.n_tiles);
+  moe_gemm_kernel<MT><<<grid, kThreads, smem, stream>>>(a);
+  return static_cast<int>(cudaGetLastError());
+}
+}  // namespace
+
+int moe_gemm_mxfp4(const uint32_t* x16, const float* x_inv, const int32_t* src, const int32_t* dst,
+                   const int32_t* tiles, int n_tiles, const uint8_t* blocks, const uint8_t* scales,
+                   const uint16_t* bias, int rows, int cols, bool swiglu_out, float limit, float alpha, float* out,
+                   cudaStream_t stream) {
+  if (n_tiles <= 0) return 0;
+  if (cols % 32 != 0 || (swiglu_out && rows % 2 != 0)) return static_cast<int>(cudaErrorInvalidValue);
+  const Args a{x16, x_inv, src, dst, tiles, n_tiles, blocks, scales, bias, rows, cols, swiglu_out, limit, alpha, out};
+  return tile_mt() == 4 ? launch<4>(a, stream) : launch<2>(a, stream);
+}
+
+}  // namespace gptoss::cuda

@@ -1,0 +1,187 @@
+// The grouped MXFP4 MoE GEMM (moe_gemm.h) through the backend's MoE ops with T >= 8, against the exact
+// cpu backend (the oracle) on the same inputs: shapes that exercise partial row tiles, an odd number of
+// MXFP4 blocks, experts with several token tiles and unused experts, inputs whose rows differ in
+// magnitude by 2^12, and the model's size (K = 2880) where the error is also printed for the other two
+// cuda paths (the decode kernels, T forced through them, and the cuBLAS per-expert path). Skips
+// without a GPU.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <tuple>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cuda/cuda_backend.h"
+#include "core/dtypes.h"
+
+namespace gptoss {
+namespace {
+
+double max_rel(const std::vector<float>& ref, const std::vector<float>& got) {
+  double d = 0, m = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    d = std::fmax(d, std::isfinite(got[i]) ? std::fabs(double(ref[i]) - got[i]) : INFINITY);
+    m = std::fmax(m, std::fabs(double(ref[i])));
+  }
+  return d / std::fmax(m, 1e-30);
+}
+
+struct Shape {
+  int E, H, I, k, T;
+  bool skewed;  // most slots on expert 0 (several token tiles); otherwise distinct random experts
+};
+
+struct Case {
+  Shape s;
+  std::vector<uint8_t> b1, s1, b2, s2;
+  std::vector<uint16_t> bias1, bias2;
+  std::vector<float> x, w;
+  std::vector<int32_t> ids;
+  std::vector<float> h_ref, o_ref;  // cpu backend
+};
+
+Case make_case(const Shape& s, uint32_t seed) {
+  Case c;
+  c.s = s;
+  std::mt19937 rng(seed);
+  auto bytes = [&](size_t n, int lo, int hi) {
+    std::uniform_int_distribution<int> d(lo, hi);
+    std::vector<uint8_t> v(n);
+    for (auto& x : v) x = uint8_t(d(rng));
+    return v;
+  };
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  c.b1 = bytes(size_t(s.E) * 2 * s.I * (s.H / 32) * 16, 0, 255);
+  c.s1 = bytes(size_t(s.E) * 2 * s.I * (s.H / 32), 118, 126);
+  c.b2 = bytes(size_t(s.E) * s.H * (s.I / 32) * 16, 0, 255);
+  c.s2 = bytes(size_t(s.E) * s.H * (s.I / 32), 118, 126);
+  for (int i = 0; i < 2 * s.I * s.E; ++i) c.bias1.push_back(f32_to_bf16(u(rng)));
+  for (int i = 0; i < s.H * s.E; ++i) c.bias2.push_back(f32_to_bf16(u(rng)));
+  for (int t = 0; t < s.T; ++t) {
+    // Rows 2^-12..1 apart in magnitude (each gets its own x16 exponent). Larger inputs put gate/up
+    // pre-activations of ~1e4 into the SwiGLU, whose output then carries the f32 cancellation error
+    // of any summation order (the decode kernels and cuBLAS too: ~1e-3 of max |h|).
+    const float row_scale = std::ldexp(1.0f, -int(rng() % 13));
+    for (int i = 0; i < s.H; ++i) c.x.push_back(u(rng) * row_scale);
+    std::vector<int32_t> pool(s.E);
+    for (int e = 0; e < s.E; ++e) pool[e] = e;
+    std::shuffle(pool.begin(), pool.end(), rng);
+    if (s.skewed && rng() % 4 != 0) std::swap(pool[0], *std::find(pool.begin(), pool.end(), 0));
+    c.ids.insert(c.ids.end(), pool.begin(), pool.begin() + s.k);
+    for (int j = 0; j < s.k; ++j) c.w.push_back(0.5f * (u(rng) + 1.0f));
+  }
+  return c;
+}
+
+Mxfp4Experts experts(const Buffer& b, const Buffer& sc, int E, int rows, int cols) {
+  Mxfp4Experts m;
+  m.blocks = b;
+  m.scales = sc;
+  m.experts = E;
+  m.rows = rows;
+  m.cols = cols;
+  return m;
+}
+Weight weight(const Buffer& b, int rows, int cols) {
+  Weight r;
+  r.buf = b;
+  r.rows = rows;
+  r.cols = cols;
+  return r;
+}
+
+// Runs gate_up (+ SwiGLU) and down (+ weighted sum; fed the cpu's h so each op is checked alone) on
+// `be`; returns {h, out}.
+std::pair<std::vector<float>, std::vector<float>> run_ops(Backend& be, const Case& c) {
+  const Shape& s = c.s;
+  auto up = [&](const auto& v) { return *be.upload_weight(v.data(), v.size() * sizeof(v[0])); };
+  Buffer b1 = up(c.b1), s1 = up(c.s1), b2 = up(c.b2), s2 = up(c.s2), bias1 = up(c.bias1), bias2 = up(c.bias2);
+  Buffer x = up(c.x), w = up(c.w), ids = up(c.ids);
+  const size_t nh = size_t(s.T) * s.k * s.I, no = size_t(s.T) * s.H;
+  Buffer h = *be.alloc(nh * 4), o = *be.alloc(no * 4);
+  be.f32_mxfp4w_moe_matmul_swiglu(x.as<float>(), s.T, s.k, ids.as<int32_t>(), experts(b1, s1, s.E, 2 * s.I, s.H),
+                                  weight(bias1, s.E, 2 * s.I), 7.0f, 1.702f, h.as<float>());
+  std::vector<float> hv(nh), ov(no);
+  EXPECT_TRUE(be.download(h.data, nh * 4, hv.data()).is_ok());
+  Buffer h_in = c.h_ref.empty() ? h : up(c.h_ref);
+  be.f32_mxfp4w_moe_matmul_accumulate(h_in.as<float>(), s.T, s.k, ids.as<int32_t>(), w.as<float>(),
+                                      experts(b2, s2, s.E, s.H, s.I), weight(bias2, s.E, s.H), o.as<float>());
+  EXPECT_TRUE(be.download(o.data, no * 4, ov.data()).is_ok());
+  return {hv, ov};
+}
+
+std::unique_ptr<Backend> cuda_with(const char* var, const char* value) {
+  if (var != nullptr) setenv(var, value, 1);
+  auto g = make_cuda_backend(0);
+  if (var != nullptr) unsetenv(var);
+  EXPECT_TRUE(g.has_value());
+  return g ? std::move(*g) : nullptr;
+}
+
+// The cpu backend's h and out for c (h_ref is what both down projections are fed).
+void reference(Case& c) {
+  auto cpu = make_cpu_backend(0);
+  std::tie(c.h_ref, c.o_ref) = run_ops(*cpu, c);  // h_ref empty: its down projection takes its own h
+}
+
+TEST(CudaMoeGemm, GroupedGemmEqualsCpuBackend) {
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  const Shape shapes[] = {
+      {8, 96, 64, 4, 40, false},    // gate_up: 3 MXFP4 blocks (odd); down: 96 rows (a partial row tile)
+      {8, 96, 64, 4, 8, false},     // the smallest T on the prefill path
+      {4, 64, 160, 2, 300, true},   // 320 gate_up rows (2.5 row tiles), expert 0 with several token tiles
+      {32, 2880, 2880, 4, 24, false},  // the model's K (90 blocks) and rows
+  };
+  uint32_t seed = 21;
+  for (const Shape& s : shapes) {
+    Case c = make_case(s, seed++);
+    reference(c);
+    auto gpu = cuda_with(nullptr, nullptr);
+    ASSERT_NE(gpu, nullptr);
+    auto [h, o] = run_ops(*gpu, c);
+    ASSERT_TRUE(gpu->sync().is_ok());
+    const double eh = max_rel(c.h_ref, h), eo = max_rel(c.o_ref, o);
+    std::printf("E %d H %d I %d k %d T %d: grouped gemm max rel error gate_up+swiglu %.3e, down+combine %.3e\n", s.E,
+                s.H, s.I, s.k, s.T, eh, eo);
+    EXPECT_LT(eh, 1e-5);
+    EXPECT_LT(eo, 1e-5);
+  }
+}
+
+// Model size, 64 tokens: the grouped GEMM's error next to the decode kernels' (T forced through them)
+// and the cuBLAS per-expert path's, all against the cpu backend. Printed so the run's log has them.
+TEST(CudaMoeGemm, ErrorAtModelSize) {
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  Case c = make_case({32, 2880, 2880, 4, 64, false}, 5);
+  reference(c);
+  struct Mode {
+    const char* name;
+    const char* var;
+    const char* value;
+  };
+  double grouped_h = 0, grouped_o = 0, gemv_h = 0, gemv_o = 0;
+  for (const Mode& m : {Mode{"grouped gemm", nullptr, nullptr}, Mode{"decode kernels", "GPTOSS_CUDA_PREFILL_MIN_T", "0"},
+                        Mode{"cublas per expert", "GPTOSS_CUDA_PREFILL_MOE", "cublas"}}) {
+    auto gpu = cuda_with(m.var, m.value);
+    ASSERT_NE(gpu, nullptr);
+    auto [h, o] = run_ops(*gpu, c);
+    ASSERT_TRUE(gpu->sync().is_ok());
+    const double eh = max_rel(c.h_ref, h), eo = max_rel(c.o_ref, o);
+    std::printf("model size, T 64, %-18s max rel error vs cpu: gate_up+swiglu %.3e, down+combine %.3e\n", m.name, eh, eo);
+    if (m.var == nullptr) grouped_h = eh, grouped_o = eo;
+    if (m.value != nullptr && std::strcmp(m.value, "0") == 0) gemv_h = eh, gemv_o = eo;
+  }
+  EXPECT_LT(grouped_h, 1e-5);
+  EXPECT_LT(grouped_o, 1e-5);
+  // Same kind of sums as the decode kernels (per-block f32 partials of exact products).
+  EXPECT_LT(grouped_h, 10 * gemv_h + 1e-7);
+  EXPECT_LT(grouped_o, 10 * gemv_o + 1e-7);
+}
+
+}  // namespace
+}  // namespace gptoss
