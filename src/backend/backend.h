@@ -21,16 +21,26 @@
 
 namespace gptoss {
 
-enum class ElemType : uint8_t { kF32, kBF16, kU8, kI32 };
+// kQ8_0: GGUF's 8-bit blocks (core/q8_0.h), 34 bytes per 32 weights along a row; only dense
+// weight matrices converted at load (--dense-weights q8) have it.
+enum class ElemType : uint8_t { kF32, kBF16, kU8, kI32, kQ8_0 };
 
+// Bytes per element of the plain types (0 for the block type kQ8_0: use row_bytes).
 inline size_t elem_size(ElemType type) {
   switch (type) {
     case ElemType::kF32: return 4;
     case ElemType::kBF16: return 2;
     case ElemType::kU8: return 1;
     case ElemType::kI32: return 4;
+    case ElemType::kQ8_0: return 0;
   }
   return 0;
+}
+
+// Bytes of a row of `cols` elements (for kQ8_0 cols is a multiple of 32).
+inline size_t row_bytes(ElemType type, int64_t cols) {
+  if (type == ElemType::kQ8_0) return static_cast<size_t>(cols / 32) * 34;
+  return static_cast<size_t>(cols) * elem_size(type);
 }
 
 // Bytes in a backend's memory. `mem` keeps them alive (null for borrowed memory such as a weight
@@ -47,7 +57,7 @@ struct Buffer {
 };
 
 // A read-only dense weight: a matrix [rows, cols] (out x in for a projection), or a table of
-// vectors. type is kBF16 or kF32.
+// vectors. type is kBF16 or kF32, or kQ8_0 for matrices converted at load.
 struct Weight {
   Buffer buf;
   ElemType type = ElemType::kBF16;
@@ -57,14 +67,14 @@ struct Weight {
   // Rows [begin, begin + count), sharing the memory (the fused qkv of original/ checkpoints).
   Weight row_slice(int64_t begin, int64_t count) const {
     Weight w = *this;
-    const size_t row_bytes = static_cast<size_t>(cols) * elem_size(type);
-    w.buf.data = static_cast<uint8_t*>(buf.data) + static_cast<size_t>(begin) * row_bytes;
-    w.buf.bytes = static_cast<size_t>(count) * row_bytes;
+    const size_t rb = row_bytes(type, cols);
+    w.buf.data = static_cast<uint8_t*>(buf.data) + static_cast<size_t>(begin) * rb;
+    w.buf.bytes = static_cast<size_t>(count) * rb;
     w.rows = count;
     return w;
   }
   const void* row(int64_t r) const {
-    return static_cast<const uint8_t*>(buf.data) + static_cast<size_t>(r * cols) * elem_size(type);
+    return static_cast<const uint8_t*>(buf.data) + static_cast<size_t>(r) * row_bytes(type, cols);
   }
 };
 

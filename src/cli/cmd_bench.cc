@@ -24,13 +24,14 @@ namespace gptoss::cli {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: gptoss bench MODEL [-p 512] [-n 128] [-r 5] [--device D] [--threads N] [--json]\n"
+    "usage: gptoss bench MODEL [-p 512] [-n 128] [-r 5] [--device D] [--threads N] [--dense-weights S] [--json]\n"
     "  MODEL          model directory, weights file, or hub id (pulled if needed with --yes)\n"
     "  -p N           prompt tokens of the prefill test ppN (0 skips it; default 512)\n"
     "  -n N           tokens of the decode test tgN (0 skips it; default 128)\n"
     "  -r N           repetitions of each test (default 5)\n"
     "  --device D     auto (default: cuda when a GPU is usable, else cpu-fast), cpu, cpu-fast or cuda\n"
     "  --threads N    cpu threads (default: one per hardware thread)\n"
+    "  --dense-weights S  bf16 (default) or q8: attention and unembedding as Q8_0 blocks (cpu, cpu-fast)\n"
     "  --json         one JSON object (prefill_tokens_per_s, decode_tokens_per_s, ...)\n"
     "  --yes          download MODEL without asking\n";
 
@@ -96,7 +97,7 @@ Expected<double> run_decode(engine::Runner& runner, const std::vector<uint32_t>&
 }  // namespace
 
 int cmd_bench(const std::vector<std::string>& argv) {
-  ArgSpec spec{{"--json", "--yes", "--help", "-h"}, {"-p", "-n", "-r", "--device", "--threads"}};
+  ArgSpec spec{{"--json", "--yes", "--help", "-h"}, {"-p", "-n", "-r", "--device", "--threads", "--dense-weights"}};
   auto args = Args::parse(argv, spec);
   if (!args) return fail("bench", args.status().message() + " (see gptoss bench --help)", 2);
   if (args->has("--help") || args->has("-h")) {
@@ -126,6 +127,9 @@ int cmd_bench(const std::vector<std::string>& argv) {
   engine::LoadOptions lo;
   lo.device = args->get_or("--device", "auto");
   lo.threads = static_cast<int>(*threads);
+  auto dense = parse_dense_weights(args->get_or("--dense-weights", "bf16"));
+  if (!dense) return fail("bench", dense.status().message(), 2);
+  lo.dense_weights = *dense;
   lo.max_sequences = 1;
   lo.context = static_cast<int>(std::max<long long>(16, *n_prompt + *n_gen + 1));
   lo.max_step_tokens = static_cast<int>(std::max<long long>(1, *n_prompt));
@@ -172,12 +176,18 @@ int cmd_bench(const std::vector<std::string>& argv) {
                                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::string backend = info.device;
   std::transform(backend.begin(), backend.end(), backend.begin(), ::toupper);
-  const std::string model_name = "gpt-oss " + human_params(w.parameters) + " MXFP4";
+  // --dense-weights q8: the attention and unembedding matrices are Q8_0 blocks in memory.
+  const engine::LoadedModelInfo& li = info;
+  const uint64_t size_bytes = li.q8.converted ? w.bytes_total - (li.q8.attention.bytes_before + li.q8.unembedding.bytes_before) +
+                                                    li.q8.attention.bytes_after + li.q8.unembedding.bytes_after
+                                              : w.bytes_total;
+  const std::string model_name = "gpt-oss " + human_params(w.parameters) + (li.q8.converted ? " MXFP4/Q8_0" : " MXFP4");
 
   if (args->has("--json")) {
     nlohmann::json j = {{"model", model_name},
                         {"model_dir", info.dir},
-                        {"size_bytes", w.bytes_total},
+                        {"size_bytes", size_bytes},
+                        {"dense_weights", li.q8.converted ? "q8" : "bf16"},
                         {"params", w.parameters},
                         {"backend", info.device},
                         {"threads", nthreads},
@@ -198,7 +208,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
-  const std::string size = human_size(w.bytes_total), params = human_params(w.parameters);
+  const std::string size = human_size(size_bytes), params = human_params(w.parameters);
   // fmt pads by display width, so "±" does not shift the columns.
   fmt::print("| {:<24} | {:>10} | {:>10} | {:<7} | {:>7} | {:>13} | {:>20} |\n", "model", "size", "params",
              "backend", "threads", "test", "t/s");

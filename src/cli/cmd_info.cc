@@ -4,14 +4,19 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <optional>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "backend/cpu/cpu_backend.h"
 #include "engine/model_runner.h"
 #include "hub/hf_cache.h"
 #include "hub/pull.h"
+#include "model/dense_q8.h"
 #include "model/model_files.h"
+#include "model/weights.h"
 
 namespace gptoss::cli {
 
@@ -19,6 +24,7 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: gptoss info MODEL [--json] [--tensors] [--no-validate] [--ctx N] [--parallel N]\n"
+    "                  [--dense-weights q8]\n"
     "  MODEL          model directory (HF layout, original/, or a parent of original/), a\n"
     "                 .safetensors file in one, or a hub id org/name[@rev] already in the HF "
     "cache\n"
@@ -27,7 +33,10 @@ constexpr const char* kUsage =
     "  --no-validate  do not require the exact tensor set the config implies\n"
     "  --ctx N        context per sequence for the memory line (default 8192, as generate/serve)\n"
     "  --parallel N   sequences decoding at once for the memory line (serve's --max-running; "
-    "default 1)\n";
+    "default 1)\n"
+    "  --dense-weights q8  convert the attention and unembedding matrices to Q8_0 as loading with\n"
+    "                 --dense-weights q8 would, and show the trade: weight memory and bytes read per\n"
+    "                 token, bf16 vs q8, and the quantization error measured on this model\n";
 
 nlohmann::json config_json(const ModelConfig& c) {
   return {{"num_layers", c.num_layers},
@@ -88,11 +97,51 @@ Expected<std::string> locate_model(const std::string& model) {
       model, cache, model);
 }
 
+// The --dense-weights q8 trade of one model: bytes in memory and read per decoded token (bf16 as
+// stored vs Q8_0), and the conversion's error figures.
+struct DenseTrade {
+  Q8Report report;
+  uint64_t weights_bf16 = 0, weights_q8 = 0;
+  uint64_t read_bf16 = 0, read_q8 = 0;  // per token: all dense tensors but the embedding (one row),
+                                        // experts_per_token / num_experts of the expert bytes
+};
+
+Expected<DenseTrade> dense_trade(const ModelFiles& files, const WeightSummary& w) {
+  const ModelConfig& c = files.config;
+  DenseTrade d;
+  auto backend = make_cpu_backend(0);
+  BindOptions bo;
+  bo.dense = DenseWeights::kQ8;
+  bo.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  bo.report = &d.report;
+  GPTOSS_ASSIGN_OR_RETURN(ModelWeights mw, bind_weights(files, *backend, bo));
+  const Q8Report& r = d.report;
+  const uint64_t saved = r.attention.bytes_before + r.unembedding.bytes_before - r.attention.bytes_after -
+                         r.unembedding.bytes_after;
+  const uint64_t experts = w.bytes_mxfp4_blocks + w.bytes_mxfp4_scales;
+  const TensorView* emb = files.tensors.find(files.layout == CheckpointLayout::kHF ? "model.embed_tokens.weight"
+                                                                                    : "embedding.weight");
+  const uint64_t emb_bytes = emb ? emb->nbytes : 0;
+  const uint64_t emb_row = emb && c.vocab_size > 0 ? emb_bytes / static_cast<uint64_t>(c.vocab_size) : 0;
+  d.weights_bf16 = w.bytes_total;
+  d.weights_q8 = w.bytes_total - saved;
+  d.read_bf16 = w.bytes_total - experts - emb_bytes + emb_row +
+                (c.num_experts > 0 ? experts / static_cast<uint64_t>(c.num_experts) * c.experts_per_token : 0);
+  d.read_q8 = d.read_bf16 - saved;
+  return d;
+}
+
+nlohmann::json class_json(const Q8ClassStats& s) {
+  return {{"tensors", s.tensors},        {"weights", s.weights},
+          {"bytes_bf16", s.bytes_before}, {"bytes_q8", s.bytes_after},
+          {"rel_rms_error", s.rel_rms()}, {"max_abs_error", s.max_abs_err}};
+}
+
 }  // namespace
 
 int cmd_info(const std::vector<std::string>& argv) {
   auto parsed =
-      Args::parse(argv, {{"--json", "--tensors", "--no-validate", "--help", "-h"}, {"--ctx", "--parallel"}});
+      Args::parse(argv, {{"--json", "--tensors", "--no-validate", "--help", "-h"}, {"--ctx", "--parallel", "--dense-weights"}});
   if (!parsed) return fail("info", parsed.status().message() + "\n" + kUsage, 2);
   const Args& args = *parsed;
   if (args.has("--help") || args.has("-h")) {
@@ -121,6 +170,14 @@ int cmd_info(const std::vector<std::string>& argv) {
   lo.max_sequences = static_cast<int>(*parallel);
   const KvCacheOptions kv = engine::kv_cache_options(lo, c);
   const size_t kv_bytes = KvCache::bytes_needed(c, kv);
+  auto dense = parse_dense_weights(args.get_or("--dense-weights", "bf16"));
+  if (!dense) return fail("info", dense.status().message(), 2);
+  std::optional<DenseTrade> trade;
+  if (*dense == DenseWeights::kQ8) {
+    auto t = dense_trade(*mf, w);
+    if (!t) return fail("info", t.status().message());
+    trade = *t;
+  }
 
   if (args.has("--json")) {
     nlohmann::json j = {
@@ -158,6 +215,14 @@ int cmd_info(const std::vector<std::string>& argv) {
                         {"offset", mf->tensors.file_offset(t)},
                         {"nbytes", t.nbytes}});
       j["tensors"] = std::move(list);
+    }
+    if (trade) {
+      j["dense_weights"] = {{"storage", "q8"},
+                            {"attention", class_json(trade->report.attention)},
+                            {"unembedding", class_json(trade->report.unembedding)},
+                            {"weights_bytes", {{"bf16", trade->weights_bf16}, {"q8", trade->weights_q8}}},
+                            {"read_per_token_bytes", {{"bf16", trade->read_bf16}, {"q8", trade->read_q8}}},
+                            {"convert_seconds", trade->report.seconds}};
     }
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
@@ -198,6 +263,22 @@ int cmd_info(const std::vector<std::string>& argv) {
   }
   fmt::print("\nparameters:   {}, active per token {}\n", human_count(w.parameters),
              human_count(w.active_parameters));
+  if (trade) {
+    // The accuracy trade of --dense-weights q8, measured while converting this model's weights.
+    auto line = [](const char* what, const Q8ClassStats& s) {
+      fmt::print("  {:<12} {} tensor{}: {} bf16 -> {} Q8_0, rel RMS error {:.3f}%, max |error| {:.3g}\n", what,
+                 s.tensors, s.tensors == 1 ? "" : "s", human_bytes(s.bytes_before), human_bytes(s.bytes_after), 100.0 * s.rel_rms(),
+                 s.max_abs_err);
+    };
+    fmt::print("dense q8:     attention and unembedding as Q8_0 (converted in {:.2f} s)\n", trade->report.seconds);
+    line("attention", trade->report.attention);
+    line("unembedding", trade->report.unembedding);
+    fmt::print("  weights      {} (bf16) -> {} (q8)\n", human_bytes(trade->weights_bf16),
+               human_bytes(trade->weights_q8));
+    fmt::print("  read/token   {} (bf16) -> {} (q8), {:.2f}x fewer bytes per decoded token\n",
+               human_bytes(trade->read_bf16), human_bytes(trade->read_q8),
+               trade->read_q8 > 0 ? static_cast<double>(trade->read_bf16) / static_cast<double>(trade->read_q8) : 0.0);
+  }
   return 0;
 }
 

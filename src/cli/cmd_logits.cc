@@ -22,6 +22,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: gptoss logits MODEL (--tokens ID,ID,... | --tokens-file F.json) --out FILE.safetensors\n"
     "                    [--device cpu|cpu-fast|cuda] [--threads N] [--step N] [--separate] [--max-step-tokens N]\n"
+    "                    [--dense-weights bf16|q8]\n"
     "  MODEL              model directory (HF layout, original/, or a parent of original/)\n"
     "  --tokens IDS       one prompt as comma-separated token ids (repeat for several prompts)\n"
     "  --tokens-file F    JSON {\"prompts\": [[ids...], ...]}\n"
@@ -30,7 +31,8 @@ constexpr const char* kUsage =
     "  --threads N        cpu threads (default: all)\n"
     "  --step N           feed N tokens per forward call (1 = prefill nothing, decode token by token)\n"
     "  --separate         run each prompt alone instead of all prompts in one batched call\n"
-    "  --max-step-tokens N  tokens per sequence in one internal step (default 128)\n";
+    "  --max-step-tokens N  tokens per sequence in one internal step (default 128)\n"
+    "  --dense-weights S  bf16 (default) or q8: attention and unembedding converted to Q8_0 at load\n";
 
 Expected<std::vector<uint32_t>> parse_ids(const std::string& text) {
   std::vector<uint32_t> ids;
@@ -153,7 +155,8 @@ Status run_prompts(Model& model, const std::vector<std::vector<uint32_t>>& promp
 
 int cmd_logits(const std::vector<std::string>& argv) {
   ArgSpec spec{{"--help", "-h", "--separate"},
-               {"--tokens", "--tokens-file", "--out", "--device", "--threads", "--step", "--max-step-tokens"}};
+               {"--tokens", "--tokens-file", "--out", "--device", "--threads", "--step", "--max-step-tokens",
+                "--dense-weights"}};
   auto args = Args::parse(argv, spec);
   if (!args) return fail("logits", args.status().message() + "\n" + kUsage, 2);
   if (args->has("--help") || args->has("-h")) {
@@ -188,14 +191,20 @@ int cmd_logits(const std::vector<std::string>& argv) {
     return fail("logits", "--step must be >= 0, --max-step-tokens >= 1, --threads >= 0", 2);
   }
 
+  auto dense = parse_dense_weights(args->get_or("--dense-weights", "bf16"));
+  if (!dense) return fail("logits", dense.status().message(), 2);
   const std::string device = args->get_or("--device", "cpu");
+  if (Status st = check_dense_weights_device(*dense, device); !st.is_ok()) return fail("logits", st.message(), 2);
   auto backend = engine::make_backend(device, static_cast<int>(*threads));
   if (!backend) return fail("logits", backend.status().message(), 2);
   const auto t0 = std::chrono::steady_clock::now();
   auto files = open_model_dir(args->positional()[0]);
   if (!files) return fail("logits", files.status().message());
   const std::string layout = layout_name(files->layout);
-  auto model = Model::create(std::move(*files), **backend);
+  BindOptions bind;
+  bind.dense = *dense;
+  bind.threads = *threads > 0 ? static_cast<int>(*threads) : 2;
+  auto model = Model::create(std::move(*files), **backend, bind);
   if (!model) return fail("logits", model.status().message());
   const auto t1 = std::chrono::steady_clock::now();
 
@@ -229,7 +238,8 @@ int cmd_logits(const std::vector<std::string>& argv) {
     data.push_back(&logits[i]);
   }
   Status st = write_f32_safetensors(*out_path, names, shapes, data,
-                                    {{"device", (*backend)->name()}, {"layout", layout}, {"path", "exact"}});
+                                    {{"device", (*backend)->name()}, {"layout", layout}, {"path", "exact"},
+                                     {"dense_weights", dense_weights_name(*dense)}});
   if (!st.is_ok()) return fail("logits", st.message());
   const double load_s = std::chrono::duration<double>(t1 - t0).count();
   const double run_s = std::chrono::duration<double>(t2 - t1).count();

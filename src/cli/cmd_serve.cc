@@ -37,6 +37,7 @@ constexpr const char* kUsage =
     "                        bytes (e.g. 24G; default: the memory available, on cpu)\n"
     "  --device D            auto (default: cuda when a GPU is usable, else cpu-fast), cpu (exact f32), cpu-fast or cuda\n"
     "  --threads N           cpu threads for the model (default: all)\n"
+    "  --dense-weights S     bf16 (default) or q8: attention and unembedding as Q8_0 blocks (cpu, cpu-fast)\n"
     "  --current-date D      harmony 'Current date' (YYYY-MM-DD; default: today, UTC)\n";
 
 }  // namespace
@@ -46,7 +47,7 @@ int cmd_serve(const std::vector<std::string>& argv) {
   spec.flags = {"--help"};
   spec.options = {"--host", "--port", "--api-key", "--model-name", "--alias", "--ctx",
                   "--max-running", "--max-queue", "--max-active", "--max-body-bytes", "--max-memory", "--threads", "--device",
-                  "--current-date"};
+                  "--current-date", "--dense-weights"};
   auto args = Args::parse(argv, spec);
   if (!args) return fail("serve", args.status().message() + "\n" + kUsage, 2);
   if (args->has("--help")) {
@@ -102,6 +103,9 @@ int cmd_serve(const std::vector<std::string>& argv) {
   if (!max_memory) return fail("serve", max_memory.status().message(), 2);
   lo.max_memory = *max_memory;
   lo.fit_hint = "--ctx or --max-running";
+  auto dense = parse_dense_weights(args->get_or("--dense-weights", "bf16"));
+  if (!dense) return fail("serve", dense.status().message(), 2);
+  lo.dense_weights = *dense;
   engine::LoadedModelInfo info;
   auto runner = engine::load_runner(model_dir, lo, &info);
   if (!runner) return fail("serve", runner.status().message());

@@ -18,6 +18,7 @@ struct Command {
 int cmd_tokenize(const std::vector<std::string>& args);
 int cmd_detokenize(const std::vector<std::string>& args);
 int cmd_logits(const std::vector<std::string>& args);
+int cmd_quantize_q8(const std::vector<std::string>& args);
 
 int cmd_harmony(const std::vector<std::string>& args);
 int cmd_serve(const std::vector<std::string>& args);

@@ -20,6 +20,7 @@ const std::vector<Command>& all_commands() {
       {"info", cmd_info, "show a model directory: layout, config, tensors, weight bytes, parameters"},
       {"serve", cmd_serve, "serve the model over the OpenAI and Ollama HTTP APIs (chat, responses, tools)"},
       {"logits", cmd_logits, "run token ids through the model; write every position's logits (safetensors)"},
+      {"quantize-q8", cmd_quantize_q8, "convert one tensor to GGUF Q8_0 blocks as --dense-weights q8 does (raw bytes)"},
   };
   return kCommands;
 }

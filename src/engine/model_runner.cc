@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <optional>
 #include <string_view>
+#include <thread>
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu_fast/cpu_fast_backend.h"
@@ -152,13 +153,17 @@ Expected<std::shared_ptr<Runner>> load_runner(const std::string& model_dir, cons
                                               LoadedModelInfo* info) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::string device = options.device == "auto" ? default_device() : options.device;
+  GPTOSS_RETURN_IF_ERROR(check_dense_weights_device(options.dense_weights, device));
   GPTOSS_ASSIGN_OR_RETURN(auto backend, make_backend(device, options.threads));
   GPTOSS_ASSIGN_OR_RETURN(ModelFiles files, open_model_dir(model_dir));
   // Before the weights are bound (a device copies them) and before the KV cache is allocated.
   GPTOSS_RETURN_IF_ERROR(check_memory_fits(options, files.config, device));
   const std::string layout = layout_name(files.layout);
   const std::string dir = files.dir;
-  GPTOSS_ASSIGN_OR_RETURN(auto model, Model::create(std::move(files), *backend));
+  BindOptions bind;
+  bind.dense = options.dense_weights;
+  bind.threads = options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  GPTOSS_ASSIGN_OR_RETURN(auto model, Model::create(std::move(files), *backend, bind));
   const ModelConfig& cfg = model->config();
   const KvCacheOptions kv = kv_cache_options(options, cfg);
   GPTOSS_ASSIGN_OR_RETURN(KvCache cache, model->new_cache(kv));
@@ -168,6 +173,7 @@ Expected<std::shared_ptr<Runner>> load_runner(const std::string& model_dir, cons
     info->device = backend->name();
     info->config = cfg;
     info->kv_bytes = cache.bytes();
+    info->q8 = model->q8_report();
     info->load_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }

@@ -8,6 +8,7 @@
 #include "backend/backend.h"
 #include "engine/runner.h"
 #include "model/config.h"
+#include "model/dense_q8.h"
 #include "model/kv_cache.h"
 
 namespace gptoss::engine {
@@ -15,6 +16,9 @@ namespace gptoss::engine {
 struct LoadOptions {
   std::string device = "auto";  // auto (default_device()), cpu, cpu-fast, cuda
   int threads = 0;              // cpu threads; 0 = one per hardware thread
+  // Storage of the attention and unembedding matrices: as in the checkpoint (bf16), or converted
+  // to Q8_0 at load (q8: cpu and cpu-fast only; model/dense_q8.h).
+  DenseWeights dense_weights = DenseWeights::kBF16;
   int max_sequences = 1;        // sequences decoding at once (KV slots)
   int context = 8192;           // positions per sequence; clipped to the model's maximum
   int max_step_tokens = 256;    // tokens per sequence per forward step (prefill chunk)
@@ -36,6 +40,7 @@ struct LoadedModelInfo {
   ModelConfig config;
   double load_seconds = 0;
   size_t kv_bytes = 0;
+  Q8Report q8;  // what --dense-weights q8 converted
 };
 
 // Backends this build can use, in order of preference: "cuda" (when compiled in and a GPU is

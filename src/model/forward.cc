@@ -8,9 +8,11 @@
 
 namespace gptoss {
 
-Expected<std::unique_ptr<Model>> Model::create(ModelFiles files, Backend& backend) {
+Expected<std::unique_ptr<Model>> Model::create(ModelFiles files, Backend& backend, const BindOptions& options) {
   std::unique_ptr<Model> m(new Model(std::move(files), backend));
-  GPTOSS_ASSIGN_OR_RETURN(m->weights_, bind_weights(m->files_, backend));
+  BindOptions bo = options;
+  bo.report = &m->q8_report_;
+  GPTOSS_ASSIGN_OR_RETURN(m->weights_, bind_weights(m->files_, backend, bo));
   const YarnRope rope = yarn_rope(m->files_.config);
   m->inv_freq_.assign(rope.inv_freq.begin(), rope.inv_freq.end());
   m->concentration_ = static_cast<float>(rope.concentration);

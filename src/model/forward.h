@@ -29,12 +29,15 @@ class Model {
  public:
   // Takes the opened files (their mappings back the weights) and binds them on `backend`, which
   // must outlive the model.
-  static Expected<std::unique_ptr<Model>> create(ModelFiles files, Backend& backend);
+  static Expected<std::unique_ptr<Model>> create(ModelFiles files, Backend& backend,
+                                                 const BindOptions& options = {});
 
   const ModelConfig& config() const { return files_.config; }
   const ModelFiles& files() const { return files_; }
   Backend& backend() const { return backend_; }
   const ModelWeights& weights() const { return weights_; }  // bound on backend()
+  // What --dense-weights q8 converted (converted = false for bf16).
+  const Q8Report& q8_report() const { return q8_report_; }
 
   // Activation scratch that forward steps of up to `rows` token rows and `logit_rows` logits rows
   // allocate (what reserve() grows to), computed without allocating (memory planning).
@@ -65,6 +68,7 @@ class Model {
   ModelFiles files_;
   Backend& backend_;
   ModelWeights weights_;
+  Q8Report q8_report_;
   std::vector<float> inv_freq_;
   float concentration_ = 1.0f;
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "model/dense_q8.h"
 #include "model/model_files.h"
 
 namespace gptoss {
@@ -32,7 +33,14 @@ struct ModelWeights {
   Weight unembedding;  // [V, H]
 };
 
+struct BindOptions {
+  // kQ8: q, k, v, o and the unembedding are converted to Q8_0 (dense_q8.h) instead of borrowed.
+  DenseWeights dense = DenseWeights::kBF16;
+  int threads = 1;               // for the conversion
+  Q8Report* report = nullptr;    // filled when the weights are converted
+};
+
 // Every name, dtype and shape is checked; errors name the file and the tensor.
-Expected<ModelWeights> bind_weights(const ModelFiles& files, Backend& backend);
+Expected<ModelWeights> bind_weights(const ModelFiles& files, Backend& backend, const BindOptions& options = {});
 
 }  // namespace gptoss

@@ -4,11 +4,17 @@
 #include <cstring>
 
 #include "core/dtypes.h"
+#include "core/q8_0.h"
 
 namespace gptoss::cpu {
 
 float weight_at(const Weight& w, int64_t i) {
   if (w.type == ElemType::kBF16) return bf16_to_f32(static_cast<const uint16_t*>(w.buf.data)[i]);
+  if (w.type == ElemType::kQ8_0) {
+    const int64_t r = i / w.cols, c = i % w.cols;
+    const auto* blk = static_cast<const uint8_t*>(w.row(r)) + c / kQ8BlockElems * kQ8BlockBytes;
+    return q8_0_block_scale(blk) * static_cast<float>(static_cast<int8_t>(blk[2 + c % kQ8BlockElems]));
+  }
   return static_cast<const float*>(w.buf.data)[i];
 }
 
@@ -51,10 +57,26 @@ float dot_f32f32(const float* x, const float* w, int64_t n) {
   return s;
 }
 
+// The reference for Q8_0: the row dequantized (d * q, exact in f32), then the same sum as the
+// other types.
+float dot_q8_0(const float* x, const uint8_t* w, int64_t n) {
+  float acc[kLanes] = {};
+  float wf[kQ8BlockElems];
+  for (int64_t b = 0; b < n / kQ8BlockElems; ++b) {
+    q8_0_row_to_f32(w + b * kQ8BlockBytes, kQ8BlockElems, wf);
+    const float* xb = x + b * kQ8BlockElems;
+    for (int i = 0; i < kQ8BlockElems; i += kLanes) {
+      for (int l = 0; l < kLanes; ++l) acc[l] += xb[i + l] * wf[i + l];
+    }
+  }
+  return reduce_lanes(acc);
+}
+
 }  // namespace
 
 float dot_f32(const float* x, const void* w_row, ElemType w_type, int64_t n) {
   if (w_type == ElemType::kBF16) return dot_bf16(x, static_cast<const uint16_t*>(w_row), n);
+  if (w_type == ElemType::kQ8_0) return dot_q8_0(x, static_cast<const uint8_t*>(w_row), n);
   return dot_f32f32(x, static_cast<const float*>(w_row), n);
 }
 

@@ -10,10 +10,11 @@
 
 namespace gptoss::cpu {
 
-// Element i of a dense weight (bf16 or f32) as f32.
+// Element i of a dense weight (bf16, f32 or Q8_0) as f32.
 float weight_at(const Weight& w, int64_t i);
 
-// sum_i x[i] * w[i] for a row of a dense weight of the given type.
+// sum_i x[i] * w[i] for a row of a dense weight of the given type (Q8_0: n a multiple of 32,
+// the row dequantized exactly first).
 float dot_f32(const float* x, const void* w_row, ElemType w_type, int64_t n);
 
 // Decodes one MXFP4 row of `cols` elements (cols/32 blocks of 16 code bytes, cols/32 scale bytes).

@@ -1,0 +1,94 @@
+// Q8_0, the 8-bit block format of GGUF/ggml: 32 weights per block, stored as one IEEE fp16 scale d
+// (little-endian, 2 bytes) followed by 32 int8 codes q; weight i = d * q[i] (exact in f32: an 11-bit
+// mantissa times an 8-bit integer). Quantization is ggml's reference (gguf-py's Q8_0 gives the same
+// bytes): d = max|x| / 127 in f32, q = round-half-away-from-zero(x * (1/d)), d rounded to fp16
+// (nearest even). Used for the optional 8-bit storage of attention and unembedding weights.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace gptoss {
+
+inline constexpr int kQ8BlockElems = 32;
+inline constexpr int kQ8BlockBytes = 34;
+
+// Bytes of a row of `cols` weights (cols a multiple of 32).
+inline constexpr int64_t q8_0_row_bytes(int64_t cols) { return cols / kQ8BlockElems * kQ8BlockBytes; }
+
+// IEEE binary16 bits -> f32 (exact, subnormals and inf/NaN included).
+inline float f16_to_f32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
+  if (exp == 0) {
+    const float v = static_cast<float>(mant) * 5.9604644775390625e-8f;  // mant * 2^-24
+    return sign ? -v : v;
+  }
+  const uint32_t bits = exp == 31 ? sign | 0x7f800000u | (mant << 13) : sign | ((exp + 112u) << 23) | (mant << 13);
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+// f32 -> IEEE binary16 bits, round to nearest even (as numpy's astype(np.float16)); overflow
+// gives inf, NaN stays NaN.
+inline uint16_t f32_to_f16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, sizeof x);
+  const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
+  x &= 0x7fffffffu;
+  if (x > 0x7f800000u) return sign | 0x7e00u;
+  if (x >= 0x47800000u) return sign | 0x7c00u;  // >= 2^16: inf (2^16 - 16 .. 2^16 round up to it below)
+  const uint32_t e = x >> 23;
+  if (e < 113) {  // below 2^-14: an fp16 subnormal (or zero), units of 2^-24
+    const uint32_t shift = 126 - e;
+    if (shift > 24) return sign;
+    const uint32_t m = (x & 0x7fffffu) | 0x800000u;
+    uint32_t r = m >> shift;
+    const uint32_t rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (r & 1u))) ++r;
+    return static_cast<uint16_t>(sign | r);
+  }
+  uint32_t h = ((e - 112) << 10) | ((x & 0x7fffffu) >> 13);
+  const uint32_t rem = x & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;  // a carry into the exponent is right
+  return static_cast<uint16_t>(sign | h);
+}
+
+// One block of 32 weights -> 34 bytes (callers reject non-finite weights: they get q = 0). Returns sum over the block of (x - dequantized)^2,
+// the quantization error (for the accuracy figures `info` shows).
+inline double q8_0_quantize_block(const float* x, uint8_t* out) {
+  float amax = 0.0f;
+  for (int i = 0; i < kQ8BlockElems; ++i) amax = std::fmax(amax, std::fabs(x[i]));
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  const uint16_t dh = f32_to_f16(d);
+  out[0] = static_cast<uint8_t>(dh & 0xff);
+  out[1] = static_cast<uint8_t>(dh >> 8);
+  const float dq = f16_to_f32(dh);
+  double err = 0.0;
+  for (int i = 0; i < kQ8BlockElems; ++i) {
+    const float v = x[i] * id;  // |v| <= 127 (rounding aside) unless x holds inf/NaN: then q = 0
+    const auto q = static_cast<int8_t>(v == v && std::fabs(v) < 128.0f ? std::round(v) : 0.0f);
+    out[2 + i] = static_cast<uint8_t>(q);
+    const double e = static_cast<double>(x[i]) - static_cast<double>(dq * static_cast<float>(q));
+    err += e * e;
+  }
+  return err;
+}
+
+inline float q8_0_block_scale(const uint8_t* block) {
+  return f16_to_f32(static_cast<uint16_t>(block[0] | (block[1] << 8)));
+}
+
+// `cols` (a multiple of 32) weights of a Q8_0 row -> f32.
+inline void q8_0_row_to_f32(const uint8_t* row, int64_t cols, float* out) {
+  for (int64_t b = 0; b < cols / kQ8BlockElems; ++b) {
+    const uint8_t* blk = row + b * kQ8BlockBytes;
+    const float d = q8_0_block_scale(blk);
+    for (int i = 0; i < kQ8BlockElems; ++i) out[b * kQ8BlockElems + i] = d * static_cast<float>(static_cast<int8_t>(blk[2 + i]));
+  }
+}
+
+}  // namespace gptoss
