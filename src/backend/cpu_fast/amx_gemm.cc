@@ -230,6 +230,44 @@ GPTOSS_AVX512 void mxfp4_to_bf16(const uint8_t* blocks, const uint8_t* scales, i
   }
 }
 
+// e^x: x = n ln2 + r (|r| <= ln2 / 2, ln2 in two parts), e^r by a degree-7 Taylor polynomial
+// (truncation error < 2e-9 relative), 2^n applied by VSCALEFPS (overflow to inf, underflow to 0).
+GPTOSS_AVX512 inline __m512 exp512(__m512 x) {
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+GPTOSS_AVX512 void swiglu_pairs(const float* y, const float* bias, int64_t n, float limit, float alpha, float* h) {
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const __m512 lim = _mm512_set1_ps(limit), nlim = _mm512_set1_ps(-limit), nalpha = _mm512_set1_ps(-alpha);
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int64_t j0 = 0; j0 < n / 2; j0 += 16) {
+    const int64_t m = std::min<int64_t>(16, n / 2 - j0);  // outputs; 2m inputs
+    const __mmask16 k0 = m >= 8 ? 0xffff : static_cast<__mmask16>((1u << (2 * m)) - 1);
+    const __mmask16 k1 = m >= 16 ? 0xffff : m <= 8 ? 0 : static_cast<__mmask16>((1u << (2 * m - 16)) - 1);
+    const __m512 a = _mm512_add_ps(_mm512_maskz_loadu_ps(k0, y + 2 * j0), _mm512_maskz_loadu_ps(k0, bias + 2 * j0));
+    const __m512 b =
+        _mm512_add_ps(_mm512_maskz_loadu_ps(k1, y + 2 * j0 + 16), _mm512_maskz_loadu_ps(k1, bias + 2 * j0 + 16));
+    const __m512 gate = _mm512_min_ps(_mm512_permutex2var_ps(a, even, b), lim);
+    const __m512 up = _mm512_max_ps(_mm512_min_ps(_mm512_permutex2var_ps(a, odd, b), lim), nlim);
+    const __m512 glu = _mm512_mul_ps(gate, _mm512_div_ps(one, _mm512_add_ps(one, exp512(_mm512_mul_ps(gate, nalpha)))));
+    const __mmask16 km = m >= 16 ? 0xffff : static_cast<__mmask16>((1u << m) - 1);
+    _mm512_mask_storeu_ps(h + j0, km, _mm512_mul_ps(_mm512_add_ps(up, one), glu));
+  }
+}
+
 // Tile permission and CPU features; the self check runs after.
 const char* hardware_reason() {
   unsigned a, b, c, d;
@@ -346,6 +384,10 @@ void amx_mxfp4_rows_to_bf16(const uint8_t* blocks, const uint8_t* scales, int64_
   mxfp4_to_bf16(blocks, scales, cols, rows, out, ldo);
 }
 
+void avx512_swiglu_pairs(const float* y, const float* bias, int64_t n, float limit, float alpha, float* h) {
+  swiglu_pairs(y, bias, n, limit, alpha, h);
+}
+
 }  // namespace gptoss::cpu_fast
 
 #else  // no AMX on this target: amx_usable() is false and the rest is never called.
@@ -362,6 +404,7 @@ void amx_gemm_bf16w(const uint16_t*, int64_t, int, const uint16_t*, int64_t, int
   std::abort();
 }
 void amx_mxfp4_rows_to_bf16(const uint8_t*, const uint8_t*, int64_t, int64_t, uint16_t*, int64_t) { std::abort(); }
+void avx512_swiglu_pairs(const float*, const float*, int64_t, float, float, float*) { std::abort(); }
 
 }  // namespace gptoss::cpu_fast
 

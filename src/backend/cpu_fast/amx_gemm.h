@@ -45,4 +45,10 @@ void amx_gemm_bf16w(const uint16_t* packed_x, int64_t T, int parts, const uint16
 void amx_mxfp4_rows_to_bf16(const uint8_t* blocks, const uint8_t* scales, int64_t cols, int64_t rows,
                             uint16_t* out, int64_t ldo);
 
+// h[j] = swiglu(y[2j] + bias[2j], y[2j + 1] + bias[2j + 1]) for j < n / 2 (n even), the clamped
+// SwiGLU of backend/cpu/kernels.h (gate <= limit, |up| <= limit, gate * sigmoid(alpha gate) *
+// (up + 1)) with an AVX-512 exp within 2 ulp of expf. For the AMX prefill's gate_up outputs; it
+// needs AVX-512, which amx_usable() implies.
+void avx512_swiglu_pairs(const float* y, const float* bias, int64_t n, float limit, float alpha, float* h);
+
 }  // namespace gptoss::cpu_fast

@@ -146,6 +146,31 @@ TEST(AmxGemm, Mxfp4DecodeIsExact) {
   }
 }
 
+// The AVX-512 SwiGLU against cpu::swiglu (libm expf): gates and ups from -100 to 100 (clamps,
+// exp overflow to inf for very negative gates), odd lengths (masked tails).
+TEST(AmxGemm, SwigluMatchesExactKernel) {
+  SKIP_WITHOUT_AMX();
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> wide(-100.0f, 100.0f), narrow(-3.0f, 3.0f);
+  double worst = 0.0;
+  for (const int64_t n : {2, 30, 32, 34, 64, 2880}) {
+    std::vector<float> y(n), bias(n), h(n / 2 + 1, -7.0f);
+    for (int64_t i = 0; i < n; ++i) {
+      y[i] = i % 3 ? narrow(rng) : wide(rng);
+      bias[i] = narrow(rng);
+    }
+    cpu_fast::avx512_swiglu_pairs(y.data(), bias.data(), n, 7.0f, 1.702f, h.data());
+    for (int64_t j = 0; j < n / 2; ++j) {
+      const float want = cpu::swiglu(y[2 * j] + bias[2 * j], y[2 * j + 1] + bias[2 * j + 1], 7.0f, 1.702f);
+      const double err = std::fabs(h[j] - want) / (std::fabs(want) + 1e-30);
+      ASSERT_TRUE(std::fabs(h[j] - want) <= 4e-7 * std::fabs(want)) << n << " " << j << ": " << h[j] << " vs " << want;
+      worst = std::max(worst, err);
+    }
+    EXPECT_EQ(h[n / 2], -7.0f) << "wrote past n / 2 outputs";
+  }
+  std::printf("swiglu: worst relative error vs cpu::swiglu = %.3g\n", worst);
+}
+
 // The backend's prefill ops with AMX (3 parts, from 3 tokens) against the exact backend.
 TEST(AmxGemm, BackendPrefillOpsMatchExact) {
   SKIP_WITHOUT_AMX();

@@ -195,8 +195,19 @@ class CpuFastBackend final : public Backend {
     const float* xp = chunk_order(xp_, x, T, cols);
     const ExpertGroups g = group_by_expert(idx, T, k, w1.experts);
     // h[pair, j] = swiglu(gate row 2j, up row 2j + 1) of the pair's token: tiles of fused rows.
+    const bool vector_swiglu = T > 1 && amx_.on;  // AMX prefill: AVX-512 SwiGLU (exp within 2 ulp)
     run_experts(g, w1, T == 1 ? 64 : 32, [&](int32_t ex, int64_t r0, int64_t n, const std::vector<int32_t>& pairs,
                                              const float* y, int64_t ldy) {
+      if (vector_swiglu) {
+        thread_local std::vector<float> bias;
+        bias.resize(static_cast<size_t>(n));
+        for (int64_t r = 0; r < n; ++r) bias[r] = cpu::weight_at(b1, ex * rows + r0 + r);
+        for (size_t p = 0; p < pairs.size(); ++p) {
+          cpu_fast::avx512_swiglu_pairs(y + static_cast<int64_t>(p) * ldy, bias.data(), n, limit, alpha,
+                                        h + static_cast<int64_t>(pairs[p]) * I + r0 / 2);
+        }
+        return;
+      }
       for (size_t p = 0; p < pairs.size(); ++p) {
         float* hp = h + static_cast<int64_t>(pairs[p]) * I + r0 / 2;
         const float* yp = y + static_cast<int64_t>(p) * ldy;
@@ -222,10 +233,13 @@ class CpuFastBackend final : public Backend {
     float* y = y_.data();
     run_experts(g, w2, T == 1 ? 64 : 32, [&](int32_t ex, int64_t r0, int64_t n, const std::vector<int32_t>& pairs,
                                              const float* yt, int64_t ldy) {
+      thread_local std::vector<float> bias;
+      bias.resize(static_cast<size_t>(n));
+      for (int64_t r = 0; r < n; ++r) bias[r] = cpu::weight_at(b2, ex * rows + r0 + r);
       for (size_t p = 0; p < pairs.size(); ++p) {
         float* yo = y + static_cast<int64_t>(pairs[p]) * rows + r0;
         const float* yi = yt + static_cast<int64_t>(p) * ldy;
-        for (int64_t r = 0; r < n; ++r) yo[r] = yi[r] + cpu::weight_at(b2, ex * rows + r0 + r);
+        for (int64_t r = 0; r < n; ++r) yo[r] = yi[r] + bias[r];
       }
     }, [&](int32_t pair) { return hp + static_cast<int64_t>(pair) * cols; },
        [&](int32_t pair) { return h + static_cast<int64_t>(pair) * cols; });
