@@ -42,6 +42,7 @@ void merge(Q8ClassStats* into, const Q8ClassStats& s) {
   into->err_sq += s.err_sq;
   into->ref_sq += s.ref_sq;
   into->max_abs_err = std::max(into->max_abs_err, s.max_abs_err);
+  into->nonfinite += s.nonfinite;
 }
 
 // Rows per slice: about 16 MiB of source, at least one row.
@@ -79,11 +80,13 @@ void quantize_rows_q8_0(const void* src, DType dtype, int64_t rows, int64_t cols
       s.err_sq += q8_0_quantize_block(block, out);
       const float d = q8_0_block_scale(out);
       for (int i = 0; i < kQ8BlockElems; ++i) {
+        if (!std::isfinite(block[i])) {
+          ++s.nonfinite;
+          continue;
+        }
         s.ref_sq += static_cast<double>(block[i]) * block[i];
         const float deq = d * static_cast<float>(static_cast<int8_t>(out[2 + i]));
-        // NaN-propagating: a non-finite weight makes max_abs_err non-finite.
-        const double e = std::fabs(static_cast<double>(block[i]) - deq);
-        if (!(e <= s.max_abs_err)) s.max_abs_err = e;
+        s.max_abs_err = std::max(s.max_abs_err, std::fabs(static_cast<double>(block[i]) - deq));
       }
       out += kQ8BlockBytes;
     }
@@ -135,9 +138,10 @@ Expected<Weight> convert_to_q8_0(const TensorView& t, int64_t rows, int64_t cols
   for (int i = 1; i < nthreads; ++i) pool.emplace_back(work);
   work();
   for (auto& th : pool) th.join();
-  if (!std::isfinite(total.max_abs_err)) {
-    return Error("{}: tensor '{}' has a non-finite weight; it cannot be stored as Q8_0 (use --dense-weights bf16)",
-                 t.file, t.name);
+  if (total.nonfinite > 0) {
+    return Error("{}: tensor '{}' has {} non-finite weight(s) (inf/NaN); it cannot be stored as Q8_0 (use "
+                 "--dense-weights bf16)",
+                 t.file, t.name, total.nonfinite);
   }
   total.tensors = 1;
   stats->tensors += 1;

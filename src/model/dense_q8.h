@@ -32,6 +32,7 @@ struct Q8ClassStats {
   double err_sq = 0.0;        // sum of (w - dequantized w)^2
   double ref_sq = 0.0;        // sum of w^2
   double max_abs_err = 0.0;
+  uint64_t nonfinite = 0;     // inf/NaN weights seen (a conversion with any fails)
   // sqrt(err_sq / ref_sq): the quantization error relative to the weights' RMS.
   double rel_rms() const;
 };
