@@ -22,6 +22,7 @@
 #include <cstring>
 #include <vector>
 
+#include "backend/cpu/kernels.h"
 #include "core/dtypes.h"
 
 namespace gptoss::cpu_fast {
@@ -293,7 +294,8 @@ const char* hardware_reason() {
   return "";
 }
 
-// A GEMM with K, R and T tails against a float64 reference, for 2 and 3 parts.
+// A GEMM with K, R and T tails against a float64 reference, for 2 and 3 parts; the decode and the
+// SwiGLU against the exact kernels.
 bool self_check() {
   uint32_t state = 777;
   auto uniform = [&] {
@@ -324,6 +326,26 @@ bool self_check() {
         if (!(std::fabs(out[t * R + r] - want) <= tol)) return false;
       }
     }
+  }
+  // The MXFP4 decode (every code, scales 100..131) and the SwiGLU against the exact kernels.
+  std::vector<uint8_t> blocks(64 * 16), scales(64);
+  for (size_t i = 0; i < blocks.size(); ++i) blocks[i] = static_cast<uint8_t>(i * 37 + i / 16);
+  for (size_t i = 0; i < scales.size(); ++i) scales[i] = static_cast<uint8_t>(100 + i / 2);
+  std::vector<uint16_t> bf(64 * 32);
+  mxfp4_to_bf16(blocks.data(), scales.data(), 32, 64, bf.data(), 32);
+  for (int64_t b = 0; b < 64; ++b) {
+    float want[32];
+    mxfp4_block_to_f32(blocks.data() + b * 16, scales[b], want);
+    for (int i = 0; i < 32; ++i) {
+      if (bf16_to_f32(bf[b * 32 + i]) != want[i]) return false;
+    }
+  }
+  std::vector<float> y(T * K), bias(T * K, 0.25f), h(T * K / 2);
+  for (size_t i = 0; i < y.size(); ++i) y[i] = x[i] * 4.0f;  // -12..12: both clamps and the sigmoid's tails
+  swiglu_pairs(y.data(), bias.data(), T * K, 7.0f, 1.702f, h.data());
+  for (int64_t j = 0; j < T * K / 2; ++j) {
+    const float want = cpu::swiglu(y[2 * j] + 0.25f, y[2 * j + 1] + 0.25f, 7.0f, 1.702f);
+    if (!(std::fabs(h[j] - want) <= 1e-6f * (std::fabs(want) + 1e-30f))) return false;
   }
   return true;
 }

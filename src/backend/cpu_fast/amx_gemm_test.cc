@@ -126,6 +126,36 @@ TEST(AmxGemm, TailsReadNothingPastTheMatrix) {
   }
 }
 
+// What amx_gemm.h states about denormals: activations below 2^-126 contribute nothing (the f32
+// path would add ~1e-38 per term), normal ones next to them are unaffected.
+TEST(AmxGemm, DenormalActivationsCountAsZero) {
+  SKIP_WITHOUT_AMX();
+  const Gemm g{16, 64, 16};
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<uint16_t> w(g.R * g.K);
+  for (auto& v : w) v = f32_to_bf16(nd(rng));
+  std::vector<float> x(g.T * g.K);
+  for (int64_t t = 0; t < g.T; ++t) {
+    for (int64_t i = 0; i < g.K; ++i) x[t * g.K + i] = t % 2 ? nd(rng) : nd(rng) * 1e-39f;  // even rows denormal
+  }
+  for (const int parts : {2, 3}) {
+    const std::vector<float> got = amx_gemm(x, w, g, parts);
+    for (int64_t t = 0; t < g.T; ++t) {
+      for (int64_t r = 0; r < g.R; ++r) {
+        const float exact = cpu::dot_f32(x.data() + t * g.K, w.data() + r * g.K, ElemType::kBF16, g.K);
+        if (t % 2 == 0) {
+          EXPECT_EQ(got[t * g.R + r], 0.0f) << "parts " << parts << " t " << t << " (f32: " << exact << ")";
+        } else {
+          double mag = 0.0;
+          for (int64_t i = 0; i < g.K; ++i) mag += std::fabs(x[t * g.K + i] * bf16_to_f32(w[r * g.K + i]));
+          EXPECT_NEAR(got[t * g.R + r], exact, (parts == 3 ? 4e-6 : 1e-5) * mag);  // the bounds above
+        }
+      }
+    }
+  }
+}
+
 TEST(AmxGemm, Mxfp4DecodeIsExact) {
   SKIP_WITHOUT_AMX();
   // Every code in every nibble position, every scale byte but 255 (NaN in E8M0).
