@@ -5,6 +5,7 @@
 // (nearest even). Used for the optional 8-bit storage of attention and unembedding weights.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -56,26 +57,69 @@ inline uint16_t f32_to_f16(float f) {
   return static_cast<uint16_t>(sign | h);
 }
 
-// One block of 32 weights -> 34 bytes (callers reject non-finite weights: they get q = 0). Returns sum over the block of (x - dequantized)^2,
-// the quantization error (for the accuracy figures `info` shows).
-inline double q8_0_quantize_block(const float* x, uint8_t* out) {
+// What quantizing one block did (sums over its 32 weights).
+struct Q8BlockStats {
+  double err_sq = 0.0;  // sum of (x - dequantized x)^2 (each difference exact in double)
+  double ref_sq = 0.0;  // sum of x^2
+  double max_abs_err = 0.0;
+  bool finite = true;    // false when the block holds inf/NaN (then the codes are meaningless)
+};
+
+// One block of 32 weights -> 34 bytes. Branch-free independent lanes so that the compiler
+// vectorizes it (a model's 1.2 billion dense weights convert at load). A block holding inf/NaN is
+// reported (finite = false) and stored as zeros.
+inline Q8BlockStats q8_0_quantize_block(const float* xin, uint8_t* out) {
+  constexpr int kL = 8;
+  float x[kQ8BlockElems];
+  uint32_t nonfinite = 0;
+  for (int i = 0; i < kQ8BlockElems; ++i) {
+    uint32_t b;
+    std::memcpy(&b, &xin[i], 4);
+    nonfinite |= static_cast<uint32_t>((b & 0x7f800000u) == 0x7f800000u);
+  }
+  for (int i = 0; i < kQ8BlockElems; ++i) x[i] = nonfinite ? 0.0f : xin[i];
+  float m[kL] = {};
+  for (int i = 0; i < kQ8BlockElems; i += kL) {
+    for (int l = 0; l < kL; ++l) m[l] = std::max(m[l], std::fabs(x[i + l]));
+  }
   float amax = 0.0f;
-  for (int i = 0; i < kQ8BlockElems; ++i) amax = std::fmax(amax, std::fabs(x[i]));
+  for (float v : m) amax = std::max(amax, v);
   const float d = amax / 127.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   const uint16_t dh = f32_to_f16(d);
   out[0] = static_cast<uint8_t>(dh & 0xff);
   out[1] = static_cast<uint8_t>(dh >> 8);
   const float dq = f16_to_f32(dh);
-  double err = 0.0;
+  int8_t q[kQ8BlockElems];
   for (int i = 0; i < kQ8BlockElems; ++i) {
-    const float v = x[i] * id;  // |v| <= 127 (rounding aside) unless x holds inf/NaN: then q = 0
-    const auto q = static_cast<int8_t>(v == v && std::fabs(v) < 128.0f ? std::round(v) : 0.0f);
-    out[2 + i] = static_cast<uint8_t>(q);
-    const double e = static_cast<double>(x[i]) - static_cast<double>(dq * static_cast<float>(q));
-    err += e * e;
+    // round(v), halves away from zero, as ggml's roundf and gguf-py's np_roundf; |v| <= 127 up to
+    // rounding, so the truncation to int is defined and exact.
+    const float v = x[i] * id;
+    const float a = std::fabs(v);
+    const float t = static_cast<float>(static_cast<int32_t>(a));
+    const float r = t + static_cast<float>(a - t >= 0.5f);
+    q[i] = static_cast<int8_t>(static_cast<int32_t>(std::copysign(r, v)));
   }
-  return err;
+  std::memcpy(out + 2, q, kQ8BlockElems);
+  double err[kL] = {}, ref[kL] = {}, mx[kL] = {};
+  for (int i = 0; i < kQ8BlockElems; i += kL) {
+    for (int l = 0; l < kL; ++l) {
+      // Each difference is exact in double: both terms are f32 values.
+      const double xv = x[i + l];
+      const double e = xv - static_cast<double>(dq * static_cast<float>(q[i + l]));
+      err[l] += e * e;
+      ref[l] += xv * xv;
+      mx[l] = std::max(mx[l], std::fabs(e));
+    }
+  }
+  Q8BlockStats st;
+  st.finite = nonfinite == 0;
+  for (int l = 0; l < kL; ++l) {
+    st.err_sq += err[l];
+    st.ref_sq += ref[l];
+    st.max_abs_err = std::max(st.max_abs_err, mx[l]);
+  }
+  return st;
 }
 
 inline float q8_0_block_scale(const uint8_t* block) {

@@ -77,16 +77,13 @@ void quantize_rows_q8_0(const void* src, DType dtype, int64_t rows, int64_t cols
       } else {
         std::memcpy(block, static_cast<const uint8_t*>(src) + at * 4, sizeof block);
       }
-      s.err_sq += q8_0_quantize_block(block, out);
-      const float d = q8_0_block_scale(out);
-      for (int i = 0; i < kQ8BlockElems; ++i) {
-        if (!std::isfinite(block[i])) {
-          ++s.nonfinite;
-          continue;
-        }
-        s.ref_sq += static_cast<double>(block[i]) * block[i];
-        const float deq = d * static_cast<float>(static_cast<int8_t>(out[2 + i]));
-        s.max_abs_err = std::max(s.max_abs_err, std::fabs(static_cast<double>(block[i]) - deq));
+      const Q8BlockStats b8 = q8_0_quantize_block(block, out);
+      if (!b8.finite) {
+        ++s.nonfinite;
+      } else {
+        s.err_sq += b8.err_sq;
+        s.ref_sq += b8.ref_sq;
+        s.max_abs_err = std::max(s.max_abs_err, b8.max_abs_err);
       }
       out += kQ8BlockBytes;
     }
