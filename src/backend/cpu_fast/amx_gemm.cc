@@ -12,6 +12,7 @@
 // GCC 12 flags the AVX-512 intrinsics' deliberately undefined pass-through operands when they are
 // inlined into target-attributed functions (before the include: the warning points into it).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -84,39 +85,6 @@ void micro_kernel(const uint16_t* a, int64_t lda, const uint16_t* packed_x, int6
   if constexpr (MR == 2 && NT == 2) _tile_stored(3, c + 768, 64);
 }
 
-// Weight rows [0, rows) at a (lda elements apart, KB * 32 readable values each, rows readable up
-// to a multiple of 16) times every token: out[t * ldo + r].
-void gemm_panel(const uint16_t* a, int64_t lda, int64_t rows, const uint16_t* packed_x, int64_t T, int64_t KB,
-                int parts, float* out, int64_t ldo) {
-  const int64_t TB = ceil_div(T, kTileRows);
-  alignas(64) float c[1024];
-  for (int64_t tb0 = 0; tb0 < TB; tb0 += kTokenBlockTiles) {
-    const int64_t tb1 = std::min(TB, tb0 + kTokenBlockTiles);
-    for (int64_t r0 = 0; r0 < rows; r0 += 2 * kTileRows) {
-      const int mr = rows - r0 > kTileRows ? 2 : 1;
-      const uint16_t* ar = a + r0 * lda;
-      for (int64_t tb = tb0; tb < tb1; tb += 2) {
-        const int nt = tb + 1 < tb1 ? 2 : 1;
-        if (mr == 2 && nt == 2) micro_kernel<2, 2>(ar, lda, packed_x, TB, KB, parts, tb, c);
-        if (mr == 2 && nt == 1) micro_kernel<2, 1>(ar, lda, packed_x, TB, KB, parts, tb, c);
-        if (mr == 1 && nt == 2) micro_kernel<1, 2>(ar, lda, packed_x, TB, KB, parts, tb, c);
-        if (mr == 1 && nt == 1) micro_kernel<1, 1>(ar, lda, packed_x, TB, KB, parts, tb, c);
-        for (int m = 0; m < mr; ++m) {
-          for (int n = 0; n < nt; ++n) {
-            const float* cm = c + (2 * m + n) * 256;
-            const int64_t rn = std::min(kTileRows, rows - r0 - m * kTileRows);
-            const int64_t t0 = (tb + n) * kTileRows, tn = std::min(kTileRows, T - t0);
-            for (int64_t t = 0; t < tn; ++t) {
-              float* o = out + (t0 + t) * ldo + r0 + m * kTileRows;
-              for (int64_t r = 0; r < rn; ++r) o[r] = cm[r * 16 + t];
-            }
-          }
-        }
-      }
-    }
-  }
-}
-
 // r[i] <- column i of the 16 x 16 dword matrix with rows r[0..15].
 GPTOSS_AVX512 inline void transpose16(__m512i* r) {
   __m512i t[16];
@@ -139,6 +107,45 @@ GPTOSS_AVX512 inline void transpose16(__m512i* r) {
   for (int i = 0; i < 8; ++i) {
     r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
     r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xdd);
+  }
+}
+
+// A stored C tile c[row][token] to out[token * ldo + row], rows < rn, tokens < tn.
+GPTOSS_AVX512 void store_transposed(const float* c, int64_t rn, int64_t tn, float* out, int64_t ldo) {
+  __m512i z[16];
+  for (int i = 0; i < 16; ++i) z[i] = _mm512_load_si512(c + i * 16);
+  transpose16(z);
+  const __mmask16 m = rn >= 16 ? 0xffff : static_cast<__mmask16>((1u << rn) - 1);
+  for (int64_t t = 0; t < tn; ++t) _mm512_mask_storeu_ps(out + t * ldo, m, _mm512_castsi512_ps(z[t]));
+}
+
+// Weight rows [0, rows) at a (lda elements apart, KB * 32 readable values each, rows readable up
+// to a multiple of 16) times every token: out[t * ldo + r].
+void gemm_panel(const uint16_t* a, int64_t lda, int64_t rows, const uint16_t* packed_x, int64_t T, int64_t KB,
+                int parts, float* out, int64_t ldo) {
+  const int64_t TB = ceil_div(T, kTileRows);
+  alignas(64) float c[1024];
+  for (int64_t tb0 = 0; tb0 < TB; tb0 += kTokenBlockTiles) {
+    const int64_t tb1 = std::min(TB, tb0 + kTokenBlockTiles);
+    for (int64_t r0 = 0; r0 < rows; r0 += 2 * kTileRows) {
+      const int mr = rows - r0 > kTileRows ? 2 : 1;
+      const uint16_t* ar = a + r0 * lda;
+      for (int64_t tb = tb0; tb < tb1; tb += 2) {
+        const int nt = tb + 1 < tb1 ? 2 : 1;
+        if (mr == 2 && nt == 2) micro_kernel<2, 2>(ar, lda, packed_x, TB, KB, parts, tb, c);
+        if (mr == 2 && nt == 1) micro_kernel<2, 1>(ar, lda, packed_x, TB, KB, parts, tb, c);
+        if (mr == 1 && nt == 2) micro_kernel<1, 2>(ar, lda, packed_x, TB, KB, parts, tb, c);
+        if (mr == 1 && nt == 1) micro_kernel<1, 1>(ar, lda, packed_x, TB, KB, parts, tb, c);
+        for (int m = 0; m < mr; ++m) {
+          for (int n = 0; n < nt; ++n) {
+            const float* cm = c + (2 * m + n) * 256;
+            const int64_t rn = std::min(kTileRows, rows - r0 - m * kTileRows);
+            const int64_t t0 = (tb + n) * kTileRows, tn = std::min(kTileRows, T - t0);
+            store_transposed(cm, rn, tn, out + t0 * ldo + r0 + m * kTileRows, ldo);
+          }
+        }
+      }
+    }
   }
 }
 
