@@ -24,6 +24,9 @@ class CudaBackend final : public Backend {
   explicit CudaBackend(int device) : device_(device) {}
   ~CudaBackend() override {
     if (stream_ != nullptr) {
+      for (auto& sc : scratch_) {
+        if (sc.p != nullptr) cudaFreeAsync(sc.p, stream_);
+      }
       cudaStreamSynchronize(stream_);
       cudaStreamDestroy(stream_);
     }
@@ -33,7 +36,6 @@ class CudaBackend final : public Backend {
     }
     cuda::gemm_destroy(gemm_);
     cudaFree(meta_);
-    for (auto& sc : scratch_) cudaFree(sc.p);
   }
 
   Status init() {
@@ -41,6 +43,14 @@ class CudaBackend final : public Backend {
     if (auto e = cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking); e != cudaSuccess) {
       return Error("cuda: cudaStreamCreate: {}", cudaGetErrorString(e));
     }
+    // Scratch comes from the device's stream-ordered pool (scratch()); freed blocks stay in the pool
+    // so that growing a scratch buffer costs no device synchronization and no new mapping.
+    cudaMemPool_t pool = nullptr;
+    if (cudaDeviceGetDefaultMemPool(&pool, device_) == cudaSuccess) {
+      uint64_t keep = UINT64_MAX;
+      cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
+    }
+    cudaGetLastError();
     cudaDeviceProp prop{};
     cudaGetDeviceProperties(&prop, device_);
     name_ = std::string("cuda:") + prop.name;
@@ -278,8 +288,8 @@ class CudaBackend final : public Backend {
     if (g == nullptr) return;
     Lap lap(this, weight == nullptr ? "moe gate_up gemm" : "moe down gemm");
     lap.sub("before");
-    if (!group_slots(idx, S, k, E, weight == nullptr)) return;
     if (!moe_cublas_ && !expert_cache_on_) return grouped_moe(x, T, k, idx, weight, w, bias, limit, alpha, out, lap);
+    if (!group_slots(idx, S, k, E, weight == nullptr)) return;
     const std::vector<int>& off = off_;
     const uint16_t* cached = cached_experts(w);
     const int32_t* d_sorted = meta(0, sorted_.data(), sorted_.size());
@@ -347,38 +357,27 @@ class CudaBackend final : public Backend {
     return true;
   }
 
-  // The MoE ops for many tokens through the grouped MXFP4 GEMM (moe_gemm.h): the input rows staged
-  // once in x16 form, each expert's sorted slots cut into tiles of kMoeGemmTileSlots, one launch.
-  // gate_up writes h through the fused SwiGLU; down writes each slot's projection (+ bias) and
-  // moe_combine sums them per token in expert-id order (the CPU exact path's order).
+  // The MoE ops for many tokens through the grouped MXFP4 GEMM (moe_gemm.h), with no host
+  // synchronization: the slots grouped by expert on the device, the input rows staged once in x16
+  // form, one launch over all (expert, slot tile, row tile). gate_up writes h through the fused
+  // SwiGLU; down writes each slot's projection (+ bias) and moe_combine sums them per token in
+  // expert-id order (the CPU exact path's order).
   void grouped_moe(const float* x, int T, int k, const int32_t* idx, const float* weight, const Mxfp4Experts& w,
                    const Weight& bias, float limit, float alpha, float* out, Lap& lap) {
-    const int S = T * k, N = static_cast<int>(w.rows), K = static_cast<int>(w.cols);
+    const int S = T * k, N = static_cast<int>(w.rows), K = static_cast<int>(w.cols), E = static_cast<int>(w.experts);
     const bool gate_up = weight == nullptr;
-    tiles_.clear();
-    for (int e : used_) {
-      for (int f = off_[e]; f < off_[e + 1]; f += cuda::kMoeGemmTileSlots) tiles_.push_back(e);
-    }
-    const size_t nt = tiles_.size();
-    tiles_.resize(3 * nt);
-    for (size_t i = 0, q = 0; q < used_.size(); ++q) {
-      const int e = used_[q];
-      for (int f = off_[e]; f < off_[e + 1]; f += cuda::kMoeGemmTileSlots, ++i) {
-        tiles_[nt + i] = f;
-        tiles_[2 * nt + i] = std::min(cuda::kMoeGemmTileSlots, off_[e + 1] - f);
-      }
-    }
-    const int in_rows = gate_up ? T : S;
-    const int32_t* d_sorted = meta(0, sorted_.data(), sorted_.size());
-    const int32_t* d_tiles = meta(1, tiles_.data(), tiles_.size());
+    const int max_tiles = cuda::moe_gemm_max_tiles(S, E), in_rows = gate_up ? T : S;
+    int32_t* sorted = scratch<int32_t>(10, static_cast<size_t>(2) * S);
+    int32_t* tiles = scratch<int32_t>(11, static_cast<size_t>(3) * max_tiles + 1);
     uint32_t* x16 = scratch<uint32_t>(2, cuda::x16_bytes(in_rows, K) / 4);
     float* inv = scratch<float>(3, in_rows);
     float* ys = gate_up ? out : scratch<float>(9, static_cast<size_t>(S) * N);
-    if (d_sorted == nullptr || d_tiles == nullptr || x16 == nullptr || inv == nullptr || ys == nullptr) return;
-    lap.sub("group (host)");
+    if (sorted == nullptr || tiles == nullptr || x16 == nullptr || inv == nullptr || ys == nullptr) return;
+    check("prefill moe group", cuda::moe_group_slots(idx, S, k, E, gate_up, sorted, tiles, stream_));
+    lap.sub("group");
     check("prefill moe stage", cuda::stage_x16(x, K, in_rows, K, x16, inv, stream_));
     lap.sub("stage x16");
-    check("prefill moe gemm", cuda::moe_gemm_mxfp4(x16, inv, d_sorted, d_sorted + S, d_tiles, static_cast<int>(nt),
+    check("prefill moe gemm", cuda::moe_gemm_mxfp4(x16, inv, sorted, sorted + S, tiles, max_tiles,
                                                    w.blocks.as<uint8_t>(), w.scales.as<uint8_t>(),
                                                    bias.buf.as<uint16_t>(), N, K, gate_up, limit, alpha, ys, stream_));
     lap.sub("grouped gemm");
@@ -442,16 +441,17 @@ class CudaBackend final : public Backend {
     return dst;
   }
 
-  // Device scratch `which`, grown on demand (cudaFree waits for kernels still using the old one).
+  // Device scratch `which`, grown on demand, stream-ordered (cudaFreeAsync / cudaMallocAsync on the
+  // backend's stream: the old block is reused only after the kernels queued before it).
   // zeroed: cleared when (re)allocated; kernels that use it leave it zero.
   template <typename T>
   T* scratch(int which, size_t count, bool zeroed = false) {
     Scratch& sc = scratch_[which];
     const size_t need = std::max<size_t>(count * sizeof(T), 16);
     if (need > sc.bytes) {
-      cudaFree(sc.p);
+      if (sc.p != nullptr) cudaFreeAsync(sc.p, stream_);
       sc = Scratch{};
-      if (auto e = cudaMalloc(&sc.p, need); e != cudaSuccess) {
+      if (auto e = cudaMallocAsync(&sc.p, need, stream_); e != cudaSuccess) {
         fail("scratch", e);
         return nullptr;
       }
@@ -485,7 +485,7 @@ class CudaBackend final : public Backend {
     void* p = nullptr;
     size_t bytes = 0;
   };
-  Scratch scratch_[10];
+  Scratch scratch_[12];
   int prefill_min_t_ = 8;
   int parts_ = 3;
   bool profiling_ = false;
@@ -494,7 +494,7 @@ class CudaBackend final : public Backend {
   std::map<const void*, std::shared_ptr<void>> expert_cache_;
   std::map<std::string, std::pair<double, int>> profile_;
   cuda::Gemm* gemm_ = nullptr;
-  std::vector<int32_t> host_idx_, sorted_, used_, tiles_;
+  std::vector<int32_t> host_idx_, sorted_, used_;
   std::vector<int> off_;
 };
 

@@ -1,7 +1,7 @@
 // Grouped MoE GEMM for prefill on tensor cores, reading the MXFP4 experts as they are (moe_gemm.h).
 //
-// One launch covers every used expert: the host lists token tiles (expert, first sorted slot, count
-// <= kBN) and the grid is (row tile, token tile). A block computes kBM weight rows x kBN slots of one
+// One launch covers every used expert: moe_group_slots lists token tiles (expert, first sorted slot,
+// count <= kBN) on the device and the grid is (row tile, token tile), sized for the most tiles possible. A block computes kBM weight rows x kBN slots of one
 // expert. The K loop streams kKC MXFP4 blocks per stage through shared memory with cp.async (kStages
 // deep): the weight rows as raw bytes (16 per block) and the slots' x16 rows (x16.cuh: fp16 hi and lo
 // halves, 32 words per block), zero-filled beyond the matrix and beyond the tile's slots.
@@ -25,19 +25,23 @@
 namespace gptoss::cuda {
 namespace {
 
-constexpr int kBN = kMoeGemmTileSlots;   // slots per block (2 warps x 32)
+constexpr int kBN = kMoeGemmTileSlots;   // slots per block
 constexpr int kKC = 2;                   // MXFP4 blocks per pipeline stage
 constexpr int kStages = 3;
 constexpr int kThreads = 256;
 constexpr int kAStrideWords = 12;        // per weight row and stage: 8 words of data + 4 of padding
 constexpr int kBStrideWords = 80;        // per slot and stage: 64 words of data + 16 of padding
 constexpr int kBStageWords = kBN * kBStrideWords;
-// MT: 16-row tiles per warp; a block has 4 x 16 x MT weight rows.
-template <int MT>
+// Block shapes: WM warps along the weight rows, each with MT 16-row tiles, and 8 / WM warps along the
+// slots, each with NT 8-slot tiles (8 / WM * NT * 8 == kBN). A block has kBM = WM * 16 * MT rows.
+template <int WM, int MT, int NT>
 struct Tile {
-  static constexpr int kBM = 64 * MT;
+  static constexpr int kWN = 8 / WM;
+  static_assert(kWN * NT * 8 == kBN, "the warps along the slots must cover kBN");
+  static constexpr int kBM = WM * 16 * MT;
   static constexpr int kAStageWords = kBM * kAStrideWords;
   static constexpr int kStageWords = kAStageWords + kBStageWords;
+  static constexpr int kBlocksPerSm = kBM <= 128 ? 2 : 1;
   static constexpr size_t smem_bytes(int nb) {
     return static_cast<size_t>(kStages) * kStageWords * 4 + ((kBM * nb + 15) & ~15) + 3 * kBN * 4;
   }
@@ -65,8 +69,8 @@ struct Args {
   const float* x_inv;
   const int32_t* src;    // sorted slot -> x16 row
   const int32_t* dst;    // sorted slot -> output row
-  const int32_t* tiles;  // [3][n_tiles]: expert, first sorted slot, count
-  int n_tiles;
+  const int32_t* tiles;  // [3][max_tiles]: expert, first sorted slot, count; then the number of tiles
+  int max_tiles;
   const uint8_t* blocks;
   const uint8_t* scales;
   const uint16_t* bias;
@@ -76,9 +80,10 @@ struct Args {
   float* out;
 };
 
-template <int MT>
-__global__ void __launch_bounds__(kThreads, MT == 2 ? 2 : 1) moe_gemm_kernel(const Args p) {
-  constexpr int kBM = Tile<MT>::kBM, kAStageWords = Tile<MT>::kAStageWords, kStageWords = Tile<MT>::kStageWords;
+template <int WM, int MT, int NT>
+__global__ void __launch_bounds__(kThreads, Tile<WM, MT, NT>::kBlocksPerSm) moe_gemm_kernel(const Args p) {
+  using Sh = Tile<WM, MT, NT>;
+  constexpr int kBM = Sh::kBM, kAStageWords = Sh::kAStageWords, kStageWords = Sh::kStageWords;
   extern __shared__ __align__(16) uint32_t smem[];
   const int nb = p.cols >> 5;
   uint8_t* sc = reinterpret_cast<uint8_t*>(smem + kStages * kStageWords);  // [kBM][nb] scale bytes
@@ -87,9 +92,10 @@ __global__ void __launch_bounds__(kThreads, MT == 2 ? 2 : 1) moe_gemm_kernel(con
   float* s_inv = reinterpret_cast<float*>(s_dst + kBN);
 
   const int tile = blockIdx.y, row0 = blockIdx.x * kBM;
-  const int e = p.tiles[tile], first = p.tiles[p.n_tiles + tile], count = p.tiles[2 * p.n_tiles + tile];
+  if (tile >= p.tiles[3 * p.max_tiles]) return;  // the grid is sized for the most tiles S slots can need
+  const int e = p.tiles[tile], first = p.tiles[p.max_tiles + tile], count = p.tiles[2 * p.max_tiles + tile];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int g = lane >> 2, t = lane & 3, wm = warp & 3, wn = warp >> 2;
+  const int g = lane >> 2, t = lane & 3, wm = warp % WM, wn = warp / WM;
 
   if (tid < kBN) {
     const bool in = tid < count;
@@ -130,11 +136,11 @@ __global__ void __launch_bounds__(kThreads, MT == 2 ? 2 : 1) moe_gemm_kernel(con
     }
   };
 
-  float acc[MT][4][4];
+  float acc[MT][NT][4];
 #pragma unroll
   for (int m = 0; m < MT; ++m)
 #pragma unroll
-    for (int n = 0; n < 4; ++n) acc[m][n][0] = acc[m][n][1] = acc[m][n][2] = acc[m][n][3] = 0.0f;
+    for (int n = 0; n < NT; ++n) acc[m][n][0] = acc[m][n][1] = acc[m][n][2] = acc[m][n][3] = 0.0f;
 
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) {
@@ -159,10 +165,10 @@ __global__ void __launch_bounds__(kThreads, MT == 2 ? 2 : 1) moe_gemm_kernel(con
         mxfp4_word_to_half2x4(A[r * kAStrideWords + b * 4 + t], ra[m][0]);
         mxfp4_word_to_half2x4(A[(r + 8) * kAStrideWords + b * 4 + t], ra[m][1]);
       }
-      float cacc[MT][4][4];
+      float cacc[MT][NT][4];
 #pragma unroll
-      for (int n = 0; n < 4; ++n) {
-        const int j = wn * 32 + n * 8 + g;
+      for (int n = 0; n < NT; ++n) {
+        const int j = wn * 8 * NT + n * 8 + g;
         const uint4 hi = *reinterpret_cast<const uint4*>(B + j * kBStrideWords + b * 32 + t * 4);
         const uint4 lo = *reinterpret_cast<const uint4*>(B + j * kBStrideWords + b * 32 + 16 + t * 4);
 #pragma unroll
@@ -182,7 +188,7 @@ __global__ void __launch_bounds__(kThreads, MT == 2 ? 2 : 1) moe_gemm_kernel(con
         const int r = wm * 16 * MT + m * 16 + g;
         const float s0 = e8m0_to_f32(sc[r * nb + kb]), s8 = e8m0_to_f32(sc[(r + 8) * nb + kb]);
 #pragma unroll
-        for (int n = 0; n < 4; ++n) {
+        for (int n = 0; n < NT; ++n) {
           acc[m][n][0] = fmaf(cacc[m][n][0], s0, acc[m][n][0]);
           acc[m][n][1] = fmaf(cacc[m][n][1], s0, acc[m][n][1]);
           acc[m][n][2] = fmaf(cacc[m][n][2], s8, acc[m][n][2]);
@@ -203,10 +209,10 @@ __global__ void __launch_bounds__(kThreads, MT == 2 ? 2 : 1) moe_gemm_kernel(con
       const int rl = wm * 16 * MT + m * 16 + g + 8 * h, r = row0 + rl;
       const float bv = r < p.rows ? bf16_to_f32(bias[r]) : 0.0f;
 #pragma unroll
-      for (int n = 0; n < 4; ++n) {
+      for (int n = 0; n < NT; ++n) {
 #pragma unroll
         for (int c = 0; c < 2; ++c) {
-          const int j = wn * 32 + n * 8 + 2 * t + c;
+          const int j = wn * 8 * NT + n * 8 + 2 * t + c;
           const float y = acc[m][n][2 * h + c] * s_inv[j] + bv;
           const bool ok = r < p.rows && j < count;
           if (p.swiglu) {
@@ -225,41 +231,107 @@ __global__ void __launch_bounds__(kThreads, MT == 2 ? 2 : 1) moe_gemm_kernel(con
 
 }  // namespace
 
-size_t moe_gemm_smem_bytes(int cols) { return Tile<2>::smem_bytes(cols / 32); }
+size_t moe_gemm_smem_bytes(int cols) { return Tile<4, 2, 4>::smem_bytes(cols / 32); }
 
 namespace {
-// 2: 128-row blocks, two per SM (default); 4: 256-row blocks, one per SM (GPTOSS_CUDA_MOE_GEMM_MT=4).
-int tile_mt() {
-  static const int mt = [] {
-    const char* v = std::getenv("GPTOSS_CUDA_MOE_GEMM_MT");
-    return v != nullptr && std::atoi(v) == 4 ? 4 : 2;
-  }();
-  return mt;
+// GPTOSS_CUDA_MOE_GEMM_SHAPE picks the block shape: 0 = 4 x 2 row tiles, 2 x 4 slot tiles (128 rows);
+// 1 = 2 x 4 row tiles, 4 x 2 slot tiles (128 rows, half the B-operand loads per MMA, twice the A);
+// 2 = 4 x 4 row tiles, 2 x 4 slot tiles (256 rows, one block per SM).
+int tile_shape() {
+  const char* v = std::getenv("GPTOSS_CUDA_MOE_GEMM_SHAPE");  // read per launch (a few ns)
+  const int s = v != nullptr ? std::atoi(v) : kMoeGemmDefaultShape;
+  return s >= 0 && s <= 2 ? s : kMoeGemmDefaultShape;
 }
 
-template <int MT>
+template <int WM, int MT, int NT>
 int launch(const Args& a, cudaStream_t stream) {
-  const size_t smem = Tile<MT>::smem_bytes(a.cols / 32);
-  if (smem > 227 * 1024 || a.n_tiles > 65535) return static_cast<int>(cudaErrorInvalidValue);
-  if (auto e = cudaFuncSetAttribute(moe_gemm_kernel<MT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  using Sh = Tile<WM, MT, NT>;
+  const size_t smem = Sh::smem_bytes(a.cols / 32);
+  if (smem > 227 * 1024 || a.max_tiles > 65535) return static_cast<int>(cudaErrorInvalidValue);
+  if (auto e = cudaFuncSetAttribute(moe_gemm_kernel<WM, MT, NT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     static_cast<int>(smem));
       e != cudaSuccess) {
     return static_cast<int>(e);
   }
-  const dim3 grid((a.rows + Tile<MT>::kBM - 1) / Tile<MT>::kBM, a.n_tiles);
-  moe_gemm_kernel<MT><<<grid, kThreads, smem, stream>>>(a);
+  const dim3 grid((a.rows + Sh::kBM - 1) / Sh::kBM, a.max_tiles);
+  moe_gemm_kernel<WM, MT, NT><<<grid, kThreads, smem, stream>>>(a);
   return static_cast<int>(cudaGetLastError());
 }
 }  // namespace
 
 int moe_gemm_mxfp4(const uint32_t* x16, const float* x_inv, const int32_t* src, const int32_t* dst,
-                   const int32_t* tiles, int n_tiles, const uint8_t* blocks, const uint8_t* scales,
+                   const int32_t* tiles, int max_tiles, const uint8_t* blocks, const uint8_t* scales,
                    const uint16_t* bias, int rows, int cols, bool swiglu_out, float limit, float alpha, float* out,
                    cudaStream_t stream) {
-  if (n_tiles <= 0) return 0;
+  if (max_tiles <= 0) return 0;
   if (cols % 32 != 0 || (swiglu_out && rows % 2 != 0)) return static_cast<int>(cudaErrorInvalidValue);
-  const Args a{x16, x_inv, src, dst, tiles, n_tiles, blocks, scales, bias, rows, cols, swiglu_out, limit, alpha, out};
-  return tile_mt() == 4 ? launch<4>(a, stream) : launch<2>(a, stream);
+  const Args a{x16, x_inv, src, dst, tiles, max_tiles, blocks, scales, bias, rows, cols, swiglu_out, limit, alpha, out};
+  switch (tile_shape()) {
+    case 1: return launch<2, 4, 2>(a, stream);
+    case 2: return launch<4, 4, 4>(a, stream);
+    default: return launch<4, 2, 4>(a, stream);
+  }
+}
+
+namespace {
+
+constexpr int kGroupMaxExperts = 256;
+
+// One block: counts the slots per expert, places each slot in its expert's range (the order within
+// an expert is the atomics' order; every slot is computed alone, so results do not depend on it) and
+// cuts the ranges into tiles of kBN. Expert ids outside [0, E) are dropped (their slots stay unwritten;
+// the router never produces them).
+__global__ void moe_group_kernel(const int32_t* __restrict__ idx, int S, int k, int E, bool gate_up,
+                                 int32_t* __restrict__ sorted, int32_t* __restrict__ tiles, int max_tiles) {
+  __shared__ int count[kGroupMaxExperts], off[kGroupMaxExperts], tile0[kGroupMaxExperts + 1];
+  for (int e = threadIdx.x; e < E; e += blockDim.x) count[e] = 0;
+  __syncthreads();
+  for (int s = threadIdx.x; s < S; s += blockDim.x) {
+    const int e = idx[s];
+    if (e >= 0 && e < E) atomicAdd(&count[e], 1);
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int o = 0, tl = 0;
+    for (int e = 0; e < E; ++e) {
+      off[e] = o;
+      tile0[e] = tl;
+      o += count[e];
+      tl += (count[e] + kBN - 1) / kBN;
+      count[e] = 0;
+    }
+    tile0[E] = tl;
+    tiles[3 * max_tiles] = tl;
+  }
+  __syncthreads();
+  for (int s = threadIdx.x; s < S; s += blockDim.x) {
+    const int e = idx[s];
+    if (e < 0 || e >= E) continue;
+    const int i = off[e] + atomicAdd(&count[e], 1);
+    sorted[i] = gate_up ? s / k : s;
+    sorted[S + i] = s;
+  }
+  __syncthreads();
+  for (int e = threadIdx.x; e < E; e += blockDim.x) {
+    const int n = count[e];
+    for (int q = tile0[e]; q < tile0[e + 1]; ++q) {
+      const int f = (q - tile0[e]) * kBN;
+      tiles[q] = e;
+      tiles[max_tiles + q] = off[e] + f;
+      tiles[2 * max_tiles + q] = min(kBN, n - f);
+    }
+  }
+}
+
+}  // namespace
+
+int moe_gemm_max_tiles(int S, int E) { return (S + kBN - 1) / kBN + E; }
+
+int moe_group_slots(const int32_t* idx, int S, int k, int E, bool gate_up, int32_t* sorted, int32_t* tiles,
+                    cudaStream_t stream) {
+  if (E > kGroupMaxExperts || S <= 0) return static_cast<int>(cudaErrorInvalidValue);
+  moe_group_kernel<<<1, 1024, 0, stream>>>(idx, S, k, E, gate_up, sorted, tiles, moe_gemm_max_tiles(S, E));
+  return static_cast<int>(cudaGetLastError());
 }
 
 }  // namespace gptoss::cuda

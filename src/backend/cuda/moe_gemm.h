@@ -11,17 +11,30 @@ typedef struct CUstream_st* cudaStream_t;
 
 namespace gptoss::cuda {
 
-// Slots per token tile: the host cuts each expert's sorted slots into tiles of at most this many.
+// Slots per token tile: each expert's sorted slots are cut into tiles of at most this many.
 inline constexpr int kMoeGemmTileSlots = 64;
+inline constexpr int kMoeGemmDefaultShape = 0;
 
-// For every tile i (tiles = [3][n_tiles]: expert e, first sorted slot f, count n <= kMoeGemmTileSlots)
-// and sorted slots s in [f, f + n): y[r] = sum_c W_e[r, c] * x[src[s], c] + bias[e, r] over the rows r
-// of expert e (W: MXFP4 blocks [E, rows, cols/32, 16] + E8M0 scales [E, rows, cols/32]; x as x16 rows
-// with x_inv[row] = 2^-p; bias bf16 [E, rows]). swiglu_out: out[dst[s], u] = swiglu(y[2u], y[2u + 1])
-// (clamped, limit/alpha) into out [*, rows / 2]; else out[dst[s], r] = y[r] into out [*, rows].
-// cols % 32 == 0. Returns the launch error (cudaError_t) as an int.
+// The most tiles S slots over E experts can need (the length of each row of `tiles` below).
+int moe_gemm_max_tiles(int S, int E);
+
+// Groups the S = T * k slots of idx [T, k] by expert on the device (E <= 256): sorted [2][S] gets per
+// sorted slot its input row (the token s / k when gate_up, else the slot s) and its destination slot s;
+// tiles [3 * moe_gemm_max_tiles(S, E) + 1] gets rows expert / first sorted slot / count of each tile,
+// then the number of tiles. Ids outside [0, E) are dropped. No host synchronization.
+int moe_group_slots(const int32_t* idx, int S, int k, int E, bool gate_up, int32_t* sorted, int32_t* tiles,
+                    cudaStream_t stream);
+
+// For every tile i < tiles[3 * max_tiles] (expert e = tiles[i], first sorted slot f = tiles[max_tiles + i],
+// count n = tiles[2 * max_tiles + i] <= kMoeGemmTileSlots) and sorted slots s in [f, f + n): y[r] =
+// sum_c W_e[r, c] * x[src[s], c] + bias[e, r] over the rows r of expert e (W: MXFP4 blocks
+// [E, rows, cols/32, 16] + E8M0 scales [E, rows, cols/32]; x as x16 rows with x_inv[row] = 2^-p; bias
+// bf16 [E, rows]). swiglu_out: out[dst[s], u] = swiglu(y[2u], y[2u + 1]) (clamped, limit/alpha) into
+// out [*, rows / 2]; else out[dst[s], r] = y[r] into out [*, rows]. cols % 32 == 0. Returns the launch
+// error (cudaError_t) as an int. GPTOSS_CUDA_MOE_GEMM_SHAPE (0, 1, 2; moe_gemm.cu) overrides the
+// block shape kMoeGemmDefaultShape; all shapes compute the same sums in the same order.
 int moe_gemm_mxfp4(const uint32_t* x16, const float* x_inv, const int32_t* src, const int32_t* dst,
-                   const int32_t* tiles, int n_tiles, const uint8_t* blocks, const uint8_t* scales,
+                   const int32_t* tiles, int max_tiles, const uint8_t* blocks, const uint8_t* scales,
                    const uint16_t* bias, int rows, int cols, bool swiglu_out, float limit, float alpha, float* out,
                    cudaStream_t stream);
 

@@ -143,13 +143,17 @@ TEST(CudaMoeGemm, GroupedGemmEqualsCpuBackend) {
     reference(c);
     auto gpu = cuda_with(nullptr, nullptr);
     ASSERT_NE(gpu, nullptr);
-    auto [h, o] = run_ops(*gpu, c);
-    ASSERT_TRUE(gpu->sync().is_ok());
-    const double eh = max_rel(c.h_ref, h), eo = max_rel(c.o_ref, o);
-    std::printf("E %d H %d I %d k %d T %d: grouped gemm max rel error gate_up+swiglu %.3e, down+combine %.3e\n", s.E,
-                s.H, s.I, s.k, s.T, eh, eo);
-    EXPECT_LT(eh, 1e-5);
-    EXPECT_LT(eo, 1e-5);
+    for (const char* block_shape : {"0", "1", "2"}) {  // GPTOSS_CUDA_MOE_GEMM_SHAPE, read per launch
+      setenv("GPTOSS_CUDA_MOE_GEMM_SHAPE", block_shape, 1);
+      auto [h, o] = run_ops(*gpu, c);
+      unsetenv("GPTOSS_CUDA_MOE_GEMM_SHAPE");
+      ASSERT_TRUE(gpu->sync().is_ok());
+      const double eh = max_rel(c.h_ref, h), eo = max_rel(c.o_ref, o);
+      std::printf("E %d H %d I %d k %d T %d, block shape %s: max rel error gate_up+swiglu %.3e, down+combine %.3e\n",
+                  s.E, s.H, s.I, s.k, s.T, block_shape, eh, eo);
+      EXPECT_LT(eh, 1e-5);
+      EXPECT_LT(eo, 1e-5);
+    }
   }
 }
 
