@@ -278,23 +278,11 @@ void GemvBf16(const float* HWY_RESTRICT xp, const uint16_t* HWY_RESTRICT w, int6
 }
 
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-// AVX-512: the same arithmetic as decoding a block into the buffer and running GemmTile<1, 4> over
-// it (one accumulator per row, evens then odds of each block, reduced per kBlock), with the decoded
-// vectors kept in registers. VPERMPS reads only the low 4 bits of each index, so the high nibble's
-// bits above them need no mask.
-//
-// The loop costs ~3.5 cycles per block and row (7 vector uops on ports 0 and 5), so one core
-// computes about as fast as it can stream (10 GB/s at 2.1 GHz): without help, a core stalls on
-// each cache miss and its arithmetic and its reads take turns (4 GB/s per core measured, 8.4 GB/s
-// in the model on 2 cores). Software prefetch keeps the reads ahead: a 4-row tile is one
-// contiguous range of 4 * nb * 16 bytes, so while it runs, the next tile's bytes are requested one
-// cache line per block step (64 bytes a step, as fast as the tile consumes its own) and its scales
-// at its start; the first tile of a call is requested before the loop.
 // The sums of the lanes of a0..a3 in lanes 0, 4, 8 and 12, with the additions grouped exactly as
 // SumOfLanes (GCC's _mm512_reduce_add_ps, used by GemmTile) groups them for one vector: halves of
 // 256 bits, then of 128, then lanes (0 + 2) + (1 + 3); addition is commutative, so the bits are the
-// same. Four vectors share the shuffles: 10 vector uops instead of ~28 (a GEMV pays one reduction
-// per 8 blocks of each row; it is ~1 of the ~8 uops per block and row).
+// same (the batch-invariance test checks it). Four vectors share the shuffles: 10 vector uops
+// instead of ~28; a GEMV reduces each row once per 8 blocks, so this saves ~0.6 uop per block and row.
 HWY_INLINE __m512 SumOfLanes4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
   // [a0 lo256 + hi256, a1 lo256 + hi256], the same for a2, a3.
   const __m512 s01 = _mm512_add_ps(_mm512_shuffle_f32x4(a0, a1, _MM_SHUFFLE(1, 0, 1, 0)),
@@ -308,6 +296,19 @@ HWY_INLINE __m512 SumOfLanes4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
   return _mm512_add_ps(u, _mm512_permute_ps(u, _MM_SHUFFLE(2, 3, 0, 1)));
 }
 
+// AVX-512: the same arithmetic as decoding a block into the buffer and running GemmTile<1, 4> over
+// it (one accumulator per row, evens then odds of each block, reduced per kBlock), with the decoded
+// vectors kept in registers. VPERMPS reads only the low 4 bits of each index, so the high nibble's
+// bits above them need no mask.
+//
+// Per block and row: VPMOVZXBD, 2 VPERMPS, a shift and 2 FMAs (6 vector uops on ports 0 and 5, the
+// scaled table is loaded, see ScaledE2M1), ~3 cycles: one core computes about as fast as it can
+// stream (~12 GB/s of MXFP4 at 2.1 GHz). Without help a core stalls on each cache miss and its
+// arithmetic and its reads take turns (4-5 GB/s per core measured, 8.4 GB/s in the model on 2
+// cores). Software prefetch keeps the reads ahead: a 4-row tile is one contiguous range of
+// 4 * nb * 16 bytes, so while it runs, the next tile's bytes are requested one cache line per block
+// step (64 bytes a step, as fast as the tile consumes its own) and its scales at its start; the
+// first tile of a call is requested before the loop.
 void GemvMxfp4(const float* HWY_RESTRICT xp, const uint8_t* HWY_RESTRICT blocks, const uint8_t* HWY_RESTRICT scales,
                int64_t cols, int64_t rows, float* HWY_RESTRICT out) {
   const hn::Full512<float> df;
