@@ -268,6 +268,23 @@ int main(int argc, char** argv) {
         }
       });
       report("1 thread: MXFP4 GEMV streaming 846 MB (64-row calls)", pool_rows * row_bytes, cold);
+      // All threads, each its own contiguous share in 64-row calls, no pool (vs the 4-experts
+      // lines above: what the pool, the task list and the SwiGLU/bias epilogue cost).
+      const double split = time_best(seconds, [&](int) {
+        std::vector<std::thread> ts;
+        for (int t = 0; t < threads; ++t) {
+          ts.emplace_back([&, t] {
+            std::vector<float> ot(64);
+            const int64_t r0 = pool_rows / 64 * t / threads * 64, r1 = pool_rows / 64 * (t + 1) / threads * 64;
+            for (int64_t r = r0; r < r1; r += 64) {
+              gptoss::cpu_fast::gemv_mxfp4(xp.data(), b1.data() + r * nb * 16, s1.data() + r * nb, kHidden, 64,
+                                           ot.data());
+            }
+          });
+        }
+        for (auto& t : ts) t.join();
+      });
+      report("all threads: MXFP4 GEMV streaming 846 MB, static split", pool_rows * row_bytes, split);
       const double read = time_best(seconds, [&](int) {
         // Integer sum (the bytes as floats would include denormals, which slow FP loads down).
         uint64_t a[4] = {0, 0, 0, 0};
