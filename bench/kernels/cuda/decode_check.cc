@@ -87,15 +87,16 @@ int main(int argc, char** argv) {
   for (int i = 4; i + 1 < argc; i += 2) {
     if (std::string(argv[i]) == "--tol") tol = std::atof(argv[i + 1]);
     if (std::string(argv[i]) == "--threads") threads = std::atoi(argv[i + 1]);
-    if (std::string(argv[i]) == "--shapes") {  // kernel shapes (kernels.h: set_gemv_variant, set_moe_variant)
-      int g = 0, gu = 0, dn = 0;
-      if (std::sscanf(argv[i + 1], "%d,%d,%d", &g, &gu, &dn) != 3) {
-        std::fprintf(stderr, "--shapes wants G,GU,DN\n");
+    if (std::string(argv[i]) == "--shapes") {  // kernel shapes (kernels.h: set_*_variant); R optional
+      int g = 0, gu = 0, dn = 0, r = cuda::kRouterDefault;
+      if (std::sscanf(argv[i + 1], "%d,%d,%d,%d", &g, &gu, &dn, &r) < 3) {
+        std::fprintf(stderr, "--shapes wants G,GU,DN[,R]\n");
         return 2;
       }
       cuda::set_gemv_variant(g);
       cuda::set_moe_variant(gu, dn);
-      std::printf("kernel shapes: gemv %d, gate_up %d, down %d\n", g, gu, dn);
+      cuda::set_router_variant(r);
+      std::printf("kernel shapes: gemv %d, gate_up %d, down %d, router %d\n", g, gu, dn, r);
     }
   }
   auto fail = [](const Status& s) {

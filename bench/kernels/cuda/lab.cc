@@ -396,9 +396,15 @@ int run_checks() {
   check_attention(64, 8, 0, 4, {300, 40, 1000}, {0, 1, 2}, 1024);
   check_attention(64, 8, 128, 3, {0, 127, 450}, {3, 3, 2}, 200);  // ring buffer smaller than context
   check_attention(4, 2, 8, 2, {0, 5, 20}, {0, 1, 2}, 64);
-  check_router(32, 2880, 4, 2);
-  check_router(128, 2880, 4, 1);
-  check_router(8, 64, 4, 3);
+  for (int v = 0; v < 3; ++v) {  // every router kernel (the 128-expert case takes kernel 0 always)
+    set_router_variant(v);
+    std::printf("router variant %d\n", v);
+    check_router(32, 2880, 4, 2);
+    check_router(128, 2880, 4, 1);
+    check_router(8, 64, 4, 3);
+    check_router(32, 2880, 4, 1);
+  }
+  set_router_variant(kRouterDefault);
   for (int v = 0; v < kMoeVariants; ++v) {  // every MoE kernel shape
     set_moe_variant(v, v);
     std::printf("moe variant %d\n", v);
@@ -546,12 +552,19 @@ int run_bench(int max_tokens, bool profile) {
     });
   }
   set_gemv_variant(kGemvDefault);
-  sweep("router+rmsnorm+top4+softmax 32x2880", 2.0 * 32 * H, [&](int l) {
-    const LayerWeights& Lw = W.layers[l];
-    return router_topk(x, H, Lw.mlp_norm.buf.as<uint16_t>(), 1e-5f, Lw.router.buf.as<uint16_t>(),
-                       Lw.router_bias.buf.as<uint16_t>(), 32, H, 4, 1, nullptr, xn16, xinv, rlog, rcnt, ridx, rw,
-                       nullptr);
-  });
+  static std::string router_names[3];
+  for (int rv = 0; rv < 3; ++rv) {
+    set_router_variant(rv);
+    router_names[rv] = "router+rmsnorm+top4+softmax 32x2880 [r" + std::to_string(rv) + "]";
+    sweep(router_names[rv].c_str(), 2.0 * 32 * H,
+          [&](int l) {
+            const LayerWeights& Lw = W.layers[l];
+            return router_topk(x, H, Lw.mlp_norm.buf.as<uint16_t>(), 1e-5f, Lw.router.buf.as<uint16_t>(),
+                               Lw.router_bias.buf.as<uint16_t>(), 32, H, 4, 1, nullptr, xn16, xinv, rlog, rcnt, ridx,
+                               rw, nullptr);
+          });
+  }
+  set_router_variant(kRouterDefault);
   const double mx = (0.5 + 1.0 / 32);
   static std::string moe_names[2][kMoeVariants];
   for (int mv = 0; mv < kMoeVariants; ++mv) {
@@ -623,13 +636,15 @@ int run_bench(int max_tokens, bool profile) {
   {
     set_pdl(true);
     struct Combo {
-      int gemv, gate_up, down;
+      int gemv, gate_up, down, router;
     };
-    const Combo combos[] = {{0, 0, 0}, {1, 0, 0}, {0, 1, 1}, {1, 1, 1}, {0, 0, 0}, {1, 1, 1}};
-    std::printf("\n%-40s %10s %8s\n", "decode batch 1, graph+pdl, shapes g/gu/dn", "tok/s", "%roof");
+    // v9 (g1 m1 r0) first and last; the v10 router and MoE variants alone and together.
+    const Combo combos[] = {{1, 1, 1, 0}, {1, 1, 1, 2}, {1, 1, 3, 0}, {1, 1, 3, 2}, {1, 2, 2, 2}, {1, 1, 1, 0}};
+    std::printf("\n%-40s %10s %8s\n", "decode batch 1, graph+pdl, shapes g/gu/dn/r", "tok/s", "%roof");
     for (const Combo& cb : combos) {
       set_gemv_variant(cb.gemv);
       set_moe_variant(cb.gate_up, cb.down);
+      set_router_variant(cb.router);
       DecodeOptions opt;
       opt.max_batch = 64;  // as below (an engine for batch 1 alone measured ~3% slower, unexplained)
       opt.max_context = 640;
@@ -653,11 +668,13 @@ int run_bench(int max_tokens, bool profile) {
       const float ms = tm.stop_ms();
       const double tps = 1e3 * max_tokens / ms;
       char label[80];
-      std::snprintf(label, sizeof label, "g%d gu%d dn%d, positions 4..%d", cb.gemv, cb.gate_up, cb.down, 4 + max_tokens - 1);
+      std::snprintf(label, sizeof label, "g%d gu%d dn%d r%d, positions 4..%d", cb.gemv, cb.gate_up, cb.down, cb.router,
+                    4 + max_tokens - 1);
       std::printf("%-40s %10.1f %7.1f%%\n", label, tps, 100.0 * tps * (*eng)->weight_bytes_per_token() / copy_bw);
     }
     set_gemv_variant(kGemvDefault);
     set_moe_variant(kMoeDefaultGateUp, kMoeDefaultDown);
+    set_router_variant(kRouterDefault);
   }
 
   // Whole decode steps, without and with programmatic dependent launch (each with its own engine, so

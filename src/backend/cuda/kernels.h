@@ -85,6 +85,13 @@ int router_topk(const float* x, int x_stride, const uint16_t* gain, float eps, c
                 const uint16_t* br, int experts, int cols, int k, int T, float* xn, uint32_t* xn16, float* xn_inv,
                 float* logits, int32_t* counters, int32_t* idx, float* weight, cudaStream_t stream);
 
+// Router kernels: 0 = blocks of 8 expert rows and a last-block top-k (v9); 1 = one block of 1024 threads
+// per token with the router matrix in shared memory (v10; used where it fits in 200 KB, else 0);
+// 2 = kernel 0's blocks as one cluster per token, logits gathered in block 0's shared memory (v10; for
+// at most 64 experts, else 0). Same logits, ids and weights.
+inline constexpr int kRouterDefault = 2;
+void set_router_variant(int v);
+
 // MoE first projection for S = T*k (token, expert) slots: slot s uses token s / k and expert idx[s];
 // u = W1[e] . x[t] + b1[e] (rows interleave gate/up), h[s, j] = swiglu(u[2j], u[2j+1]) with
 // gate = min(g, limit), up = clamp(u, -limit, limit), h = gate * sigmoid(alpha * gate) * (up + 1).
@@ -105,10 +112,13 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
 
 // Shapes of the MoE kernels (bench/kernels/cuda/NOTES.md): 0 = one 16-row tile per warp, 6 chunks
 // in flight (v7); 1 = two tiles per warp sharing the B operands, 3 chunks of each in flight, 6 chunks
-// per warp (v9, default). Both compute the same sums in the same order.
-inline constexpr int kMoeVariants = 2;
+// per warp (v9, default); 2 = two tiles, weights streamed through a per-warp ring of 2 chunks in shared
+// memory (cp.async), 6 chunks per warp (v10); 3 = variant 1 whose down kernel sums the k slots through
+// a thread-block cluster instead of a y scratch and a last-block counter (v10; gate_up as 1). All
+// compute the same sums in the same order.
+inline constexpr int kMoeVariants = 4;
 inline constexpr int kMoeDefaultGateUp = 1;
-inline constexpr int kMoeDefaultDown = 1;
+inline constexpr int kMoeDefaultDown = 3;
 void set_moe_variant(int gate_up, int down);
 
 // out[t, :] = f32(table[tokens[t], :]) (bf16 table, tokens in device memory).

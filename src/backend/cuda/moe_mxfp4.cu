@@ -9,6 +9,7 @@
 // scale in f32. With x split into two fp16 parts (x16.cuh) the products are exact and the sums f32: the
 // result matches an f32 GEMV on the decoded weights. B operands are read straight from the x16 rows in
 // global memory (a few KB, L1/L2-resident), so the kernels have no prologue.
+#include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -208,6 +209,107 @@ __device__ __forceinline__ void tile_dot(const uint8_t* blocks, const uint8_t* s
   }
 }
 
+// Weights through shared memory (shapes with stages > 0): each warp streams its chunks through a ring
+// of kStages slots with cp.async (16 bytes per request, L2 only), so the bytes in flight no longer
+// live in registers. Lane (g, t) copies exactly the 16-byte pieces it later decodes (block 4c + t of
+// rows g and g + 8 of each tile), so a lane waits only for its own copies (cp.async.wait_group) and
+// the warp needs no barrier. Slot layout [stage][tile][row half][lane] x 16 bytes: a warp's reads and
+// writes of one (tile, half) are 512 contiguous bytes. Blocks past the row's end are zero-filled
+// (src-size 0); the scale bytes of all the warp's chunks are loaded into registers up front (two
+// rows' 16-bit pairs packed in one word).
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, uint32_t src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
+// Scale bytes sb, sb + 1 of one row (bits 0-7, 8-15), zero past the row's end.
+__device__ __forceinline__ uint32_t load_scale_pair(const uint8_t* s, int nb, int sb) {
+  if ((nb & 1) == 0) return sb < nb ? uint32_t(__ldg(reinterpret_cast<const uint16_t*>(s + sb))) : 0u;
+  return (sb < nb ? uint32_t(__ldg(s + sb)) : 0u) | (sb + 1 < nb ? uint32_t(__ldg(s + sb + 1)) << 8 : 0u);
+}
+
+template <int kTiles, int kStages, int kMaxChunks, typename Ready>
+__device__ __forceinline__ void tile_dot_staged(const uint8_t* blocks, const uint8_t* scales, int r0, int nb, int c0,
+                                                int c1, const uint32_t* xs, uint4* ring, float (&out)[kTiles][2],
+                                                Ready&& ready) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const size_t row_bytes = static_cast<size_t>(nb) * 16;
+  const uint8_t* bg = blocks + static_cast<size_t>(r0 + g) * row_bytes;
+  const size_t tile_bytes = 16 * row_bytes;
+  const uint8_t* sg = scales + static_cast<size_t>(r0 + g) * nb;
+  const uint32_t ring_base = static_cast<uint32_t>(__cvta_generic_to_shared(ring)) + lane * 16;
+  auto issue = [&](int c, int stage) {
+    const int blk = 4 * c + t;
+    const bool in = blk < nb;
+    const uint8_t* src = bg + static_cast<size_t>(in ? blk : 0) * 16;
+#pragma unroll
+    for (int j = 0; j < kTiles; ++j) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        cp_async16(ring_base + ((stage * kTiles + j) * 2 + h) * 512, src + j * tile_bytes + h * 8 * row_bytes,
+                   in ? 16u : 0u);
+      }
+    }
+  };
+#pragma unroll
+  for (int s = 0; s < kStages; ++s) {
+    if (c0 + s < c1) issue(c0 + s, s);
+    cp_async_commit();
+  }
+  uint32_t sc[kMaxChunks][kTiles];  // rows g (bits 0-15) and g + 8 (16-31)
+#pragma unroll
+  for (int i = 0; i < kMaxChunks; ++i) {
+    const int sb = 4 * (c0 + i) + 2 * (t & 1);
+#pragma unroll
+    for (int j = 0; j < kTiles; ++j) {
+      const uint8_t* s0 = sg + static_cast<size_t>(16 * j) * nb;
+      sc[i][j] = c0 + i < c1 ? load_scale_pair(s0, nb, sb) | load_scale_pair(s0 + 8 * nb, nb, sb) << 16 : 0u;
+    }
+  }
+  cp_async_wait<kStages>();  // this thread's part of the x16 row (the group before the ring's)
+  ready();
+  const uint32_t tab0 = e2m1_tab0();
+  float acc[kTiles][2];
+#pragma unroll
+  for (int j = 0; j < kTiles; ++j) acc[j][0] = acc[j][1] = 0.0f;
+#pragma unroll
+  for (int i = 0; i < kMaxChunks; ++i) {
+    if (c0 + i >= c1) break;
+    cp_async_wait<kStages - 1>();
+    const int stage = i % kStages;
+    ChunkData d[kTiles];
+#pragma unroll
+    for (int j = 0; j < kTiles; ++j) {
+      d[j].wg = ring[((stage * kTiles + j) * 2) * 32 + lane];
+      d[j].wg8 = ring[((stage * kTiles + j) * 2 + 1) * 32 + lane];
+      d[j].sg = sc[i][j] & 0xffffu;
+      d[j].sg8 = sc[i][j] >> 16;
+    }
+    mma_chunk<false, kTiles>(d, xs, nb, c0 + i, lane, tab0, acc);
+    if (c0 + i + kStages < c1) issue(c0 + i + kStages, stage);
+    cp_async_commit();
+  }
+#pragma unroll
+  for (int j = 0; j < kTiles; ++j) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float v = acc[j][h];
+      v += __shfl_xor_sync(0xffffffffu, v, 1);
+      v += __shfl_xor_sync(0xffffffffu, v, 2);
+      out[j][h] = v;
+    }
+  }
+}
+
+// Shared-memory bytes of one warp's ring.
+__host__ __device__ __forceinline__ size_t ring_bytes(int tiles, int stages) {
+  return static_cast<size_t>(stages) * tiles * 1024;
+}
+
 // Starts copying one x16 row (words) into shared memory (cp.async, 16 bytes per request).
 __device__ __forceinline__ void copy_row_async(uint32_t* xs, const uint32_t* row, size_t words) {
   const uint32_t base = static_cast<uint32_t>(__cvta_generic_to_shared(xs));
@@ -228,6 +330,20 @@ __host__ __device__ __forceinline__ int k_parts(int nb, int per_warp) {
   return min(8, (nch + per_warp - 1) / per_warp);
 }
 
+// kStages == 0: weights through registers, kBatch chunks in flight (tile_dot); otherwise through a
+// per-warp ring of kStages chunks after the x16 row in shared memory, kBatch = most chunks per warp.
+template <int kTiles, int kBatch, int kStages>
+__device__ __forceinline__ void tile_dot_any(const uint8_t* blocks, const uint8_t* scales, int r0, int nb, int c0, int c1,
+                                             const uint32_t* xs, size_t xs_words, float (&out)[kTiles][2]) {
+  if constexpr (kStages == 0) {
+    tile_dot<kTiles, kBatch>(blocks, scales, r0, nb, c0, c1, xs, out, wait_row);
+  } else {
+    uint4* ring = reinterpret_cast<uint4*>(const_cast<uint32_t*>(xs) + xs_words) +
+                  (threadIdx.x >> 5) * (ring_bytes(kTiles, kStages) / 16);
+    tile_dot_staged<kTiles, kStages, kBatch>(blocks, scales, r0, nb, c0, c1, xs, ring, out, [] { __syncthreads(); });
+  }
+}
+
 __device__ __forceinline__ float swiglu(float gate, float up, float limit, float alpha) {
   gate = fminf(gate, limit);
   up = fmaxf(fminf(up, limit), -limit);
@@ -236,7 +352,7 @@ __device__ __forceinline__ float swiglu(float gate, float up, float limit, float
 
 // grid (16-row tiles, slots): slot s = (token s / k, expert idx[s]); the block's warps split the
 // columns (k_parts) and meet in shared memory.
-template <int kTiles, int kBatch>
+template <int kTiles, int kBatch, int kStages>
 __global__ void __launch_bounds__(256)
     gate_up_kernel(const uint32_t* __restrict__ x16, const float* __restrict__ x_inv, const int32_t* __restrict__ idx,
                    int k, const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales,
@@ -252,8 +368,9 @@ __global__ void __launch_bounds__(256)
   const int nb = cols >> 5, nch = (nb + 3) / 4, parts = blockDim.x >> 5;
   copy_row_async(xs, x16 + static_cast<size_t>(t_tok) * x16_row_words(cols), x16_row_words(cols));
   float y[kTiles][2];
-  tile_dot<kTiles, kBatch>(blocks + static_cast<size_t>(e) * rows * nb * 16, scales + static_cast<size_t>(e) * rows * nb,
-                           r0, nb, warp * nch / parts, (warp + 1) * nch / parts, xs, y, wait_row);
+  tile_dot_any<kTiles, kBatch, kStages>(blocks + static_cast<size_t>(e) * rows * nb * 16,
+                                        scales + static_cast<size_t>(e) * rows * nb, r0, nb, warp * nch / parts,
+                                        (warp + 1) * nch / parts, xs, x16_row_words(cols), y);
   if (t == 0) {
 #pragma unroll
     for (int j = 0; j < kTiles; ++j) {
@@ -283,7 +400,11 @@ __global__ void __launch_bounds__(256)
 // grid (16-row tiles, slots): one block per (rows, token t, expert slot j) writes y[s, rows] =
 // W2[idx[s]] . h[s] + b2 to scratch; the last block of (t, rows) to finish (a counter per pair, reset
 // by that block) forms out[t, rows] (+)= sum_j weight[t, j] * y[t*k + j, rows] in slot order.
-template <int kTiles, int kBatch>
+//
+// kCluster (v10, MoE variant 3): the k blocks of a (token, rows) pair form one thread-block cluster;
+// each writes its y rows into block 0's shared memory and block 0 forms the weighted sum after the
+// cluster barrier (same order and arithmetic, no y scratch, fence or counter).
+template <int kTiles, int kBatch, int kStages, bool kCluster = false>
 __global__ void __launch_bounds__(256)
     down_kernel(const uint32_t* __restrict__ h16, const float* __restrict__ h_inv, const int32_t* __restrict__ idx,
                 const float* __restrict__ weight, int k, const uint8_t* __restrict__ blocks,
@@ -292,16 +413,19 @@ __global__ void __launch_bounds__(256)
   extern __shared__ __align__(16) uint32_t xs[];
   __shared__ float part[8][16 * kTiles];
   __shared__ bool last;
+  __shared__ float ys[kCluster ? 8 : 1][16 * kTiles];
   pdl_wait();
   pdl_allow_dependents();
+  if constexpr (kCluster) asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
   const int slot = blockIdx.y, t_tok = slot / k, e = idx[slot], tile = blockIdx.x;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int r0 = tile * 16 * kTiles;
   const int nb = cols >> 5, nch = (nb + 3) / 4, parts = blockDim.x >> 5;
   copy_row_async(xs, h16 + static_cast<size_t>(slot) * x16_row_words(cols), x16_row_words(cols));
   float yt[kTiles][2];
-  tile_dot<kTiles, kBatch>(blocks + static_cast<size_t>(e) * rows * nb * 16, scales + static_cast<size_t>(e) * rows * nb,
-                           r0, nb, warp * nch / parts, (warp + 1) * nch / parts, xs, yt, wait_row);
+  tile_dot_any<kTiles, kBatch, kStages>(blocks + static_cast<size_t>(e) * rows * nb * 16,
+                                        scales + static_cast<size_t>(e) * rows * nb, r0, nb, warp * nch / parts,
+                                        (warp + 1) * nch / parts, xs, x16_row_words(cols), yt);
   if (t == 0) {
 #pragma unroll
     for (int j = 0; j < kTiles; ++j) {
@@ -310,6 +434,27 @@ __global__ void __launch_bounds__(256)
     }
   }
   __syncthreads();
+  if constexpr (kCluster) {
+    auto cluster = cooperative_groups::this_cluster();
+    const int j = static_cast<int>(cluster.block_rank());  // = slot % k
+    asm volatile("barrier.cluster.wait.aligned;" ::: "memory");  // every block of the cluster has started
+    if (threadIdx.x < 16 * kTiles) {
+      const int i = threadIdx.x, r = r0 + i;
+      float v = 0.0f;
+      for (int q = 0; q < parts; ++q) v += part[q][i];
+      const float inv = h_inv != nullptr ? h_inv[slot] : ldexpf(1.0f, -kHScaleLog2);
+      cluster.map_shared_rank(&ys[0][0], 0)[j * 16 * kTiles + i] =
+          v * inv + bf16_to_f32(bias[static_cast<size_t>(e) * rows + r]);
+    }
+    cluster.sync();
+    if (j != 0 || threadIdx.x >= 16 * kTiles) return;
+    const int r = r0 + threadIdx.x;
+    float total = 0.0f;
+    for (int jj = 0; jj < k; ++jj) total = fmaf(weight[t_tok * k + jj], ys[jj][threadIdx.x], total);
+    float* o = out + static_cast<size_t>(t_tok) * rows + r;
+    *o = accumulate ? *o + total : total;
+    return;
+  }
   if (threadIdx.x < 16 * kTiles) {
     const int i = threadIdx.x, r = r0 + i;
     float v = 0.0f;
@@ -353,14 +498,20 @@ namespace {
 // warp, chunks per warp (sets the warps per block). The epilogues need 16 * tiles threads (down) and
 // so at most two tiles: a block may be a single warp.
 struct MoeShape {
-  int tiles, batch, per_warp;
+  int tiles, batch, per_warp, stages;  // stages > 0: weights through shared memory (batch unused)
+  bool cluster;                        // down: the slots' sum through a cluster (gate_up: as variant 1)
 };
-constexpr MoeShape kMoeShapes[kMoeVariants] = {{1, 6, 6}, {2, 3, 6}};
+constexpr MoeShape kMoeShapes[kMoeVariants] = {
+    {1, 6, 6, 0, false}, {2, 3, 6, 0, false}, {2, 0, 6, 2, false}, {2, 3, 6, 0, true}};
 int g_moe_variant[2] = {kMoeDefaultGateUp, kMoeDefaultDown};
 
-MoeShape moe_shape(int which, int rows) {
+MoeShape moe_shape(int which, int rows, int cols) {
   const MoeShape s = kMoeShapes[g_moe_variant[which]];
-  return rows % (16 * s.tiles) == 0 ? s : kMoeShapes[0];
+  if (rows % (16 * s.tiles) != 0) return kMoeShapes[0];
+  // The staged kernels unroll at most per_warp chunks per warp; k_parts caps the warps at 8.
+  const int nch = ((cols >> 5) + 3) / 4, parts = k_parts(cols >> 5, s.per_warp);
+  if (s.stages > 0 && (nch + parts - 1) / parts > s.per_warp) return kMoeShapes[kMoeDefaultGateUp];
+  return s;
 }
 
 template <typename Kernel>
@@ -380,18 +531,21 @@ int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* i
                        float limit, float alpha, float* h, uint32_t* h16, cudaStream_t stream) {
   if (T <= 0) return 0;
   if (rows % 16 != 0 || cols % 32 != 0 || (rows / 2) % 32 != 0) return static_cast<int>(cudaErrorInvalidValue);
-  const size_t smem = x16_row_words(cols) * 4;
-  const MoeShape s = moe_shape(0, rows);
-  const dim3 grid(rows / (16 * s.tiles), T * k), block(32 * k_parts(cols >> 5, s.per_warp));
+  const MoeShape s = moe_shape(0, rows, cols);
+  const int warps = k_parts(cols >> 5, s.per_warp);
+  const size_t smem = x16_row_words(cols) * 4 + warps * ring_bytes(s.tiles, s.stages);
+  const dim3 grid(rows / (16 * s.tiles), T * k), block(32 * warps);
   auto go = [&](auto kernel) {
     moe_allow_smem(kernel, smem);
     launch_pdl(kernel, grid, block, smem, stream, x16, x_inv, idx, k, blocks, scales, bias, rows, cols, limit, alpha, h,
                h16);
   };
-  if (s.tiles == 2) {
-    go(gate_up_kernel<2, 3>);
+  if (s.stages > 0) {
+    go(gate_up_kernel<2, 6, 2>);
+  } else if (s.tiles == 2) {
+    go(gate_up_kernel<2, 3, 0>);
   } else {
-    go(gate_up_kernel<1, 6>);
+    go(gate_up_kernel<1, 6, 0>);
   }
   return static_cast<int>(cudaGetLastError());
 }
@@ -401,18 +555,26 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
                         float* y, int32_t* counters, float* out, bool accumulate, cudaStream_t stream) {
   if (T <= 0) return 0;
   if (rows % 16 != 0 || cols % 32 != 0 || k < 1 || k > 8) return static_cast<int>(cudaErrorInvalidValue);
-  const size_t smem = x16_row_words(cols) * 4;
-  const MoeShape s = moe_shape(1, rows);
-  const dim3 grid(rows / (16 * s.tiles), T * k), block(32 * k_parts(cols >> 5, s.per_warp));
+  const MoeShape s = moe_shape(1, rows, cols);
+  const int warps = k_parts(cols >> 5, s.per_warp);
+  const size_t smem = x16_row_words(cols) * 4 + warps * ring_bytes(s.tiles, s.stages);
+  const dim3 grid(rows / (16 * s.tiles), T * k), block(32 * warps);
   auto go = [&](auto kernel) {
     moe_allow_smem(kernel, smem);
     launch_pdl(kernel, grid, block, smem, stream, h16, h_inv, idx, weight, k, blocks, scales, bias, rows, cols, y,
                counters, out, accumulate);
   };
-  if (s.tiles == 2) {
-    go(down_kernel<2, 3>);
+  if (s.cluster) {
+    auto kernel = down_kernel<2, 3, 0, true>;
+    moe_allow_smem(kernel, smem);
+    launch_pdl_cluster(kernel, grid, block, dim3(1, k, 1), smem, stream, h16, h_inv, idx, weight, k, blocks, scales,
+                       bias, rows, cols, y, counters, out, accumulate);
+  } else if (s.stages > 0) {
+    go(down_kernel<2, 6, 2>);
+  } else if (s.tiles == 2) {
+    go(down_kernel<2, 3, 0>);
   } else {
-    go(down_kernel<1, 6>);
+    go(down_kernel<1, 6, 0>);
   }
   return static_cast<int>(cudaGetLastError());
 }

@@ -1,5 +1,6 @@
 // Small kernels around the big GEMVs: the fused MoE router (RMSNorm + logits + top-k + softmax), the
 // embedding lookup, the greedy argmax over the vocabulary, and deterministic fills for benches/tests.
+#include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
 #include "backend/cuda/common.cuh"
@@ -12,130 +13,18 @@ namespace {
 constexpr int kRouterWarps = 8;  // expert rows per block
 constexpr int kMaxExperts = 256;
 
-// grid (ceil(E / 8), T): every block normalizes x[t] and computes 8 router logits; the last block of a
-// token to finish (a counter per token, reset by that block) selects the top k, takes the softmax and
-// writes the normalized x in x16 form for the expert kernels.
-__global__ void __launch_bounds__(kRouterWarps * 32)
-    router_kernel(const float* __restrict__ x, int x_stride, const uint16_t* __restrict__ gain, float eps,
-                  const uint16_t* __restrict__ wr, const uint16_t* __restrict__ br, int experts, int cols, int k,
-                  float* __restrict__ xn, uint32_t* __restrict__ xn16, float* __restrict__ xn_inv,
-                  float* __restrict__ logits, int32_t* __restrict__ counters, int32_t* __restrict__ idx,
-                  float* __restrict__ weight) {
-  extern __shared__ float xs[];  // [cols]
-  __shared__ float red[kRouterWarps];
-  __shared__ bool last;
-  const int t = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int e = blockIdx.x * kRouterWarps + warp;
-  const float* xr = x + static_cast<size_t>(t) * x_stride;
-  // This warp's router row, in flight before anything else: it does not depend on x.
-  constexpr int kRowLoads = 12;  // 12 x 32 x 8 = 3072 >= 2880 columns: a whole gpt-oss row
-  uint4 wrow[kRowLoads];
-  const uint4* w = reinterpret_cast<const uint4*>(wr + static_cast<size_t>(e) * cols);
-#pragma unroll
-  for (int u = 0; u < kRowLoads; ++u) {
-    const int i = lane + 32 * u;
-    wrow[u] = e < experts && i < cols / 8 ? __ldg(w + i) : make_uint4(0, 0, 0, 0);
-  }
-  // The RMSNorm gain for this thread's columns (4 per slot; a weight, so also before pdl_wait).
-  constexpr int kXLoads = 3;  // 3 x 256 x 4 = 3072 >= 2880 columns; wider rows take the loops below
-  const int per = blockDim.x * 4;
-  uint2 gv[kXLoads];
-#pragma unroll
-  for (int i = 0; i < kXLoads; ++i) {
-    const int c = threadIdx.x * 4 + i * per;
-    gv[i] = c < cols ? __ldg(reinterpret_cast<const uint2*>(gain + c)) : make_uint2(0, 0);
-  }
-  pdl_wait();
-  pdl_allow_dependents();
-  float ss = 0.0f;
-  float4 xv[kXLoads];
-#pragma unroll
-  for (int i = 0; i < kXLoads; ++i) {
-    const int c = threadIdx.x * 4 + i * per;
-    xv[i] = c < cols ? *reinterpret_cast<const float4*>(xr + c) : make_float4(0.f, 0.f, 0.f, 0.f);
-  }
-#pragma unroll
-  for (int i = 0; i < kXLoads; ++i) ss += xv[i].x * xv[i].x + xv[i].y * xv[i].y + xv[i].z * xv[i].z + xv[i].w * xv[i].w;
-  for (int c = threadIdx.x * 4 + kXLoads * per; c < cols; c += per) {
-    const float4 v = *reinterpret_cast<const float4*>(xr + c);
-    *reinterpret_cast<float4*>(xs + c) = v;
-    ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
-  }
-  ss = warp_sum(ss);
-  if (lane == 0) red[warp] = ss;
-  __syncthreads();
-  float total = 0.0f;
-  for (int i = 0; i < kRouterWarps; ++i) total += red[i];
-  const float r = 1.0f / sqrtf(total / static_cast<float>(cols) + eps);
-#pragma unroll
-  for (int i = 0; i < kXLoads; ++i) {
-    const int c = threadIdx.x * 4 + i * per;
-    if (c < cols) {
-      float4 v;
-      v.x = (xv[i].x * r) * bf16_lo(gv[i].x);
-      v.y = (xv[i].y * r) * bf16_hi(gv[i].x);
-      v.z = (xv[i].z * r) * bf16_lo(gv[i].y);
-      v.w = (xv[i].w * r) * bf16_hi(gv[i].y);
-      *reinterpret_cast<float4*>(xs + c) = v;
-    }
-  }
-  for (int c = threadIdx.x + kXLoads * per; c < cols; c += blockDim.x) xs[c] = (xs[c] * r) * bf16_to_f32(gain[c]);
-  __syncthreads();
-  if (e < experts) {
-    float acc = 0.0f;
-    auto dot8 = [&](const uint4& v, int i) {
-      const float* xv = xs + 8 * i;
-      acc = fmaf(bf16_lo(v.x), xv[0], acc);
-      acc = fmaf(bf16_hi(v.x), xv[1], acc);
-      acc = fmaf(bf16_lo(v.y), xv[2], acc);
-      acc = fmaf(bf16_hi(v.y), xv[3], acc);
-      acc = fmaf(bf16_lo(v.z), xv[4], acc);
-      acc = fmaf(bf16_hi(v.z), xv[5], acc);
-      acc = fmaf(bf16_lo(v.w), xv[6], acc);
-      acc = fmaf(bf16_hi(v.w), xv[7], acc);
-    };
-#pragma unroll
-    for (int u = 0; u < kRowLoads; ++u) {
-      if (lane + 32 * u < cols / 8) dot8(wrow[u], lane + 32 * u);
-    }
-#pragma unroll 4
-    for (int i = lane + 32 * kRowLoads; i < cols / 8; i += 32) dot8(__ldg(w + i), i);
-    acc = warp_sum(acc);
-    if (lane == 0) logits[static_cast<size_t>(t) * experts + e] = acc + (br ? bf16_to_f32(br[e]) : 0.0f);
-  }
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) last = atomicAdd(&counters[t], 1) == static_cast<int>(gridDim.x) - 1;
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  // The normalized x, as f32 and in x16 form.
-  float mx = 0.0f;
-  for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-    mx = fmaxf(mx, fabsf(xs[c]));
-    if (xn != nullptr) xn[static_cast<size_t>(t) * cols + c] = xs[c];
-  }
-  mx = warp_max(mx);
-  __syncthreads();
-  if (lane == 0) red[warp] = mx;
-  __syncthreads();
-  for (int i = 0; i < kRouterWarps; ++i) mx = fmaxf(mx, red[i]);
-  const int p = x16_exponent(mx);
-  const float up = ldexpf(1.0f, p);
-  uint32_t* row16 = xn16 + static_cast<size_t>(t) * x16_row_words(cols);
-  for (int c = threadIdx.x; c < cols; c += blockDim.x) x16_store(row16, c, xs[c] * up);
-  if (threadIdx.x == 0) {
-    xn_inv[t] = ldexpf(1.0f, -p);
-    counters[t] = 0;
-  }
-  if (warp != 0) return;
-  // Top-k by repeated warp argmax (ties to the lower index), then softmax over the k values.
-  constexpr int kPer = kMaxExperts / 32;
+// Top k (descending, ties to the lower index) of v (lane + 32 j: expert index) and a softmax over
+// them, by warp 0; idx / weight of token t.
+constexpr int kPer = kMaxExperts / 32;
+
+template <bool kGlobal>
+__device__ __forceinline__ void topk_softmax(const float* lg, int experts, int k, int t, int lane, int32_t* idx,
+                                             float* weight) {
   float v[kPer];
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
     const int ee = lane + 32 * j;
-    v[j] = ee < experts ? __ldcg(logits + static_cast<size_t>(t) * experts + ee) : -INFINITY;
+    v[j] = ee < experts ? (kGlobal ? __ldcg(lg + ee) : lg[ee]) : -INFINITY;
   }
   float sel_val[8];
   int sel_idx[8];
@@ -172,6 +61,285 @@ __global__ void __launch_bounds__(kRouterWarps * 32)
     }
   }
 }
+
+// The cluster form's end (router_kernel<true>): after the barrier block 0 holds all logits in `lg`;
+// every block writes columns [rank * cols / n, (rank + 1) * cols / n) of the x16 row from its own
+// normalized x.
+template <typename Cluster>
+__device__ __forceinline__ void router_cluster_tail(const Cluster& cluster, const float* xs, int cols, int experts, int k,
+                                                    int t, float* red, float* xn, uint32_t* xn16, float* xn_inv,
+                                                    int32_t* idx, float* weight, const float* lg) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  float mx = 0.0f;
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) mx = fmaxf(mx, fabsf(xs[c]));
+  mx = warp_max(mx);
+  cluster.sync();  // the logits have landed in block 0 (and every block has passed its last use of red)
+  if (lane == 0) red[warp] = mx;
+  __syncthreads();
+  for (int i = 0; i < kRouterWarps; ++i) mx = fmaxf(mx, red[i]);
+  const int p = x16_exponent(mx);
+  const float up = ldexpf(1.0f, p);
+  const int rank = static_cast<int>(cluster.block_rank()), n = static_cast<int>(cluster.num_blocks());
+  const int c0 = rank * cols / n, c1 = (rank + 1) * cols / n;
+  uint32_t* row16 = xn16 + static_cast<size_t>(t) * x16_row_words(cols);
+  for (int c = c0 + threadIdx.x; c < c1; c += blockDim.x) {
+    x16_store(row16, c, xs[c] * up);
+    if (xn != nullptr) xn[static_cast<size_t>(t) * cols + c] = xs[c];
+  }
+  if (rank != 0) return;
+  if (threadIdx.x == 0) xn_inv[t] = ldexpf(1.0f, -p);
+  if (warp == 0) topk_softmax<false>(lg, experts, k, t, lane, idx, weight);
+}
+
+// grid (ceil(E / 8), T): every block normalizes x[t] and computes 8 router logits; the last block of a
+// token to finish (a counter per token, reset by that block) selects the top k, takes the softmax and
+// writes the normalized x in x16 form for the expert kernels.
+//
+// kCluster (v10, router variant 2): the blocks of a token form one thread-block cluster; each block
+// writes its logits into block 0's shared memory (distributed shared memory) instead of global memory
+// plus a fence and a counter, block 0 selects the top k after the cluster barrier, and every block
+// writes its share of the x16 row (each has the whole normalized x).
+template <bool kCluster>
+__global__ void __launch_bounds__(kRouterWarps * 32)
+    router_kernel(const float* __restrict__ x, int x_stride, const uint16_t* __restrict__ gain, float eps,
+                  const uint16_t* __restrict__ wr, const uint16_t* __restrict__ br, int experts, int cols, int k,
+                  float* __restrict__ xn, uint32_t* __restrict__ xn16, float* __restrict__ xn_inv,
+                  float* __restrict__ logits, int32_t* __restrict__ counters, int32_t* __restrict__ idx,
+                  float* __restrict__ weight) {
+  extern __shared__ float xs[];  // [cols]
+  __shared__ float red[kRouterWarps];
+  __shared__ bool last;
+  __shared__ float cl_logits[kCluster ? kMaxExperts : 1];
+  const int t = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int e = blockIdx.x * kRouterWarps + warp;
+  const float* xr = x + static_cast<size_t>(t) * x_stride;
+  // This warp's router row, in flight before anything else: it does not depend on x.
+  constexpr int kRowLoads = 12;  // 12 x 32 x 8 = 3072 >= 2880 columns: a whole gpt-oss row
+  uint4 wrow[kRowLoads];
+  const uint4* w = reinterpret_cast<const uint4*>(wr + static_cast<size_t>(e) * cols);
+#pragma unroll
+  for (int u = 0; u < kRowLoads; ++u) {
+    const int i = lane + 32 * u;
+    wrow[u] = e < experts && i < cols / 8 ? __ldg(w + i) : make_uint4(0, 0, 0, 0);
+  }
+  // The RMSNorm gain for this thread's columns (4 per slot; a weight, so also before pdl_wait).
+  constexpr int kXLoads = 3;  // 3 x 256 x 4 = 3072 >= 2880 columns; wider rows take the loops below
+  const int per = blockDim.x * 4;
+  uint2 gv[kXLoads];
+#pragma unroll
+  for (int i = 0; i < kXLoads; ++i) {
+    const int c = threadIdx.x * 4 + i * per;
+    gv[i] = c < cols ? __ldg(reinterpret_cast<const uint2*>(gain + c)) : make_uint2(0, 0);
+  }
+  pdl_wait();
+  pdl_allow_dependents();
+  if constexpr (kCluster) asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
+  float ss = 0.0f;
+  float4 xv[kXLoads];
+#pragma unroll
+  for (int i = 0; i < kXLoads; ++i) {
+    const int c = threadIdx.x * 4 + i * per;
+    xv[i] = c < cols ? *reinterpret_cast<const float4*>(xr + c) : make_float4(0.f, 0.f, 0.f, 0.f);
+  }
+#pragma unroll
+  for (int i = 0; i < kXLoads; ++i) ss += xv[i].x * xv[i].x + xv[i].y * xv[i].y + xv[i].z * xv[i].z + xv[i].w * xv[i].w;
+  for (int c = threadIdx.x * 4 + kXLoads * per; c < cols; c += per) {
+    const float4 v = *reinterpret_cast<const float4*>(xr + c);
+    *reinterpret_cast<float4*>(xs + c) = v;
+    ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+  }
+  ss = warp_sum(ss);
+  if (lane == 0) red[warp] = ss;
+  __syncthreads();
+  float total = 0.0f;
+  for (int i = 0; i < kRouterWarps; ++i) total += red[i];
+  const float r = 1.0f / sqrtf(total / static_cast<float>(cols) + eps);
+#pragma unroll
+  for (int i = 0; i < kXLoads; ++i) {
+    const int c = threadIdx.x * 4 + i * per;
+    if (c < cols) {
+      float4 v;
+      v.x = (xv[i].x * r) * bf16_lo(gv[i].x);
+      v.y = (xv[i].y * r) * bf16_hi(gv[i].x);
+      v.z = (xv[i].z * r) * bf16_lo(gv[i].y);
+      v.w = (xv[i].w * r) * bf16_hi(gv[i].y);
+      *reinterpret_cast<float4*>(xs + c) = v;
+    }
+  }
+  for (int c = threadIdx.x + kXLoads * per; c < cols; c += blockDim.x) xs[c] = (xs[c] * r) * bf16_to_f32(gain[c]);
+  __syncthreads();
+  // Every block of the cluster has started (its shared memory exists) once this returns.
+  if constexpr (kCluster) asm volatile("barrier.cluster.wait.aligned;" ::: "memory");
+  if (e < experts) {
+    float acc = 0.0f;
+    auto dot8 = [&](const uint4& v, int i) {
+      const float* xv = xs + 8 * i;
+      acc = fmaf(bf16_lo(v.x), xv[0], acc);
+      acc = fmaf(bf16_hi(v.x), xv[1], acc);
+      acc = fmaf(bf16_lo(v.y), xv[2], acc);
+      acc = fmaf(bf16_hi(v.y), xv[3], acc);
+      acc = fmaf(bf16_lo(v.z), xv[4], acc);
+      acc = fmaf(bf16_hi(v.z), xv[5], acc);
+      acc = fmaf(bf16_lo(v.w), xv[6], acc);
+      acc = fmaf(bf16_hi(v.w), xv[7], acc);
+    };
+#pragma unroll
+    for (int u = 0; u < kRowLoads; ++u) {
+      if (lane + 32 * u < cols / 8) dot8(wrow[u], lane + 32 * u);
+    }
+#pragma unroll 4
+    for (int i = lane + 32 * kRowLoads; i < cols / 8; i += 32) dot8(__ldg(w + i), i);
+    acc = warp_sum(acc);
+    if (lane == 0) {
+      const float lv = acc + (br ? bf16_to_f32(br[e]) : 0.0f);
+      logits[static_cast<size_t>(t) * experts + e] = lv;
+      if constexpr (kCluster) cooperative_groups::this_cluster().map_shared_rank(cl_logits, 0)[e] = lv;
+    }
+  }
+  if constexpr (kCluster) {
+    router_cluster_tail(cooperative_groups::this_cluster(), xs, cols, experts, k, t, red, xn, xn16, xn_inv, idx, weight,
+                        cl_logits);
+    return;
+  }
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(&counters[t], 1) == static_cast<int>(gridDim.x) - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  // The normalized x, as f32 and in x16 form.
+  float mx = 0.0f;
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+    mx = fmaxf(mx, fabsf(xs[c]));
+    if (xn != nullptr) xn[static_cast<size_t>(t) * cols + c] = xs[c];
+  }
+  mx = warp_max(mx);
+  __syncthreads();
+  if (lane == 0) red[warp] = mx;
+  __syncthreads();
+  for (int i = 0; i < kRouterWarps; ++i) mx = fmaxf(mx, red[i]);
+  const int p = x16_exponent(mx);
+  const float up = ldexpf(1.0f, p);
+  uint32_t* row16 = xn16 + static_cast<size_t>(t) * x16_row_words(cols);
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) x16_store(row16, c, xs[c] * up);
+  if (threadIdx.x == 0) {
+    xn_inv[t] = ldexpf(1.0f, -p);
+    counters[t] = 0;
+  }
+  if (warp == 0) topk_softmax<true>(logits + static_cast<size_t>(t) * experts, experts, k, t, lane, idx, weight);
+}
+
+// The router in one block of 1024 threads per token (v10): the whole router matrix (E x cols bf16,
+// 184 KB for gpt-oss-20b) is copied into shared memory with cp.async before griddepcontrol.wait, so
+// it streams in while the previous kernel runs (o_proj leaves SMs free); after the wait the chain is
+// x -> RMSNorm -> logits -> top-k inside one block, with no cross-block counter, fence or second
+// pass over global memory. Each logit is summed in the same order as router_kernel's.
+constexpr int kBlockThreads = 1024;
+
+__global__ void __launch_bounds__(kBlockThreads)
+    router_block_kernel(const float* __restrict__ x, int x_stride, const uint16_t* __restrict__ gain, float eps,
+                        const uint16_t* __restrict__ wr, const uint16_t* __restrict__ br, int experts, int cols, int k,
+                        float* __restrict__ xn, uint32_t* __restrict__ xn16, float* __restrict__ xn_inv,
+                        float* __restrict__ logits, int32_t* __restrict__ idx, float* __restrict__ weight) {
+  extern __shared__ __align__(16) uint4 wsm[];  // [experts * cols / 8] then xs [cols] f32, ls [experts] f32
+  constexpr int kWarps = kBlockThreads / 32;
+  __shared__ float red[kWarps], redm[kWarps];
+  const int t = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int row_vecs = cols / 8, nvec = experts * row_vecs;
+  float* xs = reinterpret_cast<float*>(wsm + nvec);
+  float* ls = xs + cols;
+  {
+    const uint32_t base = static_cast<uint32_t>(__cvta_generic_to_shared(wsm));
+    const uint4* src = reinterpret_cast<const uint4*>(wr);
+    for (int i = threadIdx.x; i < nvec; i += kBlockThreads) {
+      asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(base + 16u * i), "l"(src + i) : "memory");
+    }
+    asm volatile("cp.async.commit_group;" ::: "memory");
+  }
+  const int c0 = threadIdx.x * 4;  // this thread's 4 columns (more in the loops for cols > 4096)
+  const uint2 gv = c0 < cols ? __ldg(reinterpret_cast<const uint2*>(gain + c0)) : make_uint2(0, 0);
+  const float bias = br != nullptr && threadIdx.x < experts ? bf16_to_f32(br[threadIdx.x]) : 0.0f;
+  pdl_wait();
+  pdl_allow_dependents();
+  const float* xr = x + static_cast<size_t>(t) * x_stride;
+  const float4 xv = c0 < cols ? *reinterpret_cast<const float4*>(xr + c0) : make_float4(0.f, 0.f, 0.f, 0.f);
+  float ss = xv.x * xv.x + xv.y * xv.y + xv.z * xv.z + xv.w * xv.w;
+  for (int c = c0 + 4 * kBlockThreads; c < cols; c += 4 * kBlockThreads) {
+    const float4 v = *reinterpret_cast<const float4*>(xr + c);
+    *reinterpret_cast<float4*>(xs + c) = v;
+    ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+  }
+  ss = warp_sum(ss);
+  if (lane == 0) red[warp] = ss;
+  __syncthreads();
+  float total = 0.0f;
+  for (int i = 0; i < kWarps; ++i) total += red[i];
+  const float r = 1.0f / sqrtf(total / static_cast<float>(cols) + eps);
+  float mx = 0.0f;
+  if (c0 < cols) {
+    float4 v;
+    v.x = (xv.x * r) * bf16_lo(gv.x);
+    v.y = (xv.y * r) * bf16_hi(gv.x);
+    v.z = (xv.z * r) * bf16_lo(gv.y);
+    v.w = (xv.w * r) * bf16_hi(gv.y);
+    *reinterpret_cast<float4*>(xs + c0) = v;
+    mx = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+  }
+  for (int c = c0 + 4 * kBlockThreads; c < cols; c += 4 * kBlockThreads) {
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      xs[c + q] = (xs[c + q] * r) * bf16_to_f32(gain[c + q]);
+      mx = fmaxf(mx, fabsf(xs[c + q]));
+    }
+  }
+  mx = warp_max(mx);
+  if (lane == 0) redm[warp] = mx;
+  asm volatile("cp.async.wait_all;" ::: "memory");
+  __syncthreads();
+  for (int i = 0; i < kWarps; ++i) mx = fmaxf(mx, redm[i]);
+  // The normalized x in x16 form for the expert kernels (and as f32 when asked).
+  const int p = x16_exponent(mx);
+  const float up = ldexpf(1.0f, p);
+  uint32_t* row16 = xn16 + static_cast<size_t>(t) * x16_row_words(cols);
+  for (int c = threadIdx.x; c < cols; c += kBlockThreads) {
+    x16_store(row16, c, xs[c] * up);
+    if (xn != nullptr) xn[static_cast<size_t>(t) * cols + c] = xs[c];
+  }
+  if (threadIdx.x == 0) xn_inv[t] = ldexpf(1.0f, -p);
+  for (int e = warp; e < experts; e += kWarps) {
+    const uint4* w = wsm + static_cast<size_t>(e) * row_vecs;
+    float acc = 0.0f;
+    for (int i = lane; i < row_vecs; i += 32) {
+      const uint4 v = w[i];
+      const float* xv8 = xs + 8 * i;
+      acc = fmaf(bf16_lo(v.x), xv8[0], acc);
+      acc = fmaf(bf16_hi(v.x), xv8[1], acc);
+      acc = fmaf(bf16_lo(v.y), xv8[2], acc);
+      acc = fmaf(bf16_hi(v.y), xv8[3], acc);
+      acc = fmaf(bf16_lo(v.z), xv8[4], acc);
+      acc = fmaf(bf16_hi(v.z), xv8[5], acc);
+      acc = fmaf(bf16_lo(v.w), xv8[6], acc);
+      acc = fmaf(bf16_hi(v.w), xv8[7], acc);
+    }
+    acc = warp_sum(acc);
+    if (lane == 0) ls[e] = acc;
+  }
+  __syncthreads();
+  if (threadIdx.x < experts) {
+    ls[threadIdx.x] += bias;  // as router_kernel: the bias added to the warp's sum
+    if (logits != nullptr) logits[static_cast<size_t>(t) * experts + threadIdx.x] = ls[threadIdx.x];
+  }
+  __syncthreads();
+  if (warp == 0) topk_softmax<false>(ls, experts, k, t, lane, idx, weight);
+}
+
+// Shared memory of router_block_kernel, or 0 where it does not apply (the matrix does not fit).
+size_t router_block_smem(int experts, int cols) {
+  const size_t bytes = static_cast<size_t>(experts) * cols * 2 + static_cast<size_t>(cols) * 4 + experts * 4;
+  return experts <= kBlockThreads && bytes <= 200 * 1024 ? bytes : 0;
+}
+
+int g_router_variant = kRouterDefault;
 
 __global__ void embed_kernel(const uint16_t* __restrict__ table, int cols, const int32_t* __restrict__ tokens,
                              float* __restrict__ out) {
@@ -239,6 +407,7 @@ bool g_pdl = true;
 }  // namespace
 
 bool pdl_enabled() { return g_pdl; }
+void set_router_variant(int v) { g_router_variant = v >= 0 && v <= 2 ? v : 0; }
 void set_pdl(bool on) { g_pdl = on; }
 
 int noop_kernel_launch(cudaStream_t stream) {
@@ -253,13 +422,27 @@ int router_topk(const float* x, int x_stride, const uint16_t* gain, float eps, c
   if (experts > kMaxExperts || k > 8 || k > experts || cols % 32 != 0 || x_stride % 4 != 0) {
     return static_cast<int>(cudaErrorInvalidValue);
   }
+  if (const size_t bsmem = router_block_smem(experts, cols); g_router_variant == 1 && bsmem > 0) {
+    cudaFuncSetAttribute(router_block_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bsmem));
+    launch_pdl(router_block_kernel, dim3(1, T), dim3(kBlockThreads), bsmem, stream, x, x_stride, gain, eps, wr, br,
+               experts, cols, k, xn, xn16, xn_inv, logits, idx, weight);
+    return static_cast<int>(cudaGetLastError());
+  }
   const size_t smem = static_cast<size_t>(cols) * sizeof(float);
   if (smem > 48 * 1024) {
-    cudaFuncSetAttribute(router_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    cudaFuncSetAttribute(router_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   }
   const dim3 grid((experts + kRouterWarps - 1) / kRouterWarps, T);
-  launch_pdl(router_kernel, grid, dim3(kRouterWarps * 32), smem, stream, x, x_stride, gain, eps, wr, br, experts, cols, k,
-             xn, xn16, xn_inv, logits, counters, idx, weight);
+  if (g_router_variant == 2 && grid.x <= 8) {
+    if (smem > 48 * 1024) {
+      cudaFuncSetAttribute(router_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    }
+    launch_pdl_cluster(router_kernel<true>, grid, dim3(kRouterWarps * 32), dim3(grid.x, 1, 1), smem, stream, x, x_stride,
+                       gain, eps, wr, br, experts, cols, k, xn, xn16, xn_inv, logits, counters, idx, weight);
+    return static_cast<int>(cudaGetLastError());
+  }
+  launch_pdl(router_kernel<false>, grid, dim3(kRouterWarps * 32), smem, stream, x, x_stride, gain, eps, wr, br, experts,
+             cols, k, xn, xn16, xn_inv, logits, counters, idx, weight);
   return static_cast<int>(cudaGetLastError());
 }
 
