@@ -2,6 +2,7 @@
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "backend/cpu_fast/kernels_q8.cc"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/cache_control.h>
 #include <hwy/highway.h>
 
 #include <algorithm>
@@ -42,9 +43,13 @@ HWY_INLINE void RowScales(const uint8_t* HWY_RESTRICT row, int64_t b0, int64_t n
 // row the 32 codes are widened once (32 / lanes vectors: AVX-512 2, AVX2 4, SSE4/NEON 8) and serve
 // the TR tokens. out[t * ldo + r] = the sum. Named accumulators, not arrays: SVE vectors are
 // sizeless.
+//
+// pf: the next tile's bytes [pf, pf + pf_bytes), requested a few cache lines per block step so that
+// they arrive while this tile computes (one core does not overlap misses and arithmetic by itself;
+// see bench/results/cpu-mxfp4-gemv.md). Null: no prefetch.
 template <int TR, int RR>
 HWY_INLINE void Q8Tile(const float* const* x, const uint8_t* const* w, int64_t nb, float* HWY_RESTRICT out,
-                       int64_t ldo) {
+                       int64_t ldo, const uint8_t* pf = nullptr, int64_t pf_bytes = 0) {
   static_assert(TR >= 1 && TR <= 4 && RR >= 1 && RR <= 4, "tile shape");
   const DF df;
   const hn::Rebind<int8_t, DF> d8;
@@ -55,6 +60,8 @@ HWY_INLINE void Q8Tile(const float* const* x, const uint8_t* const* w, int64_t n
   const float* x2 = x[TR > 2 ? 2 : 0];
   const float* x3 = x[TR > 3 ? 3 : 0];
   HWY_ALIGN float scales[RR][kScaleChunk];
+  // Cache lines of the next tile to request per block step (rounded up: done before the end).
+  const int64_t pf_lines = pf ? (pf_bytes + 64 * nb - 1) / (64 * nb) : 0;
   auto c00 = hn::Zero(df), c01 = c00, c02 = c00, c03 = c00;
   auto c10 = c00, c11 = c00, c12 = c00, c13 = c00;
   auto c20 = c00, c21 = c00, c22 = c00, c23 = c00;
@@ -64,6 +71,10 @@ HWY_INLINE void Q8Tile(const float* const* x, const uint8_t* const* w, int64_t n
     for (int r = 0; r < RR; ++r) RowScales(w[r], c0, cn, scales[r]);
     for (int64_t b = c0; b < c0 + cn; ++b) {
       const int64_t xo = b * kQ8BlockElems;
+      for (int64_t l = 0; l < pf_lines; ++l) {
+        const int64_t o = (b * pf_lines + l) * 64;
+        if (o < pf_bytes) hwy::Prefetch(pf + o);
+      }
 #define GPTOSS_Q8_ROW(r)                                                                            \
   if constexpr (RR > r) {                                                                           \
     const int8_t* q = reinterpret_cast<const int8_t*>(w[r] + b * kQ8BlockBytes + 2);                \
@@ -105,10 +116,13 @@ template <int TR>
 HWY_INLINE void Q8Rows(const float* const* x, const uint8_t* w, int64_t row_bytes, int64_t nb, int64_t rows,
                        float* HWY_RESTRICT out, int64_t ldo) {
   int64_t r = 0;
+  // The first tile is requested up front; each tile then requests the next one's rows.
+  for (int64_t o = 0; o < std::min<int64_t>(rows, 4) * row_bytes; o += 64) hwy::Prefetch(w + o);
   for (; r + 4 <= rows; r += 4) {
     const uint8_t* wr[4] = {w + r * row_bytes, w + (r + 1) * row_bytes, w + (r + 2) * row_bytes,
                             w + (r + 3) * row_bytes};
-    Q8Tile<TR, 4>(x, wr, nb, out + r, ldo);
+    const int64_t next = std::min<int64_t>(rows - (r + 4), 4);
+    Q8Tile<TR, 4>(x, wr, nb, out + r, ldo, next > 0 ? w + (r + 4) * row_bytes : nullptr, next * row_bytes);
   }
   for (; r < rows; ++r) {
     const uint8_t* wr[1] = {w + r * row_bytes};
