@@ -96,20 +96,19 @@ void Bf16Decode(const uint16_t* HWY_RESTRICT w, int64_t stride, int64_t n, int64
 // out + r * ldo; every value is E2M1 * 2^(e - 127), exactly as the exact path decodes it.
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
 // 16 f32 lanes: a block's 16 bytes widen to 16 lanes and a 16-entry f32 table (the E2M1 values
-// times the block scale) is looked up by each nibble (VPERMPS).
+// times the block scale, ScaledE2M1) is looked up by each nibble (VPERMPS).
 void Mxfp4Decode(const uint8_t* HWY_RESTRICT blocks, const uint8_t* HWY_RESTRICT scales, int64_t row_blocks,
                  int64_t rows, int64_t nblk, float* HWY_RESTRICT out, int64_t ldo) {
   const hn::Full512<float> df;
   const hn::Full512<int32_t> di;
   const hn::Full128<uint8_t> d8;
-  const auto table = hn::Load(df, dt::kE2M1);
   const auto mask = hn::Set(di, 15);
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* bl = blocks + r * row_blocks * 16;
     const uint8_t* sc = scales + r * row_blocks;
     float* o = out + r * ldo;
     for (int64_t b = 0; b < nblk; ++b) {
-      const auto scaled = hn::Mul(table, hn::Set(df, dt::kScales.full[sc[b]]));
+      const auto scaled = hn::Load(df, dt::kScaledE2M1.table[sc[b]]);
       const auto v = hn::BitCast(di, hn::PromoteTo(hn::Full512<uint32_t>(), hn::LoadU(d8, bl + 16 * b)));
       hn::StoreU(hn::TableLookupLanes(scaled, hn::IndicesFromVec(df, hn::And(v, mask))), df, o + 32 * b);
       hn::StoreU(hn::TableLookupLanes(scaled, hn::IndicesFromVec(df, hn::ShiftRight<4>(v))), df, o + 32 * b + 16);
