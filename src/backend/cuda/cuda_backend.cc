@@ -72,6 +72,10 @@ class CudaBackend final : public Backend {
     if (const char* v = std::getenv("GPTOSS_CUDA_PREFILL_MOE"); v != nullptr && std::string(v) == "cublas") {
       moe_cublas_ = true;
     }
+    // x16: prefill matmuls through the x16 kernel (moe_gemm.h dense_gemm_x16) on an fp16 copy of each
+    // matrix made at its first prefill use (3x more exact); cublas (default): cuBLAS GEMMs over three
+    // bf16 parts of x.
+    if (const char* v = std::getenv("GPTOSS_CUDA_PREFILL_DENSE"); v != nullptr) dense_cublas_ = std::string(v) != "x16";
     return Status::ok();
   }
 
@@ -132,7 +136,12 @@ class CudaBackend final : public Backend {
     Lap lap(this, prefill(T) ? "matmul gemm" : "matmul gemv");
     if (!bf16(w, "matmul weight") || (bias != nullptr && !bf16(*bias, "matmul bias"))) return;
     if (w.cols % 8 != 0) return fail_msg(fmt::format("matmul: {} columns is not a multiple of 8", w.cols));
-    if (prefill(T)) return gemm_matmul(x, T, w, bias, out);
+    if (prefill(T)) {
+      if (!dense_cublas_ && w.cols % 32 == 0) {
+        if (const DenseF16* d = dense_f16(w); d != nullptr) return dense_x16(x, T, *d, w, bias, out);
+      }
+      return gemm_matmul(x, T, w, bias, out);
+    }
     cuda::GemvInput in;
     in.x = x;
     in.x_stride = static_cast<int>(w.cols);
@@ -384,6 +393,55 @@ class CudaBackend final : public Backend {
     if (!gate_up) check("prefill moe combine", cuda::moe_combine(ys, idx, weight, T, k, N, out, stream_));
   }
 
+  // A dense matrix as fp16 rows scaled by powers of two (f16_rows), made at its first prefill use:
+  // as many bytes as the bf16 matrix. Null (the cuBLAS path is taken) when it would leave less than
+  // 4 GiB of device memory free.
+  // Entries are keyed by address and remember the weight's owner (Buffer::mem), so a matrix freed and
+  // another allocated at the same address is not taken for the old one.
+  struct DenseF16 {
+    std::weak_ptr<void> owner;
+    std::shared_ptr<void> w16, w_inv;
+  };
+  const DenseF16* dense_f16(const Weight& w) {
+    auto it = dense_f16_.find(w.buf.data);
+    if (it != dense_f16_.end()) {
+      const std::weak_ptr<void>& o = it->second.owner;
+      if (!o.owner_before(w.buf.mem) && !w.buf.mem.owner_before(o) && (w.buf.mem == nullptr || !o.expired())) {
+        return it->second.w16 ? &it->second : nullptr;
+      }
+      dense_f16_.erase(it);
+    }
+    DenseF16& d = dense_f16_[w.buf.data];
+    d.owner = w.buf.mem;
+    const size_t bytes = static_cast<size_t>(w.rows) * w.cols * 2;
+    size_t free_b = 0, total_b = 0;
+    void* p = nullptr;
+    void* q = nullptr;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess || free_b < bytes + (size_t(4) << 30) ||
+        cudaMalloc(&p, bytes) != cudaSuccess || cudaMalloc(&q, static_cast<size_t>(w.rows) * 4) != cudaSuccess) {
+      cudaGetLastError();
+      cudaFree(p);
+      return nullptr;
+    }
+    d.w16 = std::shared_ptr<void>(p, [](void* v) { cudaFree(v); });
+    d.w_inv = std::shared_ptr<void>(q, [](void* v) { cudaFree(v); });
+    check("prefill dense f16", cuda::f16_rows(w.buf.as<uint16_t>(), static_cast<int>(w.rows), static_cast<int>(w.cols),
+                                              static_cast<uint16_t*>(p), static_cast<float*>(q), stream_));
+    return &d;
+  }
+
+  // out[T, N] = x . w^T (+ bias) through the x16 kernel: x staged in x16 form, w from dense_f16.
+  void dense_x16(const float* x, int T, const DenseF16& d, const Weight& w, const Weight* bias, float* out) {
+    const int N = static_cast<int>(w.rows), K = static_cast<int>(w.cols);
+    uint32_t* x16 = scratch<uint32_t>(2, cuda::x16_bytes(T, K) / 4);
+    float* inv = scratch<float>(3, T);
+    if (x16 == nullptr || inv == nullptr) return;
+    check("prefill matmul stage", cuda::stage_x16(x, K, T, K, x16, inv, stream_));
+    check("prefill matmul", cuda::dense_gemm_x16(x16, inv, T, static_cast<const uint16_t*>(d.w16.get()),
+                                                 static_cast<const float*>(d.w_inv.get()),
+                                                 bias ? bias->buf.as<uint16_t>() : nullptr, N, K, out, stream_));
+  }
+
   // The bf16 copy of all of w's experts (GPTOSS_CUDA_PREFILL_EXPERT_CACHE=1), decoded on first use;
   // null when the cache is off or the memory is not there.
   const uint16_t* cached_experts(const Mxfp4Experts& w) {
@@ -491,7 +549,9 @@ class CudaBackend final : public Backend {
   bool profiling_ = false;
   bool expert_cache_on_ = false;
   bool moe_cublas_ = false;
+  bool dense_cublas_ = true;
   std::map<const void*, std::shared_ptr<void>> expert_cache_;
+  std::map<const void*, DenseF16> dense_f16_;
   std::map<std::string, std::pair<double, int>> profile_;
   cuda::Gemm* gemm_ = nullptr;
   std::vector<int32_t> host_idx_, sorted_, used_;

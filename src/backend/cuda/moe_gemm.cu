@@ -27,23 +27,28 @@ namespace {
 
 constexpr int kBN = kMoeGemmTileSlots;   // slots per block
 constexpr int kKC = 2;                   // MXFP4 blocks per pipeline stage
-constexpr int kStages = 3;
 constexpr int kThreads = 256;
 constexpr int kAStrideWords = 12;        // per weight row and stage: 8 words of data + 4 of padding
 constexpr int kBStrideWords = 80;        // per slot and stage: 64 words of data + 16 of padding
 constexpr int kBStageWords = kBN * kBStrideWords;
 // Block shapes: WM warps along the weight rows, each with MT 16-row tiles, and 8 / WM warps along the
 // slots, each with NT 8-slot tiles (8 / WM * NT * 8 == kBN). A block has kBM = WM * 16 * MT rows.
-template <int WM, int MT, int NT>
+// kDense: the A operand is a dense fp16 matrix (f16_rows below: 64 bytes per 32 columns, 32 words
+// of data + 16 of padding per row and block pair... see kAStrideWords) instead of MXFP4 blocks.
+template <int WM, int MT, int NT, bool kDense = false>
 struct Tile {
   static constexpr int kWN = 8 / WM;
   static_assert(kWN * NT * 8 == kBN, "the warps along the slots must cover kBN");
   static constexpr int kBM = WM * 16 * MT;
-  static constexpr int kAStageWords = kBM * kAStrideWords;
+  // Per weight row and stage: MXFP4 8 words of data + 4 of padding; fp16 32 words + 16 (rows g and
+  // g + 1 then start 16 banks apart, so a quarter warp's 16-byte loads do not conflict).
+  static constexpr int kAStride = kDense ? 48 : kAStrideWords;
+  static constexpr int kStages = kDense ? 2 : 3;
+  static constexpr int kAStageWords = kBM * kAStride;
   static constexpr int kStageWords = kAStageWords + kBStageWords;
   static constexpr int kBlocksPerSm = kBM <= 128 ? 2 : 1;
   static constexpr size_t smem_bytes(int nb) {
-    return static_cast<size_t>(kStages) * kStageWords * 4 + ((kBM * nb + 15) & ~15) + 3 * kBN * 4;
+    return static_cast<size_t>(kStages) * kStageWords * 4 + (kDense ? 0 : ((kBM * nb + 15) & ~15)) + 3 * kBN * 4;
   }
 };
 
@@ -71,42 +76,46 @@ struct Args {
   const int32_t* dst;    // sorted slot -> output row
   const int32_t* tiles;  // [3][max_tiles]: expert, first sorted slot, count; then the number of tiles
   int max_tiles;
-  const uint8_t* blocks;
-  const uint8_t* scales;
-  const uint16_t* bias;
+  const uint8_t* blocks;  // MXFP4 blocks, or (kDense) the f16_rows matrix
+  const uint8_t* scales;  // E8M0 scales, or (kDense) w_inv [rows] as floats
+  const uint16_t* bias;   // may be null when kDense
   int rows, cols;
   bool swiglu;
   float limit, alpha;
   float* out;
 };
 
-template <int WM, int MT, int NT>
-__global__ void __launch_bounds__(kThreads, Tile<WM, MT, NT>::kBlocksPerSm) moe_gemm_kernel(const Args p) {
-  using Sh = Tile<WM, MT, NT>;
+template <int WM, int MT, int NT, bool kDense>
+__global__ void __launch_bounds__(kThreads, Tile<WM, MT, NT, kDense>::kBlocksPerSm) moe_gemm_kernel(const Args p) {
+  using Sh = Tile<WM, MT, NT, kDense>;
   constexpr int kBM = Sh::kBM, kAStageWords = Sh::kAStageWords, kStageWords = Sh::kStageWords;
+  constexpr int kStages = Sh::kStages, kAS = Sh::kAStride;
   extern __shared__ __align__(16) uint32_t smem[];
   const int nb = p.cols >> 5;
   uint8_t* sc = reinterpret_cast<uint8_t*>(smem + kStages * kStageWords);  // [kBM][nb] scale bytes
-  int32_t* s_src = reinterpret_cast<int32_t*>(sc + ((kBM * nb + 15) & ~15));
+  int32_t* s_src = reinterpret_cast<int32_t*>(sc + (kDense ? 0 : ((kBM * nb + 15) & ~15)));
   int32_t* s_dst = s_src + kBN;
   float* s_inv = reinterpret_cast<float*>(s_dst + kBN);
 
   const int tile = blockIdx.y, row0 = blockIdx.x * kBM;
-  if (tile >= p.tiles[3 * p.max_tiles]) return;  // the grid is sized for the most tiles S slots can need
-  const int e = p.tiles[tile], first = p.tiles[p.max_tiles + tile], count = p.tiles[2 * p.max_tiles + tile];
+  int e = 0, first = tile * kBN, count = min(kBN, p.max_tiles - first);  // kDense: max_tiles = T rows
+  if (!kDense) {
+    if (tile >= p.tiles[3 * p.max_tiles]) return;  // the grid is sized for the most tiles S slots can need
+    e = p.tiles[tile], first = p.tiles[p.max_tiles + tile], count = p.tiles[2 * p.max_tiles + tile];
+  }
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t = lane & 3, wm = warp % WM, wn = warp / WM;
 
   if (tid < kBN) {
     const bool in = tid < count;
-    const int s = in ? p.src[first + tid] : 0;
+    const int s = in ? (kDense ? first + tid : p.src[first + tid]) : 0;
     s_src[tid] = s;
-    s_dst[tid] = in ? p.dst[first + tid] : -1;
+    s_dst[tid] = in ? (kDense ? first + tid : p.dst[first + tid]) : -1;
     s_inv[tid] = in ? p.x_inv[s] : 0.0f;
   }
   const size_t erow0 = static_cast<size_t>(e) * p.rows + row0;
   const int rows_here = min(kBM, p.rows - row0);
-  {
+  if (!kDense) {
     const uint8_t* sg = p.scales + erow0 * nb;
     for (int i = tid; i < kBM * nb; i += kThreads) sc[i] = i < rows_here * nb ? sg[i] : 0;
   }
@@ -118,12 +127,22 @@ __global__ void __launch_bounds__(kThreads, Tile<WM, MT, NT>::kBlocksPerSm) moe_
     uint32_t* A = smem + buf * kStageWords;
     uint32_t* B = A + kAStageWords;
     const int kb = st * kKC;
+    if (kDense) {
 #pragma unroll
-    for (int c = tid; c < kBM * kKC; c += kThreads) {  // weights: kBM rows x kKC blocks of 16 bytes
-      const int r = c >> 1, b = c & 1;
-      const bool ok = r < rows_here && kb + b < nb;
-      const uint8_t* src = ok ? p.blocks + ((erow0 + r) * nb + kb + b) * 16 : p.blocks;
-      cp_async16(A + r * kAStrideWords + b * 4, src, ok);
+      for (int c = tid; c < kBM * kKC * 4; c += kThreads) {  // weights: kBM rows x kKC blocks of 64 bytes
+        const int r = c >> 3, b = (c >> 2) & 1, q = c & 3;
+        const bool ok = r < rows_here && kb + b < nb;
+        const uint8_t* src = ok ? p.blocks + ((erow0 + r) * nb + kb + b) * 64 + q * 16 : p.blocks;
+        cp_async16(A + r * kAS + b * 16 + q * 4, src, ok);
+      }
+    } else {
+#pragma unroll
+      for (int c = tid; c < kBM * kKC; c += kThreads) {  // weights: kBM rows x kKC blocks of 16 bytes
+        const int r = c >> 1, b = c & 1;
+        const bool ok = r < rows_here && kb + b < nb;
+        const uint8_t* src = ok ? p.blocks + ((erow0 + r) * nb + kb + b) * 16 : p.blocks;
+        cp_async16(A + r * kAS + b * 4, src, ok);
+      }
     }
 #pragma unroll
     for (int i = 0; i < 4; ++i) {  // slots: kBN x kKC blocks x 8 chunks of 16 bytes
@@ -162,8 +181,16 @@ __global__ void __launch_bounds__(kThreads, Tile<WM, MT, NT>::kBlocksPerSm) moe_
 #pragma unroll
       for (int m = 0; m < MT; ++m) {
         const int r = wm * 16 * MT + m * 16 + g;
-        mxfp4_word_to_half2x4(A[r * kAStrideWords + b * 4 + t], ra[m][0]);
-        mxfp4_word_to_half2x4(A[(r + 8) * kAStrideWords + b * 4 + t], ra[m][1]);
+        if (kDense) {
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const uint4 v = *reinterpret_cast<const uint4*>(A + (r + 8 * h) * kAS + b * 16 + t * 4);
+            ra[m][h][0] = v.x, ra[m][h][1] = v.y, ra[m][h][2] = v.z, ra[m][h][3] = v.w;
+          }
+        } else {
+          mxfp4_word_to_half2x4(A[r * kAS + b * 4 + t], ra[m][0]);
+          mxfp4_word_to_half2x4(A[(r + 8) * kAS + b * 4 + t], ra[m][1]);
+        }
       }
       float cacc[MT][NT][4];
 #pragma unroll
@@ -186,7 +213,8 @@ __global__ void __launch_bounds__(kThreads, Tile<WM, MT, NT>::kBlocksPerSm) moe_
 #pragma unroll
       for (int m = 0; m < MT; ++m) {
         const int r = wm * 16 * MT + m * 16 + g;
-        const float s0 = e8m0_to_f32(sc[r * nb + kb]), s8 = e8m0_to_f32(sc[(r + 8) * nb + kb]);
+        const float s0 = kDense ? 1.0f : e8m0_to_f32(sc[r * nb + kb]);
+        const float s8 = kDense ? 1.0f : e8m0_to_f32(sc[(r + 8) * nb + kb]);
 #pragma unroll
         for (int n = 0; n < NT; ++n) {
           acc[m][n][0] = fmaf(cacc[m][n][0], s0, acc[m][n][0]);
@@ -201,19 +229,21 @@ __global__ void __launch_bounds__(kThreads, Tile<WM, MT, NT>::kBlocksPerSm) moe_
 
   // Epilogue: y = acc * 2^-p of the slot's row + bias; SwiGLU pairs rows 2u (gate) and 2u + 1 (up),
   // which sit in lanes g and g + 1 (lane ^ 4).
-  const uint16_t* bias = p.bias + static_cast<size_t>(e) * p.rows;
+  const uint16_t* bias = p.bias != nullptr ? p.bias + static_cast<size_t>(e) * p.rows : nullptr;
+  const float* w_inv = reinterpret_cast<const float*>(p.scales);
 #pragma unroll
   for (int m = 0; m < MT; ++m) {
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int rl = wm * 16 * MT + m * 16 + g + 8 * h, r = row0 + rl;
-      const float bv = r < p.rows ? bf16_to_f32(bias[r]) : 0.0f;
+      const float bv = r < p.rows && bias != nullptr ? bf16_to_f32(bias[r]) : 0.0f;
+      const float wi = kDense && r < p.rows ? w_inv[r] : 1.0f;
 #pragma unroll
       for (int n = 0; n < NT; ++n) {
 #pragma unroll
         for (int c = 0; c < 2; ++c) {
           const int j = wn * 8 * NT + n * 8 + 2 * t + c;
-          const float y = acc[m][n][2 * h + c] * s_inv[j] + bv;
+          const float y = (kDense ? acc[m][n][2 * h + c] * s_inv[j] * wi : acc[m][n][2 * h + c] * s_inv[j]) + bv;
           const bool ok = r < p.rows && j < count;
           if (p.swiglu) {
             const float up = __shfl_xor_sync(0xffffffffu, y, 4);
@@ -243,18 +273,19 @@ int tile_shape() {
   return s >= 0 && s <= 2 ? s : kMoeGemmDefaultShape;
 }
 
-template <int WM, int MT, int NT>
+template <int WM, int MT, int NT, bool kDense = false>
 int launch(const Args& a, cudaStream_t stream) {
-  using Sh = Tile<WM, MT, NT>;
+  using Sh = Tile<WM, MT, NT, kDense>;
   const size_t smem = Sh::smem_bytes(a.cols / 32);
-  if (smem > 227 * 1024 || a.max_tiles > 65535) return static_cast<int>(cudaErrorInvalidValue);
-  if (auto e = cudaFuncSetAttribute(moe_gemm_kernel<WM, MT, NT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  const int y_blocks = kDense ? (a.max_tiles + kBN - 1) / kBN : a.max_tiles;
+  if (smem > 227 * 1024 || y_blocks > 65535) return static_cast<int>(cudaErrorInvalidValue);
+  if (auto e = cudaFuncSetAttribute(moe_gemm_kernel<WM, MT, NT, kDense>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     static_cast<int>(smem));
       e != cudaSuccess) {
     return static_cast<int>(e);
   }
-  const dim3 grid((a.rows + Sh::kBM - 1) / Sh::kBM, a.max_tiles);
-  moe_gemm_kernel<WM, MT, NT><<<grid, kThreads, smem, stream>>>(a);
+  const dim3 grid((a.rows + Sh::kBM - 1) / Sh::kBM, y_blocks);
+  moe_gemm_kernel<WM, MT, NT, kDense><<<grid, kThreads, smem, stream>>>(a);
   return static_cast<int>(cudaGetLastError());
 }
 }  // namespace
@@ -324,6 +355,48 @@ __global__ void moe_group_kernel(const int32_t* __restrict__ idx, int S, int k, 
 }
 
 }  // namespace
+
+namespace {
+
+// One block per row: w_inv[r] = 2^-p with max |w[r]| * 2^p < 2^14, out[r] = fp16(w[r] * 2^p) with each
+// group of 8 columns in the x16 order (0, 4, 1, 5, 2, 6, 3, 7).
+__global__ void f16_rows_kernel(const uint16_t* __restrict__ w, int cols, uint16_t* __restrict__ out,
+                                float* __restrict__ w_inv) {
+  __shared__ float red[32];
+  const int r = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const uint16_t* wr = w + static_cast<size_t>(r) * cols;
+  float mx = 0.0f;
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) mx = fmaxf(mx, fabsf(bf16_to_f32(wr[c])));
+  mx = warp_max(mx);
+  if (lane == 0) red[warp] = mx;
+  __syncthreads();
+  for (int q = 0; q < static_cast<int>(blockDim.x >> 5); ++q) mx = fmaxf(mx, red[q]);
+  const int pw = x16_exponent(mx);
+  const float up = ldexpf(1.0f, pw);
+  __half* o = reinterpret_cast<__half*>(out + static_cast<size_t>(r) * cols);
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+    const int el = c & 7, perm = el < 4 ? 2 * el : 2 * (el - 4) + 1;
+    o[(c & ~7) + perm] = __float2half_rn(bf16_to_f32(wr[c]) * up);
+  }
+  if (threadIdx.x == 0) w_inv[r] = ldexpf(1.0f, -pw);
+}
+
+}  // namespace
+
+int f16_rows(const uint16_t* w, int rows, int cols, uint16_t* out, float* w_inv, cudaStream_t stream) {
+  if (cols % 32 != 0) return static_cast<int>(cudaErrorInvalidValue);
+  if (rows > 0) f16_rows_kernel<<<rows, 256, 0, stream>>>(w, cols, out, w_inv);
+  return static_cast<int>(cudaGetLastError());
+}
+
+int dense_gemm_x16(const uint32_t* x16, const float* x_inv, int T, const uint16_t* w16, const float* w_inv,
+                   const uint16_t* bias, int rows, int cols, float* out, cudaStream_t stream) {
+  if (T <= 0) return 0;
+  if (cols % 32 != 0) return static_cast<int>(cudaErrorInvalidValue);
+  const Args a{x16, x_inv, nullptr, nullptr, nullptr, T, reinterpret_cast<const uint8_t*>(w16),
+               reinterpret_cast<const uint8_t*>(w_inv), bias, rows, cols, false, 0.0f, 0.0f, out};
+  return launch<4, 2, 4, true>(a, stream);
+}
 
 int moe_gemm_max_tiles(int S, int E) { return (S + kBN - 1) / kBN + E; }
 

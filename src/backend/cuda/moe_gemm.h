@@ -38,6 +38,14 @@ int moe_gemm_mxfp4(const uint32_t* x16, const float* x_inv, const int32_t* src, 
                    const uint16_t* bias, int rows, int cols, bool swiglu_out, float limit, float alpha, float* out,
                    cudaStream_t stream);
 
+// The same kernel for a dense matrix (prefill projections): w as fp16 rows scaled by powers of two
+// (f16_rows: exact for every bf16 value down to 2^-38 of its row's largest), x as x16 rows [T]:
+// out[t, r] = sum_c w[r, c] * x[t, c] (+ bias[r], bf16, may be null), f32 sums of exact products
+// rounded once per 32 columns. cols % 32 == 0.
+int f16_rows(const uint16_t* w_bf16, int rows, int cols, uint16_t* w16, float* w_inv, cudaStream_t stream);
+int dense_gemm_x16(const uint32_t* x16, const float* x_inv, int T, const uint16_t* w16, const float* w_inv,
+                   const uint16_t* bias, int rows, int cols, float* out, cudaStream_t stream);
+
 // Dynamic shared memory of one block for `cols` inputs.
 size_t moe_gemm_smem_bytes(int cols);
 

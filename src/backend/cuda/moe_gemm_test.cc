@@ -187,5 +187,63 @@ TEST(CudaMoeGemm, ErrorAtModelSize) {
   EXPECT_LT(grouped_o, 10 * gemv_o + 1e-7);
 }
 
+// f32_matmul with T >= 8 through the x16 kernel (dense_gemm_x16 on the fp16 copy of the matrix)
+// (GPTOSS_CUDA_PREFILL_DENSE=x16) against float64: a partial row tile and token tile at K = 96, and
+// the model's K = 2880 with rows 2^-20..1 apart in magnitude (each gets its own power-of-two scale)
+// and mixed-magnitude inputs. The cuBLAS path's error (=cublas) is printed beside it. A second matrix of the
+// same shape after the first is freed (possibly at the same address) must not reuse the first's copy.
+TEST(CudaMoeGemm, DenseMatmulEqualsFloat64) {
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  struct Dims {
+    int N, K, T;
+    bool bias;
+  };
+  std::mt19937 rng(17);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (const Dims& d : {Dims{200, 96, 100, true}, Dims{1024, 2880, 64, false}, Dims{1024, 2880, 64, true}}) {
+    for (const char* mode : {"x16", "cublas"}) {
+      auto gpu = cuda_with("GPTOSS_CUDA_PREFILL_DENSE", mode);
+      ASSERT_NE(gpu, nullptr);
+      for (int round = 0; round < 2; ++round) {  // round 1: new weights, the first ones freed
+        std::vector<uint16_t> wv(size_t(d.N) * d.K), bv(d.N);
+        for (int r = 0; r < d.N; ++r) {
+          const float rs = std::ldexp(0.05f, -int(rng() % 21));
+          for (int c = 0; c < d.K; ++c) wv[size_t(r) * d.K + c] = f32_to_bf16(u(rng) * rs);
+          bv[r] = f32_to_bf16(u(rng));
+        }
+        std::vector<float> xv(size_t(d.T) * d.K);
+        for (auto& x : xv) x = u(rng) * std::ldexp(1.0f, int(rng() % 7) - 3);
+        std::vector<double> ref(size_t(d.T) * d.N);
+        double ref_max = 0;
+        for (int t = 0; t < d.T; ++t) {
+          for (int n = 0; n < d.N; ++n) {
+            double acc = d.bias ? bf16_to_f32(bv[n]) : 0.0;
+            for (int k = 0; k < d.K; ++k) acc += double(xv[size_t(t) * d.K + k]) * bf16_to_f32(wv[size_t(n) * d.K + k]);
+            ref[size_t(t) * d.N + n] = acc;
+            ref_max = std::fmax(ref_max, std::fabs(acc));
+          }
+        }
+        std::vector<float> o(ref.size());
+        {
+          auto wb = gpu->upload_weight(wv.data(), wv.size() * 2);
+          auto bb = gpu->upload_weight(bv.data(), bv.size() * 2);
+          auto xb = gpu->upload_weight(xv.data(), xv.size() * 4);
+          auto ob = gpu->alloc(o.size() * 4);
+          Weight w = weight(*wb, d.N, d.K), b = weight(*bb, 1, d.N);
+          gpu->f32_matmul(xb->as<float>(), d.T, w, d.bias ? &b : nullptr, ob->as<float>());
+          ASSERT_TRUE(gpu->download(ob->data, o.size() * 4, o.data()).is_ok());
+        }
+        double err = 0;
+        for (size_t i = 0; i < o.size(); ++i) err = std::fmax(err, std::fabs(o[i] - ref[i]));
+        std::printf("matmul %dx%d, T %d, bias %d, %s, round %d: max |err| / max |ref| %.3e\n", d.N, d.K, d.T, d.bias,
+                    mode, round, err / ref_max);
+        if (std::strcmp(mode, "x16") == 0) {
+          EXPECT_LT(err / ref_max, 1e-6);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace gptoss
