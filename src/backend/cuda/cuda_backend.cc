@@ -435,11 +435,13 @@ class CudaBackend final : public Backend {
     const int N = static_cast<int>(w.rows), K = static_cast<int>(w.cols);
     uint32_t* x16 = scratch<uint32_t>(2, cuda::x16_bytes(T, K) / 4);
     float* inv = scratch<float>(3, T);
-    if (x16 == nullptr || inv == nullptr) return;
+    const int splits = cuda::dense_gemm_splits(T, N, K);
+    float* ws = splits > 1 ? scratch<float>(7, static_cast<size_t>(splits) * T * N) : nullptr;
+    if (x16 == nullptr || inv == nullptr || (splits > 1 && ws == nullptr)) return;
     check("prefill matmul stage", cuda::stage_x16(x, K, T, K, x16, inv, stream_));
     check("prefill matmul", cuda::dense_gemm_x16(x16, inv, T, static_cast<const uint16_t*>(d.w16.get()),
                                                  static_cast<const float*>(d.w_inv.get()),
-                                                 bias ? bias->buf.as<uint16_t>() : nullptr, N, K, out, stream_));
+                                                 bias ? bias->buf.as<uint16_t>() : nullptr, N, K, out, ws, stream_));
   }
 
   // The bf16 copy of all of w's experts (GPTOSS_CUDA_PREFILL_EXPERT_CACHE=1), decoded on first use;

@@ -16,6 +16,7 @@
 // decoded weights, rounded once per 32-element block.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "backend/cuda/common.cuh"
@@ -83,6 +84,8 @@ struct Args {
   bool swiglu;
   float limit, alpha;
   float* out;
+  float* ws = nullptr;  // kDense split K: partial sums [gridDim.z][T][rows], bias added by the reduction
+  int kb_per_split = 0;
 };
 
 template <int WM, int MT, int NT, bool kDense>
@@ -122,16 +125,19 @@ __global__ void __launch_bounds__(kThreads, Tile<WM, MT, NT, kDense>::kBlocksPer
   __syncthreads();
 
   const size_t row_words = x16_row_words(p.cols);
-  const int total = (nb + kKC - 1) / kKC;
+  // kDense with p.ws: this block sums the MXFP4-block range [kb0, kb_end) of the columns (split K).
+  const int kb0 = p.ws != nullptr ? static_cast<int>(blockIdx.z) * p.kb_per_split : 0;
+  const int kb_end = p.ws != nullptr ? min(nb, kb0 + p.kb_per_split) : nb;
+  const int total = (kb_end - kb0 + kKC - 1) / kKC;
   auto load_stage = [&](int st, int buf) {
     uint32_t* A = smem + buf * kStageWords;
     uint32_t* B = A + kAStageWords;
-    const int kb = st * kKC;
+    const int kb = kb0 + st * kKC;
     if (kDense) {
 #pragma unroll
       for (int c = tid; c < kBM * kKC * 4; c += kThreads) {  // weights: kBM rows x kKC blocks of 64 bytes
         const int r = c >> 3, b = (c >> 2) & 1, q = c & 3;
-        const bool ok = r < rows_here && kb + b < nb;
+        const bool ok = r < rows_here && kb + b < kb_end;
         const uint8_t* src = ok ? p.blocks + ((erow0 + r) * nb + kb + b) * 64 + q * 16 : p.blocks;
         cp_async16(A + r * kAS + b * 16 + q * 4, src, ok);
       }
@@ -139,7 +145,7 @@ __global__ void __launch_bounds__(kThreads, Tile<WM, MT, NT, kDense>::kBlocksPer
 #pragma unroll
       for (int c = tid; c < kBM * kKC; c += kThreads) {  // weights: kBM rows x kKC blocks of 16 bytes
         const int r = c >> 1, b = c & 1;
-        const bool ok = r < rows_here && kb + b < nb;
+        const bool ok = r < rows_here && kb + b < kb_end;
         const uint8_t* src = ok ? p.blocks + ((erow0 + r) * nb + kb + b) * 16 : p.blocks;
         cp_async16(A + r * kAS + b * 4, src, ok);
       }
@@ -147,7 +153,7 @@ __global__ void __launch_bounds__(kThreads, Tile<WM, MT, NT, kDense>::kBlocksPer
 #pragma unroll
     for (int i = 0; i < 4; ++i) {  // slots: kBN x kKC blocks x 8 chunks of 16 bytes
       const int c = tid + i * kThreads, j = c >> 4, b = (c >> 3) & 1, q = c & 7;
-      const bool ok = j < count && kb + b < nb;
+      const bool ok = j < count && kb + b < kb_end;
       const uint32_t* src =
           ok ? p.x16 + static_cast<size_t>(s_src[j]) * row_words + static_cast<size_t>(kb + b) * kX16BlockWords + q * 4
              : p.x16;
@@ -175,8 +181,8 @@ __global__ void __launch_bounds__(kThreads, Tile<WM, MT, NT, kDense>::kBlocksPer
     const uint32_t* B = A + kAStageWords;
 #pragma unroll
     for (int b = 0; b < kKC; ++b) {
-      const int kb = it * kKC + b;
-      if (kb >= nb) break;
+      const int kb = kb0 + it * kKC + b;
+      if (kb >= kb_end) break;
       uint32_t ra[MT][2][4];
 #pragma unroll
       for (int m = 0; m < MT; ++m) {
@@ -243,12 +249,17 @@ __global__ void __launch_bounds__(kThreads, Tile<WM, MT, NT, kDense>::kBlocksPer
 #pragma unroll
         for (int c = 0; c < 2; ++c) {
           const int j = wn * 8 * NT + n * 8 + 2 * t + c;
-          const float y = (kDense ? acc[m][n][2 * h + c] * s_inv[j] * wi : acc[m][n][2 * h + c] * s_inv[j]) + bv;
+          const float raw = kDense ? acc[m][n][2 * h + c] * s_inv[j] * wi : acc[m][n][2 * h + c] * s_inv[j];
+          const float y = raw + bv;
           const bool ok = r < p.rows && j < count;
           if (p.swiglu) {
             const float up = __shfl_xor_sync(0xffffffffu, y, 4);
             if (ok && (g & 1) == 0) {
               p.out[static_cast<size_t>(s_dst[j]) * (p.rows >> 1) + (r >> 1)] = swiglu(y, up, p.limit, p.alpha);
+            }
+          } else if (kDense && p.ws != nullptr) {
+            if (ok) {
+              p.ws[(static_cast<size_t>(blockIdx.z) * p.max_tiles + s_dst[j]) * p.rows + r] = raw;
             }
           } else if (ok) {
             p.out[static_cast<size_t>(s_dst[j]) * p.rows + r] = y;
@@ -284,7 +295,8 @@ int launch(const Args& a, cudaStream_t stream) {
       e != cudaSuccess) {
     return static_cast<int>(e);
   }
-  const dim3 grid((a.rows + Sh::kBM - 1) / Sh::kBM, y_blocks);
+  const dim3 grid((a.rows + Sh::kBM - 1) / Sh::kBM, y_blocks,
+                  a.ws != nullptr ? (a.cols / 32 + a.kb_per_split - 1) / a.kb_per_split : 1);
   moe_gemm_kernel<WM, MT, NT, kDense><<<grid, kThreads, smem, stream>>>(a);
   return static_cast<int>(cudaGetLastError());
 }
@@ -389,13 +401,52 @@ int f16_rows(const uint16_t* w, int rows, int cols, uint16_t* out, float* w_inv,
   return static_cast<int>(cudaGetLastError());
 }
 
+namespace {
+
+__global__ void split_sum_kernel(const float* __restrict__ ws, int splits, size_t n, int rows,
+                                 const uint16_t* __restrict__ bias, float* __restrict__ out) {
+  for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    float v = 0.0f;
+    for (int z = 0; z < splits; ++z) v += ws[z * n + i];
+    out[i] = v + (bias != nullptr ? bf16_to_f32(bias[i % rows]) : 0.0f);
+  }
+}
+
+int sm_count() {
+  int dev = 0, n = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+    cudaGetLastError();
+    return 132;
+  }
+  return n;
+}
+
+}  // namespace
+
+int dense_gemm_splits(int T, int rows, int cols) {
+  const int blocks = ((rows + 127) / 128) * ((T + kBN - 1) / kBN), nb = cols / 32;
+  const int want = 2 * sm_count() / blocks;  // split only grids that fill at most half the block slots
+  return std::max(1, std::min(want, nb / 8));                // at least 8 MXFP4-size blocks of K per split
+}
+
 int dense_gemm_x16(const uint32_t* x16, const float* x_inv, int T, const uint16_t* w16, const float* w_inv,
-                   const uint16_t* bias, int rows, int cols, float* out, cudaStream_t stream) {
+                   const uint16_t* bias, int rows, int cols, float* out, float* ws, cudaStream_t stream) {
   if (T <= 0) return 0;
   if (cols % 32 != 0) return static_cast<int>(cudaErrorInvalidValue);
-  const Args a{x16, x_inv, nullptr, nullptr, nullptr, T, reinterpret_cast<const uint8_t*>(w16),
-               reinterpret_cast<const uint8_t*>(w_inv), bias, rows, cols, false, 0.0f, 0.0f, out};
-  return launch<4, 2, 4, true>(a, stream);
+  Args a{x16, x_inv, nullptr, nullptr, nullptr, T, reinterpret_cast<const uint8_t*>(w16),
+         reinterpret_cast<const uint8_t*>(w_inv), bias, rows, cols, false, 0.0f, 0.0f, out};
+  const int splits = ws != nullptr ? dense_gemm_splits(T, rows, cols) : 1;
+  if (splits > 1) {
+    a.ws = ws;
+    a.kb_per_split = (cols / 32 + splits - 1) / splits;
+  }
+  if (const int e = launch<4, 2, 4, true>(a, stream); e != 0 || splits == 1) return e;
+  const int nz = (cols / 32 + a.kb_per_split - 1) / a.kb_per_split;  // splits actually launched
+  const size_t n = static_cast<size_t>(T) * rows;
+  const int grid = static_cast<int>(std::min<size_t>((n + 255) / 256, 4096));
+  split_sum_kernel<<<grid, 256, 0, stream>>>(ws, nz, n, rows, bias, out);
+  return static_cast<int>(cudaGetLastError());
 }
 
 int moe_gemm_max_tiles(int S, int E) { return (S + kBN - 1) / kBN + E; }

@@ -43,8 +43,12 @@ int moe_gemm_mxfp4(const uint32_t* x16, const float* x_inv, const int32_t* src, 
 // out[t, r] = sum_c w[r, c] * x[t, c] (+ bias[r], bf16, may be null), f32 sums of exact products
 // rounded once per 32 columns. cols % 32 == 0.
 int f16_rows(const uint16_t* w_bf16, int rows, int cols, uint16_t* w16, float* w_inv, cudaStream_t stream);
+// Grids too small to fill the GPU (k, v, router: 8-32 blocks of 128 rows x 64 tokens) split K over
+// dense_gemm_splits(T, rows, cols) blocks whose partial sums go to ws [splits][T][rows] and are added
+// in split order (+ bias) by a second kernel; ws == nullptr: no split.
+int dense_gemm_splits(int T, int rows, int cols);
 int dense_gemm_x16(const uint32_t* x16, const float* x_inv, int T, const uint16_t* w16, const float* w_inv,
-                   const uint16_t* bias, int rows, int cols, float* out, cudaStream_t stream);
+                   const uint16_t* bias, int rows, int cols, float* out, float* ws, cudaStream_t stream);
 
 // Dynamic shared memory of one block for `cols` inputs.
 size_t moe_gemm_smem_bytes(int cols);

@@ -190,7 +190,8 @@ TEST(CudaMoeGemm, ErrorAtModelSize) {
 // f32_matmul with T >= 8 through the x16 kernel (dense_gemm_x16 on the fp16 copy of the matrix)
 // (GPTOSS_CUDA_PREFILL_DENSE=x16) against float64: a partial row tile and token tile at K = 96, and
 // the model's K = 2880 with rows 2^-20..1 apart in magnitude (each gets its own power-of-two scale)
-// and mixed-magnitude inputs. The cuBLAS path's error (=cublas) is printed beside it. A second matrix of the
+// and mixed-magnitude inputs (8 and 4 blocks: K split over 11 blocks, dense_gemm_splits); the
+// cuBLAS path's error (=cublas) is printed beside it. A second matrix of the
 // same shape after the first is freed (possibly at the same address) must not reuse the first's copy.
 TEST(CudaMoeGemm, DenseMatmulEqualsFloat64) {
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
@@ -200,7 +201,8 @@ TEST(CudaMoeGemm, DenseMatmulEqualsFloat64) {
   };
   std::mt19937 rng(17);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  for (const Dims& d : {Dims{200, 96, 100, true}, Dims{1024, 2880, 64, false}, Dims{1024, 2880, 64, true}}) {
+  for (const Dims& d : {Dims{200, 96, 100, true}, Dims{1024, 2880, 64, false}, Dims{1024, 2880, 64, true},
+                       Dims{32, 2880, 100, true}}) {
     for (const char* mode : {"x16", "cublas"}) {
       auto gpu = cuda_with("GPTOSS_CUDA_PREFILL_DENSE", mode);
       ASSERT_NE(gpu, nullptr);
