@@ -43,7 +43,7 @@ float bits_to_f32(uint32_t b) {
   return f;
 }
 
-TEST(Q8Codec, F16RoundTripsEveryValue) {
+TEST(CpuFastQ8Codec, F16RoundTripsEveryValue) {
   for (uint32_t h = 0; h < 65536; ++h) {
     const bool nan = ((h >> 10) & 0x1f) == 31 && (h & 0x3ff) != 0;
     if (nan) {
@@ -54,7 +54,7 @@ TEST(Q8Codec, F16RoundTripsEveryValue) {
   }
 }
 
-TEST(Q8Codec, F16RoundsToNearestEven) {
+TEST(CpuFastQ8Codec, F16RoundsToNearestEven) {
   EXPECT_EQ(f16_to_f32(0x3c00), 1.0f);
   EXPECT_EQ(f16_to_f32(0x0001), std::ldexp(1.0f, -24));  // smallest subnormal
   EXPECT_EQ(f16_to_f32(0x7bff), 65504.0f);
@@ -69,7 +69,7 @@ TEST(Q8Codec, F16RoundsToNearestEven) {
   EXPECT_EQ(f32_to_f16(INFINITY), 0x7c00);
 }
 
-TEST(Q8Codec, QuantizesABlockAsGgml) {
+TEST(CpuFastQ8Codec, QuantizesABlockAsGgml) {
   // amax = 31: d = 31/127, q_i = round(i * 127/31) with halves away from zero; and -x gives -q.
   float x[32];
   for (int i = 0; i < 32; ++i) x[i] = static_cast<float>(i);
@@ -113,7 +113,7 @@ double abs_dot(const float* x, const uint8_t* row, int64_t cols) {
   return s;
 }
 
-TEST(Q8Kernels, GemvMatchesDequantizeThenExactOnEveryTarget) {
+TEST(CpuFastQ8Kernels, GemvMatchesDequantizeThenExactOnEveryTarget) {
   std::mt19937 rng(7);
   for (int64_t cols : {32, 64, 96, 2080, 2880, 4096}) {
     for (int64_t rows : {1, 3, 4, 5, 9}) {
@@ -137,7 +137,7 @@ TEST(Q8Kernels, GemvMatchesDequantizeThenExactOnEveryTarget) {
   }
 }
 
-TEST(Q8Kernels, GemmEqualsGemvBitwisePerTokenOnEveryTarget) {
+TEST(CpuFastQ8Kernels, GemmEqualsGemvBitwisePerTokenOnEveryTarget) {
   std::mt19937 rng(11);
   const int64_t cols = 2880 + 64 * 32, rows = 11;  // 154 blocks: more than two scale chunks
   const auto w = random_q8(rng, rows, cols);
@@ -164,7 +164,7 @@ TEST(Q8Kernels, GemmEqualsGemvBitwisePerTokenOnEveryTarget) {
   }
 }
 
-TEST(Q8Kernels, MatmulOpMatchesExactBackendWithBias) {
+TEST(CpuFastQ8Kernels, MatmulOpMatchesExactBackendWithBias) {
   std::mt19937 rng(3);
   const int64_t rows = 301, cols = 2880;  // rows not a multiple of any task or tile size
   auto wq = random_q8(rng, rows, cols);
@@ -200,7 +200,7 @@ TEST(Q8Kernels, MatmulOpMatchesExactBackendWithBias) {
   }
 }
 
-TEST(Q8Kernels, ExactBackendReadsQ8Elements) {
+TEST(CpuFastQ8Kernels, ExactBackendReadsQ8Elements) {
   std::mt19937 rng(5);
   const int64_t rows = 3, cols = 64;
   auto wq = random_q8(rng, rows, cols);
