@@ -412,9 +412,11 @@ class CpuFastBackend final : public Backend {
       const int64_t r0 = i * kAmxRows, n = std::min(kAmxRows, N - r0);
       cpu_fast::amx_gemm_bf16w(xa_.data(), T, amx_.parts, wd + r0 * K, K, n, K, out + r0, N);
       if (bias) {
+        float b[kAmxRows];
+        for (int64_t r = 0; r < n; ++r) b[r] = cpu::weight_at(*bias, r0 + r);
         for (int t = 0; t < T; ++t) {
           float* o = out + static_cast<int64_t>(t) * N + r0;
-          for (int64_t r = 0; r < n; ++r) o[r] += cpu::weight_at(*bias, r0 + r);
+          for (int64_t r = 0; r < n; ++r) o[r] += b[r];
         }
       }
     });
