@@ -6,8 +6,10 @@
 # (GPTOSS_CUDA_PREFILL_MOE=cublas), the per-token kernels (GPTOSS_CUDA_PREFILL_MIN_T=0) and the exact
 # CPU path, then pp512/tg128 of each in the same call.
 #   gtest     backend_cuda_moe_gemm_test + backend_cuda_test (op-level checks against the cpu backend)
-#   compare   full-size random 20b, TOKENS (default 24) through cpu / cuda old binary / cuda new / ...
-#   bench     copy bandwidth + gptoss bench -p 512 -n 128 -r REPS (3): old binary, new, new with cublas MoE
+#   compare   full-size random 20b, TOKENS (default 24) through cpu / cuda old binary / cuda new /
+#             cublas MoE / per-token kernels / x16 dense matmuls (GPTOSS_CUDA_PREFILL_DENSE=x16)
+#   bench     copy bandwidth + gptoss bench -p 512 -n 128 -r REPS (3): old binary, new, new with cublas MoE,
+#             new with x16 dense matmuls, old binary again
 #   profile   GPTOSS_CUDA_PROFILE=1: time per op kind over a 16-token warm-up and five pp512
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -33,12 +35,13 @@ for what in "$@"; do
       ( time $B/gptoss logits $M --tokens $TOKENS --device cuda --out /tmp/cuda-new.safetensors ) 2>&1 | tail -4
       GPTOSS_CUDA_PREFILL_MOE=cublas $B/gptoss logits $M --tokens $TOKENS --device cuda --out /tmp/cuda-cublas.safetensors 2>&1 | tail -2
       GPTOSS_CUDA_PREFILL_MIN_T=0 $B/gptoss logits $M --tokens $TOKENS --device cuda --out /tmp/cuda-tokens.safetensors 2>&1 | tail -2
+      GPTOSS_CUDA_PREFILL_DENSE=x16 $B/gptoss logits $M --tokens $TOKENS --device cuda --out /tmp/cuda-x16.safetensors 2>&1 | tail -2
       python3 - <<'PY' 2>&1 | tee "$OUT/compare.txt"
 from safetensors.numpy import load_file
 import numpy as np
 ref = load_file("/tmp/cpu.safetensors")["logits_0"].astype(np.float64)
 ref = ref.reshape(-1, ref.shape[-1])
-for name in ("cuda-old", "cuda-new", "cuda-cublas", "cuda-tokens"):
+for name in ("cuda-old", "cuda-new", "cuda-cublas", "cuda-tokens", "cuda-x16"):
     try:
         got = load_file(f"/tmp/{name}.safetensors")["logits_0"].astype(np.float64).reshape(ref.shape)
     except Exception as e:
@@ -63,6 +66,7 @@ print('copy bandwidth (D2D 2 GiB, read+write): %.1f GB/s' % (2*a.numel()*20/(s.e
       if [ -x $B/gptoss-old ]; then echo "--- old binary"; $B/gptoss-old bench $M -p 512 -n 128 -r ${REPS:-3} --device cuda 2>&1 | tee "$OUT/bench-old.txt" | tail -4; fi
       echo "--- new"; $B/gptoss bench $M -p 512 -n 128 -r ${REPS:-3} --device cuda 2>&1 | tee "$OUT/bench-new.txt" | tail -4
       echo "--- new, GPTOSS_CUDA_PREFILL_MOE=cublas"; GPTOSS_CUDA_PREFILL_MOE=cublas $B/gptoss bench $M -p 512 -n 0 -r ${REPS:-3} --device cuda 2>&1 | tee "$OUT/bench-cublas.txt" | tail -1
+      echo "--- new, GPTOSS_CUDA_PREFILL_DENSE=x16"; GPTOSS_CUDA_PREFILL_DENSE=x16 $B/gptoss bench $M -p 512 -n 0 -r ${REPS:-3} --device cuda 2>&1 | tee "$OUT/bench-x16.txt" | tail -1
       if [ -x $B/gptoss-old ]; then echo "--- old binary again"; $B/gptoss-old bench $M -p 512 -n 0 -r ${REPS:-3} --device cuda 2>&1 | tail -1; fi
       ;;
     profile)

@@ -28,17 +28,18 @@ namespace {
 
 constexpr int kBN = kMoeGemmTileSlots;   // slots per block
 constexpr int kKC = 2;                   // MXFP4 blocks per pipeline stage
-constexpr int kThreads = 256;
 constexpr int kAStrideWords = 12;        // per weight row and stage: 8 words of data + 4 of padding
 constexpr int kBStrideWords = 80;        // per slot and stage: 64 words of data + 16 of padding
 constexpr int kBStageWords = kBN * kBStrideWords;
-// Block shapes: WM warps along the weight rows, each with MT 16-row tiles, and 8 / WM warps along the
-// slots, each with NT 8-slot tiles (8 / WM * NT * 8 == kBN). A block has kBM = WM * 16 * MT rows.
+// Block shapes: WM warps along the weight rows, each with MT 16-row tiles, and kWarps / WM warps along
+// the slots, each with NT 8-slot tiles (kWarps / WM * NT * 8 == kBN). A block has kBM = WM * 16 * MT
+// rows; more rows per block means fewer reads of the (4-byte-per-element) x16 inputs from L2 per MMA.
 // kDense: the A operand is a dense fp16 matrix (f16_rows below: 64 bytes per 32 columns, 32 words
 // of data + 16 of padding per row and block pair... see kAStrideWords) instead of MXFP4 blocks.
-template <int WM, int MT, int NT, bool kDense = false>
+template <int WM, int MT, int NT, bool kDense = false, int kWarps = 8>
 struct Tile {
-  static constexpr int kWN = 8 / WM;
+  static constexpr int kThreads = 32 * kWarps;
+  static constexpr int kWN = kWarps / WM;
   static_assert(kWN * NT * 8 == kBN, "the warps along the slots must cover kBN");
   static constexpr int kBM = WM * 16 * MT;
   // Per weight row and stage: MXFP4 8 words of data + 4 of padding; fp16 32 words + 16 (rows g and
@@ -47,7 +48,7 @@ struct Tile {
   static constexpr int kStages = kDense ? 2 : 3;
   static constexpr int kAStageWords = kBM * kAStride;
   static constexpr int kStageWords = kAStageWords + kBStageWords;
-  static constexpr int kBlocksPerSm = kBM <= 128 ? 2 : 1;
+  static constexpr int kBlocksPerSm = kBM <= 128 && kWarps == 8 ? 2 : 1;
   static constexpr size_t smem_bytes(int nb) {
     return static_cast<size_t>(kStages) * kStageWords * 4 + (kDense ? 0 : ((kBM * nb + 15) & ~15)) + 3 * kBN * 4;
   }
@@ -88,9 +89,11 @@ struct Args {
   int kb_per_split = 0;
 };
 
-template <int WM, int MT, int NT, bool kDense>
-__global__ void __launch_bounds__(kThreads, Tile<WM, MT, NT, kDense>::kBlocksPerSm) moe_gemm_kernel(const Args p) {
-  using Sh = Tile<WM, MT, NT, kDense>;
+template <int WM, int MT, int NT, bool kDense, int kWarps>
+__global__ void __launch_bounds__(Tile<WM, MT, NT, kDense, kWarps>::kThreads,
+                                  Tile<WM, MT, NT, kDense, kWarps>::kBlocksPerSm) moe_gemm_kernel(const Args p) {
+  using Sh = Tile<WM, MT, NT, kDense, kWarps>;
+  constexpr int kThreads = Sh::kThreads;
   constexpr int kBM = Sh::kBM, kAStageWords = Sh::kAStageWords, kStageWords = Sh::kStageWords;
   constexpr int kStages = Sh::kStages, kAS = Sh::kAStride;
   extern __shared__ __align__(16) uint32_t smem[];
@@ -151,7 +154,7 @@ __global__ void __launch_bounds__(kThreads, Tile<WM, MT, NT, kDense>::kBlocksPer
       }
     }
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {  // slots: kBN x kKC blocks x 8 chunks of 16 bytes
+    for (int i = 0; i < kBN * kKC * 8 / kThreads; ++i) {  // slots: kBN x kKC blocks x 8 chunks of 16 bytes
       const int c = tid + i * kThreads, j = c >> 4, b = (c >> 3) & 1, q = c & 7;
       const bool ok = j < count && kb + b < kb_end;
       const uint32_t* src =
@@ -277,27 +280,28 @@ size_t moe_gemm_smem_bytes(int cols) { return Tile<4, 2, 4>::smem_bytes(cols / 3
 namespace {
 // GPTOSS_CUDA_MOE_GEMM_SHAPE picks the block shape: 0 = 4 x 2 row tiles, 2 x 4 slot tiles (128 rows);
 // 1 = 2 x 4 row tiles, 4 x 2 slot tiles (128 rows, half the B-operand loads per MMA, twice the A);
-// 2 = 4 x 4 row tiles, 2 x 4 slot tiles (256 rows, one block per SM).
+// 2 = 4 x 4 row tiles, 2 x 4 slot tiles (256 rows, one block per SM); 3 = 8 x 2 row tiles, 2 x 4 slot
+// tiles (256 rows, 16 warps, one block per SM: shape 0's warps, half its input traffic).
 int tile_shape() {
   const char* v = std::getenv("GPTOSS_CUDA_MOE_GEMM_SHAPE");  // read per launch (a few ns)
   const int s = v != nullptr ? std::atoi(v) : kMoeGemmDefaultShape;
-  return s >= 0 && s <= 2 ? s : kMoeGemmDefaultShape;
+  return s >= 0 && s <= 3 ? s : kMoeGemmDefaultShape;
 }
 
-template <int WM, int MT, int NT, bool kDense = false>
+template <int WM, int MT, int NT, bool kDense = false, int kWarps = 8>
 int launch(const Args& a, cudaStream_t stream) {
-  using Sh = Tile<WM, MT, NT, kDense>;
+  using Sh = Tile<WM, MT, NT, kDense, kWarps>;
   const size_t smem = Sh::smem_bytes(a.cols / 32);
   const int y_blocks = kDense ? (a.max_tiles + kBN - 1) / kBN : a.max_tiles;
   if (smem > 227 * 1024 || y_blocks > 65535) return static_cast<int>(cudaErrorInvalidValue);
-  if (auto e = cudaFuncSetAttribute(moe_gemm_kernel<WM, MT, NT, kDense>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    static_cast<int>(smem));
+  if (auto e = cudaFuncSetAttribute(moe_gemm_kernel<WM, MT, NT, kDense, kWarps>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
       e != cudaSuccess) {
     return static_cast<int>(e);
   }
   const dim3 grid((a.rows + Sh::kBM - 1) / Sh::kBM, y_blocks,
                   a.ws != nullptr ? (a.cols / 32 + a.kb_per_split - 1) / a.kb_per_split : 1);
-  moe_gemm_kernel<WM, MT, NT, kDense><<<grid, kThreads, smem, stream>>>(a);
+  moe_gemm_kernel<WM, MT, NT, kDense, kWarps><<<grid, Sh::kThreads, smem, stream>>>(a);
   return static_cast<int>(cudaGetLastError());
 }
 }  // namespace
@@ -312,6 +316,7 @@ int moe_gemm_mxfp4(const uint32_t* x16, const float* x_inv, const int32_t* src, 
   switch (tile_shape()) {
     case 1: return launch<2, 4, 2>(a, stream);
     case 2: return launch<4, 4, 4>(a, stream);
+    case 3: return launch<8, 2, 4, false, 16>(a, stream);
     default: return launch<4, 2, 4>(a, stream);
   }
 }
@@ -441,7 +446,9 @@ int dense_gemm_x16(const uint32_t* x16, const float* x_inv, int T, const uint16_
     a.ws = ws;
     a.kb_per_split = (cols / 32 + splits - 1) / splits;
   }
-  if (const int e = launch<4, 2, 4, true>(a, stream); e != 0 || splits == 1) return e;
+  const char* v = std::getenv("GPTOSS_CUDA_DENSE_GEMM_SHAPE");  // 3: 256-row blocks of 16 warps
+  const int e = v != nullptr && std::atoi(v) == 3 ? launch<8, 2, 4, true, 16>(a, stream) : launch<4, 2, 4, true>(a, stream);
+  if (e != 0 || splits == 1) return e;
   const int nz = (cols / 32 + a.kb_per_split - 1) / a.kb_per_split;  // splits actually launched
   const size_t n = static_cast<size_t>(T) * rows;
   const int grid = static_cast<int>(std::min<size_t>((n + 255) / 256, 4096));

@@ -31,7 +31,7 @@ int moe_group_slots(const int32_t* idx, int S, int k, int E, bool gate_up, int32
 // [E, rows, cols/32, 16] + E8M0 scales [E, rows, cols/32]; x as x16 rows with x_inv[row] = 2^-p; bias
 // bf16 [E, rows]). swiglu_out: out[dst[s], u] = swiglu(y[2u], y[2u + 1]) (clamped, limit/alpha) into
 // out [*, rows / 2]; else out[dst[s], r] = y[r] into out [*, rows]. cols % 32 == 0. Returns the launch
-// error (cudaError_t) as an int. GPTOSS_CUDA_MOE_GEMM_SHAPE (0, 1, 2; moe_gemm.cu) overrides the
+// error (cudaError_t) as an int. GPTOSS_CUDA_MOE_GEMM_SHAPE (0..3; moe_gemm.cu) overrides the
 // block shape kMoeGemmDefaultShape; all shapes compute the same sums in the same order.
 int moe_gemm_mxfp4(const uint32_t* x16, const float* x_inv, const int32_t* src, const int32_t* dst,
                    const int32_t* tiles, int max_tiles, const uint8_t* blocks, const uint8_t* scales,
@@ -45,7 +45,8 @@ int moe_gemm_mxfp4(const uint32_t* x16, const float* x_inv, const int32_t* src, 
 int f16_rows(const uint16_t* w_bf16, int rows, int cols, uint16_t* w16, float* w_inv, cudaStream_t stream);
 // Grids too small to fill the GPU (k, v, router: 8-32 blocks of 128 rows x 64 tokens) split K over
 // dense_gemm_splits(T, rows, cols) blocks whose partial sums go to ws [splits][T][rows] and are added
-// in split order (+ bias) by a second kernel; ws == nullptr: no split.
+// in split order (+ bias) by a second kernel; ws == nullptr: no split. GPTOSS_CUDA_DENSE_GEMM_SHAPE=3
+// picks 256-row blocks of 16 warps (moe_gemm.cu) instead of 128-row blocks of 8.
 int dense_gemm_splits(int T, int rows, int cols);
 int dense_gemm_x16(const uint32_t* x16, const float* x_inv, int T, const uint16_t* w16, const float* w_inv,
                    const uint16_t* bias, int rows, int cols, float* out, float* ws, cudaStream_t stream);
