@@ -87,16 +87,17 @@ int main(int argc, char** argv) {
   for (int i = 4; i + 1 < argc; i += 2) {
     if (std::string(argv[i]) == "--tol") tol = std::atof(argv[i + 1]);
     if (std::string(argv[i]) == "--threads") threads = std::atoi(argv[i + 1]);
-    if (std::string(argv[i]) == "--shapes") {  // kernel shapes (kernels.h: set_*_variant); R optional
-      int g = 0, gu = 0, dn = 0, r = cuda::kRouterDefault;
-      if (std::sscanf(argv[i + 1], "%d,%d,%d,%d", &g, &gu, &dn, &r) < 3) {
-        std::fprintf(stderr, "--shapes wants G,GU,DN[,R]\n");
+    if (std::string(argv[i]) == "--shapes") {  // kernel shapes (kernels.h: set_*_variant); R, A optional
+      int g = 0, gu = 0, dn = 0, r = cuda::kRouterDefault, a = cuda::kAttentionDefault;
+      if (std::sscanf(argv[i + 1], "%d,%d,%d,%d,%d", &g, &gu, &dn, &r, &a) < 3) {
+        std::fprintf(stderr, "--shapes wants G,GU,DN[,R[,A]]\n");
         return 2;
       }
       cuda::set_gemv_variant(g);
       cuda::set_moe_variant(gu, dn);
       cuda::set_router_variant(r);
-      std::printf("kernel shapes: gemv %d, gate_up %d, down %d, router %d\n", g, gu, dn, r);
+      cuda::set_attention_variant(a);
+      std::printf("kernel shapes: gemv %d, gate_up %d, down %d, router %d, attention %d\n", g, gu, dn, r, a);
     }
   }
   auto fail = [](const Status& s) {

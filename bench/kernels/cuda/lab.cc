@@ -233,7 +233,8 @@ void check_attention(int Nq, int Nkv, int window, int nsplit, const std::vector<
   uint16_t* ds = up(sinks);
   for (int rep = 0; rep < 2; ++rep) {  // twice: the counters must be left at zero for the next call
     CK(cudaMemset(out, 0xff, size_t(T) * Nq * 64 * 4));
-    CK(attention(dq, T, Nq, Nkv, dk, dv, cap, dpos, dslot, window, 0.125f, ds, nsplit, part, counters, out, nullptr));
+    CK(attention(dq, T, Nq, Nkv, dk, dv, cap, dpos, dslot, window, 0.125f, ds, nsplit, part, counters, out, nullptr,
+                 true));
   }
   auto got = down(out, size_t(T) * Nq * 64);
   std::vector<double> ref;
@@ -359,7 +360,7 @@ void check_moe(int E, int I, int H, int T, int k) {
   int32_t* dc = up(std::vector<int32_t>(size_t(T) * (H / 16), 0));
   for (int rep = 0; rep < 2; ++rep) {  // twice: the counters must be left at zero
     CK(moe_down_accumulate(h16, nullptr, didx, up(wts), T, k, up(b2), up(s2), up(bias2), H, I, ys, dc, out, false,
-                           nullptr));
+                           nullptr, /*idx_ready=*/true));
   }
   auto go = down(out, size_t(T) * H);
   std::vector<double> ro(size_t(T) * H, 0.0);
@@ -392,10 +393,17 @@ int run_checks() {
   check_gemv(64, 64, 2, true, false);
   check_qkv_rope(2880, 64, 8, {5, 700}, {0, 1});
   check_qkv_rope(64, 4, 2, {0, 3, 9}, {1, 0, 1});
-  check_attention(64, 8, 128, 1, {300, 40, 1000}, {0, 1, 2}, 1024);
-  check_attention(64, 8, 0, 4, {300, 40, 1000}, {0, 1, 2}, 1024);
-  check_attention(64, 8, 128, 3, {0, 127, 450}, {3, 3, 2}, 200);  // ring buffer smaller than context
-  check_attention(4, 2, 8, 2, {0, 5, 20}, {0, 1, 2}, 64);
+  for (int v = 0; v < 3; ++v) {  // every attention kernel (2 needs kv_ready: the checks' caches are complete)
+    set_attention_variant(v);
+    std::printf("attention variant %d\n", v);
+    check_attention(64, 8, 128, 1, {300, 40, 1000}, {0, 1, 2}, 1024);
+    check_attention(64, 8, 0, 4, {300, 40, 1000}, {0, 1, 2}, 1024);
+    check_attention(64, 8, 128, 3, {0, 127, 450}, {3, 3, 2}, 200);  // ring buffer smaller than context
+    check_attention(4, 2, 8, 2, {0, 5, 20}, {0, 1, 2}, 64);
+    check_attention(64, 8, 128, 10, {0, 5, 700}, {0, 1, 2}, 1024);  // the lab engine's split count
+    check_attention(64, 8, 0, 16, {3, 300, 1000}, {2, 0, 1}, 1024);  // a cluster of 16 (non-portable size)
+  }
+  set_attention_variant(kAttentionDefault);
   for (int v = 0; v < 3; ++v) {  // every router kernel (the 128-expert case takes kernel 0 always)
     set_router_variant(v);
     std::printf("router variant %d\n", v);
@@ -537,10 +545,16 @@ int run_bench(int max_tokens, bool profile) {
   });
   }
   set_gemv_variant(kGemvDefault);
-  sweep("attention ctx 512, 16 splits (f32 KV)", 2.0 * 512 * Nkv * 64 * 4, [&](int l) {
-    return attention(q, 1, Nq, Nkv, kc, vc, cap, pos, slot, l % 2 ? 0 : 128, 0.125f,
-                     W.layers[l].sinks.buf.as<uint16_t>(), nsplit, part, counters, attn, nullptr);
-  });
+  static std::string att_names[3];
+  for (int av = 0; av < 3; ++av) {
+    set_attention_variant(av);
+    att_names[av] = "attention ctx 512, 16 splits (f32 KV) [a" + std::to_string(av) + "]";
+    sweep(att_names[av].c_str(), 2.0 * 512 * Nkv * 64 * 4, [&](int l) {
+      return attention(q, 1, Nq, Nkv, kc, vc, cap, pos, slot, l % 2 ? 0 : 128, 0.125f,
+                       W.layers[l].sinks.buf.as<uint16_t>(), nsplit, part, counters, attn, nullptr, true);
+    });
+  }
+  set_attention_variant(kAttentionDefault);
   GemvInput ain;
   ain.x = attn;
   ain.x_stride = Nq * 64;
@@ -579,7 +593,7 @@ int run_bench(int max_tokens, bool profile) {
   sweep(moe_names[1][mv].c_str(), 4 * 2880.0 * I * mx, [&](int l) {
     const LayerWeights& Lw = W.layers[l];
     return moe_down_accumulate(h16, nullptr, idx[l], rw, 1, 4, Lw.mlp2.blocks.as<uint8_t>(), Lw.mlp2.scales.as<uint8_t>(),
-                               Lw.mlp2_bias.buf.as<uint16_t>(), H, I, down_y, down_cnt, x, true, nullptr);
+                               Lw.mlp2_bias.buf.as<uint16_t>(), H, I, down_y, down_cnt, x, true, nullptr, true);
   });
   }
   set_moe_variant(kMoeDefaultGateUp, kMoeDefaultDown);
@@ -636,15 +650,17 @@ int run_bench(int max_tokens, bool profile) {
   {
     set_pdl(true);
     struct Combo {
-      int gemv, gate_up, down, router;
+      int gemv, gate_up, down, router, attention;
     };
-    // v9 (g1 m1 r0) first and last; the v10 router and MoE variants alone and together.
-    const Combo combos[] = {{1, 1, 1, 0}, {1, 1, 1, 2}, {1, 1, 3, 0}, {1, 1, 3, 2}, {1, 2, 2, 2}, {1, 1, 1, 0}};
-    std::printf("\n%-40s %10s %8s\n", "decode batch 1, graph+pdl, shapes g/gu/dn/r", "tok/s", "%roof");
+    // v9 (g1 m1 r0 a0) and v10 (g1 m1/m3 r2, a0 or a1), each twice.
+    const Combo combos[] = {{1, 1, 1, 0, 0}, {1, 1, 3, 2, 2}, {1, 1, 4, 2, 2},
+                            {1, 1, 1, 0, 0}, {1, 1, 3, 2, 2}, {1, 1, 4, 2, 2}};
+    std::printf("\n%-40s %10s %8s\n", "decode batch 1, graph+pdl, shapes g/gu/dn/r/a", "tok/s", "%roof");
     for (const Combo& cb : combos) {
       set_gemv_variant(cb.gemv);
       set_moe_variant(cb.gate_up, cb.down);
       set_router_variant(cb.router);
+      set_attention_variant(cb.attention);
       DecodeOptions opt;
       opt.max_batch = 64;  // as below (an engine for batch 1 alone measured ~3% slower, unexplained)
       opt.max_context = 640;
@@ -668,13 +684,14 @@ int run_bench(int max_tokens, bool profile) {
       const float ms = tm.stop_ms();
       const double tps = 1e3 * max_tokens / ms;
       char label[80];
-      std::snprintf(label, sizeof label, "g%d gu%d dn%d r%d, positions 4..%d", cb.gemv, cb.gate_up, cb.down, cb.router,
-                    4 + max_tokens - 1);
+      std::snprintf(label, sizeof label, "g%d gu%d dn%d r%d a%d, positions 4..%d", cb.gemv, cb.gate_up, cb.down,
+                    cb.router, cb.attention, 4 + max_tokens - 1);
       std::printf("%-40s %10.1f %7.1f%%\n", label, tps, 100.0 * tps * (*eng)->weight_bytes_per_token() / copy_bw);
     }
     set_gemv_variant(kGemvDefault);
     set_moe_variant(kMoeDefaultGateUp, kMoeDefaultDown);
     set_router_variant(kRouterDefault);
+    set_attention_variant(kAttentionDefault);
   }
 
   // Whole decode steps, without and with programmatic dependent launch (each with its own engine, so

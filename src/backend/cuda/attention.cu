@@ -2,6 +2,7 @@
 // ratio): one block per (KV head, query token, split), one warp per query head of the group, the
 // group's keys and values staged once per tile in shared memory. The last block of a (token, KV head)
 // to finish combines the splits' partials with the sinks (a counter per pair, reset by that block).
+#include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
 #include <cfloat>
@@ -14,7 +15,43 @@ namespace {
 
 constexpr int kHeadDim = 64;
 constexpr int kTile = 32;
+constexpr int kMaxClusterSplits = 16;  // a cluster of 16 blocks (non-portable size, allowed on Hopper)
+int g_attention_variant = kAttentionDefault;
 
+// One warp combines head h's nsplit partials pp[s * 66 + (m, l, acc[64])] with its sink into o[64]:
+// M = max(sink, m_s), den = e^(sink - M) + sum l_s e^(m_s - M), o = sum acc_s e^(m_s - M) / den.
+template <typename Load>
+__device__ __forceinline__ void combine_splits(const float* pp, int nsplit, const uint16_t* sinks, int h, int lane,
+                                               float* o, Load&& load) {
+  constexpr int stride = kHeadDim + 2;
+  // Lane s holds split s's max and denominator (nsplit <= 32); the outputs are summed over splits.
+  const float sink = bf16_to_f32(sinks[h]);
+  const float ms = lane < nsplit ? load(pp + lane * stride) : -INFINITY;
+  const float ls = lane < nsplit ? load(pp + lane * stride + 1) : 0.0f;
+  const float mx = fmaxf(sink, warp_max(ms));
+  const float f = expf(ms - mx);  // 0 for empty splits (m = -inf) and lanes past nsplit
+  const float den = expf(sink - mx) + warp_sum(ls * f);
+  float o0 = 0.0f, o1 = 0.0f;
+#pragma unroll 4
+  for (int s = 0; s < nsplit; ++s) {
+    const float fs = __shfl_sync(0xffffffffu, f, s);
+    o0 += load(pp + s * stride + 2 + lane) * fs;
+    o1 += load(pp + s * stride + 2 + lane + 32) * fs;
+  }
+  o[lane] = o0 / den;
+  o[lane + 32] = o1 / den;
+}
+
+// kCluster (v10, attention variant 1): the nsplit blocks of a (KV head, token) form one thread-block
+// cluster; each writes its partials into block 0's shared memory and block 0 combines them after the
+// cluster barrier (same arithmetic, no partials in global memory, fence or counter).
+//
+// kPre (v10, attention variant 2; only where the caller says so and blocks have 256 threads): the
+// cached keys and values of the block's first tile, all but the current position's, are loaded into
+// registers before griddepcontrol.wait (the step's positions and slots are inputs of the whole step,
+// and rows before the current position were written by earlier steps), so they arrive while the qkv
+// kernel finishes; the current position's row is read after the wait.
+template <bool kCluster, bool kPre = false>
 __global__ void attention_partials_kernel(const float* __restrict__ q, int q_heads, int kv_heads,
                                           const float* __restrict__ k_cache, const float* __restrict__ v_cache,
                                           int capacity, const int32_t* __restrict__ pos,
@@ -27,25 +64,55 @@ __global__ void attention_partials_kernel(const float* __restrict__ q, int q_hea
   const int h = kvh * group + warp;
   __shared__ float ks[kTile][kHeadDim + 1];
   __shared__ __align__(16) float vs[kTile][kHeadDim];
-  extern __shared__ float qs[];  // [group][64]
+  extern __shared__ float qs[];  // [group][64], then (kCluster) cpart [group][nsplit][66]
 
-  pdl_wait();
-  pdl_allow_dependents();
+  if constexpr (!kPre) pdl_wait();
   const int p = pos[t];
   const int lo = window > 0 ? max(0, p - window + 1) : 0;
   const int n = p + 1 - lo;
   const int chunk = (n + nsplit - 1) / nsplit;
   const int begin = lo + split * chunk;
   const int end = min(p + 1, begin + chunk);
+  const size_t seq_base = static_cast<size_t>(slot[t]) * capacity;
+  constexpr int kPreLoads = kTile * kHeadDim / 4 / 256;  // float4 per thread and tile with 256 threads
+  float4 pk[kPre ? kPreLoads : 1], pv[kPre ? kPreLoads : 1];
+  if constexpr (kPre) {
+#pragma unroll
+    for (int i = 0; i < kPreLoads; ++i) {
+      const int e = threadIdx.x + 256 * i, j = e / (kHeadDim / 4), d = 4 * (e % (kHeadDim / 4));
+      pk[i] = pv[i] = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (begin + j < end && begin + j != p) {
+        const size_t off = ((seq_base + (begin + j) % capacity) * kv_heads + kvh) * kHeadDim + d;
+        pk[i] = *reinterpret_cast<const float4*>(k_cache + off);
+        pv[i] = *reinterpret_cast<const float4*>(v_cache + off);
+      }
+    }
+    pdl_wait();
+  }
+  pdl_allow_dependents();
+  if constexpr (kCluster) asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
 
   const float* qrow = q + (static_cast<size_t>(t) * q_heads + h) * kHeadDim;
   qs[warp * kHeadDim + lane] = qrow[lane];
   qs[warp * kHeadDim + lane + 32] = qrow[lane + 32];
 
-  const size_t seq_base = static_cast<size_t>(slot[t]) * capacity;
   float m = -INFINITY, l = 0.0f, acc0 = 0.0f, acc1 = 0.0f;
   for (int k0 = begin; k0 < end; k0 += kTile) {
     __syncthreads();
+    if (kPre && k0 == begin) {
+#pragma unroll
+      for (int i = 0; i < kPreLoads; ++i) {
+        const int e = threadIdx.x + 256 * i, j = e / (kHeadDim / 4), d = 4 * (e % (kHeadDim / 4));
+        float4 kv = pk[i], vv = pv[i];
+        if (k0 + j == p) {  // this step's row, written by the qkv kernel
+          const size_t off = ((seq_base + p % capacity) * kv_heads + kvh) * kHeadDim + d;
+          kv = *reinterpret_cast<const float4*>(k_cache + off);
+          vv = *reinterpret_cast<const float4*>(v_cache + off);
+        }
+        ks[j][d] = kv.x, ks[j][d + 1] = kv.y, ks[j][d + 2] = kv.z, ks[j][d + 3] = kv.w;
+        *reinterpret_cast<float4*>(&vs[j][d]) = vv;
+      }
+    } else {
 #pragma unroll 4
     for (int e = threadIdx.x; e < kTile * kHeadDim / 4; e += blockDim.x) {
       const int j = e / (kHeadDim / 4), d = 4 * (e % (kHeadDim / 4));
@@ -57,6 +124,7 @@ __global__ void attention_partials_kernel(const float* __restrict__ q, int q_hea
       }
       ks[j][d] = kv.x, ks[j][d + 1] = kv.y, ks[j][d + 2] = kv.z, ks[j][d + 3] = kv.w;
       *reinterpret_cast<float4*>(&vs[j][d]) = vv;
+    }
     }
     __syncthreads();
     float s = -INFINITY;
@@ -81,6 +149,23 @@ __global__ void attention_partials_kernel(const float* __restrict__ q, int q_hea
     m = m_new;
   }
   constexpr int stride = kHeadDim + 2;
+  if constexpr (kCluster) {
+    auto cluster = cooperative_groups::this_cluster();
+    float* cpart = qs + group * kHeadDim;
+    asm volatile("barrier.cluster.wait.aligned;" ::: "memory");  // every block of the cluster has started
+    float* dst = cluster.map_shared_rank(cpart, 0) + (warp * nsplit + split) * stride;
+    if (lane == 0) {
+      dst[0] = m;
+      dst[1] = l;
+    }
+    dst[2 + lane] = acc0;
+    dst[2 + lane + 32] = acc1;
+    cluster.sync();
+    if (split != 0) return;
+    combine_splits(cpart + warp * nsplit * stride, nsplit, sinks, h, lane,
+                   attn_out + (static_cast<size_t>(t) * q_heads + h) * kHeadDim, [](const float* p) { return *p; });
+    return;
+  }
   float* out = part + ((static_cast<size_t>(t) * q_heads + h) * nsplit + split) * stride;
   if (lane == 0) {
     out[0] = m;
@@ -97,24 +182,8 @@ __global__ void attention_partials_kernel(const float* __restrict__ q, int q_hea
   __syncthreads();
   if (!last) return;
   __threadfence();
-  const float* pp = part + (static_cast<size_t>(t) * q_heads + h) * nsplit * stride;
-  // Lane s holds split s's max and denominator (nsplit <= 32); the outputs are summed over splits.
-  const float sink = bf16_to_f32(sinks[h]);
-  const float ms = lane < nsplit ? __ldcg(pp + lane * stride) : -INFINITY;
-  const float ls = lane < nsplit ? __ldcg(pp + lane * stride + 1) : 0.0f;
-  const float mx = fmaxf(sink, warp_max(ms));
-  const float f = expf(ms - mx);  // 0 for empty splits (m = -inf) and lanes past nsplit
-  const float den = expf(sink - mx) + warp_sum(ls * f);
-  float o0 = 0.0f, o1 = 0.0f;
-#pragma unroll 4
-  for (int s = 0; s < nsplit; ++s) {
-    const float fs = __shfl_sync(0xffffffffu, f, s);
-    o0 += __ldcg(pp + s * stride + 2 + lane) * fs;
-    o1 += __ldcg(pp + s * stride + 2 + lane + 32) * fs;
-  }
-  float* o = attn_out + (static_cast<size_t>(t) * q_heads + h) * kHeadDim;
-  o[lane] = o0 / den;
-  o[lane + 32] = o1 / den;
+  combine_splits(part + (static_cast<size_t>(t) * q_heads + h) * nsplit * stride, nsplit, sinks, h, lane,
+                 attn_out + (static_cast<size_t>(t) * q_heads + h) * kHeadDim, [](const float* p) { return __ldcg(p); });
   if (threadIdx.x == 0) counters[t * kv_heads + kvh] = 0;
 }
 
@@ -122,16 +191,29 @@ __global__ void attention_partials_kernel(const float* __restrict__ q, int q_hea
 
 int attention(const float* q, int T, int q_heads, int kv_heads, const float* k_cache, const float* v_cache,
               int capacity, const int32_t* pos, const int32_t* slot, int window, float scale, const uint16_t* sinks,
-              int nsplit, float* part, int32_t* counters, float* out, cudaStream_t stream) {
+              int nsplit, float* part, int32_t* counters, float* out, cudaStream_t stream, bool kv_ready) {
   if (T <= 0) return 0;
   if (nsplit < 1 || nsplit > 32 || q_heads % kv_heads != 0 || q_heads / kv_heads > 32) {
     return static_cast<int>(cudaErrorInvalidValue);
   }
   const int group = q_heads / kv_heads;
   const dim3 grid(kv_heads, T, nsplit);
-  launch_pdl(attention_partials_kernel, grid, dim3(32 * group), group * kHeadDim * sizeof(float), stream, q, q_heads,
-             kv_heads, k_cache, v_cache, capacity, pos, slot, window, scale, sinks, nsplit, part, counters, out);
+  if (g_attention_variant == 1 && nsplit <= kMaxClusterSplits) {
+    auto kernel = attention_partials_kernel<true>;
+    const size_t smem = group * kHeadDim * sizeof(float) + static_cast<size_t>(group) * nsplit * (kHeadDim + 2) * 4;
+    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    if (nsplit > 8) cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
+    launch_pdl_cluster(kernel, grid, dim3(32 * group), dim3(1, 1, nsplit), smem, stream, q, q_heads, kv_heads, k_cache,
+                       v_cache, capacity, pos, slot, window, scale, sinks, nsplit, part, counters, out);
+    return static_cast<int>(cudaGetLastError());
+  }
+  const bool pre = g_attention_variant == 2 && kv_ready && group == 8;  // 256 threads per block
+  launch_pdl(pre ? attention_partials_kernel<false, true> : attention_partials_kernel<false, false>, grid,
+             dim3(32 * group), group * kHeadDim * sizeof(float), stream, q, q_heads, kv_heads, k_cache, v_cache,
+             capacity, pos, slot, window, scale, sinks, nsplit, part, counters, out);
   return static_cast<int>(cudaGetLastError());
 }
+
+void set_attention_variant(int v) { g_attention_variant = v >= 0 && v <= 2 ? v : 0; }
 
 }  // namespace gptoss::cuda

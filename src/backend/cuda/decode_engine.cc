@@ -82,7 +82,7 @@ struct DecodeEngine::Impl {
       GPTOSS_CUDA_TRY(qkv_rope_store(a, xin, n, stream), "qkv");
       GPTOSS_CUDA_TRY(attention(q, n, Nq, Nkv, k_cache[l], v_cache[l], capacity[l], pos, slot,
                                 L.sliding ? c.sliding_window : 0, 1.0f / std::sqrt(float(c.head_dim)), bf(L.sinks),
-                                opt.nsplit, part, counters, attn, stream),
+                                opt.nsplit, part, counters, attn, stream, /*kv_ready=*/true),
                       "attention");
       GemvInput ain;
       ain.x = attn;
@@ -97,7 +97,7 @@ struct DecodeEngine::Impl {
                       "moe gate_up");
       GPTOSS_CUDA_TRY(moe_down_accumulate(h16, nullptr, idx, rw, n, K, L.mlp2.blocks.as<uint8_t>(),
                                           L.mlp2.scales.as<uint8_t>(), bf(L.mlp2_bias), H, I, down_y, down_counters, x,
-                                          true, stream),
+                                          true, stream, /*idx_ready=*/true),
                       "moe down");
     }
     GemvInput fin;

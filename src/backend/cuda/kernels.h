@@ -70,7 +70,16 @@ int qkv_rope_store(const QkvRopeArgs& a, const GemvInput& in, int T, cudaStream_
 // combines them with the sink logits into out [T, q_heads * 64]. scale multiplies q.k (not the sink).
 int attention(const float* q, int T, int q_heads, int kv_heads, const float* k_cache, const float* v_cache,
               int capacity, const int32_t* pos, const int32_t* slot, int window, float scale, const uint16_t* sinks,
-              int nsplit, float* part, int32_t* counters, float* out, cudaStream_t stream);
+              int nsplit, float* part, int32_t* counters, float* out, cudaStream_t stream, bool kv_ready = false);
+
+// Attention kernels: 0 = the last block of a (token, KV head) combines the splits' partials through
+// global memory and a counter (v9); 1 = the splits form one thread-block cluster and block 0 combines
+// them from its shared memory (v10; nsplit <= 16, else 0); 2 = kernel 0 loading its first tile of
+// cached keys/values before griddepcontrol.wait, where the caller passes kv_ready (every row before
+// each token's position was written before the previous kernel started: decode steps with one token
+// per sequence, not prefill) and q_heads / kv_heads == 8. Same arithmetic.
+inline constexpr int kAttentionDefault = 2;
+void set_attention_variant(int v);
 
 // The MXFP4 expert kernels take their inputs in "x16" form (x16.cuh): fp16 hi/lo halves of x * 2^p,
 // x16_bytes(rows, cols) bytes for `rows` rows, plus inv[row] = 2^-p. stage_x16 converts f32 rows.
@@ -108,17 +117,20 @@ int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* i
 // summed in order. rows % 16 == 0, cols % 32 == 0, k <= 8.
 int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* idx, const float* weight, int T,
                         int k, const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows, int cols,
-                        float* y, int32_t* counters, float* out, bool accumulate, cudaStream_t stream);
+                        float* y, int32_t* counters, float* out, bool accumulate, cudaStream_t stream,
+                        bool idx_ready = false);
 
 // Shapes of the MoE kernels (bench/kernels/cuda/NOTES.md): 0 = one 16-row tile per warp, 6 chunks
 // in flight (v7); 1 = two tiles per warp sharing the B operands, 3 chunks of each in flight, 6 chunks
 // per warp (v9, default); 2 = two tiles, weights streamed through a per-warp ring of 2 chunks in shared
 // memory (cp.async), 6 chunks per warp (v10); 3 = variant 1 whose down kernel sums the k slots through
 // a thread-block cluster instead of a y scratch and a last-block counter (v10; gate_up as 1). All
-// compute the same sums in the same order.
-inline constexpr int kMoeVariants = 4;
+// compute the same sums in the same order; 4 = variant 3 whose down kernel requests its weights before
+// griddepcontrol.wait where the caller passes idx_ready (idx and weight were written before the
+// previous kernel started: the router before gate_up before down), v10.
+inline constexpr int kMoeVariants = 5;
 inline constexpr int kMoeDefaultGateUp = 1;
-inline constexpr int kMoeDefaultDown = 3;
+inline constexpr int kMoeDefaultDown = 4;
 void set_moe_variant(int gate_up, int down);
 
 // out[t, :] = f32(table[tokens[t], :]) (bf16 table, tokens in device memory).

@@ -332,11 +332,14 @@ __host__ __device__ __forceinline__ int k_parts(int nb, int per_warp) {
 
 // kStages == 0: weights through registers, kBatch chunks in flight (tile_dot); otherwise through a
 // per-warp ring of kStages chunks after the x16 row in shared memory, kBatch = most chunks per warp.
-template <int kTiles, int kBatch, int kStages>
+// `ready` (register path only) runs once the first weights are in flight and returns when the x16 row
+// is in shared memory.
+template <int kTiles, int kBatch, int kStages, typename Ready>
 __device__ __forceinline__ void tile_dot_any(const uint8_t* blocks, const uint8_t* scales, int r0, int nb, int c0, int c1,
-                                             const uint32_t* xs, size_t xs_words, float (&out)[kTiles][2]) {
+                                             const uint32_t* xs, size_t xs_words, float (&out)[kTiles][2],
+                                             Ready&& ready) {
   if constexpr (kStages == 0) {
-    tile_dot<kTiles, kBatch>(blocks, scales, r0, nb, c0, c1, xs, out, wait_row);
+    tile_dot<kTiles, kBatch>(blocks, scales, r0, nb, c0, c1, xs, out, ready);
   } else {
     uint4* ring = reinterpret_cast<uint4*>(const_cast<uint32_t*>(xs) + xs_words) +
                   (threadIdx.x >> 5) * (ring_bytes(kTiles, kStages) / 16);
@@ -370,7 +373,7 @@ __global__ void __launch_bounds__(256)
   float y[kTiles][2];
   tile_dot_any<kTiles, kBatch, kStages>(blocks + static_cast<size_t>(e) * rows * nb * 16,
                                         scales + static_cast<size_t>(e) * rows * nb, r0, nb, warp * nch / parts,
-                                        (warp + 1) * nch / parts, xs, x16_row_words(cols), y);
+                                        (warp + 1) * nch / parts, xs, x16_row_words(cols), y, wait_row);
   if (t == 0) {
 #pragma unroll
     for (int j = 0; j < kTiles; ++j) {
@@ -409,23 +412,37 @@ __global__ void __launch_bounds__(256)
     down_kernel(const uint32_t* __restrict__ h16, const float* __restrict__ h_inv, const int32_t* __restrict__ idx,
                 const float* __restrict__ weight, int k, const uint8_t* __restrict__ blocks,
                 const uint8_t* __restrict__ scales, const uint16_t* __restrict__ bias, int rows, int cols,
-                float* __restrict__ y, int32_t* __restrict__ counters, float* __restrict__ out, bool accumulate) {
+                float* __restrict__ y, int32_t* __restrict__ counters, float* __restrict__ out, bool accumulate,
+                bool idx_ready) {
   extern __shared__ __align__(16) uint32_t xs[];
   __shared__ float part[8][16 * kTiles];
   __shared__ bool last;
   __shared__ float ys[kCluster ? 8 : 1][16 * kTiles];
-  pdl_wait();
-  pdl_allow_dependents();
+  // idx_ready: the expert ids were written before the previous kernel (gate_up) started, so the weights
+  // are requested before griddepcontrol.wait; only h (gate_up's output) waits for it.
+  if (!idx_ready) {
+    pdl_wait();
+    pdl_allow_dependents();
+  }
   if constexpr (kCluster) asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
-  const int slot = blockIdx.y, t_tok = slot / k, e = idx[slot], tile = blockIdx.x;
+  const int slot = blockIdx.y, t_tok = slot / k, tile = blockIdx.x;
+  const int e = idx_ready ? __ldcg(idx + slot) : idx[slot];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int r0 = tile * 16 * kTiles;
   const int nb = cols >> 5, nch = (nb + 3) / 4, parts = blockDim.x >> 5;
-  copy_row_async(xs, h16 + static_cast<size_t>(slot) * x16_row_words(cols), x16_row_words(cols));
+  const uint32_t* hrow = h16 + static_cast<size_t>(slot) * x16_row_words(cols);
+  if (!idx_ready) copy_row_async(xs, hrow, x16_row_words(cols));
   float yt[kTiles][2];
   tile_dot_any<kTiles, kBatch, kStages>(blocks + static_cast<size_t>(e) * rows * nb * 16,
                                         scales + static_cast<size_t>(e) * rows * nb, r0, nb, warp * nch / parts,
-                                        (warp + 1) * nch / parts, xs, x16_row_words(cols), yt);
+                                        (warp + 1) * nch / parts, xs, x16_row_words(cols), yt, [&] {
+                                          if (idx_ready) {
+                                            pdl_wait();
+                                            pdl_allow_dependents();
+                                            copy_row_async(xs, hrow, x16_row_words(cols));
+                                          }
+                                          wait_row();
+                                        });
   if (t == 0) {
 #pragma unroll
     for (int j = 0; j < kTiles; ++j) {
@@ -500,9 +517,13 @@ namespace {
 struct MoeShape {
   int tiles, batch, per_warp, stages;  // stages > 0: weights through shared memory (batch unused)
   bool cluster;                        // down: the slots' sum through a cluster (gate_up: as variant 1)
+  bool pre;                            // down: weights requested before griddepcontrol.wait (idx_ready)
 };
-constexpr MoeShape kMoeShapes[kMoeVariants] = {
-    {1, 6, 6, 0, false}, {2, 3, 6, 0, false}, {2, 0, 6, 2, false}, {2, 3, 6, 0, true}};
+constexpr MoeShape kMoeShapes[kMoeVariants] = {{1, 6, 6, 0, false, false},
+                                               {2, 3, 6, 0, false, false},
+                                               {2, 0, 6, 2, false, false},
+                                               {2, 3, 6, 0, true, false},
+                                               {2, 3, 6, 0, true, true}};
 int g_moe_variant[2] = {kMoeDefaultGateUp, kMoeDefaultDown};
 
 MoeShape moe_shape(int which, int rows, int cols) {
@@ -552,7 +573,8 @@ int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* i
 
 int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* idx, const float* weight, int T, int k,
                         const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows, int cols,
-                        float* y, int32_t* counters, float* out, bool accumulate, cudaStream_t stream) {
+                        float* y, int32_t* counters, float* out, bool accumulate, cudaStream_t stream,
+                        bool idx_ready) {
   if (T <= 0) return 0;
   if (rows % 16 != 0 || cols % 32 != 0 || k < 1 || k > 8) return static_cast<int>(cudaErrorInvalidValue);
   const MoeShape s = moe_shape(1, rows, cols);
@@ -562,13 +584,13 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
   auto go = [&](auto kernel) {
     moe_allow_smem(kernel, smem);
     launch_pdl(kernel, grid, block, smem, stream, h16, h_inv, idx, weight, k, blocks, scales, bias, rows, cols, y,
-               counters, out, accumulate);
+               counters, out, accumulate, s.stages == 0 && s.pre && idx_ready);
   };
   if (s.cluster) {
     auto kernel = down_kernel<2, 3, 0, true>;
     moe_allow_smem(kernel, smem);
     launch_pdl_cluster(kernel, grid, block, dim3(1, k, 1), smem, stream, h16, h_inv, idx, weight, k, blocks, scales,
-                       bias, rows, cols, y, counters, out, accumulate);
+                       bias, rows, cols, y, counters, out, accumulate, s.pre && idx_ready);
   } else if (s.stages > 0) {
     go(down_kernel<2, 6, 2>);
   } else if (s.tiles == 2) {
