@@ -37,11 +37,23 @@ alignas(16) const int8_t kDoubledE2M1[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2,
 // kE2M1[i] * kScales.full[e] (the same bits a kernel multiplying at run time gets): a GEMV loads
 // a block's table (one 64-byte line, 16 KB in all, the few scales a layer uses stay in L1)
 // instead of multiplying it, one vector uop less per block and row.
+//
+// magnitude_xor (AVX2, whose VPERMPS has 8 entries): entry m < 8 is table[e][m] (the positive
+// magnitude) with its bits XORed with m << 28, so that XORing a looked-up entry with nibble << 28
+// (nibble = sign << 3 | m) cancels the index bits and leaves the sign in bit 31: the bits of
+// table[e][nibble] for every nibble (negating an f32 is flipping bit 31, exactly).
 struct ScaledE2M1 {
   alignas(64) float table[256][16];
+  alignas(32) float magnitude_xor[256][8];
   ScaledE2M1() {
     for (int e = 0; e < 256; ++e) {
       for (int i = 0; i < 16; ++i) table[e][i] = kE2M1[i] * kScales.full[e];
+      for (uint32_t m = 0; m < 8; ++m) {
+        uint32_t bits;
+        std::memcpy(&bits, &table[e][m], sizeof bits);
+        bits ^= m << 28;
+        std::memcpy(&magnitude_xor[e][m], &bits, sizeof bits);
+      }
     }
   }
 };
@@ -363,6 +375,79 @@ void GemvMxfp4(const float* HWY_RESTRICT xp, const uint8_t* HWY_RESTRICT blocks,
       }
       const float v0 = hn::GetLane(hn::SumOfLanes(df, a0)) + 0.0f;
       out[r] = k0 > 0 ? out[r] + v0 : v0;
+    }
+  }
+}
+#elif HWY_TARGET == HWY_AVX2
+// AVX2: the same sums as GemvByBlocks + GemmTile<1, 4> (one 8-lane accumulator per row, per block
+// evens 0-7, evens 8-15, odds 0-7, odds 8-15, reduced per kBlock with SumOfLanes), the weights
+// decoded in registers: VPMOVZXBD of 8 bytes, VPERMPS of the 8 scaled magnitudes (index bits 2:0)
+// and an XOR with nibble << 28 (magnitude_xor: sign into bit 31). 20 vector uops per block and
+// row on 3 ports instead of decoding through an L1 buffer (9 -> ~7 cycles per block measured).
+// The next 4-row tile is prefetched as in the AVX-512 kernel.
+void GemvMxfp4(const float* HWY_RESTRICT xp, const uint8_t* HWY_RESTRICT blocks, const uint8_t* HWY_RESTRICT scales,
+               int64_t cols, int64_t rows, float* HWY_RESTRICT out) {
+  const hn::Full256<float> df;
+  const int64_t nb = cols / 32;
+  auto weights = [](__m256 t, __m256i idx) {
+    return _mm256_xor_ps(_mm256_permutevar8x32_ps(t, idx), _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
+  };
+  auto step = [&](const uint8_t* blk, uint8_t e, const __m256* x, __m256 acc) {
+    const __m256 t = _mm256_load_ps(dt::kScaledE2M1.magnitude_xor[e]);
+    const __m256i v0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk)));
+    const __m256i v1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 8)));
+    acc = _mm256_fmadd_ps(x[0], weights(t, v0), acc);
+    acc = _mm256_fmadd_ps(x[1], weights(t, v1), acc);
+    acc = _mm256_fmadd_ps(x[2], weights(t, _mm256_srli_epi32(v0, 4)), acc);
+    return _mm256_fmadd_ps(x[3], weights(t, _mm256_srli_epi32(v1, 4)), acc);
+  };
+  auto finish = [&](__m256 acc, bool add, float* o) {
+    const float v = hn::GetLane(hn::SumOfLanes(df, hn::Vec256<float>{acc})) + 0.0f;
+    *o = add ? *o + v : v;
+  };
+  const int64_t tile_bytes = 4 * nb * 16;
+  auto prefetch_range = [](const uint8_t* p, int64_t bytes) {
+    for (int64_t o = 0; o < bytes; o += 64) hwy::Prefetch(p + o);
+  };
+  prefetch_range(blocks, std::min(rows, int64_t{4}) * nb * 16);
+  prefetch_range(scales, std::min(rows, int64_t{4}) * nb);
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const uint8_t* b0 = blocks + r * nb * 16;
+    const uint8_t* s0 = scales + r * nb;
+    const bool more = r + 8 <= rows;
+    const uint8_t* next = more ? b0 + tile_bytes : b0;
+    if (more) prefetch_range(s0 + 4 * nb, 4 * nb);
+    for (int64_t k0 = 0; k0 < cols; k0 += kBlock) {
+      const int64_t b1 = std::min(cols, k0 + kBlock) / 32;
+      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      for (int64_t b = k0 / 32; b < b1; ++b) {
+        hwy::Prefetch(next + 64 * b);
+        const __m256 x[4] = {_mm256_loadu_ps(xp + 32 * b), _mm256_loadu_ps(xp + 32 * b + 8),
+                             _mm256_loadu_ps(xp + 32 * b + 16), _mm256_loadu_ps(xp + 32 * b + 24)};
+        a0 = step(b0 + 16 * b, s0[b], x, a0);
+        a1 = step(b0 + 16 * (nb + b), s0[nb + b], x, a1);
+        a2 = step(b0 + 16 * (2 * nb + b), s0[2 * nb + b], x, a2);
+        a3 = step(b0 + 16 * (3 * nb + b), s0[3 * nb + b], x, a3);
+      }
+      finish(a0, k0 > 0, out + r);
+      finish(a1, k0 > 0, out + r + 1);
+      finish(a2, k0 > 0, out + r + 2);
+      finish(a3, k0 > 0, out + r + 3);
+    }
+  }
+  for (; r < rows; ++r) {
+    const uint8_t* b0 = blocks + r * nb * 16;
+    const uint8_t* s0 = scales + r * nb;
+    for (int64_t k0 = 0; k0 < cols; k0 += kBlock) {
+      const int64_t b1 = std::min(cols, k0 + kBlock) / 32;
+      __m256 a0 = _mm256_setzero_ps();
+      for (int64_t b = k0 / 32; b < b1; ++b) {
+        const __m256 x[4] = {_mm256_loadu_ps(xp + 32 * b), _mm256_loadu_ps(xp + 32 * b + 8),
+                             _mm256_loadu_ps(xp + 32 * b + 16), _mm256_loadu_ps(xp + 32 * b + 24)};
+        a0 = step(b0 + 16 * b, s0[b], x, a0);
+      }
+      finish(a0, k0 > 0, out + r);
     }
   }
 }
