@@ -59,7 +59,7 @@ inline uint16_t f32_to_f16(float f) {
 
 // What quantizing one block did (sums over its 32 weights).
 struct Q8BlockStats {
-  double err_sq = 0.0;  // sum of (x - dequantized x)^2 (each difference exact in double)
+  double err_sq = 0.0;  // sum of (x - dequantized x)^2
   double ref_sq = 0.0;  // sum of x^2
   double max_abs_err = 0.0;
   bool finite = true;    // false when the block holds inf/NaN (then the codes are meaningless)
@@ -101,14 +101,15 @@ inline Q8BlockStats q8_0_quantize_block(const float* xin, uint8_t* out) {
     q[i] = static_cast<int8_t>(static_cast<int32_t>(std::copysign(r, v)));
   }
   std::memcpy(out + 2, q, kQ8BlockElems);
-  double err[kL] = {}, ref[kL] = {}, mx[kL] = {};
+  // The figures in f32 lanes (the difference is exact in f32 whenever x and d * q are within a
+  // factor 2, i.e. for every code but some of blocks with subnormal fp16 scales); per-block sums
+  // go to double.
+  float err[kL] = {}, ref[kL] = {}, mx[kL] = {};
   for (int i = 0; i < kQ8BlockElems; i += kL) {
     for (int l = 0; l < kL; ++l) {
-      // Each difference is exact in double: both terms are f32 values.
-      const double xv = x[i + l];
-      const double e = xv - static_cast<double>(dq * static_cast<float>(q[i + l]));
+      const float e = x[i + l] - dq * static_cast<float>(q[i + l]);
       err[l] += e * e;
-      ref[l] += xv * xv;
+      ref[l] += x[i + l] * x[i + l];
       mx[l] = std::max(mx[l], std::fabs(e));
     }
   }
@@ -117,7 +118,7 @@ inline Q8BlockStats q8_0_quantize_block(const float* xin, uint8_t* out) {
   for (int l = 0; l < kL; ++l) {
     st.err_sq += err[l];
     st.ref_sq += ref[l];
-    st.max_abs_err = std::max(st.max_abs_err, mx[l]);
+    st.max_abs_err = std::max(st.max_abs_err, static_cast<double>(mx[l]));
   }
   return st;
 }

@@ -121,9 +121,10 @@ def test_q8_bytes_equal_gguf(gptoss_bin, tmp_path, dtype, rows, cols, threads):
     deq = dequantize(want, Q8).reshape(rows, cols).astype(np.float64)
     err = x.astype(np.float64) - deq
     assert info["rows"] == rows and info["cols"] == cols
+    # Summed in f32 within a block, in double across blocks: relative 1e-6.
     assert math.isclose(info["rel_rms_error"], math.sqrt((err ** 2).sum() / (x.astype(np.float64) ** 2).sum()),
-                        rel_tol=1e-9)
-    assert info["max_abs_error"] == np.abs(err).max()
+                        rel_tol=1e-6)
+    assert math.isclose(info["max_abs_error"], np.abs(err).max(), rel_tol=1e-6)
 
 
 def test_q8_vector_tensor(gptoss_bin, tmp_path):
@@ -313,8 +314,8 @@ def test_info_shows_the_trade(gptoss_bin, root):
             err += (e ** 2).sum()
             ref += (x.astype(np.float64) ** 2).sum()
             max_err = max(max_err, float(np.abs(e).max()))
-        assert math.isclose(d[cls]["rel_rms_error"], math.sqrt(err / ref), rel_tol=1e-9), cls
-        assert d[cls]["max_abs_error"] == max_err, cls
+        assert math.isclose(d[cls]["rel_rms_error"], math.sqrt(err / ref), rel_tol=1e-6), cls
+        assert math.isclose(d[cls]["max_abs_error"], max_err, rel_tol=1e-6), cls
     text = subprocess.run([gptoss_bin, "info", str(model), "--dense-weights", "q8"], capture_output=True,
                           text=True, timeout=60)
     assert text.returncode == 0, text.stderr
