@@ -336,6 +336,21 @@ def test_bench_reports_q8(gptoss_bin, root):
     assert out["q8"]["size_bytes"] < out["bf16"]["size_bytes"]
 
 
+def test_generate_q8_cpu_fast_follows_the_exact_q8_greedy_tokens(gptoss_bin, tmp_path):
+    """End to end through generate (load_runner, engine): cpu-fast with q8 gives the exact path's
+    greedy tokens with q8."""
+    from cli_util import DATE, make_tiny_model, run
+    model = make_tiny_model(tmp_path / "m")
+    ids = {}
+    for device in ("cpu", "cpu-fast"):
+        r = run(gptoss_bin, "generate", model, "--json", "--raw", "-p", "The quick brown fox", "-n", "12",
+                "--temperature", "0", "--current-date", DATE, "--threads", "2", "--device", device,
+                "--dense-weights", "q8")
+        assert r.returncode == 0, r.stderr
+        ids[device] = json.loads(r.stdout)["completion_ids"]
+    assert ids["cpu"] and ids["cpu-fast"] == ids["cpu"]
+
+
 @pytest.mark.parametrize("cmd", ["generate", "bench", "logits", "info", "serve"])
 def test_bad_storage_value_is_named(gptoss_bin, root, tmp_path, cmd):
     model = str(root / "tests" / "data" / "tiny" / "model")
