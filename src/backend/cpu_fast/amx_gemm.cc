@@ -39,6 +39,8 @@ constexpr int64_t kTokenBlockTiles = 4;  // 64 tokens of packed x stay in L2 whi
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Tile registers: C (f32 16x16) 0-3 as c[m][n] = 2m + n, A (weight rows) 4-5, B (x terms) 6-7.
+// Packed x: the B tile of term p, token tile tb and k block kb at ((p * TB + tb) * KB + kb) * 512;
+// in it, dword (j, t) holds values 2j, 2j + 1 of token t (the pairs TDPBF16PS multiplies).
 struct alignas(64) TileConfig {
   uint8_t palette = 1;
   uint8_t start_row = 0;
@@ -56,7 +58,7 @@ void load_tile_config() {
   _tile_loadconfig(&cfg);
 }
 
-// C tiles for weight rows [16 MR) x tokens of token tiles tb, tb + 1 (NT of them), stored to c as
+// C tiles for weight rows [0, 16 MR) x the tokens of token tiles tb .. tb + NT - 1, stored to c as
 // c[(2m + n) * 256 + row * 16 + token].
 template <int MR, int NT>
 void micro_kernel(const uint16_t* a, int64_t lda, const uint16_t* packed_x, int64_t TB, int64_t KB, int parts,
