@@ -3,7 +3,13 @@
 // decode engine fed one token per step. Prints the max relative error (max |a - b| / max |cpu| over
 // all logits of a row, worst row) and how many rows agree on the argmax. Exits 1 when an error
 // exceeds --tol or any argmax differs.
-//   gptoss_cuda_decode_check MODEL_DIR --tokens 1,2,3 [--tol 1e-4] [--threads N]
+//   gptoss_cuda_decode_check MODEL_DIR --tokens 1,2,3 [--tol 1e-4] [--threads N] [--batch 8,16,64 --seqs D]
+// --batch: also decode batches of n sequences per step (graph), slot b feeding sequence b % D
+// (sequence j's tokens are (tokens[i] + 7919 j) mod vocab, each checked against its own CPU forward
+// pass), with the MoE layers on the per-slot GEMVs and on the grouped GEMM in tiles of 8, 16 and 64
+// slots, the latter with the dense projections on the GEMM too (DecodeOptions::moe_gemm_min_batch,
+// moe_gemm_tile_slots, dense_gemm_min_batch).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -83,10 +89,13 @@ int main(int argc, char** argv) {
   const std::string dir = argv[1];
   const auto ids = parse_ids(argv[3]);
   double tol = 1e-4;
-  int threads = 0;
+  int threads = 0, seqs = 1;
+  std::vector<uint32_t> batches;
   for (int i = 4; i + 1 < argc; i += 2) {
     if (std::string(argv[i]) == "--tol") tol = std::atof(argv[i + 1]);
     if (std::string(argv[i]) == "--threads") threads = std::atoi(argv[i + 1]);
+    if (std::string(argv[i]) == "--batch") batches = parse_ids(argv[i + 1]);
+    if (std::string(argv[i]) == "--seqs") seqs = std::max(1, std::atoi(argv[i + 1]));
     if (std::string(argv[i]) == "--shapes") {  // kernel shapes (kernels.h: set_*_variant); R, A optional
       int g = 0, gu = 0, dn = 0, r = cuda::kRouterDefault, a = cuda::kAttentionDefault;
       if (std::sscanf(argv[i + 1], "%d,%d,%d,%d,%d", &g, &gu, &dn, &r, &a) < 3) {
@@ -139,8 +148,59 @@ int main(int argc, char** argv) {
               b.rows);
   std::printf("cuda decode engine eager vs graph:      max rel err %.3e, argmax %d/%d\n", e.worst_rel, e.argmax_same,
               e.rows);
-  const bool ok = a.worst_rel <= tol && b.worst_rel <= tol && a.argmax_same == a.rows && b.argmax_same == b.rows &&
-                  e.worst_rel == 0.0;
+  bool ok = a.worst_rel <= tol && b.worst_rel <= tol && a.argmax_same == a.rows && b.argmax_same == b.rows &&
+            e.worst_rel == 0.0;
+  if (!batches.empty()) {
+    // CPU references of the D sequences (sequence 0 is `ids`, already computed).
+    const size_t P = ids.size();
+    std::vector<std::vector<uint32_t>> seq_ids(seqs, ids);
+    std::vector<std::vector<float>> refs(seqs);
+    refs[0] = *ref;
+    for (int j = 1; j < seqs; ++j) {
+      for (auto& t : seq_ids[j]) t = static_cast<uint32_t>((uint64_t(t) + 7919u * uint64_t(j)) % uint64_t(V));
+      auto r = run_forward(dir, *cpu, seq_ids[j]);
+      if (!r) return fail(r.status());
+      refs[j] = std::move(*r);
+    }
+    for (uint32_t n : batches) {
+      const char* names[4] = {"gemv", "gemm8", "gemm16", "gemm64"};
+      for (int path = 0; path < 4; ++path) {  // GEMV MoE, then the grouped GEMM in tiles of 8, 16, 64 slots
+        cuda::DecodeOptions bo;
+        bo.max_batch = static_cast<int>(n);
+        bo.max_context = static_cast<int>(P) + 8;
+        bo.moe_gemm_min_batch = path == 0 ? 1 << 30 : 1;
+        bo.moe_gemm_tile_slots = path == 0 ? 0 : path == 3 ? 64 : 4 << path;
+        bo.dense_gemm_min_batch = path == 0 ? 1 << 30 : 1;  // the dense GEMMs along with the MoE GEMM
+        auto be = cuda::DecodeEngine::create(files->config, *weights, bo);
+        if (!be) return fail(be.status());
+        std::vector<float> out(size_t(n) * P * V), step_logits(size_t(n) * V);
+        std::vector<int32_t> tok(n), pos(n), slot(n);
+        for (size_t i = 0; i < P; ++i) {
+          for (uint32_t b = 0; b < n; ++b) {
+            tok[b] = static_cast<int32_t>(seq_ids[b % seqs][i]), pos[b] = static_cast<int32_t>(i);
+            slot[b] = static_cast<int32_t>(b);
+          }
+          auto st = (*be)->step(tok, pos, slot, step_logits.data(), nullptr, true);
+          if (!st) return fail(st);
+          for (uint32_t b = 0; b < n; ++b) {
+            std::copy_n(step_logits.data() + size_t(b) * V, V, out.data() + (size_t(b) * P + i) * V);
+          }
+        }
+        double worst = 0;
+        int same = 0, rows = 0;
+        for (uint32_t b = 0; b < n; ++b) {
+          const std::vector<float> got(out.begin() + size_t(b) * P * V, out.begin() + size_t(b + 1) * P * V);
+          const Agreement g = compare(refs[b % seqs], got, V);
+          worst = std::fmax(worst, g.worst_rel);
+          same += g.argmax_same;
+          rows += g.rows;
+        }
+        std::printf("cuda decode engine batch %2u, moe %-6s vs cpu: max rel err %.3e, argmax %d/%d (%d sequences)\n",
+                    n, names[path], worst, same, rows, seqs);
+        ok = ok && worst <= tol && same == rows;
+      }
+    }
+  }
   std::printf("decode check: %s (tol %.1e)\n", ok ? "ok" : "FAILED", tol);
   return ok ? 0 : 1;
 }

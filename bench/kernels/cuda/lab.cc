@@ -4,12 +4,17 @@
 //   gptoss_cuda_lab bench   device-to-device copy bandwidth, then each kernel on full-size random
 //                           20b weights (rotating over the 24 layers so nothing is L2-resident),
 //                           then whole decode steps (eager vs CUDA graph; batch 1..64)
+//   gptoss_cuda_lab batched [rounds]   copy bandwidth, then graph+pdl decode throughput at batch
+//                           1..64 with the MoE layers on the per-slot GEMVs or the grouped GEMM and
+//                           the dense projections on GEMVs or GEMMs (DecodeOptions), engines
+//                           interleaved per round
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -744,6 +749,77 @@ int run_bench(int max_tokens, bool profile) {
   return 0;
 }
 
+// Total decode throughput (all sequences) per batch size, MoE through the GEMVs vs the grouped GEMM.
+int run_batched(int rounds) {
+  cudaDeviceProp prop{};
+  CK(cudaGetDeviceProperties(&prop, 0));
+  std::printf("device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
+  const size_t cb = size_t(2) << 30;
+  void *src = nullptr, *dst = nullptr;
+  CK(cudaMalloc(&src, cb));
+  CK(cudaMalloc(&dst, cb));
+  CK(cudaMemset(src, 1, cb));
+  const float cms = median_ms([&] { CK(cudaMemcpyAsync(dst, src, cb, cudaMemcpyDeviceToDevice)); }, 10);
+  std::printf("copy bandwidth (D2D %zu MiB, read+write): %.1f GB/s\n", cb >> 20, 2.0 * cb / (cms * 1e-3) / 1e9);
+  CK(cudaFree(src));
+  CK(cudaFree(dst));
+  auto backend = make_cuda_backend(0);
+  if (!backend) return std::fprintf(stderr, "%s\n", backend.status().message().c_str()), 2;
+  const ModelConfig c = gpt_oss_20b_config();
+  auto wts = random_weights(**backend, c, 7);
+  if (!wts) return std::fprintf(stderr, "%s\n", wts.status().message().c_str()), 2;
+  set_pdl(true);
+  // Engines: all GEMVs; the MoE on the grouped GEMM in tiles of 8 and 16 slots (dense GEMVs); the MoE
+  // and the dense projections on GEMMs at every batch; the engine's defaults (thresholds, tile by batch).
+  constexpr int kEngines = 5;
+  const char* names[kEngines] = {"gemv", "moe8", "moe16", "all-gemm", "default"};
+  const int tiles[kEngines] = {0, 8, 16, 0, 0};
+  std::unique_ptr<DecodeEngine> engines[kEngines];
+  for (int e = 0; e < kEngines; ++e) {
+    DecodeOptions opt;
+    opt.max_batch = 64;
+    opt.max_context = 640;
+    opt.moe_gemm_min_batch = e == 0 ? 1 << 30 : e == kEngines - 1 ? 0 : 1;
+    opt.moe_gemm_tile_slots = tiles[e];
+    opt.dense_gemm_min_batch = e == 3 ? 1 : e == kEngines - 1 ? 0 : 1 << 30;
+    auto eng = DecodeEngine::create(c, *wts, opt);
+    if (!eng) return std::fprintf(stderr, "%s\n", eng.status().message().c_str()), 2;
+    engines[e] = std::move(*eng);
+  }
+  const int batches[] = {1, 4, 8, 12, 16, 32, 64};
+  std::printf("%-6s %-8s %-44s %6s %8s %10s\n", "round", "moe", "decode (cuda graph+pdl)", "batch", "tokens", "tok/s");
+  for (int round = 0; round < rounds; ++round) {
+    for (int n : batches) {
+      for (int e = 0; e < kEngines; ++e) {
+        DecodeEngine& eng = *engines[e];
+        const int steps = n == 1 ? 128 : 32;
+        std::vector<int32_t> tok(n), p(n), s(n);
+        for (int i = 0; i < n; ++i) tok[i] = 1000 + 37 * i, s[i] = i;
+        auto run = [&](int first, int count) {
+          for (int step = 0; step < count; ++step) {
+            for (int i = 0; i < n; ++i) p[i] = first + step;
+            eng.set_inputs(tok, p, s);
+            auto st = eng.launch(n, true);
+            if (st) st = eng.sync();
+            if (!st) std::fprintf(stderr, "%s\n", st.message().c_str()), std::exit(2);
+            for (int i = 0; i < n; ++i) tok[i] = eng.next_tokens_host()[i];
+          }
+        };
+        run(0, 4);  // warm-up and graph capture
+        Timer tm;
+        tm.start();
+        run(4, steps);
+        const float ms = tm.stop_ms();
+        char label[80];
+        std::snprintf(label, sizeof label, "positions 4..%d", 4 + steps - 1);
+        std::printf("%-6d %-8s %-44s %6d %8d %10.1f\n", round, names[e], label, n, steps * n,
+                    1e3 * steps * n / ms);
+      }
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -755,6 +831,7 @@ int main(int argc, char** argv) {
   if (mode == "check") return run_checks();
   if (mode == "bench") return run_bench(argc > 2 ? std::atoi(argv[2]) : 128, false);
   if (mode == "profile") return run_bench(0, true);
-  std::fprintf(stderr, "usage: gptoss_cuda_lab check|bench [tokens]\n");
+  if (mode == "batched") return run_batched(argc > 2 ? std::atoi(argv[2]) : 2);
+  std::fprintf(stderr, "usage: gptoss_cuda_lab check|bench [tokens]|batched [rounds]\n");
   return 2;
 }

@@ -311,32 +311,41 @@ TEST(CudaDecodeEngine, GraphDecodeEqualsTransformersOnTinyGoldens) {
   auto weights = bind_weights(*files, **gpu);
   ASSERT_TRUE(weights.has_value()) << weights.status().message();
   const int V = files->config.vocab_size;
-  cuda::DecodeOptions opt;
-  opt.max_batch = static_cast<int>(g.tokens.size());
-  opt.max_context = 64;
-  auto eng = cuda::DecodeEngine::create(files->config, *weights, opt);
-  ASSERT_TRUE(eng.has_value()) << eng.status().message();
-  // All prompts decode together, one token per step each (shorter prompts drop out), so batches of
-  // several sizes and per-sequence positions are exercised.
-  size_t longest = 0;
-  for (const auto& t : g.tokens) longest = std::max(longest, t.size());
-  for (size_t step = 0; step < longest; ++step) {
-    std::vector<int32_t> tok, pos, slot;
-    for (size_t i = 0; i < g.tokens.size(); ++i) {
-      if (step >= g.tokens[i].size()) continue;
-      tok.push_back(static_cast<int32_t>(g.tokens[i][step]));
-      pos.push_back(static_cast<int32_t>(step));
-      slot.push_back(static_cast<int32_t>(i));
-    }
-    std::vector<float> logits(tok.size() * V);
-    std::vector<int32_t> next(tok.size());
-    ASSERT_TRUE((*eng)->step(tok, pos, slot, logits.data(), next.data(), true).is_ok());
-    for (size_t r = 0; r < tok.size(); ++r) {
-      const float* want = g.logits[slot[r]].data() + step * V;
-      EXPECT_LT(max_rel(want, logits.data() + r * V, V), 1e-4) << "prompt " << slot[r] << " position " << step;
-      int best = 0;
-      for (int v = 1; v < V; ++v) best = want[v] > want[best] ? v : best;
-      EXPECT_EQ(next[r], best) << "prompt " << slot[r] << " position " << step;
+  // The MoE layers on the per-slot GEMVs (every batch) and on the grouped GEMM (every batch, 1
+  // included) in tiles of 8, 16 and 64 slots, the latter with the dense projections on the GEMM too.
+  for (int tile : {0, 8, 16, 64}) {
+    SCOPED_TRACE(tile == 0 ? "moe gemv" : "moe gemm, tiles of " + std::to_string(tile));
+    const int min_batch = tile == 0 ? 1 << 30 : 1;
+    cuda::DecodeOptions opt;
+    opt.max_batch = static_cast<int>(g.tokens.size());
+    opt.max_context = 64;
+    opt.moe_gemm_min_batch = min_batch;
+    opt.moe_gemm_tile_slots = tile;
+    opt.dense_gemm_min_batch = min_batch;
+    auto eng = cuda::DecodeEngine::create(files->config, *weights, opt);
+    ASSERT_TRUE(eng.has_value()) << eng.status().message();
+    // All prompts decode together, one token per step each (shorter prompts drop out), so batches of
+    // several sizes and per-sequence positions are exercised.
+    size_t longest = 0;
+    for (const auto& t : g.tokens) longest = std::max(longest, t.size());
+    for (size_t step = 0; step < longest; ++step) {
+      std::vector<int32_t> tok, pos, slot;
+      for (size_t i = 0; i < g.tokens.size(); ++i) {
+        if (step >= g.tokens[i].size()) continue;
+        tok.push_back(static_cast<int32_t>(g.tokens[i][step]));
+        pos.push_back(static_cast<int32_t>(step));
+        slot.push_back(static_cast<int32_t>(i));
+      }
+      std::vector<float> logits(tok.size() * V);
+      std::vector<int32_t> next(tok.size());
+      ASSERT_TRUE((*eng)->step(tok, pos, slot, logits.data(), next.data(), true).is_ok());
+      for (size_t r = 0; r < tok.size(); ++r) {
+        const float* want = g.logits[slot[r]].data() + step * V;
+        EXPECT_LT(max_rel(want, logits.data() + r * V, V), 1e-4) << "prompt " << slot[r] << " position " << step;
+        int best = 0;
+        for (int v = 1; v < V; ++v) best = want[v] > want[best] ? v : best;
+        EXPECT_EQ(next[r], best) << "prompt " << slot[r] << " position " << step;
+      }
     }
   }
 }

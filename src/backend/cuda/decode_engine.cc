@@ -4,11 +4,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <vector>
 
+#include "backend/cuda/elementwise.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/moe_gemm.h"
+#include "backend/cuda/prefill.h"
 #include "model/rope.h"
 
 namespace gptoss::cuda {
@@ -36,6 +40,20 @@ struct DecodeEngine::Impl {
   int32_t *router_counters = nullptr, *down_counters = nullptr;
   float* down_y = nullptr;
   uint32_t *xn16 = nullptr, *h16 = nullptr;
+  // Grouped MoE GEMM path (batches >= opt.moe_gemm_min_batch): slots sorted by expert for gate_up and
+  // for down, their tiles, h as f32 and its x16 scales, the token sums of the k slots.
+  int32_t *sorted_up = nullptr, *sorted_down = nullptr, *tiles_up = nullptr, *tiles_down = nullptr;
+  float *h = nullptr, *h_inv = nullptr, *moe_out = nullptr;
+  // Dense GEMM path (batches >= opt.dense_gemm_min_batch): fp16 copies of the matrices (f16_rows) with
+  // their row scales, the normalized input, its x16 form, k and v rows, split-K partial sums.
+  struct F16 {
+    uint16_t* w = nullptr;
+    float* inv = nullptr;
+  };
+  std::vector<F16> q16, k16, v16, o16;
+  F16 unemb16;
+  float *xn = nullptr, *dinv = nullptr, *kbuf = nullptr, *vbuf = nullptr, *dws = nullptr;
+  uint32_t* dx16 = nullptr;
   int32_t *idx = nullptr, *next = nullptr, *tok = nullptr, *pos = nullptr, *slot = nullptr, *counters = nullptr;
   int32_t *tok_h = nullptr, *pos_h = nullptr, *slot_h = nullptr, *next_h = nullptr;
   std::vector<float*> k_cache, v_cache;
@@ -77,9 +95,14 @@ struct DecodeEngine::Impl {
       xin.x_stride = H;
       xin.norm_gain = bf(L.attn_norm);
       xin.norm_eps = c.rms_norm_eps;
-      QkvRopeArgs a{bf(L.q), bf(L.k), bf(L.v), bf(L.q_bias), bf(L.k_bias), bf(L.v_bias), Nq, Nkv, H, inv_freq,
-                    concentration, pos, slot, q, k_cache[l], v_cache[l], capacity[l]};
-      GPTOSS_CUDA_TRY(qkv_rope_store(a, xin, n, stream), "qkv");
+      const bool dense = n >= opt.dense_gemm_min_batch;
+      if (dense) {
+        GPTOSS_RETURN_IF_ERROR(dense_qkv(L, l, n));
+      } else {
+        QkvRopeArgs a{bf(L.q), bf(L.k), bf(L.v), bf(L.q_bias), bf(L.k_bias), bf(L.v_bias), Nq, Nkv, H, inv_freq,
+                      concentration, pos, slot, q, k_cache[l], v_cache[l], capacity[l]};
+        GPTOSS_CUDA_TRY(qkv_rope_store(a, xin, n, stream), "qkv");
+      }
       GPTOSS_CUDA_TRY(attention(q, n, Nq, Nkv, k_cache[l], v_cache[l], capacity[l], pos, slot,
                                 L.sliding ? c.sliding_window : 0, 1.0f / std::sqrt(float(c.head_dim)), bf(L.sinks),
                                 opt.nsplit, part, counters, attn, stream, /*kv_ready=*/true),
@@ -87,10 +110,21 @@ struct DecodeEngine::Impl {
       GemvInput ain;
       ain.x = attn;
       ain.x_stride = Nq * 64;
-      GPTOSS_CUDA_TRY(gemv_bf16(bf(L.o), bf(L.o_bias), H, Nq * 64, ain, n, x, H, true, stream), "o_proj");
+      if (dense) {
+        GPTOSS_CUDA_TRY(stage_x16(attn, Nq * 64, n, Nq * 64, dx16, dinv, stream), "o_proj stage");
+        GPTOSS_CUDA_TRY(dense_gemm_x16(dx16, dinv, n, o16[l].w, o16[l].inv, bf(L.o_bias), H, Nq * 64, xn, dws, stream),
+                        "o_proj gemm");
+        GPTOSS_CUDA_TRY(add_inplace(x, xn, size_t(n) * H, stream), "o_proj residual");
+      } else {
+        GPTOSS_CUDA_TRY(gemv_bf16(bf(L.o), bf(L.o_bias), H, Nq * 64, ain, n, x, H, true, stream), "o_proj");
+      }
       GPTOSS_CUDA_TRY(router_topk(x, H, bf(L.mlp_norm), c.rms_norm_eps, bf(L.router), bf(L.router_bias), E, H, K, n,
                                   nullptr, xn16, xn_inv, router_logits, router_counters, idx, rw, stream),
                       "router");
+      if (n >= opt.moe_gemm_min_batch) {
+        GPTOSS_RETURN_IF_ERROR(grouped_moe(L, n));
+        continue;
+      }
       GPTOSS_CUDA_TRY(moe_gate_up_swiglu(xn16, xn_inv, idx, n, K, L.mlp1.blocks.as<uint8_t>(),
                                          L.mlp1.scales.as<uint8_t>(), bf(L.mlp1_bias), 2 * I, H, c.swiglu_limit,
                                          c.swiglu_alpha, nullptr, h16, stream),
@@ -105,9 +139,65 @@ struct DecodeEngine::Impl {
     fin.x_stride = H;
     fin.norm_gain = bf(w->final_norm);
     fin.norm_eps = c.rms_norm_eps;
-    GPTOSS_CUDA_TRY(gemv_bf16(bf(w->unembedding), nullptr, V, H, fin, n, logits, V, false, stream), "unembedding");
+    if (n >= opt.dense_gemm_min_batch) {
+      GPTOSS_CUDA_TRY(rmsnorm(x, n, H, bf(w->final_norm), c.rms_norm_eps, xn, stream), "final norm");
+      GPTOSS_CUDA_TRY(stage_x16(xn, H, n, H, dx16, dinv, stream), "unembedding stage");
+      GPTOSS_CUDA_TRY(dense_gemm_x16(dx16, dinv, n, unemb16.w, unemb16.inv, nullptr, V, H, logits, nullptr, stream),
+                      "unembedding gemm");
+    } else {
+      GPTOSS_CUDA_TRY(gemv_bf16(bf(w->unembedding), nullptr, V, H, fin, n, logits, V, false, stream), "unembedding");
+    }
     GPTOSS_CUDA_TRY(argmax_rows(logits, V, n, next, stream), "argmax");
     GPTOSS_CUDA_TRY(cudaMemcpyAsync(next_h, next, n * 4, cudaMemcpyDeviceToHost, stream), "next tokens");
+    return Status::ok();
+  }
+
+  // q/k/v of n tokens through the dense GEMM: RMSNorm, x16 staging, three GEMMs (+ bias), RoPE on q
+  // and k, then k and v into the cache (the op path's kernels: elementwise.h).
+  Status dense_qkv(const LayerWeights& L, int l, int n) {
+    const int H = c.hidden_size, Q = c.num_heads * 64, KV = c.num_kv_heads * 64;
+    GPTOSS_CUDA_TRY(rmsnorm(x, n, H, bf(L.attn_norm), c.rms_norm_eps, xn, stream), "attn norm");
+    GPTOSS_CUDA_TRY(stage_x16(xn, H, n, H, dx16, dinv, stream), "qkv stage");
+    GPTOSS_CUDA_TRY(dense_gemm_x16(dx16, dinv, n, q16[l].w, q16[l].inv, bf(L.q_bias), Q, H, q, dws, stream), "q gemm");
+    GPTOSS_CUDA_TRY(dense_gemm_x16(dx16, dinv, n, k16[l].w, k16[l].inv, bf(L.k_bias), KV, H, kbuf, dws, stream),
+                    "k gemm");
+    GPTOSS_CUDA_TRY(dense_gemm_x16(dx16, dinv, n, v16[l].w, v16[l].inv, bf(L.v_bias), KV, H, vbuf, dws, stream),
+                    "v gemm");
+    GPTOSS_CUDA_TRY(rope_inplace(q, n, c.num_heads, 64, pos, inv_freq, concentration, stream), "rope q");
+    GPTOSS_CUDA_TRY(rope_inplace(kbuf, n, c.num_kv_heads, 64, pos, inv_freq, concentration, stream), "rope k");
+    GPTOSS_CUDA_TRY(kv_store(k_cache[l], v_cache[l], capacity[l], KV, kbuf, vbuf, n, slot, pos, stream), "kv store");
+    return Status::ok();
+  }
+
+  Status make_f16(const Weight& w, F16* out) {
+    GPTOSS_RETURN_IF_ERROR(dev(&out->w, size_t(w.rows) * w.cols));
+    GPTOSS_RETURN_IF_ERROR(dev(&out->inv, size_t(w.rows)));
+    GPTOSS_CUDA_TRY(f16_rows(bf(w), static_cast<int>(w.rows), static_cast<int>(w.cols), out->w, out->inv, stream),
+                    "fp16 copy");
+    return Status::ok();
+  }
+
+  // The MoE layer of n tokens through the grouped GEMM in tiles of 8 or 16 slots (the prefill path's kernels; no host sync, so
+  // graph-capturable): gate_up + bias + SwiGLU into h [S, I], h staged in x16 form, down + bias into
+  // down_y [S, H], the k slots of each token summed in expert-id order (moe_combine, the CPU exact
+  // path's order) and added to the residual x.
+  Status grouped_moe(const LayerWeights& L, int n) {
+    const int H = c.hidden_size, I = c.intermediate_size, E = c.num_experts, K = c.experts_per_token, S = n * K;
+    const int tile = opt.moe_gemm_tile_slots > 0 ? opt.moe_gemm_tile_slots : S <= 4 * E ? 8 : 16;
+    const int max_tiles = moe_gemm_max_tiles(S, E, tile);
+    GPTOSS_CUDA_TRY(moe_group_slots(idx, S, K, E, true, sorted_up, tiles_up, stream, tile), "moe group gate_up");
+    GPTOSS_CUDA_TRY(moe_group_slots(idx, S, K, E, false, sorted_down, tiles_down, stream, tile), "moe group down");
+    GPTOSS_CUDA_TRY(moe_gemm_mxfp4(xn16, xn_inv, sorted_up, sorted_up + S, tiles_up, max_tiles,
+                                   L.mlp1.blocks.as<uint8_t>(), L.mlp1.scales.as<uint8_t>(), bf(L.mlp1_bias), 2 * I, H,
+                                   true, c.swiglu_limit, c.swiglu_alpha, h, stream, tile),
+                    "moe gemm gate_up");
+    GPTOSS_CUDA_TRY(stage_x16(h, I, S, I, h16, h_inv, stream), "moe stage h");
+    GPTOSS_CUDA_TRY(moe_gemm_mxfp4(h16, h_inv, sorted_down, sorted_down + S, tiles_down, max_tiles,
+                                   L.mlp2.blocks.as<uint8_t>(), L.mlp2.scales.as<uint8_t>(), bf(L.mlp2_bias), H, I,
+                                   false, 0.0f, 0.0f, down_y, stream, tile),
+                    "moe gemm down");
+    GPTOSS_CUDA_TRY(moe_combine(down_y, idx, rw, n, K, H, moe_out, stream), "moe combine");
+    GPTOSS_CUDA_TRY(add_inplace(x, moe_out, size_t(n) * H, stream), "moe residual");
     return Status::ok();
   }
 
@@ -165,6 +255,24 @@ Expected<std::unique_ptr<DecodeEngine>> DecodeEngine::create(const ModelConfig& 
   }
   if (options.max_batch < 1 || options.max_context < 1) return Error("cuda decode: max_batch and max_context must be >= 1");
   if (m->opt.nsplit <= 0) m->opt.nsplit = std::clamp(options.max_context / 64, 1, 16);
+  if (m->opt.moe_gemm_min_batch <= 0) {
+    m->opt.moe_gemm_min_batch = kDecodeMoeGemmMinBatch;
+    if (const char* v = std::getenv("GPTOSS_CUDA_DECODE_MOE_GEMM_MIN"); v != nullptr && std::atoi(v) > 0) {
+      m->opt.moe_gemm_min_batch = std::atoi(v);
+    }
+  }
+  if (m->opt.dense_gemm_min_batch <= 0) {
+    m->opt.dense_gemm_min_batch = kDecodeDenseGemmMinBatch;
+    if (const char* v = std::getenv("GPTOSS_CUDA_DECODE_DENSE_GEMM_MIN"); v != nullptr && std::atoi(v) > 0) {
+      m->opt.dense_gemm_min_batch = std::atoi(v);
+    }
+  }
+  if (m->opt.moe_gemm_tile_slots <= 0) {
+    if (const char* v = std::getenv("GPTOSS_CUDA_DECODE_MOE_TILE"); v != nullptr) m->opt.moe_gemm_tile_slots = std::atoi(v);
+  }
+  if (const int t = m->opt.moe_gemm_tile_slots; t != 0 && t != 8 && t != 16 && t != kMoeGemmTileSlots) {
+    return Error("cuda decode: MoE GEMM tiles of {} slots (8, 16 or {})", t, kMoeGemmTileSlots);
+  }
 
   const int B = options.max_batch, H = c.hidden_size, Nq = c.num_heads;
   GPTOSS_CUDA_TRY(cudaStreamCreateWithFlags(&m->stream, cudaStreamNonBlocking), "stream");
@@ -186,6 +294,41 @@ Expected<std::unique_ptr<DecodeEngine>> DecodeEngine::create(const ModelConfig& 
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->rw, size_t(B) * c.experts_per_token));
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->h16, x16_bytes(B * c.experts_per_token, c.intermediate_size) / 4));
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->logits, size_t(B) * c.vocab_size));
+  if (B >= m->opt.moe_gemm_min_batch) {
+    // Tiles of 8 slots (the smallest) need the most tile entries.
+    const int S = B * c.experts_per_token, tiles = 3 * moe_gemm_max_tiles(S, c.num_experts, 8) + 1;
+    for (int32_t** p : {&m->sorted_up, &m->sorted_down}) GPTOSS_RETURN_IF_ERROR(m->dev(p, size_t(2) * S));
+    for (int32_t** p : {&m->tiles_up, &m->tiles_down}) GPTOSS_RETURN_IF_ERROR(m->dev(p, size_t(tiles)));
+    GPTOSS_RETURN_IF_ERROR(m->dev(&m->h, size_t(S) * c.intermediate_size));
+    GPTOSS_RETURN_IF_ERROR(m->dev(&m->h_inv, size_t(S)));
+    GPTOSS_RETURN_IF_ERROR(m->dev(&m->moe_out, size_t(B) * H));
+  }
+  if (B >= m->opt.dense_gemm_min_batch) {
+    const int Q = Nq * 64, KV = c.num_kv_heads * 64;
+    GPTOSS_RETURN_IF_ERROR(m->dev(&m->xn, size_t(B) * std::max(H, Q)));
+    GPTOSS_RETURN_IF_ERROR(m->dev(&m->dx16, x16_bytes(B, std::max(H, Q)) / 4));
+    GPTOSS_RETURN_IF_ERROR(m->dev(&m->dinv, size_t(B)));
+    GPTOSS_RETURN_IF_ERROR(m->dev(&m->kbuf, size_t(B) * KV));
+    GPTOSS_RETURN_IF_ERROR(m->dev(&m->vbuf, size_t(B) * KV));
+    size_t ws = 0;  // split-K partial sums of the largest q/k/v/o grid that splits
+    for (int b = 1; b <= B; ++b) {
+      for (const auto& [rows, cols] : {std::pair{Q, H}, std::pair{KV, H}, std::pair{H, Q}}) {
+        const int sp = dense_gemm_splits(b, rows, cols);
+        if (sp > 1) ws = std::max(ws, size_t(sp) * b * rows);
+      }
+    }
+    GPTOSS_RETURN_IF_ERROR(m->dev(&m->dws, std::max<size_t>(ws, 1)));
+    for (const auto& L : weights.layers) {
+      Impl::F16 q, k, v, o;
+      GPTOSS_RETURN_IF_ERROR(m->make_f16(L.q, &q));
+      GPTOSS_RETURN_IF_ERROR(m->make_f16(L.k, &k));
+      GPTOSS_RETURN_IF_ERROR(m->make_f16(L.v, &v));
+      GPTOSS_RETURN_IF_ERROR(m->make_f16(L.o, &o));
+      m->q16.push_back(q), m->k16.push_back(k), m->v16.push_back(v), m->o16.push_back(o);
+    }
+    GPTOSS_RETURN_IF_ERROR(m->make_f16(weights.unembedding, &m->unemb16));
+    GPTOSS_CUDA_TRY(cudaStreamSynchronize(m->stream), "fp16 copies");
+  }
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->next, B));
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->tok, B));
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->pos, B));

@@ -23,10 +23,28 @@
 
 namespace gptoss::cuda {
 
+// The batch size from which the decode engine's MoE layers run on the grouped GEMM (measured on an
+// H100: bench/kernels/cuda/NOTES.md, "Batched decode").
+inline constexpr int kDecodeMoeGemmMinBatch = 12;
+inline constexpr int kDecodeDenseGemmMinBatch = 12;
+
 struct DecodeOptions {
   int max_batch = 1;
   int max_context = 4096;  // positions per sequence
   int nsplit = 0;          // flash-decoding splits per (head, token); 0: from max_context
+  // Batches of at least this many tokens run the MoE layers through the grouped tensor-core GEMM
+  // (moe_gemm.h: slots grouped by expert on the device, each used expert's weights read once per
+  // step) instead of the per-slot GEMV kernels. 0: kDecodeMoeGemmMinBatch, or the environment's
+  // GPTOSS_CUDA_DECODE_MOE_GEMM_MIN when set.
+  int moe_gemm_min_batch = 0;
+  // Slots per GEMM tile (8, 16 or kMoeGemmTileSlots = 64; moe_gemm.h). 0: GPTOSS_CUDA_DECODE_MOE_TILE
+  // when set, else 8 while a batch has at most 4 slots per expert on average, 16 above.
+  int moe_gemm_tile_slots = 0;
+  // Batches of at least this many tokens run the dense projections (q/k/v, o, unembedding) through the
+  // same tensor-core kernel (moe_gemm.h dense_gemm_x16, on fp16 copies of those matrices made at
+  // create() when max_batch reaches it: +2.4 GB at the 20b's shapes) instead of GEMVs that read the
+  // weights once per 4 tokens. 0: kDecodeDenseGemmMinBatch, or GPTOSS_CUDA_DECODE_DENSE_GEMM_MIN.
+  int dense_gemm_min_batch = 0;
   // External KV (optional; all three empty or one entry per layer): device f32 buffers laid out
   // [slot][capacity][kv_head][64], position p stored at p % capacity (model/kv_cache.h's layout, so
   // the op path's prefill and this engine share one cache). Empty: the engine allocates its own

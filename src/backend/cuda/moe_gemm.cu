@@ -30,17 +30,20 @@ constexpr int kBN = kMoeGemmTileSlots;   // slots per block
 constexpr int kKC = 2;                   // MXFP4 blocks per pipeline stage
 constexpr int kAStrideWords = 12;        // per weight row and stage: 8 words of data + 4 of padding
 constexpr int kBStrideWords = 80;        // per slot and stage: 64 words of data + 16 of padding
-constexpr int kBStageWords = kBN * kBStrideWords;
 // Block shapes: WM warps along the weight rows, each with MT 16-row tiles, and kWarps / WM warps along
 // the slots, each with NT 8-slot tiles (kWarps / WM * NT * 8 == kBN). A block has kBM = WM * 16 * MT
 // rows; more rows per block means fewer reads of the (4-byte-per-element) x16 inputs from L2 per MMA.
 // kDense: the A operand is a dense fp16 matrix (f16_rows below: 64 bytes per 32 columns, 32 words
 // of data + 16 of padding per row and block pair... see kAStrideWords) instead of MXFP4 blocks.
-template <int WM, int MT, int NT, bool kDense = false, int kWarps = 8>
+// BN: slots per block (kBN for prefill; 8 or 16 for decode batches, whose experts get a few slots
+// each: the MMAs and the slot loads of a block scale with BN, its weight loads do not).
+template <int WM, int MT, int NT, bool kDense = false, int kWarps = 8, int BN = kBN>
 struct Tile {
   static constexpr int kThreads = 32 * kWarps;
   static constexpr int kWN = kWarps / WM;
-  static_assert(kWN * NT * 8 == kBN, "the warps along the slots must cover kBN");
+  static constexpr int kBStageWords = BN * kBStrideWords;
+  static_assert(kWN * NT * 8 == BN, "the warps along the slots must cover BN");
+  static_assert(BN <= kThreads, "one thread per slot loads the slot's rows");
   static constexpr int kBM = WM * 16 * MT;
   // Per weight row and stage: MXFP4 8 words of data + 4 of padding; fp16 32 words + 16 (rows g and
   // g + 1 then start 16 banks apart, so a quarter warp's 16-byte loads do not conflict).
@@ -50,7 +53,7 @@ struct Tile {
   static constexpr int kStageWords = kAStageWords + kBStageWords;
   static constexpr int kBlocksPerSm = kBM <= 128 && kWarps == 8 ? 2 : 1;
   static constexpr size_t smem_bytes(int nb) {
-    return static_cast<size_t>(kStages) * kStageWords * 4 + (kDense ? 0 : ((kBM * nb + 15) & ~15)) + 3 * kBN * 4;
+    return static_cast<size_t>(kStages) * kStageWords * 4 + (kDense ? 0 : ((kBM * nb + 15) & ~15)) + 3 * BN * 4;
   }
 };
 
@@ -89,10 +92,10 @@ struct Args {
   int kb_per_split = 0;
 };
 
-template <int WM, int MT, int NT, bool kDense, int kWarps>
-__global__ void __launch_bounds__(Tile<WM, MT, NT, kDense, kWarps>::kThreads,
-                                  Tile<WM, MT, NT, kDense, kWarps>::kBlocksPerSm) moe_gemm_kernel(const Args p) {
-  using Sh = Tile<WM, MT, NT, kDense, kWarps>;
+template <int WM, int MT, int NT, bool kDense, int kWarps, int BN>
+__global__ void __launch_bounds__(Tile<WM, MT, NT, kDense, kWarps, BN>::kThreads,
+                                  Tile<WM, MT, NT, kDense, kWarps, BN>::kBlocksPerSm) moe_gemm_kernel(const Args p) {
+  using Sh = Tile<WM, MT, NT, kDense, kWarps, BN>;
   constexpr int kThreads = Sh::kThreads;
   constexpr int kBM = Sh::kBM, kAStageWords = Sh::kAStageWords, kStageWords = Sh::kStageWords;
   constexpr int kStages = Sh::kStages, kAS = Sh::kAStride;
@@ -100,11 +103,11 @@ __global__ void __launch_bounds__(Tile<WM, MT, NT, kDense, kWarps>::kThreads,
   const int nb = p.cols >> 5;
   uint8_t* sc = reinterpret_cast<uint8_t*>(smem + kStages * kStageWords);  // [kBM][nb] scale bytes
   int32_t* s_src = reinterpret_cast<int32_t*>(sc + (kDense ? 0 : ((kBM * nb + 15) & ~15)));
-  int32_t* s_dst = s_src + kBN;
-  float* s_inv = reinterpret_cast<float*>(s_dst + kBN);
+  int32_t* s_dst = s_src + BN;
+  float* s_inv = reinterpret_cast<float*>(s_dst + BN);
 
   const int tile = blockIdx.y, row0 = blockIdx.x * kBM;
-  int e = 0, first = tile * kBN, count = min(kBN, p.max_tiles - first);  // kDense: max_tiles = T rows
+  int e = 0, first = tile * BN, count = min(BN, p.max_tiles - first);  // kDense: max_tiles = T rows
   if (!kDense) {
     if (tile >= p.tiles[3 * p.max_tiles]) return;  // the grid is sized for the most tiles S slots can need
     e = p.tiles[tile], first = p.tiles[p.max_tiles + tile], count = p.tiles[2 * p.max_tiles + tile];
@@ -112,7 +115,7 @@ __global__ void __launch_bounds__(Tile<WM, MT, NT, kDense, kWarps>::kThreads,
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t = lane & 3, wm = warp % WM, wn = warp / WM;
 
-  if (tid < kBN) {
+  if (tid < BN) {
     const bool in = tid < count;
     const int s = in ? (kDense ? first + tid : p.src[first + tid]) : 0;
     s_src[tid] = s;
@@ -154,8 +157,9 @@ __global__ void __launch_bounds__(Tile<WM, MT, NT, kDense, kWarps>::kThreads,
       }
     }
 #pragma unroll
-    for (int i = 0; i < kBN * kKC * 8 / kThreads; ++i) {  // slots: kBN x kKC blocks x 8 chunks of 16 bytes
-      const int c = tid + i * kThreads, j = c >> 4, b = (c >> 3) & 1, q = c & 7;
+    for (int i = 0; i < (BN * kKC * 8 + kThreads - 1) / kThreads; ++i) {  // slots: BN x kKC blocks x 8 chunks
+      const int c = tid + i * kThreads, j = c >> 4, b = (c >> 3) & 1, q = c & 7;             // of 16 bytes
+      if (BN * kKC * 8 % kThreads != 0 && c >= BN * kKC * 8) break;
       const bool ok = j < count && kb + b < kb_end;
       const uint32_t* src =
           ok ? p.x16 + static_cast<size_t>(s_src[j]) * row_words + static_cast<size_t>(kb + b) * kX16BlockWords + q * 4
@@ -288,20 +292,20 @@ int tile_shape() {
   return s >= 0 && s <= 3 ? s : kMoeGemmDefaultShape;
 }
 
-template <int WM, int MT, int NT, bool kDense = false, int kWarps = 8>
+template <int WM, int MT, int NT, bool kDense = false, int kWarps = 8, int BN = kBN>
 int launch(const Args& a, cudaStream_t stream) {
-  using Sh = Tile<WM, MT, NT, kDense, kWarps>;
+  using Sh = Tile<WM, MT, NT, kDense, kWarps, BN>;
   const size_t smem = Sh::smem_bytes(a.cols / 32);
-  const int y_blocks = kDense ? (a.max_tiles + kBN - 1) / kBN : a.max_tiles;
+  const int y_blocks = kDense ? (a.max_tiles + BN - 1) / BN : a.max_tiles;
   if (smem > 227 * 1024 || y_blocks > 65535) return static_cast<int>(cudaErrorInvalidValue);
-  if (auto e = cudaFuncSetAttribute(moe_gemm_kernel<WM, MT, NT, kDense, kWarps>,
+  if (auto e = cudaFuncSetAttribute(moe_gemm_kernel<WM, MT, NT, kDense, kWarps, BN>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
       e != cudaSuccess) {
     return static_cast<int>(e);
   }
   const dim3 grid((a.rows + Sh::kBM - 1) / Sh::kBM, y_blocks,
                   a.ws != nullptr ? (a.cols / 32 + a.kb_per_split - 1) / a.kb_per_split : 1);
-  moe_gemm_kernel<WM, MT, NT, kDense, kWarps><<<grid, Sh::kThreads, smem, stream>>>(a);
+  moe_gemm_kernel<WM, MT, NT, kDense, kWarps, BN><<<grid, Sh::kThreads, smem, stream>>>(a);
   return static_cast<int>(cudaGetLastError());
 }
 }  // namespace
@@ -309,10 +313,14 @@ int launch(const Args& a, cudaStream_t stream) {
 int moe_gemm_mxfp4(const uint32_t* x16, const float* x_inv, const int32_t* src, const int32_t* dst,
                    const int32_t* tiles, int max_tiles, const uint8_t* blocks, const uint8_t* scales,
                    const uint16_t* bias, int rows, int cols, bool swiglu_out, float limit, float alpha, float* out,
-                   cudaStream_t stream) {
+                   cudaStream_t stream, int tile_slots) {
   if (max_tiles <= 0) return 0;
   if (cols % 32 != 0 || (swiglu_out && rows % 2 != 0)) return static_cast<int>(cudaErrorInvalidValue);
   const Args a{x16, x_inv, src, dst, tiles, max_tiles, blocks, scales, bias, rows, cols, swiglu_out, limit, alpha, out};
+  // Decode tiles: 8 warps of 16 rows each (128 rows), one or two 8-slot MMA columns per warp.
+  if (tile_slots == 8) return launch<8, 1, 1, false, 8, 8>(a, stream);
+  if (tile_slots == 16) return launch<8, 1, 2, false, 8, 16>(a, stream);
+  if (tile_slots != kBN) return static_cast<int>(cudaErrorInvalidValue);
   switch (tile_shape()) {
     case 1: return launch<2, 4, 2>(a, stream);
     case 2: return launch<4, 4, 4>(a, stream);
@@ -327,10 +335,10 @@ constexpr int kGroupMaxExperts = 256;
 
 // One block: counts the slots per expert, places each slot in its expert's range (the order within
 // an expert is the atomics' order; every slot is computed alone, so results do not depend on it) and
-// cuts the ranges into tiles of kBN. Expert ids outside [0, E) are dropped (their slots stay unwritten;
+// cuts the ranges into tiles of bn slots. Expert ids outside [0, E) are dropped (their slots stay unwritten;
 // the router never produces them).
 __global__ void moe_group_kernel(const int32_t* __restrict__ idx, int S, int k, int E, bool gate_up,
-                                 int32_t* __restrict__ sorted, int32_t* __restrict__ tiles, int max_tiles) {
+                                 int32_t* __restrict__ sorted, int32_t* __restrict__ tiles, int max_tiles, int bn) {
   __shared__ int count[kGroupMaxExperts], off[kGroupMaxExperts], tile0[kGroupMaxExperts + 1];
   for (int e = threadIdx.x; e < E; e += blockDim.x) count[e] = 0;
   __syncthreads();
@@ -345,7 +353,7 @@ __global__ void moe_group_kernel(const int32_t* __restrict__ idx, int S, int k, 
       off[e] = o;
       tile0[e] = tl;
       o += count[e];
-      tl += (count[e] + kBN - 1) / kBN;
+      tl += (count[e] + bn - 1) / bn;
       count[e] = 0;
     }
     tile0[E] = tl;
@@ -363,10 +371,10 @@ __global__ void moe_group_kernel(const int32_t* __restrict__ idx, int S, int k, 
   for (int e = threadIdx.x; e < E; e += blockDim.x) {
     const int n = count[e];
     for (int q = tile0[e]; q < tile0[e + 1]; ++q) {
-      const int f = (q - tile0[e]) * kBN;
+      const int f = (q - tile0[e]) * bn;
       tiles[q] = e;
       tiles[max_tiles + q] = off[e] + f;
-      tiles[2 * max_tiles + q] = min(kBN, n - f);
+      tiles[2 * max_tiles + q] = min(bn, n - f);
     }
   }
 }
@@ -456,12 +464,13 @@ int dense_gemm_x16(const uint32_t* x16, const float* x_inv, int T, const uint16_
   return static_cast<int>(cudaGetLastError());
 }
 
-int moe_gemm_max_tiles(int S, int E) { return (S + kBN - 1) / kBN + E; }
+int moe_gemm_max_tiles(int S, int E, int tile_slots) { return (S + tile_slots - 1) / tile_slots + E; }
 
 int moe_group_slots(const int32_t* idx, int S, int k, int E, bool gate_up, int32_t* sorted, int32_t* tiles,
-                    cudaStream_t stream) {
-  if (E > kGroupMaxExperts || S <= 0) return static_cast<int>(cudaErrorInvalidValue);
-  moe_group_kernel<<<1, 1024, 0, stream>>>(idx, S, k, E, gate_up, sorted, tiles, moe_gemm_max_tiles(S, E));
+                    cudaStream_t stream, int tile_slots) {
+  if (E > kGroupMaxExperts || S <= 0 || tile_slots < 1) return static_cast<int>(cudaErrorInvalidValue);
+  moe_group_kernel<<<1, 1024, 0, stream>>>(idx, S, k, E, gate_up, sorted, tiles,
+                                           moe_gemm_max_tiles(S, E, tile_slots), tile_slots);
   return static_cast<int>(cudaGetLastError());
 }
 

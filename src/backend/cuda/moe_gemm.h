@@ -16,14 +16,16 @@ inline constexpr int kMoeGemmTileSlots = 64;
 inline constexpr int kMoeGemmDefaultShape = 0;
 
 // The most tiles S slots over E experts can need (the length of each row of `tiles` below).
-int moe_gemm_max_tiles(int S, int E);
+// tile_slots: slots per tile, kMoeGemmTileSlots, or 8 / 16 for decode batches (moe_gemm_mxfp4 has
+// blocks of 8 and 16 slots; the grouping and the GEMM of one MoE op must use the same value).
+int moe_gemm_max_tiles(int S, int E, int tile_slots = kMoeGemmTileSlots);
 
 // Groups the S = T * k slots of idx [T, k] by expert on the device (E <= 256): sorted [2][S] gets per
 // sorted slot its input row (the token s / k when gate_up, else the slot s) and its destination slot s;
 // tiles [3 * moe_gemm_max_tiles(S, E) + 1] gets rows expert / first sorted slot / count of each tile,
 // then the number of tiles. Ids outside [0, E) are dropped. No host synchronization.
 int moe_group_slots(const int32_t* idx, int S, int k, int E, bool gate_up, int32_t* sorted, int32_t* tiles,
-                    cudaStream_t stream);
+                    cudaStream_t stream, int tile_slots = kMoeGemmTileSlots);
 
 // For every tile i < tiles[3 * max_tiles] (expert e = tiles[i], first sorted slot f = tiles[max_tiles + i],
 // count n = tiles[2 * max_tiles + i] <= kMoeGemmTileSlots) and sorted slots s in [f, f + n): y[r] =
@@ -32,11 +34,12 @@ int moe_group_slots(const int32_t* idx, int S, int k, int E, bool gate_up, int32
 // bf16 [E, rows]). swiglu_out: out[dst[s], u] = swiglu(y[2u], y[2u + 1]) (clamped, limit/alpha) into
 // out [*, rows / 2]; else out[dst[s], r] = y[r] into out [*, rows]. cols % 32 == 0. Returns the launch
 // error (cudaError_t) as an int. GPTOSS_CUDA_MOE_GEMM_SHAPE (0..3; moe_gemm.cu) overrides the
-// block shape kMoeGemmDefaultShape; all shapes compute the same sums in the same order.
+// block shape kMoeGemmDefaultShape; all shapes compute the same sums in the same order. tile_slots
+// 8 or 16 (count <= tile_slots): blocks of 128 rows x 8 or 16 slots (decode batches), same sums.
 int moe_gemm_mxfp4(const uint32_t* x16, const float* x_inv, const int32_t* src, const int32_t* dst,
                    const int32_t* tiles, int max_tiles, const uint8_t* blocks, const uint8_t* scales,
                    const uint16_t* bias, int rows, int cols, bool swiglu_out, float limit, float alpha, float* out,
-                   cudaStream_t stream);
+                   cudaStream_t stream, int tile_slots = kMoeGemmTileSlots);
 
 // The same kernel for a dense matrix (prefill projections): w as fp16 rows scaled by powers of two
 // (f16_rows: exact for every bf16 value down to 2^-38 of its row's largest), x as x16 rows [T]:

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# On the GPU machine, with a staged dir carried (STAGE_DIR, default .gpu-F; built here by
+#   BUILD=build-cuda-F STAGE_DIR=.gpu-F TARGETS="gptoss_cuda_lab gptoss_cuda_decode_check backend_cuda_test" \
+#     EXTRA_TARGETS="backend_cuda_moe_gemm_test engine_graph_decode_test" scripts/gpu/stage.sh
+# then cp build-cuda-F/src/backend/cuda/backend_cuda_moe_gemm_test build-cuda-F/src/engine/engine_graph_decode_test
+# into $S/bin, and optionally an older gptoss_cuda_lab as $S/bin/gptoss_cuda_lab-old for a same-call baseline):
+# the batched decode engine (MoE through the grouped GEMM from DecodeOptions::moe_gemm_min_batch).
+#   test      backend_cuda_test, backend_cuda_moe_gemm_test, engine_graph_decode_test
+#   tiny      decode_check on the tiny model at batch 1, 8, 16, 64 (8 sequences), GEMV and GEMM MoE
+#   sanitize  compute-sanitizer memcheck: moe_gemm_test and the tiny batched decode check
+#   bench     gptoss_cuda_lab batched ROUNDS (2): tok/s per batch, GEMV vs GEMM MoE; then the old
+#             binary's lab bench decode rows (when $S/bin/gptoss_cuda_lab-old exists)
+#   r20b      full-size random 20b: decode_check at batch 1, 8, 16, 64 (SEQS20 (2) sequences)
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+S=${STAGE_DIR:-.gpu-F}
+export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+export TIKTOKEN_ENCODINGS_BASE="$PWD/tests/data"
+OUT=${OUT:-/tmp/gptoss-gpu}
+mkdir -p "$OUT"
+B=$S/bin
+status=0
+TOK=358,318,174,506,238,100,7
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv | tee "$OUT/card.txt"
+[ $# -gt 0 ] || set -- test tiny sanitize bench r20b
+step() {  # label timeout command...
+  local label=$1 t=$2
+  shift 2
+  local t0=$SECONDS
+  timeout "$t" "$@" > "$OUT/$label.txt" 2>&1
+  local rc=$?
+  echo "== $label rc=$rc ($((SECONDS - t0)) s)"
+  [ $rc -eq 0 ] || status=1
+}
+for what in "$@"; do
+  case "$what" in
+    test)
+      step gtest-cuda 120 $B/backend_cuda_test
+      step gtest-moe-gemm 120 $B/backend_cuda_moe_gemm_test
+      step gtest-engine 120 $B/engine_graph_decode_test
+      grep -hE "^\[  (PASSED|FAILED) |Failure|FAILED TEST" "$OUT"/gtest-*.txt
+      ;;
+    tiny)
+      step tiny-batched 120 $B/gptoss_cuda_decode_check tests/data/tiny/model --tokens $TOK --tol 1e-4 \
+        --batch 1,8,16,64 --seqs 8
+      cat "$OUT/tiny-batched.txt"
+      ;;
+    sanitize)
+      step memcheck-moe-gemm 200 compute-sanitizer --tool memcheck --leak-check no $B/backend_cuda_moe_gemm_test
+      step memcheck-decode 150 compute-sanitizer --tool memcheck --leak-check no $B/gptoss_cuda_decode_check \
+        tests/data/tiny/model --tokens 358,318,174 --tol 1e-4 --batch 1,16 --seqs 4
+      grep -hE "ERROR SUMMARY|PASSED|FAILED|decode check" "$OUT"/memcheck-*.txt
+      ;;
+    bench)
+      step lab-batched 200 $B/gptoss_cuda_lab batched "${ROUNDS:-2}"
+      cat "$OUT/lab-batched.txt"
+      if [ -x $B/gptoss_cuda_lab-old ]; then
+        step lab-old 200 $B/gptoss_cuda_lab-old bench 128
+        grep -E "^device|^copy|cuda graph\+pdl" "$OUT/lab-old.txt"
+      fi
+      ;;
+    r20b)
+      t0=$SECONDS
+      [ -f /tmp/rand-20b/config.json ] || python3 tools/make_random_checkpoint.py --preset 20b --out /tmp/rand-20b --quiet
+      echo "random 20b written in $((SECONDS - t0)) s"
+      step r20b-batched 300 $B/gptoss_cuda_decode_check /tmp/rand-20b --tokens 200005,1000,2000,3000 --tol 1e-4 \
+        --threads 16 --batch 1,8,16,64 --seqs "${SEQS20:-2}"
+      cat "$OUT/r20b-batched.txt"
+      ;;
+    *) echo "unknown step $what"; status=1 ;;
+  esac
+done
+exit $status
