@@ -769,25 +769,27 @@ int run_batched(int rounds) {
   auto wts = random_weights(**backend, c, 7);
   if (!wts) return std::fprintf(stderr, "%s\n", wts.status().message().c_str()), 2;
   set_pdl(true);
-  // Engines: all GEMVs; the MoE on the grouped GEMM in tiles of 8 and 16 slots (dense GEMVs); the MoE
-  // and the dense projections on GEMMs at every batch; the engine's defaults (thresholds, tile by batch).
-  constexpr int kEngines = 5;
-  const char* names[kEngines] = {"gemv", "moe8", "moe16", "all-gemm", "default"};
-  const int tiles[kEngines] = {0, 8, 16, 0, 0};
+  // Engines: all GEMVs; the MoE on the grouped GEMM in tiles of 8 and 16 slots (dense GEMVs); the dense
+  // projections on GEMMs (MoE GEMVs); the MoE (tiles by batch) and the dense projections on GEMMs at
+  // every batch; the engine's defaults (thresholds, tiles by batch).
+  constexpr int kEngines = 6;
+  const char* names[kEngines] = {"gemv", "moe8", "moe16", "dense", "all-gemm", "default"};
+  const int moe_min[kEngines] = {1 << 30, 1, 1, 1 << 30, 1, 0}, tiles[kEngines] = {0, 8, 16, 0, 0, 0};
+  const int dense_min[kEngines] = {1 << 30, 1 << 30, 1 << 30, 1, 1, 0};
   std::unique_ptr<DecodeEngine> engines[kEngines];
   for (int e = 0; e < kEngines; ++e) {
     DecodeOptions opt;
     opt.max_batch = 64;
     opt.max_context = 640;
-    opt.moe_gemm_min_batch = e == 0 ? 1 << 30 : e == kEngines - 1 ? 0 : 1;
+    opt.moe_gemm_min_batch = moe_min[e];
     opt.moe_gemm_tile_slots = tiles[e];
-    opt.dense_gemm_min_batch = e == 3 ? 1 : e == kEngines - 1 ? 0 : 1 << 30;
+    opt.dense_gemm_min_batch = dense_min[e];
     auto eng = DecodeEngine::create(c, *wts, opt);
     if (!eng) return std::fprintf(stderr, "%s\n", eng.status().message().c_str()), 2;
     engines[e] = std::move(*eng);
   }
-  const int batches[] = {1, 4, 8, 12, 16, 32, 64};
-  std::printf("%-6s %-8s %-44s %6s %8s %10s\n", "round", "moe", "decode (cuda graph+pdl)", "batch", "tokens", "tok/s");
+  const int batches[] = {1, 4, 6, 8, 10, 12, 16, 32, 64};
+  std::printf("%-6s %-8s %-44s %6s %8s %10s\n", "round", "engine", "decode (cuda graph+pdl)", "batch", "tokens", "tok/s");
   for (int round = 0; round < rounds; ++round) {
     for (int n : batches) {
       for (int e = 0; e < kEngines; ++e) {

@@ -23,10 +23,11 @@
 
 namespace gptoss::cuda {
 
-// The batch size from which the decode engine's MoE layers run on the grouped GEMM (measured on an
-// H100: bench/kernels/cuda/NOTES.md, "Batched decode").
+// The batch sizes from which the decode engine's MoE layers and dense projections run on GEMMs
+// (measured on an H100, bench/kernels/cuda/NOTES.md "Batched decode": the MoE GEMM first beats the
+// GEMVs at 12 sequences, the dense GEMMs at 6-8).
 inline constexpr int kDecodeMoeGemmMinBatch = 12;
-inline constexpr int kDecodeDenseGemmMinBatch = 12;
+inline constexpr int kDecodeDenseGemmMinBatch = 8;
 
 struct DecodeOptions {
   int max_batch = 1;
