@@ -2,6 +2,9 @@
 // fused kernels (RMSNorm folded into the q/k/v, router and unembedding GEMVs; RoPE fused with the KV
 // write; flash-decoding whose last split combines; fused router top-k; MXFP4 expert GEMVs with
 // SwiGLU and the weighted accumulate), the whole step captured once per batch size in a CUDA graph.
+// Larger batches swap in tensor-core GEMMs (moe_gemm.h): the MoE layers from moe_gemm_min_batch
+// sequences (slots grouped by expert, each used expert read once per step), the dense projections
+// from dense_gemm_min_batch (fp16 copies of q/k/v/o and the unembedding).
 //
 // Weights are a ModelWeights bound on the cuda backend (bind_weights uploads the checkpoint's tensors
 // as they are) or generated on the device at full size (random_weights, for benches). The engine owns
