@@ -1,7 +1,7 @@
 // Grouped MoE GEMM for prefill and batched decode (moe_gemm.cu): every used expert in one launch,
-// MXFP4 weights decoded in registers (no bf16 copy), inputs in x16 form (x16.cuh, staged by stage_x16 in kernels.h), f32 results
-// equal to an f32 GEMM on the decoded weights up to one rounding per 32-element block. Plain C++ types,
-// so any translation unit can include this.
+// MXFP4 weights decoded in registers (no bf16 copy), inputs in x16 form (x16.cuh, staged by stage_x16
+// in kernels.h), f32 results equal to an f32 GEMM on the decoded weights up to one rounding per
+// 32-element block. Plain C++ types, so any translation unit can include this.
 #pragma once
 
 #include <cstddef>
