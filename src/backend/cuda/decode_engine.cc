@@ -177,10 +177,10 @@ struct DecodeEngine::Impl {
     return Status::ok();
   }
 
-  // The MoE layer of n tokens through the grouped GEMM in tiles of 8 or 16 slots (the prefill path's kernels; no host sync, so
-  // graph-capturable): gate_up + bias + SwiGLU into h [S, I], h staged in x16 form, down + bias into
-  // down_y [S, H], the k slots of each token summed in expert-id order (moe_combine, the CPU exact
-  // path's order) and added to the residual x.
+  // The MoE layer of n tokens through the grouped GEMM in tiles of 8 or 16 slots (the prefill path's
+  // kernels; no host sync, so graph-capturable): gate_up + bias + SwiGLU into h [S, I], h staged in
+  // x16 form, down + bias into down_y [S, H], the k slots of each token summed in expert-id order
+  // (moe_combine, the CPU exact path's order) and added to the residual x.
   Status grouped_moe(const LayerWeights& L, int n) {
     const int H = c.hidden_size, I = c.intermediate_size, E = c.num_experts, K = c.experts_per_token, S = n * K;
     const int tile = opt.moe_gemm_tile_slots > 0 ? opt.moe_gemm_tile_slots : S <= 4 * E ? 8 : 16;
