@@ -101,21 +101,33 @@ def test_serve_model_replaced_by_rename_keeps_serving(gptoss_bin, model_copy, mo
         assert s.stop() == 0
 
 
-def run_measured(args, timeout=60):
+# Runs argv[2:] and writes "exit-status peak-RSS-KiB" to argv[1]. A small middle process, because
+# Linux carries a process's peak RSS over from the one that spawned it (the child of a 700 MB pytest
+# reports ru_maxrss >= 700 MB); the grandchild of this small process reports only its own.
+_MEASURE = """import os, subprocess, sys
+p = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(p.pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}")
+"""
+
+
+def run_measured(args, timeout=60, tmp_dir="/tmp"):
     """Runs a command to its end; returns (exit status, stdout, stderr, its peak RSS in KiB)."""
-    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + timeout
-    while True:
-        pid, status, usage = os.wait4(p.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.time() > deadline:
-            p.kill()
-            os.wait4(p.pid, 0)
-            raise AssertionError(f"{args[1]} did not end in {timeout} s: {p.stdout.read()[:300]}")
-        time.sleep(0.05)
-    rc = os.waitstatus_to_exitcode(status)
-    return rc, p.stdout.read(), p.stderr.read(), usage.ru_maxrss
+    import sys
+    import tempfile
+    with tempfile.NamedTemporaryFile("r", dir=tmp_dir, suffix=".rusage") as res:
+        p = subprocess.Popen([sys.executable, "-c", _MEASURE, res.name, *args], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            out, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, 9)
+            p.communicate()
+            raise AssertionError(f"{args[1]} did not end in {timeout} s")
+        assert p.returncode == 0, (p.returncode, err)
+        rc, peak_kb = (int(v) for v in res.read().split())
+    return rc, out, err, peak_kb
 
 
 def test_serve_refuses_a_kv_cache_over_max_memory_before_allocating(gptoss_bin):
