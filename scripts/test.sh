@@ -33,7 +33,7 @@ for s in $STAGES; do
       cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGPTOSS_WERROR=ON \
         -DGPTOSS_SANITIZE=ON -DGPTOSS_CUDA=OFF
       # The unit tests and the CLI only: not the bench/ kernel programs (CUDA is off here).
-      targets=$(cmake --build build-asan --target help | sed -n 's/^\([a-z_]*_test\|gptoss\): .*/\1/p')
+      targets=$(cmake --build build-asan --target help | sed -n 's/^\([a-z0-9_]*_test\|gptoss\): .*/\1/p')
       cmake --build build-asan -j "$JOBS" --target $targets
       ubsan=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
       ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1} UBSAN_OPTIONS=$ubsan \
