@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/dtypes.h"
+
 namespace gptoss {
 
 inline constexpr int kQ8BlockElems = 32;
@@ -17,45 +19,6 @@ inline constexpr int kQ8BlockBytes = 34;
 
 // Bytes of a row of `cols` weights (cols a multiple of 32).
 inline constexpr int64_t q8_0_row_bytes(int64_t cols) { return cols / kQ8BlockElems * kQ8BlockBytes; }
-
-// IEEE binary16 bits -> f32 (exact, subnormals and inf/NaN included).
-inline float f16_to_f32(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
-  if (exp == 0) {
-    const float v = static_cast<float>(mant) * 5.9604644775390625e-8f;  // mant * 2^-24
-    return sign ? -v : v;
-  }
-  const uint32_t bits = exp == 31 ? sign | 0x7f800000u | (mant << 13) : sign | ((exp + 112u) << 23) | (mant << 13);
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
-// f32 -> IEEE binary16 bits, round to nearest even (as numpy's astype(np.float16)); overflow
-// gives inf, NaN stays NaN.
-inline uint16_t f32_to_f16(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, sizeof x);
-  const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
-  x &= 0x7fffffffu;
-  if (x > 0x7f800000u) return sign | 0x7e00u;
-  if (x >= 0x47800000u) return sign | 0x7c00u;  // >= 2^16: inf (2^16 - 16 .. 2^16 round up to it below)
-  const uint32_t e = x >> 23;
-  if (e < 113) {  // below 2^-14: an fp16 subnormal (or zero), units of 2^-24
-    const uint32_t shift = 126 - e;
-    if (shift > 24) return sign;
-    const uint32_t m = (x & 0x7fffffu) | 0x800000u;
-    uint32_t r = m >> shift;
-    const uint32_t rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (r & 1u))) ++r;
-    return static_cast<uint16_t>(sign | r);
-  }
-  uint32_t h = ((e - 112) << 10) | ((x & 0x7fffffu) >> 13);
-  const uint32_t rem = x & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;  // a carry into the exponent is right
-  return static_cast<uint16_t>(sign | h);
-}
 
 // What quantizing one block did (sums over its 32 weights).
 struct Q8BlockStats {

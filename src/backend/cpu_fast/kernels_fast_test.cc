@@ -14,6 +14,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu_fast/cpu_fast_backend.h"
+#include "backend/cpu_fast/for_each_target.h"
 #include "backend/cpu_fast/kernels_fast.h"
 #include "core/dtypes.h"
 
@@ -43,22 +44,6 @@ std::vector<uint8_t> rand_bytes(std::mt19937& rng, size_t n, int lo = 0, int hi 
 }
 
 TEST(CpuFastKernels, ReportsATarget) { EXPECT_GT(std::strlen(cpu_fast::simd_target()), 0u); }
-
-// Runs body once per SIMD target compiled in and supported here (AVX3, AVX2, SSE4, ..., SCALAR).
-template <typename Body>
-void for_each_target(Body body) {
-  const int64_t targets = static_cast<int64_t>(hwy::SupportedTargets());
-  int tried = 0;
-  for (int64_t t = 1; t != 0 && t <= targets; t <<= 1) {
-    if ((targets & t) == 0) continue;
-    hwy::SetSupportedTargetsForTest(t);
-    SCOPED_TRACE(hwy::TargetName(t));
-    body();
-    ++tried;
-  }
-  hwy::SetSupportedTargetsForTest(0);
-  EXPECT_GE(tried, 2);  // at least one SIMD target and the scalar fallback
-}
 
 std::vector<float> chunked(const std::vector<float>& x) {
   std::vector<float> xp(x.size());

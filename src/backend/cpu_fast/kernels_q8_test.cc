@@ -13,6 +13,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cpu_fast/for_each_target.h"
 #include "backend/cpu_fast/kernels_q8.h"
 #include "backend/cpu_fast/spin_pool.h"
 #include "core/q8_0.h"
@@ -21,53 +22,6 @@ namespace gptoss {
 namespace {
 
 constexpr double kRelTol = 2e-5;  // of sum |x_i w_i|
-
-template <typename Body>
-void for_each_target(Body body) {
-  const int64_t targets = static_cast<int64_t>(hwy::SupportedTargets());
-  int tried = 0;
-  for (int64_t t = 1; t != 0 && t <= targets; t <<= 1) {
-    if ((targets & t) == 0) continue;
-    hwy::SetSupportedTargetsForTest(t);
-    SCOPED_TRACE(hwy::TargetName(t));
-    body();
-    ++tried;
-  }
-  hwy::SetSupportedTargetsForTest(0);
-  EXPECT_GE(tried, 2);  // at least one SIMD target and the scalar fallback
-}
-
-float bits_to_f32(uint32_t b) {
-  float f;
-  std::memcpy(&f, &b, 4);
-  return f;
-}
-
-TEST(CpuFastQ8Codec, F16RoundTripsEveryValue) {
-  for (uint32_t h = 0; h < 65536; ++h) {
-    const bool nan = ((h >> 10) & 0x1f) == 31 && (h & 0x3ff) != 0;
-    if (nan) {
-      EXPECT_TRUE(std::isnan(f16_to_f32(static_cast<uint16_t>(h))));
-      continue;
-    }
-    EXPECT_EQ(f32_to_f16(f16_to_f32(static_cast<uint16_t>(h))), h) << h;
-  }
-}
-
-TEST(CpuFastQ8Codec, F16RoundsToNearestEven) {
-  EXPECT_EQ(f16_to_f32(0x3c00), 1.0f);
-  EXPECT_EQ(f16_to_f32(0x0001), std::ldexp(1.0f, -24));  // smallest subnormal
-  EXPECT_EQ(f16_to_f32(0x7bff), 65504.0f);
-  EXPECT_EQ(f32_to_f16(1.0f + std::ldexp(1.0f, -11)), 0x3c00);      // tie: down to even
-  EXPECT_EQ(f32_to_f16(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);  // tie: up to even
-  EXPECT_EQ(f32_to_f16(65519.0f), 0x7bff);
-  EXPECT_EQ(f32_to_f16(65520.0f), 0x7c00);                     // rounds to inf
-  EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -25)), 0x0000);        // tie with 0: even
-  EXPECT_EQ(f32_to_f16(std::ldexp(3.0f, -26)), 0x0001);        // 0.75 ulp: up
-  EXPECT_EQ(f32_to_f16(-std::ldexp(1.0f, -14)), 0x8400);       // smallest normal
-  EXPECT_EQ(f32_to_f16(bits_to_f32(0x387fe000u)), 0x0400);     // subnormal rounding carries into normal
-  EXPECT_EQ(f32_to_f16(INFINITY), 0x7c00);
-}
 
 TEST(CpuFastQ8Codec, QuantizesABlockAsGgml) {
   // amax = 31: d = 31/127, q_i = round(i * 127/31) with halves away from zero; and -x gives -q.
