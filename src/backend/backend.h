@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <string>
@@ -88,8 +89,14 @@ struct Mxfp4Experts {
   int64_t cols = 0;
 };
 
-// One layer's KV memory: K and V, each [slots][capacity][kv_heads][head_dim] f32. Position p of a
-// slot lives at index p % capacity (a ring buffer when capacity is smaller than the context).
+// One layer's KV memory: K and V, each [rows][kv_heads][head_dim] f32, one row per stored position.
+// - Contiguous (page_size 0): rows = slots * capacity; position p of a slot lives at row
+//   slot * capacity + p % capacity (a ring buffer when capacity is smaller than the context).
+// - Paged (page_size > 0): rows = pages * page_size, a pool shared by all slots; position p of a slot
+//   lives at row page_table[slot * pages_per_slot + p / page_size] * page_size + p % page_size.
+//   The table is host memory (cpu backends read it); page_table_device is the same table in backend
+//   memory (device backends read it), refreshed by KvCache::sync_page_table before a step that
+//   changed it. capacity is then the positions one slot can address (the context).
 struct KvLayer {
   Buffer k;
   Buffer v;
@@ -97,7 +104,19 @@ struct KvLayer {
   int capacity = 0;
   int kv_heads = 0;
   int head_dim = 0;
+  int page_size = 0;
+  int pages = 0;           // pool size (paged)
+  int pages_per_slot = 0;  // table row length (paged)
+  const int32_t* page_table = nullptr;
+  const int32_t* page_table_device = nullptr;
 };
+
+// The row of (slot, position) in a KvLayer's K or V (multiply by kv_heads * head_dim for floats).
+inline size_t kv_row(const KvLayer& kv, int slot, int position) {
+  if (kv.page_size == 0) return static_cast<size_t>(slot) * kv.capacity + position % kv.capacity;
+  const int32_t page = kv.page_table[static_cast<size_t>(slot) * kv.pages_per_slot + position / kv.page_size];
+  return static_cast<size_t>(page) * kv.page_size + position % kv.page_size;
+}
 
 // YaRN-scaled rotary embedding: inv_freq has head_dim/2 entries; cos and sin are multiplied by
 // `concentration`. Pairs are (i, i + head_dim/2).
@@ -118,6 +137,12 @@ class Backend {
   virtual Expected<Buffer> upload_weight(const void* host, size_t bytes) = 0;
   virtual Status download(const void* src, size_t bytes, void* host) = 0;
   virtual Status zero(void* dst, size_t bytes) = 0;
+  // Copies host bytes into backend memory from alloc() (ordered with the ops queued after it; the
+  // host bytes may change once it returns). Host-memory backends copy in place.
+  virtual Status upload(const void* host, size_t bytes, void* dst) {
+    if (bytes > 0) std::memcpy(dst, host, bytes);
+    return Status::ok();
+  }
   // Waits for queued ops; reports any failure they hit.
   virtual Status sync() = 0;
 

@@ -88,6 +88,11 @@ Status Model::forward(std::span<const ForwardPiece> pieces, KvCache& cache, std:
     }
   }
 
+  // KV pages for every position the pieces will write (paged caches; nothing is run if one is short).
+  for (const ForwardPiece& p : pieces) {
+    GPTOSS_RETURN_IF_ERROR(cache.reserve(p.sequence, cache.length(p.sequence) + static_cast<int>(p.tokens.size())));
+  }
+
   // Logit rows per piece, filled step by step, concatenated at the end in piece order.
   std::vector<std::vector<float>> piece_logits(pieces.size());
   const size_t V = c.vocab_size;
@@ -150,6 +155,7 @@ Status Model::step(const std::vector<Row>& rows, const std::vector<int32_t>& out
   float* xn = xn_.as<float>();
   float* tmp = tmp_.as<float>();
 
+  GPTOSS_RETURN_IF_ERROR(cache.sync_page_table(be));
   be.f32_embed(weights_.embedding, tokens, x);
   for (int l = 0; l < c.num_layers; ++l) {
     const LayerWeights& L = weights_.layers[l];

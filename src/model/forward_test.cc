@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <string>
+#include <tuple>
 
 #include "backend/cpu/cpu_backend.h"
 #include "model/rope.h"
@@ -88,7 +89,8 @@ class TinyForward : public ::testing::Test {
 constexpr float kAbsTol = 2e-4f;
 
 // Max |logit - transformers| over every golden of a checkpoint; argmax must agree everywhere.
-float golden_error(const std::string& dir) {
+// page_size > 0: a paged cache with pages handed out in a shuffled order.
+float golden_error(const std::string& dir, int page_size = 0) {
   auto backend = make_cpu_backend(2);
   auto files = open_model_dir(dir + "/model");
   EXPECT_TRUE(files.has_value()) << files.status().message();
@@ -99,7 +101,10 @@ float golden_error(const std::string& dir) {
   const auto goldens = load_goldens(dir);
   EXPECT_GE(goldens.size(), 4u);
   const int V = (*model)->config().vocab_size;
-  auto cache = (*model)->new_cache({static_cast<int>(goldens.size()), 64, 128});
+  KvCacheOptions o{static_cast<int>(goldens.size()), 64, 128};
+  o.page_size = page_size;
+  o.shuffle_pages_seed = 1234;
+  auto cache = (*model)->new_cache(o);
   EXPECT_TRUE(cache.has_value());
   float worst = 0.0f;
   for (size_t g = 0; g < goldens.size(); ++g) {
@@ -130,6 +135,9 @@ TEST(ForwardGoldens, TinyMatchesTransformers) {
   const float worst = golden_error(data_dir("tiny"));
   EXPECT_LT(worst, kAbsTol);
   std::printf("tiny: max |logit - transformers| = %.3g\n", worst);
+  const float paged = golden_error(data_dir("tiny"), 16);
+  EXPECT_EQ(paged, worst);  // the same logits through a paged cache
+  EXPECT_EQ(golden_error(data_dir("tiny"), 1), worst);
 }
 
 // 3 layers, MQA (4 query heads on 1 KV head), hidden 96, 16 experts, window 5, truncate=true,
@@ -137,6 +145,7 @@ TEST(ForwardGoldens, TinyMatchesTransformers) {
 TEST(ForwardGoldens, TinyMqaMatchesTransformers) {
   const float worst = golden_error(data_dir("tiny_mqa"));
   EXPECT_LT(worst, kAbsTol);
+  EXPECT_EQ(golden_error(data_dir("tiny_mqa"), 16), worst);
   std::printf("tiny_mqa: max |logit - transformers| = %.3g\n", worst);
 }
 
@@ -231,6 +240,134 @@ TEST(KvCache, SlidingLayersKeepOnlyTheWindowPlusOneStep) {
   EXPECT_EQ(*cache->new_sequence(), 1);
   EXPECT_EQ(cache->length(1), 0);
   EXPECT_FALSE(KvCache::create(*be, c, {0, 4096, 32}).has_value());
+}
+
+// Logits of every golden prompt run as concurrent sequences, prefill in chunks of 5 tokens per call
+// with the sequences interleaved, then 6 decode steps of all sequences together.
+std::vector<float> interleaved_run(Model& model, const std::vector<Golden>& goldens, const KvCacheOptions& o) {
+  auto cache = model.new_cache(o);
+  EXPECT_TRUE(cache.has_value()) << cache.status().message();
+  if (!cache) return {};
+  std::vector<int> seqs;
+  for (size_t g = 0; g < goldens.size(); ++g) seqs.push_back(*cache->new_sequence());
+  std::vector<float> logits;
+  for (size_t b = 0;; b += 5) {
+    std::vector<ForwardPiece> pieces;
+    for (size_t g = 0; g < goldens.size(); ++g) {
+      const auto& t = goldens[g].tokens;
+      if (b < t.size()) pieces.push_back({seqs[g], {t.data() + b, std::min<size_t>(5, t.size() - b)}, true});
+    }
+    if (pieces.empty()) break;
+    Status st = model.forward(pieces, *cache, &logits);
+    EXPECT_TRUE(st.is_ok()) << st.message();
+  }
+  for (uint32_t tok = 3; tok < 9; ++tok) {
+    std::vector<uint32_t> one = {tok};
+    std::vector<ForwardPiece> pieces;
+    for (int s : seqs) pieces.push_back({s, one, false});
+    Status st = model.forward(pieces, *cache, &logits);
+    EXPECT_TRUE(st.is_ok()) << st.message();
+  }
+  return logits;
+}
+
+TEST_F(TinyForward, ScatteredPagesEqualTheContiguousCache) {
+  // The paged cache with a shuffled page order (every sequence's pages scattered over the pool and
+  // interleaved with the others') gives the same logits, bit for bit, as the contiguous layout; also
+  // pages of 1 and of 16 positions, and a pool just large enough for what the sequences hold.
+  const int n = static_cast<int>(goldens_.size());
+  KvCacheOptions flat{n, 64, 4};
+  flat.page_size = 0;
+  const std::vector<float> want = interleaved_run(*model_, goldens_, flat);
+  ASSERT_FALSE(want.empty());
+  size_t held = 0;  // pages of 4 the sequences end with
+  for (const auto& g : goldens_) held += (g.tokens.size() + 6 + 3) / 4;
+  for (const auto& [page, pool, seed] : std::vector<std::tuple<int, int64_t, uint32_t>>{
+           {4, 0, 7}, {4, static_cast<int64_t>(held) * 4, 11}, {1, 0, 5}, {16, 0, 3}, {16, 0, 0}}) {
+    KvCacheOptions o{n, 64, 4};
+    o.page_size = page;
+    o.pool_tokens = pool;
+    o.shuffle_pages_seed = seed;
+    EXPECT_EQ(interleaved_run(*model_, goldens_, o), want) << "page " << page << " pool " << pool;
+  }
+}
+
+TEST(KvCache, PagesAreTakenAsSequencesGrowAndPromisesHold) {
+  ModelConfig c;
+  c.num_layers = 2;
+  c.num_kv_heads = 2;
+  c.head_dim = 64;
+  c.sliding_window = 8;
+  c.layer_is_sliding = {true, false};
+  auto be = make_cpu_backend(1);
+  KvCacheOptions o{4, 64, 4};
+  o.page_size = 16;
+  o.pool_tokens = 100;  // 7 pages of 16
+  auto cache = KvCache::create(*be, c, o);
+  ASSERT_TRUE(cache.has_value()) << cache.status().message();
+  EXPECT_EQ(cache->total_pages(), 7);
+  EXPECT_EQ(KvCache::pool_pages(c, o), 7);
+  // Sliding layer: 4 rings of 8 + 4 - 1; full layer: 7 pages of 16 rows; K and V, 2 x 64 floats a row.
+  EXPECT_EQ(cache->bytes(), size_t{2} * (4 * 11 + 7 * 16) * 2 * 64 * sizeof(float));
+  EXPECT_EQ(cache->bytes(), KvCache::bytes_needed(c, o));
+  EXPECT_EQ(cache->layer(0).page_size, 0);
+  EXPECT_EQ(cache->layer(1).page_size, 16);
+  EXPECT_EQ(cache->layer(1).capacity, 64);
+
+  EXPECT_TRUE(cache->can_ever_fit(64).is_ok());
+  EXPECT_TRUE(cache->can_ever_fit(112).is_ok());  // clipped to the context
+  ModelConfig c2 = c;
+  KvCacheOptions tiny = o;
+  tiny.pool_tokens = 40;  // 3 pages: a 64-token sequence can never fit
+  auto small = KvCache::create(*be, c2, tiny);
+  ASSERT_TRUE(small.has_value());
+  const Status never = small->can_ever_fit(64);
+  EXPECT_NE(never.message().find("needs 4 KV pages of 16 positions"), std::string::npos) << never.message();
+  EXPECT_NE(never.message().find("holds 3 pages (48 tokens)"), std::string::npos) << never.message();
+
+  // a promised 40 tokens (3 pages), b 50 (4 pages): the pool is fully promised.
+  auto a = cache->new_sequence(40);
+  ASSERT_TRUE(a.has_value());
+  EXPECT_TRUE(cache->can_start(64));
+  auto b = cache->new_sequence(50);
+  ASSERT_TRUE(b.has_value());
+  EXPECT_FALSE(cache->can_start(1));  // a free slot, but no page left to promise
+  EXPECT_TRUE(cache->can_start(0));
+  EXPECT_FALSE(cache->new_sequence(1).has_value());
+  // Pages are taken only as the sequences grow.
+  EXPECT_EQ(cache->free_pages(), 7);
+  ASSERT_TRUE(cache->reserve(*a, 17).is_ok());
+  EXPECT_EQ(cache->free_pages(), 5);
+  ASSERT_TRUE(cache->reserve(*a, 48).is_ok());
+  EXPECT_EQ(cache->free_pages(), 4);
+  // Beyond its promise a sequence gets nothing that another was promised.
+  const Status over = cache->reserve(*a, 49);
+  EXPECT_NE(over.message().find("out of pages"), std::string::npos) << over.message();
+  EXPECT_EQ(cache->free_pages(), 4);
+  ASSERT_TRUE(cache->reserve(*b, 64).is_ok());
+  EXPECT_EQ(cache->free_pages(), 0);
+  EXPECT_FALSE(cache->reserve(*b, 65).is_ok());  // past the context
+  // The layer's table maps a's positions to its own pages; b's are others.
+  const KvLayer& kv = cache->layer(1);
+  EXPECT_EQ(kv_row(kv, *a, 0), 0u);
+  EXPECT_EQ(kv_row(kv, *a, 17), 16u + 1);
+  EXPECT_EQ(kv_row(kv, *b, 0), 3u * 16);
+  // Freed pages come back, and a new sequence can be promised them.
+  cache->free_sequence(*a);
+  EXPECT_EQ(cache->free_pages(), 3);
+  EXPECT_TRUE(cache->can_start(48));
+  EXPECT_FALSE(cache->can_start(49));
+  auto d = cache->new_sequence(0);  // no promise: takes what nobody was promised
+  ASSERT_TRUE(d.has_value());
+  ASSERT_TRUE(cache->reserve(*d, 48).is_ok());
+  EXPECT_EQ(kv_row(kv, *d, 0), 0u);  // a's first page again
+  EXPECT_FALSE(cache->reserve(*d, 49).is_ok());
+  cache->free_sequence(*b);
+  cache->free_sequence(*d);
+  EXPECT_EQ(cache->free_pages(), 7);
+  KvCacheOptions bad = o;
+  bad.page_size = -1;
+  EXPECT_FALSE(KvCache::create(*be, c, bad).has_value());
 }
 
 TEST(YarnRope, InverseFrequenciesMatchTheReferenceTable) {

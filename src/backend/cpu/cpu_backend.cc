@@ -109,7 +109,7 @@ class CpuBackend final : public Backend {
                     std::span<const int32_t> slots, std::span<const int32_t> positions) override {
     const size_t row = static_cast<size_t>(kv.kv_heads) * kv.head_dim;
     for (int t = 0; t < T; ++t) {
-      const size_t at = (static_cast<size_t>(slots[t]) * kv.capacity + positions[t] % kv.capacity) * row;
+      const size_t at = kv_row(kv, slots[t], positions[t]) * row;
       std::memcpy(kv.k.as<float>() + at, k + t * row, row * sizeof(float));
       std::memcpy(kv.v.as<float>() + at, v + t * row, row * sizeof(float));
     }
@@ -120,7 +120,7 @@ class CpuBackend final : public Backend {
                             const Weight& sinks, int window, float scale, float* out) override {
     const int D = kv.head_dim;
     const int group = heads / kv.kv_heads;
-    const size_t kv_row = static_cast<size_t>(kv.kv_heads) * D;
+    const size_t row = static_cast<size_t>(kv.kv_heads) * D;
     const size_t work = static_cast<size_t>(T) * heads;
     const size_t span_max = static_cast<size_t>(window > 0 ? std::min(window, kv.capacity) : kv.capacity);
     cpu::parallel_for(work, span_max * D * 2, pool_, [&](size_t b, size_t e) {
@@ -131,11 +131,10 @@ class CpuBackend final : public Backend {
         const int first = window > 0 ? std::max(0, p - window + 1) : 0;
         const int n = p - first + 1;
         const float* qh = q + (static_cast<size_t>(t) * heads + h) * D;
-        const size_t slot_base = static_cast<size_t>(slots[t]) * kv.capacity;
         const int j = h / group;
         scores.resize(n);
         for (int i = 0; i < n; ++i) {
-          const size_t at = (slot_base + (first + i) % kv.capacity) * kv_row + static_cast<size_t>(j) * D;
+          const size_t at = kv_row(kv, slots[t], first + i) * row + static_cast<size_t>(j) * D;
           scores[i] = cpu::dot_f32(qh, kv.k.as<float>() + at, ElemType::kF32, D) * scale;
         }
         cpu::sink_softmax(scores.data(), n, cpu::weight_at(sinks, h), scores.data());
@@ -143,7 +142,7 @@ class CpuBackend final : public Backend {
         std::fill(o, o + D, 0.0f);
         for (int i = 0; i < n; ++i) {
           const float* vr =
-              kv.v.as<float>() + (slot_base + (first + i) % kv.capacity) * kv_row + static_cast<size_t>(j) * D;
+              kv.v.as<float>() + kv_row(kv, slots[t], first + i) * row + static_cast<size_t>(j) * D;
           for (int d = 0; d < D; ++d) o[d] += scores[i] * vr[d];
         }
       }

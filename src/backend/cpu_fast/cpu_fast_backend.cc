@@ -95,7 +95,7 @@ class CpuFastBackend final : public Backend {
     // Work items (token, kv head): the key/value rows are found once and serve the kv head's
     // group of query heads.
     const int D = kv.head_dim, group = heads / kv.kv_heads;
-    const size_t kv_row = static_cast<size_t>(kv.kv_heads) * D;
+    const size_t row = static_cast<size_t>(kv.kv_heads) * D;
     const int items = T * kv.kv_heads;
     const int per = std::max(1, items / (8 * pool_.size()));
     pool_.run((items + per - 1) / per, [&](int task) {
@@ -106,12 +106,11 @@ class CpuFastBackend final : public Backend {
         const int p = positions[t];
         const int first = window > 0 ? std::max(0, p - window + 1) : 0;
         const int n = p - first + 1;
-        const size_t slot_base = static_cast<size_t>(slots[t]) * kv.capacity;
         krows.resize(n);
         vrows.resize(n);
         scores.resize(static_cast<size_t>(group) * n);
         for (int i = 0; i < n; ++i) {
-          const size_t at = (slot_base + (first + i) % kv.capacity) * kv_row + static_cast<size_t>(j) * D;
+          const size_t at = kv_row(kv, slots[t], first + i) * row + static_cast<size_t>(j) * D;
           krows[i] = kv.k.as<float>() + at;
           vrows[i] = kv.v.as<float>() + at;
         }
