@@ -3,28 +3,11 @@
 #include <gtest/gtest.h>
 
 #include "engine/model_runner.h"
+#include "model/config.h"
 #include "model/kv_cache.h"
 
 namespace gptoss::engine {
 namespace {
-
-// gpt-oss-20b's architecture (config.json of openai/gpt-oss-20b): 24 layers, even ones sliding.
-ModelConfig gpt_oss_20b() {
-  ModelConfig c;
-  c.num_layers = 24;
-  c.hidden_size = 2880;
-  c.num_heads = 64;
-  c.num_kv_heads = 8;
-  c.head_dim = 64;
-  c.num_experts = 32;
-  c.experts_per_token = 4;
-  c.intermediate_size = 2880;
-  c.vocab_size = 201088;
-  c.sliding_window = 128;
-  c.max_position_embeddings = 131072;
-  for (int l = 0; l < c.num_layers; ++l) c.layer_is_sliding.push_back(l % 2 == 0);
-  return c;
-}
 
 LoadOptions opts(int ctx, int seqs) {
   LoadOptions o;
@@ -34,7 +17,7 @@ LoadOptions opts(int ctx, int seqs) {
 }
 
 TEST(MemoryPlan, KvBytesFollowTheArchitecture) {
-  const ModelConfig c = gpt_oss_20b();
+  const ModelConfig c = gpt_oss_20b_config();
   // f32 keys and values: 2 * 8 heads * 64 dims * 4 bytes = 4 KiB per position per layer. Full
   // layers keep the context, sliding ones a ring of window + step - 1 = 383 positions.
   for (auto [ctx, seqs] : {std::pair{8192, 1}, {131072, 1}, {4096, 16}, {100, 3}}) {
@@ -48,7 +31,7 @@ TEST(MemoryPlan, KvBytesFollowTheArchitecture) {
 }
 
 TEST(MemoryPlan, KvBytesEqualWhatTheCacheAllocates) {
-  ModelConfig c = gpt_oss_20b();
+  ModelConfig c = gpt_oss_20b_config();
   c.num_layers = 4;  // small enough to allocate here
   c.layer_is_sliding.resize(4);
   auto backend = make_backend("cpu", 1);
@@ -62,7 +45,7 @@ TEST(MemoryPlan, KvBytesEqualWhatTheCacheAllocates) {
 }
 
 TEST(MemoryPlan, ActivationsGrowWithTheBatchNotTheContext) {
-  const ModelConfig c = gpt_oss_20b();
+  const ModelConfig c = gpt_oss_20b_config();
   EXPECT_EQ(plan_memory(opts(4096, 4), c).activation_bytes,
             plan_memory(opts(131072, 4), c).activation_bytes);
   EXPECT_LT(plan_memory(opts(4096, 4), c).activation_bytes,
@@ -70,7 +53,7 @@ TEST(MemoryPlan, ActivationsGrowWithTheBatchNotTheContext) {
 }
 
 TEST(MemoryPlan, RefusalNamesTheNumbersAndWhatFits) {
-  const ModelConfig c = gpt_oss_20b();
+  const ModelConfig c = gpt_oss_20b_config();
   LoadOptions o = opts(131072, 8);
   o.fit_hint = "--ctx or --max-running";
   const size_t limit = size_t{16} << 30;  // 16 GiB; the plan needs ~48 GiB
@@ -96,7 +79,7 @@ TEST(MemoryPlan, RefusalNamesTheNumbersAndWhatFits) {
 }
 
 TEST(MemoryPlan, MaxMemoryOptionIsTheLimitOnEveryDevice) {
-  const ModelConfig c = gpt_oss_20b();
+  const ModelConfig c = gpt_oss_20b_config();
   LoadOptions o = opts(131072, 1);
   o.max_memory = size_t{1} << 30;
   for (const char* device : {"cpu", "cpu-fast", "cuda"}) {

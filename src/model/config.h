@@ -53,4 +53,8 @@ Status apply_generation_config(const std::string& json_text, const std::string& 
 // Range and consistency checks (sizes positive and bounded, heads divide, top-k <= experts, ...).
 Status validate_config(const ModelConfig& config, const std::string& file_for_errors);
 
+// gpt-oss-20b's architecture (config.json of openai/gpt-oss-20b; gpt-oss-model.md §1): for benches
+// and memory plans without a checkpoint.
+ModelConfig gpt_oss_20b_config();
+
 }  // namespace gptoss

@@ -100,6 +100,37 @@ TEST(HfConfig, HubConfigWithRopeScaling) {
   EXPECT_EQ(r->eos_token_ids, std::vector<int>{200002});
 }
 
+// The built-in 20b architecture (benches and memory plans without a checkpoint) is the hub's
+// config.json + generation_config.json, field by field.
+TEST(HfConfig, BuiltIn20bMatchesTheHubFiles) {
+  ModelConfig hub = *hf(hub_20b());
+  ASSERT_TRUE(apply_generation_config(R"({"eos_token_id": [200002, 199999, 200012]})", "generation_config.json", &hub));
+  const ModelConfig b = gpt_oss_20b_config();
+  EXPECT_TRUE(validate_config(b, "built-in").ok());
+  EXPECT_EQ(b.num_layers, hub.num_layers);
+  EXPECT_EQ(b.hidden_size, hub.hidden_size);
+  EXPECT_EQ(b.num_heads, hub.num_heads);
+  EXPECT_EQ(b.num_kv_heads, hub.num_kv_heads);
+  EXPECT_EQ(b.head_dim, hub.head_dim);
+  EXPECT_EQ(b.num_experts, hub.num_experts);
+  EXPECT_EQ(b.experts_per_token, hub.experts_per_token);
+  EXPECT_EQ(b.intermediate_size, hub.intermediate_size);
+  EXPECT_EQ(b.vocab_size, hub.vocab_size);
+  EXPECT_EQ(b.sliding_window, hub.sliding_window);
+  EXPECT_EQ(b.max_position_embeddings, hub.max_position_embeddings);
+  EXPECT_EQ(b.rope_theta, hub.rope_theta);
+  EXPECT_EQ(b.rope_scaling_factor, hub.rope_scaling_factor);
+  EXPECT_EQ(b.rope_beta_fast, hub.rope_beta_fast);
+  EXPECT_EQ(b.rope_beta_slow, hub.rope_beta_slow);
+  EXPECT_EQ(b.rope_original_max_position, hub.rope_original_max_position);
+  EXPECT_EQ(b.rope_truncate, hub.rope_truncate);
+  EXPECT_EQ(b.rms_norm_eps, hub.rms_norm_eps);
+  EXPECT_EQ(b.swiglu_limit, hub.swiglu_limit);
+  EXPECT_EQ(b.swiglu_alpha, hub.swiglu_alpha);
+  EXPECT_EQ(b.layer_is_sliding, hub.layer_is_sliding);
+  EXPECT_EQ(b.eos_token_ids, hub.eos_token_ids);
+}
+
 TEST(HfConfig, NewerRopeParametersWithThetaInside) {
   json j = hub_20b();
   json rp = j["rope_scaling"];

@@ -421,33 +421,6 @@ double DecodeEngine::weight_bytes_per_token() const {
   return c.num_layers * (attn + router + c.experts_per_token * expert) + 2.0 * (c.vocab_size * H + H);
 }
 
-ModelConfig gpt_oss_20b_config() {
-  ModelConfig c;
-  c.num_layers = 24;
-  c.hidden_size = 2880;
-  c.num_heads = 64;
-  c.num_kv_heads = 8;
-  c.head_dim = 64;
-  c.num_experts = 32;
-  c.experts_per_token = 4;
-  c.intermediate_size = 2880;
-  c.vocab_size = 201088;
-  c.sliding_window = 128;
-  c.max_position_embeddings = 131072;
-  c.rope_theta = 150000.0f;
-  c.rope_scaling_factor = 32.0f;
-  c.rope_beta_fast = 32.0f;
-  c.rope_beta_slow = 1.0f;
-  c.rope_original_max_position = 4096;
-  c.rope_truncate = false;
-  c.rms_norm_eps = 1e-5f;
-  c.swiglu_limit = 7.0f;
-  c.swiglu_alpha = 1.702f;
-  for (int l = 0; l < c.num_layers; ++l) c.layer_is_sliding.push_back(l % 2 == 0);
-  c.eos_token_ids = {200002, 199999, 200012};
-  return c;
-}
-
 Expected<ModelWeights> random_weights(Backend& be, const ModelConfig& c, uint64_t seed) {
   uint64_t s = seed;
   auto dense = [&](int64_t rows, int64_t cols, float lo, float hi) -> Expected<Weight> {

@@ -92,7 +92,4 @@ class DecodeEngine {
 // with scales in a narrow exponent range so activations stay finite). For benchmarks.
 Expected<ModelWeights> random_weights(Backend& cuda_backend, const ModelConfig& config, uint64_t seed);
 
-// The gpt-oss-20b shapes (gpt-oss-model.md §1), for benches without a checkpoint.
-ModelConfig gpt_oss_20b_config();
-
 }  // namespace gptoss::cuda
