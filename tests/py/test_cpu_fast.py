@@ -55,8 +55,11 @@ def test_cpu_fast_agrees_with_exact(gptoss_bin, root, ckpt, threads, tmp_path):
 def test_cpu_fast_decode_steps_agree_with_exact(gptoss_bin, root, tmp_path, monkeypatch):
     """One token per step (the decode shape: T = 1 GEMVs) through the same prompts. With AMX off:
     AMX prefill (test_cpu_fast_amx_prefill) sums in another order, so batch invariance holds for the
-    f32 paths only (the prompts decode together, T = 6 per step, which AMX would take)."""
+    f32 paths only (the prompts decode together, T = 6 per step, which AMX would take). With the
+    int8 expert GEMVs off too: they take the 1-2 token steps at the end (test_cpu_fast_int8_experts
+    holds them to their bound)."""
     monkeypatch.setenv("GPTOSS_CPU_FAST_AMX", "0")
+    monkeypatch.setenv("GPTOSS_CPU_FAST_MOE_I8", "0")
     src = root / "tests" / "data" / "tiny"
     prompts = src / "prompts.json"
     exact = run_logits(gptoss_bin, src / "model", tmp_path / "e.safetensors", "--tokens-file", prompts,
@@ -70,6 +73,52 @@ def test_cpu_fast_decode_steps_agree_with_exact(gptoss_bin, root, tmp_path, monk
         assert kl_per_position(exact[k], fast[k]).max() < KL_BOUND, k
         # Batch invariance: a token gets the same bits decoded alone as inside a prefill batch.
         np.testing.assert_array_equal(fast[k], fast_prefill[k], err_msg=k)
+
+
+# The int8 expert GEMVs of 1-2 token calls (docs/cpu-fast-int8-experts.md), on by default where
+# the CPU has them. Measured on the Sapphire Rapids VM (AVX-512 VNNI body), tiny and tiny_mqa, every
+# prompt decoded alone one token per step (every MoE call int8) and all together (the last steps):
+# 2 int8 parts (default): argmax = exact at every position, max KL 6.3e-9, max |logit diff| 4.0e-4;
+# 1 part (GPTOSS_CPU_FAST_MOE_I8_PARTS=1): max KL 4.0e-4, max |logit diff| 0.10, and the argmax
+# flips at one position of each checkpoint (so 1 part stays opt-in and gets no argmax assertion).
+I8_BOUNDS = {"2": (1e-7, 2e-3), "1": (2e-3, 0.5)}  # parts: (KL, max |logit diff|)
+
+
+@pytest.mark.parametrize("ckpt", ["tiny", "tiny_mqa"])
+@pytest.mark.parametrize("parts", ["2", "1"])
+@pytest.mark.parametrize("mode", [("--step", 1, "--separate"), ("--step", 1)], ids=["alone", "together"])
+def test_cpu_fast_int8_experts(gptoss_bin, root, ckpt, parts, mode, tmp_path, monkeypatch):
+    """Decode with the int8 expert GEMVs against the exact path: the stated KL and logit bounds, and
+    (2 parts) the argmax of the exact path and of the goldens at every position. Skipped where the
+    CPU has no int8 kernel."""
+    src = root / "tests" / "data" / ckpt
+    prompts = src / "prompts.json"
+    exact = run_logits(gptoss_bin, src / "model", tmp_path / "e.safetensors", "--tokens-file", prompts,
+                       "--device", "cpu")
+    monkeypatch.setenv("GPTOSS_CPU_FAST_PROFILE", "1")
+    monkeypatch.setenv("GPTOSS_CPU_FAST_MOE_I8_PARTS", parts)
+    r = run_logits(gptoss_bin, src / "model", tmp_path / "f.safetensors", "--tokens-file", prompts,
+                   "--device", "cpu-fast", *mode, check=False)
+    assert r.returncode == 0, r.stderr
+    if "moe int8: on" not in r.stderr:
+        line = next((ln for ln in r.stderr.splitlines() if "moe int8:" in ln), "no moe int8 line in the profile")
+        pytest.skip(line.strip())
+    assert f"moe int8: on (" in r.stderr and f", {parts} int8 parts" in r.stderr
+    fast = load_file(str(tmp_path / "f.safetensors"))
+    kl_bound, abs_bound = I8_BOUNDS[parts]
+    worst_kl = worst_abs = 0.0
+    for i, (tokens, want) in enumerate(load_goldens(src)):
+        e, f = exact[f"logits_{i}"], fast[f"logits_{i}"]
+        assert f.shape == e.shape == want.shape
+        if parts == "2":
+            np.testing.assert_array_equal(f.argmax(-1), e.argmax(-1), err_msg=f"prompt {i}")
+            np.testing.assert_array_equal(f.argmax(-1), want.argmax(-1), err_msg=f"prompt {i}")
+        worst_kl = max(worst_kl, float(kl_per_position(e, f).max()))
+        worst_abs = max(worst_abs, float(np.abs(f - e).max()))
+    assert worst_kl < kl_bound and worst_abs < abs_bound, (worst_kl, worst_abs)
+    # The int8 path really ran: the f32 paths stay within 1e-5 of the exact logits.
+    assert worst_abs > 1e-5
+    print(f"{ckpt} int8 parts={parts} {mode}: max KL(exact||fast) = {worst_kl:.3g}, max |diff| = {worst_abs:.3g}")
 
 
 # Measured on the Sapphire Rapids VM (tiny, tiny_mqa): max KL 3 parts 1.9e-12 (as the f32 path),

@@ -268,8 +268,10 @@ def test_q8_original_layout_fused_qkv(gptoss_bin, root, tmp_path):
 
 def test_q8_cpu_fast_decode_equals_prefill(gptoss_bin, root, tmp_path, monkeypatch):
     """A token gets the same bits decoded alone (GEMV) as inside a prefill batch (GEMM); AMX off
-    because its bf16 prefill GEMMs (router, experts) are not batch-invariant by design."""
+    because its bf16 prefill GEMMs (router, experts) are not batch-invariant by design, and the int8
+    expert GEMVs of 1-2 token steps off (they round the activations: test_cpu_fast_int8_experts)."""
     monkeypatch.setenv("GPTOSS_CPU_FAST_AMX", "0")
+    monkeypatch.setenv("GPTOSS_CPU_FAST_MOE_I8", "0")
     src = root / "tests" / "data" / "tiny"
     prompts = src / "prompts.json"
     step = run_logits(gptoss_bin, src / "model", tmp_path / "s.safetensors", "--tokens-file", prompts,

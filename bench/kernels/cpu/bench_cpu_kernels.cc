@@ -15,13 +15,16 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu_fast/cpu_fast_backend.h"
 #include "backend/cpu_fast/kernels_fast.h"
+#include "backend/cpu_fast/kernels_mxfp4_i8.h"
 
 namespace {
 
@@ -142,7 +145,18 @@ int main(int argc, char** argv) {
   }
 
   auto exact = gptoss::make_cpu_backend(threads);
+  // cpu-fast as configured by the environment, and with the int8 expert GEMVs off / on (1 and 2
+  // int8 activation terms) for the decode expert lines.
   auto fast = gptoss::make_cpu_fast_backend(threads);
+  auto fast_with = [&](const char* i8, const char* parts) {
+    setenv("GPTOSS_CPU_FAST_MOE_I8", i8, 1);
+    setenv("GPTOSS_CPU_FAST_MOE_I8_PARTS", parts, 1);
+    auto be = gptoss::make_cpu_fast_backend(threads);
+    unsetenv("GPTOSS_CPU_FAST_MOE_I8");
+    unsetenv("GPTOSS_CPU_FAST_MOE_I8_PARTS");
+    return be;
+  };
+  auto fast_f32 = fast_with("0", "2"), fast_i8_1 = fast_with("1", "1"), fast_i8_2 = fast_with("1", "2");
 
   // qkv bf16 GEMV: [5120, 2880] per layer, bias included.
   {
@@ -231,8 +245,15 @@ int main(int argc, char** argv) {
       idx_for(0, kDownPool, idx);
       exact->f32_mxfp4w_moe_matmul_accumulate(h_want.data(), 1, kTopK, idx, route_w, w2, wb2, o_want.data());
     }
-    for (Backend* be : {exact.get(), fast.get()}) {
-      const bool is_fast = be == fast.get();
+    const bool i8 = gptoss::cpu_fast::mxfp4_i8_usable();
+    const std::vector<std::pair<std::string, Backend*>> moe_backends = {
+        {"cpu", exact.get()},
+        {"cpu-fast f32 (MOE_I8=0)", fast_f32.get()},
+        {i8 ? "cpu-fast int8 x2 (MOE_I8=1)" : "", fast_i8_2.get()},
+        {i8 ? "cpu-fast int8 x1 (MOE_I8_PARTS=1)" : "", fast_i8_1.get()}};
+    for (const auto& [label, be] : moe_backends) {
+      if (label.empty()) continue;  // no int8 kernel on this CPU
+      const bool is_fast = be != exact.get();
       int32_t idx[kTopK];
       const double s = time_best(seconds, [&](int it) {
         idx_for(it, kExpertPool, idx);
@@ -240,15 +261,15 @@ int main(int argc, char** argv) {
       });
       idx_for(0, kExpertPool, idx);
       be->f32_mxfp4w_moe_matmul_swiglu(x.data(), 1, kTopK, idx, w1, wb1, 7.0f, 1.702f, h.data());
-      report(be->name() + ": 4 experts gate_up+SwiGLU MXFP4 (T=1)", bytes_gate_up, s, is_fast ? rel_err(h, h_want) : "");
+      report(label + ": 4 experts gate_up+SwiGLU (T=1)", bytes_gate_up, s, is_fast ? rel_err(h, h_want) : "");
       const double s2d = time_best(seconds, [&](int it) {
         idx_for(it, kDownPool, idx);
         be->f32_mxfp4w_moe_matmul_accumulate(h_want.data(), 1, kTopK, idx, route_w, w2, wb2, out.data());
       });
       idx_for(0, kDownPool, idx);
       be->f32_mxfp4w_moe_matmul_accumulate(h_want.data(), 1, kTopK, idx, route_w, w2, wb2, out.data());
-      report(be->name() + ": 4 experts down+bias+weighted sum (T=1)", bytes_down, s2d, is_fast ? rel_err(out, o_want) : "");
-      report(be->name() + ": one layer's experts (sum of both)", bytes_gate_up + bytes_down, s + s2d);
+      report(label + ": 4 experts down+bias+weighted sum (T=1)", bytes_down, s2d, is_fast ? rel_err(out, o_want) : "");
+      report(label + ": one layer's experts (sum of both)", bytes_gate_up + bytes_down, s + s2d);
     }
     // Why the expert GEMV runs below memory speed, on one thread (no pool): the kernel on 64 rows
     // that stay in L2 (its arithmetic alone; GB/s of the MXFP4 bytes it consumes), the same kernel
@@ -285,6 +306,43 @@ int main(int argc, char** argv) {
         for (auto& t : ts) t.join();
       });
       report("all threads: MXFP4 GEMV streaming 846 MB, static split", pool_rows * row_bytes, split);
+      // The int8 kernel (kernels_mxfp4_i8.h), 1 and 2 activation terms, same three shapes.
+      if (gptoss::cpu_fast::mxfp4_i8_usable()) {
+        struct Freer {
+          void operator()(uint8_t* p) const { std::free(p); }
+        };
+        const int64_t ab = gptoss::cpu_fast::mxfp4_i8_act_bytes(kHidden);
+        std::unique_ptr<uint8_t, Freer> act(static_cast<uint8_t*>(std::aligned_alloc(64, static_cast<size_t>(ab))));
+        gptoss::cpu_fast::quantize_mxfp4_i8_act(x.data(), kHidden, act.get());
+        const uint8_t* acts[1] = {act.get()};
+        for (const int parts : {2, 1}) {
+          const std::string tag = "int8 x" + std::to_string(parts) + " (" + gptoss::cpu_fast::mxfp4_i8_target() + ")";
+          auto gemv = [&](int64_t r, float* o) {
+            gptoss::cpu_fast::gemv_mxfp4_i8(acts, 1, parts, b1.data() + r * nb * 16, s1.data() + r * nb, kHidden, 64, o,
+                                            0);
+          };
+          const double hot8 = time_best(seconds, [&](int) {
+            for (int rep = 0; rep < 100; ++rep) gemv(0, o.data());
+          });
+          report("1 thread: " + tag + " 64x2880 in L2, x100", 100 * 64 * row_bytes, hot8);
+          const double cold8 = time_best(seconds, [&](int) {
+            for (int64_t r = 0; r < pool_rows; r += 64) gemv(r, o.data());
+          });
+          report("1 thread: " + tag + " streaming 846 MB", pool_rows * row_bytes, cold8);
+          const double split8 = time_best(seconds, [&](int) {
+            std::vector<std::thread> ts;
+            for (int t = 0; t < threads; ++t) {
+              ts.emplace_back([&, t] {
+                std::vector<float> ot(64);
+                const int64_t r0 = pool_rows / 64 * t / threads * 64, r1 = pool_rows / 64 * (t + 1) / threads * 64;
+                for (int64_t r = r0; r < r1; r += 64) gemv(r, ot.data());
+              });
+            }
+            for (auto& t : ts) t.join();
+          });
+          report("all threads: " + tag + " streaming 846 MB, static split", pool_rows * row_bytes, split8);
+        }
+      }
       const double read = time_best(seconds, [&](int) {
         // Integer sum (the bytes as floats would include denormals, which slow FP loads down).
         uint64_t a[4] = {0, 0, 0, 0};

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <string>
 #include <thread>
@@ -14,6 +15,7 @@
 #include "backend/cpu/kernels.h"
 #include "backend/cpu_fast/amx_gemm.h"
 #include "backend/cpu_fast/kernels_fast.h"
+#include "backend/cpu_fast/kernels_mxfp4_i8.h"
 #include "backend/cpu_fast/kernels_q8.h"
 #include "backend/cpu_fast/spin_pool.h"
 #include "core/dtypes.h"
@@ -42,8 +44,14 @@ ExpertGroups group_by_expert(const int32_t* idx, int T, int k, int64_t experts) 
 class CpuFastBackend final : public Backend {
  public:
   // profile: time every op and print the table at destruction (GPTOSS_CPU_FAST_PROFILE).
-  CpuFastBackend(int threads, bool profile)
-      : exact_(make_cpu_backend(threads)), pool_(threads, spin_time()), amx_(amx_wanted()), profile_(profile) {}
+  // i8: the int8 expert GEMVs of 1-2 token calls (I8Choice; kFromEnv reads GPTOSS_CPU_FAST_MOE_I8).
+  enum class I8 { kFromEnv, kOff, kOn };
+  CpuFastBackend(int threads, bool profile, I8 i8 = I8::kFromEnv)
+      : exact_(make_cpu_backend(threads)),
+        pool_(threads, spin_time()),
+        amx_(amx_wanted()),
+        i8_(i8_wanted(i8)),
+        profile_(profile) {}
   ~CpuFastBackend() override {
     if (!profile_) return;
     double total = 0.0;
@@ -53,6 +61,12 @@ class CpuFastBackend final : public Backend {
       std::fprintf(stderr, "  amx: on (%d bf16 parts, from %d tokens)\n", amx_.parts, amx_.min_tokens);
     } else {
       std::fprintf(stderr, "  amx: off (%s)\n", amx_.reason);
+    }
+    if (i8_.on) {
+      std::fprintf(stderr, "  moe int8: on (%s, %d int8 parts, calls of up to %d tokens)\n",
+                   cpu_fast::mxfp4_i8_target(), i8_.parts, kI8MaxTokens);
+    } else {
+      std::fprintf(stderr, "  moe int8: off (%s)\n", i8_.reason);
     }
     for (const auto& [op, p] : prof_) {
       std::fprintf(stderr, "  %-40s %8ld calls %9.3f s %5.1f%%  %8.3f ms/call\n", op.c_str(), p.calls, p.seconds,
@@ -191,10 +205,14 @@ class CpuFastBackend final : public Backend {
                                     const Weight& b1, float limit, float alpha, float* h) override {
     Timed tm(this, "moe gate_up+swiglu", T);
     const int64_t rows = w1.rows, cols = w1.cols, I = rows / 2;
-    const float* xp = chunk_order(xp_, x, T, cols);
+    const bool i8 = use_i8(T);
+    const float* xp = i8 ? nullptr : chunk_order(xp_, x, T, cols);
+    const int64_t qb = i8 ? quantize_i8(x, T, cols) : 0;
     const ExpertGroups g = group_by_expert(idx, T, k, w1.experts);
     // h[pair, j] = swiglu(gate row 2j, up row 2j + 1) of the pair's token: tiles of fused rows.
-    const bool vector_swiglu = T > 1 && amx_.on;  // AMX prefill: AVX-512 SwiGLU (exp within 2 ulp)
+    // AMX prefill: AVX-512 SwiGLU (exp within 2 ulp); the int8 calls (1-2 tokens) keep the scalar
+    // one, so that a token gets the same bits alone as beside another.
+    const bool vector_swiglu = T > 1 && amx_.on && !i8;
     run_experts(g, w1, T == 1 ? 64 : 32, [&](int32_t ex, int64_t r0, int64_t n, const std::vector<int32_t>& pairs,
                                              const float* y, int64_t ldy) {
       if (vector_swiglu) {
@@ -217,14 +235,17 @@ class CpuFastBackend final : public Backend {
         }
       }
     }, [&](int32_t pair) { return xp + static_cast<int64_t>(pair / k) * cols; },
-       [&](int32_t pair) { return x + static_cast<int64_t>(pair / k) * cols; });
+       [&](int32_t pair) { return x + static_cast<int64_t>(pair / k) * cols; },
+       i8 ? I8Input([&](int32_t pair) { return i8_act(qb, pair / k); }) : I8Input());
   }
 
   void f32_mxfp4w_moe_matmul_accumulate(const float* h, int T, int k, const int32_t* idx, const float* weight,
                                         const Mxfp4Experts& w2, const Weight& b2, float* out) override {
     Timed tm(this, "moe down+sum", T);
     const int64_t rows = w2.rows, cols = w2.cols;
-    const float* hp = chunk_order(hp_, h, T * k, cols);
+    const bool i8 = use_i8(T);
+    const float* hp = i8 ? nullptr : chunk_order(hp_, h, T * k, cols);
+    const int64_t qb = i8 ? quantize_i8(h, T * k, cols) : 0;
     const ExpertGroups g = group_by_expert(idx, T, k, w2.experts);
     // y[pair, r] = W2[expert] row r . h[pair], then each token's weighted sum in increasing expert
     // order (as the exact path adds them), bias included.
@@ -241,7 +262,8 @@ class CpuFastBackend final : public Backend {
         for (int64_t r = 0; r < n; ++r) yo[r] = yi[r] + bias[r];
       }
     }, [&](int32_t pair) { return hp + static_cast<int64_t>(pair) * cols; },
-       [&](int32_t pair) { return h + static_cast<int64_t>(pair) * cols; });
+       [&](int32_t pair) { return h + static_cast<int64_t>(pair) * cols; },
+       i8 ? I8Input([&](int32_t pair) { return i8_act(qb, pair); }) : I8Input());
     auto combine = [&](size_t b, size_t e) {
       std::vector<int32_t> order(static_cast<size_t>(k));
       for (size_t t = b; t < e; ++t) {
@@ -323,12 +345,15 @@ class CpuFastBackend final : public Backend {
   // (expert, tile) in expert-major order, taken dynamically by the pool's threads. Few pairs: MXFP4
   // GEMV straight from the blocks; more: the tile is decoded to f32 once and multiplied as a GEMM
   // (or, with AMX from amx_.min_tokens pairs on, decoded to bf16 and multiplied on the tiles
-  // against the expert's activations, packed once from natural_input(pair)).
+  // against the expert's activations, packed once from natural_input(pair)). With i8_input set
+  // (use_i8), every pair runs the int8 GEMV on its quantized activations i8_input(pair) instead,
+  // two pairs per pass over the tile.
+  using I8Input = std::function<const uint8_t*(int32_t)>;
   template <typename Emit, typename Input, typename NaturalInput>
   void run_experts(const ExpertGroups& g, const Mxfp4Experts& w, int64_t tile, Emit&& emit, Input&& input,
-                   NaturalInput&& natural_input) {
+                   NaturalInput&& natural_input, const I8Input& i8_input) {
     const int64_t rows = w.rows, cols = w.cols, nb = cols / kMxfp4BlockElems;
-    const bool amx = pack_experts_amx(g, cols, natural_input);
+    const bool amx = !i8_input && pack_experts_amx(g, cols, natural_input);
     if (amx) tile = kAmxRows;
     const int64_t tiles = (rows + tile - 1) / tile;
     const uint8_t* blocks = w.blocks.as<uint8_t>();
@@ -343,7 +368,14 @@ class CpuFastBackend final : public Backend {
       thread_local std::vector<float> yt, panel;
       thread_local std::vector<const float*> xs;
       yt.resize(pairs.size() * static_cast<size_t>(n));
-      if (pairs.size() <= kGemvMaxPairs) {
+      if (i8_input) {
+        for (size_t p0 = 0; p0 < pairs.size(); p0 += 2) {
+          const size_t pn = std::min<size_t>(2, pairs.size() - p0);
+          const uint8_t* acts[2] = {i8_input(pairs[p0]), i8_input(pairs[p0 + pn - 1])};
+          cpu_fast::gemv_mxfp4_i8(acts, static_cast<int>(pn), i8_.parts, bl, sc, cols, n, yt.data() + p0 * n,
+                                  static_cast<int64_t>(n));
+        }
+      } else if (pairs.size() <= kGemvMaxPairs) {
         for (size_t p = 0; p < pairs.size(); ++p) cpu_fast::gemv_mxfp4(input(pairs[p]), bl, sc, cols, n, yt.data() + p * n);
       } else if (amx && amx_x_at_[ex] != kNotPacked) {
         thread_local std::vector<uint16_t> panel16;
@@ -391,6 +423,57 @@ class CpuFastBackend final : public Backend {
       c.min_tokens = std::max(static_cast<int>(kGemvMaxPairs) + 1, static_cast<int>(std::strtol(m, nullptr, 10)));
     }
     return c;
+  }
+
+  // The int8 expert GEMVs (kernels_mxfp4_i8.h) for MoE calls of at most kI8MaxTokens tokens (decode
+  // of one or two sequences): on by default where the CPU has them; GPTOSS_CPU_FAST_MOE_I8=0 turns
+  // them off, =1 asks for them. Larger calls (prefill, batched decode of 3+ sequences) keep the f32 /
+  // AMX paths, so a token's logits differ between a 1-2 token call and a larger one within the
+  // int8 error bound (docs/cpu-fast-int8-experts.md); within one call each token is quantized alone.
+  static constexpr int kI8MaxTokens = 2;
+  static constexpr bool kI8Default = true;
+  struct I8Choice {
+    bool on = false;
+    int parts = 2;
+    const char* reason = "";
+  };
+  static I8Choice i8_wanted(I8 mode) {
+    I8Choice c;
+    bool want = kI8Default;
+    if (mode == I8::kFromEnv) {
+      if (const char* v = std::getenv("GPTOSS_CPU_FAST_MOE_I8")) want = std::string(v) != "0";
+    } else {
+      want = mode == I8::kOn;
+    }
+    if (!want) {
+      c.reason = mode == I8::kFromEnv ? "GPTOSS_CPU_FAST_MOE_I8=0" : "off for this backend";
+      return c;
+    }
+    if (!cpu_fast::mxfp4_i8_usable()) {
+      c.reason = cpu_fast::mxfp4_i8_target();
+      return c;
+    }
+    c.on = true;
+    if (const char* p = std::getenv("GPTOSS_CPU_FAST_MOE_I8_PARTS")) c.parts = std::strtol(p, nullptr, 10) == 1 ? 1 : 2;
+    return c;
+  }
+  bool use_i8(int T) const { return i8_.on && T <= kI8MaxTokens; }
+
+  // Quantizes n activation rows of `cols` (each alone) into qa_; returns the bytes per row.
+  int64_t quantize_i8(const float* x, int n, int64_t cols) {
+    const int64_t bytes = cpu_fast::mxfp4_i8_act_bytes(cols);
+    qa_.resize(static_cast<size_t>(n * bytes / 64));
+    auto* base = reinterpret_cast<uint8_t*>(qa_.data());
+    auto one = [&](int i) { cpu_fast::quantize_mxfp4_i8_act(x + i * cols, cols, base + i * bytes); };
+    if (n == 1) {
+      one(0);
+    } else {
+      pool_.run(n, one);
+    }
+    return bytes;
+  }
+  const uint8_t* i8_act(int64_t bytes, int32_t row) const {
+    return reinterpret_cast<const uint8_t*>(qa_.data()) + row * bytes;
   }
 
   static constexpr int64_t kAmxRows = 64;  // weight rows per AMX task (bf16 panel in L2)
@@ -452,6 +535,11 @@ class CpuFastBackend final : public Backend {
   std::unique_ptr<Backend> exact_;
   cpu_fast::SpinPool pool_;
   const AmxChoice amx_;
+  const I8Choice i8_;
+  struct alignas(64) Line {
+    uint8_t b[64];
+  };
+  std::vector<Line> qa_;  // int8-quantized activation rows (64-byte aligned)
   std::vector<uint16_t> xa_;        // activations packed for AMX
   std::vector<size_t> amx_x_at_;    // per expert: offset of its packed activations in xa_
   std::vector<float> xp_, hp_, y_;  // activations in chunk order; expert outputs per (token, slot)
@@ -506,7 +594,8 @@ bool run_self_check() {
   std::vector<float> route(T * K, 1.0f / K);
   for (int i = 0; i < T * K; ++i) idx[i] = (i / K + i % K) % E;
   auto exact = make_cpu_backend(1);
-  auto fast = std::make_unique<CpuFastBackend>(1, false);  // never prints a profile
+  // Never prints a profile; the int8 expert GEMVs are checked on their own below.
+  auto fast = std::make_unique<CpuFastBackend>(1, false, CpuFastBackend::I8::kOff);
   // |error| <= 1e-4 * (1 + |exact|): summation order alone stays orders of magnitude below.
   auto close = [](const std::vector<float>& a, const std::vector<float>& b) {
     for (size_t i = 0; i < a.size(); ++i) {
@@ -524,7 +613,30 @@ bool run_self_check() {
     fast->f32_mxfp4w_moe_matmul_accumulate(he.data(), t, K, idx.data(), route.data(), w2, bb2, of.data());
     if (!close(me, mf) || !close(he, hf) || !close(oe, of)) return false;
   }
-  return true;
+  if (!cpu_fast::mxfp4_i8_usable()) return true;
+  // The int8 expert GEMVs (1-2 token calls): activations rounded to 8 bits per 32-block, so a
+  // looser bound: max |fast - exact| <= kI8Tol * max |exact| over the SwiGLU outputs and over the
+  // layer outputs (measured on the Sapphire Rapids VM: 0.011, AVX-512 body); a wrong table, layout
+  // or dispatch gives errors of the outputs' own size.
+  auto fast8 = std::make_unique<CpuFastBackend>(1, false, CpuFastBackend::I8::kOn);
+  constexpr float kI8Tol = 5e-2f;
+  float worst = 0.0f;
+  for (int t : {1, 2}) {
+    std::vector<float> he(t * K * I), hf(t * K * I), oe(t * H), of(t * H);
+    exact->f32_mxfp4w_moe_matmul_swiglu(x.data(), t, K, idx.data(), w1, bb1, 7.0f, 1.702f, he.data());
+    fast8->f32_mxfp4w_moe_matmul_swiglu(x.data(), t, K, idx.data(), w1, bb1, 7.0f, 1.702f, hf.data());
+    exact->f32_mxfp4w_moe_matmul_accumulate(he.data(), t, K, idx.data(), route.data(), w2, bb2, oe.data());
+    fast8->f32_mxfp4w_moe_matmul_accumulate(he.data(), t, K, idx.data(), route.data(), w2, bb2, of.data());
+    for (const auto& [e, f] : {std::pair{&he, &hf}, std::pair{&oe, &of}}) {
+      float err = 0.0f, mag = 0.0f;
+      for (size_t i = 0; i < e->size(); ++i) {
+        err = std::max(err, std::fabs((*e)[i] - (*f)[i]));
+        mag = std::max(mag, std::fabs((*e)[i]));
+      }
+      worst = std::max(worst, err / mag);
+    }
+  }
+  return worst <= kI8Tol;
 }
 
 }  // namespace

@@ -2,24 +2,27 @@
 // run time (function target attributes; the file needs no special compile flags).
 //
 // Layout of a quantized activation vector of nb = cols / 32 blocks, ng = ceil(nb / 4) groups of 4
-// blocks (blocks past nb are zero):
-//   q    [ng][128] int8: per group, the 16 even elements of blocks 4g..4g+3 (64 bytes: block k at
-//        16k), then their 16 odd elements (64 bytes). A weight block's low nibbles are its even
-//        elements and its high nibbles its odd ones, so 64 code bytes (4 blocks) meet the even
-//        half after one table look-up of the low nibbles and the odd half after one of the high.
-//   corr [ng][16] int32: -12 * (the 4 even + 4 odd activations lane i's dot product covers); the
-//        weights enter the u8 x s8 dot products as (2 * E2M1 + 12) in [0, 24], and corr removes
-//        the 12 * sum(q) this adds, so each int32 lane holds an exact sum of 2 * E2M1 * q.
-//   dh   [ng * 4] f32: d_b / 2 (the 1/2 undoes the doubled codes).
+// blocks (blocks past nb are zero), for part p = 0 (q1) and 1 (q2, the residual):
+//   q_p    [ng][128] int8: per group, the 16 even elements of blocks 4g..4g+3 (64 bytes: block k
+//          at 16k), then their 16 odd elements (64 bytes). A weight block's low nibbles are its
+//          even elements and its high nibbles its odd ones, so 64 code bytes (4 blocks) meet the
+//          even half after one table look-up of the low nibbles and the odd half after one of the
+//          high.
+//   corr_p [ng][16] int32: -12 * (the 4 even + 4 odd q_p lane i's dot product covers); the weights
+//          enter the u8 x s8 dot products as (2 * E2M1 + 12) in [0, 24], and corr removes the
+//          12 * sum(q) this adds, so each int32 lane holds an exact sum of 2 * E2M1 * q.
+//   dh_p   [ng * 4] f32: d_b / 2 (the 1/2 undoes the doubled codes), and d_b / 512 for part 2.
 // An int32 lane i of a group belongs to block 4g + i / 4; per group and row: acc += f32(lane sums)
-// * (2^(e_b - 127) * dh_b) lane-wise, then one horizontal sum per row at the end.
+// * (2^(e_b - 127) * dh_b) lane-wise, then one horizontal sum per row at the end. With 2 parts
+// the lane sums are 256 * S(q1) + S(q2) (|.| < 2^23, exact in int32 and in f32) and the scale
+// dh_1 = d_b / 512.
 #include "backend/cpu_fast/kernels_mxfp4_i8.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <limits>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -37,8 +40,9 @@ namespace gptoss::cpu_fast {
 namespace {
 
 int64_t groups_of(int64_t cols) { return (cols / 32 + 3) / 4; }
-int64_t corr_offset(int64_t ng) { return ng * 128; }
-int64_t dh_offset(int64_t ng) { return ng * 128 + ng * 64; }
+int64_t q_offset(int64_t ng, int part) { return part * ng * 128; }
+int64_t corr_offset(int64_t ng, int part) { return ng * 256 + part * ng * 64; }
+int64_t dh_offset(int64_t ng, int part) { return ng * 384 + part * ((ng * 16 + 63) / 64 * 64); }
 
 // 2 * E2M1 + 12 for each nibble: the unsigned weight codes of the dot products.
 constexpr uint8_t kOffsetCodes[16] = {12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0};
@@ -50,7 +54,8 @@ constexpr int kOffset = 12;
 // (0 past the row's nb blocks). e = 0 gives 0 (2^-127 exactly would be subnormal; either way the
 // block's products are below 6 * 2^-127 * max|x|).
 template <int T>
-__attribute__((target("avx2,fma"))) inline void row_scales(const float* const* dh, const uint8_t* sc, int64_t nb,
+__attribute__((target("avx2,fma"))) inline void row_scales(const float* const* dh,
+                                                           const uint8_t* sc, int64_t nb,
                                                            int64_t ng, float* s) {
   for (int t = 0; t < T; ++t) {
     float* st = s + static_cast<int64_t>(t) * ng * 4;
@@ -82,10 +87,12 @@ __attribute__((target("avx2,fma"))) inline float sum8(__m256 v) {
 #define GPTOSS_I8_AVX512 "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma"
 
 // RR rows (at w[r], scales sc[r]) x T tokens over ng groups; out[t * ldo + r].
-template <int T, int RR>
-__attribute__((target(GPTOSS_I8_AVX512))) void tile_avx512(const uint8_t* const* act, const uint8_t* w,
-                                                            const uint8_t* sc, int64_t nb, int64_t ng, float* out,
-                                                            int64_t ldo, const uint8_t* pf, int64_t pf_bytes) {
+template <int P, int T, int RR>
+__attribute__((target(GPTOSS_I8_AVX512))) void tile_avx512(const uint8_t* const* act,
+                                                           const uint8_t* w, const uint8_t* sc,
+                                                           int64_t nb, int64_t ng, float* out,
+                                                           int64_t ldo, const uint8_t* pf,
+                                                           int64_t pf_bytes) {
   // The table repeats every 16 bytes: VPERMB uses index bits 0-5, so bits 4-5 (the other nibble
   // after the 16-bit shift, or the high nibble itself) do not matter and need no mask.
   alignas(64) uint8_t lut_bytes[64];
@@ -95,8 +102,8 @@ __attribute__((target(GPTOSS_I8_AVX512))) void tile_avx512(const uint8_t* const*
   const int64_t row_bytes = nb * 16;
   thread_local std::vector<float> sbuf;
   sbuf.resize(static_cast<size_t>(T * RR * ng * 4));
-  const float* dh[2] = {reinterpret_cast<const float*>(act[0] + dh_offset(ng)),
-                        reinterpret_cast<const float*>(act[T - 1] + dh_offset(ng))};
+  const float* dh[2] = {reinterpret_cast<const float*>(act[0] + dh_offset(ng, P - 1)),
+                        reinterpret_cast<const float*>(act[T - 1] + dh_offset(ng, P - 1))};
   for (int r = 0; r < RR; ++r) row_scales<T>(dh, sc + r * nb, nb, ng, sbuf.data() + r * T * ng * 4);
   const int64_t pf_lines = pf ? (pf_bytes + 64 * ng - 1) / (64 * ng) : 0;
   const int64_t full = nb / 4;
@@ -110,11 +117,13 @@ __attribute__((target(GPTOSS_I8_AVX512))) void tile_avx512(const uint8_t* const*
       const int64_t o = (g * pf_lines + l) * 64;
       if (o < pf_bytes) _mm_prefetch(reinterpret_cast<const char*>(pf + o), _MM_HINT_T0);
     }
-    __m512i xlo[T], xhi[T], corr[T];
-    for (int t = 0; t < T; ++t) {
-      xlo[t] = _mm512_load_si512(act[t] + g * 128);
-      xhi[t] = _mm512_load_si512(act[t] + g * 128 + 64);
-      corr[t] = _mm512_load_si512(act[t] + corr_offset(ng) + g * 64);
+    __m512i xlo[P][T], xhi[P][T], corr[P][T];
+    for (int q = 0; q < P; ++q) {
+      for (int t = 0; t < T; ++t) {
+        xlo[q][t] = _mm512_load_si512(act[t] + q_offset(ng, q) + g * 128);
+        xhi[q][t] = _mm512_load_si512(act[t] + q_offset(ng, q) + g * 128 + 64);
+        corr[q][t] = _mm512_load_si512(act[t] + corr_offset(ng, q) + g * 64);
+      }
     }
     for (int r = 0; r < RR; ++r) {
       const uint8_t* p = w + r * row_bytes + g * 64;
@@ -122,8 +131,13 @@ __attribute__((target(GPTOSS_I8_AVX512))) void tile_avx512(const uint8_t* const*
       const __m512i lo = _mm512_permutexvar_epi8(v, lut);
       const __m512i hi = _mm512_permutexvar_epi8(_mm512_srli_epi16(v, 4), lut);
       for (int t = 0; t < T; ++t) {
-        __m512i a = _mm512_dpbusd_epi32(corr[t], lo, xlo[t]);
-        a = _mm512_dpbusd_epi32(a, hi, xhi[t]);
+        __m512i a = _mm512_dpbusd_epi32(corr[0][t], lo, xlo[0][t]);
+        a = _mm512_dpbusd_epi32(a, hi, xhi[0][t]);
+        if constexpr (P == 2) {  // 256 * (part 1) + part 2, exact in int32
+          a = _mm512_add_epi32(_mm512_slli_epi32(a, 8), corr[1][t]);
+          a = _mm512_dpbusd_epi32(a, lo, xlo[1][t]);
+          a = _mm512_dpbusd_epi32(a, hi, xhi[1][t]);
+        }
         const __m512 s = _mm512_permutexvar_ps(
             sidx, _mm512_castps128_ps512(_mm_loadu_ps(sbuf.data() + (r * T + t) * ng * 4 + g * 4)));
         acc[t][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), s, acc[t][r]);
@@ -140,10 +154,11 @@ __attribute__((target(GPTOSS_I8_AVX512))) void tile_avx512(const uint8_t* const*
   }
 }
 
-template <int T>
-__attribute__((target(GPTOSS_I8_AVX512))) void rows_avx512(const uint8_t* const* act, const uint8_t* blocks,
-                                                            const uint8_t* scales, int64_t cols, int64_t rows,
-                                                            float* out, int64_t ldo) {
+template <int P, int T>
+__attribute__((target(GPTOSS_I8_AVX512))) void rows_avx512(const uint8_t* const* act,
+                                                           const uint8_t* blocks,
+                                                           const uint8_t* scales, int64_t cols,
+                                                           int64_t rows, float* out, int64_t ldo) {
   const int64_t nb = cols / 32, ng = groups_of(cols), rb = nb * 16;
   for (int64_t o = 0; o < std::min<int64_t>(rows, 4) * rb; o += 64) {
     _mm_prefetch(reinterpret_cast<const char*>(blocks + o), _MM_HINT_T0);
@@ -152,30 +167,33 @@ __attribute__((target(GPTOSS_I8_AVX512))) void rows_avx512(const uint8_t* const*
   for (; r + 4 <= rows; r += 4) {
     const int64_t next = std::min<int64_t>(rows - (r + 4), 4);
     if (next > 0) _mm_prefetch(reinterpret_cast<const char*>(scales + (r + 4) * nb), _MM_HINT_T0);
-    tile_avx512<T, 4>(act, blocks + r * rb, scales + r * nb, nb, ng, out + r, ldo,
-                      next > 0 ? blocks + (r + 4) * rb : nullptr, next * rb);
+    tile_avx512<P, T, 4>(act, blocks + r * rb, scales + r * nb, nb, ng, out + r, ldo,
+                         next > 0 ? blocks + (r + 4) * rb : nullptr, next * rb);
   }
-  for (; r < rows; ++r) tile_avx512<T, 1>(act, blocks + r * rb, scales + r * nb, nb, ng, out + r, ldo, nullptr, 0);
+  for (; r < rows; ++r)
+    tile_avx512<P, T, 1>(act, blocks + r * rb, scales + r * nb, nb, ng, out + r, ldo, nullptr, 0);
 }
 
 // ---- AVX2 (VPSHUFB table, VPMADDUBSW + VPMADDWD) ---------------------------------------------
 // Half a group (2 blocks, 32 code bytes) per step; the int16 sums of the even and odd halves
 // (|2 * (24 * 127) * 2| < 2^15) are added before widening, so the int32 lanes are exact as above.
-template <int T, int RR>
-__attribute__((target("avx2,fma"))) void tile_avx2(const uint8_t* const* act, const uint8_t* w, const uint8_t* sc,
-                                                   int64_t nb, int64_t ng, float* out, int64_t ldo,
-                                                   const uint8_t* pf, int64_t pf_bytes) {
+template <int P, int T, int RR>
+__attribute__((target("avx2,fma"))) void tile_avx2(const uint8_t* const* act, const uint8_t* w,
+                                                   const uint8_t* sc, int64_t nb, int64_t ng,
+                                                   float* out, int64_t ldo, const uint8_t* pf,
+                                                   int64_t pf_bytes) {
   alignas(32) uint8_t lut_bytes[32];
   for (int i = 0; i < 32; ++i) lut_bytes[i] = kOffsetCodes[i & 15];
   const __m256i lut = _mm256_load_si256(reinterpret_cast<const __m256i*>(lut_bytes));
   const __m256i nib = _mm256_set1_epi8(0x0F);
   const __m256i ones = _mm256_set1_epi16(1);
-  const __m256i sidx[2] = {_mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0), _mm256_set_epi32(3, 3, 3, 3, 2, 2, 2, 2)};
+  const __m256i sidx[2] = {_mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0),
+                           _mm256_set_epi32(3, 3, 3, 3, 2, 2, 2, 2)};
   const int64_t row_bytes = nb * 16;
   thread_local std::vector<float> sbuf;
   sbuf.resize(static_cast<size_t>(T * RR * ng * 4));
-  const float* dh[2] = {reinterpret_cast<const float*>(act[0] + dh_offset(ng)),
-                        reinterpret_cast<const float*>(act[T - 1] + dh_offset(ng))};
+  const float* dh[2] = {reinterpret_cast<const float*>(act[0] + dh_offset(ng, P - 1)),
+                        reinterpret_cast<const float*>(act[T - 1] + dh_offset(ng, P - 1))};
   for (int r = 0; r < RR; ++r) row_scales<T>(dh, sc + r * nb, nb, ng, sbuf.data() + r * T * ng * 4);
   const int64_t pf_lines = pf ? (pf_bytes + 64 * ng - 1) / (64 * ng) : 0;
   __m256 acc[T][RR];
@@ -190,23 +208,37 @@ __attribute__((target("avx2,fma"))) void tile_avx2(const uint8_t* const* act, co
     for (int h = 0; h < 2; ++h) {
       const int64_t b0 = 4 * g + 2 * h;  // first block of this half
       if (b0 >= nb) break;
-      __m256i xlo[T], xhi[T], corr[T];
-      for (int t = 0; t < T; ++t) {
-        xlo[t] = _mm256_load_si256(reinterpret_cast<const __m256i*>(act[t] + g * 128 + 32 * h));
-        xhi[t] = _mm256_load_si256(reinterpret_cast<const __m256i*>(act[t] + g * 128 + 64 + 32 * h));
-        corr[t] = _mm256_load_si256(reinterpret_cast<const __m256i*>(act[t] + corr_offset(ng) + g * 64 + 32 * h));
+      __m256i xlo[P][T], xhi[P][T], corr[P][T];
+      for (int q = 0; q < P; ++q) {
+        for (int t = 0; t < T; ++t) {
+          const uint8_t* aq = act[t] + q_offset(ng, q) + g * 128 + 32 * h;
+          xlo[q][t] = _mm256_load_si256(reinterpret_cast<const __m256i*>(aq));
+          xhi[q][t] = _mm256_load_si256(reinterpret_cast<const __m256i*>(aq + 64));
+          corr[q][t] = _mm256_load_si256(
+              reinterpret_cast<const __m256i*>(act[t] + corr_offset(ng, q) + g * 64 + 32 * h));
+        }
       }
       for (int r = 0; r < RR; ++r) {
         const uint8_t* p = w + r * row_bytes + b0 * 16;
-        const __m256i v = b0 + 2 <= nb ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))
-                                       : _mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+        const __m256i v =
+            b0 + 2 <= nb
+                ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))
+                : _mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
         const __m256i lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, nib));
         const __m256i hi = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), nib));
         for (int t = 0; t < T; ++t) {
-          const __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xlo[t]), _mm256_maddubs_epi16(hi, xhi[t]));
-          const __m256i a = _mm256_add_epi32(_mm256_madd_epi16(s16, ones), corr[t]);
+          const __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xlo[0][t]),
+                                               _mm256_maddubs_epi16(hi, xhi[0][t]));
+          __m256i a = _mm256_add_epi32(_mm256_madd_epi16(s16, ones), corr[0][t]);
+          if constexpr (P == 2) {  // 256 * (part 1) + part 2, exact in int32
+            const __m256i s16b = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xlo[1][t]),
+                                                  _mm256_maddubs_epi16(hi, xhi[1][t]));
+            a = _mm256_add_epi32(_mm256_slli_epi32(a, 8),
+                                 _mm256_add_epi32(_mm256_madd_epi16(s16b, ones), corr[1][t]));
+          }
           const __m256 s = _mm256_permutevar8x32_ps(
-              _mm256_castps128_ps256(_mm_loadu_ps(sbuf.data() + (r * T + t) * ng * 4 + g * 4)), sidx[h]);
+              _mm256_castps128_ps256(_mm_loadu_ps(sbuf.data() + (r * T + t) * ng * 4 + g * 4)),
+              sidx[h]);
           acc[t][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), s, acc[t][r]);
         }
       }
@@ -217,10 +249,10 @@ __attribute__((target("avx2,fma"))) void tile_avx2(const uint8_t* const* act, co
   }
 }
 
-template <int T>
+template <int P, int T>
 __attribute__((target("avx2,fma"))) void rows_avx2(const uint8_t* const* act, const uint8_t* blocks,
-                                                   const uint8_t* scales, int64_t cols, int64_t rows, float* out,
-                                                   int64_t ldo) {
+                                                   const uint8_t* scales, int64_t cols,
+                                                   int64_t rows, float* out, int64_t ldo) {
   const int64_t nb = cols / 32, ng = groups_of(cols), rb = nb * 16;
   for (int64_t o = 0; o < std::min<int64_t>(rows, 4) * rb; o += 64) {
     _mm_prefetch(reinterpret_cast<const char*>(blocks + o), _MM_HINT_T0);
@@ -228,10 +260,11 @@ __attribute__((target("avx2,fma"))) void rows_avx2(const uint8_t* const* act, co
   int64_t r = 0;
   for (; r + 4 <= rows; r += 4) {
     const int64_t next = std::min<int64_t>(rows - (r + 4), 4);
-    tile_avx2<T, 4>(act, blocks + r * rb, scales + r * nb, nb, ng, out + r, ldo,
-                    next > 0 ? blocks + (r + 4) * rb : nullptr, next * rb);
+    tile_avx2<P, T, 4>(act, blocks + r * rb, scales + r * nb, nb, ng, out + r, ldo,
+                       next > 0 ? blocks + (r + 4) * rb : nullptr, next * rb);
   }
-  for (; r < rows; ++r) tile_avx2<T, 1>(act, blocks + r * rb, scales + r * nb, nb, ng, out + r, ldo, nullptr, 0);
+  for (; r < rows; ++r)
+    tile_avx2<P, T, 1>(act, blocks + r * rb, scales + r * nb, nb, ng, out + r, ldo, nullptr, 0);
 }
 
 enum class Variant { kNone, kAvx2, kAvx512 };
@@ -270,9 +303,12 @@ bool mxfp4_i8_usable() { return variant() != Variant::kNone; }
 const char* mxfp4_i8_target() {
 #ifdef GPTOSS_I8_X86
   switch (variant()) {
-    case Variant::kAvx512: return "avx512-vnni";
-    case Variant::kAvx2: return "avx2";
-    default: return "no AVX2";
+    case Variant::kAvx512:
+      return "avx512-vnni";
+    case Variant::kAvx2:
+      return "avx2";
+    default:
+      return "no AVX2";
   }
 #else
   return "not x86-64";
@@ -281,14 +317,16 @@ const char* mxfp4_i8_target() {
 
 int64_t mxfp4_i8_act_bytes(int64_t cols) {
   const int64_t ng = groups_of(cols);
-  return dh_offset(ng) + (ng * 16 + 63) / 64 * 64;
+  return dh_offset(ng, 2);
 }
 
 void quantize_mxfp4_i8_act(const float* x, int64_t cols, uint8_t* out) {
   const int64_t nb = cols / 32, ng = groups_of(cols);
   std::memset(out, 0, static_cast<size_t>(mxfp4_i8_act_bytes(cols)));
-  auto* corr = reinterpret_cast<int32_t*>(out + corr_offset(ng));
-  auto* dh = reinterpret_cast<float*>(out + dh_offset(ng));
+  int32_t* corr[2] = {reinterpret_cast<int32_t*>(out + corr_offset(ng, 0)),
+                      reinterpret_cast<int32_t*>(out + corr_offset(ng, 1))};
+  float* dh[2] = {reinterpret_cast<float*>(out + dh_offset(ng, 0)),
+                  reinterpret_cast<float*>(out + dh_offset(ng, 1))};
   for (int64_t b = 0; b < nb; ++b) {
     const float* xb = x + b * 32;
     float amax = 0.0f;
@@ -300,77 +338,100 @@ void quantize_mxfp4_i8_act(const float* x, int64_t cols, uint8_t* out) {
     const float d = finite ? amax / 127.0f : 0.0f;
     const float id = d > 0.0f ? 1.0f / d : 0.0f;
     const int64_t g = b / 4, k = b % 4;
-    auto* q = reinterpret_cast<int8_t*>(out + g * 128);
     for (int j = 0; j < 16; ++j) {
       for (int odd = 0; odd < 2; ++odd) {
-        const long v = std::lrint(xb[2 * j + odd] * id);
-        const auto c = static_cast<int8_t>(std::clamp(v, -127L, 127L));
-        q[64 * odd + 16 * k + j] = c;
-        corr[g * 16 + 4 * k + j / 4] -= kOffset * c;
+        const float v = xb[2 * j + odd];
+        const auto q1 = static_cast<int8_t>(std::clamp(std::lrint(v * id), -127L, 127L));
+        // The residual (|r| <= d / 2 up to rounding) in steps of d / 256.
+        const float r = v - d * static_cast<float>(q1);
+        const auto q2 = static_cast<int8_t>(std::clamp(std::lrint(r * id * 256.0f), -127L, 127L));
+        const int8_t qs[2] = {q1, q2};
+        for (int part = 0; part < 2; ++part) {
+          reinterpret_cast<int8_t*>(out + q_offset(ng, part))[g * 128 + 64 * odd + 16 * k + j] =
+              qs[part];
+          corr[part][g * 16 + 4 * k + j / 4] -= kOffset * qs[part];
+        }
       }
     }
     // A non-finite activation makes the block's products NaN, as in the f32 path (NaN * w).
-    dh[b] = finite ? 0.5f * d : std::numeric_limits<float>::quiet_NaN();
+    dh[0][b] = finite ? 0.5f * d : std::numeric_limits<float>::quiet_NaN();
+    dh[1][b] = dh[0][b] / 256.0f;
   }
 }
 
-void dequantize_mxfp4_i8_act(const uint8_t* act, int64_t cols, float* xd) {
+void dequantize_mxfp4_i8_act(const uint8_t* act, int64_t cols, int parts, double* xd) {
   const int64_t nb = cols / 32, ng = groups_of(cols);
-  const auto* dh = reinterpret_cast<const float*>(act + dh_offset(ng));
+  const auto* dh = reinterpret_cast<const float*>(act + dh_offset(ng, 0));
   for (int64_t b = 0; b < nb; ++b) {
-    const auto* q = reinterpret_cast<const int8_t*>(act + (b / 4) * 128);
     for (int j = 0; j < 16; ++j) {
-      for (int odd = 0; odd < 2; ++odd) xd[b * 32 + 2 * j + odd] = 2.0f * dh[b] * q[64 * odd + 16 * (b % 4) + j];
+      for (int odd = 0; odd < 2; ++odd) {
+        const int64_t at = (b / 4) * 128 + 64 * odd + 16 * (b % 4) + j;
+        const double q1 = reinterpret_cast<const int8_t*>(act + q_offset(ng, 0))[at];
+        const double q2 =
+            parts == 2 ? reinterpret_cast<const int8_t*>(act + q_offset(ng, 1))[at] : 0.0;
+        xd[b * 32 + 2 * j + odd] = 2.0 * dh[b] * (q1 + q2 / 256.0);
+      }
     }
   }
 }
 
 namespace {
 
-bool run(Variant v, const uint8_t* const* act, int T, const uint8_t* blocks, const uint8_t* scales, int64_t cols,
-         int64_t rows, float* out, int64_t ldo) {
+template <int P>
+bool run_parts(Variant v, const uint8_t* const* act, int T, const uint8_t* blocks,
+               const uint8_t* scales, int64_t cols, int64_t rows, float* out, int64_t ldo) {
 #ifdef GPTOSS_I8_X86
   switch (v) {
     case Variant::kAvx512:
       if (T == 2) {
-        rows_avx512<2>(act, blocks, scales, cols, rows, out, ldo);
+        rows_avx512<P, 2>(act, blocks, scales, cols, rows, out, ldo);
       } else {
-        rows_avx512<1>(act, blocks, scales, cols, rows, out, ldo);
+        rows_avx512<P, 1>(act, blocks, scales, cols, rows, out, ldo);
       }
       return true;
     case Variant::kAvx2:
       if (T == 2) {
-        rows_avx2<2>(act, blocks, scales, cols, rows, out, ldo);
+        rows_avx2<P, 2>(act, blocks, scales, cols, rows, out, ldo);
       } else {
-        rows_avx2<1>(act, blocks, scales, cols, rows, out, ldo);
+        rows_avx2<P, 1>(act, blocks, scales, cols, rows, out, ldo);
       }
       return true;
-    default: break;
+    default:
+      break;
   }
 #endif
-  (void)v, (void)act, (void)T, (void)blocks, (void)scales, (void)cols, (void)rows, (void)out, (void)ldo;
+  (void)v, (void)act, (void)T, (void)blocks, (void)scales, (void)cols, (void)rows, (void)out,
+      (void)ldo;
   return false;
+}
+
+bool run(Variant v, const uint8_t* const* act, int T, int parts, const uint8_t* blocks,
+         const uint8_t* scales, int64_t cols, int64_t rows, float* out, int64_t ldo) {
+  return parts == 2 ? run_parts<2>(v, act, T, blocks, scales, cols, rows, out, ldo)
+                    : run_parts<1>(v, act, T, blocks, scales, cols, rows, out, ldo);
 }
 
 }  // namespace
 
-void gemv_mxfp4_i8(const uint8_t* const* act, int T, const uint8_t* blocks, const uint8_t* scales, int64_t cols,
-                   int64_t rows, float* out, int64_t ldo) {
-  if (!run(variant(), act, T, blocks, scales, cols, rows, out, ldo)) std::abort();  // callers check usable()
+void gemv_mxfp4_i8(const uint8_t* const* act, int T, int parts, const uint8_t* blocks,
+                   const uint8_t* scales, int64_t cols, int64_t rows, float* out, int64_t ldo) {
+  // Callers check mxfp4_i8_usable().
+  if (!run(variant(), act, T, parts, blocks, scales, cols, rows, out, ldo)) std::abort();
 }
 
-bool gemv_mxfp4_i8_on(const char* target, const uint8_t* const* act, int T, const uint8_t* blocks,
-                      const uint8_t* scales, int64_t cols, int64_t rows, float* out, int64_t ldo) {
+bool gemv_mxfp4_i8_on(const char* target, const uint8_t* const* act, int T, int parts,
+                      const uint8_t* blocks, const uint8_t* scales, int64_t cols, int64_t rows,
+                      float* out, int64_t ldo) {
 #ifdef GPTOSS_I8_X86
   const Variant best = variant();
   Variant v = Variant::kNone;
   if (std::strcmp(target, "avx512-vnni") == 0 && best == Variant::kAvx512) v = Variant::kAvx512;
   // AVX2 runs wherever the AVX-512 body does (or the dispatch chose it).
   if (std::strcmp(target, "avx2") == 0 && best != Variant::kNone) v = Variant::kAvx2;
-  return run(v, act, T, blocks, scales, cols, rows, out, ldo);
+  return run(v, act, T, parts, blocks, scales, cols, rows, out, ldo);
 #else
   (void)target;
-  return run(Variant::kNone, act, T, blocks, scales, cols, rows, out, ldo);
+  return run(Variant::kNone, act, T, parts, blocks, scales, cols, rows, out, ldo);
 #endif
 }
 
