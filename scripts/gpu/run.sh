@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# On the GPU machine, from the repo root with .gpu/ carried (scripts/gpu/stage.sh made it):
-#   scripts/gpu/run.sh [check] [test] [tiny] [sanitize] [bench] [random20b]
+# On the GPU machine, from the repo root with the staged dir carried (scripts/gpu/stage.sh made it;
+# STAGE_DIR, default .gpu):
+#   scripts/gpu/run.sh [check] [test] [tiny] [sanitize] [bench] [bench-old] [random20b] [graphtest]
+# bench-old runs $STAGE_DIR/bin/gptoss_cuda_lab_old (a previous lab binary copied there by hand) for a
+# same-call baseline; graphtest runs engine_graph_decode_test when it was staged (EXTRA_TARGETS).
 # Logs go to $OUT (the device tool's output folder) when set.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-export LD_LIBRARY_PATH="$PWD/.gpu/lib:${LD_LIBRARY_PATH:-}"
+S=${STAGE_DIR:-.gpu}
+export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 OUT=${OUT:-/tmp/gptoss-gpu}
 mkdir -p "$OUT"
-B=.gpu/bin
+B=$S/bin
 TINY_TOKENS=358,318,174,506,238,110,432,82,439,313,58,22,227,18,72,263,496,238,413,469,421,322,225,263,136,254,194
 status=0
 # step LOG CMD...: runs CMD, output to the terminal and $OUT/LOG
@@ -34,8 +38,11 @@ for what in "$@"; do
            step small-check.txt $B/gptoss_cuda_decode_check /tmp/rand-small --tokens 200005,1000,2000,3000,4000,5000,6000,7000 --tol 1e-4 ;;
     random20b) # full-size random 20b: written once per machine (about 13.8 GB)
            [ -f /tmp/rand-20b/config.json ] || { time python3 tools/make_random_checkpoint.py --preset 20b --out /tmp/rand-20b --quiet; }
-           step random20b-check.txt $B/gptoss_cuda_decode_check /tmp/rand-20b --tokens 200005,1000,2000,3000,4000,5000 --tol 1e-4 ;;
+           step random20b-check.txt $B/gptoss_cuda_decode_check /tmp/rand-20b --tokens 200005,1000,2000,3000,4000,5000 --tol 1e-4 \
+             --threads "${THREADS:-16}" ${SHAPES:+--shapes "$SHAPES"} ;;
     bench) step lab-bench.txt $B/gptoss_cuda_lab bench "${BENCH_TOKENS:-128}" ;;
+    bench-old) step lab-bench-old.txt $B/gptoss_cuda_lab_old bench "${BENCH_TOKENS:-128}" ;;
+    graphtest) step graph-gtest.txt $B/engine_graph_decode_test ;;
     *) echo "unknown step $what"; status=1 ;;
   esac
 done

@@ -310,6 +310,73 @@ void check_router(int E, int H, int k, int T) {
   if (idx_mismatch) ++failures;
 }
 
+// o_proj with the router folded in (gemv_bf16_router): the residual update against double, and the
+// router part against the double reference on the updated row (as check_router), the x16 row decoded.
+void check_oproj_router(int E, int H, int cols, int k) {
+  auto w = rand_bf16(size_t(H) * cols, -0.05f, 0.05f), bias = rand_bf16(H, -0.5f, 0.5f);
+  auto a = randf(cols, -1.0f, 1.0f), x0 = randf(H, -2.0f, 2.0f);
+  auto wr = rand_bf16(size_t(E) * H, -0.05f, 0.05f), br = rand_bf16(E, -0.5f, 0.5f), g = rand_bf16(H, 0.5f, 1.5f);
+  float* x = up(x0);
+  GemvInput in;
+  in.x = up(a);
+  in.x_stride = cols;
+  RouterFold rf;
+  rf.gain = up(g), rf.eps = 1e-5f, rf.wr = up(wr), rf.br = up(br), rf.experts = E, rf.k = k;
+  rf.partial = dev_poisoned<float>(router_fold_partials(H, E));
+  rf.counter = up(std::vector<int32_t>(1, 0));
+  rf.xn = dev_poisoned<float>(H), rf.xn16 = dev_poisoned<uint32_t>(x16_bytes(1, H) / 4);
+  rf.xn_inv = dev_poisoned<float>(1), rf.logits = dev_poisoned<float>(E);
+  rf.idx = dev_poisoned<int32_t>(k), rf.weight = dev_poisoned<float>(k);
+  const uint16_t* dw = up(w);
+  const uint16_t* db = up(bias);
+  for (int rep = 0; rep < 2; ++rep) {  // twice: the counter must be left at zero
+    CK(cudaMemcpy(x, x0.data(), x0.size() * 4, cudaMemcpyHostToDevice));
+    CK(gemv_bf16_router(dw, db, H, cols, in, x, rf, nullptr));
+  }
+  auto gx = down(x, H);
+  std::vector<double> rx(H);
+  std::vector<double> ad(a.begin(), a.end());
+  for (int r = 0; r < H; ++r) rx[r] = x0[r] + dot_bf16(&w[size_t(r) * cols], ad.data(), cols) + bf(bias[r]);
+  char name[64];
+  std::snprintf(name, sizeof name, "o_proj+router %dx%d: residual", H, cols);
+  report(name, gx, rx, 2e-6);
+  auto n = ref_norm(gx.data(), H, g, 1e-5f);
+  std::vector<std::pair<double, int>> l;
+  std::vector<double> rl;
+  for (int e = 0; e < E; ++e) {
+    rl.push_back(dot_bf16(&wr[size_t(e) * H], n.data(), H) + bf(br[e]));
+    l.push_back({rl.back(), e});
+  }
+  std::stable_sort(l.begin(), l.end(), [](auto& p, auto& q) { return p.first > q.first; });
+  double sum = 0;
+  for (int j = 0; j < k; ++j) sum += std::exp(l[j].first - l[0].first);
+  std::vector<double> rw;
+  for (int j = 0; j < k; ++j) rw.push_back(std::exp(l[j].first - l[0].first) / sum);
+  auto gidx = down(rf.idx, k);
+  int idx_mismatch = 0;
+  for (int j = 0; j < k; ++j) idx_mismatch += gidx[j] != l[j].second;
+  std::snprintf(name, sizeof name, "o_proj+router E=%d: normalized x", E);
+  report(name, down(rf.xn, H), n, 2e-6);
+  std::snprintf(name, sizeof name, "o_proj+router E=%d: logits", E);
+  report(name, down(rf.logits, E), rl, 2e-6);
+  std::snprintf(name, sizeof name, "o_proj+router E=%d: top-k softmax weights", E);
+  report(name, down(rf.weight, k), rw, 2e-6);
+  std::printf("%-44s %s (%d mismatches)\n", "o_proj+router: top-k expert ids", idx_mismatch ? "FAIL" : "ok", idx_mismatch);
+  if (idx_mismatch) ++failures;
+  // The x16 row (fp16 hi + lo of x * 2^p, x16.cuh's layout) decodes to the normalized x.
+  auto g16 = down(rf.xn16, x16_bytes(1, H) / 4);
+  const double inv = down(rf.xn_inv, 1)[0];
+  const uint16_t* hh = reinterpret_cast<const uint16_t*>(g16.data());
+  std::vector<float> dec(H);
+  for (int c = 0; c < H; ++c) {
+    const int b = c >> 5, j = c & 31, grp = j >> 3, el = j & 7, perm = el < 4 ? 2 * el : 2 * (el - 4) + 1;
+    const size_t base = size_t(b) * 72 + grp * 8 + perm;
+    dec[c] = static_cast<float>((double(f16_to_f32(hh[base])) + f16_to_f32(hh[base + 32])) * inv);
+  }
+  std::snprintf(name, sizeof name, "o_proj+router E=%d: x16 row", E);
+  report(name, dec, n, 2e-6);
+}
+
 std::vector<int32_t> pick_experts(int E, int T, int k) {
   std::vector<int32_t> idx;
   for (int t = 0; t < T; ++t) {
@@ -418,6 +485,14 @@ int run_checks() {
     check_router(32, 2880, 4, 1);
   }
   set_router_variant(kRouterDefault);
+  for (int gv = 0; gv < 2; ++gv) {  // the router folded into o_proj (variant 3), under both GEMV shapes
+    set_gemv_variant(gv);
+    std::printf("o_proj+router, gemv shape %d\n", gv);
+    check_oproj_router(32, 2880, 4096, 4);
+    check_oproj_router(128, 2880, 4096, 4);
+    check_oproj_router(8, 64, 64, 4);
+  }
+  set_gemv_variant(kGemvDefault);
   for (int v = 0; v < kMoeVariants; ++v) {  // every MoE kernel shape
     set_moe_variant(v, v);
     std::printf("moe variant %d\n", v);
@@ -584,6 +659,17 @@ int run_bench(int max_tokens, bool profile) {
           });
   }
   set_router_variant(kRouterDefault);
+  {  // o_proj with the router folded in (router variant 3): replaces the o_proj and router rows above
+    float* rpart = dev_poisoned<float>(router_fold_partials(H, 32));
+    sweep("o_proj+residual+router folded [g1 r3]", 2.0 * H * 4096 + 2.0 * 32 * H, [&](int l) {
+      const LayerWeights& Lw = W.layers[l];
+      RouterFold rf;
+      rf.gain = Lw.mlp_norm.buf.as<uint16_t>(), rf.wr = Lw.router.buf.as<uint16_t>();
+      rf.br = Lw.router_bias.buf.as<uint16_t>(), rf.experts = 32, rf.k = 4, rf.partial = rpart, rf.counter = rcnt;
+      rf.xn16 = xn16, rf.xn_inv = xinv, rf.logits = rlog, rf.idx = ridx, rf.weight = rw;
+      return gemv_bf16_router(Lw.o.buf.as<uint16_t>(), Lw.o_bias.buf.as<uint16_t>(), H, 4096, ain, x, rf, nullptr);
+    });
+  }
   const double mx = (0.5 + 1.0 / 32);
   static std::string moe_names[2][kMoeVariants];
   for (int mv = 0; mv < kMoeVariants; ++mv) {
@@ -657,9 +743,9 @@ int run_bench(int max_tokens, bool profile) {
     struct Combo {
       int gemv, gate_up, down, router, attention;
     };
-    // v9 (g1 m1 r0 a0) and v10 (g1 m1/m3 r2, a0 or a1), each twice.
-    const Combo combos[] = {{1, 1, 1, 0, 0}, {1, 1, 3, 2, 2}, {1, 1, 4, 2, 2},
-                            {1, 1, 1, 0, 0}, {1, 1, 3, 2, 2}, {1, 1, 4, 2, 2}};
+    // v9 (g1 m1 r0 a0), v10 (g1 m1/m4 r2 a2) and v11 (the router folded into o_proj, r3), each twice.
+    const Combo combos[] = {{1, 1, 1, 0, 0}, {1, 1, 4, 2, 2}, {1, 1, 4, 3, 2},
+                            {1, 1, 1, 0, 0}, {1, 1, 4, 2, 2}, {1, 1, 4, 3, 2}};
     std::printf("\n%-40s %10s %8s\n", "decode batch 1, graph+pdl, shapes g/gu/dn/r/a", "tok/s", "%roof");
     for (const Combo& cb : combos) {
       set_gemv_variant(cb.gemv);

@@ -73,41 +73,81 @@ __device__ __forceinline__ void pdl_allow_dependents() { asm volatile("griddepco
 // Whether launch_pdl asks for overlap (set_pdl; default on). Off, it is a plain launch.
 bool pdl_enabled();
 
-template <typename... KArgs, typename... Args>
-cudaError_t launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
-                       Args&&... args) {
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = grid;
-  cfg.blockDim = block;
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = stream;
-  cfg.attrs = attr;
-  cfg.numAttrs = pdl_enabled() ? 1 : 0;
-  return cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
-}
-
-// launch_pdl for a kernel whose blocks form thread-block clusters of `cluster` blocks.
+// launch_pdl for a kernel whose blocks form thread-block clusters of `cluster` blocks (cluster.x == 0:
+// no cluster attribute, a plain launch_pdl).
 template <typename... KArgs, typename... Args>
 cudaError_t launch_pdl_cluster(void (*kernel)(KArgs...), dim3 grid, dim3 block, dim3 cluster, size_t smem,
                                cudaStream_t stream, Args&&... args) {
   cudaLaunchAttribute attr[2];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = cluster.x;
-  attr[0].val.clusterDim.y = cluster.y;
-  attr[0].val.clusterDim.z = cluster.z;
-  attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[1].val.programmaticStreamSerializationAllowed = 1;
+  unsigned n = 0;
+  if (cluster.x > 0) {
+    attr[n].id = cudaLaunchAttributeClusterDimension;
+    attr[n].val.clusterDim.x = cluster.x;
+    attr[n].val.clusterDim.y = cluster.y;
+    attr[n].val.clusterDim.z = cluster.z;
+    ++n;
+  }
+  if (pdl_enabled()) {
+    attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[n].val.programmaticStreamSerializationAllowed = 1;
+    ++n;
+  }
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
   cfg.blockDim = block;
   cfg.dynamicSmemBytes = smem;
   cfg.stream = stream;
   cfg.attrs = attr;
-  cfg.numAttrs = pdl_enabled() ? 2 : 1;
+  cfg.numAttrs = n;
   return cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
+}
+
+template <typename... KArgs, typename... Args>
+cudaError_t launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                       Args&&... args) {
+  return launch_pdl_cluster(kernel, grid, block, dim3(0, 0, 0), smem, stream, std::forward<Args>(args)...);
+}
+
+// Top k of n <= 32 * kPer values held by one warp (v[j] is the value of index lane + 32 j; lanes past n
+// hold anything), descending with ties to the lower index, and a softmax over those k (k <= 8): lane 0
+// writes idx[0, k) and weight[0, k). v is consumed.
+template <int kPer>
+__device__ __forceinline__ void warp_topk_softmax(float (&v)[kPer], int n, int k, int32_t* idx, float* weight) {
+  const int lane = threadIdx.x & 31;
+  float sel_val[8];
+  int sel_idx[8];
+  for (int r = 0; r < k; ++r) {
+    float best = -INFINITY;
+    int best_e = 0x7fffffff;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+      const int e = lane + 32 * j;
+      if (e < n && (v[j] > best || (v[j] == best && e < best_e))) best = v[j], best_e = e;
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ob = __shfl_xor_sync(0xffffffffu, best, o);
+      const int oe = __shfl_xor_sync(0xffffffffu, best_e, o);
+      if (ob > best || (ob == best && oe < best_e)) best = ob, best_e = oe;
+    }
+    sel_val[r] = best;
+    sel_idx[r] = best_e;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+      if (lane + 32 * j == best_e) v[j] = -INFINITY;
+    }
+  }
+  if (lane == 0) {
+    float sum = 0.0f, w[8];
+    for (int r = 0; r < k; ++r) {
+      w[r] = expf(sel_val[r] - sel_val[0]);
+      sum += w[r];
+    }
+    for (int r = 0; r < k; ++r) {
+      idx[r] = sel_idx[r];
+      weight[r] = w[r] / sum;
+    }
+  }
 }
 
 }  // namespace gptoss::cuda

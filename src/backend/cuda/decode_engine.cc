@@ -36,7 +36,7 @@ struct DecodeEngine::Impl {
   cudaStream_t stream = nullptr;
   std::vector<void*> allocations;
   float *x = nullptr, *q = nullptr, *part = nullptr, *attn = nullptr, *rw = nullptr, *logits = nullptr;
-  float *inv_freq = nullptr, *xn_inv = nullptr, *router_logits = nullptr;
+  float *inv_freq = nullptr, *xn_inv = nullptr, *router_logits = nullptr, *router_partial = nullptr;
   int32_t *router_counters = nullptr, *down_counters = nullptr;
   float* down_y = nullptr;
   uint32_t *xn16 = nullptr, *h16 = nullptr;
@@ -115,12 +115,21 @@ struct DecodeEngine::Impl {
         GPTOSS_CUDA_TRY(dense_gemm_x16(dx16, dinv, n, o16[l].w, o16[l].inv, bf(L.o_bias), H, Nq * 64, xn, dws, stream),
                         "o_proj gemm");
         GPTOSS_CUDA_TRY(add_inplace(x, xn, size_t(n) * H, stream), "o_proj residual");
+      } else if (n == 1 && router_variant() == 3) {
+        // o_proj with the router folded in (its last block selects the experts and writes xn16).
+        RouterFold rf;
+        rf.gain = bf(L.mlp_norm), rf.eps = c.rms_norm_eps, rf.wr = bf(L.router), rf.br = bf(L.router_bias);
+        rf.experts = E, rf.k = K, rf.partial = router_partial, rf.counter = router_counters;
+        rf.xn16 = xn16, rf.xn_inv = xn_inv, rf.logits = router_logits, rf.idx = idx, rf.weight = rw;
+        GPTOSS_CUDA_TRY(gemv_bf16_router(bf(L.o), bf(L.o_bias), H, Nq * 64, ain, x, rf, stream), "o_proj+router");
       } else {
         GPTOSS_CUDA_TRY(gemv_bf16(bf(L.o), bf(L.o_bias), H, Nq * 64, ain, n, x, H, true, stream), "o_proj");
       }
-      GPTOSS_CUDA_TRY(router_topk(x, H, bf(L.mlp_norm), c.rms_norm_eps, bf(L.router), bf(L.router_bias), E, H, K, n,
-                                  nullptr, xn16, xn_inv, router_logits, router_counters, idx, rw, stream),
-                      "router");
+      if (dense || n != 1 || router_variant() != 3) {
+        GPTOSS_CUDA_TRY(router_topk(x, H, bf(L.mlp_norm), c.rms_norm_eps, bf(L.router), bf(L.router_bias), E, H, K, n,
+                                    nullptr, xn16, xn_inv, router_logits, router_counters, idx, rw, stream),
+                        "router");
+      }
       if (n >= opt.moe_gemm_min_batch) {
         GPTOSS_RETURN_IF_ERROR(grouped_moe(L, n));
         continue;
@@ -280,6 +289,7 @@ Expected<std::unique_ptr<DecodeEngine>> DecodeEngine::create(const ModelConfig& 
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->xn16, x16_bytes(B, H) / 4));
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->xn_inv, B));
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->router_logits, size_t(B) * c.num_experts));
+  GPTOSS_RETURN_IF_ERROR(m->dev(&m->router_partial, router_fold_partials(H, c.num_experts)));
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->router_counters, B));
   GPTOSS_CUDA_TRY(cudaMemset(m->router_counters, 0, size_t(B) * 4), "counters");
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->down_y, size_t(B) * c.experts_per_token * H));

@@ -65,40 +65,7 @@ __global__ void topk_softmax_kernel(const float* __restrict__ logits, int n, int
     const int e = lane + 32 * j;
     v[j] = e < n ? logits[static_cast<size_t>(t) * n + e] : -INFINITY;
   }
-  float sel_val[8];
-  int sel_idx[8];
-  for (int r = 0; r < k; ++r) {
-    float best = -INFINITY;
-    int best_e = 0x7fffffff;
-#pragma unroll
-    for (int j = 0; j < kPer; ++j) {
-      const int e = lane + 32 * j;
-      if (e < n && (v[j] > best || (v[j] == best && e < best_e))) best = v[j], best_e = e;
-    }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      const float ob = __shfl_xor_sync(0xffffffffu, best, o);
-      const int oe = __shfl_xor_sync(0xffffffffu, best_e, o);
-      if (ob > best || (ob == best && oe < best_e)) best = ob, best_e = oe;
-    }
-    sel_val[r] = best;
-    sel_idx[r] = best_e;
-#pragma unroll
-    for (int j = 0; j < kPer; ++j) {
-      if (lane + 32 * j == best_e) v[j] = -INFINITY;
-    }
-  }
-  if (lane == 0) {
-    float sum = 0.0f, w[8];
-    for (int r = 0; r < k; ++r) {
-      w[r] = expf(sel_val[r] - sel_val[0]);
-      sum += w[r];
-    }
-    for (int r = 0; r < k; ++r) {
-      idx[t * k + r] = sel_idx[r];
-      weight[t * k + r] = w[r] / sum;
-    }
-  }
+  warp_topk_softmax<kPer>(v, n, k, idx + t * k, weight + t * k);
 }
 
 __global__ void add_kernel(float* __restrict__ x, const float* __restrict__ y, size_t n) {

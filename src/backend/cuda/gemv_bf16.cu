@@ -8,6 +8,7 @@
 
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/x16.cuh"
 
 namespace gptoss::cuda {
 namespace {
@@ -162,10 +163,13 @@ __device__ __forceinline__ void dot_row(const uint16_t* wrow, const float* xs, i
   }
 }
 
-template <int T, int kU = kUnroll, int kMinBlocks = 1>
+// kRP > 0: the router folded in (gemv_bf16_router, T == 1): each lane carries the partial router dot
+// products of experts lane + 32 j (j < kRP) over the warp's output rows; see kernels.h.
+template <int T, int kU = kUnroll, int kMinBlocks = 1, int kRP = 0>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) gemv_kernel(const uint16_t* __restrict__ w, const uint16_t* __restrict__ bias,
                                                         int rows, int cols, GemvInput in, int nT, float* out,
-                                                        int out_stride, bool accumulate) {
+                                                        int out_stride, bool accumulate, RouterFold rf) {
+  static_assert(kRP == 0 || T == 1, "the router fold is for one token");
   extern __shared__ float4 smem4[];
   float* xs = reinterpret_cast<float*>(smem4);
   __shared__ float red[kWarps * T];
@@ -174,6 +178,21 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) gemv_kernel(const uint16
   uint4 wv[kU];
   if (row < rows) load_seg<kU>(w + static_cast<size_t>(row) * cols, 0, n8, wv);  // in flight during the prologue
   const GainPrefetch gp = prefetch_gain(in, cols);
+  // Router fold: this lane's router weights and the MLP norm gain of the warp's row (weights: before the wait).
+  float rwv[kRP > 0 ? kRP : 1], rg = 0.0f, racc[kRP > 0 ? kRP : 1], rss = 0.0f;
+  auto load_router = [&](int r) {
+#pragma unroll
+    for (int j = 0; j < kRP; ++j) {
+      const int e = lane + 32 * j;
+      rwv[j] = e < rf.experts ? bf16_to_f32(rf.wr[static_cast<size_t>(e) * rows + r]) : 0.0f;
+    }
+    rg = bf16_to_f32(rf.gain[r]);
+  };
+  if constexpr (kRP > 0) {
+#pragma unroll
+    for (int j = 0; j < kRP; ++j) racc[j] = 0.0f;
+    if (row < rows) load_router(row);
+  }
   pdl_wait();
   pdl_allow_dependents();
   stage_input<T>(in, cols, nT, xs, red, gp);
@@ -186,12 +205,97 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) gemv_kernel(const uint16
 #pragma unroll
     for (int t = 0; t < T; ++t) acc[t] = warp_sum(acc[t]);
     const float b = bias ? bf16_to_f32(bias[row]) : 0.0f;
+    float nv = 0.0f;
 #pragma unroll
     for (int t = 0; t < T; ++t) {
       if (lane == t && t < nT) {
         float* o = out + static_cast<size_t>(t) * out_stride + row;
-        *o = accumulate ? *o + (acc[t] + b) : acc[t] + b;
+        nv = accumulate ? *o + (acc[t] + b) : acc[t] + b;
+        *o = nv;
       }
+    }
+    if constexpr (kRP > 0) {
+      nv = __shfl_sync(0xffffffffu, nv, 0);  // the row's new value, as stored
+      const float gx = rg * nv;
+      rss = fmaf(nv, nv, rss);
+#pragma unroll
+      for (int j = 0; j < kRP; ++j) racc[j] = fmaf(rwv[j], gx, racc[j]);
+      if (row + stride < rows) load_router(row + stride);
+    }
+  }
+  if constexpr (kRP > 0) {
+    const int E = rf.experts, warp = threadIdx.x >> 5;
+    __shared__ float rred[kWarps * (32 * kRP + 1)];
+    __shared__ bool last;
+#pragma unroll
+    for (int j = 0; j < kRP; ++j) {
+      if (lane + 32 * j < E) rred[warp * (E + 1) + lane + 32 * j] = racc[j];
+    }
+    if (lane == 0) rred[warp * (E + 1) + E] = rss;
+    __syncthreads();
+    const int nb = static_cast<int>(gridDim.x);
+    for (int e = threadIdx.x; e <= E; e += kThreads) {  // partial [E + 1][blocks]
+      float s = 0.0f;
+      for (int i = 0; i < kWarps; ++i) s += rred[i * (E + 1) + e];
+      rf.partial[static_cast<size_t>(e) * nb + blockIdx.x] = s;
+    }
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(rf.counter, 1) == static_cast<int>(gridDim.x) - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    if (threadIdx.x == 0) *rf.counter = 0;
+    // This block's share of the updated row and of the gain (12 x 256 >= 2880 columns), in flight while
+    // the partials are summed.
+    constexpr int kRowIn = 12;
+    float xv[kRowIn];
+    uint16_t gv[kRowIn];
+#pragma unroll
+    for (int i = 0; i < kRowIn; ++i) {
+      const int c = threadIdx.x + i * kThreads;
+      xv[i] = c < rows ? __ldcg(out + c) : 0.0f;
+      gv[i] = c < rows ? rf.gain[c] : 0;
+    }
+    // The blocks' partials in a fixed order: warp i takes e = i, i + 8, ...; lane l adds blocks l, l + 32, ...
+    // in turn (12 loads in flight), then the lanes' sums in warp_sum's butterfly order.
+    float* lg = xs + rows;  // [E + 1] after the normalized row (the launcher sizes xs for both)
+    for (int e = warp; e <= E; e += kWarps) {
+      const float* pe = rf.partial + static_cast<size_t>(e) * nb;
+      constexpr int kIn = 12;
+      float v[kIn];
+#pragma unroll
+      for (int i = 0; i < kIn; ++i) v[i] = lane + 32 * i < nb ? __ldcg(pe + lane + 32 * i) : 0.0f;
+      float s = 0.0f;
+#pragma unroll
+      for (int i = 0; i < kIn; ++i) s += v[i];
+      for (int i = lane + 32 * kIn; i < nb; i += 32) s += __ldcg(pe + i);
+      s = warp_sum(s);
+      if (lane == 0) lg[e] = s;
+    }
+    __syncthreads();
+    const float r = 1.0f / sqrtf(lg[E] / static_cast<float>(rows) + rf.eps);
+#pragma unroll
+    for (int i = 0; i < kRowIn; ++i) {
+      const int c = threadIdx.x + i * kThreads;
+      if (c < rows) xs[c] = (xv[i] * r) * bf16_to_f32(gv[i]);
+    }
+    for (int c = threadIdx.x + kRowIn * kThreads; c < rows; c += kThreads) {
+      xs[c] = (__ldcg(out + c) * r) * bf16_to_f32(rf.gain[c]);
+    }
+    for (int e = threadIdx.x; e < E; e += kThreads) {
+      const float v = lg[e] * r + (rf.br != nullptr ? bf16_to_f32(rf.br[e]) : 0.0f);
+      lg[e] = v;
+      if (rf.logits != nullptr) rf.logits[e] = v;
+    }
+    __syncthreads();
+    const int p = x16_store_row_block(xs, rows, 0, rows, rf.xn16, rf.xn, red, [] { __syncthreads(); });
+    if (threadIdx.x == 0) *rf.xn_inv = ldexpf(1.0f, -p);
+    if (warp == 0) {
+      float v[kRP];
+#pragma unroll
+      for (int j = 0; j < kRP; ++j) v[j] = lane + 32 * j < E ? lg[lane + 32 * j] : -INFINITY;
+      warp_topk_softmax<kRP>(v, E, rf.k, rf.idx, rf.weight);
     }
   }
 }
@@ -298,22 +402,22 @@ int launch_gemv(const uint16_t* w, const uint16_t* bias, int rows, int cols, con
       if (g_gemv_variant == 1 && blocks <= 3 * sm_count()) {
         allow_smem(gemv_kernel<1, kUnrollSmall, 3>, smem);
         launch_pdl(gemv_kernel<1, kUnrollSmall, 3>, blocks, kThreads, smem, stream, w, bias, rows, cols, in, nT, out,
-                   out_stride, accumulate);
+                   out_stride, accumulate, RouterFold{});
       } else {
         allow_smem(gemv_kernel<1>, smem);
         launch_pdl(gemv_kernel<1>, blocks, kThreads, smem, stream, w, bias, rows, cols, in, nT, out, out_stride,
-                   accumulate);
+                   accumulate, RouterFold{});
       }
       break;
     case 2:
       allow_smem(gemv_kernel<2>, smem);
       launch_pdl(gemv_kernel<2>, blocks, kThreads, smem, stream, w, bias, rows, cols, in, nT, out, out_stride,
-                 accumulate);
+                 accumulate, RouterFold{});
       break;
     default:
       allow_smem(gemv_kernel<4>, smem);
       launch_pdl(gemv_kernel<4>, blocks, kThreads, smem, stream, w, bias, rows, cols, in, nT, out, out_stride,
-                 accumulate);
+                 accumulate, RouterFold{});
       break;
   }
   return static_cast<int>(cudaGetLastError());
@@ -338,6 +442,32 @@ int gemv_bf16(const uint16_t* w, const uint16_t* bias, int rows, int cols, const
     if (err != 0) return err;
   }
   return 0;
+}
+
+size_t router_fold_partials(int rows, int experts) {
+  return static_cast<size_t>((rows + kWarps - 1) / kWarps) * (experts + 1);
+}
+
+int gemv_bf16_router(const uint16_t* w, const uint16_t* bias, int rows, int cols, const GemvInput& in, float* out,
+                     const RouterFold& rf, cudaStream_t stream) {
+  if (rf.experts < 1 || rf.experts > 256 || rf.k < 1 || rf.k > 8 || rf.k > rf.experts || in.norm_gain != nullptr) {
+    return static_cast<int>(cudaErrorInvalidValue);
+  }
+  const int blocks = std::min((rows + kWarps - 1) / kWarps, sm_count() * 8);
+  const size_t smem = static_cast<size_t>(std::max(cols, rows + rf.experts + 1)) * sizeof(float);
+  auto go = [&](auto kernel) {
+    allow_smem(kernel, smem);
+    launch_pdl(kernel, blocks, kThreads, smem, stream, w, bias, rows, cols, in, 1, out, rows, true, rf);
+  };
+  // More than 32 experts: 8 router accumulators per lane do not fit shape 1's 80 registers (spills).
+  if (rf.experts > 32) {
+    go(gemv_kernel<1, kUnroll, 1, 8>);
+  } else if (g_gemv_variant == 1 && blocks <= 3 * sm_count()) {
+    go(gemv_kernel<1, kUnrollSmall, 3, 1>);
+  } else {
+    go(gemv_kernel<1, kUnroll, 1, 1>);
+  }
+  return static_cast<int>(cudaGetLastError());
 }
 
 int qkv_rope_store(const QkvRopeArgs& args, const GemvInput& in, int T, cudaStream_t stream) {

@@ -98,8 +98,41 @@ int router_topk(const float* x, int x_stride, const uint16_t* gain, float eps, c
 // per token with the router matrix in shared memory (v10; used where it fits in 200 KB, else 0);
 // 2 = kernel 0's blocks as one cluster per token, logits gathered in block 0's shared memory (v10; for
 // at most 64 experts, else 0). Same logits, ids and weights.
+//
+// 3 = the router folded into the o_proj GEMV (gemv_bf16_router, v11), where the caller supports it (the
+// graph decode engine at batch 1; router_topk itself then runs kernel 2). Measured slower than 2 in
+// the decode graph (bench/kernels/cuda/NOTES.md v11), so not the default.
 inline constexpr int kRouterDefault = 2;
 void set_router_variant(int v);
+int router_variant();
+
+// The router folded into the o_proj GEMV at batch 1 (router variant 3): out[r] += W[r, :] . in + bias[r]
+// (the residual), and, from the updated row, what router_topk computes for token 0: each block adds
+// up, for its output rows r, Wr[e, r] * gain[r] * out[r] for every expert e and out[r]^2, into
+// partial[0..E, block] (router_fold_partials floats), and the last block to finish (counter, zero
+// before the call and left zero) sums the blocks' partials in a fixed order (deterministic),
+// takes the RMS scale s (the router and the RMSNorm are linear apart from it: logit_e = s * sum_r
+// Wr[e, r] gain[r] out[r] + br[e]), the top k and their softmax, and writes the normalized row
+// (x16 form, and f32 to xn when not null) and the logits (when not null). E <= 256, k <= 8.
+struct RouterFold {
+  const uint16_t* gain = nullptr;  // the MLP RMSNorm gain [rows]
+  float eps = 1e-5f;
+  const uint16_t* wr = nullptr;  // [experts, rows]
+  const uint16_t* br = nullptr;  // [experts] or null
+  int experts = 0;
+  int k = 0;
+  float* partial = nullptr;  // router_fold_partials(rows, experts) floats
+  int32_t* counter = nullptr;
+  float* xn = nullptr;  // optional [rows]
+  uint32_t* xn16 = nullptr;
+  float* xn_inv = nullptr;
+  float* logits = nullptr;  // optional [experts]
+  int32_t* idx = nullptr;   // [k]
+  float* weight = nullptr;  // [k]
+};
+size_t router_fold_partials(int rows, int experts);
+int gemv_bf16_router(const uint16_t* w, const uint16_t* bias, int rows, int cols, const GemvInput& in, float* out,
+                     const RouterFold& rf, cudaStream_t stream);
 
 // MoE first projection for S = T*k (token, expert) slots: slot s uses token s / k and expert idx[s];
 // u = W1[e] . x[t] + b1[e] (rows interleave gate/up), h[s, j] = swiglu(u[2j], u[2j+1]) with

@@ -13,10 +13,9 @@ namespace {
 constexpr int kRouterWarps = 8;  // expert rows per block
 constexpr int kMaxExperts = 256;
 
-// Top k (descending, ties to the lower index) of v (lane + 32 j: expert index) and a softmax over
-// them, by warp 0; idx / weight of token t.
 constexpr int kPer = kMaxExperts / 32;
 
+// Top k and softmax of token t's logits lg (global: read through L2, written by other blocks), by one warp.
 template <bool kGlobal>
 __device__ __forceinline__ void topk_softmax(const float* lg, int experts, int k, int t, int lane, int32_t* idx,
                                              float* weight) {
@@ -26,69 +25,22 @@ __device__ __forceinline__ void topk_softmax(const float* lg, int experts, int k
     const int ee = lane + 32 * j;
     v[j] = ee < experts ? (kGlobal ? __ldcg(lg + ee) : lg[ee]) : -INFINITY;
   }
-  float sel_val[8];
-  int sel_idx[8];
-  for (int r = 0; r < k; ++r) {
-    float best = -INFINITY;
-    int best_e = 0x7fffffff;
-#pragma unroll
-    for (int j = 0; j < kPer; ++j) {
-      const int e = lane + 32 * j;
-      if (e < experts && (v[j] > best || (v[j] == best && e < best_e))) best = v[j], best_e = e;
-    }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      const float ob = __shfl_xor_sync(0xffffffffu, best, o);
-      const int oe = __shfl_xor_sync(0xffffffffu, best_e, o);
-      if (ob > best || (ob == best && oe < best_e)) best = ob, best_e = oe;
-    }
-    sel_val[r] = best;
-    sel_idx[r] = best_e;
-#pragma unroll
-    for (int j = 0; j < kPer; ++j) {
-      if (lane + 32 * j == best_e) v[j] = -INFINITY;
-    }
-  }
-  if (lane == 0) {
-    float sum = 0.0f, w[8];
-    for (int r = 0; r < k; ++r) {
-      w[r] = expf(sel_val[r] - sel_val[0]);
-      sum += w[r];
-    }
-    for (int r = 0; r < k; ++r) {
-      idx[t * k + r] = sel_idx[r];
-      weight[t * k + r] = w[r] / sum;
-    }
-  }
+  warp_topk_softmax<kPer>(v, experts, k, idx + t * k, weight + t * k);
 }
 
-// The cluster form's end (router_kernel<true>): after the barrier block 0 holds all logits in `lg`;
-// every block writes columns [rank * cols / n, (rank + 1) * cols / n) of the x16 row from its own
-// normalized x.
-template <typename Cluster>
-__device__ __forceinline__ void router_cluster_tail(const Cluster& cluster, const float* xs, int cols, int experts, int k,
-                                                    int t, float* red, float* xn, uint32_t* xn16, float* xn_inv,
-                                                    int32_t* idx, float* weight, const float* lg) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  float mx = 0.0f;
-  for (int c = threadIdx.x; c < cols; c += blockDim.x) mx = fmaxf(mx, fabsf(xs[c]));
-  mx = warp_max(mx);
-  cluster.sync();  // the logits have landed in block 0 (and every block has passed its last use of red)
-  if (lane == 0) red[warp] = mx;
-  __syncthreads();
-  for (int i = 0; i < kRouterWarps; ++i) mx = fmaxf(mx, red[i]);
-  const int p = x16_exponent(mx);
-  const float up = ldexpf(1.0f, p);
-  const int rank = static_cast<int>(cluster.block_rank()), n = static_cast<int>(cluster.num_blocks());
-  const int c0 = rank * cols / n, c1 = (rank + 1) * cols / n;
-  uint32_t* row16 = xn16 + static_cast<size_t>(t) * x16_row_words(cols);
-  for (int c = c0 + threadIdx.x; c < c1; c += blockDim.x) {
-    x16_store(row16, c, xs[c] * up);
-    if (xn != nullptr) xn[static_cast<size_t>(t) * cols + c] = xs[c];
-  }
-  if (rank != 0) return;
+// The router's end, for both forms: `xs` holds the normalized x of token t; this block writes columns
+// [c0, c1) of its x16 row (and of xn), and, where `select`, xn_inv and the top k from the logits lg.
+// `between` runs before the block's exchange of the row maximum (the cluster form's barrier, after
+// which block 0 holds all logits).
+template <bool kGlobal, typename F>
+__device__ __forceinline__ void router_tail(const float* xs, int cols, int c0, int c1, int experts, int k, int t,
+                                            float* red, float* xn, uint32_t* xn16, float* xn_inv, int32_t* idx,
+                                            float* weight, const float* lg, bool select, F&& between) {
+  const int p = x16_store_row_block(xs, cols, c0, c1, xn16 + static_cast<size_t>(t) * x16_row_words(cols),
+                                    xn != nullptr ? xn + static_cast<size_t>(t) * cols : nullptr, red, between);
+  if (!select) return;
   if (threadIdx.x == 0) xn_inv[t] = ldexpf(1.0f, -p);
-  if (warp == 0) topk_softmax<false>(lg, experts, k, t, lane, idx, weight);
+  if ((threadIdx.x >> 5) == 0) topk_softmax<kGlobal>(lg, experts, k, t, threadIdx.x & 31, idx, weight);
 }
 
 // grid (ceil(E / 8), T): every block normalizes x[t] and computes 8 router logits; the last block of a
@@ -197,8 +149,12 @@ __global__ void __launch_bounds__(kRouterWarps * 32)
     }
   }
   if constexpr (kCluster) {
-    router_cluster_tail(cooperative_groups::this_cluster(), xs, cols, experts, k, t, red, xn, xn16, xn_inv, idx, weight,
-                        cl_logits);
+    // Every block writes its share of the x16 row (each has the whole normalized x); block 0 selects.
+    const auto cluster = cooperative_groups::this_cluster();
+    const int rank = static_cast<int>(cluster.block_rank()), n = static_cast<int>(cluster.num_blocks());
+    // The barrier: the logits have landed in block 0 (and every block has passed its last use of red).
+    router_tail<false>(xs, cols, rank * cols / n, (rank + 1) * cols / n, experts, k, t, red, xn, xn16, xn_inv, idx,
+                       weight, cl_logits, rank == 0, [&] { cluster.sync(); });
     return;
   }
   __threadfence();
@@ -207,26 +163,9 @@ __global__ void __launch_bounds__(kRouterWarps * 32)
   __syncthreads();
   if (!last) return;
   __threadfence();
-  // The normalized x, as f32 and in x16 form.
-  float mx = 0.0f;
-  for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-    mx = fmaxf(mx, fabsf(xs[c]));
-    if (xn != nullptr) xn[static_cast<size_t>(t) * cols + c] = xs[c];
-  }
-  mx = warp_max(mx);
-  __syncthreads();
-  if (lane == 0) red[warp] = mx;
-  __syncthreads();
-  for (int i = 0; i < kRouterWarps; ++i) mx = fmaxf(mx, red[i]);
-  const int p = x16_exponent(mx);
-  const float up = ldexpf(1.0f, p);
-  uint32_t* row16 = xn16 + static_cast<size_t>(t) * x16_row_words(cols);
-  for (int c = threadIdx.x; c < cols; c += blockDim.x) x16_store(row16, c, xs[c] * up);
-  if (threadIdx.x == 0) {
-    xn_inv[t] = ldexpf(1.0f, -p);
-    counters[t] = 0;
-  }
-  if (warp == 0) topk_softmax<true>(logits + static_cast<size_t>(t) * experts, experts, k, t, lane, idx, weight);
+  if (threadIdx.x == 0) counters[t] = 0;
+  router_tail<true>(xs, cols, 0, cols, experts, k, t, red, xn, xn16, xn_inv, idx, weight,
+                    logits + static_cast<size_t>(t) * experts, true, [] { __syncthreads(); });
 }
 
 // The router in one block of 1024 threads per token (v10): the whole router matrix (E x cols bf16,
@@ -407,7 +346,8 @@ bool g_pdl = true;
 }  // namespace
 
 bool pdl_enabled() { return g_pdl; }
-void set_router_variant(int v) { g_router_variant = v >= 0 && v <= 2 ? v : 0; }
+void set_router_variant(int v) { g_router_variant = v >= 0 && v <= 3 ? v : 0; }
+int router_variant() { return g_router_variant; }
 void set_pdl(bool on) { g_pdl = on; }
 
 int noop_kernel_launch(cudaStream_t stream) {
@@ -433,7 +373,7 @@ int router_topk(const float* x, int x_stride, const uint16_t* gain, float eps, c
     cudaFuncSetAttribute(router_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   }
   const dim3 grid((experts + kRouterWarps - 1) / kRouterWarps, T);
-  if (g_router_variant == 2 && grid.x <= 8) {
+  if ((g_router_variant == 2 || g_router_variant == 3) && grid.x <= 8) {
     if (smem > 48 * 1024) {
       cudaFuncSetAttribute(router_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
     }

@@ -35,4 +35,28 @@ __device__ __forceinline__ void x16_store(uint32_t* row16, int c, float v) {
   h[b * kX16BlockWords * 2 + 32 + grp * 8 + perm] = lo;
 }
 
+// A block's share of one x16 row: p from the largest |xs[c]| over the whole row (shared memory, every
+// thread of the block takes part; red holds one float per warp), then columns [c0, c1) of the x16
+// row (and of xn, as f32, when not null). `between` runs after each warp's max and before the
+// exchange through red (the router's cluster barrier). Returns p.
+template <typename F>
+__device__ __forceinline__ int x16_store_row_block(const float* xs, int cols, int c0, int c1, uint32_t* row16, float* xn,
+                                                   float* red, F&& between) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  float mx = 0.0f;
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) mx = fmaxf(mx, fabsf(xs[c]));
+  mx = warp_max(mx);
+  between();
+  if (lane == 0) red[warp] = mx;
+  __syncthreads();
+  for (int i = 0; i < warps; ++i) mx = fmaxf(mx, red[i]);
+  const int p = x16_exponent(mx);
+  const float up = ldexpf(1.0f, p);
+  for (int c = c0 + threadIdx.x; c < c1; c += blockDim.x) {
+    x16_store(row16, c, xs[c] * up);
+    if (xn != nullptr) xn[c] = xs[c];
+  }
+  return p;
+}
+
 }  // namespace gptoss::cuda
