@@ -36,6 +36,7 @@ class CudaBackend final : public Backend {
     }
     cuda::gemm_destroy(gemm_);
     cudaFree(meta_);
+    if (bad_ids_ != nullptr) cudaFreeHost(bad_ids_);
   }
 
   Status init() {
@@ -51,6 +52,16 @@ class CudaBackend final : public Backend {
       cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
     }
     cudaGetLastError();
+    // Out-of-range expert ids met by the grouped MoE ops (moe_group_slots' `bad`, 4 ints per op kind)
+    // land in mapped host memory, read by sync() with no copy.
+    if (auto e = cudaHostAlloc(reinterpret_cast<void**>(&bad_ids_), sizeof(int32_t) * 8, cudaHostAllocMapped);
+        e != cudaSuccess) {
+      return Error("cuda: cudaHostAlloc of the expert-id check flags: {}", cudaGetErrorString(e));
+    }
+    std::memset(bad_ids_, 0, sizeof(int32_t) * 8);
+    if (auto e = cudaHostGetDevicePointer(reinterpret_cast<void**>(&bad_ids_dev_), bad_ids_, 0); e != cudaSuccess) {
+      return Error("cuda: cudaHostGetDevicePointer: {}", cudaGetErrorString(e));
+    }
     cudaDeviceProp prop{};
     cudaGetDeviceProperties(&prop, device_);
     name_ = std::string("cuda:") + prop.name;
@@ -115,6 +126,7 @@ class CudaBackend final : public Backend {
 
   Status sync() override {
     if (auto e = cudaStreamSynchronize(stream_); e != cudaSuccess) fail("sync", e);
+    check_expert_ids();
     return err_;
   }
 
@@ -382,7 +394,8 @@ class CudaBackend final : public Backend {
     float* inv = scratch<float>(3, in_rows);
     float* ys = gate_up ? out : scratch<float>(9, static_cast<size_t>(S) * N);
     if (sorted == nullptr || tiles == nullptr || x16 == nullptr || inv == nullptr || ys == nullptr) return;
-    check("prefill moe group", cuda::moe_group_slots(idx, S, k, E, gate_up, sorted, tiles, stream_));
+    check("prefill moe group", cuda::moe_group_slots(idx, S, k, E, gate_up, sorted, tiles, stream_,
+                                                     cuda::kMoeGemmTileSlots, bad_ids_dev_ + (gate_up ? 0 : 4)));
     lap.sub("group");
     check("prefill moe stage", cuda::stage_x16(x, K, in_rows, K, x16, inv, stream_));
     lap.sub("stage x16");
@@ -521,6 +534,24 @@ class CudaBackend final : public Backend {
     return static_cast<T*>(sc.p);
   }
 
+  // After a stream synchronization: fails with the op, the count and an example of the expert ids
+  // outside [0, E) that the grouped MoE ops dropped since the last check (their slots were not
+  // computed), and clears the flags.
+  void check_expert_ids() {
+    volatile int32_t* f = bad_ids_;
+    for (int op = 0; op < 2; ++op) {
+      volatile int32_t* b = f + 4 * op;
+      if (b[0] == 0) continue;
+      fail_msg(fmt::format("{}: {} (token, expert) slot(s) had an expert id outside [0, {}) (id {} at slot {}); "
+                           "their outputs were not computed",
+                           op == 0 ? "prefill moe gate_up (f32_mxfp4w_moe_matmul_swiglu)"
+                                   : "prefill moe down (f32_mxfp4w_moe_matmul_accumulate)",
+                           static_cast<int>(b[0]), static_cast<int>(b[3]), static_cast<int>(b[1]),
+                           static_cast<int>(b[2])));
+      for (int q = 0; q < 4; ++q) b[q] = 0;
+    }
+  }
+
   bool bf16(const Weight& w, const char* what) {
     if (w.type == ElemType::kBF16) return true;
     fail_msg(fmt::format("{}: the cuda backend takes bf16 dense weights (this one is f32)", what));
@@ -541,6 +572,8 @@ class CudaBackend final : public Backend {
   std::string name_;
   Status err_;
   void* meta_ = nullptr;
+  int32_t* bad_ids_ = nullptr;      // mapped host memory: [gate_up | down][count, id, slot, E]
+  int32_t* bad_ids_dev_ = nullptr;  // the same memory as the device sees it
   struct Scratch {
     void* p = nullptr;
     size_t bytes = 0;

@@ -336,15 +336,23 @@ constexpr int kGroupMaxExperts = 256;
 // One block: counts the slots per expert, places each slot in its expert's range (the order within
 // an expert is the atomics' order; every slot is computed alone, so results do not depend on it) and
 // cuts the ranges into tiles of bn slots. Expert ids outside [0, E) are dropped (their slots stay unwritten;
-// the router never produces them).
+// the router never produces them) and, when bad is not null, reported there: bad[0] counts them, the
+// first one counted leaves its id, slot and E in bad[1..3].
 __global__ void moe_group_kernel(const int32_t* __restrict__ idx, int S, int k, int E, bool gate_up,
-                                 int32_t* __restrict__ sorted, int32_t* __restrict__ tiles, int max_tiles, int bn) {
+                                 int32_t* __restrict__ sorted, int32_t* __restrict__ tiles, int max_tiles, int bn,
+                                 int32_t* bad) {
   __shared__ int count[kGroupMaxExperts], off[kGroupMaxExperts], tile0[kGroupMaxExperts + 1];
   for (int e = threadIdx.x; e < E; e += blockDim.x) count[e] = 0;
   __syncthreads();
   for (int s = threadIdx.x; s < S; s += blockDim.x) {
     const int e = idx[s];
-    if (e >= 0 && e < E) atomicAdd(&count[e], 1);
+    if (e >= 0 && e < E) {
+      atomicAdd(&count[e], 1);
+    } else if (bad != nullptr && atomicAdd(&bad[0], 1) == 0) {
+      bad[1] = e;
+      bad[2] = s;
+      bad[3] = E;
+    }
   }
   __syncthreads();
   if (threadIdx.x == 0) {
@@ -467,10 +475,10 @@ int dense_gemm_x16(const uint32_t* x16, const float* x_inv, int T, const uint16_
 int moe_gemm_max_tiles(int S, int E, int tile_slots) { return (S + tile_slots - 1) / tile_slots + E; }
 
 int moe_group_slots(const int32_t* idx, int S, int k, int E, bool gate_up, int32_t* sorted, int32_t* tiles,
-                    cudaStream_t stream, int tile_slots) {
+                    cudaStream_t stream, int tile_slots, int32_t* bad) {
   if (E > kGroupMaxExperts || S <= 0 || tile_slots < 1) return static_cast<int>(cudaErrorInvalidValue);
   moe_group_kernel<<<1, 1024, 0, stream>>>(idx, S, k, E, gate_up, sorted, tiles,
-                                           moe_gemm_max_tiles(S, E, tile_slots), tile_slots);
+                                           moe_gemm_max_tiles(S, E, tile_slots), tile_slots, bad);
   return static_cast<int>(cudaGetLastError());
 }
 

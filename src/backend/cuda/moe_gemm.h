@@ -23,9 +23,11 @@ int moe_gemm_max_tiles(int S, int E, int tile_slots = kMoeGemmTileSlots);
 // Groups the S = T * k slots of idx [T, k] by expert on the device (E <= 256): sorted [2][S] gets per
 // sorted slot its input row (the token s / k when gate_up, else the slot s) and its destination slot s;
 // tiles [3 * moe_gemm_max_tiles(S, E) + 1] gets rows expert / first sorted slot / count of each tile,
-// then the number of tiles. Ids outside [0, E) are dropped. No host synchronization.
+// then the number of tiles. Ids outside [0, E) are dropped; when `bad` (4 ints the device can write,
+// e.g. mapped host memory, zeroed by the caller) is not null they are reported there: bad[0] += their
+// count, and the first one counted writes its id, its slot and E to bad[1..3]. No host synchronization.
 int moe_group_slots(const int32_t* idx, int S, int k, int E, bool gate_up, int32_t* sorted, int32_t* tiles,
-                    cudaStream_t stream, int tile_slots = kMoeGemmTileSlots);
+                    cudaStream_t stream, int tile_slots = kMoeGemmTileSlots, int32_t* bad = nullptr);
 
 // For every tile i < tiles[3 * max_tiles] (expert e = tiles[i], first sorted slot f = tiles[max_tiles + i],
 // count n = tiles[2 * max_tiles + i] <= kMoeGemmTileSlots) and sorted slots s in [f, f + n): y[r] =

@@ -247,5 +247,51 @@ TEST(CudaMoeGemm, DenseMatmulEqualsFloat64) {
   }
 }
 
+// Expert ids outside [0, E) reaching the grouped MoE ops (T >= 8): the slots are dropped on the device
+// and the next sync() fails naming the op, the bound and the offending id; the following ops of a
+// fresh backend run clean. The cpu backend refuses such ids too, so no other path hides them.
+TEST(CudaMoeGemm, OutOfRangeExpertIdIsReportedAtSync) {
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  const Shape s{8, 96, 64, 4, 16, false};
+  struct Bad {
+    bool gate_up;
+    int32_t id;
+    const char* op;
+  };
+  for (const Bad& bad : {Bad{true, 8, "prefill moe gate_up"}, Bad{false, -3, "prefill moe down"},
+                         Bad{true, 1 << 20, "prefill moe gate_up"}}) {
+    Case c = make_case(s, 99);
+    c.ids[4 * 5 + 2] = bad.id;  // token 5, its third expert
+    auto gpu = cuda_with(nullptr, nullptr);
+    ASSERT_NE(gpu, nullptr);
+    auto up = [&](const auto& v) { return *gpu->upload_weight(v.data(), v.size() * sizeof(v[0])); };
+    Buffer b1 = up(c.b1), s1 = up(c.s1), b2 = up(c.b2), s2 = up(c.s2), bias1 = up(c.bias1), bias2 = up(c.bias2);
+    Buffer x = up(c.x), w = up(c.w), ids = up(c.ids);
+    Buffer h = *gpu->alloc(size_t(s.T) * s.k * s.I * 4), o = *gpu->alloc(size_t(s.T) * s.H * 4);
+    ASSERT_TRUE(gpu->sync().is_ok());
+    if (bad.gate_up) {
+      gpu->f32_mxfp4w_moe_matmul_swiglu(x.as<float>(), s.T, s.k, ids.as<int32_t>(),
+                                        experts(b1, s1, s.E, 2 * s.I, s.H), weight(bias1, s.E, 2 * s.I), 7.0f,
+                                        1.702f, h.as<float>());
+    } else {
+      gpu->f32_mxfp4w_moe_matmul_accumulate(h.as<float>(), s.T, s.k, ids.as<int32_t>(), w.as<float>(),
+                                            experts(b2, s2, s.E, s.H, s.I), weight(bias2, s.E, s.H), o.as<float>());
+    }
+    const Status st = gpu->sync();
+    ASSERT_FALSE(st.is_ok()) << "id " << bad.id << " was dropped silently";
+    const std::string& m = st.message();
+    EXPECT_NE(m.find(bad.op), std::string::npos) << m;
+    EXPECT_NE(m.find("outside [0, 8)"), std::string::npos) << m;
+    EXPECT_NE(m.find(fmt::format("id {} at slot 22", bad.id)), std::string::npos) << m;
+    EXPECT_NE(m.find("1 (token, expert) slot(s)"), std::string::npos) << m;
+  }
+  // In range again: a fresh backend's ops sync clean (the flags start zeroed).
+  Case c = make_case(s, 99);
+  auto gpu = cuda_with(nullptr, nullptr);
+  ASSERT_NE(gpu, nullptr);
+  run_ops(*gpu, c);
+  EXPECT_TRUE(gpu->sync().is_ok());
+}
+
 }  // namespace
 }  // namespace gptoss
