@@ -11,6 +11,8 @@
 #   bench     gptoss_cuda_lab batched ROUNDS (2): tok/s per batch, GEMV vs GEMM MoE; then the old
 #             binary's lab bench decode rows (when $S/bin/gptoss_cuda_lab-old exists)
 #   r20b      full-size random 20b: decode_check at batch 1, 8, 16, 64 (SEQS20 (2) sequences)
+#   cli       full-size random 20b through the CLI and the serving engine: gptoss bench --parallel NPL
+#             (1,16,64) -p NPP (128) -n NTG (128) -r REPS (2), llama-batched-bench's table; needs bin/gptoss
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 S=${STAGE_DIR:-.gpu-F}
@@ -66,6 +68,14 @@ for what in "$@"; do
       step r20b-batched 300 $B/gptoss_cuda_decode_check /tmp/rand-20b --tokens 200005,1000,2000,3000 --tol 1e-4 \
         --threads 16 --batch 1,8,16,64 --seqs "${SEQS20:-2}"
       cat "$OUT/r20b-batched.txt"
+      ;;
+    cli)
+      t0=$SECONDS
+      [ -f /tmp/rand-20b/config.json ] || python3 tools/make_random_checkpoint.py --preset 20b --out /tmp/rand-20b --quiet
+      echo "random 20b ready after $((SECONDS - t0)) s"
+      step cli-parallel 300 $B/gptoss bench /tmp/rand-20b --device cuda --parallel "${NPL:-1,16,64}" -p "${NPP:-128}" \
+        -n "${NTG:-128}" -r "${REPS:-2}"
+      cat "$OUT/cli-parallel.txt"
       ;;
     *) echo "unknown step $what"; status=1 ;;
   esac

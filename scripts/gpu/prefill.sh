@@ -11,6 +11,9 @@
 #   bench     copy bandwidth + gptoss bench -p 512 -n 128 -r REPS (3): old binary, new, new with cublas MoE,
 #             new with x16 dense matmuls, old binary again
 #   profile   GPTOSS_CUDA_PROFILE=1: time per op kind over a 16-token warm-up and five pp512
+#   first     the first prefill of a process: per-repetition pp512 seconds of the old binary (its
+#             16-token warm-up), the new one with --no-warmup (only the load-time warm-up step) and
+#             with its default warm-up (llama-bench's: the whole test once), ROUNDS (2) rounds, REPS (5)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 S=${STAGE_DIR:-.gpu-prefill}
@@ -68,6 +71,28 @@ print('copy bandwidth (D2D 2 GiB, read+write): %.1f GB/s' % (2*a.numel()*20/(s.e
       echo "--- new, GPTOSS_CUDA_PREFILL_MOE=cublas"; GPTOSS_CUDA_PREFILL_MOE=cublas $B/gptoss bench $M -p 512 -n 0 -r ${REPS:-3} --device cuda 2>&1 | tee "$OUT/bench-cublas.txt" | tail -1
       echo "--- new, GPTOSS_CUDA_PREFILL_DENSE=x16"; GPTOSS_CUDA_PREFILL_DENSE=x16 $B/gptoss bench $M -p 512 -n 0 -r ${REPS:-3} --device cuda 2>&1 | tee "$OUT/bench-x16.txt" | tail -1
       if [ -x $B/gptoss-old ]; then echo "--- old binary again"; $B/gptoss-old bench $M -p 512 -n 0 -r ${REPS:-3} --device cuda 2>&1 | tail -1; fi
+      ;;
+    first)
+      [ -f $M/config.json ] || { time python3 tools/make_random_checkpoint.py --preset 20b --out $M --quiet; } 2>&1 | tail -3
+      for round in $(seq "${ROUNDS:-2}"); do
+        if [ -x $B/gptoss-old ]; then
+          $B/gptoss-old bench $M -p 512 -n 0 -r ${REPS:-5} --device cuda --json > "$OUT/first-old-$round.json" 2>&1
+        fi
+        $B/gptoss bench $M -p 512 -n 0 -r ${REPS:-5} --device cuda --no-warmup --json > "$OUT/first-nowarm-$round.json" 2>&1
+        $B/gptoss bench $M -p 512 -n 128 -r ${REPS:-5} --device cuda --json > "$OUT/first-new-$round.json" 2>&1
+      done
+      python3 - "$OUT" <<'PY'
+import glob, json, sys
+for f in sorted(glob.glob(sys.argv[1] + "/first-*.json")):
+    try:
+        j = json.loads(open(f).read().strip().splitlines()[-1])
+    except Exception as e:
+        print(f, "unreadable:", open(f).read()[-300:]); continue
+    s = j.get("prefill_seconds", [])
+    print("%-22s load %6.2f s  pp512 %9.2f t/s  per rep %s%s" % (
+        f.split("/")[-1], j["load_seconds"], j["prefill_tokens_per_s"], " ".join("%.4f" % x for x in s),
+        "  tg%d %.2f t/s" % (j["n_gen"], j["decode_tokens_per_s"]) if j.get("n_gen") else ""))
+PY
       ;;
     profile)
       [ -f $M/config.json ] || { time python3 tools/make_random_checkpoint.py --preset 20b --out $M --quiet; } 2>&1 | tail -3

@@ -63,6 +63,22 @@ class Engine {
   // Fails at once (never queues) when the prompt plus max_tokens cannot fit the context, or the
   // queue is full.
   virtual Expected<RequestId> submit(GenerationRequest request, TokenSink sink) = 0;
+  // Submits requests[i] with sinks[i] as one unit: all are accepted or none (the first failure is
+  // returned), and the scheduler sees them arrive together, so those that fit the running slots
+  // start in the same step (benchmarks of N concurrent sequences). This default submits one by one.
+  virtual Expected<std::vector<RequestId>> submit_all(std::vector<GenerationRequest> requests,
+                                                      std::vector<TokenSink> sinks) {
+    std::vector<RequestId> ids;
+    for (size_t i = 0; i < requests.size() && i < sinks.size(); ++i) {
+      auto id = submit(std::move(requests[i]), std::move(sinks[i]));
+      if (!id) {
+        for (RequestId done : ids) cancel(done);
+        return id.status();
+      }
+      ids.push_back(*id);
+    }
+    return ids;
+  }
   // Stops the request and frees its KV memory; its sink gets a final kCancelled event.
   virtual void cancel(RequestId id) = 0;
   virtual EngineStats stats() const = 0;

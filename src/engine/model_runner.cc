@@ -80,6 +80,21 @@ class ModelRunner final : public Runner {
   }
 #endif
 
+  // One forward step of `tokens` tokens on a scratch sequence, the logits dropped: grows what the
+  // prefill path keeps between steps (the model's activations, the backend's scratch, its cuBLAS
+  // handle and workspace) to the largest step and loads the kernels it launches, so that the first
+  // request's prefill runs as fast as the later ones. The sequence is freed again.
+  Status warm_up(int tokens) {
+    GPTOSS_ASSIGN_OR_RETURN(int seq, cache_->new_sequence());
+    BatchPiece p{seq, std::vector<uint32_t>(static_cast<size_t>(tokens))};
+    // Spread over the vocabulary so that the router spreads the tokens over the experts.
+    for (int i = 0; i < tokens; ++i) p.tokens[i] = static_cast<uint32_t>((static_cast<uint64_t>(i) * 7919 + 11) % static_cast<uint64_t>(vocab_size()));
+    std::vector<float> logits;
+    const Status st = forward({p}, &logits);
+    cache_->free_sequence(seq);
+    return st;
+  }
+
   Status forward(const std::vector<BatchPiece>& pieces, std::vector<float>* logits) override {
 #ifdef GPTOSS_HAVE_CUDA
     if (decode_ && !pieces.empty() &&
@@ -184,6 +199,10 @@ Expected<std::shared_ptr<Runner>> load_runner(const std::string& model_dir, cons
     // decode on the op path unless the engine was asked for explicitly.
     const Status st = runner->enable_graph_decode(kv.max_sequences);
     if (!st.is_ok() && mode == 2) return st;
+  }
+  if (device == "cuda" && options.prefill_warm_up) {
+    GPTOSS_RETURN_IF_ERROR(runner->warm_up(kv.max_step_tokens));
+    if (info) info->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
 #endif
   return std::shared_ptr<Runner>(std::move(runner));

@@ -31,6 +31,10 @@ struct LoadOptions {
   // The environment variable GPTOSS_CUDA_GRAPH_DECODE overrides this when set: 0 off, 1 on (and
   // loading fails when the engine cannot take the model).
   bool cuda_graph_decode = true;
+  // cuda: run one prefill step of max_step_tokens tokens on a scratch sequence at load (logits
+  // dropped), so that every buffer and kernel of the prefill path is in place before the first
+  // request (ModelRunner::warm_up). Counted in load_seconds.
+  bool prefill_warm_up = true;
 };
 
 struct LoadedModelInfo {

@@ -41,35 +41,38 @@ class SchedulerEngine final : public Engine {
   }
 
   Expected<RequestId> submit(GenerationRequest request, TokenSink sink) override {
-    const int ctx = runner_->context_length();
-    if (request.prompt.empty()) return Error("the prompt is empty");
-    const long long need = static_cast<long long>(request.prompt.size()) +
-                           std::max(request.max_tokens, 0);
-    if (need > ctx) {
-      return Error("prompt ({} tokens) plus max_tokens ({}) exceeds the context length of {} tokens",
-                   request.prompt.size(), std::max(request.max_tokens, 0), ctx);
-    }
-    for (uint32_t t : request.prompt) {
-      if (static_cast<int>(t) >= runner_->vocab_size())
-        return Error("prompt token {} is outside the vocabulary ({} ids)", t, runner_->vocab_size());
-    }
+    std::vector<GenerationRequest> requests;
+    std::vector<TokenSink> sinks;
+    requests.push_back(std::move(request));
+    sinks.push_back(std::move(sink));
+    GPTOSS_ASSIGN_OR_RETURN(std::vector<RequestId> ids, submit_all(std::move(requests), std::move(sinks)));
+    return ids[0];
+  }
+
+  Expected<std::vector<RequestId>> submit_all(std::vector<GenerationRequest> requests,
+                                              std::vector<TokenSink> sinks) override {
+    if (requests.size() != sinks.size()) return Error("submit_all: {} requests but {} sinks", requests.size(), sinks.size());
+    for (const GenerationRequest& request : requests) GPTOSS_RETURN_IF_ERROR(validate(request));
     std::lock_guard<std::mutex> lk(mu_);
     // Only requests beyond the free running slots wait: with max_queued 0 a request that can
     // start at once is still accepted.
     const int free_slots = std::max(0, opt_.max_running - running_count_);
-    if (static_cast<int>(pending_.size()) >= opt_.max_queued + free_slots)
+    if (static_cast<int>(pending_.size() + requests.size()) > opt_.max_queued + free_slots)
       return Error("the queue is full ({} requests waiting)",
                    std::max(0, static_cast<int>(pending_.size()) - free_slots));
-    auto seq = std::make_unique<Sequence>();
-    seq->id = ++next_id_;
-    seq->sampler = std::make_unique<Sampler>(request.sampling, request.prompt);
-    seq->request = std::move(request);
-    seq->sink = std::move(sink);
-    RequestId id = seq->id;
-    stats_.requests_total++;
-    pending_.push_back(std::move(seq));
+    std::vector<RequestId> ids;
+    for (size_t i = 0; i < requests.size(); ++i) {
+      auto seq = std::make_unique<Sequence>();
+      seq->id = ++next_id_;
+      seq->sampler = std::make_unique<Sampler>(requests[i].sampling, requests[i].prompt);
+      seq->request = std::move(requests[i]);
+      seq->sink = std::move(sinks[i]);
+      ids.push_back(seq->id);
+      stats_.requests_total++;
+      pending_.push_back(std::move(seq));
+    }
     cv_.notify_all();
-    return id;
+    return ids;
   }
 
   void cancel(RequestId id) override {
@@ -89,6 +92,22 @@ class SchedulerEngine final : public Engine {
   int context_length() const override { return runner_->context_length(); }
 
  private:
+  Status validate(const GenerationRequest& request) const {
+    const int ctx = runner_->context_length();
+    if (request.prompt.empty()) return Error("the prompt is empty");
+    const long long need = static_cast<long long>(request.prompt.size()) +
+                           std::max(request.max_tokens, 0);
+    if (need > ctx) {
+      return Error("prompt ({} tokens) plus max_tokens ({}) exceeds the context length of {} tokens",
+                   request.prompt.size(), std::max(request.max_tokens, 0), ctx);
+    }
+    for (uint32_t t : request.prompt) {
+      if (static_cast<int>(t) >= runner_->vocab_size())
+        return Error("prompt token {} is outside the vocabulary ({} ids)", t, runner_->vocab_size());
+    }
+    return Status::ok();
+  }
+
   void finish(Sequence& s, FinishReason reason, const std::string& error = {}) {
     TokenEvent ev;
     ev.finished = true;

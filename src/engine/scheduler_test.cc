@@ -187,6 +187,70 @@ TEST(Scheduler, CancelFreesTheSequenceAndOthersCarryOn) {
   EXPECT_EQ(runner->live(), 0);
 }
 
+// submit_all: the requests arrive together, so the first step prefills all of them (one piece
+// each) when the prompt budget allows, and each still gets its own continuation. A batch that does
+// not fit the running slots plus the queue is refused whole: nothing of it runs.
+class FirstStepRunner : public CountingRunner {
+ public:
+  using CountingRunner::CountingRunner;
+  Status forward(const std::vector<BatchPiece>& pieces, std::vector<float>* logits) override {
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      if (first_pieces_ < 0) first_pieces_ = static_cast<int>(pieces.size());
+    }
+    return CountingRunner::forward(pieces, logits);
+  }
+  int first_pieces() {
+    std::lock_guard<std::mutex> lk(m_);
+    return first_pieces_;
+  }
+
+ private:
+  std::mutex m_;
+  int first_pieces_ = -1;
+};
+
+TEST(Scheduler, SubmitAllStartsTogetherOrNotAtAll) {
+  auto runner = std::make_shared<FirstStepRunner>(4096);
+  SchedulerOptions opt;
+  opt.max_running = 8;
+  opt.max_queued = 0;
+  opt.prefill_chunk_tokens = 8 * 5;
+  auto engine = create_engine(runner, opt);
+  std::vector<std::unique_ptr<Collector>> cs;
+  std::vector<GenerationRequest> reqs;
+  std::vector<TokenSink> sinks;
+  std::vector<std::vector<uint32_t>> prompts;
+  for (int i = 0; i < 8; ++i) {
+    prompts.push_back({static_cast<uint32_t>(i), static_cast<uint32_t>(3 * i % 97), 5, 6, static_cast<uint32_t>(i + 40)});
+    cs.push_back(std::make_unique<Collector>());
+    reqs.push_back(greedy(prompts.back(), 6));
+    sinks.push_back(cs.back()->sink());
+  }
+  auto ids = engine->submit_all(std::move(reqs), std::move(sinks));
+  ASSERT_TRUE(ids.has_value()) << ids.status().message();
+  EXPECT_EQ(ids->size(), 8u);
+  for (int i = 0; i < 8; ++i) {
+    cs[i]->wait();
+    EXPECT_EQ(cs[i]->reason, FinishReason::kLength);
+    EXPECT_EQ(cs[i]->tokens, CountingRunner::expected(prompts[i], 6)) << i;
+  }
+  EXPECT_EQ(runner->first_pieces(), 8);
+  // 9 requests for 8 running slots and no queue: refused, none admitted.
+  std::vector<GenerationRequest> more;
+  std::vector<TokenSink> more_sinks;
+  Collector unused;
+  for (int i = 0; i < 9; ++i) {
+    more.push_back(greedy({1, 2}, 3));
+    more_sinks.push_back(unused.sink());
+  }
+  auto refused = engine->submit_all(std::move(more), std::move(more_sinks));
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_NE(refused.status().message().find("queue is full"), std::string::npos);
+  EXPECT_EQ(engine->stats().requests_total, 8u);
+  EXPECT_EQ(runner->live(), 0);
+}
+
 TEST(Scheduler, FullQueueIsRefusedAtOnce) {
   auto runner = std::make_shared<CountingRunner>(1 << 20);
   SchedulerOptions opt;
