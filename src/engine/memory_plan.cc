@@ -1,5 +1,9 @@
 #include "engine/memory_plan.h"
 
+#include <cstdlib>
+#include <string_view>
+
+#include "backend/cuda/decode_engine.h"  // kDecodeDenseGemmMinBatch (a plain header, no CUDA types)
 #include "core/memory_info.h"
 #include "engine/scheduler.h"
 #include "model/forward.h"
@@ -16,7 +20,30 @@ MemoryPlan plan_memory(const LoadOptions& options, const ModelConfig& config) {
   const int rows = kv.max_sequences + SchedulerOptions{}.prefill_chunk_tokens;
   const size_t logits_host = size_t{3} * kv.max_sequences * config.vocab_size * sizeof(float);
   p.activation_bytes = Model::scratch_bytes(config, rows, kv.max_sequences) + logits_host;
+  const std::string device = options.device == "auto" ? default_device() : options.device;
+  if (makes_decode_dense_copies(options, config, device)) p.decode_copies_bytes = decode_dense_copies_bytes(config);
   return p;
+}
+
+size_t decode_dense_copies_bytes(const ModelConfig& c) {
+  // f16_rows: rows x cols fp16 values + one f32 per row, for each copied matrix.
+  auto copy = [](size_t rows, size_t cols) { return rows * cols * 2 + rows * 4; };
+  const size_t H = static_cast<size_t>(c.hidden_size), Q = static_cast<size_t>(c.num_heads) * c.head_dim,
+               KV = static_cast<size_t>(c.num_kv_heads) * c.head_dim;
+  const size_t per_layer = copy(Q, H) + 2 * copy(KV, H) + copy(H, Q);
+  return static_cast<size_t>(c.num_layers) * per_layer + copy(static_cast<size_t>(c.vocab_size), H);
+}
+
+bool makes_decode_dense_copies(const LoadOptions& options, const ModelConfig& config, const std::string& device) {
+  if (device != "cuda" || config.head_dim != 64) return false;
+  const char* graph = std::getenv("GPTOSS_CUDA_GRAPH_DECODE");
+  const bool graph_on = graph != nullptr && *graph != '\0' ? std::string_view(graph) != "0" : options.cuda_graph_decode;
+  if (!graph_on) return false;
+  int threshold = cuda::kDecodeDenseGemmMinBatch;
+  if (const char* v = std::getenv("GPTOSS_CUDA_DECODE_DENSE_GEMM_MIN"); v != nullptr && std::atoi(v) > 0) {
+    threshold = std::atoi(v);
+  }
+  return kv_cache_options(options, config).max_sequences >= threshold;
 }
 
 Status check_plan_fits(const LoadOptions& options, const ModelConfig& config, size_t limit,
@@ -39,19 +66,26 @@ Status check_plan_fits(const LoadOptions& options, const ModelConfig& config, si
   const std::string fits =
       lo >= 16 ? fmt::format("at most --ctx {} fits with {} sequence(s)", lo, kv.max_sequences)
                : fmt::format("not even --ctx 16 fits with {} sequence(s)", kv.max_sequences);
+  const std::string copies =
+      plan.decode_copies_bytes > 0
+          ? fmt::format(", plus {} for the batched cuda decode's fp16 weight copies",
+                        format_bytes(static_cast<double>(plan.decode_copies_bytes)))
+          : std::string();
   return Error(
       "not enough memory for a context of {} tokens x {} sequence(s): the KV cache needs {} and "
-      "activations about {} ({} in all), but {} is available ({}); {}. Lower {}.",
+      "activations about {}{} ({} in all), but {} is available ({}); {}. Lower {}.",
       kv.max_context, kv.max_sequences, format_bytes(static_cast<double>(plan.kv_bytes)),
-      format_bytes(static_cast<double>(plan.activation_bytes)),
+      format_bytes(static_cast<double>(plan.activation_bytes)), copies,
       format_bytes(static_cast<double>(plan.total())), format_bytes(static_cast<double>(limit)),
       source, fits, options.fit_hint);
 }
 
 Status check_memory_fits(const LoadOptions& options, const ModelConfig& config,
                          const std::string& device) {
+  LoadOptions o = options;
+  o.device = device;  // the resolved device decides what the plan counts
   if (options.max_memory > 0) {
-    return check_plan_fits(options, config, options.max_memory, "--max-memory");
+    return check_plan_fits(o, config, options.max_memory, "--max-memory");
   }
   if (device == "cuda") return Status::ok();
   auto avail = available_host_memory();

@@ -16,10 +16,23 @@ namespace gptoss::engine {
 struct MemoryPlan {
   size_t kv_bytes = 0;          // KvCache::create for kv_cache_options(options, config)
   size_t activation_bytes = 0;  // forward scratch + the host copies of the logits rows
-  size_t total() const { return kv_bytes + activation_bytes; }
+  // cuda: the fp16 copies of q/k/v/o and the unembedding (with one f32 scale per row) that the
+  // graph decode engine makes at load when batches reach its dense-GEMM threshold
+  // (decode_dense_copies_bytes); 0 when it will not make them.
+  size_t decode_copies_bytes = 0;
+  size_t total() const { return kv_bytes + activation_bytes + decode_copies_bytes; }
 };
 
+// options.device "auto" counts as cuda only when a GPU is usable here (default_device()).
 MemoryPlan plan_memory(const LoadOptions& options, const ModelConfig& config);
+
+// Bytes of the graph decode engine's fp16 weight copies for this model (backend/cuda/decode_engine.h,
+// DecodeOptions::dense_gemm_min_batch), and whether loading with `options` on `device` makes them:
+// cuda, graph decode on (LoadOptions::cuda_graph_decode, GPTOSS_CUDA_GRAPH_DECODE), head_dim 64, and
+// max_sequences at least the dense-GEMM threshold (kDecodeDenseGemmMinBatch or
+// GPTOSS_CUDA_DECODE_DENSE_GEMM_MIN).
+size_t decode_dense_copies_bytes(const ModelConfig& config);
+bool makes_decode_dense_copies(const LoadOptions& options, const ModelConfig& config, const std::string& device);
 
 // OK when plan_memory() fits in `limit` bytes; else an error naming the KV cache and activation
 // sizes, the limit and where it comes from (`source`), the largest context that fits with this

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "engine/model_runner.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
@@ -92,6 +94,60 @@ TEST(MemoryPlan, MaxMemoryOptionIsTheLimitOnEveryDevice) {
   Status st = check_memory_fits(o, c, "cpu");
   ASSERT_FALSE(st.is_ok());
   EXPECT_NE(st.message().find("is available ("), std::string::npos) << st.message();
+}
+
+// The graph decode engine's fp16 copies of q/k/v/o and the unembedding (decode_engine.cc: f16_rows,
+// 2 bytes per weight + one f32 per row), made when a cuda load allows batches of at least
+// kDecodeDenseGemmMinBatch (8) sequences: counted in the plan then, and in a refusal's message.
+TEST(MemoryPlan, CountsTheBatchedCudaDecodeWeightCopies) {
+  unsetenv("GPTOSS_CUDA_GRAPH_DECODE");
+  unsetenv("GPTOSS_CUDA_DECODE_DENSE_GEMM_MIN");
+  const ModelConfig c = gpt_oss_20b_config();
+  // gpt-oss-20b: per layer q [4096, 2880], k and v [512, 2880], o [2880, 4096]; unembedding
+  // [201088, 2880]: 2,433,859,072 bytes (2.27 GiB).
+  const size_t layer = (4096ull * 2880 * 2 + 4096 * 4) + 2 * (512ull * 2880 * 2 + 512 * 4) + (2880ull * 4096 * 2 + 2880 * 4);
+  const size_t want = 24 * layer + 201088ull * 2880 * 2 + 201088ull * 4;
+  EXPECT_EQ(want, 2433859072u);
+  EXPECT_EQ(decode_dense_copies_bytes(c), want);
+  auto plan = [&](const char* device, int seqs, bool graph = true) {
+    LoadOptions o = opts(4096, seqs);
+    o.device = device;
+    o.cuda_graph_decode = graph;
+    return plan_memory(o, c);
+  };
+  EXPECT_EQ(plan("cuda", 8).decode_copies_bytes, want);
+  EXPECT_EQ(plan("cuda", 64).decode_copies_bytes, want);
+  EXPECT_EQ(plan("cuda", 7).decode_copies_bytes, 0u);   // below the threshold: GEMVs, no copies
+  EXPECT_EQ(plan("cpu", 64).decode_copies_bytes, 0u);
+  EXPECT_EQ(plan("cpu-fast", 64).decode_copies_bytes, 0u);
+  EXPECT_EQ(plan("cuda", 64, false).decode_copies_bytes, 0u);  // op-path decode
+  const MemoryPlan p = plan("cuda", 16), q = plan("cpu", 16);
+  EXPECT_EQ(p.total(), q.total() + want);
+  EXPECT_EQ(p.kv_bytes, q.kv_bytes);
+  // The environment switches the engine reads are followed.
+  setenv("GPTOSS_CUDA_DECODE_DENSE_GEMM_MIN", "4", 1);
+  EXPECT_EQ(plan("cuda", 4).decode_copies_bytes, want);
+  setenv("GPTOSS_CUDA_DECODE_DENSE_GEMM_MIN", "100", 1);
+  EXPECT_EQ(plan("cuda", 64).decode_copies_bytes, 0u);
+  unsetenv("GPTOSS_CUDA_DECODE_DENSE_GEMM_MIN");
+  setenv("GPTOSS_CUDA_GRAPH_DECODE", "0", 1);
+  EXPECT_EQ(plan("cuda", 64).decode_copies_bytes, 0u);
+  unsetenv("GPTOSS_CUDA_GRAPH_DECODE");
+  // A head_dim the engine does not take: no engine, no copies.
+  ModelConfig other = c;
+  other.head_dim = 128;
+  LoadOptions o = opts(4096, 64);
+  o.device = "cuda";
+  EXPECT_EQ(plan_memory(o, other).decode_copies_bytes, 0u);
+  // check_memory_fits on cuda with --max-memory: the copies decide between fitting and not.
+  LoadOptions m = opts(4096, 16);
+  m.max_memory = plan("cuda", 16).total() - 1;
+  Status st = check_memory_fits(m, c, "cuda");
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_NE(st.message().find("for the batched cuda decode's fp16 weight copies"), std::string::npos) << st.message();
+  EXPECT_TRUE(check_memory_fits(m, c, "cpu").is_ok());  // the same limit without the copies
+  m.max_memory = plan("cuda", 16).total();
+  EXPECT_TRUE(check_memory_fits(m, c, "cuda").is_ok());
 }
 
 }  // namespace
