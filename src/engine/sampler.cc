@@ -130,6 +130,21 @@ std::vector<std::pair<uint32_t, float>> Sampler::distribution(const float* in, i
 }
 
 uint32_t Sampler::sample(const float* in, int n) {
+  if (params_.temperature <= 0.0f && params_.repetition_penalty == 1.0f && params_.presence_penalty == 0.0f &&
+      params_.frequency_penalty == 0.0f && n > 0) {
+    // Greedy without penalties: the argmax of the row as it is (distribution()'s pick, ties to the
+    // lowest id), with no copy of the row: batched decode samples vocab-sized rows per sequence
+    // per step on the engine thread.
+    int best = 0;
+    float bv = in[0];
+    for (int i = 1; i < n; ++i) {
+      if (in[i] > bv) {
+        bv = in[i];
+        best = i;
+      }
+    }
+    return static_cast<uint32_t>(best);
+  }
   std::uniform_real_distribution<double> u(0.0, 1.0);
   const bool truncates = params_.top_k > 0 || params_.top_p < 1.0f || params_.min_p > 0.0f;
   if (params_.temperature > 0.0f && !truncates && n > 0) {

@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <map>
+#include <random>
+#include <vector>
 
 namespace gptoss::engine {
 namespace {
@@ -22,6 +24,35 @@ TEST(Sampler, GreedyPicksArgmaxLowestIdOnTies) {
   Sampler s(sp, {});
   std::vector<float> l = {0.5f, 2.0f, -1.0f, 2.0f};
   EXPECT_EQ(s.sample(l.data(), 4), 1u);
+}
+
+// Greedy without penalties takes a copy-free path: the same token as distribution()'s pick (and as
+// a std::max_element scan with the lowest id on ties) on vocabulary-sized rows with ties, NaNs and
+// infinities; with a penalty the copying path applies it.
+TEST(Sampler, GreedyFastPathEqualsTheDistributionsPick) {
+  SamplingParams sp;
+  sp.temperature = 0;
+  Sampler s(sp, {});
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> level(-50, 50);
+  for (int round = 0; round < 20; ++round) {
+    std::vector<float> l(201088);
+    for (auto& x : l) x = static_cast<float>(level(rng)) * 0.25f;  // many exact ties
+    if (round % 3 == 1) l[rng() % l.size()] = NAN;
+    if (round % 5 == 2) l[0] = NAN;
+    if (round % 7 == 3) l[rng() % l.size()] = INFINITY;
+    const int n = static_cast<int>(l.size());
+    int want = 0;
+    for (int i = 1; i < n; ++i)
+      if (l[i] > l[want]) want = i;
+    EXPECT_EQ(s.sample(l.data(), n), static_cast<uint32_t>(want)) << round;
+    EXPECT_EQ(s.distribution(l.data(), n)[0].first, static_cast<uint32_t>(want)) << round;
+  }
+  SamplingParams rp = sp;
+  rp.repetition_penalty = 4.0f;
+  Sampler penalized(rp, {1});
+  std::vector<float> l = {0.5f, 2.0f, 1.0f};
+  EXPECT_EQ(penalized.sample(l.data(), 3), 2u);  // 2.0 / 4 < 1.0
 }
 
 TEST(Sampler, DistributionIsTemperatureSoftmax) {
