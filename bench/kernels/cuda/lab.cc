@@ -176,8 +176,11 @@ void check_qkv_rope(int H, int Nq, int Nkv, const std::vector<int32_t>& pos, con
   float *kc = dev_poisoned<float>(kvn), *vc = dev_poisoned<float>(kvn), *q = dev_poisoned<float>(size_t(T) * Nq * 64);
   int32_t *dpos = up(pos), *dslot = up(slot);
   float *dinv = up(inv), *dx = up(x);
-  QkvRopeArgs a{up(wq), up(wk), up(wv), up(bq), up(bk), up(bv), Nq, Nkv, H, dinv,
-                static_cast<float>(rope.concentration), dpos, dslot, q, kc, vc, cap};
+  QkvRopeArgs a{};  // by member: fields added later (defaulted) need no change here
+  a.wq = up(wq), a.wk = up(wk), a.wv = up(wv), a.bq = up(bq), a.bk = up(bk), a.bv = up(bv);
+  a.q_heads = Nq, a.kv_heads = Nkv, a.cols = H, a.inv_freq = dinv;
+  a.concentration = static_cast<float>(rope.concentration);
+  a.pos = dpos, a.slot = dslot, a.q_out = q, a.k_cache = kc, a.v_cache = vc, a.capacity = cap;
   GemvInput in;
   in.x = dx;
   in.x_stride = H;
@@ -618,9 +621,11 @@ int run_bench(int max_tokens, bool profile) {
   sweep(gv ? "qkv+rmsnorm+rope+kv write 5120x2880 [g1]" : "qkv+rmsnorm+rope+kv write 5120x2880 [g0]", 2.0 * 5120 * H, [&](int l) {
     const LayerWeights& Lw = W.layers[l];
     nin.norm_gain = Lw.attn_norm.buf.as<uint16_t>();
-    QkvRopeArgs a{Lw.q.buf.as<uint16_t>(), Lw.k.buf.as<uint16_t>(), Lw.v.buf.as<uint16_t>(),
-                  Lw.q_bias.buf.as<uint16_t>(), Lw.k_bias.buf.as<uint16_t>(), Lw.v_bias.buf.as<uint16_t>(),
-                  Nq, Nkv, H, dinv, 1.3f, pos, slot, q, kc, vc, cap};
+    QkvRopeArgs a{};
+    a.wq = Lw.q.buf.as<uint16_t>(), a.wk = Lw.k.buf.as<uint16_t>(), a.wv = Lw.v.buf.as<uint16_t>();
+    a.bq = Lw.q_bias.buf.as<uint16_t>(), a.bk = Lw.k_bias.buf.as<uint16_t>(), a.bv = Lw.v_bias.buf.as<uint16_t>();
+    a.q_heads = Nq, a.kv_heads = Nkv, a.cols = H, a.inv_freq = dinv, a.concentration = 1.3f;
+    a.pos = pos, a.slot = slot, a.q_out = q, a.k_cache = kc, a.v_cache = vc, a.capacity = cap;
     return qkv_rope_store(a, nin, 1, nullptr);
   });
   }
