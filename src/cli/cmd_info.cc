@@ -11,6 +11,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "backend/cpu/cpu_backend.h"
+#include "engine/memory_plan.h"
 #include "engine/model_runner.h"
 #include "hub/hf_cache.h"
 #include "hub/pull.h"
@@ -34,6 +35,8 @@ constexpr const char* kUsage =
     "  --ctx N        context per sequence for the memory line (default 8192, as generate/serve)\n"
     "  --parallel N   sequences decoding at once for the memory line (serve's --max-running; "
     "default 1)\n"
+    "  --device D     the device the memory line plans for (default auto: cuda when a GPU is usable\n"
+    "                 here); cuda adds the batched decode's fp16 weight copies from 8 sequences\n"
     "  --dense-weights q8  convert the attention and unembedding matrices to Q8_0 as loading with\n"
     "                 --dense-weights q8 would, and show the trade: weight memory and bytes read per\n"
     "                 token, bf16 vs q8, and the quantization error measured on this model\n";
@@ -141,7 +144,7 @@ nlohmann::json class_json(const Q8ClassStats& s) {
 
 int cmd_info(const std::vector<std::string>& argv) {
   auto parsed =
-      Args::parse(argv, {{"--json", "--tensors", "--no-validate", "--help", "-h"}, {"--ctx", "--parallel", "--dense-weights"}});
+      Args::parse(argv, {{"--json", "--tensors", "--no-validate", "--help", "-h"}, {"--device", "--ctx", "--parallel", "--dense-weights"}});
   if (!parsed) return fail("info", parsed.status().message() + "\n" + kUsage, 2);
   const Args& args = *parsed;
   if (args.has("--help") || args.has("-h")) {
@@ -170,6 +173,13 @@ int cmd_info(const std::vector<std::string>& argv) {
   lo.max_sequences = static_cast<int>(*parallel);
   const KvCacheOptions kv = engine::kv_cache_options(lo, c);
   const size_t kv_bytes = KvCache::bytes_needed(c, kv);
+  lo.device = args.get_or("--device", "auto");
+  if (lo.device != "auto" && lo.device != "cpu" && lo.device != "cpu-fast" && lo.device != "cuda")
+    return fail("info", fmt::format("--device: unknown device '{}' (use auto, cpu, cpu-fast or cuda)", lo.device), 2);
+  const std::string plan_device = lo.device == "auto" ? engine::default_device() : lo.device;
+  // The graph decode engine's fp16 copies of the dense matrices (engine/memory_plan.h).
+  const size_t copies =
+      engine::makes_decode_dense_copies(lo, c, plan_device) ? engine::decode_dense_copies_bytes(c) : 0;
   auto dense = parse_dense_weights(args.get_or("--dense-weights", "bf16"));
   if (!dense) return fail("info", dense.status().message(), 2);
   std::optional<DenseTrade> trade;
@@ -203,7 +213,9 @@ int cmd_info(const std::vector<std::string>& argv) {
           {"parallel", kv.max_sequences},
           {"weights_bytes", w.bytes_total},
           {"kv_cache_bytes", kv_bytes},
-          {"total_bytes", w.bytes_total + kv_bytes}}},
+          {"device", plan_device},
+          {"decode_copies_bytes", copies},
+          {"total_bytes", w.bytes_total + kv_bytes + copies}}},
     };
     if (args.has("--tensors")) {
       nlohmann::json list = nlohmann::json::array();
@@ -254,8 +266,9 @@ int cmd_info(const std::vector<std::string>& argv) {
   if (w.bytes_f32) fmt::print(", f32 {}", human_bytes(w.bytes_f32));
   if (w.bytes_other) fmt::print(", other {}", human_bytes(w.bytes_other));
   fmt::print("\nmemory:       {} at context {} x {} sequence{}: weights {} (mapped) + kv cache {} (f32)",
-             human_bytes(w.bytes_total + kv_bytes), kv.max_context, kv.max_sequences,
+             human_bytes(w.bytes_total + kv_bytes + copies), kv.max_context, kv.max_sequences,
              kv.max_sequences == 1 ? "" : "s", human_bytes(w.bytes_total), human_bytes(kv_bytes));
+  if (copies > 0) fmt::print(" + {} cuda decode fp16 weight copies (batches of 8+)", human_bytes(copies));
   if (args.has("--tensors")) {
     for (const auto& t : mf->tensors.tensors())
       fmt::print("\n  {:<56} {:<5} {:<22} {}@{}", t.name, dtype_name(t.dtype),
