@@ -281,8 +281,11 @@ HWY_INLINE void GemvByBlocks(const float* HWY_RESTRICT xp, int64_t n, int64_t ro
   }
 }
 
-void GemvBf16(const float* HWY_RESTRICT xp, const uint16_t* HWY_RESTRICT w, int64_t stride, int64_t n, int64_t rows,
-              float* HWY_RESTRICT out) {
+// The bf16 GEMV through an L1 buffer: kBlock elements of 4 rows widened to f32, then the GEMM tile.
+// Rows whose length is not a multiple of 32 (chunk order keeps their tail in natural order) take
+// this path; GemvBf16Fused below computes the same sums for the others.
+void GemvBf16Buffered(const float* HWY_RESTRICT xp, const uint16_t* HWY_RESTRICT w, int64_t stride, int64_t n,
+                      int64_t rows, float* HWY_RESTRICT out) {
   GemvByBlocks(xp, n, rows, out, [&](int64_t r0, int64_t rr, int64_t k0, int64_t kn, float* buf) {
     Bf16Decode(w + r0 * stride + k0, stride, kn, rr, buf, kBlock);
   });
@@ -461,6 +464,156 @@ void GemvMxfp4(const float* HWY_RESTRICT xp, const uint8_t* HWY_RESTRICT blocks,
 }
 #endif
 
+// ---- bf16 GEMV with the weights widened in registers --------------------------------------------
+// The same FMAs in the same order as GemvBf16Buffered (Bf16Decode into the buffer, then
+// GemmTile<1, 4>): per row one accumulator of N lanes; per 32-element chunk the 16 / N vectors of
+// its even elements (the shifted 32-bit words) in order, then those of its odd elements (the masked
+// words); reduced with SumOfLanes per kBlock, + 0.0f (GemmTile's empty tail), added to the row's
+// sum of the previous blocks. The tile's row count does not enter any row's sum, so kRows rows per
+// tile give the same bits as 4, and so do the GEMM tiles of prefill (batch-invariance test).
+//
+// Without the buffer a 64-byte chunk of a row costs one load, a shift, a mask and two FMAs (AVX-512),
+// against that plus two 64-byte stores and two loads of the buffer. Software prefetch requests the
+// chunk `ahead` steps further in the order the tiles consume memory (a step is one chunk of each of
+// the tile's rows; past the end of a tile's rows it is the next tile's chunk), one cache line per
+// row and step: the hardware prefetchers track few streams and stop at every 4 KB page, here the
+// loads are requested (and their pages walked) well before they are used. ahead = 0: no prefetch.
+// Fixed-width targets only (the tile keeps arrays of vectors; SVE's vectors are sizeless): SVE
+// targets take the buffered path.
+#if !HWY_HAVE_SCALABLE
+template <int kRows, int kLocality>
+HWY_INLINE void Bf16FusedTile(const float* HWY_RESTRICT xp, const uint16_t* HWY_RESTRICT w, int64_t stride, int64_t n,
+                              int64_t rows, int64_t r0, int64_t ahead, float* HWY_RESTRICT out) {
+  const DF df;
+  const hn::RebindToUnsigned<DF> du;
+  using V = hn::Vec<DF>;
+  constexpr int64_t N = static_cast<int64_t>(hn::MaxLanes(DF()));
+  static_assert(16 % N == 0, "lanes divide the 16 evens / 16 odds of a chunk");
+  constexpr int64_t L = 16 / N;  // vectors per half chunk
+  const auto hi = hn::Set(du, 0xFFFF0000u);
+  const int64_t chunks = n / 32;
+  const uint16_t* wr[kRows];
+  for (int j = 0; j < kRows; ++j) wr[j] = w + (r0 + j) * stride;
+  for (int64_t k0 = 0; k0 < n; k0 += kBlock) {
+    const int64_t c1 = std::min(n, k0 + kBlock) / 32;
+    V acc[kRows];
+    for (int j = 0; j < kRows; ++j) acc[j] = hn::Zero(df);
+    for (int64_t c = k0 / 32; c < c1; ++c) {
+      if (ahead > 0) {
+        // Chunk c + ahead of this tile's rows, or of the next tile's once past the row end.
+        const int64_t pc = c + ahead;
+        const int64_t pr = pc < chunks ? r0 : r0 + kRows;
+        const int64_t pcc = pc < chunks ? pc : pc - chunks;
+        if (pcc < chunks) {
+          for (int j = 0; j < kRows; ++j) {
+            if (pr + j < rows) __builtin_prefetch(w + (pr + j) * stride + 32 * pcc, 0, kLocality);
+          }
+        }
+      }
+      const float* xc = xp + 32 * c;
+      V u[kRows][L];
+      for (int j = 0; j < kRows; ++j) {
+        for (int64_t l = 0; l < L; ++l) {
+          u[j][l] = hn::BitCast(df, hn::LoadU(du, reinterpret_cast<const uint32_t*>(wr[j] + 32 * c + 2 * N * l)));
+        }
+      }
+      for (int64_t l = 0; l < L; ++l) {
+        const V xe = hn::LoadU(df, xc + N * l);
+        for (int j = 0; j < kRows; ++j) {
+          acc[j] = hn::MulAdd(xe, hn::BitCast(df, hn::ShiftLeft<16>(hn::BitCast(du, u[j][l]))), acc[j]);
+        }
+      }
+      for (int64_t l = 0; l < L; ++l) {
+        const V xo = hn::LoadU(df, xc + 16 + N * l);
+        for (int j = 0; j < kRows; ++j) {
+          acc[j] = hn::MulAdd(xo, hn::BitCast(df, hn::And(hn::BitCast(du, u[j][l]), hi)), acc[j]);
+        }
+      }
+    }
+    const bool add = k0 > 0;
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+    if constexpr (kRows % 4 == 0) {
+      for (int j = 0; j < kRows; j += 4) {
+        HWY_ALIGN float v[16];
+        _mm512_store_ps(v, SumOfLanes4(acc[j].raw, acc[j + 1].raw, acc[j + 2].raw, acc[j + 3].raw));
+        for (int i = 0; i < 4; ++i) {
+          float& o = out[r0 + j + i];
+          o = add ? o + (v[4 * i] + 0.0f) : v[4 * i] + 0.0f;
+        }
+      }
+      continue;
+    }
+#endif
+    for (int j = 0; j < kRows; ++j) {
+      const float v = hn::GetLane(hn::SumOfLanes(df, acc[j])) + 0.0f;
+      float& o = out[r0 + j];
+      o = add ? o + v : v;
+    }
+  }
+}
+
+// tile_rows: 1, 4 or 8 rows per tile (the same sums); kLocality: __builtin_prefetch's (3: into L1,
+// PREFETCHT0; 2: L2, T1; 1: T2; 0: NTA).
+template <int kLocality>
+void GemvBf16Fused(const float* HWY_RESTRICT xp, const uint16_t* HWY_RESTRICT w, int64_t stride, int64_t n,
+                   int64_t rows, int64_t ahead, int64_t tile_rows, float* HWY_RESTRICT out) {
+  if (ahead > 0) {
+    // The first `ahead` steps of the first tile, requested before the loop.
+    const int64_t first = std::min<int64_t>(ahead, n / 32);
+    for (int64_t j = 0; j < std::min<int64_t>(rows, tile_rows); ++j) {
+      for (int64_t c = 0; c < first; ++c) __builtin_prefetch(w + j * stride + 32 * c, 0, kLocality);
+    }
+  }
+  int64_t r = 0;
+  if (tile_rows == 8) {
+    for (; r + 8 <= rows; r += 8) Bf16FusedTile<8, kLocality>(xp, w, stride, n, rows, r, ahead, out);
+  }
+  if (tile_rows >= 4) {
+    for (; r + 4 <= rows; r += 4) Bf16FusedTile<4, kLocality>(xp, w, stride, n, rows, r, ahead, out);
+  }
+  for (; r < rows; ++r) Bf16FusedTile<1, kLocality>(xp, w, stride, n, rows, r, ahead, out);
+}
+
+#endif  // !HWY_HAVE_SCALABLE
+
+// Prefetch distance in steps of the fused GEMV (a step is 64 bytes of each of the tile's rows).
+constexpr int64_t kBf16Ahead = 16;
+
+void GemvBf16(const float* HWY_RESTRICT xp, const uint16_t* HWY_RESTRICT w, int64_t stride, int64_t n, int64_t rows,
+              float* HWY_RESTRICT out) {
+#if HWY_HAVE_SCALABLE
+  GemvBf16Buffered(xp, w, stride, n, rows, out);
+#else
+  if (n % 32 != 0) {
+    GemvBf16Buffered(xp, w, stride, n, rows, out);
+    return;
+  }
+  GemvBf16Fused<3>(xp, w, stride, n, rows, kBf16Ahead, 4, out);
+#endif
+}
+
+// The bench's variants (kernels_fast.h: gemv_bf16_lab).
+void GemvBf16Lab(const float* HWY_RESTRICT xp, const uint16_t* HWY_RESTRICT w, int64_t stride, int64_t n, int64_t rows,
+                 float* HWY_RESTRICT out, int64_t ahead, int64_t tile_rows, int hint) {
+#if HWY_HAVE_SCALABLE
+  (void)ahead;
+  (void)tile_rows;
+  (void)hint;
+  GemvBf16Buffered(xp, w, stride, n, rows, out);
+#else
+  if (tile_rows == 0 || n % 32 != 0) {
+    GemvBf16Buffered(xp, w, stride, n, rows, out);
+    return;
+  }
+  switch (hint) {
+    case 0: GemvBf16Fused<0>(xp, w, stride, n, rows, ahead, tile_rows, out); break;
+    case 1: GemvBf16Fused<1>(xp, w, stride, n, rows, ahead, tile_rows, out); break;
+    case 2: GemvBf16Fused<2>(xp, w, stride, n, rows, ahead, tile_rows, out); break;
+    default: GemvBf16Fused<3>(xp, w, stride, n, rows, ahead, tile_rows, out); break;
+  }
+#endif
+}
+
 // ---- Attention --------------------------------------------------------------------------------
 // G query heads (q + g * D) that share one KV head, over n keys and values (rows of D floats at
 // k[i], v[i]), each with its sink logit: s_gi = (q_g . k_i) * scale, p_g = softmax over
@@ -585,6 +738,7 @@ HWY_AFTER_NAMESPACE();
 namespace gptoss::cpu_fast {
 
 HWY_EXPORT(GemvBf16);
+HWY_EXPORT(GemvBf16Lab);
 HWY_EXPORT(GemvMxfp4);
 HWY_EXPORT(Bf16RowsToF32);
 HWY_EXPORT(Mxfp4RowsToF32);
@@ -616,6 +770,10 @@ void from_chunk_order(const float* xp, int64_t n, float* x) {
 
 void gemv_bf16(const float* xp, const uint16_t* w, int64_t stride, int64_t n, int64_t rows, float* out) {
   HWY_DYNAMIC_DISPATCH(GemvBf16)(xp, w, stride, n, rows, out);
+}
+void gemv_bf16_lab(const float* xp, const uint16_t* w, int64_t stride, int64_t n, int64_t rows, float* out,
+                   int64_t ahead, int64_t tile_rows, int hint) {
+  HWY_DYNAMIC_DISPATCH(GemvBf16Lab)(xp, w, stride, n, rows, out, ahead, tile_rows, hint);
 }
 void gemv_mxfp4(const float* xp, const uint8_t* blocks, const uint8_t* scales, int64_t cols, int64_t rows,
                 float* out) {

@@ -20,6 +20,12 @@ void from_chunk_order(const float* xp, int64_t n, float* x);
 
 // out[r] = sum_i x[i] * bf16(w[r * stride + i]) for r < rows; xp is x in chunk order.
 void gemv_bf16(const float* xp, const uint16_t* w, int64_t stride, int64_t n, int64_t rows, float* out);
+// gemv_bf16's variants for bench/kernels/cpu (the same sums): tile_rows 0 = widen through an L1
+// buffer (the first kernel), 1, 4 or 8 = widened in registers, that many rows per tile; ahead = the
+// software prefetch distance in 64-byte steps of each row (0: none); hint = __builtin_prefetch's
+// locality (3: PREFETCHT0 into L1, 2: T1 into L2, 1: T2, 0: NTA).
+void gemv_bf16_lab(const float* xp, const uint16_t* w, int64_t stride, int64_t n, int64_t rows, float* out,
+                   int64_t ahead, int64_t tile_rows, int hint);
 
 // out[r] = sum_i x[i] * mxfp4(row r)[i] for r < rows: consecutive MXFP4 rows of `cols` (a multiple
 // of 32) elements (16 bytes per 32 elements; element 2j in the low nibble of byte j of a block) and
