@@ -48,6 +48,20 @@ TEST(Sampler, GreedyFastPathEqualsTheDistributionsPick) {
     EXPECT_EQ(s.sample(l.data(), n), static_cast<uint32_t>(want)) << round;
     EXPECT_EQ(s.distribution(l.data(), n)[0].first, static_cast<uint32_t>(want)) << round;
   }
+  // Short rows (the vector blocks' tails) with NaN, signed zeros and ties.
+  std::uniform_int_distribution<int> small(-3, 3);
+  for (int n = 1; n <= 70; ++n) {
+    for (int round = 0; round < 8; ++round) {
+      std::vector<float> l(n);
+      for (auto& x : l) x = small(rng) == 0 ? (rng() % 2 ? -0.0f : 0.0f) : static_cast<float>(small(rng));
+      if (round % 2 == 1) l[rng() % n] = NAN;
+      if (round == 6) l[0] = NAN;
+      int want = 0;
+      for (int i = 1; i < n; ++i)
+        if (l[i] > l[want]) want = i;
+      EXPECT_EQ(s.sample(l.data(), n), static_cast<uint32_t>(want)) << n << " " << round;
+    }
+  }
   SamplingParams rp = sp;
   rp.repetition_penalty = 4.0f;
   Sampler penalized(rp, {1});
