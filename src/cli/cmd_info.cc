@@ -25,7 +25,7 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: gptoss info MODEL [--json] [--tensors] [--no-validate] [--ctx N] [--parallel N]\n"
-    "                  [--dense-weights q8]\n"
+    "                  [--kv-tokens N] [--dense-weights q8]\n"
     "  MODEL          model directory (HF layout, original/, or a parent of original/), a\n"
     "                 .safetensors file in one, or a hub id org/name[@rev] already in the HF "
     "cache\n"
@@ -37,6 +37,8 @@ constexpr const char* kUsage =
     "default 1)\n"
     "  --device D     the device the memory line plans for (default auto: cuda when a GPU is usable\n"
     "                 here); cuda adds the batched decode's fp16 weight copies from 8 sequences\n"
+    "  --kv-tokens N  KV page pool in tokens for the memory line (serve's --kv-tokens; default\n"
+    "                 parallel x ctx)\n"
     "  --dense-weights q8  convert the attention and unembedding matrices to Q8_0 as loading with\n"
     "                 --dense-weights q8 would, and show the trade: weight memory and bytes read per\n"
     "                 token, bf16 vs q8, and the quantization error measured on this model\n";
@@ -144,7 +146,7 @@ nlohmann::json class_json(const Q8ClassStats& s) {
 
 int cmd_info(const std::vector<std::string>& argv) {
   auto parsed =
-      Args::parse(argv, {{"--json", "--tensors", "--no-validate", "--help", "-h"}, {"--device", "--ctx", "--parallel", "--dense-weights"}});
+      Args::parse(argv, {{"--json", "--tensors", "--no-validate", "--help", "-h"}, {"--device", "--ctx", "--parallel", "--kv-tokens", "--dense-weights"}});
   if (!parsed) return fail("info", parsed.status().message() + "\n" + kUsage, 2);
   const Args& args = *parsed;
   if (args.has("--help") || args.has("-h")) {
@@ -155,9 +157,12 @@ int cmd_info(const std::vector<std::string>& argv) {
     return fail("info", std::string("expected one MODEL\n") + kUsage, 2);
   auto ctx = args.get_int("--ctx", 8192);
   auto parallel = args.get_int("--parallel", 1);
+  auto kv_tokens = args.get_int("--kv-tokens", 0);
   if (!ctx || !parallel) return fail("info", (!ctx ? ctx.status() : parallel.status()).message(), 2);
-  if (*ctx < 16 || *ctx > (1 << 24) || *parallel < 1 || *parallel > 4096)
-    return fail("info", "--ctx must be in [16, 16777216] and --parallel in [1, 4096]", 2);
+  if (!kv_tokens) return fail("info", kv_tokens.status().message(), 2);
+  if (*ctx < 16 || *ctx > (1 << 24) || *parallel < 1 || *parallel > 4096 || *kv_tokens < 0 ||
+      *kv_tokens > (int64_t{1} << 31))
+    return fail("info", "--ctx must be in [16, 16777216], --parallel in [1, 4096], --kv-tokens in [0, 2^31]", 2);
   OpenOptions options;
   options.validate_tensors = !args.has("--no-validate");
   auto dir = locate_model(args.positional()[0]);
@@ -171,6 +176,7 @@ int cmd_info(const std::vector<std::string>& argv) {
   engine::LoadOptions lo;
   lo.context = static_cast<int>(*ctx);
   lo.max_sequences = static_cast<int>(*parallel);
+  lo.kv_tokens = *kv_tokens;
   const KvCacheOptions kv = engine::kv_cache_options(lo, c);
   const size_t kv_bytes = KvCache::bytes_needed(c, kv);
   lo.device = args.get_or("--device", "auto");
@@ -213,6 +219,7 @@ int cmd_info(const std::vector<std::string>& argv) {
           {"parallel", kv.max_sequences},
           {"weights_bytes", w.bytes_total},
           {"kv_cache_bytes", kv_bytes},
+          {"kv_pool_tokens", KvCache::pool_pages(c, kv) * kv.page_size},
           {"device", plan_device},
           {"decode_copies_bytes", copies},
           {"total_bytes", w.bytes_total + kv_bytes + copies}}},
@@ -269,6 +276,7 @@ int cmd_info(const std::vector<std::string>& argv) {
              human_bytes(w.bytes_total + kv_bytes + copies), kv.max_context, kv.max_sequences,
              kv.max_sequences == 1 ? "" : "s", human_bytes(w.bytes_total), human_bytes(kv_bytes));
   if (copies > 0) fmt::print(" + {} cuda decode fp16 weight copies (batches of 8+)", human_bytes(copies));
+  fmt::print(", a pool of {} tokens in pages of {}", KvCache::pool_pages(c, kv) * kv.page_size, kv.page_size);
   if (args.has("--tensors")) {
     for (const auto& t : mf->tensors.tensors())
       fmt::print("\n  {:<56} {:<5} {:<22} {}@{}", t.name, dtype_name(t.dtype),

@@ -30,6 +30,9 @@ constexpr const char* kUsage =
     "  --alias NAME          another accepted model name (repeatable)\n"
     "  --ctx N               context length per sequence (default 8192, at most the model's)\n"
     "  --max-running N       sequences decoding at once (default 16)\n"
+    "  --kv-tokens N         KV cache pool in tokens, shared by all running sequences (default:\n"
+    "                        max-running x ctx); a request waits until the pool can hold its prompt\n"
+    "                        plus max_tokens (the context when unset)\n"
     "  --max-queue N         requests waiting for a slot before 429 (default 64)\n"
     "  --max-active N        requests in flight before 429 (default: running + queue)\n"
     "  --max-body-bytes N    request body limit (default 8 MiB)\n"
@@ -46,7 +49,7 @@ int cmd_serve(const std::vector<std::string>& argv) {
   ArgSpec spec;
   spec.flags = {"--help"};
   spec.options = {"--host", "--port", "--api-key", "--model-name", "--alias", "--ctx",
-                  "--max-running", "--max-queue", "--max-active", "--max-body-bytes", "--max-memory", "--threads", "--device",
+                  "--max-running", "--kv-tokens", "--max-queue", "--max-active", "--max-body-bytes", "--max-memory", "--threads", "--device",
                   "--current-date", "--dense-weights"};
   auto args = Args::parse(argv, spec);
   if (!args) return fail("serve", args.status().message() + "\n" + kUsage, 2);
@@ -64,13 +67,15 @@ int cmd_serve(const std::vector<std::string>& argv) {
   auto max_active = args->get_int("--max-active", 0);
   auto max_body = args->get_int("--max-body-bytes", 8 << 20);
   auto threads = args->get_int("--threads", 0);
-  for (const auto* v : {&port, &ctx_arg, &max_running, &max_queue, &max_active, &max_body, &threads}) {
+  auto kv_tokens = args->get_int("--kv-tokens", 0);
+  for (const auto* v : {&port, &ctx_arg, &max_running, &max_queue, &max_active, &max_body, &threads, &kv_tokens}) {
     if (!*v) return fail("serve", v->status().message(), 2);
   }
   if (*port < 0 || *port > 65535) return fail("serve", fmt::format("--port {} is out of range", *port), 2);
-  if (*max_running < 1 || *max_queue < 0 || *max_active < 0 || *max_body < 1024 || *ctx_arg < 0) {
+  if (*max_running < 1 || *max_queue < 0 || *max_active < 0 || *max_body < 1024 || *ctx_arg < 0 ||
+      *kv_tokens < 0 || *kv_tokens > (int64_t{1} << 31)) {
     return fail("serve", "--max-running must be >= 1; --max-queue, --max-active, --ctx >= 0; "
-                         "--max-body-bytes >= 1024", 2);
+                         "--max-body-bytes >= 1024; --kv-tokens in [0, 2^31]", 2);
   }
 
   // Signals are handled by one thread (sigwait) so the server stops cleanly; block them before
@@ -99,10 +104,11 @@ int cmd_serve(const std::vector<std::string>& argv) {
   lo.threads = static_cast<int>(*threads);
   lo.max_sequences = static_cast<int>(*max_running);
   lo.context = *ctx_arg > 0 ? static_cast<int>(*ctx_arg) : 8192;
+  lo.kv_tokens = *kv_tokens;
   auto max_memory = args->get_bytes("--max-memory", 0);
   if (!max_memory) return fail("serve", max_memory.status().message(), 2);
   lo.max_memory = *max_memory;
-  lo.fit_hint = "--ctx or --max-running";
+  lo.fit_hint = *kv_tokens > 0 ? "--kv-tokens" : "--ctx, --max-running or --kv-tokens";
   auto dense = parse_dense_weights(args->get_or("--dense-weights", "bf16"));
   if (!dense) return fail("serve", dense.status().message(), 2);
   lo.dense_weights = *dense;

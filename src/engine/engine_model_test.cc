@@ -5,6 +5,8 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
+#include <string>
+#include <utility>
 
 #include "engine/model_runner.h"
 #include "engine/scheduler.h"
@@ -128,6 +130,121 @@ TEST(EngineOnModel, SeededSamplingIsReproducibleAloneOrBatched) {
   sp.seed = 99;
   auto other = run_all(*engine, kPrompts, sp, 10);
   EXPECT_NE(other, batched);
+}
+
+// The device of the paged-pool tests: cpu here; the GPU machine runs them again with
+// GPTOSS_ENGINE_TEST_DEVICE=cuda (the graph decode engine and the cuda kernels on the paged cache).
+std::string test_device() {
+  const char* d = std::getenv("GPTOSS_ENGINE_TEST_DEVICE");
+  return d != nullptr && *d != '\0' ? d : "cpu";
+}
+
+// Submits every prompt at once (greedy, max_tokens n) and waits; records the most sequences the
+// engine reported running at once.
+std::vector<std::vector<uint32_t>> run_counting(Engine& engine, const std::vector<std::vector<uint32_t>>& prompts,
+                                                int n, int* peak_running) {
+  std::vector<std::unique_ptr<Result>> rs;
+  std::mutex peak_mu;
+  *peak_running = 0;
+  SamplingParams greedy;
+  greedy.temperature = 0;
+  for (const auto& p : prompts) {
+    rs.push_back(std::make_unique<Result>());
+    Result* r = rs.back().get();
+    GenerationRequest req;
+    req.prompt = p;
+    req.sampling = greedy;
+    req.max_tokens = n;
+    auto id = engine.submit(req, [r, &engine, &peak_mu, peak_running](const TokenEvent& ev) {
+      {
+        std::lock_guard<std::mutex> lk(peak_mu);
+        *peak_running = std::max(*peak_running, engine.stats().running);
+      }
+      std::lock_guard<std::mutex> lk(r->mu);
+      if (ev.has_token) r->tokens.push_back(ev.token);
+      if (ev.finished) {
+        r->done = true;
+        r->reason = ev.reason;
+      }
+      r->cv.notify_all();
+    });
+    EXPECT_TRUE(id.has_value()) << id.status().message();
+  }
+  std::vector<std::vector<uint32_t>> out;
+  for (auto& r : rs) {
+    std::unique_lock<std::mutex> lk(r->mu);
+    EXPECT_TRUE(r->cv.wait_for(lk, std::chrono::seconds(120), [&] { return r->done; }));
+    EXPECT_EQ(r->reason, FinishReason::kLength);
+    out.push_back(r->tokens);
+  }
+  return out;
+}
+
+TEST(EngineOnModel, PagedKvPoolRunsMoreSequencesThanItHoldsAtFullContext) {
+  // A pool of 2 x ctx tokens (16 pages of 16, ctx 128), 8 slots: at full context it would hold 2
+  // sequences, but short requests (prompt + 12 tokens, 2 pages each) all run at once, and each
+  // gives the tokens it gives alone. Then a pool of 64 tokens (4 pages): the others wait for pages,
+  // same tokens; a request that can never fit fails with the sizes while
+  // the others finish.
+  std::vector<std::vector<uint32_t>> prompts = kPrompts;
+  prompts.push_back({5, 6, 7, 300, 301});
+  prompts.push_back({450, 451, 452, 453, 454, 455, 456, 457, 458, 459});
+  ASSERT_EQ(prompts.size(), 8u);
+  LoadOptions lo;
+  lo.device = test_device();
+  lo.threads = 2;
+  lo.max_sequences = 8;
+  lo.context = 128;
+  lo.max_step_tokens = 8;
+  LoadOptions one = lo;
+  one.max_sequences = 1;
+  auto solo = load_runner(tiny_model(), one);
+  ASSERT_TRUE(solo.has_value()) << solo.status().message();
+  const int n = 12;
+  std::vector<std::vector<uint32_t>> want;
+  for (const auto& p : prompts) want.push_back(reference_greedy(**solo, p, n));
+
+  SchedulerOptions so;
+  so.max_running = 8;
+  so.prefill_chunk_tokens = 16;
+  // With 4 pages at most 4 run at once (each holds at least one page).
+  for (const auto& [pool, max_peak] : {std::pair{256, 8}, {64, 4}}) {
+    lo.kv_tokens = pool;
+    auto runner = load_runner(tiny_model(), lo);
+    ASSERT_TRUE(runner.has_value()) << runner.status().message();
+    auto engine = create_engine(*runner, so);
+    int peak = 0;
+    auto got = run_counting(*engine, prompts, n, &peak);
+    for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(got[i], want[i]) << "pool " << pool << " prompt " << i;
+    if (pool == 256) {
+      EXPECT_EQ(peak, 8);
+    }
+    EXPECT_LE(peak, max_peak) << "pool " << pool;
+    if (pool != 64) continue;
+    // 20 + 60 tokens need 5 pages of the 4: refused with the sizes; a short one beside it finishes.
+    Result big;
+    GenerationRequest req;
+    req.prompt = prompts[3];
+    req.max_tokens = 60;
+    auto id = engine->submit(req, [&big](const TokenEvent& ev) {
+      std::lock_guard<std::mutex> lk(big.mu);
+      if (ev.finished) {
+        big.done = true;
+        big.reason = ev.reason;
+        big.tokens.assign(ev.error.begin(), ev.error.end());
+      }
+      big.cv.notify_all();
+    });
+    ASSERT_TRUE(id.has_value()) << id.status().message();
+    EXPECT_EQ(run_counting(*engine, {prompts[1]}, n, &peak)[0], want[1]);
+    std::unique_lock<std::mutex> lk(big.mu);
+    ASSERT_TRUE(big.cv.wait_for(lk, std::chrono::seconds(60), [&] { return big.done; }));
+    EXPECT_EQ(big.reason, FinishReason::kError);
+    const std::string error(big.tokens.begin(), big.tokens.end());
+    EXPECT_NE(error.find("needs 5 KV pages of 16 positions, but the whole pool holds 4 pages (64 tokens)"),
+              std::string::npos)
+        << error;
+  }
 }
 
 }  // namespace

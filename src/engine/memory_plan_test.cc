@@ -21,11 +21,13 @@ LoadOptions opts(int ctx, int seqs) {
 TEST(MemoryPlan, KvBytesFollowTheArchitecture) {
   const ModelConfig c = gpt_oss_20b_config();
   // f32 keys and values: 2 * 8 heads * 64 dims * 4 bytes = 4 KiB per position per layer. Full
-  // layers keep the context, sliding ones a ring of window + step - 1 = 383 positions.
+  // layers keep the context (in pages of 16 positions: 100 -> 112), sliding ones a ring of
+  // window + step - 1 = 383 positions.
   for (auto [ctx, seqs] : {std::pair{8192, 1}, {131072, 1}, {4096, 16}, {100, 3}}) {
     const size_t per_pos = 2 * 8 * 64 * 4;
+    const size_t paged_ctx = (ctx + 15) / 16 * 16;
     const size_t want =
-        size_t{12} * seqs * ctx * per_pos + size_t{12} * seqs * std::min(ctx, 383) * per_pos;
+        size_t{12} * seqs * paged_ctx * per_pos + size_t{12} * seqs * std::min(ctx, 383) * per_pos;
     EXPECT_EQ(plan_memory(opts(ctx, seqs), c).kv_bytes, want) << ctx << " x " << seqs;
   }
   // The context is clipped to the model's maximum, as the runner does.

@@ -38,6 +38,9 @@ class ModelRunner final : public Runner {
   int context_length() const override { return ctx_; }
   Expected<int> new_sequence() override { return cache_->new_sequence(); }
   void free_sequence(int sequence) override { cache_->free_sequence(sequence); }
+  bool can_start(int tokens) const override { return cache_->can_start(tokens); }
+  Status can_ever_fit(int tokens) const override { return cache_->can_ever_fit(tokens); }
+  Expected<int> start_sequence(int tokens) override { return cache_->new_sequence(tokens); }
 
 #ifdef GPTOSS_HAVE_CUDA
   // Decode steps (every piece one token) on the cuda device go through the fused CUDA-graph engine,
@@ -52,6 +55,7 @@ class ModelRunner final : public Runner {
       opt.k_layers.push_back(kv.k.as<float>());
       opt.v_layers.push_back(kv.v.as<float>());
       opt.capacities.push_back(kv.capacity);
+      opt.kv_pages.push_back({kv.page_table_device, kv.page_size, kv.pages_per_slot});
     }
     GPTOSS_ASSIGN_OR_RETURN(decode_, cuda::DecodeEngine::create(c, model_->weights(), opt));
     return Status::ok();
@@ -69,11 +73,13 @@ class ModelRunner final : public Runner {
         if (slot_[j] == s) return Error("forward: sequence {} appears twice in one step", s);
       }
       if (cache_->length(s) >= ctx_) return Error("forward: sequence {} is full ({} positions)", s, ctx_);
+      GPTOSS_RETURN_IF_ERROR(cache_->reserve(s, cache_->length(s) + 1));
       tok_[i] = static_cast<int32_t>(pieces[i].tokens[0]);
       pos_[i] = cache_->length(s);
       slot_[i] = s;
     }
     logits->resize(n * static_cast<size_t>(vocab_size()));
+    GPTOSS_RETURN_IF_ERROR(cache_->sync_page_table(*backend_));  // complete on return (cuda upload)
     GPTOSS_RETURN_IF_ERROR(decode_->step(tok_, pos_, slot_, logits->data(), nullptr, /*use_graph=*/true));
     for (size_t i = 0; i < n; ++i) cache_->advance(slot_[i], 1);
     return Status::ok();
@@ -161,6 +167,9 @@ KvCacheOptions kv_cache_options(const LoadOptions& options, const ModelConfig& c
   kv.max_sequences = std::max(1, options.max_sequences);
   kv.max_context = std::clamp(options.context, 16, std::max(16, cfg.max_position_embeddings));
   kv.max_step_tokens = std::clamp(options.max_step_tokens, 1, kv.max_context);
+  // Full-attention layers in pages of 16 positions, taken as sequences grow (model/kv_cache.h).
+  kv.page_size = kDefaultKvPageSize;
+  kv.pool_tokens = std::max<int64_t>(0, options.kv_tokens);
   return kv;
 }
 

@@ -22,6 +22,9 @@ struct LoadOptions {
   int max_sequences = 1;        // sequences decoding at once (KV slots)
   int context = 8192;           // positions per sequence; clipped to the model's maximum
   int max_step_tokens = 256;    // tokens per sequence per forward step (prefill chunk)
+  // Positions in the KV page pool shared by all sequences (model/kv_cache.h; rounded up to pages of
+  // 16); 0: max_sequences x context, room for every sequence at full context.
+  int64_t kv_tokens = 0;
   // Refuse to load when the KV cache and activations need more than this many bytes (0: what the
   // host has available, for the cpu devices); see memory_plan.h.
   size_t max_memory = 0;

@@ -119,6 +119,14 @@ class SchedulerEngine final : public Engine {
     s.sink(ev);
   }
 
+  // KV positions a request may fill: its prompt and up to max_tokens generated (unlimited: the
+  // context), at most the context.
+  int kv_tokens(const GenerationRequest& r) const {
+    const long long ctx = runner_->context_length();
+    const long long gen = r.max_tokens >= 0 ? r.max_tokens : ctx;
+    return static_cast<int>(std::min(ctx, static_cast<long long>(r.prompt.size()) + gen));
+  }
+
   // Pull new requests and cancellations in (under the lock), then admit what fits.
   bool take_work(std::vector<std::unique_ptr<Sequence>>& running) {
     std::unique_lock<std::mutex> lk(mu_);
@@ -141,10 +149,25 @@ class SchedulerEngine final : public Engine {
         }
       }
     }
+    // Admitted in arrival order while a running slot is free and the runner can promise the request
+    // the KV memory it may grow to (paged caches); otherwise the front request waits for running
+    // sequences to return pages, and later ones do not overtake it.
     std::vector<std::unique_ptr<Sequence>> admitted;
+    std::vector<std::pair<std::unique_ptr<Sequence>, std::string>> refused;
     while (!pending_.empty() && static_cast<int>(running.size() + admitted.size()) < opt_.max_running) {
-      admitted.push_back(std::move(pending_.front()));
+      const int need = kv_tokens(pending_.front()->request);
+      const Status never = runner_->can_ever_fit(need);
+      if (never.is_ok() && !runner_->can_start(need) && !(running.empty() && admitted.empty())) break;
+      auto s = std::move(pending_.front());
       pending_.pop_front();
+      // With nothing running every page is free: what cannot start then fails with the reason.
+      auto kv = never.is_ok() ? runner_->start_sequence(need) : Expected<int>(never);
+      if (!kv) {
+        refused.emplace_back(std::move(s), kv.status().message());
+        continue;
+      }
+      s->kv = *kv;
+      admitted.push_back(std::move(s));
     }
     // Counted as running from the moment they leave the queue, so that submit() never sees them
     // in neither place.
@@ -163,15 +186,8 @@ class SchedulerEngine final : public Engine {
         if (s && s->id == id) ended.push_back({std::move(s), FinishReason::kCancelled, {}});
       }
     }
-    for (auto& s : admitted) {
-      auto kv = runner_->new_sequence();
-      if (!kv) {
-        ended.push_back({std::move(s), FinishReason::kError, kv.status().message()});
-        continue;
-      }
-      s->kv = *kv;
-      running.push_back(std::move(s));
-    }
+    for (auto& [s, why] : refused) ended.push_back({std::move(s), FinishReason::kError, why});
+    for (auto& s : admitted) running.push_back(std::move(s));
     running.erase(std::remove(running.begin(), running.end(), nullptr), running.end());
     for (auto& e : ended) {
       if (e.seq->kv >= 0) runner_->free_sequence(e.seq->kv);

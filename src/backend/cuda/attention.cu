@@ -57,7 +57,8 @@ __global__ void attention_partials_kernel(const float* __restrict__ q, int q_hea
                                           int capacity, const int32_t* __restrict__ pos,
                                           const int32_t* __restrict__ slot, int window, float scale,
                                           const uint16_t* __restrict__ sinks, int nsplit, float* __restrict__ part,
-                                          int32_t* __restrict__ counters, float* __restrict__ attn_out) {
+                                          int32_t* __restrict__ counters, float* __restrict__ attn_out,
+                                          KvPages pages) {
   const int kvh = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
   const int group = q_heads / kv_heads;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -73,7 +74,7 @@ __global__ void attention_partials_kernel(const float* __restrict__ q, int q_hea
   const int chunk = (n + nsplit - 1) / nsplit;
   const int begin = lo + split * chunk;
   const int end = min(p + 1, begin + chunk);
-  const size_t seq_base = static_cast<size_t>(slot[t]) * capacity;
+  const int sl = slot[t];
   constexpr int kPreLoads = kTile * kHeadDim / 4 / 256;  // float4 per thread and tile with 256 threads
   float4 pk[kPre ? kPreLoads : 1], pv[kPre ? kPreLoads : 1];
   if constexpr (kPre) {
@@ -82,7 +83,7 @@ __global__ void attention_partials_kernel(const float* __restrict__ q, int q_hea
       const int e = threadIdx.x + 256 * i, j = e / (kHeadDim / 4), d = 4 * (e % (kHeadDim / 4));
       pk[i] = pv[i] = make_float4(0.f, 0.f, 0.f, 0.f);
       if (begin + j < end && begin + j != p) {
-        const size_t off = ((seq_base + (begin + j) % capacity) * kv_heads + kvh) * kHeadDim + d;
+        const size_t off = (kv_cache_row(sl, begin + j, capacity, pages) * kv_heads + kvh) * kHeadDim + d;
         pk[i] = *reinterpret_cast<const float4*>(k_cache + off);
         pv[i] = *reinterpret_cast<const float4*>(v_cache + off);
       }
@@ -105,7 +106,7 @@ __global__ void attention_partials_kernel(const float* __restrict__ q, int q_hea
         const int e = threadIdx.x + 256 * i, j = e / (kHeadDim / 4), d = 4 * (e % (kHeadDim / 4));
         float4 kv = pk[i], vv = pv[i];
         if (k0 + j == p) {  // this step's row, written by the qkv kernel
-          const size_t off = ((seq_base + p % capacity) * kv_heads + kvh) * kHeadDim + d;
+          const size_t off = (kv_cache_row(sl, p, capacity, pages) * kv_heads + kvh) * kHeadDim + d;
           kv = *reinterpret_cast<const float4*>(k_cache + off);
           vv = *reinterpret_cast<const float4*>(v_cache + off);
         }
@@ -118,7 +119,7 @@ __global__ void attention_partials_kernel(const float* __restrict__ q, int q_hea
       const int j = e / (kHeadDim / 4), d = 4 * (e % (kHeadDim / 4));
       float4 kv = make_float4(0.f, 0.f, 0.f, 0.f), vv = kv;
       if (k0 + j < end) {
-        const size_t off = ((seq_base + (k0 + j) % capacity) * kv_heads + kvh) * kHeadDim + d;
+        const size_t off = (kv_cache_row(sl, k0 + j, capacity, pages) * kv_heads + kvh) * kHeadDim + d;
         kv = *reinterpret_cast<const float4*>(k_cache + off);
         vv = *reinterpret_cast<const float4*>(v_cache + off);
       }
@@ -191,7 +192,8 @@ __global__ void attention_partials_kernel(const float* __restrict__ q, int q_hea
 
 int attention(const float* q, int T, int q_heads, int kv_heads, const float* k_cache, const float* v_cache,
               int capacity, const int32_t* pos, const int32_t* slot, int window, float scale, const uint16_t* sinks,
-              int nsplit, float* part, int32_t* counters, float* out, cudaStream_t stream, bool kv_ready) {
+              int nsplit, float* part, int32_t* counters, float* out, cudaStream_t stream, bool kv_ready,
+              KvPages pages) {
   if (T <= 0) return 0;
   if (nsplit < 1 || nsplit > 32 || q_heads % kv_heads != 0 || q_heads / kv_heads > 32) {
     return static_cast<int>(cudaErrorInvalidValue);
@@ -204,13 +206,13 @@ int attention(const float* q, int T, int q_heads, int kv_heads, const float* k_c
     cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
     if (nsplit > 8) cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
     launch_pdl_cluster(kernel, grid, dim3(32 * group), dim3(1, 1, nsplit), smem, stream, q, q_heads, kv_heads, k_cache,
-                       v_cache, capacity, pos, slot, window, scale, sinks, nsplit, part, counters, out);
+                       v_cache, capacity, pos, slot, window, scale, sinks, nsplit, part, counters, out, pages);
     return static_cast<int>(cudaGetLastError());
   }
   const bool pre = g_attention_variant == 2 && kv_ready && group == 8;  // 256 threads per block
   launch_pdl(pre ? attention_partials_kernel<false, true> : attention_partials_kernel<false, false>, grid,
              dim3(32 * group), group * kHeadDim * sizeof(float), stream, q, q_heads, kv_heads, k_cache, v_cache,
-             capacity, pos, slot, window, scale, sinks, nsplit, part, counters, out);
+             capacity, pos, slot, window, scale, sinks, nsplit, part, counters, out, pages);
   return static_cast<int>(cudaGetLastError());
 }
 

@@ -112,6 +112,15 @@ class CudaBackend final : public Backend {
     return b;
   }
 
+  // Complete when it returns (the KV page table: the graph decode engine reads it from its own stream).
+  Status upload(const void* host, size_t bytes, void* dst) override {
+    if (bytes == 0) return err_;
+    if (auto e = cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, stream_); e != cudaSuccess) {
+      fail("upload", e);
+    }
+    return sync();
+  }
+
   Status download(const void* src, size_t bytes, void* host) override {
     if (auto e = cudaMemcpyAsync(host, src, bytes, cudaMemcpyDeviceToHost, stream_); e != cudaSuccess) {
       fail("download", e);
@@ -176,7 +185,7 @@ class CudaBackend final : public Backend {
     const int32_t* s = meta(0, slots.data(), slots.size());
     const int32_t* p = meta(1, positions.data(), positions.size());
     check("kv_store", cuda::kv_store(kv.k.as<float>(), kv.v.as<float>(), kv.capacity, kv.kv_heads * kv.head_dim, k, v,
-                                     T, s, p, stream_));
+                                     T, s, p, stream_, {kv.page_table_device, kv.page_size, kv.pages_per_slot}));
   }
 
   void f32_sdpa_sink_window(const float* q, int T, int heads, const KvLayer& kv, std::span<const int32_t> slots,
@@ -195,7 +204,8 @@ class CudaBackend final : public Backend {
     const int32_t* s = meta(0, slots.data(), slots.size());
     const int32_t* p = meta(1, positions.data(), positions.size());
     check("sdpa", cuda::attention(q, T, heads, kv.kv_heads, kv.k.as<float>(), kv.v.as<float>(), kv.capacity, p, s,
-                                  window, scale, sinks.buf.as<uint16_t>(), nsplit, part, counters, out, stream_));
+                                  window, scale, sinks.buf.as<uint16_t>(), nsplit, part, counters, out, stream_,
+                                  false, {kv.page_table_device, kv.page_size, kv.pages_per_slot}));
   }
 
   void f32_topk_softmax(const float* logits, int T, int n, int k, int32_t* idx, float* weight) override {

@@ -58,6 +58,7 @@ struct DecodeEngine::Impl {
   int32_t *tok_h = nullptr, *pos_h = nullptr, *slot_h = nullptr, *next_h = nullptr;
   std::vector<float*> k_cache, v_cache;
   std::vector<int> capacity;  // per layer
+  std::vector<KvPages> pages;  // per layer (contiguous unless the external KV is paged)
   float concentration = 1.0f;
   std::map<int, cudaGraphExec_t> graphs;
 
@@ -100,12 +101,12 @@ struct DecodeEngine::Impl {
         GPTOSS_RETURN_IF_ERROR(dense_qkv(L, l, n));
       } else {
         QkvRopeArgs a{bf(L.q), bf(L.k), bf(L.v), bf(L.q_bias), bf(L.k_bias), bf(L.v_bias), Nq, Nkv, H, inv_freq,
-                      concentration, pos, slot, q, k_cache[l], v_cache[l], capacity[l]};
+                      concentration, pos, slot, q, k_cache[l], v_cache[l], capacity[l], pages[l]};
         GPTOSS_CUDA_TRY(qkv_rope_store(a, xin, n, stream), "qkv");
       }
       GPTOSS_CUDA_TRY(attention(q, n, Nq, Nkv, k_cache[l], v_cache[l], capacity[l], pos, slot,
                                 L.sliding ? c.sliding_window : 0, 1.0f / std::sqrt(float(c.head_dim)), bf(L.sinks),
-                                opt.nsplit, part, counters, attn, stream, /*kv_ready=*/true),
+                                opt.nsplit, part, counters, attn, stream, /*kv_ready=*/true, pages[l]),
                       "attention");
       GemvInput ain;
       ain.x = attn;
@@ -174,7 +175,8 @@ struct DecodeEngine::Impl {
                     "v gemm");
     GPTOSS_CUDA_TRY(rope_inplace(q, n, c.num_heads, 64, pos, inv_freq, concentration, stream), "rope q");
     GPTOSS_CUDA_TRY(rope_inplace(kbuf, n, c.num_kv_heads, 64, pos, inv_freq, concentration, stream), "rope k");
-    GPTOSS_CUDA_TRY(kv_store(k_cache[l], v_cache[l], capacity[l], KV, kbuf, vbuf, n, slot, pos, stream), "kv store");
+    GPTOSS_CUDA_TRY(kv_store(k_cache[l], v_cache[l], capacity[l], KV, kbuf, vbuf, n, slot, pos, stream, pages[l]),
+                    "kv store");
     return Status::ok();
   }
 
@@ -353,6 +355,20 @@ Expected<std::unique_ptr<DecodeEngine>> DecodeEngine::create(const ModelConfig& 
     std::memset(*p, 0, size_t(B) * 4);
   }
   const size_t L = c.num_layers;
+  m->pages.assign(L, KvPages{});
+  if (!options.kv_pages.empty()) {
+    if (options.kv_pages.size() != L || options.k_layers.size() != L) {
+      return Error("cuda decode: paged KV needs {} layers of pages and external keys/values", L);
+    }
+    for (size_t l = 0; l < L; ++l) {
+      const KvPages& p = options.kv_pages[l];
+      if (p.page_size < 0 || (p.page_size > 0 && (p.table == nullptr || p.per_slot * p.page_size < options.max_context))) {
+        return Error("cuda decode: external KV layer {}: a page table of {} pages of {} does not cover context {}", l,
+                     p.per_slot, p.page_size, options.max_context);
+      }
+    }
+    m->pages = options.kv_pages;
+  }
   if (!options.k_layers.empty() || !options.v_layers.empty() || !options.capacities.empty()) {
     if (options.k_layers.size() != L || options.v_layers.size() != L || options.capacities.size() != L) {
       return Error("cuda decode: external KV needs {} layers of keys, values and capacities", L);

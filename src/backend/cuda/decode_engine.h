@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cuda/kv_pages.h"
 #include "core/status.h"
 #include "model/config.h"
 #include "model/weights.h"
@@ -56,6 +57,10 @@ struct DecodeOptions {
   // == max_context on the others.
   std::vector<float*> k_layers, v_layers;
   std::vector<int> capacities;
+  // External paged KV (optional; empty or one entry per layer, page_size 0 for a contiguous layer): a
+  // paged layer's capacity is max_context and its rows are found through the device page table
+  // (KvLayer::page_table_device), which the caller keeps current before each step.
+  std::vector<KvPages> kv_pages;
 };
 
 class DecodeEngine {

@@ -45,9 +45,9 @@ __global__ void rope_kernel(float* __restrict__ x, int heads, int head_dim, cons
 
 __global__ void kv_store_kernel(float* __restrict__ kc, float* __restrict__ vc, int capacity, int width,
                                 const float* __restrict__ k, const float* __restrict__ v, const int32_t* __restrict__ slot,
-                                const int32_t* __restrict__ pos) {
+                                const int32_t* __restrict__ pos, KvPages pages) {
   const int t = blockIdx.x;
-  const size_t base = (static_cast<size_t>(slot[t]) * capacity + pos[t] % capacity) * width;
+  const size_t base = kv_cache_row(slot[t], pos[t], capacity, pages) * width;
   for (int i = threadIdx.x; i < width; i += blockDim.x) {
     kc[base + i] = k[static_cast<size_t>(t) * width + i];
     vc[base + i] = v[static_cast<size_t>(t) * width + i];
@@ -101,9 +101,9 @@ int rope_inplace(float* x, int T, int heads, int head_dim, const int32_t* pos, c
 }
 
 int kv_store(float* k_cache, float* v_cache, int capacity, int width, const float* k, const float* v, int T,
-             const int32_t* slot, const int32_t* pos, cudaStream_t stream) {
+             const int32_t* slot, const int32_t* pos, cudaStream_t stream, KvPages pages) {
   if (T <= 0) return 0;
-  kv_store_kernel<<<T, 256, 0, stream>>>(k_cache, v_cache, capacity, width, k, v, slot, pos);
+  kv_store_kernel<<<T, 256, 0, stream>>>(k_cache, v_cache, capacity, width, k, v, slot, pos, pages);
   return last_error();
 }
 

@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "backend/cuda/kv_pages.h"
+
 typedef struct CUstream_st* cudaStream_t;
 
 namespace gptoss::cuda {
@@ -14,9 +16,10 @@ int rmsnorm(const float* x, int T, int n, const uint16_t* gain, float eps, float
 // YaRN RoPE in place on rows of heads * head_dim, pairs (i, i + head_dim / 2).
 int rope_inplace(float* x, int T, int heads, int head_dim, const int32_t* pos, const float* inv_freq,
                  float concentration, cudaStream_t stream);
-// cache[slot[t], pos[t] % capacity, :] = row t, for K and V rows of `width` floats.
+// cache[slot[t], pos[t] % capacity, :] = row t, for K and V rows of `width` floats (paged: the row
+// kv_pages.h finds for (slot[t], pos[t])).
 int kv_store(float* k_cache, float* v_cache, int capacity, int width, const float* k, const float* v, int T,
-             const int32_t* slot, const int32_t* pos, cudaStream_t stream);
+             const int32_t* slot, const int32_t* pos, cudaStream_t stream, KvPages pages = {});
 // Top-k (descending, ties to the lower index) of each row of n <= 256 logits, softmax over the k.
 int topk_softmax(const float* logits, int T, int n, int k, int32_t* idx, float* weight, cudaStream_t stream);
 int add_inplace(float* x, const float* y, size_t n, cudaStream_t stream);

@@ -366,8 +366,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) qkv_rope_kernel(QkvRopeA
         q[r1] = x1;
         q[r2] = x2;
       } else {
-        const size_t base =
-            ((static_cast<size_t>(a.slot[t]) * a.capacity + p % a.capacity) * a.kv_heads + local) * 64;
+        const size_t base = (kv_cache_row(a.slot[t], p, a.capacity, a.pages) * a.kv_heads + local) * 64;
         float* cache = hh < a.q_heads + a.kv_heads ? a.k_cache : a.v_cache;
         cache[base + i] = x1;
         cache[base + i + 32] = x2;

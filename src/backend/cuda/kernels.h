@@ -10,6 +10,8 @@
 
 #include <cstdint>
 
+#include "backend/cuda/kv_pages.h"
+
 typedef struct CUstream_st* cudaStream_t;
 
 namespace gptoss::cuda {
@@ -59,6 +61,7 @@ struct QkvRopeArgs {
   float* k_cache;
   float* v_cache;
   int capacity;
+  KvPages pages = {};  // paged cache: rows found through the table (kv_pages.h)
 };
 int qkv_rope_store(const QkvRopeArgs& a, const GemvInput& in, int T, cudaStream_t stream);
 
@@ -68,9 +71,11 @@ int qkv_rope_store(const QkvRopeArgs& a, const GemvInput& in, int T, cudaStream_
 // (running max, denominator, unnormalized output) to part [T, q_heads, nsplit, 66]; the last block of
 // a (token, KV head) to finish (counters [T, kv_heads], zero before the call and left zero after it)
 // combines them with the sink logits into out [T, q_heads * 64]. scale multiplies q.k (not the sink).
+// pages: a paged cache (kv_pages.h); default contiguous.
 int attention(const float* q, int T, int q_heads, int kv_heads, const float* k_cache, const float* v_cache,
               int capacity, const int32_t* pos, const int32_t* slot, int window, float scale, const uint16_t* sinks,
-              int nsplit, float* part, int32_t* counters, float* out, cudaStream_t stream, bool kv_ready = false);
+              int nsplit, float* part, int32_t* counters, float* out, cudaStream_t stream, bool kv_ready = false,
+              KvPages pages = {});
 
 // Attention kernels: 0 = the last block of a (token, KV head) combines the splits' partials through
 // global memory and a counter (v9); 1 = the splits form one thread-block cluster and block 0 combines
