@@ -49,7 +49,7 @@ class ModelRunner final : public Runner {
     const ModelConfig& c = model_->config();
     cuda::DecodeOptions opt;
     opt.max_batch = max_sequences;
-    opt.max_context = ctx_;
+    opt.max_context = cache_->options().max_context;  // the cache's layout (ctx_ may be the smaller pool)
     for (int l = 0; l < c.num_layers; ++l) {
       const KvLayer& kv = cache_->layer(l);
       opt.k_layers.push_back(kv.k.as<float>());
@@ -201,7 +201,11 @@ Expected<std::shared_ptr<Runner>> load_runner(const std::string& model_dir, cons
     info->load_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
-  auto runner = std::make_shared<ModelRunner>(std::move(backend), std::move(model), std::move(cache), kv.max_context);
+  // A pool smaller than the context (--kv-tokens) is the most one sequence can hold: the context
+  // requests are checked against (and what one without max_tokens is promised).
+  const int64_t pool = cache.paged() ? cache.total_pages() * kv.page_size : int64_t{kv.max_context};
+  const int ctx = static_cast<int>(std::min<int64_t>(kv.max_context, pool));
+  auto runner = std::make_shared<ModelRunner>(std::move(backend), std::move(model), std::move(cache), ctx);
 #ifdef GPTOSS_HAVE_CUDA
   if (const int mode = graph_decode_mode(options); device == "cuda" && mode > 0) {
     // Models the fused kernels do not cover (head_dim other than 64, non-bf16 dense weights...)
@@ -210,7 +214,7 @@ Expected<std::shared_ptr<Runner>> load_runner(const std::string& model_dir, cons
     if (!st.is_ok() && mode == 2) return st;
   }
   if (device == "cuda" && options.prefill_warm_up) {
-    GPTOSS_RETURN_IF_ERROR(runner->warm_up(kv.max_step_tokens));
+    GPTOSS_RETURN_IF_ERROR(runner->warm_up(std::min(kv.max_step_tokens, ctx)));  // within a --kv-tokens pool
     if (info) info->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
 #endif
