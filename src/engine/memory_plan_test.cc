@@ -32,6 +32,14 @@ TEST(MemoryPlan, KvBytesFollowTheArchitecture) {
   }
   // The context is clipped to the model's maximum, as the runner does.
   EXPECT_EQ(plan_memory(opts(1 << 24, 1), c).kv_bytes, plan_memory(opts(131072, 1), c).kv_bytes);
+  // --kv-tokens: the full layers hold the pool (rounded up to pages of 16), whatever ctx x sequences;
+  // the sliding rings stay per sequence.
+  LoadOptions pooled = opts(8192, 16);
+  pooled.kv_tokens = 10000;  // 625 pages
+  const size_t per_pos = 2 * 8 * 64 * 4;
+  EXPECT_EQ(plan_memory(pooled, c).kv_bytes, size_t{12} * 10000 * per_pos + size_t{12} * 16 * 383 * per_pos);
+  pooled.kv_tokens = 10001;  // 626 pages
+  EXPECT_EQ(plan_memory(pooled, c).kv_bytes, size_t{12} * 10016 * per_pos + size_t{12} * 16 * 383 * per_pos);
 }
 
 TEST(MemoryPlan, KvBytesEqualWhatTheCacheAllocates) {
