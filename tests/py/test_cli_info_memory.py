@@ -1,7 +1,8 @@
 """`gptoss info --ctx N --parallel P` predicts the memory a run at that context needs.
 
 Oracles: the architecture's KV arithmetic computed here from config.json (full-attention layers keep
-every position, sliding layers a ring of window + prefill chunk - 1), the bytes `generate --verbose`
+every position in pages of 16, or the --kv-tokens pool, sliding layers a ring of window + prefill
+chunk - 1), the bytes `generate --verbose`
 reports the loaded runner actually allocated (the sum of the backend buffers it got).
 """
 import json
@@ -17,15 +18,21 @@ TINY_MQA = ROOT / "tests" / "data" / "tiny_mqa" / "model"
 PREFILL_CHUNK = 256  # generate/serve's prefill chunk (LoadOptions.max_step_tokens)
 
 
-def expected_kv_bytes(config, ctx, parallel):
+PAGE = 16  # positions per KV page of full-attention layers (model/kv_cache.h)
+
+
+def expected_kv_bytes(config, ctx, parallel, kv_tokens=0):
     ctx = min(ctx, config["max_position_embeddings"])
     chunk = min(PREFILL_CHUNK, ctx)
+    row = 2 * config["num_key_value_heads"] * config["head_dim"] * 4  # K and V, f32
     total = 0
     for kind in config["layer_types"]:
-        positions = ctx
         if kind == "sliding_attention":
-            positions = min(ctx, config["sliding_window"] + chunk - 1)
-        total += 2 * parallel * positions * config["num_key_value_heads"] * config["head_dim"] * 4
+            total += parallel * min(ctx, config["sliding_window"] + chunk - 1) * row
+        elif kv_tokens:  # one pool of pages shared by all sequences
+            total += -(-kv_tokens // PAGE) * PAGE * row
+        else:  # each sequence's context, in whole pages
+            total += parallel * -(-ctx // PAGE) * PAGE * row
     return total
 
 
@@ -46,6 +53,14 @@ def test_kv_bytes_follow_the_architecture(gptoss_bin, model, ctx, parallel):
     weights = info_json(gptoss_bin, model)["bytes"]["total"]
     assert mem["weights_bytes"] == weights
     assert mem["total_bytes"] == weights + mem["kv_cache_bytes"]
+
+
+@pytest.mark.parametrize("kv_tokens", [1, 1000, 4096])
+def test_kv_tokens_sizes_the_page_pool(gptoss_bin, kv_tokens):
+    config = json.loads((TINY / "config.json").read_text())
+    mem = info_json(gptoss_bin, TINY, "--ctx", 2048, "--parallel", 4, "--kv-tokens", kv_tokens)["memory"]
+    assert mem["kv_pool_tokens"] == -(-kv_tokens // PAGE) * PAGE
+    assert mem["kv_cache_bytes"] == expected_kv_bytes(config, 2048, 4, kv_tokens)
 
 
 def test_text_output_has_the_memory_line(gptoss_bin):
