@@ -89,8 +89,11 @@ class ModelRunner final : public Runner {
   // One forward step of `tokens` tokens on a scratch sequence, the logits dropped: grows what the
   // prefill path keeps between steps (the model's activations, the backend's scratch, its cuBLAS
   // handle and workspace) to the largest step and loads the kernels it launches, so that the first
-  // request's prefill runs as fast as the later ones. The sequence is freed again.
+  // request's prefill runs as fast as the later ones. The sequence is freed again. A KV page pool
+  // smaller than the step (--kv-tokens) gets a shorter warm-up; none below the prefill path's 8 rows.
   Status warm_up(int tokens) {
+    while (tokens >= 8 && !cache_->can_start(tokens)) tokens /= 2;
+    if (tokens < 8) return Status::ok();
     GPTOSS_ASSIGN_OR_RETURN(int seq, cache_->new_sequence());
     BatchPiece p{seq, std::vector<uint32_t>(static_cast<size_t>(tokens))};
     // Spread over the vocabulary so that the router spreads the tokens over the experts.
