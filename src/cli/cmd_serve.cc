@@ -108,7 +108,7 @@ int cmd_serve(const std::vector<std::string>& argv) {
   auto max_memory = args->get_bytes("--max-memory", 0);
   if (!max_memory) return fail("serve", max_memory.status().message(), 2);
   lo.max_memory = *max_memory;
-  lo.fit_hint = *kv_tokens > 0 ? "--kv-tokens" : "--ctx, --max-running or --kv-tokens";
+  lo.fit_hint = *kv_tokens > 0 ? "--kv-tokens" : "--ctx or --max-running";
   auto dense = parse_dense_weights(args->get_or("--dense-weights", "bf16"));
   if (!dense) return fail("serve", dense.status().message(), 2);
   lo.dense_weights = *dense;
