@@ -25,6 +25,7 @@
 #include "backend/cpu_fast/cpu_fast_backend.h"
 #include "backend/cpu_fast/kernels_fast.h"
 #include "backend/cpu_fast/kernels_mxfp4_i8.h"
+#include <hwy/targets.h>
 
 namespace {
 
@@ -342,6 +343,25 @@ int main(int argc, char** argv) {
           });
           report("all threads: " + tag + " streaming 846 MB, static split", pool_rows * row_bytes, split8);
         }
+        // AVX2-only CPUs: the int8 AVX2 body and the f32 kernel with Highway held to AVX2, in L2.
+        for (const int parts : {2, 1}) {
+          const double t = time_best(seconds, [&](int) {
+            for (int rep = 0; rep < 100; ++rep) {
+              gptoss::cpu_fast::gemv_mxfp4_i8_on("avx2", acts, 1, parts, b1.data(), s1.data(), kHidden, 64, o.data(),
+                                                 0);
+            }
+          });
+          report("1 thread: int8 x" + std::to_string(parts) + " (avx2) 64x2880 in L2, x100", 100 * 64 * row_bytes, t);
+        }
+        hwy::SetSupportedTargetsForTest(HWY_AVX2);
+        const double f32_avx2 = time_best(seconds, [&](int) {
+          for (int rep = 0; rep < 100; ++rep) {
+            gptoss::cpu_fast::gemv_mxfp4(xp.data(), b1.data(), s1.data(), kHidden, 64, o.data());
+          }
+        });
+        report(std::string("1 thread: f32 MXFP4 GEMV (") + gptoss::cpu_fast::simd_target() + ") 64x2880 in L2, x100",
+               100 * 64 * row_bytes, f32_avx2);
+        hwy::SetSupportedTargetsForTest(0);  // back to the machine's best target
       }
       const double read = time_best(seconds, [&](int) {
         // Integer sum (the bytes as floats would include denormals, which slow FP loads down).
