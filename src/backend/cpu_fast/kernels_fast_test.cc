@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <hwy/targets.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -93,6 +94,32 @@ TEST(CpuFastKernels, Bf16GemvAndWideningMatchExact) { for_each_target([] {
       // Widening is exact and lands in chunk order.
       ASSERT_EQ(std::vector<float>(widened.begin() + r * n, widened.begin() + (r + 1) * n), chunked(natural)) << n;
       EXPECT_NEAR(cpu_fast::dot_f32(xp.data(), widened.data() + r * n, n), want, kRelTol * mag) << n;
+    }
+  }
+}); }
+
+// gemv_bf16's variants (the L1-buffer kernel, 1/4/8 rows per tile in registers, any prefetch
+// distance and hint) compute the same sums in the same order: gemv_bf16's bits, on every target,
+// for row counts that leave partial tiles and rows that start anywhere in a cache line.
+TEST(CpuFastKernels, Bf16GemvVariantsGiveTheSameBits) { for_each_target([] {
+  std::mt19937 rng(11);
+  for (int64_t n : {32, 608, 2880}) {
+    const int64_t rows = 13, stride = n + 8;  // 8 + 4 + 1 rows; rows 16 bytes apart from line starts
+    auto x = randn(rng, n);
+    auto wf = randn(rng, rows * stride);
+    std::vector<uint16_t> w(rows * stride);
+    for (size_t i = 0; i < w.size(); ++i) w[i] = to_bf16(wf[i]);
+    const auto xp = chunked(x);
+    std::vector<float> want(rows), got(rows);
+    cpu_fast::gemv_bf16(xp.data(), w.data(), stride, n, rows, want.data());
+    for (int64_t tile : {0, 1, 4, 8}) {
+      for (int64_t ahead : {0, 3, 16, 100}) {
+        for (int hint : {0, 2, 3}) {
+          std::fill(got.begin(), got.end(), -1.0f);
+          cpu_fast::gemv_bf16_lab(xp.data(), w.data(), stride, n, rows, got.data(), ahead, tile, hint);
+          ASSERT_EQ(got, want) << n << " tile " << tile << " ahead " << ahead << " hint " << hint;
+        }
+      }
     }
   }
 }); }
