@@ -435,12 +435,14 @@ class CpuFastBackend final : public Backend {
   }
 
   // The int8 expert GEMVs (kernels_mxfp4_i8.h) for MoE calls of at most kI8MaxTokens tokens (decode
-  // of one or two sequences): on by default where the CPU has them; GPTOSS_CPU_FAST_MOE_I8=0 turns
-  // them off, =1 asks for them. Larger calls (prefill, batched decode of 3+ sequences) keep the f32 /
-  // AMX paths, so a token's logits differ between a 1-2 token call and a larger one within the
-  // int8 error bound (docs/cpu-fast-int8-experts.md); within one call each token is quantized alone.
+  // of one or two sequences): opt-in, GPTOSS_CPU_FAST_MOE_I8=1 asks for them where the CPU has
+  // them (off by default: no decode gain measured where the f32 kernel is memory-bound, and they
+  // round the activations; docs/cpu-fast-int8-experts.md). Larger calls (prefill, batched decode
+  // of 3+ sequences) keep the f32 / AMX paths, so with them on a token's logits differ between a
+  // 1-2 token call and a larger one within the int8 error bound; within one call each token is
+  // quantized alone.
   static constexpr int kI8MaxTokens = 2;
-  static constexpr bool kI8Default = true;
+  static constexpr bool kI8Default = false;
   struct I8Choice {
     bool on = false;
     int parts = 2;
