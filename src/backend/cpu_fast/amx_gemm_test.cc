@@ -14,6 +14,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu_fast/cpu_fast_backend.h"
+#include "backend/cpu_fast/test_weights.h"
 #include "core/dtypes.h"
 
 namespace gptoss {
@@ -220,13 +221,6 @@ TEST(AmxGemm, BackendPrefillOpsMatchExact) {
     for (auto& f : v) f = f32_to_bf16(nd(rng) * sd);
     return v;
   };
-  auto weight = [](void* data, int64_t rows, int64_t cols) {
-    Weight w;
-    w.buf.data = data;
-    w.rows = rows;
-    w.cols = cols;
-    return w;
-  };
   // |fast - exact| <= tol * (1 + |exact|): outputs here are O(1) sums of O(100) terms.
   auto expect_close = [](const std::vector<float>& got, const std::vector<float>& want, const char* what) {
     double worst = 0.0;
@@ -237,30 +231,18 @@ TEST(AmxGemm, BackendPrefillOpsMatchExact) {
   const int T = 37, k = 4, E = 4;
   const int64_t H = 160, I = 96, N = 75;
   auto wd = bf16v(N * H, 0.05f), bd = bf16v(N, 0.1f);
-  const Weight w = weight(wd.data(), N, H), b = weight(bd.data(), 1, N);
+  const Weight w = bf16_weight(wd.data(), N, H), b = bf16_weight(bd.data(), 1, N);
   auto x = randv(T * H, 1.0f);
   std::vector<float> me(T * N), mf(T * N);
   exact->f32_matmul(x.data(), T, w, &b, me.data());
   fast->f32_matmul(x.data(), T, w, &b, mf.data());
   expect_close(mf, me, "matmul");
 
-  std::vector<uint8_t> b1(E * 2 * I * H / 2), s1(E * 2 * I * H / 32), b2(E * H * I / 2), s2(E * H * I / 32);
-  for (auto* v : {&b1, &b2}) for (auto& c : *v) c = static_cast<uint8_t>(rng());
-  for (auto* v : {&s1, &s2}) for (auto& c : *v) c = static_cast<uint8_t>(118 + rng() % 4);
-  auto bias1 = bf16v(E * 2 * I, 0.5f), bias2 = bf16v(E * H, 0.5f);
-  auto experts = [](std::vector<uint8_t>& bl, std::vector<uint8_t>& sc, int64_t rows, int64_t cols) {
-    Mxfp4Experts m;
-    m.blocks.data = bl.data();
-    m.blocks.bytes = bl.size();
-    m.scales.data = sc.data();
-    m.scales.bytes = sc.size();
-    m.experts = E;
-    m.rows = rows;
-    m.cols = cols;
-    return m;
-  };
-  const Mxfp4Experts w1 = experts(b1, s1, 2 * I, H), w2 = experts(b2, s2, H, I);
-  const Weight bb1 = weight(bias1.data(), E, 2 * I), bb2 = weight(bias2.data(), E, H);
+  RandomExperts e1(rng, E, 2 * I, H), e2(rng, E, H, I);
+  const Mxfp4Experts& w1 = e1.w;
+  const Mxfp4Experts& w2 = e2.w;
+  const Weight& bb1 = e1.b;
+  const Weight& bb2 = e2.b;
   std::vector<int32_t> idx(T * k);
   std::vector<float> route(T * k);
   for (int t = 0; t < T; ++t) {

@@ -17,6 +17,7 @@
 #include "backend/cpu_fast/cpu_fast_backend.h"
 #include "backend/cpu_fast/for_each_target.h"
 #include "backend/cpu_fast/kernels_fast.h"
+#include "backend/cpu_fast/test_weights.h"
 #include "core/dtypes.h"
 
 namespace gptoss {
@@ -181,16 +182,6 @@ struct Pair {
   std::unique_ptr<Backend> fast = make_cpu_fast_backend(2);
 };
 
-Weight bf16_weight(std::vector<uint16_t>& data, int64_t rows, int64_t cols) {
-  Weight w;
-  w.buf.data = data.data();
-  w.buf.bytes = data.size() * 2;
-  w.type = ElemType::kBF16;
-  w.rows = rows;
-  w.cols = cols;
-  return w;
-}
-
 void expect_close(const std::vector<float>& got, const std::vector<float>& want, float tol, const char* what) {
   ASSERT_EQ(got.size(), want.size());
   float worst = 0.0f;
@@ -209,7 +200,7 @@ TEST(CpuFastBackend, MatmulMatchesExact) {
     std::vector<uint16_t> wd(s.n * s.k), bd(s.n);
     for (auto& v : wd) v = to_bf16(std::normal_distribution<float>(0.0f, 0.02f)(rng));
     for (auto& v : bd) v = to_bf16(std::normal_distribution<float>(0.0f, 0.1f)(rng));
-    const Weight w = bf16_weight(wd, s.n, s.k), b = bf16_weight(bd, 1, s.n);
+    const Weight w = bf16_weight(wd.data(), s.n, s.k), b = bf16_weight(bd.data(), 1, s.n);
     auto x = randn(rng, s.T * s.k);
     std::vector<float> want(s.T * s.n), got(s.T * s.n);
     p.exact->f32_matmul(x.data(), s.T, w, s.bias ? &b : nullptr, want.data());
@@ -219,27 +210,6 @@ TEST(CpuFastBackend, MatmulMatchesExact) {
   }
 }
 
-struct Experts {
-  std::vector<uint8_t> blocks, scales;
-  std::vector<uint16_t> bias;
-  Mxfp4Experts w;
-  Weight b;
-  Experts(std::mt19937& rng, int64_t experts, int64_t rows, int64_t cols) {
-    blocks = rand_bytes(rng, experts * rows * cols / 2);
-    scales = rand_bytes(rng, experts * rows * cols / 32, 118, 122);
-    bias.resize(experts * rows);
-    for (auto& v : bias) v = to_bf16(std::normal_distribution<float>(0.0f, 0.5f)(rng));
-    w.blocks.data = blocks.data();
-    w.blocks.bytes = blocks.size();
-    w.scales.data = scales.data();
-    w.scales.bytes = scales.size();
-    w.experts = experts;
-    w.rows = rows;
-    w.cols = cols;
-    b = bf16_weight(bias, experts, rows);
-  }
-};
-
 TEST(CpuFastBackend, MoeOpsMatchExact) {
   std::mt19937 rng(4);
   Pair p;
@@ -247,7 +217,7 @@ TEST(CpuFastBackend, MoeOpsMatchExact) {
   for (const Shape s : {Shape{8, 64, 32, 3, 4}, Shape{16, 96, 32, 7, 4}, Shape{5, 2880, 2880, 1, 4},
                         Shape{6, 2880, 512, 4, 2},
                         Shape{4, 2880, 2880, 3, 4}, Shape{8, 2880, 256, 150, 4}}) {
-    Experts w1(rng, s.experts, 2 * s.inter, s.hidden), w2(rng, s.experts, s.hidden, s.inter);
+    RandomExperts w1(rng, s.experts, 2 * s.inter, s.hidden), w2(rng, s.experts, s.hidden, s.inter);
     std::vector<int32_t> idx(s.T * s.k);
     std::vector<float> weight(s.T * s.k);
     for (int t = 0; t < s.T; ++t) {
@@ -301,14 +271,14 @@ TEST(CpuFastBackend, ResultsDoNotDependOnTheBatch) { for_each_target([] {
   std::vector<uint16_t> wd(n_out * hidden), bd(n_out);
   for (auto& v : wd) v = to_bf16(std::normal_distribution<float>(0.0f, 0.02f)(rng));
   for (auto& v : bd) v = to_bf16(std::normal_distribution<float>(0.0f, 0.1f)(rng));
-  const Weight w = bf16_weight(wd, n_out, hidden), b = bf16_weight(bd, 1, n_out);
+  const Weight w = bf16_weight(wd.data(), n_out, hidden), b = bf16_weight(bd.data(), 1, n_out);
   auto x = randn(rng, T * hidden);
   std::vector<float> batch(T * n_out), alone(T * n_out);
   fast->f32_matmul(x.data(), T, w, &b, batch.data());
   for (int t = 0; t < T; ++t) fast->f32_matmul(x.data() + t * hidden, 1, w, &b, alone.data() + t * n_out);
   ASSERT_EQ(batch, alone) << "matmul";
 
-  Experts w1(rng, experts, 2 * inter, hidden), w2(rng, experts, hidden, inter);
+  RandomExperts w1(rng, experts, 2 * inter, hidden), w2(rng, experts, hidden, inter);
   std::vector<int32_t> idx(T * k);
   std::vector<float> weight(T * k, 0.25f);
   for (int t = 0; t < T; ++t) {
@@ -365,7 +335,7 @@ TEST(CpuFastBackend, AttentionMatchesExact) { for_each_target([] {
       kv.head_dim = D;
       std::vector<uint16_t> sd(heads);
       for (auto& s : sd) s = to_bf16(std::normal_distribution<float>(0.0f, 2.0f)(rng));
-      const Weight sinks = bf16_weight(sd, 1, heads);
+      const Weight sinks = bf16_weight(sd.data(), 1, heads);
       const std::vector<int32_t> slot = {0, 1, 1, 0, 1}, pos = {0, 3, 22, 30, 17};  // 30: wraps the ring
       auto q = randn(rng, static_cast<size_t>(T) * heads * D);
       std::vector<float> want(q.size()), got(q.size());

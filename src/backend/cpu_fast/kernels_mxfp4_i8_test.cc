@@ -21,6 +21,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu_fast/cpu_fast_backend.h"
 #include "backend/cpu_fast/kernels_fast.h"
+#include "backend/cpu_fast/test_weights.h"
 #include "core/dtypes.h"
 
 namespace gptoss::cpu_fast {
@@ -197,40 +198,10 @@ TEST(Mxfp4I8, NonFiniteActivationGivesNaN) {
   }
 }
 
-
 // Backend level: cpu-fast's MoE ops of 1-2 token calls with GPTOSS_CPU_FAST_MOE_I8=1 (1 and 2 parts)
-// against the exact backend, and a token's bits alone vs beside another token (T = 2, sharing
-// experts, so the two-token kernel runs). Shapes with partial 4-block groups (608 = 19 blocks,
-// 320 = 10 blocks).
-struct BackendExperts {
-  std::vector<uint8_t> blocks, scales;
-  std::vector<uint16_t> bias;
-  Mxfp4Experts w;
-  Weight b;
-  BackendExperts(std::mt19937& rng, int64_t experts, int64_t rows, int64_t cols) {
-    blocks.resize(static_cast<size_t>(experts * rows * cols / 2));
-    scales.resize(static_cast<size_t>(experts * rows * cols / 32));
-    for (auto& v : blocks) v = static_cast<uint8_t>(rng());
-    std::uniform_int_distribution<int> e(118, 122);
-    for (auto& v : scales) v = static_cast<uint8_t>(e(rng));
-    std::normal_distribution<float> n(0.0f, 0.5f);
-    bias.resize(static_cast<size_t>(experts * rows));
-    for (auto& v : bias) v = f32_to_bf16(n(rng));
-    w.blocks.data = blocks.data();
-    w.blocks.bytes = blocks.size();
-    w.scales.data = scales.data();
-    w.scales.bytes = scales.size();
-    w.experts = experts;
-    w.rows = rows;
-    w.cols = cols;
-    b.buf.data = bias.data();
-    b.buf.bytes = bias.size() * 2;
-    b.type = ElemType::kBF16;
-    b.rows = experts;
-    b.cols = rows;
-  }
-};
-
+// on random experts (test_weights.h) against the exact backend, and a token's bits alone vs beside
+// another token (T = 2, sharing experts, so the two-token kernel runs). Shapes with partial 4-block
+// groups (608 = 19 blocks, 320 = 10 blocks).
 float rel_max(const std::vector<float>& got, const std::vector<float>& want) {
   float err = 0.0f, mag = 0.0f;
   for (size_t i = 0; i < want.size(); ++i) {
@@ -245,7 +216,7 @@ TEST(Mxfp4I8Backend, DecodeOpsNearExactAndTokensIndependent) {
   std::mt19937 rng(11);
   const int k = 4;
   const int64_t experts = 8, hidden = 608, inter = 320;
-  BackendExperts w1(rng, experts, 2 * inter, hidden), w2(rng, experts, hidden, inter);
+  RandomExperts w1(rng, experts, 2 * inter, hidden), w2(rng, experts, hidden, inter);
   const std::vector<int32_t> idx = {0, 1, 2, 3, 5, 2, 3, 7};  // the tokens share experts 2 and 3
   const std::vector<float> route = {0.4f, 0.3f, 0.2f, 0.1f, 0.25f, 0.25f, 0.25f, 0.25f};
   std::normal_distribution<float> n(0.0f, 0.05f);
