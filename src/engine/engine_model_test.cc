@@ -2,6 +2,7 @@
 // against transformers): continuous batching must not change any sequence's tokens.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -46,9 +47,13 @@ struct Result {
   FinishReason reason = FinishReason::kNone;
 };
 
+// Submits every prompt at once (max_tokens n) and waits for all; with peak_running, records the
+// most sequences the engine reported running at once.
 std::vector<std::vector<uint32_t>> run_all(Engine& engine, const std::vector<std::vector<uint32_t>>& prompts,
-                                           const SamplingParams& sp, int n) {
+                                           const SamplingParams& sp, int n, int* peak_running = nullptr) {
   std::vector<std::unique_ptr<Result>> rs;
+  std::mutex peak_mu;
+  if (peak_running != nullptr) *peak_running = 0;
   for (const auto& p : prompts) {
     rs.push_back(std::make_unique<Result>());
     Result* r = rs.back().get();
@@ -56,7 +61,11 @@ std::vector<std::vector<uint32_t>> run_all(Engine& engine, const std::vector<std
     req.prompt = p;
     req.sampling = sp;
     req.max_tokens = n;
-    auto id = engine.submit(req, [r](const TokenEvent& ev) {
+    auto id = engine.submit(req, [r, &engine, &peak_mu, peak_running](const TokenEvent& ev) {
+      if (peak_running != nullptr) {
+        std::lock_guard<std::mutex> lk(peak_mu);
+        *peak_running = std::max(*peak_running, engine.stats().running);
+      }
       std::lock_guard<std::mutex> lk(r->mu);
       if (ev.has_token) r->tokens.push_back(ev.token);
       if (ev.finished) {
@@ -65,7 +74,7 @@ std::vector<std::vector<uint32_t>> run_all(Engine& engine, const std::vector<std
       }
       r->cv.notify_all();
     });
-    EXPECT_TRUE(id.has_value());
+    EXPECT_TRUE(id.has_value()) << id.status().message();
   }
   std::vector<std::vector<uint32_t>> out;
   for (auto& r : rs) {
@@ -139,47 +148,6 @@ std::string test_device() {
   return d != nullptr && *d != '\0' ? d : "cpu";
 }
 
-// Submits every prompt at once (greedy, max_tokens n) and waits; records the most sequences the
-// engine reported running at once.
-std::vector<std::vector<uint32_t>> run_counting(Engine& engine, const std::vector<std::vector<uint32_t>>& prompts,
-                                                int n, int* peak_running) {
-  std::vector<std::unique_ptr<Result>> rs;
-  std::mutex peak_mu;
-  *peak_running = 0;
-  SamplingParams greedy;
-  greedy.temperature = 0;
-  for (const auto& p : prompts) {
-    rs.push_back(std::make_unique<Result>());
-    Result* r = rs.back().get();
-    GenerationRequest req;
-    req.prompt = p;
-    req.sampling = greedy;
-    req.max_tokens = n;
-    auto id = engine.submit(req, [r, &engine, &peak_mu, peak_running](const TokenEvent& ev) {
-      {
-        std::lock_guard<std::mutex> lk(peak_mu);
-        *peak_running = std::max(*peak_running, engine.stats().running);
-      }
-      std::lock_guard<std::mutex> lk(r->mu);
-      if (ev.has_token) r->tokens.push_back(ev.token);
-      if (ev.finished) {
-        r->done = true;
-        r->reason = ev.reason;
-      }
-      r->cv.notify_all();
-    });
-    EXPECT_TRUE(id.has_value()) << id.status().message();
-  }
-  std::vector<std::vector<uint32_t>> out;
-  for (auto& r : rs) {
-    std::unique_lock<std::mutex> lk(r->mu);
-    EXPECT_TRUE(r->cv.wait_for(lk, std::chrono::seconds(120), [&] { return r->done; }));
-    EXPECT_EQ(r->reason, FinishReason::kLength);
-    out.push_back(r->tokens);
-  }
-  return out;
-}
-
 TEST(EngineOnModel, PagedKvPoolRunsMoreSequencesThanItHoldsAtFullContext) {
   // A pool of 2 x ctx tokens (16 pages of 16, ctx 128), 8 slots: at full context it would hold 2
   // sequences, but short requests (prompt + 12 tokens, 2 pages each) all run at once, and each
@@ -206,6 +174,8 @@ TEST(EngineOnModel, PagedKvPoolRunsMoreSequencesThanItHoldsAtFullContext) {
   SchedulerOptions so;
   so.max_running = 8;
   so.prefill_chunk_tokens = 16;
+  SamplingParams greedy;
+  greedy.temperature = 0;
   // With 4 pages at most 4 run at once (each holds at least one page).
   for (const auto& [pool, max_peak] : {std::pair{256, 8}, {64, 4}}) {
     lo.kv_tokens = pool;
@@ -213,7 +183,7 @@ TEST(EngineOnModel, PagedKvPoolRunsMoreSequencesThanItHoldsAtFullContext) {
     ASSERT_TRUE(runner.has_value()) << runner.status().message();
     auto engine = create_engine(*runner, so);
     int peak = 0;
-    auto got = run_counting(*engine, prompts, n, &peak);
+    auto got = run_all(*engine, prompts, greedy, n, &peak);
     for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(got[i], want[i]) << "pool " << pool << " prompt " << i;
     if (pool == 256) {
       EXPECT_EQ(peak, 8);
