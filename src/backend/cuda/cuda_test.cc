@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -276,25 +277,45 @@ Goldens read_goldens() {
   return g;
 }
 
-TEST(CudaBackend, ForwardPassEqualsTransformersOnTinyGoldens) {
-  REQUIRE_GPU();
-  auto gpu = make_cuda_backend(0);
-  ASSERT_TRUE(gpu.has_value()) << gpu.status().message();
-  const Goldens g = read_goldens();
-  ASSERT_FALSE(g.tokens.empty());
-  auto files = open_model_dir(tiny_dir() + "/model");
-  ASSERT_TRUE(files.has_value()) << files.status().message();
-  auto model = Model::create(std::move(*files), **gpu);
-  ASSERT_TRUE(model.has_value()) << model.status().message();
+// The tiny checkpoint on the GPU and transformers' goldens for it: the setup of the tests below.
+// SetUp skips the test where no GPU is present.
+class CudaTiny : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    REQUIRE_GPU();
+    auto gpu = make_cuda_backend(0);
+    ASSERT_TRUE(gpu.has_value()) << gpu.status().message();
+    gpu_ = std::move(*gpu);
+    goldens_ = read_goldens();
+    ASSERT_FALSE(goldens_.tokens.empty());
+    auto files = open_model_dir(tiny_dir() + "/model");
+    ASSERT_TRUE(files.has_value()) << files.status().message();
+    files_.emplace(std::move(*files));
+  }
+  // The model over these files (which it takes).
+  std::unique_ptr<Model> take_model() {
+    auto model = Model::create(std::move(*files_), *gpu_);
+    EXPECT_TRUE(model.has_value()) << model.status().message();
+    return model.has_value() ? std::move(*model) : nullptr;
+  }
+  std::unique_ptr<Backend> gpu_;
+  Goldens goldens_;
+  std::optional<ModelFiles> files_;
+};
+
+TEST_F(CudaTiny, ForwardPassEqualsTransformersOnTinyGoldens) {
+  const Goldens& g = goldens_;
+  auto model = take_model();
+  ASSERT_NE(model, nullptr);
   for (size_t i = 0; i < g.tokens.size(); ++i) {
     KvCacheOptions ko;
     ko.max_context = 64;
-    auto cache = (*model)->new_cache(ko);
+    auto cache = model->new_cache(ko);
     ASSERT_TRUE(cache.has_value());
     auto seq = cache->new_sequence();
     ForwardPiece piece{*seq, g.tokens[i], true};
     std::vector<float> logits;
-    ASSERT_TRUE((*model)->forward({&piece, 1}, *cache, &logits).is_ok());
+    ASSERT_TRUE(model->forward({&piece, 1}, *cache, &logits).is_ok());
     ASSERT_EQ(logits.size(), g.logits[i].size());
     EXPECT_LT(max_rel(g.logits[i].data(), logits.data(), logits.size()), 1e-4) << "prompt " << i;
   }
@@ -303,21 +324,15 @@ TEST(CudaBackend, ForwardPassEqualsTransformersOnTinyGoldens) {
 // The goldens as concurrent sequences through a paged cache whose pages (4 positions) are handed out
 // in a shuffled order, prefill in interleaved chunks of 3: within 1e-4 of transformers, and the same
 // logits bit for bit as the contiguous cache (the same kernels sum in the same order).
-TEST(CudaBackend, ScatteredKvPagesEqualTheContiguousCache) {
-  REQUIRE_GPU();
-  auto gpu = make_cuda_backend(0);
-  ASSERT_TRUE(gpu.has_value()) << gpu.status().message();
-  const Goldens g = read_goldens();
-  ASSERT_FALSE(g.tokens.empty());
-  auto files = open_model_dir(tiny_dir() + "/model");
-  ASSERT_TRUE(files.has_value()) << files.status().message();
-  auto model = Model::create(std::move(*files), **gpu);
-  ASSERT_TRUE(model.has_value()) << model.status().message();
+TEST_F(CudaTiny, ScatteredKvPagesEqualTheContiguousCache) {
+  const Goldens& g = goldens_;
+  auto model = take_model();
+  ASSERT_NE(model, nullptr);
   auto run = [&](int page_size, uint32_t seed) {
     KvCacheOptions ko{static_cast<int>(g.tokens.size()), 64, 3};
     ko.page_size = page_size;
     ko.shuffle_pages_seed = seed;
-    auto cache = (*model)->new_cache(ko);
+    auto cache = model->new_cache(ko);
     EXPECT_TRUE(cache.has_value()) << cache.status().message();
     std::vector<std::vector<float>> out(g.tokens.size());
     std::vector<int> seqs;
@@ -332,7 +347,7 @@ TEST(CudaBackend, ScatteredKvPagesEqualTheContiguousCache) {
       }
       if (pieces.empty()) break;
       std::vector<float> logits;
-      const Status st = (*model)->forward(pieces, *cache, &logits);
+      const Status st = model->forward(pieces, *cache, &logits);
       EXPECT_TRUE(st.is_ok()) << st.message();
       size_t at = 0;
       for (size_t k = 0; k < pieces.size(); ++k) {
@@ -352,15 +367,10 @@ TEST(CudaBackend, ScatteredKvPagesEqualTheContiguousCache) {
   }
 }
 
-TEST(CudaDecodeEngine, GraphDecodeEqualsTransformersOnTinyGoldens) {
-  REQUIRE_GPU();
-  auto gpu = make_cuda_backend(0);
-  ASSERT_TRUE(gpu.has_value()) << gpu.status().message();
-  const Goldens g = read_goldens();
-  ASSERT_FALSE(g.tokens.empty());
-  auto files = open_model_dir(tiny_dir() + "/model");
-  ASSERT_TRUE(files.has_value()) << files.status().message();
-  auto weights = bind_weights(*files, **gpu);
+TEST_F(CudaTiny, GraphDecodeEqualsTransformersOnTinyGoldens) {
+  const Goldens& g = goldens_;
+  auto& files = files_;
+  auto weights = bind_weights(*files, *gpu_);
   ASSERT_TRUE(weights.has_value()) << weights.status().message();
   const int V = files->config.vocab_size;
   // The MoE layers on the per-slot GEMVs (every batch) and on the grouped GEMM (every batch, 1
@@ -402,13 +412,9 @@ TEST(CudaDecodeEngine, GraphDecodeEqualsTransformersOnTinyGoldens) {
   }
 }
 
-TEST(CudaDecodeEngine, RejectsBadInputs) {
-  REQUIRE_GPU();
-  auto gpu = make_cuda_backend(0);
-  ASSERT_TRUE(gpu.has_value());
-  auto files = open_model_dir(tiny_dir() + "/model");
-  ASSERT_TRUE(files.has_value());
-  auto weights = bind_weights(*files, **gpu);
+TEST_F(CudaTiny, DecodeEngineRejectsBadInputs) {
+  auto& files = files_;
+  auto weights = bind_weights(*files, *gpu_);
   ASSERT_TRUE(weights.has_value());
   cuda::DecodeOptions opt;
   opt.max_context = 16;
