@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "formats/tensor.h"
+#include "model/json_object.h"
 
 namespace gptoss {
 
@@ -74,17 +75,6 @@ class Fields {
   std::string file_;
   std::string prefix_;
 };
-
-Expected<json> parse_object(const std::string& text, const std::string& file) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    return Error("{}: not valid JSON: {}", file, printable(e.what()));
-  }
-  if (!j.is_object()) return Error("{}: must hold a JSON object", file);
-  return j;
-}
 
 Expected<std::vector<int>> parse_token_ids(const json& v, const std::string& file,
                                            const char* field) {
@@ -161,7 +151,7 @@ void default_layer_types(ModelConfig* c) {
 }  // namespace
 
 Expected<ModelConfig> parse_hf_config(const std::string& json_text, const std::string& file) {
-  GPTOSS_ASSIGN_OR_RETURN(json j, parse_object(json_text, file));
+  GPTOSS_ASSIGN_OR_RETURN(json j, parse_json_object(json_text, file));
   Fields f(j, file);
   if (const json* mt = f.raw("model_type")) {
     if (!mt->is_string() || mt->get<std::string>() != "gpt_oss")
@@ -240,7 +230,7 @@ Expected<ModelConfig> parse_hf_config(const std::string& json_text, const std::s
 }
 
 Expected<ModelConfig> parse_original_config(const std::string& json_text, const std::string& file) {
-  GPTOSS_ASSIGN_OR_RETURN(json j, parse_object(json_text, file));
+  GPTOSS_ASSIGN_OR_RETURN(json j, parse_json_object(json_text, file));
   Fields f(j, file);
   // The reference builds its dataclass from this JSON; its defaults are the 120b values.
   ModelConfig c;
@@ -275,7 +265,7 @@ Expected<ModelConfig> parse_original_config(const std::string& json_text, const 
 
 Status apply_generation_config(const std::string& json_text, const std::string& file,
                                ModelConfig* config) {
-  GPTOSS_ASSIGN_OR_RETURN(json j, parse_object(json_text, file));
+  GPTOSS_ASSIGN_OR_RETURN(json j, parse_json_object(json_text, file));
   auto it = j.find("eos_token_id");
   if (it == j.end() || it->is_null()) return Status::ok();
   GPTOSS_ASSIGN_OR_RETURN(std::vector<int> ids, parse_token_ids(*it, file, "eos_token_id"));

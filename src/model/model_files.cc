@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "model/json_object.h"
+
 namespace gptoss {
 
 namespace fs = std::filesystem;
@@ -123,13 +125,7 @@ bool has_checkpoint(const fs::path& dir) {
 
 // HF config.json names model_type / architectures / num_local_experts; original/ never does.
 Expected<CheckpointLayout> detect_layout(const std::string& text, const std::string& file) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    return Error("{}: not valid JSON: {}", file, printable(e.what()));
-  }
-  if (!j.is_object()) return Error("{}: must hold a JSON object", file);
+  GPTOSS_ASSIGN_OR_RETURN(json j, parse_json_object(text, file));
   for (const char* k : {"model_type", "architectures", "num_local_experts", "num_experts_per_tok"})
     if (j.contains(k)) return CheckpointLayout::kHF;
   return CheckpointLayout::kOriginal;
@@ -145,13 +141,7 @@ std::string join_limited(const std::vector<std::string>& items, size_t limit = 8
 }  // namespace
 
 Expected<SafetensorsIndex> parse_safetensors_index(std::string_view text, const std::string& path) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    return Error("{}: not valid JSON: {}", path, printable(e.what()));
-  }
-  if (!j.is_object()) return Error("{}: must hold a JSON object", path);
+  GPTOSS_ASSIGN_OR_RETURN(json j, parse_json_object(text, path));
   auto wm = j.find("weight_map");
   if (wm == j.end() || !wm->is_object())
     return Error("{}: missing \"weight_map\" object (tensor name -> shard file)", path);
