@@ -291,6 +291,36 @@ void GemvBf16Buffered(const float* HWY_RESTRICT xp, const uint16_t* HWY_RESTRICT
   });
 }
 
+// Software prefetch of the fused MXFP4 GEMVs below. Prefetches [p, p + bytes) one line at a time.
+HWY_INLINE void PrefetchRange(const uint8_t* p, int64_t bytes) {
+  for (int64_t o = 0; o < bytes; o += 64) hwy::Prefetch(p + o);
+}
+// Before the loop: the first tile's scales, and its blocks (ahead < 0: all of them; ahead > 0: the
+// first `ahead` blocks of each of its rows).
+HWY_INLINE void PrefetchFirst(const uint8_t* blocks, const uint8_t* scales, int64_t nb, int64_t rows, int64_t ahead) {
+  const int64_t rr = std::min(rows, int64_t{4});
+  PrefetchRange(scales, rr * nb);
+  if (ahead < 0) {
+    PrefetchRange(blocks, rr * nb * 16);
+    return;
+  }
+  for (int64_t j = 0; j < rr; ++j) PrefetchRange(blocks + j * nb * 16, std::min(ahead, nb) * 16);
+}
+// ahead > 0, at block step b of the 4-row tile of rows [r, r + 4): the line of block b + ahead of
+// row r + (b & 3), in this tile or, past the row end, in the tiles after it; the order in which
+// the tiles consume memory, so every request is `ahead` steps (ahead * 64 bytes) before its use.
+// Row j's request advances 4 blocks (64 bytes) every 4 steps: each line of each row once.
+HWY_INLINE void PrefetchAhead(const uint8_t* blocks, int64_t nb, int64_t rows, int64_t r, int64_t b,
+                              int64_t ahead) {
+  int64_t pb = b + ahead, tr = r;
+  while (pb >= nb) {
+    pb -= nb;
+    tr += 4;
+  }
+  const int64_t row = tr + (b & 3);
+  if (row < rows) hwy::Prefetch(blocks + (row * nb + pb) * 16);
+}
+
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
 // The sums of the lanes of a0..a3 in lanes 0, 4, 8 and 12, with the additions grouped exactly as
 // SumOfLanes (GCC's _mm512_reduce_add_ps, used by GemmTile) groups them for one vector: halves of
@@ -323,8 +353,9 @@ HWY_INLINE __m512 SumOfLanes4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
 // 4 * nb * 16 bytes, so while it runs, the next tile's bytes are requested one cache line per block
 // step (64 bytes a step, as fast as the tile consumes its own) and its scales at its start; the
 // first tile of a call is requested before the loop.
-void GemvMxfp4(const float* HWY_RESTRICT xp, const uint8_t* HWY_RESTRICT blocks, const uint8_t* HWY_RESTRICT scales,
-               int64_t cols, int64_t rows, float* HWY_RESTRICT out) {
+void GemvMxfp4Ahead(const float* HWY_RESTRICT xp, const uint8_t* HWY_RESTRICT blocks,
+                    const uint8_t* HWY_RESTRICT scales, int64_t cols, int64_t rows, float* HWY_RESTRICT out,
+                    int64_t ahead) {
   const hn::Full512<float> df;
   const hn::Full128<uint8_t> d8;
   const hn::Full512<uint32_t> du;
@@ -336,12 +367,7 @@ void GemvMxfp4(const float* HWY_RESTRICT xp, const uint8_t* HWY_RESTRICT blocks,
     return hn::MulAdd(xo, hn::Vec512<float>{_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), scaled)}, acc);
   };
   const int64_t tile_bytes = 4 * nb * 16;
-  // Prefetches [p, p + bytes) one cache line at a time.
-  auto prefetch_range = [](const uint8_t* p, int64_t bytes) {
-    for (int64_t o = 0; o < bytes; o += 64) hwy::Prefetch(p + o);
-  };
-  prefetch_range(blocks, std::min(rows, int64_t{4}) * nb * 16);
-  prefetch_range(scales, std::min(rows, int64_t{4}) * nb);
+  PrefetchFirst(blocks, scales, nb, rows, ahead);
   int64_t r = 0;
   for (; r + 4 <= rows; r += 4) {
     const uint8_t* b0 = blocks + r * nb * 16;
@@ -349,12 +375,16 @@ void GemvMxfp4(const float* HWY_RESTRICT xp, const uint8_t* HWY_RESTRICT blocks,
     // The next full tile (the last one re-requests its own lines, which are already in cache).
     const bool more = r + 8 <= rows;
     const uint8_t* next = more ? b0 + tile_bytes : b0;
-    if (more) prefetch_range(s0 + 4 * nb, 4 * nb);
+    if (more) PrefetchRange(s0 + 4 * nb, 4 * nb);
     for (int64_t k0 = 0; k0 < cols; k0 += kBlock) {
       const int64_t b1 = std::min(cols, k0 + kBlock) / 32;
       auto a0 = hn::Zero(df), a1 = a0, a2 = a0, a3 = a0;
       for (int64_t b = k0 / 32; b < b1; ++b) {
-        hwy::Prefetch(next + 64 * b);
+        if (ahead < 0) {
+          hwy::Prefetch(next + 64 * b);
+        } else if (ahead > 0) {
+          PrefetchAhead(blocks, nb, rows, r, b, ahead);
+        }
         const auto xe = hn::LoadU(df, xp + 32 * b), xo = hn::LoadU(df, xp + 32 * b + 16);
         a0 = step(b0 + 16 * b, s0[b], xe, xo, a0);
         a1 = step(b0 + 16 * (nb + b), s0[nb + b], xe, xo, a1);
@@ -388,8 +418,9 @@ void GemvMxfp4(const float* HWY_RESTRICT xp, const uint8_t* HWY_RESTRICT blocks,
 // and an XOR with nibble << 28 (magnitude_xor: sign into bit 31). 20 vector uops per block and
 // row on 3 ports instead of decoding through an L1 buffer (9 -> ~7 cycles per block measured).
 // The next 4-row tile is prefetched as in the AVX-512 kernel.
-void GemvMxfp4(const float* HWY_RESTRICT xp, const uint8_t* HWY_RESTRICT blocks, const uint8_t* HWY_RESTRICT scales,
-               int64_t cols, int64_t rows, float* HWY_RESTRICT out) {
+void GemvMxfp4Ahead(const float* HWY_RESTRICT xp, const uint8_t* HWY_RESTRICT blocks,
+                    const uint8_t* HWY_RESTRICT scales, int64_t cols, int64_t rows, float* HWY_RESTRICT out,
+                    int64_t ahead) {
   const hn::Full256<float> df;
   const int64_t nb = cols / 32;
   auto weights = [](__m256 t, __m256i idx) {
@@ -409,23 +440,23 @@ void GemvMxfp4(const float* HWY_RESTRICT xp, const uint8_t* HWY_RESTRICT blocks,
     *o = add ? *o + v : v;
   };
   const int64_t tile_bytes = 4 * nb * 16;
-  auto prefetch_range = [](const uint8_t* p, int64_t bytes) {
-    for (int64_t o = 0; o < bytes; o += 64) hwy::Prefetch(p + o);
-  };
-  prefetch_range(blocks, std::min(rows, int64_t{4}) * nb * 16);
-  prefetch_range(scales, std::min(rows, int64_t{4}) * nb);
+  PrefetchFirst(blocks, scales, nb, rows, ahead);
   int64_t r = 0;
   for (; r + 4 <= rows; r += 4) {
     const uint8_t* b0 = blocks + r * nb * 16;
     const uint8_t* s0 = scales + r * nb;
     const bool more = r + 8 <= rows;
     const uint8_t* next = more ? b0 + tile_bytes : b0;
-    if (more) prefetch_range(s0 + 4 * nb, 4 * nb);
+    if (more) PrefetchRange(s0 + 4 * nb, 4 * nb);
     for (int64_t k0 = 0; k0 < cols; k0 += kBlock) {
       const int64_t b1 = std::min(cols, k0 + kBlock) / 32;
       __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
       for (int64_t b = k0 / 32; b < b1; ++b) {
-        hwy::Prefetch(next + 64 * b);
+        if (ahead < 0) {
+          hwy::Prefetch(next + 64 * b);
+        } else if (ahead > 0) {
+          PrefetchAhead(blocks, nb, rows, r, b, ahead);
+        }
         const __m256 x[4] = {_mm256_loadu_ps(xp + 32 * b), _mm256_loadu_ps(xp + 32 * b + 8),
                              _mm256_loadu_ps(xp + 32 * b + 16), _mm256_loadu_ps(xp + 32 * b + 24)};
         a0 = step(b0 + 16 * b, s0[b], x, a0);
@@ -455,14 +486,23 @@ void GemvMxfp4(const float* HWY_RESTRICT xp, const uint8_t* HWY_RESTRICT blocks,
   }
 }
 #else
-void GemvMxfp4(const float* HWY_RESTRICT xp, const uint8_t* HWY_RESTRICT blocks, const uint8_t* HWY_RESTRICT scales,
-               int64_t cols, int64_t rows, float* HWY_RESTRICT out) {
+void GemvMxfp4Ahead(const float* HWY_RESTRICT xp, const uint8_t* HWY_RESTRICT blocks,
+                    const uint8_t* HWY_RESTRICT scales, int64_t cols, int64_t rows, float* HWY_RESTRICT out,
+                    int64_t /*ahead: no software prefetch on the buffered path*/) {
   const int64_t nb = cols / 32;
   GemvByBlocks(xp, cols, rows, out, [&](int64_t r0, int64_t rr, int64_t k0, int64_t kn, float* buf) {
     Mxfp4Decode(blocks + (r0 * nb + k0 / 32) * 16, scales + r0 * nb + k0 / 32, nb, rr, kn / 32, buf, kBlock);
   });
 }
 #endif
+
+// Software prefetch distance of the MXFP4 GEMV in block steps (kernels_fast.h: gemv_mxfp4_lab).
+constexpr int64_t kMxfp4Ahead = -1;
+
+void GemvMxfp4(const float* HWY_RESTRICT xp, const uint8_t* HWY_RESTRICT blocks, const uint8_t* HWY_RESTRICT scales,
+               int64_t cols, int64_t rows, float* HWY_RESTRICT out) {
+  GemvMxfp4Ahead(xp, blocks, scales, cols, rows, out, kMxfp4Ahead);
+}
 
 // ---- bf16 GEMV with the weights widened in registers --------------------------------------------
 // The same FMAs in the same order as GemvBf16Buffered (Bf16Decode into the buffer, then
@@ -740,6 +780,7 @@ namespace gptoss::cpu_fast {
 HWY_EXPORT(GemvBf16);
 HWY_EXPORT(GemvBf16Lab);
 HWY_EXPORT(GemvMxfp4);
+HWY_EXPORT(GemvMxfp4Ahead);
 HWY_EXPORT(Bf16RowsToF32);
 HWY_EXPORT(Mxfp4RowsToF32);
 HWY_EXPORT(GemmF32);
@@ -778,6 +819,10 @@ void gemv_bf16_lab(const float* xp, const uint16_t* w, int64_t stride, int64_t n
 void gemv_mxfp4(const float* xp, const uint8_t* blocks, const uint8_t* scales, int64_t cols, int64_t rows,
                 float* out) {
   HWY_DYNAMIC_DISPATCH(GemvMxfp4)(xp, blocks, scales, cols, rows, out);
+}
+void gemv_mxfp4_lab(const float* xp, const uint8_t* blocks, const uint8_t* scales, int64_t cols, int64_t rows,
+                    float* out, int64_t ahead) {
+  HWY_DYNAMIC_DISPATCH(GemvMxfp4Ahead)(xp, blocks, scales, cols, rows, out, ahead);
 }
 void bf16_rows_to_f32(const uint16_t* w, int64_t stride, int64_t n, int64_t rows, float* out) {
   HWY_DYNAMIC_DISPATCH(Bf16RowsToF32)(w, stride, n, rows, out);

@@ -32,6 +32,13 @@ void gemv_bf16_lab(const float* xp, const uint16_t* w, int64_t stride, int64_t n
 // their E8M0 scales (cols / 32 per row); xp is x in chunk order.
 void gemv_mxfp4(const float* xp, const uint8_t* blocks, const uint8_t* scales, int64_t cols, int64_t rows,
                 float* out);
+// gemv_mxfp4's software prefetch variants for bench/kernels/cpu (the same sums): ahead = -1 requests
+// the next 4-row tile while a tile runs (one line per block step, from the tile's start); 0 none;
+// ahead > 0 requests each line `ahead` block steps (of 64 bytes: a 16-byte block of each of the
+// tile's 4 rows) before it is used, in the order the tiles consume memory. AVX3 and AVX2 kernels;
+// the other targets' buffered path has no software prefetch and ignores it.
+void gemv_mxfp4_lab(const float* xp, const uint8_t* blocks, const uint8_t* scales, int64_t cols, int64_t rows,
+                    float* out, int64_t ahead);
 
 // Decodes `rows` weight rows to f32 in chunk order, row r at out + r * n (bf16: row stride `stride`).
 void bf16_rows_to_f32(const uint16_t* w, int64_t stride, int64_t n, int64_t rows, float* out);
