@@ -30,6 +30,23 @@ void validate_function_name(const std::string& name, const std::string& path) {
   }
 }
 
+void parse_output_format(const std::string& type, const ojson* schema_fields, const std::string& fields_path,
+                         const std::string& type_path, ChatRequest* req) {
+  if (type == "json_schema") {
+    req->response_schema_name = req_string(*schema_fields, "name", fields_path);
+    req->response_schema_description = opt_string(*schema_fields, "description", fields_path).value_or("");
+    const ojson* schema = opt_object(*schema_fields, "schema", fields_path);
+    req->response_schema = schema ? *schema : ojson::object();
+  } else if (type == "json_object") {
+    req->response_schema_name = "json_object";
+    req->response_schema = ojson{{"type", "object"}};
+  } else if (type != "text") {
+    throw ApiError::invalid(type_path,
+                            fmt::format("'{}' must be text, json_object or json_schema; got '{}'", type_path, type),
+                            "invalid_value");
+  }
+}
+
 std::string normalize_effort(const std::string& effort, const std::string& path) {
   if (effort == "low" || effort == "medium" || effort == "high") return effort;
   if (effort == "minimal") return "low";
@@ -269,24 +286,12 @@ ChatRequest parse_chat_completions(const ojson& body) {
     req.reasoning_effort = normalize_effort(*e, "reasoning_effort");
   }
   if (const ojson* rf = opt_object(body, "response_format", "")) {
-    std::string type = req_string(*rf, "type", "response_format");
-    if (type == "json_schema") {
-      const ojson* js = opt_object(*rf, "json_schema", "response_format");
-      if (!js) throw ApiError::invalid("response_format.json_schema",
-                                       "'response_format.json_schema' is required");
-      req.response_schema_name = req_string(*js, "name", "response_format.json_schema");
-      req.response_schema_description =
-          opt_string(*js, "description", "response_format.json_schema").value_or("");
-      const ojson* schema = opt_object(*js, "schema", "response_format.json_schema");
-      req.response_schema = schema ? *schema : ojson::object();
-    } else if (type == "json_object") {
-      req.response_schema_name = "json_object";
-      req.response_schema = ojson{{"type", "object"}};
-    } else if (type != "text") {
-      throw ApiError::invalid("response_format.type",
-                              fmt::format("'response_format.type' must be text, json_object or "
-                                          "json_schema; got '{}'", type), "invalid_value");
+    const std::string type = req_string(*rf, "type", "response_format");
+    const ojson* js = type == "json_schema" ? opt_object(*rf, "json_schema", "response_format") : nullptr;
+    if (type == "json_schema" && !js) {
+      throw ApiError::invalid("response_format.json_schema", "'response_format.json_schema' is required");
     }
+    parse_output_format(type, js, "response_format.json_schema", "response_format.type", &req);
   }
   req.stream = opt_bool(body, "stream", "").value_or(false);
   if (const ojson* so = opt_object(body, "stream_options", "")) {

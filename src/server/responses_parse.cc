@@ -150,20 +150,8 @@ ChatRequest parse_responses(const ojson& body, const ojson& history_items,
   }
   if (const ojson* text = opt_object(body, "text", "")) {
     if (const ojson* fmt_v = opt_object(*text, "format", "text")) {
-      std::string type = req_string(*fmt_v, "type", "text.format");
-      if (type == "json_schema") {
-        req.response_schema_name = req_string(*fmt_v, "name", "text.format");
-        req.response_schema_description = opt_string(*fmt_v, "description", "text.format").value_or("");
-        const ojson* schema = opt_object(*fmt_v, "schema", "text.format");
-        req.response_schema = schema ? *schema : ojson::object();
-      } else if (type == "json_object") {
-        req.response_schema_name = "json_object";
-        req.response_schema = ojson{{"type", "object"}};
-      } else if (type != "text") {
-        throw ApiError::invalid("text.format.type",
-                                fmt::format("'text.format.type' '{}' is not supported", type),
-                                "invalid_value");
-      }
+      const std::string type = req_string(*fmt_v, "type", "text.format");
+      parse_output_format(type, fmt_v, "text.format", "text.format.type", &req);
     }
   }
   if (auto n = opt_int(body, "max_output_tokens", "", 1, INT32_MAX)) {

@@ -227,6 +227,7 @@ TEST(ServerHttp, BadRequestsGetOpenAIErrorObjects) {
       {"/v1/responses", R"({"model":"test-model","input":[{"type":"function_call_output","call_id":"zz","output":"1"}]})", 400, "input[0].call_id"},
       {"/v1/responses", R"({"model":"test-model","input":"x","previous_response_id":"resp_missing"})", 404, "previous_response_id"},
       {"/v1/responses", R"({"model":"test-model","input":"x","reasoning":{"effort":"max"}})", 400, "reasoning.effort"},
+      {"/v1/responses", R"({"model":"test-model","input":"x","text":{"format":{"type":"xml"}}})", 400, "text.format.type"},
       {"/v1/completions", R"({"model":"test-model"})", 400, "prompt"},
       {"/v1/completions", R"({"model":"test-model","prompt":"x","max_tokens":-3})", 400, "max_tokens"},
   };
@@ -386,20 +387,29 @@ TEST(ServerHttp, ResponsesStoreAndPreviousResponseId) {
   (void)first_prompt;
 }
 
+// Chat Completions' response_format and the Responses API's text.format (the same fields one level
+// up) render the same "# Response Formats" developer message.
 TEST(ServerHttp, ResponseFormatGoesToTheDeveloperMessage) {
   TestServer ts;
+  const ojson fields = {{"name", "answer"}, {"description", "The answer."},
+                        {"schema", {{"type", "object"}, {"properties", {{"x", {{"type", "integer"}}}}}}}};
+  ojson rf = {{"type", "json_schema"}, {"json_schema", fields}};
+  ojson text_format = fields;
+  text_format["type"] = "json_schema";
+  const std::string want =
+      "<|start|>developer<|message|># Response Formats\n\n## answer\n\n"
+      "// The answer.\n{\"type\":\"object\",\"properties\":{\"x\":"
+      "{\"type\":\"integer\"}}}<|end|>";
   ts.script_text("<|channel|>final<|message|>{}<|return|>");
-  ojson rf = {{"type", "json_schema"},
-              {"json_schema", {{"name", "answer"}, {"description", "The answer."},
-                               {"schema", {{"type", "object"},
-                                           {"properties", {{"x", {{"type", "integer"}}}}}}}}}};
   auto r = ts.post("/v1/chat/completions", chat("hi", {{"response_format", rf}}));
   ASSERT_EQ(r->status, 200) << r->body;
   std::string text = ts.tokenizer->decode(ts.engine.last_prompt());
-  EXPECT_NE(text.find("<|start|>developer<|message|># Response Formats\n\n## answer\n\n"
-                      "// The answer.\n{\"type\":\"object\",\"properties\":{\"x\":"
-                      "{\"type\":\"integer\"}}}<|end|>"),
-            std::string::npos) << text;
+  EXPECT_NE(text.find(want), std::string::npos) << text;
+  ts.script_text("<|channel|>final<|message|>{}<|return|>");
+  r = ts.post("/v1/responses", ojson{{"model", "test-model"}, {"input", "hi"}, {"text", {{"format", text_format}}}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  text = ts.tokenizer->decode(ts.engine.last_prompt());
+  EXPECT_NE(text.find(want), std::string::npos) << text;
 }
 
 TEST(ServerHttp, CompletionsReturnRawText) {
