@@ -42,8 +42,7 @@ void Sha256::reset() {
   static constexpr uint32_t kInit[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                         0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
   std::memcpy(h_, kInit, sizeof(h_));
-  buf_len_ = 0;
-  total_ = 0;
+  buf_.reset();
 }
 
 void Sha256::compress(const uint8_t* p) {
@@ -85,25 +84,7 @@ void Sha256::compress(const uint8_t* p) {
 }
 
 void Sha256::update(const void* data, size_t n) {
-  const uint8_t* p = static_cast<const uint8_t*>(data);
-  total_ += n;
-  if (buf_len_ > 0) {
-    size_t take = std::min(n, sizeof(buf_) - buf_len_);
-    std::memcpy(buf_ + buf_len_, p, take);
-    buf_len_ += take;
-    p += take;
-    n -= take;
-    if (buf_len_ < sizeof(buf_)) return;
-    compress_blocks(buf_, 1);
-    buf_len_ = 0;
-  }
-  compress_blocks(p, n / 64);
-  p += n / 64 * 64;
-  n %= 64;
-  if (n > 0) {
-    std::memcpy(buf_, p, n);
-    buf_len_ = n;
-  }
+  buf_.update(static_cast<const uint8_t*>(data), n, [this](const uint8_t* p, size_t k) { compress_blocks(p, k); });
 }
 
 void Sha256::compress_blocks(const uint8_t* p, size_t nblocks) {
@@ -116,11 +97,7 @@ void Sha256::compress_blocks(const uint8_t* p, size_t nblocks) {
 }
 
 std::array<uint8_t, 32> Sha256::digest() {
-  uint64_t bits = total_ * 8;
-  uint8_t pad[72] = {0x80};
-  size_t pad_len = (buf_len_ < 56) ? 56 - buf_len_ : 120 - buf_len_;
-  for (int i = 0; i < 8; ++i) pad[pad_len + i] = uint8_t(bits >> (56 - 8 * i));
-  update(pad, pad_len + 8);
+  buf_.finish([this](const uint8_t* p, size_t k) { compress_blocks(p, k); });
   std::array<uint8_t, 32> out;
   for (int i = 0; i < 8; ++i) {
     out[4 * i] = uint8_t(h_[i] >> 24);
@@ -151,8 +128,7 @@ std::string sha256_hex(std::string_view data) {
 void Sha1::reset() {
   static constexpr uint32_t kInit[5] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0};
   std::memcpy(h_, kInit, sizeof(h_));
-  buf_len_ = 0;
-  total_ = 0;
+  buf_.reset();
 }
 
 void Sha1::compress(const uint8_t* p) {
@@ -194,31 +170,15 @@ void Sha1::compress(const uint8_t* p) {
 }
 
 void Sha1::update(const void* data, size_t n) {
-  const uint8_t* p = static_cast<const uint8_t*>(data);
-  total_ += n;
-  if (buf_len_ > 0) {
-    size_t take = std::min(n, sizeof(buf_) - buf_len_);
-    std::memcpy(buf_ + buf_len_, p, take);
-    buf_len_ += take;
-    p += take;
-    n -= take;
-    if (buf_len_ < sizeof(buf_)) return;
-    compress(buf_);
-    buf_len_ = 0;
-  }
-  for (; n >= 64; n -= 64, p += 64) compress(p);
-  if (n > 0) {
-    std::memcpy(buf_, p, n);
-    buf_len_ = n;
-  }
+  buf_.update(static_cast<const uint8_t*>(data), n, [this](const uint8_t* p, size_t k) {
+    for (; k > 0; --k, p += 64) compress(p);
+  });
 }
 
 std::string Sha1::hex_digest() {
-  uint64_t bits = total_ * 8;
-  uint8_t pad[72] = {0x80};
-  size_t pad_len = (buf_len_ < 56) ? 56 - buf_len_ : 120 - buf_len_;
-  for (int i = 0; i < 8; ++i) pad[pad_len + i] = uint8_t(bits >> (56 - 8 * i));
-  update(pad, pad_len + 8);
+  buf_.finish([this](const uint8_t* p, size_t k) {
+    for (; k > 0; --k, p += 64) compress(p);
+  });
   static const char* kHex = "0123456789abcdef";
   std::string s(40, '0');
   for (int i = 0; i < 5; ++i) {

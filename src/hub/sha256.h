@@ -12,6 +12,47 @@
 
 namespace gptoss::hub {
 
+namespace detail {
+// The 64-byte block buffer and the length padding (0x80, zeros, the big-endian bit count) that
+// SHA-256 and SHA-1 share: whole blocks go to blocks(pointer, count), the rest waits here.
+struct BlockBuffer {
+  uint8_t buf[64];
+  size_t len = 0;
+  uint64_t total = 0;
+
+  void reset() { len = 0, total = 0; }
+
+  template <typename Blocks>
+  void update(const uint8_t* p, size_t n, Blocks blocks) {
+    total += n;
+    if (len > 0) {
+      const size_t take = n < sizeof(buf) - len ? n : sizeof(buf) - len;
+      for (size_t i = 0; i < take; ++i) buf[len + i] = p[i];
+      len += take;
+      p += take;
+      n -= take;
+      if (len < sizeof(buf)) return;
+      blocks(buf, 1);
+      len = 0;
+    }
+    if (n >= 64) blocks(p, n / 64);
+    p += n / 64 * 64;
+    n %= 64;
+    for (size_t i = 0; i < n; ++i) buf[i] = p[i];
+    len = n;
+  }
+
+  template <typename Blocks>
+  void finish(Blocks blocks) {
+    const uint64_t bits = total * 8;
+    uint8_t pad[72] = {0x80};
+    const size_t pad_len = (len < 56) ? 56 - len : 120 - len;
+    for (int i = 0; i < 8; ++i) pad[pad_len + i] = uint8_t(bits >> (56 - 8 * i));
+    update(pad, pad_len + 8, blocks);
+  }
+};
+}  // namespace detail
+
 class Sha256 {
  public:
   Sha256() { reset(); }
@@ -26,9 +67,7 @@ class Sha256 {
   void compress(const uint8_t* block);
   void compress_blocks(const uint8_t* blocks, size_t n);  // SHA-NI when the CPU has it
   uint32_t h_[8];
-  uint8_t buf_[64];
-  size_t buf_len_ = 0;
-  uint64_t total_ = 0;
+  detail::BlockBuffer buf_;
 };
 
 std::string sha256_hex(std::string_view data);
@@ -49,9 +88,7 @@ class Sha1 {
  private:
   void compress(const uint8_t* block);
   uint32_t h_[5];
-  uint8_t buf_[64];
-  size_t buf_len_ = 0;
-  uint64_t total_ = 0;
+  detail::BlockBuffer buf_;
 };
 
 std::string sha1_hex(std::string_view data);
