@@ -9,18 +9,10 @@
 #include <sstream>
 
 #include "harmony/render.h"
+#include "harmony/test_golden.h"
 
 namespace gptoss::harmony {
 namespace {
-
-std::string golden(const std::string& name) {
-  std::ifstream f(std::string(GPTOSS_SOURCE_DIR) + "/tests/data/harmony/" + name);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  std::string s = ss.str();
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
 
 std::vector<uint32_t> golden_ids(const std::string& name) {
   std::istringstream in(golden(name));

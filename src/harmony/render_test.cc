@@ -7,17 +7,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "harmony/test_golden.h"
+
 namespace gptoss::harmony {
 namespace {
-
-std::string golden(const std::string& name) {
-  std::ifstream f(std::string(GPTOSS_SOURCE_DIR) + "/tests/data/harmony/" + name);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  std::string s = ss.str();
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
-  return s;
-}
 
 const Tokenizer& tokenizer() {
   static auto t = Tokenizer::builtin();
