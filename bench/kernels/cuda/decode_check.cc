@@ -83,7 +83,8 @@ Agreement compare(const std::vector<float>& ref, const std::vector<float>& got, 
 int main(int argc, char** argv) {
   if (argc < 4 || std::string(argv[2]) != "--tokens") {
     std::fprintf(stderr,
-                 "usage: gptoss_cuda_decode_check MODEL_DIR --tokens 1,2,3 [--tol X] [--threads N] [--shapes G,GU,DN]\n");
+                 "usage: gptoss_cuda_decode_check MODEL_DIR --tokens 1,2,3 [--tol X] [--threads N] [--shapes G,GU,DN]\n"
+                 "  [--l2-prefetch MASK]\n");
     return 2;
   }
   const std::string dir = argv[1];
@@ -96,6 +97,10 @@ int main(int argc, char** argv) {
     if (std::string(argv[i]) == "--threads") threads = std::atoi(argv[i + 1]);
     if (std::string(argv[i]) == "--batch") batches = parse_ids(argv[i + 1]);
     if (std::string(argv[i]) == "--seqs") seqs = std::max(1, std::atoi(argv[i + 1]));
+    if (std::string(argv[i]) == "--l2-prefetch") {  // kernels.h set_l2_prefetch_variant (a mask)
+      cuda::set_l2_prefetch_variant(std::atoi(argv[i + 1]));
+      std::printf("l2 prefetch mask %d\n", cuda::l2_prefetch_variant());
+    }
     if (std::string(argv[i]) == "--shapes") {  // kernel shapes (kernels.h: set_*_variant); R, A optional
       int g = 0, gu = 0, dn = 0, r = cuda::kRouterDefault, a = cuda::kAttentionDefault;
       if (std::sscanf(argv[i + 1], "%d,%d,%d,%d,%d", &g, &gu, &dn, &r, &a) < 3) {

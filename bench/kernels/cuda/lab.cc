@@ -226,6 +226,10 @@ void check_qkv_rope(int H, int Nq, int Nkv, const std::vector<int32_t>& pos, con
   report(name, got_v, ref_v, 2e-6);
 }
 
+// L2 prefetch ranges the attention and MoE down checks pass (v12; empty unless run_checks sets them):
+// the kernels' extra prefetch blocks must leave every result as it is.
+L2Prefetch g_check_pf;
+
 void check_attention(int Nq, int Nkv, int window, int nsplit, const std::vector<int32_t>& pos,
                      const std::vector<int32_t>& slot, int cap) {
   const int T = static_cast<int>(pos.size());
@@ -242,7 +246,7 @@ void check_attention(int Nq, int Nkv, int window, int nsplit, const std::vector<
   for (int rep = 0; rep < 2; ++rep) {  // twice: the counters must be left at zero for the next call
     CK(cudaMemset(out, 0xff, size_t(T) * Nq * 64 * 4));
     CK(attention(dq, T, Nq, Nkv, dk, dv, cap, dpos, dslot, window, 0.125f, ds, nsplit, part, counters, out, nullptr,
-                 true));
+                 true, {}, g_check_pf));
   }
   auto got = down(out, size_t(T) * Nq * 64);
   std::vector<double> ref;
@@ -435,7 +439,7 @@ void check_moe(int E, int I, int H, int T, int k) {
   int32_t* dc = up(std::vector<int32_t>(size_t(T) * (H / 16), 0));
   for (int rep = 0; rep < 2; ++rep) {  // twice: the counters must be left at zero
     CK(moe_down_accumulate(h16, nullptr, didx, up(wts), T, k, up(b2), up(s2), up(bias2), H, I, ys, dc, out, false,
-                           nullptr, /*idx_ready=*/true));
+                           nullptr, /*idx_ready=*/true, g_check_pf));
   }
   auto go = down(out, size_t(T) * H);
   std::vector<double> ro(size_t(T) * H, 0.0);
@@ -505,6 +509,29 @@ int run_checks() {
     check_moe(8, 96, 64, 2, 2);  // 3 blocks per row: a partial chunk
   }
   set_moe_variant(kMoeDefaultGateUp, kMoeDefaultDown);
+  {  // the same kernels with L2 prefetch blocks in their grids (v12): 3 MB, a small range, an unaligned one
+    uint8_t* buf = dev_poisoned<uint8_t>(3 << 20);
+    g_check_pf.add(buf, 3 << 20);
+    g_check_pf.add(buf + 4096, 1000);
+    g_check_pf.add(buf + 8, 4096);  // not 16-byte aligned: skipped
+    for (int v : {0, 2}) {
+      set_attention_variant(v);
+      std::printf("attention variant %d with L2 prefetch blocks\n", v);
+      check_attention(64, 8, 128, 10, {0, 5, 700}, {0, 1, 2}, 1024);
+      check_attention(64, 8, 0, 16, {3, 300, 1000}, {2, 0, 1}, 1024);
+      check_attention(4, 2, 8, 2, {0, 5, 20}, {0, 1, 2}, 64);
+    }
+    set_attention_variant(kAttentionDefault);
+    for (int v : {1, 4}) {  // the counter form and the cluster form of down
+      set_moe_variant(v, v);
+      std::printf("moe variant %d with L2 prefetch blocks\n", v);
+      check_moe(32, 2880, 2880, 1, 4);
+      check_moe(32, 2880, 2880, 2, 4);
+      check_moe(8, 96, 64, 2, 2);
+    }
+    set_moe_variant(kMoeDefaultGateUp, kMoeDefaultDown);
+    g_check_pf = {};
+  }
   std::printf("checks: %s (%d failures)\n", failures ? "FAILED" : "all passed", failures);
   return failures ? 1 : 0;
 }
@@ -693,6 +720,77 @@ int run_bench(int max_tokens, bool profile) {
   });
   }
   set_moe_variant(kMoeDefaultGateUp, kMoeDefaultDown);
+  // v12: kernel pairs without and with the L2 prefetch of the second one's weights by the first.
+  auto qkv_args = [&](int l) {
+    const LayerWeights& Lw = W.layers[l];
+    QkvRopeArgs a{};
+    a.wq = Lw.q.buf.as<uint16_t>(), a.wk = Lw.k.buf.as<uint16_t>(), a.wv = Lw.v.buf.as<uint16_t>();
+    a.bq = Lw.q_bias.buf.as<uint16_t>(), a.bk = Lw.k_bias.buf.as<uint16_t>(), a.bv = Lw.v_bias.buf.as<uint16_t>();
+    a.q_heads = Nq, a.kv_heads = Nkv, a.cols = H, a.inv_freq = dinv, a.concentration = 1.3f;
+    a.pos = pos, a.slot = slot, a.q_out = q, a.k_cache = kc, a.v_cache = vc, a.capacity = cap;
+    return a;
+  };
+  // The ceiling of any L2 prefetch: each GEMV on one layer's weights, 24 times (hot in L2 after the first).
+  sweep("o_proj on one layer's weights (L2-hot)", 2.0 * H * 4096, [&](int) {
+    return gemv_bf16(W.layers[0].o.buf.as<uint16_t>(), W.layers[0].o_bias.buf.as<uint16_t>(), H, 4096, ain, 1, x, H,
+                     true, nullptr);
+  });
+  sweep("o_proj half (1440 rows, 11.8 MB)", 2.0 * 1440 * 4096, [&](int l) {
+    return gemv_bf16(W.layers[l].o.buf.as<uint16_t>(), W.layers[l].o_bias.buf.as<uint16_t>(), 1440, 4096, ain, 1, x,
+                     H, true, nullptr);
+  });
+  sweep("o_proj half on one layer's weights (L2-hot)", 2.0 * 1440 * 4096, [&](int) {
+    return gemv_bf16(W.layers[0].o.buf.as<uint16_t>(), W.layers[0].o_bias.buf.as<uint16_t>(), 1440, 4096, ain, 1, x,
+                     H, true, nullptr);
+  });
+  sweep("qkv on one layer's weights (L2-hot)", 2.0 * 5120 * H, [&](int) {
+    nin.norm_gain = W.layers[0].attn_norm.buf.as<uint16_t>();
+    return qkv_rope_store(qkv_args(0), nin, 1, nullptr);
+  });
+  sweep("down (m4) on one layer's experts (L2-hot)", 4 * 2880.0 * I * mx, [&](int) {
+    const LayerWeights& Lw = W.layers[0];
+    return moe_down_accumulate(h16, nullptr, idx[0], rw, 1, 4, Lw.mlp2.blocks.as<uint8_t>(),
+                               Lw.mlp2.scales.as<uint8_t>(), Lw.mlp2_bias.buf.as<uint16_t>(), H, I, down_y, down_cnt, x,
+                               true, nullptr, true);
+  });
+  sweep("attn(a2) alone, prefetching o_proj", 2.0 * H * 4096, [&](int l) {
+    const LayerWeights& Lw = W.layers[l];
+    L2Prefetch p;
+    p.add(Lw.o.buf.data, Lw.o.buf.bytes);
+    return attention(q, 1, Nq, Nkv, kc, vc, cap, pos, slot, l % 2 ? 0 : 128, 0.125f, Lw.sinks.buf.as<uint16_t>(),
+                     nsplit, part, counters, attn, nullptr, true, {}, p);
+  });
+  for (int pf = 0; pf < 2; ++pf) {
+    sweep(pf ? "attn(a2)+o_proj, o_proj prefetched [pf1]" : "attn(a2)+o_proj [pf0]",
+          2.0 * H * 4096 + 2.0 * 512 * Nkv * 64 * 4, [&](int l) {
+            const LayerWeights& Lw = W.layers[l];
+            L2Prefetch p;
+            if (pf) p.add(Lw.o.buf.data, Lw.o.buf.bytes), p.add(Lw.router.buf.data, Lw.router.buf.bytes);
+            const int e = attention(q, 1, Nq, Nkv, kc, vc, cap, pos, slot, l % 2 ? 0 : 128, 0.125f,
+                                    Lw.sinks.buf.as<uint16_t>(), nsplit, part, counters, attn, nullptr, true, {}, p);
+            return e ? e
+                     : gemv_bf16(Lw.o.buf.as<uint16_t>(), Lw.o_bias.buf.as<uint16_t>(), H, 4096, ain, 1, x, H, true,
+                                 nullptr);
+          });
+  }
+  for (int pf = 0; pf < 2; ++pf) {
+    sweep(pf ? "down(m4)+next qkv, qkv prefetched [pf2]" : "down(m4)+next qkv [pf0]",
+          4 * 2880.0 * I * mx + 2.0 * 5120 * H, [&](int l) {
+            const LayerWeights& Lw = W.layers[l];
+            const int l2 = (l + 1) % L;
+            const LayerWeights& Nw = W.layers[l2];
+            L2Prefetch p;
+            if (pf) {
+              p.add(Nw.q.buf.data, Nw.q.buf.bytes), p.add(Nw.k.buf.data, Nw.k.buf.bytes);
+              p.add(Nw.v.buf.data, Nw.v.buf.bytes);
+            }
+            const int e = moe_down_accumulate(h16, nullptr, idx[l], rw, 1, 4, Lw.mlp2.blocks.as<uint8_t>(),
+                                              Lw.mlp2.scales.as<uint8_t>(), Lw.mlp2_bias.buf.as<uint16_t>(), H, I,
+                                              down_y, down_cnt, x, true, nullptr, true, p);
+            nin.norm_gain = Nw.attn_norm.buf.as<uint16_t>();
+            return e ? e : qkv_rope_store(qkv_args(l2), nin, 1, nullptr);
+          });
+  }
   {
     GemvInput fin;
     fin.x = x;
@@ -746,17 +844,22 @@ int run_bench(int max_tokens, bool profile) {
   {
     set_pdl(true);
     struct Combo {
-      int gemv, gate_up, down, router, attention;
+      int gemv, gate_up, down, router, attention, prefetch;
     };
-    // v9 (g1 m1 r0 a0), v10 (g1 m1/m4 r2 a2) and v11 (the router folded into o_proj, r3), each twice.
-    const Combo combos[] = {{1, 1, 1, 0, 0}, {1, 1, 4, 2, 2}, {1, 1, 4, 3, 2},
-                            {1, 1, 1, 0, 0}, {1, 1, 4, 2, 2}, {1, 1, 4, 3, 2}};
-    std::printf("\n%-40s %10s %8s\n", "decode batch 1, graph+pdl, shapes g/gu/dn/r/a", "tok/s", "%roof");
+    // v10/v11 defaults (g1 m1/m4 r2 a2) without and with the v12 L2 prefetches (mask: 1 = attention
+    // pulls o_proj + router, 2 = down pulls the next q/k/v), interleaved, each twice.
+    // 4/8/16: prefetch kernels on a side branch of the step (o_proj + router; the chosen down experts;
+    // the next q/k/v).
+    const Combo combos[] = {{1, 1, 4, 2, 2, 0},  {1, 1, 4, 2, 2, 4}, {1, 1, 4, 2, 2, 8},  {1, 1, 4, 2, 2, 16},
+                            {1, 1, 4, 2, 2, 28}, {1, 1, 4, 2, 2, 1}, {1, 1, 4, 2, 2, 0},  {1, 1, 4, 2, 2, 4},
+                            {1, 1, 4, 2, 2, 8},  {1, 1, 4, 2, 2, 16}, {1, 1, 4, 2, 2, 28}, {1, 1, 4, 2, 2, 1}};
+    std::printf("\n%-40s %10s %8s\n", "decode batch 1, graph+pdl, g/gu/dn/r/a/pf", "tok/s", "%roof");
     for (const Combo& cb : combos) {
       set_gemv_variant(cb.gemv);
       set_moe_variant(cb.gate_up, cb.down);
       set_router_variant(cb.router);
       set_attention_variant(cb.attention);
+      set_l2_prefetch_variant(cb.prefetch);
       DecodeOptions opt;
       opt.max_batch = 64;  // as below (an engine for batch 1 alone measured ~3% slower, unexplained)
       opt.max_context = 640;
@@ -780,14 +883,15 @@ int run_bench(int max_tokens, bool profile) {
       const float ms = tm.stop_ms();
       const double tps = 1e3 * max_tokens / ms;
       char label[80];
-      std::snprintf(label, sizeof label, "g%d gu%d dn%d r%d a%d, positions 4..%d", cb.gemv, cb.gate_up, cb.down,
-                    cb.router, cb.attention, 4 + max_tokens - 1);
+      std::snprintf(label, sizeof label, "g%d gu%d dn%d r%d a%d pf%d, positions 4..%d", cb.gemv, cb.gate_up,
+                    cb.down, cb.router, cb.attention, cb.prefetch, 4 + max_tokens - 1);
       std::printf("%-40s %10.1f %7.1f%%\n", label, tps, 100.0 * tps * (*eng)->weight_bytes_per_token() / copy_bw);
     }
     set_gemv_variant(kGemvDefault);
     set_moe_variant(kMoeDefaultGateUp, kMoeDefaultDown);
     set_router_variant(kRouterDefault);
     set_attention_variant(kAttentionDefault);
+    set_l2_prefetch_variant(kL2PrefetchDefault);
   }
 
   // Whole decode steps, without and with programmatic dependent launch (each with its own engine, so

@@ -58,8 +58,14 @@ __global__ void attention_partials_kernel(const float* __restrict__ q, int q_hea
                                           const int32_t* __restrict__ slot, int window, float scale,
                                           const uint16_t* __restrict__ sinks, int nsplit, float* __restrict__ part,
                                           int32_t* __restrict__ counters, float* __restrict__ attn_out,
-                                          KvPages pages) {
-  const int kvh = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
+                                          KvPages pages, L2Prefetch pf, int pf_planes) {
+  // The first pf_planes planes of z are L2 prefetch blocks (v12): they issue and exit.
+  if (static_cast<int>(blockIdx.z) < pf_planes) {
+    l2_prefetch_share(pf, (blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x,
+                      pf_planes * gridDim.y * gridDim.x);
+    return;
+  }
+  const int kvh = blockIdx.x, t = blockIdx.y, split = blockIdx.z - pf_planes;
   const int group = q_heads / kv_heads;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int h = kvh * group + warp;
@@ -193,7 +199,7 @@ __global__ void attention_partials_kernel(const float* __restrict__ q, int q_hea
 int attention(const float* q, int T, int q_heads, int kv_heads, const float* k_cache, const float* v_cache,
               int capacity, const int32_t* pos, const int32_t* slot, int window, float scale, const uint16_t* sinks,
               int nsplit, float* part, int32_t* counters, float* out, cudaStream_t stream, bool kv_ready,
-              KvPages pages) {
+              KvPages pages, const L2Prefetch& prefetch) {
   if (T <= 0) return 0;
   if (nsplit < 1 || nsplit > 32 || q_heads % kv_heads != 0 || q_heads / kv_heads > 32) {
     return static_cast<int>(cudaErrorInvalidValue);
@@ -206,13 +212,18 @@ int attention(const float* q, int T, int q_heads, int kv_heads, const float* k_c
     cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
     if (nsplit > 8) cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
     launch_pdl_cluster(kernel, grid, dim3(32 * group), dim3(1, 1, nsplit), smem, stream, q, q_heads, kv_heads, k_cache,
-                       v_cache, capacity, pos, slot, window, scale, sinks, nsplit, part, counters, out, pages);
+                       v_cache, capacity, pos, slot, window, scale, sinks, nsplit, part, counters, out, pages,
+                       L2Prefetch{}, 0);
     return static_cast<int>(cudaGetLastError());
   }
   const bool pre = g_attention_variant == 2 && kv_ready && group == 8;  // 256 threads per block
-  launch_pdl(pre ? attention_partials_kernel<false, true> : attention_partials_kernel<false, false>, grid,
-             dim3(32 * group), group * kHeadDim * sizeof(float), stream, q, q_heads, kv_heads, k_cache, v_cache,
-             capacity, pos, slot, window, scale, sinks, nsplit, part, counters, out, pages);
+  const L2Prefetch pf = l2_prefetch_checked(prefetch);
+  // About 64 prefetch blocks for the 20b (8 KV heads): 45 requests of 8 KB each for o_proj's 23.6 MB.
+  const int pf_planes = pf.count > 0 ? (64 + kv_heads * T - 1) / (kv_heads * T) : 0;
+  launch_pdl(pre ? attention_partials_kernel<false, true> : attention_partials_kernel<false, false>,
+             dim3(kv_heads, T, nsplit + pf_planes), dim3(32 * group), group * kHeadDim * sizeof(float), stream, q,
+             q_heads, kv_heads, k_cache, v_cache, capacity, pos, slot, window, scale, sinks, nsplit, part, counters,
+             out, pages, pf, pf_planes);
   return static_cast<int>(cudaGetLastError());
 }
 

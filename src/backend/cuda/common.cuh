@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <utility>
 
+#include "backend/cuda/kernels.h"
+
 namespace gptoss::cuda {
 
 // bf16 pairs packed in a 32-bit word: element 0 in the low half.
@@ -69,6 +71,36 @@ __device__ __forceinline__ void mma_f16_16816(float d[4], const uint32_t a[4], u
 // before pdl_wait(), which returns once the predecessor has completed and its writes are visible.
 __device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
 __device__ __forceinline__ void pdl_allow_dependents() { asm volatile("griddepcontrol.launch_dependents;"); }
+
+// L2 prefetch blocks (v12, kernels.h L2Prefetch): block `part` of `parts` (each of blockDim.x threads)
+// issues its share of the ranges' 8 KB pieces, piece i going to thread (i / parts) of block i % parts,
+// so the requests spread over all the blocks (and SMs) instead of queueing behind one warp (v10c).
+constexpr unsigned kL2PrefetchPiece = 8192;
+__device__ __forceinline__ void l2_prefetch_share(const L2Prefetch& pf, int part, int parts) {
+  // Count as triggered at once: the next kernel's early launch must not wait for these blocks.
+  asm volatile("griddepcontrol.launch_dependents;");
+  const size_t me = static_cast<size_t>(threadIdx.x) * parts + part, all = static_cast<size_t>(blockDim.x) * parts;
+  size_t first = 0;  // pieces of the ranges before this one
+  for (int r = 0; r < pf.count; ++r) {
+    const size_t n = (pf.bytes[r] + kL2PrefetchPiece - 1) / kL2PrefetchPiece;
+    for (size_t i = (me + all - first % all) % all; i < n; i += all) {
+      const size_t off = i * kL2PrefetchPiece;
+      const unsigned len = static_cast<unsigned>(min(static_cast<size_t>(kL2PrefetchPiece), pf.bytes[r] - off));
+      const size_t g = __cvta_generic_to_global(static_cast<const char*>(pf.ptr[r]) + off);
+      asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(g), "r"(len) : "memory");
+    }
+    first += n;
+  }
+}
+
+// Host side: the ranges the prefetch blocks may issue (16-byte aligned starts, lengths rounded down to 16).
+inline L2Prefetch l2_prefetch_checked(const L2Prefetch& in) {
+  L2Prefetch out;
+  for (int r = 0; r < in.count && r < L2Prefetch::kMax; ++r) {
+    if (reinterpret_cast<uintptr_t>(in.ptr[r]) % 16 == 0) out.add(in.ptr[r], in.bytes[r] & ~size_t{15});
+  }
+  return out;
+}
 
 // Whether launch_pdl asks for overlap (set_pdl; default on). Off, it is a plain launch.
 bool pdl_enabled();

@@ -413,7 +413,13 @@ __global__ void __launch_bounds__(256)
                 const float* __restrict__ weight, int k, const uint8_t* __restrict__ blocks,
                 const uint8_t* __restrict__ scales, const uint16_t* __restrict__ bias, int rows, int cols,
                 float* __restrict__ y, int32_t* __restrict__ counters, float* __restrict__ out, bool accumulate,
-                bool idx_ready) {
+                bool idx_ready, L2Prefetch pf, int pf_cols) {
+  // The first pf_cols columns of x are L2 prefetch blocks (v12; with kCluster, whole clusters): they
+  // issue and exit.
+  if (static_cast<int>(blockIdx.x) < pf_cols) {
+    l2_prefetch_share(pf, blockIdx.y * pf_cols + blockIdx.x, pf_cols * gridDim.y);
+    return;
+  }
   extern __shared__ __align__(16) uint32_t xs[];
   __shared__ float part[8][16 * kTiles];
   __shared__ bool last;
@@ -425,7 +431,7 @@ __global__ void __launch_bounds__(256)
     pdl_allow_dependents();
   }
   if constexpr (kCluster) asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
-  const int slot = blockIdx.y, t_tok = slot / k, tile = blockIdx.x;
+  const int slot = blockIdx.y, t_tok = slot / k, tile = blockIdx.x - pf_cols, tiles = gridDim.x - pf_cols;
   const int e = idx_ready ? __ldcg(idx + slot) : idx[slot];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int r0 = tile * 16 * kTiles;
@@ -481,7 +487,7 @@ __global__ void __launch_bounds__(256)
   }
   __threadfence();
   __syncthreads();
-  const int ci = t_tok * gridDim.x + tile;
+  const int ci = t_tok * tiles + tile;
   if (threadIdx.x == 0) last = atomicAdd(&counters[ci], 1) == k - 1;
   __syncthreads();
   if (!last) return;
@@ -574,23 +580,26 @@ int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* i
 int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* idx, const float* weight, int T, int k,
                         const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows, int cols,
                         float* y, int32_t* counters, float* out, bool accumulate, cudaStream_t stream,
-                        bool idx_ready) {
+                        bool idx_ready, const L2Prefetch& prefetch) {
   if (T <= 0) return 0;
   if (rows % 16 != 0 || cols % 32 != 0 || k < 1 || k > 8) return static_cast<int>(cudaErrorInvalidValue);
   const MoeShape s = moe_shape(1, rows, cols);
   const int warps = k_parts(cols >> 5, s.per_warp);
   const size_t smem = x16_row_words(cols) * 4 + warps * ring_bytes(s.tiles, s.stages);
-  const dim3 grid(rows / (16 * s.tiles), T * k), block(32 * warps);
+  const L2Prefetch pf = l2_prefetch_checked(prefetch);
+  // About 64 prefetch blocks (16 columns at T = 1, k = 4): 57 requests of 8 KB each for qkv's 29.5 MB.
+  const int pf_cols = pf.count > 0 ? (64 + T * k - 1) / (T * k) : 0;
+  const dim3 grid(pf_cols + rows / (16 * s.tiles), T * k), block(32 * warps);
   auto go = [&](auto kernel) {
     moe_allow_smem(kernel, smem);
     launch_pdl(kernel, grid, block, smem, stream, h16, h_inv, idx, weight, k, blocks, scales, bias, rows, cols, y,
-               counters, out, accumulate, s.stages == 0 && s.pre && idx_ready);
+               counters, out, accumulate, s.stages == 0 && s.pre && idx_ready, pf, pf_cols);
   };
   if (s.cluster) {
     auto kernel = down_kernel<2, 3, 0, true>;
     moe_allow_smem(kernel, smem);
     launch_pdl_cluster(kernel, grid, block, dim3(1, k, 1), smem, stream, h16, h_inv, idx, weight, k, blocks, scales,
-                       bias, rows, cols, y, counters, out, accumulate, s.pre && idx_ready);
+                       bias, rows, cols, y, counters, out, accumulate, s.pre && idx_ready, pf, pf_cols);
   } else if (s.stages > 0) {
     go(down_kernel<2, 6, 2>);
   } else if (s.tiles == 2) {

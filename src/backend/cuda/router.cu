@@ -341,14 +341,52 @@ __global__ void fill_u8_kernel(uint8_t* p, size_t n, uint64_t seed, int lo, int 
 
 __global__ void noop_kernel() {}
 
+__global__ void l2_prefetch_kernel(L2Prefetch pf) { l2_prefetch_share(pf, blockIdx.x, gridDim.x); }
+
+__global__ void l2_prefetch_experts_kernel(const int32_t* __restrict__ idx, int slots, const uint8_t* blocks,
+                                           size_t block_bytes, const uint8_t* scales, size_t scale_bytes) {
+  L2Prefetch pf;
+  for (int s = 0; s < slots; ++s) {  // slots <= 4 (the launcher checks): 2 ranges each
+    const int e = idx[s];
+    pf.ptr[2 * s] = blocks + static_cast<size_t>(e) * block_bytes, pf.bytes[2 * s] = block_bytes;
+    pf.ptr[2 * s + 1] = scales + static_cast<size_t>(e) * scale_bytes, pf.bytes[2 * s + 1] = scale_bytes;
+  }
+  pf.count = 2 * slots;
+  l2_prefetch_share(pf, blockIdx.x, gridDim.x);
+}
+
 bool g_pdl = true;
+int g_l2_prefetch = kL2PrefetchDefault;
 
 }  // namespace
+
+void set_l2_prefetch_variant(int mask) { g_l2_prefetch = mask & 31; }
+int l2_prefetch_variant() { return g_l2_prefetch; }
 
 bool pdl_enabled() { return g_pdl; }
 void set_router_variant(int v) { g_router_variant = v >= 0 && v <= 3 ? v : 0; }
 int router_variant() { return g_router_variant; }
 void set_pdl(bool on) { g_pdl = on; }
+
+int l2_prefetch(const L2Prefetch& pf, int blocks, cudaStream_t stream) {
+  const L2Prefetch p = l2_prefetch_checked(pf);
+  if (p.count == 0 || blocks < 1) return 0;
+  l2_prefetch_kernel<<<blocks, 32, 0, stream>>>(p);
+  return static_cast<int>(cudaGetLastError());
+}
+
+int l2_prefetch_experts(const int32_t* idx, int slots, const uint8_t* blocks, size_t block_bytes,
+                        const uint8_t* scales, size_t scale_bytes, int nblocks, cudaStream_t stream) {
+  // Every expert's blocks and scales start 16-byte aligned when the tensors do and the sizes are
+  // multiples of 16 (scales: rounded down, the rest is not prefetched).
+  if (slots < 1 || nblocks < 1) return 0;
+  if (slots > 4 || block_bytes % 16 != 0 || reinterpret_cast<uintptr_t>(blocks) % 16 != 0 ||
+      reinterpret_cast<uintptr_t>(scales) % 16 != 0 || scale_bytes % 16 != 0) {
+    return static_cast<int>(cudaErrorInvalidValue);
+  }
+  l2_prefetch_experts_kernel<<<nblocks, 32, 0, stream>>>(idx, slots, blocks, block_bytes, scales, scale_bytes);
+  return static_cast<int>(cudaGetLastError());
+}
 
 int noop_kernel_launch(cudaStream_t stream) {
   noop_kernel<<<1, 32, 0, stream>>>();
