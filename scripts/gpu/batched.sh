@@ -13,6 +13,11 @@
 #   r20b      full-size random 20b: decode_check at batch 1, 8, 16, 64 (SEQS20 (2) sequences)
 #   cli       full-size random 20b through the CLI and the serving engine: gptoss bench --parallel NPL
 #             (1,16,64) -p NPP (128) -n NTG (128) -r REPS (2), llama-batched-bench's table; needs bin/gptoss
+#   greedy    greedy on the device (issue 8): engine_graph_decode_test on the tiny model and, through the
+#             serving engine, on the random 20b (GPTOSS_GREEDY_TEST_MODEL: device greedy ids vs every row
+#             sampled on the host, same tokens); then ROUNDS (2) rounds of, interleaved, bin/gptoss-old
+#             (the CLI before the change), bin/gptoss, and bin/gptoss --host-sampling: bench -p 512
+#             -n 128 -r REPS (3) and --parallel NPL -p NPP -n NTG -r 2, JSON lines in $OUT/greedy-*.json
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 S=${STAGE_DIR:-.gpu-F}
@@ -76,6 +81,38 @@ for what in "$@"; do
       step cli-parallel 300 $B/gptoss bench /tmp/rand-20b --device cuda --parallel "${NPL:-1,16,64}" -p "${NPP:-128}" \
         -n "${NTG:-128}" -r "${REPS:-2}"
       cat "$OUT/cli-parallel.txt"
+      ;;
+    greedy)
+      t0=$SECONDS
+      [ -f /tmp/rand-20b/config.json ] || python3 tools/make_random_checkpoint.py --preset 20b --out /tmp/rand-20b --quiet
+      echo "random 20b ready after $((SECONDS - t0)) s"
+      step gtest-greedy 240 env GPTOSS_GREEDY_TEST_MODEL=/tmp/rand-20b $B/engine_graph_decode_test
+      grep -hE "^\[  (PASSED|FAILED) |Failure|FAILED TEST|^\[       OK|Expected|Which|sequence" "$OUT/gtest-greedy.txt" | head -40
+      for round in $(seq "${ROUNDS:-2}"); do
+        for v in old new host; do
+          case $v in old) bin=$B/gptoss-old; extra= ;; new) bin=$B/gptoss; extra= ;; host) bin=$B/gptoss; extra=--host-sampling ;; esac
+          [ -x "$bin" ] || continue
+          step greedy-tg-$v-$round 200 $bin bench /tmp/rand-20b --device cuda -p 512 -n 128 -r "${REPS:-3}" --json $extra
+          step greedy-par-$v-$round 300 $bin bench /tmp/rand-20b --device cuda --parallel "${NPL:-1,16,64}" \
+            -p "${NPP:-128}" -n "${NTG:-128}" -r 2 --json $extra
+        done
+      done
+      python3 - "$OUT" <<'PY'
+import glob, json, sys
+for f in sorted(glob.glob(sys.argv[1] + "/greedy-*.txt")):
+    try:
+        j = json.loads(open(f).read().strip().splitlines()[-1])
+    except Exception:
+        print(f.split("/")[-1], "unreadable:", open(f).read()[-300:]); continue
+    name = f.split("/")[-1][len("greedy-"):-4]
+    if "parallel" in j:
+        print("%-14s" % name, "  ".join("N=%d S_TG %.2f (%s) S_PP %.0f" % (r["n_parallel"], r["decode_tokens_per_s"],
+              "/".join("%.1f" % (t / s) for t, s in zip(r["decode_tokens"], r["decode_seconds"])), r["prefill_tokens_per_s"])
+              for r in j["parallel"]))
+    else:
+        print("%-14s pp512 %.2f  tg128 %.2f  (tg per rep: %s)" % (name, j.get("prefill_tokens_per_s", 0),
+              j.get("decode_tokens_per_s", 0), " ".join("%.2f" % (128 / s) for s in j.get("decode_seconds", []))))
+PY
       ;;
     *) echo "unknown step $what"; status=1 ;;
   esac

@@ -1,6 +1,8 @@
 // gptoss bench MODEL: prefill and decode throughput in llama-bench's terms. pp<P> is one sequence
 // prefilling P random tokens in one forward call; tg<N> is N tokens decoded one forward call at a
-// time from an empty context. Each test runs -r times after one untimed warm-up run as llama-bench
+// time from an empty context, each step asking the runner for the greedy token (on the cuda graph
+// decode path only the id crosses to the host; --host-sampling copies the whole logits row instead,
+// as llama-bench's decode does). Each test runs -r times after one untimed warm-up run as llama-bench
 // does (the whole ppP once, one decoded token); t/s is the mean of the repetitions' rates, ± their
 // standard deviation (as llama-bench reports).
 //
@@ -28,6 +30,7 @@
 #include "cli/chat_session.h"
 #include "cli/commands.h"
 #include "engine/model_runner.h"
+#include "engine/sampler.h"
 #include "engine/scheduler.h"
 #include "model/model_files.h"
 
@@ -37,7 +40,7 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: gptoss bench MODEL [-p 512] [-n 128] [-r 5] [--parallel N,...] [--no-warmup] [--device D] [--threads N]\n"
-    "                    [--dense-weights S] [--json]\n"
+    "                    [--dense-weights S] [--host-sampling] [--json]\n"
     "  MODEL          model directory, weights file, or hub id (pulled if needed with --yes)\n"
     "  -p N           prompt tokens of the prefill test ppN (0 skips it; default 512)\n"
     "  -n N           tokens of the decode test tgN (0 skips it; default 128)\n"
@@ -46,6 +49,8 @@ constexpr const char* kUsage =
     "                 sequences of -p prompt tokens each generate -n tokens each at once through the\n"
     "                 serving engine; prints PP, TG, B, N_KV, T_PP, S_PP, T_TG, S_TG, T, S per N\n"
     "  --no-warmup    skip the untimed warm-up run before each test (llama-bench's --no-warmup)\n"
+    "  --host-sampling  decode steps copy every logits row to the host and take the argmax there, instead\n"
+    "                 of the greedy token computed on the device (cuda)\n"
     "  --device D     auto (default: cuda when a GPU is usable, else cpu-fast), cpu, cpu-fast or cuda\n"
     "  --threads N    cpu threads (default: one per hardware thread)\n"
     "  --dense-weights S  bf16 (default) or q8: attention and unembedding as Q8_0 blocks (cpu, cpu-fast)\n"
@@ -95,15 +100,22 @@ Expected<double> run_prefill(engine::Runner& runner, const std::vector<uint32_t>
   return s;
 }
 
-// One repetition of tgN: seconds for N single-token forward calls on a fresh sequence.
-Expected<double> run_decode(engine::Runner& runner, const std::vector<uint32_t>& tokens) {
+// One repetition of tgN: seconds for N single-token forward calls on a fresh sequence, each asking
+// for the greedy token (the logits row with host_sampling, its argmax taken as the sampler does).
+Expected<double> run_decode(engine::Runner& runner, const std::vector<uint32_t>& tokens, bool host_sampling) {
   GPTOSS_ASSIGN_OR_RETURN(int seq, runner.new_sequence());
-  std::vector<float> logits;
+  engine::SamplingParams greedy;
+  greedy.temperature = 0;
+  engine::Sampler sampler(greedy, {});
+  const std::vector<engine::PieceOutput> want = {host_sampling ? engine::PieceOutput::kLogits
+                                                               : engine::PieceOutput::kGreedy};
+  engine::StepOutput out;
   Status st;
   const auto t0 = Clock::now();
   for (uint32_t t : tokens) {
-    st = runner.forward({{seq, {t}}}, &logits);
+    st = runner.forward_step({{seq, {t}}}, want, &out);
     if (!st) break;
+    if (out.tokens[0] < 0) sampler.sample(out.rows[0], runner.vocab_size());  // the host path's argmax
   }
   const double s = std::chrono::duration<double>(Clock::now() - t0).count();
   runner.free_sequence(seq);
@@ -196,12 +208,12 @@ Expected<std::vector<int>> parse_parallel(const std::string& list) {
 // step), an untimed warm-up round generating 2 tokens (it also captures the decode graph of batch N)
 // unless --no-warmup, then `reps` timed rounds; rates are the means of the rounds' rates.
 int bench_parallel(const std::shared_ptr<engine::Runner>& runner, const engine::LoadedModelInfo& info,
-                   const std::vector<int>& ns, int P, int G, int reps, bool warmup, bool json,
+                   const std::vector<int>& ns, int P, int G, int reps, bool warmup, bool json, bool host_sampling,
                    const std::function<std::vector<uint32_t>(long long)>& random_tokens) {
   nlohmann::json rows = nlohmann::json::array();
   if (!json) {
-    fmt::print("gptoss bench --parallel: {} on {}, greedy, prompts of all sequences in one step, {} round(s)\n\n",
-               info.dir, info.device, reps);
+    fmt::print("gptoss bench --parallel: {} on {}, greedy ({}), prompts of all sequences in one step, {} round(s)\n\n",
+               info.dir, info.device, host_sampling ? "host sampling" : "device greedy", reps);
     fmt::print("| {:>6} | {:>6} | {:>4} | {:>6} | {:>8} | {:>8} | {:>8} | {:>8} | {:>8} | {:>8} |\n", "PP", "TG",
                "B", "N_KV", "T_PP s", "S_PP t/s", "T_TG s", "S_TG t/s", "T s", "S t/s");
     fmt::print("|{:-<8}|{:-<8}|{:-<6}|{:-<8}|{:-<10}|{:-<10}|{:-<10}|{:-<10}|{:-<10}|{:-<10}|\n", "", "", "", "", "",
@@ -212,6 +224,7 @@ int bench_parallel(const std::shared_ptr<engine::Runner>& runner, const engine::
     so.max_running = N;
     so.max_queued = 0;
     so.prefill_chunk_tokens = N * P;
+    so.device_greedy = !host_sampling;
     std::unique_ptr<engine::Engine> eng = engine::create_engine(runner, so);
     auto prompts = [&] {
       std::vector<std::vector<uint32_t>> v;
@@ -264,6 +277,7 @@ int bench_parallel(const std::shared_ptr<engine::Runner>& runner, const engine::
   if (json) {
     nlohmann::json j = {{"model_dir", info.dir},   {"backend", info.device}, {"n_prompt", P},
                         {"n_gen", G},             {"reps", reps},           {"warmup", warmup},
+                        {"host_sampling", host_sampling},
                         {"load_seconds", info.load_seconds}, {"parallel", rows}};
     std::printf("%s\n", j.dump().c_str());
   }
@@ -273,7 +287,7 @@ int bench_parallel(const std::shared_ptr<engine::Runner>& runner, const engine::
 }  // namespace
 
 int cmd_bench(const std::vector<std::string>& argv) {
-  ArgSpec spec{{"--json", "--yes", "--help", "-h", "--no-warmup"},
+  ArgSpec spec{{"--json", "--yes", "--help", "-h", "--no-warmup", "--host-sampling"},
                {"-p", "-n", "-r", "--device", "--threads", "--dense-weights", "--parallel"}};
   auto args = Args::parse(argv, spec);
   if (!args) return fail("bench", args.status().message() + " (see gptoss bench --help)", 2);
@@ -300,6 +314,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
     if (*n_prompt < 1 || *n_gen < 2) return fail("bench", "--parallel needs -p >= 1 and -n >= 2", 2);
   }
   const bool warmup = !args->has("--no-warmup");
+  const bool host_sampling = args->has("--host-sampling");
 
   auto dir = resolve_model_arg(args->positional()[0], *args);
   if (!dir) return fail("bench", dir.status().message());
@@ -342,7 +357,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
   std::transform(backend.begin(), backend.end(), backend.begin(), ::toupper);
   if (!parallel.empty()) {
     return bench_parallel(*runner, info, parallel, static_cast<int>(*n_prompt), static_cast<int>(*n_gen),
-                          static_cast<int>(*reps), warmup, args->has("--json"), random_tokens);
+                          static_cast<int>(*reps), warmup, args->has("--json"), host_sampling, random_tokens);
   }
 
   // Warm-up as llama-bench's: one untimed run of the whole prefill test, one decoded token.
@@ -351,7 +366,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
     if (!warm) return fail("bench", warm.status().message());
   }
   if (warmup && *n_gen > 0) {
-    auto warm = run_decode(r, random_tokens(1));
+    auto warm = run_decode(r, random_tokens(1), host_sampling);
     if (!warm) return fail("bench", warm.status().message());
   }
   std::vector<double> pp_rates, tg_rates, pp_secs, tg_secs;
@@ -362,7 +377,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
     pp_rates.push_back(static_cast<double>(*n_prompt) / *s);
   }
   for (long long i = 0; i < *reps && *n_gen > 0; ++i) {
-    auto s = run_decode(r, random_tokens(*n_gen));
+    auto s = run_decode(r, random_tokens(*n_gen), host_sampling);
     if (!s) return fail("bench", s.status().message());
     tg_secs.push_back(*s);
     tg_rates.push_back(static_cast<double>(*n_gen) / *s);
@@ -387,6 +402,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
                         {"n_gen", *n_gen},
                         {"reps", *reps},
                         {"warmup", warmup},
+                        {"host_sampling", host_sampling},
                         {"load_seconds", info.load_seconds}};
     if (*n_prompt > 0) {
       j["prefill_tokens_per_s"] = pp.mean;

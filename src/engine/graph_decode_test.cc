@@ -10,8 +10,13 @@
 #include <cmath>
 #include <cstdlib>
 
+#include <condition_variable>
+#include <mutex>
+
 #include "backend/cuda/cuda_backend.h"
 #include "engine/model_runner.h"
+#include "engine/sampler.h"
+#include "engine/scheduler.h"
 
 namespace gptoss::engine {
 namespace {
@@ -139,6 +144,143 @@ TEST_F(GraphDecodeTest, RejectsBadDecodeSteps) {
   ASSERT_TRUE(fast_->forward({{s, {5, 17}}}, &logits).is_ok());
   EXPECT_FALSE(fast_->forward({{s, {1}}, {s, {2}}}, &logits).is_ok());
   EXPECT_FALSE(fast_->forward({{2, {1}}}, &logits).is_ok());
+}
+
+// forward_step on the graph path: kGreedy pieces get the device's argmax alone (no row), kLogits
+// pieces their row (copied into pinned memory, only those rows: here every other piece, so the
+// copies are split into runs). The greedy tokens must be the host sampler's pick on the op path's
+// rows, the copied rows those rows; the tokens fed back are the greedy ones.
+TEST_F(GraphDecodeTest, GreedyTokensAndPartialRowsEqualTheHostPath) {
+  const std::vector<std::vector<uint32_t>> prompts = {{1, 17, 200, 35, 382}, {99, 11, 149}, {2, 142, 208, 40, 129, 290}};
+  std::vector<int> seqs;
+  std::vector<BatchPiece> pieces;
+  for (const auto& p : prompts) {
+    seqs.push_back(new_seq(*ref_, *fast_));
+    ASSERT_GE(seqs.back(), 0);
+    pieces.push_back({seqs.back(), p});
+  }
+  SamplingParams greedy;
+  greedy.temperature = 0;
+  Sampler host(greedy, {});
+  std::vector<uint32_t> cur = step(pieces, "prefill 3");  // the op path on both
+  ASSERT_EQ(cur.size(), 3u);
+  int greedy_checked = 0, rows_copied = 0;
+  for (int i = 0; i < 30; ++i) {
+    std::vector<BatchPiece> dec;
+    std::vector<PieceOutput> want;
+    for (size_t k = 0; k < seqs.size(); ++k) {
+      dec.push_back({seqs[k], {cur[k]}});
+      // Patterns G L G, L G L, G G G, L L L in turn.
+      const int pattern = i % 4;
+      const bool logits = pattern == 3 || (pattern == 0 && k == 1) || (pattern == 1 && k != 1);
+      want.push_back(logits ? PieceOutput::kLogits : PieceOutput::kGreedy);
+    }
+    StepOutput a, b;
+    ASSERT_TRUE(ref_->forward_step(dec, std::vector<PieceOutput>(dec.size(), PieceOutput::kLogits), &a).is_ok());
+    ASSERT_TRUE(fast_->forward_step(dec, want, &b).is_ok());
+    ASSERT_EQ(b.tokens.size(), dec.size());
+    ASSERT_EQ(b.rows.size(), dec.size());
+    for (size_t k = 0; k < dec.size(); ++k) {
+      ASSERT_NE(a.rows[k], nullptr);
+      const uint32_t expect = host.sample(a.rows[k], vocab_);
+      if (want[k] == PieceOutput::kGreedy) {
+        EXPECT_EQ(b.rows[k], nullptr) << i << " " << k;
+        EXPECT_EQ(b.tokens[k], static_cast<int32_t>(expect)) << "step " << i << ", piece " << k;
+        ++greedy_checked;
+      } else {
+        EXPECT_EQ(b.tokens[k], -1);
+        ASSERT_NE(b.rows[k], nullptr);
+        float scale = 1.0f, err = 0.0f;
+        for (int v = 0; v < vocab_; ++v) {
+          scale = std::max(scale, std::fabs(a.rows[k][v]));
+          err = std::max(err, std::fabs(a.rows[k][v] - b.rows[k][v]));
+        }
+        EXPECT_LE(err / scale, 1e-4f) << "step " << i << ", piece " << k;
+        EXPECT_EQ(host.sample(b.rows[k], vocab_), expect) << "step " << i << ", piece " << k;
+        ++rows_copied;
+      }
+      cur[k] = expect;
+    }
+  }
+  EXPECT_EQ(greedy_checked + rows_copied, 90);
+  EXPECT_GT(rows_copied, 20);
+  EXPECT_GT(greedy_checked, 40);
+}
+
+// Through the serving engine: the same greedy requests give the same tokens whether the scheduler
+// takes the device's greedy ids or samples every logits row on the host (device_greedy off), on
+// the tiny model and, with GPTOSS_GREEDY_TEST_MODEL=DIR set (the GPU script's random 20b), on that.
+std::vector<std::vector<uint32_t>> generate(const std::shared_ptr<Runner>& runner, bool device_greedy,
+                                            const std::vector<std::vector<uint32_t>>& prompts, int n) {
+  SchedulerOptions so;
+  so.max_running = static_cast<int>(prompts.size());
+  so.max_queued = 0;
+  so.prefill_chunk_tokens = 64;
+  so.device_greedy = device_greedy;
+  auto eng = create_engine(runner, so);
+  std::mutex mu;
+  std::condition_variable cv;
+  int done = 0;
+  std::vector<std::vector<uint32_t>> out(prompts.size());
+  std::vector<GenerationRequest> reqs;
+  std::vector<TokenSink> sinks;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    GenerationRequest r;
+    r.prompt = prompts[i];
+    r.max_tokens = n;
+    r.sampling.temperature = 0;
+    reqs.push_back(r);
+    sinks.push_back([&, i](const TokenEvent& ev) {
+      std::lock_guard<std::mutex> lk(mu);
+      if (ev.has_token) out[i].push_back(ev.token);
+      if (ev.finished) {
+        EXPECT_EQ(ev.reason, FinishReason::kLength) << ev.error;
+        ++done;
+        cv.notify_all();
+      }
+    });
+  }
+  EXPECT_TRUE(eng->submit_all(std::move(reqs), std::move(sinks)).has_value());
+  std::unique_lock<std::mutex> lk(mu);
+  cv.wait(lk, [&] { return done == static_cast<int>(prompts.size()); });
+  return out;
+}
+
+void engine_paths_agree(const std::string& dir, int sequences, int n) {
+  LoadOptions o;
+  o.device = "cuda";
+  o.max_sequences = sequences;
+  o.context = 256;
+  o.max_step_tokens = 64;
+  setenv("GPTOSS_CUDA_GRAPH_DECODE", "1", 1);
+  auto r = load_runner(dir, o);
+  unsetenv("GPTOSS_CUDA_GRAPH_DECODE");
+  ASSERT_TRUE(r.has_value()) << r.status().message();
+  std::vector<std::vector<uint32_t>> prompts;
+  const uint32_t vocab = static_cast<uint32_t>(std::min((*r)->vocab_size(), 199998));
+  for (int i = 0; i < sequences; ++i) {
+    std::vector<uint32_t> p;
+    for (int j = 0; j < 5 + 3 * i; ++j) p.push_back(static_cast<uint32_t>((i * 7919u + j * 104729u + 3) % vocab));
+    prompts.push_back(p);
+  }
+  const auto dev = generate(*r, true, prompts, n);
+  const auto host = generate(*r, false, prompts, n);
+  for (int i = 0; i < sequences; ++i) {
+    EXPECT_EQ(dev[i].size(), static_cast<size_t>(n)) << i;
+    EXPECT_EQ(dev[i], host[i]) << dir << ": sequence " << i;
+  }
+}
+
+TEST(GraphDecodeGreedy, EngineTokensEqualWithAndWithoutDeviceGreedyTiny) {
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  engine_paths_agree(tiny_model(), 3, 40);
+}
+
+TEST(GraphDecodeGreedy, EngineTokensEqualWithAndWithoutDeviceGreedyGivenModel) {
+  const char* dir = std::getenv("GPTOSS_GREEDY_TEST_MODEL");
+  if (dir == nullptr || *dir == '\0') GTEST_SKIP() << "GPTOSS_GREEDY_TEST_MODEL not set";
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  engine_paths_agree(dir, 16, 32);
 }
 
 }  // namespace

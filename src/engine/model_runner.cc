@@ -61,7 +61,8 @@ class ModelRunner final : public Runner {
     return Status::ok();
   }
 
-  Status graph_decode(const std::vector<BatchPiece>& pieces, std::vector<float>* logits) {
+  // Checks a decode step and sets tok_, pos_, slot_ (reserving each sequence's next position).
+  Status graph_inputs(const std::vector<BatchPiece>& pieces) {
     const size_t n = pieces.size();
     tok_.resize(n);
     pos_.resize(n);
@@ -78,13 +79,52 @@ class ModelRunner final : public Runner {
       pos_[i] = cache_->length(s);
       slot_[i] = s;
     }
-    logits->resize(n * static_cast<size_t>(vocab_size()));
-    GPTOSS_RETURN_IF_ERROR(cache_->sync_page_table(*backend_));  // complete on return (cuda upload)
+    return cache_->sync_page_table(*backend_);  // complete on return (cuda upload)
+  }
+
+  Status graph_decode(const std::vector<BatchPiece>& pieces, std::vector<float>* logits) {
+    GPTOSS_RETURN_IF_ERROR(graph_inputs(pieces));
+    logits->resize(pieces.size() * static_cast<size_t>(vocab_size()));
     GPTOSS_RETURN_IF_ERROR(decode_->step(tok_, pos_, slot_, logits->data(), nullptr, /*use_graph=*/true));
-    for (size_t i = 0; i < n; ++i) cache_->advance(slot_[i], 1);
+    for (int s : slot_) cache_->advance(s, 1);
+    return Status::ok();
+  }
+
+  // A decode step whose kGreedy pieces take the engine's argmax (only the ids cross to the host) and
+  // whose kLogits pieces get their rows copied into pinned memory, only those rows.
+  Status graph_decode_step(const std::vector<BatchPiece>& pieces, const std::vector<PieceOutput>& want,
+                           StepOutput* out) {
+    GPTOSS_RETURN_IF_ERROR(graph_inputs(pieces));
+    const size_t n = pieces.size();
+    want_rows_.resize(n);
+    for (size_t i = 0; i < n; ++i) want_rows_[i] = want[i] == PieceOutput::kLogits ? 1 : 0;
+    out->tokens.resize(n);
+    out->rows.resize(n);
+    GPTOSS_RETURN_IF_ERROR(
+        decode_->step_rows(tok_, pos_, slot_, want_rows_, out->rows.data(), out->tokens.data(), /*use_graph=*/true));
+    for (size_t i = 0; i < n; ++i) {
+      if (want[i] != PieceOutput::kGreedy) out->tokens[i] = -1;
+    }
+    for (int s : slot_) cache_->advance(s, 1);
     return Status::ok();
   }
 #endif
+
+  static bool decode_only(const std::vector<BatchPiece>& pieces) {
+    return !pieces.empty() &&
+           std::all_of(pieces.begin(), pieces.end(), [](const BatchPiece& p) { return p.tokens.size() == 1; });
+  }
+
+  Status forward_step(const std::vector<BatchPiece>& pieces, const std::vector<PieceOutput>& want,
+                      StepOutput* out) override {
+#ifdef GPTOSS_HAVE_CUDA
+    if (decode_ && decode_only(pieces)) {
+      if (want.size() != pieces.size()) return Error("forward_step: {} outputs for {} pieces", want.size(), pieces.size());
+      return graph_decode_step(pieces, want, out);
+    }
+#endif
+    return Runner::forward_step(pieces, want, out);
+  }
 
   // One forward step of `tokens` tokens on a scratch sequence, the logits dropped: grows what the
   // prefill path keeps between steps (the model's activations, the backend's scratch, its cuBLAS
@@ -106,10 +146,7 @@ class ModelRunner final : public Runner {
 
   Status forward(const std::vector<BatchPiece>& pieces, std::vector<float>* logits) override {
 #ifdef GPTOSS_HAVE_CUDA
-    if (decode_ && !pieces.empty() &&
-        std::all_of(pieces.begin(), pieces.end(), [](const BatchPiece& p) { return p.tokens.size() == 1; })) {
-      return graph_decode(pieces, logits);
-    }
+    if (decode_ && decode_only(pieces)) return graph_decode(pieces, logits);
 #endif
     std::vector<ForwardPiece> fp(pieces.size());
     for (size_t i = 0; i < pieces.size(); ++i) {
@@ -129,6 +166,7 @@ class ModelRunner final : public Runner {
 #ifdef GPTOSS_HAVE_CUDA
   std::unique_ptr<cuda::DecodeEngine> decode_;
   std::vector<int32_t> tok_, pos_, slot_;
+  std::vector<uint8_t> want_rows_;
 #endif
 };
 

@@ -22,6 +22,13 @@ const char* finish_reason_name(FinishReason r) {
   return "unknown";
 }
 
+bool picks_argmax(const SamplingParams& p) {
+  // top-k 1 keeps one candidate whatever min-p, top-p and the temperature do, and sample() returns a
+  // one-entry distribution without a draw (distribution() sorts by logit, ties by id).
+  return (p.temperature <= 0.0f || p.top_k == 1) && p.repetition_penalty == 1.0f && p.presence_penalty == 0.0f &&
+         p.frequency_penalty == 0.0f;
+}
+
 Sampler::Sampler(const SamplingParams& params, const std::vector<uint32_t>& prompt)
     : params_(params), rng_(params.has_seed ? params.seed : std::random_device{}()) {
   if (params_.repetition_penalty != 1.0f) {

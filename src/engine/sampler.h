@@ -11,6 +11,12 @@
 
 namespace gptoss::engine {
 
+// The dispatch rule for greedy on the device: true when these parameters always pick the argmax of
+// the raw logits row (ties to the lowest id) and never draw from the generator: temperature 0
+// (greedy) or top-k 1, with no repetition, presence or frequency penalty. Such a request needs only
+// the token id from the runner (PieceOutput::kGreedy), never its logits row.
+bool picks_argmax(const SamplingParams& params);
+
 class Sampler {
  public:
   // prompt: counted for the repetition penalty (as llama.cpp does), not for presence/frequency.
@@ -21,6 +27,9 @@ class Sampler {
   // Records a generated token (for penalties). sample() does not call it: the engine does, so
   // that forced tokens count too.
   void accept(uint32_t token);
+  // picks_argmax(params): sample() returns the argmax of the row, so the runner's greedy token may
+  // stand in for it.
+  bool picks_argmax() const { return engine::picks_argmax(params_); }
 
   // The probability of every candidate after all transforms, as (token, p) sorted by p descending;
   // exposed for tests and for logprobs.

@@ -69,6 +69,71 @@ TEST(Sampler, GreedyFastPathEqualsTheDistributionsPick) {
   EXPECT_EQ(penalized.sample(l.data(), 3), 2u);  // 2.0 / 4 < 1.0
 }
 
+// picks_argmax, the rule for taking the runner's greedy token: exactly the parameters whose
+// sample() is the row's argmax (ties to the lowest id) whatever the seed. Checked against a scan on
+// rows with ties; the parameters it refuses (a draw, a penalty) do move off the argmax.
+TEST(Sampler, PicksArgmaxIsTheRuleForTheRunnersGreedyToken) {
+  std::vector<std::pair<SamplingParams, bool>> cases;
+  SamplingParams p;
+  p.temperature = 0;
+  cases.push_back({p, true});
+  p.temperature = -1;
+  cases.push_back({p, true});
+  p = {};
+  p.temperature = 1.3f;
+  p.top_k = 1;
+  cases.push_back({p, true});
+  p.top_p = 0.2f;
+  p.min_p = 0.3f;
+  cases.push_back({p, true});
+  p = {};
+  cases.push_back({p, false});  // temperature 1
+  p.top_k = 2;
+  cases.push_back({p, false});
+  p = {};
+  p.top_p = 0.9f;
+  cases.push_back({p, false});
+  for (auto pen : {&SamplingParams::repetition_penalty, &SamplingParams::presence_penalty, &SamplingParams::frequency_penalty}) {
+    p = {};
+    p.temperature = 0;
+    p.*pen = 1.5f;
+    cases.push_back({p, false});
+    p.top_k = 1;
+    p.temperature = 0.5f;
+    cases.push_back({p, false});
+  }
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> level(0, 3);
+  for (size_t c = 0; c < cases.size(); ++c) {
+    const auto& [sp, rule] = cases[c];
+    EXPECT_EQ(picks_argmax(sp), rule) << c;
+    Sampler probe(sp, {});
+    EXPECT_EQ(probe.picks_argmax(), rule) << c;
+    // Rows where the argmax is not overwhelming (a draw leaves it often), with ties at the top.
+    bool all_argmax = true;
+    for (int round = 0; round < 40; ++round) {
+      std::vector<float> l(64);
+      for (auto& x : l) x = static_cast<float>(level(rng)) * 0.5f;
+      int best = 0;
+      for (int i = 1; i < 64; ++i)
+        if (l[i] > l[best]) best = i;
+      SamplingParams seeded = sp;
+      seeded.has_seed = true;
+      seeded.seed = static_cast<uint64_t>(round * 7 + 1);
+      Sampler s(seeded, {static_cast<uint32_t>(best)});
+      s.accept(static_cast<uint32_t>(best));  // penalties see the argmax as generated
+      const uint32_t got = s.sample(l.data(), 64);
+      if (rule) {
+        EXPECT_EQ(got, static_cast<uint32_t>(best)) << c << " round " << round;
+      }
+      all_argmax = all_argmax && got == static_cast<uint32_t>(best);
+    }
+    if (!rule) {
+      EXPECT_FALSE(all_argmax) << c;
+    }
+  }
+}
+
 TEST(Sampler, DistributionIsTemperatureSoftmax) {
   SamplingParams sp;
   sp.temperature = 0.7f;

@@ -3,10 +3,14 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <map>
 #include <mutex>
+#include <string>
 #include <thread>
+
+#include <fmt/format.h>
 
 #include "engine/sampler.h"
 
@@ -29,6 +33,11 @@ class SchedulerEngine final : public Engine {
  public:
   SchedulerEngine(std::shared_ptr<Runner> runner, const SchedulerOptions& opt)
       : runner_(std::move(runner)), opt_(opt) {
+    int threads = opt_.sample_threads;
+    if (const char* env = std::getenv("GPTOSS_SAMPLE_THREADS"); threads == 0 && env != nullptr && *env != '\0')
+      threads = std::atoi(env);
+    if (threads <= 0) threads = static_cast<int>(std::min(8u, std::max(1u, std::thread::hardware_concurrency())));
+    sample_threads_ = static_cast<size_t>(threads);
     thread_ = std::thread([this] { loop(); });
   }
   ~SchedulerEngine() override {
@@ -201,9 +210,42 @@ class SchedulerEngine final : public Engine {
     return true;
   }
 
+  // Samples the logits rows of the step (sampled_[i] for each piece with a row and no token): on the
+  // engine thread when few rows, else split over up to sample_threads threads (each sequence has
+  // its own sampler and generator, so the tokens do not depend on the split).
+  void sample_rows(const std::vector<Sequence*>& owners, const std::vector<PieceOutput>& want, const StepOutput& out,
+                   int vocab) {
+    sampled_.assign(owners.size(), 0);
+    host_rows_.clear();
+    for (size_t i = 0; i < owners.size(); ++i) {
+      if (want[i] != PieceOutput::kNone && out.tokens[i] < 0 && out.rows[i] != nullptr) host_rows_.push_back(i);
+    }
+    auto run = [&](size_t begin, size_t end) {
+      for (size_t k = begin; k < end; ++k) {
+        const size_t i = host_rows_[k];
+        sampled_[i] = owners[i]->sampler->sample(out.rows[i], vocab);
+      }
+    };
+    constexpr size_t kRowsPerThread = 4;
+    const size_t threads = std::min<size_t>(sample_threads_, host_rows_.size() / kRowsPerThread);
+    if (threads <= 1) {
+      run(0, host_rows_.size());
+      return;
+    }
+    std::vector<std::thread> pool;
+    const size_t per = (host_rows_.size() + threads - 1) / threads;
+    for (size_t t = 1; t < threads; ++t) {
+      const size_t b = std::min(host_rows_.size(), t * per), e = std::min(host_rows_.size(), b + per);
+      if (b < e) pool.emplace_back(run, b, e);
+    }
+    run(0, std::min(host_rows_.size(), per));
+    for (auto& th : pool) th.join();
+  }
+
   void loop() {
     std::vector<std::unique_ptr<Sequence>> running;
-    std::vector<float> logits;
+    std::vector<PieceOutput> want;
+    StepOutput out;
     size_t rr = 0;  // round-robin start for prefill chunks, so long prompts share fairly
     for (;;) {
       if (!take_work(running)) break;
@@ -211,10 +253,17 @@ class SchedulerEngine final : public Engine {
       std::vector<BatchPiece> pieces;
       std::vector<Sequence*> owners;
       int budget = opt_.prefill_chunk_tokens;
+      want.clear();
+      // A piece that yields a token needs only the runner's greedy id when its sampler would pick
+      // the argmax anyway (picks_argmax), else its logits row.
+      auto output_of = [this](const Sequence& s) {
+        return opt_.device_greedy && s.sampler->picks_argmax() ? PieceOutput::kGreedy : PieceOutput::kLogits;
+      };
       for (auto& s : running) {
         if (s->decoding) {
           pieces.push_back({s->kv, {s->next_input}});
           owners.push_back(s.get());
+          want.push_back(output_of(*s));
         }
       }
       for (size_t k = 0; k < running.size() && budget > 0; ++k) {
@@ -227,11 +276,15 @@ class SchedulerEngine final : public Engine {
                         s->request.prompt.begin() + s->prefilled + take);
         pieces.push_back(std::move(p));
         owners.push_back(s);
+        want.push_back(take == left ? output_of(*s) : PieceOutput::kNone);
         budget -= static_cast<int>(take);
       }
       rr++;
-      Status st = runner_->forward(pieces, &logits);
+      Status st = runner_->forward_step(pieces, want, &out);
       const int vocab = runner_->vocab_size();
+      if (st.is_ok() && (out.tokens.size() != pieces.size() || out.rows.size() != pieces.size()))
+        st = Error("the runner answered {} of {} pieces", std::min(out.tokens.size(), out.rows.size()), pieces.size());
+      if (st.is_ok()) sample_rows(owners, want, out, vocab);
       uint64_t prompt_tokens = 0, generated_tokens = 0;
       std::vector<std::pair<Sequence*, TokenEvent>> events;
       for (size_t i = 0; i < owners.size(); ++i) {
@@ -250,7 +303,17 @@ class SchedulerEngine final : public Engine {
           if (s.prefilled < s.request.prompt.size()) continue;  // more prompt next step
           s.decoding = true;
         }
-        uint32_t tok = s.sampler->sample(logits.data() + i * static_cast<size_t>(vocab), vocab);
+        const int32_t given = out.tokens[i];
+        if ((given < 0 && out.rows[i] == nullptr) || given >= vocab) {
+          TokenEvent ev;
+          ev.finished = true;
+          ev.reason = FinishReason::kError;
+          ev.error = given >= vocab ? fmt::format("the runner returned token {} outside the vocabulary ({} ids)", given, vocab)
+                                    : std::string("the runner returned no output for a sequence");
+          events.emplace_back(&s, ev);
+          continue;
+        }
+        const uint32_t tok = given >= 0 ? static_cast<uint32_t>(given) : sampled_[i];
         s.sampler->accept(tok);
         s.generated++;
         generated_tokens++;
@@ -306,6 +369,9 @@ class SchedulerEngine final : public Engine {
 
   std::shared_ptr<Runner> runner_;
   SchedulerOptions opt_;
+  size_t sample_threads_ = 1;
+  std::vector<uint32_t> sampled_;  // engine thread: this step's host-sampled tokens, by piece
+  std::vector<size_t> host_rows_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::unique_ptr<Sequence>> pending_;

@@ -310,5 +310,165 @@ TEST(Scheduler, NoQueueStillAdmitsUpToMaxRunning) {
   }
 }
 
+// A runner that answers kGreedy pieces with the token alone (its logits row withheld, so a
+// scheduler that samples anyway fails) and records what each step asked of each request, which it
+// knows by the first prompt token of the request's sequence.
+class GreedyRunner : public CountingRunner {
+ public:
+  using CountingRunner::CountingRunner;
+  Status forward_step(const std::vector<BatchPiece>& pieces, const std::vector<PieceOutput>& want,
+                      StepOutput* out) override {
+    if (want.size() != pieces.size()) return Error("{} outputs for {} pieces", want.size(), pieces.size());
+    GPTOSS_RETURN_IF_ERROR(forward(pieces, &rows_));
+    std::lock_guard<std::mutex> lk(m_);
+    out->tokens.assign(pieces.size(), -1);
+    out->rows.assign(pieces.size(), nullptr);
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      const uint32_t request = first_token_.emplace(pieces[i].sequence, pieces[i].tokens[0]).first->second;
+      asked_[request].push_back(want[i]);
+      const float* row = rows_.data() + i * 97;
+      if (want[i] == PieceOutput::kGreedy) {
+        out->tokens[i] = bad_token_ ? 97 : static_cast<int32_t>(std::max_element(row, row + 97) - row);
+      } else if (want[i] == PieceOutput::kLogits) {
+        out->rows[i] = row;
+      }
+    }
+    return Status::ok();
+  }
+  std::vector<PieceOutput> asked(uint32_t request) {
+    std::lock_guard<std::mutex> lk(m_);
+    return asked_[request];
+  }
+  bool bad_token_ = false;  // answer greedy pieces with a token outside the vocabulary
+
+ private:
+  std::mutex m_;
+  std::vector<float> rows_;
+  std::map<int, uint32_t> first_token_;
+  std::map<uint32_t, std::vector<PieceOutput>> asked_;
+};
+
+// The dispatch rule: requests whose sampler picks the argmax (temperature 0 or top-k 1, no
+// penalties) take the runner's greedy token, the others a logits row; prompt chunks that do not end
+// the prompt ask for nothing. Every request still gets the continuation the logits give, and with
+// device_greedy off every token comes from a row.
+TEST(Scheduler, GreedyRequestsTakeTheRunnersTokenOthersTheirLogitsRow) {
+  struct Case {
+    SamplingParams sp;
+    PieceOutput expect;
+  };
+  std::vector<Case> cases(6);
+  cases[0].sp.temperature = 0;  // greedy
+  cases[0].expect = PieceOutput::kGreedy;
+  cases[1].sp.temperature = 0.7f;  // top-k 1 keeps only the argmax
+  cases[1].sp.top_k = 1;
+  cases[1].sp.top_p = 0.5f;
+  cases[1].expect = PieceOutput::kGreedy;
+  cases[2].sp.temperature = 0.7f;  // a draw
+  cases[2].expect = PieceOutput::kLogits;
+  cases[3].sp.temperature = 0;  // penalties change the row before the argmax
+  cases[3].sp.repetition_penalty = 1.1f;
+  cases[3].expect = PieceOutput::kLogits;
+  cases[4].sp.temperature = 0;
+  cases[4].sp.presence_penalty = 0.5f;
+  cases[4].expect = PieceOutput::kLogits;
+  cases[5].sp.temperature = 0;
+  cases[5].sp.frequency_penalty = -0.5f;
+  cases[5].expect = PieceOutput::kLogits;
+  for (const bool device_greedy : {true, false}) {
+    auto runner = std::make_shared<GreedyRunner>(4096);
+    SchedulerOptions opt;
+    opt.max_running = 3;  // the others wait, then join running sequences
+    opt.prefill_chunk_tokens = 5;  // prompts of 7 tokens take chunks that end mid-prompt
+    opt.device_greedy = device_greedy;
+    auto engine = create_engine(runner, opt);
+    std::vector<std::unique_ptr<Collector>> cs;
+    std::vector<std::vector<uint32_t>> prompts;
+    for (size_t i = 0; i < cases.size(); ++i) {
+      std::vector<uint32_t> p = {static_cast<uint32_t>(90 + i)};  // names the request
+      for (int j = 0; j < 6; ++j) p.push_back(static_cast<uint32_t>((i * 13 + j * 5) % 89));
+      prompts.push_back(p);
+      GenerationRequest r;
+      r.prompt = p;
+      r.max_tokens = 12;
+      r.sampling = cases[i].sp;
+      r.sampling.has_seed = true;
+      r.sampling.seed = 5;
+      cs.push_back(std::make_unique<Collector>());
+      ASSERT_TRUE(engine->submit(r, cs.back()->sink()).has_value());
+    }
+    for (size_t i = 0; i < cases.size(); ++i) {
+      cs[i]->wait();
+      EXPECT_EQ(cs[i]->reason, FinishReason::kLength) << i;
+      EXPECT_EQ(cs[i]->tokens, CountingRunner::expected(prompts[i], 12)) << i;
+      const std::vector<PieceOutput> asked = runner->asked(90 + i);
+      const PieceOutput expect = device_greedy ? cases[i].expect : PieceOutput::kLogits;
+      const size_t outputs = std::count_if(asked.begin(), asked.end(), [](PieceOutput o) { return o != PieceOutput::kNone; });
+      EXPECT_EQ(outputs, 12u) << i;  // one per generated token
+      EXPECT_EQ(std::count(asked.begin(), asked.end(), expect), 12) << i;
+      // The 7-token prompt does not fit the 5-token budget: its first chunk asks for nothing.
+      ASSERT_FALSE(asked.empty());
+      EXPECT_EQ(asked[0], PieceOutput::kNone) << i;
+    }
+    EXPECT_EQ(runner->live(), 0);
+  }
+}
+
+// A token outside the vocabulary from the runner ends the request with an error naming it.
+TEST(Scheduler, RunnerTokenOutsideTheVocabularyIsAnError) {
+  auto runner = std::make_shared<GreedyRunner>(4096);
+  runner->bad_token_ = true;
+  auto engine = create_engine(runner, {});
+  Collector c;
+  ASSERT_TRUE(engine->submit(greedy({1, 2, 3}, 4), c.sink()).has_value());
+  c.wait();
+  EXPECT_EQ(c.reason, FinishReason::kError);
+  EXPECT_TRUE(c.tokens.empty());
+  EXPECT_EQ(runner->live(), 0);
+}
+
+// Rows sampled on several threads give each seeded request the tokens it gets on the engine thread
+// alone (12 sequences drawing at temperature 5 from the runner's rows: about 7% on the counting
+// model's token, so the draws, not the model, decide).
+TEST(Scheduler, RowsSampledOnThreadsGiveTheSameTokens) {
+  std::map<int, std::vector<std::vector<uint32_t>>> by_threads;
+  for (const int threads : {1, 4}) {
+    auto runner = std::make_shared<GreedyRunner>(4096);
+    SchedulerOptions opt;
+    opt.max_running = 12;
+    opt.sample_threads = threads;
+    auto engine = create_engine(runner, opt);
+    std::vector<std::unique_ptr<Collector>> cs;
+    for (int i = 0; i < 12; ++i) {
+      GenerationRequest r;
+      r.prompt = {static_cast<uint32_t>(i), 3, 5};
+      r.max_tokens = 20;
+      r.sampling.temperature = 5.0f;
+      r.sampling.has_seed = true;
+      r.sampling.seed = 100 + static_cast<uint64_t>(i);
+      cs.push_back(std::make_unique<Collector>());
+      ASSERT_TRUE(engine->submit(r, cs.back()->sink()).has_value());
+    }
+    for (auto& c : cs) {
+      c->wait();
+      EXPECT_EQ(c->reason, FinishReason::kLength);
+      by_threads[threads].push_back(c->tokens);
+    }
+    EXPECT_GE(runner->max_batch(), 8u);  // steps of 8 rows or more: the threads did sample
+  }
+  EXPECT_EQ(by_threads[1], by_threads[4]);
+  int off_model = 0;  // draws that left the counting model's token: the draws are real
+  for (int i = 0; i < 12; ++i) {
+    const auto& t = by_threads[1][i];
+    ASSERT_EQ(t.size(), 20u);
+    std::vector<uint32_t> seq = {static_cast<uint32_t>(i), 3, 5};
+    for (uint32_t tok : t) {
+      off_model += CountingRunner::expected(seq, 1)[0] != tok;
+      seq.push_back(tok);
+    }
+  }
+  EXPECT_GT(off_model, 100);
+}
+
 }  // namespace
 }  // namespace gptoss::engine

@@ -105,3 +105,18 @@ def test_bench_warmup_flag(gptoss_bin):
     assert r.returncode == 0, r.stderr
     j = json.loads(r.stdout)
     assert j["warmup"] is False and j["prefill_tokens_per_s"] > 0 and j["decode_tokens_per_s"] > 0
+
+
+def test_bench_host_sampling_flag(gptoss_bin):
+    """--host-sampling (decode steps copy the logits rows and take the argmax on the host instead of the
+    device's greedy token; on the cpu the rows are always used) is reported in --json, tg and --parallel."""
+    r = run(gptoss_bin, "bench", TINY, "-p", "8", "-n", "4", "-r", "1", "--host-sampling", "--json")
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    assert j["host_sampling"] is True and j["decode_tokens_per_s"] > 0
+    r = run(gptoss_bin, "bench", TINY, "-p", "8", "-n", "4", "-r", "1", "--json")
+    assert json.loads(r.stdout)["host_sampling"] is False
+    r = run(gptoss_bin, "bench", TINY, "--parallel", "2", "-p", "8", "-n", "3", "-r", "1", "--host-sampling", "--json")
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    assert j["host_sampling"] is True and j["parallel"][0]["tokens_per_sequence"] == [3, 3]

@@ -61,6 +61,7 @@ struct DecodeEngine::Impl {
   uint32_t* dx16 = nullptr;
   int32_t *idx = nullptr, *next = nullptr, *tok = nullptr, *pos = nullptr, *slot = nullptr, *counters = nullptr;
   int32_t *tok_h = nullptr, *pos_h = nullptr, *slot_h = nullptr, *next_h = nullptr;
+  float* logits_h = nullptr;  // pinned [max_batch, vocab], allocated by the first step_rows that copies a row
   std::vector<float*> k_cache, v_cache;
   std::vector<int> capacity;  // per layer
   std::vector<KvPages> pages;  // per layer (contiguous unless the external KV is paged)
@@ -75,6 +76,7 @@ struct DecodeEngine::Impl {
     cudaFreeHost(pos_h);
     cudaFreeHost(slot_h);
     cudaFreeHost(next_h);
+    cudaFreeHost(logits_h);
     if (stream) cudaStreamDestroy(stream);
     if (side) cudaStreamDestroy(side);
     if (fork_ev) cudaEventDestroy(fork_ev);
@@ -475,8 +477,44 @@ Status DecodeEngine::sync() { return cuda_status(cudaStreamSynchronize(impl_->st
 
 const int32_t* DecodeEngine::next_tokens_host() const { return impl_->next_h; }
 
+Status DecodeEngine::step_rows(std::span<const int32_t> tokens, std::span<const int32_t> positions,
+                               std::span<const int32_t> slots, std::span<const uint8_t> want_rows,
+                               const float** rows, int32_t* next, bool use_graph) {
+  const int n = static_cast<int>(tokens.size());
+  if (want_rows.size() != tokens.size()) return Error("cuda decode: {} row flags for {} tokens", want_rows.size(), n);
+  GPTOSS_RETURN_IF_ERROR(step(tokens, positions, slots, nullptr, nullptr, use_graph, /*sync_at_end=*/false));
+  const size_t V = impl_->c.vocab_size;
+  if (impl_->logits_h == nullptr && std::find(want_rows.begin(), want_rows.end(), 1) != want_rows.end()) {
+    GPTOSS_CUDA_TRY(cudaMallocHost(reinterpret_cast<void**>(&impl_->logits_h), size_t(impl_->opt.max_batch) * V * 4),
+                    "pinned logits");
+  }
+  // One copy per run of consecutive wanted rows, enqueued behind the step.
+  for (int i = 0; i < n;) {
+    if (!want_rows[i]) {
+      ++i;
+      continue;
+    }
+    int j = i;
+    while (j < n && want_rows[j]) ++j;
+    GPTOSS_CUDA_TRY(cudaMemcpyAsync(impl_->logits_h + i * V, impl_->logits + i * V, (j - i) * V * 4,
+                                    cudaMemcpyDeviceToHost, impl_->stream),
+                    "logits rows");
+    i = j;
+  }
+  GPTOSS_RETURN_IF_ERROR(sync());
+  for (int i = 0; i < n; ++i) rows[i] = want_rows[i] ? impl_->logits_h + i * V : nullptr;
+  if (next != nullptr) std::copy(impl_->next_h, impl_->next_h + n, next);
+  return Status::ok();
+}
+
 Status DecodeEngine::step(std::span<const int32_t> tokens, std::span<const int32_t> positions,
                           std::span<const int32_t> slots, float* logits, int32_t* next, bool use_graph) {
+  return step(tokens, positions, slots, logits, next, use_graph, /*sync_at_end=*/true);
+}
+
+Status DecodeEngine::step(std::span<const int32_t> tokens, std::span<const int32_t> positions,
+                          std::span<const int32_t> slots, float* logits, int32_t* next, bool use_graph,
+                          bool sync_at_end) {
   const int n = static_cast<int>(tokens.size());
   if (positions.size() != tokens.size() || slots.size() != tokens.size()) {
     return Error("cuda decode: tokens, positions and slots differ in length");
@@ -496,6 +534,7 @@ Status DecodeEngine::step(std::span<const int32_t> tokens, std::span<const int32
                                     impl_->stream),
                     "logits");
   }
+  if (!sync_at_end) return Status::ok();
   GPTOSS_RETURN_IF_ERROR(sync());
   if (next != nullptr) std::copy(impl_->next_h, impl_->next_h + n, next);
   return Status::ok();

@@ -75,6 +75,13 @@ class DecodeEngine {
   // use_graph: replay (capturing on first use) the CUDA graph of this batch size.
   Status step(std::span<const int32_t> tokens, std::span<const int32_t> positions, std::span<const int32_t> slots,
               float* logits, int32_t* next, bool use_graph);
+  // As step(), for callers that need some rows' logits and the other rows' greedy tokens: the rows i
+  // with want_rows[i] set are copied (asynchronously, behind the step, one copy per run of wanted
+  // rows) into the engine's pinned host buffer, and rows[i] points at row i there (valid until the
+  // next step) or is null; next (when not null) receives all n greedy tokens (the argmax of each
+  // row, ties to the lowest id; a NaN is never the maximum). No row wanted: only the ids cross.
+  Status step_rows(std::span<const int32_t> tokens, std::span<const int32_t> positions, std::span<const int32_t> slots,
+                   std::span<const uint8_t> want_rows, const float** rows, int32_t* next, bool use_graph);
 
   // Enqueue only (no host copies, no sync): for timing graph replays back to back.
   Status launch(int n, bool use_graph);
@@ -90,6 +97,9 @@ class DecodeEngine {
  private:
   struct Impl;
   explicit DecodeEngine(std::unique_ptr<Impl> impl);
+  // step(); without sync_at_end it returns once the step and its logits copy are enqueued.
+  Status step(std::span<const int32_t> tokens, std::span<const int32_t> positions, std::span<const int32_t> slots,
+              float* logits, int32_t* next, bool use_graph, bool sync_at_end);
   std::unique_ptr<Impl> impl_;
 };
 
