@@ -84,19 +84,26 @@ int main(int argc, char** argv) {
   if (argc < 4 || std::string(argv[2]) != "--tokens") {
     std::fprintf(stderr,
                  "usage: gptoss_cuda_decode_check MODEL_DIR --tokens 1,2,3 [--tol X] [--threads N] [--shapes G,GU,DN]\n"
-                 "  [--l2-prefetch MASK]\n");
+                 "  [--l2-prefetch MASK] [--nsplit FULL,SLIDING]\n");
     return 2;
   }
   const std::string dir = argv[1];
   const auto ids = parse_ids(argv[3]);
   double tol = 1e-4;
-  int threads = 0, seqs = 1;
+  int threads = 0, seqs = 1, nsplit[2] = {0, 0};
   std::vector<uint32_t> batches;
   for (int i = 4; i + 1 < argc; i += 2) {
     if (std::string(argv[i]) == "--tol") tol = std::atof(argv[i + 1]);
     if (std::string(argv[i]) == "--threads") threads = std::atoi(argv[i + 1]);
     if (std::string(argv[i]) == "--batch") batches = parse_ids(argv[i + 1]);
     if (std::string(argv[i]) == "--seqs") seqs = std::max(1, std::atoi(argv[i + 1]));
+    if (std::string(argv[i]) == "--nsplit") {  // the decode engine's attention splits: FULL,SLIDING
+      if (std::sscanf(argv[i + 1], "%d,%d", &nsplit[0], &nsplit[1]) != 2) {
+        std::fprintf(stderr, "--nsplit wants FULL,SLIDING\n");
+        return 2;
+      }
+      std::printf("attention splits: %d full, %d sliding\n", nsplit[0], nsplit[1]);
+    }
     if (std::string(argv[i]) == "--l2-prefetch") {  // kernels.h set_l2_prefetch_variant (a mask)
       cuda::set_l2_prefetch_variant(std::atoi(argv[i + 1]));
       std::printf("l2 prefetch mask %d\n", cuda::l2_prefetch_variant());
@@ -134,6 +141,7 @@ int main(int argc, char** argv) {
   cuda::DecodeOptions opt;
   opt.max_batch = 2;
   opt.max_context = static_cast<int>(ids.size()) + 8;
+  opt.nsplit = nsplit[0], opt.nsplit_sliding = nsplit[1];
   auto eng = cuda::DecodeEngine::create(files->config, *weights, opt);
   if (!eng) return fail(eng.status());
   std::vector<float> dec(ids.size() * V), dec_eager(ids.size() * V);
@@ -173,6 +181,7 @@ int main(int argc, char** argv) {
         cuda::DecodeOptions bo;
         bo.max_batch = static_cast<int>(n);
         bo.max_context = static_cast<int>(P) + 8;
+        bo.nsplit = nsplit[0], bo.nsplit_sliding = nsplit[1];
         bo.moe_gemm_min_batch = path == 0 ? 1 << 30 : 1;
         bo.moe_gemm_tile_slots = path == 0 ? 0 : path == 3 ? 64 : 4 << path;
         bo.dense_gemm_min_batch = path == 0 ? 1 << 30 : 1;  // the dense GEMMs along with the MoE GEMM

@@ -481,6 +481,8 @@ int run_checks() {
     check_attention(4, 2, 8, 2, {0, 5, 20}, {0, 1, 2}, 64);
     check_attention(64, 8, 128, 10, {0, 5, 700}, {0, 1, 2}, 1024);  // the lab engine's split count
     check_attention(64, 8, 0, 16, {3, 300, 1000}, {2, 0, 1}, 1024);  // a cluster of 16 (non-portable size)
+    check_attention(64, 8, 128, 32, {0, 130, 639}, {0, 1, 2}, 640);   // 32 splits (variant 1 takes 0's kernel)
+    check_attention(64, 8, 0, 32, {5, 300, 639}, {2, 0, 1}, 640);
   }
   set_attention_variant(kAttentionDefault);
   for (int v = 0; v < 3; ++v) {  // every router kernel (the 128-expert case takes kernel 0 always)
@@ -892,6 +894,49 @@ int run_bench(int max_tokens, bool profile) {
     set_router_variant(kRouterDefault);
     set_attention_variant(kAttentionDefault);
     set_l2_prefetch_variant(kL2PrefetchDefault);
+    // Attention splits (full-attention layers / sliding-window layers) at the CLI's positions (tg128
+    // after a 512-token prompt) and at 4..: the default (v12: 32 / 10 at 640) against 10 / 10 (v11:
+    // max_context / 64, at most 16), 32 / 10 and 32 / 32 (one 32-position tile per block at 640 positions).
+    std::printf("\n%-40s %10s %8s\n", "decode batch 1, graph+pdl, attention splits", "tok/s", "%roof");
+    const int splits[][2] = {{0, 0}, {10, 10}, {32, 10}, {32, 32}};
+    for (int round = 0; round < 2; ++round) {
+      for (const auto& ns : splits) {
+        DecodeOptions opt;
+        opt.max_batch = 64;
+        opt.max_context = 640;
+        opt.nsplit = ns[0];
+        opt.nsplit_sliding = ns[1];
+        auto eng = DecodeEngine::create(c, W, opt);
+        if (!eng) return std::fprintf(stderr, "%s\n", eng.status().message().c_str()), 2;
+        std::vector<int32_t> tok{1000}, p{0}, s{0};
+        auto run = [&](int first, int count) {
+          for (int step = 0; step < count; ++step) {
+            p[0] = first + step;
+            (*eng)->set_inputs(tok, p, s);
+            auto st = (*eng)->launch(1, true);
+            if (st) st = (*eng)->sync();
+            if (!st) std::fprintf(stderr, "%s\n", st.message().c_str()), std::exit(2);
+            tok[0] = (*eng)->next_tokens_host()[0];
+          }
+        };
+        for (int first : {4, 512}) {
+          if (first == 4) run(0, 4);       // warm-up (captures the graph)
+          else run(132, first - 132);      // the cache written up to first - 1
+          Timer tm;
+          tm.start();
+          run(first, 128);
+          const float ms = tm.stop_ms();
+          const double tps = 1e3 * 128 / ms;
+          char label[80];
+          if (ns[0] == 0) {
+            std::snprintf(label, sizeof label, "nsplit default, positions %d..%d", first, first + 127);
+          } else {
+            std::snprintf(label, sizeof label, "nsplit %d / %d, positions %d..%d", ns[0], ns[1], first, first + 127);
+          }
+          std::printf("%-40s %10.1f %7.1f%%\n", label, tps, 100.0 * tps * (*eng)->weight_bytes_per_token() / copy_bw);
+        }
+      }
+    }
   }
 
   // Whole decode steps, without and with programmatic dependent launch (each with its own engine, so

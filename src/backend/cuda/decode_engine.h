@@ -36,7 +36,10 @@ inline constexpr int kDecodeDenseGemmMinBatch = 8;
 struct DecodeOptions {
   int max_batch = 1;
   int max_context = 4096;  // positions per sequence
-  int nsplit = 0;          // flash-decoding splits per (head, token); 0: from max_context
+  // Flash-decoding splits per (head, token) in the full-attention layers and in the sliding-window
+  // layers (at most 32); 0: from max_context (max_context / 20, at most 32; max_context / 64, at most 16).
+  int nsplit = 0;
+  int nsplit_sliding = 0;
   // Batches of at least this many tokens run the MoE layers through the grouped tensor-core GEMM
   // (moe_gemm.h: slots grouped by expert on the device, each used expert's weights read once per
   // step) instead of the per-slot GEMV kernels. 0: kDecodeMoeGemmMinBatch, or the environment's
