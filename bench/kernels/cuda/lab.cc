@@ -896,9 +896,10 @@ int run_bench(int max_tokens, bool profile) {
     set_l2_prefetch_variant(kL2PrefetchDefault);
     // Attention splits (full-attention layers / sliding-window layers) at the CLI's positions (tg128
     // after a 512-token prompt) and at 4..: the default (v12: 32 / 10 at 640) against 10 / 10 (v11:
-    // max_context / 64, at most 16), 32 / 10 and 32 / 32 (one 32-position tile per block at 640 positions).
+    // max_context / 64, at most 16) and 32 full splits with 4, 6 or 16 sliding ones (the sliding layers
+    // see at most 128 positions: 4 splits are one 32-position tile each).
     std::printf("\n%-40s %10s %8s\n", "decode batch 1, graph+pdl, attention splits", "tok/s", "%roof");
-    const int splits[][2] = {{0, 0}, {10, 10}, {32, 10}, {32, 32}};
+    const int splits[][2] = {{0, 0}, {10, 10}, {32, 4}, {32, 6}, {32, 16}};
     for (int round = 0; round < 2; ++round) {
       for (const auto& ns : splits) {
         DecodeOptions opt;
