@@ -146,7 +146,7 @@ struct DecodeEngine::Impl {
       }
       GPTOSS_CUDA_TRY(attention(q, n, Nq, Nkv, k_cache[l], v_cache[l], capacity[l], pos, slot,
                                 L.sliding ? c.sliding_window : 0, 1.0f / std::sqrt(float(c.head_dim)), bf(L.sinks),
-                                L.sliding ? opt.nsplit_sliding : opt.nsplit, part, counters, attn, stream,
+                                L.sliding || n > 1 ? opt.nsplit_sliding : opt.nsplit, part, counters, attn, stream,
                                 /*kv_ready=*/true, pages[l], attn_pf),
                       "attention");
       GemvInput ain;
@@ -328,8 +328,9 @@ Expected<std::unique_ptr<DecodeEngine>> DecodeEngine::create(const ModelConfig& 
     }
   }
   if (options.max_batch < 1 || options.max_context < 1) return Error("cuda decode: max_batch and max_context must be >= 1");
-  // Full-attention layers: up to 32 splits of >= 20 positions (v12: at positions 512..639 one tile per
-  // block, +1.9% decode on an H100); sliding-window layers as before (bench/kernels/cuda/NOTES.md v12).
+  // Full-attention layers at batch 1: up to 32 splits of >= 20 positions (v12: at positions 512..639 one
+  // tile per block, +1.9% decode on an H100); sliding-window layers and batches (which have blocks enough)
+  // as before (bench/kernels/cuda/NOTES.md v12).
   if (m->opt.nsplit <= 0) m->opt.nsplit = std::clamp(options.max_context / 20, 1, 32);
   if (m->opt.nsplit_sliding <= 0) m->opt.nsplit_sliding = std::clamp(options.max_context / 64, 1, 16);
   if (m->opt.nsplit > 32 || m->opt.nsplit_sliding > 32) return Error("cuda decode: at most 32 attention splits");

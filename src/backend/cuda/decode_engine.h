@@ -36,8 +36,9 @@ inline constexpr int kDecodeDenseGemmMinBatch = 8;
 struct DecodeOptions {
   int max_batch = 1;
   int max_context = 4096;  // positions per sequence
-  // Flash-decoding splits per (head, token) in the full-attention layers and in the sliding-window
-  // layers (at most 32); 0: from max_context (max_context / 20, at most 32; max_context / 64, at most 16).
+  // Flash-decoding splits per (head, token) in the full-attention layers at batch 1, and in the others
+  // (sliding-window layers, every layer of larger batches); at most 32; 0: from max_context
+  // (max_context / 20, at most 32; max_context / 64, at most 16).
   int nsplit = 0;
   int nsplit_sliding = 0;
   // Batches of at least this many tokens run the MoE layers through the grouped tensor-core GEMM
