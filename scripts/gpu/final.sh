@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# On the GPU machine: the whole comparison of bench/results/gpu-vs-llamacpp.md in one device-tool call,
+# from one staged dir (STAGE_DIR, made by scripts/gpu/stage.sh with TARGETS="gptoss_cuda_lab
+# gptoss_cuda_decode_check backend_cuda_test gptoss" and the two tests below copied into its bin/):
+#   1. the CUDA tests (engine_graph_decode_test, backend_cuda_test, backend_cuda_moe_gemm_test);
+#   2. gptoss vs llama.cpp: bench/peers/gpu_vs_llamacpp.sh prep measure (carry .peers too);
+#   3. gptoss_cuda_lab batched 1 (16 / 64 sequences on the graph decode engine);
+#   4. the random 20b (written by prep) vs the exact CPU path, then with the L2 prefetch variants on
+#      (kernels.h mask 28: no arithmetic changes, so the printed errors must be equal);
+#   5. compute-sanitizer memcheck on the tiny decode check;
+#   6. gptoss bench --parallel 1,16,64 (the CLI's concurrent sequences).
+# Every log goes to $OUT/final-logs.tar.gz (the device tool returns at most 8 files), the peers
+# summary to $OUT/summary.md; each step's tail is printed.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+S=${STAGE_DIR:-.gpu-final}
+OUT=${OUT:-/tmp/gptoss-final}
+B=$S/bin
+R20=/tmp/peers/r20
+export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+mkdir -p "$OUT/final"
+status=0
+# step LOG TIMEOUT CMD...: runs CMD with a time limit, its output to $OUT/final/LOG, prints the tail.
+step() {
+  local log=$OUT/final/$1 limit=$2 t0=$SECONDS
+  shift 2
+  echo "=== $* ==="
+  timeout "$limit" "$@" > "$log" 2>&1
+  local rc=$?
+  tail -n "${TAIL:-12}" "$log"
+  echo "=== rc=$rc in $((SECONDS - t0)) s"
+  [ $rc -eq 0 ] || status=1
+}
+date -u
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem,driver_version --format=csv
+cat "$S/COMMIT" 2>/dev/null  # the commit the binaries were built from (written when staging)
+for t in engine_graph_decode_test backend_cuda_test backend_cuda_moe_gemm_test; do
+  TAIL=3 step "$t.txt" 120 "$B/$t"
+done
+ROUNDS=${ROUNDS:-2} REPS=${REPS:-3} STAGE_DIR=$S OUT=$OUT bench/peers/gpu_vs_llamacpp.sh prep measure || status=1
+cp "$OUT/summary.md" "$OUT/final/" 2>/dev/null
+TAIL=14 step batched.txt 120 "$B/gptoss_cuda_lab" batched 1
+TOKENS=200005,1000,2000,3000,4000,5000
+TAIL=6 step r20.txt 150 "$B/gptoss_cuda_decode_check" "$R20" --tokens $TOKENS --tol 1e-4 --threads 16
+TAIL=4 step sanitizer.txt 120 compute-sanitizer --tool memcheck --leak-check no "$B/gptoss_cuda_decode_check" \
+  tests/data/tiny/model --tokens 358,318,174,506,238 --tol 1e-4
+TAIL=12 step parallel.txt 150 "$B/gptoss" bench "$R20" --parallel 1,16,64 -p 128 -n 128 -r 2 --device cuda
+TAIL=6 step r20-prefetch.txt 150 "$B/gptoss_cuda_decode_check" "$R20" --tokens $TOKENS --tol 1e-4 --threads 16 \
+  --l2-prefetch 28
+tar -C "$OUT" -czf "$OUT/final-logs.tar.gz" final && rm -rf "$OUT/final"
+date -u
+exit $status
