@@ -15,14 +15,17 @@
 #             (1,16,64) -p NPP (128) -n NTG (128) -r REPS (2), llama-batched-bench's table; needs bin/gptoss
 #   greedy    greedy on the device (issue 8): engine_graph_decode_test on the tiny model and, through the
 #             serving engine, on the random 20b (GPTOSS_GREEDY_TEST_MODEL: device greedy ids vs every row
-#             sampled on the host, same tokens); then ROUNDS (2) rounds of, interleaved, bin/gptoss-old
-#             (the CLI before the change), bin/gptoss, and bin/gptoss --host-sampling: bench -p 512
-#             -n 128 -r REPS (3) and --parallel NPL -p NPP -n NTG -r 2, JSON lines in $OUT/greedy-*.json
+#             sampled on the host, same tokens); then ROUNDS (2) rounds of, interleaved, VARIANTS (old new
+#             host): bin/gptoss-old (the CLI before the change), bin/gptoss, bin/gptoss --host-sampling,
+#             host1 (--host-sampling, GPTOSS_SAMPLE_THREADS=1: rows sampled on the engine thread alone):
+#             bench -p 512 -n 128 -r REPS (3) (unless TG=0) and --parallel NPL -p NPP -n NTG -r 2, JSON
+#             lines in $OUT/greedy-*.txt
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 S=${STAGE_DIR:-.gpu-F}
 export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 export TIKTOKEN_ENCODINGS_BASE="$PWD/tests/data"
+export GPTOSS_SOURCE_DIR="$PWD"  # the tests' data (tiny model) here, not where the binaries were built
 OUT=${OUT:-/tmp/gptoss-gpu}
 mkdir -p "$OUT"
 B=$S/bin
@@ -89,12 +92,20 @@ for what in "$@"; do
       step gtest-greedy 240 env GPTOSS_GREEDY_TEST_MODEL=/tmp/rand-20b $B/engine_graph_decode_test
       grep -hE "^\[  (PASSED|FAILED) |Failure|FAILED TEST|^\[       OK|Expected|Which|sequence" "$OUT/gtest-greedy.txt" | head -40
       for round in $(seq "${ROUNDS:-2}"); do
-        for v in old new host; do
-          case $v in old) bin=$B/gptoss-old; extra= ;; new) bin=$B/gptoss; extra= ;; host) bin=$B/gptoss; extra=--host-sampling ;; esac
+        for v in ${VARIANTS:-old new host}; do
+          threads=
+          case $v in
+            old) bin=$B/gptoss-old; extra= ;;
+            new) bin=$B/gptoss; extra= ;;
+            host) bin=$B/gptoss; extra=--host-sampling ;;
+            host1) bin=$B/gptoss; extra=--host-sampling; threads=1 ;;
+            *) echo "unknown variant $v"; continue ;;
+          esac
           [ -x "$bin" ] || continue
-          step greedy-tg-$v-$round 200 $bin bench /tmp/rand-20b --device cuda -p 512 -n 128 -r "${REPS:-3}" --json $extra
-          step greedy-par-$v-$round 300 $bin bench /tmp/rand-20b --device cuda --parallel "${NPL:-1,16,64}" \
-            -p "${NPP:-128}" -n "${NTG:-128}" -r 2 --json $extra
+          [ "${TG:-1}" = 0 ] || step greedy-tg-$v-$round 200 env GPTOSS_SAMPLE_THREADS=$threads $bin bench /tmp/rand-20b \
+            --device cuda -p 512 -n 128 -r "${REPS:-3}" --json $extra
+          step greedy-par-$v-$round 300 env GPTOSS_SAMPLE_THREADS=$threads $bin bench /tmp/rand-20b --device cuda \
+            --parallel "${NPL:-1,16,64}" -p "${NPP:-128}" -n "${NTG:-128}" -r 2 --json $extra
         done
       done
       python3 - "$OUT" <<'PY'
