@@ -8,12 +8,20 @@ cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build-cuda}
 S=${STAGE_DIR:-.gpu}
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGPTOSS_CUDA=ON -DGPTOSS_WERROR=ON >/dev/null
-# TARGETS: what to build (default all four; the gptoss CLI is only needed by compare20b.sh).
+# TARGETS: what to build (default all four; the gptoss CLI is only needed by compare20b.sh); EXTRA_TARGETS
+# may add backend_cuda_moe_gemm_test and engine_graph_decode_test, which are then staged too.
 cmake --build "$BUILD" -j2 --target ${TARGETS:-gptoss_cuda_lab gptoss_cuda_decode_check backend_cuda_test gptoss} ${EXTRA_TARGETS:-}
-grep -qx "/$S/" .git/info/exclude 2>/dev/null || echo "/$S/" >> .git/info/exclude
+EXCLUDE=$(git rev-parse --git-path info/exclude)  # also in a git worktree, where .git is a file
+mkdir -p "$(dirname "$EXCLUDE")"
+grep -qx "/$S/" "$EXCLUDE" 2>/dev/null || echo "/$S/" >> "$EXCLUDE"
 rm -rf "$S" && mkdir -p "$S/bin" "$S/lib"
-for f in "$BUILD"/bin/gptoss_cuda_lab "$BUILD"/bin/gptoss_cuda_decode_check "$BUILD"/src/backend/cuda/backend_cuda_test; do
-  case " ${TARGETS:-gptoss_cuda_lab gptoss_cuda_decode_check backend_cuda_test} " in *" $(basename "$f") "*) cp "$f" "$S/bin/" ;; esac
+git rev-parse HEAD > "$S/COMMIT"  # what the binaries were built from (scripts/gpu/final.sh prints it)
+git status --short --untracked-files=no >> "$S/COMMIT"
+for f in "$BUILD"/bin/gptoss_cuda_lab "$BUILD"/bin/gptoss_cuda_decode_check "$BUILD"/src/backend/cuda/backend_cuda_test \
+         "$BUILD"/src/backend/cuda/backend_cuda_moe_gemm_test "$BUILD"/src/engine/engine_graph_decode_test; do
+  case " ${TARGETS:-gptoss_cuda_lab gptoss_cuda_decode_check backend_cuda_test} ${EXTRA_TARGETS:-} " in
+    *" $(basename "$f") "*) cp "$f" "$S/bin/" ;;
+  esac
 done
 case " ${TARGETS:-gptoss} " in *" gptoss "*) cp "$BUILD"/bin/gptoss "$S/bin/" 2>/dev/null || true ;; esac
 for lib in $(ldd "$S"/bin/* | awk '/=>/ {print $3}' | sort -u); do
