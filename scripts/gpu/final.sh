@@ -18,6 +18,7 @@ OUT=${OUT:-/tmp/gptoss-final}
 B=$S/bin
 R20=/tmp/peers/r20
 export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+export GPTOSS_SOURCE_DIR="$PWD"  # the tests' data (tiny model, goldens) here, not where they were built
 mkdir -p "$OUT/final"
 status=0
 # step LOG TIMEOUT CMD...: runs CMD with a time limit, its output to $OUT/final/LOG, prints the tail.
@@ -37,6 +38,7 @@ cat "$S/COMMIT" 2>/dev/null  # the commit the binaries were built from (written 
 for t in engine_graph_decode_test backend_cuda_test backend_cuda_moe_gemm_test; do
   TAIL=3 step "$t.txt" 120 "$B/$t"
 done
+grep -h "PASSED\|FAILED\|SKIPPED" "$OUT"/final/*_test.txt
 ROUNDS=${ROUNDS:-2} REPS=${REPS:-3} STAGE_DIR=$S OUT=$OUT bench/peers/gpu_vs_llamacpp.sh prep measure || status=1
 cp "$OUT/summary.md" "$OUT/final/" 2>/dev/null
 TAIL=14 step batched.txt 120 "$B/gptoss_cuda_lab" batched 1
