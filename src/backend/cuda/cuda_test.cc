@@ -28,7 +28,11 @@ namespace {
     if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device"; \
   } while (0)
 
-std::string tiny_dir() { return std::string(GPTOSS_SOURCE_DIR) + "/tests/data/tiny"; }
+// GPTOSS_SOURCE_DIR in the environment: the checkout on the GPU machine (the binary was built elsewhere).
+std::string tiny_dir() {
+  const char* root = std::getenv("GPTOSS_SOURCE_DIR");
+  return std::string(root ? root : GPTOSS_SOURCE_DIR) + "/tests/data/tiny";
+}
 
 double max_rel(const float* ref, const float* got, size_t n) {
   double d = 0, m = 0;
