@@ -35,31 +35,15 @@
 #include "backend/cpu_fast/cpu_fast_backend.h"
 #include "backend/cpu_fast/kernels_fast.h"
 #include "core/dtypes.h"
+#include "bench_util.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using gptoss::bench::Clock;
+using gptoss::bench::load_avg;
+using gptoss::bench::smaps_pages;
+using gptoss::bench::time_best;
 constexpr int64_t kCols = 2880;
-
-std::string load_avg() {
-  std::ifstream f("/proc/loadavg");
-  std::string one;
-  f >> one;
-  return one.empty() ? "?" : one;
-}
-
-// Best seconds per call of fn over `seconds` (at least 3 calls).
-double time_best(double seconds, const std::function<void()>& fn) {
-  double best = 1e30;
-  const auto start = Clock::now();
-  for (int it = 0;; ++it) {
-    const auto t0 = Clock::now();
-    fn();
-    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
-    if (it >= 2 && std::chrono::duration<double>(Clock::now() - start).count() > seconds) break;
-  }
-  return best;
-}
 
 // Runs body(t) on `threads` threads (the caller is thread 0) and joins them.
 void on_threads(int threads, const std::function<void(int)>& body) {
@@ -76,31 +60,6 @@ void report(const std::string& what, double bytes, double sec, const std::string
   std::printf("| %-58s | %8.2f | %6.2f | %5.1f%% | %-8s | %s |\n", what.c_str(), sec * 1e3, gbs,
               g_read_gbs > 0 ? 100.0 * gbs / g_read_gbs : 0.0, note.c_str(), load_avg().c_str());
   std::fflush(stdout);
-}
-
-// The page-size lines of the smaps entry that contains p.
-std::string smaps_pages(const void* p) {
-  std::ifstream f("/proc/self/smaps");
-  std::string line, out;
-  bool in = false;
-  const auto a = reinterpret_cast<uintptr_t>(p);
-  while (std::getline(f, line)) {
-    unsigned long lo = 0, hi = 0;
-    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2) {  // a mapping's first line
-      in = a >= lo && a < hi;
-      continue;
-    }
-    if (!in) continue;
-    for (const char* key : {"Rss:", "AnonHugePages:", "FilePmdMapped:", "KernelPageSize:"}) {
-      if (line.rfind(key, 0) == 0) {
-        std::istringstream is(line.substr(std::strlen(key)));
-        std::string v, unit;
-        is >> v >> unit;
-        out += std::string(key) + " " + v + " " + unit + "  ";
-      }
-    }
-  }
-  return out;
 }
 
 struct Variant {

@@ -27,22 +27,19 @@
 #include "backend/cpu_fast/kernels_mxfp4_i8.h"
 #include <hwy/targets.h>
 
+#include "bench_util.h"
+
 namespace {
 
 using gptoss::Backend;
-using Clock = std::chrono::steady_clock;
+using gptoss::bench::Clock;
+using gptoss::bench::load_avg;
+using gptoss::bench::time_best;
 
 constexpr int64_t kHidden = 2880, kInter = 2880, kQkv = 4096 + 2 * 512, kTopK = 4;
 constexpr int kExpertPool = 96;  // gate_up: 96 experts = 846 MB (> the 300 MB LLC)
 constexpr int kDownPool = 192;   // down: 192 experts = 846 MB
 constexpr int kQkvLayers = 24;   // 24 x 29.5 MB = 708 MB
-
-std::string load_avg() {
-  std::ifstream f("/proc/loadavg");
-  std::string one;
-  f >> one;
-  return one.empty() ? "?" : one;
-}
 
 uint64_t g_state = 0x9e3779b97f4a7c15ull;
 uint64_t next_u64() {
@@ -57,20 +54,6 @@ void fill_bytes(std::vector<uint8_t>& v) {
     const uint64_t r = next_u64();
     std::memcpy(v.data() + i, &r, 8);
   }
-}
-
-// Runs fn until `seconds` have passed (at least 3 times); returns the best seconds per call.
-double time_best(double seconds, const std::function<void(int)>& fn) {
-  double best = 1e30;
-  const auto start = Clock::now();
-  for (int it = 0;; ++it) {
-    const auto t0 = Clock::now();
-    fn(it);
-    const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
-    best = std::min(best, dt);
-    if (it >= 2 && std::chrono::duration<double>(Clock::now() - start).count() > seconds) break;
-  }
-  return best;
 }
 
 // One table row: ms per call, the rate (GB/s of weights or GFLOP/s), the error against the exact

@@ -37,6 +37,7 @@
 #include "backend/cpu_fast/kernels_fast.h"
 #include "backend/cpu_fast/kernels_mxfp4_i8.h"
 #include "backend/cpu_fast/spin_pool.h"
+#include "bench_util.h"
 
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25
@@ -44,29 +45,13 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using gptoss::bench::Clock;
+using gptoss::bench::load_avg;
+using gptoss::bench::smaps_pages;
+using gptoss::bench::time_best;
 constexpr int64_t kDefault = -1000;  // run_token's `ahead` for gemv_mxfp4 itself
 constexpr int64_t kInt8 = -1001;     // for gemv_mxfp4_i8 (2 activation terms, its own prefetch)
 constexpr int64_t kHidden = 2880, kGateUp = 5760, kNb = kHidden / 32, kLayers = 24, kTopK = 4;
-
-std::string load_avg() {
-  std::ifstream f("/proc/loadavg");
-  std::string one;
-  f >> one;
-  return one.empty() ? "?" : one;
-}
-
-double time_best(double seconds, const std::function<void(int)>& fn) {
-  double best = 1e30;
-  const auto start = Clock::now();
-  for (int it = 0;; ++it) {
-    const auto t0 = Clock::now();
-    fn(it);
-    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
-    if (it >= 2 && std::chrono::duration<double>(Clock::now() - start).count() > seconds) break;
-  }
-  return best;
-}
 
 double g_read_gbs = 0.0;
 
@@ -75,31 +60,6 @@ void report(const std::string& what, double bytes, double sec, const std::string
   std::printf("| %-62s | %8.2f | %6.2f | %5.1f%% | %-6s | %s |\n", what.c_str(), sec * 1e3, gbs,
               g_read_gbs > 0 ? 100.0 * gbs / g_read_gbs : 0.0, note.c_str(), load_avg().c_str());
   std::fflush(stdout);
-}
-
-// The page-size lines of the smaps entry that contains p.
-std::string smaps_pages(const void* p) {
-  std::ifstream f("/proc/self/smaps");
-  std::string line, out;
-  bool in = false;
-  const auto a = reinterpret_cast<uintptr_t>(p);
-  while (std::getline(f, line)) {
-    unsigned long lo = 0, hi = 0;
-    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2) {
-      in = a >= lo && a < hi;
-      continue;
-    }
-    if (!in) continue;
-    for (const char* key : {"Rss:", "AnonHugePages:", "FilePmdMapped:"}) {
-      if (line.rfind(key, 0) == 0) {
-        std::istringstream is(line.substr(std::strlen(key)));
-        std::string v, unit;
-        is >> v >> unit;
-        out += std::string(key) + " " + v + " " + unit + "  ";
-      }
-    }
-  }
-  return out;
 }
 
 // One layer's expert tensors: blocks [experts, rows, 90, 16] and scales [experts, rows, 90].

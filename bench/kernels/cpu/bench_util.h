@@ -1,0 +1,68 @@
+// Helpers shared by the cpu kernel benches: the load average for each row, best-of timing, and the
+// page sizes backing an address (from /proc/self/smaps).
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+
+namespace gptoss::bench {
+
+using Clock = std::chrono::steady_clock;
+
+// The 1-minute load average, as printed in /proc/loadavg.
+inline std::string load_avg() {
+  std::ifstream f("/proc/loadavg");
+  std::string one;
+  f >> one;
+  return one.empty() ? "?" : one;
+}
+
+// Best seconds per call of fn(iteration) over `seconds` (at least 3 calls).
+inline double time_best(double seconds, const std::function<void(int)>& fn) {
+  double best = 1e30;
+  const auto start = Clock::now();
+  for (int it = 0;; ++it) {
+    const auto t0 = Clock::now();
+    fn(it);
+    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
+    if (it >= 2 && std::chrono::duration<double>(Clock::now() - start).count() > seconds) break;
+  }
+  return best;
+}
+inline double time_best(double seconds, const std::function<void()>& fn) {
+  return time_best(seconds, [&](int) { fn(); });
+}
+
+// The page-size lines (Rss, AnonHugePages, FilePmdMapped, KernelPageSize) of the mapping holding p.
+inline std::string smaps_pages(const void* p) {
+  std::ifstream f("/proc/self/smaps");
+  std::string line, out;
+  bool in = false;
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  while (std::getline(f, line)) {
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2) {  // a mapping's first line
+      in = a >= lo && a < hi;
+      continue;
+    }
+    if (!in) continue;
+    for (const char* key : {"Rss:", "AnonHugePages:", "FilePmdMapped:", "KernelPageSize:"}) {
+      if (line.rfind(key, 0) == 0) {
+        std::istringstream is(line.substr(std::strlen(key)));
+        std::string v, unit;
+        is >> v >> unit;
+        out += std::string(key) + " " + v + " " + unit + "  ";
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace gptoss::bench
