@@ -569,6 +569,21 @@ float median_ms(F&& f, int reps) {
   return v[v.size() / 2];
 }
 
+// count batch-1 graph decode steps of slot 0 at positions first.., each fed the last step's greedy
+// token (*tok, updated); exits on an engine error.
+void decode_steps(DecodeEngine& eng, int32_t* tok, int first, int count) {
+  std::vector<int32_t> t{*tok}, p{0}, s{0};
+  for (int step = 0; step < count; ++step) {
+    p[0] = first + step;
+    eng.set_inputs(t, p, s);
+    auto st = eng.launch(1, true);
+    if (st) st = eng.sync();
+    if (!st) std::fprintf(stderr, "%s\n", st.message().c_str()), std::exit(2);
+    t[0] = eng.next_tokens_host()[0];
+  }
+  *tok = t[0];
+}
+
 int run_bench(int max_tokens, bool profile) {
   set_pdl(false);  // per-kernel numbers without overlap; the decode section compares both
   cudaDeviceProp prop{};
@@ -867,17 +882,8 @@ int run_bench(int max_tokens, bool profile) {
       opt.max_context = 640;
       auto eng = DecodeEngine::create(c, W, opt);
       if (!eng) return std::fprintf(stderr, "%s\n", eng.status().message().c_str()), 2;
-      std::vector<int32_t> tok{1000}, p{0}, s{0};
-      auto run = [&](int first, int count) {
-        for (int step = 0; step < count; ++step) {
-          p[0] = first + step;
-          (*eng)->set_inputs(tok, p, s);
-          auto st = (*eng)->launch(1, true);
-          if (st) st = (*eng)->sync();
-          if (!st) std::fprintf(stderr, "%s\n", st.message().c_str()), std::exit(2);
-          tok[0] = (*eng)->next_tokens_host()[0];
-        }
-      };
+      int32_t tok = 1000;
+      auto run = [&](int first, int count) { decode_steps(**eng, &tok, first, count); };
       run(0, 4);
       Timer tm;
       tm.start();
@@ -909,17 +915,8 @@ int run_bench(int max_tokens, bool profile) {
         opt.nsplit_sliding = ns[1];
         auto eng = DecodeEngine::create(c, W, opt);
         if (!eng) return std::fprintf(stderr, "%s\n", eng.status().message().c_str()), 2;
-        std::vector<int32_t> tok{1000}, p{0}, s{0};
-        auto run = [&](int first, int count) {
-          for (int step = 0; step < count; ++step) {
-            p[0] = first + step;
-            (*eng)->set_inputs(tok, p, s);
-            auto st = (*eng)->launch(1, true);
-            if (st) st = (*eng)->sync();
-            if (!st) std::fprintf(stderr, "%s\n", st.message().c_str()), std::exit(2);
-            tok[0] = (*eng)->next_tokens_host()[0];
-          }
-        };
+        int32_t tok = 1000;
+        auto run = [&](int first, int count) { decode_steps(**eng, &tok, first, count); };
         for (int first : {4, 512}) {
           if (first == 4) run(0, 4);       // warm-up (captures the graph)
           else run(132, first - 132);      // the cache written up to first - 1
