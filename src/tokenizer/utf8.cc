@@ -63,6 +63,29 @@ void append_code_point(uint32_t cp, std::string* out) {
   out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
 }
 
+// Copies s[i..] to *out, well-formed sequences as they are; at each ill-formed or incomplete one,
+// on_invalid(i, subpart, truncated) appends what stands for it and returns the bytes it consumed,
+// or 0 to stop there. Returns where the walk stopped.
+template <typename OnInvalid>
+size_t copy_replacing(std::string_view sv, size_t i, std::string* out, OnInvalid on_invalid) {
+  const auto* s = reinterpret_cast<const uint8_t*>(sv.data());
+  const size_t n = sv.size();
+  while (i < n) {
+    size_t subpart;
+    bool truncated;
+    size_t len = sequence_at(s, n, i, &subpart, &truncated);
+    if (len > 0) {
+      out->append(sv.data() + i, len);
+      i += len;
+      continue;
+    }
+    const size_t used = on_invalid(i, subpart, truncated);
+    if (used == 0) break;
+    i += used;
+  }
+  return i;
+}
+
 }  // namespace
 
 size_t valid_prefix(std::string_view sv) {
@@ -94,50 +117,28 @@ bool sanitize_for_encode(std::string_view sv, std::string* out) {
   out->clear();
   out->reserve(n + 16);
   out->append(sv.data(), first_bad);
-  size_t i = first_bad;
-  while (i < n) {
-    size_t subpart;
-    bool truncated;
-    size_t len = sequence_at(s, n, i, &subpart, &truncated);
-    if (len > 0) {
-      out->append(sv.data() + i, len);
-      i += len;
-      continue;
-    }
+  copy_replacing(sv, first_bad, out, [&](size_t i, size_t subpart, bool) -> size_t {
     if (uint32_t hi = surrogate_at(s, n, i)) {
       uint32_t lo = surrogate_at(s, n, i + 3);
       if (hi < 0xDC00 && lo >= 0xDC00) {
         append_code_point(0x10000u + ((hi - 0xD800u) << 10) + (lo - 0xDC00u), out);
-        i += 6;
-      } else {
-        out->append(kReplacement);
-        i += 3;
+        return 6;
       }
-      continue;
+      out->append(kReplacement);
+      return 3;
     }
     out->append(kReplacement);
-    i += subpart;
-  }
+    return subpart;
+  });
   return true;
 }
 
 size_t decode_replace(std::string_view sv, bool final, std::string* out) {
-  const auto* s = reinterpret_cast<const uint8_t*>(sv.data());
-  size_t n = sv.size(), i = 0;
-  while (i < n) {
-    size_t subpart;
-    bool truncated;
-    size_t len = sequence_at(s, n, i, &subpart, &truncated);
-    if (len > 0) {
-      out->append(sv.data() + i, len);
-      i += len;
-      continue;
-    }
-    if (truncated && !final) break;
+  return copy_replacing(sv, 0, out, [&](size_t, size_t subpart, bool truncated) -> size_t {
+    if (truncated && !final) return 0;
     out->append(kReplacement);
-    i += subpart;
-  }
-  return i;
+    return subpart;
+  });
 }
 
 }  // namespace gptoss::utf8
