@@ -55,19 +55,12 @@ class BpeVocab {
     __builtin_memcpy(&w, p, 8);
     return n >= 8 ? w : w & ((uint64_t{1} << (8 * n)) - 1);
   }
-  static uint64_t hash_padded(const char* p, size_t n) {  // == hash(p, n)
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xC2B2AE3D27D4EB4Full);
-    while (n >= 8) {
-      uint64_t w;
-      __builtin_memcpy(&w, p, 8);
-      h = mix(h ^ w);
-      p += 8;
-      n -= 8;
-    }
-    if (n > 0) h = mix(h ^ load_masked(p, n) ^ (uint64_t{n} << 59));
-    return mix(h);
-  }
-  static uint64_t hash(const char* p, size_t n) {
+  static uint64_t hash_padded(const char* p, size_t n) { return hash_bytes<true>(p, n); }
+  static uint64_t hash(const char* p, size_t n) { return hash_bytes<false>(p, n); }
+  // kPadded: 8 bytes after the last full word are readable, so the tail is one masked load
+  // instead of a variable-length copy; the hash is the same either way.
+  template <bool kPadded>
+  static uint64_t hash_bytes(const char* p, size_t n) {
     uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xC2B2AE3D27D4EB4Full);
     while (n >= 8) {
       uint64_t w;
@@ -78,7 +71,11 @@ class BpeVocab {
     }
     if (n > 0) {
       uint64_t w = 0;
-      __builtin_memcpy(&w, p, n);
+      if constexpr (kPadded) {
+        w = load_masked(p, n);
+      } else {
+        __builtin_memcpy(&w, p, n);
+      }
       h = mix(h ^ w ^ (uint64_t{n} << 59));
     }
     return mix(h);
