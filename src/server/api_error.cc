@@ -2,47 +2,42 @@
 
 namespace gptoss::server {
 
-ApiError ApiError::invalid(std::string param, std::string message, std::string code) {
+namespace {
+
+// An error of type invalid_request_error with no Retry-After; the factories below change the rest.
+ApiError make_error(int status, std::string message, std::string param, std::string code) {
   ApiError e;
-  e.status = 400;
-  e.param = std::move(param);
+  e.status = status;
   e.message = std::move(message);
+  e.param = std::move(param);
   e.code = std::move(code);
   return e;
+}
+
+}  // namespace
+
+ApiError ApiError::invalid(std::string param, std::string message, std::string code) {
+  return make_error(400, std::move(message), std::move(param), std::move(code));
 }
 
 ApiError ApiError::not_found(std::string message, std::string param, std::string code) {
-  ApiError e;
-  e.status = 404;
-  e.message = std::move(message);
-  e.param = std::move(param);
-  e.code = std::move(code);
-  return e;
+  return make_error(404, std::move(message), std::move(param), std::move(code));
 }
 
 ApiError ApiError::unauthorized(std::string message) {
-  ApiError e;
-  e.status = 401;
-  e.message = std::move(message);
-  e.code = "invalid_api_key";
-  return e;
+  return make_error(401, std::move(message), "", "invalid_api_key");
 }
 
 ApiError ApiError::overloaded(std::string message, int retry_after_s) {
-  ApiError e;
-  e.status = 429;
+  ApiError e = make_error(429, std::move(message), "", "rate_limit_exceeded");
   e.type = "rate_limit_error";
-  e.code = "rate_limit_exceeded";
-  e.message = std::move(message);
   e.retry_after_s = retry_after_s;
   return e;
 }
 
 ApiError ApiError::internal(std::string message) {
-  ApiError e;
-  e.status = 500;
+  ApiError e = make_error(500, std::move(message), "", "");
   e.type = "server_error";
-  e.message = std::move(message);
   return e;
 }
 

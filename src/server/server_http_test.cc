@@ -3,6 +3,9 @@
 // sequence and store, metrics.
 #include <atomic>
 
+#include <fmt/format.h>
+
+#include "server/api_error.h"
 #include "server/server_test_util.h"
 
 namespace gptoss::server::testing {
@@ -21,6 +24,39 @@ bool wait_for(const std::function<bool()>& cond, int ms = 3000) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return cond();
+}
+
+// Every factory's status, type, param, code and Retry-After, as OpenAI's API documents them.
+TEST(ApiErrorShape, EachFactoryFillsEveryField) {
+  struct Case {
+    ApiError e;
+    int status;
+    const char* type;
+    ojson param, code;
+    int retry_after_s;
+  };
+  const Case cases[] = {
+      {ApiError::invalid("temperature", "m1"), 400, "invalid_request_error", "temperature", nullptr, 0},
+      {ApiError::invalid("tool_choice", "m2", "invalid_value"), 400, "invalid_request_error", "tool_choice",
+       "invalid_value", 0},
+      {ApiError::not_found("m3"), 404, "invalid_request_error", nullptr, nullptr, 0},
+      {ApiError::not_found("m4", "model", "model_not_found"), 404, "invalid_request_error", "model",
+       "model_not_found", 0},
+      {ApiError::unauthorized("m5"), 401, "invalid_request_error", nullptr, "invalid_api_key", 0},
+      {ApiError::overloaded("m6", 7), 429, "rate_limit_error", nullptr, "rate_limit_exceeded", 7},
+      {ApiError::internal("m7"), 500, "server_error", nullptr, nullptr, 0},
+  };
+  int i = 1;
+  for (const auto& c : cases) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(c.e.status, c.status);
+    EXPECT_EQ(c.e.retry_after_s, c.retry_after_s);
+    const ojson want = {{"error", {{"message", fmt::format("m{}", i)}, {"type", c.type}, {"param", c.param},
+                                   {"code", c.code}}}};
+    EXPECT_EQ(c.e.to_openai_json(), want);
+    EXPECT_EQ(c.e.to_ollama_json(), (ojson{{"error", fmt::format("m{}", i)}}));
+    ++i;
+  }
 }
 
 TEST(ServerHttp, StopStringTruncatesContentAndCancelsTheEngine) {
