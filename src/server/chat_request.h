@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/engine.h"
@@ -52,7 +53,8 @@ struct ChatRequest {
   bool include_usage = false;
 };
 
-// Role names as the APIs spell them.
+// Role names as the APIs spell them, and back (nullopt for any other name).
 const char* role_name(Role r);
+std::optional<Role> role_from_name(std::string_view name);
 
 }  // namespace gptoss::server

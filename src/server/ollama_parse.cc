@@ -82,11 +82,7 @@ ChatRequest parse_ollama_chat(const ojson& body) {
     if (!m.is_object()) throw ApiError::invalid(p, fmt::format("'{}' must be an object", p));
     std::string role = req_string(m, "role", p);
     ChatMessage msg;
-    if (role == "system") msg.role = Role::kSystem;
-    else if (role == "developer") msg.role = Role::kDeveloper;
-    else if (role == "user") msg.role = Role::kUser;
-    else if (role == "assistant") msg.role = Role::kAssistant;
-    else if (role == "tool") msg.role = Role::kTool;
+    if (auto r = role_from_name(role)) msg.role = *r;
     else throw ApiError::invalid(path_key(p, "role"), fmt::format("unknown role '{}'", role),
                                  "invalid_value");
     msg.content = opt_string(m, "content", p).value_or("");

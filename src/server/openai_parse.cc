@@ -19,6 +19,21 @@ const char* role_name(Role r) {
   return "user";
 }
 
+std::optional<Role> role_from_name(std::string_view name) {
+  for (Role r : {Role::kSystem, Role::kDeveloper, Role::kUser, Role::kAssistant, Role::kTool}) {
+    if (name == role_name(r)) return r;
+  }
+  return std::nullopt;
+}
+
+void check_tool_choice_mode(const std::string& mode) {
+  if (mode != "auto" && mode != "none" && mode != "required") {
+    throw ApiError::invalid("tool_choice", fmt::format("'tool_choice' must be auto, none, "
+                                                       "required or a function; got '{}'", mode),
+                            "invalid_value");
+  }
+}
+
 void validate_function_name(const std::string& name, const std::string& path) {
   bool ok = !name.empty() && name.size() <= 64;
   for (char c : name) {
@@ -171,11 +186,7 @@ static void parse_tool_choice(const ojson& body, ChatRequest* req, bool nested_f
   if (!tc) return;
   if (tc->is_string()) {
     std::string s = tc->get<std::string>();
-    if (s != "auto" && s != "none" && s != "required") {
-      throw ApiError::invalid("tool_choice", fmt::format("'tool_choice' must be auto, none, "
-                                                         "required or a function; got '{}'", s),
-                              "invalid_value");
-    }
+    check_tool_choice_mode(s);
     if (s == "required" && req->tools.empty()) {
       throw ApiError::invalid("tool_choice", "'tool_choice' is 'required' but no tools are given");
     }
@@ -215,16 +226,8 @@ ChatRequest parse_chat_completions(const ojson& body) {
     if (!m.is_object()) throw ApiError::invalid(p, fmt::format("'{}' must be an object", p));
     std::string role = req_string(m, "role", p);
     ChatMessage msg;
-    if (role == "system") {
-      msg.role = Role::kSystem;
-    } else if (role == "developer") {
-      msg.role = Role::kDeveloper;
-    } else if (role == "user") {
-      msg.role = Role::kUser;
-    } else if (role == "assistant") {
-      msg.role = Role::kAssistant;
-    } else if (role == "tool") {
-      msg.role = Role::kTool;
+    if (auto r = role_from_name(role)) {
+      msg.role = *r;
     } else {
       throw ApiError::invalid(path_key(p, "role"),
                               fmt::format("unknown role '{}' (system, developer, user, assistant, "

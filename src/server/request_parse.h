@@ -52,6 +52,8 @@ std::vector<FunctionTool> parse_function_tools(const ojson& tools, const std::st
 void validate_function_name(const std::string& name, const std::string& path);
 std::vector<std::string> parse_stop(const ojson& obj, const char* key, const std::string& path);
 std::string normalize_effort(const std::string& effort, const std::string& path);
+// The string form of tool_choice: auto, none or required, else a 400 (invalid_value).
+void check_tool_choice_mode(const std::string& mode);
 // A structured-output format of type text, json_object or json_schema into req->response_schema*;
 // for json_schema, name / description / schema are read from schema_fields (at fields_path).
 void parse_output_format(const std::string& type, const ojson* schema_fields, const std::string& fields_path,

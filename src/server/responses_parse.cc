@@ -45,10 +45,9 @@ static void append_items(const ojson& items, const std::string& base,
     ChatMessage msg;
     if (type == "message") {
       std::string role = req_string(it, "role", p);
-      if (role == "user") msg.role = Role::kUser;
-      else if (role == "assistant") msg.role = Role::kAssistant;
-      else if (role == "system") msg.role = Role::kSystem;
-      else if (role == "developer") msg.role = Role::kDeveloper;
+      // A tool result is a function_call_output item, never a message.
+      auto r = role_from_name(role);
+      if (r && *r != Role::kTool) msg.role = *r;
       else throw ApiError::invalid(path_key(p, "role"),
                                    fmt::format("unknown role '{}' for a message item", role),
                                    "invalid_value");
@@ -125,11 +124,7 @@ ChatRequest parse_responses(const ojson& body, const ojson& history_items,
   if (const ojson* tc = field(body, "tool_choice")) {
     if (tc->is_string()) {
       std::string s = tc->get<std::string>();
-      if (s != "auto" && s != "none" && s != "required") {
-        throw ApiError::invalid("tool_choice", fmt::format("'tool_choice' must be auto, none, "
-                                                           "required or a function; got '{}'", s),
-                                "invalid_value");
-      }
+      check_tool_choice_mode(s);
       req.tool_choice = s;
     } else if (tc->is_object()) {
       std::string name = req_string(*tc, "name", "tool_choice");

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "server/api_error.h"
+#include "server/chat_request.h"
 #include "server/server_test_util.h"
 
 namespace gptoss::server::testing {
@@ -56,6 +57,16 @@ TEST(ApiErrorShape, EachFactoryFillsEveryField) {
     EXPECT_EQ(c.e.to_openai_json(), want);
     EXPECT_EQ(c.e.to_ollama_json(), (ojson{{"error", fmt::format("m{}", i)}}));
     ++i;
+  }
+}
+
+TEST(RoleNames, RoundTripAndRejectOthers) {
+  for (Role r : {Role::kSystem, Role::kDeveloper, Role::kUser, Role::kAssistant, Role::kTool}) {
+    EXPECT_EQ(role_from_name(role_name(r)), r) << role_name(r);
+  }
+  EXPECT_STREQ(role_name(Role::kDeveloper), "developer");
+  for (const char* bad : {"", "wizard", "Tool", "users", "function"}) {
+    EXPECT_EQ(role_from_name(bad), std::nullopt) << bad;
   }
 }
 
@@ -264,6 +275,10 @@ TEST(ServerHttp, BadRequestsGetOpenAIErrorObjects) {
       {"/v1/responses", R"({"model":"test-model","input":"x","previous_response_id":"resp_missing"})", 404, "previous_response_id"},
       {"/v1/responses", R"({"model":"test-model","input":"x","reasoning":{"effort":"max"}})", 400, "reasoning.effort"},
       {"/v1/responses", R"({"model":"test-model","input":"x","text":{"format":{"type":"xml"}}})", 400, "text.format.type"},
+      {"/v1/responses", R"({"model":"test-model","input":[{"type":"message","role":"tool","content":"x"}]})", 400, "input[0].role"},
+      {"/v1/responses", R"({"model":"test-model","input":[{"type":"message","role":"wizard","content":"x"}]})", 400, "input[0].role"},
+      {"/v1/responses", R"({"model":"test-model","input":"x","tool_choice":"sometimes"})", 400, "tool_choice"},
+      {"/v1/chat/completions", R"({"model":"test-model","messages":[{"role":"user","content":"x"}],"tool_choice":"sometimes"})", 400, "tool_choice"},
       {"/v1/completions", R"({"model":"test-model"})", 400, "prompt"},
       {"/v1/completions", R"({"model":"test-model","prompt":"x","max_tokens":-3})", 400, "max_tokens"},
   };
