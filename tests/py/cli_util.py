@@ -1,6 +1,6 @@
-"""Shared helpers for the `gptoss generate`/`run`/`bench` tests: a tiny random checkpoint with the
-full 201088-token vocabulary (so that Harmony's special tokens are real rows), openai-harmony as
-the oracle for prompts and parsed messages."""
+"""Shared helpers for the `gptoss generate`/`run`/`bench`/`harmony` tests: a tiny random checkpoint
+with the full 201088-token vocabulary (so that Harmony's special tokens are real rows), openai-harmony
+as the oracle for prompts and parsed messages, and a runner for the CLI's --jsonl batch modes."""
 import json
 import os
 import pathlib
@@ -43,12 +43,11 @@ def harmony_encoding():
     return load_harmony_encoding(HarmonyEncodingName.HARMONY_GPT_OSS)
 
 
-def harmony_parse(enc, tokens):
+def harmony_parse(enc, tokens, role="assistant"):
     """openai-harmony's strict parse as the JSON its Rust side writes; None where it raises."""
-    from openai_harmony import Role
     try:
-        return json.loads(enc._inner.parse_messages_from_completion_tokens(list(tokens), Role.ASSISTANT.value, True))
-    except Exception:  # the binding raises on malformed output
+        return json.loads(enc._inner.parse_messages_from_completion_tokens(list(tokens), role, True))
+    except Exception:  # the binding raises on malformed output (HarmonyError, RuntimeError, ValueError)
         return None
 
 
@@ -75,6 +74,17 @@ def weather_developer_message(instructions=None):
 def render_for_completion(enc, messages):
     from openai_harmony import Conversation, Role
     return enc.render_conversation_for_completion(Conversation.from_messages(messages), Role.ASSISTANT)
+
+
+def run_jsonl(gptoss_bin, args, records, timeout=300):
+    """`gptoss *args` in one process with one JSON record a line on stdin; one parsed record a line out."""
+    stdin = "".join(json.dumps(r) + "\n" for r in records)
+    r = subprocess.run([gptoss_bin, *args], input=stdin.encode(), capture_output=True, timeout=timeout)
+    assert r.returncode == 0, r.stderr.decode()
+    # split on \n only: str.splitlines() would also split inside JSON strings at U+2028
+    out = [json.loads(line) for line in r.stdout.decode().split("\n") if line]
+    assert len(out) == len(records)
+    return out
 
 
 def run(gptoss_bin, *args, timeout=120, input=None):

@@ -22,11 +22,11 @@ os.environ.setdefault("TIKTOKEN_ENCODINGS_BASE", str(ROOT / "tests" / "data"))
 from openai_harmony import (  # noqa: E402
     Author,
     Conversation,
-    HarmonyEncodingName,
     Message,
     Role,
-    load_harmony_encoding,
 )
+
+from cli_util import harmony_encoding, harmony_parse, run_jsonl  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "data" / "harmony"
 N_RANDOM = 300
@@ -36,27 +36,12 @@ ASSISTANT = 173781
 
 @pytest.fixture(scope="module")
 def enc():
-    return load_harmony_encoding(HarmonyEncodingName.HARMONY_GPT_OSS)
+    return harmony_encoding()
 
 
 def run_parse(gptoss_bin, items):
     """items: (tokens, role or None). One process for all; one result dict per item."""
-    stdin = "".join(json.dumps({"tokens": t, "role": r}) + "\n" for t, r in items)
-    r = subprocess.run([gptoss_bin, "harmony", "parse", "--jsonl"], input=stdin.encode(),
-                       capture_output=True, timeout=300)
-    assert r.returncode == 0, r.stderr.decode()
-    out = [json.loads(line) for line in r.stdout.decode().split("\n") if line]
-    assert len(out) == len(items)
-    return out
-
-
-def reference(enc, tokens, role):
-    """openai-harmony's parse (strict), as the JSON its Rust side writes; None if it raises."""
-    try:
-        raw = enc._inner.parse_messages_from_completion_tokens(list(tokens), role, True)
-    except Exception:  # HarmonyError / RuntimeError / ValueError from the binding
-        return None
-    return json.loads(raw)
+    return run_jsonl(gptoss_bin, ["harmony", "parse", "--jsonl"], [{"tokens": t, "role": r} for t, r in items])
 
 
 def content_text(m):
@@ -84,7 +69,7 @@ def compare(enc, gptoss_bin, items):
     for i, ((tokens, role), out) in enumerate(zip(items, got)):
         check_deltas(out)
         assert out["stop"] == expected_stop(tokens)
-        want = reference(enc, tokens, role)
+        want = harmony_parse(enc, tokens, role)
         if want is None:
             if not out["problems"]:
                 failures.append(f"item {i}: harmony raises, we report nothing: {enc.decode(tokens)!r}")
@@ -116,7 +101,7 @@ def test_golden_token_files(enc, gptoss_bin):
 
 def test_cli_forms(enc, gptoss_bin, tmp_path):
     ids = [int(x) for x in (GOLDEN / "test_simple_tool_call.txt").read_text().split()]
-    want = reference(enc, ids, "assistant")
+    want = harmony_parse(enc, ids, "assistant")
     f = tmp_path / "ids.txt"
     f.write_text((GOLDEN / "test_simple_tool_call.txt").read_text())
     for args in (["--file", str(f)], [str(i) for i in ids]):
@@ -276,7 +261,7 @@ def test_malformed_streams_report_and_keep_content(enc, gptoss_bin):
     items = [(enc.encode(text, allowed_special="all"), "assistant") for _, text, _ in cases]
     out = run_parse(gptoss_bin, items)
     for (mutation, text, keep), (ids, role), o in zip(cases, items, out):
-        assert reference(enc, ids, role) is None, f"harmony accepts {text!r}"  # the oracle calls it malformed
+        assert harmony_parse(enc, ids, role) is None, f"harmony accepts {text!r}"  # the oracle calls it malformed
         assert o["problems"], f"{mutation}: no problem reported for {text!r}"
         check_deltas(o)
         everything = "\n".join(content_text(m) for m in o["messages"])
@@ -289,8 +274,8 @@ def test_known_reference_misparses_are_fixed(enc, gptoss_bin):
     lone = enc.encode("<|channel|>final <|constrain|>json<|message|>{}<|return|>", allowed_special="all")
     repeated = enc.encode("<|channel|>commentary to=functions.bash<|channel|>commentary <|constrain|>json"
                           "<|message|>{}<|call|>", allowed_special="all")
-    assert reference(enc, lone, "assistant")[0]["recipient"] == "<|constrain|>json"  # PR #144
-    assert reference(enc, repeated, "assistant")[0]["recipient"] == "functions.bash<|channel|>commentary"
+    assert harmony_parse(enc, lone, "assistant")[0]["recipient"] == "<|constrain|>json"  # PR #144
+    assert harmony_parse(enc, repeated, "assistant")[0]["recipient"] == "functions.bash<|channel|>commentary"
     o1, o2 = run_parse(gptoss_bin, [(lone, "assistant"), (repeated, "assistant")])
     assert o1["messages"] == [{"role": "assistant", "content": "{}", "channel": "final",
                                "content_type": "<|constrain|>json"}]

@@ -22,7 +22,6 @@ from openai_harmony import (  # noqa: E402
     ChannelConfig,
     Conversation,
     DeveloperContent,
-    HarmonyEncodingName,
     HarmonyError,
     Message,
     ReasoningEffort,
@@ -32,8 +31,9 @@ from openai_harmony import (  # noqa: E402
     SystemContent,
     ToolDescription,
     ToolNamespaceConfig,
-    load_harmony_encoding,
 )
+
+from cli_util import harmony_encoding, run_jsonl  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "data" / "harmony"
 N_RANDOM = 400
@@ -41,19 +41,12 @@ N_RANDOM = 400
 
 @pytest.fixture(scope="module")
 def enc():
-    return load_harmony_encoding(HarmonyEncodingName.HARMONY_GPT_OSS)
+    return harmony_encoding()
 
 
 def run_render(gptoss_bin, requests):
     """Renders many requests in one process; returns one dict per request."""
-    stdin = "".join(json.dumps(r) + "\n" for r in requests)
-    r = subprocess.run([gptoss_bin, "harmony", "render", "--jsonl"], input=stdin.encode(),
-                       capture_output=True, timeout=300)
-    assert r.returncode == 0, r.stderr.decode()
-    # split on \n only: str.splitlines() would also split inside JSON strings at U+2028
-    out = [json.loads(line) for line in r.stdout.decode().split("\n") if line]
-    assert len(out) == len(requests)
-    return out
+    return run_jsonl(gptoss_bin, ["harmony", "render", "--jsonl"], requests)
 
 
 def reference(enc, req):
