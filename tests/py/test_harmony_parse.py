@@ -9,24 +9,19 @@ messages (round trip), a few hundred random completions, and mutated (malformed)
 """
 
 import json
-import os
-import pathlib
 import random
 import subprocess
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-os.environ.setdefault("TIKTOKEN_ENCODINGS_BASE", str(ROOT / "tests" / "data"))
+from cli_util import ROOT, harmony_encoding, harmony_parse, run_jsonl  # sets TIKTOKEN_ENCODINGS_BASE for openai_harmony
 
-from openai_harmony import (  # noqa: E402
+from openai_harmony import (
     Author,
     Conversation,
     Message,
     Role,
 )
-
-from cli_util import harmony_encoding, harmony_parse, run_jsonl  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "data" / "harmony"
 N_RANDOM = 300

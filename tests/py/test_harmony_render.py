@@ -7,17 +7,14 @@ with random system/developer content and random JSON-Schema tools.
 """
 
 import json
-import os
-import pathlib
 import random
 import subprocess
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-os.environ.setdefault("TIKTOKEN_ENCODINGS_BASE", str(ROOT / "tests" / "data"))
+from cli_util import ROOT, harmony_encoding, run_jsonl  # sets TIKTOKEN_ENCODINGS_BASE for openai_harmony
 
-from openai_harmony import (  # noqa: E402
+from openai_harmony import (
     Author,
     ChannelConfig,
     Conversation,
@@ -32,8 +29,6 @@ from openai_harmony import (  # noqa: E402
     ToolDescription,
     ToolNamespaceConfig,
 )
-
-from cli_util import harmony_encoding, run_jsonl  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "data" / "harmony"
 N_RANDOM = 400
