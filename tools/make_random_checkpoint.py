@@ -26,6 +26,8 @@ import time
 
 import numpy as np
 
+from make_tiny_checkpoint import HF_TO_ORIGINAL  # HF -> original/ names, one table for both tools
+
 PRESETS = {
     # The published shapes (reference §1.1).
     "20b": dict(layers=24, hidden=2880, heads=64, kv_heads=8, head_dim=64, experts=32, top_k=4,
@@ -77,20 +79,6 @@ def hf_tensors(c):
     return out
 
 
-ORIGINAL_NAMES = {
-    "input_layernorm.weight": "attn.norm.scale", "self_attn.sinks": "attn.sinks",
-    "self_attn.o_proj.weight": "attn.out.weight", "self_attn.o_proj.bias": "attn.out.bias",
-    "post_attention_layernorm.weight": "mlp.norm.scale", "mlp.router.weight": "mlp.gate.weight",
-    "mlp.router.bias": "mlp.gate.bias",
-    "mlp.experts.gate_up_proj_blocks": "mlp.mlp1_weight.blocks",
-    "mlp.experts.gate_up_proj_scales": "mlp.mlp1_weight.scales",
-    "mlp.experts.gate_up_proj_bias": "mlp.mlp1_bias",
-    "mlp.experts.down_proj_blocks": "mlp.mlp2_weight.blocks",
-    "mlp.experts.down_proj_scales": "mlp.mlp2_weight.scales",
-    "mlp.experts.down_proj_bias": "mlp.mlp2_bias",
-}
-
-
 def original_tensors(c):
     """(name, dtype, shape, [HF source names]) for original/; qkv is the row concatenation q;k;v."""
     by_name = {t[0]: t for t in hf_tensors(c)}
@@ -109,7 +97,7 @@ def original_tensors(c):
                        "mlp.experts.gate_up_proj_bias", "mlp.experts.down_proj_blocks",
                        "mlp.experts.down_proj_scales", "mlp.experts.down_proj_bias"]:
             t = by_name[p + suffix]
-            out.append((o + ORIGINAL_NAMES[suffix], t[1], t[2], [p + suffix]))
+            out.append((o + HF_TO_ORIGINAL[suffix], t[1], t[2], [p + suffix]))
     out += [("norm.scale", "BF16", by_name["model.norm.weight"][2], ["model.norm.weight"]),
             ("unembedding.weight", "BF16", by_name["lm_head.weight"][2], ["lm_head.weight"])]
     return out
