@@ -70,21 +70,14 @@ ChatRequest parse_ollama_chat(const ojson& body) {
   req.model = req_string(body, "model", "");
   req.stream = opt_bool(body, "stream", "").value_or(true);
   req.reasoning_effort = think_to_effort(body);
-  const ojson* messages = opt_array(body, "messages", "");
-  if (!messages || messages->empty()) {
-    throw ApiError::invalid("messages", "'messages' must be a non-empty array");
-  }
+  const ojson& messages = required_messages(body);
   std::map<std::string, std::string> call_names;
   std::string last_call_name;
-  for (size_t i = 0; i < messages->size(); ++i) {
+  for (size_t i = 0; i < messages.size(); ++i) {
     std::string p = path_index("messages", i);
-    const ojson& m = (*messages)[i];
-    if (!m.is_object()) throw ApiError::invalid(p, fmt::format("'{}' must be an object", p));
-    std::string role = req_string(m, "role", p);
+    const ojson& m = messages[i];
     ChatMessage msg;
-    if (auto r = role_from_name(role)) msg.role = *r;
-    else throw ApiError::invalid(path_key(p, "role"), fmt::format("unknown role '{}'", role),
-                                 "invalid_value");
+    msg.role = message_role(m, p, "");
     msg.content = opt_string(m, "content", p).value_or("");
     if (field(m, "images")) {
       throw ApiError::invalid(path_key(p, "images"), "images are not supported by gpt-oss");

@@ -26,6 +26,22 @@ std::optional<Role> role_from_name(std::string_view name) {
   return std::nullopt;
 }
 
+const ojson& required_messages(const ojson& body) {
+  const ojson* messages = opt_array(body, "messages", "");
+  if (!messages || messages->empty()) {
+    throw ApiError::invalid("messages", "'messages' must be a non-empty array");
+  }
+  return *messages;
+}
+
+Role message_role(const ojson& m, const std::string& path, const char* known_roles_hint) {
+  if (!m.is_object()) throw ApiError::invalid(path, fmt::format("'{}' must be an object", path));
+  std::string role = req_string(m, "role", path);
+  if (auto r = role_from_name(role)) return *r;
+  throw ApiError::invalid(path_key(path, "role"), fmt::format("unknown role '{}'{}", role, known_roles_hint),
+                          "invalid_value");
+}
+
 void check_tool_choice_mode(const std::string& mode) {
   if (mode != "auto" && mode != "none" && mode != "required") {
     throw ApiError::invalid("tool_choice", fmt::format("'tool_choice' must be auto, none, "
@@ -215,24 +231,13 @@ static void parse_tool_choice(const ojson& body, ChatRequest* req, bool nested_f
 ChatRequest parse_chat_completions(const ojson& body) {
   ChatRequest req;
   req.model = req_string(body, "model", "");
-  const ojson* messages = opt_array(body, "messages", "");
-  if (!messages || messages->empty()) {
-    throw ApiError::invalid("messages", "'messages' must be a non-empty array");
-  }
+  const ojson& messages = required_messages(body);
   std::map<std::string, std::string> call_names;  // tool_call_id -> function name
-  for (size_t i = 0; i < messages->size(); ++i) {
+  for (size_t i = 0; i < messages.size(); ++i) {
     std::string p = path_index("messages", i);
-    const ojson& m = (*messages)[i];
-    if (!m.is_object()) throw ApiError::invalid(p, fmt::format("'{}' must be an object", p));
-    std::string role = req_string(m, "role", p);
+    const ojson& m = messages[i];
     ChatMessage msg;
-    if (auto r = role_from_name(role)) {
-      msg.role = *r;
-    } else {
-      throw ApiError::invalid(path_key(p, "role"),
-                              fmt::format("unknown role '{}' (system, developer, user, assistant, "
-                                          "tool)", role), "invalid_value");
-    }
+    msg.role = message_role(m, p, " (system, developer, user, assistant, tool)");
     msg.content = content_text(m, p, msg.role == Role::kAssistant);
     if (msg.role == Role::kAssistant) {
       if (auto r = opt_string(m, "reasoning_content", p)) msg.reasoning = *r;

@@ -52,6 +52,11 @@ std::vector<FunctionTool> parse_function_tools(const ojson& tools, const std::st
 void validate_function_name(const std::string& name, const std::string& path);
 std::vector<std::string> parse_stop(const ojson& obj, const char* key, const std::string& path);
 std::string normalize_effort(const std::string& effort, const std::string& path);
+// body.messages, which must be a non-empty array.
+const ojson& required_messages(const ojson& body);
+// The role of messages[i] (at `path`), which must be an object; an unknown role is a 400 whose
+// message ends with `known_roles_hint`.
+Role message_role(const ojson& m, const std::string& path, const char* known_roles_hint);
 // The string form of tool_choice: auto, none or required, else a 400 (invalid_value).
 void check_tool_choice_mode(const std::string& mode);
 // A structured-output format of type text, json_object or json_schema into req->response_schema*;

@@ -236,6 +236,34 @@ TEST(ServerHttp, BearerAuthOnEveryRouteButHealth) {
   EXPECT_TRUE(ojson::parse(ollama->body)["error"].is_string());
 }
 
+// The message-list checks the chat and Ollama parsers share, each with its own wording.
+TEST(ServerHttp, BadMessageListsNameTheField) {
+  TestServer ts;
+  struct Case {
+    const char* path;
+    const char* messages;
+    std::string error;  // OpenAI: error.message; Ollama: error
+  };
+  const Case cases[] = {
+      {"/v1/chat/completions", "[]", "'messages' must be a non-empty array"},
+      {"/v1/chat/completions", "[5]", "'messages[0]' must be an object"},
+      {"/v1/chat/completions", R"([{"role":"user","content":"x"},{"role":"wizard"}])",
+       "unknown role 'wizard' (system, developer, user, assistant, tool)"},
+      {"/api/chat", "[]", "'messages' must be a non-empty array"},
+      {"/api/chat", R"([{"role":"user","content":"x"},"hi"])", "'messages[1]' must be an object"},
+      {"/api/chat", R"([{"role":"wizard"}])", "unknown role 'wizard'"},
+  };
+  for (const auto& c : cases) {
+    const ojson body = {{"model", "test-model"}, {"messages", ojson::parse(c.messages)}};
+    auto r = ts.post(c.path, body);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << c.path << " " << c.messages;
+    const ojson j = ojson::parse(r->body);
+    const bool openai = std::string(c.path).starts_with("/v1/");
+    EXPECT_EQ(openai ? j["error"]["message"] : j["error"], c.error) << c.path << " " << r->body;
+  }
+}
+
 struct BadCase {
   std::string path;
   std::string body;
