@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <cstdlib>
 #include <mutex>
 #include <string>
@@ -11,6 +10,7 @@
 
 #include "engine/model_runner.h"
 #include "engine/scheduler.h"
+#include "engine/token_collector_test_util.h"
 
 namespace gptoss::engine {
 namespace {
@@ -39,47 +39,33 @@ std::vector<uint32_t> reference_greedy(Runner& r, const std::vector<uint32_t>& p
   return out;
 }
 
-struct Result {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<uint32_t> tokens;
-  bool done = false;
-  FinishReason reason = FinishReason::kNone;
-};
-
 // Submits every prompt at once (max_tokens n) and waits for all; with peak_running, records the
 // most sequences the engine reported running at once.
 std::vector<std::vector<uint32_t>> run_all(Engine& engine, const std::vector<std::vector<uint32_t>>& prompts,
                                            const SamplingParams& sp, int n, int* peak_running = nullptr) {
-  std::vector<std::unique_ptr<Result>> rs;
+  std::vector<std::unique_ptr<testing::Collector>> rs;
   std::mutex peak_mu;
   if (peak_running != nullptr) *peak_running = 0;
   for (const auto& p : prompts) {
-    rs.push_back(std::make_unique<Result>());
-    Result* r = rs.back().get();
+    rs.push_back(std::make_unique<testing::Collector>());
     GenerationRequest req;
     req.prompt = p;
     req.sampling = sp;
     req.max_tokens = n;
-    auto id = engine.submit(req, [r, &engine, &peak_mu, peak_running](const TokenEvent& ev) {
+    auto collect = rs.back()->sink();
+    auto id = engine.submit(req, [collect, &engine, &peak_mu, peak_running](const TokenEvent& ev) {
       if (peak_running != nullptr) {
         std::lock_guard<std::mutex> lk(peak_mu);
         *peak_running = std::max(*peak_running, engine.stats().running);
       }
-      std::lock_guard<std::mutex> lk(r->mu);
-      if (ev.has_token) r->tokens.push_back(ev.token);
-      if (ev.finished) {
-        r->done = true;
-        r->reason = ev.reason;
-      }
-      r->cv.notify_all();
+      collect(ev);
     });
     EXPECT_TRUE(id.has_value()) << id.status().message();
   }
   std::vector<std::vector<uint32_t>> out;
   for (auto& r : rs) {
-    std::unique_lock<std::mutex> lk(r->mu);
-    EXPECT_TRUE(r->cv.wait_for(lk, std::chrono::seconds(120), [&] { return r->done; }));
+    EXPECT_TRUE(r->wait_for(std::chrono::seconds(120)));
+    std::lock_guard<std::mutex> lk(r->mu);
     EXPECT_EQ(r->reason, FinishReason::kLength);
     out.push_back(r->tokens);
   }

@@ -10,6 +10,8 @@
 #include <mutex>
 #include <set>
 
+#include "engine/token_collector_test_util.h"
+
 namespace gptoss::engine {
 namespace {
 
@@ -77,28 +79,7 @@ class CountingRunner : public Runner {
   std::atomic<bool> first_{true};
 };
 
-struct Collector {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<uint32_t> tokens;
-  bool done = false;
-  FinishReason reason = FinishReason::kNone;
-  TokenSink sink() {
-    return [this](const TokenEvent& ev) {
-      std::lock_guard<std::mutex> lk(mu);
-      if (ev.has_token) tokens.push_back(ev.token);
-      if (ev.finished) {
-        done = true;
-        reason = ev.reason;
-      }
-      cv.notify_all();
-    };
-  }
-  void wait() {
-    std::unique_lock<std::mutex> lk(mu);
-    ASSERT_TRUE(cv.wait_for(lk, std::chrono::seconds(20), [&] { return done; }));
-  }
-};
+using testing::Collector;
 
 GenerationRequest greedy(std::vector<uint32_t> prompt, int max_tokens) {
   GenerationRequest r;
