@@ -79,3 +79,16 @@ def metric(url, name):
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise KeyError(name)
+
+
+def wait_idle(url, what="server", timeout=30):
+    """Waits until no sequence runs or waits in the queue; fails naming `what` after `timeout` s."""
+    deadline = time.time() + timeout
+    while True:
+        running, queued = metric(url, "gptoss_sequences_running"), metric(url, "gptoss_queue_depth")
+        if running == 0 and queued == 0:
+            return
+        if time.time() > deadline:
+            raise AssertionError(f"{what}: {running:g} sequences still running and {queued:g} queued "
+                                 f"after {timeout} s")
+        time.sleep(0.05)

@@ -11,12 +11,11 @@ import concurrent.futures
 import json
 import socket
 import struct
-import time
 
 import pytest
 import requests
 
-from server_util import MODEL_NAME, ServeProcess, metric
+from server_util import MODEL_NAME, ServeProcess, metric, wait_idle
 
 MSG = [{"role": "user", "content": "Go on."}]
 ROUTES = {  # route -> (path, body asking for n tokens)
@@ -37,15 +36,6 @@ def raw_request(path, body, extra=""):
     data = json.dumps(body).encode()
     return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"{extra}Content-Length: {len(data)}\r\n\r\n").encode() + data
-
-
-def wait_idle(url, what):
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        if metric(url, "gptoss_sequences_running") == 0 and metric(url, "gptoss_queue_depth") == 0:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what}: a sequence is still held 30 s after the client hung up")
 
 
 def hang_up(port, request, send_bytes, read_bytes, reset):

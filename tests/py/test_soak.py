@@ -25,7 +25,7 @@ import pytest
 import requests
 from openai import OpenAI, RateLimitError
 
-from server_util import MODEL_NAME, ServeProcess, metric
+from server_util import MODEL_NAME, ServeProcess, wait_idle
 
 SECONDS = float(os.environ.get("GPTOSS_SOAK_SECONDS", "45"))
 CLIENTS = int(os.environ.get("GPTOSS_SOAK_CLIENTS", "8"))
@@ -522,12 +522,7 @@ class HealthPoller(threading.Thread):
 def settle(server, seconds):
     """Wait until no sequence runs or waits, then past the keep-alive timeout (5 s) so that idle
     connections and their pool threads are gone."""
-    deadline = time.time() + 60
-    while time.time() < deadline and (metric(server.url, "gptoss_sequences_running") > 0 or
-                                      metric(server.url, "gptoss_queue_depth") > 0):
-        time.sleep(0.2)
-    assert metric(server.url, "gptoss_sequences_running") == 0
-    assert metric(server.url, "gptoss_queue_depth") == 0
+    wait_idle(server.url, "settle", timeout=60)
     time.sleep(seconds)
     return proc_status(server.proc.pid)
 
