@@ -135,6 +135,17 @@ def post_raw(port, path, body, timeout=120):
     return conn, conn.getresponse()
 
 
+def post_stream(port, path, body, content_type, read):
+    """POSTs a streaming request and reads the whole stream with `read`; a 429 raises Rejected."""
+    conn, resp = post_raw(port, path, body)
+    try:
+        raise_if_429(path, resp)
+        assert resp.status == 200 and resp.getheader("Content-Type").startswith(content_type)
+        return read(resp)
+    finally:
+        conn.close()
+
+
 def user(rng):
     return [{"role": "user", "content": rng.choice(["Hi", "Weather?", "Tell me a story.",
                                                     "2+2?", "Über straße ✓ 日本"]) + f" {rng.random()}"}]
@@ -201,15 +212,9 @@ class Load:
     def openai_chat_sse(self, rng):
         """Raw bytes: strict SSE framing, data: [DONE] last."""
         n = rng.randint(1, 24)
-        conn, resp = post_raw(self.port, "/v1/chat/completions", {
+        events = post_stream(self.port, "/v1/chat/completions", {
             "model": MODEL_NAME, "max_tokens": n, "stream": True, "messages": user(rng),
-            "stream_options": {"include_usage": True}})
-        try:
-            raise_if_429("/v1/chat/completions", resp)
-            assert resp.status == 200 and resp.getheader("Content-Type").startswith("text/event-stream")
-            events = read_sse(resp)
-        finally:
-            conn.close()
+            "stream_options": {"include_usage": True}}, "text/event-stream", read_sse)
         assert events[-1] == (None, "[DONE]")
         chunks = [json.loads(d) for t, d in events[:-1]]
         assert all(t is None for t, _ in events)
@@ -242,15 +247,9 @@ class Load:
     def openai_responses_sse(self, rng):
         """Raw bytes: 'event: T' equals the data's type, sequence numbers count from 0."""
         n = rng.randint(1, 24)
-        conn, resp = post_raw(self.port, "/v1/responses", {
+        events = post_stream(self.port, "/v1/responses", {
             "model": MODEL_NAME, "max_output_tokens": n, "stream": True, "input": "Hello",
-            "store": False})
-        try:
-            raise_if_429("/v1/responses", resp)
-            assert resp.status == 200 and resp.getheader("Content-Type").startswith("text/event-stream")
-            events = read_sse(resp)
-        finally:
-            conn.close()
+            "store": False}, "text/event-stream", read_sse)
         datas = [json.loads(d) for _, d in events]
         assert [t for t, _ in events] == [d["type"] for d in datas]
         assert [d["sequence_number"] for d in datas] == list(range(len(datas)))
@@ -308,14 +307,7 @@ class Load:
         else:
             path, body = "/api/generate", {"model": MODEL_NAME, "prompt": "Why?",
                                            "options": {"num_predict": n}}
-        conn, resp = post_raw(self.port, path, body)
-        try:
-            raise_if_429(path, resp)
-            assert resp.status == 200
-            assert resp.getheader("Content-Type").startswith("application/x-ndjson")
-            lines = read_ndjson(resp)
-        finally:
-            conn.close()
+        lines = post_stream(self.port, path, body, "application/x-ndjson", read_ndjson)
         assert lines[-1]["done_reason"] in ("stop", "length") and lines[-1]["eval_count"] <= n
         assert all(l["model"] == MODEL_NAME for l in lines)
 
