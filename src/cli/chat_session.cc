@@ -231,6 +231,25 @@ Expected<StepResult> stream_request(engine::Engine& engine, std::vector<uint32_t
   return r;
 }
 
+Expected<ChatOptions> chat_options_from_args(const Args& args) {
+  ChatOptions co;
+  GPTOSS_ASSIGN_OR_RETURN(long long max_tokens, args.get_int(args.has("-n") ? "-n" : "--max-tokens", -1));
+  if (max_tokens < -1 || max_tokens == 0 || max_tokens > 1000000000)
+    return Error("-n must be a positive number of tokens");
+  co.max_tokens = static_cast<int>(max_tokens);
+  GPTOSS_ASSIGN_OR_RETURN(co.sampling, sampling_from_args(args));
+  auto effort = harmony::effort_from_name(args.get_or("--reasoning", "medium"));
+  if (!effort) return Error("--reasoning takes low, medium or high");
+  co.effort = *effort;
+  co.system = args.get("--system");
+  co.developer = args.get("--developer");
+  co.current_date = args.get_or("--current-date", today_utc());
+  if (auto f = args.get("--tools")) {
+    GPTOSS_ASSIGN_OR_RETURN(co.tools, load_tools_file(*f));
+  }
+  return co;
+}
+
 Expected<std::vector<harmony::ToolDescription>> load_tools_file(const std::string& path) {
   GPTOSS_ASSIGN_OR_RETURN(std::string text, read_text_file(path));
   harmony::ojson j = harmony::ojson::parse(text, nullptr, false);

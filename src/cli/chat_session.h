@@ -84,6 +84,10 @@ struct ChatOptions {
 // (the bare {name,description,parameters} form is accepted too).
 Expected<std::vector<harmony::ToolDescription>> load_tools_file(const std::string& path);
 
+// The chat flags of generate and run: -n/--max-tokens, the sampling flags, --reasoning, --system,
+// --developer, --current-date (default today) and --tools; an error names the flag.
+Expected<ChatOptions> chat_options_from_args(const Args& args);
+
 struct TurnResult {
   std::vector<harmony::Message> messages;  // assistant and tool messages added by this turn
   std::vector<StepResult> steps;

@@ -91,22 +91,11 @@ int cmd_generate(const std::vector<std::string>& argv) {
   if (args->positional().size() != 1) return fail("generate", "expected one MODEL (see gptoss generate --help)", 2);
   auto prompt = args->get("-p") ? args->get("-p") : args->get("--prompt");
   if (!prompt) return fail("generate", "expected -p PROMPT (see gptoss generate --help)", 2);
-  auto max_tokens = args->get_int(args->has("-n") ? "-n" : "--max-tokens", -1);
-  if (!max_tokens) return fail("generate", max_tokens.status().message(), 2);
-  if (*max_tokens < -1 || *max_tokens == 0 || *max_tokens > 1000000000)
-    return fail("generate", "-n must be a positive number of tokens", 2);
-  auto sampling = sampling_from_args(*args);
-  if (!sampling) return fail("generate", sampling.status().message(), 2);
+  auto chat_options = chat_options_from_args(*args);
+  if (!chat_options) return fail("generate", chat_options.status().message(), 2);
+  const ChatOptions& co = *chat_options;
   const bool raw = args->has("--raw");
   const bool json = args->has("--json");
-  auto effort = harmony::effort_from_name(args->get_or("--reasoning", "medium"));
-  if (!effort) return fail("generate", "--reasoning takes low, medium or high", 2);
-  std::vector<harmony::ToolDescription> tools;
-  if (auto f = args->get("--tools")) {
-    auto t = load_tools_file(*f);
-    if (!t) return fail("generate", t.status().message(), 2);
-    tools = std::move(*t);
-  }
   if (raw && (args->has("--tools") || args->has("--tool-cmd")))
     return fail("generate", "--tools and --tool-cmd need Harmony (drop --raw)", 2);
 
@@ -127,7 +116,7 @@ int cmd_generate(const std::vector<std::string>& argv) {
     std::vector<uint32_t> forced;
     if (auto p = args->get("--force-prefix")) forced = tok.encode_with_special(*p);
     StreamDecoder dec(tok);
-    auto step = stream_request(*model->engine, ids, forced, *sampling, static_cast<int>(*max_tokens), {},
+    auto step = stream_request(*model->engine, ids, forced, co.sampling, co.max_tokens, {},
                                [&](uint32_t t) {
                                  std::string s = dec.push(t);
                                  raw_text += s;
@@ -147,14 +136,6 @@ int cmd_generate(const std::vector<std::string>& argv) {
     if (step->reason == engine::FinishReason::kContextFull)
       turn.error = fmt::format("the context is full ({} tokens); raise --ctx", model->engine->context_length());
   } else {
-    ChatOptions co;
-    co.effort = *effort;
-    co.system = args->get("--system");
-    co.developer = args->get("--developer");
-    co.tools = tools;
-    co.current_date = args->get_or("--current-date", today_utc());
-    co.sampling = *sampling;
-    co.max_tokens = static_cast<int>(*max_tokens);
     ChatSession session(*model->engine, tok, co);
     session.add_user(*prompt);
     Display display;

@@ -253,26 +253,9 @@ int cmd_run(const std::vector<std::string>& argv) {
     return 0;
   }
   if (args->positional().size() != 1) return fail("run", "expected one MODEL (see gptoss run --help)", 2);
-  auto max_tokens = args->get_int(args->has("-n") ? "-n" : "--max-tokens", -1);
-  if (!max_tokens) return fail("run", max_tokens.status().message(), 2);
-  if (*max_tokens < -1 || *max_tokens == 0 || *max_tokens > 1000000000)
-    return fail("run", "-n must be a positive number of tokens", 2);
-  auto sampling = sampling_from_args(*args);
-  if (!sampling) return fail("run", sampling.status().message(), 2);
-  auto effort = harmony::effort_from_name(args->get_or("--reasoning", "medium"));
-  if (!effort) return fail("run", "--reasoning takes low, medium or high", 2);
-  ChatOptions co;
-  co.effort = *effort;
-  co.system = args->get("--system");
-  co.developer = args->get("--developer");
-  co.current_date = args->get_or("--current-date", today_utc());
-  co.sampling = *sampling;
-  co.max_tokens = static_cast<int>(*max_tokens);
-  if (auto f = args->get("--tools")) {
-    auto t = load_tools_file(*f);
-    if (!t) return fail("run", t.status().message(), 2);
-    co.tools = std::move(*t);
-  }
+  auto chat_options = chat_options_from_args(*args);
+  if (!chat_options) return fail("run", chat_options.status().message(), 2);
+  ChatOptions co = std::move(*chat_options);
   std::unique_ptr<std::ofstream> prompt_log;
   if (auto f = args->get("--prompt-log")) {
     prompt_log = std::make_unique<std::ofstream>(*f, std::ios::app);

@@ -217,6 +217,11 @@ def test_run_errors(gptoss_bin, model, tmp_path):
     r = subprocess.run([gptoss_bin, "run", model, "--tools", str(tmp_path / "none.json")], capture_output=True,
                        text=True, input="")
     assert r.returncode == 2 and "none.json" in r.stderr
+    # The chat flags are read as generate reads them (chat_options_from_args).
+    for flags, needle in [(["-n", "0"], "-n must be a positive number"), (["--reasoning", "extreme"], "--reasoning"),
+                          (["--temperature", "-1"], "--temperature")]:
+        r = subprocess.run([gptoss_bin, "run", model, *flags], capture_output=True, text=True, input="")
+        assert r.returncode == 2 and needle in r.stderr, (flags, r.stderr)
 
 
 def test_question_that_does_not_fit_is_dropped(gptoss_bin, model, enc, tmp_path):
