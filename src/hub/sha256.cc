@@ -36,6 +36,24 @@ bool use_sha_ni() {
 
 inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
 
+// Both hashes read and write their words big-endian.
+inline uint32_t load_be32(const uint8_t* p) {
+  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
+}
+
+std::string hex_of_words(const uint32_t* words, int n) {
+  static const char* kHex = "0123456789abcdef";
+  std::string s(8 * size_t(n), '0');
+  for (int i = 0; i < n; ++i) {
+    for (int j = 0; j < 4; ++j) {
+      uint8_t byte = uint8_t(words[i] >> (24 - 8 * j));
+      s[8 * i + 2 * j] = kHex[byte >> 4];
+      s[8 * i + 2 * j + 1] = kHex[byte & 15];
+    }
+  }
+  return s;
+}
+
 }  // namespace
 
 void Sha256::reset() {
@@ -47,10 +65,7 @@ void Sha256::reset() {
 
 void Sha256::compress(const uint8_t* p) {
   uint32_t w[64];
-  for (int i = 0; i < 16; ++i) {
-    w[i] = (uint32_t(p[4 * i]) << 24) | (uint32_t(p[4 * i + 1]) << 16) | (uint32_t(p[4 * i + 2]) << 8) |
-           uint32_t(p[4 * i + 3]);
-  }
+  for (int i = 0; i < 16; ++i) w[i] = load_be32(p + 4 * i);
   for (int i = 16; i < 64; ++i) {
     uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
     uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
@@ -109,14 +124,8 @@ std::array<uint8_t, 32> Sha256::digest() {
 }
 
 std::string Sha256::hex_digest() {
-  static const char* kHex = "0123456789abcdef";
-  auto d = digest();
-  std::string s(64, '0');
-  for (int i = 0; i < 32; ++i) {
-    s[2 * i] = kHex[d[i] >> 4];
-    s[2 * i + 1] = kHex[d[i] & 15];
-  }
-  return s;
+  digest();  // finishes the hash: h_ is the final state
+  return hex_of_words(h_, 8);
 }
 
 std::string sha256_hex(std::string_view data) {
@@ -133,10 +142,7 @@ void Sha1::reset() {
 
 void Sha1::compress(const uint8_t* p) {
   uint32_t w[80];
-  for (int i = 0; i < 16; ++i) {
-    w[i] = (uint32_t(p[4 * i]) << 24) | (uint32_t(p[4 * i + 1]) << 16) | (uint32_t(p[4 * i + 2]) << 8) |
-           uint32_t(p[4 * i + 3]);
-  }
+  for (int i = 0; i < 16; ++i) w[i] = load_be32(p + 4 * i);
   auto rotl = [](uint32_t x, int n) { return (x << n) | (x >> (32 - n)); };
   for (int i = 16; i < 80; ++i) w[i] = rotl(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
   uint32_t a = h_[0], b = h_[1], c = h_[2], d = h_[3], e = h_[4];
@@ -169,26 +175,17 @@ void Sha1::compress(const uint8_t* p) {
   h_[4] += e;
 }
 
+void Sha1::compress_blocks(const uint8_t* p, size_t nblocks) {
+  for (; nblocks > 0; --nblocks, p += 64) compress(p);
+}
+
 void Sha1::update(const void* data, size_t n) {
-  buf_.update(static_cast<const uint8_t*>(data), n, [this](const uint8_t* p, size_t k) {
-    for (; k > 0; --k, p += 64) compress(p);
-  });
+  buf_.update(static_cast<const uint8_t*>(data), n, [this](const uint8_t* p, size_t k) { compress_blocks(p, k); });
 }
 
 std::string Sha1::hex_digest() {
-  buf_.finish([this](const uint8_t* p, size_t k) {
-    for (; k > 0; --k, p += 64) compress(p);
-  });
-  static const char* kHex = "0123456789abcdef";
-  std::string s(40, '0');
-  for (int i = 0; i < 5; ++i) {
-    for (int j = 0; j < 4; ++j) {
-      uint8_t byte = uint8_t(h_[i] >> (24 - 8 * j));
-      s[8 * i + 2 * j] = kHex[byte >> 4];
-      s[8 * i + 2 * j + 1] = kHex[byte & 15];
-    }
-  }
-  return s;
+  buf_.finish([this](const uint8_t* p, size_t k) { compress_blocks(p, k); });
+  return hex_of_words(h_, 5);
 }
 
 std::string sha1_hex(std::string_view data) {

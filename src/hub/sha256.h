@@ -87,6 +87,7 @@ class Sha1 {
 
  private:
   void compress(const uint8_t* block);
+  void compress_blocks(const uint8_t* blocks, size_t n);
   uint32_t h_[5];
   detail::BlockBuffer buf_;
 };
