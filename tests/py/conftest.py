@@ -17,3 +17,11 @@ def gptoss_bin():
 @pytest.fixture(scope="session")
 def root():
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def enc():
+    """openai-harmony's gpt-oss encoding, the oracle for prompts and parsed messages (a module may
+    define its own `enc`, as test_tokenizer does for tiktoken)."""
+    from cli_util import harmony_encoding
+    return harmony_encoding()

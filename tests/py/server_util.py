@@ -27,12 +27,6 @@ def tiny_model_dir():
     return out
 
 
-def harmony_encoding():
-    os.environ.setdefault("TIKTOKEN_ENCODINGS_BASE", str(ROOT / "tests" / "data"))
-    from openai_harmony import HarmonyEncodingName, load_harmony_encoding
-    return load_harmony_encoding(HarmonyEncodingName.HARMONY_GPT_OSS)
-
-
 class ServeProcess:
     """`gptoss serve` on 127.0.0.1 with --port 0; the port is read from its first stdout line."""
 

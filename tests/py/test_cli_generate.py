@@ -23,11 +23,6 @@ def model(tmp_path_factory):
     return make_tiny_model(tmp_path_factory.mktemp("gen-model"))
 
 
-@pytest.fixture(scope="module")
-def enc():
-    return harmony_encoding()
-
-
 def gen_json(gptoss_bin, model, *args):
     r = run(gptoss_bin, "generate", model, "--json", "--current-date", DATE, "--threads", "2", *args)
     assert r.returncode == 0, r.stderr

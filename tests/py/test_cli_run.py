@@ -9,7 +9,7 @@ import time
 import pexpect
 import pytest
 
-from cli_util import (CALL_PREFIX, DATE, WEATHER_TOOLS, harmony_encoding, make_tiny_model,
+from cli_util import (CALL_PREFIX, DATE, WEATHER_TOOLS, make_tiny_model,
                       render_for_completion, system_message, weather_developer_message)
 
 START, ASSISTANT = 200006, 173781
@@ -18,11 +18,6 @@ START, ASSISTANT = 200006, 173781
 @pytest.fixture(scope="session")
 def model(tmp_path_factory):
     return make_tiny_model(tmp_path_factory.mktemp("run-model"))
-
-
-@pytest.fixture(scope="module")
-def enc():
-    return harmony_encoding()
 
 
 def user(text):

@@ -12,9 +12,7 @@ import json
 import random
 import subprocess
 
-import pytest
-
-from cli_util import ROOT, harmony_encoding, harmony_parse, run_jsonl  # sets TIKTOKEN_ENCODINGS_BASE for openai_harmony
+from cli_util import ROOT, harmony_parse, run_jsonl  # sets TIKTOKEN_ENCODINGS_BASE for openai_harmony
 
 from openai_harmony import (
     Author,
@@ -27,11 +25,6 @@ GOLDEN = ROOT / "tests" / "data" / "harmony"
 N_RANDOM = 300
 START, END, MESSAGE, CHANNEL, RETURN, CALL = 200006, 200007, 200008, 200005, 200002, 200012
 ASSISTANT = 173781
-
-
-@pytest.fixture(scope="module")
-def enc():
-    return harmony_encoding()
 
 
 def run_parse(gptoss_bin, items):

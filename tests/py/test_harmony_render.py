@@ -10,9 +10,7 @@ import json
 import random
 import subprocess
 
-import pytest
-
-from cli_util import ROOT, harmony_encoding, run_jsonl  # sets TIKTOKEN_ENCODINGS_BASE for openai_harmony
+from cli_util import ROOT, run_jsonl  # sets TIKTOKEN_ENCODINGS_BASE for openai_harmony
 
 from openai_harmony import (
     Author,
@@ -32,11 +30,6 @@ from openai_harmony import (
 
 GOLDEN = ROOT / "tests" / "data" / "harmony"
 N_RANDOM = 400
-
-
-@pytest.fixture(scope="module")
-def enc():
-    return harmony_encoding()
 
 
 def run_render(gptoss_bin, requests):

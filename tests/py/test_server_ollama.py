@@ -6,7 +6,8 @@ import ollama
 import pytest
 import requests
 
-from server_util import MODEL_NAME, ServeProcess, harmony_encoding
+from cli_util import harmony_encoding
+from server_util import MODEL_NAME, ServeProcess
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from openai import OpenAI
 from openai_harmony import (Author, Conversation, DeveloperContent, Message, ReasoningEffort, Role,
                             SystemContent, ToolDescription)
 
-from server_util import DATE, MODEL_NAME, ServeProcess, harmony_encoding
+from server_util import DATE, MODEL_NAME, ServeProcess
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +26,6 @@ def server(gptoss_bin):
 @pytest.fixture(scope="module")
 def client(server):
     return OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=120)
-
-
-@pytest.fixture(scope="module")
-def enc():
-    return harmony_encoding()
 
 
 WEATHER = {"type": "function", "function": {
