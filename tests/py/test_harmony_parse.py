@@ -8,6 +8,7 @@ problem and keep the content. Inputs: harmony's golden files, harmony's own rend
 messages (round trip), a few hundred random completions, and mutated (malformed) completions.
 """
 
+import base64
 import json
 import random
 import subprocess
@@ -303,6 +304,46 @@ def test_streaming_deltas_match_reference_token_by_token(enc, gptoss_bin):
         assert o["deltas"] == per_message
         compared += 1
     assert compared >= 40
+
+
+def byte_token_ids():
+    """The o200k rank of every single byte (the vocabulary is byte-level), from the rank file."""
+    ranks = {}
+    for line in (ROOT / "tests" / "data" / "o200k_base.tiktoken").read_text().split("\n"):
+        if line:
+            b64, rank = line.split()
+            raw = base64.b64decode(b64)
+            if len(raw) == 1:
+                ranks[raw[0]] = int(rank)
+    assert len(ranks) == 256
+    return ranks
+
+
+def test_invalid_utf8_reads_like_python_decode_replace(enc, gptoss_bin):
+    """Text made of single-byte tokens, valid UTF-8 or not, reads as bytes.decode("utf-8", "replace")
+    does (one U+FFFD per maximal invalid subpart, a character cut off by the end of the stream
+    included), in the message and in its deltas; an invalid header is a problem, read the same way."""
+    byte_id = byte_token_ids()
+    head = enc.encode("<|channel|>final<|message|>", allowed_special="all")
+    pieces = [b"a", b" ", "\u00e9".encode(), "\u65e5".encode(), "\U0001F600".encode(), b"\x80", b"\xbf", b"\xc3",
+              b"\xe6\x97", b"\xf0\x9f\x98", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xff", b"\xc0\xaf", b"\xe0\x80"]
+    rng = random.Random(8)
+    raws, items = [], []
+    for i in range(300):
+        raw = b"x" + b"".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
+        raws.append(raw)
+        ids = head + [byte_id[b] for b in raw] + ([RETURN] if i % 2 else [])  # odd: EOS ends the text
+        items.append((ids, "assistant"))
+    out = run_parse(gptoss_bin, items)
+    for raw, o in zip(raws, out):
+        check_deltas(o)
+        assert [content_text(m) for m in o["messages"]] == [raw.decode("utf-8", "replace")], raw
+        assert not o["problems"], raw
+    channel = b"fin\xffal\xe6\x97"
+    ids = [CHANNEL] + [byte_id[b] for b in channel] + enc.encode("<|message|>ok<|return|>", allowed_special="all")
+    [o] = run_parse(gptoss_bin, [(ids, "assistant")])
+    assert o["messages"][0]["channel"] == channel.decode("utf-8", "replace")
+    assert any("not valid UTF-8" in p for p in o["problems"]), o["problems"]
 
 
 def test_stop_tokens_are_harmonys(enc):
