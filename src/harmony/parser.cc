@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "harmony/render.h"
+#include "tokenizer/utf8.h"
 
 namespace gptoss::harmony {
 
@@ -14,58 +15,11 @@ constexpr std::string_view kConstrainMarker = "<|constrain|>";
 
 bool is_terminator(uint32_t t) { return t == tok::kEnd || t == tok::kReturn || t == tok::kCall; }
 
-bool is_cont(unsigned char c) { return (c & 0xC0) == 0x80; }
-
-// Length of the UTF-8 character at s[i]: > 0 valid; 0 incomplete (needs more bytes);
-// < 0: invalid, -n means skip n bytes (the maximal subpart, as Rust and Python count it).
-int utf8_char(std::string_view s, size_t i) {
-  const unsigned char b = s[i];
-  if (b < 0x80) return 1;
-  int width;
-  unsigned char lo = 0x80, hi = 0xBF;
-  if (b >= 0xC2 && b <= 0xDF) {
-    width = 2;
-  } else if (b >= 0xE0 && b <= 0xEF) {
-    width = 3;
-    if (b == 0xE0) lo = 0xA0;
-    if (b == 0xED) hi = 0x9F;
-  } else if (b >= 0xF0 && b <= 0xF4) {
-    width = 4;
-    if (b == 0xF0) lo = 0x90;
-    if (b == 0xF4) hi = 0x8F;
-  } else {
-    return -1;
-  }
-  for (int k = 1; k < width; ++k) {
-    if (i + k >= s.size()) return 0;
-    const unsigned char c = s[i + k];
-    const bool ok = k == 1 ? (c >= lo && c <= hi) : is_cont(c);
-    if (!ok) return -k;
-  }
-  return width;
-}
-
 // Moves the decodable prefix of `carry` out as valid UTF-8 (invalid bytes -> U+FFFD); an
 // unfinished character stays in `carry` unless `flush`, when it becomes U+FFFD.
 std::string take_utf8(std::string& carry, bool flush) {
   std::string out;
-  size_t i = 0;
-  while (i < carry.size()) {
-    int n = utf8_char(carry, i);
-    if (n > 0) {
-      out.append(carry, i, n);
-      i += n;
-    } else if (n < 0) {
-      out += kReplacement;
-      i += -n;
-    } else if (flush) {
-      out += kReplacement;
-      i = carry.size();
-    } else {
-      break;
-    }
-  }
-  carry.erase(0, i);
+  carry.erase(0, utf8::decode_replace(carry, flush, &out));
   return out;
 }
 
@@ -76,7 +30,7 @@ bool is_unicode_space(std::string_view s, size_t i, size_t* len) {
     return true;
   }
   if (b < 0x80) return false;
-  int n = utf8_char(s, i);
+  const size_t n = utf8::sequence_length(s, i);
   if (n <= 1) return false;
   uint32_t cp = 0;
   if (n == 2) cp = ((b & 0x1F) << 6) | (s[i + 1] & 0x3F);
@@ -96,7 +50,7 @@ std::string trim(std::string_view s) {
     if (is_unicode_space(s, i, &len)) {
       i += len;
     } else {
-      int n = utf8_char(s, i);
+      const size_t n = utf8::sequence_length(s, i);
       i += n > 0 ? n : 1;
       e = i;
     }
@@ -336,13 +290,7 @@ std::string Parser::decode_header(std::vector<ParseEvent>& out) {
     }
     bytes += tok_.token_bytes(t);
   }
-  bool valid = true;
-  for (size_t i = 0; i < bytes.size() && valid;) {
-    const int n = utf8_char(bytes, i);
-    valid = n > 0;
-    i += n > 0 ? n : 0;
-  }
-  if (!valid) problem(out, "message header is not valid UTF-8; invalid bytes read as U+FFFD");
+  if (utf8::valid_prefix(bytes) != bytes.size()) problem(out, "message header is not valid UTF-8; invalid bytes read as U+FFFD");
   std::string text = take_utf8(bytes, true);
   return text;
 }

@@ -109,6 +109,12 @@ size_t valid_prefix(std::string_view sv) {
   return n;
 }
 
+size_t sequence_length(std::string_view sv, size_t i) {
+  size_t subpart;
+  bool truncated;
+  return sequence_at(reinterpret_cast<const uint8_t*>(sv.data()), sv.size(), i, &subpart, &truncated);
+}
+
 bool sanitize_for_encode(std::string_view sv, std::string* out) {
   size_t first_bad = valid_prefix(sv);
   if (first_bad == sv.size()) return false;

@@ -11,6 +11,10 @@ namespace gptoss::utf8 {
 // Length of the longest prefix of `s` that is valid UTF-8.
 size_t valid_prefix(std::string_view s);
 
+// Length (1..4) of the well-formed character at s[i] (i < s.size()), or 0 where it is ill-formed
+// or cut off by the end of `s`.
+size_t sequence_length(std::string_view s, size_t i);
+
 // Replacement of invalid input before encoding. Text reaches tiktoken as a Python str, which
 // cannot hold invalid bytes but can hold lone surrogates; tiktoken turns a str with surrogates
 // into valid text by a UTF-16 round trip (a high+low pair becomes one character, a lone surrogate
