@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # On the GPU machine, from the repo root with the staged dir carried (scripts/gpu/stage.sh made it;
 # STAGE_DIR, default .gpu):
-#   scripts/gpu/run.sh [check] [test] [tiny] [sanitize] [bench] [bench-old] [random20b] [graphtest]
+#   scripts/gpu/run.sh [check] [test] [tiny] [sanitize] [bench] [bench-old] [random20b] [graphtest] [moetest]
+#     [timeline]
 # bench-old runs $STAGE_DIR/bin/gptoss_cuda_lab_old (a previous lab binary copied there by hand) for a
-# same-call baseline; graphtest runs engine_graph_decode_test when it was staged (EXTRA_TARGETS).
+# same-call baseline; graphtest and moetest run engine_graph_decode_test and backend_cuda_moe_gemm_test when
+# they were staged (EXTRA_TARGETS); timeline: gptoss_cuda_timeline (EXTRA_TARGETS), the per-kernel timeline
+# of graph decode steps (NOTES v13).
 # Logs go to $OUT (the device tool's output folder) when set.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 S=${STAGE_DIR:-.gpu}
 export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+export GPTOSS_SOURCE_DIR="$PWD"  # the tests' data (tiny model, goldens) here, not where they were built
 OUT=${OUT:-/tmp/gptoss-gpu}
 mkdir -p "$OUT"
 B=$S/bin
@@ -43,6 +47,8 @@ for what in "$@"; do
     bench) step lab-bench.txt $B/gptoss_cuda_lab bench "${BENCH_TOKENS:-128}" ;;
     bench-old) step lab-bench-old.txt $B/gptoss_cuda_lab_old bench "${BENCH_TOKENS:-128}" ;;
     graphtest) step graph-gtest.txt $B/engine_graph_decode_test ;;
+    moetest) step moe-gtest.txt $B/backend_cuda_moe_gemm_test ;;
+    timeline) step timeline.txt $B/gptoss_cuda_timeline "${TIMELINE_STEPS:-5}" ;;
     *) echo "unknown step $what"; status=1 ;;
   esac
 done

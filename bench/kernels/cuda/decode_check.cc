@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
   if (argc < 4 || std::string(argv[2]) != "--tokens") {
     std::fprintf(stderr,
                  "usage: gptoss_cuda_decode_check MODEL_DIR --tokens 1,2,3 [--tol X] [--threads N] [--shapes G,GU,DN]\n"
-                 "  [--l2-prefetch MASK] [--nsplit FULL,SLIDING]\n");
+                 "  [--nsplit FULL,SLIDING]\n");
     return 2;
   }
   const std::string dir = argv[1];
@@ -103,10 +103,6 @@ int main(int argc, char** argv) {
         return 2;
       }
       std::printf("attention splits: %d full, %d sliding\n", nsplit[0], nsplit[1]);
-    }
-    if (std::string(argv[i]) == "--l2-prefetch") {  // kernels.h set_l2_prefetch_variant (a mask)
-      cuda::set_l2_prefetch_variant(std::atoi(argv[i + 1]));
-      std::printf("l2 prefetch mask %d\n", cuda::l2_prefetch_variant());
     }
     if (std::string(argv[i]) == "--shapes") {  // kernel shapes (kernels.h: set_*_variant); R, A optional
       int g = 0, gu = 0, dn = 0, r = cuda::kRouterDefault, a = cuda::kAttentionDefault;

@@ -58,14 +58,9 @@ __global__ void attention_partials_kernel(const float* __restrict__ q, int q_hea
                                           const int32_t* __restrict__ slot, int window, float scale,
                                           const uint16_t* __restrict__ sinks, int nsplit, float* __restrict__ part,
                                           int32_t* __restrict__ counters, float* __restrict__ attn_out,
-                                          KvPages pages, L2Prefetch pf, int pf_planes) {
-  // The first pf_planes planes of z are L2 prefetch blocks (v12): they issue and exit.
-  if (static_cast<int>(blockIdx.z) < pf_planes) {
-    l2_prefetch_share(pf, (blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x,
-                      pf_planes * gridDim.y * gridDim.x);
-    return;
-  }
-  const int kvh = blockIdx.x, t = blockIdx.y, split = blockIdx.z - pf_planes;
+                                          KvPages pages) {
+  const TimelineBlock timeline(kTimelineAttention);
+  const int kvh = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
   const int group = q_heads / kv_heads;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int h = kvh * group + warp;
@@ -73,7 +68,10 @@ __global__ void attention_partials_kernel(const float* __restrict__ q, int q_hea
   __shared__ __align__(16) float vs[kTile][kHeadDim];
   extern __shared__ float qs[];  // [group][64], then (kCluster) cpart [group][nsplit][66]
 
-  if constexpr (!kPre) pdl_wait();
+  if constexpr (!kPre) {
+    pdl_wait();
+    timeline.waited();
+  }
   const int p = pos[t];
   const int lo = window > 0 ? max(0, p - window + 1) : 0;
   const int n = p + 1 - lo;
@@ -95,6 +93,7 @@ __global__ void attention_partials_kernel(const float* __restrict__ q, int q_hea
       }
     }
     pdl_wait();
+    timeline.waited();
   }
   pdl_allow_dependents();
   if constexpr (kCluster) asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
@@ -199,7 +198,7 @@ __global__ void attention_partials_kernel(const float* __restrict__ q, int q_hea
 int attention(const float* q, int T, int q_heads, int kv_heads, const float* k_cache, const float* v_cache,
               int capacity, const int32_t* pos, const int32_t* slot, int window, float scale, const uint16_t* sinks,
               int nsplit, float* part, int32_t* counters, float* out, cudaStream_t stream, bool kv_ready,
-              KvPages pages, const L2Prefetch& prefetch) {
+              KvPages pages) {
   if (T <= 0) return 0;
   if (nsplit < 1 || nsplit > 32 || q_heads % kv_heads != 0 || q_heads / kv_heads > 32) {
     return static_cast<int>(cudaErrorInvalidValue);
@@ -212,20 +211,17 @@ int attention(const float* q, int T, int q_heads, int kv_heads, const float* k_c
     cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
     if (nsplit > 8) cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
     launch_pdl_cluster(kernel, grid, dim3(32 * group), dim3(1, 1, nsplit), smem, stream, q, q_heads, kv_heads, k_cache,
-                       v_cache, capacity, pos, slot, window, scale, sinks, nsplit, part, counters, out, pages,
-                       L2Prefetch{}, 0);
+                       v_cache, capacity, pos, slot, window, scale, sinks, nsplit, part, counters, out, pages);
     return static_cast<int>(cudaGetLastError());
   }
   const bool pre = g_attention_variant == 2 && kv_ready && group == 8;  // 256 threads per block
-  const L2Prefetch pf = l2_prefetch_checked(prefetch);
-  // About 64 prefetch blocks for the 20b (8 KV heads): 45 requests of 8 KB each for o_proj's 23.6 MB.
-  const int pf_planes = pf.count > 0 ? (64 + kv_heads * T - 1) / (kv_heads * T) : 0;
-  launch_pdl(pre ? attention_partials_kernel<false, true> : attention_partials_kernel<false, false>,
-             dim3(kv_heads, T, nsplit + pf_planes), dim3(32 * group), group * kHeadDim * sizeof(float), stream, q,
-             q_heads, kv_heads, k_cache, v_cache, capacity, pos, slot, window, scale, sinks, nsplit, part, counters,
-             out, pages, pf, pf_planes);
+  launch_pdl(pre ? attention_partials_kernel<false, true> : attention_partials_kernel<false, false>, grid,
+             dim3(32 * group), group * kHeadDim * sizeof(float), stream, q, q_heads, kv_heads, k_cache, v_cache,
+             capacity, pos, slot, window, scale, sinks, nsplit, part, counters, out, pages);
   return static_cast<int>(cudaGetLastError());
 }
+
+GPTOSS_CUDA_TIMELINE_SETTER(set_timeline_attention)
 
 void set_attention_variant(int v) { g_attention_variant = v >= 0 && v <= 2 ? v : 0; }
 

@@ -72,35 +72,64 @@ __device__ __forceinline__ void mma_f16_16816(float d[4], const uint32_t a[4], u
 __device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
 __device__ __forceinline__ void pdl_allow_dependents() { asm volatile("griddepcontrol.launch_dependents;"); }
 
-// L2 prefetch blocks (v12, kernels.h L2Prefetch): block `part` of `parts` (each of blockDim.x threads)
-// issues its share of the ranges' 8 KB pieces, piece i going to thread (i / parts) of block i % parts,
-// so the requests spread over all the blocks (and SMs) instead of queueing behind one warp (v10c).
-constexpr unsigned kL2PrefetchPiece = 8192;
-__device__ __forceinline__ void l2_prefetch_share(const L2Prefetch& pf, int part, int parts) {
-  // Count as triggered at once: the next kernel's early launch must not wait for these blocks.
-  asm volatile("griddepcontrol.launch_dependents;");
-  const size_t me = static_cast<size_t>(threadIdx.x) * parts + part, all = static_cast<size_t>(blockDim.x) * parts;
-  size_t first = 0;  // pieces of the ranges before this one
-  for (int r = 0; r < pf.count; ++r) {
-    const size_t n = (pf.bytes[r] + kL2PrefetchPiece - 1) / kL2PrefetchPiece;
-    for (size_t i = (me + all - first % all) % all; i < n; i += all) {
-      const size_t off = i * kL2PrefetchPiece;
-      const unsigned len = static_cast<unsigned>(min(static_cast<size_t>(kL2PrefetchPiece), pf.bytes[r] - off));
-      const size_t g = __cvta_generic_to_global(static_cast<const char*>(pf.ptr[r]) + off);
-      asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(g), "r"(len) : "memory");
-    }
-    first += n;
-  }
-}
+// Timeline records (kernels.h set_timeline), compiled in only where GPTOSS_CUDA_TIMELINE is defined
+// (the gptoss_cuda_timeline build; elsewhere TimelineBlock is empty and the kernels are unchanged: the
+// code's mere presence made gate_up 15% slower, bench/kernels/cuda/NOTES.md v13). One log per
+// translation unit (no relocatable device code), all set by set_timeline through the setters below.
+// TimelineBlock in a kernel's body: the constructor stamps the start, waited() the return of
+// griddepcontrol.wait, the destructor the end (thread 0 of the block; other threads do nothing). The
+// record's index lives in shared memory, so no register stays live through the kernel.
+#ifdef GPTOSS_CUDA_TIMELINE
+struct TimelineLog {
+  TimelineRecord* rec;
+  uint32_t* count;
+  uint32_t capacity;
+};
+static __constant__ TimelineLog g_timeline = {nullptr, nullptr, 0};
+int set_timeline_attention(const TimelineLog& log);
+int set_timeline_gemv(const TimelineLog& log);
+int set_timeline_moe(const TimelineLog& log);
+int set_timeline_router(const TimelineLog& log);
+#define GPTOSS_CUDA_TIMELINE_SETTER(name) \
+  int name(const TimelineLog& log) { return static_cast<int>(cudaMemcpyToSymbol(g_timeline, &log, sizeof log)); }
 
-// Host side: the ranges the prefetch blocks may issue (16-byte aligned starts, lengths rounded down to 16).
-inline L2Prefetch l2_prefetch_checked(const L2Prefetch& in) {
-  L2Prefetch out;
-  for (int r = 0; r < in.count && r < L2Prefetch::kMax; ++r) {
-    if (reinterpret_cast<uintptr_t>(in.ptr[r]) % 16 == 0) out.add(in.ptr[r], in.bytes[r] & ~size_t{15});
-  }
-  return out;
+__device__ __forceinline__ unsigned long long globaltimer_ns() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
 }
+__device__ __forceinline__ uint32_t* timeline_slot() {
+  __shared__ uint32_t slot;
+  return &slot;
+}
+struct TimelineBlock {
+  __device__ __forceinline__ explicit TimelineBlock(uint32_t kind) {
+    if (threadIdx.x == 0 && g_timeline.rec != nullptr) {
+      const unsigned long long t = globaltimer_ns();
+      const uint32_t i = atomicAdd(g_timeline.count, 1u);
+      *timeline_slot() = i;
+      if (i < g_timeline.capacity) {
+        g_timeline.rec[i] = {t, 0ull, 0ull, kind, gridDim.x * gridDim.y * gridDim.z};
+      }
+    }
+  }
+  __device__ __forceinline__ void waited() const { stamp(1); }
+  __device__ __forceinline__ ~TimelineBlock() { stamp(2); }
+  __device__ __forceinline__ static void stamp(int what) {
+    if (threadIdx.x == 0 && g_timeline.rec != nullptr) {
+      const unsigned long long t = globaltimer_ns();
+      const uint32_t i = *timeline_slot();
+      if (i < g_timeline.capacity) (what == 1 ? g_timeline.rec[i].wait : g_timeline.rec[i].end) = t;
+    }
+  }
+};
+#else
+#define GPTOSS_CUDA_TIMELINE_SETTER(name)
+struct TimelineBlock {
+  __device__ __forceinline__ explicit TimelineBlock(uint32_t) {}
+  __device__ __forceinline__ void waited() const {}
+};
+#endif
 
 // Whether launch_pdl asks for overlap (set_pdl; default on). Off, it is a plain launch.
 bool pdl_enabled();

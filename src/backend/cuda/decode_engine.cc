@@ -34,11 +34,6 @@ struct DecodeEngine::Impl {
   const ModelWeights* w = nullptr;
   DecodeOptions opt;
   cudaStream_t stream = nullptr;
-  // L2 prefetch kernels on a side branch of the step (kernels.h l2_prefetch_variant 4/8/16): forked
-  // from `stream` after a kernel, all joined back at the end of the step.
-  cudaStream_t side = nullptr;
-  cudaEvent_t fork_ev = nullptr, join_ev = nullptr;
-  bool side_used = false;
   std::vector<void*> allocations;
   float *x = nullptr, *q = nullptr, *part = nullptr, *attn = nullptr, *rw = nullptr, *logits = nullptr;
   float *inv_freq = nullptr, *xn_inv = nullptr, *router_logits = nullptr, *router_partial = nullptr;
@@ -78,26 +73,6 @@ struct DecodeEngine::Impl {
     cudaFreeHost(next_h);
     cudaFreeHost(logits_h);
     if (stream) cudaStreamDestroy(stream);
-    if (side) cudaStreamDestroy(side);
-    if (fork_ev) cudaEventDestroy(fork_ev);
-    if (join_ev) cudaEventDestroy(join_ev);
-  }
-
-  // Forks the side branch after the last kernel enqueued on `stream` and launches a prefetch there.
-  template <typename Launch>
-  Status side_prefetch(Launch&& launch) {
-    GPTOSS_CUDA_TRY(cudaEventRecord(fork_ev, stream), "prefetch fork");
-    GPTOSS_CUDA_TRY(cudaStreamWaitEvent(side, fork_ev, 0), "prefetch fork");
-    GPTOSS_CUDA_TRY(launch(side), "l2 prefetch");
-    side_used = true;
-    return Status::ok();
-  }
-  Status side_join() {
-    if (!side_used) return Status::ok();
-    side_used = false;
-    GPTOSS_CUDA_TRY(cudaEventRecord(join_ev, side), "prefetch join");
-    GPTOSS_CUDA_TRY(cudaStreamWaitEvent(stream, join_ev, 0), "prefetch join");
-    return Status::ok();
   }
 
   template <typename T>
@@ -131,23 +106,10 @@ struct DecodeEngine::Impl {
                       concentration, pos, slot, q, k_cache[l], v_cache[l], capacity[l], pages[l]};
         GPTOSS_CUDA_TRY(qkv_rope_store(a, xin, n, stream), "qkv");
       }
-      // L2 prefetch (kernels.h l2_prefetch_variant): attention pulls in this layer's o_proj and router.
-      const int pf_mask = dense ? 0 : l2_prefetch_variant();
-      if (pf_mask & 4) {
-        L2Prefetch p;
-        p.add(L.o.buf.data, L.o.buf.bytes);
-        p.add(L.router.buf.data, L.router.buf.bytes);
-        GPTOSS_RETURN_IF_ERROR(side_prefetch([&](cudaStream_t s) { return l2_prefetch(p, 64, s); }));
-      }
-      L2Prefetch attn_pf;
-      if (pf_mask & 1) {
-        attn_pf.add(L.o.buf.data, L.o.buf.bytes);
-        attn_pf.add(L.router.buf.data, L.router.buf.bytes);
-      }
       GPTOSS_CUDA_TRY(attention(q, n, Nq, Nkv, k_cache[l], v_cache[l], capacity[l], pos, slot,
                                 L.sliding ? c.sliding_window : 0, 1.0f / std::sqrt(float(c.head_dim)), bf(L.sinks),
                                 L.sliding || n > 1 ? opt.nsplit_sliding : opt.nsplit, part, counters, attn, stream,
-                                /*kv_ready=*/true, pages[l], attn_pf),
+                                /*kv_ready=*/true, pages[l]),
                       "attention");
       GemvInput ain;
       ain.x = attn;
@@ -176,34 +138,13 @@ struct DecodeEngine::Impl {
         GPTOSS_RETURN_IF_ERROR(grouped_moe(L, n));
         continue;
       }
-      if ((pf_mask & 8) && n * K <= 4) {  // the chosen experts' down weights, while gate_up runs
-        GPTOSS_RETURN_IF_ERROR(side_prefetch([&](cudaStream_t s) {
-          return l2_prefetch_experts(idx, n * K, L.mlp2.blocks.as<uint8_t>(), L.mlp2.blocks.bytes / E,
-                                     L.mlp2.scales.as<uint8_t>(), L.mlp2.scales.bytes / E, 64, s);
-        }));
-      }
       GPTOSS_CUDA_TRY(moe_gate_up_swiglu(xn16, xn_inv, idx, n, K, L.mlp1.blocks.as<uint8_t>(),
                                          L.mlp1.scales.as<uint8_t>(), bf(L.mlp1_bias), 2 * I, H, c.swiglu_limit,
                                          c.swiglu_alpha, nullptr, h16, stream),
                       "moe gate_up");
-      // ... and MoE down the next layer's q/k/v (after the last layer, as many bytes of the unembedding).
-      L2Prefetch next_pf;
-      if (l + 1 < c.num_layers) {
-        const LayerWeights& N = w->layers[l + 1];
-        next_pf.add(N.q.buf.data, N.q.buf.bytes);
-        next_pf.add(N.k.buf.data, N.k.buf.bytes);
-        next_pf.add(N.v.buf.data, N.v.buf.bytes);
-      } else {
-        next_pf.add(w->unembedding.buf.data,
-                    std::min(w->unembedding.buf.bytes, L.q.buf.bytes + L.k.buf.bytes + L.v.buf.bytes));
-      }
-      const L2Prefetch down_pf = (pf_mask & 2) ? next_pf : L2Prefetch{};
-      if (pf_mask & 16) {
-        GPTOSS_RETURN_IF_ERROR(side_prefetch([&](cudaStream_t s) { return l2_prefetch(next_pf, 64, s); }));
-      }
       GPTOSS_CUDA_TRY(moe_down_accumulate(h16, nullptr, idx, rw, n, K, L.mlp2.blocks.as<uint8_t>(),
                                           L.mlp2.scales.as<uint8_t>(), bf(L.mlp2_bias), H, I, down_y, down_counters, x,
-                                          true, stream, /*idx_ready=*/true, down_pf),
+                                          true, stream, /*idx_ready=*/true),
                       "moe down");
     }
     GemvInput fin;
@@ -221,7 +162,6 @@ struct DecodeEngine::Impl {
     }
     GPTOSS_CUDA_TRY(argmax_rows(logits, V, n, next, stream), "argmax");
     GPTOSS_CUDA_TRY(cudaMemcpyAsync(next_h, next, n * 4, cudaMemcpyDeviceToHost, stream), "next tokens");
-    GPTOSS_RETURN_IF_ERROR(side_join());
     return Status::ok();
   }
 
@@ -355,9 +295,6 @@ Expected<std::unique_ptr<DecodeEngine>> DecodeEngine::create(const ModelConfig& 
 
   const int B = options.max_batch, H = c.hidden_size, Nq = c.num_heads;
   GPTOSS_CUDA_TRY(cudaStreamCreateWithFlags(&m->stream, cudaStreamNonBlocking), "stream");
-  GPTOSS_CUDA_TRY(cudaStreamCreateWithFlags(&m->side, cudaStreamNonBlocking), "stream");
-  GPTOSS_CUDA_TRY(cudaEventCreateWithFlags(&m->fork_ev, cudaEventDisableTiming), "event");
-  GPTOSS_CUDA_TRY(cudaEventCreateWithFlags(&m->join_ev, cudaEventDisableTiming), "event");
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->x, size_t(B) * H));
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->xn16, x16_bytes(B, H) / 4));
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->xn_inv, B));

@@ -170,6 +170,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) gemv_kernel(const uint16
                                                         int rows, int cols, GemvInput in, int nT, float* out,
                                                         int out_stride, bool accumulate, RouterFold rf) {
   static_assert(kRP == 0 || T == 1, "the router fold is for one token");
+  const TimelineBlock timeline(kTimelineGemv);
   extern __shared__ float4 smem4[];
   float* xs = reinterpret_cast<float*>(smem4);
   __shared__ float red[kWarps * T];
@@ -194,6 +195,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) gemv_kernel(const uint16
     if (row < rows) load_router(row);
   }
   pdl_wait();
+  timeline.waited();
   pdl_allow_dependents();
   stage_input<T>(in, cols, nT, xs, red, gp);
   for (; row < rows; row += stride) {
@@ -303,6 +305,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) gemv_kernel(const uint16
 // One warp per (head, pair i): rows i and i + 32 of the head, rotated together.
 template <int T, int kU = kUnroll, int kMinBlocks = 1>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) qkv_rope_kernel(QkvRopeArgs a, GemvInput in, int nT) {
+  const TimelineBlock timeline(kTimelineQkv);
   extern __shared__ float4 smem4[];
   float* xs = reinterpret_cast<float*>(smem4);
   __shared__ float red[kWarps * T];
@@ -319,6 +322,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) qkv_rope_kernel(QkvRopeA
   if (task < heads * 32) load_seg<kU>(row_ptr(task, 0), 0, n8, wv);  // in flight during the prologue
   const GainPrefetch gp = prefetch_gain(in, a.cols);
   pdl_wait();
+  timeline.waited();
   pdl_allow_dependents();
   stage_input<T>(in, a.cols, nT, xs, red, gp);
   for (; task < heads * 32; task += gridDim.x * kWarps) {
@@ -429,6 +433,8 @@ GemvInput offset_input(GemvInput in, int t0) {
 }
 
 }  // namespace
+
+GPTOSS_CUDA_TIMELINE_SETTER(set_timeline_gemv)
 
 void set_gemv_variant(int v) { g_gemv_variant = v == 1 ? 1 : 0; }
 

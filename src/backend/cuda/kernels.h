@@ -20,38 +20,29 @@ namespace gptoss::cuda {
 // Largest number of token rows one GEMV launch handles; launchers loop over larger T.
 inline constexpr int kMaxGemvTokens = 4;
 
-// Weights to pull into L2 ahead of the kernel that reads them (v12): up to 8 byte ranges, each 16-byte
-// aligned (a range that is not is skipped; its length is rounded down to 16). A kernel given one
-// appends blocks to its grid that issue cp.async.bulk.prefetch.L2 over the ranges (a few 8 KB requests
-// per thread, spread over all of those blocks) and exit; its own blocks and results are unchanged.
-struct L2Prefetch {
-  static constexpr int kMax = 8;
-  const void* ptr[kMax] = {};
-  size_t bytes[kMax] = {};
-  int count = 0;
-  void add(const void* p, size_t n) {
-    if (count < kMax && p != nullptr && n >= 16) ptr[count] = p, bytes[count] = n, ++count;
-  }
+// Per-block timeline of the decode kernels (a measurement, bench/kernels/cuda/NOTES.md v13; only in
+// builds with GPTOSS_CUDA_TIMELINE defined, the gptoss_cuda_timeline binary; elsewhere set_timeline
+// returns cudaErrorNotSupported and the kernels carry no trace of it): while a log is set, thread 0 of every block of the instrumented kernels (qkv, attention, the bf16 GEMVs,
+// the router variants 0 and 2, the MoE pair, argmax) appends one record: %globaltimer (ns) at its start, after its
+// griddepcontrol.wait returned (0 where the kernel has none) and at its end (thread 0's; the epilogue
+// threads), the kernel kind and the block count of its grid. count is a device counter (set to 0
+// before a step); records past capacity are dropped (count still counts them). Off: rec == nullptr
+// (the default). The log is read when a kernel runs, so a captured graph follows set_timeline
+// without a new capture.
+enum TimelineKind : uint32_t {
+  kTimelineQkv = 1,
+  kTimelineAttention,
+  kTimelineGemv,
+  kTimelineRouter,
+  kTimelineGateUp,
+  kTimelineDown,
+  kTimelineArgmax,
 };
-
-// Which L2 prefetches the graph decode engine asks for at batch sizes that run the GEMV kernels (a
-// mask, read when a step is captured). Extra blocks in a kernel of the chain: 1 = the attention kernel
-// of layer l prefetches layer l's o_proj and router weights (HBM is nearly idle during attention); 2 =
-// MoE down of layer l prefetches layer l + 1's q/k/v weights (after the last layer: the unembedding's
-// first rows, as many bytes). A prefetch kernel on a side branch of the step (a second stream, joined
-// at the end of the step, so it never delays the chain): 4 = after layer l's qkv, its o_proj and
-// router; 8 = after the router, the k experts' down weights it chose; 16 = after gate_up, layer
-// l + 1's q/k/v (as 2). 0 = none (v11).
-inline constexpr int kL2PrefetchDefault = 0;
-void set_l2_prefetch_variant(int mask);
-int l2_prefetch_variant();
-
-// The side-branch prefetch kernels: `blocks` blocks of one warp issue pf's pieces; or those of the
-// MXFP4 experts idx[0, slots) chose (slots <= 4; expert e's blocks at blocks + e * block_bytes, its
-// scales at scales + e * scale_bytes). Plain launches.
-int l2_prefetch(const L2Prefetch& pf, int blocks, cudaStream_t stream);
-int l2_prefetch_experts(const int32_t* idx, int slots, const uint8_t* blocks, size_t block_bytes,
-                        const uint8_t* scales, size_t scale_bytes, int nblocks, cudaStream_t stream);
+struct TimelineRecord {
+  unsigned long long start, wait, end;
+  uint32_t kind, blocks;
+};
+int set_timeline(TimelineRecord* rec, uint32_t* count, uint32_t capacity);
 
 // Where a GEMV gets its input rows from.
 struct GemvInput {
@@ -109,7 +100,7 @@ int qkv_rope_store(const QkvRopeArgs& a, const GemvInput& in, int T, cudaStream_
 int attention(const float* q, int T, int q_heads, int kv_heads, const float* k_cache, const float* v_cache,
               int capacity, const int32_t* pos, const int32_t* slot, int window, float scale, const uint16_t* sinks,
               int nsplit, float* part, int32_t* counters, float* out, cudaStream_t stream, bool kv_ready = false,
-              KvPages pages = {}, const L2Prefetch& prefetch = {});
+              KvPages pages = {});
 
 // Attention kernels: 0 = the last block of a (token, KV head) combines the splits' partials through
 // global memory and a counter (v9); 1 = the splits form one thread-block cluster and block 0 combines
@@ -190,7 +181,7 @@ int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* i
 int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* idx, const float* weight, int T,
                         int k, const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows, int cols,
                         float* y, int32_t* counters, float* out, bool accumulate, cudaStream_t stream,
-                        bool idx_ready = false, const L2Prefetch& prefetch = {});
+                        bool idx_ready = false);
 
 // Shapes of the MoE kernels (bench/kernels/cuda/NOTES.md): 0 = one 16-row tile per warp, 6 chunks
 // in flight (v7); 1 = two tiles per warp sharing the B operands, 3 chunks of each in flight, 6 chunks
@@ -209,8 +200,13 @@ void set_moe_variant(int gate_up, int down);
 int embed_bf16(const uint16_t* table, int cols, const int32_t* tokens, int T, float* out,
                cudaStream_t stream);
 
-// out[t] = argmax over n of logits[t, :] (ties to the lower index).
+// out[t] = argmax over n of logits[t, :] (ties to the lower index; NaN never wins).
 int argmax_rows(const float* logits, int n, int T, int32_t* out, cudaStream_t stream);
+// argmax kernels: 0 = one block per row, a scalar loop (v12: 46 us for the 20b's logits on an H100);
+// 1 = float4 loads, 8 in flight per thread, where n % 4 == 0 and the rows are 16-byte aligned (v13:
+// 10.5 us; else 0). Same result.
+inline constexpr int kArgmaxDefault = 1;
+void set_argmax_variant(int v);
 
 // Programmatic dependent launch for the decode kernels (GEMVs and the router prefetch their weights
 // while the previous kernel finishes). On by default; the bench compares both.

@@ -147,6 +147,22 @@ __device__ __forceinline__ void mma_chunk(const ChunkData (&d)[kTiles], const ui
 
 // `ready` runs once per warp, after the first batch's weight loads are issued: the block waits there
 // for its x16 row to land in shared memory. kBatch chunks (of each tile) are in flight at once.
+// The four lanes t = 0..3 of each row group g hold partial sums of the same accumulators (m16n8k16 C
+// layout): every lane gets the quad's total.
+template <int kTiles>
+__device__ __forceinline__ void quad_sums(const float (&acc)[kTiles][2], float (&out)[kTiles][2]) {
+#pragma unroll
+  for (int j = 0; j < kTiles; ++j) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      float v = acc[j][h];
+      v += __shfl_xor_sync(0xffffffffu, v, 1);
+      v += __shfl_xor_sync(0xffffffffu, v, 2);
+      out[j][h] = v;
+    }
+  }
+}
+
 template <bool kFast, int kTiles, int kBatch, typename Ready>
 __device__ __forceinline__ void dot_chunks(const uint8_t* bg, const uint8_t* bg8, const uint8_t* sg,
                                            const uint8_t* sg8, size_t tile_bytes, int nb, int c0, int c1,
@@ -197,16 +213,7 @@ __device__ __forceinline__ void tile_dot(const uint8_t* blocks, const uint8_t* s
   dot_chunks<true, kTiles, kBatch>(bg, bg8, sg, sg8, tile_bytes, nb, c0, full, xs, lane, tab0, acc, waited, ready);
   dot_chunks<false, kTiles, kBatch>(bg, bg8, sg, sg8, tile_bytes, nb, full, c1, xs, lane, tab0, acc, waited, ready);
   if (!waited) ready();
-#pragma unroll
-  for (int j = 0; j < kTiles; ++j) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      float v = acc[j][h];
-      v += __shfl_xor_sync(0xffffffffu, v, 1);
-      v += __shfl_xor_sync(0xffffffffu, v, 2);
-      out[j][h] = v;
-    }
-  }
+  quad_sums(acc, out);
 }
 
 // Weights through shared memory (shapes with stages > 0): each warp streams its chunks through a ring
@@ -293,16 +300,7 @@ __device__ __forceinline__ void tile_dot_staged(const uint8_t* blocks, const uin
     if (c0 + i + kStages < c1) issue(c0 + i + kStages, stage);
     cp_async_commit();
   }
-#pragma unroll
-  for (int j = 0; j < kTiles; ++j) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      float v = acc[j][h];
-      v += __shfl_xor_sync(0xffffffffu, v, 1);
-      v += __shfl_xor_sync(0xffffffffu, v, 2);
-      out[j][h] = v;
-    }
-  }
+  quad_sums(acc, out);
 }
 
 // Shared-memory bytes of one warp's ring.
@@ -363,7 +361,9 @@ __global__ void __launch_bounds__(256)
                    float* __restrict__ h, uint32_t* __restrict__ h16) {
   extern __shared__ __align__(16) uint32_t xs[];
   __shared__ float part[8][16 * kTiles];
+  const TimelineBlock timeline(kTimelineGateUp);
   pdl_wait();
+  timeline.waited();
   pdl_allow_dependents();
   const int slot = blockIdx.y, t_tok = slot / k, e = idx[slot];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -413,13 +413,8 @@ __global__ void __launch_bounds__(256)
                 const float* __restrict__ weight, int k, const uint8_t* __restrict__ blocks,
                 const uint8_t* __restrict__ scales, const uint16_t* __restrict__ bias, int rows, int cols,
                 float* __restrict__ y, int32_t* __restrict__ counters, float* __restrict__ out, bool accumulate,
-                bool idx_ready, L2Prefetch pf, int pf_cols) {
-  // The first pf_cols columns of x are L2 prefetch blocks (v12; with kCluster, whole clusters): they
-  // issue and exit.
-  if (static_cast<int>(blockIdx.x) < pf_cols) {
-    l2_prefetch_share(pf, blockIdx.y * pf_cols + blockIdx.x, pf_cols * gridDim.y);
-    return;
-  }
+                bool idx_ready) {
+  const TimelineBlock timeline(kTimelineDown);
   extern __shared__ __align__(16) uint32_t xs[];
   __shared__ float part[8][16 * kTiles];
   __shared__ bool last;
@@ -428,10 +423,11 @@ __global__ void __launch_bounds__(256)
   // are requested before griddepcontrol.wait; only h (gate_up's output) waits for it.
   if (!idx_ready) {
     pdl_wait();
+    timeline.waited();
     pdl_allow_dependents();
   }
   if constexpr (kCluster) asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
-  const int slot = blockIdx.y, t_tok = slot / k, tile = blockIdx.x - pf_cols, tiles = gridDim.x - pf_cols;
+  const int slot = blockIdx.y, t_tok = slot / k, tile = blockIdx.x, tiles = gridDim.x;
   const int e = idx_ready ? __ldcg(idx + slot) : idx[slot];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int r0 = tile * 16 * kTiles;
@@ -444,6 +440,7 @@ __global__ void __launch_bounds__(256)
                                         (warp + 1) * nch / parts, xs, x16_row_words(cols), yt, [&] {
                                           if (idx_ready) {
                                             pdl_wait();
+                                            timeline.waited();
                                             pdl_allow_dependents();
                                             copy_row_async(xs, hrow, x16_row_words(cols));
                                           }
@@ -548,6 +545,8 @@ void moe_allow_smem(Kernel kernel, size_t smem) {
 
 }  // namespace
 
+GPTOSS_CUDA_TIMELINE_SETTER(set_timeline_moe)
+
 void set_moe_variant(int gate_up, int down) {
   g_moe_variant[0] = gate_up >= 0 && gate_up < kMoeVariants ? gate_up : 0;
   g_moe_variant[1] = down >= 0 && down < kMoeVariants ? down : 0;
@@ -580,26 +579,23 @@ int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* i
 int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* idx, const float* weight, int T, int k,
                         const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows, int cols,
                         float* y, int32_t* counters, float* out, bool accumulate, cudaStream_t stream,
-                        bool idx_ready, const L2Prefetch& prefetch) {
+                        bool idx_ready) {
   if (T <= 0) return 0;
   if (rows % 16 != 0 || cols % 32 != 0 || k < 1 || k > 8) return static_cast<int>(cudaErrorInvalidValue);
   const MoeShape s = moe_shape(1, rows, cols);
   const int warps = k_parts(cols >> 5, s.per_warp);
   const size_t smem = x16_row_words(cols) * 4 + warps * ring_bytes(s.tiles, s.stages);
-  const L2Prefetch pf = l2_prefetch_checked(prefetch);
-  // About 64 prefetch blocks (16 columns at T = 1, k = 4): 57 requests of 8 KB each for qkv's 29.5 MB.
-  const int pf_cols = pf.count > 0 ? (64 + T * k - 1) / (T * k) : 0;
-  const dim3 grid(pf_cols + rows / (16 * s.tiles), T * k), block(32 * warps);
+  const dim3 grid(rows / (16 * s.tiles), T * k), block(32 * warps);
   auto go = [&](auto kernel) {
     moe_allow_smem(kernel, smem);
     launch_pdl(kernel, grid, block, smem, stream, h16, h_inv, idx, weight, k, blocks, scales, bias, rows, cols, y,
-               counters, out, accumulate, s.stages == 0 && s.pre && idx_ready, pf, pf_cols);
+               counters, out, accumulate, s.stages == 0 && s.pre && idx_ready);
   };
   if (s.cluster) {
     auto kernel = down_kernel<2, 3, 0, true>;
     moe_allow_smem(kernel, smem);
     launch_pdl_cluster(kernel, grid, block, dim3(1, k, 1), smem, stream, h16, h_inv, idx, weight, k, blocks, scales,
-                       bias, rows, cols, y, counters, out, accumulate, s.pre && idx_ready, pf, pf_cols);
+                       bias, rows, cols, y, counters, out, accumulate, s.pre && idx_ready);
   } else if (s.stages > 0) {
     go(down_kernel<2, 6, 2>);
   } else if (s.tiles == 2) {

@@ -51,6 +51,18 @@ __device__ __forceinline__ void router_tail(const float* xs, int cols, int c0, i
 // writes its logits into block 0's shared memory (distributed shared memory) instead of global memory
 // plus a fence and a counter, block 0 selects the top k after the cluster barrier, and every block
 // writes its share of the x16 row (each has the whole normalized x).
+// 1 / sqrt(mean of squares + eps) over a block of kWarps warps, each thread holding a partial sum of
+// squares ss (red: kWarps floats of shared memory; the warps' sums are added in warp order).
+template <int kWarps>
+__device__ __forceinline__ float block_rms_inv(float ss, float* red, int cols, float eps) {
+  ss = warp_sum(ss);
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;
+  __syncthreads();
+  float total = 0.0f;
+  for (int i = 0; i < kWarps; ++i) total += red[i];
+  return 1.0f / sqrtf(total / static_cast<float>(cols) + eps);
+}
+
 template <bool kCluster>
 __global__ void __launch_bounds__(kRouterWarps * 32)
     router_kernel(const float* __restrict__ x, int x_stride, const uint16_t* __restrict__ gain, float eps,
@@ -62,6 +74,7 @@ __global__ void __launch_bounds__(kRouterWarps * 32)
   __shared__ float red[kRouterWarps];
   __shared__ bool last;
   __shared__ float cl_logits[kCluster ? kMaxExperts : 1];
+  const TimelineBlock timeline(kTimelineRouter);
   const int t = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int e = blockIdx.x * kRouterWarps + warp;
   const float* xr = x + static_cast<size_t>(t) * x_stride;
@@ -84,6 +97,7 @@ __global__ void __launch_bounds__(kRouterWarps * 32)
     gv[i] = c < cols ? __ldg(reinterpret_cast<const uint2*>(gain + c)) : make_uint2(0, 0);
   }
   pdl_wait();
+  timeline.waited();
   pdl_allow_dependents();
   if constexpr (kCluster) asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
   float ss = 0.0f;
@@ -100,12 +114,7 @@ __global__ void __launch_bounds__(kRouterWarps * 32)
     *reinterpret_cast<float4*>(xs + c) = v;
     ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
   }
-  ss = warp_sum(ss);
-  if (lane == 0) red[warp] = ss;
-  __syncthreads();
-  float total = 0.0f;
-  for (int i = 0; i < kRouterWarps; ++i) total += red[i];
-  const float r = 1.0f / sqrtf(total / static_cast<float>(cols) + eps);
+  const float r = block_rms_inv<kRouterWarps>(ss, red, cols, eps);
 #pragma unroll
   for (int i = 0; i < kXLoads; ++i) {
     const int c = threadIdx.x * 4 + i * per;
@@ -208,12 +217,7 @@ __global__ void __launch_bounds__(kBlockThreads)
     *reinterpret_cast<float4*>(xs + c) = v;
     ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
   }
-  ss = warp_sum(ss);
-  if (lane == 0) red[warp] = ss;
-  __syncthreads();
-  float total = 0.0f;
-  for (int i = 0; i < kWarps; ++i) total += red[i];
-  const float r = 1.0f / sqrtf(total / static_cast<float>(cols) + eps);
+  const float r = block_rms_inv<kWarps>(ss, red, cols, eps);
   float mx = 0.0f;
   if (c0 < cols) {
     float4 v;
@@ -279,6 +283,7 @@ size_t router_block_smem(int experts, int cols) {
 }
 
 int g_router_variant = kRouterDefault;
+int g_argmax_variant = kArgmaxDefault;
 
 __global__ void embed_kernel(const uint16_t* __restrict__ table, int cols, const int32_t* __restrict__ tokens,
                              float* __restrict__ out) {
@@ -287,18 +292,10 @@ __global__ void embed_kernel(const uint16_t* __restrict__ table, int cols, const
   for (int c = threadIdx.x; c < cols; c += blockDim.x) out[static_cast<size_t>(t) * cols + c] = bf16_to_f32(row[c]);
 }
 
-__global__ void argmax_kernel(const float* __restrict__ logits, int n, int32_t* __restrict__ out) {
-  __shared__ float bv[32];
-  __shared__ int bi[32];
-  const int t = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  pdl_wait();
-  const float* row = logits + static_cast<size_t>(t) * n;
-  float best = -INFINITY;
-  int best_i = 0x7fffffff;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) {
-    const float v = row[i];
-    if (v > best || (v == best && i < best_i)) best = v, best_i = i;
-  }
+// The block's best (value, index) from every thread's (ties to the lower index; NaN never wins), for
+// thread 0; bv / bi: 32 entries of shared memory.
+__device__ __forceinline__ int argmax_block(float best, int best_i, float* bv, int* bi) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   for (int o = 16; o > 0; o >>= 1) {
     const float ob = __shfl_xor_sync(0xffffffffu, best, o);
     const int oi = __shfl_xor_sync(0xffffffffu, best_i, o);
@@ -310,8 +307,49 @@ __global__ void argmax_kernel(const float* __restrict__ logits, int n, int32_t* 
     for (int w = 1; w < static_cast<int>(blockDim.x >> 5); ++w) {
       if (bv[w] > best || (bv[w] == best && bi[w] < best_i)) best = bv[w], best_i = bi[w];
     }
-    out[t] = best_i == 0x7fffffff ? 0 : best_i;
   }
+  return best_i == 0x7fffffff ? 0 : best_i;
+}
+
+// One block per row. kVec (argmax variant 1, v13): rows of n % 4 == 0 floats, 16-byte aligned, read as
+// float4 with kLoads loads in flight per thread (variant 0's scalar loop kept about one load in flight:
+// 46 us for the 20b's 201088 logits, NOTES v13); each thread visits its elements in index order.
+template <bool kVec>
+__global__ void argmax_kernel(const float* __restrict__ logits, int n, int32_t* __restrict__ out) {
+  __shared__ float bv[32];
+  __shared__ int bi[32];
+  const int t = blockIdx.x;
+  const TimelineBlock timeline(kTimelineArgmax);
+  pdl_wait();
+  timeline.waited();
+  const float* row = logits + static_cast<size_t>(t) * n;
+  float best = -INFINITY;
+  int best_i = 0x7fffffff;
+  auto consider = [&](float v, int i) {
+    if (v > best || (v == best && i < best_i)) best = v, best_i = i;
+  };
+  if constexpr (kVec) {
+    constexpr int kLoads = 8;
+    const float4* r4 = reinterpret_cast<const float4*>(row);
+    const int n4 = n / 4, step = static_cast<int>(blockDim.x);
+    for (int base = threadIdx.x; base < n4; base += kLoads * step) {
+      float4 v[kLoads];
+#pragma unroll
+      for (int u = 0; u < kLoads; ++u) {
+        const int i = base + u * step;
+        if (i < n4) v[u] = __ldcg(r4 + i);
+      }
+#pragma unroll
+      for (int u = 0; u < kLoads; ++u) {
+        const int i = base + u * step;
+        if (i < n4) consider(v[u].x, 4 * i), consider(v[u].y, 4 * i + 1), consider(v[u].z, 4 * i + 2), consider(v[u].w, 4 * i + 3);
+      }
+    }
+  } else {
+    for (int i = threadIdx.x; i < n; i += blockDim.x) consider(row[i], i);
+  }
+  const int r = argmax_block(best, best_i, bv, bi);
+  if (threadIdx.x == 0) out[t] = r;
 }
 
 __device__ __forceinline__ uint64_t splitmix64(uint64_t z) {
@@ -341,51 +379,29 @@ __global__ void fill_u8_kernel(uint8_t* p, size_t n, uint64_t seed, int lo, int 
 
 __global__ void noop_kernel() {}
 
-__global__ void l2_prefetch_kernel(L2Prefetch pf) { l2_prefetch_share(pf, blockIdx.x, gridDim.x); }
-
-__global__ void l2_prefetch_experts_kernel(const int32_t* __restrict__ idx, int slots, const uint8_t* blocks,
-                                           size_t block_bytes, const uint8_t* scales, size_t scale_bytes) {
-  L2Prefetch pf;
-  for (int s = 0; s < slots; ++s) {  // slots <= 4 (the launcher checks): 2 ranges each
-    const int e = idx[s];
-    pf.ptr[2 * s] = blocks + static_cast<size_t>(e) * block_bytes, pf.bytes[2 * s] = block_bytes;
-    pf.ptr[2 * s + 1] = scales + static_cast<size_t>(e) * scale_bytes, pf.bytes[2 * s + 1] = scale_bytes;
-  }
-  pf.count = 2 * slots;
-  l2_prefetch_share(pf, blockIdx.x, gridDim.x);
-}
-
 bool g_pdl = true;
-int g_l2_prefetch = kL2PrefetchDefault;
 
 }  // namespace
-
-void set_l2_prefetch_variant(int mask) { g_l2_prefetch = mask & 31; }
-int l2_prefetch_variant() { return g_l2_prefetch; }
 
 bool pdl_enabled() { return g_pdl; }
 void set_router_variant(int v) { g_router_variant = v >= 0 && v <= 3 ? v : 0; }
 int router_variant() { return g_router_variant; }
 void set_pdl(bool on) { g_pdl = on; }
 
-int l2_prefetch(const L2Prefetch& pf, int blocks, cudaStream_t stream) {
-  const L2Prefetch p = l2_prefetch_checked(pf);
-  if (p.count == 0 || blocks < 1) return 0;
-  l2_prefetch_kernel<<<blocks, 32, 0, stream>>>(p);
-  return static_cast<int>(cudaGetLastError());
-}
+GPTOSS_CUDA_TIMELINE_SETTER(set_timeline_router)
 
-int l2_prefetch_experts(const int32_t* idx, int slots, const uint8_t* blocks, size_t block_bytes,
-                        const uint8_t* scales, size_t scale_bytes, int nblocks, cudaStream_t stream) {
-  // Every expert's blocks and scales start 16-byte aligned when the tensors do and the sizes are
-  // multiples of 16 (scales: rounded down, the rest is not prefetched).
-  if (slots < 1 || nblocks < 1) return 0;
-  if (slots > 4 || block_bytes % 16 != 0 || reinterpret_cast<uintptr_t>(blocks) % 16 != 0 ||
-      reinterpret_cast<uintptr_t>(scales) % 16 != 0 || scale_bytes % 16 != 0) {
-    return static_cast<int>(cudaErrorInvalidValue);
+int set_timeline(TimelineRecord* rec, uint32_t* count, uint32_t capacity) {
+#ifdef GPTOSS_CUDA_TIMELINE
+  const TimelineLog log{rec, count, rec != nullptr ? capacity : 0};
+  for (int (*set)(const TimelineLog&) : {set_timeline_attention, set_timeline_gemv, set_timeline_moe,
+                                         set_timeline_router}) {
+    if (const int e = set(log)) return e;
   }
-  l2_prefetch_experts_kernel<<<nblocks, 32, 0, stream>>>(idx, slots, blocks, block_bytes, scales, scale_bytes);
-  return static_cast<int>(cudaGetLastError());
+  return 0;
+#else
+  (void)rec, (void)count, (void)capacity;
+  return static_cast<int>(cudaErrorNotSupported);
+#endif
 }
 
 int noop_kernel_launch(cudaStream_t stream) {
@@ -432,9 +448,12 @@ int embed_bf16(const uint16_t* table, int cols, const int32_t* tokens, int T, fl
 
 int argmax_rows(const float* logits, int n, int T, int32_t* out, cudaStream_t stream) {
   if (T <= 0) return 0;
-  launch_pdl(argmax_kernel, dim3(T), dim3(1024), 0, stream, logits, n, out);
+  const bool vec = g_argmax_variant == 1 && n % 4 == 0 && reinterpret_cast<uintptr_t>(logits) % 16 == 0;
+  launch_pdl(vec ? argmax_kernel<true> : argmax_kernel<false>, dim3(T), dim3(1024), 0, stream, logits, n, out);
   return static_cast<int>(cudaGetLastError());
 }
+
+void set_argmax_variant(int v) { g_argmax_variant = v == 1 ? 1 : 0; }
 
 int fill_bf16_uniform(uint16_t* p, size_t n, uint64_t seed, float lo, float hi, cudaStream_t stream) {
   fill_bf16_kernel<<<1024, 256, 0, stream>>>(p, n, seed, lo, hi);
