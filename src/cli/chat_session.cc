@@ -233,7 +233,8 @@ Expected<StepResult> stream_request(engine::Engine& engine, std::vector<uint32_t
 
 Expected<ChatOptions> chat_options_from_args(const Args& args) {
   ChatOptions co;
-  GPTOSS_ASSIGN_OR_RETURN(long long max_tokens, args.get_int(args.has("-n") ? "-n" : "--max-tokens", -1));
+  GPTOSS_ASSIGN_OR_RETURN(long long max_tokens,
+                          args.get_int(args.has("-n") ? "-n" : "--max-tokens", -1));
   if (max_tokens < -1 || max_tokens == 0 || max_tokens > 1000000000)
     return Error("-n must be a positive number of tokens");
   co.max_tokens = static_cast<int>(max_tokens);

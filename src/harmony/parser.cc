@@ -290,7 +290,8 @@ std::string Parser::decode_header(std::vector<ParseEvent>& out) {
     }
     bytes += tok_.token_bytes(t);
   }
-  if (utf8::valid_prefix(bytes) != bytes.size()) problem(out, "message header is not valid UTF-8; invalid bytes read as U+FFFD");
+  if (utf8::valid_prefix(bytes) != bytes.size())
+    problem(out, "message header is not valid UTF-8; invalid bytes read as U+FFFD");
   std::string text = take_utf8(bytes, true);
   return text;
 }

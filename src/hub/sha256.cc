@@ -180,7 +180,8 @@ void Sha1::compress_blocks(const uint8_t* p, size_t nblocks) {
 }
 
 void Sha1::update(const void* data, size_t n) {
-  buf_.update(static_cast<const uint8_t*>(data), n, [this](const uint8_t* p, size_t k) { compress_blocks(p, k); });
+  buf_.update(static_cast<const uint8_t*>(data), n,
+              [this](const uint8_t* p, size_t k) { compress_blocks(p, k); });
 }
 
 std::string Sha1::hex_digest() {

@@ -38,8 +38,8 @@ Role message_role(const ojson& m, const std::string& path, const char* known_rol
   if (!m.is_object()) throw ApiError::invalid(path, fmt::format("'{}' must be an object", path));
   std::string role = req_string(m, "role", path);
   if (auto r = role_from_name(role)) return *r;
-  throw ApiError::invalid(path_key(path, "role"), fmt::format("unknown role '{}'{}", role, known_roles_hint),
-                          "invalid_value");
+  throw ApiError::invalid(path_key(path, "role"),
+                          fmt::format("unknown role '{}'{}", role, known_roles_hint), "invalid_value");
 }
 
 void check_tool_choice_mode(const std::string& mode) {

@@ -112,7 +112,8 @@ size_t valid_prefix(std::string_view sv) {
 size_t sequence_length(std::string_view sv, size_t i) {
   size_t subpart;
   bool truncated;
-  return sequence_at(reinterpret_cast<const uint8_t*>(sv.data()), sv.size(), i, &subpart, &truncated);
+  const auto* s = reinterpret_cast<const uint8_t*>(sv.data());
+  return sequence_at(s, sv.size(), i, &subpart, &truncated);
 }
 
 bool sanitize_for_encode(std::string_view sv, std::string* out) {
