@@ -103,11 +103,12 @@ std::vector<Launch> launches(std::vector<TimelineRecord> rec, const ModelConfig&
       default: break;
     }
   }
-  // The GEMV after the last layer's down is the unembedding.
+  // The GEMV after the last layer's down is the unembedding; it and argmax belong to no layer.
   for (size_t i = 1; i < out.size(); ++i) {
     if (out[i].kind == kTimelineGemv && out[i - 1].kind == kTimelineDown) {
       out[i].layer = -1, out[i].bytes = 2.0 * c.vocab_size * H;
     }
+    if (out[i].kind == kTimelineArgmax) out[i].layer = -1;
   }
   return out;
 }
