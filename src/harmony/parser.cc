@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include <fmt/ranges.h>
+
 #include "harmony/render.h"
 #include "tokenizer/utf8.h"
 
@@ -82,15 +84,6 @@ std::string cut_channel(std::string& h, size_t at) {
   std::string value = h.substr(v, e - v);
   h.erase(at, e - at);
   return value;
-}
-
-std::string join(const std::vector<std::string>& parts, size_t from) {
-  std::string out;
-  for (size_t i = from; i < parts.size(); ++i) {
-    if (i > from) out += ' ';
-    out += parts[i];
-  }
-  return out;
 }
 
 }  // namespace
@@ -368,7 +361,7 @@ void Parser::header_complete(std::vector<ParseEvent>& out) {
   if (p < end)
     problem(out,
             fmt::format("header '{}': unexpected words '{}' left out", original,
-                        join(std::vector<std::string>(parts.begin() + p, parts.begin() + end), 0)));
+                        fmt::join(parts.begin() + p, parts.begin() + end, " ")));
   if (header.recipient) {
     if (size_t cut = header.recipient->find("<|"); cut != std::string::npos) {
       problem(out, fmt::format("header '{}': recipient cut at '<|'", original));

@@ -1,5 +1,7 @@
 #include "harmony/render.h"
 
+#include <fmt/ranges.h>
+
 #include "harmony/schema_ts.h"
 
 namespace gptoss::harmony {
@@ -28,12 +30,7 @@ std::string_view formatting_token_text(uint32_t id) {
 namespace {
 
 std::string join(const std::vector<std::string>& parts, const char* sep) {
-  std::string out;
-  for (size_t i = 0; i < parts.size(); ++i) {
-    if (i) out += sep;
-    out += parts[i];
-  }
-  return out;
+  return fmt::to_string(fmt::join(parts, sep));
 }
 
 std::string system_text(const SystemContent& s, bool has_function_tools) {

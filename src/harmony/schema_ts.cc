@@ -7,6 +7,8 @@
 #include <set>
 #include <vector>
 
+#include <fmt/ranges.h>
+
 namespace gptoss::harmony {
 
 namespace {
@@ -152,12 +154,7 @@ std::vector<std::string> rust_lines(const std::string& s) {
 }
 
 std::string join(const std::vector<std::string>& parts, const std::string& sep) {
-  std::string out;
-  for (size_t i = 0; i < parts.size(); ++i) {
-    if (i) out += sep;
-    out += parts[i];
-  }
-  return out;
+  return fmt::to_string(fmt::join(parts, sep));
 }
 
 std::string with_nullable(const ojson& schema, std::string type_str) {
