@@ -9,7 +9,6 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <ctime>
 #include <filesystem>
 #include <deque>
 #include <mutex>
@@ -135,15 +134,6 @@ Expected<LoadedModel> load_model_dir(const std::string& dir, const Args& args) {
   return m;
 }
 
-std::string today_utc() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[16];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
-  return buf;
-}
-
 Expected<StepResult> stream_request(engine::Engine& engine, std::vector<uint32_t> prompt,
                                     const std::vector<uint32_t>& forced,
                                     const engine::SamplingParams& sampling, int max_tokens,
@@ -244,7 +234,7 @@ Expected<ChatOptions> chat_options_from_args(const Args& args) {
   co.effort = *effort;
   co.system = args.get("--system");
   co.developer = args.get("--developer");
-  co.current_date = args.get_or("--current-date", today_utc());
+  co.current_date = args.get_or("--current-date", harmony::today_utc());
   if (auto f = args.get("--tools")) {
     GPTOSS_ASSIGN_OR_RETURN(co.tools, load_tools_file(*f));
   }

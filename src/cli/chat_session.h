@@ -42,9 +42,6 @@ Expected<LoadedModel> load_model_from_args(const std::string& model, const Args&
 Expected<std::string> resolve_model_arg(const std::string& model, const Args& args);
 Expected<LoadedModel> load_model_dir(const std::string& dir, const Args& args);
 
-// "2026-11-26" (UTC), the Harmony "Current date".
-std::string today_utc();
-
 // Set by the SIGINT handler of interactive commands; a running request is cancelled when it is set.
 extern std::atomic<bool> g_interrupted;
 

@@ -1,6 +1,17 @@
 #include "harmony/conversation.h"
 
+#include <ctime>
+
 namespace gptoss::harmony {
+
+std::string today_utc() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  return buf;
+}
 
 std::string_view role_name(Role role) {
   switch (role) {

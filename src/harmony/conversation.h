@@ -66,6 +66,9 @@ struct SystemContent {
   SystemContent& with_tools(ToolNamespace ns);
 };
 
+// Today (UTC) as "YYYY-MM-DD": the conversation_start_date front ends use when none is given.
+std::string today_utc();
+
 // Structured output (docs/format.md "Structured output"). openai-harmony has no field for it;
 // it is rendered at the end of the developer message as
 // "# Response Formats\n\n## {name}\n\n// {description}\n{schema as compact JSON}".

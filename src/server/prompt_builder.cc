@@ -1,21 +1,10 @@
 #include "server/prompt_builder.h"
 
-#include <ctime>
-
 #include <fmt/format.h>
 
 namespace gptoss::server {
 
 using harmony::Message;
-
-std::string today_utc() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[16];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d", &tm);
-  return buf;
-}
 
 std::string forced_call_prefix(const ChatRequest& req) {
   std::string name;
@@ -39,7 +28,7 @@ harmony::Conversation build_conversation(const ChatRequest& req, const PromptOpt
   harmony::Conversation conv;
   harmony::SystemContent sys;
   sys.reasoning_effort = effort_of(req.reasoning_effort);
-  sys.conversation_start_date = opts.current_date.empty() ? today_utc() : opts.current_date;
+  sys.conversation_start_date = opts.current_date.empty() ? harmony::today_utc() : opts.current_date;
   conv.messages.push_back(Message::system(sys));
 
   std::string instructions;

@@ -25,6 +25,4 @@ harmony::Conversation build_conversation(const ChatRequest& req, const PromptOpt
 // <|message|>" without the spaces around the specials. Empty when nothing is forced.
 std::string forced_call_prefix(const ChatRequest& req);
 
-std::string today_utc();
-
 }  // namespace gptoss::server

@@ -44,6 +44,23 @@ def test_prompt_is_harmonys_render(gptoss_bin, model, enc):
     assert out["finish_reason"] == "length"
 
 
+def test_current_date_defaults_to_today_utc(gptoss_bin, model, enc):
+    import datetime
+
+    from openai_harmony import Message, ReasoningEffort, Role, SystemContent
+    r = run(gptoss_bin, "generate", model, "--json", "--threads", "2", "-p", "Hi", "-n", "1")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)["prompt_ids"]
+    # Around midnight UTC the date may turn between the call and now: either day is right.
+    now = datetime.datetime.now(datetime.timezone.utc)
+    days = {(now - datetime.timedelta(minutes=m)).date().isoformat() for m in (0, 5)}
+    want = [render_for_completion(enc, [
+        Message.from_role_and_content(Role.SYSTEM, SystemContent.new().with_reasoning_effort(ReasoningEffort.MEDIUM)
+                                      .with_conversation_start_date(d)),
+        Message.from_role_and_content(Role.USER, "Hi")]) for d in sorted(days)]
+    assert got in want
+
+
 def test_same_seed_same_output_different_seed_differs(gptoss_bin, model):
     args = ("-p", "Tell me a story", "-n", "12", "--temperature", "1.0")
     a = gen_json(gptoss_bin, model, *args, "--seed", "42")
