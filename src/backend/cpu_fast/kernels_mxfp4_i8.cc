@@ -11,6 +11,9 @@
 //   corr_p [ng][16] int32: -12 * (the 4 even + 4 odd q_p lane i's dot product covers); the weights
 //          enter the u8 x s8 dot products as (2 * E2M1 + 12) in [0, 24], and corr removes the
 //          12 * sum(q) this adds, so each int32 lane holds an exact sum of 2 * E2M1 * q.
+//          Two more for the AVX-512 body with 2 parts: corr_2 = corr_0 + (corr_1 >> 8) (floor) and
+//          corr_3 = (corr_1 & 255) << 24, so that VPSHLDD(a, corr_3, 8) = 256 * a + (corr_1 & 255)
+//          (the low byte of a << 8 is zero): the 256 * S(q1) + corr_1 step in one uop, not two.
 //   dh_p   [ng * 4] f32: d_b / 2 (the 1/2 undoes the doubled codes), and d_b / 512 for part 2.
 // An int32 lane i of a group belongs to block 4g + i / 4; per group and row: acc += f32(lane sums)
 // * (2^(e_b - 127) * dh_b) lane-wise, then one horizontal sum per row at the end. With 2 parts
@@ -23,14 +26,16 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #if defined(__x86_64__) || defined(_M_X64)
-// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own _mm*_undefined_* helpers when
+// GCC 12's AVX-512 headers trip -W(maybe-)uninitialized on their own _mm*_undefined_* helpers when
 // inlined (GCC bug 105593, fixed in 12.3/13): silenced for this file's intrinsics only.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 #include <immintrin.h>
 #define GPTOSS_I8_X86 1
@@ -42,7 +47,7 @@ namespace {
 int64_t groups_of(int64_t cols) { return (cols / 32 + 3) / 4; }
 int64_t q_offset(int64_t ng, int part) { return part * ng * 128; }
 int64_t corr_offset(int64_t ng, int part) { return ng * 256 + part * ng * 64; }
-int64_t dh_offset(int64_t ng, int part) { return ng * 384 + part * ((ng * 16 + 63) / 64 * 64); }
+int64_t dh_offset(int64_t ng, int part) { return ng * 512 + part * ((ng * 16 + 63) / 64 * 64); }
 
 // 2 * E2M1 + 12 for each nibble: the unsigned weight codes of the dot products.
 constexpr uint8_t kOffsetCodes[16] = {12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0};
@@ -84,10 +89,12 @@ __attribute__((target("avx2,fma"))) inline float sum8(__m256 v) {
 }
 
 // ---- AVX-512 VNNI (+ VBMI for the 64-entry byte table, BW) -----------------------------------
-#define GPTOSS_I8_AVX512 "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma"
+#define GPTOSS_I8_AVX512 "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx512vbmi2,avx2,fma"
 
-// RR rows (at w[r], scales sc[r]) x T tokens over ng groups; out[t * ldo + r].
-template <int P, int T, int RR>
+// RR rows (at w[r], scales sc[r]) x T tokens over ng groups; out[t * ldo + r]. kForm (lab): 0 =
+// the 2-part combine as a shift and an add (corr_0, corr_1), 1 = as one VPSHLDD (corr_2, corr_3),
+// 2 = that and the high nibbles by VPMULTISHIFTQB instead of VPSRLW; the same int32 sums.
+template <int P, int T, int RR, int kForm = 1>
 __attribute__((target(GPTOSS_I8_AVX512))) void tile_avx512(const uint8_t* const* act,
                                                            const uint8_t* w, const uint8_t* sc,
                                                            int64_t nb, int64_t ng, float* out,
@@ -99,6 +106,9 @@ __attribute__((target(GPTOSS_I8_AVX512))) void tile_avx512(const uint8_t* const*
   for (int i = 0; i < 64; ++i) lut_bytes[i] = kOffsetCodes[i & 15];
   const __m512i lut = _mm512_load_si512(lut_bytes);
   const __m512i sidx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+  // Byte j of each qword from bits 8j + 4 on: the high nibble of byte j (bits above it are the
+  // next byte's low nibble, which VPERMB's 16-periodic table ignores).
+  const __m512i mshift = _mm512_set1_epi64(0x3c342c241c140c04ll);
   const int64_t row_bytes = nb * 16;
   thread_local std::vector<float> sbuf;
   sbuf.resize(static_cast<size_t>(T * RR * ng * 4));
@@ -108,11 +118,16 @@ __attribute__((target(GPTOSS_I8_AVX512))) void tile_avx512(const uint8_t* const*
   const int64_t pf_lines = pf ? (pf_bytes + 64 * ng - 1) / (64 * ng) : 0;
   const int64_t full = nb / 4;
   const __mmask64 tail_mask = (nb % 4) ? (~0ull >> (64 - 16 * (nb % 4))) : ~0ull;
+  const float* sb = sbuf.data();  // (not re-read through the thread_local in the loop)
+  const uint8_t* a0 = act[0];
+  const uint8_t* a1 = act[T - 1];
   __m512 acc[T][RR];
   for (int t = 0; t < T; ++t) {
     for (int r = 0; r < RR; ++r) acc[t][r] = _mm512_setzero_ps();
   }
-  for (int64_t g = 0; g < ng; ++g) {
+  // One group of 4 blocks of every row; kTail: the last, partial group (masked code loads).
+  auto group = [&](int64_t g, auto tail) __attribute__((target(GPTOSS_I8_AVX512), always_inline)) {
+    constexpr bool kTail = decltype(tail)::value;
     for (int64_t l = 0; l < pf_lines; ++l) {
       const int64_t o = (g * pf_lines + l) * 64;
       if (o < pf_bytes) _mm_prefetch(reinterpret_cast<const char*>(pf + o), _MM_HINT_T0);
@@ -120,30 +135,36 @@ __attribute__((target(GPTOSS_I8_AVX512))) void tile_avx512(const uint8_t* const*
     __m512i xlo[P][T], xhi[P][T], corr[P][T];
     for (int q = 0; q < P; ++q) {
       for (int t = 0; t < T; ++t) {
-        xlo[q][t] = _mm512_load_si512(act[t] + q_offset(ng, q) + g * 128);
-        xhi[q][t] = _mm512_load_si512(act[t] + q_offset(ng, q) + g * 128 + 64);
-        corr[q][t] = _mm512_load_si512(act[t] + corr_offset(ng, q) + g * 64);
+        const uint8_t* at = t == 0 ? a0 : a1;
+        xlo[q][t] = _mm512_load_si512(at + q_offset(ng, q) + g * 128);
+        xhi[q][t] = _mm512_load_si512(at + q_offset(ng, q) + g * 128 + 64);
+        const int c = P == 2 && kForm >= 1 ? 2 + q : q;
+        corr[q][t] = _mm512_load_si512(at + corr_offset(ng, c) + g * 64);
       }
     }
     for (int r = 0; r < RR; ++r) {
       const uint8_t* p = w + r * row_bytes + g * 64;
-      const __m512i v = g < full ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi8(tail_mask, p);
+      const __m512i v = kTail ? _mm512_maskz_loadu_epi8(tail_mask, p) : _mm512_loadu_si512(p);
       const __m512i lo = _mm512_permutexvar_epi8(v, lut);
-      const __m512i hi = _mm512_permutexvar_epi8(_mm512_srli_epi16(v, 4), lut);
+      const __m512i vh = kForm == 2 ? _mm512_multishift_epi64_epi8(mshift, v) : _mm512_srli_epi16(v, 4);
+      const __m512i hi = _mm512_permutexvar_epi8(vh, lut);
       for (int t = 0; t < T; ++t) {
         __m512i a = _mm512_dpbusd_epi32(corr[0][t], lo, xlo[0][t]);
         a = _mm512_dpbusd_epi32(a, hi, xhi[0][t]);
         if constexpr (P == 2) {  // 256 * (part 1) + part 2, exact in int32
-          a = _mm512_add_epi32(_mm512_slli_epi32(a, 8), corr[1][t]);
+          a = kForm >= 1 ? _mm512_shldi_epi32(a, corr[1][t], 8)
+                    : _mm512_add_epi32(_mm512_slli_epi32(a, 8), corr[1][t]);
           a = _mm512_dpbusd_epi32(a, lo, xlo[1][t]);
           a = _mm512_dpbusd_epi32(a, hi, xhi[1][t]);
         }
         const __m512 s = _mm512_permutexvar_ps(
-            sidx, _mm512_castps128_ps512(_mm_loadu_ps(sbuf.data() + (r * T + t) * ng * 4 + g * 4)));
+            sidx, _mm512_castps128_ps512(_mm_loadu_ps(sb + (r * T + t) * ng * 4 + g * 4)));
         acc[t][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), s, acc[t][r]);
       }
     }
-  }
+  };
+  for (int64_t g = 0; g < full; ++g) group(g, std::false_type{});
+  if (full < ng) group(full, std::true_type{});
   for (int t = 0; t < T; ++t) {
     for (int r = 0; r < RR; ++r) {
       // (GCC 12's _mm512_reduce_add_ps trips -Wmaybe-uninitialized in its own header.)
@@ -172,15 +193,15 @@ void rows_in_tiles(const uint8_t* blocks, const uint8_t* scales, int64_t cols, i
   for (; r < rows; ++r) tile(r, 1, nullptr, 0);
 }
 
-template <int P, int T>
+template <int P, int T, int kForm = 1>
 void rows_avx512(const uint8_t* const* act, const uint8_t* blocks, const uint8_t* scales, int64_t cols,
                  int64_t rows, float* out, int64_t ldo) {
   const int64_t nb = cols / 32, ng = groups_of(cols), rb = nb * 16;
   rows_in_tiles(blocks, scales, cols, rows, [&](int64_t r, int rr, const uint8_t* pf, int64_t pf_bytes) {
     if (rr == 4) {
-      tile_avx512<P, T, 4>(act, blocks + r * rb, scales + r * nb, nb, ng, out + r, ldo, pf, pf_bytes);
+      tile_avx512<P, T, 4, kForm>(act, blocks + r * rb, scales + r * nb, nb, ng, out + r, ldo, pf, pf_bytes);
     } else {
-      tile_avx512<P, T, 1>(act, blocks + r * rb, scales + r * nb, nb, ng, out + r, ldo, pf, pf_bytes);
+      tile_avx512<P, T, 1, kForm>(act, blocks + r * rb, scales + r * nb, nb, ng, out + r, ldo, pf, pf_bytes);
     }
   });
 }
@@ -273,7 +294,7 @@ void rows_avx2(const uint8_t* const* act, const uint8_t* blocks, const uint8_t* 
   });
 }
 
-enum class Variant { kNone, kAvx2, kAvx512 };
+enum class Variant { kNone, kAvx2, kAvx512, kAvx512Add, kAvx512Mshift };
 
 Variant pick() {
   __builtin_cpu_init();
@@ -283,7 +304,7 @@ Variant pick() {
   if (force && std::strcmp(force, "avx2") == 0) return avx2 ? Variant::kAvx2 : Variant::kNone;
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
-      __builtin_cpu_supports("avx512vbmi") && avx2) {
+      __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2") && avx2) {
     return Variant::kAvx512;
   }
   return avx2 ? Variant::kAvx2 : Variant::kNone;
@@ -363,6 +384,13 @@ void quantize_mxfp4_i8_act(const float* x, int64_t cols, uint8_t* out) {
     dh[0][b] = finite ? 0.5f * d : std::numeric_limits<float>::quiet_NaN();
     dh[1][b] = dh[0][b] / 256.0f;
   }
+  // The VPSHLDD form of 256 * corr_0 + corr_1 (layout above); |corr| <= 12 * 8 * 127.
+  auto* corr_hi = reinterpret_cast<int32_t*>(out + corr_offset(ng, 2));
+  auto* corr_lo = reinterpret_cast<uint32_t*>(out + corr_offset(ng, 3));
+  for (int64_t i = 0; i < ng * 16; ++i) {
+    corr_hi[i] = corr[0][i] + (corr[1][i] >> 8);
+    corr_lo[i] = (static_cast<uint32_t>(corr[1][i]) & 255u) << 24;
+  }
 }
 
 void dequantize_mxfp4_i8_act(const uint8_t* act, int64_t cols, int parts, double* xd) {
@@ -383,38 +411,33 @@ void dequantize_mxfp4_i8_act(const uint8_t* act, int64_t cols, int parts, double
 
 namespace {
 
+// The body for (variant, P, T), or nullptr where none runs.
+using RowsFn = void (*)(const uint8_t* const*, const uint8_t*, const uint8_t*, int64_t, int64_t, float*, int64_t);
 template <int P>
-bool run_parts(Variant v, const uint8_t* const* act, int T, const uint8_t* blocks,
-               const uint8_t* scales, int64_t cols, int64_t rows, float* out, int64_t ldo) {
-#ifdef GPTOSS_I8_X86
+RowsFn rows_fn(Variant v, int T) {
+  [[maybe_unused]] const bool two = T == 2;
   switch (v) {
+#ifdef GPTOSS_I8_X86
     case Variant::kAvx512:
-      if (T == 2) {
-        rows_avx512<P, 2>(act, blocks, scales, cols, rows, out, ldo);
-      } else {
-        rows_avx512<P, 1>(act, blocks, scales, cols, rows, out, ldo);
-      }
-      return true;
+      return two ? rows_avx512<P, 2, 1> : rows_avx512<P, 1, 1>;
+    case Variant::kAvx512Add:
+      return two ? rows_avx512<P, 2, 0> : rows_avx512<P, 1, 0>;
+    case Variant::kAvx512Mshift:
+      return two ? rows_avx512<P, 2, 2> : rows_avx512<P, 1, 2>;
     case Variant::kAvx2:
-      if (T == 2) {
-        rows_avx2<P, 2>(act, blocks, scales, cols, rows, out, ldo);
-      } else {
-        rows_avx2<P, 1>(act, blocks, scales, cols, rows, out, ldo);
-      }
-      return true;
-    default:
-      break;
-  }
+      return two ? rows_avx2<P, 2> : rows_avx2<P, 1>;
 #endif
-  (void)v, (void)act, (void)T, (void)blocks, (void)scales, (void)cols, (void)rows, (void)out,
-      (void)ldo;
-  return false;
+    default:
+      return nullptr;
+  }
 }
 
 bool run(Variant v, const uint8_t* const* act, int T, int parts, const uint8_t* blocks,
          const uint8_t* scales, int64_t cols, int64_t rows, float* out, int64_t ldo) {
-  return parts == 2 ? run_parts<2>(v, act, T, blocks, scales, cols, rows, out, ldo)
-                    : run_parts<1>(v, act, T, blocks, scales, cols, rows, out, ldo);
+  const RowsFn fn = parts == 2 ? rows_fn<2>(v, T) : rows_fn<1>(v, T);
+  if (fn == nullptr) return false;
+  fn(act, blocks, scales, cols, rows, out, ldo);
+  return true;
 }
 
 }  // namespace
@@ -432,6 +455,8 @@ bool gemv_mxfp4_i8_on(const char* target, const uint8_t* const* act, int T, int 
   const Variant best = variant();
   Variant v = Variant::kNone;
   if (std::strcmp(target, "avx512-vnni") == 0 && best == Variant::kAvx512) v = Variant::kAvx512;
+  if (std::strcmp(target, "avx512-vnni-add") == 0 && best == Variant::kAvx512) v = Variant::kAvx512Add;
+  if (std::strcmp(target, "avx512-vnni-mshift") == 0 && best == Variant::kAvx512) v = Variant::kAvx512Mshift;
   // AVX2 runs wherever the AVX-512 body does (or the dispatch chose it).
   if (std::strcmp(target, "avx2") == 0 && best != Variant::kNone) v = Variant::kAvx2;
   return run(v, act, T, parts, blocks, scales, cols, rows, out, ldo);
