@@ -5,7 +5,8 @@
 #   1. the CUDA tests (engine_graph_decode_test, backend_cuda_test, backend_cuda_moe_gemm_test);
 #   2. gptoss vs llama.cpp: bench/peers/gpu_vs_llamacpp.sh prep measure (carry .peers too);
 #   3. gptoss_cuda_lab batched 1 (16 / 64 sequences on the graph decode engine);
-#   4. the random 20b (written by prep) vs the exact CPU path;
+#   4. the random 20b (written by prep) vs the exact CPU path, and engine_graph_decode_test's device-greedy
+#      test on it (GPTOSS_GREEDY_TEST_MODEL);
 #   5. compute-sanitizer memcheck on the tiny decode check;
 #   6. gptoss bench --parallel 1,16,64 (the CLI's concurrent sequences).
 # Every log goes to $OUT/final-logs.tar.gz (the device tool returns at most 8 files), the peers
@@ -41,6 +42,9 @@ grep -h "PASSED\|FAILED\|SKIPPED" "$OUT"/final/*_test.txt
 ROUNDS=${ROUNDS:-2} REPS=${REPS:-3} STAGE_DIR=$S OUT=$OUT bench/peers/gpu_vs_llamacpp.sh prep measure || status=1
 cp "$OUT/summary.md" "$OUT/final/" 2>/dev/null
 TAIL=14 step batched.txt 120 "$B/gptoss_cuda_lab" batched 1
+# the device greedy (argmax kernel) vs host sampling through the serving engine on the random 20b
+GPTOSS_GREEDY_TEST_MODEL=$R20 TAIL=4 step greedy-r20.txt 180 "$B/engine_graph_decode_test" \
+  --gtest_filter='GraphDecodeGreedy.EngineTokensEqualWithAndWithoutDeviceGreedyGivenModel'
 TOKENS=200005,1000,2000,3000,4000,5000
 TAIL=6 step r20.txt 150 "$B/gptoss_cuda_decode_check" "$R20" --tokens $TOKENS --tol 1e-4 --threads 16
 TAIL=4 step sanitizer.txt 120 compute-sanitizer --tool memcheck --leak-check no "$B/gptoss_cuda_decode_check" \
