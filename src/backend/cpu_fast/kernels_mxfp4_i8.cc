@@ -82,6 +82,20 @@ __attribute__((target("avx2,fma"))) inline void row_scales(const float* const* d
   }
 }
 
+// A tile's scales for RR rows x T tokens (row_scales) in a per-thread buffer: row r, token t,
+// block b at [(r * T + t) * ng * 4 + b].
+template <int P, int T, int RR>
+__attribute__((target("avx2,fma"))) inline const float* tile_scales(const uint8_t* const* act,
+                                                                   const uint8_t* sc, int64_t nb,
+                                                                   int64_t ng) {
+  thread_local std::vector<float> sbuf;
+  sbuf.resize(static_cast<size_t>(T * RR * ng * 4));
+  const float* dh[2] = {reinterpret_cast<const float*>(act[0] + dh_offset(ng, P - 1)),
+                        reinterpret_cast<const float*>(act[T - 1] + dh_offset(ng, P - 1))};
+  for (int r = 0; r < RR; ++r) row_scales<T>(dh, sc + r * nb, nb, ng, sbuf.data() + r * T * ng * 4);
+  return sbuf.data();
+}
+
 __attribute__((target("avx2,fma"))) inline float sum8(__m256 v) {
   const __m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   const __m128 d = _mm_add_ps(q, _mm_movehl_ps(q, q));
@@ -110,15 +124,10 @@ __attribute__((target(GPTOSS_I8_AVX512))) void tile_avx512(const uint8_t* const*
   // next byte's low nibble, which VPERMB's 16-periodic table ignores).
   const __m512i mshift = _mm512_set1_epi64(0x3c342c241c140c04ll);
   const int64_t row_bytes = nb * 16;
-  thread_local std::vector<float> sbuf;
-  sbuf.resize(static_cast<size_t>(T * RR * ng * 4));
-  const float* dh[2] = {reinterpret_cast<const float*>(act[0] + dh_offset(ng, P - 1)),
-                        reinterpret_cast<const float*>(act[T - 1] + dh_offset(ng, P - 1))};
-  for (int r = 0; r < RR; ++r) row_scales<T>(dh, sc + r * nb, nb, ng, sbuf.data() + r * T * ng * 4);
+  const float* sb = tile_scales<P, T, RR>(act, sc, nb, ng);
   const int64_t pf_lines = pf ? (pf_bytes + 64 * ng - 1) / (64 * ng) : 0;
   const int64_t full = nb / 4;
   const __mmask64 tail_mask = (nb % 4) ? (~0ull >> (64 - 16 * (nb % 4))) : ~0ull;
-  const float* sb = sbuf.data();  // (not re-read through the thread_local in the loop)
   const uint8_t* a0 = act[0];
   const uint8_t* a1 = act[T - 1];
   __m512 acc[T][RR];
@@ -222,11 +231,7 @@ __attribute__((target("avx2,fma"))) void tile_avx2(const uint8_t* const* act, co
   const __m256i sidx[2] = {_mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0),
                            _mm256_set_epi32(3, 3, 3, 3, 2, 2, 2, 2)};
   const int64_t row_bytes = nb * 16;
-  thread_local std::vector<float> sbuf;
-  sbuf.resize(static_cast<size_t>(T * RR * ng * 4));
-  const float* dh[2] = {reinterpret_cast<const float*>(act[0] + dh_offset(ng, P - 1)),
-                        reinterpret_cast<const float*>(act[T - 1] + dh_offset(ng, P - 1))};
-  for (int r = 0; r < RR; ++r) row_scales<T>(dh, sc + r * nb, nb, ng, sbuf.data() + r * T * ng * 4);
+  const float* sb = tile_scales<P, T, RR>(act, sc, nb, ng);
   const int64_t pf_lines = pf ? (pf_bytes + 64 * ng - 1) / (64 * ng) : 0;
   __m256 acc[T][RR];
   for (int t = 0; t < T; ++t) {
@@ -269,7 +274,7 @@ __attribute__((target("avx2,fma"))) void tile_avx2(const uint8_t* const* act, co
                                  _mm256_add_epi32(_mm256_madd_epi16(s16b, ones), corr[1][t]));
           }
           const __m256 s = _mm256_permutevar8x32_ps(
-              _mm256_castps128_ps256(_mm_loadu_ps(sbuf.data() + (r * T + t) * ng * 4 + g * 4)),
+              _mm256_castps128_ps256(_mm_loadu_ps(sb + (r * T + t) * ng * 4 + g * 4)),
               sidx[h]);
           acc[t][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), s, acc[t][r]);
         }

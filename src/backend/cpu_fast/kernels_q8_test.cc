@@ -59,6 +59,17 @@ std::vector<uint8_t> random_q8(std::mt19937& rng, int64_t rows, int64_t cols) {
 }
 
 // sum |x_i w_i| of one row: the scale of the f32 rounding error.
+// A Q8_0 weight over the bytes of wq (rows x cols).
+Weight q8_weight(std::vector<uint8_t>& wq, int64_t rows, int64_t cols) {
+  Weight w;
+  w.type = ElemType::kQ8_0;
+  w.rows = rows;
+  w.cols = cols;
+  w.buf.data = wq.data();
+  w.buf.bytes = wq.size();
+  return w;
+}
+
 double abs_dot(const float* x, const uint8_t* row, int64_t cols) {
   std::vector<float> wf(static_cast<size_t>(cols));
   q8_0_row_to_f32(row, cols, wf.data());
@@ -122,12 +133,7 @@ TEST(CpuFastQ8Kernels, MatmulOpMatchesExactBackendWithBias) {
   std::mt19937 rng(3);
   const int64_t rows = 301, cols = 2880;  // rows not a multiple of any task or tile size
   auto wq = random_q8(rng, rows, cols);
-  Weight w;
-  w.type = ElemType::kQ8_0;
-  w.rows = rows;
-  w.cols = cols;
-  w.buf.data = wq.data();
-  w.buf.bytes = wq.size();
+  const Weight w = q8_weight(wq, rows, cols);
   std::vector<float> bias_v(static_cast<size_t>(rows));
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (auto& v : bias_v) v = nd(rng);
@@ -158,12 +164,7 @@ TEST(CpuFastQ8Kernels, ExactBackendReadsQ8Elements) {
   std::mt19937 rng(5);
   const int64_t rows = 3, cols = 64;
   auto wq = random_q8(rng, rows, cols);
-  Weight w;
-  w.type = ElemType::kQ8_0;
-  w.rows = rows;
-  w.cols = cols;
-  w.buf.data = wq.data();
-  w.buf.bytes = wq.size();
+  const Weight w = q8_weight(wq, rows, cols);
   std::vector<float> row(static_cast<size_t>(cols));
   for (int64_t r = 0; r < rows; ++r) {
     q8_0_row_to_f32(wq.data() + r * q8_0_row_bytes(cols), cols, row.data());
