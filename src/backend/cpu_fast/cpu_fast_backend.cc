@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/expert_groups.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu_fast/amx_gemm.h"
 #include "backend/cpu_fast/kernels_fast.h"
@@ -22,22 +23,6 @@
 
 namespace gptoss {
 namespace {
-
-// The (token, slot) pairs routed to each expert, and the experts used at all (ascending).
-struct ExpertGroups {
-  std::vector<std::vector<int32_t>> pairs;
-  std::vector<int32_t> used;
-};
-
-ExpertGroups group_by_expert(const int32_t* idx, int T, int k, int64_t experts) {
-  ExpertGroups g;
-  g.pairs.resize(static_cast<size_t>(experts));
-  for (int32_t p = 0; p < T * k; ++p) g.pairs[idx[p]].push_back(p);
-  for (int32_t e = 0; e < experts; ++e) {
-    if (!g.pairs[e].empty()) g.used.push_back(e);
-  }
-  return g;
-}
 
 // Forwards every op to the exact backend except the matmuls, which run on cpu_fast kernels over
 // this backend's own thread pool (the exact backend's pool sleeps meanwhile).
