@@ -56,10 +56,7 @@ void on_threads(int threads, const std::function<void(int)>& body) {
 double g_read_gbs = 0.0;
 
 void report(const std::string& what, double bytes, double sec, const std::string& note = "") {
-  const double gbs = bytes / sec / 1e9;
-  std::printf("| %-58s | %8.2f | %6.2f | %5.1f%% | %-8s | %s |\n", what.c_str(), sec * 1e3, gbs,
-              g_read_gbs > 0 ? 100.0 * gbs / g_read_gbs : 0.0, note.c_str(), load_avg().c_str());
-  std::fflush(stdout);
+  gptoss::bench::report_row(what, bytes, sec, g_read_gbs, note);
 }
 
 struct Variant {
@@ -101,7 +98,7 @@ int main(int argc, char** argv) {
   std::printf("threads %d, SIMD target %s, weights %lld x %lld bf16 (%.3f GB), load at start %s\n\n", threads,
               gptoss::cpu_fast::simd_target(), static_cast<long long>(rows), static_cast<long long>(kCols),
               static_cast<double>(wbytes) / 1e9, load_avg().c_str());
-  std::printf("| %-58s | %8s | %6s | %6s | %-8s | %s |\n|---|---|---|---|---|---|\n", "what", "ms/call", "GB/s",
+  std::printf("| %-62s | %8s | %6s | %6s | %-8s | %s |\n|---|---|---|---|---|---|\n", "what", "ms/call", "GB/s",
               "of read", "bits", "load1");
 
   // The in-process read bandwidth: the SIMD dot kernel (runtime-dispatched, as wide as the GEMVs;

@@ -56,10 +56,7 @@ constexpr int64_t kHidden = 2880, kGateUp = 5760, kNb = kHidden / 32, kLayers = 
 double g_read_gbs = 0.0;
 
 void report(const std::string& what, double bytes, double sec, const std::string& note = "") {
-  const double gbs = bytes / sec / 1e9;
-  std::printf("| %-62s | %8.2f | %6.2f | %5.1f%% | %-6s | %s |\n", what.c_str(), sec * 1e3, gbs,
-              g_read_gbs > 0 ? 100.0 * gbs / g_read_gbs : 0.0, note.c_str(), load_avg().c_str());
-  std::fflush(stdout);
+  gptoss::bench::report_row(what, bytes, sec, g_read_gbs, note);
 }
 
 // One layer's expert tensors: blocks [experts, rows, 90, 16] and scales [experts, rows, 90].
@@ -148,7 +145,7 @@ int main(int argc, char** argv) {
   std::printf("threads %d, SIMD target %s, one token = 24 layers x 4 experts (gate_up 5760 + down 2880 rows of "
               "2880 MXFP4) = %.3f GB, load at start %s\n\n",
               threads, gptoss::cpu_fast::simd_target(), token_bytes / 1e9, load_avg().c_str());
-  std::printf("| %-62s | %8s | %6s | %6s | %-6s | %s |\n|---|---|---|---|---|---|\n", "what", "ms/token", "GB/s",
+  std::printf("| %-62s | %8s | %6s | %6s | %-8s | %s |\n|---|---|---|---|---|---|\n", "what", "ms/token", "GB/s",
               "of read", "bits", "load1");
   // In-process read bandwidth: the SIMD dot kernel over 1 GiB, static split, 4 KB pages and THP.
   {

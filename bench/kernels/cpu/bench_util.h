@@ -24,6 +24,15 @@ inline std::string load_avg() {
   return one.empty() ? "?" : one;
 }
 
+// One markdown row of the GEMV labs: what, ms per call, GB/s of `bytes`, that as a share of
+// read_gbs (the lab's in-process read line; 0 before it is measured), a note, the load average.
+inline void report_row(const std::string& what, double bytes, double sec, double read_gbs, const std::string& note) {
+  const double gbs = bytes / sec / 1e9;
+  std::printf("| %-62s | %8.2f | %6.2f | %5.1f%% | %-8s | %s |\n", what.c_str(), sec * 1e3, gbs,
+              read_gbs > 0 ? 100.0 * gbs / read_gbs : 0.0, note.c_str(), load_avg().c_str());
+  std::fflush(stdout);
+}
+
 // Best seconds per call of fn(iteration) over `seconds` (at least 3 calls).
 inline double time_best(double seconds, const std::function<void(int)>& fn) {
   double best = 1e30;
