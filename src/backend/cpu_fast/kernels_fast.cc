@@ -320,41 +320,6 @@ HWY_INLINE void PrefetchAhead(const uint8_t* blocks, int64_t nb, int64_t rows, i
   if (row < rows) hwy::Prefetch(blocks + (row * nb + pb) * 16);
 }
 
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
-// The walk of the fused MXFP4 GEMVs below: rows in 4-row tiles then single rows, each over the
-// kBlock ranges [k0, k0 + kBlock) of the columns. tile(r, b0, s0, bb, b1, pf) computes rows
-// [r, r + 4) (codes at b0, scales at s0) over blocks [bb, b1) and calls pf(b) at each block step b
-// for the software prefetch (ahead: see gemv_mxfp4_lab); single(r, b0, s0, bb, b1) one row.
-template <class Tile, class Single>
-HWY_INLINE void Mxfp4GemvWalk(const uint8_t* HWY_RESTRICT blocks, const uint8_t* HWY_RESTRICT scales, int64_t cols,
-                              int64_t rows, int64_t ahead, const Tile& tile, const Single& single) {
-  const int64_t nb = cols / 32, tile_bytes = 4 * nb * 16;
-  PrefetchFirst(blocks, scales, nb, rows, ahead);
-  int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) {
-    const uint8_t* b0 = blocks + r * nb * 16;
-    const uint8_t* s0 = scales + r * nb;
-    // The next full tile (the last one re-requests its own lines, which are already in cache).
-    const bool more = r + 8 <= rows;
-    const uint8_t* next = more ? b0 + tile_bytes : b0;
-    if (more) PrefetchRange(s0 + 4 * nb, 4 * nb);
-    const auto pf = [&](int64_t b) HWY_ATTR {
-      if (ahead < 0) {
-        hwy::Prefetch(next + 64 * b);
-      } else if (ahead > 0) {
-        PrefetchAhead(blocks, nb, rows, r, b, ahead);
-      }
-    };
-    for (int64_t k0 = 0; k0 < cols; k0 += kBlock) tile(r, b0, s0, k0 / 32, std::min(cols, k0 + kBlock) / 32, pf);
-  }
-  for (; r < rows; ++r) {
-    for (int64_t k0 = 0; k0 < cols; k0 += kBlock) {
-      single(r, blocks + r * nb * 16, scales + r * nb, k0 / 32, std::min(cols, k0 + kBlock) / 32);
-    }
-  }
-}
-#endif
-
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
 // The sums of the lanes of a0..a3 in lanes 0, 4, 8 and 12, with the additions grouped exactly as
 // SumOfLanes (GCC's _mm512_reduce_add_ps, used by GemmTile) groups them for one vector: halves of
@@ -400,30 +365,50 @@ void GemvMxfp4Ahead(const float* HWY_RESTRICT xp, const uint8_t* HWY_RESTRICT bl
     acc = hn::MulAdd(xe, hn::Vec512<float>{_mm512_permutexvar_ps(v, scaled)}, acc);
     return hn::MulAdd(xo, hn::Vec512<float>{_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), scaled)}, acc);
   };
-  auto tile = [&](int64_t r, const uint8_t* b0, const uint8_t* s0, int64_t bb, int64_t b1, const auto& pf) HWY_ATTR {
-    auto a0 = hn::Zero(df), a1 = a0, a2 = a0, a3 = a0;
-    for (int64_t b = bb; b < b1; ++b) {
-      pf(b);
-      const auto xe = hn::LoadU(df, xp + 32 * b), xo = hn::LoadU(df, xp + 32 * b + 16);
-      a0 = step(b0 + 16 * b, s0[b], xe, xo, a0);
-      a1 = step(b0 + 16 * (nb + b), s0[nb + b], xe, xo, a1);
-      a2 = step(b0 + 16 * (2 * nb + b), s0[2 * nb + b], xe, xo, a2);
-      a3 = step(b0 + 16 * (3 * nb + b), s0[3 * nb + b], xe, xo, a3);
+  const int64_t tile_bytes = 4 * nb * 16;
+  PrefetchFirst(blocks, scales, nb, rows, ahead);
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const uint8_t* b0 = blocks + r * nb * 16;
+    const uint8_t* s0 = scales + r * nb;
+    // The next full tile (the last one re-requests its own lines, which are already in cache).
+    const bool more = r + 8 <= rows;
+    const uint8_t* next = more ? b0 + tile_bytes : b0;
+    if (more) PrefetchRange(s0 + 4 * nb, 4 * nb);
+    for (int64_t k0 = 0; k0 < cols; k0 += kBlock) {
+      const int64_t b1 = std::min(cols, k0 + kBlock) / 32;
+      auto a0 = hn::Zero(df), a1 = a0, a2 = a0, a3 = a0;
+      for (int64_t b = k0 / 32; b < b1; ++b) {
+        if (ahead < 0) {
+          hwy::Prefetch(next + 64 * b);
+        } else if (ahead > 0) {
+          PrefetchAhead(blocks, nb, rows, r, b, ahead);
+        }
+        const auto xe = hn::LoadU(df, xp + 32 * b), xo = hn::LoadU(df, xp + 32 * b + 16);
+        a0 = step(b0 + 16 * b, s0[b], xe, xo, a0);
+        a1 = step(b0 + 16 * (nb + b), s0[nb + b], xe, xo, a1);
+        a2 = step(b0 + 16 * (2 * nb + b), s0[2 * nb + b], xe, xo, a2);
+        a3 = step(b0 + 16 * (3 * nb + b), s0[3 * nb + b], xe, xo, a3);
+      }
+      HWY_ALIGN float v[16];
+      _mm512_store_ps(v, SumOfLanes4(a0.raw, a1.raw, a2.raw, a3.raw));
+      const bool add = k0 > 0;
+      for (int j = 0; j < 4; ++j) out[r + j] = add ? out[r + j] + (v[4 * j] + 0.0f) : v[4 * j] + 0.0f;
     }
-    HWY_ALIGN float v[16];
-    _mm512_store_ps(v, SumOfLanes4(a0.raw, a1.raw, a2.raw, a3.raw));
-    const bool add = bb > 0;
-    for (int j = 0; j < 4; ++j) out[r + j] = add ? out[r + j] + (v[4 * j] + 0.0f) : v[4 * j] + 0.0f;
-  };
-  auto single = [&](int64_t r, const uint8_t* b0, const uint8_t* s0, int64_t bb, int64_t b1) HWY_ATTR {
-    auto a0 = hn::Zero(df);
-    for (int64_t b = bb; b < b1; ++b) {
-      a0 = step(b0 + 16 * b, s0[b], hn::LoadU(df, xp + 32 * b), hn::LoadU(df, xp + 32 * b + 16), a0);
+  }
+  for (; r < rows; ++r) {
+    const uint8_t* b0 = blocks + r * nb * 16;
+    const uint8_t* s0 = scales + r * nb;
+    for (int64_t k0 = 0; k0 < cols; k0 += kBlock) {
+      const int64_t b1 = std::min(cols, k0 + kBlock) / 32;
+      auto a0 = hn::Zero(df);
+      for (int64_t b = k0 / 32; b < b1; ++b) {
+        a0 = step(b0 + 16 * b, s0[b], hn::LoadU(df, xp + 32 * b), hn::LoadU(df, xp + 32 * b + 16), a0);
+      }
+      const float v0 = hn::GetLane(hn::SumOfLanes(df, a0)) + 0.0f;
+      out[r] = k0 > 0 ? out[r] + v0 : v0;
     }
-    const float v0 = hn::GetLane(hn::SumOfLanes(df, a0)) + 0.0f;
-    out[r] = bb > 0 ? out[r] + v0 : v0;
-  };
-  Mxfp4GemvWalk(blocks, scales, cols, rows, ahead, tile, single);
+  }
 }
 #elif HWY_TARGET == HWY_AVX2
 // AVX2: the same sums as GemvByBlocks + GemmTile<1, 4> (one 8-lane accumulator per row, per block
@@ -453,35 +438,51 @@ void GemvMxfp4Ahead(const float* HWY_RESTRICT xp, const uint8_t* HWY_RESTRICT bl
     const float v = hn::GetLane(hn::SumOfLanes(df, hn::Vec256<float>{acc})) + 0.0f;
     *o = add ? *o + v : v;
   };
-  auto load_x = [&](int64_t b, __m256* x) HWY_ATTR {
-    for (int i = 0; i < 4; ++i) x[i] = _mm256_loadu_ps(xp + 32 * b + 8 * i);
-  };
-  auto tile = [&](int64_t r, const uint8_t* b0, const uint8_t* s0, int64_t bb, int64_t b1, const auto& pf) HWY_ATTR {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (int64_t b = bb; b < b1; ++b) {
-      pf(b);
-      __m256 x[4];
-      load_x(b, x);
-      a0 = step(b0 + 16 * b, s0[b], x, a0);
-      a1 = step(b0 + 16 * (nb + b), s0[nb + b], x, a1);
-      a2 = step(b0 + 16 * (2 * nb + b), s0[2 * nb + b], x, a2);
-      a3 = step(b0 + 16 * (3 * nb + b), s0[3 * nb + b], x, a3);
+  const int64_t tile_bytes = 4 * nb * 16;
+  PrefetchFirst(blocks, scales, nb, rows, ahead);
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const uint8_t* b0 = blocks + r * nb * 16;
+    const uint8_t* s0 = scales + r * nb;
+    const bool more = r + 8 <= rows;
+    const uint8_t* next = more ? b0 + tile_bytes : b0;
+    if (more) PrefetchRange(s0 + 4 * nb, 4 * nb);
+    for (int64_t k0 = 0; k0 < cols; k0 += kBlock) {
+      const int64_t b1 = std::min(cols, k0 + kBlock) / 32;
+      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      for (int64_t b = k0 / 32; b < b1; ++b) {
+        if (ahead < 0) {
+          hwy::Prefetch(next + 64 * b);
+        } else if (ahead > 0) {
+          PrefetchAhead(blocks, nb, rows, r, b, ahead);
+        }
+        const __m256 x[4] = {_mm256_loadu_ps(xp + 32 * b), _mm256_loadu_ps(xp + 32 * b + 8),
+                             _mm256_loadu_ps(xp + 32 * b + 16), _mm256_loadu_ps(xp + 32 * b + 24)};
+        a0 = step(b0 + 16 * b, s0[b], x, a0);
+        a1 = step(b0 + 16 * (nb + b), s0[nb + b], x, a1);
+        a2 = step(b0 + 16 * (2 * nb + b), s0[2 * nb + b], x, a2);
+        a3 = step(b0 + 16 * (3 * nb + b), s0[3 * nb + b], x, a3);
+      }
+      finish(a0, k0 > 0, out + r);
+      finish(a1, k0 > 0, out + r + 1);
+      finish(a2, k0 > 0, out + r + 2);
+      finish(a3, k0 > 0, out + r + 3);
     }
-    finish(a0, bb > 0, out + r);
-    finish(a1, bb > 0, out + r + 1);
-    finish(a2, bb > 0, out + r + 2);
-    finish(a3, bb > 0, out + r + 3);
-  };
-  auto single = [&](int64_t r, const uint8_t* b0, const uint8_t* s0, int64_t bb, int64_t b1) HWY_ATTR {
-    __m256 a0 = _mm256_setzero_ps();
-    for (int64_t b = bb; b < b1; ++b) {
-      __m256 x[4];
-      load_x(b, x);
-      a0 = step(b0 + 16 * b, s0[b], x, a0);
+  }
+  for (; r < rows; ++r) {
+    const uint8_t* b0 = blocks + r * nb * 16;
+    const uint8_t* s0 = scales + r * nb;
+    for (int64_t k0 = 0; k0 < cols; k0 += kBlock) {
+      const int64_t b1 = std::min(cols, k0 + kBlock) / 32;
+      __m256 a0 = _mm256_setzero_ps();
+      for (int64_t b = k0 / 32; b < b1; ++b) {
+        const __m256 x[4] = {_mm256_loadu_ps(xp + 32 * b), _mm256_loadu_ps(xp + 32 * b + 8),
+                             _mm256_loadu_ps(xp + 32 * b + 16), _mm256_loadu_ps(xp + 32 * b + 24)};
+        a0 = step(b0 + 16 * b, s0[b], x, a0);
+      }
+      finish(a0, k0 > 0, out + r);
     }
-    finish(a0, bb > 0, out + r);
-  };
-  Mxfp4GemvWalk(blocks, scales, cols, rows, ahead, tile, single);
+  }
 }
 #else
 void GemvMxfp4Ahead(const float* HWY_RESTRICT xp, const uint8_t* HWY_RESTRICT blocks,
