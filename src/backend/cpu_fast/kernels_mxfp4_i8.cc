@@ -102,7 +102,7 @@ __attribute__((target("avx2,fma"))) inline float sum8(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(d, _mm_movehdup_ps(d)));
 }
 
-// ---- AVX-512 VNNI (+ VBMI for the 64-entry byte table, BW) -----------------------------------
+// ---- AVX-512 VNNI (+ VBMI for the 64-entry byte table, VBMI2 for VPSHLDD, BW) -------------------------------
 #define GPTOSS_I8_AVX512 "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx512vbmi2,avx2,fma"
 
 // RR rows (at w[r], scales sc[r]) x T tokens over ng groups; out[t * ldo + r]. kForm (lab): 0 =

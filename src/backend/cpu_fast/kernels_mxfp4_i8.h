@@ -21,7 +21,7 @@
 
 namespace gptoss::cpu_fast {
 
-// True where the int8 kernel runs on this CPU (x86-64 with AVX-512 BW + VBMI + VNNI, or AVX2 +
+// True where the int8 kernel runs on this CPU (x86-64 with AVX-512 BW + VBMI + VBMI2 + VNNI, or AVX2 +
 // FMA); mxfp4_i8_target() names the variant ("avx512-vnni", "avx2") or why not ("no AVX2", "not
 // x86-64").
 bool mxfp4_i8_usable();
