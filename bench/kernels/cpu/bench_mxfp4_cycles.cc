@@ -82,12 +82,13 @@ void fill(uint8_t* p, size_t n, bool scales, uint64_t seed) {
   }
 }
 
-void row(const std::string& what, const std::string& where, int threads, double cpb, double gbs, double read_gbs) {
+void row(const std::string& what, const std::string& where, int threads, double cpb, double gbs,
+         double read_gbs) {
   char c[32] = "", r[32] = "";
   if (cpb > 0) std::snprintf(c, sizeof c, "%.2f", cpb);
   if (read_gbs > 0) std::snprintf(r, sizeof r, "%.0f%%", 100.0 * gbs / read_gbs);
-  std::printf("| %-28s | %-22s | %d | %6s | %6.2f | %5s | %s |\n", what.c_str(), where.c_str(), threads, c, gbs, r,
-              load_avg().c_str());
+  std::printf("| %-28s | %-22s | %d | %6s | %6.2f | %5s | %s |\n", what.c_str(), where.c_str(),
+              threads, c, gbs, r, load_avg().c_str());
   std::fflush(stdout);
 }
 
@@ -105,9 +106,12 @@ int main(int argc, char** argv) {
   int64_t pool_mb = 1536;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
-    else if (a == "--seconds" && i + 1 < argc) seconds = std::atof(argv[++i]);
-    else if (a == "--pool-mb" && i + 1 < argc) pool_mb = std::atoll(argv[++i]);
+    if (a == "--threads" && i + 1 < argc)
+      threads = std::atoi(argv[++i]);
+    else if (a == "--seconds" && i + 1 < argc)
+      seconds = std::atof(argv[++i]);
+    else if (a == "--pool-mb" && i + 1 < argc)
+      pool_mb = std::atoll(argv[++i]);
     else {
       std::fprintf(stderr, "usage: %s [--threads N] [--seconds S] [--pool-mb MB]\n", argv[0]);
       return 2;
@@ -119,7 +123,8 @@ int main(int argc, char** argv) {
   }
   gptoss::cpu_fast::SpinPool pool(threads);
   std::printf("threads %d, SIMD target %s, int8 %s, load at start %s\n\n", threads,
-              gptoss::cpu_fast::simd_target(), gptoss::cpu_fast::mxfp4_i8_target(), load_avg().c_str());
+              gptoss::cpu_fast::simd_target(), gptoss::cpu_fast::mxfp4_i8_target(),
+              load_avg().c_str());
 
   // Clock: best of `seconds` of 25M-iteration chains (200M dependent adds).
   constexpr int64_t kChain = 25'000'000;
@@ -127,13 +132,16 @@ int main(int argc, char** argv) {
   std::vector<uint64_t> sink(static_cast<size_t>(threads));
   const double c1 = time_best(seconds, [&] { sink[0] = add_chain(kChain); });
   ghz[1] = 8.0 * kChain / c1 / 1e9;
-  const double cn = time_best(seconds, [&] { pool.run(threads, [&](int t) { sink[t] = add_chain(kChain); }); });
+  const double cn =
+      time_best(seconds, [&] { pool.run(threads, [&](int t) { sink[t] = add_chain(kChain); }); });
   ghz[static_cast<size_t>(threads)] = 8.0 * kChain / cn / 1e9;
-  std::printf("core clock (dependent adds): 1 thread %.3f GHz, %d threads at once %.3f GHz each (%s)\n\n", ghz[1],
-              threads, ghz[static_cast<size_t>(threads)], load_avg().c_str());
+  std::printf(
+      "core clock (dependent adds): 1 thread %.3f GHz, %d threads at once %.3f GHz each (%s)\n\n",
+      ghz[1], threads, ghz[static_cast<size_t>(threads)], load_avg().c_str());
 
   std::vector<float> x(kCols), xp(kCols);
-  for (int64_t i = 0; i < kCols; ++i) x[i] = 0.05f * static_cast<float>(std::sin(0.3 * static_cast<double>(i)));
+  for (int64_t i = 0; i < kCols; ++i)
+    x[i] = 0.05f * static_cast<float>(std::sin(0.3 * static_cast<double>(i)));
   gptoss::cpu_fast::to_chunk_order(x.data(), kCols, xp.data());
   std::vector<Kernel> kernels;
   kernels.push_back({std::string("f32 (") + gptoss::cpu_fast::simd_target() + ")",
@@ -145,25 +153,31 @@ int main(int argc, char** argv) {
   if (gptoss::cpu_fast::mxfp4_i8_usable()) {
     gptoss::cpu_fast::quantize_mxfp4_i8_act(x.data(), kCols, act);
     std::vector<std::string> targets = {gptoss::cpu_fast::mxfp4_i8_target()};
-    if (targets[0] != "avx2") targets.insert(targets.end(), {"avx512-vnni-add", "avx512-vnni-mshift", "avx2"});
+    if (targets[0] != "avx2")
+      targets.insert(targets.end(), {"avx512-vnni-add", "avx512-vnni-mshift", "avx2"});
     for (const std::string& target : targets) {
       const uint8_t* acts[1] = {act};
       std::vector<uint8_t> b(16), sc(1, 127);
       float o = 0.0f;
-      if (!gptoss::cpu_fast::gemv_mxfp4_i8_on(target.c_str(), acts, 1, 1, b.data(), sc.data(), 32, 1, &o, 1)) continue;
+      if (!gptoss::cpu_fast::gemv_mxfp4_i8_on(target.c_str(), acts, 1, 1, b.data(), sc.data(), 32,
+                                              1, &o, 1))
+        continue;
       for (const int parts : {1, 2}) {
-        kernels.push_back({"int8 x" + std::to_string(parts) + " (" + target + ")",
-                           [&, parts, target](const uint8_t* b, const uint8_t* s, int64_t rows, float* o) {
-                             const uint8_t* acts[1] = {act};
-                             gptoss::cpu_fast::gemv_mxfp4_i8_on(target.c_str(), acts, 1, parts, b, s, kCols, rows,
-                                                                o, 1);
-                           }});
+        kernels.push_back(
+            {"int8 x" + std::to_string(parts) + " (" + target + ")",
+             [&, parts, target](const uint8_t* b, const uint8_t* s, int64_t rows, float* o) {
+               const uint8_t* acts[1] = {act};
+               gptoss::cpu_fast::gemv_mxfp4_i8_on(target.c_str(), acts, 1, parts, b, s, kCols, rows,
+                                                  o, 1);
+             }});
       }
     }
   }
 
-  std::printf("| %-28s | %-22s | threads | cycles/block-row (per thread) | GB/s (all threads) | of read | load1 |\n",
-              "kernel", "weights");
+  std::printf(
+      "| %-28s | %-22s | threads | cycles/block-row (per thread) | GB/s (all threads) | of read | "
+      "load1 |\n",
+      "kernel", "weights");
   std::printf("|---|---|---|---|---|---|---|\n");
 
   // Hot: each thread its own copy of `rows` rows, called `reps` times per sample.
@@ -187,7 +201,8 @@ int main(int argc, char** argv) {
         if (n == 1 && h.rows == 0) continue;
         const double s = time_best(seconds, [&] {
           pool.run(n, [&](int t) {
-            for (int64_t r = 0; r < h.reps; ++r) k.run(hb[t].data(), hs[t].data(), h.rows, ho[t].data());
+            for (int64_t r = 0; r < h.reps; ++r)
+              k.run(hb[t].data(), hs[t].data(), h.rows, ho[t].data());
           });
         });
         const double blocks = static_cast<double>(h.reps * h.rows * kNb);
@@ -201,8 +216,10 @@ int main(int argc, char** argv) {
   // DRAM: a pool of rows (blocks then scales, as the checkpoint stores them), far above the LLC's
   // share a VM sees; each thread streams its contiguous share in 64-row calls.
   const int64_t pool_rows = pool_mb * 1000000 / kRowBytes / 64 * 64;
-  const size_t pb = static_cast<size_t>(pool_rows * kNb * 16), ps = static_cast<size_t>(pool_rows * kNb);
-  auto* mem = static_cast<uint8_t*>(mmap(nullptr, pb + ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  const size_t pb = static_cast<size_t>(pool_rows * kNb * 16),
+               ps = static_cast<size_t>(pool_rows * kNb);
+  auto* mem = static_cast<uint8_t*>(
+      mmap(nullptr, pb + ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   if (mem == MAP_FAILED) {
     std::fprintf(stderr, "cannot map %zu bytes\n", pb + ps);
     return 1;
@@ -219,7 +236,8 @@ int main(int argc, char** argv) {
       });
     });
     read[static_cast<size_t>(n)] = pool_bytes / s / 1e9;
-    row("plain read (uint64 sums)", "DRAM " + std::to_string(pool_mb) + " MB", n, 0.0, read[n], 0.0);
+    row("plain read (uint64 sums)", "DRAM " + std::to_string(pool_mb) + " MB", n, 0.0, read[n],
+        0.0);
     if (threads == 1) break;
   }
   for (const Kernel& k : kernels) {
@@ -227,12 +245,14 @@ int main(int argc, char** argv) {
       const double s = time_best(seconds, [&] {
         pool.run(n, [&](int t) {
           const int64_t r0 = pool_rows / 64 * t / n * 64, r1 = pool_rows / 64 * (t + 1) / n * 64;
-          for (int64_t r = r0; r < r1; r += 64) k.run(mem + r * kNb * 16, mem + pb + r * kNb, 64, ho[t].data());
+          for (int64_t r = r0; r < r1; r += 64)
+            k.run(mem + r * kNb * 16, mem + pb + r * kNb, 64, ho[t].data());
         });
       });
       const double blocks = static_cast<double>(pool_rows * kNb) / n;
       row(k.name, "DRAM " + std::to_string(pool_mb) + " MB, 64-row calls", n,
-          s * ghz[static_cast<size_t>(n)] * 1e9 / blocks, pool_bytes / s / 1e9, read[static_cast<size_t>(n)]);
+          s * ghz[static_cast<size_t>(n)] * 1e9 / blocks, pool_bytes / s / 1e9,
+          read[static_cast<size_t>(n)]);
       if (threads == 1) break;
     }
   }

@@ -86,8 +86,8 @@ __attribute__((target("avx2,fma"))) inline void row_scales(const float* const* d
 // block b at [(r * T + t) * ng * 4 + b].
 template <int P, int T, int RR>
 __attribute__((target("avx2,fma"))) inline const float* tile_scales(const uint8_t* const* act,
-                                                                   const uint8_t* sc, int64_t nb,
-                                                                   int64_t ng) {
+                                                                    const uint8_t* sc, int64_t nb,
+                                                                    int64_t ng) {
   thread_local std::vector<float> sbuf;
   sbuf.resize(static_cast<size_t>(T * RR * ng * 4));
   const float* dh[2] = {reinterpret_cast<const float*>(act[0] + dh_offset(ng, P - 1)),
@@ -102,7 +102,7 @@ __attribute__((target("avx2,fma"))) inline float sum8(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(d, _mm_movehdup_ps(d)));
 }
 
-// ---- AVX-512 VNNI (+ VBMI for the 64-entry byte table, VBMI2 for VPSHLDD, BW) -------------------------------
+// ---- AVX-512 VNNI (+ VBMI for the 64-entry byte table, VBMI2 for VPSHLDD, BW) -------------
 #define GPTOSS_I8_AVX512 "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx512vbmi2,avx2,fma"
 
 // RR rows (at w[r], scales sc[r]) x T tokens over ng groups; out[t * ldo + r]. kForm (lab): 0 =
@@ -155,14 +155,15 @@ __attribute__((target(GPTOSS_I8_AVX512))) void tile_avx512(const uint8_t* const*
       const uint8_t* p = w + r * row_bytes + g * 64;
       const __m512i v = kTail ? _mm512_maskz_loadu_epi8(tail_mask, p) : _mm512_loadu_si512(p);
       const __m512i lo = _mm512_permutexvar_epi8(v, lut);
-      const __m512i vh = kForm == 2 ? _mm512_multishift_epi64_epi8(mshift, v) : _mm512_srli_epi16(v, 4);
+      const __m512i vh =
+          kForm == 2 ? _mm512_multishift_epi64_epi8(mshift, v) : _mm512_srli_epi16(v, 4);
       const __m512i hi = _mm512_permutexvar_epi8(vh, lut);
       for (int t = 0; t < T; ++t) {
         __m512i a = _mm512_dpbusd_epi32(corr[0][t], lo, xlo[0][t]);
         a = _mm512_dpbusd_epi32(a, hi, xhi[0][t]);
         if constexpr (P == 2) {  // 256 * (part 1) + part 2, exact in int32
           a = kForm >= 1 ? _mm512_shldi_epi32(a, corr[1][t], 8)
-                    : _mm512_add_epi32(_mm512_slli_epi32(a, 8), corr[1][t]);
+                         : _mm512_add_epi32(_mm512_slli_epi32(a, 8), corr[1][t]);
           a = _mm512_dpbusd_epi32(a, lo, xlo[1][t]);
           a = _mm512_dpbusd_epi32(a, hi, xhi[1][t]);
         }
@@ -184,11 +185,12 @@ __attribute__((target(GPTOSS_I8_AVX512))) void tile_avx512(const uint8_t* const*
   }
 }
 
-// All rows in tiles of 4 then single rows; a tile prefetches the next tile's codes while it runs and
-// the next tile's scales before it starts; the first tile's codes are prefetched here.
-// tile(r, rr, pf, pf_bytes) computes rows [r, r + rr) for rr = 4 or 1.
+// All rows in tiles of 4 then single rows; a tile prefetches the next tile's codes while it runs
+// and the next tile's scales before it starts; the first tile's codes are prefetched here. tile(r,
+// rr, pf, pf_bytes) computes rows [r, r + rr) for rr = 4 or 1.
 template <typename Tile>
-void rows_in_tiles(const uint8_t* blocks, const uint8_t* scales, int64_t cols, int64_t rows, Tile tile) {
+void rows_in_tiles(const uint8_t* blocks, const uint8_t* scales, int64_t cols, int64_t rows,
+                   Tile tile) {
   const int64_t nb = cols / 32, rb = nb * 16;
   for (int64_t o = 0; o < std::min<int64_t>(rows, 4) * rb; o += 64) {
     _mm_prefetch(reinterpret_cast<const char*>(blocks + o), _MM_HINT_T0);
@@ -203,16 +205,19 @@ void rows_in_tiles(const uint8_t* blocks, const uint8_t* scales, int64_t cols, i
 }
 
 template <int P, int T, int kForm = 1>
-void rows_avx512(const uint8_t* const* act, const uint8_t* blocks, const uint8_t* scales, int64_t cols,
-                 int64_t rows, float* out, int64_t ldo) {
+void rows_avx512(const uint8_t* const* act, const uint8_t* blocks, const uint8_t* scales,
+                 int64_t cols, int64_t rows, float* out, int64_t ldo) {
   const int64_t nb = cols / 32, ng = groups_of(cols), rb = nb * 16;
-  rows_in_tiles(blocks, scales, cols, rows, [&](int64_t r, int rr, const uint8_t* pf, int64_t pf_bytes) {
-    if (rr == 4) {
-      tile_avx512<P, T, 4, kForm>(act, blocks + r * rb, scales + r * nb, nb, ng, out + r, ldo, pf, pf_bytes);
-    } else {
-      tile_avx512<P, T, 1, kForm>(act, blocks + r * rb, scales + r * nb, nb, ng, out + r, ldo, pf, pf_bytes);
-    }
-  });
+  rows_in_tiles(blocks, scales, cols, rows,
+                [&](int64_t r, int rr, const uint8_t* pf, int64_t pf_bytes) {
+                  if (rr == 4) {
+                    tile_avx512<P, T, 4, kForm>(act, blocks + r * rb, scales + r * nb, nb, ng,
+                                                out + r, ldo, pf, pf_bytes);
+                  } else {
+                    tile_avx512<P, T, 1, kForm>(act, blocks + r * rb, scales + r * nb, nb, ng,
+                                                out + r, ldo, pf, pf_bytes);
+                  }
+                });
 }
 
 // ---- AVX2 (VPSHUFB table, VPMADDUBSW + VPMADDWD) ---------------------------------------------
@@ -274,8 +279,7 @@ __attribute__((target("avx2,fma"))) void tile_avx2(const uint8_t* const* act, co
                                  _mm256_add_epi32(_mm256_madd_epi16(s16b, ones), corr[1][t]));
           }
           const __m256 s = _mm256_permutevar8x32_ps(
-              _mm256_castps128_ps256(_mm_loadu_ps(sb + (r * T + t) * ng * 4 + g * 4)),
-              sidx[h]);
+              _mm256_castps128_ps256(_mm_loadu_ps(sb + (r * T + t) * ng * 4 + g * 4)), sidx[h]);
           acc[t][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), s, acc[t][r]);
         }
       }
@@ -287,16 +291,19 @@ __attribute__((target("avx2,fma"))) void tile_avx2(const uint8_t* const* act, co
 }
 
 template <int P, int T>
-void rows_avx2(const uint8_t* const* act, const uint8_t* blocks, const uint8_t* scales, int64_t cols,
-               int64_t rows, float* out, int64_t ldo) {
+void rows_avx2(const uint8_t* const* act, const uint8_t* blocks, const uint8_t* scales,
+               int64_t cols, int64_t rows, float* out, int64_t ldo) {
   const int64_t nb = cols / 32, ng = groups_of(cols), rb = nb * 16;
-  rows_in_tiles(blocks, scales, cols, rows, [&](int64_t r, int rr, const uint8_t* pf, int64_t pf_bytes) {
-    if (rr == 4) {
-      tile_avx2<P, T, 4>(act, blocks + r * rb, scales + r * nb, nb, ng, out + r, ldo, pf, pf_bytes);
-    } else {
-      tile_avx2<P, T, 1>(act, blocks + r * rb, scales + r * nb, nb, ng, out + r, ldo, pf, pf_bytes);
-    }
-  });
+  rows_in_tiles(blocks, scales, cols, rows,
+                [&](int64_t r, int rr, const uint8_t* pf, int64_t pf_bytes) {
+                  if (rr == 4) {
+                    tile_avx2<P, T, 4>(act, blocks + r * rb, scales + r * nb, nb, ng, out + r, ldo,
+                                       pf, pf_bytes);
+                  } else {
+                    tile_avx2<P, T, 1>(act, blocks + r * rb, scales + r * nb, nb, ng, out + r, ldo,
+                                       pf, pf_bytes);
+                  }
+                });
 }
 
 enum class Variant { kNone, kAvx2, kAvx512, kAvx512Add, kAvx512Mshift };
@@ -417,7 +424,8 @@ void dequantize_mxfp4_i8_act(const uint8_t* act, int64_t cols, int parts, double
 namespace {
 
 // The body for (variant, P, T), or nullptr where none runs.
-using RowsFn = void (*)(const uint8_t* const*, const uint8_t*, const uint8_t*, int64_t, int64_t, float*, int64_t);
+using RowsFn = void (*)(const uint8_t* const*, const uint8_t*, const uint8_t*, int64_t, int64_t,
+                        float*, int64_t);
 template <int P>
 RowsFn rows_fn(Variant v, int T) {
   [[maybe_unused]] const bool two = T == 2;
@@ -460,8 +468,10 @@ bool gemv_mxfp4_i8_on(const char* target, const uint8_t* const* act, int T, int 
   const Variant best = variant();
   Variant v = Variant::kNone;
   if (std::strcmp(target, "avx512-vnni") == 0 && best == Variant::kAvx512) v = Variant::kAvx512;
-  if (std::strcmp(target, "avx512-vnni-add") == 0 && best == Variant::kAvx512) v = Variant::kAvx512Add;
-  if (std::strcmp(target, "avx512-vnni-mshift") == 0 && best == Variant::kAvx512) v = Variant::kAvx512Mshift;
+  if (std::strcmp(target, "avx512-vnni-add") == 0 && best == Variant::kAvx512)
+    v = Variant::kAvx512Add;
+  if (std::strcmp(target, "avx512-vnni-mshift") == 0 && best == Variant::kAvx512)
+    v = Variant::kAvx512Mshift;
   // AVX2 runs wherever the AVX-512 body does (or the dispatch chose it).
   if (std::strcmp(target, "avx2") == 0 && best != Variant::kNone) v = Variant::kAvx2;
   return run(v, act, T, parts, blocks, scales, cols, rows, out, ldo);

@@ -12,8 +12,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <memory>
 #include <limits>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -190,21 +190,23 @@ TEST(Mxfp4I8, Avx512FormsGiveTheSameBits) {
     for (const int64_t rows : {1, 5, 13}) {
       const Problem p = make_problem(cols, rows, rng);
       const std::vector<float> x0 = make_x(cols, rng), x1 = make_x(cols, rng);
-      AlignedBytes a0(static_cast<size_t>(mxfp4_i8_act_bytes(cols))), a1(static_cast<size_t>(mxfp4_i8_act_bytes(cols)));
+      AlignedBytes a0(static_cast<size_t>(mxfp4_i8_act_bytes(cols))),
+          a1(static_cast<size_t>(mxfp4_i8_act_bytes(cols)));
       quantize_mxfp4_i8_act(x0.data(), cols, a0.p);
       quantize_mxfp4_i8_act(x1.data(), cols, a1.p);
       const uint8_t* acts[2] = {a0.p, a1.p};
       for (const int parts : {1, 2}) {
         for (const int T : {1, 2}) {
           std::vector<float> want(static_cast<size_t>(T * rows)), got(want.size());
-          if (!gemv_mxfp4_i8_on("avx512-vnni", acts, T, parts, p.blocks.data(), p.scales.data(), cols, rows,
-                                want.data(), rows)) {
+          if (!gemv_mxfp4_i8_on("avx512-vnni", acts, T, parts, p.blocks.data(), p.scales.data(),
+                                cols, rows, want.data(), rows)) {
             GTEST_SKIP() << "no AVX-512 int8 body here";
           }
           for (const char* form : {"avx512-vnni-add", "avx512-vnni-mshift"}) {
-            ASSERT_TRUE(gemv_mxfp4_i8_on(form, acts, T, parts, p.blocks.data(), p.scales.data(), cols, rows,
-                                         got.data(), rows));
-            EXPECT_EQ(got, want) << form << " cols " << cols << " rows " << rows << " parts " << parts << " T " << T;
+            ASSERT_TRUE(gemv_mxfp4_i8_on(form, acts, T, parts, p.blocks.data(), p.scales.data(),
+                                         cols, rows, got.data(), rows));
+            EXPECT_EQ(got, want) << form << " cols " << cols << " rows " << rows << " parts "
+                                 << parts << " T " << T;
           }
         }
       }
@@ -228,10 +230,10 @@ TEST(Mxfp4I8, NonFiniteActivationGivesNaN) {
   }
 }
 
-// Backend level: cpu-fast's MoE ops of 1-2 token calls with GPTOSS_CPU_FAST_MOE_I8=1 (1 and 2 parts)
-// on random experts (test_weights.h) against the exact backend, and a token's bits alone vs beside
-// another token (T = 2, sharing experts, so the two-token kernel runs). Shapes with partial 4-block
-// groups (608 = 19 blocks, 320 = 10 blocks).
+// Backend level: cpu-fast's MoE ops of 1-2 token calls with GPTOSS_CPU_FAST_MOE_I8=1 (1 and 2
+// parts) on random experts (test_weights.h) against the exact backend, and a token's bits alone vs
+// beside another token (T = 2, sharing experts, so the two-token kernel runs). Shapes with partial
+// 4-block groups (608 = 19 blocks, 320 = 10 blocks).
 float rel_max(const std::vector<float>& got, const std::vector<float>& want) {
   float err = 0.0f, mag = 0.0f;
   for (size_t i = 0; i < want.size(); ++i) {
@@ -255,8 +257,10 @@ TEST(Mxfp4I8Backend, DecodeOpsNearExactAndTokensIndependent) {
   x[3] = 0.8f;  // an outlier: its block's step is 16x the others'
   auto exact = make_cpu_backend(2);
   std::vector<float> he(2 * k * inter), oe(2 * hidden);
-  exact->f32_mxfp4w_moe_matmul_swiglu(x.data(), 2, k, idx.data(), w1.w, w1.b, 7.0f, 1.702f, he.data());
-  exact->f32_mxfp4w_moe_matmul_accumulate(he.data(), 2, k, idx.data(), route.data(), w2.w, w2.b, oe.data());
+  exact->f32_mxfp4w_moe_matmul_swiglu(x.data(), 2, k, idx.data(), w1.w, w1.b, 7.0f, 1.702f,
+                                      he.data());
+  exact->f32_mxfp4w_moe_matmul_accumulate(he.data(), 2, k, idx.data(), route.data(), w2.w, w2.b,
+                                          oe.data());
   // max |fast - exact| / max |exact|: measured on the Sapphire Rapids VM (AVX-512 body) 2 parts
   // h 5.1e-6, out 1.6e-5; 1 part h 1.3e-3, out 4.5e-3. Bounds ~6x.
   for (const auto& [parts, bound] : {std::pair{"2", 1e-4f}, std::pair{"1", 3e-2f}}) {
@@ -266,13 +270,16 @@ TEST(Mxfp4I8Backend, DecodeOpsNearExactAndTokensIndependent) {
     unsetenv("GPTOSS_CPU_FAST_MOE_I8");
     unsetenv("GPTOSS_CPU_FAST_MOE_I8_PARTS");
     std::vector<float> h2(he.size()), o2(oe.size()), h1(he.size()), o1(oe.size());
-    fast->f32_mxfp4w_moe_matmul_swiglu(x.data(), 2, k, idx.data(), w1.w, w1.b, 7.0f, 1.702f, h2.data());
-    fast->f32_mxfp4w_moe_matmul_accumulate(he.data(), 2, k, idx.data(), route.data(), w2.w, w2.b, o2.data());
+    fast->f32_mxfp4w_moe_matmul_swiglu(x.data(), 2, k, idx.data(), w1.w, w1.b, 7.0f, 1.702f,
+                                       h2.data());
+    fast->f32_mxfp4w_moe_matmul_accumulate(he.data(), 2, k, idx.data(), route.data(), w2.w, w2.b,
+                                           o2.data());
     for (int t = 0; t < 2; ++t) {
-      fast->f32_mxfp4w_moe_matmul_swiglu(x.data() + t * hidden, 1, k, idx.data() + t * k, w1.w, w1.b, 7.0f, 1.702f,
-                                         h1.data() + t * k * inter);
+      fast->f32_mxfp4w_moe_matmul_swiglu(x.data() + t * hidden, 1, k, idx.data() + t * k, w1.w,
+                                         w1.b, 7.0f, 1.702f, h1.data() + t * k * inter);
       fast->f32_mxfp4w_moe_matmul_accumulate(he.data() + t * k * inter, 1, k, idx.data() + t * k,
-                                             route.data() + t * k, w2.w, w2.b, o1.data() + t * hidden);
+                                             route.data() + t * k, w2.w, w2.b,
+                                             o1.data() + t * hidden);
     }
     EXPECT_EQ(h1, h2) << parts << " part(s): gate_up, token alone vs two tokens";
     EXPECT_EQ(o1, o2) << parts << " part(s): down, token alone vs two tokens";
@@ -280,7 +287,9 @@ TEST(Mxfp4I8Backend, DecodeOpsNearExactAndTokensIndependent) {
     EXPECT_LE(eh, bound) << parts << " part(s): gate_up+SwiGLU vs exact";
     EXPECT_LE(eo, bound) << parts << " part(s): down+sum vs exact";
     EXPECT_GT(eh, 0.0f) << "the int8 path really ran";
-    std::printf("cpu-fast MoE int8, %s part(s): max |fast - exact| / max |exact|: h %.3g, out %.3g\n", parts, eh, eo);
+    std::printf(
+        "cpu-fast MoE int8, %s part(s): max |fast - exact| / max |exact|: h %.3g, out %.3g\n",
+        parts, eh, eo);
   }
 }
 
