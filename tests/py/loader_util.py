@@ -2,9 +2,13 @@
 package (the oracle for the container format) in the HF and original layouts."""
 import json
 import os
+import sys
 
 import numpy as np
 import safetensors
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools"))
+from make_random_checkpoint import original_config  # noqa: E402  (original/config.json: one writer for tools and tests)
 
 DTYPE_NAMES = {"BF16": "bfloat16", "F32": "float32", "U8": "uint8", "F16": "float16"}
 DTYPE_SIZES = {"BF16": 2, "F32": 4, "U8": 1, "F16": 2}
@@ -61,15 +65,6 @@ def hf_config_json(c, rope_key="rope_scaling", **extra):
         j["rope_theta"] = 150000
     j.update(extra)
     return j
-
-
-def original_config_json(c):
-    return {"num_hidden_layers": c["layers"], "num_experts": c["experts"], "experts_per_token": c["top_k"],
-            "vocab_size": c["vocab"], "hidden_size": c["hidden"], "intermediate_size": c["intermediate"],
-            "swiglu_limit": 7.0, "head_dim": c["head_dim"], "num_attention_heads": c["heads"],
-            "num_key_value_heads": c["kv_heads"], "sliding_window": c["window"],
-            "initial_context_length": 4096, "rope_theta": 150000, "rope_scaling_factor": 32.0,
-            "rope_ntk_alpha": 1.0, "rope_ntk_beta": 32.0}
 
 
 def tensor_specs(c, layout="hf", dense="BF16"):
@@ -164,7 +159,7 @@ def write_hf(model_dir, c, shards=1, rope_key="rope_scaling", dense="BF16", seed
 def write_original(orig_dir, c, seed=0):
     os.makedirs(orig_dir, exist_ok=True)
     with open(os.path.join(orig_dir, "config.json"), "w") as f:
-        json.dump(original_config_json(c), f)
+        json.dump(original_config(c), f)
     tensors = random_tensors(tensor_specs(c, "original"), seed)
     serialize_file(tensors, os.path.join(orig_dir, "model.safetensors"))
     return tensors
