@@ -32,7 +32,9 @@
 namespace {
 
 using gptoss::bench::Clock;
+using gptoss::bench::fill_mxfp4;
 using gptoss::bench::load_avg;
+using gptoss::bench::sum_u64;
 using gptoss::bench::time_best;
 constexpr int64_t kCols = 2880, kNb = kCols / 32, kRowBytes = kNb * 17;
 
@@ -56,30 +58,6 @@ uint64_t add_chain(int64_t iters) {
   }
 #endif
   return x;
-}
-
-// read_bandwidth.c's loop: 4 uint64 accumulators.
-uint64_t sum_u64(const uint64_t* p, size_t n) {
-  uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-  size_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    a0 += p[i];
-    a1 += p[i + 1];
-    a2 += p[i + 2];
-    a3 += p[i + 3];
-  }
-  for (; i < n; ++i) a0 += p[i];
-  return a0 + a1 + a2 + a3;
-}
-
-void fill(uint8_t* p, size_t n, bool scales, uint64_t seed) {
-  uint64_t s = seed | 1;
-  for (size_t i = 0; i < n; ++i) {
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    p[i] = scales ? static_cast<uint8_t>(118 + (s & 3)) : static_cast<uint8_t>(s);
-  }
 }
 
 void row(const std::string& what, const std::string& where, int threads, double cpb, double gbs,
@@ -192,8 +170,8 @@ int main(int argc, char** argv) {
     hb[t].resize(256 * kNb * 16);
     hs[t].resize(256 * kNb);
     ho[t].resize(256);
-    fill(hb[t].data(), hb[t].size(), false, 0x9e3779b97f4a7c15ull + t);
-    fill(hs[t].data(), hs[t].size(), true, 0x1234567ull + t);
+    fill_mxfp4(hb[t].data(), hb[t].size(), false, 0x9e3779b97f4a7c15ull + t);
+    fill_mxfp4(hs[t].data(), hs[t].size(), true, 0x1234567ull + t);
   }
   for (const Kernel& k : kernels) {
     for (const Hot& h : hots) {
@@ -224,8 +202,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cannot map %zu bytes\n", pb + ps);
     return 1;
   }
-  fill(mem, pb, false, 0xabcdefull);
-  fill(mem + pb, ps, true, 0x777ull);
+  fill_mxfp4(mem, pb, false, 0xabcdefull);
+  fill_mxfp4(mem + pb, ps, true, 0x777ull);
   const double pool_bytes = static_cast<double>(pb + ps);
   std::vector<double> read(static_cast<size_t>(threads) + 1, 0.0);
   for (const int n : {1, threads}) {

@@ -17,10 +17,10 @@
 //   - "checkpoint": rows of nb 16-byte blocks, scales in a separate array (as the model maps them);
 //     a 4-row tile reads 4 block streams nb * 16 bytes apart plus 4 scale streams;
 //   - "repacked G": per 4-row tile one contiguous range: the 4 rows' scales first (nb rounded up to
-//     16 bytes each), then per group of G blocks the 4 rows' G blocks (row 0's G blocks, row 1's ...;
-//     the last group holds the nb % G blocks left): G = 1 puts block b of the 4 rows in one 64-byte
-//     line, G = 4 puts 4 blocks (what one int8 step reads) of the 4 rows in 4 lines. A tile is one
-//     sequential stream and the tiles of a matrix follow each other.
+//     16 bytes each), then per group of G blocks the 4 rows' G blocks (row 0's G blocks, row 1's
+//     ...; the last group holds the nb % G blocks left): G = 1 puts block b of the 4 rows in one
+//     64-byte line, G = 4 puts 4 blocks (what one int8 step reads) of the 4 rows in 4 lines. A tile
+//     is one sequential stream and the tiles of a matrix follow each other.
 // Prefetch (software, per 4-row tile): `dist` bytes ahead of the tile's own lines, spread over its
 // block steps so every line of the target tile is requested once (dist = one tile = what the
 // library does, "next tile"; 2 or 4 tiles; or a fixed number of bytes), with hint T0 / T1 / T2 /
@@ -52,10 +52,13 @@
 
 namespace {
 
+using gptoss::bench::fill_mxfp4;
 using gptoss::bench::load_avg;
+using gptoss::bench::sum_u64;
 using gptoss::bench::time_best;
 #define LAB_AVX512 \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi,avx512vbmi2,avx2,fma")))
+  __attribute__((  \
+      target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi,avx512vbmi2,avx2,fma")))
 
 constexpr int64_t kCols = 2880, kNb = kCols / 32, kNg = (kNb + 3) / 4;
 constexpr int64_t kNbPad = (kNb + 15) / 16 * 16;  // a repacked tile's scale bytes per row
@@ -103,7 +106,8 @@ void repack(const uint8_t* blocks, const uint8_t* scales, int64_t rows, uint8_t*
     for (int j = 0; j < 4; ++j) {
       std::memcpy(tile + j * kNbPad, scales + (r + j) * kNb, kNb);
       for (int64_t b = 0; b < kNb; ++b) {
-        std::memcpy(const_cast<uint8_t*>(L::blk(tile, b, j)), blocks + ((r + j) * kNb + b) * 16, 16);
+        std::memcpy(const_cast<uint8_t*>(L::blk(tile, b, j)), blocks + ((r + j) * kNb + b) * 16,
+                    16);
       }
     }
   }
@@ -112,8 +116,8 @@ void repack(const uint8_t* blocks, const uint8_t* scales, int64_t rows, uint8_t*
 // Software prefetch of one tile step: lines [step * L / steps, (step + 1) * L / steps) of the range
 // starting `dist` bytes after `tile`, not past `end`.
 template <int kHint>
-LAB_AVX512 inline void prefetch_step(const uint8_t* tile, int64_t tile_bytes, int64_t dist, int64_t step,
-                                     int64_t steps, const uint8_t* end) {
+LAB_AVX512 inline void prefetch_step(const uint8_t* tile, int64_t tile_bytes, int64_t dist,
+                                     int64_t step, int64_t steps, const uint8_t* end) {
   const int64_t lines = (tile_bytes + 63) / 64;
   const uint8_t* base = tile + dist;
   for (int64_t l = step * lines / steps; l < (step + 1) * lines / steps; ++l) {
@@ -124,12 +128,14 @@ LAB_AVX512 inline void prefetch_step(const uint8_t* tile, int64_t tile_bytes, in
 // Before a call: its first `dist` bytes (and for the checkpoint layout the scales of the tiles they
 // cover), as the library requests its first tile.
 template <int kHint>
-inline void prefetch_first(const uint8_t* blocks, const uint8_t* end, int64_t dist, const uint8_t* sc,
-                           const uint8_t* sc_end) {
-  for (const uint8_t* p = blocks; p < std::min(end, blocks + dist); p += 64) __builtin_prefetch(p, 0, kHint);
+inline void prefetch_first(const uint8_t* blocks, const uint8_t* end, int64_t dist,
+                           const uint8_t* sc, const uint8_t* sc_end) {
+  for (const uint8_t* p = blocks; p < std::min(end, blocks + dist); p += 64)
+    __builtin_prefetch(p, 0, kHint);
   if (sc != nullptr) {
     const int64_t tiles = (dist + 4 * kNb * 16 - 1) / (4 * kNb * 16);
-    for (const uint8_t* p = sc; p < std::min(sc_end, sc + tiles * 4 * kNb); p += 64) __builtin_prefetch(p, 0, kHint);
+    for (const uint8_t* p = sc; p < std::min(sc_end, sc + tiles * 4 * kNb); p += 64)
+      __builtin_prefetch(p, 0, kHint);
   }
 }
 
@@ -145,8 +151,8 @@ LAB_AVX512 inline __m512 sum_of_lanes4(__m512 a0, __m512 a1, __m512 a2, __m512 a
 }
 
 // One block of one row: the decoded weights (scaled table looked up by each nibble) times x.
-LAB_AVX512 __attribute__((always_inline)) inline __m512 step(const uint8_t* blk, uint8_t e, __m512 xe, __m512 xo,
-                                                             __m512 acc) {
+LAB_AVX512 __attribute__((always_inline)) inline __m512 step(const uint8_t* blk, uint8_t e,
+                                                             __m512 xe, __m512 xo, __m512 acc) {
   const __m512 scaled = _mm512_load_ps(kTable.t[e]);
   const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
   acc = _mm512_fmadd_ps(xe, _mm512_permutexvar_ps(v, scaled), acc);
@@ -155,13 +161,14 @@ LAB_AVX512 __attribute__((always_inline)) inline __m512 step(const uint8_t* blk,
 
 // f32: rows [0, rows) (rows % 4 == 0); blocks = the call's first tile (G > 0: scales inside).
 template <int G, int kHint>
-LAB_AVX512 void gemv_f32(const float* xp, const uint8_t* blocks, const uint8_t* scales, int64_t rows, float* out,
-                         int64_t dist, int64_t far) {
+LAB_AVX512 void gemv_f32(const float* xp, const uint8_t* blocks, const uint8_t* scales,
+                         int64_t rows, float* out, int64_t dist, int64_t far) {
   using L = Layout<G>;
   const uint8_t* end = blocks + rows / 4 * L::kTileBytes;
   const int64_t pf_tile = G == 0 ? 4 * kNb * 16 : L::kTileBytes;
   const int64_t sc_ahead = (dist + pf_tile - 1) / pf_tile;  // tiles
-  if (dist > 0) prefetch_first<kHint>(blocks, end, dist, G == 0 ? scales : nullptr, scales + rows * kNb);
+  if (dist > 0)
+    prefetch_first<kHint>(blocks, end, dist, G == 0 ? scales : nullptr, scales + rows * kNb);
   for (int64_t r = 0; r < rows; r += 4) {
     const uint8_t* tile = blocks + r / 4 * L::kTileBytes;
     const uint8_t* s0 = L::scales(tile, scales + r * kNb, 0);
@@ -190,7 +197,8 @@ LAB_AVX512 void gemv_f32(const float* xp, const uint8_t* blocks, const uint8_t* 
       }
       alignas(64) float v[16];
       _mm512_store_ps(v, sum_of_lanes4(a0, a1, a2, a3));
-      for (int j = 0; j < 4; ++j) out[r + j] = k0 > 0 ? out[r + j] + (v[4 * j] + 0.0f) : v[4 * j] + 0.0f;
+      for (int j = 0; j < 4; ++j)
+        out[r + j] = k0 > 0 ? out[r + j] + (v[4 * j] + 0.0f) : v[4 * j] + 0.0f;
     }
   }
 }
@@ -216,7 +224,8 @@ LAB_AVX512 inline void tile_scales(const float* dh, const uint8_t* const* sc, fl
       int64_t e8;
       std::memcpy(&e8, sc[j] + b, 8);
       const __m256i e = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(e8));
-      _mm256_storeu_ps(st + b, _mm256_mul_ps(_mm256_castsi256_ps(_mm256_slli_epi32(e, 23)), _mm256_loadu_ps(dh + b)));
+      _mm256_storeu_ps(st + b, _mm256_mul_ps(_mm256_castsi256_ps(_mm256_slli_epi32(e, 23)),
+                                             _mm256_loadu_ps(dh + b)));
     }
     for (; b < kNb; ++b) {
       const uint32_t bits = static_cast<uint32_t>(sc[j][b]) << 23;
@@ -229,8 +238,8 @@ LAB_AVX512 inline void tile_scales(const float* dh, const uint8_t* const* sc, fl
 }
 
 template <int G, int kHint>
-LAB_AVX512 void gemv_i8(const uint8_t* act, const uint8_t* blocks, const uint8_t* scales, int64_t rows, float* out,
-                        int64_t dist, int64_t far) {
+LAB_AVX512 void gemv_i8(const uint8_t* act, const uint8_t* blocks, const uint8_t* scales,
+                        int64_t rows, float* out, int64_t dist, int64_t far) {
   static_assert(G == 0 || G == 4, "an int8 step reads 4 blocks of a row");
   using L = Layout<G>;
   alignas(64) uint8_t lut_bytes[64];
@@ -242,7 +251,8 @@ LAB_AVX512 void gemv_i8(const uint8_t* act, const uint8_t* blocks, const uint8_t
   const uint8_t* end = blocks + rows / 4 * L::kTileBytes;
   const int64_t pf_tile = G == 0 ? 4 * kNb * 16 : L::kTileBytes;
   alignas(64) float sb[4 * kNg * 4];
-  if (dist > 0) prefetch_first<kHint>(blocks, end, dist, G == 0 ? scales : nullptr, scales + rows * kNb);
+  if (dist > 0)
+    prefetch_first<kHint>(blocks, end, dist, G == 0 ? scales : nullptr, scales + rows * kNb);
   for (int64_t r = 0; r < rows; r += 4) {
     const uint8_t* tile = blocks + r / 4 * L::kTileBytes;
     if (G == 0 && dist > 0 && r + 4 < rows) __builtin_prefetch(scales + (r + 4) * kNb, 0, kHint);
@@ -250,10 +260,12 @@ LAB_AVX512 void gemv_i8(const uint8_t* act, const uint8_t* blocks, const uint8_t
       const uint8_t* ps = scales + (r + 4 * (far / pf_tile)) * kNb;
       for (int64_t o = 0; o < 4 * kNb; o += 64) __builtin_prefetch(ps + o, 0, 2);
     }
-    const uint8_t* sc[4] = {L::scales(tile, scales + r * kNb, 0), L::scales(tile, scales + r * kNb, 1),
-                            L::scales(tile, scales + r * kNb, 2), L::scales(tile, scales + r * kNb, 3)};
+    const uint8_t* sc[4] = {
+        L::scales(tile, scales + r * kNb, 0), L::scales(tile, scales + r * kNb, 1),
+        L::scales(tile, scales + r * kNb, 2), L::scales(tile, scales + r * kNb, 3)};
     tile_scales(dh, sc, sb);
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                     _mm512_setzero_ps()};
     for (int64_t g = 0; g < kNg; ++g) {
       if (dist > 0) prefetch_step<kHint>(tile, pf_tile, dist, g, kNg, end);
       if (far > 0) prefetch_step<2>(tile, pf_tile, far, g, kNg, end);
@@ -274,7 +286,8 @@ LAB_AVX512 void gemv_i8(const uint8_t* act, const uint8_t* blocks, const uint8_t
         a = _mm512_shldi_epi32(a, c3, 8);
         a = _mm512_dpbusd_epi32(a, lo, x1lo);
         a = _mm512_dpbusd_epi32(a, hi, x1hi);
-        const __m512 s = _mm512_permutexvar_ps(sidx, _mm512_castps128_ps512(_mm_loadu_ps(sb + j * kNg * 4 + g * 4)));
+        const __m512 s = _mm512_permutexvar_ps(
+            sidx, _mm512_castps128_ps512(_mm_loadu_ps(sb + j * kNg * 4 + g * 4)));
         acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), s, acc[j]);
       }
     }
@@ -296,33 +309,10 @@ LAB_AVX512 uint64_t sum_u64_avx512(const uint64_t* p, size_t n) {
     a2 = _mm512_add_epi64(a2, _mm512_loadu_si512(p + i + 16));
     a3 = _mm512_add_epi64(a3, _mm512_loadu_si512(p + i + 24));
   }
-  uint64_t s = static_cast<uint64_t>(
-      _mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3))));
+  uint64_t s = static_cast<uint64_t>(_mm512_reduce_add_epi64(
+      _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3))));
   for (; i < n; ++i) s += p[i];
   return s;
-}
-
-uint64_t sum_u64(const uint64_t* p, size_t n) {
-  uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-  size_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    a0 += p[i];
-    a1 += p[i + 1];
-    a2 += p[i + 2];
-    a3 += p[i + 3];
-  }
-  for (; i < n; ++i) a0 += p[i];
-  return a0 + a1 + a2 + a3;
-}
-
-void fill(uint8_t* p, size_t n, bool scales, uint64_t seed) {
-  uint64_t s = seed | 1;
-  for (size_t i = 0; i < n; ++i) {
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    p[i] = scales ? static_cast<uint8_t>(118 + (s & 3)) : static_cast<uint8_t>(s);
-  }
 }
 
 // One kernel variant: rows [0, rows) of a call starting at tile `t` (its layout's pool) -> out.
@@ -353,12 +343,15 @@ int main(int argc, char** argv) {
     } else if (a == "--thp") {
       thp = true;
     } else {
-      std::fprintf(stderr, "usage: %s [--threads N] [--seconds S] [--pool-mb MB] [--rounds R] [--thp]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--threads N] [--seconds S] [--pool-mb MB] [--rounds R] [--thp]\n",
+                   argv[0]);
       return 2;
     }
   }
   if (threads < 1 || seconds <= 0 || pool_mb < 256 || rounds < 1) {
-    std::fprintf(stderr, "bad arguments (threads >= 1, seconds > 0, pool-mb >= 256, rounds >= 1)\n");
+    std::fprintf(stderr,
+                 "bad arguments (threads >= 1, seconds > 0, pool-mb >= 256, rounds >= 1)\n");
     return 2;
   }
   __builtin_cpu_init();
@@ -368,11 +361,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   gptoss::cpu_fast::SpinPool pool(threads);
-  std::printf("threads %d, SIMD target %s, int8 %s, load at start %s\n", threads, gptoss::cpu_fast::simd_target(),
-              gptoss::cpu_fast::mxfp4_i8_target(), load_avg().c_str());
+  std::printf("threads %d, SIMD target %s, int8 %s, load at start %s\n", threads,
+              gptoss::cpu_fast::simd_target(), gptoss::cpu_fast::mxfp4_i8_target(),
+              load_avg().c_str());
 
   std::vector<float> x(kCols), xp(kCols);
-  for (int64_t i = 0; i < kCols; ++i) x[i] = 0.05f * static_cast<float>(std::sin(0.3 * static_cast<double>(i)));
+  for (int64_t i = 0; i < kCols; ++i)
+    x[i] = 0.05f * static_cast<float>(std::sin(0.3 * static_cast<double>(i)));
   gptoss::cpu_fast::to_chunk_order(x.data(), kCols, xp.data());
   const int64_t act_bytes = (gptoss::cpu_fast::mxfp4_i8_act_bytes(kCols) + 63) / 64 * 64;
   auto* act = static_cast<uint8_t*>(std::aligned_alloc(64, static_cast<size_t>(act_bytes)));
@@ -380,7 +375,8 @@ int main(int argc, char** argv) {
 
   // Pools: the checkpoint layout (blocks then scales), and the same rows repacked with G = 1 and 4.
   const int64_t pool_rows = pool_mb * 1000000 / (kNb * 17) / 64 * 64;
-  const size_t pb = static_cast<size_t>(pool_rows * kNb * 16), ps = static_cast<size_t>(pool_rows * kNb);
+  const size_t pb = static_cast<size_t>(pool_rows * kNb * 16),
+               ps = static_cast<size_t>(pool_rows * kNb);
   auto map = [thp](size_t bytes) {
     void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
@@ -391,17 +387,18 @@ int main(int argc, char** argv) {
     return static_cast<uint8_t*>(p);
   };
   uint8_t* mem = map(pb + ps);
-  fill(mem, pb, false, 0xabcdefull);
-  fill(mem + pb, ps, true, 0x777ull);
+  fill_mxfp4(mem, pb, false, 0xabcdefull);
+  fill_mxfp4(mem + pb, ps, true, 0x777ull);
   const size_t r1_bytes = static_cast<size_t>(pool_rows / 4 * Layout<1>::kTileBytes);
   const size_t r4_bytes = static_cast<size_t>(pool_rows / 4 * Layout<4>::kTileBytes);
   uint8_t* rep1 = map(r1_bytes);
   uint8_t* rep4 = map(r4_bytes);
   repack<1>(mem, mem + pb, pool_rows, rep1);
   repack<4>(mem, mem + pb, pool_rows, rep4);
-  std::printf("pool: %lld rows x %lld cols: checkpoint %.1f MB, repacked G=1 %.1f MB, G=4 %.1f MB\n",
-              static_cast<long long>(pool_rows), static_cast<long long>(kCols), (pb + ps) / 1e6, r1_bytes / 1e6,
-              r4_bytes / 1e6);
+  std::printf(
+      "pool: %lld rows x %lld cols: checkpoint %.1f MB, repacked G=1 %.1f MB, G=4 %.1f MB\n",
+      static_cast<long long>(pool_rows), static_cast<long long>(kCols), (pb + ps) / 1e6,
+      r1_bytes / 1e6, r4_bytes / 1e6);
   std::printf("pages (%s): checkpoint %s; G=1 %s; G=4 %s\n\n", thp ? "MADV_HUGEPAGE" : "no advice",
               gptoss::bench::smaps_pages(mem).c_str(), gptoss::bench::smaps_pages(rep1).c_str(),
               gptoss::bench::smaps_pages(rep4).c_str());
@@ -410,7 +407,8 @@ int main(int argc, char** argv) {
   std::vector<Variant> vs;
   auto f32 = [&](const std::string& name, int layout, int hint, int64_t dist, int64_t far = 0) {
     Variant v{name, layout, nullptr, {}};
-    using Fn = void (*)(const float*, const uint8_t*, const uint8_t*, int64_t, float*, int64_t, int64_t);
+    using Fn =
+        void (*)(const float*, const uint8_t*, const uint8_t*, int64_t, float*, int64_t, int64_t);
     Fn fn = nullptr;
     const Fn t0[3] = {gemv_f32<0, 3>, gemv_f32<1, 3>, gemv_f32<4, 3>};
     const Fn t1[3] = {gemv_f32<0, 2>, gemv_f32<1, 2>, gemv_f32<4, 2>};
@@ -425,15 +423,21 @@ int main(int argc, char** argv) {
   };
   auto i8 = [&](const std::string& name, int layout, int hint, int64_t dist, int64_t far = 0) {
     Variant v{name, layout, nullptr, {}};
-    using Fn = void (*)(const uint8_t*, const uint8_t*, const uint8_t*, int64_t, float*, int64_t, int64_t);
-    Fn fn = layout == 0 ? (hint == 3 ? gemv_i8<0, 3> : hint == 2 ? gemv_i8<0, 2> : gemv_i8<0, 0>)
-                        : (hint == 3 ? gemv_i8<4, 3> : hint == 2 ? gemv_i8<4, 2> : gemv_i8<4, 0>);
+    using Fn =
+        void (*)(const uint8_t*, const uint8_t*, const uint8_t*, int64_t, float*, int64_t, int64_t);
+    Fn fn = layout == 0 ? (hint == 3   ? gemv_i8<0, 3>
+                           : hint == 2 ? gemv_i8<0, 2>
+                                       : gemv_i8<0, 0>)
+                        : (hint == 3   ? gemv_i8<4, 3>
+                           : hint == 2 ? gemv_i8<4, 2>
+                                       : gemv_i8<4, 0>);
     v.run = [&, fn, dist, far](const uint8_t* b, const uint8_t* s, int64_t rows, float* o) {
       fn(act, b, s, rows, o, dist, far);
     };
     vs.push_back(std::move(v));
   };
-  vs.push_back({"f32 library gemv_mxfp4 (checkpoint, next tile T0)", 0,
+  vs.push_back({"f32 library gemv_mxfp4 (checkpoint, next tile T0)",
+                0,
                 [&](const uint8_t* b, const uint8_t* s, int64_t rows, float* o) {
                   gptoss::cpu_fast::gemv_mxfp4(xp.data(), b, s, kCols, rows, o);
                 },
@@ -456,11 +460,13 @@ int main(int argc, char** argv) {
   f32("f32 repacked G=1, 512 B ahead T0", 1, 3, 512);
   f32("f32 repacked G=1, 1024 B ahead T0", 1, 3, 1024);
   f32("f32 repacked G=1, 2048 B ahead T0", 1, 3, 2048);
-  f32("f32 repacked G=1, next tile T0 + 4 tiles ahead T1", 1, 3, Layout<1>::kTileBytes, 4 * Layout<1>::kTileBytes);
+  f32("f32 repacked G=1, next tile T0 + 4 tiles ahead T1", 1, 3, Layout<1>::kTileBytes,
+      4 * Layout<1>::kTileBytes);
   f32("f32 repacked G=1, 4 tiles ahead T1 only", 1, 3, 0, 4 * Layout<1>::kTileBytes);
   f32("f32 repacked G=4, no software prefetch", 4, 3, 0);
   f32("f32 repacked G=4, next tile T0", 4, 3, Layout<4>::kTileBytes);
-  vs.push_back({"int8 x2 library gemv_mxfp4_i8 (checkpoint, next tile T0)", 0,
+  vs.push_back({"int8 x2 library gemv_mxfp4_i8 (checkpoint, next tile T0)",
+                0,
                 [&](const uint8_t* b, const uint8_t* s, int64_t rows, float* o) {
                   const uint8_t* acts[1] = {act};
                   gptoss::cpu_fast::gemv_mxfp4_i8(acts, 1, 2, b, s, kCols, rows, o, 1);
@@ -478,7 +484,8 @@ int main(int argc, char** argv) {
   i8("int8 x2 repacked G=4, 2 tiles ahead T0", 4, 3, 2 * Layout<4>::kTileBytes);
   i8("int8 x2 repacked G=4, 1024 B ahead T0", 4, 3, 1024);
   i8("int8 x2 repacked G=4, 2048 B ahead T0", 4, 3, 2048);
-  i8("int8 x2 repacked G=4, next tile T0 + 4 tiles ahead T1", 4, 3, Layout<4>::kTileBytes, 4 * Layout<4>::kTileBytes);
+  i8("int8 x2 repacked G=4, next tile T0 + 4 tiles ahead T1", 4, 3, Layout<4>::kTileBytes,
+     4 * Layout<4>::kTileBytes);
 
   auto pool_of = [&](int layout) { return layout == 0 ? mem : layout == 1 ? rep1 : rep4; };
   auto tile_bytes = [&](int layout) {
@@ -489,17 +496,19 @@ int main(int argc, char** argv) {
   {
     const int64_t r0 = 4096;
     std::vector<float> want_f(64), want_i(64), got(64);
-    gptoss::cpu_fast::gemv_mxfp4(xp.data(), mem + r0 * kNb * 16, mem + pb + r0 * kNb, kCols, 64, want_f.data());
+    gptoss::cpu_fast::gemv_mxfp4(xp.data(), mem + r0 * kNb * 16, mem + pb + r0 * kNb, kCols, 64,
+                                 want_f.data());
     const uint8_t* acts[1] = {act};
-    gptoss::cpu_fast::gemv_mxfp4_i8(acts, 1, 2, mem + r0 * kNb * 16, mem + pb + r0 * kNb, kCols, 64, want_i.data(),
-                                    1);
+    gptoss::cpu_fast::gemv_mxfp4_i8(acts, 1, 2, mem + r0 * kNb * 16, mem + pb + r0 * kNb, kCols, 64,
+                                    want_i.data(), 1);
     for (Variant& v : vs) {
-      const uint8_t* b = pool_of(v.layout) + (v.layout == 0 ? r0 * kNb * 16 : r0 / 4 * tile_bytes(v.layout));
+      const uint8_t* b =
+          pool_of(v.layout) + (v.layout == 0 ? r0 * kNb * 16 : r0 / 4 * tile_bytes(v.layout));
       v.run(b, mem + pb + r0 * kNb, 64, got.data());
       const std::vector<float>& want = v.name.rfind("f32", 0) == 0 ? want_f : want_i;
       if (std::memcmp(got.data(), want.data(), 64 * sizeof(float)) != 0) {
-        std::fprintf(stderr, "%s: not the library kernel's bits (row 0: %.9g vs %.9g)\n", v.name.c_str(), got[0],
-                     want[0]);
+        std::fprintf(stderr, "%s: not the library kernel's bits (row 0: %.9g vs %.9g)\n",
+                     v.name.c_str(), got[0], want[0]);
         return 1;
       }
     }
@@ -542,7 +551,8 @@ int main(int argc, char** argv) {
             }
           });
         });
-        v.gbs[ni].push_back(static_cast<double>(pb + ps) / s / 1e9);  // MXFP4 bytes (blocks + scales)
+        v.gbs[ni].push_back(static_cast<double>(pb + ps) / s /
+                            1e9);  // MXFP4 bytes (blocks + scales)
       }
     }
     std::printf("round %d done (load %s)\n", round + 1, load_avg().c_str());
@@ -559,13 +569,15 @@ int main(int argc, char** argv) {
     std::snprintf(buf, sizeof buf, " (best %.2f)", best);
     return c + buf;
   };
-  std::printf("\nGB/s of MXFP4 bytes (blocks + scales) streamed, per round (best of %.2f s each), %d-row pool\n\n",
-              seconds, static_cast<int>(pool_rows));
+  std::printf(
+      "\nGB/s of MXFP4 bytes (blocks + scales) streamed, per round (best of %.2f s each), %d-row "
+      "pool\n\n",
+      seconds, static_cast<int>(pool_rows));
   std::printf("| variant | 1 thread | %d threads |\n|---|---|---|\n", threads);
   std::printf("| plain read (uint64 sums, in process) | %s | %s |\n", cells(read_gbs[0]).c_str(),
               threads > 1 ? cells(read_gbs[1]).c_str() : "");
-  std::printf("| plain read (uint64 sums, 512-bit loads, in process) | %s | %s |\n", cells(read512_gbs[0]).c_str(),
-              threads > 1 ? cells(read512_gbs[1]).c_str() : "");
+  std::printf("| plain read (uint64 sums, 512-bit loads, in process) | %s | %s |\n",
+              cells(read512_gbs[0]).c_str(), threads > 1 ? cells(read512_gbs[1]).c_str() : "");
   for (const Variant& v : vs) {
     std::printf("| %s | %s | %s |\n", v.name.c_str(), cells(v.gbs[0]).c_str(),
                 threads > 1 ? cells(v.gbs[1]).c_str() : "");

@@ -49,6 +49,31 @@ inline double time_best(double seconds, const std::function<void()>& fn) {
   return time_best(seconds, [&](int) { fn(); });
 }
 
+// read_bandwidth.c's loop: 4 uint64 accumulators (the plain-read line of the MXFP4 labs).
+inline uint64_t sum_u64(const uint64_t* p, size_t n) {
+  uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    a0 += p[i];
+    a1 += p[i + 1];
+    a2 += p[i + 2];
+    a3 += p[i + 3];
+  }
+  for (; i < n; ++i) a0 += p[i];
+  return a0 + a1 + a2 + a3;
+}
+
+// Pseudo-random MXFP4 bytes (xorshift): codes, or E8M0 scales 2^-9..2^-6 (scales = true).
+inline void fill_mxfp4(uint8_t* p, size_t n, bool scales, uint64_t seed) {
+  uint64_t s = seed | 1;
+  for (size_t i = 0; i < n; ++i) {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    p[i] = scales ? static_cast<uint8_t>(118 + (s & 3)) : static_cast<uint8_t>(s);
+  }
+}
+
 // The page-size lines (Rss, AnonHugePages, FilePmdMapped, KernelPageSize) of the mapping holding p.
 inline std::string smaps_pages(const void* p) {
   std::ifstream f("/proc/self/smaps");
