@@ -114,7 +114,13 @@ void repack(const uint8_t* blocks, const uint8_t* scales, int64_t rows, uint8_t*
 }
 
 // Software prefetch of one tile step: lines [step * L / steps, (step + 1) * L / steps) of the range
-// starting `dist` bytes after `tile`, not past `end`.
+// starting `dist` bytes after `tile`, not past `end`; only every g_every-th line (a power of 2) of
+// the range (the others left to the hardware's adjacent-line and stream prefetchers, which fill L2
+// without holding one of the core's L1 fill buffers for a DRAM latency). Set in main before a
+// variant runs.
+int64_t g_every = 1;
+// int8, checkpoint layout: prefetch all the next tile's scale lines (6), not only its first.
+bool g_all_scales = false;
 template <int kHint>
 LAB_AVX512 inline void prefetch_step(const uint8_t* tile, int64_t tile_bytes, int64_t dist,
                                      int64_t step, int64_t steps, const uint8_t* end) {
@@ -122,7 +128,7 @@ LAB_AVX512 inline void prefetch_step(const uint8_t* tile, int64_t tile_bytes, in
   const uint8_t* base = tile + dist;
   for (int64_t l = step * lines / steps; l < (step + 1) * lines / steps; ++l) {
     const uint8_t* p = base + 64 * l;
-    if (p < end) __builtin_prefetch(p, 0, kHint);
+    if (p < end && (l & (g_every - 1)) == 0) __builtin_prefetch(p, 0, kHint);
   }
 }
 // Before a call: its first `dist` bytes (and for the checkpoint layout the scales of the tiles they
@@ -255,7 +261,11 @@ LAB_AVX512 void gemv_i8(const uint8_t* act, const uint8_t* blocks, const uint8_t
     prefetch_first<kHint>(blocks, end, dist, G == 0 ? scales : nullptr, scales + rows * kNb);
   for (int64_t r = 0; r < rows; r += 4) {
     const uint8_t* tile = blocks + r / 4 * L::kTileBytes;
-    if (G == 0 && dist > 0 && r + 4 < rows) __builtin_prefetch(scales + (r + 4) * kNb, 0, kHint);
+    if (G == 0 && dist > 0 &&
+        r + 4 < rows) {  // the next tile's scales: 1 line as the library, or all
+      for (int64_t o = 0; o < (g_all_scales ? 4 * kNb : 1); o += 64)
+        __builtin_prefetch(scales + (r + 4) * kNb + o, 0, kHint);
+    }
     if (G == 0 && far > 0 && r + 4 * (far / pf_tile) < rows) {
       const uint8_t* ps = scales + (r + 4 * (far / pf_tile)) * kNb;
       for (int64_t o = 0; o < 4 * kNb; o += 64) __builtin_prefetch(ps + o, 0, 2);
@@ -318,9 +328,11 @@ LAB_AVX512 uint64_t sum_u64_avx512(const uint64_t* p, size_t n) {
 // One kernel variant: rows [0, rows) of a call starting at tile `t` (its layout's pool) -> out.
 struct Variant {
   std::string name;
-  int layout;  // 0 checkpoint, 1 or 4 repacked
+  int layout;               // 0 checkpoint, 1 or 4 repacked
+  int64_t every = 1;        // g_every while it runs
+  bool all_scales = false;  // g_all_scales while it runs
   std::function<void(const uint8_t*, const uint8_t*, int64_t, float*)> run;
-  std::vector<double> gbs[2];  // per round: 1 thread, all threads
+  std::vector<double> gbs[2] = {};  // per round: 1 thread, all threads
 };
 
 }  // namespace
@@ -405,8 +417,9 @@ int main(int argc, char** argv) {
 
   const int64_t tile0 = 4 * kNb * 16;  // a checkpoint tile's block bytes (5760)
   std::vector<Variant> vs;
-  auto f32 = [&](const std::string& name, int layout, int hint, int64_t dist, int64_t far = 0) {
-    Variant v{name, layout, nullptr, {}};
+  auto f32 = [&](const std::string& name, int layout, int hint, int64_t dist, int64_t far = 0,
+                 int64_t every = 1) {
+    Variant v{name, layout, every, false, nullptr};
     using Fn =
         void (*)(const float*, const uint8_t*, const uint8_t*, int64_t, float*, int64_t, int64_t);
     Fn fn = nullptr;
@@ -421,8 +434,9 @@ int main(int argc, char** argv) {
     };
     vs.push_back(std::move(v));
   };
-  auto i8 = [&](const std::string& name, int layout, int hint, int64_t dist, int64_t far = 0) {
-    Variant v{name, layout, nullptr, {}};
+  auto i8 = [&](const std::string& name, int layout, int hint, int64_t dist, int64_t far = 0,
+                int64_t every = 1) {
+    Variant v{name, layout, every, false, nullptr};
     using Fn =
         void (*)(const uint8_t*, const uint8_t*, const uint8_t*, int64_t, float*, int64_t, int64_t);
     Fn fn = layout == 0 ? (hint == 3   ? gemv_i8<0, 3>
@@ -438,27 +452,26 @@ int main(int argc, char** argv) {
   };
   vs.push_back({"f32 library gemv_mxfp4 (checkpoint, next tile T0)",
                 0,
+                1,
+                false,
                 [&](const uint8_t* b, const uint8_t* s, int64_t rows, float* o) {
                   gptoss::cpu_fast::gemv_mxfp4(xp.data(), b, s, kCols, rows, o);
                 },
                 {}});
   f32("f32 checkpoint, next tile T0 (lab copy)", 0, 3, tile0);
+  f32("f32 checkpoint, next tile T0, every 2nd line", 0, 3, tile0, 0, 2);
   f32("f32 checkpoint, no software prefetch", 0, 3, 0);
   f32("f32 checkpoint, next tile T1", 0, 2, tile0);
   f32("f32 checkpoint, next tile T2", 0, 1, tile0);
   f32("f32 checkpoint, next tile NTA", 0, 0, tile0);
   f32("f32 checkpoint, 2 tiles ahead T0", 0, 3, 2 * tile0);
   f32("f32 checkpoint, 4 tiles ahead T0", 0, 3, 4 * tile0);
-  f32("f32 checkpoint, 1024 B ahead T0", 0, 3, 1024);
-  f32("f32 checkpoint, 2048 B ahead T0", 0, 3, 2048);
-  f32("f32 checkpoint, next tile T0 + 4 tiles ahead T1", 0, 3, tile0, 4 * tile0);
   f32("f32 checkpoint, next tile T0 + 8 tiles ahead T1", 0, 3, tile0, 8 * tile0);
   f32("f32 checkpoint, 4 tiles ahead T1 only", 0, 3, 0, 4 * tile0);
   f32("f32 repacked G=1, no software prefetch", 1, 3, 0);
   f32("f32 repacked G=1, next tile T0", 1, 3, Layout<1>::kTileBytes);
+  f32("f32 repacked G=1, next tile T0, every 2nd line", 1, 3, Layout<1>::kTileBytes, 0, 2);
   f32("f32 repacked G=1, 2 tiles ahead T0", 1, 3, 2 * Layout<1>::kTileBytes);
-  f32("f32 repacked G=1, 512 B ahead T0", 1, 3, 512);
-  f32("f32 repacked G=1, 1024 B ahead T0", 1, 3, 1024);
   f32("f32 repacked G=1, 2048 B ahead T0", 1, 3, 2048);
   f32("f32 repacked G=1, next tile T0 + 4 tiles ahead T1", 1, 3, Layout<1>::kTileBytes,
       4 * Layout<1>::kTileBytes);
@@ -467,22 +480,26 @@ int main(int argc, char** argv) {
   f32("f32 repacked G=4, next tile T0", 4, 3, Layout<4>::kTileBytes);
   vs.push_back({"int8 x2 library gemv_mxfp4_i8 (checkpoint, next tile T0)",
                 0,
+                1,
+                false,
                 [&](const uint8_t* b, const uint8_t* s, int64_t rows, float* o) {
                   const uint8_t* acts[1] = {act};
                   gptoss::cpu_fast::gemv_mxfp4_i8(acts, 1, 2, b, s, kCols, rows, o, 1);
                 },
                 {}});
   i8("int8 x2 checkpoint, next tile T0 (lab copy)", 0, 3, tile0);
+  i8("int8 x2 checkpoint, next tile T0, all its scale lines", 0, 3, tile0);
+  vs.back().all_scales = true;
+  i8("int8 x2 checkpoint, next tile T0, every 2nd line", 0, 3, tile0, 0, 2);
   i8("int8 x2 checkpoint, no software prefetch", 0, 3, 0);
   i8("int8 x2 checkpoint, next tile T1", 0, 2, tile0);
   i8("int8 x2 checkpoint, next tile NTA", 0, 0, tile0);
   i8("int8 x2 checkpoint, 2 tiles ahead T0", 0, 3, 2 * tile0);
-  i8("int8 x2 checkpoint, next tile T0 + 4 tiles ahead T1", 0, 3, tile0, 4 * tile0);
   i8("int8 x2 checkpoint, 4 tiles ahead T1 only", 0, 3, 0, 4 * tile0);
   i8("int8 x2 repacked G=4, no software prefetch", 4, 3, 0);
   i8("int8 x2 repacked G=4, next tile T0", 4, 3, Layout<4>::kTileBytes);
+  i8("int8 x2 repacked G=4, next tile T0, every 2nd line", 4, 3, Layout<4>::kTileBytes, 0, 2);
   i8("int8 x2 repacked G=4, 2 tiles ahead T0", 4, 3, 2 * Layout<4>::kTileBytes);
-  i8("int8 x2 repacked G=4, 1024 B ahead T0", 4, 3, 1024);
   i8("int8 x2 repacked G=4, 2048 B ahead T0", 4, 3, 2048);
   i8("int8 x2 repacked G=4, next tile T0 + 4 tiles ahead T1", 4, 3, Layout<4>::kTileBytes,
      4 * Layout<4>::kTileBytes);
@@ -502,6 +519,8 @@ int main(int argc, char** argv) {
     gptoss::cpu_fast::gemv_mxfp4_i8(acts, 1, 2, mem + r0 * kNb * 16, mem + pb + r0 * kNb, kCols, 64,
                                     want_i.data(), 1);
     for (Variant& v : vs) {
+      g_every = v.every;
+      g_all_scales = v.all_scales;
       const uint8_t* b =
           pool_of(v.layout) + (v.layout == 0 ? r0 * kNb * 16 : r0 / 4 * tile_bytes(v.layout));
       v.run(b, mem + pb + r0 * kNb, 64, got.data());
@@ -537,7 +556,12 @@ int main(int argc, char** argv) {
       });
       read512_gbs[ni].push_back(static_cast<double>(pb + ps) / s512 / 1e9);
     }
-    for (Variant& v : vs) {
+    // Each round starts at another variant, so that no variant always runs first or last.
+    for (size_t vi = 0; vi < vs.size(); ++vi) {
+      Variant& v = vs[(vi + static_cast<size_t>(round) * vs.size() / static_cast<size_t>(rounds)) %
+                      vs.size()];
+      g_every = v.every;
+      g_all_scales = v.all_scales;
       const uint8_t* base = pool_of(v.layout);
       const int64_t tb = tile_bytes(v.layout);
       for (int ni = 0; ni < (threads > 1 ? 2 : 1); ++ni) {
