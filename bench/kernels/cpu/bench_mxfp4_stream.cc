@@ -243,7 +243,10 @@ LAB_AVX512 inline void tile_scales(const float* dh, const uint8_t* const* sc, fl
   }
 }
 
-template <int G, int kHint>
+// kForm: 1 = the library's (the 2-part combine as one VPSHLDD); the lab forms moved here from the
+// library (commit 2b7fdc6 measured them): 0 = the combine as a shift and an add (corr_0, corr_1),
+// 2 = VPSHLDD and the high nibbles by VPMULTISHIFTQB instead of VPSRLW. The same int32 sums.
+template <int G, int kHint, int kForm = 1>
 LAB_AVX512 void gemv_i8(const uint8_t* act, const uint8_t* blocks, const uint8_t* scales,
                         int64_t rows, float* out, int64_t dist, int64_t far) {
   static_assert(G == 0 || G == 4, "an int8 step reads 4 blocks of a row");
@@ -284,16 +287,22 @@ LAB_AVX512 void gemv_i8(const uint8_t* act, const uint8_t* blocks, const uint8_t
       const __m512i x0hi = _mm512_load_si512(act + q_offset(0) + g * 128 + 64);
       const __m512i x1lo = _mm512_load_si512(act + q_offset(1) + g * 128);
       const __m512i x1hi = _mm512_load_si512(act + q_offset(1) + g * 128 + 64);
-      const __m512i c2 = _mm512_load_si512(act + corr_offset(2) + g * 64);
-      const __m512i c3 = _mm512_load_si512(act + corr_offset(3) + g * 64);
+      const __m512i c2 = _mm512_load_si512(act + corr_offset(kForm == 0 ? 0 : 2) + g * 64);
+      const __m512i c3 = _mm512_load_si512(act + corr_offset(kForm == 0 ? 1 : 3) + g * 64);
       for (int j = 0; j < 4; ++j) {
         const uint8_t* p = L::blk(tile, 4 * g, j);
         const __m512i v = tail ? _mm512_maskz_loadu_epi8(tail_mask, p) : _mm512_loadu_si512(p);
         const __m512i lo = _mm512_permutexvar_epi8(v, lut);
-        const __m512i hi = _mm512_permutexvar_epi8(_mm512_srli_epi16(v, 4), lut);
+        // VPMULTISHIFTQB: byte j of each qword from bits 8j + 4 on, the high nibble of byte j (the
+        // bits above it, the next byte's low nibble, do not matter to the 16-periodic table).
+        const __m512i vh =
+            kForm == 2 ? _mm512_multishift_epi64_epi8(_mm512_set1_epi64(0x3c342c241c140c04ll), v)
+                       : _mm512_srli_epi16(v, 4);
+        const __m512i hi = _mm512_permutexvar_epi8(vh, lut);
         __m512i a = _mm512_dpbusd_epi32(c2, lo, x0lo);
         a = _mm512_dpbusd_epi32(a, hi, x0hi);
-        a = _mm512_shldi_epi32(a, c3, 8);
+        a = kForm == 0 ? _mm512_add_epi32(_mm512_slli_epi32(a, 8), c3)
+                       : _mm512_shldi_epi32(a, c3, 8);
         a = _mm512_dpbusd_epi32(a, lo, x1lo);
         a = _mm512_dpbusd_epi32(a, hi, x1hi);
         const __m512 s = _mm512_permutexvar_ps(
@@ -435,16 +444,17 @@ int main(int argc, char** argv) {
     vs.push_back(std::move(v));
   };
   auto i8 = [&](const std::string& name, int layout, int hint, int64_t dist, int64_t far = 0,
-                int64_t every = 1) {
+                int64_t every = 1, int form = 1) {
     Variant v{name, layout, every, false, nullptr};
     using Fn =
         void (*)(const uint8_t*, const uint8_t*, const uint8_t*, int64_t, float*, int64_t, int64_t);
-    Fn fn = layout == 0 ? (hint == 3   ? gemv_i8<0, 3>
-                           : hint == 2 ? gemv_i8<0, 2>
-                                       : gemv_i8<0, 0>)
-                        : (hint == 3   ? gemv_i8<4, 3>
-                           : hint == 2 ? gemv_i8<4, 2>
-                                       : gemv_i8<4, 0>);
+    Fn fn = form != 1     ? (form == 0 ? gemv_i8<0, 3, 0> : gemv_i8<0, 3, 2>)
+            : layout == 0 ? (hint == 3   ? gemv_i8<0, 3>
+                             : hint == 2 ? gemv_i8<0, 2>
+                                         : gemv_i8<0, 0>)
+                          : (hint == 3   ? gemv_i8<4, 3>
+                             : hint == 2 ? gemv_i8<4, 2>
+                                         : gemv_i8<4, 0>);
     v.run = [&, fn, dist, far](const uint8_t* b, const uint8_t* s, int64_t rows, float* o) {
       fn(act, b, s, rows, o, dist, far);
     };
@@ -488,6 +498,8 @@ int main(int argc, char** argv) {
                 },
                 {}});
   i8("int8 x2 checkpoint, next tile T0 (lab copy)", 0, 3, tile0);
+  i8("int8 x2 checkpoint, next tile T0, lab form shift+add", 0, 3, tile0, 0, 1, 0);
+  i8("int8 x2 checkpoint, next tile T0, lab form VPMULTISHIFTQB", 0, 3, tile0, 0, 1, 2);
   i8("int8 x2 checkpoint, next tile T0, all its scale lines", 0, 3, tile0);
   vs.back().all_scales = true;
   i8("int8 x2 checkpoint, next tile T0, every 2nd line", 0, 3, tile0, 0, 2);

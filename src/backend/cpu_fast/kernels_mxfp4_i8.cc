@@ -105,10 +105,11 @@ __attribute__((target("avx2,fma"))) inline float sum8(__m256 v) {
 // ---- AVX-512 VNNI (+ VBMI for the 64-entry byte table, VBMI2 for VPSHLDD, BW) -------------
 #define GPTOSS_I8_AVX512 "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx512vbmi2,avx2,fma"
 
-// RR rows (at w[r], scales sc[r]) x T tokens over ng groups; out[t * ldo + r]. kForm (lab): 0 =
-// the 2-part combine as a shift and an add (corr_0, corr_1), 1 = as one VPSHLDD (corr_2, corr_3),
-// 2 = that and the high nibbles by VPMULTISHIFTQB instead of VPSRLW; the same int32 sums.
-template <int P, int T, int RR, int kForm = 1>
+// RR rows (at w[r], scales sc[r]) x T tokens over ng groups; out[t * ldo + r]. With 2 parts the
+// combine 256 * S(q1) + S(q2) is one VPSHLDD (corr_2, corr_3). The lab forms of commit 2b7fdc6 (a
+// shift and an add; the high nibbles by VPMULTISHIFTQB) are in bench/kernels/cpu/
+// bench_mxfp4_stream.cc, held to this body's bits there.
+template <int P, int T, int RR>
 __attribute__((target(GPTOSS_I8_AVX512))) void tile_avx512(const uint8_t* const* act,
                                                            const uint8_t* w, const uint8_t* sc,
                                                            int64_t nb, int64_t ng, float* out,
@@ -120,9 +121,6 @@ __attribute__((target(GPTOSS_I8_AVX512))) void tile_avx512(const uint8_t* const*
   for (int i = 0; i < 64; ++i) lut_bytes[i] = kOffsetCodes[i & 15];
   const __m512i lut = _mm512_load_si512(lut_bytes);
   const __m512i sidx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-  // Byte j of each qword from bits 8j + 4 on: the high nibble of byte j (bits above it are the
-  // next byte's low nibble, which VPERMB's 16-periodic table ignores).
-  const __m512i mshift = _mm512_set1_epi64(0x3c342c241c140c04ll);
   const int64_t row_bytes = nb * 16;
   const float* sb = tile_scales<P, T, RR>(act, sc, nb, ng);
   const int64_t pf_lines = pf ? (pf_bytes + 64 * ng - 1) / (64 * ng) : 0;
@@ -147,7 +145,7 @@ __attribute__((target(GPTOSS_I8_AVX512))) void tile_avx512(const uint8_t* const*
         const uint8_t* at = t == 0 ? a0 : a1;
         xlo[q][t] = _mm512_load_si512(at + q_offset(ng, q) + g * 128);
         xhi[q][t] = _mm512_load_si512(at + q_offset(ng, q) + g * 128 + 64);
-        const int c = P == 2 && kForm >= 1 ? 2 + q : q;
+        const int c = P == 2 ? 2 + q : q;
         corr[q][t] = _mm512_load_si512(at + corr_offset(ng, c) + g * 64);
       }
     }
@@ -155,15 +153,12 @@ __attribute__((target(GPTOSS_I8_AVX512))) void tile_avx512(const uint8_t* const*
       const uint8_t* p = w + r * row_bytes + g * 64;
       const __m512i v = kTail ? _mm512_maskz_loadu_epi8(tail_mask, p) : _mm512_loadu_si512(p);
       const __m512i lo = _mm512_permutexvar_epi8(v, lut);
-      const __m512i vh =
-          kForm == 2 ? _mm512_multishift_epi64_epi8(mshift, v) : _mm512_srli_epi16(v, 4);
-      const __m512i hi = _mm512_permutexvar_epi8(vh, lut);
+      const __m512i hi = _mm512_permutexvar_epi8(_mm512_srli_epi16(v, 4), lut);
       for (int t = 0; t < T; ++t) {
         __m512i a = _mm512_dpbusd_epi32(corr[0][t], lo, xlo[0][t]);
         a = _mm512_dpbusd_epi32(a, hi, xhi[0][t]);
         if constexpr (P == 2) {  // 256 * (part 1) + part 2, exact in int32
-          a = kForm >= 1 ? _mm512_shldi_epi32(a, corr[1][t], 8)
-                         : _mm512_add_epi32(_mm512_slli_epi32(a, 8), corr[1][t]);
+          a = _mm512_shldi_epi32(a, corr[1][t], 8);
           a = _mm512_dpbusd_epi32(a, lo, xlo[1][t]);
           a = _mm512_dpbusd_epi32(a, hi, xhi[1][t]);
         }
@@ -204,18 +199,18 @@ void rows_in_tiles(const uint8_t* blocks, const uint8_t* scales, int64_t cols, i
   for (; r < rows; ++r) tile(r, 1, nullptr, 0);
 }
 
-template <int P, int T, int kForm = 1>
+template <int P, int T>
 void rows_avx512(const uint8_t* const* act, const uint8_t* blocks, const uint8_t* scales,
                  int64_t cols, int64_t rows, float* out, int64_t ldo) {
   const int64_t nb = cols / 32, ng = groups_of(cols), rb = nb * 16;
   rows_in_tiles(blocks, scales, cols, rows,
                 [&](int64_t r, int rr, const uint8_t* pf, int64_t pf_bytes) {
                   if (rr == 4) {
-                    tile_avx512<P, T, 4, kForm>(act, blocks + r * rb, scales + r * nb, nb, ng,
-                                                out + r, ldo, pf, pf_bytes);
+                    tile_avx512<P, T, 4>(act, blocks + r * rb, scales + r * nb, nb, ng, out + r,
+                                         ldo, pf, pf_bytes);
                   } else {
-                    tile_avx512<P, T, 1, kForm>(act, blocks + r * rb, scales + r * nb, nb, ng,
-                                                out + r, ldo, pf, pf_bytes);
+                    tile_avx512<P, T, 1>(act, blocks + r * rb, scales + r * nb, nb, ng, out + r,
+                                         ldo, pf, pf_bytes);
                   }
                 });
 }
@@ -306,7 +301,7 @@ void rows_avx2(const uint8_t* const* act, const uint8_t* blocks, const uint8_t* 
                 });
 }
 
-enum class Variant { kNone, kAvx2, kAvx512, kAvx512Add, kAvx512Mshift };
+enum class Variant { kNone, kAvx2, kAvx512 };
 
 Variant pick() {
   __builtin_cpu_init();
@@ -432,11 +427,7 @@ RowsFn rows_fn(Variant v, int T) {
   switch (v) {
 #ifdef GPTOSS_I8_X86
     case Variant::kAvx512:
-      return two ? rows_avx512<P, 2, 1> : rows_avx512<P, 1, 1>;
-    case Variant::kAvx512Add:
-      return two ? rows_avx512<P, 2, 0> : rows_avx512<P, 1, 0>;
-    case Variant::kAvx512Mshift:
-      return two ? rows_avx512<P, 2, 2> : rows_avx512<P, 1, 2>;
+      return two ? rows_avx512<P, 2> : rows_avx512<P, 1>;
     case Variant::kAvx2:
       return two ? rows_avx2<P, 2> : rows_avx2<P, 1>;
 #endif
@@ -468,10 +459,6 @@ bool gemv_mxfp4_i8_on(const char* target, const uint8_t* const* act, int T, int 
   const Variant best = variant();
   Variant v = Variant::kNone;
   if (std::strcmp(target, "avx512-vnni") == 0 && best == Variant::kAvx512) v = Variant::kAvx512;
-  if (std::strcmp(target, "avx512-vnni-add") == 0 && best == Variant::kAvx512)
-    v = Variant::kAvx512Add;
-  if (std::strcmp(target, "avx512-vnni-mshift") == 0 && best == Variant::kAvx512)
-    v = Variant::kAvx512Mshift;
   // AVX2 runs wherever the AVX-512 body does (or the dispatch chose it).
   if (std::strcmp(target, "avx2") == 0 && best != Variant::kNone) v = Variant::kAvx2;
   return run(v, act, T, parts, blocks, scales, cols, rows, out, ldo);

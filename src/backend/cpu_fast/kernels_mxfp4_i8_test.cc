@@ -182,38 +182,6 @@ TEST(Mxfp4I8, GemvMatchesOraclesAndBound) {
   }
 }
 
-// The AVX-512 body's lab forms (the 2-part combine as a shift and an add; the high nibbles by
-// VPMULTISHIFTQB) compute the same int32 sums as the default form (VPSHLDD): the same bits.
-TEST(Mxfp4I8, Avx512FormsGiveTheSameBits) {
-  std::mt19937 rng(5);
-  for (const int64_t cols : {32, 96, 160, 2880}) {
-    for (const int64_t rows : {1, 5, 13}) {
-      const Problem p = make_problem(cols, rows, rng);
-      const std::vector<float> x0 = make_x(cols, rng), x1 = make_x(cols, rng);
-      AlignedBytes a0(static_cast<size_t>(mxfp4_i8_act_bytes(cols))),
-          a1(static_cast<size_t>(mxfp4_i8_act_bytes(cols)));
-      quantize_mxfp4_i8_act(x0.data(), cols, a0.p);
-      quantize_mxfp4_i8_act(x1.data(), cols, a1.p);
-      const uint8_t* acts[2] = {a0.p, a1.p};
-      for (const int parts : {1, 2}) {
-        for (const int T : {1, 2}) {
-          std::vector<float> want(static_cast<size_t>(T * rows)), got(want.size());
-          if (!gemv_mxfp4_i8_on("avx512-vnni", acts, T, parts, p.blocks.data(), p.scales.data(),
-                                cols, rows, want.data(), rows)) {
-            GTEST_SKIP() << "no AVX-512 int8 body here";
-          }
-          for (const char* form : {"avx512-vnni-add", "avx512-vnni-mshift"}) {
-            ASSERT_TRUE(gemv_mxfp4_i8_on(form, acts, T, parts, p.blocks.data(), p.scales.data(),
-                                         cols, rows, got.data(), rows));
-            EXPECT_EQ(got, want) << form << " cols " << cols << " rows " << rows << " parts "
-                                 << parts << " T " << T;
-          }
-        }
-      }
-    }
-  }
-}
-
 TEST(Mxfp4I8, NonFiniteActivationGivesNaN) {
   if (!mxfp4_i8_usable()) GTEST_SKIP() << "int8 MXFP4 kernel: " << mxfp4_i8_target();
   std::mt19937 rng(3);
