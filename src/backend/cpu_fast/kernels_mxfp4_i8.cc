@@ -180,41 +180,6 @@ __attribute__((target(GPTOSS_I8_AVX512))) void tile_avx512(const uint8_t* const*
   }
 }
 
-// All rows in tiles of 4 then single rows; a tile prefetches the next tile's codes while it runs
-// and the next tile's scales before it starts; the first tile's codes are prefetched here. tile(r,
-// rr, pf, pf_bytes) computes rows [r, r + rr) for rr = 4 or 1.
-template <typename Tile>
-void rows_in_tiles(const uint8_t* blocks, const uint8_t* scales, int64_t cols, int64_t rows,
-                   Tile tile) {
-  const int64_t nb = cols / 32, rb = nb * 16;
-  for (int64_t o = 0; o < std::min<int64_t>(rows, 4) * rb; o += 64) {
-    _mm_prefetch(reinterpret_cast<const char*>(blocks + o), _MM_HINT_T0);
-  }
-  int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) {
-    const int64_t next = std::min<int64_t>(rows - (r + 4), 4);
-    if (next > 0) _mm_prefetch(reinterpret_cast<const char*>(scales + (r + 4) * nb), _MM_HINT_T0);
-    tile(r, 4, next > 0 ? blocks + (r + 4) * rb : nullptr, next * rb);
-  }
-  for (; r < rows; ++r) tile(r, 1, nullptr, 0);
-}
-
-template <int P, int T>
-void rows_avx512(const uint8_t* const* act, const uint8_t* blocks, const uint8_t* scales,
-                 int64_t cols, int64_t rows, float* out, int64_t ldo) {
-  const int64_t nb = cols / 32, ng = groups_of(cols), rb = nb * 16;
-  rows_in_tiles(blocks, scales, cols, rows,
-                [&](int64_t r, int rr, const uint8_t* pf, int64_t pf_bytes) {
-                  if (rr == 4) {
-                    tile_avx512<P, T, 4>(act, blocks + r * rb, scales + r * nb, nb, ng, out + r,
-                                         ldo, pf, pf_bytes);
-                  } else {
-                    tile_avx512<P, T, 1>(act, blocks + r * rb, scales + r * nb, nb, ng, out + r,
-                                         ldo, pf, pf_bytes);
-                  }
-                });
-}
-
 // ---- AVX2 (VPSHUFB table, VPMADDUBSW + VPMADDWD) ---------------------------------------------
 // Half a group (2 blocks, 32 code bytes) per step; the int16 sums of the even and odd halves
 // (|2 * (24 * 127) * 2| < 2^15) are added before widening, so the int32 lanes are exact as above.
@@ -285,20 +250,27 @@ __attribute__((target("avx2,fma"))) void tile_avx2(const uint8_t* const* act, co
   }
 }
 
-template <int P, int T>
-void rows_avx2(const uint8_t* const* act, const uint8_t* blocks, const uint8_t* scales,
-               int64_t cols, int64_t rows, float* out, int64_t ldo) {
+// All rows in tiles of 4 then single rows (kTile4, kTile1: one body's tile_* for RR = 4 and 1); a
+// tile prefetches the next tile's codes while it runs and the next tile's scales before it
+// starts; the first tile's codes are prefetched here.
+using TileFn = void (*)(const uint8_t* const*, const uint8_t*, const uint8_t*, int64_t, int64_t,
+                        float*, int64_t, const uint8_t*, int64_t);
+template <TileFn kTile4, TileFn kTile1>
+void rows_in_tiles(const uint8_t* const* act, const uint8_t* blocks, const uint8_t* scales,
+                   int64_t cols, int64_t rows, float* out, int64_t ldo) {
   const int64_t nb = cols / 32, ng = groups_of(cols), rb = nb * 16;
-  rows_in_tiles(blocks, scales, cols, rows,
-                [&](int64_t r, int rr, const uint8_t* pf, int64_t pf_bytes) {
-                  if (rr == 4) {
-                    tile_avx2<P, T, 4>(act, blocks + r * rb, scales + r * nb, nb, ng, out + r, ldo,
-                                       pf, pf_bytes);
-                  } else {
-                    tile_avx2<P, T, 1>(act, blocks + r * rb, scales + r * nb, nb, ng, out + r, ldo,
-                                       pf, pf_bytes);
-                  }
-                });
+  for (int64_t o = 0; o < std::min<int64_t>(rows, 4) * rb; o += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(blocks + o), _MM_HINT_T0);
+  }
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const int64_t next = std::min<int64_t>(rows - (r + 4), 4);
+    if (next > 0) _mm_prefetch(reinterpret_cast<const char*>(scales + (r + 4) * nb), _MM_HINT_T0);
+    kTile4(act, blocks + r * rb, scales + r * nb, nb, ng, out + r, ldo,
+           next > 0 ? blocks + (r + 4) * rb : nullptr, next * rb);
+  }
+  for (; r < rows; ++r)
+    kTile1(act, blocks + r * rb, scales + r * nb, nb, ng, out + r, ldo, nullptr, 0);
 }
 
 enum class Variant { kNone, kAvx2, kAvx512 };
@@ -427,9 +399,11 @@ RowsFn rows_fn(Variant v, int T) {
   switch (v) {
 #ifdef GPTOSS_I8_X86
     case Variant::kAvx512:
-      return two ? rows_avx512<P, 2> : rows_avx512<P, 1>;
+      return two ? rows_in_tiles<tile_avx512<P, 2, 4>, tile_avx512<P, 2, 1>>
+                 : rows_in_tiles<tile_avx512<P, 1, 4>, tile_avx512<P, 1, 1>>;
     case Variant::kAvx2:
-      return two ? rows_avx2<P, 2> : rows_avx2<P, 1>;
+      return two ? rows_in_tiles<tile_avx2<P, 2, 4>, tile_avx2<P, 2, 1>>
+                 : rows_in_tiles<tile_avx2<P, 1, 4>, tile_avx2<P, 1, 1>>;
 #endif
     default:
       return nullptr;
