@@ -3,15 +3,17 @@
 # kernels.h (set_gemv_variant / set_moe_variant) compared in one run: the kernel lab's checks (every
 # shape), whole-model checks against the exact CPU path for each shape in SHAPES ("G,GU,DN" triples)
 # on the tiny checkpoint and, when R20_SHAPES is set, on the full-size random 20b, compute-sanitizer
-# on the tiny checkpoint for SAN_SHAPES, the lab bench (per-kernel and batch-1 decode per shape) before the 20b checks.
+# on the tiny checkpoint for SAN_SHAPES, the lab bench (per-kernel and batch-1 decode per shape) before the 20b checks,
+# gptoss_cuda_timeline for each MoE pair in TIMELINE. STAGE_DIR: the staged dir (default .gpu).
 # Logs: $OUT/shapes-logs.tgz; the summary and the bench go to stdout.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-export LD_LIBRARY_PATH="$PWD/.gpu/lib:${LD_LIBRARY_PATH:-}"
+S=${STAGE_DIR:-.gpu}
+export LD_LIBRARY_PATH="$PWD/$S/lib:${LD_LIBRARY_PATH:-}"
 OUT=${OUT:-/tmp/gptoss-gpu}
 L=/tmp/shapes-logs
 mkdir -p "$OUT" "$L"
-B=.gpu/bin
+B=$S/bin
 TINY=358,318,174,506,238,110,432,82,439,313,58,22,227,18,72,263,496,238,413,469,421,322,225,263,136,254,194
 status=0
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem,driver_version --format=csv
@@ -30,6 +32,11 @@ if [ "${BENCH:-1}" = 1 ]; then
   $B/gptoss_cuda_lab bench "${BENCH_TOKENS:-128}" > $L/lab-bench.txt 2>&1 || status=1
   echo "== lab bench"; cat $L/lab-bench.txt
 fi
+for m in ${TIMELINE:-}; do  # "GU,DN" MoE variant pairs: gptoss_cuda_timeline 5 steps (argmax 1) with each
+  $B/gptoss_cuda_timeline 5 1 ${m%,*} ${m#*,} > "$L/timeline-$m.txt" 2>&1 || status=1
+  echo "== timeline, MoE $m"
+  awk '/stamps|^== positions/ {print} /^mean over/ {p = 1} p {print} /^per layer/ {p = 0}' "$L/timeline-$m.txt"
+done
 if [ -n "${R20_SHAPES:-}" ]; then
   [ -f /tmp/rand-20b/config.json ] || python3 tools/make_random_checkpoint.py --preset 20b --out /tmp/rand-20b --quiet
   for s in $R20_SHAPES; do

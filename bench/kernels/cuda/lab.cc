@@ -823,8 +823,13 @@ int run_bench(int max_tokens, bool profile) {
     struct Combo {
       int gemv, gate_up, down, router, attention, argmax;
     };
-    // The v12 kernels (g1 m1/m4 r2 a2, argmax 0) and the v13 argmax, interleaved, each twice.
-    const Combo combos[] = {{1, 1, 4, 2, 2, 0}, {1, 1, 4, 2, 2, 1}, {1, 1, 4, 2, 2, 0}, {1, 1, 4, 2, 2, 1}};
+    // The v13 kernels (g1 m1/m4 r2 a2 am1) and v14's MoE stripe kernels (m5-m7) for gate_up and/or
+    // down, interleaved, each twice.
+    std::vector<Combo> combos;
+    const int moe_pairs[][2] = {{1, 4}, {10, 10}, {2, 4}, {1, 8}, {10, 4}, {1, 10}};
+    for (int round = 0; round < 3; ++round) {
+      for (const auto& mp : moe_pairs) combos.push_back({1, mp[0], mp[1], 2, 2, 1});
+    }
     std::printf("\n%-40s %10s %8s\n", "decode batch 1, graph+pdl, g/gu/dn/r/a/am", "tok/s", "%roof");
     for (const Combo& cb : combos) {
       set_gemv_variant(cb.gemv);

@@ -1,6 +1,7 @@
-// gptoss_cuda_timeline [steps [argmax variant]]: where a batch-1 graph decode step's time goes, kernel by kernel
-// (bench/kernels/cuda/NOTES.md v13). The kernels, built with GPTOSS_CUDA_TIMELINE, stamp %globaltimer
-// per block (kernels.h set_timeline):
+// gptoss_cuda_timeline [steps [argmax variant [gate_up down]]]: where a batch-1 graph decode step's
+// time goes, kernel by kernel (bench/kernels/cuda/NOTES.md v13; the variants as kernels.h's
+// set_argmax_variant / set_moe_variant). The kernels, built with GPTOSS_CUDA_TIMELINE, stamp
+// %globaltimer per block (kernels.h set_timeline):
 // start, return of griddepcontrol.wait, end. Blocks are grouped into launches here (a kind's records
 // in start order, `blocks` at a time: launches of one kind never overlap, there are other kernels
 // between them), launches ordered by their first start. Per launch:
@@ -126,6 +127,7 @@ void print_launch(const Launch& L, const Launch* prev, const Launch* next) {
 int main(int argc, char** argv) {
   const int steps = argc > 1 ? std::max(1, std::atoi(argv[1])) : 5;
   if (argc > 2) set_argmax_variant(std::atoi(argv[2]));  // kernels.h; read when the graph is captured
+  if (argc > 4) set_moe_variant(std::atoi(argv[3]), std::atoi(argv[4]));
   if (cuda_device_count() == 0) return std::fprintf(stderr, "gptoss_cuda_timeline: no CUDA device\n"), 2;
   cudaDeviceProp prop{};
   CK(cudaGetDeviceProperties(&prop, 0));

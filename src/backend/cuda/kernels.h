@@ -190,8 +190,12 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
 // a thread-block cluster instead of a y scratch and a last-block counter (v10; gate_up as 1). All
 // compute the same sums in the same order; 4 = variant 3 whose down kernel requests its weights before
 // griddepcontrol.wait where the caller passes idx_ready (idx and weight were written before the
-// previous kernel started: the router before gate_up before down), v10.
-inline constexpr int kMoeVariants = 5;
+// previous kernel started: the router before gate_up before down), v10. 5, 6, 7 (v14, the "stripe"
+// kernels): one warp per (16-row tile, slot) over the whole row (6: two warps, each half the columns) or
+// per two tiles (7), chunks through a rolling pipeline (6 in flight; 7: 3 of each tile), a block for the
+// k slots of one token (down: their weighted sum in the block, weights requested before the wait);
+// 8, 9: as 5 (gate_up) / 6 (down) with 3 / 10 chunks in flight; 10: as 4 with two MMA chains per chunk.
+inline constexpr int kMoeVariants = 11;
 inline constexpr int kMoeDefaultGateUp = 1;
 inline constexpr int kMoeDefaultDown = 4;
 void set_moe_variant(int gate_up, int down);
