@@ -32,8 +32,8 @@ if [ "${BENCH:-1}" = 1 ]; then
   $B/gptoss_cuda_lab bench "${BENCH_TOKENS:-128}" > $L/lab-bench.txt 2>&1 || status=1
   echo "== lab bench"; cat $L/lab-bench.txt
 fi
-for m in ${TIMELINE:-}; do  # "GU,DN" MoE variant pairs: gptoss_cuda_timeline 5 steps (argmax 1) with each
-  $B/gptoss_cuda_timeline 5 1 ${m%,*} ${m#*,} > "$L/timeline-$m.txt" 2>&1 || status=1
+for m in ${TIMELINE:-}; do  # "GU,DN" MoE variant pairs: gptoss_cuda_timeline 5 steps with each
+  $B/gptoss_cuda_timeline 5 ${m%,*} ${m#*,} > "$L/timeline-$m.txt" 2>&1 || status=1
   echo "== timeline, MoE $m"
   awk '/stamps|^== positions/ {print} /^mean over/ {p = 1} p {print} /^per layer/ {p = 0}' "$L/timeline-$m.txt"
 done

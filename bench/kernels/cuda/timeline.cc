@@ -1,7 +1,6 @@
-// gptoss_cuda_timeline [steps [argmax variant [gate_up down]]]: where a batch-1 graph decode step's
-// time goes, kernel by kernel (bench/kernels/cuda/NOTES.md v13; the variants as kernels.h's
-// set_argmax_variant / set_moe_variant). The kernels, built with GPTOSS_CUDA_TIMELINE, stamp
-// %globaltimer per block (kernels.h set_timeline):
+// gptoss_cuda_timeline [steps [gate_up down]]: where a batch-1 graph decode step's time goes, kernel
+// by kernel (bench/kernels/cuda/NOTES.md v13; the MoE variants as kernels.h's set_moe_variant). The
+// kernels, built with GPTOSS_CUDA_TIMELINE, stamp %globaltimer per block (kernels.h set_timeline):
 // start, return of griddepcontrol.wait, end. Blocks are grouped into launches here (a kind's records
 // in start order, `blocks` at a time: launches of one kind never overlap, there are other kernels
 // between them), launches ordered by their first start. Per launch:
@@ -23,6 +22,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/decode_engine.h"
 #include "backend/cuda/kernels.h"
+#include "bench_model.h"
 #include "cuda_check.h"
 
 using namespace gptoss;
@@ -126,22 +126,20 @@ void print_launch(const Launch& L, const Launch* prev, const Launch* next) {
 
 int main(int argc, char** argv) {
   const int steps = argc > 1 ? std::max(1, std::atoi(argv[1])) : 5;
-  if (argc > 2) set_argmax_variant(std::atoi(argv[2]));  // kernels.h; read when the graph is captured
-  if (argc > 4) set_moe_variant(std::atoi(argv[3]), std::atoi(argv[4]));
+  if (argc > 3) set_moe_variant(std::atoi(argv[2]), std::atoi(argv[3]));  // read when the graph is captured
   if (cuda_device_count() == 0) return std::fprintf(stderr, "gptoss_cuda_timeline: no CUDA device\n"), 2;
   cudaDeviceProp prop{};
   CK(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
-  auto backend = make_cuda_backend(0);
-  if (!backend) return std::fprintf(stderr, "%s\n", backend.status().message().c_str()), 2;
-  const ModelConfig c = gpt_oss_20b_config();
-  auto wts = random_weights(**backend, c, 7);
-  if (!wts) return std::fprintf(stderr, "%s\n", wts.status().message().c_str()), 2;
+  auto model = random_20b_model();
+  if (!model) return std::fprintf(stderr, "%s\n", model.status().message().c_str()), 2;
+  const ModelConfig& c = model->config;
+  const ModelWeights& W = model->weights;
   set_pdl(true);
   DecodeOptions opt;
   opt.max_batch = 64;  // as the lab's decode rows
   opt.max_context = 640;
-  auto eng = DecodeEngine::create(c, *wts, opt);
+  auto eng = DecodeEngine::create(c, W, opt);
   if (!eng) return std::fprintf(stderr, "%s\n", eng.status().message().c_str()), 2;
   constexpr uint32_t kCap = 1u << 17;
   TimelineRecord* rec = nullptr;
@@ -195,7 +193,7 @@ int main(int argc, char** argv) {
       for (size_t i = 1; i < ts.size(); ++i) {
         if (ts[i] > ts[i - 1]) resolution = std::min(resolution, double(ts[i] - ts[i - 1]));
       }
-      last = launches(std::move(h), c, *wts, pos);
+      last = launches(std::move(h), c, W, pos);
       for (size_t i = 0; i < last.size(); ++i) acc[{static_cast<int>(i), last[i].kind}].push_back(last[i]);
     }
     std::printf("\n== positions %d..%d: %d steps, %zu launches per step, smallest timer step seen %.0f ns\n", first,

@@ -190,12 +190,8 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
 // a thread-block cluster instead of a y scratch and a last-block counter (v10; gate_up as 1). All
 // compute the same sums in the same order; 4 = variant 3 whose down kernel requests its weights before
 // griddepcontrol.wait where the caller passes idx_ready (idx and weight were written before the
-// previous kernel started: the router before gate_up before down), v10. 5, 6, 7 (v14, the "stripe"
-// kernels): one warp per (16-row tile, slot) over the whole row (6: two warps, each half the columns) or
-// per two tiles (7), chunks through a rolling pipeline (6 in flight; 7: 3 of each tile), a block for the
-// k slots of one token (down: their weighted sum in the block, weights requested before the wait);
-// 8, 9: as 5 (gate_up) / 6 (down) with 3 / 10 chunks in flight; 10: as 4 with two MMA chains per chunk.
-inline constexpr int kMoeVariants = 11;
+// previous kernel started: the router before gate_up before down), v10.
+inline constexpr int kMoeVariants = 5;
 inline constexpr int kMoeDefaultGateUp = 1;
 inline constexpr int kMoeDefaultDown = 4;
 void set_moe_variant(int gate_up, int down);
@@ -204,13 +200,9 @@ void set_moe_variant(int gate_up, int down);
 int embed_bf16(const uint16_t* table, int cols, const int32_t* tokens, int T, float* out,
                cudaStream_t stream);
 
-// out[t] = argmax over n of logits[t, :] (ties to the lower index; NaN never wins).
+// out[t] = argmax over n of logits[t, :] (ties to the lower index; NaN never wins). One block per row,
+// float4 loads with 8 in flight per thread (v13: 10.5 us for the 20b's logits on an H100).
 int argmax_rows(const float* logits, int n, int T, int32_t* out, cudaStream_t stream);
-// argmax kernels: 0 = one block per row, a scalar loop (v12: 46 us for the 20b's logits on an H100);
-// 1 = float4 loads, 8 in flight per thread, where n % 4 == 0 and the rows are 16-byte aligned (v13:
-// 10.5 us; else 0). Same result.
-inline constexpr int kArgmaxDefault = 1;
-void set_argmax_variant(int v);
 
 // Programmatic dependent launch for the decode kernels (GEMVs and the router prefetch their weights
 // while the previous kernel finishes). On by default; the bench compares both.

@@ -95,9 +95,7 @@ __device__ __forceinline__ uint32_t e2m1_tab0() {
 // One chunk (4 MXFP4 blocks x 16 rows) of each of kTiles row tiles (16 rows apart) against the same
 // B operands: the B loads and the chunk's bookkeeping are shared, and the tiles' MMA chains are
 // independent.
-// kChains = 2 (MoE variant 10): words 0, 2 and 1, 3 accumulate into two sets of MMA accumulators (two
-// dependent chains of 4 MMAs instead of one of 8), added before the scales.
-template <bool kFast, int kTiles, int kChains = 1>
+template <bool kFast, int kTiles>
 __device__ __forceinline__ void mma_chunk(const ChunkData (&d)[kTiles], const uint32_t* x16, int nb, int c, int lane,
                                           uint32_t tab0, float (&acc)[kTiles][2]) {
   const int g = lane >> 2, t = lane & 3;
@@ -112,12 +110,9 @@ __device__ __forceinline__ void mma_chunk(const ChunkData (&d)[kTiles], const ui
   }
   constexpr uint32_t kTab1 = 0x46444240u;  // fp16 high bytes of 0, .5, 1, 1.5 (tab0) | 2, 3, 4, 6
   constexpr uint32_t kSpread[4] = {0x4808u, 0x5818u, 0x6828u, 0x7838u};
-  float cacc[kChains][kTiles][4];
+  float cacc[kTiles][4];
 #pragma unroll
-  for (int q = 0; q < kChains; ++q) {
-#pragma unroll
-    for (int j = 0; j < kTiles; ++j) cacc[q][j][0] = cacc[q][j][1] = cacc[q][j][2] = cacc[q][j][3] = 0.0f;
-  }
+  for (int j = 0; j < kTiles; ++j) cacc[j][0] = cacc[j][1] = cacc[j][2] = cacc[j][3] = 0.0f;
 #pragma unroll
   for (int w = 0; w < 4; ++w) {
 #pragma unroll
@@ -137,24 +132,16 @@ __device__ __forceinline__ void mma_chunk(const ChunkData (&d)[kTiles], const ui
         a[2] = prmt(log, hig, kSpread[k2]) | ((k2 == 3 ? wg : wg << (12 - 4 * k2)) & 0x80008000u);
         a[3] = prmt(log8, hig8, kSpread[k2]) | ((k2 == 3 ? wg8 : wg8 << (12 - 4 * k2)) & 0x80008000u);
         // Elements (k, k+4) of word w; B words 4w + 2half (+1) hold the same inputs.
-        mma_f16_16816(cacc[w % kChains][j], a, bw[4 * w + 2 * half], bw[4 * w + 2 * half + 1]);
+        mma_f16_16816(cacc[j], a, bw[4 * w + 2 * half], bw[4 * w + 2 * half + 1]);
       }
     }
   }
 #pragma unroll
-  for (int q = 1; q < kChains; ++q) {
-#pragma unroll
-    for (int j = 0; j < kTiles; ++j) {
-#pragma unroll
-      for (int i = 0; i < 4; ++i) cacc[0][j][i] += cacc[q][j][i];
-    }
-  }
-#pragma unroll
   for (int j = 0; j < kTiles; ++j) {
-    acc[j][0] = fmaf(cacc[0][j][0], scale_lo(d[j].sg), acc[j][0]);
-    acc[j][0] = fmaf(cacc[0][j][1], scale_hi(d[j].sg), acc[j][0]);
-    acc[j][1] = fmaf(cacc[0][j][2], scale_lo(d[j].sg8), acc[j][1]);
-    acc[j][1] = fmaf(cacc[0][j][3], scale_hi(d[j].sg8), acc[j][1]);
+    acc[j][0] = fmaf(cacc[j][0], scale_lo(d[j].sg), acc[j][0]);
+    acc[j][0] = fmaf(cacc[j][1], scale_hi(d[j].sg), acc[j][0]);
+    acc[j][1] = fmaf(cacc[j][2], scale_lo(d[j].sg8), acc[j][1]);
+    acc[j][1] = fmaf(cacc[j][3], scale_hi(d[j].sg8), acc[j][1]);
   }
 }
 
@@ -176,7 +163,7 @@ __device__ __forceinline__ void quad_sums(const float (&acc)[kTiles][2], float (
   }
 }
 
-template <bool kFast, int kTiles, int kBatch, int kChains, typename Ready>
+template <bool kFast, int kTiles, int kBatch, typename Ready>
 __device__ __forceinline__ void dot_chunks(const uint8_t* bg, const uint8_t* bg8, const uint8_t* sg,
                                            const uint8_t* sg8, size_t tile_bytes, int nb, int c0, int c1,
                                            const uint32_t* xs, int lane, uint32_t tab0, float (&acc)[kTiles][2],
@@ -201,14 +188,14 @@ __device__ __forceinline__ void dot_chunks(const uint8_t* bg, const uint8_t* bg8
     }
 #pragma unroll
     for (int i = 0; i < kBatch; ++i) {
-      if (cb + i < c1) mma_chunk<kFast, kTiles, kChains>(d[i], xs, nb, cb + i, lane, tab0, acc);
+      if (cb + i < c1) mma_chunk<kFast, kTiles>(d[i], xs, nb, cb + i, lane, tab0, acc);
     }
   }
 }
 
 // Dot products of rows r0 + 16 j + g and r0 + 16 j + g + 8 (tile j < kTiles) with the x16 row in
 // shared memory over chunks [c0, c1); the sums end up in every lane of the group (reduced over t).
-template <int kTiles, int kBatch, int kChains, typename Ready>
+template <int kTiles, int kBatch, typename Ready>
 __device__ __forceinline__ void tile_dot(const uint8_t* blocks, const uint8_t* scales, int r0, int nb, int c0, int c1,
                                          const uint32_t* xs, float (&out)[kTiles][2], Ready&& ready) {
   const int lane = threadIdx.x & 31, g = lane >> 2;
@@ -223,8 +210,8 @@ __device__ __forceinline__ void tile_dot(const uint8_t* blocks, const uint8_t* s
   for (int j = 0; j < kTiles; ++j) acc[j][0] = acc[j][1] = 0.0f;
   bool waited = false;
   const int full = (nb & 1) ? c0 : max(c0, min(c1, nb / 4));  // chunks [c0, full) take the fast path
-  dot_chunks<true, kTiles, kBatch, kChains>(bg, bg8, sg, sg8, tile_bytes, nb, c0, full, xs, lane, tab0, acc, waited, ready);
-  dot_chunks<false, kTiles, kBatch, kChains>(bg, bg8, sg, sg8, tile_bytes, nb, full, c1, xs, lane, tab0, acc, waited, ready);
+  dot_chunks<true, kTiles, kBatch>(bg, bg8, sg, sg8, tile_bytes, nb, c0, full, xs, lane, tab0, acc, waited, ready);
+  dot_chunks<false, kTiles, kBatch>(bg, bg8, sg, sg8, tile_bytes, nb, full, c1, xs, lane, tab0, acc, waited, ready);
   if (!waited) ready();
   quad_sums(acc, out);
 }
@@ -345,12 +332,12 @@ __host__ __device__ __forceinline__ int k_parts(int nb, int per_warp) {
 // per-warp ring of kStages chunks after the x16 row in shared memory, kBatch = most chunks per warp.
 // `ready` (register path only) runs once the first weights are in flight and returns when the x16 row
 // is in shared memory.
-template <int kTiles, int kBatch, int kStages, int kChains, typename Ready>
+template <int kTiles, int kBatch, int kStages, typename Ready>
 __device__ __forceinline__ void tile_dot_any(const uint8_t* blocks, const uint8_t* scales, int r0, int nb, int c0, int c1,
                                              const uint32_t* xs, size_t xs_words, float (&out)[kTiles][2],
                                              Ready&& ready) {
   if constexpr (kStages == 0) {
-    tile_dot<kTiles, kBatch, kChains>(blocks, scales, r0, nb, c0, c1, xs, out, ready);
+    tile_dot<kTiles, kBatch>(blocks, scales, r0, nb, c0, c1, xs, out, ready);
   } else {
     uint4* ring = reinterpret_cast<uint4*>(const_cast<uint32_t*>(xs) + xs_words) +
                   (threadIdx.x >> 5) * (ring_bytes(kTiles, kStages) / 16);
@@ -366,7 +353,7 @@ __device__ __forceinline__ float swiglu(float gate, float up, float limit, float
 
 // grid (16-row tiles, slots): slot s = (token s / k, expert idx[s]); the block's warps split the
 // columns (k_parts) and meet in shared memory.
-template <int kTiles, int kBatch, int kStages, int kChains = 1>
+template <int kTiles, int kBatch, int kStages>
 __global__ void __launch_bounds__(256)
     gate_up_kernel(const uint32_t* __restrict__ x16, const float* __restrict__ x_inv, const int32_t* __restrict__ idx,
                    int k, const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales,
@@ -384,7 +371,7 @@ __global__ void __launch_bounds__(256)
   const int nb = cols >> 5, nch = (nb + 3) / 4, parts = blockDim.x >> 5;
   copy_row_async(xs, x16 + static_cast<size_t>(t_tok) * x16_row_words(cols), x16_row_words(cols));
   float y[kTiles][2];
-  tile_dot_any<kTiles, kBatch, kStages, kChains>(blocks + static_cast<size_t>(e) * rows * nb * 16,
+  tile_dot_any<kTiles, kBatch, kStages>(blocks + static_cast<size_t>(e) * rows * nb * 16,
                                         scales + static_cast<size_t>(e) * rows * nb, r0, nb, warp * nch / parts,
                                         (warp + 1) * nch / parts, xs, x16_row_words(cols), y, wait_row);
   if (t == 0) {
@@ -420,7 +407,7 @@ __global__ void __launch_bounds__(256)
 // kCluster (v10, MoE variant 3): the k blocks of a (token, rows) pair form one thread-block cluster;
 // each writes its y rows into block 0's shared memory and block 0 forms the weighted sum after the
 // cluster barrier (same order and arithmetic, no y scratch, fence or counter).
-template <int kTiles, int kBatch, int kStages, bool kCluster = false, int kChains = 1>
+template <int kTiles, int kBatch, int kStages, bool kCluster = false>
 __global__ void __launch_bounds__(256)
     down_kernel(const uint32_t* __restrict__ h16, const float* __restrict__ h_inv, const int32_t* __restrict__ idx,
                 const float* __restrict__ weight, int k, const uint8_t* __restrict__ blocks,
@@ -448,7 +435,7 @@ __global__ void __launch_bounds__(256)
   const uint32_t* hrow = h16 + static_cast<size_t>(slot) * x16_row_words(cols);
   if (!idx_ready) copy_row_async(xs, hrow, x16_row_words(cols));
   float yt[kTiles][2];
-  tile_dot_any<kTiles, kBatch, kStages, kChains>(blocks + static_cast<size_t>(e) * rows * nb * 16,
+  tile_dot_any<kTiles, kBatch, kStages>(blocks + static_cast<size_t>(e) * rows * nb * 16,
                                         scales + static_cast<size_t>(e) * rows * nb, r0, nb, warp * nch / parts,
                                         (warp + 1) * nch / parts, xs, x16_row_words(cols), yt, [&] {
                                           if (idx_ready) {
@@ -514,162 +501,6 @@ __global__ void __launch_bounds__(256)
   if (threadIdx.x == 0) counters[ci] = 0;
 }
 
-// v14 "stripe" kernels (MoE variants 5 and 6). A warp owns kTiles 16-row tiles of one slot over 1/kSplit
-// of the columns and streams its chunks through a rolling register pipeline: chunk c + kP is requested
-// just before chunk c is multiplied, so kP chunks stay in flight until the row's end (tile_dot issues a
-// batch, waits for all of it, multiplies it, then issues the next). A block holds the k slots of one
-// token for one row stripe (gate_up: they share the x16 row), so at batch 1 the grids fit the resident
-// capacity at once (20b: gate_up 360 blocks of 4 warps, down 180 of 4 kSplit warps) and the k slots' sum
-// of down needs no counter, scratch or cluster.
-template <int kTiles, int kP, typename Ready>
-__device__ __forceinline__ void stripe_dot(const uint8_t* blocks, const uint8_t* scales, int r0, int nb, int c0, int c1,
-                                           const uint32_t* xs, float (&out)[kTiles][2], Ready&& ready) {
-  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const uint8_t* bg = blocks + static_cast<size_t>(r0 + g) * nb * 16;
-  const uint8_t* bg8 = bg + static_cast<size_t>(8) * nb * 16;
-  const uint8_t* sg = scales + static_cast<size_t>(r0 + g) * nb;
-  const uint8_t* sg8 = sg + static_cast<size_t>(8) * nb;
-  const size_t tile_bytes = static_cast<size_t>(16) * nb * 16, tile_scales = tile_bytes / 16;
-  const int full = (nb & 1) ? c0 : max(c0, min(c1, nb / 4));  // chunks [c0, full) take the fast loads
-  auto load = [&](ChunkData(&d)[kTiles], int c) {
-#pragma unroll
-    for (int j = 0; j < kTiles; ++j) {
-      d[j] = c < full ? load_chunk<true>(bg + j * tile_bytes, bg8 + j * tile_bytes, sg + j * tile_scales,
-                                         sg8 + j * tile_scales, nb, c, t)
-                      : load_chunk<false>(bg + j * tile_bytes, bg8 + j * tile_bytes, sg + j * tile_scales,
-                                          sg8 + j * tile_scales, nb, c, t);
-    }
-  };
-  ChunkData buf[kP][kTiles];
-#pragma unroll
-  for (int i = 0; i < kP; ++i) {
-    if (c0 + i < c1) load(buf[i], c0 + i);
-  }
-  ready();
-  const uint32_t tab0 = e2m1_tab0();
-  float acc[kTiles][2];
-#pragma unroll
-  for (int j = 0; j < kTiles; ++j) acc[j][0] = acc[j][1] = 0.0f;
-  for (int cb = c0; cb < c1; cb += kP) {
-#pragma unroll
-    for (int i = 0; i < kP; ++i) {
-      const int c = cb + i;
-      if (c < c1) {
-        ChunkData cur[kTiles];
-#pragma unroll
-        for (int j = 0; j < kTiles; ++j) cur[j] = buf[i][j];
-        if (c + kP < c1) load(buf[i], c + kP);
-        mma_chunk<false, kTiles>(cur, xs, nb, c, lane, tab0, acc);
-      }
-    }
-  }
-  quad_sums(acc, out);
-}
-
-// grid (row stripes of 16 * kTiles, tokens), k * kSplit warps: warp w takes slot (token, w / kSplit) over
-// the columns' part w % kSplit.
-template <int kTiles, int kP, int kSplit>
-__global__ void __launch_bounds__(256)
-    gate_up_stripe_kernel(const uint32_t* __restrict__ x16, const float* __restrict__ x_inv,
-                          const int32_t* __restrict__ idx, int k, const uint8_t* __restrict__ blocks,
-                          const uint8_t* __restrict__ scales, const uint16_t* __restrict__ bias, int rows, int cols,
-                          float limit, float alpha, float* __restrict__ h, uint32_t* __restrict__ h16) {
-  extern __shared__ __align__(16) uint32_t xs[];
-  __shared__ float part[8][16 * kTiles];
-  const TimelineBlock timeline(kTimelineGateUp);
-  pdl_wait();
-  timeline.waited();
-  pdl_allow_dependents();
-  const int t_tok = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int j = warp / kSplit, s = warp % kSplit, e = idx[t_tok * k + j];
-  const int r0 = blockIdx.x * 16 * kTiles, nb = cols >> 5, nch = (nb + 3) / 4;
-  copy_row_async(xs, x16 + static_cast<size_t>(t_tok) * x16_row_words(cols), x16_row_words(cols));
-  float y[kTiles][2];
-  stripe_dot<kTiles, kP>(blocks + static_cast<size_t>(e) * rows * nb * 16, scales + static_cast<size_t>(e) * rows * nb,
-                         r0, nb, s * nch / kSplit, (s + 1) * nch / kSplit, xs, y, wait_row);
-  if (t == 0) {
-#pragma unroll
-    for (int jt = 0; jt < kTiles; ++jt) {
-      part[warp][16 * jt + g] = y[jt][0];
-      part[warp][16 * jt + g + 8] = y[jt][1];
-    }
-  }
-  __syncthreads();
-  if (threadIdx.x >= k * 8 * kTiles) return;
-  // Thread (slot jj, u): gate row r0 + 2u and up row r0 + 2u + 1 -> unit (r0 / 2) + u.
-  const int jj = threadIdx.x / (8 * kTiles), u = threadIdx.x % (8 * kTiles), slot = t_tok * k + jj, ee = idx[slot];
-  float gate = 0.0f, upv = 0.0f;
-  for (int q = 0; q < kSplit; ++q) {
-    gate += part[jj * kSplit + q][2 * u];
-    upv += part[jj * kSplit + q][2 * u + 1];
-  }
-  const float inv = x_inv[t_tok];
-  const uint16_t* be = bias + static_cast<size_t>(ee) * rows;
-  gate = gate * inv + bf16_to_f32(be[r0 + 2 * u]);
-  upv = upv * inv + bf16_to_f32(be[r0 + 2 * u + 1]);
-  const float v = swiglu(gate, upv, limit, alpha);
-  const int I = rows / 2, unit = r0 / 2 + u;
-  if (h != nullptr) h[static_cast<size_t>(slot) * I + unit] = v;
-  if (h16 != nullptr) x16_store(h16 + static_cast<size_t>(slot) * x16_row_words(I), unit, ldexpf(v, kHScaleLog2));
-}
-
-// grid (row stripes of 16 * kTiles, tokens), k * kSplit warps as gate_up_stripe_kernel; the k h rows of
-// the token in shared memory. idx_ready: the weights are requested before griddepcontrol.wait (as m4).
-template <int kTiles, int kP, int kSplit>
-__global__ void __launch_bounds__(256)
-    down_stripe_kernel(const uint32_t* __restrict__ h16, const float* __restrict__ h_inv,
-                       const int32_t* __restrict__ idx, const float* __restrict__ weight, int k,
-                       const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales,
-                       const uint16_t* __restrict__ bias, int rows, int cols, float* __restrict__ out, bool accumulate,
-                       bool idx_ready) {
-  const TimelineBlock timeline(kTimelineDown);
-  extern __shared__ __align__(16) uint32_t xs[];
-  __shared__ float part[8][16 * kTiles];
-  if (!idx_ready) {
-    pdl_wait();
-    timeline.waited();
-    pdl_allow_dependents();
-  }
-  const int t_tok = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int j = warp / kSplit, s = warp % kSplit, e = __ldcg(idx + t_tok * k + j);
-  const int r0 = blockIdx.x * 16 * kTiles, nb = cols >> 5, nch = (nb + 3) / 4;
-  const size_t row_words = x16_row_words(cols);
-  const uint32_t* hrows = h16 + static_cast<size_t>(t_tok) * k * row_words;  // the token's k slots
-  if (!idx_ready) copy_row_async(xs, hrows, k * row_words);
-  float yt[kTiles][2];
-  stripe_dot<kTiles, kP>(blocks + static_cast<size_t>(e) * rows * nb * 16, scales + static_cast<size_t>(e) * rows * nb,
-                         r0, nb, s * nch / kSplit, (s + 1) * nch / kSplit, xs + j * row_words, yt, [&] {
-                           if (idx_ready) {
-                             pdl_wait();
-                             timeline.waited();
-                             pdl_allow_dependents();
-                             copy_row_async(xs, hrows, k * row_words);
-                           }
-                           wait_row();
-                         });
-  if (t == 0) {
-#pragma unroll
-    for (int jt = 0; jt < kTiles; ++jt) {
-      part[warp][16 * jt + g] = yt[jt][0];
-      part[warp][16 * jt + g + 8] = yt[jt][1];
-    }
-  }
-  __syncthreads();
-  if (threadIdx.x >= 16 * kTiles) return;
-  const int i = threadIdx.x, r = r0 + i;
-  float total = 0.0f;
-  for (int jj = 0; jj < k; ++jj) {
-    const int slot = t_tok * k + jj;
-    float v = 0.0f;
-    for (int q = 0; q < kSplit; ++q) v += part[jj * kSplit + q][i];
-    const float inv = h_inv != nullptr ? h_inv[slot] : ldexpf(1.0f, -kHScaleLog2);
-    const float yv = v * inv + bf16_to_f32(bias[static_cast<size_t>(__ldcg(idx + slot)) * rows + r]);
-    total = fmaf(weight[slot], yv, total);
-  }
-  float* o = out + static_cast<size_t>(t_tok) * rows + r;
-  *o = accumulate ? *o + total : total;
-}
-
 }  // namespace
 
 size_t x16_bytes(int rows, int cols) { return static_cast<size_t>(rows) * x16_row_words(cols) * 4; }
@@ -690,21 +521,17 @@ struct MoeShape {
   int tiles, batch, per_warp, stages;  // stages > 0: weights through shared memory (batch unused)
   bool cluster;                        // down: the slots' sum through a cluster (gate_up: as variant 1)
   bool pre;                            // down: weights requested before griddepcontrol.wait (idx_ready)
-  int split;                           // > 0: the stripe kernels, batch = chunks in flight, split warps per slot
-  int chains = 1;                      // MMA accumulator chains per chunk (variant 10: 2)
 };
-constexpr MoeShape kMoeShapes[kMoeVariants] = {{1, 6, 6, 0, false, false, 0}, {2, 3, 6, 0, false, false, 0},
-                                               {2, 0, 6, 2, false, false, 0}, {2, 3, 6, 0, true, false, 0},
-                                               {2, 3, 6, 0, true, true, 0},   {1, 6, 0, 0, false, true, 1},
-                                               {1, 6, 0, 0, false, true, 2},  {2, 3, 0, 0, false, true, 1},
-                                               {1, 3, 0, 0, false, true, 1},  {1, 10, 0, 0, false, true, 1},
-                                               {2, 3, 6, 0, true, true, 0, 2}};
+constexpr MoeShape kMoeShapes[kMoeVariants] = {{1, 6, 6, 0, false, false},
+                                               {2, 3, 6, 0, false, false},
+                                               {2, 0, 6, 2, false, false},
+                                               {2, 3, 6, 0, true, false},
+                                               {2, 3, 6, 0, true, true}};
 int g_moe_variant[2] = {kMoeDefaultGateUp, kMoeDefaultDown};
 
-MoeShape moe_shape(int which, int rows, int cols, int k) {
+MoeShape moe_shape(int which, int rows, int cols) {
   const MoeShape s = kMoeShapes[g_moe_variant[which]];
   if (rows % (16 * s.tiles) != 0) return kMoeShapes[0];
-  if (s.split > 0) return k * s.split <= 8 ? s : kMoeShapes[which == 0 ? kMoeDefaultGateUp : 1];
   // The staged kernels unroll at most per_warp chunks per warp; k_parts caps the warps at 8.
   const int nch = ((cols >> 5) + 3) / 4, parts = k_parts(cols >> 5, s.per_warp);
   if (s.stages > 0 && (nch + parts - 1) / parts > s.per_warp) return kMoeShapes[kMoeDefaultGateUp];
@@ -730,30 +557,16 @@ int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* i
                        float limit, float alpha, float* h, uint32_t* h16, cudaStream_t stream) {
   if (T <= 0) return 0;
   if (rows % 16 != 0 || cols % 32 != 0 || (rows / 2) % 32 != 0) return static_cast<int>(cudaErrorInvalidValue);
-  const MoeShape s = moe_shape(0, rows, cols, k);
-  const int warps = s.split > 0 ? k * s.split : k_parts(cols >> 5, s.per_warp);
+  const MoeShape s = moe_shape(0, rows, cols);
+  const int warps = k_parts(cols >> 5, s.per_warp);
   const size_t smem = x16_row_words(cols) * 4 + warps * ring_bytes(s.tiles, s.stages);
-  const dim3 grid(rows / (16 * s.tiles), s.split > 0 ? T : T * k), block(32 * warps);
+  const dim3 grid(rows / (16 * s.tiles), T * k), block(32 * warps);
   auto go = [&](auto kernel) {
     moe_allow_smem(kernel, smem);
     launch_pdl(kernel, grid, block, smem, stream, x16, x_inv, idx, k, blocks, scales, bias, rows, cols, limit, alpha, h,
                h16);
   };
-  if (s.split > 0) {
-    if (s.tiles == 2) {
-      go(gate_up_stripe_kernel<2, 3, 1>);
-    } else if (s.batch == 3) {
-      go(gate_up_stripe_kernel<1, 3, 1>);
-    } else if (s.batch == 10) {
-      go(gate_up_stripe_kernel<1, 10, 1>);
-    } else if (s.split == 2) {
-      go(gate_up_stripe_kernel<1, 6, 2>);
-    } else {
-      go(gate_up_stripe_kernel<1, 6, 1>);
-    }
-  } else if (s.chains == 2) {
-    go(gate_up_kernel<2, 3, 0, 2>);
-  } else if (s.stages > 0) {
+  if (s.stages > 0) {
     go(gate_up_kernel<2, 6, 2>);
   } else if (s.tiles == 2) {
     go(gate_up_kernel<2, 3, 0>);
@@ -769,29 +582,7 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
                         bool idx_ready) {
   if (T <= 0) return 0;
   if (rows % 16 != 0 || cols % 32 != 0 || k < 1 || k > 8) return static_cast<int>(cudaErrorInvalidValue);
-  const MoeShape s = moe_shape(1, rows, cols, k);
-  // Variants 8 and 9 (3 / 10 chunks in flight) split the columns in two at down, as variant 6.
-  const int split = s.tiles == 1 && (s.batch == 3 || s.batch == 10) ? 2 : s.split;
-  if (s.split > 0 && k * split <= 8) {
-    const size_t smem = k * x16_row_words(cols) * 4;
-    auto go = [&](auto kernel) {
-      moe_allow_smem(kernel, smem);
-      launch_pdl(kernel, dim3(rows / (16 * s.tiles), T), dim3(32 * k * split), smem, stream, h16, h_inv, idx, weight,
-                 k, blocks, scales, bias, rows, cols, out, accumulate, s.pre && idx_ready);
-    };
-    if (s.tiles == 2) {
-      go(down_stripe_kernel<2, 3, 1>);
-    } else if (s.batch == 3) {
-      go(down_stripe_kernel<1, 3, 2>);
-    } else if (s.batch == 10) {
-      go(down_stripe_kernel<1, 10, 2>);
-    } else if (s.split == 2) {
-      go(down_stripe_kernel<1, 6, 2>);
-    } else {
-      go(down_stripe_kernel<1, 6, 1>);
-    }
-    return static_cast<int>(cudaGetLastError());
-  }
+  const MoeShape s = moe_shape(1, rows, cols);
   const int warps = k_parts(cols >> 5, s.per_warp);
   const size_t smem = x16_row_words(cols) * 4 + warps * ring_bytes(s.tiles, s.stages);
   const dim3 grid(rows / (16 * s.tiles), T * k), block(32 * warps);
@@ -801,7 +592,7 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
                counters, out, accumulate, s.stages == 0 && s.pre && idx_ready);
   };
   if (s.cluster) {
-    auto kernel = s.chains == 2 ? down_kernel<2, 3, 0, true, 2> : down_kernel<2, 3, 0, true>;
+    auto kernel = down_kernel<2, 3, 0, true>;
     moe_allow_smem(kernel, smem);
     launch_pdl_cluster(kernel, grid, block, dim3(1, k, 1), smem, stream, h16, h_inv, idx, weight, k, blocks, scales,
                        bias, rows, cols, y, counters, out, accumulate, s.pre && idx_ready);

@@ -15,6 +15,18 @@ constexpr int kMaxExperts = 256;
 
 constexpr int kPer = kMaxExperts / 32;
 
+// acc + the dot product of 8 bf16 weights (one 16-byte load) with x[0..7], in index order.
+__device__ __forceinline__ float dot8_bf16(const uint4& v, const float* x, float acc) {
+  acc = fmaf(bf16_lo(v.x), x[0], acc);
+  acc = fmaf(bf16_hi(v.x), x[1], acc);
+  acc = fmaf(bf16_lo(v.y), x[2], acc);
+  acc = fmaf(bf16_hi(v.y), x[3], acc);
+  acc = fmaf(bf16_lo(v.z), x[4], acc);
+  acc = fmaf(bf16_hi(v.z), x[5], acc);
+  acc = fmaf(bf16_lo(v.w), x[6], acc);
+  return fmaf(bf16_hi(v.w), x[7], acc);
+}
+
 // Top k and softmax of token t's logits lg (global: read through L2, written by other blocks), by one warp.
 template <bool kGlobal>
 __device__ __forceinline__ void topk_softmax(const float* lg, int experts, int k, int t, int lane, int32_t* idx,
@@ -133,17 +145,7 @@ __global__ void __launch_bounds__(kRouterWarps * 32)
   if constexpr (kCluster) asm volatile("barrier.cluster.wait.aligned;" ::: "memory");
   if (e < experts) {
     float acc = 0.0f;
-    auto dot8 = [&](const uint4& v, int i) {
-      const float* xv = xs + 8 * i;
-      acc = fmaf(bf16_lo(v.x), xv[0], acc);
-      acc = fmaf(bf16_hi(v.x), xv[1], acc);
-      acc = fmaf(bf16_lo(v.y), xv[2], acc);
-      acc = fmaf(bf16_hi(v.y), xv[3], acc);
-      acc = fmaf(bf16_lo(v.z), xv[4], acc);
-      acc = fmaf(bf16_hi(v.z), xv[5], acc);
-      acc = fmaf(bf16_lo(v.w), xv[6], acc);
-      acc = fmaf(bf16_hi(v.w), xv[7], acc);
-    };
+    auto dot8 = [&](const uint4& v, int i) { acc = dot8_bf16(v, xs + 8 * i, acc); };
 #pragma unroll
     for (int u = 0; u < kRowLoads; ++u) {
       if (lane + 32 * u < cols / 8) dot8(wrow[u], lane + 32 * u);
@@ -253,16 +255,7 @@ __global__ void __launch_bounds__(kBlockThreads)
     const uint4* w = wsm + static_cast<size_t>(e) * row_vecs;
     float acc = 0.0f;
     for (int i = lane; i < row_vecs; i += 32) {
-      const uint4 v = w[i];
-      const float* xv8 = xs + 8 * i;
-      acc = fmaf(bf16_lo(v.x), xv8[0], acc);
-      acc = fmaf(bf16_hi(v.x), xv8[1], acc);
-      acc = fmaf(bf16_lo(v.y), xv8[2], acc);
-      acc = fmaf(bf16_hi(v.y), xv8[3], acc);
-      acc = fmaf(bf16_lo(v.z), xv8[4], acc);
-      acc = fmaf(bf16_hi(v.z), xv8[5], acc);
-      acc = fmaf(bf16_lo(v.w), xv8[6], acc);
-      acc = fmaf(bf16_hi(v.w), xv8[7], acc);
+      acc = dot8_bf16(w[i], xs + 8 * i, acc);
     }
     acc = warp_sum(acc);
     if (lane == 0) ls[e] = acc;
@@ -283,7 +276,6 @@ size_t router_block_smem(int experts, int cols) {
 }
 
 int g_router_variant = kRouterDefault;
-int g_argmax_variant = kArgmaxDefault;
 
 __global__ void embed_kernel(const uint16_t* __restrict__ table, int cols, const int32_t* __restrict__ tokens,
                              float* __restrict__ out) {
@@ -311,10 +303,10 @@ __device__ __forceinline__ int argmax_block(float best, int best_i, float* bv, i
   return best_i == 0x7fffffff ? 0 : best_i;
 }
 
-// One block per row. kVec (argmax variant 1, v13): rows of n % 4 == 0 floats, 16-byte aligned, read as
-// float4 with kLoads loads in flight per thread (variant 0's scalar loop kept about one load in flight:
-// 46 us for the 20b's 201088 logits, NOTES v13); each thread visits its elements in index order.
-template <bool kVec>
+// One block per row: the row's first 16-byte aligned element on read as float4 with kLoads loads in
+// flight per thread, the 0-3 elements before it and the 0-3 after the last whole float4 one by one (v13:
+// 10.5 us for the 20b's 201088 logits on an H100; the scalar loop it replaced kept about one load in
+// flight per thread: 46 us, NOTES v13).
 __global__ void argmax_kernel(const float* __restrict__ logits, int n, int32_t* __restrict__ out) {
   __shared__ float bv[32];
   __shared__ int bi[32];
@@ -328,26 +320,26 @@ __global__ void argmax_kernel(const float* __restrict__ logits, int n, int32_t* 
   auto consider = [&](float v, int i) {
     if (v > best || (v == best && i < best_i)) best = v, best_i = i;
   };
-  if constexpr (kVec) {
-    constexpr int kLoads = 8;
-    const float4* r4 = reinterpret_cast<const float4*>(row);
-    const int n4 = n / 4, step = static_cast<int>(blockDim.x);
-    for (int base = threadIdx.x; base < n4; base += kLoads * step) {
-      float4 v[kLoads];
+  constexpr int kLoads = 8;
+  const int head = min(n, static_cast<int>((16 - (reinterpret_cast<uintptr_t>(row) & 15)) & 15) / 4);
+  const int tid = static_cast<int>(threadIdx.x);
+  if (tid < head) consider(__ldcg(row + tid), tid);
+  const float4* r4 = reinterpret_cast<const float4*>(row + head);
+  const int n4 = (n - head) / 4, step = static_cast<int>(blockDim.x);
+  for (int base = tid; base < n4; base += kLoads * step) {
+    float4 v[kLoads];
 #pragma unroll
-      for (int u = 0; u < kLoads; ++u) {
-        const int i = base + u * step;
-        if (i < n4) v[u] = __ldcg(r4 + i);
-      }
-#pragma unroll
-      for (int u = 0; u < kLoads; ++u) {
-        const int i = base + u * step;
-        if (i < n4) consider(v[u].x, 4 * i), consider(v[u].y, 4 * i + 1), consider(v[u].z, 4 * i + 2), consider(v[u].w, 4 * i + 3);
-      }
+    for (int u = 0; u < kLoads; ++u) {
+      const int i = base + u * step;
+      if (i < n4) v[u] = __ldcg(r4 + i);
     }
-  } else {
-    for (int i = threadIdx.x; i < n; i += blockDim.x) consider(row[i], i);
+#pragma unroll
+    for (int u = 0; u < kLoads; ++u) {
+      const int i = base + u * step, e = head + 4 * i;
+      if (i < n4) consider(v[u].x, e), consider(v[u].y, e + 1), consider(v[u].z, e + 2), consider(v[u].w, e + 3);
+    }
   }
+  for (int i = head + 4 * n4 + tid; i < n; i += step) consider(__ldcg(row + i), i);
   const int r = argmax_block(best, best_i, bv, bi);
   if (threadIdx.x == 0) out[t] = r;
 }
@@ -448,12 +440,10 @@ int embed_bf16(const uint16_t* table, int cols, const int32_t* tokens, int T, fl
 
 int argmax_rows(const float* logits, int n, int T, int32_t* out, cudaStream_t stream) {
   if (T <= 0) return 0;
-  const bool vec = g_argmax_variant == 1 && n % 4 == 0 && reinterpret_cast<uintptr_t>(logits) % 16 == 0;
-  launch_pdl(vec ? argmax_kernel<true> : argmax_kernel<false>, dim3(T), dim3(1024), 0, stream, logits, n, out);
+  if (reinterpret_cast<uintptr_t>(logits) % 4 != 0) return static_cast<int>(cudaErrorInvalidValue);
+  launch_pdl(argmax_kernel, dim3(T), dim3(1024), 0, stream, logits, n, out);
   return static_cast<int>(cudaGetLastError());
 }
-
-void set_argmax_variant(int v) { g_argmax_variant = v == 1 ? 1 : 0; }
 
 int fill_bf16_uniform(uint16_t* p, size_t n, uint64_t seed, float lo, float hi, cudaStream_t stream) {
   fill_bf16_kernel<<<1024, 256, 0, stream>>>(p, n, seed, lo, hi);
