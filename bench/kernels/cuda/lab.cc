@@ -824,9 +824,9 @@ int run_bench(int max_tokens, bool profile) {
     struct Combo {
       int gemv, gate_up, down, router, attention;
     };
-    // The defaults (v13: g1 m1/m4 r2 a2) and m3 for down (its weights requested after the wait, v10h's
-    // baseline), interleaved, each twice (NOTES v14: the MoE variants tried then and their rows).
-    const Combo combos[] = {{1, 1, 4, 2, 2}, {1, 1, 3, 2, 2}, {1, 1, 4, 2, 2}, {1, 1, 3, 2, 2}};
+    // The defaults (v15: g1 m7/m6 r2 a2) and v13's MoE pair (m1/m4: the E2M1 table decode), interleaved,
+    // each twice (NOTES v15: the variants tried and their rows).
+    const Combo combos[] = {{1, 7, 6, 2, 2}, {1, 1, 4, 2, 2}, {1, 7, 6, 2, 2}, {1, 1, 4, 2, 2}};
     std::printf("\n%-40s %10s %8s\n", "decode batch 1, graph+pdl, g/gu/dn/r/a", "tok/s", "%roof");
     for (const Combo& cb : combos) {
       set_gemv_variant(cb.gemv);

@@ -190,10 +190,12 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
 // a thread-block cluster instead of a y scratch and a last-block counter (v10; gate_up as 1). All
 // compute the same sums in the same order; 4 = variant 3 whose down kernel requests its weights before
 // griddepcontrol.wait where the caller passes idx_ready (idx and weight were written before the
-// previous kernel started: the router before gate_up before down), v10.
-inline constexpr int kMoeVariants = 5;
-inline constexpr int kMoeDefaultGateUp = 1;
-inline constexpr int kMoeDefaultDown = 4;
+// previous kernel started: the router before gate_up before down), v10. 5 and 6 = variants 1 and 4 with
+// the E2M1 codes decoded by placing their bits straight into fp16 fields (NOTES v15; gate_up 6 = 5), 7 =
+// variant 0 with that decode. Defaults (v15): gate_up 7, down 6.
+inline constexpr int kMoeVariants = 8;
+inline constexpr int kMoeDefaultGateUp = 7;
+inline constexpr int kMoeDefaultDown = 6;
 void set_moe_variant(int gate_up, int down);
 
 // out[t, :] = f32(table[tokens[t], :]) (bf16 table, tokens in device memory).

@@ -95,7 +95,30 @@ __device__ __forceinline__ uint32_t e2m1_tab0() {
 // One chunk (4 MXFP4 blocks x 16 rows) of each of kTiles row tiles (16 rows apart) against the same
 // B operands: the B loads and the chunk's bookkeeping are shared, and the tiles' MMA chains are
 // independent.
-template <bool kFast, int kTiles>
+// kDirect (MoE variants 5, 6; NOTES v15): the E2M1 nibbles' bits placed straight into fp16 fields.
+// A nibble s e1 e0 m with e1 e0 m at fp16 bits 9-11 and s at bit 15 is the fp16 value E2M1 * 2^-14
+// exactly (normal codes: 2^(e-15) (1 + m/2); e = 0: the subnormal m * 2^-15), so the accumulators hold
+// 2^-14 times v13's sums and the caller multiplies the result by 2^14. Per word and row 11 shift / LOP3
+// instructions for the 4 operand registers (elements (k, k+4) as in v13): te holds the even nibbles'
+// magnitudes at bits 8i..8i+2 and their signs at 8i+6, to the odd ones' at 8i+1..8i+3 and 8i+7.
+// (a & c) | (b & ~c) in one LOP3 (written as C, ptxas made it two or three).
+__device__ __forceinline__ uint32_t bit_select(uint32_t a, uint32_t b, uint32_t c) {
+  uint32_t r;
+  asm("lop3.b32 %0, %1, %2, %3, 0xE4;" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+  return r;
+}
+
+__device__ __forceinline__ void e2m1_direct(uint32_t w, uint32_t (&o)[4]) {
+  constexpr uint32_t kField = 0x8E008E00u;
+  const uint32_t te = bit_select(w, w << 3, 0x07070707u);
+  const uint32_t to = bit_select(w >> 3, w, 0x0E0E0E0Eu);
+  o[0] = (te << 9) & kField;  // nibbles 0, 4
+  o[1] = (to << 8) & kField;  // 1, 5
+  o[2] = (te << 1) & kField;  // 2, 6
+  o[3] = to & kField;         // 3, 7
+}
+
+template <bool kFast, int kTiles, bool kDirect = false>
 __device__ __forceinline__ void mma_chunk(const ChunkData (&d)[kTiles], const uint32_t* x16, int nb, int c, int lane,
                                           uint32_t tab0, float (&acc)[kTiles][2]) {
   const int g = lane >> 2, t = lane & 3;
@@ -119,6 +142,17 @@ __device__ __forceinline__ void mma_chunk(const ChunkData (&d)[kTiles], const ui
     for (int j = 0; j < kTiles; ++j) {
       const uint32_t wg = w == 0 ? d[j].wg.x : w == 1 ? d[j].wg.y : w == 2 ? d[j].wg.z : d[j].wg.w;
       const uint32_t wg8 = w == 0 ? d[j].wg8.x : w == 1 ? d[j].wg8.y : w == 2 ? d[j].wg8.z : d[j].wg8.w;
+      if constexpr (kDirect) {
+        uint32_t og[4], og8[4];
+        e2m1_direct(wg, og);
+        e2m1_direct(wg8, og8);
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const uint32_t a[4] = {og[2 * half], og8[2 * half], og[2 * half + 1], og8[2 * half + 1]};
+          mma_f16_16816(cacc[j], a, bw[4 * w + 2 * half], bw[4 * w + 2 * half + 1]);
+        }
+        continue;
+      }
       // mxfp4_word_to_half2x4 for both rows, written straight into the MMA operands.
       const uint32_t selg = wg & 0x77777777u, selg8 = wg8 & 0x77777777u;
       const uint32_t log = prmt(tab0, kTab1, selg), hig = prmt(tab0, kTab1, selg >> 16);
@@ -163,7 +197,7 @@ __device__ __forceinline__ void quad_sums(const float (&acc)[kTiles][2], float (
   }
 }
 
-template <bool kFast, int kTiles, int kBatch, typename Ready>
+template <bool kFast, int kTiles, int kBatch, bool kDirect, typename Ready>
 __device__ __forceinline__ void dot_chunks(const uint8_t* bg, const uint8_t* bg8, const uint8_t* sg,
                                            const uint8_t* sg8, size_t tile_bytes, int nb, int c0, int c1,
                                            const uint32_t* xs, int lane, uint32_t tab0, float (&acc)[kTiles][2],
@@ -188,14 +222,14 @@ __device__ __forceinline__ void dot_chunks(const uint8_t* bg, const uint8_t* bg8
     }
 #pragma unroll
     for (int i = 0; i < kBatch; ++i) {
-      if (cb + i < c1) mma_chunk<kFast, kTiles>(d[i], xs, nb, cb + i, lane, tab0, acc);
+      if (cb + i < c1) mma_chunk<kFast, kTiles, kDirect>(d[i], xs, nb, cb + i, lane, tab0, acc);
     }
   }
 }
 
 // Dot products of rows r0 + 16 j + g and r0 + 16 j + g + 8 (tile j < kTiles) with the x16 row in
 // shared memory over chunks [c0, c1); the sums end up in every lane of the group (reduced over t).
-template <int kTiles, int kBatch, typename Ready>
+template <int kTiles, int kBatch, bool kDirect, typename Ready>
 __device__ __forceinline__ void tile_dot(const uint8_t* blocks, const uint8_t* scales, int r0, int nb, int c0, int c1,
                                          const uint32_t* xs, float (&out)[kTiles][2], Ready&& ready) {
   const int lane = threadIdx.x & 31, g = lane >> 2;
@@ -210,10 +244,16 @@ __device__ __forceinline__ void tile_dot(const uint8_t* blocks, const uint8_t* s
   for (int j = 0; j < kTiles; ++j) acc[j][0] = acc[j][1] = 0.0f;
   bool waited = false;
   const int full = (nb & 1) ? c0 : max(c0, min(c1, nb / 4));  // chunks [c0, full) take the fast path
-  dot_chunks<true, kTiles, kBatch>(bg, bg8, sg, sg8, tile_bytes, nb, c0, full, xs, lane, tab0, acc, waited, ready);
-  dot_chunks<false, kTiles, kBatch>(bg, bg8, sg, sg8, tile_bytes, nb, full, c1, xs, lane, tab0, acc, waited, ready);
+  dot_chunks<true, kTiles, kBatch, kDirect>(bg, bg8, sg, sg8, tile_bytes, nb, c0, full, xs, lane, tab0, acc, waited,
+                                            ready);
+  dot_chunks<false, kTiles, kBatch, kDirect>(bg, bg8, sg, sg8, tile_bytes, nb, full, c1, xs, lane, tab0, acc, waited,
+                                             ready);
   if (!waited) ready();
   quad_sums(acc, out);
+  if constexpr (kDirect) {
+#pragma unroll
+    for (int j = 0; j < kTiles; ++j) out[j][0] *= 16384.0f, out[j][1] *= 16384.0f;  // the decode's 2^-14
+  }
 }
 
 // Weights through shared memory (shapes with stages > 0): each warp streams its chunks through a ring
@@ -332,12 +372,12 @@ __host__ __device__ __forceinline__ int k_parts(int nb, int per_warp) {
 // per-warp ring of kStages chunks after the x16 row in shared memory, kBatch = most chunks per warp.
 // `ready` (register path only) runs once the first weights are in flight and returns when the x16 row
 // is in shared memory.
-template <int kTiles, int kBatch, int kStages, typename Ready>
+template <int kTiles, int kBatch, int kStages, bool kDirect, typename Ready>
 __device__ __forceinline__ void tile_dot_any(const uint8_t* blocks, const uint8_t* scales, int r0, int nb, int c0, int c1,
                                              const uint32_t* xs, size_t xs_words, float (&out)[kTiles][2],
                                              Ready&& ready) {
   if constexpr (kStages == 0) {
-    tile_dot<kTiles, kBatch>(blocks, scales, r0, nb, c0, c1, xs, out, ready);
+    tile_dot<kTiles, kBatch, kDirect>(blocks, scales, r0, nb, c0, c1, xs, out, ready);
   } else {
     uint4* ring = reinterpret_cast<uint4*>(const_cast<uint32_t*>(xs) + xs_words) +
                   (threadIdx.x >> 5) * (ring_bytes(kTiles, kStages) / 16);
@@ -353,7 +393,7 @@ __device__ __forceinline__ float swiglu(float gate, float up, float limit, float
 
 // grid (16-row tiles, slots): slot s = (token s / k, expert idx[s]); the block's warps split the
 // columns (k_parts) and meet in shared memory.
-template <int kTiles, int kBatch, int kStages>
+template <int kTiles, int kBatch, int kStages, bool kDirect = false>
 __global__ void __launch_bounds__(256)
     gate_up_kernel(const uint32_t* __restrict__ x16, const float* __restrict__ x_inv, const int32_t* __restrict__ idx,
                    int k, const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales,
@@ -371,7 +411,7 @@ __global__ void __launch_bounds__(256)
   const int nb = cols >> 5, nch = (nb + 3) / 4, parts = blockDim.x >> 5;
   copy_row_async(xs, x16 + static_cast<size_t>(t_tok) * x16_row_words(cols), x16_row_words(cols));
   float y[kTiles][2];
-  tile_dot_any<kTiles, kBatch, kStages>(blocks + static_cast<size_t>(e) * rows * nb * 16,
+  tile_dot_any<kTiles, kBatch, kStages, kDirect>(blocks + static_cast<size_t>(e) * rows * nb * 16,
                                         scales + static_cast<size_t>(e) * rows * nb, r0, nb, warp * nch / parts,
                                         (warp + 1) * nch / parts, xs, x16_row_words(cols), y, wait_row);
   if (t == 0) {
@@ -407,7 +447,7 @@ __global__ void __launch_bounds__(256)
 // kCluster (v10, MoE variant 3): the k blocks of a (token, rows) pair form one thread-block cluster;
 // each writes its y rows into block 0's shared memory and block 0 forms the weighted sum after the
 // cluster barrier (same order and arithmetic, no y scratch, fence or counter).
-template <int kTiles, int kBatch, int kStages, bool kCluster = false>
+template <int kTiles, int kBatch, int kStages, bool kCluster = false, bool kDirect = false>
 __global__ void __launch_bounds__(256)
     down_kernel(const uint32_t* __restrict__ h16, const float* __restrict__ h_inv, const int32_t* __restrict__ idx,
                 const float* __restrict__ weight, int k, const uint8_t* __restrict__ blocks,
@@ -435,7 +475,7 @@ __global__ void __launch_bounds__(256)
   const uint32_t* hrow = h16 + static_cast<size_t>(slot) * x16_row_words(cols);
   if (!idx_ready) copy_row_async(xs, hrow, x16_row_words(cols));
   float yt[kTiles][2];
-  tile_dot_any<kTiles, kBatch, kStages>(blocks + static_cast<size_t>(e) * rows * nb * 16,
+  tile_dot_any<kTiles, kBatch, kStages, kDirect>(blocks + static_cast<size_t>(e) * rows * nb * 16,
                                         scales + static_cast<size_t>(e) * rows * nb, r0, nb, warp * nch / parts,
                                         (warp + 1) * nch / parts, xs, x16_row_words(cols), yt, [&] {
                                           if (idx_ready) {
@@ -521,12 +561,12 @@ struct MoeShape {
   int tiles, batch, per_warp, stages;  // stages > 0: weights through shared memory (batch unused)
   bool cluster;                        // down: the slots' sum through a cluster (gate_up: as variant 1)
   bool pre;                            // down: weights requested before griddepcontrol.wait (idx_ready)
+  bool direct;                         // the E2M1 bits straight into fp16 fields (e2m1_direct)
 };
-constexpr MoeShape kMoeShapes[kMoeVariants] = {{1, 6, 6, 0, false, false},
-                                               {2, 3, 6, 0, false, false},
-                                               {2, 0, 6, 2, false, false},
-                                               {2, 3, 6, 0, true, false},
-                                               {2, 3, 6, 0, true, true}};
+constexpr MoeShape kMoeShapes[kMoeVariants] = {{1, 6, 6, 0, false, false, false}, {2, 3, 6, 0, false, false, false},
+                                               {2, 0, 6, 2, false, false, false}, {2, 3, 6, 0, true, false, false},
+                                               {2, 3, 6, 0, true, true, false},   {2, 3, 6, 0, false, false, true},
+                                               {2, 3, 6, 0, true, true, true},    {1, 6, 6, 0, false, false, true}};
 int g_moe_variant[2] = {kMoeDefaultGateUp, kMoeDefaultDown};
 
 MoeShape moe_shape(int which, int rows, int cols) {
@@ -568,8 +608,12 @@ int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* i
   };
   if (s.stages > 0) {
     go(gate_up_kernel<2, 6, 2>);
+  } else if (s.tiles == 2 && s.direct) {
+    go(gate_up_kernel<2, 3, 0, true>);
   } else if (s.tiles == 2) {
     go(gate_up_kernel<2, 3, 0>);
+  } else if (s.direct) {
+    go(gate_up_kernel<1, 6, 0, true>);
   } else {
     go(gate_up_kernel<1, 6, 0>);
   }
@@ -592,14 +636,18 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
                counters, out, accumulate, s.stages == 0 && s.pre && idx_ready);
   };
   if (s.cluster) {
-    auto kernel = down_kernel<2, 3, 0, true>;
+    auto kernel = s.direct ? down_kernel<2, 3, 0, true, true> : down_kernel<2, 3, 0, true>;
     moe_allow_smem(kernel, smem);
     launch_pdl_cluster(kernel, grid, block, dim3(1, k, 1), smem, stream, h16, h_inv, idx, weight, k, blocks, scales,
                        bias, rows, cols, y, counters, out, accumulate, s.pre && idx_ready);
   } else if (s.stages > 0) {
     go(down_kernel<2, 6, 2>);
+  } else if (s.tiles == 2 && s.direct) {
+    go(down_kernel<2, 3, 0, false, true>);
   } else if (s.tiles == 2) {
     go(down_kernel<2, 3, 0>);
+  } else if (s.direct) {
+    go(down_kernel<1, 6, 0, false, true>);
   } else {
     go(down_kernel<1, 6, 0>);
   }
