@@ -301,6 +301,38 @@ TEST(CpuFastBackend, ResultsDoNotDependOnTheBatch) { for_each_target([] {
   ASSERT_EQ(o_batch, o_alone) << "down";
 }); }
 
+// A decode expert matmul's row split between the pool's tasks (GPTOSS_CPU_FAST_DECODE_TILE rows, or
+// the default rows / (2 * threads)) does not change any output bit, f32 and int8 kernels alike.
+TEST(CpuFastBackend, DecodeRowSplitDoesNotChangeResults) {
+  std::mt19937 rng(8);
+  const int k = 4;
+  const int64_t experts = 6, hidden = 608, inter = 320;  // gate_up 640 rows, down 608
+  RandomExperts w1(rng, experts, 2 * inter, hidden), w2(rng, experts, hidden, inter);
+  const std::vector<int32_t> idx = {4, 1, 5, 2};
+  const std::vector<float> weight = {0.4f, 0.3f, 0.2f, 0.1f};
+  auto xs = randn(rng, hidden, 0.05f);
+  for (const char* i8 : {"0", "1"}) {
+    std::vector<float> h_want, o_want;
+    for (const char* tile : {"4", "64", "100", "0"}) {
+      setenv("GPTOSS_CPU_FAST_MOE_I8", i8, 1);
+      setenv("GPTOSS_CPU_FAST_DECODE_TILE", tile, 1);
+      auto fast = make_cpu_fast_backend(2);
+      unsetenv("GPTOSS_CPU_FAST_MOE_I8");
+      unsetenv("GPTOSS_CPU_FAST_DECODE_TILE");
+      std::vector<float> h(k * inter), o(hidden);
+      fast->f32_mxfp4w_moe_matmul_swiglu(xs.data(), 1, k, idx.data(), w1.w, w1.b, 7.0f, 1.702f, h.data());
+      fast->f32_mxfp4w_moe_matmul_accumulate(h.data(), 1, k, idx.data(), weight.data(), w2.w, w2.b, o.data());
+      if (h_want.empty()) {
+        h_want = h;
+        o_want = o;
+        continue;
+      }
+      EXPECT_EQ(h, h_want) << "gate_up, tile " << tile << ", int8 " << i8;
+      EXPECT_EQ(o, o_want) << "down, tile " << tile << ", int8 " << i8;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace gptoss
 
