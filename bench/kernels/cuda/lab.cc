@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -763,7 +764,7 @@ int run_bench(int max_tokens, bool profile) {
     nin.norm_gain = W.layers[0].attn_norm.buf.as<uint16_t>();
     return qkv_rope_store(qkv_args(0), nin, 1, nullptr);
   });
-  sweep("down (m4) on one layer's experts (L2-hot)", 4 * 2880.0 * I * mx, [&](int) {
+  sweep("down (default) on one layer's experts (L2-hot)", 4 * 2880.0 * I * mx, [&](int) {
     const LayerWeights& Lw = W.layers[0];
     return moe_down_accumulate(h16, nullptr, idx[0], rw, 1, 4, Lw.mlp2.blocks.as<uint8_t>(),
                                Lw.mlp2.scales.as<uint8_t>(), Lw.mlp2_bias.buf.as<uint16_t>(), H, I, down_y, down_cnt, x,
@@ -824,9 +825,24 @@ int run_bench(int max_tokens, bool profile) {
     struct Combo {
       int gemv, gate_up, down, router, attention;
     };
-    // The defaults (v15: g1 m7/m6 r2 a2) and v13's MoE pair (m1/m4: the E2M1 table decode), interleaved,
-    // each twice (NOTES v15: the variants tried and their rows).
-    const Combo combos[] = {{1, 7, 6, 2, 2}, {1, 1, 4, 2, 2}, {1, 7, 6, 2, 2}, {1, 1, 4, 2, 2}};
+    // MoE pairs (kernels.h set_moe_variant) from LAB_MOE_PAIRS ("GU,DN GU,DN ...", each row in order,
+    // the list LAB_MOE_ROUNDS times, default 2: interleaved rounds); by default the defaults (v16: g1 m0/m0
+    // r2 a2) against v15's MoE pair (m1/m2, NOTES v16).
+    std::vector<Combo> combos;
+    {
+      const char* env = std::getenv("LAB_MOE_PAIRS");
+      std::string pairs = env != nullptr ? env : "0,0 1,2";
+      std::vector<Combo> round;
+      for (size_t at = 0; at < pairs.size();) {
+        int gu = 0, dn = 0, used = 0;
+        if (std::sscanf(pairs.c_str() + at, " %d,%d%n", &gu, &dn, &used) != 2) break;
+        round.push_back({1, gu, dn, 2, 2});
+        at += static_cast<size_t>(used);
+      }
+      const char* rounds_env = std::getenv("LAB_MOE_ROUNDS");
+      const int rounds = rounds_env != nullptr ? std::max(1, std::atoi(rounds_env)) : 2;
+      for (int i = 0; i < rounds; ++i) combos.insert(combos.end(), round.begin(), round.end());
+    }
     std::printf("\n%-40s %10s %8s\n", "decode batch 1, graph+pdl, g/gu/dn/r/a", "tok/s", "%roof");
     for (const Combo& cb : combos) {
       set_gemv_variant(cb.gemv);

@@ -183,19 +183,19 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
                         float* y, int32_t* counters, float* out, bool accumulate, cudaStream_t stream,
                         bool idx_ready = false);
 
-// Shapes of the MoE kernels (bench/kernels/cuda/NOTES.md): 0 = one 16-row tile per warp, 6 chunks
-// in flight (v7); 1 = two tiles per warp sharing the B operands, 3 chunks of each in flight, 6 chunks
-// per warp (v9, default); 2 = two tiles, weights streamed through a per-warp ring of 2 chunks in shared
-// memory (cp.async), 6 chunks per warp (v10); 3 = variant 1 whose down kernel sums the k slots through
-// a thread-block cluster instead of a y scratch and a last-block counter (v10; gate_up as 1). All
-// compute the same sums in the same order; 4 = variant 3 whose down kernel requests its weights before
-// griddepcontrol.wait where the caller passes idx_ready (idx and weight were written before the
-// previous kernel started: the router before gate_up before down), v10. 5 and 6 = variants 1 and 4 with
-// the E2M1 codes decoded by placing their bits straight into fp16 fields (NOTES v15; gate_up 6 = 5), 7 =
-// variant 0 with that decode. Defaults (v15): gate_up 7, down 6.
-inline constexpr int kMoeVariants = 8;
-inline constexpr int kMoeDefaultGateUp = 7;
-inline constexpr int kMoeDefaultDown = 6;
+// Shapes of the MoE kernels (bench/kernels/cuda/NOTES.md v16; all decode E2M1 by bit placement, v15).
+// 0 = one 16-row tile per warp, 3 chunks in flight, 6 chunks per warp, the fast path's addresses
+// stepped once per batch; its down sums the k slots in a thread-block cluster and requests its weights
+// before griddepcontrol.wait where the caller passes idx_ready (idx and weight were written before the
+// previous kernel started). 1, 2 = v15's defaults, kept as the lab's baseline: 1 = one tile, 6 chunks in
+// flight (v15's gate_up m7; its down sums the slots through a y scratch and a last-block counter);
+// 2 = two tiles per warp sharing the B operands, 3 chunks of each in flight, down as variant 0's
+// (v15's down m6). All compute the same sums (up to the order inside a warp's row). v13-v15's other
+// variants (the table decode, the shared-memory ring) are gone; their numbers stay in NOTES.
+// Defaults (v16): gate_up 0, down 0.
+inline constexpr int kMoeVariants = 3;
+inline constexpr int kMoeDefaultGateUp = 0;
+inline constexpr int kMoeDefaultDown = 0;
 void set_moe_variant(int gate_up, int down);
 
 // out[t, :] = f32(table[tokens[t], :]) (bf16 table, tokens in device memory).

@@ -2,13 +2,13 @@
 //
 // A warp owns 16 weight rows. Lane (g, t) = (lane / 4, lane % 4) loads, per chunk of 4 MXFP4 blocks,
 // block 4c + t of rows g and g + 8 (16 bytes each; a group's 4 lanes read 64 contiguous bytes) and
-// decodes it exactly to fp16. One m16n8k16 MMA consumes 4 elements of each lane's block, so an MMA
-// mixes 4 blocks with different scales; the B operand keeps them apart: column n < 4 holds the input of
-// block 4c + n only (the high fp16 half of x), column 4 + n its low half (x - hi), zero elsewhere. After
-// the 8 MMAs of a chunk every accumulator column is one block's partial sum, multiplied by its E8M0
-// scale in f32. With x split into two fp16 parts (x16.cuh) the products are exact and the sums f32: the
-// result matches an f32 GEMV on the decoded weights. B operands are read straight from the x16 rows in
-// global memory (a few KB, L1/L2-resident), so the kernels have no prologue.
+// decodes it exactly to fp16 (as E2M1 x 2^-14, e2m1_direct). One m16n8k16 MMA consumes 4 elements of
+// each lane's block, so an MMA mixes 4 blocks with different scales; the B operand keeps them apart:
+// column n < 4 holds the input of block 4c + n only (the high fp16 half of x), column 4 + n its low half
+// (x - hi), zero elsewhere. After the 8 MMAs of a chunk every accumulator column is one block's partial
+// sum, multiplied by its E8M0 scale in f32. With x split into two fp16 parts (x16.cuh) the products are
+// exact and the sums f32: the result matches an f32 GEMV on the decoded weights. B operands are read
+// straight from the x16 rows in global memory (a few KB, L1/L2-resident), so the kernels have no prologue.
 #include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
@@ -83,23 +83,11 @@ __device__ __forceinline__ ChunkData load_chunk(const uint8_t* bg, const uint8_t
 __device__ __forceinline__ float scale_lo(uint32_t s) { return __uint_as_float((s << 23) & 0x7f800000u); }
 __device__ __forceinline__ float scale_hi(uint32_t s) { return __uint_as_float((s << 15) & 0x7f800000u); }
 
-// kTab0 of the E2M1 magnitude table, meant to stay in a register: written as a plain constant, ptxas
-// re-created it from a uniform register before every PRMT (8 extra instructions per chunk). The
-// two-tile kernels keep it; the one-tile kernels (at 121 registers) still re-create it.
-__device__ __forceinline__ uint32_t e2m1_tab0() {
-  uint32_t r;
-  asm("mov.b32 %0, 0x3E3C3800;" : "=r"(r));
-  return r;
-}
-
-// One chunk (4 MXFP4 blocks x 16 rows) of each of kTiles row tiles (16 rows apart) against the same
-// B operands: the B loads and the chunk's bookkeeping are shared, and the tiles' MMA chains are
-// independent.
-// kDirect (MoE variants 5, 6; NOTES v15): the E2M1 nibbles' bits placed straight into fp16 fields.
-// A nibble s e1 e0 m with e1 e0 m at fp16 bits 9-11 and s at bit 15 is the fp16 value E2M1 * 2^-14
-// exactly (normal codes: 2^(e-15) (1 + m/2); e = 0: the subnormal m * 2^-15), so the accumulators hold
-// 2^-14 times v13's sums and the caller multiplies the result by 2^14. Per word and row 11 shift / LOP3
-// instructions for the 4 operand registers (elements (k, k+4) as in v13): te holds the even nibbles'
+// The E2M1 nibbles' bits placed straight into fp16 fields (NOTES v15; v13's table PRMTs are gone,
+// NOTES v16). A nibble s e1 e0 m with e1 e0 m at fp16 bits 9-11 and s at bit 15 is the fp16 value
+// E2M1 * 2^-14 exactly (normal codes: 2^(e-15) (1 + m/2); e = 0: the subnormal m * 2^-15), so the
+// accumulators hold 2^-14 times the sums and tile_dot multiplies the result by 2^14. Per word and row 11
+// shift / LOP3 instructions for the 4 operand registers (elements (k, k+4)): te holds the even nibbles'
 // magnitudes at bits 8i..8i+2 and their signs at 8i+6, to the odd ones' at 8i+1..8i+3 and 8i+7.
 // (a & c) | (b & ~c) in one LOP3 (written as C, ptxas made it two or three).
 __device__ __forceinline__ uint32_t bit_select(uint32_t a, uint32_t b, uint32_t c) {
@@ -118,9 +106,12 @@ __device__ __forceinline__ void e2m1_direct(uint32_t w, uint32_t (&o)[4]) {
   o[3] = to & kField;         // 3, 7
 }
 
-template <bool kFast, int kTiles, bool kDirect = false>
+// One chunk (4 MXFP4 blocks x 16 rows) of each of kTiles row tiles (16 rows apart) against the same
+// B operands: the B loads and the chunk's bookkeeping are shared, and the tiles' MMA chains are
+// independent.
+template <bool kFast, int kTiles>
 __device__ __forceinline__ void mma_chunk(const ChunkData (&d)[kTiles], const uint32_t* x16, int nb, int c, int lane,
-                                          uint32_t tab0, float (&acc)[kTiles][2]) {
+                                          float (&acc)[kTiles][2]) {
   const int g = lane >> 2, t = lane & 3;
   const bool feeds_b = (g & 3) == t && (kFast || 4 * c + t < nb);
   // Lane (g, t) with g % 4 == t supplies column g of B: the hi (g < 4) or lo half of block 4c + t.
@@ -131,8 +122,6 @@ __device__ __forceinline__ void mma_chunk(const ChunkData (&d)[kTiles], const ui
     const uint4 v = feeds_b ? xb[i] : make_uint4(0, 0, 0, 0);
     bw[4 * i] = v.x, bw[4 * i + 1] = v.y, bw[4 * i + 2] = v.z, bw[4 * i + 3] = v.w;
   }
-  constexpr uint32_t kTab1 = 0x46444240u;  // fp16 high bytes of 0, .5, 1, 1.5 (tab0) | 2, 3, 4, 6
-  constexpr uint32_t kSpread[4] = {0x4808u, 0x5818u, 0x6828u, 0x7838u};
   float cacc[kTiles][4];
 #pragma unroll
   for (int j = 0; j < kTiles; ++j) cacc[j][0] = cacc[j][1] = cacc[j][2] = cacc[j][3] = 0.0f;
@@ -142,30 +131,13 @@ __device__ __forceinline__ void mma_chunk(const ChunkData (&d)[kTiles], const ui
     for (int j = 0; j < kTiles; ++j) {
       const uint32_t wg = w == 0 ? d[j].wg.x : w == 1 ? d[j].wg.y : w == 2 ? d[j].wg.z : d[j].wg.w;
       const uint32_t wg8 = w == 0 ? d[j].wg8.x : w == 1 ? d[j].wg8.y : w == 2 ? d[j].wg8.z : d[j].wg8.w;
-      if constexpr (kDirect) {
-        uint32_t og[4], og8[4];
-        e2m1_direct(wg, og);
-        e2m1_direct(wg8, og8);
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          const uint32_t a[4] = {og[2 * half], og8[2 * half], og[2 * half + 1], og8[2 * half + 1]};
-          mma_f16_16816(cacc[j], a, bw[4 * w + 2 * half], bw[4 * w + 2 * half + 1]);
-        }
-        continue;
-      }
-      // mxfp4_word_to_half2x4 for both rows, written straight into the MMA operands.
-      const uint32_t selg = wg & 0x77777777u, selg8 = wg8 & 0x77777777u;
-      const uint32_t log = prmt(tab0, kTab1, selg), hig = prmt(tab0, kTab1, selg >> 16);
-      const uint32_t log8 = prmt(tab0, kTab1, selg8), hig8 = prmt(tab0, kTab1, selg8 >> 16);
+      uint32_t og[4], og8[4];
+      e2m1_direct(wg, og);
+      e2m1_direct(wg8, og8);
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
-        const int k1 = 2 * half, k2 = 2 * half + 1;
-        uint32_t a[4];
-        a[0] = prmt(log, hig, kSpread[k1]) | ((wg << (12 - 4 * k1)) & 0x80008000u);
-        a[1] = prmt(log8, hig8, kSpread[k1]) | ((wg8 << (12 - 4 * k1)) & 0x80008000u);
-        a[2] = prmt(log, hig, kSpread[k2]) | ((k2 == 3 ? wg : wg << (12 - 4 * k2)) & 0x80008000u);
-        a[3] = prmt(log8, hig8, kSpread[k2]) | ((k2 == 3 ? wg8 : wg8 << (12 - 4 * k2)) & 0x80008000u);
         // Elements (k, k+4) of word w; B words 4w + 2half (+1) hold the same inputs.
+        const uint32_t a[4] = {og[2 * half], og8[2 * half], og[2 * half + 1], og8[2 * half + 1]};
         mma_f16_16816(cacc[j], a, bw[4 * w + 2 * half], bw[4 * w + 2 * half + 1]);
       }
     }
@@ -197,10 +169,10 @@ __device__ __forceinline__ void quad_sums(const float (&acc)[kTiles][2], float (
   }
 }
 
-template <bool kFast, int kTiles, int kBatch, bool kDirect, typename Ready>
+template <bool kFast, int kTiles, int kBatch, typename Ready>
 __device__ __forceinline__ void dot_chunks(const uint8_t* bg, const uint8_t* bg8, const uint8_t* sg,
                                            const uint8_t* sg8, size_t tile_bytes, int nb, int c0, int c1,
-                                           const uint32_t* xs, int lane, uint32_t tab0, float (&acc)[kTiles][2],
+                                           const uint32_t* xs, int lane, float (&acc)[kTiles][2],
                                            bool& waited, Ready&& ready) {
   const int t = lane & 3;
   const size_t tile_scales = tile_bytes / 16;
@@ -222,14 +194,63 @@ __device__ __forceinline__ void dot_chunks(const uint8_t* bg, const uint8_t* bg8
     }
 #pragma unroll
     for (int i = 0; i < kBatch; ++i) {
-      if (cb + i < c1) mma_chunk<kFast, kTiles, kDirect>(d[i], xs, nb, cb + i, lane, tab0, acc);
+      if (cb + i < c1) mma_chunk<kFast, kTiles>(d[i], xs, nb, cb + i, lane, acc);
+    }
+  }
+}
+
+// kStep (MoE variant 0, NOTES v16): the fast path's addresses as pointers stepped once per batch,
+// a batch's chunks at immediate offsets from them, instead of 4c + t and its byte offsets per load.
+template <int kTiles, int kBatch, typename Ready>
+__device__ __forceinline__ void dot_chunks_step(const uint8_t* bg, const uint8_t* bg8, const uint8_t* sg,
+                                                const uint8_t* sg8, size_t tile_bytes, int nb, int c0, int c1,
+                                                const uint32_t* xs, int lane, float (&acc)[kTiles][2], bool& waited,
+                                                Ready&& ready) {
+  const int t = lane & 3;
+  const size_t tile_scales = tile_bytes / 16, first = static_cast<size_t>(4 * c0 + t) * 16;
+  const size_t first_s = static_cast<size_t>(4 * c0 + 2 * (t & 1));
+  const uint8_t *pw[kTiles], *pw8[kTiles];
+  const uint16_t *ps[kTiles], *ps8[kTiles];
+#pragma unroll
+  for (int j = 0; j < kTiles; ++j) {
+    pw[j] = bg + j * tile_bytes + first;
+    pw8[j] = bg8 + j * tile_bytes + first;
+    ps[j] = reinterpret_cast<const uint16_t*>(sg + j * tile_scales + first_s);
+    ps8[j] = reinterpret_cast<const uint16_t*>(sg8 + j * tile_scales + first_s);
+  }
+  for (int cb = c0; cb < c1; cb += kBatch) {
+    ChunkData d[kBatch][kTiles];
+#pragma unroll
+    for (int i = 0; i < kBatch; ++i) {
+#pragma unroll
+      for (int j = 0; j < kTiles; ++j) {
+        if (cb + i < c1) {
+          d[i][j].wg = ld_stream(pw[j] + 64 * i);
+          d[i][j].wg8 = ld_stream(pw8[j] + 64 * i);
+          d[i][j].sg = __ldg(ps[j] + 2 * i);
+          d[i][j].sg8 = __ldg(ps8[j] + 2 * i);
+        }
+      }
+    }
+    if (!waited) {
+      ready();
+      waited = true;
+    }
+#pragma unroll
+    for (int i = 0; i < kBatch; ++i) {
+      if (cb + i < c1) mma_chunk<true, kTiles>(d[i], xs, nb, cb + i, lane, acc);
+    }
+#pragma unroll
+    for (int j = 0; j < kTiles; ++j) {
+      pw[j] += 64 * kBatch, pw8[j] += 64 * kBatch;
+      ps[j] += 2 * kBatch, ps8[j] += 2 * kBatch;
     }
   }
 }
 
 // Dot products of rows r0 + 16 j + g and r0 + 16 j + g + 8 (tile j < kTiles) with the x16 row in
 // shared memory over chunks [c0, c1); the sums end up in every lane of the group (reduced over t).
-template <int kTiles, int kBatch, bool kDirect, typename Ready>
+template <int kTiles, int kBatch, bool kStep, typename Ready>
 __device__ __forceinline__ void tile_dot(const uint8_t* blocks, const uint8_t* scales, int r0, int nb, int c0, int c1,
                                          const uint32_t* xs, float (&out)[kTiles][2], Ready&& ready) {
   const int lane = threadIdx.x & 31, g = lane >> 2;
@@ -238,114 +259,21 @@ __device__ __forceinline__ void tile_dot(const uint8_t* blocks, const uint8_t* s
   const uint8_t* sg = scales + static_cast<size_t>(r0 + g) * nb;
   const uint8_t* sg8 = sg + static_cast<size_t>(8) * nb;
   const size_t tile_bytes = static_cast<size_t>(16) * nb * 16;
-  const uint32_t tab0 = e2m1_tab0();
   float acc[kTiles][2];
 #pragma unroll
   for (int j = 0; j < kTiles; ++j) acc[j][0] = acc[j][1] = 0.0f;
   bool waited = false;
   const int full = (nb & 1) ? c0 : max(c0, min(c1, nb / 4));  // chunks [c0, full) take the fast path
-  dot_chunks<true, kTiles, kBatch, kDirect>(bg, bg8, sg, sg8, tile_bytes, nb, c0, full, xs, lane, tab0, acc, waited,
-                                            ready);
-  dot_chunks<false, kTiles, kBatch, kDirect>(bg, bg8, sg, sg8, tile_bytes, nb, full, c1, xs, lane, tab0, acc, waited,
-                                             ready);
+  if constexpr (kStep) {
+    dot_chunks_step<kTiles, kBatch>(bg, bg8, sg, sg8, tile_bytes, nb, c0, full, xs, lane, acc, waited, ready);
+  } else {
+    dot_chunks<true, kTiles, kBatch>(bg, bg8, sg, sg8, tile_bytes, nb, c0, full, xs, lane, acc, waited, ready);
+  }
+  dot_chunks<false, kTiles, kBatch>(bg, bg8, sg, sg8, tile_bytes, nb, full, c1, xs, lane, acc, waited, ready);
   if (!waited) ready();
   quad_sums(acc, out);
-  if constexpr (kDirect) {
 #pragma unroll
-    for (int j = 0; j < kTiles; ++j) out[j][0] *= 16384.0f, out[j][1] *= 16384.0f;  // the decode's 2^-14
-  }
-}
-
-// Weights through shared memory (shapes with stages > 0): each warp streams its chunks through a ring
-// of kStages slots with cp.async (16 bytes per request, L2 only), so the bytes in flight no longer
-// live in registers. Lane (g, t) copies exactly the 16-byte pieces it later decodes (block 4c + t of
-// rows g and g + 8 of each tile), so a lane waits only for its own copies (cp.async.wait_group) and
-// the warp needs no barrier. Slot layout [stage][tile][row half][lane] x 16 bytes: a warp's reads and
-// writes of one (tile, half) are 512 contiguous bytes. Blocks past the row's end are zero-filled
-// (src-size 0); the scale bytes of all the warp's chunks are loaded into registers up front (two
-// rows' 16-bit pairs packed in one word).
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, uint32_t src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
-}
-
-// Scale bytes sb, sb + 1 of one row (bits 0-7, 8-15), zero past the row's end.
-__device__ __forceinline__ uint32_t load_scale_pair(const uint8_t* s, int nb, int sb) {
-  if ((nb & 1) == 0) return sb < nb ? uint32_t(__ldg(reinterpret_cast<const uint16_t*>(s + sb))) : 0u;
-  return (sb < nb ? uint32_t(__ldg(s + sb)) : 0u) | (sb + 1 < nb ? uint32_t(__ldg(s + sb + 1)) << 8 : 0u);
-}
-
-template <int kTiles, int kStages, int kMaxChunks, typename Ready>
-__device__ __forceinline__ void tile_dot_staged(const uint8_t* blocks, const uint8_t* scales, int r0, int nb, int c0,
-                                                int c1, const uint32_t* xs, uint4* ring, float (&out)[kTiles][2],
-                                                Ready&& ready) {
-  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const size_t row_bytes = static_cast<size_t>(nb) * 16;
-  const uint8_t* bg = blocks + static_cast<size_t>(r0 + g) * row_bytes;
-  const size_t tile_bytes = 16 * row_bytes;
-  const uint8_t* sg = scales + static_cast<size_t>(r0 + g) * nb;
-  const uint32_t ring_base = static_cast<uint32_t>(__cvta_generic_to_shared(ring)) + lane * 16;
-  auto issue = [&](int c, int stage) {
-    const int blk = 4 * c + t;
-    const bool in = blk < nb;
-    const uint8_t* src = bg + static_cast<size_t>(in ? blk : 0) * 16;
-#pragma unroll
-    for (int j = 0; j < kTiles; ++j) {
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        cp_async16(ring_base + ((stage * kTiles + j) * 2 + h) * 512, src + j * tile_bytes + h * 8 * row_bytes,
-                   in ? 16u : 0u);
-      }
-    }
-  };
-#pragma unroll
-  for (int s = 0; s < kStages; ++s) {
-    if (c0 + s < c1) issue(c0 + s, s);
-    cp_async_commit();
-  }
-  uint32_t sc[kMaxChunks][kTiles];  // rows g (bits 0-15) and g + 8 (16-31)
-#pragma unroll
-  for (int i = 0; i < kMaxChunks; ++i) {
-    const int sb = 4 * (c0 + i) + 2 * (t & 1);
-#pragma unroll
-    for (int j = 0; j < kTiles; ++j) {
-      const uint8_t* s0 = sg + static_cast<size_t>(16 * j) * nb;
-      sc[i][j] = c0 + i < c1 ? load_scale_pair(s0, nb, sb) | load_scale_pair(s0 + 8 * nb, nb, sb) << 16 : 0u;
-    }
-  }
-  cp_async_wait<kStages>();  // this thread's part of the x16 row (the group before the ring's)
-  ready();
-  const uint32_t tab0 = e2m1_tab0();
-  float acc[kTiles][2];
-#pragma unroll
-  for (int j = 0; j < kTiles; ++j) acc[j][0] = acc[j][1] = 0.0f;
-#pragma unroll
-  for (int i = 0; i < kMaxChunks; ++i) {
-    if (c0 + i >= c1) break;
-    cp_async_wait<kStages - 1>();
-    const int stage = i % kStages;
-    ChunkData d[kTiles];
-#pragma unroll
-    for (int j = 0; j < kTiles; ++j) {
-      d[j].wg = ring[((stage * kTiles + j) * 2) * 32 + lane];
-      d[j].wg8 = ring[((stage * kTiles + j) * 2 + 1) * 32 + lane];
-      d[j].sg = sc[i][j] & 0xffffu;
-      d[j].sg8 = sc[i][j] >> 16;
-    }
-    mma_chunk<false, kTiles>(d, xs, nb, c0 + i, lane, tab0, acc);
-    if (c0 + i + kStages < c1) issue(c0 + i + kStages, stage);
-    cp_async_commit();
-  }
-  quad_sums(acc, out);
-}
-
-// Shared-memory bytes of one warp's ring.
-__host__ __device__ __forceinline__ size_t ring_bytes(int tiles, int stages) {
-  return static_cast<size_t>(stages) * tiles * 1024;
+  for (int j = 0; j < kTiles; ++j) out[j][0] *= 16384.0f, out[j][1] *= 16384.0f;  // the decode's 2^-14
 }
 
 // Starts copying one x16 row (words) into shared memory (cp.async, 16 bytes per request).
@@ -368,23 +296,6 @@ __host__ __device__ __forceinline__ int k_parts(int nb, int per_warp) {
   return min(8, (nch + per_warp - 1) / per_warp);
 }
 
-// kStages == 0: weights through registers, kBatch chunks in flight (tile_dot); otherwise through a
-// per-warp ring of kStages chunks after the x16 row in shared memory, kBatch = most chunks per warp.
-// `ready` (register path only) runs once the first weights are in flight and returns when the x16 row
-// is in shared memory.
-template <int kTiles, int kBatch, int kStages, bool kDirect, typename Ready>
-__device__ __forceinline__ void tile_dot_any(const uint8_t* blocks, const uint8_t* scales, int r0, int nb, int c0, int c1,
-                                             const uint32_t* xs, size_t xs_words, float (&out)[kTiles][2],
-                                             Ready&& ready) {
-  if constexpr (kStages == 0) {
-    tile_dot<kTiles, kBatch, kDirect>(blocks, scales, r0, nb, c0, c1, xs, out, ready);
-  } else {
-    uint4* ring = reinterpret_cast<uint4*>(const_cast<uint32_t*>(xs) + xs_words) +
-                  (threadIdx.x >> 5) * (ring_bytes(kTiles, kStages) / 16);
-    tile_dot_staged<kTiles, kStages, kBatch>(blocks, scales, r0, nb, c0, c1, xs, ring, out, [] { __syncthreads(); });
-  }
-}
-
 __device__ __forceinline__ float swiglu(float gate, float up, float limit, float alpha) {
   gate = fminf(gate, limit);
   up = fmaxf(fminf(up, limit), -limit);
@@ -393,7 +304,7 @@ __device__ __forceinline__ float swiglu(float gate, float up, float limit, float
 
 // grid (16-row tiles, slots): slot s = (token s / k, expert idx[s]); the block's warps split the
 // columns (k_parts) and meet in shared memory.
-template <int kTiles, int kBatch, int kStages, bool kDirect = false>
+template <int kTiles, int kBatch, bool kStep = false>
 __global__ void __launch_bounds__(256)
     gate_up_kernel(const uint32_t* __restrict__ x16, const float* __restrict__ x_inv, const int32_t* __restrict__ idx,
                    int k, const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales,
@@ -411,9 +322,9 @@ __global__ void __launch_bounds__(256)
   const int nb = cols >> 5, nch = (nb + 3) / 4, parts = blockDim.x >> 5;
   copy_row_async(xs, x16 + static_cast<size_t>(t_tok) * x16_row_words(cols), x16_row_words(cols));
   float y[kTiles][2];
-  tile_dot_any<kTiles, kBatch, kStages, kDirect>(blocks + static_cast<size_t>(e) * rows * nb * 16,
-                                        scales + static_cast<size_t>(e) * rows * nb, r0, nb, warp * nch / parts,
-                                        (warp + 1) * nch / parts, xs, x16_row_words(cols), y, wait_row);
+  const size_t expert = static_cast<size_t>(e) * rows;
+  tile_dot<kTiles, kBatch, kStep>(blocks + expert * nb * 16, scales + expert * nb, r0, nb, warp * nch / parts,
+                                  (warp + 1) * nch / parts, xs, y, wait_row);
   if (t == 0) {
 #pragma unroll
     for (int j = 0; j < kTiles; ++j) {
@@ -447,7 +358,7 @@ __global__ void __launch_bounds__(256)
 // kCluster (v10, MoE variant 3): the k blocks of a (token, rows) pair form one thread-block cluster;
 // each writes its y rows into block 0's shared memory and block 0 forms the weighted sum after the
 // cluster barrier (same order and arithmetic, no y scratch, fence or counter).
-template <int kTiles, int kBatch, int kStages, bool kCluster = false, bool kDirect = false>
+template <int kTiles, int kBatch, bool kCluster, bool kStep = false>
 __global__ void __launch_bounds__(256)
     down_kernel(const uint32_t* __restrict__ h16, const float* __restrict__ h_inv, const int32_t* __restrict__ idx,
                 const float* __restrict__ weight, int k, const uint8_t* __restrict__ blocks,
@@ -475,17 +386,17 @@ __global__ void __launch_bounds__(256)
   const uint32_t* hrow = h16 + static_cast<size_t>(slot) * x16_row_words(cols);
   if (!idx_ready) copy_row_async(xs, hrow, x16_row_words(cols));
   float yt[kTiles][2];
-  tile_dot_any<kTiles, kBatch, kStages, kDirect>(blocks + static_cast<size_t>(e) * rows * nb * 16,
-                                        scales + static_cast<size_t>(e) * rows * nb, r0, nb, warp * nch / parts,
-                                        (warp + 1) * nch / parts, xs, x16_row_words(cols), yt, [&] {
-                                          if (idx_ready) {
-                                            pdl_wait();
-                                            timeline.waited();
-                                            pdl_allow_dependents();
-                                            copy_row_async(xs, hrow, x16_row_words(cols));
-                                          }
-                                          wait_row();
-                                        });
+  const size_t expert = static_cast<size_t>(e) * rows;
+  tile_dot<kTiles, kBatch, kStep>(blocks + expert * nb * 16, scales + expert * nb, r0, nb, warp * nch / parts,
+                                  (warp + 1) * nch / parts, xs, yt, [&] {
+                                    if (idx_ready) {
+                                      pdl_wait();
+                                      timeline.waited();
+                                      pdl_allow_dependents();
+                                      copy_row_async(xs, hrow, x16_row_words(cols));
+                                    }
+                                    wait_row();
+                                  });
   if (t == 0) {
 #pragma unroll
     for (int j = 0; j < kTiles; ++j) {
@@ -554,28 +465,23 @@ int stage_x16(const float* x, int x_stride, int rows, int cols, uint32_t* x16, f
 
 namespace {
 
-// Kernel shapes the launchers choose from (set_moe_variant): row tiles per warp, chunks in flight per
-// warp, chunks per warp (sets the warps per block). The epilogues need 16 * tiles threads (down) and
-// so at most two tiles: a block may be a single warp.
+// Kernel shapes the launchers choose from (set_moe_variant, kernels.h): row tiles per warp, chunks in
+// flight per warp, chunks per warp (sets the warps per block). The epilogues need 16 * tiles threads
+// (down) and so at most two tiles: a block may be a single warp.
 struct MoeShape {
-  int tiles, batch, per_warp, stages;  // stages > 0: weights through shared memory (batch unused)
-  bool cluster;                        // down: the slots' sum through a cluster (gate_up: as variant 1)
-  bool pre;                            // down: weights requested before griddepcontrol.wait (idx_ready)
-  bool direct;                         // the E2M1 bits straight into fp16 fields (e2m1_direct)
+  int tiles, batch, per_warp;
+  bool cluster;  // down: the slots' sum through a thread-block cluster (else a y scratch and a counter)
+  bool pre;      // down: weights requested before griddepcontrol.wait (idx_ready)
+  bool step;     // the fast path's addresses stepped per batch (dot_chunks_step)
 };
-constexpr MoeShape kMoeShapes[kMoeVariants] = {{1, 6, 6, 0, false, false, false}, {2, 3, 6, 0, false, false, false},
-                                               {2, 0, 6, 2, false, false, false}, {2, 3, 6, 0, true, false, false},
-                                               {2, 3, 6, 0, true, true, false},   {2, 3, 6, 0, false, false, true},
-                                               {2, 3, 6, 0, true, true, true},    {1, 6, 6, 0, false, false, true}};
+constexpr MoeShape kMoeShapes[kMoeVariants] = {
+    {1, 3, 6, true, true, true}, {1, 6, 6, false, false, false}, {2, 3, 6, true, true, false}};
 int g_moe_variant[2] = {kMoeDefaultGateUp, kMoeDefaultDown};
 
-MoeShape moe_shape(int which, int rows, int cols) {
+// The variant's shape, or variant 0's where its tiles do not divide the rows (variant 0 takes any rows % 16 == 0).
+MoeShape moe_shape(int which, int rows) {
   const MoeShape s = kMoeShapes[g_moe_variant[which]];
-  if (rows % (16 * s.tiles) != 0) return kMoeShapes[0];
-  // The staged kernels unroll at most per_warp chunks per warp; k_parts caps the warps at 8.
-  const int nch = ((cols >> 5) + 3) / 4, parts = k_parts(cols >> 5, s.per_warp);
-  if (s.stages > 0 && (nch + parts - 1) / parts > s.per_warp) return kMoeShapes[kMoeDefaultGateUp];
-  return s;
+  return rows % (16 * s.tiles) == 0 ? s : kMoeShapes[0];
 }
 
 template <typename Kernel>
@@ -597,25 +503,21 @@ int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* i
                        float limit, float alpha, float* h, uint32_t* h16, cudaStream_t stream) {
   if (T <= 0) return 0;
   if (rows % 16 != 0 || cols % 32 != 0 || (rows / 2) % 32 != 0) return static_cast<int>(cudaErrorInvalidValue);
-  const MoeShape s = moe_shape(0, rows, cols);
+  const MoeShape s = moe_shape(0, rows);
   const int warps = k_parts(cols >> 5, s.per_warp);
-  const size_t smem = x16_row_words(cols) * 4 + warps * ring_bytes(s.tiles, s.stages);
+  const size_t smem = x16_row_words(cols) * 4;
   const dim3 grid(rows / (16 * s.tiles), T * k), block(32 * warps);
   auto go = [&](auto kernel) {
     moe_allow_smem(kernel, smem);
     launch_pdl(kernel, grid, block, smem, stream, x16, x_inv, idx, k, blocks, scales, bias, rows, cols, limit, alpha, h,
                h16);
   };
-  if (s.stages > 0) {
-    go(gate_up_kernel<2, 6, 2>);
-  } else if (s.tiles == 2 && s.direct) {
-    go(gate_up_kernel<2, 3, 0, true>);
-  } else if (s.tiles == 2) {
-    go(gate_up_kernel<2, 3, 0>);
-  } else if (s.direct) {
-    go(gate_up_kernel<1, 6, 0, true>);
+  if (s.tiles == 2) {  // the shapes of kMoeShapes
+    go(gate_up_kernel<2, 3, false>);
+  } else if (s.step) {
+    go(gate_up_kernel<1, 3, true>);
   } else {
-    go(gate_up_kernel<1, 6, 0>);
+    go(gate_up_kernel<1, 6, false>);
   }
   return static_cast<int>(cudaGetLastError());
 }
@@ -626,30 +528,22 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
                         bool idx_ready) {
   if (T <= 0) return 0;
   if (rows % 16 != 0 || cols % 32 != 0 || k < 1 || k > 8) return static_cast<int>(cudaErrorInvalidValue);
-  const MoeShape s = moe_shape(1, rows, cols);
+  const MoeShape s = moe_shape(1, rows);
   const int warps = k_parts(cols >> 5, s.per_warp);
-  const size_t smem = x16_row_words(cols) * 4 + warps * ring_bytes(s.tiles, s.stages);
+  const size_t smem = x16_row_words(cols) * 4;
   const dim3 grid(rows / (16 * s.tiles), T * k), block(32 * warps);
-  auto go = [&](auto kernel) {
+  const bool pre = s.pre && idx_ready;
+  auto go = [&](auto kernel) {  // cluster.x == 0: no cluster (a plain launch_pdl)
     moe_allow_smem(kernel, smem);
-    launch_pdl(kernel, grid, block, smem, stream, h16, h_inv, idx, weight, k, blocks, scales, bias, rows, cols, y,
-               counters, out, accumulate, s.stages == 0 && s.pre && idx_ready);
+    launch_pdl_cluster(kernel, grid, block, dim3(s.cluster ? 1 : 0, k, 1), smem, stream, h16, h_inv, idx, weight, k,
+                       blocks, scales, bias, rows, cols, y, counters, out, accumulate, pre);
   };
-  if (s.cluster) {
-    auto kernel = s.direct ? down_kernel<2, 3, 0, true, true> : down_kernel<2, 3, 0, true>;
-    moe_allow_smem(kernel, smem);
-    launch_pdl_cluster(kernel, grid, block, dim3(1, k, 1), smem, stream, h16, h_inv, idx, weight, k, blocks, scales,
-                       bias, rows, cols, y, counters, out, accumulate, s.pre && idx_ready);
-  } else if (s.stages > 0) {
-    go(down_kernel<2, 6, 2>);
-  } else if (s.tiles == 2 && s.direct) {
-    go(down_kernel<2, 3, 0, false, true>);
-  } else if (s.tiles == 2) {
-    go(down_kernel<2, 3, 0>);
-  } else if (s.direct) {
-    go(down_kernel<1, 6, 0, false, true>);
+  if (s.tiles == 2) {  // the shapes of kMoeShapes
+    go(down_kernel<2, 3, true, false>);
+  } else if (s.step) {
+    go(down_kernel<1, 3, true, true>);
   } else {
-    go(down_kernel<1, 6, 0>);
+    go(down_kernel<1, 6, false, false>);
   }
   return static_cast<int>(cudaGetLastError());
 }
