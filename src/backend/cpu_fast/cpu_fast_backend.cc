@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -21,6 +22,10 @@
 #include "backend/cpu_fast/spin_pool.h"
 #include "core/dtypes.h"
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 namespace gptoss {
 namespace {
 
@@ -36,9 +41,11 @@ class CpuFastBackend final : public Backend {
         pool_(threads, spin_time()),
         amx_(amx_wanted()),
         i8_(i8_wanted(i8)),
+        hugepage_(hugepage_wanted()),
         profile_(profile) {
     if (const char* v = std::getenv("GPTOSS_CPU_FAST_DECODE_TILE")) {
-      decode_tile_ = std::max(0L, std::strtol(v, nullptr, 10)) / 4 * 4;
+      decode_tile_ = std::string(v) == "equal" ? kEqualTasks
+                                               : std::max(0L, std::strtol(v, nullptr, 10)) / 4 * 4;
     }
   }
   ~CpuFastBackend() override {
@@ -54,8 +61,23 @@ class CpuFastBackend final : public Backend {
     if (decode_tile_ > 0) {
       std::fprintf(stderr, "  moe decode tasks: %lld rows (GPTOSS_CPU_FAST_DECODE_TILE)\n",
                    static_cast<long long>(decode_tile_));
+    } else if (decode_tile_ == kEqualTasks) {
+      std::fprintf(
+          stderr,
+          "  moe decode tasks: rows / (2 x %d threads) per expert (GPTOSS_CPU_FAST_DECODE_TILE)\n",
+          pool_.size());
     } else {
-      std::fprintf(stderr, "  moe decode tasks: rows / (2 x %d threads)\n", pool_.size());
+      std::fprintf(
+          stderr,
+          "  moe decode tasks: largest first, 1 / (2 x %d threads) of the experts' rows left\n",
+          pool_.size());
+    }
+    if (hugepage_.on) {
+      std::fprintf(stderr,
+                   "  weights: MADV_HUGEPAGE on %.0f MB (GPTOSS_CPU_FAST_HUGEPAGE=0: off)\n",
+                   static_cast<double>(hugepage_bytes_) / 1e6);
+    } else {
+      std::fprintf(stderr, "  weights: no MADV_HUGEPAGE (%s)\n", hugepage_.reason);
     }
     if (i8_.on) {
       std::fprintf(stderr, "  moe int8: on (%s, %d int8 parts, calls of up to %d tokens)\n",
@@ -73,6 +95,7 @@ class CpuFastBackend final : public Backend {
 
   Expected<Buffer> alloc(size_t bytes) override { return exact_->alloc(bytes); }
   Expected<Buffer> upload_weight(const void* host, size_t bytes) override {
+    if (hugepage_.on) advise_hugepage(host, bytes);
     return exact_->upload_weight(host, bytes);
   }
   Status download(const void* src, size_t bytes, void* host) override { return exact_->download(src, bytes, host); }
@@ -318,17 +341,24 @@ class CpuFastBackend final : public Backend {
     std::chrono::steady_clock::time_point t0_;
   };
 
-  // Rows per task of a decode (T = 1) expert matmul: rows / (2 * threads) (a multiple of 4, at least
-  // 64): 2 * threads tasks per expert (on 2 threads gate_up 1440 rows, down 720). Each task's first tile
-  // starts cold (its lines requested at once, then the next tile's while it runs), and the threads
-  // take tasks in turn, so with 64-row tasks each thread's stream jumped every 98 KB; longer tasks
-  // keep the next-tile prefetch running: the expert ops 5.8% faster than with 64-row tasks, decode
-  // +3.3% (17 pairs, bench/results/cpu-mxfp4-gemv.md). The row split does not change any sum.
-  // GPTOSS_CPU_FAST_DECODE_TILE=N sets N rows (64: the former split).
-  int64_t decode_tile_ = 0;
+  // Tasks of a decode (T = 1) expert matmul. Each task's first tile starts cold (its lines
+  // requested at once, then the next tile's while it runs), so tasks are long: with 64-row tasks
+  // each thread's stream jumped every 98 KB (tasks of rows / (2 * threads) rows per expert
+  // were 5.8% faster, bench/results/cpu-mxfp4-gemv.md). Equal tasks end the op badly: the thread
+  // that finishes first waited for the other's last task, ~0.1 ms of gate_up's ~2.1 ms on 2 threads
+  // (measured 2026-11-27, the caller's wait alone). Default: largest first over the used experts'
+  // rows in expert order, each task 1 / (2 * threads) of the rows still left (a multiple of 4, at
+  // least 64, cut at the expert's end), as row_ranges does for the bf16 GEMVs: long streams first,
+  // short tasks last. GPTOSS_CPU_FAST_DECODE_TILE=N: tasks of N rows; =equal: rows / (2 * threads)
+  // rows per expert (the split before). No split changes any sum
+  // (DecodeRowSplitDoesNotChangeResults).
+  static constexpr int64_t kEqualTasks = -1;
+  static constexpr int64_t kMinDecodeRows = 64;
+  int64_t decode_tile_ = 0;  // > 0: rows per task; 0: largest first; kEqualTasks
   int64_t decode_tile(int64_t rows) const {
-    if (decode_tile_ > 0) return decode_tile_;
-    return std::max<int64_t>(64, rows / (2 * static_cast<int64_t>(pool_.size())) / 4 * 4);
+    if (decode_tile_ != kEqualTasks) return decode_tile_;
+    return std::max<int64_t>(kMinDecodeRows,
+                             rows / (2 * static_cast<int64_t>(pool_.size())) / 4 * 4);
   }
   static constexpr int kTokenBlock = 64;  // tokens per GEMM pass over a weight tile (fit in L2)
   static constexpr size_t kGemvMaxPairs = 2;  // up to this many tokens an expert runs as GEMVs
@@ -356,14 +386,15 @@ class CpuFastBackend final : public Backend {
     return buf.data();
   }
 
-  // For every used expert and tile of `tile` weight rows: y[p, r] = row r0 + r . input(pairs[p])
-  // for all pairs routed to that expert, handed to emit(expert, r0, n, pairs, y, ldy). Tasks are
-  // (expert, tile) in expert-major order, taken dynamically by the pool's threads. Few pairs: MXFP4
-  // GEMV straight from the blocks; more: the tile is decoded to f32 once and multiplied as a GEMM
-  // (or, with AMX from amx_.min_tokens pairs on, decoded to bf16 and multiplied on the tiles
-  // against the expert's activations, packed once from natural_input(pair)). With i8_input set
-  // (use_i8), every pair runs the int8 GEMV on its quantized activations i8_input(pair) instead,
-  // two pairs per pass over the tile.
+  // For every used expert and range of rows r0 .. r0 + n (tiles of `tile` rows; tile 0: largest
+  // first, decode_tile): y[p, r] = row r0 + r . input(pairs[p]) for all pairs routed to that
+  // expert, handed to emit(expert, r0, n, pairs, y, ldy). Tasks are (expert, rows) in expert order
+  // (decode_tile), taken dynamically by the pool's threads. Few pairs: MXFP4 GEMV straight from the
+  // blocks; more: the tile is decoded to f32 once and multiplied as a GEMM (or, with AMX from
+  // amx_.min_tokens pairs on, decoded to bf16 and multiplied on the tiles against the expert's
+  // activations, packed once from natural_input(pair)). With i8_input set (use_i8), every pair runs
+  // the int8 GEMV on its quantized activations i8_input(pair) instead, two pairs per pass over the
+  // tile.
   using I8Input = std::function<const uint8_t*(int32_t)>;
   template <typename Emit, typename Input, typename NaturalInput>
   void run_experts(const ExpertGroups& g, const Mxfp4Experts& w, int64_t tile, Emit&& emit, Input&& input,
@@ -371,12 +402,32 @@ class CpuFastBackend final : public Backend {
     const int64_t rows = w.rows, cols = w.cols, nb = cols / kMxfp4BlockElems;
     const bool amx = !i8_input && pack_experts_amx(g, cols, natural_input);
     if (amx) tile = kAmxRows;
-    const int64_t tiles = (rows + tile - 1) / tile;
+    // Tasks (expert, first row, rows): tiles of `tile` rows per expert, or (tile 0) largest first.
+    tasks_.clear();
+    if (tile > 0) {
+      for (const int32_t ex : g.used) {
+        for (int64_t r0 = 0; r0 < rows; r0 += tile)
+          tasks_.push_back({ex, r0, std::min(tile, rows - r0)});
+      }
+    } else {
+      const int64_t parts = 2 * static_cast<int64_t>(pool_.size());
+      int64_t left = static_cast<int64_t>(g.used.size()) * rows, r0 = 0;
+      for (size_t e = 0; left > 0;) {
+        const int64_t n = std::min(rows - r0, std::max(kMinDecodeRows, left / parts / 4 * 4));
+        tasks_.push_back({g.used[e], r0, n});
+        left -= n;
+        r0 += n;
+        if (r0 == rows) {
+          ++e;
+          r0 = 0;
+        }
+      }
+    }
     const uint8_t* blocks = w.blocks.as<uint8_t>();
     const uint8_t* scales = w.scales.as<uint8_t>();
-    pool_.run(static_cast<int>(g.used.size() * tiles), [&](int i) {
-      const int32_t ex = g.used[static_cast<size_t>(i / tiles)];
-      const int64_t r0 = (i % tiles) * tile, n = std::min(tile, rows - r0);
+    pool_.run(static_cast<int>(tasks_.size()), [&](int i) {
+      const int32_t ex = tasks_[static_cast<size_t>(i)].ex;
+      const int64_t r0 = tasks_[static_cast<size_t>(i)].r0, n = tasks_[static_cast<size_t>(i)].n;
       const std::vector<int32_t>& pairs = g.pairs[ex];
       const size_t first = static_cast<size_t>(ex * rows + r0);
       const uint8_t* bl = blocks + first * nb * kMxfp4BlockBytes;
@@ -392,7 +443,8 @@ class CpuFastBackend final : public Backend {
                                   static_cast<int64_t>(n));
         }
       } else if (pairs.size() <= kGemvMaxPairs) {
-        for (size_t p = 0; p < pairs.size(); ++p) cpu_fast::gemv_mxfp4(input(pairs[p]), bl, sc, cols, n, yt.data() + p * n);
+        for (size_t p = 0; p < pairs.size(); ++p)
+          cpu_fast::gemv_mxfp4(input(pairs[p]), bl, sc, cols, n, yt.data() + p * n);
       } else if (amx && amx_x_at_[ex] != kNotPacked) {
         thread_local std::vector<uint16_t> panel16;
         panel16.resize(static_cast<size_t>(n * cols));
@@ -494,6 +546,46 @@ class CpuFastBackend final : public Backend {
     return reinterpret_cast<const uint8_t*>(qa_.data()) + row * bytes;
   }
 
+  // Weights stay in the model files' mapping (the exact backend borrows it). How the page cache
+  // holds them matters: decode of the random 20b on the 2-vCPU VM ran 4.30 tok/s over order-0 (4
+  // KB, scattered) pages against 5.83 over 2 MB folios (bench/results/cpu-20b-vs-llamacpp.md), and
+  // which one a load gets depends on how the pages came into the cache. On Linux the 2 MB-aligned
+  // interior of each weight's range is marked MADV_HUGEPAGE: a page fault on a part not yet cached
+  // then reads its 2 MB-aligned neighbourhood as one PMD-size folio and maps it with one entry, in
+  // whatever order the model touches the weights (after a cold 8-token decode 82% of the mapping
+  // was PMD-mapped, 15% without). Pages already cached keep their folios (MADV_COLLAPSE of file
+  // pages needs a kernel built with CONFIG_READ_ONLY_THP_FOR_FS). GPTOSS_CPU_FAST_HUGEPAGE=0 turns
+  // it off.
+  struct HugepageChoice {
+    bool on = false;
+    const char* reason = "";
+  };
+  static HugepageChoice hugepage_wanted() {
+    HugepageChoice c;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const char* v = std::getenv("GPTOSS_CPU_FAST_HUGEPAGE");
+    c.on = !(v && std::string(v) == "0");
+    c.reason = c.on ? "" : "GPTOSS_CPU_FAST_HUGEPAGE=0";
+#else
+    c.reason = "not Linux";
+#endif
+    return c;
+  }
+  void advise_hugepage(const void* host, size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    constexpr uintptr_t kHuge = uintptr_t{2} << 20;
+    const auto at = reinterpret_cast<uintptr_t>(host);
+    const uintptr_t first = (at + kHuge - 1) & ~(kHuge - 1), end = (at + bytes) & ~(kHuge - 1);
+    // A failure (e.g. THP compiled out) leaves the pages as they were: nothing to report.
+    if (end > first && madvise(reinterpret_cast<void*>(first), end - first, MADV_HUGEPAGE) == 0) {
+      hugepage_bytes_ += end - first;
+    }
+#else
+    (void)host;
+    (void)bytes;
+#endif
+  }
+
   static constexpr int64_t kAmxRows = 64;  // weight rows per AMX task (bf16 panel in L2)
   static constexpr size_t kNotPacked = ~size_t{0};
 
@@ -554,6 +646,8 @@ class CpuFastBackend final : public Backend {
   cpu_fast::SpinPool pool_;
   const AmxChoice amx_;
   const I8Choice i8_;
+  const HugepageChoice hugepage_;
+  size_t hugepage_bytes_ = 0;  // weight bytes marked MADV_HUGEPAGE
   struct alignas(64) Line {
     uint8_t b[64];
   };
@@ -562,6 +656,11 @@ class CpuFastBackend final : public Backend {
   std::vector<size_t> amx_x_at_;    // per expert: offset of its packed activations in xa_
   std::vector<float> xp_, hp_, y_;  // activations in chunk order; expert outputs per (token, slot)
   std::vector<int64_t> ranges_;     // row_ranges' boundaries
+  struct ExpertTask {
+    int32_t ex;
+    int64_t r0, n;
+  };
+  std::vector<ExpertTask> tasks_;  // run_experts' tasks
   const bool profile_;
   std::map<std::string, ProfileEntry> prof_;
 };

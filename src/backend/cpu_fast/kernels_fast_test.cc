@@ -12,6 +12,15 @@
 #include <tuple>
 #include <vector>
 
+#if defined(__linux__)
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#endif
+
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu_fast/cpu_fast_backend.h"
@@ -302,7 +311,8 @@ TEST(CpuFastBackend, ResultsDoNotDependOnTheBatch) { for_each_target([] {
 }); }
 
 // A decode expert matmul's row split between the pool's tasks (GPTOSS_CPU_FAST_DECODE_TILE rows, or
-// the default rows / (2 * threads)) does not change any output bit, f32 and int8 kernels alike.
+// "equal": rows / (2 * threads) per expert; the default: largest first) does not change any output
+// bit, f32 and int8 kernels alike.
 TEST(CpuFastBackend, DecodeRowSplitDoesNotChangeResults) {
   std::mt19937 rng(8);
   const int k = 4;
@@ -313,7 +323,7 @@ TEST(CpuFastBackend, DecodeRowSplitDoesNotChangeResults) {
   auto xs = randn(rng, hidden, 0.05f);
   for (const char* i8 : {"0", "1"}) {
     std::vector<float> h_want, o_want;
-    for (const char* tile : {"4", "64", "100", "0"}) {
+    for (const char* tile : {"4", "64", "100", "equal", "0"}) {
       setenv("GPTOSS_CPU_FAST_MOE_I8", i8, 1);
       setenv("GPTOSS_CPU_FAST_DECODE_TILE", tile, 1);
       auto fast = make_cpu_fast_backend(2);
@@ -332,6 +342,73 @@ TEST(CpuFastBackend, DecodeRowSplitDoesNotChangeResults) {
     }
   }
 }
+
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+// The VmFlags of the mapping that holds p contain "hg" (MADV_HUGEPAGE), as the kernel reports them.
+bool marked_huge(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto at = reinterpret_cast<uintptr_t>(p);
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    unsigned long lo = 0, hi = 0;
+    char dash = 0;
+    std::istringstream head(line);
+    if (head >> std::hex >> lo >> dash >> hi && dash == '-') {
+      inside = at >= lo && at < hi;
+    } else if (inside && line.rfind("VmFlags:", 0) == 0) {
+      return (line + " ").find(" hg ") != std::string::npos;
+    }
+  }
+  return false;
+}
+
+// upload_weight marks the 2 MB-aligned interior of a weight's range (here a read-only private
+// mapping of a file, as the model's weights are) MADV_HUGEPAGE, and nothing outside it; with
+// GPTOSS_CPU_FAST_HUGEPAGE=0 nothing.
+TEST(CpuFastBackend, WeightsAreMarkedForHugePages) {
+  constexpr size_t kHuge = size_t{2} << 20, kLen = 5 * kHuge;
+  char path[] = "/tmp/gptoss_hugepage_testXXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  unlink(path);
+  ASSERT_EQ(ftruncate(fd, static_cast<off_t>(kLen)), 0);
+  auto map = [&] {
+    void* m = mmap(nullptr, kLen, PROT_READ, MAP_PRIVATE, fd, 0);
+    EXPECT_NE(m, MAP_FAILED);
+    return static_cast<uint8_t*>(m);
+  };
+  // Where madvise sets no flag (THP not built in, or an emulator that ignores it) there is nothing
+  // to test.
+  uint8_t* probe = map();
+  const bool kernel_marks = madvise(probe, kLen, MADV_HUGEPAGE) == 0 && marked_huge(probe);
+  munmap(probe, kLen);
+  if (!kernel_marks) {
+    close(fd);
+    GTEST_SKIP() << "madvise(MADV_HUGEPAGE) sets no flag here";
+  }
+  for (const bool on : {true, false}) {
+    uint8_t* m = map();
+    // A 4 MB weight from 1 MB past a 2 MB boundary (first): its 2 MB-aligned interior is one 2 MB
+    // page.
+    uint8_t* first =
+        reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(m) + kHuge - 1) & ~(kHuge - 1));
+    uint8_t* weight = first + kHuge / 2;
+    const size_t bytes = 2 * kHuge;  // its 2 MB-aligned interior: [first + 2 MB, first + 4 MB)
+    if (!on) setenv("GPTOSS_CPU_FAST_HUGEPAGE", "0", 1);
+    auto fast = make_cpu_fast_backend(1);
+    unsetenv("GPTOSS_CPU_FAST_HUGEPAGE");
+    auto buf = fast->upload_weight(weight, bytes);
+    ASSERT_TRUE(buf.has_value());
+    EXPECT_EQ(buf->data, weight);  // borrowed, not copied
+    EXPECT_FALSE(marked_huge(weight)) << "before the interior";
+    EXPECT_EQ(marked_huge(first + kHuge), on) << "the interior";
+    EXPECT_EQ(marked_huge(first + 2 * kHuge - 1), on) << "the interior's last byte";
+    EXPECT_FALSE(marked_huge(first + 2 * kHuge)) << "after the interior";
+    munmap(m, kLen);
+  }
+  close(fd);
+}
+#endif
 
 }  // namespace
 }  // namespace gptoss
