@@ -2,7 +2,8 @@
 # gptoss (cpu-fast) against llama.cpp (llama-bench, CPU build) on the same full-size random
 # gpt-oss-20b weights, in one run on this machine (issue 7): read bandwidth measured in the same run,
 # then gptoss bench and llama-bench interleaved (ROUNDS rounds), each with its weights warm (gptoss's
-# safetensors are read into the page cache first), then the bandwidth again; prints the table, the roofline fractions and the ratios.
+# safetensors are read into the page cache first, and the share of them held in 2 MB folios logged),
+# then the bandwidth again; prints the table, the roofline fractions and the ratios.
 # llama.cpp is built and its GGUF converted outside the repo (bench/results/cpu-20b-vs-llamacpp.md
 # gives the commands); llama.cpp's code never enters the repo.
 #
@@ -59,6 +60,8 @@ for r in $(seq 1 "$ROUNDS"); do
   [ -z "${ROUND_DEVICES:-}" ] || devs=$(echo "$ROUND_DEVICES" | awk -v r="$r" '{print $(((r - 1) % NF) + 1)}')
   for dev in $devs; do
     warm "$MODEL"/*.safetensors
+    # The page cache's 2 MB share of the weights (decode is slower over 4 KB pages; pmd_mapped.py).
+    log "page cache: $(python3 bench/peers/pmd_mapped.py "$MODEL"/*.safetensors)"
     log "gptoss --device $dev round $r"
     bench/tools/peak_memory.py -- "$GPTOSS" bench "$MODEL" -p "$P" -n "$N" -r "$REPS" --threads "$THREADS" \
       --device "$dev" --json > "$OUT/runs/gptoss-$dev-$r.json" 2> "$OUT/runs/gptoss-$dev-$r.err"
