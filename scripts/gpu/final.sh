@@ -8,7 +8,10 @@
 #   4. the random 20b (written by prep) vs the exact CPU path, and engine_graph_decode_test's device-greedy
 #      test on it (GPTOSS_GREEDY_TEST_MODEL);
 #   5. compute-sanitizer memcheck on the tiny decode check;
-#   6. gptoss bench --parallel 1,16,64 (the CLI's concurrent sequences).
+#   6. gptoss bench --parallel 1,16,64 (the CLI's concurrent sequences);
+#   7. the kernel lab's checks (every kernel variant vs a CPU double reference) and the 27-token tiny decode
+#      check; then a summary of every step's key lines at the very end (the device tool returns only the
+#      output's tail: in run I the checks ran before final.sh and fell outside it).
 # Every log goes to $OUT/final-logs.tar.gz (the device tool returns at most 8 files), the peers
 # summary to $OUT/summary.md; each step's tail is printed.
 set -uo pipefail
@@ -50,6 +53,16 @@ TAIL=6 step r20.txt 150 "$B/gptoss_cuda_decode_check" "$R20" --tokens $TOKENS --
 TAIL=4 step sanitizer.txt 120 compute-sanitizer --tool memcheck --leak-check no "$B/gptoss_cuda_decode_check" \
   tests/data/tiny/model --tokens 358,318,174,506,238 --tol 1e-4
 TAIL=12 step parallel.txt 150 "$B/gptoss" bench "$R20" --parallel 1,16,64 -p 128 -n 128 -r 2 --device cuda
+TAIL=2 step lab-check.txt 120 "$B/gptoss_cuda_lab" check
+TINY=358,318,174,506,238,110,432,82,439,313,58,22,227,18,72,263,496,238,413,469,421,322,225,263,136,254,194
+TAIL=5 step tiny.txt 120 "$B/gptoss_cuda_decode_check" tests/data/tiny/model --tokens $TINY --tol 1e-4
+echo "=== summary"
+cat "$S/COMMIT" 2>/dev/null | head -1
+grep -h "PASSED\|FAILED\|SKIPPED \]" "$OUT"/final/*_test.txt "$OUT"/final/greedy-r20.txt
+grep -h "checks:" "$OUT"/final/lab-check.txt
+for f in r20 tiny sanitizer; do echo "-- $f"; grep -h "vs cpu\|eager vs\|decode check\|ERROR SUMMARY" "$OUT/final/$f.txt"; done
+tar -xzOf "$OUT/logs.tar.gz" logs/lab-bench.txt 2>/dev/null | grep "^copy bandwidth\|^g1 gu\|^moe \|positions 512"
+cat "$OUT/summary.md" 2>/dev/null
 tar -C "$OUT" -czf "$OUT/final-logs.tar.gz" final && rm -rf "$OUT/final"
 date -u
 exit $status
