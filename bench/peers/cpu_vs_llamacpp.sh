@@ -12,6 +12,7 @@
 #   bench/peers/cpu_vs_llamacpp.sh
 #
 # Knobs: THREADS (2), P (512), N (128), ROUNDS (2), REPS (1, repetitions inside each bench process),
+# FRESH (0; 1: each engine's weights dropped from the page cache before its round, see warm()),
 # DEVICES ("cpu-fast"; e.g. "cpu-fast auto": each round runs every one), ROUND_DEVICES (instead:
 # round r runs only its r-th word, e.g. "cpu-fast auto"), OUT (output folder, default /tmp/peers-cpu-<time>).
 set -uo pipefail
@@ -35,8 +36,21 @@ BW=$OUT/read_bandwidth
 cc -O3 -march=native -pthread bench/peers/read_bandwidth.c -o "$BW" || exit 1
 
 log() { echo "[$(date +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)] $*" | tee -a "$OUT/log.txt"; }
-# Bring a set of files into the page cache (reads each once; cheap when already cached).
-warm() { local t0=$SECONDS; cat "$@" > /dev/null; log "warmed $(du -shL "$@" | awk '{s=s" "$1} END{print s}') in $((SECONDS - t0)) s"; }
+# Bring a set of files into the page cache (reads each once; cheap when already cached). FRESH=1:
+# drop their pages from the cache first (POSIX_FADV_DONTNEED: only pages no process maps), so that
+# they are read anew, in the large folios a read() gets when memory is free, whatever folios the
+# cache held them in before (bench/results/cpu-20b-vs-llamacpp.md: decode is slower over 4 KB pages).
+evict() {
+  python3 -c 'import os, sys
+for p in sys.argv[1:]:
+    fd = os.open(p, os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED); os.close(fd)' "$@"
+}
+warm() {
+  local t0=$SECONDS
+  [ "${FRESH:-0}" = 1 ] && evict "$@"
+  cat "$@" > /dev/null
+  log "warmed${FRESH:+ (FRESH=$FRESH)} $(du -shL "$@" | awk '{s=s" "$1} END{print s}') in $((SECONDS - t0)) s"
+}
 bandwidth() {
   local line
   line=$("$BW" "$THREADS" 2048 10)
@@ -69,6 +83,7 @@ for r in $(seq 1 "$ROUNDS"); do
   done
   # No warm-up read of the GGUF: llama.cpp reads it whole while loading (untimed) and copies the
   # experts into its repacked buffers; its own warm-up run then touches the rest.
+  [ "${FRESH:-0}" = 1 ] && evict "$GGUF" && log "FRESH=1: the GGUF's pages dropped from the page cache"
   log "llama-bench round $r"
   bench/tools/peak_memory.py -- "$LLAMA_BENCH" -m "$GGUF" -p "$P" -n "$N" -r "$REPS" -t "$THREADS" -o json \
     > "$OUT/runs/llama-$r.json" 2> "$OUT/runs/llama-$r.err"
