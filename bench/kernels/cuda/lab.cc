@@ -326,6 +326,42 @@ void check_router(int E, int H, int k, int T) {
   if (idx_mismatch) ++failures;
 }
 
+// Router variant 4 (v17) against variant 2 on the same inputs: logits, ids, weights, the x16 row, its
+// scale and the f32 row must be the same bits (the same sums in the same order).
+void check_router_same(int E, int H, int k, int T) {
+  auto w = up(rand_bf16(size_t(E) * H, -0.05f, 0.05f));
+  auto b = up(rand_bf16(E, -0.5f, 0.5f));
+  auto g = up(rand_bf16(H, 0.5f, 1.5f));
+  auto x = up(randf(size_t(T) * H, -2.0f, 2.0f));
+  std::vector<uint32_t> out[2];
+  for (int a = 0; a < 2; ++a) {
+    set_router_variant(a == 0 ? 2 : 4);
+    float *xn = dev_poisoned<float>(size_t(T) * H), *wt = dev_poisoned<float>(size_t(T) * k);
+    float* xinv = dev_poisoned<float>(T);
+    uint32_t* xn16 = dev_poisoned<uint32_t>(x16_bytes(T, H) / 4);
+    int32_t* idx = dev_poisoned<int32_t>(size_t(T) * k);
+    float* rl = dev_poisoned<float>(size_t(T) * E);
+    int32_t* rc = up(std::vector<int32_t>(T, 0));
+    CK(router_topk(x, H, g, 1e-5f, w, b, E, H, k, T, xn, xn16, xinv, rl, rc, idx, wt, nullptr));
+    auto add = [&](const auto& v) {
+      for (auto f : v) {
+        uint32_t u;
+        std::memcpy(&u, &f, 4);
+        out[a].push_back(u);
+      }
+    };
+    add(down(xn, size_t(T) * H)), add(down(wt, size_t(T) * k)), add(down(xinv, T));
+    add(down(xn16, x16_bytes(T, H) / 4)), add(down(idx, size_t(T) * k)), add(down(rl, size_t(T) * E));
+  }
+  set_router_variant(kRouterDefault);
+  size_t diff = 0;
+  for (size_t i = 0; i < out[0].size(); ++i) diff += out[0][i] != out[1][i];
+  char label[64];
+  std::snprintf(label, sizeof label, "router r4 == r2 bits, E %d k %d T %d", E, k, T);
+  std::printf("%-44s %s (%zu of %zu words differ)\n", label, diff ? "FAIL" : "ok", diff, out[0].size());
+  failures += diff != 0;
+}
+
 // o_proj with the router folded in (gemv_bf16_router): the residual update against double, and the
 // router part against the double reference on the updated row (as check_router), the x16 row decoded.
 void check_oproj_router(int E, int H, int cols, int k) {
@@ -500,7 +536,7 @@ int run_checks() {
     check_attention(64, 8, 0, 32, {5, 300, 639}, {2, 0, 1}, 640);
   }
   set_attention_variant(kAttentionDefault);
-  for (int v = 0; v < 3; ++v) {  // every router kernel (the 128-expert case takes kernel 0 always)
+  for (int v : {0, 1, 2, 4}) {  // every router kernel (the 128-expert case takes kernel 0 always)
     set_router_variant(v);
     std::printf("router variant %d\n", v);
     check_router(32, 2880, 4, 2);
@@ -509,6 +545,9 @@ int run_checks() {
     check_router(32, 2880, 4, 1);
   }
   set_router_variant(kRouterDefault);
+  check_router_same(32, 2880, 4, 3);  // variant 4 bit for bit against variant 2 (NOTES v17)
+  check_router_same(8, 64, 4, 2);
+  check_router_same(24, 2880, 2, 1);
   for (int gv = 0; gv < 2; ++gv) {  // the router folded into o_proj (variant 3), under both GEMV shapes
     set_gemv_variant(gv);
     std::printf("o_proj+router, gemv shape %d\n", gv);
@@ -696,11 +735,13 @@ int run_bench(int max_tokens, bool profile) {
     });
   }
   set_gemv_variant(kGemvDefault);
-  static std::string router_names[3];
-  for (int rv = 0; rv < 3; ++rv) {
+  static std::string router_names[6];
+  int router_row = 0;
+  for (int rv : {0, 1, 2, 4, 2, 4}) {  // r2 / r4 twice, interleaved (NOTES v17)
     set_router_variant(rv);
-    router_names[rv] = "router+rmsnorm+top4+softmax 32x2880 [r" + std::to_string(rv) + "]";
-    sweep(router_names[rv].c_str(), 2.0 * 32 * H,
+    std::string& name = router_names[router_row++];
+    name = "router+rmsnorm+top4+softmax 32x2880 [r" + std::to_string(rv) + "]";
+    sweep(name.c_str(), 2.0 * 32 * H,
           [&](int l) {
             const LayerWeights& Lw = W.layers[l];
             return router_topk(x, H, Lw.mlp_norm.buf.as<uint16_t>(), 1e-5f, Lw.router.buf.as<uint16_t>(),
@@ -827,7 +868,7 @@ int run_bench(int max_tokens, bool profile) {
     };
     // MoE pairs (kernels.h set_moe_variant) from LAB_MOE_PAIRS ("GU,DN GU,DN ...", each row in order,
     // the list LAB_MOE_ROUNDS times, default 2: interleaved rounds); by default the defaults (v16: g1 m0/m0
-    // r2 a2) against v15's MoE pair (m1/m2, NOTES v16).
+    // r2 a2; v17: r4) against v15's MoE pair (m1/m2, NOTES v16).
     std::vector<Combo> combos;
     {
       const char* env = std::getenv("LAB_MOE_PAIRS");
@@ -836,7 +877,15 @@ int run_bench(int max_tokens, bool profile) {
       for (size_t at = 0; at < pairs.size();) {
         int gu = 0, dn = 0, used = 0;
         if (std::sscanf(pairs.c_str() + at, " %d,%d%n", &gu, &dn, &used) != 2) break;
-        round.push_back({1, gu, dn, 2, 2});
+        // LAB_ROUTERS ("R R ...", default "2"): each pair with each router kernel (NOTES v17).
+        const char* renv = std::getenv("LAB_ROUTERS");
+        const std::string routers = renv != nullptr ? renv : std::to_string(kRouterDefault);
+        for (size_t ra = 0; ra < routers.size();) {
+          int rv = 0, rused = 0;
+          if (std::sscanf(routers.c_str() + ra, " %d%n", &rv, &rused) != 1) break;
+          round.push_back({1, gu, dn, rv, 2});
+          ra += static_cast<size_t>(rused);
+        }
         at += static_cast<size_t>(used);
       }
       const char* rounds_env = std::getenv("LAB_MOE_ROUNDS");

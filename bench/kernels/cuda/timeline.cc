@@ -1,4 +1,4 @@
-// gptoss_cuda_timeline [steps [gate_up down]]: where a batch-1 graph decode step's time goes, kernel
+// gptoss_cuda_timeline [steps [gate_up down [router]]]: where a batch-1 graph decode step's time goes, kernel
 // by kernel (bench/kernels/cuda/NOTES.md v13; the MoE variants as kernels.h's set_moe_variant). The
 // kernels, built with GPTOSS_CUDA_TIMELINE, stamp %globaltimer per block (kernels.h set_timeline):
 // start, return of griddepcontrol.wait, end. Blocks are grouped into launches here (a kind's records
@@ -127,6 +127,7 @@ void print_launch(const Launch& L, const Launch* prev, const Launch* next) {
 int main(int argc, char** argv) {
   const int steps = argc > 1 ? std::max(1, std::atoi(argv[1])) : 5;
   if (argc > 3) set_moe_variant(std::atoi(argv[2]), std::atoi(argv[3]));  // read when the graph is captured
+  if (argc > 4) set_router_variant(std::atoi(argv[4]));                   // NOTES v17
   if (cuda_device_count() == 0) return std::fprintf(stderr, "gptoss_cuda_timeline: no CUDA device\n"), 2;
   cudaDeviceProp prop{};
   CK(cudaGetDeviceProperties(&prop, 0));

@@ -132,7 +132,11 @@ int router_topk(const float* x, int x_stride, const uint16_t* gain, float eps, c
 // 3 = the router folded into the o_proj GEMV (gemv_bf16_router, v11), where the caller supports it (the
 // graph decode engine at batch 1; router_topk itself then runs kernel 2). Measured slower than 2 in
 // the decode graph (bench/kernels/cuda/NOTES.md v11), so not the default.
-inline constexpr int kRouterDefault = 2;
+//
+// 4 = kernel 2 with a shorter chain after the wait (v17: logits into block 0 by st.async on an mbarrier
+// armed before the wait, no second cluster barrier, the x16 scale from the normalizing pass, top k in one
+// pass); at most 32 experts, else 2. The same bits as 2; the default (decode +3%, NOTES v17).
+inline constexpr int kRouterDefault = 4;
 void set_router_variant(int v);
 int router_variant();
 

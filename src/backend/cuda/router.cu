@@ -179,6 +179,167 @@ __global__ void __launch_bounds__(kRouterWarps * 32)
                     logits + static_cast<size_t>(t) * experts, true, [] { __syncthreads(); });
 }
 
+// v17 (router variant 4): kernel 2's blocks and sums with a shorter chain after griddepcontrol.wait. Block 0's
+// mbarrier (initialized, and armed for the other blocks' logits, before the wait) collects the logits: the
+// other blocks send theirs with st.async ... complete_tx, block 0's warps store theirs and arrive (st.async
+// within a one-block cluster is an invalid shared write to compute-sanitizer), so only block 0 waits for
+// them (no second cluster barrier); the cluster's arrive comes before the wait too; each thread takes the
+// largest |normalized x| of its own columns while normalizing, so p needs no second pass over xs and no
+// extra block barrier; and the top k come from one pass of warp 0 (each lane, one expert, counts the logits
+// ranked above its own: E <= 32) instead of k rounds of shuffles. Same sums in the same order as kernel 2:
+// identical logits, ids, weights and x16 row (lab check `router r4 == r2 bits`).
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__global__ void __launch_bounds__(kRouterWarps * 32)
+    router_cluster_kernel(const float* __restrict__ x, int x_stride, const uint16_t* __restrict__ gain, float eps,
+                          const uint16_t* __restrict__ wr, const uint16_t* __restrict__ br, int experts, int cols,
+                          int k, float* __restrict__ xn, uint32_t* __restrict__ xn16, float* __restrict__ xn_inv,
+                          float* __restrict__ logits, int32_t* __restrict__ idx, float* __restrict__ weight) {
+  extern __shared__ float xs[];  // [cols]
+  __shared__ float red[kRouterWarps], redm[kRouterWarps];
+  __shared__ float cl_logits[32];
+  __shared__ float sel_w[8];
+  __shared__ int sel_e[8];
+  __shared__ __align__(8) uint64_t bar;
+  const TimelineBlock timeline(kTimelineRouter);
+  const int t = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int rank = static_cast<int>(blockIdx.x), nb = static_cast<int>(gridDim.x);  // cluster (nb, 1, 1)
+  const int e = rank * kRouterWarps + warp;
+  const float* xr = x + static_cast<size_t>(t) * x_stride;
+  if (rank == 0 && threadIdx.x == 0) {  // arrivals: this one (with the remote bytes) and block 0's rows' warps
+    const int local = min(experts, kRouterWarps);
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(&bar)), "r"(1 + local) : "memory");
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(&bar)),
+                 "r"((experts - local) * 4)
+                 : "memory");
+  }
+  constexpr int kRowLoads = 12;
+  uint4 wrow[kRowLoads];
+  const uint4* w = reinterpret_cast<const uint4*>(wr + static_cast<size_t>(e) * cols);
+#pragma unroll
+  for (int u = 0; u < kRowLoads; ++u) {
+    const int i = lane + 32 * u;
+    wrow[u] = e < experts && i < cols / 8 ? __ldg(w + i) : make_uint4(0, 0, 0, 0);
+  }
+  constexpr int kXLoads = 3;
+  const int per = blockDim.x * 4;
+  uint2 gv[kXLoads];
+#pragma unroll
+  for (int i = 0; i < kXLoads; ++i) {
+    const int c = threadIdx.x * 4 + i * per;
+    gv[i] = c < cols ? __ldg(reinterpret_cast<const uint2*>(gain + c)) : make_uint2(0, 0);
+  }
+  const float bias = br != nullptr && e < experts ? bf16_to_f32(br[e]) : 0.0f;
+  asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
+  pdl_wait();
+  timeline.waited();
+  pdl_allow_dependents();
+  float ss = 0.0f;
+  float4 xv[kXLoads];
+#pragma unroll
+  for (int i = 0; i < kXLoads; ++i) {
+    const int c = threadIdx.x * 4 + i * per;
+    xv[i] = c < cols ? *reinterpret_cast<const float4*>(xr + c) : make_float4(0.f, 0.f, 0.f, 0.f);
+  }
+#pragma unroll
+  for (int i = 0; i < kXLoads; ++i) ss += xv[i].x * xv[i].x + xv[i].y * xv[i].y + xv[i].z * xv[i].z + xv[i].w * xv[i].w;
+  for (int c = threadIdx.x * 4 + kXLoads * per; c < cols; c += per) {
+    const float4 v = *reinterpret_cast<const float4*>(xr + c);
+    *reinterpret_cast<float4*>(xs + c) = v;
+    ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+  }
+  const float r = block_rms_inv<kRouterWarps>(ss, red, cols, eps);
+  float mx = 0.0f;
+#pragma unroll
+  for (int i = 0; i < kXLoads; ++i) {
+    const int c = threadIdx.x * 4 + i * per;
+    if (c < cols) {
+      float4 v;
+      v.x = (xv[i].x * r) * bf16_lo(gv[i].x);
+      v.y = (xv[i].y * r) * bf16_hi(gv[i].x);
+      v.z = (xv[i].z * r) * bf16_lo(gv[i].y);
+      v.w = (xv[i].w * r) * bf16_hi(gv[i].y);
+      *reinterpret_cast<float4*>(xs + c) = v;
+      mx = fmaxf(mx, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
+    }
+  }
+  for (int c = threadIdx.x + kXLoads * per; c < cols; c += blockDim.x) {
+    xs[c] = (xs[c] * r) * bf16_to_f32(gain[c]);
+    mx = fmaxf(mx, fabsf(xs[c]));
+  }
+  mx = warp_max(mx);
+  if (lane == 0) redm[warp] = mx;
+  __syncthreads();
+  // Block 0's mbarrier is initialized (every block arrived before its wait).
+  asm volatile("barrier.cluster.wait.aligned;" ::: "memory");
+  if (e < experts) {
+    float acc = 0.0f;
+    auto dot8 = [&](const uint4& v, int i) { acc = dot8_bf16(v, xs + 8 * i, acc); };
+#pragma unroll
+    for (int u = 0; u < kRowLoads; ++u) {
+      if (lane + 32 * u < cols / 8) dot8(wrow[u], lane + 32 * u);
+    }
+#pragma unroll 4
+    for (int i = lane + 32 * kRowLoads; i < cols / 8; i += 32) dot8(__ldg(w + i), i);
+    acc = warp_sum(acc);
+    if (lane == 0) {
+      const float lv = acc + bias;
+      logits[static_cast<size_t>(t) * experts + e] = lv;
+      if (rank == 0) {
+        cl_logits[e] = lv;
+        asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_addr(&bar)) : "memory");
+      } else {
+        uint32_t dst, rbar;
+        asm("mapa.shared::cluster.u32 %0, %1, 0;" : "=r"(dst) : "r"(smem_addr(&cl_logits[e])));
+        asm("mapa.shared::cluster.u32 %0, %1, 0;" : "=r"(rbar) : "r"(smem_addr(&bar)));
+        asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.b32 [%0], %1, [%2];" ::"r"(dst),
+                     "r"(__float_as_uint(lv)), "r"(rbar)
+                     : "memory");
+      }
+    }
+  }
+  // This block's share of the x16 row (and of xn), p from every warp's maximum.
+  for (int i = 0; i < kRouterWarps; ++i) mx = fmaxf(mx, redm[i]);
+  const int p = x16_exponent(mx);
+  const float up = ldexpf(1.0f, p);
+  uint32_t* row16 = xn16 + static_cast<size_t>(t) * x16_row_words(cols);
+  const int c0 = rank * cols / nb, c1 = (rank + 1) * cols / nb;
+  for (int c = c0 + threadIdx.x; c < c1; c += blockDim.x) {
+    x16_store(row16, c, xs[c] * up);
+    if (xn != nullptr) xn[static_cast<size_t>(t) * cols + c] = xs[c];
+  }
+  if (rank != 0 || warp != 0) return;
+  if (lane == 0) xn_inv[t] = ldexpf(1.0f, -p);
+  for (uint32_t done = 0; !done;) {
+    asm volatile(
+        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], 0;\n selp.u32 %0, 1, 0, p;\n}"
+        : "=r"(done)
+        : "r"(smem_addr(&bar))
+        : "memory");
+  }
+  // Lane j: expert j's place among the logits (descending, ties to the lower index), the largest logit.
+  const float v = lane < experts ? cl_logits[lane] : -INFINITY;
+  float top = -INFINITY;
+  int place = 0;
+#pragma unroll 8
+  for (int j = 0; j < experts; ++j) {
+    const float o = cl_logits[j];
+    top = fmaxf(top, o);
+    place += o > v || (o == v && j < lane);
+  }
+  if (lane < experts && place < k) sel_w[place] = expf(v - top), sel_e[place] = lane;
+  __syncwarp();
+  if (lane < k) {
+    float sum = 0.0f;
+    for (int q = 0; q < k; ++q) sum += sel_w[q];
+    idx[t * k + lane] = sel_e[lane];
+    weight[t * k + lane] = sel_w[lane] / sum;
+  }
+}
+
 // The router in one block of 1024 threads per token (v10): the whole router matrix (E x cols bf16,
 // 184 KB for gpt-oss-20b) is copied into shared memory with cp.async before griddepcontrol.wait, so
 // it streams in while the previous kernel runs (o_proj leaves SMs free); after the wait the chain is
@@ -376,7 +537,7 @@ bool g_pdl = true;
 }  // namespace
 
 bool pdl_enabled() { return g_pdl; }
-void set_router_variant(int v) { g_router_variant = v >= 0 && v <= 3 ? v : 0; }
+void set_router_variant(int v) { g_router_variant = v >= 0 && v <= 4 ? v : 0; }
 int router_variant() { return g_router_variant; }
 void set_pdl(bool on) { g_pdl = on; }
 
@@ -419,7 +580,15 @@ int router_topk(const float* x, int x_stride, const uint16_t* gain, float eps, c
     cudaFuncSetAttribute(router_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   }
   const dim3 grid((experts + kRouterWarps - 1) / kRouterWarps, T);
-  if ((g_router_variant == 2 || g_router_variant == 3) && grid.x <= 8) {
+  if (g_router_variant == 4 && experts <= 32) {
+    if (smem > 48 * 1024) {
+      cudaFuncSetAttribute(router_cluster_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    }
+    launch_pdl_cluster(router_cluster_kernel, grid, dim3(kRouterWarps * 32), dim3(grid.x, 1, 1), smem, stream, x,
+                       x_stride, gain, eps, wr, br, experts, cols, k, xn, xn16, xn_inv, logits, idx, weight);
+    return static_cast<int>(cudaGetLastError());
+  }
+  if (g_router_variant >= 2 && grid.x <= 8) {  // 3 here: the caller did not fold; 4: more than 32 experts
     if (smem > 48 * 1024) {
       cudaFuncSetAttribute(router_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
     }
