@@ -12,6 +12,10 @@
 #   7. the kernel lab's checks (every kernel variant vs a CPU double reference) and the 27-token tiny decode
 #      check; then a summary of every step's key lines at the very end (the device tool returns only the
 #      output's tail: in run I the checks ran before final.sh and fell outside it).
+# PEERS=0 (default 1): gptoss alone, for a verification call without llama.cpp (NOTES v17): step 2 becomes the
+# random 20b written here, the lab bench (copy bandwidth, kernel and decode rows) and `gptoss bench -p 512 -n 128`
+# ROUNDS rounds summarized as in step 2 (no llama.cpp build, GGUF or runs; bench/peers untouched), and steps 3,
+# 6 and the device-greedy test of step 4 are skipped (the peers' comparison is what they serve).
 # Every log goes to $OUT/final-logs.tar.gz (the device tool returns at most 8 files), the peers
 # summary to $OUT/summary.md; each step's tail is printed.
 set -uo pipefail
@@ -42,23 +46,41 @@ for t in engine_graph_decode_test backend_cuda_test backend_cuda_moe_gemm_test; 
   TAIL=3 step "$t.txt" 120 "$B/$t"
 done
 grep -h "PASSED\|FAILED\|SKIPPED" "$OUT"/final/*_test.txt
-ROUNDS=${ROUNDS:-2} REPS=${REPS:-3} STAGE_DIR=$S OUT=$OUT bench/peers/gpu_vs_llamacpp.sh prep measure || status=1
+PEERS=${PEERS:-1}
+if [ "$PEERS" = 1 ]; then
+  ROUNDS=${ROUNDS:-2} REPS=${REPS:-3} STAGE_DIR=$S OUT=$OUT bench/peers/gpu_vs_llamacpp.sh prep measure || status=1
+else  # gptoss alone: the same logs and summary as gpu_vs_llamacpp.sh's, without llama.cpp
+  mkdir -p "$OUT/logs/runs" "$(dirname "$R20")"
+  TAIL=2 step r20-write.txt 240 python3 tools/make_random_checkpoint.py --preset 20b --out "$R20" --quiet
+  TAIL=2 step lab-bench.txt 240 "$B/gptoss_cuda_lab" bench 128
+  cp "$OUT/final/lab-bench.txt" "$OUT/logs/"
+  bw=$(sed -n 's/^copy bandwidth.*: \([0-9.]*\) GB\/s.*/\1/p' "$OUT/logs/lab-bench.txt")
+  for r in $(seq 1 "${ROUNDS:-2}"); do
+    TAIL=1 step "gptoss-$r.txt" 300 sh -c "\"$B/gptoss\" bench \"$R20\" --device cuda -p 512 -n 128 -r ${REPS:-3} --json \
+      > \"$OUT/logs/runs/gptoss-cuda-$r.json\""
+  done
+  python3 bench/peers/summarize.py "$OUT/logs/runs" --what "device-to-device copy" --bandwidth-gbs "$bw" \
+    --bytes-per-token "$(python3 bench/peers/bytes_per_token.py "$R20")" > "$OUT/summary.md" || status=1
+  tar -C "$OUT" -czf "$OUT/logs.tar.gz" logs && rm -rf "$OUT/logs"
+fi
 cp "$OUT/summary.md" "$OUT/final/" 2>/dev/null
-TAIL=14 step batched.txt 120 "$B/gptoss_cuda_lab" batched 1
-# the device greedy (argmax kernel) vs host sampling through the serving engine on the random 20b
-GPTOSS_GREEDY_TEST_MODEL=$R20 TAIL=4 step greedy-r20.txt 180 "$B/engine_graph_decode_test" \
-  --gtest_filter='GraphDecodeGreedy.EngineTokensEqualWithAndWithoutDeviceGreedyGivenModel'
+if [ "$PEERS" = 1 ]; then
+  TAIL=14 step batched.txt 120 "$B/gptoss_cuda_lab" batched 1
+  # the device greedy (argmax kernel) vs host sampling through the serving engine on the random 20b
+  GPTOSS_GREEDY_TEST_MODEL=$R20 TAIL=4 step greedy-r20.txt 180 "$B/engine_graph_decode_test" \
+    --gtest_filter='GraphDecodeGreedy.EngineTokensEqualWithAndWithoutDeviceGreedyGivenModel'
+fi
 TOKENS=200005,1000,2000,3000,4000,5000
 TAIL=6 step r20.txt 150 "$B/gptoss_cuda_decode_check" "$R20" --tokens $TOKENS --tol 1e-4 --threads 16
 TAIL=4 step sanitizer.txt 120 compute-sanitizer --tool memcheck --leak-check no "$B/gptoss_cuda_decode_check" \
   tests/data/tiny/model --tokens 358,318,174,506,238 --tol 1e-4
-TAIL=12 step parallel.txt 150 "$B/gptoss" bench "$R20" --parallel 1,16,64 -p 128 -n 128 -r 2 --device cuda
+[ "$PEERS" = 1 ] && TAIL=12 step parallel.txt 150 "$B/gptoss" bench "$R20" --parallel 1,16,64 -p 128 -n 128 -r 2 --device cuda
 TAIL=2 step lab-check.txt 120 "$B/gptoss_cuda_lab" check
 TINY=358,318,174,506,238,110,432,82,439,313,58,22,227,18,72,263,496,238,413,469,421,322,225,263,136,254,194
 TAIL=5 step tiny.txt 120 "$B/gptoss_cuda_decode_check" tests/data/tiny/model --tokens $TINY --tol 1e-4
 echo "=== summary"
 cat "$S/COMMIT" 2>/dev/null | head -1
-grep -h "PASSED\|FAILED\|SKIPPED \]" "$OUT"/final/*_test.txt "$OUT"/final/greedy-r20.txt
+grep -h "PASSED\|FAILED\|SKIPPED \]" "$OUT"/final/*_test.txt "$OUT"/final/greedy-r20.txt 2>/dev/null
 grep -h "checks:" "$OUT"/final/lab-check.txt
 for f in r20 tiny sanitizer; do echo "-- $f"; grep -h "vs cpu\|eager vs\|decode check\|ERROR SUMMARY" "$OUT/final/$f.txt"; done
 tar -xzOf "$OUT/logs.tar.gz" logs/lab-bench.txt 2>/dev/null | grep "^copy bandwidth\|^g1 gu\|^moe \|positions 512"
