@@ -14,8 +14,9 @@
 #      output's tail: in run I the checks ran before final.sh and fell outside it).
 # PEERS=0 (default 1): gptoss alone, for a verification call without llama.cpp (NOTES v17): step 2 becomes the
 # random 20b written here, the lab bench (copy bandwidth, kernel and decode rows) and `gptoss bench -p 512 -n 128`
-# ROUNDS rounds summarized as in step 2 (no llama.cpp build, GGUF or runs; bench/peers untouched), and steps 3,
-# 6 and the device-greedy test of step 4 are skipped (the peers' comparison is what they serve).
+# ROUNDS rounds summarized as in step 2 (no llama.cpp build, GGUF or runs; bench/peers untouched), steps 5 and 7
+# run on the GPU while the CPU writes the random 20b, and steps 3, 6 and the device-greedy test of step 4 are
+# skipped (the peers' comparison is what they serve).
 # Every log goes to $OUT/final-logs.tar.gz (the device tool returns at most 8 files), the peers
 # summary to $OUT/summary.md; each step's tail is printed.
 set -uo pipefail
@@ -39,6 +40,14 @@ step() {
   echo "=== rc=$rc in $((SECONDS - t0)) s"
   [ $rc -eq 0 ] || status=1
 }
+# steps 5 and 7: memcheck on the tiny decode check, the lab checks, the 27-token tiny decode check
+checks() {
+  TAIL=4 step sanitizer.txt 120 compute-sanitizer --tool memcheck --leak-check no "$B/gptoss_cuda_decode_check" \
+    tests/data/tiny/model --tokens 358,318,174,506,238 --tol 1e-4
+  TAIL=2 step lab-check.txt 120 "$B/gptoss_cuda_lab" check
+  local tiny=358,318,174,506,238,110,432,82,439,313,58,22,227,18,72,263,496,238,413,469,421,322,225,263,136,254,194
+  TAIL=5 step tiny.txt 120 "$B/gptoss_cuda_decode_check" tests/data/tiny/model --tokens $tiny --tol 1e-4
+}
 date -u
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem,driver_version --format=csv
 cat "$S/COMMIT" 2>/dev/null  # the commit the binaries were built from (written when staging)
@@ -51,7 +60,11 @@ if [ "$PEERS" = 1 ]; then
   ROUNDS=${ROUNDS:-2} REPS=${REPS:-3} STAGE_DIR=$S OUT=$OUT bench/peers/gpu_vs_llamacpp.sh prep measure || status=1
 else  # gptoss alone: the same logs and summary as gpu_vs_llamacpp.sh's, without llama.cpp
   mkdir -p "$OUT/logs/runs" "$(dirname "$R20")"
-  TAIL=2 step r20-write.txt 240 python3 tools/make_random_checkpoint.py --preset 20b --out "$R20" --quiet
+  # the random 20b written on the CPU while the GPU runs steps 5 and 7 (timing-free)
+  timeout 240 python3 tools/make_random_checkpoint.py --preset 20b --out "$R20" --quiet > "$OUT/final/r20-write.txt" 2>&1 &
+  wpid=$!
+  checks  # steps 5 and 7
+  t0=$SECONDS; wait $wpid; echo "=== random 20b written: rc=$? (waited $((SECONDS - t0)) s more)"
   TAIL=2 step lab-bench.txt 240 "$B/gptoss_cuda_lab" bench 128
   cp "$OUT/final/lab-bench.txt" "$OUT/logs/"
   bw=$(sed -n 's/^copy bandwidth.*: \([0-9.]*\) GB\/s.*/\1/p' "$OUT/logs/lab-bench.txt")
@@ -72,12 +85,8 @@ if [ "$PEERS" = 1 ]; then
 fi
 TOKENS=200005,1000,2000,3000,4000,5000
 TAIL=6 step r20.txt 150 "$B/gptoss_cuda_decode_check" "$R20" --tokens $TOKENS --tol 1e-4 --threads 16
-TAIL=4 step sanitizer.txt 120 compute-sanitizer --tool memcheck --leak-check no "$B/gptoss_cuda_decode_check" \
-  tests/data/tiny/model --tokens 358,318,174,506,238 --tol 1e-4
+[ "$PEERS" = 1 ] && checks
 [ "$PEERS" = 1 ] && TAIL=12 step parallel.txt 150 "$B/gptoss" bench "$R20" --parallel 1,16,64 -p 128 -n 128 -r 2 --device cuda
-TAIL=2 step lab-check.txt 120 "$B/gptoss_cuda_lab" check
-TINY=358,318,174,506,238,110,432,82,439,313,58,22,227,18,72,263,496,238,413,469,421,322,225,263,136,254,194
-TAIL=5 step tiny.txt 120 "$B/gptoss_cuda_decode_check" tests/data/tiny/model --tokens $TINY --tol 1e-4
 echo "=== summary"
 cat "$S/COMMIT" 2>/dev/null | head -1
 grep -h "PASSED\|FAILED\|SKIPPED \]" "$OUT"/final/*_test.txt "$OUT"/final/greedy-r20.txt 2>/dev/null
