@@ -187,3 +187,18 @@ def test_auto_device_is_cpu_fast(gptoss_bin, root):
     out = subprocess.run([str(gptoss_bin), "bench", str(model), "-p", "4", "-n", "2", "-r", "1", "--json",
                           "--device", "cpu"], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout)["backend"] == "cpu"
+
+
+@pytest.mark.parametrize("env, want", [(None, "moe int8: off (the default; GPTOSS_CPU_FAST_MOE_I8=1 turns it on)"),
+                                       ("0", "moe int8: off (GPTOSS_CPU_FAST_MOE_I8=0)")])
+def test_profile_names_why_int8_is_off(gptoss_bin, root, tmp_path, monkeypatch, env, want):
+    """The profile says why the int8 expert GEMVs are off: the default, or the variable set to 0."""
+    monkeypatch.setenv("GPTOSS_CPU_FAST_PROFILE", "1")
+    if env is None:
+        monkeypatch.delenv("GPTOSS_CPU_FAST_MOE_I8", raising=False)
+    else:
+        monkeypatch.setenv("GPTOSS_CPU_FAST_MOE_I8", env)
+    r = run_logits(gptoss_bin, root / "tests" / "data" / "tiny" / "model", tmp_path / "o.safetensors",
+                   "--tokens", "1,2", "--device", "cpu-fast", check=False)
+    assert r.returncode == 0, r.stderr
+    assert want in r.stderr, r.stderr

@@ -510,13 +510,16 @@ class CpuFastBackend final : public Backend {
   static I8Choice i8_wanted(I8 mode) {
     I8Choice c;
     bool want = kI8Default;
+    const char* env = mode == I8::kFromEnv ? std::getenv("GPTOSS_CPU_FAST_MOE_I8") : nullptr;
     if (mode == I8::kFromEnv) {
-      if (const char* v = std::getenv("GPTOSS_CPU_FAST_MOE_I8")) want = std::string(v) != "0";
+      if (env) want = std::string(env) != "0";
     } else {
       want = mode == I8::kOn;
     }
     if (!want) {
-      c.reason = mode == I8::kFromEnv ? "GPTOSS_CPU_FAST_MOE_I8=0" : "off for this backend";
+      c.reason = mode != I8::kFromEnv ? "off for this backend"
+                 : env                 ? "GPTOSS_CPU_FAST_MOE_I8=0"
+                                       : "the default; GPTOSS_CPU_FAST_MOE_I8=1 turns it on";
       return c;
     }
     if (!cpu_fast::mxfp4_i8_usable()) {
