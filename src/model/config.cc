@@ -143,8 +143,13 @@ Status parse_rope(const json* rope, const char* key, const std::string& file, Mo
   return Status::ok();
 }
 
+constexpr int kMaxLayers = 4096;  // validate_config's bound on num_hidden_layers
+
+// Out-of-range layer counts get no list here: validate_config names them (a count of 666666688
+// once took the fuzzer's 10 s building one).
 void default_layer_types(ModelConfig* c) {
-  c->layer_is_sliding.assign(static_cast<size_t>(std::max(c->num_layers, 0)), false);
+  if (c->num_layers <= 0 || c->num_layers > kMaxLayers) return;
+  c->layer_is_sliding.assign(static_cast<size_t>(c->num_layers), false);
   for (size_t i = 0; i < c->layer_is_sliding.size(); i += 2) c->layer_is_sliding[i] = true;
 }
 
@@ -284,7 +289,7 @@ Status validate_config(const ModelConfig& c, const std::string& file) {
   };
   // Upper bounds far above any real model keep every derived size inside 64-bit arithmetic.
   const Bound bounds[] = {
-      {"num_hidden_layers", c.num_layers, 4096},
+      {"num_hidden_layers", c.num_layers, kMaxLayers},
       {"hidden_size", c.hidden_size, 1 << 20},
       {"num_attention_heads", c.num_heads, 1 << 14},
       {"num_key_value_heads", c.num_kv_heads, 1 << 14},

@@ -251,6 +251,11 @@ TEST(HfConfig, OutOfRangeValues) {
   expect_hf_error(with("hidden_size", "2880"), "field 'hidden_size' must be an integer");
   expect_hf_error(with("hidden_size", 2880.5), "field 'hidden_size' must be an integer");
   expect_hf_error(with("num_hidden_layers", 1e300), "must be an integer");
+  {  // without layer_types: named at once, no per-layer list built first (a fuzzer timeout)
+    json j = with("num_hidden_layers", 666666688);
+    j.erase("layer_types");
+    expect_hf_error(j, "num_hidden_layers = 666666688 is absurdly large");
+  }
   expect_hf_error(with("num_local_experts", 9999999999LL), "out of range");
   expect_hf_error(with("model_type", "llama"), "model_type is \"llama\"");
   expect_hf_error(with("eos_token_id", 300000), "eos_token_id 300000");
