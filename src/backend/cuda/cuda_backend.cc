@@ -238,13 +238,9 @@ class CudaBackend final : public Backend {
     float* inv = scratch<float>(3, static_cast<size_t>(T) * k);
     if (h16 == nullptr || inv == nullptr) return;
     check("moe stage", cuda::stage_x16(h, cols, T * k, cols, h16, inv, stream_));
-    const int rows = static_cast<int>(w2.rows);
-    float* y = scratch<float>(4, static_cast<size_t>(T) * k * rows);
-    int32_t* counters = scratch<int32_t>(5, static_cast<size_t>(T) * (rows / 16), /*zeroed=*/true);
-    if (y == nullptr || counters == nullptr) return;
     check("moe down", cuda::moe_down_accumulate(h16, inv, idx, weight, T, k, w2.blocks.as<uint8_t>(),
-                                                w2.scales.as<uint8_t>(), b2.buf.as<uint16_t>(), rows, cols, y, counters,
-                                                out, false, stream_));
+                                                w2.scales.as<uint8_t>(), b2.buf.as<uint16_t>(),
+                                                static_cast<int>(w2.rows), cols, out, false, stream_));
   }
 
   void f32_add(float* x, const float* y, size_t n) override {

@@ -37,7 +37,7 @@ struct DecodeEngine::Impl {
   std::vector<void*> allocations;
   float *x = nullptr, *q = nullptr, *part = nullptr, *attn = nullptr, *rw = nullptr, *logits = nullptr;
   float *inv_freq = nullptr, *xn_inv = nullptr, *router_logits = nullptr, *router_partial = nullptr;
-  int32_t *router_counters = nullptr, *down_counters = nullptr;
+  int32_t* router_counters = nullptr;
   float* down_y = nullptr;
   uint32_t *xn16 = nullptr, *h16 = nullptr;
   // Grouped MoE GEMM path (batches >= opt.moe_gemm_min_batch): slots sorted by expert for gate_up and
@@ -143,8 +143,8 @@ struct DecodeEngine::Impl {
                                          c.swiglu_alpha, nullptr, h16, stream),
                       "moe gate_up");
       GPTOSS_CUDA_TRY(moe_down_accumulate(h16, nullptr, idx, rw, n, K, L.mlp2.blocks.as<uint8_t>(),
-                                          L.mlp2.scales.as<uint8_t>(), bf(L.mlp2_bias), H, I, down_y, down_counters, x,
-                                          true, stream, /*idx_ready=*/true),
+                                          L.mlp2.scales.as<uint8_t>(), bf(L.mlp2_bias), H, I, x, true, stream,
+                                          /*idx_ready=*/true),
                       "moe down");
     }
     GemvInput fin;
@@ -303,8 +303,6 @@ Expected<std::unique_ptr<DecodeEngine>> DecodeEngine::create(const ModelConfig& 
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->router_counters, B));
   GPTOSS_CUDA_TRY(cudaMemset(m->router_counters, 0, size_t(B) * 4), "counters");
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->down_y, size_t(B) * c.experts_per_token * H));
-  GPTOSS_RETURN_IF_ERROR(m->dev(&m->down_counters, size_t(B) * (H / 16)));
-  GPTOSS_CUDA_TRY(cudaMemset(m->down_counters, 0, size_t(B) * (H / 16) * 4), "counters");
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->q, size_t(B) * Nq * 64));
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->attn, size_t(B) * Nq * 64));
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->part, size_t(B) * Nq * std::max(m->opt.nsplit, m->opt.nsplit_sliding) * 66));

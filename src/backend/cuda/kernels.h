@@ -179,25 +179,22 @@ int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* i
                        float limit, float alpha, float* h, uint32_t* h16, cudaStream_t stream);
 
 // MoE second projection: out[t, r] (+)= sum_j weight[t, j] * (W2[idx[t, j]] . h[t*k + j] + b2[...]),
-// h in x16 form with per-slot h_inv (nullptr: the gate_up kernel's fixed scale). Scratch: y [T*k, rows]
-// f32 and counters [T, rows / 16] (zero before the call, left zero). Deterministic: the slots are
-// summed in order. rows % 16 == 0, cols % 32 == 0, k <= 8.
+// h in x16 form with per-slot h_inv (nullptr: the gate_up kernel's fixed scale). The k slots of a token
+// are summed in order in a thread-block cluster (deterministic). idx_ready: idx and weight were written
+// before the previous kernel on the stream started, so the weights are requested before
+// griddepcontrol.wait. rows % 16 == 0, cols % 32 == 0, k <= 8.
 int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* idx, const float* weight, int T,
                         int k, const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows, int cols,
-                        float* y, int32_t* counters, float* out, bool accumulate, cudaStream_t stream,
-                        bool idx_ready = false);
+                        float* out, bool accumulate, cudaStream_t stream, bool idx_ready = false);
 
-// Shapes of the MoE kernels (bench/kernels/cuda/NOTES.md v16; all decode E2M1 by bit placement, v15).
-// 0 = one 16-row tile per warp, 3 chunks in flight, 6 chunks per warp, the fast path's addresses
-// stepped once per batch; its down sums the k slots in a thread-block cluster and requests its weights
-// before griddepcontrol.wait where the caller passes idx_ready (idx and weight were written before the
-// previous kernel started). 1, 2 = v15's defaults, kept as the lab's baseline: 1 = one tile, 6 chunks in
-// flight (v15's gate_up m7; its down sums the slots through a y scratch and a last-block counter);
-// 2 = two tiles per warp sharing the B operands, 3 chunks of each in flight, down as variant 0's
-// (v15's down m6). All compute the same sums (up to the order inside a warp's row). v13-v15's other
-// variants (the table decode, the shared-memory ring) are gone; their numbers stay in NOTES.
-// Defaults (v16): gate_up 0, down 0.
-inline constexpr int kMoeVariants = 3;
+// The MoE kernels (bench/kernels/cuda/NOTES.md v16; E2M1 decoded by bit placement, v15): one 16-row tile
+// per warp, 3 chunks in flight, 6 chunks per warp, the fast path's addresses stepped once per batch; down
+// sums the k slots in a thread-block cluster. One shape (variant 0): set_moe_variant selects nothing
+// today; it is where a candidate shape goes for the lab's same-binary comparisons (LAB_MOE_PAIRS, the
+// decode check's --shapes; NOTES v18, v19 measured candidates so, then removed them). v15's baseline
+// variants (two tiles per warp, 6 chunks in flight, down's y scratch and last-block counter) are gone;
+// their numbers stay in NOTES.
+inline constexpr int kMoeVariants = 1;
 inline constexpr int kMoeDefaultGateUp = 0;
 inline constexpr int kMoeDefaultDown = 0;
 void set_moe_variant(int gate_up, int down);

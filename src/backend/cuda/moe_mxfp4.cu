@@ -56,25 +56,17 @@ struct ChunkData {
   uint32_t sg, sg8;    // scale bytes of blocks sb and sb + 1 (bits 0-7, 8-15) for rows g and g + 8
 };
 
-// kFast: the whole chunk lies inside the row and the row's scale bytes are 2-byte aligned (even
-// block count), so no bounds checks and one 16-bit load per row for the two scales.
-template <bool kFast>
-__device__ __forceinline__ ChunkData load_chunk(const uint8_t* bg, const uint8_t* bg8, const uint8_t* sg,
-                                                const uint8_t* sg8, int nb, int c, int t) {
+// Chunk c of the row's end (the chunks dot_chunks_step does not take): blocks and scale bytes past the
+// row's nb blocks read as zero.
+__device__ __forceinline__ ChunkData load_chunk_tail(const uint8_t* bg, const uint8_t* bg8, const uint8_t* sg,
+                                                     const uint8_t* sg8, int nb, int c, int t) {
   ChunkData d;
   const int blk = 4 * c + t, sb = 4 * c + 2 * (t & 1);
-  if (kFast) {
-    d.wg = ld_stream(bg + blk * 16);
-    d.wg8 = ld_stream(bg8 + blk * 16);
-    d.sg = __ldg(reinterpret_cast<const uint16_t*>(sg + sb));
-    d.sg8 = __ldg(reinterpret_cast<const uint16_t*>(sg8 + sb));
-  } else {
-    const bool in = blk < nb;
-    d.wg = in ? ld_stream(bg + blk * 16) : make_uint4(0, 0, 0, 0);
-    d.wg8 = in ? ld_stream(bg8 + blk * 16) : make_uint4(0, 0, 0, 0);
-    d.sg = (sb < nb ? uint32_t(__ldg(sg + sb)) : 0u) | (sb + 1 < nb ? uint32_t(__ldg(sg + sb + 1)) << 8 : 0u);
-    d.sg8 = (sb < nb ? uint32_t(__ldg(sg8 + sb)) : 0u) | (sb + 1 < nb ? uint32_t(__ldg(sg8 + sb + 1)) << 8 : 0u);
-  }
+  const bool in = blk < nb;
+  d.wg = in ? ld_stream(bg + blk * 16) : make_uint4(0, 0, 0, 0);
+  d.wg8 = in ? ld_stream(bg8 + blk * 16) : make_uint4(0, 0, 0, 0);
+  d.sg = (sb < nb ? uint32_t(__ldg(sg + sb)) : 0u) | (sb + 1 < nb ? uint32_t(__ldg(sg + sb + 1)) << 8 : 0u);
+  d.sg8 = (sb < nb ? uint32_t(__ldg(sg8 + sb)) : 0u) | (sb + 1 < nb ? uint32_t(__ldg(sg8 + sb + 1)) << 8 : 0u);
   return d;
 }
 
@@ -106,12 +98,10 @@ __device__ __forceinline__ void e2m1_direct(uint32_t w, uint32_t (&o)[4]) {
   o[3] = to & kField;         // 3, 7
 }
 
-// One chunk (4 MXFP4 blocks x 16 rows) of each of kTiles row tiles (16 rows apart) against the same
-// B operands: the B loads and the chunk's bookkeeping are shared, and the tiles' MMA chains are
-// independent.
-template <bool kFast, int kTiles>
-__device__ __forceinline__ void mma_chunk(const ChunkData (&d)[kTiles], const uint32_t* x16, int nb, int c, int lane,
-                                          float (&acc)[kTiles][2]) {
+// One chunk (4 MXFP4 blocks x 16 rows) of the warp's row tile. kFast: the chunk lies inside the row.
+template <bool kFast>
+__device__ __forceinline__ void mma_chunk(const ChunkData& d, const uint32_t* x16, int nb, int c, int lane,
+                                          float (&acc)[2]) {
   const int g = lane >> 2, t = lane & 3;
   const bool feeds_b = (g & 3) == t && (kFast || 4 * c + t < nb);
   // Lane (g, t) with g % 4 == t supplies column g of B: the hi (g < 4) or lo half of block 4c + t.
@@ -122,114 +112,67 @@ __device__ __forceinline__ void mma_chunk(const ChunkData (&d)[kTiles], const ui
     const uint4 v = feeds_b ? xb[i] : make_uint4(0, 0, 0, 0);
     bw[4 * i] = v.x, bw[4 * i + 1] = v.y, bw[4 * i + 2] = v.z, bw[4 * i + 3] = v.w;
   }
-  float cacc[kTiles][4];
-#pragma unroll
-  for (int j = 0; j < kTiles; ++j) cacc[j][0] = cacc[j][1] = cacc[j][2] = cacc[j][3] = 0.0f;
+  float cacc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
   for (int w = 0; w < 4; ++w) {
+    const uint32_t wg = w == 0 ? d.wg.x : w == 1 ? d.wg.y : w == 2 ? d.wg.z : d.wg.w;
+    const uint32_t wg8 = w == 0 ? d.wg8.x : w == 1 ? d.wg8.y : w == 2 ? d.wg8.z : d.wg8.w;
+    uint32_t og[4], og8[4];
+    e2m1_direct(wg, og);
+    e2m1_direct(wg8, og8);
 #pragma unroll
-    for (int j = 0; j < kTiles; ++j) {
-      const uint32_t wg = w == 0 ? d[j].wg.x : w == 1 ? d[j].wg.y : w == 2 ? d[j].wg.z : d[j].wg.w;
-      const uint32_t wg8 = w == 0 ? d[j].wg8.x : w == 1 ? d[j].wg8.y : w == 2 ? d[j].wg8.z : d[j].wg8.w;
-      uint32_t og[4], og8[4];
-      e2m1_direct(wg, og);
-      e2m1_direct(wg8, og8);
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        // Elements (k, k+4) of word w; B words 4w + 2half (+1) hold the same inputs.
-        const uint32_t a[4] = {og[2 * half], og8[2 * half], og[2 * half + 1], og8[2 * half + 1]};
-        mma_f16_16816(cacc[j], a, bw[4 * w + 2 * half], bw[4 * w + 2 * half + 1]);
-      }
+    for (int half = 0; half < 2; ++half) {
+      // Elements (k, k+4) of word w; B words 4w + 2half (+1) hold the same inputs.
+      const uint32_t a[4] = {og[2 * half], og8[2 * half], og[2 * half + 1], og8[2 * half + 1]};
+      mma_f16_16816(cacc, a, bw[4 * w + 2 * half], bw[4 * w + 2 * half + 1]);
     }
   }
-#pragma unroll
-  for (int j = 0; j < kTiles; ++j) {
-    acc[j][0] = fmaf(cacc[j][0], scale_lo(d[j].sg), acc[j][0]);
-    acc[j][0] = fmaf(cacc[j][1], scale_hi(d[j].sg), acc[j][0]);
-    acc[j][1] = fmaf(cacc[j][2], scale_lo(d[j].sg8), acc[j][1]);
-    acc[j][1] = fmaf(cacc[j][3], scale_hi(d[j].sg8), acc[j][1]);
-  }
+  acc[0] = fmaf(cacc[0], scale_lo(d.sg), acc[0]);
+  acc[0] = fmaf(cacc[1], scale_hi(d.sg), acc[0]);
+  acc[1] = fmaf(cacc[2], scale_lo(d.sg8), acc[1]);
+  acc[1] = fmaf(cacc[3], scale_hi(d.sg8), acc[1]);
 }
 
-// `ready` runs once per warp, after the first batch's weight loads are issued: the block waits there
-// for its x16 row to land in shared memory. kBatch chunks (of each tile) are in flight at once.
 // The four lanes t = 0..3 of each row group g hold partial sums of the same accumulators (m16n8k16 C
 // layout): every lane gets the quad's total.
-template <int kTiles>
-__device__ __forceinline__ void quad_sums(const float (&acc)[kTiles][2], float (&out)[kTiles][2]) {
+__device__ __forceinline__ void quad_sums(const float (&acc)[2], float (&out)[2]) {
 #pragma unroll
-  for (int j = 0; j < kTiles; ++j) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      float v = acc[j][h];
-      v += __shfl_xor_sync(0xffffffffu, v, 1);
-      v += __shfl_xor_sync(0xffffffffu, v, 2);
-      out[j][h] = v;
-    }
+  for (int h = 0; h < 2; ++h) {
+    float v = acc[h];
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    v += __shfl_xor_sync(0xffffffffu, v, 2);
+    out[h] = v;
   }
 }
 
-template <bool kFast, int kTiles, int kBatch, typename Ready>
-__device__ __forceinline__ void dot_chunks(const uint8_t* bg, const uint8_t* bg8, const uint8_t* sg,
-                                           const uint8_t* sg8, size_t tile_bytes, int nb, int c0, int c1,
-                                           const uint32_t* xs, int lane, float (&acc)[kTiles][2],
-                                           bool& waited, Ready&& ready) {
-  const int t = lane & 3;
-  const size_t tile_scales = tile_bytes / 16;
-  for (int cb = c0; cb < c1; cb += kBatch) {
-    ChunkData d[kBatch][kTiles];
-#pragma unroll
-    for (int i = 0; i < kBatch; ++i) {
-#pragma unroll
-      for (int j = 0; j < kTiles; ++j) {
-        if (cb + i < c1) {
-          d[i][j] = load_chunk<kFast>(bg + j * tile_bytes, bg8 + j * tile_bytes, sg + j * tile_scales,
-                                      sg8 + j * tile_scales, nb, cb + i, t);
-        }
-      }
-    }
-    if (!waited) {
-      ready();
-      waited = true;
-    }
-#pragma unroll
-    for (int i = 0; i < kBatch; ++i) {
-      if (cb + i < c1) mma_chunk<kFast, kTiles>(d[i], xs, nb, cb + i, lane, acc);
-    }
-  }
-}
+// Chunks in flight per warp (NOTES v16: 3, with 6 chunks per warp).
+constexpr int kBatch = 3;
 
-// kStep (MoE variant 0, NOTES v16): the fast path's addresses as pointers stepped once per batch,
-// a batch's chunks at immediate offsets from them, instead of 4c + t and its byte offsets per load.
-template <int kTiles, int kBatch, typename Ready>
+// `ready` runs once per warp, after the first batch's weight loads are issued (the block waits there for
+// its x16 row to land in shared memory; `waited` records it). kBatch chunks are in flight at once.
+//
+// The fast path (NOTES v16): chunks [c0, c1) lie inside the row and the row's scale bytes are 2-byte
+// aligned (even block count), so no bounds checks, one 16-bit load per row for the two scales, and the
+// addresses as pointers stepped once per batch, a batch's chunks at immediate offsets from them.
+template <typename Ready>
 __device__ __forceinline__ void dot_chunks_step(const uint8_t* bg, const uint8_t* bg8, const uint8_t* sg,
-                                                const uint8_t* sg8, size_t tile_bytes, int nb, int c0, int c1,
-                                                const uint32_t* xs, int lane, float (&acc)[kTiles][2], bool& waited,
-                                                Ready&& ready) {
+                                                const uint8_t* sg8, int nb, int c0, int c1, const uint32_t* xs,
+                                                int lane, float (&acc)[2], bool& waited, Ready&& ready) {
   const int t = lane & 3;
-  const size_t tile_scales = tile_bytes / 16, first = static_cast<size_t>(4 * c0 + t) * 16;
-  const size_t first_s = static_cast<size_t>(4 * c0 + 2 * (t & 1));
-  const uint8_t *pw[kTiles], *pw8[kTiles];
-  const uint16_t *ps[kTiles], *ps8[kTiles];
-#pragma unroll
-  for (int j = 0; j < kTiles; ++j) {
-    pw[j] = bg + j * tile_bytes + first;
-    pw8[j] = bg8 + j * tile_bytes + first;
-    ps[j] = reinterpret_cast<const uint16_t*>(sg + j * tile_scales + first_s);
-    ps8[j] = reinterpret_cast<const uint16_t*>(sg8 + j * tile_scales + first_s);
-  }
+  const size_t first = static_cast<size_t>(4 * c0 + t) * 16, first_s = static_cast<size_t>(4 * c0 + 2 * (t & 1));
+  const uint8_t* pw = bg + first;
+  const uint8_t* pw8 = bg8 + first;
+  const uint16_t* ps = reinterpret_cast<const uint16_t*>(sg + first_s);
+  const uint16_t* ps8 = reinterpret_cast<const uint16_t*>(sg8 + first_s);
   for (int cb = c0; cb < c1; cb += kBatch) {
-    ChunkData d[kBatch][kTiles];
+    ChunkData d[kBatch];
 #pragma unroll
     for (int i = 0; i < kBatch; ++i) {
-#pragma unroll
-      for (int j = 0; j < kTiles; ++j) {
-        if (cb + i < c1) {
-          d[i][j].wg = ld_stream(pw[j] + 64 * i);
-          d[i][j].wg8 = ld_stream(pw8[j] + 64 * i);
-          d[i][j].sg = __ldg(ps[j] + 2 * i);
-          d[i][j].sg8 = __ldg(ps8[j] + 2 * i);
-        }
+      if (cb + i < c1) {
+        d[i].wg = ld_stream(pw + 64 * i);
+        d[i].wg8 = ld_stream(pw8 + 64 * i);
+        d[i].sg = __ldg(ps + 2 * i);
+        d[i].sg8 = __ldg(ps8 + 2 * i);
       }
     }
     if (!waited) {
@@ -238,42 +181,54 @@ __device__ __forceinline__ void dot_chunks_step(const uint8_t* bg, const uint8_t
     }
 #pragma unroll
     for (int i = 0; i < kBatch; ++i) {
-      if (cb + i < c1) mma_chunk<true, kTiles>(d[i], xs, nb, cb + i, lane, acc);
+      if (cb + i < c1) mma_chunk<true>(d[i], xs, nb, cb + i, lane, acc);
+    }
+    pw += 64 * kBatch, pw8 += 64 * kBatch;
+    ps += 2 * kBatch, ps8 += 2 * kBatch;
+  }
+}
+
+// The row's end: chunks [c0, c1) with bounds checks (load_chunk_tail).
+template <typename Ready>
+__device__ __forceinline__ void dot_chunks_tail(const uint8_t* bg, const uint8_t* bg8, const uint8_t* sg,
+                                                const uint8_t* sg8, int nb, int c0, int c1, const uint32_t* xs,
+                                                int lane, float (&acc)[2], bool& waited, Ready&& ready) {
+  const int t = lane & 3;
+  for (int cb = c0; cb < c1; cb += kBatch) {
+    ChunkData d[kBatch];
+#pragma unroll
+    for (int i = 0; i < kBatch; ++i) {
+      if (cb + i < c1) d[i] = load_chunk_tail(bg, bg8, sg, sg8, nb, cb + i, t);
+    }
+    if (!waited) {
+      ready();
+      waited = true;
     }
 #pragma unroll
-    for (int j = 0; j < kTiles; ++j) {
-      pw[j] += 64 * kBatch, pw8[j] += 64 * kBatch;
-      ps[j] += 2 * kBatch, ps8[j] += 2 * kBatch;
+    for (int i = 0; i < kBatch; ++i) {
+      if (cb + i < c1) mma_chunk<false>(d[i], xs, nb, cb + i, lane, acc);
     }
   }
 }
 
-// Dot products of rows r0 + 16 j + g and r0 + 16 j + g + 8 (tile j < kTiles) with the x16 row in
-// shared memory over chunks [c0, c1); the sums end up in every lane of the group (reduced over t).
-template <int kTiles, int kBatch, bool kStep, typename Ready>
+// Dot products of rows r0 + g and r0 + g + 8 with the x16 row in shared memory over chunks [c0, c1); the
+// sums end up in every lane of the group (reduced over t).
+template <typename Ready>
 __device__ __forceinline__ void tile_dot(const uint8_t* blocks, const uint8_t* scales, int r0, int nb, int c0, int c1,
-                                         const uint32_t* xs, float (&out)[kTiles][2], Ready&& ready) {
+                                         const uint32_t* xs, float (&out)[2], Ready&& ready) {
   const int lane = threadIdx.x & 31, g = lane >> 2;
   const uint8_t* bg = blocks + static_cast<size_t>(r0 + g) * nb * 16;
   const uint8_t* bg8 = bg + static_cast<size_t>(8) * nb * 16;
   const uint8_t* sg = scales + static_cast<size_t>(r0 + g) * nb;
   const uint8_t* sg8 = sg + static_cast<size_t>(8) * nb;
-  const size_t tile_bytes = static_cast<size_t>(16) * nb * 16;
-  float acc[kTiles][2];
-#pragma unroll
-  for (int j = 0; j < kTiles; ++j) acc[j][0] = acc[j][1] = 0.0f;
+  float acc[2] = {0.0f, 0.0f};
   bool waited = false;
   const int full = (nb & 1) ? c0 : max(c0, min(c1, nb / 4));  // chunks [c0, full) take the fast path
-  if constexpr (kStep) {
-    dot_chunks_step<kTiles, kBatch>(bg, bg8, sg, sg8, tile_bytes, nb, c0, full, xs, lane, acc, waited, ready);
-  } else {
-    dot_chunks<true, kTiles, kBatch>(bg, bg8, sg, sg8, tile_bytes, nb, c0, full, xs, lane, acc, waited, ready);
-  }
-  dot_chunks<false, kTiles, kBatch>(bg, bg8, sg, sg8, tile_bytes, nb, full, c1, xs, lane, acc, waited, ready);
+  dot_chunks_step(bg, bg8, sg, sg8, nb, c0, full, xs, lane, acc, waited, ready);
+  dot_chunks_tail(bg, bg8, sg, sg8, nb, full, c1, xs, lane, acc, waited, ready);
   if (!waited) ready();
   quad_sums(acc, out);
-#pragma unroll
-  for (int j = 0; j < kTiles; ++j) out[j][0] *= 16384.0f, out[j][1] *= 16384.0f;  // the decode's 2^-14
+  out[0] *= 16384.0f, out[1] *= 16384.0f;  // the decode's 2^-14
 }
 
 // Starts copying one x16 row (words) into shared memory (cp.async, 16 bytes per request).
@@ -304,36 +259,32 @@ __device__ __forceinline__ float swiglu(float gate, float up, float limit, float
 
 // grid (16-row tiles, slots): slot s = (token s / k, expert idx[s]); the block's warps split the
 // columns (k_parts) and meet in shared memory.
-template <int kTiles, int kBatch, bool kStep = false>
 __global__ void __launch_bounds__(256)
     gate_up_kernel(const uint32_t* __restrict__ x16, const float* __restrict__ x_inv, const int32_t* __restrict__ idx,
                    int k, const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales,
                    const uint16_t* __restrict__ bias, int rows, int cols, float limit, float alpha,
                    float* __restrict__ h, uint32_t* __restrict__ h16) {
   extern __shared__ __align__(16) uint32_t xs[];
-  __shared__ float part[8][16 * kTiles];
+  __shared__ float part[8][16];
   const TimelineBlock timeline(kTimelineGateUp);
   pdl_wait();
   timeline.waited();
   pdl_allow_dependents();
   const int slot = blockIdx.y, t_tok = slot / k, e = idx[slot];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int r0 = blockIdx.x * 16 * kTiles;
+  const int r0 = blockIdx.x * 16;
   const int nb = cols >> 5, nch = (nb + 3) / 4, parts = blockDim.x >> 5;
   copy_row_async(xs, x16 + static_cast<size_t>(t_tok) * x16_row_words(cols), x16_row_words(cols));
-  float y[kTiles][2];
+  float y[2];
   const size_t expert = static_cast<size_t>(e) * rows;
-  tile_dot<kTiles, kBatch, kStep>(blocks + expert * nb * 16, scales + expert * nb, r0, nb, warp * nch / parts,
-                                  (warp + 1) * nch / parts, xs, y, wait_row);
+  tile_dot(blocks + expert * nb * 16, scales + expert * nb, r0, nb, warp * nch / parts, (warp + 1) * nch / parts, xs,
+           y, wait_row);
   if (t == 0) {
-#pragma unroll
-    for (int j = 0; j < kTiles; ++j) {
-      part[warp][16 * j + g] = y[j][0];
-      part[warp][16 * j + g + 8] = y[j][1];
-    }
+    part[warp][g] = y[0];
+    part[warp][g + 8] = y[1];
   }
   __syncthreads();
-  if (threadIdx.x >= 8 * kTiles) return;
+  if (threadIdx.x >= 8) return;
   // Thread u: gate row r0 + 2u and up row r0 + 2u + 1 -> unit (r0 / 2) + u.
   const int u = threadIdx.x;
   float gate = 0.0f, upv = 0.0f;
@@ -351,25 +302,19 @@ __global__ void __launch_bounds__(256)
   if (h16 != nullptr) x16_store(h16 + static_cast<size_t>(slot) * x16_row_words(I), unit, ldexpf(v, kHScaleLog2));
 }
 
-// grid (16-row tiles, slots): one block per (rows, token t, expert slot j) writes y[s, rows] =
-// W2[idx[s]] . h[s] + b2 to scratch; the last block of (t, rows) to finish (a counter per pair, reset
-// by that block) forms out[t, rows] (+)= sum_j weight[t, j] * y[t*k + j, rows] in slot order.
-//
-// kCluster (v10, MoE variant 3): the k blocks of a (token, rows) pair form one thread-block cluster;
-// each writes its y rows into block 0's shared memory and block 0 forms the weighted sum after the
-// cluster barrier (same order and arithmetic, no y scratch, fence or counter).
-template <int kTiles, int kBatch, bool kCluster, bool kStep = false>
+// grid (16-row tiles, slots), cluster (1, k): the k blocks of a (token, 16 rows) pair, one per expert slot j,
+// form one thread-block cluster (v10); each writes its rows of W2[idx[s]] . h[s] + b2 into block 0's shared
+// memory, and block 0 forms out[t, rows] (+)= sum_j weight[t, j] * y[j] in slot order after the cluster
+// barrier.
 __global__ void __launch_bounds__(256)
     down_kernel(const uint32_t* __restrict__ h16, const float* __restrict__ h_inv, const int32_t* __restrict__ idx,
                 const float* __restrict__ weight, int k, const uint8_t* __restrict__ blocks,
                 const uint8_t* __restrict__ scales, const uint16_t* __restrict__ bias, int rows, int cols,
-                float* __restrict__ y, int32_t* __restrict__ counters, float* __restrict__ out, bool accumulate,
-                bool idx_ready) {
+                float* __restrict__ out, bool accumulate, bool idx_ready) {
   const TimelineBlock timeline(kTimelineDown);
   extern __shared__ __align__(16) uint32_t xs[];
-  __shared__ float part[8][16 * kTiles];
-  __shared__ bool last;
-  __shared__ float ys[kCluster ? 8 : 1][16 * kTiles];
+  __shared__ float part[8][16];
+  __shared__ float ys[8][16];
   // idx_ready: the expert ids were written before the previous kernel (gate_up) started, so the weights
   // are requested before griddepcontrol.wait; only h (gate_up's output) waits for it.
   if (!idx_ready) {
@@ -377,79 +322,48 @@ __global__ void __launch_bounds__(256)
     timeline.waited();
     pdl_allow_dependents();
   }
-  if constexpr (kCluster) asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
-  const int slot = blockIdx.y, t_tok = slot / k, tile = blockIdx.x, tiles = gridDim.x;
+  asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
+  const int slot = blockIdx.y, t_tok = slot / k;
   const int e = idx_ready ? __ldcg(idx + slot) : idx[slot];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int r0 = tile * 16 * kTiles;
+  const int r0 = blockIdx.x * 16;
   const int nb = cols >> 5, nch = (nb + 3) / 4, parts = blockDim.x >> 5;
   const uint32_t* hrow = h16 + static_cast<size_t>(slot) * x16_row_words(cols);
   if (!idx_ready) copy_row_async(xs, hrow, x16_row_words(cols));
-  float yt[kTiles][2];
+  float yt[2];
   const size_t expert = static_cast<size_t>(e) * rows;
-  tile_dot<kTiles, kBatch, kStep>(blocks + expert * nb * 16, scales + expert * nb, r0, nb, warp * nch / parts,
-                                  (warp + 1) * nch / parts, xs, yt, [&] {
-                                    if (idx_ready) {
-                                      pdl_wait();
-                                      timeline.waited();
-                                      pdl_allow_dependents();
-                                      copy_row_async(xs, hrow, x16_row_words(cols));
-                                    }
-                                    wait_row();
-                                  });
+  tile_dot(blocks + expert * nb * 16, scales + expert * nb, r0, nb, warp * nch / parts, (warp + 1) * nch / parts, xs,
+           yt, [&] {
+             if (idx_ready) {
+               pdl_wait();
+               timeline.waited();
+               pdl_allow_dependents();
+               copy_row_async(xs, hrow, x16_row_words(cols));
+             }
+             wait_row();
+           });
   if (t == 0) {
-#pragma unroll
-    for (int j = 0; j < kTiles; ++j) {
-      part[warp][16 * j + g] = yt[j][0];
-      part[warp][16 * j + g + 8] = yt[j][1];
-    }
+    part[warp][g] = yt[0];
+    part[warp][g + 8] = yt[1];
   }
   __syncthreads();
-  if constexpr (kCluster) {
-    auto cluster = cooperative_groups::this_cluster();
-    const int j = static_cast<int>(cluster.block_rank());  // = slot % k
-    asm volatile("barrier.cluster.wait.aligned;" ::: "memory");  // every block of the cluster has started
-    if (threadIdx.x < 16 * kTiles) {
-      const int i = threadIdx.x, r = r0 + i;
-      float v = 0.0f;
-      for (int q = 0; q < parts; ++q) v += part[q][i];
-      const float inv = h_inv != nullptr ? h_inv[slot] : ldexpf(1.0f, -kHScaleLog2);
-      cluster.map_shared_rank(&ys[0][0], 0)[j * 16 * kTiles + i] =
-          v * inv + bf16_to_f32(bias[static_cast<size_t>(e) * rows + r]);
-    }
-    cluster.sync();
-    if (j != 0 || threadIdx.x >= 16 * kTiles) return;
-    const int r = r0 + threadIdx.x;
-    float total = 0.0f;
-    for (int jj = 0; jj < k; ++jj) total = fmaf(weight[t_tok * k + jj], ys[jj][threadIdx.x], total);
-    float* o = out + static_cast<size_t>(t_tok) * rows + r;
-    *o = accumulate ? *o + total : total;
-    return;
-  }
-  if (threadIdx.x < 16 * kTiles) {
+  auto cluster = cooperative_groups::this_cluster();
+  const int j = static_cast<int>(cluster.block_rank());  // = slot % k
+  asm volatile("barrier.cluster.wait.aligned;" ::: "memory");  // every block of the cluster has started
+  if (threadIdx.x < 16) {
     const int i = threadIdx.x, r = r0 + i;
     float v = 0.0f;
     for (int q = 0; q < parts; ++q) v += part[q][i];
     const float inv = h_inv != nullptr ? h_inv[slot] : ldexpf(1.0f, -kHScaleLog2);
-    y[static_cast<size_t>(slot) * rows + r] = v * inv + bf16_to_f32(bias[static_cast<size_t>(e) * rows + r]);
+    cluster.map_shared_rank(&ys[0][0], 0)[j * 16 + i] = v * inv + bf16_to_f32(bias[static_cast<size_t>(e) * rows + r]);
   }
-  __threadfence();
-  __syncthreads();
-  const int ci = t_tok * tiles + tile;
-  if (threadIdx.x == 0) last = atomicAdd(&counters[ci], 1) == k - 1;
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  if (threadIdx.x < 16 * kTiles) {
-    const int r = r0 + threadIdx.x;
-    float total = 0.0f;
-    for (int j = 0; j < k; ++j) {
-      total = fmaf(weight[t_tok * k + j], __ldcg(y + (static_cast<size_t>(t_tok) * k + j) * rows + r), total);
-    }
-    float* o = out + static_cast<size_t>(t_tok) * rows + r;
-    *o = accumulate ? *o + total : total;
-  }
-  if (threadIdx.x == 0) counters[ci] = 0;
+  cluster.sync();
+  if (j != 0 || threadIdx.x >= 16) return;
+  const int r = r0 + threadIdx.x;
+  float total = 0.0f;
+  for (int jj = 0; jj < k; ++jj) total = fmaf(weight[t_tok * k + jj], ys[jj][threadIdx.x], total);
+  float* o = out + static_cast<size_t>(t_tok) * rows + r;
+  *o = accumulate ? *o + total : total;
 }
 
 }  // namespace
@@ -465,25 +379,8 @@ int stage_x16(const float* x, int x_stride, int rows, int cols, uint32_t* x16, f
 
 namespace {
 
-// Kernel shapes the launchers choose from (set_moe_variant, kernels.h): row tiles per warp, chunks in
-// flight per warp, chunks per warp (sets the warps per block). The epilogues need 16 * tiles threads
-// (down) and so at most two tiles: a block may be a single warp.
-struct MoeShape {
-  int tiles, batch, per_warp;
-  bool cluster;  // down: the slots' sum through a thread-block cluster (else a y scratch and a counter)
-  bool pre;      // down: weights requested before griddepcontrol.wait (idx_ready)
-  bool step;     // the fast path's addresses stepped per batch (dot_chunks_step)
-};
-constexpr MoeShape kMoeShapes[kMoeVariants] = {
-    {1, 3, 6, true, true, true}, {1, 6, 6, false, false, false}, {2, 3, 6, true, true, false}};
-int g_moe_variant[2] = {kMoeDefaultGateUp, kMoeDefaultDown};
-
-// The variant's shape, or variant 0's where its tiles do not divide the rows (variant 0 takes any rows % 16 == 0).
-MoeShape moe_shape(int which, int rows) {
-  const MoeShape s = kMoeShapes[g_moe_variant[which]];
-  return rows % (16 * s.tiles) == 0 ? s : kMoeShapes[0];
-}
-
+// Chunks per warp (sets the warps per block: k_parts).
+constexpr int kPerWarp = 6;
 template <typename Kernel>
 void moe_allow_smem(Kernel kernel, size_t smem) {
   if (smem > 48 * 1024) cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
@@ -493,58 +390,33 @@ void moe_allow_smem(Kernel kernel, size_t smem) {
 
 GPTOSS_CUDA_TIMELINE_SETTER(set_timeline_moe)
 
-void set_moe_variant(int gate_up, int down) {
-  g_moe_variant[0] = gate_up >= 0 && gate_up < kMoeVariants ? gate_up : 0;
-  g_moe_variant[1] = down >= 0 && down < kMoeVariants ? down : 0;
-}
+void set_moe_variant(int, int) {}  // one shape (kernels.h)
 
 int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* idx, int T, int k,
                        const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows, int cols,
                        float limit, float alpha, float* h, uint32_t* h16, cudaStream_t stream) {
   if (T <= 0) return 0;
   if (rows % 16 != 0 || cols % 32 != 0 || (rows / 2) % 32 != 0) return static_cast<int>(cudaErrorInvalidValue);
-  const MoeShape s = moe_shape(0, rows);
-  const int warps = k_parts(cols >> 5, s.per_warp);
+  const int warps = k_parts(cols >> 5, kPerWarp);
   const size_t smem = x16_row_words(cols) * 4;
-  const dim3 grid(rows / (16 * s.tiles), T * k), block(32 * warps);
-  auto go = [&](auto kernel) {
-    moe_allow_smem(kernel, smem);
-    launch_pdl(kernel, grid, block, smem, stream, x16, x_inv, idx, k, blocks, scales, bias, rows, cols, limit, alpha, h,
-               h16);
-  };
-  if (s.tiles == 2) {  // the shapes of kMoeShapes
-    go(gate_up_kernel<2, 3, false>);
-  } else if (s.step) {
-    go(gate_up_kernel<1, 3, true>);
-  } else {
-    go(gate_up_kernel<1, 6, false>);
-  }
+  const dim3 grid(rows / 16, T * k), block(32 * warps);
+  moe_allow_smem(gate_up_kernel, smem);
+  launch_pdl(gate_up_kernel, grid, block, smem, stream, x16, x_inv, idx, k, blocks, scales, bias, rows, cols, limit,
+             alpha, h, h16);
   return static_cast<int>(cudaGetLastError());
 }
 
 int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* idx, const float* weight, int T, int k,
                         const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows, int cols,
-                        float* y, int32_t* counters, float* out, bool accumulate, cudaStream_t stream,
-                        bool idx_ready) {
+                        float* out, bool accumulate, cudaStream_t stream, bool idx_ready) {
   if (T <= 0) return 0;
   if (rows % 16 != 0 || cols % 32 != 0 || k < 1 || k > 8) return static_cast<int>(cudaErrorInvalidValue);
-  const MoeShape s = moe_shape(1, rows);
-  const int warps = k_parts(cols >> 5, s.per_warp);
+  const int warps = k_parts(cols >> 5, kPerWarp);
   const size_t smem = x16_row_words(cols) * 4;
-  const dim3 grid(rows / (16 * s.tiles), T * k), block(32 * warps);
-  const bool pre = s.pre && idx_ready;
-  auto go = [&](auto kernel) {  // cluster.x == 0: no cluster (a plain launch_pdl)
-    moe_allow_smem(kernel, smem);
-    launch_pdl_cluster(kernel, grid, block, dim3(s.cluster ? 1 : 0, k, 1), smem, stream, h16, h_inv, idx, weight, k,
-                       blocks, scales, bias, rows, cols, y, counters, out, accumulate, pre);
-  };
-  if (s.tiles == 2) {  // the shapes of kMoeShapes
-    go(down_kernel<2, 3, true, false>);
-  } else if (s.step) {
-    go(down_kernel<1, 3, true, true>);
-  } else {
-    go(down_kernel<1, 6, false, false>);
-  }
+  const dim3 grid(rows / 16, T * k), block(32 * warps);
+  moe_allow_smem(down_kernel, smem);
+  launch_pdl_cluster(down_kernel, grid, block, dim3(1, k, 1), smem, stream, h16, h_inv, idx, weight, k, blocks, scales,
+                     bias, rows, cols, out, accumulate, idx_ready);
   return static_cast<int>(cudaGetLastError());
 }
 

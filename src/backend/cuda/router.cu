@@ -55,14 +55,6 @@ __device__ __forceinline__ void router_tail(const float* xs, int cols, int c0, i
   if ((threadIdx.x >> 5) == 0) topk_softmax<kGlobal>(lg, experts, k, t, threadIdx.x & 31, idx, weight);
 }
 
-// grid (ceil(E / 8), T): every block normalizes x[t] and computes 8 router logits; the last block of a
-// token to finish (a counter per token, reset by that block) selects the top k, takes the softmax and
-// writes the normalized x in x16 form for the expert kernels.
-//
-// kCluster (v10, router variant 2): the blocks of a token form one thread-block cluster; each block
-// writes its logits into block 0's shared memory (distributed shared memory) instead of global memory
-// plus a fence and a counter, block 0 selects the top k after the cluster barrier, and every block
-// writes its share of the x16 row (each has the whole normalized x).
 // 1 / sqrt(mean of squares + eps) over a block of kWarps warps, each thread holding a partial sum of
 // squares ss (red: kWarps floats of shared memory; the warps' sums are added in warp order).
 template <int kWarps>
@@ -75,43 +67,37 @@ __device__ __forceinline__ float block_rms_inv(float ss, float* red, int cols, f
   return 1.0f / sqrtf(total / static_cast<float>(cols) + eps);
 }
 
-template <bool kCluster>
-__global__ void __launch_bounds__(kRouterWarps * 32)
-    router_kernel(const float* __restrict__ x, int x_stride, const uint16_t* __restrict__ gain, float eps,
-                  const uint16_t* __restrict__ wr, const uint16_t* __restrict__ br, int experts, int cols, int k,
-                  float* __restrict__ xn, uint32_t* __restrict__ xn16, float* __restrict__ xn_inv,
-                  float* __restrict__ logits, int32_t* __restrict__ counters, int32_t* __restrict__ idx,
-                  float* __restrict__ weight) {
-  extern __shared__ float xs[];  // [cols]
-  __shared__ float red[kRouterWarps];
-  __shared__ bool last;
-  __shared__ float cl_logits[kCluster ? kMaxExperts : 1];
-  const TimelineBlock timeline(kTimelineRouter);
-  const int t = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int e = blockIdx.x * kRouterWarps + warp;
-  const float* xr = x + static_cast<size_t>(t) * x_stride;
-  // This warp's router row, in flight before anything else: it does not depend on x.
-  constexpr int kRowLoads = 12;  // 12 x 32 x 8 = 3072 >= 2880 columns: a whole gpt-oss row
-  uint4 wrow[kRowLoads];
+// The parts router kernels 2 (router_kernel) and 4 (router_cluster_kernel) share, as the same instructions
+// in the same order (variant 4's bits are variant 2's: lab check `router r4 == r2 bits`). A block has
+// kRouterWarps warps; warp w computes expert e's logit.
+constexpr int kRowLoads = 12;  // 12 x 32 x 8 = 3072 >= 2880 columns: a whole gpt-oss router row per warp
+constexpr int kXLoads = 3;     // 3 x 256 x 4 = 3072 >= 2880 columns; wider rows take the loops below
+
+// Before griddepcontrol.wait (neither depends on x): expert e's router row in flight (kRowLoads 16-byte
+// loads per lane; router_dot reads the rest of longer rows) and the RMSNorm gain of this thread's columns
+// (4 per slot).
+__device__ __forceinline__ void router_prologue(const uint16_t* wr, const uint16_t* gain, int e, int experts, int cols,
+                                                int lane, uint4 (&wrow)[kRowLoads], uint2 (&gv)[kXLoads]) {
   const uint4* w = reinterpret_cast<const uint4*>(wr + static_cast<size_t>(e) * cols);
 #pragma unroll
   for (int u = 0; u < kRowLoads; ++u) {
     const int i = lane + 32 * u;
     wrow[u] = e < experts && i < cols / 8 ? __ldg(w + i) : make_uint4(0, 0, 0, 0);
   }
-  // The RMSNorm gain for this thread's columns (4 per slot; a weight, so also before pdl_wait).
-  constexpr int kXLoads = 3;  // 3 x 256 x 4 = 3072 >= 2880 columns; wider rows take the loops below
   const int per = blockDim.x * 4;
-  uint2 gv[kXLoads];
 #pragma unroll
   for (int i = 0; i < kXLoads; ++i) {
     const int c = threadIdx.x * 4 + i * per;
     gv[i] = c < cols ? __ldg(reinterpret_cast<const uint2*>(gain + c)) : make_uint2(0, 0);
   }
-  pdl_wait();
-  timeline.waited();
-  pdl_allow_dependents();
-  if constexpr (kCluster) asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
+}
+
+// After the wait: xs[0, cols) = RMSNorm(xr) * gain, by the whole block (red: kRouterWarps floats of shared
+// memory; xs is complete only after the caller's next block barrier). Returns the largest |xs[c]| over the
+// columns this thread wrote (variant 4's x16 scale; kernel 2 ignores it and the compiler drops it).
+__device__ __forceinline__ float router_normalize(const float* xr, const uint16_t* gain, const uint2 (&gv)[kXLoads],
+                                                  int cols, float eps, float* xs, float* red) {
+  const int per = blockDim.x * 4;
   float ss = 0.0f;
   float4 xv[kXLoads];
 #pragma unroll
@@ -127,6 +113,7 @@ __global__ void __launch_bounds__(kRouterWarps * 32)
     ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
   }
   const float r = block_rms_inv<kRouterWarps>(ss, red, cols, eps);
+  float mx = 0.0f;
 #pragma unroll
   for (int i = 0; i < kXLoads; ++i) {
     const int c = threadIdx.x * 4 + i * per;
@@ -137,22 +124,69 @@ __global__ void __launch_bounds__(kRouterWarps * 32)
       v.z = (xv[i].z * r) * bf16_lo(gv[i].y);
       v.w = (xv[i].w * r) * bf16_hi(gv[i].y);
       *reinterpret_cast<float4*>(xs + c) = v;
+      mx = fmaxf(mx, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
     }
   }
-  for (int c = threadIdx.x + kXLoads * per; c < cols; c += blockDim.x) xs[c] = (xs[c] * r) * bf16_to_f32(gain[c]);
+  for (int c = threadIdx.x + kXLoads * per; c < cols; c += blockDim.x) {
+    xs[c] = (xs[c] * r) * bf16_to_f32(gain[c]);
+    mx = fmaxf(mx, fabsf(xs[c]));
+  }
+  return mx;
+}
+
+// Expert e's logit before the bias, in every lane: its router row (wrow from router_prologue, then the rest
+// of a longer row) . xs, each lane's 8-column dots in column order, then the warp sum.
+__device__ __forceinline__ float router_dot(const uint4 (&wrow)[kRowLoads], const uint16_t* wr, int e, int cols,
+                                            const float* xs, int lane) {
+  const uint4* w = reinterpret_cast<const uint4*>(wr + static_cast<size_t>(e) * cols);
+  float acc = 0.0f;
+  auto dot8 = [&](const uint4& v, int i) { acc = dot8_bf16(v, xs + 8 * i, acc); };
+#pragma unroll
+  for (int u = 0; u < kRowLoads; ++u) {
+    if (lane + 32 * u < cols / 8) dot8(wrow[u], lane + 32 * u);
+  }
+#pragma unroll 4
+  for (int i = lane + 32 * kRowLoads; i < cols / 8; i += 32) dot8(__ldg(w + i), i);
+  return warp_sum(acc);
+}
+
+// grid (ceil(E / 8), T): every block normalizes x[t] and computes 8 router logits; the last block of a
+// token to finish (a counter per token, reset by that block) selects the top k, takes the softmax and
+// writes the normalized x in x16 form for the expert kernels.
+//
+// kCluster (v10, router variant 2): the blocks of a token form one thread-block cluster; each block
+// writes its logits into block 0's shared memory (distributed shared memory) instead of global memory
+// plus a fence and a counter, block 0 selects the top k after the cluster barrier, and every block
+// writes its share of the x16 row (each has the whole normalized x).
+template <bool kCluster>
+__global__ void __launch_bounds__(kRouterWarps * 32)
+    router_kernel(const float* __restrict__ x, int x_stride, const uint16_t* __restrict__ gain, float eps,
+                  const uint16_t* __restrict__ wr, const uint16_t* __restrict__ br, int experts, int cols, int k,
+                  float* __restrict__ xn, uint32_t* __restrict__ xn16, float* __restrict__ xn_inv,
+                  float* __restrict__ logits, int32_t* __restrict__ counters, int32_t* __restrict__ idx,
+                  float* __restrict__ weight) {
+  extern __shared__ float xs[];  // [cols]
+  __shared__ float red[kRouterWarps];
+  __shared__ bool last;
+  __shared__ float cl_logits[kCluster ? kMaxExperts : 1];
+  const TimelineBlock timeline(kTimelineRouter);
+  const int t = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int e = blockIdx.x * kRouterWarps + warp;
+  const float* xr = x + static_cast<size_t>(t) * x_stride;
+  // This warp's router row and the RMSNorm gain, in flight before anything else: they do not depend on x.
+  uint4 wrow[kRowLoads];
+  uint2 gv[kXLoads];
+  router_prologue(wr, gain, e, experts, cols, lane, wrow, gv);
+  pdl_wait();
+  timeline.waited();
+  pdl_allow_dependents();
+  if constexpr (kCluster) asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
+  router_normalize(xr, gain, gv, cols, eps, xs, red);
   __syncthreads();
   // Every block of the cluster has started (its shared memory exists) once this returns.
   if constexpr (kCluster) asm volatile("barrier.cluster.wait.aligned;" ::: "memory");
   if (e < experts) {
-    float acc = 0.0f;
-    auto dot8 = [&](const uint4& v, int i) { acc = dot8_bf16(v, xs + 8 * i, acc); };
-#pragma unroll
-    for (int u = 0; u < kRowLoads; ++u) {
-      if (lane + 32 * u < cols / 8) dot8(wrow[u], lane + 32 * u);
-    }
-#pragma unroll 4
-    for (int i = lane + 32 * kRowLoads; i < cols / 8; i += 32) dot8(__ldg(w + i), i);
-    acc = warp_sum(acc);
+    const float acc = router_dot(wrow, wr, e, cols, xs, lane);
     if (lane == 0) {
       const float lv = acc + (br ? bf16_to_f32(br[e]) : 0.0f);
       logits[static_cast<size_t>(t) * experts + e] = lv;
@@ -216,75 +250,21 @@ __global__ void __launch_bounds__(kRouterWarps * 32)
                  "r"((experts - local) * 4)
                  : "memory");
   }
-  constexpr int kRowLoads = 12;
   uint4 wrow[kRowLoads];
-  const uint4* w = reinterpret_cast<const uint4*>(wr + static_cast<size_t>(e) * cols);
-#pragma unroll
-  for (int u = 0; u < kRowLoads; ++u) {
-    const int i = lane + 32 * u;
-    wrow[u] = e < experts && i < cols / 8 ? __ldg(w + i) : make_uint4(0, 0, 0, 0);
-  }
-  constexpr int kXLoads = 3;
-  const int per = blockDim.x * 4;
   uint2 gv[kXLoads];
-#pragma unroll
-  for (int i = 0; i < kXLoads; ++i) {
-    const int c = threadIdx.x * 4 + i * per;
-    gv[i] = c < cols ? __ldg(reinterpret_cast<const uint2*>(gain + c)) : make_uint2(0, 0);
-  }
+  router_prologue(wr, gain, e, experts, cols, lane, wrow, gv);
   const float bias = br != nullptr && e < experts ? bf16_to_f32(br[e]) : 0.0f;
   asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
   pdl_wait();
   timeline.waited();
   pdl_allow_dependents();
-  float ss = 0.0f;
-  float4 xv[kXLoads];
-#pragma unroll
-  for (int i = 0; i < kXLoads; ++i) {
-    const int c = threadIdx.x * 4 + i * per;
-    xv[i] = c < cols ? *reinterpret_cast<const float4*>(xr + c) : make_float4(0.f, 0.f, 0.f, 0.f);
-  }
-#pragma unroll
-  for (int i = 0; i < kXLoads; ++i) ss += xv[i].x * xv[i].x + xv[i].y * xv[i].y + xv[i].z * xv[i].z + xv[i].w * xv[i].w;
-  for (int c = threadIdx.x * 4 + kXLoads * per; c < cols; c += per) {
-    const float4 v = *reinterpret_cast<const float4*>(xr + c);
-    *reinterpret_cast<float4*>(xs + c) = v;
-    ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
-  }
-  const float r = block_rms_inv<kRouterWarps>(ss, red, cols, eps);
-  float mx = 0.0f;
-#pragma unroll
-  for (int i = 0; i < kXLoads; ++i) {
-    const int c = threadIdx.x * 4 + i * per;
-    if (c < cols) {
-      float4 v;
-      v.x = (xv[i].x * r) * bf16_lo(gv[i].x);
-      v.y = (xv[i].y * r) * bf16_hi(gv[i].x);
-      v.z = (xv[i].z * r) * bf16_lo(gv[i].y);
-      v.w = (xv[i].w * r) * bf16_hi(gv[i].y);
-      *reinterpret_cast<float4*>(xs + c) = v;
-      mx = fmaxf(mx, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
-    }
-  }
-  for (int c = threadIdx.x + kXLoads * per; c < cols; c += blockDim.x) {
-    xs[c] = (xs[c] * r) * bf16_to_f32(gain[c]);
-    mx = fmaxf(mx, fabsf(xs[c]));
-  }
-  mx = warp_max(mx);
+  float mx = warp_max(router_normalize(xr, gain, gv, cols, eps, xs, red));
   if (lane == 0) redm[warp] = mx;
   __syncthreads();
   // Block 0's mbarrier is initialized (every block arrived before its wait).
   asm volatile("barrier.cluster.wait.aligned;" ::: "memory");
   if (e < experts) {
-    float acc = 0.0f;
-    auto dot8 = [&](const uint4& v, int i) { acc = dot8_bf16(v, xs + 8 * i, acc); };
-#pragma unroll
-    for (int u = 0; u < kRowLoads; ++u) {
-      if (lane + 32 * u < cols / 8) dot8(wrow[u], lane + 32 * u);
-    }
-#pragma unroll 4
-    for (int i = lane + 32 * kRowLoads; i < cols / 8; i += 32) dot8(__ldg(w + i), i);
-    acc = warp_sum(acc);
+    const float acc = router_dot(wrow, wr, e, cols, xs, lane);
     if (lane == 0) {
       const float lv = acc + bias;
       logits[static_cast<size_t>(t) * experts + e] = lv;
