@@ -202,3 +202,18 @@ def test_profile_names_why_int8_is_off(gptoss_bin, root, tmp_path, monkeypatch, 
                    "--tokens", "1,2", "--device", "cpu-fast", check=False)
     assert r.returncode == 0, r.stderr
     assert want in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("env, want", [
+    ("l1", "bf16 gemv prefetch: l1: PREFETCHT0, 16 steps (GPTOSS_CPU_FAST_BF16_PREFETCH=l1)"),
+    ("l2", "bf16 gemv prefetch: l2: PREFETCHT1, 48 steps (GPTOSS_CPU_FAST_BF16_PREFETCH=l2)"),
+    ("L1", "GPTOSS_CPU_FAST_BF16_PREFETCH must be l1 or l2; the default is used")])
+def test_profile_names_the_bf16_prefetch(gptoss_bin, root, tmp_path, monkeypatch, env, want):
+    """The profile names the bf16 GEMVs' prefetch the variable chose; a value other than l1 / l2 is
+    named as an error (the run goes on with the CPU's default)."""
+    monkeypatch.setenv("GPTOSS_CPU_FAST_PROFILE", "1")
+    monkeypatch.setenv("GPTOSS_CPU_FAST_BF16_PREFETCH", env)
+    r = run_logits(gptoss_bin, root / "tests" / "data" / "tiny" / "model", tmp_path / "o.safetensors",
+                   "--tokens", "1,2", "--device", "cpu-fast", check=False)
+    assert r.returncode == 0, r.stderr
+    assert want in r.stderr, r.stderr

@@ -43,6 +43,7 @@ class CpuFastBackend final : public Backend {
         i8_(i8_wanted(i8)),
         hugepage_(hugepage_wanted()),
         profile_(profile) {
+    if (const char* e = cpu_fast::bf16_prefetch().error) std::fprintf(stderr, "cpu-fast: %s\n", e);
     if (const char* v = std::getenv("GPTOSS_CPU_FAST_DECODE_TILE")) {
       decode_tile_ = std::string(v) == "equal" ? kEqualTasks
                                                : std::max(0L, std::strtol(v, nullptr, 10)) / 4 * 4;
@@ -79,6 +80,7 @@ class CpuFastBackend final : public Backend {
     } else {
       std::fprintf(stderr, "  weights: no MADV_HUGEPAGE (%s)\n", hugepage_.reason);
     }
+    std::fprintf(stderr, "  bf16 gemv prefetch: %s\n", cpu_fast::bf16_prefetch().why);
     if (i8_.on) {
       std::fprintf(stderr, "  moe int8: on (%s, %d int8 parts, calls of up to %d tokens)\n",
                    cpu_fast::mxfp4_i8_target(), i8_.parts, kI8MaxTokens);

@@ -8,7 +8,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #ifndef GPTOSS_CPU_FAST_KERNELS_TABLES
 #define GPTOSS_CPU_FAST_KERNELS_TABLES
@@ -615,19 +619,23 @@ void GemvBf16Fused(const float* HWY_RESTRICT xp, const uint16_t* HWY_RESTRICT w,
 
 #endif  // !HWY_HAVE_SCALABLE
 
-// Prefetch distance in steps of the fused GEMV (a step is 64 bytes of each of the tile's rows).
-constexpr int64_t kBf16Ahead = 16;
-
+// ahead / hint: bf16_prefetch() (kernels_fast.h); hint 2 is PREFETCHT1, anything else T0.
 void GemvBf16(const float* HWY_RESTRICT xp, const uint16_t* HWY_RESTRICT w, int64_t stride, int64_t n, int64_t rows,
-              float* HWY_RESTRICT out) {
+              float* HWY_RESTRICT out, int64_t ahead, int hint) {
 #if HWY_HAVE_SCALABLE
+  (void)ahead;
+  (void)hint;
   GemvBf16Buffered(xp, w, stride, n, rows, out);
 #else
   if (n % 32 != 0) {
     GemvBf16Buffered(xp, w, stride, n, rows, out);
     return;
   }
-  GemvBf16Fused<3>(xp, w, stride, n, rows, kBf16Ahead, 4, out);
+  if (hint == 2) {
+    GemvBf16Fused<2>(xp, w, stride, n, rows, ahead, 4, out);
+  } else {
+    GemvBf16Fused<3>(xp, w, stride, n, rows, ahead, 4, out);
+  }
 #endif
 }
 
@@ -663,6 +671,8 @@ float DotF32(const float* x, const float* w, int64_t n) {
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
+#include "backend/cpu_fast/kernels_fast.h"
+
 namespace gptoss::cpu_fast {
 
 HWY_EXPORT(GemvBf16);
@@ -696,8 +706,36 @@ void from_chunk_order(const float* xp, int64_t n, float* x) {
   for (int64_t i = chunks * 32; i < n; ++i) x[i] = xp[i];
 }
 
+Bf16Prefetch bf16_prefetch_for(const char* env, bool amd) {
+  // Steps of 64 bytes per row (a step is one chunk of each of the tile's 4 rows).
+  const Bf16Prefetch l1{16, 3, "l1: PREFETCHT0, 16 steps (GPTOSS_CPU_FAST_BF16_PREFETCH=l1)", nullptr};
+  const Bf16Prefetch l2{48, 2, "l2: PREFETCHT1, 48 steps (GPTOSS_CPU_FAST_BF16_PREFETCH=l2)", nullptr};
+  if (env != nullptr && std::strcmp(env, "l1") == 0) return l1;
+  if (env != nullptr && std::strcmp(env, "l2") == 0) return l2;
+  Bf16Prefetch d = amd ? Bf16Prefetch{48, 2, "l2: PREFETCHT1, 48 steps (the default on AMD CPUs)", nullptr}
+                       : Bf16Prefetch{16, 3, "l1: PREFETCHT0, 16 steps (the default on non-AMD CPUs)", nullptr};
+  if (env != nullptr) d.error = "GPTOSS_CPU_FAST_BF16_PREFETCH must be l1 or l2; the default is used";
+  return d;
+}
+
+Bf16Prefetch bf16_prefetch() {
+  static const Bf16Prefetch p = [] {
+    bool amd = false;
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    // Vendor string "AuthenticAMD" in EBX, EDX, ECX of leaf 0.
+    if (__get_cpuid(0, &a, &b, &c, &d) != 0) {
+      amd = b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u;
+    }
+#endif
+    return bf16_prefetch_for(std::getenv("GPTOSS_CPU_FAST_BF16_PREFETCH"), amd);
+  }();
+  return p;
+}
+
 void gemv_bf16(const float* xp, const uint16_t* w, int64_t stride, int64_t n, int64_t rows, float* out) {
-  HWY_DYNAMIC_DISPATCH(GemvBf16)(xp, w, stride, n, rows, out);
+  const Bf16Prefetch p = bf16_prefetch();
+  HWY_DYNAMIC_DISPATCH(GemvBf16)(xp, w, stride, n, rows, out, p.ahead, p.hint);
 }
 void gemv_bf16_lab(const float* xp, const uint16_t* w, int64_t stride, int64_t n, int64_t rows, float* out,
                    int64_t ahead, int64_t tile_rows, int hint) {

@@ -20,6 +20,23 @@ void from_chunk_order(const float* xp, int64_t n, float* x);
 
 // out[r] = sum_i x[i] * bf16(w[r * stride + i]) for r < rows; xp is x in chunk order.
 void gemv_bf16(const float* xp, const uint16_t* w, int64_t stride, int64_t n, int64_t rows, float* out);
+
+// gemv_bf16's software prefetch (the same sums whatever it is): `ahead` steps of 64 bytes per row,
+// __builtin_prefetch locality `hint` (3: PREFETCHT0 into L1, 2: PREFETCHT1 into L2). Chosen once per
+// process: GPTOSS_CPU_FAST_BF16_PREFETCH=l1 (T0, 16 steps: best on Sapphire Rapids,
+// bench/results/cpu-bf16-gemv.md) or l2 (T1, 48 steps: best on AMD Zen 4, where T0 at 16 steps
+// streams ~40% slower); unset, l2 on AMD CPUs and l1 elsewhere. `why` says which and why (for the
+// profile); an unknown value of the variable is an error (`error` names it) and gemv_bf16 then
+// keeps the default.
+struct Bf16Prefetch {
+  int64_t ahead = 16;
+  int hint = 3;
+  const char* why = "";
+  const char* error = nullptr;
+};
+Bf16Prefetch bf16_prefetch_for(const char* env, bool amd);  // the rule above, for tests
+Bf16Prefetch bf16_prefetch();                               // this process's choice (cached)
+
 // gemv_bf16's variants for bench/kernels/cpu (the same sums): tile_rows 0 = widen through an L1
 // buffer (the first kernel), 1, 4 or 8 = widened in registers, that many rows per tile; ahead = the
 // software prefetch distance in 64-byte steps of each row (0: none); hint = __builtin_prefetch's

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -133,6 +134,35 @@ TEST(CpuFastKernels, Bf16GemvVariantsGiveTheSameBits) { for_each_target([] {
     }
   }
 }); }
+
+// gemv_bf16's prefetch (the variants above give its bits whatever it is): PREFETCHT1 48 steps on AMD
+// CPUs, T0 16 steps elsewhere, GPTOSS_CPU_FAST_BF16_PREFETCH=l1|l2 overrides; any other value is
+// named as an error and leaves the default.
+TEST(CpuFastKernels, Bf16PrefetchChoice) {
+  struct Case {
+    const char* env;
+    bool amd;
+    int64_t ahead;
+    int hint;
+    bool error;
+  };
+  for (const Case& c : {Case{nullptr, true, 48, 2, false}, Case{nullptr, false, 16, 3, false},
+                        Case{"l1", true, 16, 3, false}, Case{"l2", false, 48, 2, false},
+                        Case{"L2", true, 48, 2, true}, Case{"", false, 16, 3, true},
+                        Case{"t1", false, 16, 3, true}}) {
+    const auto p = cpu_fast::bf16_prefetch_for(c.env, c.amd);
+    const std::string what = std::string("env ") + (c.env ? c.env : "(unset)") + (c.amd ? ", AMD" : ", not AMD");
+    EXPECT_EQ(p.ahead, c.ahead) << what;
+    EXPECT_EQ(p.hint, c.hint) << what;
+    EXPECT_GT(std::strlen(p.why), 0u) << what;
+    EXPECT_EQ(p.error != nullptr, c.error) << what;
+    if (p.error) {
+      EXPECT_NE(std::string(p.error).find("GPTOSS_CPU_FAST_BF16_PREFETCH"), std::string::npos) << what;
+    }
+  }
+  const auto now = cpu_fast::bf16_prefetch();  // this process's choice: one of the two
+  EXPECT_TRUE((now.ahead == 16 && now.hint == 3) || (now.ahead == 48 && now.hint == 2));
+}
 
 TEST(CpuFastKernels, Mxfp4GemvAndDecodeMatchExact) { for_each_target([] {
   std::mt19937 rng(2);
