@@ -41,8 +41,13 @@ def build(ranks_path):
     """Returns a tokenizers.Tokenizer converted from the rank file."""
     from transformers.convert_slow_tokenizer import TikTokenConverter
 
-    conv = TikTokenConverter(vocab_file=str(ranks_path), pattern=O200K_PATTERN,
-                             extra_special_tokens=SPECIAL_TOKENS)
+    import inspect
+
+    # Newer transformers name the argument extra_special_tokens; older ones (4.57.6, as llama.cpp's
+    # converter venv got) additional_special_tokens.
+    params = inspect.signature(TikTokenConverter.__init__).parameters
+    key = "extra_special_tokens" if "extra_special_tokens" in params else "additional_special_tokens"
+    conv = TikTokenConverter(vocab_file=str(ranks_path), pattern=O200K_PATTERN, **{key: SPECIAL_TOKENS})
     tok = conv.converted()
     for i, s in enumerate(SPECIAL_TOKENS):
         assert tok.token_to_id(s) == 199998 + i, (s, tok.token_to_id(s))
