@@ -57,6 +57,9 @@ void put_u64(uint64_t v) {
   put(p);
 }
 
+std::atomic<bool> g_reporting{false};  // a thread is writing the fatal message (on_sigbus)
+static_assert(std::atomic<bool>::is_always_lock_free);
+
 void on_sigbus(int sig, siginfo_t* info, void* context) {
   // Only a fault raised by the kernel for a memory access has a meaningful address.
   if (info != nullptr && info->si_code > 0) {
@@ -65,6 +68,12 @@ void on_sigbus(int sig, siginfo_t* info, void* context) {
       const size_t size = slot.size.load(std::memory_order_acquire);
       const uintptr_t begin = slot.begin.load(std::memory_order_acquire);
       if (size == 0 || addr < begin || addr - begin >= size) continue;
+      // Several threads can fault on the truncated file at once (the decode threads share every
+      // weight): the first one reports and exits, the others wait here for that exit, so that the
+      // message is written once and whole. (std::atomic<bool> is lock-free: signal-safe.)
+      if (g_reporting.exchange(true)) {
+        for (;;) ::pause();
+      }
       put("gptoss: fatal: ");
       put(slot.path);
       put(" changed on disk while in use: reading byte ");

@@ -8,10 +8,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define GPTOSS_TEST_UNDER_ASAN 1
@@ -80,6 +83,64 @@ TEST_F(MappedFileDeathTest, TruncatedWhileMappedIsAFatalErrorNamingFileAndOffset
       "fatal: .*mapped-trunc-[0-9]+\\.bin changed on disk while in use: reading byte 8197 of "
       "the 12288 bytes .*the file is now 4096 bytes");
   std::remove(path.c_str());
+}
+
+// stderr holds the fatal message exactly once, whole: one "gptoss: fatal:" and one line.
+class OneWholeFatalMessage : public ::testing::MatcherInterface<const std::string&> {
+ public:
+  bool MatchAndExplain(const std::string& s,
+                       ::testing::MatchResultListener* /*listener*/) const override {
+    size_t count = 0;
+    for (size_t at = s.find("gptoss: fatal: "); at != std::string::npos;
+         at = s.find("gptoss: fatal: ", at + 1)) {
+      ++count;
+    }
+    const std::string end = "start again.\n";
+    return count == 1 && s.rfind("gptoss: fatal: ", 0) == 0 && s.size() >= end.size() &&
+           s.compare(s.size() - end.size(), end.size(), end) == 0 && s.find('\n') == s.size() - 1 &&
+           s.find("mapped-race-") != std::string::npos;
+  }
+  void DescribeTo(std::ostream* os) const override {
+    *os << "is one whole line \"gptoss: fatal: ...mapped-race-... start again.\"";
+  }
+};
+
+// The decode threads share every weight, so after a truncation several of them fault at once (CI
+// saw two messages interleaved byte by byte): one thread reports, the others wait for its exit.
+// Eight threads released together, each reading its own page past the new end, three times.
+TEST_F(MappedFileDeathTest, ThreadsFaultingTogetherGiveOneWholeMessage) {
+  constexpr int kThreads = 8;
+  for (int rep = 0; rep < 3; ++rep) {
+    const std::string path = write_temp_file("mapped-race", (kThreads + 1) * kPage);
+    auto f = MappedFile::open(path);
+    ASSERT_TRUE(f.has_value()) << f.status().message();
+    const uint8_t* data = (*f)->data();
+    EXPECT_EXIT(
+        {
+          no_core_dumps();
+          std::atomic<int> ready{0};
+          std::atomic<bool> go{false};
+          std::vector<std::thread> threads;
+          for (int t = 0; t < kThreads; ++t) {
+            threads.emplace_back([&, t] {
+              ready.fetch_add(1);
+              while (!go.load()) {
+              }
+              volatile uint8_t x = data[(t + 1) * kPage + 3];
+              (void)x;
+            });
+          }
+          while (ready.load() < kThreads) {
+          }
+          if (::truncate(path.c_str(), kPage) != 0) std::_Exit(99);
+          go.store(true);
+          for (auto& th : threads) th.join();
+          std::_Exit(98);  // not reached
+        },
+        ::testing::ExitedWithCode(kMappedFileChangedExitCode),
+        ::testing::MakeMatcher(new OneWholeFatalMessage));
+    std::remove(path.c_str());
+  }
 }
 
 TEST_F(MappedFileDeathTest, DeletedAndTruncatedSaysTheFileIsGone) {
