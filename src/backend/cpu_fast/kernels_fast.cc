@@ -712,8 +712,10 @@ Bf16Prefetch bf16_prefetch_for(const char* env, bool amd) {
   const Bf16Prefetch l2{48, 2, "l2: PREFETCHT1, 48 steps (GPTOSS_CPU_FAST_BF16_PREFETCH=l2)", nullptr};
   if (env != nullptr && std::strcmp(env, "l1") == 0) return l1;
   if (env != nullptr && std::strcmp(env, "l2") == 0) return l2;
-  Bf16Prefetch d = amd ? Bf16Prefetch{48, 2, "l2: PREFETCHT1, 48 steps (the default on AMD CPUs)", nullptr}
-                       : Bf16Prefetch{16, 3, "l1: PREFETCHT0, 16 steps (the default on non-AMD CPUs)", nullptr};
+  // The CPU's default is one of the two settings above (the same numbers), said to be the default.
+  Bf16Prefetch d = amd ? l2 : l1;
+  d.why = amd ? "l2: PREFETCHT1, 48 steps (the default on AMD CPUs)"
+              : "l1: PREFETCHT0, 16 steps (the default on non-AMD CPUs)";
   if (env != nullptr) d.error = "GPTOSS_CPU_FAST_BF16_PREFETCH must be l1 or l2; the default is used";
   return d;
 }
