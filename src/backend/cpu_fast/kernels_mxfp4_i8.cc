@@ -27,6 +27,7 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -52,6 +53,15 @@ int64_t dh_offset(int64_t ng, int part) { return ng * 512 + part * ((ng * 16 + 6
 // 2 * E2M1 + 12 for each nibble: the unsigned weight codes of the dot products.
 constexpr uint8_t kOffsetCodes[16] = {12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0};
 constexpr int kOffset = 12;
+// kOffsetCodes 4 times over: the 64-byte VPERMB table (its first 32 bytes the 2 x 16 VPSHUFB one),
+// built once here and not per tile (the byte loop was ~10% of a 2-row tile's time).
+struct LutBytes {
+  alignas(64) uint8_t b[64];
+  constexpr LutBytes() : b{} {
+    for (int i = 0; i < 64; ++i) b[i] = kOffsetCodes[i & 15];
+  }
+};
+constexpr LutBytes kLut;
 
 #ifdef GPTOSS_I8_X86
 
@@ -89,7 +99,8 @@ __attribute__((target("avx2,fma"))) inline const float* tile_scales(const uint8_
                                                                     const uint8_t* sc, int64_t nb,
                                                                     int64_t ng) {
   thread_local std::vector<float> sbuf;
-  sbuf.resize(static_cast<size_t>(T * RR * ng * 4));
+  const auto need = static_cast<size_t>(T * RR * ng * 4);
+  if (sbuf.size() < need) sbuf.resize(need);
   const float* dh[2] = {reinterpret_cast<const float*>(act[0] + dh_offset(ng, P - 1)),
                         reinterpret_cast<const float*>(act[T - 1] + dh_offset(ng, P - 1))};
   for (int r = 0; r < RR; ++r) row_scales<T>(dh, sc + r * nb, nb, ng, sbuf.data() + r * T * ng * 4);
@@ -117,43 +128,53 @@ __attribute__((target(GPTOSS_I8_AVX512))) void tile_avx512(const uint8_t* const*
                                                            int64_t pf_bytes) {
   // The table repeats every 16 bytes: VPERMB uses index bits 0-5, so bits 4-5 (the other nibble
   // after the 16-bit shift, or the high nibble itself) do not matter and need no mask.
-  alignas(64) uint8_t lut_bytes[64];
-  for (int i = 0; i < 64; ++i) lut_bytes[i] = kOffsetCodes[i & 15];
-  const __m512i lut = _mm512_load_si512(lut_bytes);
+  const __m512i lut = _mm512_load_si512(kLut.b);
   const __m512i sidx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
   const int64_t row_bytes = nb * 16;
   const float* sb = tile_scales<P, T, RR>(act, sc, nb, ng);
-  const int64_t pf_lines = pf ? (pf_bytes + 64 * ng - 1) / (64 * ng) : 0;
+  // The prefetch range's lines spread evenly over the groups: lines [g L / ng, (g + 1) L / ng).
+  const int64_t pf_total = pf ? (pf_bytes + 63) / 64 : 0;
+  int64_t pf_next = 0;
   const int64_t full = nb / 4;
   const __mmask64 tail_mask = (nb % 4) ? (~0ull >> (64 - 16 * (nb % 4))) : ~0ull;
-  const uint8_t* a0 = act[0];
-  const uint8_t* a1 = act[T - 1];
+  // Each part's codes and corrections per token (corr_2, corr_3: the VPSHLDD form with 2 parts).
+  const uint8_t* xq[P][T];
+  const uint8_t* cq[P][T];
+  for (int q = 0; q < P; ++q) {
+    for (int t = 0; t < T; ++t) {
+      xq[q][t] = act[t] + q_offset(ng, q);
+      cq[q][t] = act[t] + corr_offset(ng, P == 2 ? 2 + q : q);
+    }
+  }
   __m512 acc[T][RR];
   for (int t = 0; t < T; ++t) {
     for (int r = 0; r < RR; ++r) acc[t][r] = _mm512_setzero_ps();
   }
-  // One group of 4 blocks of every row; kTail: the last, partial group (masked code loads).
-  auto group = [&](int64_t g, auto tail) __attribute__((target(GPTOSS_I8_AVX512), always_inline)) {
-    constexpr bool kTail = decltype(tail)::value;
-    for (int64_t l = 0; l < pf_lines; ++l) {
-      const int64_t o = (g * pf_lines + l) * 64;
-      if (o < pf_bytes) _mm_prefetch(reinterpret_cast<const char*>(pf + o), _MM_HINT_T0);
+  // One group of 4 blocks of every row per step; the last group may be partial (masked code loads).
+  // A plain loop: as a lambda called per group, GCC kept the accumulators in memory (a store and
+  // a load per row and group).
+  for (int64_t g = 0; g < ng; ++g) {
+    const bool tail = g == full;
+    for (const int64_t e = (g + 1) * pf_total / ng; pf_next < e; ++pf_next) {
+      _mm_prefetch(reinterpret_cast<const char*>(pf + pf_next * 64), _MM_HINT_T0);
     }
     __m512i xlo[P][T], xhi[P][T], corr[P][T];
+#pragma GCC unroll 2
     for (int q = 0; q < P; ++q) {
+#pragma GCC unroll 2
       for (int t = 0; t < T; ++t) {
-        const uint8_t* at = t == 0 ? a0 : a1;
-        xlo[q][t] = _mm512_load_si512(at + q_offset(ng, q) + g * 128);
-        xhi[q][t] = _mm512_load_si512(at + q_offset(ng, q) + g * 128 + 64);
-        const int c = P == 2 ? 2 + q : q;
-        corr[q][t] = _mm512_load_si512(at + corr_offset(ng, c) + g * 64);
+        xlo[q][t] = _mm512_load_si512(xq[q][t] + g * 128);
+        xhi[q][t] = _mm512_load_si512(xq[q][t] + g * 128 + 64);
+        corr[q][t] = _mm512_load_si512(cq[q][t] + g * 64);
       }
     }
+#pragma GCC unroll 4
     for (int r = 0; r < RR; ++r) {
       const uint8_t* p = w + r * row_bytes + g * 64;
-      const __m512i v = kTail ? _mm512_maskz_loadu_epi8(tail_mask, p) : _mm512_loadu_si512(p);
+      const __m512i v = tail ? _mm512_maskz_loadu_epi8(tail_mask, p) : _mm512_loadu_si512(p);
       const __m512i lo = _mm512_permutexvar_epi8(v, lut);
       const __m512i hi = _mm512_permutexvar_epi8(_mm512_srli_epi16(v, 4), lut);
+#pragma GCC unroll 2
       for (int t = 0; t < T; ++t) {
         __m512i a = _mm512_dpbusd_epi32(corr[0][t], lo, xlo[0][t]);
         a = _mm512_dpbusd_epi32(a, hi, xhi[0][t]);
@@ -167,9 +188,7 @@ __attribute__((target(GPTOSS_I8_AVX512))) void tile_avx512(const uint8_t* const*
         acc[t][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), s, acc[t][r]);
       }
     }
-  };
-  for (int64_t g = 0; g < full; ++g) group(g, std::false_type{});
-  if (full < ng) group(full, std::true_type{});
+  }
   for (int t = 0; t < T; ++t) {
     for (int r = 0; r < RR; ++r) {
       // (GCC 12's _mm512_reduce_add_ps trips -Wmaybe-uninitialized in its own header.)
@@ -188,9 +207,7 @@ __attribute__((target("avx2,fma"))) void tile_avx2(const uint8_t* const* act, co
                                                    const uint8_t* sc, int64_t nb, int64_t ng,
                                                    float* out, int64_t ldo, const uint8_t* pf,
                                                    int64_t pf_bytes) {
-  alignas(32) uint8_t lut_bytes[32];
-  for (int i = 0; i < 32; ++i) lut_bytes[i] = kOffsetCodes[i & 15];
-  const __m256i lut = _mm256_load_si256(reinterpret_cast<const __m256i*>(lut_bytes));
+  const __m256i lut = _mm256_load_si256(reinterpret_cast<const __m256i*>(kLut.b));
   const __m256i nib = _mm256_set1_epi8(0x0F);
   const __m256i ones = _mm256_set1_epi16(1);
   const __m256i sidx[2] = {_mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0),
@@ -271,6 +288,37 @@ void rows_in_tiles(const uint8_t* const* act, const uint8_t* blocks, const uint8
   }
   for (; r < rows; ++r)
     kTile1(act, blocks + r * rb, scales + r * nb, nb, ng, out + r, ldo, nullptr, 0);
+}
+
+// All rows RR at a time (kTileRR, then kTile1 for the rows % RR left), in the order of memory: the
+// AVX-512 body's order. A 4-row tile of neighbouring rows (rows_in_tiles) reads 4 code streams
+// 1440 bytes apart, interleaved in the same 4 KB pages, which the hardware prefetchers follow badly
+// on AMD Zen 4 (bench/kernels/cpu/bench_mxfp4_stream.cc, bench/results/cpu-mxfp4-gemv.md); RR = 1
+// or 2 keeps the codes one forward stream (2 when RR = 2, one row apart), with a software prefetch
+// kDist bytes ahead of each tile's own range (0: none; the hardware prefetchers alone). A row's
+// sums are the same in any order: the same bits as rows_in_tiles.
+template <TileFn kTileRR, int RR, TileFn kTile1, int64_t kDist>
+void rows_in_order(const uint8_t* const* act, const uint8_t* blocks, const uint8_t* scales,
+                   int64_t cols, int64_t rows, float* out, int64_t ldo) {
+  const int64_t nb = cols / 32, ng = groups_of(cols), rb = nb * 16;
+  const uint8_t* end = blocks + rows * rb;
+  auto pf_of = [&](int64_t r, int64_t n) {  // the range kDist bytes past rows [r, r + n)
+    const uint8_t* p = blocks + r * rb + kDist;
+    return std::pair<const uint8_t*, int64_t>(kDist > 0 && p < end ? p : nullptr,
+                                              kDist > 0 && p < end ? std::min(n * rb, end - p) : 0);
+  };
+  for (int64_t o = 0; o < std::min(kDist, rows * rb); o += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(blocks + o), _MM_HINT_T0);
+  }
+  int64_t r = 0;
+  for (; r + RR <= rows; r += RR) {
+    const auto [pf, pf_bytes] = pf_of(r, RR);
+    kTileRR(act, blocks + r * rb, scales + r * nb, nb, ng, out + r, ldo, pf, pf_bytes);
+  }
+  for (; r < rows; ++r) {
+    const auto [pf, pf_bytes] = pf_of(r, 1);
+    kTile1(act, blocks + r * rb, scales + r * nb, nb, ng, out + r, ldo, pf, pf_bytes);
+  }
 }
 
 enum class Variant { kNone, kAvx2, kAvx512 };
@@ -390,6 +438,12 @@ void dequantize_mxfp4_i8_act(const uint8_t* act, int64_t cols, int parts, double
 
 namespace {
 
+#ifdef GPTOSS_I8_X86
+// The AVX-512 body's rows per tile and software prefetch distance (rows_in_order).
+constexpr int kAvx512Rows = 2;
+constexpr int64_t kAvx512Dist = 4096;
+#endif
+
 // The body for (variant, P, T), or nullptr where none runs.
 using RowsFn = void (*)(const uint8_t* const*, const uint8_t*, const uint8_t*, int64_t, int64_t,
                         float*, int64_t);
@@ -399,8 +453,10 @@ RowsFn rows_fn(Variant v, int T) {
   switch (v) {
 #ifdef GPTOSS_I8_X86
     case Variant::kAvx512:
-      return two ? rows_in_tiles<tile_avx512<P, 2, 4>, tile_avx512<P, 2, 1>>
-                 : rows_in_tiles<tile_avx512<P, 1, 4>, tile_avx512<P, 1, 1>>;
+      return two ? rows_in_order<tile_avx512<P, 2, kAvx512Rows>, kAvx512Rows, tile_avx512<P, 2, 1>,
+                                 kAvx512Dist>
+                 : rows_in_order<tile_avx512<P, 1, kAvx512Rows>, kAvx512Rows, tile_avx512<P, 1, 1>,
+                                 kAvx512Dist>;
     case Variant::kAvx2:
       return two ? rows_in_tiles<tile_avx2<P, 2, 4>, tile_avx2<P, 2, 1>>
                  : rows_in_tiles<tile_avx2<P, 1, 4>, tile_avx2<P, 1, 1>>;
