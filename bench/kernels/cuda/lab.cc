@@ -500,6 +500,24 @@ void check_moe(int E, int I, int H, int T, int k) {
   report(name, go, ro, 2e-6);
 }
 
+void check_attentions() {
+  for (int v = 0; v < kAttentionVariants; ++v) {  // every attention kernel (2-25 need kv_ready: the caches are complete)
+    set_attention_variant(v);
+    std::printf("attention variant %d\n", v);
+    check_attention(64, 8, 128, 1, {300, 40, 1000}, {0, 1, 2}, 1024);
+    check_attention(64, 8, 0, 4, {300, 40, 1000}, {0, 1, 2}, 1024);
+    check_attention(64, 8, 128, 3, {0, 127, 450}, {3, 3, 2}, 200);  // ring buffer smaller than context
+    check_attention(4, 2, 8, 2, {0, 5, 20}, {0, 1, 2}, 64);
+    check_attention(64, 8, 128, 10, {0, 5, 700}, {0, 1, 2}, 1024);  // the lab engine's split count
+    check_attention(64, 8, 0, 16, {3, 300, 1000}, {2, 0, 1}, 1024);  // a cluster of 16 (non-portable size)
+    check_attention(64, 8, 128, 32, {0, 130, 639}, {0, 1, 2}, 640);   // 32 splits (variant 1 takes 0's kernel)
+    check_attention(64, 8, 0, 32, {5, 300, 639}, {2, 0, 1}, 640);
+    check_attention(64, 8, 0, 32, {131, 575, 62}, {0, 1, 2}, 640);   // v20: 5 / 18 / 2 active splits of 32
+    check_attention(64, 8, 128, 10, {130, 0, 31}, {0, 1, 2}, 640);   // v20: 4 / 1 / 1
+  }
+  set_attention_variant(kAttentionDefault);
+}
+
 int run_checks() {
   // Rows of 1001 and 7 floats start at every offset mod 16 bytes: the 0-3 elements before the first
   // float4 and after the last one.
@@ -521,19 +539,7 @@ int run_checks() {
   check_gemv(64, 64, 2, true, false);
   check_qkv_rope(2880, 64, 8, {5, 700}, {0, 1});
   check_qkv_rope(64, 4, 2, {0, 3, 9}, {1, 0, 1});
-  for (int v = 0; v < 3; ++v) {  // every attention kernel (2 needs kv_ready: the checks' caches are complete)
-    set_attention_variant(v);
-    std::printf("attention variant %d\n", v);
-    check_attention(64, 8, 128, 1, {300, 40, 1000}, {0, 1, 2}, 1024);
-    check_attention(64, 8, 0, 4, {300, 40, 1000}, {0, 1, 2}, 1024);
-    check_attention(64, 8, 128, 3, {0, 127, 450}, {3, 3, 2}, 200);  // ring buffer smaller than context
-    check_attention(4, 2, 8, 2, {0, 5, 20}, {0, 1, 2}, 64);
-    check_attention(64, 8, 128, 10, {0, 5, 700}, {0, 1, 2}, 1024);  // the lab engine's split count
-    check_attention(64, 8, 0, 16, {3, 300, 1000}, {2, 0, 1}, 1024);  // a cluster of 16 (non-portable size)
-    check_attention(64, 8, 128, 32, {0, 130, 639}, {0, 1, 2}, 640);   // 32 splits (variant 1 takes 0's kernel)
-    check_attention(64, 8, 0, 32, {5, 300, 639}, {2, 0, 1}, 640);
-  }
-  set_attention_variant(kAttentionDefault);
+  check_attentions();
   for (int v : {0, 1, 2, 4}) {  // every router kernel (the 128-expert case takes kernel 0 always)
     set_router_variant(v);
     std::printf("router variant %d\n", v);
@@ -710,8 +716,8 @@ int run_bench(int max_tokens, bool profile) {
   });
   }
   set_gemv_variant(kGemvDefault);
-  static std::string att_names[3];
-  for (int av = 0; av < 3; ++av) {
+  static std::string att_names[kAttentionVariants];
+  for (int av = 0; av < kAttentionVariants; ++av) {
     set_attention_variant(av);
     att_names[av] = "attention ctx 512, 16 splits (f32 KV) [a" + std::to_string(av) + "]";
     sweep(att_names[av].c_str(), 2.0 * 512 * Nkv * 64 * 4, [&](int l) {
@@ -916,6 +922,49 @@ int run_bench(int max_tokens, bool profile) {
     set_moe_variant(kMoeDefaultGateUp, kMoeDefaultDown);
     set_router_variant(kRouterDefault);
     set_attention_variant(kAttentionDefault);
+    // Attention kernels (kernels.h set_attention_variant) from LAB_ATTENTION ("A A ...", default: the
+    // default alone), each at positions 4..131 and 512..639 (the CLI's tg128 after a 512-token prompt), with
+    // the default splits; the list LAB_ATTENTION_ROUNDS times (default 2): interleaved rounds (NOTES v20).
+    {
+      const char* env = std::getenv("LAB_ATTENTION");
+      const std::string list = env != nullptr ? env : std::to_string(kAttentionDefault);
+      std::vector<int> avs;
+      for (size_t at = 0; at < list.size();) {
+        int v = 0, used = 0;
+        if (std::sscanf(list.c_str() + at, " %d%n", &v, &used) != 1) break;
+        avs.push_back(v);
+        at += static_cast<size_t>(used);
+      }
+      const char* rounds_env = std::getenv("LAB_ATTENTION_ROUNDS");
+      const int rounds = rounds_env != nullptr ? std::max(1, std::atoi(rounds_env)) : 2;
+      std::printf("\n%-40s %10s %8s\n", "decode batch 1, graph+pdl, attention", "tok/s", "%roof");
+      for (int round = 0; round < rounds; ++round) {
+        for (int av : avs) {
+          set_attention_variant(av);
+          DecodeOptions opt;
+          opt.max_batch = 64;
+          opt.max_context = 640;
+          auto eng = DecodeEngine::create(c, W, opt);
+          if (!eng) return std::fprintf(stderr, "%s\n", eng.status().message().c_str()), 2;
+          int32_t tok = 1000;
+          auto run = [&](int first, int count) { decode_steps(**eng, &tok, first, count); };
+          for (int first : {4, 512}) {
+            if (first == 4) run(0, 4);       // warm-up (captures the graph)
+            else run(132, first - 132);      // the cache written up to first - 1
+            Timer tm;
+            tm.start();
+            run(first, 128);
+            const float ms = tm.stop_ms();
+            const double tps = 1e3 * 128 / ms;
+            char label[80];
+            std::snprintf(label, sizeof label, "a%d round %d, positions %d..%d", av, round + 1, first, first + 127);
+            std::printf("%-40s %10.1f %7.1f%%\n", label, tps,
+                        100.0 * tps * (*eng)->weight_bytes_per_token() / copy_bw);
+          }
+        }
+      }
+      set_attention_variant(kAttentionDefault);
+    }
     // Attention splits (full-attention layers / sliding-window layers) at the CLI's positions (tg128
     // after a 512-token prompt) and at 4..: the default (v12: 32 / 10 at 640) against 10 / 10 (v11:
     // max_context / 64, at most 16) and 32 full splits with 4, 6 or 16 sliding ones (the sliding layers
@@ -1056,9 +1105,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (mode == "check") return run_checks();
+  if (mode == "check-attention") {  // the attention checks alone (for compute-sanitizer: NOTES v20)
+    check_attentions();
+    std::printf("checks: %s (%d failures)\n", failures ? "FAILED" : "all passed", failures);
+    return failures ? 1 : 0;
+  }
   if (mode == "bench") return run_bench(argc > 2 ? std::atoi(argv[2]) : 128, false);
   if (mode == "profile") return run_bench(0, true);
   if (mode == "batched") return run_batched(argc > 2 ? std::atoi(argv[2]) : 2);
-  std::fprintf(stderr, "usage: gptoss_cuda_lab check|bench [tokens]|batched [rounds]\n");
+  std::fprintf(stderr, "usage: gptoss_cuda_lab check|check-attention|bench [tokens]|batched [rounds]\n");
   return 2;
 }

@@ -1,5 +1,5 @@
-// gptoss_cuda_timeline [steps [gate_up down [router]]]: where a batch-1 graph decode step's time goes, kernel
-// by kernel (bench/kernels/cuda/NOTES.md v13; the MoE variants as kernels.h's set_moe_variant). The
+// gptoss_cuda_timeline [steps [gate_up down [router [attention]]]]: where a batch-1 graph decode step's time
+// goes, kernel by kernel (bench/kernels/cuda/NOTES.md v13; the variants as kernels.h's set_*_variant). The
 // kernels, built with GPTOSS_CUDA_TIMELINE, stamp %globaltimer per block (kernels.h set_timeline):
 // start, return of griddepcontrol.wait, end. Blocks are grouped into launches here (a kind's records
 // in start order, `blocks` at a time: launches of one kind never overlap, there are other kernels
@@ -9,6 +9,8 @@
 //   spread   = last wait return - first wait return
 //   busy     = last block end - first wait return (its work once its input is there)
 //   gap      = the next launch's first start - this launch's last end (negative: overlap)
+//   fend / mend (means only) = the first / median block end - first wait return (NOTES v20: is a
+//            launch's busy time all its blocks' or a few late ones'?)
 // and the HBM view: the bytes a kernel must read / busy. Random 20b weights (seed 7, as the bench).
 #include <cuda_runtime.h>
 
@@ -33,6 +35,7 @@ namespace {
 struct Launch {
   uint32_t kind = 0, blocks = 0;
   double s0 = 0, s1 = 0, w0 = 0, w1 = 0, e1 = 0;  // us from the step's first start
+  double e0 = 0, em = 0;                          // first and median block end
   int layer = -1;
   double bytes = 0;
 };
@@ -73,12 +76,16 @@ std::vector<Launch> launches(std::vector<TimelineRecord> rec, const ModelConfig&
       L.kind = kind, L.blocks = v[i]->blocks;
       L.s0 = 1e30, L.w0 = 1e30;
       const size_t end = std::min(v.size(), i + v[i]->blocks);
+      std::vector<double> ends;
       for (; i < end; ++i) {
         const TimelineRecord& r = *v[i];
         L.s0 = std::min(L.s0, us(r.start)), L.s1 = std::max(L.s1, us(r.start));
         if (r.wait) L.w0 = std::min(L.w0, us(r.wait)), L.w1 = std::max(L.w1, us(r.wait));
         L.e1 = std::max(L.e1, us(r.end));
+        if (r.wait) ends.push_back(us(r.end));  // blocks that exit before their wait (v20) left out
       }
+      std::sort(ends.begin(), ends.end());
+      L.e0 = ends.empty() ? L.e1 : ends.front(), L.em = ends.empty() ? L.e1 : ends[ends.size() / 2];
       if (L.w0 > 1e29) L.w0 = L.w1 = L.s0;
       out.push_back(L);
     }
@@ -128,6 +135,7 @@ int main(int argc, char** argv) {
   const int steps = argc > 1 ? std::max(1, std::atoi(argv[1])) : 5;
   if (argc > 3) set_moe_variant(std::atoi(argv[2]), std::atoi(argv[3]));  // read when the graph is captured
   if (argc > 4) set_router_variant(std::atoi(argv[4]));                   // NOTES v17
+  if (argc > 5) set_attention_variant(std::atoi(argv[5]));                // NOTES v20
   if (cuda_device_count() == 0) return std::fprintf(stderr, "gptoss_cuda_timeline: no CUDA device\n"), 2;
   cudaDeviceProp prop{};
   CK(cudaGetDeviceProperties(&prop, 0));
@@ -207,11 +215,11 @@ int main(int argc, char** argv) {
       print_launch(last[i], i ? &last[i - 1] : nullptr, i + 1 < last.size() ? &last[i + 1] : nullptr);
     }
     // Per kernel kind, the mean over layers 1..L-1 and all recorded steps.
-    std::printf("\nmean over layers 1..%d and %d steps (us):\n%-12s %7s %7s %7s %7s %7s %7s %8s %8s\n",
+    std::printf("\nmean over layers 1..%d and %d steps (us):\n%-12s %7s %7s %7s %7s %7s %7s %8s %8s %7s %7s\n",
                 c.num_layers - 1, steps, "kernel", "early", "handoff", "wspread", "lstart", "busy", "gap", "MB",
-                "GB/s");
+                "GB/s", "fend", "mend");
     struct Sum {
-      double early = 0, handoff = 0, spread = 0, lstart = 0, busy = 0, gap = 0, bytes = 0;
+      double early = 0, handoff = 0, spread = 0, lstart = 0, busy = 0, gap = 0, bytes = 0, fend = 0, mend = 0;
       int n = 0;
     };
     std::map<uint32_t, Sum> sums;
@@ -230,6 +238,7 @@ int main(int argc, char** argv) {
         S.early += v[i].w0 - v[i].s0, S.spread += v[i].w1 - v[i].w0, S.lstart += v[i].s1 - v[i].s0, S.busy += busy;
         if (i) S.handoff += v[i].w0 - v[i - 1].e1;
         if (i + 1 < v.size()) S.gap += v[i + 1].s0 - v[i].e1;
+        S.fend += v[i].e0 - v[i].w0, S.mend += v[i].em - v[i].w0;
         S.bytes += v[i].bytes, ++S.n;
       }
       total_step += v.back().e1 - v.front().s0;
@@ -238,9 +247,9 @@ int main(int argc, char** argv) {
     for (auto& [kind, S] : sums) {
       const double n = S.n;
       layer_sum += S.busy / n + S.handoff / n;
-      std::printf("%-12s %7.2f %7.2f %7.2f %7.2f %7.2f %7.2f %8.2f %8.1f\n", kind_name(kind, 0), S.early / n,
-                  S.handoff / n, S.spread / n, S.lstart / n, S.busy / n, S.gap / n, S.bytes / n / 1e6,
-                  S.bytes / S.busy * 1e-3);
+      std::printf("%-12s %7.2f %7.2f %7.2f %7.2f %7.2f %7.2f %8.2f %8.1f %7.2f %7.2f\n", kind_name(kind, 0),
+                  S.early / n, S.handoff / n, S.spread / n, S.lstart / n, S.busy / n, S.gap / n, S.bytes / n / 1e6,
+                  S.bytes / S.busy * 1e-3, S.fend / n, S.mend / n);
     }
     std::printf("per layer (busy + handoff of its kernels): %.2f us; per step: %.2f us, of it busy %.2f, handoffs "
                 "%.2f\n",

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# On the GPU machine (NOTES.md v20): attention variants 3-23 against the default 2 in one device-tool call, from a
+# dir staged by scripts/gpu/stage.sh with TARGETS="gptoss_cuda_lab gptoss_cuda_decode_check" and
+# EXTRA_TARGETS=gptoss_cuda_timeline: the lab's checks (every attention kernel vs the CPU double reference), the
+# 27-token tiny decode check, compute-sanitizer memcheck on the lab's attention checks, the lab
+# bench (its attention decode rows: LAB_ATTENTION at positions 4..131 and 512..639, ROUNDS interleaved rounds),
+# the instrumented timeline under TIMELINE_VARIANTS, and the random 20b (written here on the CPU while the GPU
+# runs the rest) vs the exact CPU path with each candidate. A summary of the key lines at the end.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+S=${STAGE_DIR:-.gpu-G}
+B=$S/bin
+RET=${OUT:-/tmp}  # the device tool's $OUT: only the logs' tarball goes there (it returns at most 8 files)
+OUT=/tmp/gptoss-attention
+mkdir -p "$OUT"
+export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+export GPTOSS_SOURCE_DIR="$PWD"
+VARIANTS=${VARIANTS:-"2 16 17 20 21 22 23"}
+# r20 checks (7, 8, 16, 19-23 are 3's arithmetic, 9-11 2's, 12 4's, 13 5's, 17 15's, 18 4's; calls 1-3 of
+# v20 checked 3-6 and 12-20)
+CANDIDATES=${CANDIDATES:-"21 22 23"}
+TIMELINE_VARIANTS=${TIMELINE_VARIANTS:-"16 22 23 21"}
+R20=/tmp/r20
+status=0
+step() {  # step LOG TIMEOUT CMD...
+  local log=$OUT/$1 limit=$2 t0=$SECONDS
+  shift 2
+  echo "=== $* ==="
+  timeout "$limit" "$@" > "$log" 2>&1
+  local rc=$?
+  echo "=== rc=$rc in $((SECONDS - t0)) s"
+  [ $rc -eq 0 ] || status=1
+}
+date -u
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem,driver_version --format=csv
+cat "$S/COMMIT" 2>/dev/null
+timeout 240 python3 tools/make_random_checkpoint.py --preset 20b --out "$R20" --quiet > "$OUT/r20-write.txt" 2>&1 &
+wpid=$!
+TINY=358,318,174,506,238,110,432,82,439,313,58,22,227,18,72,263,496,238,413,469,421,322,225,263,136,254,194
+step lab-check.txt 120 "$B/gptoss_cuda_lab" check
+# the tiny model has 4 query heads on 2 KV heads: every variant takes kernel 0 there (bits as before)
+step tiny-a3.txt 60 "$B/gptoss_cuda_decode_check" tests/data/tiny/model --tokens $TINY --tol 1e-4 --shapes 1,0,0,4,3
+# the new kernels under memcheck: the lab's attention checks (64 / 8 heads, every variant)
+step san-lab-attention.txt 200 compute-sanitizer --tool memcheck --leak-check no "$B/gptoss_cuda_lab" check-attention
+t0=$SECONDS; wait $wpid; echo "=== random 20b written: rc=$? (waited $((SECONDS - t0)) s more)"
+LAB_ATTENTION="$VARIANTS" LAB_ATTENTION_ROUNDS=${ROUNDS:-3} step lab-bench.txt 300 "$B/gptoss_cuda_lab" bench
+for a in $CANDIDATES; do  # within the call's time: each ~30-60 s
+  [ $SECONDS -lt ${R20_UNTIL:-430} ] || { echo "=== r20 a$a skipped (time)"; continue; }
+  step r20-a$a.txt 150 "$B/gptoss_cuda_decode_check" "$R20" --tokens 200005,1000,2000,3000,4000,5000 --tol 1e-4 \
+    --threads 16 --shapes 1,0,0,4,$a
+done
+if [ -x "$B/gptoss_cuda_timeline" ]; then
+  for a in $TIMELINE_VARIANTS; do
+    [ $SECONDS -lt ${TIMELINE_UNTIL:-520} ] || { echo "=== timeline a$a skipped (time)"; continue; }
+    step timeline-a$a.txt 40 "$B/gptoss_cuda_timeline" 5 0 0 4 $a
+  done
+fi
+echo "=== summary"
+grep -h "checks:\|FAIL" "$OUT/lab-check.txt" | head -40
+grep -h "checks:\|ERROR SUMMARY" "$OUT/san-lab-attention.txt"
+for f in $(cd "$OUT" && ls tiny-a*.txt r20-a*.txt 2>/dev/null); do
+  echo "-- $f"; grep -h "vs cpu\|eager vs\|decode check\|ERROR SUMMARY" "$OUT/$f"
+done
+grep -h "^copy bandwidth\|^device\|attention\|^a[0-9]* round\|^nsplit\|^cuda graph+pdl" "$OUT/lab-bench.txt"
+for a in $TIMELINE_VARIANTS; do
+  [ -f "$OUT/timeline-a$a.txt" ] && { echo "-- timeline a$a"; grep -h -A10 "^mean over" "$OUT/timeline-a$a.txt" \
+    | grep "^attention\|^o_proj\|^qkv\|^kernel\|^mean"; grep -h "^per layer\|^decode tok/s" "$OUT/timeline-a$a.txt"; }
+done
+tar -C "$OUT" -czf "$RET/attention-v20-logs.tar.gz" .
+date -u
+exit $status
