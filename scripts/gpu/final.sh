@@ -7,7 +7,7 @@
 #   3. gptoss_cuda_lab batched 1 (16 / 64 sequences on the graph decode engine);
 #   4. the random 20b (written by prep) vs the exact CPU path, and engine_graph_decode_test's device-greedy
 #      test on it (GPTOSS_GREEDY_TEST_MODEL);
-#   5. compute-sanitizer memcheck on the tiny decode check;
+#   5. compute-sanitizer memcheck on the tiny decode check and on the lab's attention checks (NOTES v20);
 #   6. gptoss bench --parallel 1,16,64 (the CLI's concurrent sequences);
 #   7. the kernel lab's checks (every kernel variant vs a CPU double reference) and the 27-token tiny decode
 #      check; then a summary of every step's key lines at the very end (the device tool returns only the
@@ -45,6 +45,9 @@ checks() {
   TAIL=4 step sanitizer.txt 120 compute-sanitizer --tool memcheck --leak-check no "$B/gptoss_cuda_decode_check" \
     tests/data/tiny/model --tokens 358,318,174,506,238 --tol 1e-4
   TAIL=2 step lab-check.txt 120 "$B/gptoss_cuda_lab" check
+  # the GQA-8 attention kernels (2, 3) under memcheck: the tiny model (4 / 2 heads) never runs them (NOTES v20)
+  TAIL=2 step sanitizer-attention.txt 200 compute-sanitizer --tool memcheck --leak-check no "$B/gptoss_cuda_lab" \
+    check-attention
   local tiny=358,318,174,506,238,110,432,82,439,313,58,22,227,18,72,263,496,238,413,469,421,322,225,263,136,254,194
   TAIL=5 step tiny.txt 120 "$B/gptoss_cuda_decode_check" tests/data/tiny/model --tokens $tiny --tol 1e-4
 }
@@ -91,8 +94,10 @@ echo "=== summary"
 cat "$S/COMMIT" 2>/dev/null | head -1
 grep -h "PASSED\|FAILED\|SKIPPED \]" "$OUT"/final/*_test.txt "$OUT"/final/greedy-r20.txt 2>/dev/null
 grep -h "checks:" "$OUT"/final/lab-check.txt
-for f in r20 tiny sanitizer; do echo "-- $f"; grep -h "vs cpu\|eager vs\|decode check\|ERROR SUMMARY" "$OUT/final/$f.txt"; done
-tar -xzOf "$OUT/logs.tar.gz" logs/lab-bench.txt 2>/dev/null | grep "^copy bandwidth\|^g1 gu\|^moe \|positions 512"
+for f in r20 tiny sanitizer sanitizer-attention; do
+  echo "-- $f"; grep -h "vs cpu\|eager vs\|decode check\|ERROR SUMMARY\|checks:" "$OUT/final/$f.txt"
+done
+tar -xzOf "$OUT/logs.tar.gz" logs/lab-bench.txt 2>/dev/null | grep "^copy bandwidth\|^g1 gu\|^moe \|positions 512\|^a[0-9]* round"
 cat "$OUT/summary.md" 2>/dev/null
 tar -C "$OUT" -czf "$OUT/final-logs.tar.gz" final && rm -rf "$OUT/final"
 date -u

@@ -501,7 +501,7 @@ void check_moe(int E, int I, int H, int T, int k) {
 }
 
 void check_attentions() {
-  for (int v = 0; v < kAttentionVariants; ++v) {  // every attention kernel (2-25 need kv_ready: the caches are complete)
+  for (int v = 0; v < kAttentionVariants; ++v) {  // every attention kernel (2, 3 need kv_ready: caches complete)
     set_attention_variant(v);
     std::printf("attention variant %d\n", v);
     check_attention(64, 8, 128, 1, {300, 40, 1000}, {0, 1, 2}, 1024);
@@ -870,7 +870,7 @@ int run_bench(int max_tokens, bool profile) {
     };
     // MoE pairs (kernels.h set_moe_variant) from LAB_MOE_PAIRS ("GU,DN GU,DN ...", each row in order,
     // the list LAB_MOE_ROUNDS times, default 2: interleaved rounds); by default the defaults (v16: g1 m0/m0
-    // r2 a2; v17: r4; v19: the one MoE shape).
+    // r2 a2; v17: r4; v19: the one MoE shape; v20: a3).
     std::vector<Combo> combos;
     {
       const char* env = std::getenv("LAB_MOE_PAIRS");
@@ -885,7 +885,7 @@ int run_bench(int max_tokens, bool profile) {
         for (size_t ra = 0; ra < routers.size();) {
           int rv = 0, rused = 0;
           if (std::sscanf(routers.c_str() + ra, " %d%n", &rv, &rused) != 1) break;
-          round.push_back({1, gu, dn, rv, 2});
+          round.push_back({1, gu, dn, rv, kAttentionDefault});
           ra += static_cast<size_t>(rused);
         }
         at += static_cast<size_t>(used);

@@ -44,7 +44,7 @@ __device__ __forceinline__ void combine_splits(const float* pp, int nsplit, cons
 
 // combine_splits with kBatch splits' outputs requested at once (v20: 16 splits per L2 round trip instead of
 // ~4; at 32 splits 2 round trips instead of 8), the max and denominator loads beside the first batch's. The
-// same arithmetic in the same order.
+// same arithmetic in the same order (the same bits).
 template <int kBatch, typename Load>
 __device__ __forceinline__ void combine_splits_batched(const float* pp, int nsplit, const uint16_t* sinks, int h,
                                                        int lane, float* o, Load&& load) {
@@ -234,29 +234,26 @@ __global__ void attention_partials_kernel(const float* __restrict__ q, int q_hea
   if (threadIdx.x == 0) counters[t * kv_heads + kvh] = 0;
 }
 
-// v20 (attention variants 3-11; blocks of 256 threads = 8 query heads per KV head, where the caller passes
-// kv_ready): the split count follows the token's own positions. A split gets at least min_chunk positions, so
-// a (token, KV head) has nact = ceil(n / chunk) active splits of the nsplit launched (chunk = max(ceil(n /
-// nsplit), min_chunk)); the other blocks exit before the wait. With one active split the block adds the sink
-// and writes its output itself (no partials, fence, counter or combine); otherwise the last of the nact blocks
-// combines as kernel 0. Tiles are double-buffered in registers: the first tile (less this step's row) is
-// requested before griddepcontrol.wait as in variant 2, each next tile while the current one is multiplied.
-// trigger: where the block lets the next kernel launch (griddepcontrol.launch_dependents): -2 as -1 where the
-// token's attention span n <= 256 and as 0 elsewhere, -1 at its start
-// (before its wait: the next kernel's weight loads then overlap the qkv kernel's tail), 0 right after the wait
-// (as kernels 0-2), 1 once q and its first tile are in shared memory, 2 once its partial (or output) is
-// written. kDot4: q.k as 4 partial sums of 16 products (chains of 16 FMAs instead of 64), (0 + 1) + (2 + 3).
-// combine: 0 as kernel 0, 1 combine_splits_batched, 2 by attention_combine_kernel (launched next), 3 as 1 with
-// the last block found by one atom.acq_rel.gpu of thread 0 after a block barrier instead of every thread's
-// __threadfence (fence.sc) before and after a relaxed atomic (release / acquire patterns of the PTX memory
-// model, the barrier carrying the block's writes).
-template <bool kDot4>
+// Attention variant 3 (NOTES v20, the default; blocks of 256 threads = 8 query heads per KV head, where the
+// caller passes kv_ready): kernel 2's tiles with three changes, each measured in the decode graph.
+// - Splits follow the token's own span n: each gets at least one 32-position tile, so a (token, KV head) has
+//   nact = ceil(n / chunk) active splits of the nsplit launched (chunk = max(ceil(n / nsplit), 32)); the other
+//   blocks exit at once. One active split adds the sink and writes its output itself.
+// - The next kernel (o_proj) may launch at the block's start where n <= kEarlySpan (its weight loads then
+//   overlap the qkv kernel's tail), after the wait elsewhere (at long spans the blocks' own pre-wait K/V loads
+//   are larger and the early o_proj slowed them).
+// - The last split is found by one atom.acq_rel.gpu of thread 0 after a block barrier (release / acquire of the
+//   PTX memory model, the barrier carrying the block's partial writes) instead of every thread's
+//   __threadfence (fence.sc) around a relaxed atomic; it requests 16 splits' outputs at once.
+// The first tile (less this step's row) is requested before griddepcontrol.wait as in kernel 2; each further
+// tile (a split longer than 32 positions: n > 32 * nsplit) while the current one is multiplied.
+constexpr int kEarlySpan = 256;
+
 __global__ void __launch_bounds__(256) attention_tiles_kernel(
     const float* __restrict__ q, int q_heads, int kv_heads, const float* __restrict__ k_cache,
     const float* __restrict__ v_cache, int capacity, const int32_t* __restrict__ pos, const int32_t* __restrict__ slot,
     int window, float scale, const uint16_t* __restrict__ sinks, int nsplit, float* __restrict__ part,
-    int32_t* __restrict__ counters, float* __restrict__ attn_out, KvPages pages, int min_chunk, int trigger,
-    int combine) {
+    int32_t* __restrict__ counters, float* __restrict__ attn_out, KvPages pages) {
   const TimelineBlock timeline(kTimelineAttention);
   constexpr int kGroup = 8;
   constexpr int kLoads = kTile * kHeadDim / 4 / 256;  // float4 of K (and of V) per thread and tile
@@ -266,14 +263,15 @@ __global__ void __launch_bounds__(256) attention_tiles_kernel(
   __shared__ float ks[kTile][kHeadDim + 1];
   __shared__ __align__(16) float vs[kTile][kHeadDim];
   __shared__ float qs[kGroup * kHeadDim];
+  __shared__ bool last;
 
   const int p = pos[t];
   const int lo = window > 0 ? max(0, p - window + 1) : 0;
   const int n = p + 1 - lo;
-  const int chunk = max((n + nsplit - 1) / nsplit, min_chunk);
+  const int chunk = max((n + nsplit - 1) / nsplit, kTile);
   const int nact = (n + chunk - 1) / chunk;
   if (split >= nact) return;  // no positions for this block
-  if (trigger == -1 || (trigger == -2 && n <= 256)) pdl_allow_dependents();
+  if (n <= kEarlySpan) pdl_allow_dependents();
   const int begin = lo + split * chunk;
   const int end = min(p + 1, begin + chunk);
   const int sl = slot[t];
@@ -295,7 +293,7 @@ __global__ void __launch_bounds__(256) attention_tiles_kernel(
   request(begin, true);
   pdl_wait();
   timeline.waited();
-  if (trigger == 0 || (trigger == -2 && n > 256)) pdl_allow_dependents();
+  if (n > kEarlySpan) pdl_allow_dependents();
 
   const float* qrow = q + (static_cast<size_t>(t) * q_heads + h) * kHeadDim;
   qs[warp * kHeadDim + lane] = qrow[lane];
@@ -318,26 +316,12 @@ __global__ void __launch_bounds__(256) attention_tiles_kernel(
     }
     if (k0 + kTile < end) request(k0 + kTile, false);  // in flight while this tile is multiplied
     __syncthreads();
-    if (trigger == 1 && k0 == begin) pdl_allow_dependents();
     float s = -INFINITY;
     if (k0 + lane < end) {
       const float* qw = qs + warp * kHeadDim;
-      float dot;
-      if constexpr (kDot4) {
-        float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
-#pragma unroll
-        for (int d = 0; d < 16; ++d) {
-          d0 = fmaf(qw[d], ks[lane][d], d0);
-          d1 = fmaf(qw[d + 16], ks[lane][d + 16], d1);
-          d2 = fmaf(qw[d + 32], ks[lane][d + 32], d2);
-          d3 = fmaf(qw[d + 48], ks[lane][d + 48], d3);
-        }
-        dot = (d0 + d1) + (d2 + d3);
-      } else {
-        dot = 0.0f;
+      float dot = 0.0f;
 #pragma unroll 16
-        for (int d = 0; d < kHeadDim; ++d) dot = fmaf(qw[d], ks[lane][d], dot);
-      }
+      for (int d = 0; d < kHeadDim; ++d) dot = fmaf(qw[d], ks[lane][d], dot);
       s = dot * scale;
     }
     const float m_new = fmaxf(m, warp_max(s));
@@ -362,7 +346,6 @@ __global__ void __launch_bounds__(256) attention_tiles_kernel(
     const float den = expf(sink - mx) + l * f;
     o[lane] = (acc0 * f) / den;
     o[lane + 32] = (acc1 * f) / den;
-    if (trigger == 2) pdl_allow_dependents();
     return;
   }
   constexpr int stride = kHeadDim + 2;
@@ -374,250 +357,18 @@ __global__ void __launch_bounds__(256) attention_tiles_kernel(
   }
   out[2 + lane] = acc0;
   out[2 + lane + 32] = acc1;
-  if (trigger == 2) pdl_allow_dependents();
-  if (combine == 2) return;  // attention_combine_kernel, launched next, combines
-  __shared__ bool last;
-  if (combine == 3) {  // the counter as one acq_rel atomic of thread 0 after the block's barrier, no fences
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      int old;
-      asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], 1;"
-                   : "=r"(old)
-                   : "l"(counters + t * kv_heads + kvh)
-                   : "memory");
-      last = old == nact - 1;
-    }
-    __syncthreads();
-    if (!last) return;
-    combine_splits_batched<16>(pp, nact, sinks, h, lane, o, [](const float* x) { return __ldcg(x); });
-    if (threadIdx.x == 0) counters[t * kv_heads + kvh] = 0;
-    return;
+  __syncthreads();  // the block's partial writes before thread 0's release
+  if (threadIdx.x == 0) {
+    int old;
+    asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], 1;"
+                 : "=r"(old)
+                 : "l"(counters + t * kv_heads + kvh)
+                 : "memory");
+    last = old == nact - 1;
   }
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) last = atomicAdd(&counters[t * kv_heads + kvh], 1) == nact - 1;
-  __syncthreads();
+  __syncthreads();  // thread 0's acquire before the block's partial reads
   if (!last) return;
-  __threadfence();
-  if (combine == 1) {
-    combine_splits_batched<16>(pp, nact, sinks, h, lane, o, [](const float* x) { return __ldcg(x); });
-  } else {
-    combine_splits(pp, nact, sinks, h, lane, o, [](const float* x) { return __ldcg(x); });
-  }
-  if (threadIdx.x == 0) counters[t * kv_heads + kvh] = 0;
-}
-
-// v20 (combine 2 of attention_tiles_kernel: variants 22, 23): the splits' partials combined by a kernel of its
-// own, one block of 8 warps per (KV head, token), instead of the last split's block (whose __threadfence and
-// counter atomic each cost an L2 round trip while o_proj's weight loads fill the memory system). It lets the
-// next kernel launch at its start, so o_proj's loads begin as before; every block waits for the attention
-// kernel (so that this grid's completion, which the next kernel waits for, implies that kernel's), then the
-// (token, KV head)s with more than one active split (same chunk rule) combine as combine_splits_batched.
-__global__ void __launch_bounds__(256) attention_combine_kernel(const int32_t* __restrict__ pos, int window,
-                                                                int q_heads, int kv_heads, int nsplit, int min_chunk,
-                                                                const float* __restrict__ part,
-                                                                const uint16_t* __restrict__ sinks,
-                                                                float* __restrict__ attn_out) {
-  pdl_allow_dependents();
-  const int kvh = blockIdx.x, t = blockIdx.y;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int h = kvh * (q_heads / kv_heads) + warp;
-  const int p = pos[t];
-  const int lo = window > 0 ? max(0, p - window + 1) : 0;
-  const int n = p + 1 - lo;
-  const int chunk = max((n + nsplit - 1) / nsplit, min_chunk);
-  const int nact = (n + chunk - 1) / chunk;
-  pdl_wait();
-  if (nact == 1) return;  // the one active split wrote its output
-  constexpr int stride = kHeadDim + 2;
-  combine_splits_batched<16>(part + (static_cast<size_t>(t) * q_heads + h) * nsplit * stride, nact, sinks, h, lane,
-                             attn_out + (static_cast<size_t>(t) * q_heads + h) * kHeadDim,
-                             [](const float* x) { return __ldcg(x); });
-}
-
-// v20 (attention variants 12-15): the split's cached keys and values staged in shared memory by cp.async before
-// griddepcontrol.wait, up to max_tiles tiles (min_chunk = 32 * max_tiles positions per split, as variants 3-5:
-// the other splits' blocks idle), so that after the wait only q and this step's row are read before the
-// output; a split longer than that (n > nsplit * min_chunk) stages its further rounds after the wait. K rows
-// padded to 68 floats: the q.k reads them as float4 (8 lanes a phase, distinct bank quads), one FMA chain in
-// d order as the other kernels. kW warps per query head (256 * kW threads) share a split's tiles (tile i to
-// warp i mod kW) and combine their states in shared memory; then one active split writes its output with
-// the sink, several combine as kernel 0.
-constexpr int kKStride = kHeadDim + 4;
-
-__device__ __forceinline__ void cp_async16_zfill(float* smem, const float* gmem, bool valid) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  const int n = valid ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(gmem), "r"(n) : "memory");
-}
-__device__ __forceinline__ void cp_async_wait_all() {
-  asm volatile("cp.async.commit_group;\n\tcp.async.wait_group 0;" ::: "memory");
-}
-
-__host__ __device__ constexpr size_t staged_smem_floats(int max_tiles, int w) {
-  return static_cast<size_t>(max_tiles) * kTile * (kKStride + kHeadDim) + 8 * kHeadDim + w * 8 * (kHeadDim + 2);
-}
-
-template <int kW>
-__global__ void __launch_bounds__(256 * kW) attention_staged_kernel(
-    const float* __restrict__ q, int q_heads, int kv_heads, const float* __restrict__ k_cache,
-    const float* __restrict__ v_cache, int capacity, const int32_t* __restrict__ pos, const int32_t* __restrict__ slot,
-    int window, float scale, const uint16_t* __restrict__ sinks, int nsplit, float* __restrict__ part,
-    int32_t* __restrict__ counters, float* __restrict__ attn_out, KvPages pages, int max_tiles, bool batched) {
-  const TimelineBlock timeline(kTimelineAttention);
-  constexpr int kGroup = 8, kThreads = 256 * kW;
-  const int kvh = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int head = warp % kGroup, sub = warp / kGroup;
-  const int h = kvh * kGroup + head;
-  extern __shared__ __align__(16) float sm[];
-  float* ks = sm;                                  // [max_tiles * 32][kKStride]
-  float* vs = ks + max_tiles * kTile * kKStride;   // [max_tiles * 32][64]
-  float* qs = vs + max_tiles * kTile * kHeadDim;   // [8][64]
-  float* red = qs + kGroup * kHeadDim;             // [kW][8][66]
-
-  const int p = pos[t];
-  const int lo = window > 0 ? max(0, p - window + 1) : 0;
-  const int n = p + 1 - lo;
-  const int chunk = max((n + nsplit - 1) / nsplit, max_tiles * kTile);
-  const int nact = (n + chunk - 1) / chunk;
-  if (split >= nact) return;  // no positions for this block
-  const int begin = lo + split * chunk;
-  const int end = min(p + 1, begin + chunk);
-  const int ntiles = (end - begin + kTile - 1) / kTile;
-  const int sl = slot[t];
-  // Stages tiles first, first + 1, ... (at most max_tiles) into ks / vs; rows past the split's end as zeros,
-  // row p left out while skip_p (before the wait it may not be written yet).
-  auto stage = [&](int first, bool skip_p) {
-    const int r0 = begin + first * kTile;
-    const int rows = min(ntiles - first, max_tiles) * kTile;
-    for (int e = threadIdx.x; e < rows * (kHeadDim / 4); e += kThreads) {
-      const int j = e / (kHeadDim / 4), d = 4 * (e % (kHeadDim / 4));
-      const int row = r0 + j;
-      if (skip_p && row == p) continue;
-      const bool valid = row < end;
-      const size_t off =
-          valid ? (kv_cache_row(sl, row, capacity, pages) * kv_heads + kvh) * kHeadDim + d : 0;
-      cp_async16_zfill(ks + j * kKStride + d, k_cache + off, valid);
-      cp_async16_zfill(vs + j * kHeadDim + d, v_cache + off, valid);
-    }
-  };
-  stage(0, true);
-  pdl_wait();
-  timeline.waited();
-  pdl_allow_dependents();
-  if (threadIdx.x < kGroup * kHeadDim / 4) {  // the group's q rows are contiguous
-    const float4* qg = reinterpret_cast<const float4*>(q + (static_cast<size_t>(t) * q_heads + kvh * kGroup) * kHeadDim);
-    reinterpret_cast<float4*>(qs)[threadIdx.x] = qg[threadIdx.x];
-  } else if (threadIdx.x < kGroup * kHeadDim / 4 + kHeadDim / 4 && p - begin < max_tiles * kTile) {
-    const int d = 4 * (threadIdx.x - kGroup * kHeadDim / 4), j = p - begin;  // this step's row
-    const size_t off = (kv_cache_row(sl, p, capacity, pages) * kv_heads + kvh) * kHeadDim + d;
-    *reinterpret_cast<float4*>(ks + j * kKStride + d) = *reinterpret_cast<const float4*>(k_cache + off);
-    *reinterpret_cast<float4*>(vs + j * kHeadDim + d) = *reinterpret_cast<const float4*>(v_cache + off);
-  }
-  cp_async_wait_all();
-  __syncthreads();
-
-  float m = -INFINITY, l = 0.0f, acc0 = 0.0f, acc1 = 0.0f;
-  const float4* q4 = reinterpret_cast<const float4*>(qs + head * kHeadDim);
-  for (int first = 0; first < ntiles; first += max_tiles) {
-    if (first > 0) {  // a split longer than max_tiles tiles: the next round, after the wait
-      __syncthreads();
-      stage(first, false);
-      cp_async_wait_all();
-      __syncthreads();
-    }
-    const int nt = min(ntiles - first, max_tiles);
-    for (int i = sub; i < nt; i += kW) {
-      const int k0 = begin + (first + i) * kTile;
-      const float* kt = ks + i * kTile * kKStride;
-      const float* vt = vs + i * kTile * kHeadDim;
-      float s = -INFINITY;
-      if (k0 + lane < end) {
-        const float4* k4 = reinterpret_cast<const float4*>(kt + lane * kKStride);
-        float dot = 0.0f;
-#pragma unroll
-        for (int d4 = 0; d4 < kHeadDim / 4; ++d4) {
-          const float4 a = q4[d4], b = k4[d4];
-          dot = fmaf(a.x, b.x, dot);
-          dot = fmaf(a.y, b.y, dot);
-          dot = fmaf(a.z, b.z, dot);
-          dot = fmaf(a.w, b.w, dot);
-        }
-        s = dot * scale;
-      }
-      const float m_new = fmaxf(m, warp_max(s));
-      const float corr = expf(m - m_new);
-      const float pr = k0 + lane < end ? expf(s - m_new) : 0.0f;
-      l = l * corr + warp_sum(pr);
-      acc0 *= corr;
-      acc1 *= corr;
-#pragma unroll 8
-      for (int j = 0; j < kTile; ++j) {
-        const float pj = __shfl_sync(0xffffffffu, pr, j);
-        acc0 = fmaf(pj, vt[j * kHeadDim + lane], acc0);
-        acc1 = fmaf(pj, vt[j * kHeadDim + lane + 32], acc1);
-      }
-      m = m_new;
-    }
-  }
-  constexpr int stride = kHeadDim + 2;
-  if constexpr (kW > 1) {  // the kW warps of a head: M = max m_w, l = sum l_w e^(m_w - M), acc likewise
-    float* r = red + (sub * kGroup + head) * stride;
-    if (lane == 0) r[0] = m, r[1] = l;
-    r[2 + lane] = acc0;
-    r[2 + lane + 32] = acc1;
-    __syncthreads();
-    if (sub == 0) {
-      float mx = m;
-#pragma unroll
-      for (int w = 1; w < kW; ++w) mx = fmaxf(mx, red[(w * kGroup + head) * stride]);
-      const float f0 = expf(m - mx);
-      l *= f0, acc0 *= f0, acc1 *= f0;
-#pragma unroll
-      for (int w = 1; w < kW; ++w) {
-        const float* rw = red + (w * kGroup + head) * stride;
-        const float fw = expf(rw[0] - mx);  // 0 for a warp without tiles (m = -inf)
-        l = fmaf(rw[1], fw, l);
-        acc0 = fmaf(rw[2 + lane], fw, acc0);
-        acc1 = fmaf(rw[2 + lane + 32], fw, acc1);
-      }
-      m = mx;
-    }
-  }
-  float* o = attn_out + (static_cast<size_t>(t) * q_heads + h) * kHeadDim;
-  if (nact == 1) {  // combine_splits' arithmetic for one split, from registers
-    if (sub != 0) return;
-    const float sink = bf16_to_f32(sinks[h]);
-    const float mx = fmaxf(sink, m);
-    const float f = expf(m - mx);
-    const float den = expf(sink - mx) + l * f;
-    o[lane] = (acc0 * f) / den;
-    o[lane + 32] = (acc1 * f) / den;
-    return;
-  }
-  float* pp = part + (static_cast<size_t>(t) * q_heads + h) * nsplit * stride;
-  if (sub == 0) {
-    float* out = pp + split * stride;
-    if (lane == 0) {
-      out[0] = m;
-      out[1] = l;
-    }
-    out[2 + lane] = acc0;
-    out[2 + lane + 32] = acc1;
-  }
-  __shared__ bool last;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) last = atomicAdd(&counters[t * kv_heads + kvh], 1) == nact - 1;
-  __syncthreads();
-  if (!last || sub != 0) return;
-  __threadfence();
-  if (batched) {
-    combine_splits_batched<16>(pp, nact, sinks, h, lane, o, [](const float* x) { return __ldcg(x); });
-  } else {
-    combine_splits(pp, nact, sinks, h, lane, o, [](const float* x) { return __ldcg(x); });
-  }
+  combine_splits_batched<16>(pp, nact, sinks, h, lane, o, [](const float* x) { return __ldcg(x); });
   if (threadIdx.x == 0) counters[t * kv_heads + kvh] = 0;
 }
 
@@ -633,7 +384,6 @@ int attention(const float* q, int T, int q_heads, int kv_heads, const float* k_c
   }
   const int group = q_heads / kv_heads;
   const dim3 grid(kv_heads, T, nsplit);
-  const int av = g_attention_variant;
   if (g_attention_variant == 1 && nsplit <= kMaxClusterSplits) {
     auto kernel = attention_partials_kernel<true>;
     const size_t smem = group * kHeadDim * sizeof(float) + static_cast<size_t>(group) * nsplit * (kHeadDim + 2) * 4;
@@ -643,34 +393,9 @@ int attention(const float* q, int T, int q_heads, int kv_heads, const float* k_c
                        v_cache, capacity, pos, slot, window, scale, sinks, nsplit, part, counters, out, pages);
     return static_cast<int>(cudaGetLastError());
   }
-  if (((av >= 3 && av <= 11) || av == 16 || av >= 18) && kv_ready && group == 8) {  // v20: 256 threads
-    // {min_chunk, trigger, dot4, combine} of variants 3..11, 16, 18..25
-    constexpr int kShapes[][4] = {{kTile, 0, 0, 0}, {2 * kTile, 0, 0, 0}, {4 * kTile, 0, 0, 0}, {kTile, 0, 1, 0},
-                                  {kTile, 1, 0, 0}, {kTile, 2, 0, 0},     {1, 1, 0, 0},         {1, 0, 0, 0},
-                                  {1, 2, 0, 0},     {kTile, 0, 0, 1},     {2 * kTile, 0, 0, 1}, {kTile, -1, 0, 0},
-                                  {kTile, -1, 0, 1}, {kTile, -2, 0, 1},   {kTile, 0, 0, 2},     {kTile, -2, 0, 2},
-                                  {kTile, -2, 0, 3}, {kTile, 0, 0, 3}};
-    const int* v = kShapes[av < 12 ? av - 3 : av == 16 ? 9 : av - 8];
-    launch_pdl(v[2] ? attention_tiles_kernel<true> : attention_tiles_kernel<false>, grid, dim3(256), 0, stream, q,
-               q_heads, kv_heads, k_cache, v_cache, capacity, pos, slot, window, scale, sinks, nsplit, part, counters,
-               out, pages, v[0], v[1], v[3]);
-    if (v[3] == 2) {
-      const cudaError_t e = cudaGetLastError();
-      if (e != cudaSuccess) return static_cast<int>(e);
-      launch_pdl(attention_combine_kernel, dim3(kv_heads, T), dim3(256), 0, stream, pos, window, q_heads, kv_heads,
-                 nsplit, v[0], part, sinks, out);
-    }
-    return static_cast<int>(cudaGetLastError());
-  }
-  if (((av >= 12 && av <= 15) || av == 17) && kv_ready && group == 8) {  // v20: staged
-    // {max_tiles, warps per head, batched combine} of variants 12..15, 17
-    constexpr int kStaged[][3] = {{2, 1, 0}, {4, 1, 0}, {4, 2, 0}, {2, 2, 0}, {0, 0, 0}, {2, 2, 1}};
-    const int* v = kStaged[g_attention_variant - 12];
-    auto kernel = v[1] == 2 ? attention_staged_kernel<2> : attention_staged_kernel<1>;
-    const size_t smem = staged_smem_floats(v[0], v[1]) * sizeof(float);
-    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-    launch_pdl(kernel, grid, dim3(256 * v[1]), smem, stream, q, q_heads, kv_heads, k_cache, v_cache, capacity, pos,
-               slot, window, scale, sinks, nsplit, part, counters, out, pages, v[0], v[2] != 0);
+  if (g_attention_variant == 3 && kv_ready && group == 8) {  // 256 threads per block
+    launch_pdl(attention_tiles_kernel, grid, dim3(256), 0, stream, q, q_heads, kv_heads, k_cache, v_cache, capacity,
+               pos, slot, window, scale, sinks, nsplit, part, counters, out, pages);
     return static_cast<int>(cudaGetLastError());
   }
   const bool pre = g_attention_variant == 2 && kv_ready && group == 8;  // 256 threads per block

@@ -107,19 +107,13 @@ int attention(const float* q, int T, int q_heads, int kv_heads, const float* k_c
 // them from its shared memory (v10; nsplit <= 16, else 0); 2 = kernel 0 loading its first tile of
 // cached keys/values before griddepcontrol.wait, where the caller passes kv_ready (every row before
 // each token's position was written before the previous kernel started: decode steps with one token
-// per sequence, not prefill) and q_heads / kv_heads == 8. Same arithmetic. 3-11 (NOTES v20; where variant 2
-// applies, else kernel 0): splits of at least 32 (3, 6, 7, 8), 64 (4) or 128 (5) of the token's positions
-// (9-11: the splits of 0-2), the other splits' blocks idle; one active split writes its output itself; tiles
-// double-buffered in registers; the next kernel let launch after the wait (3-6, 10), once q and the first
-// tile are in shared memory (7, 9) or once the partial is written (8, 11); 6 = 3 with q.k as 4 partial sums.
-// 12-15: the split's keys and values staged in shared memory before the wait, splits of at least 64 (12, 15)
-// or 128 (13, 14) positions, 1 (12, 13) or 2 (14, 15) warps per query head. 16 = 3, 17 = 15, 18 = 4 with the
-// last block's combine requesting 16 splits' outputs at once (same bits). 19 = 3, 20 = 16 letting the next
-// kernel launch at their start (before the wait). 21 = 16 letting it launch at the start where the token's
-// span is <= 256 positions, after the wait elsewhere; 22 = 16, 23 = 21 with the combine in a kernel of its own;
-// 24 = 21, 25 = 16 with the last split found by one acq_rel atomic (no __threadfence).
-inline constexpr int kAttentionDefault = 2;
-inline constexpr int kAttentionVariants = 26;
+// per sequence, not prefill) and q_heads / kv_heads == 8. Same arithmetic. 3 (v20, the default; where 2
+// applies, else kernel 0) = 2 with splits of at least 32 of the token's positions (the other splits' blocks
+// idle; one active split writes its output itself), the next kernel let launch at the start where the
+// token's span is <= 256 positions, and the last split found by one acq_rel atomic (bench/kernels/cuda/
+// NOTES.md v20). Kernel 3 splits short spans at other points than 0-2 (other roundings of the same sums).
+inline constexpr int kAttentionDefault = 3;
+inline constexpr int kAttentionVariants = 4;
 void set_attention_variant(int v);
 
 // The MXFP4 expert kernels take their inputs in "x16" form (x16.cuh): fp16 hi/lo halves of x * 2^p,
