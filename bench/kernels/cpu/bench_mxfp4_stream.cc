@@ -660,7 +660,7 @@ int main(int argc, char** argv) {
   f32("f32 repacked G=1, 4 tiles ahead T1 only", 1, 3, 0, 4 * Layout<1>::kTileBytes);
   f32("f32 repacked G=4, no software prefetch", 4, 3, 0);
   f32("f32 repacked G=4, next tile T0", 4, 3, Layout<4>::kTileBytes);
-  vs.push_back({"int8 x2 library gemv_mxfp4_i8 (checkpoint, next tile T0)",
+  vs.push_back({"int8 x2 library gemv_mxfp4_i8 (checkpoint, 2-row tiles, 4 KB ahead T0)",
                 0,
                 1,
                 false,
