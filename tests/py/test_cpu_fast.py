@@ -75,10 +75,11 @@ def test_cpu_fast_decode_steps_agree_with_exact(gptoss_bin, root, tmp_path, monk
         np.testing.assert_array_equal(fast[k], fast_prefill[k], err_msg=k)
 
 
-# The int8 expert GEMVs of 1-2 token calls (docs/cpu-fast-int8-experts.md), opt-in with
-# GPTOSS_CPU_FAST_MOE_I8=1 where the CPU has them. Measured on the Sapphire Rapids VM (AVX-512 VNNI body), tiny and tiny_mqa, every
+# The int8 expert GEMVs of 1-2 token calls (docs/cpu-fast-int8-experts.md): on by default where the
+# AVX-512 VNNI body runs, GPTOSS_CPU_FAST_MOE_I8=1 forces them on wherever the CPU has a body.
+# Measured on the Sapphire Rapids VM (AVX-512 VNNI body), tiny and tiny_mqa, every
 # prompt decoded alone one token per step (every MoE call int8) and all together (the last steps):
-# 2 int8 parts (the default of the opt-in): argmax = exact at every position, max KL 6.3e-9, max |logit diff| 4.0e-4;
+# 2 int8 parts (the default): argmax = exact at every position, max KL 6.3e-9, max |logit diff| 4.0e-4;
 # 1 part (GPTOSS_CPU_FAST_MOE_I8_PARTS=1): max KL 4.0e-4, max |logit diff| 0.10, and the argmax
 # flips at one position of each checkpoint (so 1 part stays opt-in and gets no argmax assertion).
 I8_BOUNDS = {"2": (1e-7, 2e-3), "1": (2e-3, 0.5)}  # parts: (KL, max |logit diff|)
@@ -189,15 +190,43 @@ def test_auto_device_is_cpu_fast(gptoss_bin, root):
     assert json.loads(out.stdout)["backend"] == "cpu"
 
 
-@pytest.mark.parametrize("env, want", [(None, "moe int8: off (the default; GPTOSS_CPU_FAST_MOE_I8=1 turns it on)"),
-                                       ("0", "moe int8: off (GPTOSS_CPU_FAST_MOE_I8=0)")])
-def test_profile_names_why_int8_is_off(gptoss_bin, root, tmp_path, monkeypatch, env, want):
-    """The profile says why the int8 expert GEMVs are off: the default, or the variable set to 0."""
+def cpu_flags():
+    """The CPU's feature flags as /proc/cpuinfo names them (empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+AVX512_I8 = {"avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512vbmi", "avx512_vbmi2", "avx2", "fma"}
+
+
+@pytest.mark.parametrize("env, target, want", [
+    (None, None, "default"),
+    ("0", None, "moe int8: off (GPTOSS_CPU_FAST_MOE_I8=0)"),
+    (None, "avx2", "moe int8: off (the default with the AVX2 body; GPTOSS_CPU_FAST_MOE_I8=1 turns it on)"),
+    ("1", "avx2", "moe int8: on (avx2, 2 int8 parts, calls of up to 2 tokens)")])
+def test_profile_names_the_int8_choice(gptoss_bin, root, tmp_path, monkeypatch, env, target, want):
+    """The profile says whether the int8 expert GEMVs run and why not: on by default where the
+    AVX-512 VNNI body runs (the CPU's flags in /proc/cpuinfo say where), off by default with the AVX2
+    body, off with the variable set to 0, on with it set to 1."""
+    flags = cpu_flags()
+    if not flags or not {"avx2", "fma"} <= flags:
+        pytest.skip("no x86-64 CPU with AVX2 + FMA (where the int8 kernel has a body)")
+    if want == "default":
+        want = ("moe int8: on (avx512-vnni, 2 int8 parts, calls of up to 2 tokens)" if AVX512_I8 <= flags else
+                "moe int8: off (the default with the AVX2 body; GPTOSS_CPU_FAST_MOE_I8=1 turns it on)")
     monkeypatch.setenv("GPTOSS_CPU_FAST_PROFILE", "1")
-    if env is None:
-        monkeypatch.delenv("GPTOSS_CPU_FAST_MOE_I8", raising=False)
-    else:
-        monkeypatch.setenv("GPTOSS_CPU_FAST_MOE_I8", env)
+    monkeypatch.delenv("GPTOSS_CPU_FAST_MOE_I8_PARTS", raising=False)
+    for var, value in (("GPTOSS_CPU_FAST_MOE_I8", env), ("GPTOSS_CPU_FAST_MOE_I8_TARGET", target)):
+        if value is None:
+            monkeypatch.delenv(var, raising=False)
+        else:
+            monkeypatch.setenv(var, value)
     r = run_logits(gptoss_bin, root / "tests" / "data" / "tiny" / "model", tmp_path / "o.safetensors",
                    "--tokens", "1,2", "--device", "cpu-fast", check=False)
     assert r.returncode == 0, r.stderr

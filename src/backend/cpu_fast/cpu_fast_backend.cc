@@ -496,14 +496,14 @@ class CpuFastBackend final : public Backend {
   }
 
   // The int8 expert GEMVs (kernels_mxfp4_i8.h) for MoE calls of at most kI8MaxTokens tokens (decode
-  // of one or two sequences): opt-in, GPTOSS_CPU_FAST_MOE_I8=1 asks for them where the CPU has
-  // them (off by default: no decode gain measured where the f32 kernel is memory-bound, and they
-  // round the activations; docs/cpu-fast-int8-experts.md). Larger calls (prefill, batched decode
-  // of 3+ sequences) keep the f32 / AMX paths, so with them on a token's logits differ between a
-  // 1-2 token call and a larger one within the int8 error bound; within one call each token is
-  // quantized alone.
+  // of one or two sequences): on by default where their AVX-512 VNNI body runs (on AMD Zen 4, where
+  // the f32 kernel is compute-bound, decode is faster with them: docs/cpu-fast-int8-experts.md),
+  // off by default with the AVX2 body (not measured); GPTOSS_CPU_FAST_MOE_I8=0 turns them off, =1
+  // on wherever the CPU has a body. They round the activations (within the bound of that doc);
+  // larger calls (prefill, batched decode of 3+ sequences) keep the f32 / AMX paths, so with them
+  // on a token's logits differ between a 1-2 token call and a larger one within that bound; within
+  // one call each token is quantized alone.
   static constexpr int kI8MaxTokens = 2;
-  static constexpr bool kI8Default = false;
   struct I8Choice {
     bool on = false;
     int parts = 2;
@@ -511,21 +511,21 @@ class CpuFastBackend final : public Backend {
   };
   static I8Choice i8_wanted(I8 mode) {
     I8Choice c;
-    bool want = kI8Default;
     const char* env = mode == I8::kFromEnv ? std::getenv("GPTOSS_CPU_FAST_MOE_I8") : nullptr;
-    if (mode == I8::kFromEnv) {
-      if (env) want = std::string(env) != "0";
-    } else {
-      want = mode == I8::kOn;
+    if (mode != I8::kFromEnv && mode != I8::kOn) {
+      c.reason = "off for this backend";
+      return c;
     }
-    if (!want) {
-      c.reason = mode != I8::kFromEnv ? "off for this backend"
-                 : env                 ? "GPTOSS_CPU_FAST_MOE_I8=0"
-                                       : "the default; GPTOSS_CPU_FAST_MOE_I8=1 turns it on";
+    if (env && std::string(env) == "0") {
+      c.reason = "GPTOSS_CPU_FAST_MOE_I8=0";
       return c;
     }
     if (!cpu_fast::mxfp4_i8_usable()) {
       c.reason = cpu_fast::mxfp4_i8_target();
+      return c;
+    }
+    if (mode == I8::kFromEnv && !env && std::string(cpu_fast::mxfp4_i8_target()) != "avx512-vnni") {
+      c.reason = "the default with the AVX2 body; GPTOSS_CPU_FAST_MOE_I8=1 turns it on";
       return c;
     }
     c.on = true;
