@@ -42,6 +42,34 @@ __device__ __forceinline__ void combine_splits(const float* pp, int nsplit, cons
   o[lane + 32] = o1 / den;
 }
 
+// One 32-position tile of a query head (one warp) after the tile's keys and values are in ks / vs: lane j's
+// score q . k_j (valid: position j is inside the split), the online softmax update of the running max m and
+// denominator l, and the value rows weighted into acc0 / acc1 (output dims lane and lane + 32).
+__device__ __forceinline__ void tile_step(const float* qw, const float (*ks)[kHeadDim + 1], const float (*vs)[kHeadDim],
+                                          bool valid, float scale, int lane, float& m, float& l, float& acc0,
+                                          float& acc1) {
+  float s = -INFINITY;
+  if (valid) {
+    float dot = 0.0f;
+#pragma unroll 16
+    for (int d = 0; d < kHeadDim; ++d) dot = fmaf(qw[d], ks[lane][d], dot);
+    s = dot * scale;
+  }
+  const float m_new = fmaxf(m, warp_max(s));
+  const float corr = expf(m - m_new);
+  const float pr = valid ? expf(s - m_new) : 0.0f;
+  l = l * corr + warp_sum(pr);
+  acc0 *= corr;
+  acc1 *= corr;
+#pragma unroll 8
+  for (int j = 0; j < kTile; ++j) {
+    const float pj = __shfl_sync(0xffffffffu, pr, j);
+    acc0 = fmaf(pj, vs[j][lane], acc0);
+    acc1 = fmaf(pj, vs[j][lane + 32], acc1);
+  }
+  m = m_new;
+}
+
 // combine_splits with kBatch splits' outputs requested at once (v20: 16 splits per L2 round trip instead of
 // ~4; at 32 splits 2 round trips instead of 8), the max and denominator loads beside the first batch's. The
 // same arithmetic in the same order (the same bits).
@@ -174,26 +202,7 @@ __global__ void attention_partials_kernel(const float* __restrict__ q, int q_hea
     }
     }
     __syncthreads();
-    float s = -INFINITY;
-    if (k0 + lane < end) {
-      float dot = 0.0f;
-#pragma unroll 16
-      for (int d = 0; d < kHeadDim; ++d) dot = fmaf(qs[warp * kHeadDim + d], ks[lane][d], dot);
-      s = dot * scale;
-    }
-    const float m_new = fmaxf(m, warp_max(s));
-    const float corr = expf(m - m_new);
-    const float pr = k0 + lane < end ? expf(s - m_new) : 0.0f;
-    l = l * corr + warp_sum(pr);
-    acc0 *= corr;
-    acc1 *= corr;
-#pragma unroll 8
-    for (int j = 0; j < kTile; ++j) {
-      const float pj = __shfl_sync(0xffffffffu, pr, j);
-      acc0 = fmaf(pj, vs[j][lane], acc0);
-      acc1 = fmaf(pj, vs[j][lane + 32], acc1);
-    }
-    m = m_new;
+    tile_step(qs + warp * kHeadDim, ks, vs, k0 + lane < end, scale, lane, m, l, acc0, acc1);
   }
   constexpr int stride = kHeadDim + 2;
   if constexpr (kCluster) {
@@ -316,27 +325,7 @@ __global__ void __launch_bounds__(256) attention_tiles_kernel(
     }
     if (k0 + kTile < end) request(k0 + kTile, false);  // in flight while this tile is multiplied
     __syncthreads();
-    float s = -INFINITY;
-    if (k0 + lane < end) {
-      const float* qw = qs + warp * kHeadDim;
-      float dot = 0.0f;
-#pragma unroll 16
-      for (int d = 0; d < kHeadDim; ++d) dot = fmaf(qw[d], ks[lane][d], dot);
-      s = dot * scale;
-    }
-    const float m_new = fmaxf(m, warp_max(s));
-    const float corr = expf(m - m_new);
-    const float pr = k0 + lane < end ? expf(s - m_new) : 0.0f;
-    l = l * corr + warp_sum(pr);
-    acc0 *= corr;
-    acc1 *= corr;
-#pragma unroll 8
-    for (int j = 0; j < kTile; ++j) {
-      const float pj = __shfl_sync(0xffffffffu, pr, j);
-      acc0 = fmaf(pj, vs[j][lane], acc0);
-      acc1 = fmaf(pj, vs[j][lane + 32], acc1);
-    }
-    m = m_new;
+    tile_step(qs + warp * kHeadDim, ks, vs, k0 + lane < end, scale, lane, m, l, acc0, acc1);
   }
   float* o = attn_out + (static_cast<size_t>(t) * q_heads + h) * kHeadDim;
   if (nact == 1) {  // combine_splits' arithmetic for one split, from registers
