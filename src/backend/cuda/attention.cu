@@ -18,19 +18,29 @@ constexpr int kTile = 32;
 constexpr int kMaxClusterSplits = 16;  // a cluster of 16 blocks (non-portable size, allowed on Hopper)
 int g_attention_variant = kAttentionDefault;
 
+// The splits' weights in a combine: lane s holds split s's max and denominator (nsplit <= 32) from its
+// partial pp[s * 66 + (m, l, ...)]; f = e^(m_s - M) (0 for empty splits and lanes past nsplit) and the
+// denominator den = e^(sink - M) + sum l_s f_s, with M = max(sink, m_s).
+template <typename Load>
+__device__ __forceinline__ void split_weights(const float* pp, int nsplit, float sink, int lane, Load& load, float& f,
+                                              float& den) {
+  constexpr int stride = kHeadDim + 2;
+  const float ms = lane < nsplit ? load(pp + lane * stride) : -INFINITY;
+  const float ls = lane < nsplit ? load(pp + lane * stride + 1) : 0.0f;
+  const float mx = fmaxf(sink, warp_max(ms));
+  f = expf(ms - mx);
+  den = expf(sink - mx) + warp_sum(ls * f);
+}
+
 // One warp combines head h's nsplit partials pp[s * 66 + (m, l, acc[64])] with its sink into o[64]:
 // M = max(sink, m_s), den = e^(sink - M) + sum l_s e^(m_s - M), o = sum acc_s e^(m_s - M) / den.
 template <typename Load>
 __device__ __forceinline__ void combine_splits(const float* pp, int nsplit, const uint16_t* sinks, int h, int lane,
                                                float* o, Load&& load) {
   constexpr int stride = kHeadDim + 2;
-  // Lane s holds split s's max and denominator (nsplit <= 32); the outputs are summed over splits.
   const float sink = bf16_to_f32(sinks[h]);
-  const float ms = lane < nsplit ? load(pp + lane * stride) : -INFINITY;
-  const float ls = lane < nsplit ? load(pp + lane * stride + 1) : 0.0f;
-  const float mx = fmaxf(sink, warp_max(ms));
-  const float f = expf(ms - mx);  // 0 for empty splits (m = -inf) and lanes past nsplit
-  const float den = expf(sink - mx) + warp_sum(ls * f);
+  float f, den;
+  split_weights(pp, nsplit, sink, lane, load, f, den);
   float o0 = 0.0f, o1 = 0.0f;
 #pragma unroll 4
   for (int s = 0; s < nsplit; ++s) {
@@ -84,11 +94,8 @@ __device__ __forceinline__ void combine_splits_batched(const float* pp, int nspl
     a0[i] = i < nsplit ? load(pp + i * stride + 2 + lane) : 0.0f;
     a1[i] = i < nsplit ? load(pp + i * stride + 2 + lane + 32) : 0.0f;
   }
-  const float ms = lane < nsplit ? load(pp + lane * stride) : -INFINITY;
-  const float ls = lane < nsplit ? load(pp + lane * stride + 1) : 0.0f;
-  const float mx = fmaxf(sink, warp_max(ms));
-  const float f = expf(ms - mx);  // 0 for empty splits (m = -inf) and lanes past nsplit
-  const float den = expf(sink - mx) + warp_sum(ls * f);
+  float f, den;
+  split_weights(pp, nsplit, sink, lane, load, f, den);
   float o0 = 0.0f, o1 = 0.0f;
   for (int s0 = 0; s0 < nsplit; s0 += kBatch) {
     if (s0 > 0) {
