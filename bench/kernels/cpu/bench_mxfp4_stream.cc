@@ -225,26 +225,29 @@ LAB_AVX512 inline float sum8(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(d, _mm_movehdup_ps(d)));
 }
 
-// The scales of a tile's 4 rows times d_b / 512 (part 2's), row j at s + j * kNg * 4.
-LAB_AVX512 inline void tile_scales(const float* dh, const uint8_t* const* sc, float* s) {
-  for (int j = 0; j < 4; ++j) {
-    float* st = s + j * kNg * 4;
-    int64_t b = 0;
-    for (; b + 8 <= kNb; b += 8) {
-      int64_t e8;
-      std::memcpy(&e8, sc[j] + b, 8);
-      const __m256i e = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(e8));
-      _mm256_storeu_ps(st + b, _mm256_mul_ps(_mm256_castsi256_ps(_mm256_slli_epi32(e, 23)),
-                                             _mm256_loadu_ps(dh + b)));
-    }
-    for (; b < kNb; ++b) {
-      const uint32_t bits = static_cast<uint32_t>(sc[j][b]) << 23;
-      float p;
-      std::memcpy(&p, &bits, sizeof p);
-      st[b] = p * dh[b];
-    }
-    for (; b < kNg * 4; ++b) st[b] = 0.0f;
+// One row's scales (sc: its kNb e8m0 bytes) times d_b / 512 (part 2's) into st[kNg * 4] (0 past kNb),
+// as the library's row_scales.
+LAB_AVX512 inline void row_scales(const float* dh, const uint8_t* sc, float* st) {
+  int64_t b = 0;
+  for (; b + 8 <= kNb; b += 8) {
+    int64_t e8;
+    std::memcpy(&e8, sc + b, 8);
+    const __m256i e = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(e8));
+    _mm256_storeu_ps(st + b, _mm256_mul_ps(_mm256_castsi256_ps(_mm256_slli_epi32(e, 23)),
+                                           _mm256_loadu_ps(dh + b)));
   }
+  for (; b < kNb; ++b) {
+    const uint32_t bits = static_cast<uint32_t>(sc[b]) << 23;
+    float p;
+    std::memcpy(&p, &bits, sizeof p);
+    st[b] = p * dh[b];
+  }
+  for (; b < kNg * 4; ++b) st[b] = 0.0f;
+}
+
+// The scales of a tile's 4 rows (row_scales), row j at s + j * kNg * 4.
+LAB_AVX512 inline void tile_scales(const float* dh, const uint8_t* const* sc, float* s) {
+  for (int j = 0; j < 4; ++j) row_scales(dh, sc[j], s + j * kNg * 4);
 }
 
 // kForm: 1 = the library's (the 2-part combine as one VPSHLDD); the lab forms moved here from the
@@ -342,25 +345,7 @@ LAB_AVX512 void gemv_i8_rr(const uint8_t* act, const uint8_t* blocks, const uint
   if (dist > 0) prefetch_first<kHint>(blocks, end, dist, nullptr, nullptr);
   for (int64_t r = 0; r < rows; r += RR) {
     const uint8_t* tile = blocks + r * kNb * 16;
-    for (int j = 0; j < RR; ++j) {  // the library's row_scales, row by row
-      const uint8_t* sc = scales + (r + j) * kNb;
-      float* st = sb + j * kNg * 4;
-      int64_t b = 0;
-      for (; b + 8 <= kNb; b += 8) {
-        int64_t e8;
-        std::memcpy(&e8, sc + b, 8);
-        const __m256i e = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(e8));
-        _mm256_storeu_ps(st + b, _mm256_mul_ps(_mm256_castsi256_ps(_mm256_slli_epi32(e, 23)),
-                                               _mm256_loadu_ps(dh + b)));
-      }
-      for (; b < kNb; ++b) {
-        const uint32_t bits = static_cast<uint32_t>(sc[b]) << 23;
-        float p;
-        std::memcpy(&p, &bits, sizeof p);
-        st[b] = p * dh[b];
-      }
-      for (; b < kNg * 4; ++b) st[b] = 0.0f;
-    }
+    for (int j = 0; j < RR; ++j) row_scales(dh, scales + (r + j) * kNb, sb + j * kNg * 4);
     __m512 acc[RR];
     for (int j = 0; j < RR; ++j) acc[j] = _mm512_setzero_ps();
     for (int64_t g = 0; g < kNg; ++g) {
@@ -419,23 +404,7 @@ LAB_AVX512 void gemv_i8_split(const uint8_t* act, const uint8_t* blocks, const u
     const uint8_t* w[N];
     for (int j = 0; j < N; ++j) {
       w[j] = blocks + rr[j] * kNb * 16;
-      const uint8_t* sc = scales + rr[j] * kNb;
-      float* st = sb + j * kNg * 4;
-      int64_t b = 0;
-      for (; b + 8 <= kNb; b += 8) {
-        int64_t e8;
-        std::memcpy(&e8, sc + b, 8);
-        const __m256i e = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(e8));
-        _mm256_storeu_ps(st + b, _mm256_mul_ps(_mm256_castsi256_ps(_mm256_slli_epi32(e, 23)),
-                                               _mm256_loadu_ps(dh + b)));
-      }
-      for (; b < kNb; ++b) {
-        const uint32_t bits = static_cast<uint32_t>(sc[b]) << 23;
-        float p;
-        std::memcpy(&p, &bits, sizeof p);
-        st[b] = p * dh[b];
-      }
-      for (; b < kNg * 4; ++b) st[b] = 0.0f;
+      row_scales(dh, scales + rr[j] * kNb, sb + j * kNg * 4);
     }
     __m512 acc[N];
     for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_ps();
