@@ -922,6 +922,28 @@ int run_bench(int max_tokens, bool profile) {
     set_moe_variant(kMoeDefaultGateUp, kMoeDefaultDown);
     set_router_variant(kRouterDefault);
     set_attention_variant(kAttentionDefault);
+    // One engine of options opt, decoding 128 tokens at positions 4..131 and 512..639 (the cache written up to
+    // the first position; the first run captures the graph): a row of tok/s and % of the roofline each, labelled
+    // by label_of(label, size, first). False (the error printed) when the engine cannot be made.
+    auto decode_rows = [&](const DecodeOptions& opt, auto&& label_of) {
+      auto eng = DecodeEngine::create(c, W, opt);
+      if (!eng) return std::fprintf(stderr, "%s\n", eng.status().message().c_str()), false;
+      int32_t tok = 1000;
+      auto run = [&](int first, int count) { decode_steps(**eng, &tok, first, count); };
+      for (int first : {4, 512}) {
+        if (first == 4) run(0, 4);       // warm-up (captures the graph)
+        else run(132, first - 132);      // the cache written up to first - 1
+        Timer tm;
+        tm.start();
+        run(first, 128);
+        const float ms = tm.stop_ms();
+        const double tps = 1e3 * 128 / ms;
+        char label[80];
+        label_of(label, sizeof label, first);
+        std::printf("%-40s %10.1f %7.1f%%\n", label, tps, 100.0 * tps * (*eng)->weight_bytes_per_token() / copy_bw);
+      }
+      return true;
+    };
     // Attention kernels (kernels.h set_attention_variant) from LAB_ATTENTION ("A A ...", default: the
     // default alone), each at positions 4..131 and 512..639 (the CLI's tg128 after a 512-token prompt), with
     // the default splits; the list LAB_ATTENTION_ROUNDS times (default 2): interleaved rounds (NOTES v20).
@@ -944,22 +966,10 @@ int run_bench(int max_tokens, bool profile) {
           DecodeOptions opt;
           opt.max_batch = 64;
           opt.max_context = 640;
-          auto eng = DecodeEngine::create(c, W, opt);
-          if (!eng) return std::fprintf(stderr, "%s\n", eng.status().message().c_str()), 2;
-          int32_t tok = 1000;
-          auto run = [&](int first, int count) { decode_steps(**eng, &tok, first, count); };
-          for (int first : {4, 512}) {
-            if (first == 4) run(0, 4);       // warm-up (captures the graph)
-            else run(132, first - 132);      // the cache written up to first - 1
-            Timer tm;
-            tm.start();
-            run(first, 128);
-            const float ms = tm.stop_ms();
-            const double tps = 1e3 * 128 / ms;
-            char label[80];
-            std::snprintf(label, sizeof label, "a%d round %d, positions %d..%d", av, round + 1, first, first + 127);
-            std::printf("%-40s %10.1f %7.1f%%\n", label, tps,
-                        100.0 * tps * (*eng)->weight_bytes_per_token() / copy_bw);
+          if (!decode_rows(opt, [&](char* label, size_t n, int first) {
+                std::snprintf(label, n, "a%d round %d, positions %d..%d", av, round + 1, first, first + 127);
+              })) {
+            return 2;
           }
         }
       }
@@ -978,25 +988,14 @@ int run_bench(int max_tokens, bool profile) {
         opt.max_context = 640;
         opt.nsplit = ns[0];
         opt.nsplit_sliding = ns[1];
-        auto eng = DecodeEngine::create(c, W, opt);
-        if (!eng) return std::fprintf(stderr, "%s\n", eng.status().message().c_str()), 2;
-        int32_t tok = 1000;
-        auto run = [&](int first, int count) { decode_steps(**eng, &tok, first, count); };
-        for (int first : {4, 512}) {
-          if (first == 4) run(0, 4);       // warm-up (captures the graph)
-          else run(132, first - 132);      // the cache written up to first - 1
-          Timer tm;
-          tm.start();
-          run(first, 128);
-          const float ms = tm.stop_ms();
-          const double tps = 1e3 * 128 / ms;
-          char label[80];
-          if (ns[0] == 0) {
-            std::snprintf(label, sizeof label, "nsplit default, positions %d..%d", first, first + 127);
-          } else {
-            std::snprintf(label, sizeof label, "nsplit %d / %d, positions %d..%d", ns[0], ns[1], first, first + 127);
-          }
-          std::printf("%-40s %10.1f %7.1f%%\n", label, tps, 100.0 * tps * (*eng)->weight_bytes_per_token() / copy_bw);
+        if (!decode_rows(opt, [&](char* label, size_t n, int first) {
+              if (ns[0] == 0) {
+                std::snprintf(label, n, "nsplit default, positions %d..%d", first, first + 127);
+              } else {
+                std::snprintf(label, n, "nsplit %d / %d, positions %d..%d", ns[0], ns[1], first, first + 127);
+              }
+            })) {
+          return 2;
         }
       }
     }
