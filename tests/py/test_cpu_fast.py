@@ -29,7 +29,10 @@ def kl_per_position(exact, fast):
 
 @pytest.mark.parametrize("ckpt", ["tiny", "tiny_mqa"])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_cpu_fast_agrees_with_exact(gptoss_bin, root, ckpt, threads, tmp_path):
+def test_cpu_fast_agrees_with_exact(gptoss_bin, root, ckpt, threads, tmp_path, monkeypatch):
+    """The f32 kernels: int8 experts off (their prefill GEMM rounds the activations;
+    test_cpu_fast_int8_experts holds it to its own bounds)."""
+    monkeypatch.setenv("GPTOSS_CPU_FAST_MOE_I8", "0")
     src = root / "tests" / "data" / ckpt
     prompts = src / "prompts.json"
     exact = run_logits(gptoss_bin, src / "model", tmp_path / "e.safetensors", "--tokens-file", prompts,
@@ -75,8 +78,10 @@ def test_cpu_fast_decode_steps_agree_with_exact(gptoss_bin, root, tmp_path, monk
         np.testing.assert_array_equal(fast[k], fast_prefill[k], err_msg=k)
 
 
-# The int8 expert GEMVs of 1-2 token calls (docs/cpu-fast-int8-experts.md): on by default where the
-# AVX-512 VNNI body runs, GPTOSS_CPU_FAST_MOE_I8=1 forces them on wherever the CPU has a body.
+# The int8 expert GEMVs of 1-2 token calls and the int8 GEMM of larger ones (prefill, 3+ sequences;
+# AVX-512 VNNI body only) (docs/cpu-fast-int8-experts.md): on by default where the AVX-512 VNNI body
+# runs, GPTOSS_CPU_FAST_MOE_I8=1 forces them on wherever the CPU has a body. The GEMM gives each
+# token the GEMV's bits, so the bounds below hold for every mode.
 # Measured on the Sapphire Rapids VM (AVX-512 VNNI body), tiny and tiny_mqa, every
 # prompt decoded alone one token per step (every MoE call int8) and all together (the last steps):
 # 2 int8 parts (the default): argmax = exact at every position, max KL 6.3e-9, max |logit diff| 4.0e-4;
@@ -87,11 +92,12 @@ I8_BOUNDS = {"2": (1e-7, 2e-3), "1": (2e-3, 0.5)}  # parts: (KL, max |logit diff
 
 @pytest.mark.parametrize("ckpt", ["tiny", "tiny_mqa"])
 @pytest.mark.parametrize("parts", ["2", "1"])
-@pytest.mark.parametrize("mode", [("--step", 1, "--separate"), ("--step", 1)], ids=["alone", "together"])
+@pytest.mark.parametrize("mode", [("--step", 1, "--separate"), ("--step", 1), ()], ids=["alone", "together", "prefill"])
 def test_cpu_fast_int8_experts(gptoss_bin, root, ckpt, parts, mode, tmp_path, monkeypatch):
-    """Decode with the int8 expert GEMVs against the exact path: the stated KL and logit bounds, and
-    (2 parts) the argmax of the exact path and of the goldens at every position. Skipped where the
-    CPU has no int8 kernel."""
+    """Decode (GEMVs; with the prompts together, 6 tokens a step: the GEMM where it runs) and prefill
+    (the GEMM where it runs, else f32) with int8 experts against the exact path: the stated KL and
+    logit bounds, and (2 parts) the argmax of the exact path and of the goldens at every position.
+    Skipped where the CPU has no int8 kernel, and prefill where the GEMM does not run."""
     src = root / "tests" / "data" / ckpt
     prompts = src / "prompts.json"
     exact = run_logits(gptoss_bin, src / "model", tmp_path / "e.safetensors", "--tokens-file", prompts,
@@ -106,6 +112,8 @@ def test_cpu_fast_int8_experts(gptoss_bin, root, ckpt, parts, mode, tmp_path, mo
         line = next((ln for ln in r.stderr.splitlines() if "moe int8:" in ln), "no moe int8 line in the profile")
         pytest.skip(line.strip())
     assert f"moe int8: on (" in r.stderr and f", {parts} int8 parts" in r.stderr
+    if not mode and "the GEMM above" not in r.stderr:
+        pytest.skip("prefill: the int8 GEMM does not run here (f32 prefill)")
     fast = load_file(str(tmp_path / "f.safetensors"))
     kl_bound, abs_bound = I8_BOUNDS[parts]
     worst_kl = worst_abs = 0.0
@@ -209,7 +217,8 @@ AVX512_I8 = {"avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512vbmi", "av
     (None, None, "default"),
     ("0", None, "moe int8: off (GPTOSS_CPU_FAST_MOE_I8=0)"),
     (None, "avx2", "moe int8: off (the default with the AVX2 body; GPTOSS_CPU_FAST_MOE_I8=1 turns it on)"),
-    ("1", "avx2", "moe int8: on (avx2, 2 int8 parts, calls of up to 2 tokens)")])
+    ("1", "avx2", "moe int8: on (avx2, 2 int8 parts, calls of up to 2 tokens; larger: f32, the int8 GEMM needs "
+                  "the AVX-512 VNNI body)")])
 def test_profile_names_the_int8_choice(gptoss_bin, root, tmp_path, monkeypatch, env, target, want):
     """The profile says whether the int8 expert GEMVs run and why not: on by default where the
     AVX-512 VNNI body runs (the CPU's flags in /proc/cpuinfo say where), off by default with the AVX2
@@ -218,7 +227,8 @@ def test_profile_names_the_int8_choice(gptoss_bin, root, tmp_path, monkeypatch, 
     if not flags or not {"avx2", "fma"} <= flags:
         pytest.skip("no x86-64 CPU with AVX2 + FMA (where the int8 kernel has a body)")
     if want == "default":
-        want = ("moe int8: on (avx512-vnni, 2 int8 parts, calls of up to 2 tokens)" if AVX512_I8 <= flags else
+        want = ("moe int8: on (avx512-vnni, 2 int8 parts, every call: GEMVs up to 2 tokens, the GEMM above)"
+                if AVX512_I8 <= flags else
                 "moe int8: off (the default with the AVX2 body; GPTOSS_CPU_FAST_MOE_I8=1 turns it on)")
     monkeypatch.setenv("GPTOSS_CPU_FAST_PROFILE", "1")
     monkeypatch.delenv("GPTOSS_CPU_FAST_MOE_I8_PARTS", raising=False)
@@ -231,6 +241,40 @@ def test_profile_names_the_int8_choice(gptoss_bin, root, tmp_path, monkeypatch, 
                    "--tokens", "1,2", "--device", "cpu-fast", check=False)
     assert r.returncode == 0, r.stderr
     assert want in r.stderr, r.stderr
+
+
+def test_int8_prefill_equals_decode(gptoss_bin, root, tmp_path, monkeypatch):
+    """With the int8 experts on by default and their GEMM running (AVX-512 VNNI), a token gets the
+    same bits decoded alone (GEMVs), decoded beside the other prompts (6 tokens a step: the GEMM)
+    and inside the prefill (the GEMM): batch invariance without GPTOSS_CPU_FAST_MOE_I8=0. AMX off
+    (its prefill sums in another order). Skipped where the GEMM does not run; the profile says, and
+    GPTOSS_CPU_FAST_MOE_I8_GEMM=0 (f32 prefill) must break the equality (the check can fail)."""
+    monkeypatch.setenv("GPTOSS_CPU_FAST_AMX", "0")
+    monkeypatch.delenv("GPTOSS_CPU_FAST_MOE_I8", raising=False)
+    monkeypatch.delenv("GPTOSS_CPU_FAST_MOE_I8_PARTS", raising=False)
+    monkeypatch.delenv("GPTOSS_CPU_FAST_MOE_I8_GEMM", raising=False)
+    monkeypatch.setenv("GPTOSS_CPU_FAST_PROFILE", "1")
+    src = root / "tests" / "data" / "tiny"
+    prompts = src / "prompts.json"
+    pre = run_logits(gptoss_bin, src / "model", tmp_path / "p.safetensors", "--tokens-file", prompts,
+                     "--device", "cpu-fast", check=False)
+    assert pre.returncode == 0, pre.stderr
+    if "the GEMM above" not in pre.stderr:
+        line = next((ln for ln in pre.stderr.splitlines() if "moe int8:" in ln), "no moe int8 line")
+        pytest.skip(line.strip())
+    monkeypatch.delenv("GPTOSS_CPU_FAST_PROFILE")
+    prefill = load_file(str(tmp_path / "p.safetensors"))
+    alone = run_logits(gptoss_bin, src / "model", tmp_path / "a.safetensors", "--tokens-file", prompts,
+                       "--device", "cpu-fast", "--step", 1, "--separate")
+    together = run_logits(gptoss_bin, src / "model", tmp_path / "t.safetensors", "--tokens-file", prompts,
+                          "--device", "cpu-fast", "--step", 1)
+    monkeypatch.setenv("GPTOSS_CPU_FAST_MOE_I8_GEMM", "0")
+    f32_prefill = run_logits(gptoss_bin, src / "model", tmp_path / "f.safetensors", "--tokens-file", prompts,
+                             "--device", "cpu-fast")
+    for k in prefill:
+        np.testing.assert_array_equal(prefill[k], alone[k], err_msg=k)
+        np.testing.assert_array_equal(prefill[k], together[k], err_msg=k)
+    assert any(not np.array_equal(prefill[k], f32_prefill[k]) for k in prefill)
 
 
 @pytest.mark.parametrize("env, want", [

@@ -81,9 +81,14 @@ class CpuFastBackend final : public Backend {
       std::fprintf(stderr, "  weights: no MADV_HUGEPAGE (%s)\n", hugepage_.reason);
     }
     std::fprintf(stderr, "  bf16 gemv prefetch: %s\n", cpu_fast::bf16_prefetch().why);
-    if (i8_.on) {
-      std::fprintf(stderr, "  moe int8: on (%s, %d int8 parts, calls of up to %d tokens)\n",
+    if (i8_.on && i8_.gemm) {
+      std::fprintf(stderr,
+                   "  moe int8: on (%s, %d int8 parts, every call: GEMVs up to %d tokens, the GEMM "
+                   "above)\n",
                    cpu_fast::mxfp4_i8_target(), i8_.parts, kI8MaxTokens);
+    } else if (i8_.on) {
+      std::fprintf(stderr, "  moe int8: on (%s, %d int8 parts, calls of up to %d tokens; larger: f32, %s)\n",
+                   cpu_fast::mxfp4_i8_target(), i8_.parts, kI8MaxTokens, i8_.no_gemm);
     } else {
       std::fprintf(stderr, "  moe int8: off (%s)\n", i8_.reason);
     }
@@ -224,13 +229,14 @@ class CpuFastBackend final : public Backend {
                                     const Weight& b1, float limit, float alpha, float* h) override {
     Timed tm(this, "moe gate_up+swiglu", T);
     const int64_t rows = w1.rows, cols = w1.cols, I = rows / 2;
-    const bool i8 = use_i8(T);
+    const MoePath path = moe_path(T);
+    const bool i8 = path != MoePath::kF32;
     const float* xp = i8 ? nullptr : chunk_order(xp_, x, T, cols);
-    const int64_t qb = i8 ? quantize_i8(x, T, cols) : 0;
+    const int64_t qb = i8 ? quantize_i8(x, T, cols, path == MoePath::kI8Gemm) : 0;
     const ExpertGroups g = group_by_expert(idx, T, k, w1.experts);
     // h[pair, j] = swiglu(gate row 2j, up row 2j + 1) of the pair's token: tiles of fused rows.
-    // AMX prefill: AVX-512 SwiGLU (exp within 2 ulp); the int8 calls (1-2 tokens) keep the scalar
-    // one, so that a token gets the same bits alone as beside another.
+    // AMX prefill: AVX-512 SwiGLU (exp within 2 ulp); the int8 calls keep the scalar one, so that a
+    // token gets the same bits alone as beside other tokens (GEMV or GEMM).
     const bool vector_swiglu = T > 1 && amx_.on && !i8;
     run_experts(g, w1, T == 1 ? decode_tile(rows) : 32, [&](int32_t ex, int64_t r0, int64_t n, const std::vector<int32_t>& pairs,
                                              const float* y, int64_t ldy) {
@@ -255,16 +261,17 @@ class CpuFastBackend final : public Backend {
       }
     }, [&](int32_t pair) { return xp + static_cast<int64_t>(pair / k) * cols; },
        [&](int32_t pair) { return x + static_cast<int64_t>(pair / k) * cols; },
-       i8 ? I8Input([&](int32_t pair) { return i8_act(qb, pair / k); }) : I8Input());
+       i8 ? I8Input([&](int32_t pair) { return i8_act(qb, pair / k); }) : I8Input(), path == MoePath::kI8Gemm);
   }
 
   void f32_mxfp4w_moe_matmul_accumulate(const float* h, int T, int k, const int32_t* idx, const float* weight,
                                         const Mxfp4Experts& w2, const Weight& b2, float* out) override {
     Timed tm(this, "moe down+sum", T);
     const int64_t rows = w2.rows, cols = w2.cols;
-    const bool i8 = use_i8(T);
+    const MoePath path = moe_path(T);
+    const bool i8 = path != MoePath::kF32;
     const float* hp = i8 ? nullptr : chunk_order(hp_, h, T * k, cols);
-    const int64_t qb = i8 ? quantize_i8(h, T * k, cols) : 0;
+    const int64_t qb = i8 ? quantize_i8(h, T * k, cols, path == MoePath::kI8Gemm) : 0;
     const ExpertGroups g = group_by_expert(idx, T, k, w2.experts);
     // y[pair, r] = W2[expert] row r . h[pair], then each token's weighted sum in increasing expert
     // order (as the exact path adds them), bias included.
@@ -282,7 +289,7 @@ class CpuFastBackend final : public Backend {
       }
     }, [&](int32_t pair) { return hp + static_cast<int64_t>(pair) * cols; },
        [&](int32_t pair) { return h + static_cast<int64_t>(pair) * cols; },
-       i8 ? I8Input([&](int32_t pair) { return i8_act(qb, pair); }) : I8Input());
+       i8 ? I8Input([&](int32_t pair) { return i8_act(qb, pair); }) : I8Input(), path == MoePath::kI8Gemm);
     auto combine = [&](size_t b, size_t e) {
       std::vector<int32_t> order(static_cast<size_t>(k));
       for (size_t t = b; t < e; ++t) {
@@ -394,13 +401,13 @@ class CpuFastBackend final : public Backend {
   // (decode_tile), taken dynamically by the pool's threads. Few pairs: MXFP4 GEMV straight from the
   // blocks; more: the tile is decoded to f32 once and multiplied as a GEMM (or, with AMX from
   // amx_.min_tokens pairs on, decoded to bf16 and multiplied on the tiles against the expert's
-  // activations, packed once from natural_input(pair)). With i8_input set (use_i8), every pair runs
-  // the int8 GEMV on its quantized activations i8_input(pair) instead, two pairs per pass over the
-  // tile.
+  // activations, packed once from natural_input(pair)). With i8_input set (moe_path), every pair
+  // runs on its quantized activations i8_input(pair) instead: the int8 GEMV two pairs per pass over
+  // the tile, or (i8_gemm) the int8 GEMM over all the expert's pairs (the GEMV's bits per pair).
   using I8Input = std::function<const uint8_t*(int32_t)>;
   template <typename Emit, typename Input, typename NaturalInput>
   void run_experts(const ExpertGroups& g, const Mxfp4Experts& w, int64_t tile, Emit&& emit, Input&& input,
-                   NaturalInput&& natural_input, const I8Input& i8_input) {
+                   NaturalInput&& natural_input, const I8Input& i8_input, bool i8_gemm) {
     const int64_t rows = w.rows, cols = w.cols, nb = cols / kMxfp4BlockElems;
     const bool amx = !i8_input && pack_experts_amx(g, cols, natural_input);
     if (amx) tile = kAmxRows;
@@ -437,7 +444,13 @@ class CpuFastBackend final : public Backend {
       thread_local std::vector<float> yt, panel;
       thread_local std::vector<const float*> xs;
       yt.resize(pairs.size() * static_cast<size_t>(n));
-      if (i8_input) {
+      if (i8_gemm) {
+        thread_local std::vector<const uint8_t*> acts;
+        acts.resize(pairs.size());
+        for (size_t p = 0; p < pairs.size(); ++p) acts[p] = i8_input(pairs[p]);
+        cpu_fast::gemm_mxfp4_i8(acts.data(), static_cast<int>(pairs.size()), i8_.parts, bl, sc, cols, n,
+                                yt.data(), n);
+      } else if (i8_input) {
         for (size_t p0 = 0; p0 < pairs.size(); p0 += 2) {
           const size_t pn = std::min<size_t>(2, pairs.size() - p0);
           const uint8_t* acts[2] = {i8_input(pairs[p0]), i8_input(pairs[p0 + pn - 1])};
@@ -506,8 +519,10 @@ class CpuFastBackend final : public Backend {
   static constexpr int kI8MaxTokens = 2;
   struct I8Choice {
     bool on = false;
+    bool gemm = false;  // calls of more than kI8MaxTokens tokens on the int8 GEMM
     int parts = 2;
     const char* reason = "";
+    const char* no_gemm = "";  // why not, when on
   };
   static I8Choice i8_wanted(I8 mode) {
     I8Choice c;
@@ -530,16 +545,43 @@ class CpuFastBackend final : public Backend {
     }
     c.on = true;
     if (const char* p = std::getenv("GPTOSS_CPU_FAST_MOE_I8_PARTS")) c.parts = std::strtol(p, nullptr, 10) == 1 ? 1 : 2;
+    const char* gemm = mode == I8::kFromEnv ? std::getenv("GPTOSS_CPU_FAST_MOE_I8_GEMM") : nullptr;
+    if (gemm && std::string(gemm) == "0") {
+      c.no_gemm = "GPTOSS_CPU_FAST_MOE_I8_GEMM=0";
+    } else if (!cpu_fast::mxfp4_i8_gemm_usable()) {
+      c.no_gemm = "the int8 GEMM needs the AVX-512 VNNI body";
+    } else {
+      c.gemm = true;
+    }
     return c;
   }
-  bool use_i8(int T) const { return i8_.on && T <= kI8MaxTokens; }
+  // The int8 path of a MoE call of T tokens: GEMVs (kI8Gemv: 1-2 tokens), the GEMM (kI8Gemm: more,
+  // where it runs) or none (kF32).
+  enum class MoePath { kF32, kI8Gemv, kI8Gemm };
+  MoePath moe_path(int T) const {
+    if (!i8_.on) return MoePath::kF32;
+    if (T <= kI8MaxTokens) return MoePath::kI8Gemv;
+    return i8_.gemm ? MoePath::kI8Gemm : MoePath::kF32;
+  }
 
-  // Quantizes n activation rows of `cols` (each alone) into qa_; returns the bytes per row.
-  int64_t quantize_i8(const float* x, int n, int64_t cols) {
-    const int64_t bytes = cpu_fast::mxfp4_i8_act_bytes(cols);
+  // Quantizes n activation rows of `cols` (each alone) into qa_, in the GEMV's layout or (gemm)
+  // repacked for the GEMM; returns the bytes per row.
+  int64_t quantize_i8(const float* x, int n, int64_t cols, bool gemm) {
+    const int64_t qbytes = cpu_fast::mxfp4_i8_act_bytes(cols);
+    const int64_t bytes = gemm ? cpu_fast::mxfp4_i8_gemm_act_bytes(cols, i8_.parts) : qbytes;
     qa_.resize(static_cast<size_t>(n * bytes / 64));
     auto* base = reinterpret_cast<uint8_t*>(qa_.data());
-    auto one = [&](int i) { cpu_fast::quantize_mxfp4_i8_act(x + i * cols, cols, base + i * bytes); };
+    auto one = [&](int i) {
+      if (!gemm) {
+        cpu_fast::quantize_mxfp4_i8_act(x + i * cols, cols, base + i * bytes);
+        return;
+      }
+      thread_local std::vector<Line> q;
+      q.resize(static_cast<size_t>(qbytes / 64));
+      auto* qp = reinterpret_cast<uint8_t*>(q.data());
+      cpu_fast::quantize_mxfp4_i8_act(x + i * cols, cols, qp);
+      cpu_fast::pack_mxfp4_i8_gemm_act(qp, cols, i8_.parts, base + i * bytes);
+    };
     if (n == 1) {
       one(0);
     } else {
@@ -737,14 +779,14 @@ bool run_self_check() {
     if (!close(me, mf) || !close(he, hf) || !close(oe, of)) return false;
   }
   if (!cpu_fast::mxfp4_i8_usable()) return true;
-  // The int8 expert GEMVs (1-2 token calls): activations rounded to 8 bits per 32-block, so a
-  // looser bound: max |fast - exact| <= kI8Tol * max |exact| over the SwiGLU outputs and over the
-  // layer outputs (measured on the Sapphire Rapids VM: 0.011, AVX-512 body); a wrong table, layout
-  // or dispatch gives errors of the outputs' own size.
+  // The int8 expert GEMVs (1-2 token calls) and GEMM (T = 5, where it runs): activations rounded to
+  // 8 bits per 32-block, so a looser bound: max |fast - exact| <= kI8Tol * max |exact| over the
+  // SwiGLU outputs and over the layer outputs (measured on the Sapphire Rapids VM: 0.011, AVX-512
+  // body); a wrong table, layout or dispatch gives errors of the outputs' own size.
   auto fast8 = std::make_unique<CpuFastBackend>(1, false, CpuFastBackend::I8::kOn);
   constexpr float kI8Tol = 5e-2f;
   float worst = 0.0f;
-  for (int t : {1, 2}) {
+  for (int t : {1, 2, T}) {
     std::vector<float> he(t * K * I), hf(t * K * I), oe(t * H), of(t * H);
     exact->f32_mxfp4w_moe_matmul_swiglu(x.data(), t, K, idx.data(), w1, bb1, 7.0f, 1.702f, he.data());
     fast8->f32_mxfp4w_moe_matmul_swiglu(x.data(), t, K, idx.data(), w1, bb1, 7.0f, 1.702f, hf.data());

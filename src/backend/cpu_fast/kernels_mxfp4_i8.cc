@@ -115,6 +115,13 @@ __attribute__((target("avx2,fma"))) inline float sum8(__m256 v) {
 // ---- AVX-512 VNNI (+ VBMI for the 64-entry byte table, VBMI2 for VPSHLDD, BW) -------------
 #define GPTOSS_I8_AVX512 "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx512vbmi2,avx2,fma"
 
+// The horizontal sum of a row's 16 lanes (GCC 12's _mm512_reduce_add_ps trips
+// -Wmaybe-uninitialized in its own header): the GEMV's and the GEMM's one order.
+__attribute__((target(GPTOSS_I8_AVX512))) inline float sum16(__m512 v) {
+  const __m512 h = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+  return sum8(_mm512_castps512_ps256(h));
+}
+
 // RR rows (at w[r], scales sc[r]) x T tokens over ng groups; out[t * ldo + r]. With 2 parts the
 // combine 256 * S(q1) + S(q2) is one VPSHLDD (corr_2, corr_3). The lab forms of commit 2b7fdc6 (a
 // shift and an add; the high nibbles by VPMULTISHIFTQB) are in bench/kernels/cpu/
@@ -189,12 +196,126 @@ __attribute__((target(GPTOSS_I8_AVX512))) void tile_avx512(const uint8_t* const*
     }
   }
   for (int t = 0; t < T; ++t) {
+    for (int r = 0; r < RR; ++r) out[t * ldo + r] = sum16(acc[t][r]);
+  }
+}
+
+// ---- AVX-512 VNNI GEMM: TT tokens x RR rows per register tile -----------------------------------
+// The activations in the GEMM's layout (pack_mxfp4_i8_gemm_act): per group one run of
+// gemm_group_bytes(P) bytes, 64 each: q1 even, q1 odd, [q2 even, q2 odd,] the correction (corr_2
+// with 2 parts, corr_0 with 1), [corr_3,] and the group's 4 scales dh spread to 16 f32 lanes (lane
+// i: block 4g + i / 4), so that a token is one pointer and its group one offset.
+constexpr int64_t gemm_group_bytes(int P) { return P == 2 ? 7 * 64 : 4 * 64; }
+
+// Per group the RR rows' codes go through the table once (lo, hi) for all TT tokens. A lane's
+// integer sum is exact, the same integer as tile_avx512's; the scale is applied as
+// (f32(sum) * 2^(e - 127)) * dh in one FMA (the power of 2 exact), which equals tile_avx512's
+// f32(sum) * (2^(e - 127) * dh) wherever that product is a normal float: per (row, token) the same
+// FMAs in the same order and the same horizontal sum, so the GEMV's bits. pw: the tile's row
+// scales spread to lanes (gemm_row_scales), [g][r][16] f32.
+template <int P, int RR, int TT>
+__attribute__((target(GPTOSS_I8_AVX512))) void gemm_tile_avx512(const uint8_t* const* gact,
+                                                                const uint8_t* w, const float* pw,
+                                                                int64_t nb, int64_t ng, float* out,
+                                                                int64_t ldo) {
+  constexpr int64_t S = gemm_group_bytes(P);
+  const __m512i lut = _mm512_load_si512(kLut.b);
+  const int64_t row_bytes = nb * 16;
+  const int64_t full = nb / 4;
+  const __mmask64 tail_mask = (nb % 4) ? (~0ull >> (64 - 16 * (nb % 4))) : ~0ull;
+  const uint8_t* wr[RR];
+  for (int r = 0; r < RR; ++r) wr[r] = w + r * row_bytes;
+  __m512 acc[TT][RR];
+  for (int t = 0; t < TT; ++t) {
+    for (int r = 0; r < RR; ++r) acc[t][r] = _mm512_setzero_ps();
+  }
+  for (int64_t g = 0; g < ng; ++g) {
+    const bool tail = g == full;
+    __m512i lo[RR], hi[RR];
+#pragma GCC unroll 4
     for (int r = 0; r < RR; ++r) {
-      // (GCC 12's _mm512_reduce_add_ps trips -Wmaybe-uninitialized in its own header.)
-      const __m512 v = acc[t][r];
-      const __m512 h = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
-      out[t * ldo + r] = sum8(_mm512_castps512_ps256(h));
+      const uint8_t* p = wr[r] + g * 64;
+      const __m512i v = tail ? _mm512_maskz_loadu_epi8(tail_mask, p) : _mm512_loadu_si512(p);
+      lo[r] = _mm512_permutexvar_epi8(v, lut);
+      hi[r] = _mm512_permutexvar_epi8(_mm512_srli_epi16(v, 4), lut);
     }
+    const float* pg = pw + g * RR * 16;
+#pragma GCC unroll 8
+    for (int t = 0; t < TT; ++t) {
+      const uint8_t* x = gact[t] + g * S;
+      const __m512i x0 = _mm512_load_si512(x), x1 = _mm512_load_si512(x + 64);
+      __m512i x2 = x0, x3 = x1, c3 = x0;
+      if constexpr (P == 2) {
+        x2 = _mm512_load_si512(x + 128);
+        x3 = _mm512_load_si512(x + 192);
+        c3 = _mm512_load_si512(x + 320);
+      }
+      const __m512i c = _mm512_load_si512(x + (P == 2 ? 256 : 128));
+      const __m512 d = _mm512_load_ps(x + (P == 2 ? 384 : 192));
+#pragma GCC unroll 4
+      for (int r = 0; r < RR; ++r) {
+        __m512i a = _mm512_dpbusd_epi32(c, lo[r], x0);
+        a = _mm512_dpbusd_epi32(a, hi[r], x1);
+        if constexpr (P == 2) {  // 256 * (part 1) + part 2, exact in int32
+          a = _mm512_shldi_epi32(a, c3, 8);
+          a = _mm512_dpbusd_epi32(a, lo[r], x2);
+          a = _mm512_dpbusd_epi32(a, hi[r], x3);
+        }
+        const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(a), _mm512_load_ps(pg + r * 16));
+        acc[t][r] = _mm512_fmadd_ps(f, d, acc[t][r]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < TT; ++t) {
+#pragma GCC unroll 4
+    for (int r = 0; r < RR; ++r) out[t * ldo + r] = sum16(acc[t][r]);
+  }
+}
+
+// The scales 2^(e - 127) of `rows` rows spread to lanes for gemm_tile_avx512: pw[(g * rows + r) *
+// 16 + i] for block 4g + i / 4 (0 past nb, as row_scales). pw 64-byte aligned.
+__attribute__((target(GPTOSS_I8_AVX512))) void gemm_row_scales(const uint8_t* sc, int64_t nb,
+                                                               int64_t ng, int64_t rows,
+                                                               float* pw) {
+  const __m128i spread = _mm_set_epi8(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t g = 0; g < ng; ++g) {
+      const int64_t n = std::min<int64_t>(4, nb - 4 * g);
+      uint32_t e4 = 0;
+      std::memcpy(&e4, sc + r * nb + 4 * g, static_cast<size_t>(n));
+      const __m128i e = _mm_shuffle_epi8(_mm_cvtsi32_si128(static_cast<int>(e4)), spread);
+      _mm512_store_ps(pw + (g * rows + r) * 16,
+                      _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu8_epi32(e), 23)));
+    }
+  }
+}
+
+// All rows x T tokens on gemm_tile_avx512: rows in tiles of RR (then single rows), each tile's
+// scales spread once, its codes (RR * cols / 2 bytes, in L1) read once per TT tokens.
+using GemmTileFn = void (*)(const uint8_t* const*, const uint8_t*, const float*, int64_t, int64_t,
+                            float*, int64_t);
+template <int P, int RR, int... Ts>
+constexpr GemmTileFn kGemmTiles[sizeof...(Ts)] = {gemm_tile_avx512<P, RR, Ts + 1>...};
+template <int P, int RR, int TT, int... Ts>
+void gemm_rows_avx512(std::integer_sequence<int, Ts...>, const uint8_t* const* gact, int T,
+                      const uint8_t* blocks, const uint8_t* scales, int64_t cols, int64_t rows,
+                      float* out, int64_t ldo) {
+  const int64_t nb = cols / 32, ng = groups_of(cols), rb = nb * 16;
+  struct alignas(64) Lanes {
+    float f[16];
+  };
+  thread_local std::vector<Lanes> pw;
+  pw.resize(static_cast<size_t>(RR * ng));
+  for (int64_t r0 = 0; r0 < rows;) {
+    const int64_t rr = rows - r0 >= RR ? RR : 1;
+    gemm_row_scales(scales + r0 * nb, nb, ng, rr, pw.data()->f);
+    for (int t0 = 0; t0 < T; t0 += TT) {
+      const int tt = std::min(TT, T - t0);
+      (rr == RR ? kGemmTiles<P, RR, Ts...> : kGemmTiles<P, 1, Ts...>)[tt - 1](
+          gact + t0, blocks + r0 * rb, pw.data()->f, nb, ng, out + t0 * ldo + r0, ldo);
+    }
+    r0 += rr;
   }
 }
 
@@ -441,6 +562,8 @@ namespace {
 // The AVX-512 body's rows per tile and software prefetch distance (rows_in_order).
 constexpr int kAvx512Rows = 2;
 constexpr int64_t kAvx512Dist = 4096;
+// The AVX-512 GEMM's register tile: rows x tokens.
+constexpr int kGemmRows = 4, kGemmTokens = 3;
 #endif
 
 // The body for (variant, P, T), or nullptr where none runs.
@@ -465,6 +588,18 @@ RowsFn rows_fn(Variant v, int T) {
   }
 }
 
+// The body a test or bench names ("avx512-vnni", "avx2") where it can run here, else kNone.
+Variant named_variant(const char* target) {
+#ifdef GPTOSS_I8_X86
+  const Variant best = variant();
+  if (std::strcmp(target, "avx512-vnni") == 0 && best == Variant::kAvx512) return Variant::kAvx512;
+  // AVX2 runs wherever the AVX-512 body does (or the dispatch chose it).
+  if (std::strcmp(target, "avx2") == 0 && best != Variant::kNone) return Variant::kAvx2;
+#endif
+  (void)target;
+  return Variant::kNone;
+}
+
 bool run(Variant v, const uint8_t* const* act, int T, int parts, const uint8_t* blocks,
          const uint8_t* scales, int64_t cols, int64_t rows, float* out, int64_t ldo) {
   const RowsFn fn = parts == 2 ? rows_fn<2>(v, T) : rows_fn<1>(v, T);
@@ -484,17 +619,56 @@ void gemv_mxfp4_i8(const uint8_t* const* act, int T, int parts, const uint8_t* b
 bool gemv_mxfp4_i8_on(const char* target, const uint8_t* const* act, int T, int parts,
                       const uint8_t* blocks, const uint8_t* scales, int64_t cols, int64_t rows,
                       float* out, int64_t ldo) {
+  return run(named_variant(target), act, T, parts, blocks, scales, cols, rows, out, ldo);
+}
+
+bool mxfp4_i8_gemm_usable() { return variant() == Variant::kAvx512; }
+
+int64_t mxfp4_i8_gemm_act_bytes(int64_t cols, int parts) {
 #ifdef GPTOSS_I8_X86
-  const Variant best = variant();
-  Variant v = Variant::kNone;
-  if (std::strcmp(target, "avx512-vnni") == 0 && best == Variant::kAvx512) v = Variant::kAvx512;
-  // AVX2 runs wherever the AVX-512 body does (or the dispatch chose it).
-  if (std::strcmp(target, "avx2") == 0 && best != Variant::kNone) v = Variant::kAvx2;
-  return run(v, act, T, parts, blocks, scales, cols, rows, out, ldo);
+  return groups_of(cols) * gemm_group_bytes(parts == 2 ? 2 : 1);
 #else
-  (void)target;
-  return run(Variant::kNone, act, T, parts, blocks, scales, cols, rows, out, ldo);
+  (void)cols, (void)parts;
+  return 0;
 #endif
+}
+
+void pack_mxfp4_i8_gemm_act(const uint8_t* act, int64_t cols, int parts, uint8_t* out) {
+#ifdef GPTOSS_I8_X86
+  const int64_t ng = groups_of(cols);
+  const int P = parts == 2 ? 2 : 1;
+  const auto* dh = reinterpret_cast<const float*>(act + dh_offset(ng, P - 1));
+  for (int64_t g = 0; g < ng; ++g) {
+    uint8_t* o = out + g * gemm_group_bytes(P);
+    for (int q = 0; q < P; ++q) std::memcpy(o + 128 * q, act + q_offset(ng, q) + g * 128, 128);
+    for (int q = 0; q < P; ++q) {
+      std::memcpy(o + 128 * P + 64 * q, act + corr_offset(ng, P == 2 ? 2 + q : 0) + g * 64, 64);
+    }
+    auto* d = reinterpret_cast<float*>(o + 192 * P);
+    for (int i = 0; i < 16; ++i) d[i] = dh[4 * g + i / 4];
+  }
+#else
+  (void)act, (void)cols, (void)parts, (void)out;
+#endif
+}
+
+void gemm_mxfp4_i8(const uint8_t* const* gact, int T, int parts, const uint8_t* blocks,
+                   const uint8_t* scales, int64_t cols, int64_t rows, float* out, int64_t ldo) {
+#ifdef GPTOSS_I8_X86
+  if (mxfp4_i8_gemm_usable()) {
+    constexpr int TT = kGemmTokens;
+    const auto tts = std::make_integer_sequence<int, TT>();
+    if (parts == 2) {
+      gemm_rows_avx512<2, kGemmRows, TT>(tts, gact, T, blocks, scales, cols, rows, out, ldo);
+    } else {
+      gemm_rows_avx512<1, kGemmRows, TT>(tts, gact, T, blocks, scales, cols, rows, out, ldo);
+    }
+    return;
+  }
+#endif
+  (void)gact, (void)T, (void)parts, (void)blocks, (void)scales, (void)cols, (void)rows, (void)out,
+      (void)ldo;
+  std::abort();  // callers check mxfp4_i8_gemm_usable()
 }
 
 }  // namespace gptoss::cpu_fast

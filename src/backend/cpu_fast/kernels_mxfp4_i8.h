@@ -55,4 +55,18 @@ bool gemv_mxfp4_i8_on(const char* target, const uint8_t* const* act, int T, int 
                       const uint8_t* blocks, const uint8_t* scales, int64_t cols, int64_t rows,
                       float* out, int64_t ldo);
 
+// The same products for any T >= 1 tokens (prefill: one expert's tokens) on the AVX-512 VNNI body
+// only (mxfp4_i8_gemm_usable()): out[t * ldo + r] = sum_i xd_t[i] * mxfp4(row r)[i], gact[t] the
+// token's activations repacked by pack_mxfp4_i8_gemm_act (mxfp4_i8_gemm_act_bytes, 64-byte
+// aligned) for the same `parts`. The codes of a few rows go through the table once for several
+// tokens (register tiles of rows x tokens). Each token's outputs are gemv_mxfp4_i8's bits for that
+// token (the same exact integer sums, scaled and added in the same order; the GEMM scales by
+// 2^(e - 127) and then by d, which equals the GEMV's one product 2^(e - 127) * d wherever that is
+// a normal float).
+bool mxfp4_i8_gemm_usable();
+int64_t mxfp4_i8_gemm_act_bytes(int64_t cols, int parts);
+void pack_mxfp4_i8_gemm_act(const uint8_t* act, int64_t cols, int parts, uint8_t* out);
+void gemm_mxfp4_i8(const uint8_t* const* gact, int T, int parts, const uint8_t* blocks,
+                   const uint8_t* scales, int64_t cols, int64_t rows, float* out, int64_t ldo);
+
 }  // namespace gptoss::cpu_fast

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -66,6 +67,29 @@ std::vector<float> make_x(int64_t cols, std::mt19937& rng) {
     for (int i = 32; i < 64; ++i) x[i] = 0.0f;
   }
   return x;
+}
+
+// A row's float64 oracles: `tight` = sum w * xd (the dequantized activations), `exact` = sum w * x,
+// the header's bound on |int8 result - exact|, and the sums of |terms| for relative tolerances.
+struct RowOracle {
+  double tight = 0.0, tight_abs = 0.0, exact = 0.0, exact_abs = 0.0, bound = 0.0;
+};
+RowOracle row_oracle(const float* w, const double* xd, const float* x, int64_t cols, int parts) {
+  RowOracle o;
+  for (int64_t b = 0; b < cols / 32; ++b) {
+    double amax = 0.0, wabs = 0.0;
+    for (int i = 0; i < 32; ++i) {
+      const int64_t c = b * 32 + i;
+      o.tight += static_cast<double>(w[c]) * xd[c];
+      o.tight_abs += std::fabs(static_cast<double>(w[c]) * xd[c]);
+      o.exact += static_cast<double>(w[c]) * x[c];
+      o.exact_abs += std::fabs(static_cast<double>(w[c]) * x[c]);
+      amax = std::max(amax, std::fabs(static_cast<double>(x[c])));
+      wabs += std::fabs(static_cast<double>(w[c]));
+    }
+    o.bound += (parts == 1 ? amax / 254.0 : amax / (127.0 * 256.0)) * wabs;
+  }
+  return o;
 }
 
 std::vector<const char*> targets() {
@@ -136,21 +160,8 @@ TEST(Mxfp4I8, GemvMatchesOraclesAndBound) {
           ASSERT_TRUE(gemv_mxfp4_i8_on(target, acts2, 2, parts, p.blocks.data(), p.scales.data(),
                                        cols, rows, two.data(), rows));
           for (int64_t r = 0; r < rows; ++r) {
-            const float* w = &p.w[r * cols];
-            double tight = 0.0, tight_abs = 0.0, exact = 0.0, exact_abs = 0.0, bound = 0.0;
-            for (int64_t b = 0; b < cols / 32; ++b) {
-              double amax = 0.0, wabs = 0.0;
-              for (int i = 0; i < 32; ++i) {
-                const int64_t c = b * 32 + i;
-                tight += static_cast<double>(w[c]) * xd[c];
-                tight_abs += std::fabs(static_cast<double>(w[c]) * xd[c]);
-                exact += static_cast<double>(w[c]) * x0[c];
-                exact_abs += std::fabs(static_cast<double>(w[c]) * x0[c]);
-                amax = std::max(amax, std::fabs(static_cast<double>(x0[c])));
-                wabs += std::fabs(static_cast<double>(w[c]));
-              }
-              bound += (parts == 1 ? amax / 254.0 : amax / (127.0 * 256.0)) * wabs;
-            }
+            const auto [tight, tight_abs, exact, exact_abs, bound] =
+                row_oracle(&p.w[r * cols], xd.data(), x0.data(), cols, parts);
             const std::string where =
                 std::string(target) + " cols " + std::to_string(cols) + " row " + std::to_string(r);
             // f32 rounding of d and of the per-block scaled sums: far below 1e-5 relative.
@@ -182,6 +193,60 @@ TEST(Mxfp4I8, GemvMatchesOraclesAndBound) {
   }
 }
 
+// The GEMM (AVX-512 VNNI body): every token's outputs are the GEMV's bits for that token alone
+// (which GemvMatchesOraclesAndBound holds to its oracles), and within 1e-5 relative of the float64
+// dot product with the dequantized activations and within the header's bound of the exact one.
+// Token counts cover the register tile's remainders (tiles of 3 tokens), row counts its row
+// remainders (tiles of 4), column counts partial 4-block groups.
+TEST(Mxfp4I8, GemmIsTheGemvPerTokenAndMeetsTheOracles) {
+  if (!mxfp4_i8_gemm_usable())
+    GTEST_SKIP() << "int8 MXFP4 GEMM needs the AVX-512 VNNI body: " << mxfp4_i8_target();
+  std::mt19937 rng(21);
+  for (const int parts : {1, 2}) {
+    for (const int64_t cols : {32, 96, 160, 2880}) {
+      for (const int64_t rows : {1, 3, 4, 5, 13, 32}) {
+        const Problem p = make_problem(cols, rows, rng);
+        constexpr int kT = 8;
+        const int64_t ab = mxfp4_i8_act_bytes(cols), gb = mxfp4_i8_gemm_act_bytes(cols, parts);
+        AlignedBytes act(static_cast<size_t>(kT * ab)), gact(static_cast<size_t>(kT * gb));
+        std::vector<std::vector<float>> xs;
+        std::vector<const uint8_t*> gacts(kT);
+        std::vector<float> gemv(static_cast<size_t>(kT * rows));
+        for (int t = 0; t < kT; ++t) {
+          xs.push_back(make_x(cols, rng));
+          quantize_mxfp4_i8_act(xs[t].data(), cols, act.p + t * ab);
+          pack_mxfp4_i8_gemm_act(act.p + t * ab, cols, parts, gact.p + t * gb);
+          gacts[t] = gact.p + t * gb;
+          const uint8_t* one[1] = {act.p + t * ab};
+          gemv_mxfp4_i8(one, 1, parts, p.blocks.data(), p.scales.data(), cols, rows,
+                        gemv.data() + t * rows, 0);
+        }
+        for (const int T : {1, 2, 3, 4, 5, 7, 8}) {
+          std::vector<float> out(static_cast<size_t>(T * rows), -1.0f);
+          gemm_mxfp4_i8(gacts.data(), T, parts, p.blocks.data(), p.scales.data(), cols, rows,
+                        out.data(), rows);
+          for (int t = 0; t < T; ++t) {
+            std::vector<double> xd(static_cast<size_t>(cols));
+            dequantize_mxfp4_i8_act(act.p + t * ab, cols, parts, xd.data());
+            for (int64_t r = 0; r < rows; ++r) {
+              const std::string where = "parts " + std::to_string(parts) + " cols " +
+                                        std::to_string(cols) + " rows " + std::to_string(rows) +
+                                        " T " + std::to_string(T) + " token " + std::to_string(t) +
+                                        " row " + std::to_string(r);
+              const float got = out[t * rows + r];
+              EXPECT_EQ(got, gemv[t * rows + r]) << where;
+              const RowOracle o = row_oracle(&p.w[r * cols], xd.data(), xs[t].data(), cols, parts);
+              EXPECT_LE(std::fabs(got - o.tight), 1e-5 * o.tight_abs + 1e-30) << where;
+              EXPECT_LE(std::fabs(got - o.exact), o.bound * (1.0 + 1e-4) + 1e-5 * o.exact_abs)
+                  << where;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(Mxfp4I8, NonFiniteActivationGivesNaN) {
   if (!mxfp4_i8_usable()) GTEST_SKIP() << "int8 MXFP4 kernel: " << mxfp4_i8_target();
   std::mt19937 rng(3);
@@ -195,13 +260,19 @@ TEST(Mxfp4I8, NonFiniteActivationGivesNaN) {
   for (const int parts : {1, 2}) {
     gemv_mxfp4_i8(acts, 1, parts, p.blocks.data(), p.scales.data(), 64, 4, out.data(), 0);
     for (const float v : out) EXPECT_TRUE(std::isnan(v));
+    if (!mxfp4_i8_gemm_usable()) continue;
+    AlignedBytes g(static_cast<size_t>(mxfp4_i8_gemm_act_bytes(64, parts)));
+    pack_mxfp4_i8_gemm_act(a.p, 64, parts, g.p);
+    const uint8_t* gacts[1] = {g.p};
+    std::fill(out.begin(), out.end(), 0.0f);
+    gemm_mxfp4_i8(gacts, 1, parts, p.blocks.data(), p.scales.data(), 64, 4, out.data(), 4);
+    for (const float v : out) EXPECT_TRUE(std::isnan(v)) << "GEMM, parts " << parts;
   }
 }
 
-// Backend level: cpu-fast's MoE ops of 1-2 token calls with GPTOSS_CPU_FAST_MOE_I8=1 (1 and 2
-// parts) on random experts (test_weights.h) against the exact backend, and a token's bits alone vs
-// beside another token (T = 2, sharing experts, so the two-token kernel runs). Shapes with partial
-// 4-block groups (608 = 19 blocks, 320 = 10 blocks).
+// Backend level: cpu-fast's MoE ops with GPTOSS_CPU_FAST_MOE_I8=1 (1 and 2 parts) on random experts
+// (test_weights.h) against the exact backend, and each token's bits in a T-token call vs alone (a
+// 1-token call: the GEMV). Shapes with partial 4-block groups (608 = 19 blocks, 320 = 10 blocks).
 float rel_max(const std::vector<float>& got, const std::vector<float>& want) {
   float err = 0.0f, mag = 0.0f;
   for (size_t i = 0; i < want.size(); ++i) {
@@ -211,54 +282,70 @@ float rel_max(const std::vector<float>& got, const std::vector<float>& want) {
   return err / mag;
 }
 
-TEST(Mxfp4I8Backend, DecodeOpsNearExactAndTokensIndependent) {
-  if (!mxfp4_i8_usable()) GTEST_SKIP() << "int8 MXFP4 kernel: " << mxfp4_i8_target();
-  std::mt19937 rng(11);
+void check_call_vs_tokens_alone(int T, const std::vector<int32_t>& idx,
+                                const std::vector<float>& route, uint32_t seed, const char* what) {
+  std::mt19937 rng(seed);
   const int k = 4;
   const int64_t experts = 8, hidden = 608, inter = 320;
   RandomExperts w1(rng, experts, 2 * inter, hidden), w2(rng, experts, hidden, inter);
-  const std::vector<int32_t> idx = {0, 1, 2, 3, 5, 2, 3, 7};  // the tokens share experts 2 and 3
-  const std::vector<float> route = {0.4f, 0.3f, 0.2f, 0.1f, 0.25f, 0.25f, 0.25f, 0.25f};
   std::normal_distribution<float> n(0.0f, 0.05f);
-  std::vector<float> x(2 * hidden);
+  std::vector<float> x(T * hidden);
   for (auto& v : x) v = n(rng);
   x[3] = 0.8f;  // an outlier: its block's step is 16x the others'
   auto exact = make_cpu_backend(2);
-  std::vector<float> he(2 * k * inter), oe(2 * hidden);
-  exact->f32_mxfp4w_moe_matmul_swiglu(x.data(), 2, k, idx.data(), w1.w, w1.b, 7.0f, 1.702f,
+  std::vector<float> he(T * k * inter), oe(T * hidden);
+  exact->f32_mxfp4w_moe_matmul_swiglu(x.data(), T, k, idx.data(), w1.w, w1.b, 7.0f, 1.702f,
                                       he.data());
-  exact->f32_mxfp4w_moe_matmul_accumulate(he.data(), 2, k, idx.data(), route.data(), w2.w, w2.b,
+  exact->f32_mxfp4w_moe_matmul_accumulate(he.data(), T, k, idx.data(), route.data(), w2.w, w2.b,
                                           oe.data());
-  // max |fast - exact| / max |exact|: measured on the Sapphire Rapids VM (AVX-512 body) 2 parts
-  // h 5.1e-6, out 1.6e-5; 1 part h 1.3e-3, out 4.5e-3. Bounds ~6x.
+  // max |fast - exact| / max |exact|: measured on the Sapphire Rapids VM (AVX-512 body, T = 2) 2
+  // parts h 5.1e-6, out 1.6e-5; 1 part h 1.3e-3, out 4.5e-3. Bounds ~6x.
   for (const auto& [parts, bound] : {std::pair{"2", 1e-4f}, std::pair{"1", 3e-2f}}) {
     setenv("GPTOSS_CPU_FAST_MOE_I8", "1", 1);
     setenv("GPTOSS_CPU_FAST_MOE_I8_PARTS", parts, 1);
     auto fast = make_cpu_fast_backend(2);
     unsetenv("GPTOSS_CPU_FAST_MOE_I8");
     unsetenv("GPTOSS_CPU_FAST_MOE_I8_PARTS");
-    std::vector<float> h2(he.size()), o2(oe.size()), h1(he.size()), o1(oe.size());
-    fast->f32_mxfp4w_moe_matmul_swiglu(x.data(), 2, k, idx.data(), w1.w, w1.b, 7.0f, 1.702f,
-                                       h2.data());
-    fast->f32_mxfp4w_moe_matmul_accumulate(he.data(), 2, k, idx.data(), route.data(), w2.w, w2.b,
-                                           o2.data());
-    for (int t = 0; t < 2; ++t) {
+    std::vector<float> hT(he.size()), oT(oe.size()), h1(he.size()), o1(oe.size());
+    fast->f32_mxfp4w_moe_matmul_swiglu(x.data(), T, k, idx.data(), w1.w, w1.b, 7.0f, 1.702f,
+                                       hT.data());
+    fast->f32_mxfp4w_moe_matmul_accumulate(he.data(), T, k, idx.data(), route.data(), w2.w, w2.b,
+                                           oT.data());
+    for (int t = 0; t < T; ++t) {
       fast->f32_mxfp4w_moe_matmul_swiglu(x.data() + t * hidden, 1, k, idx.data() + t * k, w1.w,
                                          w1.b, 7.0f, 1.702f, h1.data() + t * k * inter);
       fast->f32_mxfp4w_moe_matmul_accumulate(he.data() + t * k * inter, 1, k, idx.data() + t * k,
                                              route.data() + t * k, w2.w, w2.b,
                                              o1.data() + t * hidden);
     }
-    EXPECT_EQ(h1, h2) << parts << " part(s): gate_up, token alone vs two tokens";
-    EXPECT_EQ(o1, o2) << parts << " part(s): down, token alone vs two tokens";
-    const float eh = rel_max(h2, he), eo = rel_max(o2, oe);
-    EXPECT_LE(eh, bound) << parts << " part(s): gate_up+SwiGLU vs exact";
-    EXPECT_LE(eo, bound) << parts << " part(s): down+sum vs exact";
+    EXPECT_EQ(h1, hT) << what << ", " << parts << " part(s): gate_up, each token alone vs the call";
+    EXPECT_EQ(o1, oT) << what << ", " << parts << " part(s): down, each token alone vs the call";
+    const float eh = rel_max(hT, he), eo = rel_max(oT, oe);
+    EXPECT_LE(eh, bound) << what << ", " << parts << " part(s): gate_up+SwiGLU vs exact";
+    EXPECT_LE(eo, bound) << what << ", " << parts << " part(s): down+sum vs exact";
     EXPECT_GT(eh, 0.0f) << "the int8 path really ran";
     std::printf(
-        "cpu-fast MoE int8, %s part(s): max |fast - exact| / max |exact|: h %.3g, out %.3g\n",
-        parts, eh, eo);
+        "cpu-fast MoE int8, %s, %s part(s): max |fast - exact| / max |exact|: h %.3g, out %.3g\n",
+        what, parts, eh, eo);
   }
+}
+
+TEST(Mxfp4I8Backend, DecodeOpsNearExactAndTokensIndependent) {
+  if (!mxfp4_i8_usable()) GTEST_SKIP() << "int8 MXFP4 kernel: " << mxfp4_i8_target();
+  // Two tokens sharing experts 2 and 3, so the two-token GEMV runs.
+  check_call_vs_tokens_alone(2, {0, 1, 2, 3, 5, 2, 3, 7},
+                             {0.4f, 0.3f, 0.2f, 0.1f, 0.25f, 0.25f, 0.25f, 0.25f}, 11,
+                             "2-token call (GEMVs)");
+}
+
+// Prefill shape: a 5-token call takes the int8 GEMM where it runs (GPTOSS_CPU_FAST_MOE_I8_GEMM
+// unset) and must give every token the bits of its 1-token call (the GEMV).
+TEST(Mxfp4I8Backend, PrefillGemmGivesEachTokenItsDecodeBits) {
+  if (!mxfp4_i8_gemm_usable())
+    GTEST_SKIP() << "int8 MXFP4 GEMM needs the AVX-512 VNNI body: " << mxfp4_i8_target();
+  // Expert 2 gets every token, 3 four of them, 0 one: groups of 1 to 5 pairs.
+  check_call_vs_tokens_alone(5, {0, 1, 2, 3, 5, 2, 3, 7, 2, 3, 4, 6, 2, 3, 6, 7, 2, 5, 6, 1},
+                             std::vector<float>(20, 0.25f), 12, "5-token call (GEMM)");
 }
 
 }  // namespace
