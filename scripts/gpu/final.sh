@@ -5,8 +5,8 @@
 #   1. the CUDA tests (engine_graph_decode_test, backend_cuda_test, backend_cuda_moe_gemm_test);
 #   2. gptoss vs llama.cpp: bench/peers/gpu_vs_llamacpp.sh prep measure (carry .peers too);
 #   3. gptoss_cuda_lab batched 1 (16 / 64 sequences on the graph decode engine);
-#   4. the random 20b (written by prep) vs the exact CPU path, and engine_graph_decode_test's device-greedy
-#      test on it (GPTOSS_GREEDY_TEST_MODEL);
+#   4. the random 20b (written by prep) vs the exact CPU path (6 tokens, and 70 tokens in one forward: the op
+#      path's prefill, NOTES v21), and engine_graph_decode_test's device-greedy test on it (GPTOSS_GREEDY_TEST_MODEL);
 #   5. compute-sanitizer memcheck on the tiny decode check and on the lab's attention checks (NOTES v20);
 #   6. gptoss bench --parallel 1,16,64 (the CLI's concurrent sequences);
 #   7. the kernel lab's checks (every kernel variant vs a CPU double reference) and the 27-token tiny decode
@@ -88,13 +88,16 @@ if [ "$PEERS" = 1 ]; then
 fi
 TOKENS=200005,1000,2000,3000,4000,5000
 TAIL=6 step r20.txt 150 "$B/gptoss_cuda_decode_check" "$R20" --tokens $TOKENS --tol 1e-4 --threads 16
+# the op path's prefill (T >= 8 tokens in one forward: the cuBLAS dense GEMMs; NOTES v21) on 70 tokens
+TOKENS70=$(python3 -c "print(','.join(str((1000 + 7919 * i) % 200000) for i in range(70)))")
+TAIL=6 step r20-prefill.txt 150 "$B/gptoss_cuda_decode_check" "$R20" --tokens "$TOKENS70" --tol 1e-4 --threads 16
 [ "$PEERS" = 1 ] && checks
 [ "$PEERS" = 1 ] && TAIL=12 step parallel.txt 150 "$B/gptoss" bench "$R20" --parallel 1,16,64 -p 128 -n 128 -r 2 --device cuda
 echo "=== summary"
 cat "$S/COMMIT" 2>/dev/null | head -1
 grep -h "PASSED\|FAILED\|SKIPPED \]" "$OUT"/final/*_test.txt "$OUT"/final/greedy-r20.txt 2>/dev/null
 grep -h "checks:" "$OUT"/final/lab-check.txt
-for f in r20 tiny sanitizer sanitizer-attention; do
+for f in r20 r20-prefill tiny sanitizer sanitizer-attention; do
   echo "-- $f"; grep -h "vs cpu\|eager vs\|decode check\|ERROR SUMMARY\|checks:" "$OUT/final/$f.txt"
 done
 tar -xzOf "$OUT/logs.tar.gz" logs/lab-bench.txt 2>/dev/null | grep "^copy bandwidth\|^g1 gu\|^moe \|positions 512\|^a[0-9]* round"

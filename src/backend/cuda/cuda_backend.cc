@@ -69,6 +69,11 @@ class CudaBackend final : public Backend {
     if (const char* v = std::getenv("GPTOSS_CUDA_PREFILL_MIN_T"); v != nullptr) prefill_min_t_ = std::atoi(v);
     // 2: activations as two bf16 parts (16 significant bits; faster, less exact); default 3.
     if (const char* v = std::getenv("GPTOSS_CUDA_PREFILL_PARTS"); v != nullptr && std::atoi(v) == 2) parts_ = 2;
+    // The dense prefill GEMMs (gemm_matmul) take the high bf16 part of x in K chunks of at most this many
+    // columns (one cuBLAS batch entry each; the chunks' products summed in f32 by sum3_bias): the tensor
+    // cores' accumulation over K = 2880 in one chain is ~10x less exact than f32 (NOTES v21). 0: K in
+    // one chunk (before v21). Default 512.
+    if (const char* v = std::getenv("GPTOSS_CUDA_PREFILL_KCHUNK"); v != nullptr) prefill_kchunk_ = std::atoi(v);
     // 1: synchronize around each op and print the time per op kind when the backend is destroyed.
     if (const char* v = std::getenv("GPTOSS_CUDA_PROFILE"); v != nullptr && std::atoi(v) == 1) profiling_ = true;
     // 1: keep every expert matrix decoded to bf16 after its first prefill use (4x the MXFP4 bytes:
@@ -292,16 +297,37 @@ class CudaBackend final : public Backend {
     if (status != 0) fail_msg(fmt::format("{}: cublas status {}", op, status));
   }
 
-  // out[T, N] = x . w^T (+ bias) as one GEMM over the three bf16 parts of x stacked as 3T rows.
+  // Chunks of K for gemm_matmul: the fewest c with K / c a multiple of 8 and <= prefill_kchunk_ (1 when
+  // that is 0 or no such c exists).
+  int k_chunks(int K) const {
+    if (prefill_kchunk_ <= 0) return 1;
+    for (int c = 1; c <= K / 8; ++c) {
+      if (K % c == 0 && (K / c) % 8 == 0 && K / c <= prefill_kchunk_) return c;
+    }
+    return 1;
+  }
+
+  // out[T, N] = x . w^T (+ bias) over the bf16 parts of x (split3_bf16: [parts][T][K]): the high part
+  // in c chunks of K (a batch of c GEMMs of T rows), the lower parts (2^-8 and 2^-16 of it) in one GEMM
+  // of (parts - 1) * T rows; the c + parts - 1 products summed in f32. c = 1: one GEMM of parts * T rows.
   void gemm_matmul(const float* x, int T, const Weight& w, const Weight* bias, float* out) {
-    const int N = static_cast<int>(w.rows), K = static_cast<int>(w.cols);
+    const int N = static_cast<int>(w.rows), K = static_cast<int>(w.cols), c = k_chunks(K), kc = K / c;
+    const size_t TN = static_cast<size_t>(T) * N;
     cuda::Gemm* g = gemm();
     uint16_t* a = scratch<uint16_t>(6, static_cast<size_t>(3) * T * K);
-    float* y = scratch<float>(7, static_cast<size_t>(3) * T * N);
+    float* y = scratch<float>(7, static_cast<size_t>(c + 2) * TN);
     if (g == nullptr || a == nullptr || y == nullptr) return;
+    const uint16_t* wp = w.buf.as<uint16_t>();
     check("prefill split", cuda::split3_bf16(x, K, nullptr, T, a, stream_, parts_));
-    check_blas("prefill matmul", cuda::gemm_bf16(g, w.buf.as<uint16_t>(), N, K, a, 0, parts_ * T, y, 0, 1));
-    check("prefill sum", cuda::sum3_bias(y, T, N, bias ? bias->buf.as<uint16_t>() : nullptr, out, stream_, parts_));
+    if (c == 1) {
+      check_blas("prefill matmul", cuda::gemm_bf16(g, wp, N, K, a, 0, parts_ * T, y, 0, 1));
+    } else {
+      check_blas("prefill matmul", cuda::gemm_bf16(g, wp, N, kc, a, kc, T, y, static_cast<long long>(TN), c, K, kc));
+      check_blas("prefill matmul", cuda::gemm_bf16(g, wp, N, K, a + static_cast<size_t>(T) * K, 0, (parts_ - 1) * T,
+                                                   y + c * TN, 0, 1));
+    }
+    check("prefill sum",
+          cuda::sum3_bias(y, T, N, bias ? bias->buf.as<uint16_t>() : nullptr, out, stream_, c + parts_ - 1));
   }
 
   // The MoE ops for many tokens: (token, expert) slots grouped by expert on the host (idx is read
@@ -587,6 +613,7 @@ class CudaBackend final : public Backend {
   Scratch scratch_[12];
   int prefill_min_t_ = 8;
   int parts_ = 3;
+  int prefill_kchunk_ = 512;
   bool profiling_ = false;
   bool expert_cache_on_ = false;
   bool moe_cublas_ = false;

@@ -247,6 +247,84 @@ TEST(CudaMoeGemm, DenseMatmulEqualsFloat64) {
   }
 }
 
+// f32_matmul with T >= 8 (the prefill GEMMs) at gpt-oss-20b's shapes (q 4096x2880, k / v 512x2880, o
+// 2880x4096, router 32x2880 with bias; the unembedding 201088x2880, every 61st row checked) for T = 8, 12,
+// 16 and 70 (the first T rows of one x) against float64, in every prefill GEMM mode: the default (the
+// high bf16 part in K chunks of <= 512), chunks of <= 256, K in one chunk (GPTOSS_CUDA_PREFILL_KCHUNK=0,
+// the code before NOTES v21: 2-5e-6 on the H100, the tensor cores' long accumulation chains),
+// the x16 kernel, and the decode GEMV kernels (GPTOSS_CUDA_PREFILL_MIN_T=0).
+// Weights ~ U(-0.05, 0.05), inputs with elements 2^-3..2^3 in magnitude. The default, x16 and the GEMVs
+// must stay within 1e-6 (H100, NOTES v21: the GEMVs 1.5-2.3e-7, x16 1.3-4.5e-7, the default 5.4-7.3e-7;
+// K in one chunk, the default before v21, 1.8-4.8e-6).
+TEST(CudaMoeGemm, DenseMatmulAtModelShapes) {
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  struct Dims {
+    const char* name;
+    int N, K, row_step;
+    bool bias;
+  };
+  struct Mode {
+    const char* name;
+    const char* var;
+    const char* value;
+  };
+  const Mode modes[] = {{"default", nullptr, nullptr},
+                        {"kchunk256", "GPTOSS_CUDA_PREFILL_KCHUNK", "256"},
+                        {"kchunk0", "GPTOSS_CUDA_PREFILL_KCHUNK", "0"},
+                        {"x16", "GPTOSS_CUDA_PREFILL_DENSE", "x16"},
+                        {"gemv", "GPTOSS_CUDA_PREFILL_MIN_T", "0"}};
+  const int Ts[] = {8, 12, 16, 70}, Tmax = 70;
+  uint64_t state = 0x9e3779b97f4a7c15ull;
+  auto uni = [&] {  // U(-1, 1) from a 64-bit LCG (fast enough for the unembedding's 579M weights)
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<float>(static_cast<int32_t>(state >> 32)) * (1.0f / 2147483648.0f);
+  };
+  for (const Dims& d : {Dims{"q", 4096, 2880, 1, true}, Dims{"k", 512, 2880, 1, true}, Dims{"o", 2880, 4096, 1, true},
+                       Dims{"router", 32, 2880, 1, true}, Dims{"unembedding", 201088, 2880, 61, false}}) {
+    std::vector<uint16_t> wv(size_t(d.N) * d.K), bv(d.N);
+    for (auto& w : wv) w = f32_to_bf16(0.05f * uni());
+    for (auto& b : bv) b = f32_to_bf16(uni());
+    std::vector<float> xv(size_t(Tmax) * d.K);
+    for (auto& x : xv) x = uni() * std::ldexp(1.0f, int(state >> 61) - 3);
+    std::vector<double> ref(size_t(Tmax) * d.N);
+    for (int n = 0; n < d.N; n += d.row_step) {
+      for (int t = 0; t < Tmax; ++t) {
+        double acc = d.bias ? bf16_to_f32(bv[n]) : 0.0;
+        for (int k = 0; k < d.K; ++k) acc += double(xv[size_t(t) * d.K + k]) * bf16_to_f32(wv[size_t(n) * d.K + k]);
+        ref[size_t(t) * d.N + n] = acc;
+      }
+    }
+    for (const Mode& m : modes) {
+      auto gpu = cuda_with(m.var, m.value);
+      ASSERT_NE(gpu, nullptr);
+      auto wb = gpu->upload_weight(wv.data(), wv.size() * 2);
+      auto bb = gpu->upload_weight(bv.data(), bv.size() * 2);
+      auto xb = gpu->upload_weight(xv.data(), xv.size() * 4);
+      auto ob = gpu->alloc(size_t(Tmax) * d.N * 4);
+      ASSERT_TRUE(wb && bb && xb && ob);
+      const Weight w = weight(*wb, d.N, d.K), b = weight(*bb, 1, d.N);
+      for (int T : Ts) {
+        std::vector<float> o(size_t(T) * d.N);
+        gpu->f32_matmul(xb->as<float>(), T, w, d.bias ? &b : nullptr, ob->as<float>());
+        ASSERT_TRUE(gpu->download(ob->data, o.size() * 4, o.data()).is_ok());
+        double err = 0, ref_max = 0;
+        for (int t = 0; t < T; ++t) {
+          for (int n = 0; n < d.N; n += d.row_step) {
+            const double r = ref[size_t(t) * d.N + n], g = o[size_t(t) * d.N + n];
+            err = std::fmax(err, std::isfinite(g) ? std::fabs(g - r) : INFINITY);
+            ref_max = std::fmax(ref_max, std::fabs(r));
+          }
+        }
+        std::printf("model shapes: %-11s %6dx%d, T %2d, %-9s max |err| / max |ref| %.3e\n", d.name, d.N, d.K, T, m.name,
+                    err / ref_max);
+        if (m.var == nullptr || std::strcmp(m.name, "x16") == 0 || std::strcmp(m.name, "gemv") == 0) {
+          EXPECT_LT(err / ref_max, 1e-6);
+        }
+      }
+    }
+  }
+}
+
 // Expert ids outside [0, E) reaching the grouped MoE ops (T >= 8): the slots are dropped on the device
 // and the next sync() fails naming the op, the bound and the offending id; the following ops of a
 // fresh backend run clean. The cpu backend refuses such ids too, so no other path hides them.

@@ -75,8 +75,8 @@ __global__ void sum3_bias_kernel(const float* __restrict__ y, int n, int N, cons
   const size_t total = static_cast<size_t>(n) * N, part = total;
   for (size_t g = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < total;
        g += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    float v = y[g] + y[part + g];
-    if (parts == 3) v += y[2 * part + g];
+    float v = y[g];
+    for (int p = 1; p < parts; ++p) v += y[p * part + g];
     if (bias != nullptr) v += bf16_to_f32(bias[g % N]);
     out[g] = v;
   }
@@ -227,12 +227,13 @@ void gemm_destroy(Gemm* g) {
 }
 
 int gemm_bf16(Gemm* g, const uint16_t* w, int m, int k, const uint16_t* a, long long stride_a, int n, float* c,
-              long long stride_c, int batch) {
+              long long stride_c, int batch, int ld, long long stride_w) {
   const float one = 1.0f, zero = 0.0f;
+  if (ld == 0) ld = k;
   // Column-major view: C^T[m][n] = W^T(k x m)^T . A^T(k x n).
   const cublasStatus_t s = cublasGemmStridedBatchedEx(
-      g->handle, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, w, CUDA_R_16BF, k, 0, a, CUDA_R_16BF, k, stride_a, &zero, c,
-      CUDA_R_32F, m, stride_c, batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+      g->handle, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, w, CUDA_R_16BF, ld, stride_w, a, CUDA_R_16BF, ld, stride_a,
+      &zero, c, CUDA_R_32F, m, stride_c, batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
   return static_cast<int>(s);
 }
 

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# On the GPU machine (NOTES.md v21): the op path's prefill error on the random 20b. From a dir staged by
+# scripts/gpu/stage.sh with TARGETS="gptoss_cuda_decode_check backend_cuda_test gptoss" and
+# EXTRA_TARGETS=backend_cuda_moe_gemm_test:
+#   1. backend_cuda_moe_gemm_test's DenseMatmulAtModelShapes (every prefill GEMM mode vs float64 at the 20b's
+#      shapes, T = 8 / 12 / 16 / 70) while the CPU writes the random 20b;
+#   2. gptoss_cuda_decode_check --trace on the random 20b (tokens (1000 + 7919 i) mod 200000) at each T in
+#      TRACE_T under each GEMM mode of MODES (env assignments, "-" = the default);
+#   3. pp512 (`gptoss bench -p 512 -n 0`) under each mode of PP_MODES, PP_ROUNDS interleaved rounds;
+#   4. CHECK_T: decode_check (no trace) at these T under each mode of CHECK_MODES.
+# TESTS: CUDA tests run whole (before the random 20b is ready); MEMCHECK=1: compute-sanitizer memcheck on
+# DenseMatmulEqualsFloat64 and the 27-token tiny decode check, and that check without it. SHAPES_KCHUNKS: the
+# model-shape test again with GPTOSS_CUDA_PREFILL_KCHUNK=k for each k. LAB=1: the lab bench (TARGETS + gptoss_cuda_lab).
+# Logs to $OUT/prefill-v21-logs.tar.gz; a summary of the key lines at the end.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+S=${STAGE_DIR:-.gpu-G}
+B=$S/bin
+RET=${OUT:-/tmp}
+OUT=/tmp/gptoss-prefill
+mkdir -p "$OUT"
+export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+export GPTOSS_SOURCE_DIR="$PWD"
+R20=/tmp/r20
+MODES=${MODES:-"- GPTOSS_CUDA_PREFILL_DENSE=x16"}
+TRACE_T=${TRACE_T:-16}
+PP_MODES=${PP_MODES:-"-"}
+status=0
+step() {  # step LOG TIMEOUT CMD...
+  local log=$OUT/$1 limit=$2 t0=$SECONDS
+  shift 2
+  echo "=== $* ==="
+  timeout "$limit" "$@" > "$log" 2>&1
+  local rc=$?
+  echo "=== rc=$rc in $((SECONDS - t0)) s (at $SECONDS s)"
+  [ $rc -eq 0 ] || status=1
+}
+tokens() { python3 -c "import sys; print(','.join(str((1000 + 7919 * i) % 200000) for i in range(int(sys.argv[1]))))" "$1"; }
+tag() { [ "$1" = - ] && echo default || echo "$1" | sed 's/GPTOSS_CUDA_PREFILL_//; s/=/-/'; }
+date -u
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem,driver_version --format=csv
+cat "$S/COMMIT" 2>/dev/null
+ls /usr/local/cuda/lib64/libcublas.so.* 2>/dev/null | head -3
+timeout 240 python3 tools/make_random_checkpoint.py --preset 20b --out "$R20" --quiet > "$OUT/r20-write.txt" 2>&1 &
+wpid=$!
+[ "${SHAPES:-1}" = 1 ] && step shapes.txt 200 "$B/backend_cuda_moe_gemm_test" --gtest_filter='*DenseMatmulAtModelShapes*'
+for k in ${SHAPES_KCHUNKS:-}; do  # the model-shape test's "default" rows with GPTOSS_CUDA_PREFILL_KCHUNK=k
+  step "shapes-k$k.txt" 120 env GPTOSS_CUDA_PREFILL_KCHUNK=$k "$B/backend_cuda_moe_gemm_test" \
+    --gtest_filter='*DenseMatmulAtModelShapes*'
+done
+[ -n "${TESTS:-}" ] && for t in $TESTS; do step "$t.txt" 150 "$B/$t"; done
+# LAB=1: the lab bench (NOTES v21 ran it at the early-launch experiment's commit with LAB_PDL_EARLY set)
+[ "${LAB:-0}" = 1 ] && step lab-bench.txt 300 "$B/gptoss_cuda_lab" bench
+TINY=358,318,174,506,238,110,432,82,439,313,58,22,227,18,72,263,496,238,413,469,421,322,225,263,136,254,194
+if [ "${MEMCHECK:-0}" = 1 ]; then  # the chunked prefill GEMM (K = 2880) and the tiny model's op path (T = 27)
+  step san-dense.txt 240 compute-sanitizer --tool memcheck --leak-check no "$B/backend_cuda_moe_gemm_test" \
+    --gtest_filter='*DenseMatmulEqualsFloat64*'
+  step san-tiny.txt 120 compute-sanitizer --tool memcheck --leak-check no "$B/gptoss_cuda_decode_check" \
+    tests/data/tiny/model --tokens $TINY --tol 1e-4
+  step tiny.txt 60 "$B/gptoss_cuda_decode_check" tests/data/tiny/model --tokens $TINY --tol 1e-4
+fi
+t0=$SECONDS; wait $wpid; echo "=== random 20b written: rc=$? (waited $((SECONDS - t0)) s more)"
+for T in $TRACE_T; do
+  for m in $MODES; do
+    [ $SECONDS -lt ${TRACE_UNTIL:-400} ] || { echo "=== trace T $T $m skipped (time)"; continue; }
+    if [ "$m" = - ]; then e=(); else e=("$m"); fi
+    step "trace-$T-$(tag "$m").txt" 150 env "${e[@]}" "$B/gptoss_cuda_decode_check" "$R20" --tokens "$(tokens "$T")" \
+      --tol 1e-4 --threads 16 --trace 8
+  done
+done
+for T in ${CHECK_T:-}; do
+  for m in ${CHECK_MODES:-"-"}; do
+    [ $SECONDS -lt ${CHECK_UNTIL:-470} ] || { echo "=== check T $T $m skipped (time)"; continue; }
+    if [ "$m" = - ]; then e=(); else e=("$m"); fi
+    step "check-$T-$(tag "$m").txt" 150 env "${e[@]}" "$B/gptoss_cuda_decode_check" "$R20" --tokens "$(tokens "$T")" \
+      --tol 1e-4 --threads 16
+  done
+done
+for r in $(seq 1 "${PP_ROUNDS:-0}"); do
+  for m in $PP_MODES; do
+    [ $SECONDS -lt ${PP_UNTIL:-520} ] || { echo "=== pp512 $m skipped (time)"; continue; }
+    if [ "$m" = - ]; then e=(); else e=("$m"); fi
+    step "pp-$r-$(tag "$m").txt" 120 env "${e[@]}" "$B/gptoss" bench "$R20" --device cuda -p 512 -n 0 -r 3 --json
+  done
+done
+echo "=== summary"
+grep -h "model shapes:" "$OUT/shapes.txt" 2>/dev/null
+for f in $(cd "$OUT" && ls shapes-k*.txt 2>/dev/null); do echo "-- $f"; grep -h "default" "$OUT/$f"; done
+grep -h "^copy bandwidth\|^early" "$OUT/lab-bench.txt" 2>/dev/null
+grep -h "PASSED\|FAILED" "$OUT"/*.txt 2>/dev/null
+grep -h "ERROR SUMMARY" "$OUT"/san-*.txt 2>/dev/null
+grep -h "vs cpu\|decode check" "$OUT"/tiny.txt 2>/dev/null
+for f in $(cd "$OUT" && ls trace-*.txt check-*.txt 2>/dev/null); do
+  echo "-- $f"; grep -h "vs cpu\|decode check\|trace: op path\|worst\|differs\|smallest\|error" "$OUT/$f" | grep -v "differs at no row" | cut -c1-400
+done
+for f in $(cd "$OUT" && ls pp-*.txt 2>/dev/null); do
+  echo "-- $f $(grep -o '"prefill_tokens_per_s":[^,]*' "$OUT/$f")"
+done
+tar -C "$OUT" -czf "$RET/prefill-v21-logs.tar.gz" .
+date -u
+exit $status
