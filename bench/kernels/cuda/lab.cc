@@ -975,35 +975,6 @@ int run_bench(int max_tokens, bool profile) {
       }
       set_attention_variant(kAttentionDefault);
     }
-    // Early dependent launches (kernels.h set_pdl_early, NOTES v21) from LAB_PDL_EARLY ("M M ...", masks of
-    // kPdlEarly* bits; unset: no rows), LAB_PDL_ROUNDS (default 2) interleaved rounds, as the rows above.
-    if (const char* env = std::getenv("LAB_PDL_EARLY"); env != nullptr) {
-      std::vector<int> masks;
-      const std::string list = env;
-      for (size_t at = 0; at < list.size();) {
-        int v = 0, used = 0;
-        if (std::sscanf(list.c_str() + at, " %d%n", &v, &used) != 1) break;
-        masks.push_back(v);
-        at += static_cast<size_t>(used);
-      }
-      const char* rounds_env = std::getenv("LAB_PDL_ROUNDS");
-      const int rounds = rounds_env != nullptr ? std::max(1, std::atoi(rounds_env)) : 2;
-      std::printf("\n%-40s %10s %8s\n", "decode batch 1, graph+pdl, early launch", "tok/s", "%roof");
-      for (int round = 0; round < rounds; ++round) {
-        for (int mask : masks) {
-          CK(set_pdl_early(mask));
-          DecodeOptions opt;
-          opt.max_batch = 64;
-          opt.max_context = 640;
-          if (!decode_rows(opt, [&](char* label, size_t n, int first) {
-                std::snprintf(label, n, "early %d round %d, positions %d..%d", mask, round + 1, first, first + 127);
-              })) {
-            return 2;
-          }
-        }
-      }
-      CK(set_pdl_early(0));
-    }
     // Attention splits (full-attention layers / sliding-window layers) at the CLI's positions (tg128
     // after a 512-token prompt) and at 4..: the default (v12: 32 / 10 at 640) against 10 / 10 (v11:
     // max_context / 64, at most 16) and 32 full splits with 4, 6 or 16 sliding ones (the sliding layers

@@ -134,24 +134,6 @@ struct TimelineBlock {
 // Whether launch_pdl asks for overlap (set_pdl; default on). Off, it is a plain launch.
 bool pdl_enabled();
 
-// set_pdl_early's mask (kernels.h kPdlEarly*), one copy per translation unit (no relocatable device code),
-// each set by that unit's setter below. pdl_wait_early(bit): griddepcontrol.wait, with
-// launch_dependents after it, or before it where the bit is set (NOTES v21).
-static __constant__ int g_pdl_early = 0;
-int set_pdl_early_gemv(int mask);
-int set_pdl_early_moe(int mask);
-int set_pdl_early_router(int mask);
-#define GPTOSS_CUDA_PDL_EARLY_SETTER(name) \
-  int name(int mask) { return static_cast<int>(cudaMemcpyToSymbol(g_pdl_early, &mask, sizeof mask)); }
-template <typename Timeline>
-__device__ __forceinline__ void pdl_wait_early(int bit, const Timeline& timeline) {
-  const bool early = (g_pdl_early & bit) != 0;
-  if (early) pdl_allow_dependents();
-  pdl_wait();
-  timeline.waited();
-  if (!early) pdl_allow_dependents();
-}
-
 // launch_pdl for a kernel whose blocks form thread-block clusters of `cluster` blocks (cluster.x == 0:
 // no cluster attribute, a plain launch_pdl).
 template <typename... KArgs, typename... Args>

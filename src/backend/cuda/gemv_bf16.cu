@@ -194,7 +194,9 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) gemv_kernel(const uint16
     for (int j = 0; j < kRP; ++j) racc[j] = 0.0f;
     if (row < rows) load_router(row);
   }
-  pdl_wait_early(kPdlEarlyGemv, timeline);
+  pdl_wait();
+  timeline.waited();
+  pdl_allow_dependents();
   stage_input<T>(in, cols, nT, xs, red, gp);
   for (; row < rows; row += stride) {
     float acc[T];
@@ -319,7 +321,9 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) qkv_rope_kernel(QkvRopeA
   uint4 wv[kU];
   if (task < heads * 32) load_seg<kU>(row_ptr(task, 0), 0, n8, wv);  // in flight during the prologue
   const GainPrefetch gp = prefetch_gain(in, a.cols);
-  pdl_wait_early(kPdlEarlyQkv, timeline);
+  pdl_wait();
+  timeline.waited();
+  pdl_allow_dependents();
   stage_input<T>(in, a.cols, nT, xs, red, gp);
   for (; task < heads * 32; task += gridDim.x * kWarps) {
     const int hh = task >> 5, i = task & 31;
@@ -431,7 +435,6 @@ GemvInput offset_input(GemvInput in, int t0) {
 }  // namespace
 
 GPTOSS_CUDA_TIMELINE_SETTER(set_timeline_gemv)
-GPTOSS_CUDA_PDL_EARLY_SETTER(set_pdl_early_gemv)
 
 void set_gemv_variant(int v) { g_gemv_variant = v == 1 ? 1 : 0; }
 

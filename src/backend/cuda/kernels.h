@@ -215,11 +215,6 @@ int argmax_rows(const float* logits, int n, int T, int32_t* out, cudaStream_t st
 // Programmatic dependent launch for the decode kernels (GEMVs and the router prefetch their weights
 // while the previous kernel finishes). On by default; the bench compares both.
 void set_pdl(bool on);
-// NOTES v21 (experiment): the kernels whose bit is set let their dependents launch before their own
-// griddepcontrol.wait instead of right after it. 0 (default): after it everywhere. Returns a cudaError_t.
-inline constexpr int kPdlEarlyQkv = 1, kPdlEarlyGemv = 2, kPdlEarlyRouter = 4, kPdlEarlyGateUp = 8,
-                     kPdlEarlyDown = 16;
-int set_pdl_early(int mask);
 
 // An empty kernel, for measuring launch overhead.
 int noop_kernel_launch(cudaStream_t stream);

@@ -267,7 +267,9 @@ __global__ void __launch_bounds__(256)
   extern __shared__ __align__(16) uint32_t xs[];
   __shared__ float part[8][16];
   const TimelineBlock timeline(kTimelineGateUp);
-  pdl_wait_early(kPdlEarlyGateUp, timeline);
+  pdl_wait();
+  timeline.waited();
+  pdl_allow_dependents();
   const int slot = blockIdx.y, t_tok = slot / k, e = idx[slot];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int r0 = blockIdx.x * 16;
@@ -315,7 +317,11 @@ __global__ void __launch_bounds__(256)
   __shared__ float ys[8][16];
   // idx_ready: the expert ids were written before the previous kernel (gate_up) started, so the weights
   // are requested before griddepcontrol.wait; only h (gate_up's output) waits for it.
-  if (!idx_ready) pdl_wait_early(kPdlEarlyDown, timeline);
+  if (!idx_ready) {
+    pdl_wait();
+    timeline.waited();
+    pdl_allow_dependents();
+  }
   asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
   const int slot = blockIdx.y, t_tok = slot / k;
   const int e = idx_ready ? __ldcg(idx + slot) : idx[slot];
@@ -329,7 +335,9 @@ __global__ void __launch_bounds__(256)
   tile_dot(blocks + expert * nb * 16, scales + expert * nb, r0, nb, warp * nch / parts, (warp + 1) * nch / parts, xs,
            yt, [&] {
              if (idx_ready) {
-               pdl_wait_early(kPdlEarlyDown, timeline);
+               pdl_wait();
+               timeline.waited();
+               pdl_allow_dependents();
                copy_row_async(xs, hrow, x16_row_words(cols));
              }
              wait_row();
@@ -381,7 +389,6 @@ void moe_allow_smem(Kernel kernel, size_t smem) {
 }  // namespace
 
 GPTOSS_CUDA_TIMELINE_SETTER(set_timeline_moe)
-GPTOSS_CUDA_PDL_EARLY_SETTER(set_pdl_early_moe)
 
 void set_moe_variant(int, int) {}  // one shape (kernels.h)
 

@@ -177,7 +177,9 @@ __global__ void __launch_bounds__(kRouterWarps * 32)
   uint4 wrow[kRowLoads];
   uint2 gv[kXLoads];
   router_prologue(wr, gain, e, experts, cols, lane, wrow, gv);
-  pdl_wait_early(kPdlEarlyRouter, timeline);
+  pdl_wait();
+  timeline.waited();
+  pdl_allow_dependents();
   if constexpr (kCluster) asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
   router_normalize(xr, gain, gv, cols, eps, xs, red);
   __syncthreads();
@@ -253,7 +255,9 @@ __global__ void __launch_bounds__(kRouterWarps * 32)
   router_prologue(wr, gain, e, experts, cols, lane, wrow, gv);
   const float bias = br != nullptr && e < experts ? bf16_to_f32(br[e]) : 0.0f;
   asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
-  pdl_wait_early(kPdlEarlyRouter, timeline);
+  pdl_wait();
+  timeline.waited();
+  pdl_allow_dependents();
   float mx = warp_max(router_normalize(xr, gain, gv, cols, eps, xs, red));
   if (lane == 0) redm[warp] = mx;
   __syncthreads();
@@ -518,14 +522,6 @@ int router_variant() { return g_router_variant; }
 void set_pdl(bool on) { g_pdl = on; }
 
 GPTOSS_CUDA_TIMELINE_SETTER(set_timeline_router)
-GPTOSS_CUDA_PDL_EARLY_SETTER(set_pdl_early_router)
-
-int set_pdl_early(int mask) {
-  for (int (*set)(int) : {set_pdl_early_gemv, set_pdl_early_moe, set_pdl_early_router}) {
-    if (const int e = set(mask)) return e;
-  }
-  return 0;
-}
 
 int set_timeline(TimelineRecord* rec, uint32_t* count, uint32_t capacity) {
 #ifdef GPTOSS_CUDA_TIMELINE
