@@ -419,6 +419,12 @@ void avx512_swiglu_pairs(const float* y, const float* bias, int64_t n, float lim
   swiglu_pairs(y, bias, n, limit, alpha, h);
 }
 
+bool avx512_swiglu_usable() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
+}
+
 }  // namespace gptoss::cpu_fast
 
 #else  // no AMX on this target: amx_usable() is false and the rest is never called.
@@ -436,6 +442,7 @@ void amx_gemm_bf16w(const uint16_t*, int64_t, int, const uint16_t*, int64_t, int
 }
 void amx_mxfp4_rows_to_bf16(const uint8_t*, const uint8_t*, int64_t, int64_t, uint16_t*, int64_t) { std::abort(); }
 void avx512_swiglu_pairs(const float*, const float*, int64_t, float, float, float*) { std::abort(); }
+bool avx512_swiglu_usable() { return false; }
 
 }  // namespace gptoss::cpu_fast
 

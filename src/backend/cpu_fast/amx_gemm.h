@@ -50,5 +50,8 @@ void amx_mxfp4_rows_to_bf16(const uint8_t* blocks, const uint8_t* scales, int64_
 // (up + 1)) with an AVX-512 exp within 2 ulp of expf. For the AMX prefill's gate_up outputs; it
 // needs AVX-512, which amx_usable() implies.
 void avx512_swiglu_pairs(const float* y, const float* bias, int64_t n, float limit, float alpha, float* h);
+// Whether avx512_swiglu_pairs runs here with or without AMX (a build with this file's AVX-512 code
+// and a CPU with AVX-512 F/BW/VL/BF16, e.g. AMD Zen 4): the int8 expert paths use it there.
+bool avx512_swiglu_usable();
 
 }  // namespace gptoss::cpu_fast

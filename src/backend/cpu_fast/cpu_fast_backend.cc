@@ -235,9 +235,10 @@ class CpuFastBackend final : public Backend {
     const int64_t qb = i8 ? quantize_i8(x, T, cols, path == MoePath::kI8Gemm) : 0;
     const ExpertGroups g = group_by_expert(idx, T, k, w1.experts);
     // h[pair, j] = swiglu(gate row 2j, up row 2j + 1) of the pair's token: tiles of fused rows.
-    // AMX prefill: AVX-512 SwiGLU (exp within 2 ulp); the int8 calls keep the scalar one, so that a
-    // token gets the same bits alone as beside other tokens (GEMV or GEMM).
-    const bool vector_swiglu = T > 1 && amx_.on && !i8;
+    // AMX prefill: AVX-512 SwiGLU (exp within 2 ulp). The int8 calls use one SwiGLU whatever T, so
+    // that a token gets the same bits alone as beside other tokens (GEMV or GEMM): the AVX-512 one
+    // where the int8 GEMM runs (i8_.vector_swiglu), else the scalar one.
+    const bool vector_swiglu = i8 ? i8_.vector_swiglu : T > 1 && amx_.on;
     run_experts(g, w1, T == 1 ? decode_tile(rows) : 32, [&](int32_t ex, int64_t r0, int64_t n, const std::vector<int32_t>& pairs,
                                              const float* y, int64_t ldy) {
       if (vector_swiglu) {
@@ -520,6 +521,7 @@ class CpuFastBackend final : public Backend {
   struct I8Choice {
     bool on = false;
     bool gemm = false;  // calls of more than kI8MaxTokens tokens on the int8 GEMM
+    bool vector_swiglu = false;  // with gemm: every int8 call's SwiGLU on AVX-512 (avx512_swiglu_pairs)
     int parts = 2;
     const char* reason = "";
     const char* no_gemm = "";  // why not, when on
@@ -552,6 +554,7 @@ class CpuFastBackend final : public Backend {
       c.no_gemm = "the int8 GEMM needs the AVX-512 VNNI body";
     } else {
       c.gemm = true;
+      c.vector_swiglu = cpu_fast::avx512_swiglu_usable();
     }
     return c;
   }

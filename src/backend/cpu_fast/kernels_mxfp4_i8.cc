@@ -297,19 +297,49 @@ __attribute__((target(GPTOSS_I8_AVX512))) void gemm_row_scales(const uint8_t* sc
                                                                int64_t ng, int64_t rows,
                                                                bool exp_add, float* pw) {
   const __m128i spread = _mm_set_epi8(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+  const __m512i bias = _mm512_set1_epi32(exp_add ? 127 : 0);
   // Past nb: e = 127 gives shift 0 (exp_add); e = 0 gives 0.0 (the multiply form).
   const uint32_t pad = exp_add ? 0x7f7f7f7fu : 0u;
+  const int64_t full = nb / 4;
   for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* sr = sc + r * nb;
     for (int64_t g = 0; g < ng; ++g) {
-      const int64_t n = std::min<int64_t>(4, nb - 4 * g);
       uint32_t e4 = pad;
-      std::memcpy(&e4, sc + r * nb + 4 * g, static_cast<size_t>(n));
+      if (g < full) {
+        std::memcpy(&e4, sr + 4 * g, 4);
+      } else {
+        std::memcpy(&e4, sr + 4 * g, static_cast<size_t>(nb - 4 * g));
+      }
       const __m128i e = _mm_shuffle_epi8(_mm_cvtsi32_si128(static_cast<int>(e4)), spread);
-      __m512i v = _mm512_cvtepu8_epi32(e);
-      if (exp_add) v = _mm512_sub_epi32(v, _mm512_set1_epi32(127));
+      const __m512i v = _mm512_sub_epi32(_mm512_cvtepu8_epi32(e), bias);
       _mm512_store_si512(pw + (g * rows + r) * 16, _mm512_slli_epi32(v, 23));
     }
   }
+}
+
+// The smallest and largest of n bytes.
+__attribute__((target(GPTOSS_I8_AVX512))) void byte_range(const uint8_t* p, int64_t n, int32_t* lo,
+                                                          int32_t* hi) {
+  __m512i mn = _mm512_set1_epi8(-1), mx = _mm512_setzero_si512();
+  for (int64_t i = 0; i < n; i += 64) {
+    const __mmask64 m = n - i >= 64 ? ~0ull : (~0ull >> (64 - (n - i)));
+    mn = _mm512_min_epu8(mn, _mm512_mask_loadu_epi8(_mm512_set1_epi8(-1), m, p + i));
+    mx = _mm512_max_epu8(mx, _mm512_maskz_loadu_epi8(m, p + i));
+  }
+  __m256i mn32 = _mm256_min_epu8(_mm512_castsi512_si256(mn), _mm512_extracti64x4_epi64(mn, 1));
+  __m256i mx32 = _mm256_max_epu8(_mm512_castsi512_si256(mx), _mm512_extracti64x4_epi64(mx, 1));
+  const __m128i mn16 =
+      _mm_min_epu8(_mm256_castsi256_si128(mn32), _mm256_extracti128_si256(mn32, 1));
+  const __m128i mx16 =
+      _mm_max_epu8(_mm256_castsi256_si128(mx32), _mm256_extracti128_si256(mx32, 1));
+  // MINPOS over the bytes widened to 16 bits (the max as 255 - the min of 255 - x).
+  const __m128i lo16 =
+      _mm_min_epu16(_mm_cvtepu8_epi16(mn16), _mm_cvtepu8_epi16(_mm_srli_si128(mn16, 8)));
+  const __m128i nx = _mm_sub_epi8(_mm_set1_epi8(-1), mx16);
+  const __m128i hi16 =
+      _mm_min_epu16(_mm_cvtepu8_epi16(nx), _mm_cvtepu8_epi16(_mm_srli_si128(nx, 8)));
+  *lo = _mm_extract_epi16(_mm_minpos_epu16(lo16), 0);
+  *hi = 255 - _mm_extract_epi16(_mm_minpos_epu16(hi16), 0);
 }
 
 // All rows x T tokens on gemm_tile_avx512: rows in tiles of RR (then single rows), each tile's
@@ -338,17 +368,17 @@ void gemm_rows_avx512(std::integer_sequence<int, Ts...>, const uint8_t* const* g
     dmax = std::max(dmax, a.max_exp);
     bad = bad || a.bad != 0;
   }
+  // Exponent add where every s = 2^(e - 127) * dh of a tile is normal: e in [1, 254] and the sum
+  // of the exponent fields dh + e - 127 in [1, 254]; checked for all rows at once, else per tile.
+  auto exp_ok = [&](const uint8_t* sc, int64_t n) {
+    int32_t emin, emax;
+    byte_range(sc, n, &emin, &emax);
+    return !bad && emin >= 1 && emax <= 254 && dmin + emin - 127 >= 1 && dmax + emax - 127 <= 254;
+  };
+  const bool all_exp = exp_ok(scales, rows * nb);
   for (int64_t r0 = 0; r0 < rows;) {
     const int64_t rr = rows - r0 >= RR ? RR : 1;
-    // Exponent add where every s = 2^(e - 127) * dh of the tile is normal: e in [1, 254] and the
-    // sum of the exponent fields dh + e - 127 in [1, 254].
-    int32_t emin = 255, emax = 0;
-    for (int64_t i = 0; i < rr * nb; ++i) {
-      emin = std::min<int32_t>(emin, scales[r0 * nb + i]);
-      emax = std::max<int32_t>(emax, scales[r0 * nb + i]);
-    }
-    const bool exp_add =
-        !bad && emin >= 1 && emax <= 254 && dmin + emin - 127 >= 1 && dmax + emax - 127 <= 254;
+    const bool exp_add = all_exp || exp_ok(scales + r0 * nb, rr * nb);
     gemm_row_scales(scales + r0 * nb, nb, ng, rr, exp_add, pw.data()->f);
     const GemmTileFn* tiles =
         rr == RR ? (exp_add ? kGemmTiles<P, RR, true, Ts...> : kGemmTiles<P, RR, false, Ts...>)
@@ -536,13 +566,81 @@ int64_t mxfp4_i8_act_bytes(int64_t cols) {
   return dh_offset(ng, 2);
 }
 
-void quantize_mxfp4_i8_act(const float* x, int64_t cols, uint8_t* out) {
-  const int64_t nb = cols / 32, ng = groups_of(cols);
-  std::memset(out, 0, static_cast<size_t>(mxfp4_i8_act_bytes(cols)));
-  int32_t* corr[2] = {reinterpret_cast<int32_t*>(out + corr_offset(ng, 0)),
-                      reinterpret_cast<int32_t*>(out + corr_offset(ng, 1))};
-  float* dh[2] = {reinterpret_cast<float*>(out + dh_offset(ng, 0)),
-                  reinterpret_cast<float*>(out + dh_offset(ng, 1))};
+namespace {
+
+// The VPSHLDD form of 256 * corr_0 + corr_1 (layout above); |corr| <= 12 * 8 * 127.
+void finish_corr(uint8_t* out, int64_t ng, int32_t* const* corr) {
+  auto* corr_hi = reinterpret_cast<int32_t*>(out + corr_offset(ng, 2));
+  auto* corr_lo = reinterpret_cast<uint32_t*>(out + corr_offset(ng, 3));
+  for (int64_t i = 0; i < ng * 16; ++i) {
+    corr_hi[i] = corr[0][i] + (corr[1][i] >> 8);
+    corr_lo[i] = (static_cast<uint32_t>(corr[1][i]) & 255u) << 24;
+  }
+}
+
+#ifdef GPTOSS_I8_X86
+// quantize_mxfp4_i8_act's blocks on AVX-512: the same operations per element (max |x|, d = amax /
+// 127, id = 1 / d, q1 = round-to-nearest-even(x * id) clamped, r = fma(-d, q1, x), q2 =
+// round((r * id) * 256) clamped; VCVTPS2DQ rounds as lrint and turns NaN into INT_MIN as lrintf
+// does, clamped to -127 either way), so the same bytes as the portable loop.
+__attribute__((target(GPTOSS_I8_AVX512))) void quantize_blocks_avx512(const float* x, int64_t nb,
+                                                                      int64_t ng, uint8_t* out,
+                                                                      int32_t* const* corr,
+                                                                      float* const* dh) {
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m512 x0 = _mm512_loadu_ps(x + b * 32), x1 = _mm512_loadu_ps(x + b * 32 + 16);
+    // Finite: |x| <= FLT_MAX, false for NaN (unordered) and infinities.
+    const __m512 a0 = _mm512_abs_ps(x0), a1 = _mm512_abs_ps(x1);
+    const __m512 big = _mm512_set1_ps(std::numeric_limits<float>::max());
+    const bool finite = (_mm512_cmp_ps_mask(a0, big, _CMP_LE_OQ) &
+                         _mm512_cmp_ps_mask(a1, big, _CMP_LE_OQ)) == 0xffff;
+    const __m512 m = _mm512_max_ps(a0, a1);
+    const __m256 m8 =
+        _mm256_max_ps(_mm512_castps512_ps256(m),
+                      _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(m), 1)));
+    const __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps(m8, 1));
+    const __m128 m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    const float amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
+    const float d = finite ? amax / 127.0f : 0.0f;
+    const float id = d > 0.0f ? 1.0f / d : 0.0f;
+    const __m512 vd = _mm512_set1_ps(d), vid = _mm512_set1_ps(id), k256 = _mm512_set1_ps(256.0f);
+    __m512i q[2][2];  // [part][elements 0-15, 16-31]
+    for (int h = 0; h < 2; ++h) {
+      const __m512 v = h ? x1 : x0;
+      const __m512i q1 =
+          _mm512_min_epi32(_mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v, vid)), lo), hi);
+      const __m512 r = _mm512_fnmadd_ps(vd, _mm512_cvtepi32_ps(q1), v);
+      q[0][h] = q1;
+      q[1][h] = _mm512_min_epi32(
+          _mm512_max_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_mul_ps(r, vid), k256)), lo), hi);
+    }
+    const int64_t g = b / 4, k = b % 4;
+    for (int part = 0; part < 2; ++part) {
+      const __m512i qe = _mm512_permutex2var_epi32(q[part][0], even, q[part][1]);
+      const __m512i qo = _mm512_permutex2var_epi32(q[part][0], odd, q[part][1]);
+      uint8_t* qp = out + q_offset(ng, part) + g * 128 + 16 * k;
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(qp), _mm512_cvtepi32_epi8(qe));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(qp + 64), _mm512_cvtepi32_epi8(qo));
+      // corr lane 4k + i: -12 * the sum of the even and odd elements 4i..4i+3.
+      alignas(64) int32_t sum[16];
+      _mm512_store_si512(sum, _mm512_add_epi32(qe, qo));
+      for (int i = 0; i < 4; ++i) {
+        corr[part][g * 16 + 4 * k + i] =
+            -kOffset * (sum[4 * i] + sum[4 * i + 1] + sum[4 * i + 2] + sum[4 * i + 3]);
+      }
+    }
+    dh[0][b] = finite ? 0.5f * d : std::numeric_limits<float>::quiet_NaN();
+    dh[1][b] = dh[0][b] / 256.0f;
+  }
+}
+#endif
+
+// The portable loop over the blocks (every CPU; the AVX-512 body writes the same bytes).
+void quantize_blocks_portable(const float* x, int64_t nb, int64_t ng, uint8_t* out,
+                              int32_t* const* corr, float* const* dh) {
   for (int64_t b = 0; b < nb; ++b) {
     const float* xb = x + b * 32;
     float amax = 0.0f;
@@ -558,8 +656,10 @@ void quantize_mxfp4_i8_act(const float* x, int64_t cols, uint8_t* out) {
       for (int odd = 0; odd < 2; ++odd) {
         const float v = xb[2 * j + odd];
         const auto q1 = static_cast<int8_t>(std::clamp(std::lrint(v * id), -127L, 127L));
-        // The residual (|r| <= d / 2 up to rounding) in steps of d / 256.
-        const float r = v - d * static_cast<float>(q1);
+        // The residual (|r| <= d / 2 up to rounding) in steps of d / 256, rounded once (a fused
+        // multiply-add, as the AVX-512 body; a separate multiply and subtract gave other q2 bytes
+        // where GCC contracted one form and not the other).
+        const float r = std::fma(-d, static_cast<float>(q1), v);
         const auto q2 = static_cast<int8_t>(std::clamp(std::lrint(r * id * 256.0f), -127L, 127L));
         const int8_t qs[2] = {q1, q2};
         for (int part = 0; part < 2; ++part) {
@@ -573,13 +673,37 @@ void quantize_mxfp4_i8_act(const float* x, int64_t cols, uint8_t* out) {
     dh[0][b] = finite ? 0.5f * d : std::numeric_limits<float>::quiet_NaN();
     dh[1][b] = dh[0][b] / 256.0f;
   }
-  // The VPSHLDD form of 256 * corr_0 + corr_1 (layout above); |corr| <= 12 * 8 * 127.
-  auto* corr_hi = reinterpret_cast<int32_t*>(out + corr_offset(ng, 2));
-  auto* corr_lo = reinterpret_cast<uint32_t*>(out + corr_offset(ng, 3));
-  for (int64_t i = 0; i < ng * 16; ++i) {
-    corr_hi[i] = corr[0][i] + (corr[1][i] >> 8);
-    corr_lo[i] = (static_cast<uint32_t>(corr[1][i]) & 255u) << 24;
+}
+
+// Zeroes out (the padding blocks stay zero), quantizes the blocks with `blocks`, then the
+// corrections' VPSHLDD form.
+using QuantizeBlocksFn = void (*)(const float*, int64_t, int64_t, uint8_t*, int32_t* const*,
+                                  float* const*);
+void quantize_with(QuantizeBlocksFn blocks, const float* x, int64_t cols, uint8_t* out) {
+  const int64_t nb = cols / 32, ng = groups_of(cols);
+  std::memset(out, 0, static_cast<size_t>(mxfp4_i8_act_bytes(cols)));
+  int32_t* corr[2] = {reinterpret_cast<int32_t*>(out + corr_offset(ng, 0)),
+                      reinterpret_cast<int32_t*>(out + corr_offset(ng, 1))};
+  float* dh[2] = {reinterpret_cast<float*>(out + dh_offset(ng, 0)),
+                  reinterpret_cast<float*>(out + dh_offset(ng, 1))};
+  blocks(x, nb, ng, out, corr, dh);
+  finish_corr(out, ng, corr);
+}
+
+}  // namespace
+
+void quantize_mxfp4_i8_act(const float* x, int64_t cols, uint8_t* out) {
+#ifdef GPTOSS_I8_X86
+  if (variant() == Variant::kAvx512) {
+    quantize_with(quantize_blocks_avx512, x, cols, out);
+    return;
   }
+#endif
+  quantize_with(quantize_blocks_portable, x, cols, out);
+}
+
+void quantize_mxfp4_i8_act_portable(const float* x, int64_t cols, uint8_t* out) {
+  quantize_with(quantize_blocks_portable, x, cols, out);
 }
 
 void dequantize_mxfp4_i8_act(const uint8_t* act, int64_t cols, int parts, double* xd) {

@@ -21,9 +21,9 @@
 
 namespace gptoss::cpu_fast {
 
-// True where the int8 kernel runs on this CPU (x86-64 with AVX-512 BW + VBMI + VBMI2 + VNNI, or AVX2 +
-// FMA); mxfp4_i8_target() names the variant ("avx512-vnni", "avx2") or why not ("no AVX2", "not
-// x86-64").
+// True where the int8 kernel runs on this CPU (x86-64 with AVX-512 BW + VBMI + VBMI2 + VNNI, or
+// AVX2 + FMA); mxfp4_i8_target() names the variant ("avx512-vnni", "avx2") or why not ("no AVX2",
+// "not x86-64").
 bool mxfp4_i8_usable();
 const char* mxfp4_i8_target();
 
@@ -35,6 +35,9 @@ int64_t mxfp4_i8_act_bytes(int64_t cols);
 // q2 = round((x - d_b q1) * 256 / d_b) clamped to [-127, 127]. Both parts are stored; the GEMV
 // picks how many it uses.
 void quantize_mxfp4_i8_act(const float* x, int64_t cols, uint8_t* out);
+// The portable loop that quantize_mxfp4_i8_act runs without the AVX-512 VNNI body (which gives the
+// same bytes; tests hold it to this).
+void quantize_mxfp4_i8_act_portable(const float* x, int64_t cols, uint8_t* out);
 
 // The dequantized activations d_b * (q1 + q2 / 256) (parts 2) or d_b * q1 (parts 1), natural order,
 // for tests: xd[cols].

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <random>
@@ -127,6 +128,46 @@ TEST(Mxfp4I8, QuantizationRoundTripWithinHalfAStep) {
     } else {
       EXPECT_GT(worst, 1.0 / 1000.0);
     }
+  }
+}
+
+// The dispatched quantizer (AVX-512 where the VNNI body runs) writes the portable loop's bytes:
+// blocks with NaN, infinities, zeros, subnormals and huge values, and 300 vectors of scales 2^-20
+// to 2^19, a third of them rounded to quarters (values whose residual x - d q1 rounds differently
+// with and without a fused multiply-add: the case that found a contracted form).
+TEST(Mxfp4I8, QuantizationIsThePortableLoopsBytes) {
+  std::mt19937 rng(17);
+  auto same = [](const std::vector<float>& x, const std::string& what) {
+    const auto cols = static_cast<int64_t>(x.size());
+    const auto bytes = static_cast<size_t>(mxfp4_i8_act_bytes(cols));
+    AlignedBytes a(bytes), b(bytes);
+    quantize_mxfp4_i8_act(x.data(), cols, a.p);
+    quantize_mxfp4_i8_act_portable(x.data(), cols, b.p);
+    // dh of a non-finite block is NaN in both (the same quiet NaN bytes).
+    EXPECT_EQ(std::memcmp(a.p, b.p, bytes), 0) << what;
+  };
+  for (const int64_t cols : {32, 96, 160, 2880}) {
+    std::vector<float> x = make_x(cols, rng);
+    x[0] = std::numeric_limits<float>::quiet_NaN();
+    if (cols >= 96) {
+      x[70] = -std::numeric_limits<float>::infinity();
+      for (int i = 0; i < 32; ++i)
+        x[i + (cols >= 160 ? 128 : 64)] = 1e-41f * static_cast<float>(i - 16);
+    }
+    if (cols >= 2880) {
+      for (int i = 0; i < 32; ++i) x[320 + i] = 3e38f * (i % 2 ? -1.0f : 0.5f);
+      x[2000] = 1e-30f;
+    }
+    same(x, "special values, cols " + std::to_string(cols));
+  }
+  std::vector<float> x(2880);
+  for (int it = 0; it < 300; ++it) {
+    std::normal_distribution<float> n(0.0f, std::ldexp(1.0f, static_cast<int>(rng() % 40) - 20));
+    for (auto& v : x) v = n(rng);
+    if (it % 3 == 0) {
+      for (auto& v : x) v = std::round(v * 4.0f) / 4.0f;
+    }
+    same(x, "random vector " + std::to_string(it));
   }
 }
 
