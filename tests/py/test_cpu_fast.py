@@ -243,6 +243,23 @@ def test_profile_names_the_int8_choice(gptoss_bin, root, tmp_path, monkeypatch, 
     assert want in r.stderr, r.stderr
 
 
+def test_profile_names_the_int8_gemm_switch(gptoss_bin, root, tmp_path, monkeypatch):
+    """GPTOSS_CPU_FAST_MOE_I8_GEMM=0 keeps the int8 GEMVs and sends larger calls to f32, and the
+    profile says so; only where the GEMM runs by default (AVX-512 VNNI)."""
+    flags = cpu_flags()
+    if not AVX512_I8 <= flags:
+        pytest.skip("the int8 GEMM needs the AVX-512 VNNI body")
+    monkeypatch.setenv("GPTOSS_CPU_FAST_PROFILE", "1")
+    for var in ("GPTOSS_CPU_FAST_MOE_I8", "GPTOSS_CPU_FAST_MOE_I8_PARTS", "GPTOSS_CPU_FAST_MOE_I8_TARGET"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("GPTOSS_CPU_FAST_MOE_I8_GEMM", "0")
+    r = run_logits(gptoss_bin, root / "tests" / "data" / "tiny" / "model", tmp_path / "o.safetensors",
+                   "--tokens", "1,2", "--device", "cpu-fast", check=False)
+    assert r.returncode == 0, r.stderr
+    assert ("moe int8: on (avx512-vnni, 2 int8 parts, calls of up to 2 tokens; larger: f32, "
+            "GPTOSS_CPU_FAST_MOE_I8_GEMM=0)") in r.stderr, r.stderr
+
+
 def test_int8_prefill_equals_decode(gptoss_bin, root, tmp_path, monkeypatch):
     """With the int8 experts on by default and their GEMM running (AVX-512 VNNI), a token gets the
     same bits decoded alone (GEMVs), decoded beside the other prompts (6 tokens a step: the GEMM)
