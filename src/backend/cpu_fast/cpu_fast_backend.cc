@@ -514,9 +514,10 @@ class CpuFastBackend final : public Backend {
   // the f32 kernel is compute-bound, decode is faster with them: docs/cpu-fast-int8-experts.md),
   // off by default with the AVX2 body (not measured); GPTOSS_CPU_FAST_MOE_I8=0 turns them off, =1
   // on wherever the CPU has a body. They round the activations (within the bound of that doc);
-  // larger calls (prefill, batched decode of 3+ sequences) keep the f32 / AMX paths, so with them
-  // on a token's logits differ between a 1-2 token call and a larger one within that bound; within
-  // one call each token is quantized alone.
+  // within one call each token is quantized alone. Larger calls (prefill, batched decode of 3+
+  // sequences) run the int8 GEMM where its AVX-512 VNNI body runs (the GEMVs' bits per token, so
+  // prefill == decode; GPTOSS_CPU_FAST_MOE_I8_GEMM=0 turns it off), else the f32 / AMX paths,
+  // and then a token's logits differ between a 1-2 token call and a larger one within that bound.
   static constexpr int kI8MaxTokens = 2;
   struct I8Choice {
     bool on = false;
