@@ -321,9 +321,9 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) qkv_rope_kernel(QkvRopeA
   uint4 wv[kU];
   if (task < heads * 32) load_seg<kU>(row_ptr(task, 0), 0, n8, wv);  // in flight during the prologue
   const GainPrefetch gp = prefetch_gain(in, a.cols);
+  pdl_allow_dependents();  // v21h: attention's blocks start while qkv waits (their pre-wait loads are K / V tiles)
   pdl_wait();
   timeline.waited();
-  pdl_allow_dependents();
   stage_input<T>(in, a.cols, nT, xs, red, gp);
   for (; task < heads * 32; task += gridDim.x * kWarps) {
     const int hh = task >> 5, i = task & 31;

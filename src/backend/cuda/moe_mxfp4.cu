@@ -318,9 +318,9 @@ __global__ void __launch_bounds__(256)
   // idx_ready: the expert ids were written before the previous kernel (gate_up) started, so the weights
   // are requested before griddepcontrol.wait; only h (gate_up's output) waits for it.
   if (!idx_ready) {
+    pdl_allow_dependents();  // v21h: the next kernel's blocks launch while this one waits
     pdl_wait();
     timeline.waited();
-    pdl_allow_dependents();
   }
   asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
   const int slot = blockIdx.y, t_tok = slot / k;
@@ -335,9 +335,9 @@ __global__ void __launch_bounds__(256)
   tile_dot(blocks + expert * nb * 16, scales + expert * nb, r0, nb, warp * nch / parts, (warp + 1) * nch / parts, xs,
            yt, [&] {
              if (idx_ready) {
+               pdl_allow_dependents();  // v21h: the next layer's qkv blocks start while down waits
                pdl_wait();
                timeline.waited();
-               pdl_allow_dependents();
                copy_row_async(xs, hrow, x16_row_words(cols));
              }
              wait_row();
