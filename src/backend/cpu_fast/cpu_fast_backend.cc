@@ -232,8 +232,8 @@ class CpuFastBackend final : public Backend {
     const MoePath path = moe_path(T);
     const bool i8 = path != MoePath::kF32;
     const float* xp = i8 ? nullptr : chunk_order(xp_, x, T, cols);
-    const int64_t qb = i8 ? quantize_i8(x, T, cols, path == MoePath::kI8Gemm) : 0;
     const ExpertGroups g = group_by_expert(idx, T, k, w1.experts);
+    if (i8) quantize_i8(x, T, cols, path == MoePath::kI8Gemm, g, k);
     // h[pair, j] = swiglu(gate row 2j, up row 2j + 1) of the pair's token: tiles of fused rows.
     // AMX prefill: AVX-512 SwiGLU (exp within 2 ulp). The int8 calls use one SwiGLU whatever T, so
     // that a token gets the same bits alone as beside other tokens (GEMV or GEMM): the AVX-512 one
@@ -262,7 +262,8 @@ class CpuFastBackend final : public Backend {
       }
     }, [&](int32_t pair) { return xp + static_cast<int64_t>(pair / k) * cols; },
        [&](int32_t pair) { return x + static_cast<int64_t>(pair / k) * cols; },
-       i8 ? I8Input([&](int32_t pair) { return i8_act(qb, pair / k); }) : I8Input(), path == MoePath::kI8Gemm);
+       i8 ? I8Input([&](int32_t pair) { return i8_act(pair / k); }) : I8Input(),
+       path == MoePath::kI8Gemm ? I8Input([&](int32_t pair) { return i8_gemm_act(pair / k); }) : I8Input());
   }
 
   void f32_mxfp4w_moe_matmul_accumulate(const float* h, int T, int k, const int32_t* idx, const float* weight,
@@ -272,8 +273,8 @@ class CpuFastBackend final : public Backend {
     const MoePath path = moe_path(T);
     const bool i8 = path != MoePath::kF32;
     const float* hp = i8 ? nullptr : chunk_order(hp_, h, T * k, cols);
-    const int64_t qb = i8 ? quantize_i8(h, T * k, cols, path == MoePath::kI8Gemm) : 0;
     const ExpertGroups g = group_by_expert(idx, T, k, w2.experts);
+    if (i8) quantize_i8(h, T * k, cols, path == MoePath::kI8Gemm, g, 1);
     // y[pair, r] = W2[expert] row r . h[pair], then each token's weighted sum in increasing expert
     // order (as the exact path adds them), bias included.
     y_.resize(static_cast<size_t>(T) * k * rows);
@@ -290,7 +291,8 @@ class CpuFastBackend final : public Backend {
       }
     }, [&](int32_t pair) { return hp + static_cast<int64_t>(pair) * cols; },
        [&](int32_t pair) { return h + static_cast<int64_t>(pair) * cols; },
-       i8 ? I8Input([&](int32_t pair) { return i8_act(qb, pair); }) : I8Input(), path == MoePath::kI8Gemm);
+       i8 ? I8Input([&](int32_t pair) { return i8_act(pair); }) : I8Input(),
+       path == MoePath::kI8Gemm ? I8Input([&](int32_t pair) { return i8_gemm_act(pair); }) : I8Input());
     auto combine = [&](size_t b, size_t e) {
       std::vector<int32_t> order(static_cast<size_t>(k));
       for (size_t t = b; t < e; ++t) {
@@ -403,12 +405,13 @@ class CpuFastBackend final : public Backend {
   // blocks; more: the tile is decoded to f32 once and multiplied as a GEMM (or, with AMX from
   // amx_.min_tokens pairs on, decoded to bf16 and multiplied on the tiles against the expert's
   // activations, packed once from natural_input(pair)). With i8_input set (moe_path), every pair
-  // runs on its quantized activations i8_input(pair) instead: the int8 GEMV two pairs per pass over
-  // the tile, or (i8_gemm) the int8 GEMM over all the expert's pairs (the GEMV's bits per pair).
+  // runs on its quantized activations instead: the int8 GEMV on i8_input(pair), two pairs per pass
+  // over the tile, or (i8_gemm_input set, experts with 3+ pairs) the int8 GEMM over all the
+  // expert's pairs on i8_gemm_input(pair) (the GEMV's bits per pair).
   using I8Input = std::function<const uint8_t*(int32_t)>;
   template <typename Emit, typename Input, typename NaturalInput>
   void run_experts(const ExpertGroups& g, const Mxfp4Experts& w, int64_t tile, Emit&& emit, Input&& input,
-                   NaturalInput&& natural_input, const I8Input& i8_input, bool i8_gemm) {
+                   NaturalInput&& natural_input, const I8Input& i8_input, const I8Input& i8_gemm_input) {
     const int64_t rows = w.rows, cols = w.cols, nb = cols / kMxfp4BlockElems;
     const bool amx = !i8_input && pack_experts_amx(g, cols, natural_input);
     if (amx) tile = kAmxRows;
@@ -445,10 +448,13 @@ class CpuFastBackend final : public Backend {
       thread_local std::vector<float> yt, panel;
       thread_local std::vector<const float*> xs;
       yt.resize(pairs.size() * static_cast<size_t>(n));
-      if (i8_gemm) {
+      // Experts with 1-2 pairs take the GEMVs (the same bits): they stream the rows in memory order
+      // with a prefetch, the GEMM's 4-row tiles do not (batched decode of 4 sequences was ~15% slower
+      // with every expert on the GEMM).
+      if (i8_gemm_input && pairs.size() > kGemvMaxPairs) {
         thread_local std::vector<const uint8_t*> acts;
         acts.resize(pairs.size());
-        for (size_t p = 0; p < pairs.size(); ++p) acts[p] = i8_input(pairs[p]);
+        for (size_t p = 0; p < pairs.size(); ++p) acts[p] = i8_gemm_input(pairs[p]);
         cpu_fast::gemm_mxfp4_i8(acts.data(), static_cast<int>(pairs.size()), i8_.parts, bl, sc, cols, n,
                                 yt.data(), n);
       } else if (i8_input) {
@@ -568,34 +574,58 @@ class CpuFastBackend final : public Backend {
     return i8_.gemm ? MoePath::kI8Gemm : MoePath::kF32;
   }
 
-  // Quantizes n activation rows of `cols` (each alone) into qa_, in the GEMV's layout or (gemm)
-  // repacked for the GEMM; returns the bytes per row.
-  int64_t quantize_i8(const float* x, int n, int64_t cols, bool gemm) {
-    const int64_t qbytes = cpu_fast::mxfp4_i8_act_bytes(cols);
-    const int64_t bytes = gemm ? cpu_fast::mxfp4_i8_gemm_act_bytes(cols, i8_.parts) : qbytes;
-    qa_.resize(static_cast<size_t>(n * bytes / 64));
-    auto* base = reinterpret_cast<uint8_t*>(qa_.data());
+  // Quantizes n activation rows of `cols` (each alone). Without gemm: every row into qa_ (the GEMVs'
+  // layout). With gemm: every row repacked for the GEMM into qg_, and into qa_ also the rows that
+  // experts of at most kGemvMaxPairs pairs read (those run the GEMVs; pair p reads row p / row_div),
+  // at the slots in slot_.
+  void quantize_i8(const float* x, int n, int64_t cols, bool gemm, const ExpertGroups& g, int row_div) {
+    qbytes_ = cpu_fast::mxfp4_i8_act_bytes(cols);
+    gbytes_ = gemm ? cpu_fast::mxfp4_i8_gemm_act_bytes(cols, i8_.parts) : 0;
+    gemm_ = gemm;
+    int32_t slots = n;
+    if (gemm) {
+      slot_.assign(static_cast<size_t>(n), -1);
+      slots = 0;
+      for (const int32_t ex : g.used) {
+        if (g.pairs[ex].size() > kGemvMaxPairs) continue;
+        for (const int32_t pair : g.pairs[ex]) {
+          int32_t& s = slot_[static_cast<size_t>(pair / row_div)];
+          if (s < 0) s = slots++;
+        }
+      }
+      qg_.resize(static_cast<size_t>(n * gbytes_ / 64));
+    }
+    qa_.resize(static_cast<size_t>(slots * qbytes_ / 64));
     auto one = [&](int i) {
+      const float* xi = x + i * cols;
       if (!gemm) {
-        cpu_fast::quantize_mxfp4_i8_act(x + i * cols, cols, base + i * bytes);
+        cpu_fast::quantize_mxfp4_i8_act(xi, cols, i8_act(i));
         return;
       }
       thread_local std::vector<Line> q;
-      q.resize(static_cast<size_t>(qbytes / 64));
-      auto* qp = reinterpret_cast<uint8_t*>(q.data());
-      cpu_fast::quantize_mxfp4_i8_act(x + i * cols, cols, qp);
-      cpu_fast::pack_mxfp4_i8_gemm_act(qp, cols, i8_.parts, base + i * bytes);
+      uint8_t* qp = nullptr;
+      if (slot_[static_cast<size_t>(i)] >= 0) {
+        qp = i8_act(i);
+      } else {
+        q.resize(static_cast<size_t>(qbytes_ / 64));
+        qp = reinterpret_cast<uint8_t*>(q.data());
+      }
+      cpu_fast::quantize_mxfp4_i8_act(xi, cols, qp);
+      cpu_fast::pack_mxfp4_i8_gemm_act(qp, cols, i8_.parts, i8_gemm_act(i));
     };
     if (n == 1) {
       one(0);
     } else {
       pool_.run(n, one);
     }
-    return bytes;
   }
-  const uint8_t* i8_act(int64_t bytes, int32_t row) const {
-    return reinterpret_cast<const uint8_t*>(qa_.data()) + row * bytes;
+  // A row's quantized activations: the GEMVs' layout (with the GEMM: only rows given a slot), the
+  // GEMM's.
+  uint8_t* i8_act(int32_t row) {
+    const int64_t at = gemm_ ? slot_[static_cast<size_t>(row)] : row;
+    return reinterpret_cast<uint8_t*>(qa_.data()) + at * qbytes_;
   }
+  uint8_t* i8_gemm_act(int32_t row) { return reinterpret_cast<uint8_t*>(qg_.data()) + row * gbytes_; }
 
   // Weights stay in the model files' mapping (the exact backend borrows it). How the page cache
   // holds them matters: decode of the random 20b on the 2-vCPU VM ran 4.30 tok/s over order-0 (4
@@ -702,7 +732,11 @@ class CpuFastBackend final : public Backend {
   struct alignas(64) Line {
     uint8_t b[64];
   };
-  std::vector<Line> qa_;  // int8-quantized activation rows (64-byte aligned)
+  std::vector<Line> qa_;  // int8-quantized activation rows, the GEMVs' layout (64-byte aligned)
+  std::vector<Line> qg_;  // the same repacked for the GEMM
+  std::vector<int32_t> slot_;  // with the GEMM: a row's slot in qa_ (-1: none)
+  int64_t qbytes_ = 0, gbytes_ = 0;  // bytes per row of qa_, qg_
+  bool gemm_ = false;  // whether the last quantize_i8 was for the GEMM
   std::vector<uint16_t> xa_;        // activations packed for AMX
   std::vector<size_t> amx_x_at_;    // per expert: offset of its packed activations in xa_
   std::vector<float> xp_, hp_, y_;  // activations in chunk order; expert outputs per (token, slot)
