@@ -22,15 +22,7 @@ CANDIDATES=${CANDIDATES:-"3"}  # the random 20b vs the exact CPU path with each
 TIMELINE_VARIANTS=${TIMELINE_VARIANTS:-"3 2"}
 R20=/tmp/r20
 status=0
-step() {  # step LOG TIMEOUT CMD...
-  local log=$OUT/$1 limit=$2 t0=$SECONDS
-  shift 2
-  echo "=== $* ==="
-  timeout "$limit" "$@" > "$log" 2>&1
-  local rc=$?
-  echo "=== rc=$rc in $((SECONDS - t0)) s"
-  [ $rc -eq 0 ] || status=1
-}
+source "$(dirname "$0")/step.sh"
 date -u
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem,driver_version --format=csv
 cat "$S/COMMIT" 2>/dev/null

@@ -30,16 +30,9 @@ export GPTOSS_SOURCE_DIR="$PWD"  # the tests' data (tiny model, goldens) here, n
 mkdir -p "$OUT/final"
 status=0
 # step LOG TIMEOUT CMD...: runs CMD with a time limit, its output to $OUT/final/LOG, prints the tail.
-step() {
-  local log=$OUT/final/$1 limit=$2 t0=$SECONDS
-  shift 2
-  echo "=== $* ==="
-  timeout "$limit" "$@" > "$log" 2>&1
-  local rc=$?
-  tail -n "${TAIL:-12}" "$log"
-  echo "=== rc=$rc in $((SECONDS - t0)) s"
-  [ $rc -eq 0 ] || status=1
-}
+STEP_LOGS=$OUT/final
+TAIL=${TAIL:-12}
+source "$(dirname "$0")/step.sh"
 # steps 5 and 7: memcheck on the tiny decode check, the lab checks, the 27-token tiny decode check
 checks() {
   TAIL=4 step sanitizer.txt 120 compute-sanitizer --tool memcheck --leak-check no "$B/gptoss_cuda_decode_check" \

@@ -26,15 +26,7 @@ MODES=${MODES:-"- GPTOSS_CUDA_PREFILL_DENSE=x16"}
 TRACE_T=${TRACE_T:-16}
 PP_MODES=${PP_MODES:-"-"}
 status=0
-step() {  # step LOG TIMEOUT CMD...
-  local log=$OUT/$1 limit=$2 t0=$SECONDS
-  shift 2
-  echo "=== $* ==="
-  timeout "$limit" "$@" > "$log" 2>&1
-  local rc=$?
-  echo "=== rc=$rc in $((SECONDS - t0)) s (at $SECONDS s)"
-  [ $rc -eq 0 ] || status=1
-}
+source "$(dirname "$0")/step.sh"
 tokens() { python3 -c "import sys; print(','.join(str((1000 + 7919 * i) % 200000) for i in range(int(sys.argv[1]))))" "$1"; }
 tag() { [ "$1" = - ] && echo default || echo "$1" | sed 's/GPTOSS_CUDA_PREFILL_//; s/=/-/'; }
 date -u
