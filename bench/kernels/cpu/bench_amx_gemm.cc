@@ -18,6 +18,7 @@
 
 #include "backend/cpu_fast/amx_gemm.h"
 #include "backend/cpu_fast/kernels_fast.h"
+#include "bench_util.h"
 #include "core/dtypes.h"
 
 namespace {
@@ -43,26 +44,6 @@ double best_time(F&& f) {
   return best;
 }
 
-// Worst |got - sum x w| / sum |x w| over 64 sampled (token, row) outputs; w_row(r) gives row r in f32.
-template <typename Row>
-double sampled_error(const std::vector<float>& x, int64_t T, int64_t K, Row&& w_row, const std::vector<float>& got,
-                     int64_t R) {
-  std::mt19937 rng(5);
-  double worst = 0.0;
-  std::vector<float> w(K);
-  for (int i = 0; i < 64; ++i) {
-    const int64_t t = rng() % T, r = rng() % R;
-    w_row(r, w.data());
-    double want = 0.0, mag = 0.0;
-    for (int64_t k = 0; k < K; ++k) {
-      const double p = static_cast<double>(x[t * K + k]) * w[k];
-      want += p;
-      mag += std::fabs(p);
-    }
-    worst = std::max(worst, std::fabs(got[t * R + r] - want) / mag);
-  }
-  return worst;
-}
 
 void report(const std::string& name, double flops, double s, double err) {
   std::printf("| %-52s | %9.3f | %8.1f | %8.2g |\n", name.c_str(), s * 1e3, flops / s * 1e-9, err);
@@ -100,7 +81,7 @@ void expert_gate_up(std::mt19937& rng, int64_t P) {
       }
     });
     report("expert gate_up 5760x2880 MXFP4, P=" + std::to_string(P) + ", AMX " + std::to_string(parts) + " terms",
-           flops, s, sampled_error(x, P, K, row, out, R));
+           flops, s, bench::sampled_error(x, P, K, row, out, R));
   }
   // The f32 path: tiles of 32 rows decoded to f32 (chunk order), 64-token GEMM passes.
   std::vector<float> xp(P * K), panel(32 * K), yt(P * 32);
@@ -117,7 +98,7 @@ void expert_gate_up(std::mt19937& rng, int64_t P) {
     }
   });
   report("expert gate_up 5760x2880 MXFP4, P=" + std::to_string(P) + ", f32", flops, s,
-         sampled_error(x, P, K, row, out, R));
+         bench::sampled_error(x, P, K, row, out, R));
 }
 
 void q_slice(std::mt19937& rng, int64_t T) {
@@ -142,7 +123,7 @@ void q_slice(std::mt19937& rng, int64_t T) {
       }
     });
     report("q slice 512x2880 bf16, T=" + std::to_string(T) + ", AMX " + std::to_string(parts) + " terms", flops, s,
-           sampled_error(x, T, K, row, out, R));
+           bench::sampled_error(x, T, K, row, out, R));
   }
 }
 

@@ -62,22 +62,11 @@ void expert_gate_up(std::mt19937& rng, int64_t P, int parts, double seconds) {
   for (auto& v : x) v = nd(rng);
   const double flops = 2.0 * P * kRows * kCols;
   auto sampled_error = [&](const std::vector<float>& got) {
-    std::mt19937 pick(5);
-    double worst = 0.0;
-    std::vector<float> w(kCols);
-    for (int i = 0; i < 64; ++i) {
-      const int64_t t = pick() % P, r = pick() % kRows;
+    auto row = [&](int64_t r, float* w) {
       for (int64_t b = 0; b < kNb; ++b)
         mxfp4_block_to_f32(&blocks[(r * kNb + b) * 16], scales[r * kNb + b], &w[b * 32]);
-      double want = 0.0, mag = 0.0;
-      for (int64_t k = 0; k < kCols; ++k) {
-        const double p = static_cast<double>(x[t * kCols + k]) * w[k];
-        want += p;
-        mag += std::fabs(p);
-      }
-      worst = std::max(worst, std::fabs(got[t * kRows + r] - want) / mag);
-    }
-    return fmt(worst);
+    };
+    return fmt(bench::sampled_error(x, P, kCols, row, got, kRows));
   };
   const std::string shape = "gate_up 5760x2880, P=" + std::to_string(P);
   std::vector<float> out(P * kRows);

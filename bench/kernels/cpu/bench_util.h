@@ -4,13 +4,16 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <random>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace gptoss::bench {
 
@@ -97,6 +100,28 @@ inline std::string smaps_pages(const void* p) {
     }
   }
   return out;
+}
+
+// Worst |got - sum x w| / sum |x w| over 64 sampled (token t < T, row r < R) outputs of the GEMM
+// labs: x[T][K], got[T][R], w_row(r, w) writes weight row r in f32 to w[K].
+template <typename Row>
+double sampled_error(const std::vector<float>& x, int64_t T, int64_t K, Row&& w_row, const std::vector<float>& got,
+                     int64_t R) {
+  std::mt19937 rng(5);
+  double worst = 0.0;
+  std::vector<float> w(K);
+  for (int i = 0; i < 64; ++i) {
+    const int64_t t = rng() % T, r = rng() % R;
+    w_row(r, w.data());
+    double want = 0.0, mag = 0.0;
+    for (int64_t k = 0; k < K; ++k) {
+      const double p = static_cast<double>(x[t * K + k]) * w[k];
+      want += p;
+      mag += std::fabs(p);
+    }
+    worst = std::max(worst, std::fabs(got[t * R + r] - want) / mag);
+  }
+  return worst;
 }
 
 }  // namespace gptoss::bench
