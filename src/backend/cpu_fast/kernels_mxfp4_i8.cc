@@ -788,7 +788,13 @@ bool gemv_mxfp4_i8_on(const char* target, const uint8_t* const* act, int T, int 
   return run(named_variant(target), act, T, parts, blocks, scales, cols, rows, out, ldo);
 }
 
-bool mxfp4_i8_gemm_usable() { return variant() == Variant::kAvx512; }
+bool mxfp4_i8_gemm_usable() {
+#ifdef GPTOSS_I8_X86
+  return variant() == Variant::kAvx512;
+#else
+  return false;
+#endif
+}
 
 int64_t mxfp4_i8_gemm_act_bytes(int64_t cols, int parts) {
 #ifdef GPTOSS_I8_X86
