@@ -15,6 +15,17 @@
 # FRESH (0; 1: each engine's weights dropped from the page cache before its round, see warm()),
 # DEVICES ("cpu-fast"; e.g. "cpu-fast auto": each round runs every one), ROUND_DEVICES (instead:
 # round r runs only its r-th word, e.g. "cpu-fast auto"), OUT (output folder, default /tmp/peers-cpu-<time>).
+#
+# Bracketed decode (BRACKET=K, after the rounds; ROUNDS=0 runs it alone): the two read-bandwidth
+# measurements at a run's ends can differ by half (this VM's bus moves by the minute), so here every
+# decode rep (tg BRACKET_N, one process each, one rep) sits between two short bandwidth measurements
+# (THREADS threads and 1 thread, over 4 KB and over 2 MB pages, BW_MB MB, BW_PASSES passes) and
+# bench/peers/bracketed.py reports each rep's fraction tok/s x bytes per token / mean(best before,
+# best after) with the spread, against each page size. Per engine
+# one block (the weights of both engines do not fit the page cache together): gptoss's block (its
+# weights warmed as for a round) runs K reps of every variant in BRACKET_GPTOSS, alternating
+# ("label" or "label:VAR=VALUE,VAR=VALUE": the same binary with those environment variables), then
+# llama.cpp's block K reps (BRACKET_LLAMA=0: none). Knobs: BRACKET_N (64), BW_MB (1024), BW_PASSES (5).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 GPTOSS=${GPTOSS:-build-peers/bin/gptoss}
@@ -28,6 +39,12 @@ ROUNDS=${ROUNDS:-2}
 REPS=${REPS:-1}
 DEVICES=${DEVICES:-cpu-fast}
 OUT=${OUT:-/tmp/peers-cpu-$(date +%H%M%S)}
+BRACKET=${BRACKET:-0}
+BRACKET_N=${BRACKET_N:-64}
+BRACKET_GPTOSS=${BRACKET_GPTOSS:-gptoss}
+BRACKET_LLAMA=${BRACKET_LLAMA:-1}
+BW_MB=${BW_MB:-1024}
+BW_PASSES=${BW_PASSES:-5}
 mkdir -p "$OUT/runs"
 for f in "$GPTOSS" "$LLAMA_BENCH" "$GGUF" "$MODEL/config.json"; do
   [ -e "$f" ] || { echo "missing $f" >&2; exit 1; }
@@ -57,6 +74,56 @@ bandwidth() {
   log "$line"
   echo "$line" | sed -n 's/.*best \([0-9.]*\) GB\/s.*/\1/p' >> "$OUT/bandwidth.txt"
 }
+# One bracket into bracket.tsv, short: the bandwidth on THREADS threads and on 1 (the bus per core),
+# each over 4 KB pages (read_bandwidth's default, the measurement of the rounds) and over 2 MB pages
+# (PAGES 2m: how the weights are mapped, 98-99% PMD-mapped after warm(); faster in slow minutes).
+bracket_bw() {
+  local m line best=() med=""
+  for m in "$THREADS 4k" "1 4k" "$THREADS 2m" "1 2m"; do
+    line=$("$BW" ${m% *} "$BW_MB" "$BW_PASSES" ${m#* })
+    log "$line"
+    best+=("$(echo "$line" | sed -n 's/.*best \([0-9.]*\) GB\/s.*/\1/p')")
+    [ -n "$med" ] || med=$(echo "$line" | sed -n 's/.*median \([0-9.]*\) GB\/s.*/\1/p')
+  done
+  printf 'bw\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date +%H:%M:%S)" "${best[0]}" "$med" "${best[1]}" "${best[2]}" \
+    "${best[3]}" >> "$OUT/bracket.tsv"
+}
+# One bracketed rep: "run <time> <label> <tok/s>" into bracket.tsv (tok/s empty when the run failed).
+bracket_rep() {
+  local label=$1 json=$2 tps=$3
+  log "$label rep: $tps tok/s ($json)"
+  printf 'run\t%s\t%s\t%s\n' "$(date +%H:%M:%S)" "$label" "$tps" >> "$OUT/bracket.tsv"
+}
+bracketed() {
+  local k v label envs json tps
+  : > "$OUT/bracket.tsv"
+  warm "$MODEL"/*.safetensors
+  log "page cache: $(python3 bench/peers/pmd_mapped.py "$MODEL"/*.safetensors)"
+  bracket_bw
+  for k in $(seq 1 "$BRACKET"); do
+    for v in $BRACKET_GPTOSS; do
+      label=${v%%:*}
+      envs=""
+      [ "$label" = "$v" ] || envs=${v#*:}
+      json=$OUT/runs/bracket-$label-$k.json
+      env ${envs//,/ } "$GPTOSS" bench "$MODEL" -p 0 -n "$BRACKET_N" -r 1 --threads "$THREADS" \
+        --device cpu-fast --json > "$json" 2> "${json%.json}.err"
+      tps=$(python3 -c 'import json, sys; print(round(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["decode_tokens_per_s"], 3))' "$json" 2>/dev/null)
+      bracket_rep "$label${envs:+ ($envs)}" "$json" "$tps"
+      bracket_bw
+    done
+  done
+  [ "$BRACKET_LLAMA" = 1 ] || return 0
+  [ "${FRESH:-0}" = 1 ] && evict "$GGUF" && log "FRESH=1: the GGUF's pages dropped from the page cache"
+  bracket_bw
+  for k in $(seq 1 "$BRACKET"); do
+    json=$OUT/runs/bracket-llama-$k.json
+    "$LLAMA_BENCH" -m "$GGUF" -p 0 -n "$BRACKET_N" -r 1 -t "$THREADS" -o json > "$json" 2> "${json%.json}.err"
+    tps=$(python3 -c 'import json, sys; print(round([t for t in json.load(open(sys.argv[1])) if t["n_gen"] > 0][0]["avg_ts"], 3))' "$json" 2>/dev/null)
+    bracket_rep llama.cpp "$json" "$tps"
+    bracket_bw
+  done
+}
 
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
@@ -66,6 +133,7 @@ bandwidth() {
   echo "llama-bench: $LLAMA_BENCH; $("$LLAMA_BENCH" --version 2>&1 | head -2 | tr '\n' ' ')"
   echo "model: $MODEL; gguf: $GGUF ($(stat -c %s "$GGUF") bytes)"
   echo "threads $THREADS, -p $P -n $N, rounds $ROUNDS, reps $REPS, devices ${ROUND_DEVICES:-$DEVICES}${ROUND_DEVICES:+ (one per round)}"
+  [ "$BRACKET" -gt 0 ] && echo "bracketed: $BRACKET reps of tg$BRACKET_N per variant: $BRACKET_GPTOSS$([ "$BRACKET_LLAMA" = 1 ] && echo " llama.cpp"); bandwidth $BW_MB MB, $BW_PASSES passes"
 } | tee "$OUT/setup.txt"
 : > "$OUT/bandwidth.txt"
 bandwidth
@@ -89,7 +157,14 @@ for r in $(seq 1 "$ROUNDS"); do
     > "$OUT/runs/llama-$r.json" 2> "$OUT/runs/llama-$r.err"
   log "rc=$? $(python3 -c 'import json,sys; print([(t["n_prompt"], t["n_gen"], round(t["avg_ts"], 3)) for t in json.load(open(sys.argv[1]))])' "$OUT/runs/llama-$r.json" 2>&1) $(tail -1 "$OUT/runs/llama-$r.err")"
 done
+if [ "$BRACKET" -gt 0 ]; then
+  log "bracketed decode: $BRACKET reps of tg$BRACKET_N per variant ($BRACKET_GPTOSS$([ "$BRACKET_LLAMA" = 1 ] && echo ", llama.cpp"))"
+  bracketed
+fi
 bandwidth
+[ "$BRACKET" -gt 0 ] && python3 bench/peers/bracketed.py "$OUT/bracket.tsv" \
+  --bytes-per-token "$(python3 bench/peers/bytes_per_token.py "$MODEL")" | tee "$OUT/bracketed.md"
+[ "$ROUNDS" -gt 0 ] || { echo "logs: $OUT"; exit 0; }
 python3 bench/peers/summarize.py "$OUT/runs" --what "read" --bandwidth-gbs $(cat "$OUT/bandwidth.txt") \
   --bytes-per-token "$(python3 bench/peers/bytes_per_token.py "$MODEL")" | tee "$OUT/summary.md"
 echo "logs: $OUT"

@@ -76,3 +76,32 @@ def test_summary_fractions_and_ratios(root, tmp_path):
 def test_summary_requires_bandwidth_and_bytes(root, tmp_path, args):
     r = run(root, "bench/peers/summarize.py", tmp_path, *args)
     assert r.returncode == 2
+
+
+def test_bracketed_fractions_spread_and_steady_reps(root, tmp_path):
+    # bw lines: time, best, median, best 1 thread (4 KB pages), best, best 1 thread (2 MB pages).
+    tsv = tmp_path / "bracket.tsv"
+    tsv.write_text("\n".join([
+        "bw\t00:00:01\t40\t39\t25\t50\t30",
+        "run\t00:00:09\tgptoss\t9",        # 4 KB: 9 x 4 / mean(40, 40) = 90%; 2 MB: 36 / 45 = 80%
+        "bw\t00:00:10\t40\t38\t26\t40\t31",
+        "run\t00:00:19\tgptoss\t8",        # 4 KB: 32 / mean(40, 60) = 64%, spread 40%: moved
+        "bw\t00:00:20\t60\t58\t27\t60\t32",
+        "run\t00:00:29\tllama.cpp\t",      # a failed rep: listed, not counted
+        "bw\t00:00:30\t60\t59\t28\t60\t33",
+        "run\t00:00:39\tllama.cpp\t12",    # 48 / 60 = 80% (both page sizes)
+        "bw\t00:00:40\t60\t57\t29\t60\t34",
+    ]) + "\n")
+    r = run(root, "bench/peers/bracketed.py", tsv, "--bytes-per-token", "4e9")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert re.search(r"\| 00:00:09 \| gptoss \| 9\.00 \| 36\.00 \| 40\.00 / 40\.00 \| 22% \| 90\.0% \* \| "
+                     r"50\.00 / 40\.00 \| 80\.0% \| 25\.00 / 26\.00; 30\.00 / 31\.00 \|", out)
+    assert re.search(r"\| 00:00:19 \| gptoss \| 8\.00 \| 32\.00 \| 40\.00 / 60\.00 \| 40% \| 64\.0% \* \|", out)
+    assert re.search(r"\| 00:00:29 \| llama\.cpp \| - \| - \|", out)
+    assert re.search(r"\| 00:00:39 \| llama\.cpp \| 12\.00 \| 48\.00 \| 60\.00 / 60\.00 \| 0% \| 80\.0% \|", out)
+    # gptoss: both reps moved (the first by its 2 MB measurements: 50 vs 40), so no steady rep.
+    assert "gptoss: 2 reps, tg 8.50 tok/s mean; all reps (2): 4 KB median 77.0% (min 64.0, max 90.0)" in out
+    assert "no steady rep" in out
+    assert ("llama.cpp: 1 reps, tg 12.00 tok/s mean; all reps (1): 4 KB median 80.0% (min 80.0, max 80.0), "
+            "2 MB median 80.0% (min 80.0, max 80.0); steady reps (1): 4 KB median 80.0%") in out
