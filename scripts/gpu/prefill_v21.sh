@@ -6,7 +6,8 @@
 #      shapes, T = 8 / 12 / 16 / 70) while the CPU writes the random 20b;
 #   2. gptoss_cuda_decode_check --trace on the random 20b (tokens (1000 + 7919 i) mod 200000) at each T in
 #      TRACE_T under each GEMM mode of MODES (env assignments, "-" = the default);
-#   3. pp512 (`gptoss bench -p 512 -n 0`) under each mode of PP_MODES, PP_ROUNDS interleaved rounds;
+#   3. pp512 (`gptoss bench -p 512 -n 0`) under each mode of PP_MODES, PP_ROUNDS interleaved rounds (before them,
+#      once per mode of PROFILE_MODES, with GPTOSS_CUDA_PROFILE=1: the per-op split, in pp-profile-*.txt);
 #   4. CHECK_T: decode_check (no trace) at these T under each mode of CHECK_MODES.
 # TESTS: CUDA tests run whole (before the random 20b is ready); MEMCHECK=1: compute-sanitizer memcheck on
 # DenseMatmulEqualsFloat64 and the 27-token tiny decode check, and that check without it. SHAPES_KCHUNKS: the
@@ -22,13 +23,17 @@ mkdir -p "$OUT"
 export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 export GPTOSS_SOURCE_DIR="$PWD"
 R20=/tmp/r20
+# A mode: "-" (the defaults), env assignments joined by commas (A=1,B=2), or (PP_MODES only) "old": the
+# defaults of another build's CLI staged as $S/old/gptoss (NOTES v23: the baseline in the same call).
 MODES=${MODES:-"- GPTOSS_CUDA_PREFILL_DENSE=x16"}
 TRACE_T=${TRACE_T:-16}
 PP_MODES=${PP_MODES:-"-"}
 status=0
 source "$(dirname "$0")/step.sh"
 tokens() { python3 -c "import sys; print(','.join(str((1000 + 7919 * i) % 200000) for i in range(int(sys.argv[1]))))" "$1"; }
-tag() { [ "$1" = - ] && echo default || echo "$1" | sed 's/GPTOSS_CUDA_PREFILL_//; s/=/-/'; }
+tag() { [ "$1" = - ] && echo default || echo "$1" | sed 's/GPTOSS_CUDA_PREFILL_//g; s/GPTOSS_CUDA_//g; s/=/-/g; s/,/_/g'; }
+# envs MODE: the mode's assignments as words for env (none for "-").
+envs() { [ "$1" = - ] || echo "${1//,/ }"; }
 date -u
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem,driver_version --format=csv
 cat "$S/COMMIT" 2>/dev/null
@@ -55,7 +60,7 @@ t0=$SECONDS; wait $wpid; echo "=== random 20b written: rc=$? (waited $((SECONDS 
 for T in $TRACE_T; do
   for m in $MODES; do
     [ $SECONDS -lt ${TRACE_UNTIL:-400} ] || { echo "=== trace T $T $m skipped (time)"; continue; }
-    if [ "$m" = - ]; then e=(); else e=("$m"); fi
+    read -ra e <<< "$(envs "$m")"
     step "trace-$T-$(tag "$m").txt" 150 env "${e[@]}" "$B/gptoss_cuda_decode_check" "$R20" --tokens "$(tokens "$T")" \
       --tol 1e-4 --threads 16 --trace 8
   done
@@ -63,16 +68,23 @@ done
 for T in ${CHECK_T:-}; do
   for m in ${CHECK_MODES:-"-"}; do
     [ $SECONDS -lt ${CHECK_UNTIL:-470} ] || { echo "=== check T $T $m skipped (time)"; continue; }
-    if [ "$m" = - ]; then e=(); else e=("$m"); fi
+    read -ra e <<< "$(envs "$m")"
     step "check-$T-$(tag "$m").txt" 150 env "${e[@]}" "$B/gptoss_cuda_decode_check" "$R20" --tokens "$(tokens "$T")" \
       --tol 1e-4 --threads 16
   done
 done
+for m in ${PROFILE_MODES:-}; do
+  read -ra e <<< "$(envs "$m")"
+  step "pp-profile-$(tag "$m").txt" 120 env "${e[@]}" GPTOSS_CUDA_PROFILE=1 "$B/gptoss" bench "$R20" --device cuda \
+    -p 512 -n 0 -r 3 --json
+done
 for r in $(seq 1 "${PP_ROUNDS:-0}"); do
   for m in $PP_MODES; do
     [ $SECONDS -lt ${PP_UNTIL:-520} ] || { echo "=== pp512 $m skipped (time)"; continue; }
-    if [ "$m" = - ]; then e=(); else e=("$m"); fi
-    step "pp-$r-$(tag "$m").txt" 120 env "${e[@]}" "$B/gptoss" bench "$R20" --device cuda -p 512 -n 0 -r 3 --json
+    read -ra e <<< "$(envs "$m")"
+    bin=$B/gptoss
+    [ "$m" = old ] && { bin=$S/old/gptoss; e=(); }
+    step "pp-$r-$(tag "$m").txt" 120 env "${e[@]}" "$bin" bench "$R20" --device cuda -p 512 -n 0 -r 3 --json
   done
 done
 echo "=== summary"
@@ -84,6 +96,9 @@ grep -h "ERROR SUMMARY" "$OUT"/san-*.txt 2>/dev/null
 grep -h "vs cpu\|decode check" "$OUT"/tiny.txt 2>/dev/null
 for f in $(cd "$OUT" && ls trace-*.txt check-*.txt 2>/dev/null); do
   echo "-- $f"; grep -h "vs cpu\|decode check\|trace: op path\|worst\|differs\|smallest\|error" "$OUT/$f" | grep -v "differs at no row" | cut -c1-400
+done
+for f in $(cd "$OUT" && ls pp-profile-*.txt 2>/dev/null); do
+  echo "-- $f"; sed -n '/cuda backend profile/,$p' "$OUT/$f" | grep " ms " | sort -k1,1 | cut -c1-100
 done
 for f in $(cd "$OUT" && ls pp-*.txt 2>/dev/null); do
   echo "-- $f $(grep -o '"prefill_tokens_per_s":[^,]*' "$OUT/$f")"

@@ -152,6 +152,16 @@ class Backend {
   virtual void f32_rmsnorm(const float* x, int T, const Weight& gain, float eps, float* out) = 0;
   // out[T, w.rows] = x[T, w.cols] . w^T (+ bias); kernels f32_bf16w_matmul / f32_f32w_matmul.
   virtual void f32_matmul(const float* x, int T, const Weight& w, const Weight* bias, float* out) = 0;
+  // Several matrices on one input (q, k and v): f32_matmul(x, T, *m.w, m.bias, m.out) for each m, which
+  // is what this default does; a backend may run them as one product.
+  struct MatmulOut {
+    const Weight* w;
+    const Weight* bias;
+    float* out;
+  };
+  virtual void f32_matmuls(const float* x, int T, std::span<const MatmulOut> outs) {
+    for (const MatmulOut& m : outs) f32_matmul(x, T, *m.w, m.bias, m.out);
+  }
   // Rotates heads of head_dim (rows of heads*head_dim) in place at the given absolute positions.
   virtual void f32_rope_yarn(float* x, int T, int heads, int head_dim, std::span<const int32_t> positions,
                              const RopeTable& rope) = 0;

@@ -162,9 +162,9 @@ Status Model::step(const std::vector<Row>& rows, const std::vector<int32_t>& out
     const KvLayer& kv = cache.layer(l);
     // Attention branch.
     be.f32_rmsnorm(x, T, L.attn_norm, c.rms_norm_eps, xn);
-    be.f32_matmul(xn, T, L.q, &L.q_bias, q_.as<float>());
-    be.f32_matmul(xn, T, L.k, &L.k_bias, k_.as<float>());
-    be.f32_matmul(xn, T, L.v, &L.v_bias, v_.as<float>());
+    const Backend::MatmulOut qkv[] = {
+        {&L.q, &L.q_bias, q_.as<float>()}, {&L.k, &L.k_bias, k_.as<float>()}, {&L.v, &L.v_bias, v_.as<float>()}};
+    be.f32_matmuls(xn, T, qkv);
     be.f32_rope_yarn(q_.as<float>(), T, c.num_heads, c.head_dim, positions, rope);
     be.f32_rope_yarn(k_.as<float>(), T, c.num_kv_heads, c.head_dim, positions, rope);
     be.f32_kv_store(kv, k_.as<float>(), v_.as<float>(), T, slots, positions);

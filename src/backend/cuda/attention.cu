@@ -368,6 +368,125 @@ __global__ void __launch_bounds__(256) attention_tiles_kernel(
   if (threadIdx.x == 0) counters[t * kv_heads + kvh] = 0;
 }
 
+// Prefill (NOTES v23): TQ query tokens of one sequence at consecutive positions p0 + t0 .. per block,
+// 8 warps = the 8 query heads of a KV head; each 32-position K/V tile of [lo of the first token, the
+// last token's position] is staged once in shared memory for all TQ tokens. Per token the arithmetic
+// is tile_step's (scores by fmaf over d in order, the online softmax update, values by fmaf over the
+// tile's positions in order) over the tiles that hold any of its positions, the others masked; then
+// the sink as in attention_tiles_kernel's one-split case. Register blocking: each key element read
+// from shared memory serves the TQ tokens' scores, each value element their outputs.
+template <int TQ>
+__global__ void __launch_bounds__(256) attention_prefill_kernel(
+    const float* __restrict__ q, int T, int q_heads, int kv_heads, const float* __restrict__ k_cache,
+    const float* __restrict__ v_cache, int capacity, int p0, int sl, int window, float scale,
+    const uint16_t* __restrict__ sinks, float* __restrict__ attn_out, KvPages pages) {
+  constexpr int kGroup = 8;
+  const int kvh = blockIdx.x, t0 = blockIdx.y * TQ;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int h = kvh * kGroup + warp;
+  const int nt = min(TQ, T - t0);
+  __shared__ float ks[kTile][kHeadDim + 1];
+  __shared__ __align__(16) float vs[kTile][kHeadDim];
+  __shared__ __align__(16) float qs[kGroup][TQ][kHeadDim];
+  __shared__ __align__(16) float ps[kGroup][TQ][kTile];
+  pdl_wait();
+  pdl_allow_dependents();
+#pragma unroll
+  for (int i = 0; i < TQ; ++i) {
+    const float* qrow = q + (static_cast<size_t>(t0 + min(i, nt - 1)) * q_heads + h) * kHeadDim;
+    qs[warp][i][lane] = qrow[lane];
+    qs[warp][i][lane + 32] = qrow[lane + 32];
+  }
+  const int p_first = p0 + t0, p_last = p_first + nt - 1;
+  const int lo_first = window > 0 ? max(0, p_first - window + 1) : 0;
+  float m[TQ], l[TQ], acc0[TQ], acc1[TQ];
+#pragma unroll
+  for (int i = 0; i < TQ; ++i) m[i] = -INFINITY, l[i] = 0.0f, acc0[i] = 0.0f, acc1[i] = 0.0f;
+  for (int k0 = lo_first; k0 <= p_last; k0 += kTile) {
+    __syncthreads();  // the previous tile's ks / vs are consumed
+    for (int e = threadIdx.x; e < kTile * kHeadDim / 4; e += 256) {
+      const int j = e / (kHeadDim / 4), d = 4 * (e % (kHeadDim / 4));
+      float4 kv = make_float4(0.f, 0.f, 0.f, 0.f), vv = kv;
+      if (k0 + j <= p_last) {
+        const size_t off = (kv_cache_row(sl, k0 + j, capacity, pages) * kv_heads + kvh) * kHeadDim + d;
+        kv = *reinterpret_cast<const float4*>(k_cache + off);
+        vv = *reinterpret_cast<const float4*>(v_cache + off);
+      }
+      ks[j][d] = kv.x, ks[j][d + 1] = kv.y, ks[j][d + 2] = kv.z, ks[j][d + 3] = kv.w;
+      *reinterpret_cast<float4*>(&vs[j][d]) = vv;
+    }
+    __syncthreads();
+    // Scores: lane = position k0 + lane.
+    float dot[TQ];
+#pragma unroll
+    for (int i = 0; i < TQ; ++i) dot[i] = 0.0f;
+#pragma unroll 4
+    for (int d4 = 0; d4 < kHeadDim; d4 += 4) {
+      const float k_0 = ks[lane][d4], k_1 = ks[lane][d4 + 1], k_2 = ks[lane][d4 + 2], k_3 = ks[lane][d4 + 3];
+#pragma unroll
+      for (int i = 0; i < TQ; ++i) {
+        const float4 qv = *reinterpret_cast<const float4*>(&qs[warp][i][d4]);
+        dot[i] = fmaf(qv.x, k_0, dot[i]);
+        dot[i] = fmaf(qv.y, k_1, dot[i]);
+        dot[i] = fmaf(qv.z, k_2, dot[i]);
+        dot[i] = fmaf(qv.w, k_3, dot[i]);
+      }
+    }
+    // The online softmax per token; tokens with none of their positions in this tile skip it (warp-uniform).
+    bool live[TQ];
+#pragma unroll
+    for (int i = 0; i < TQ; ++i) {
+      const int pi = p_first + i, loi = window > 0 ? max(0, pi - window + 1) : 0;
+      live[i] = i < nt && k0 <= pi && k0 + kTile - 1 >= loi;
+      float pr = 0.0f;
+      if (live[i]) {
+        const bool valid = k0 + lane >= loi && k0 + lane <= pi;
+        const float sc = valid ? dot[i] * scale : -INFINITY;
+        const float m_new = fmaxf(m[i], warp_max(sc));
+        const float corr = expf(m[i] - m_new);
+        pr = valid ? expf(sc - m_new) : 0.0f;
+        l[i] = l[i] * corr + warp_sum(pr);
+        acc0[i] *= corr;
+        acc1[i] *= corr;
+        m[i] = m_new;
+      }
+      ps[warp][i][lane] = pr;
+    }
+    __syncwarp();
+    // Values: lane = output dims lane and lane + 32.
+#pragma unroll 2
+    for (int j4 = 0; j4 < kTile; j4 += 4) {
+      float4 pv[TQ];
+#pragma unroll
+      for (int i = 0; i < TQ; ++i) pv[i] = *reinterpret_cast<const float4*>(&ps[warp][i][j4]);
+#pragma unroll
+      for (int jj = 0; jj < 4; ++jj) {
+        const float v0 = vs[j4 + jj][lane], v1 = vs[j4 + jj][lane + 32];
+#pragma unroll
+        for (int i = 0; i < TQ; ++i) {
+          const float pj = jj == 0 ? pv[i].x : jj == 1 ? pv[i].y : jj == 2 ? pv[i].z : pv[i].w;
+          if (live[i]) {
+            acc0[i] = fmaf(pj, v0, acc0[i]);
+            acc1[i] = fmaf(pj, v1, acc1[i]);
+          }
+        }
+      }
+    }
+    __syncwarp();  // ps is rewritten by the next tile
+  }
+  const float sink = bf16_to_f32(sinks[h]);
+#pragma unroll
+  for (int i = 0; i < TQ; ++i) {
+    if (i >= nt) continue;
+    const float mx = fmaxf(sink, m[i]);
+    const float f = expf(m[i] - mx);
+    const float den = expf(sink - mx) + l[i] * f;
+    float* o = attn_out + (static_cast<size_t>(t0 + i) * q_heads + h) * kHeadDim;
+    o[lane] = (acc0[i] * f) / den;
+    o[lane + 32] = (acc1[i] * f) / den;
+  }
+}
+
 }  // namespace
 
 int attention(const float* q, int T, int q_heads, int kv_heads, const float* k_cache, const float* v_cache,
@@ -399,6 +518,23 @@ int attention(const float* q, int T, int q_heads, int kv_heads, const float* k_c
              dim3(32 * group), group * kHeadDim * sizeof(float), stream, q, q_heads, kv_heads, k_cache, v_cache,
              capacity, pos, slot, window, scale, sinks, nsplit, part, counters, out, pages);
   return static_cast<int>(cudaGetLastError());
+}
+
+int attention_prefill(const float* q, int T, int q_heads, int kv_heads, const float* k_cache, const float* v_cache,
+                      int capacity, int p0, int slot, int window, float scale, const uint16_t* sinks, float* out,
+                      cudaStream_t stream, int tokens_per_block, KvPages pages) {
+  if (T <= 0) return 0;
+  if (q_heads != 8 * kv_heads) return static_cast<int>(cudaErrorInvalidValue);
+  const auto launch = [&](auto kernel, int tq) {
+    launch_pdl(kernel, dim3(kv_heads, (T + tq - 1) / tq), dim3(256), 0, stream, q, T, q_heads, kv_heads, k_cache,
+               v_cache, capacity, p0, slot, window, scale, sinks, out, pages);
+    return static_cast<int>(cudaGetLastError());
+  };
+  switch (tokens_per_block) {
+    case 4: return launch(attention_prefill_kernel<4>, 4);
+    case 8: return launch(attention_prefill_kernel<8>, 8);
+    default: return static_cast<int>(cudaErrorInvalidValue);
+  }
 }
 
 GPTOSS_CUDA_TIMELINE_SETTER(set_timeline_attention)

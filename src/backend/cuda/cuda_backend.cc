@@ -74,6 +74,13 @@ class CudaBackend final : public Backend {
     // cores' accumulation over K = 2880 in one chain is ~10x less exact than f32 (NOTES v21). 0: K in
     // one chunk (before v21). Default 512.
     if (const char* v = std::getenv("GPTOSS_CUDA_PREFILL_KCHUNK"); v != nullptr) prefill_kchunk_ = std::atoi(v);
+    // Attention of many tokens of one sequence (prefill) through attention_prefill with this many tokens
+    // per block (4 or 8); 0: the flash-decoding kernel per token (before v23). Default 8.
+    if (const char* v = std::getenv("GPTOSS_CUDA_PREFILL_ATTN"); v != nullptr) {
+      prefill_attn_tq_ = std::atoi(v) == 4 ? 4 : std::atoi(v) == 0 ? 0 : 8;
+    }
+    // 0: q, k and v as three prefill GEMMs (f32_matmuls; before v23). Default 1: one.
+    if (const char* v = std::getenv("GPTOSS_CUDA_PREFILL_QKV"); v != nullptr && std::atoi(v) == 0) fuse_qkv_ = false;
     // 1: synchronize around each op and print the time per op kind when the backend is destroyed.
     if (const char* v = std::getenv("GPTOSS_CUDA_PROFILE"); v != nullptr && std::atoi(v) == 1) profiling_ = true;
     // 1: keep every expert matrix decoded to bf16 after its first prefill use (4x the MXFP4 bytes:
@@ -199,6 +206,13 @@ class CudaBackend final : public Backend {
     Lap lap(this, "sdpa");
     if (!bf16(sinks, "sinks")) return;
     if (kv.head_dim != 64) return fail_msg(fmt::format("sdpa: head_dim {} (the cuda kernels need 64)", kv.head_dim));
+    const cuda::KvPages pages{kv.page_table_device, kv.page_size, kv.pages_per_slot};
+    if (prefill(T) && prefill_attn_tq_ > 0 && heads == 8 * kv.kv_heads && one_run(slots, positions)) {
+      check("sdpa", cuda::attention_prefill(q, T, heads, kv.kv_heads, kv.k.as<float>(), kv.v.as<float>(), kv.capacity,
+                                            positions[0], slots[0], window, scale, sinks.buf.as<uint16_t>(), out,
+                                            stream_, prefill_attn_tq_, pages));
+      return;
+    }
     int max_pos = 0;
     for (int32_t p : positions) max_pos = std::max(max_pos, static_cast<int>(p));
     const int span = window > 0 ? std::min(window, max_pos + 1) : max_pos + 1;
@@ -210,7 +224,7 @@ class CudaBackend final : public Backend {
     const int32_t* p = meta(1, positions.data(), positions.size());
     check("sdpa", cuda::attention(q, T, heads, kv.kv_heads, kv.k.as<float>(), kv.v.as<float>(), kv.capacity, p, s,
                                   window, scale, sinks.buf.as<uint16_t>(), nsplit, part, counters, out, stream_,
-                                  false, {kv.page_table_device, kv.page_size, kv.pages_per_slot}));
+                                  false, pages));
   }
 
   void f32_topk_softmax(const float* logits, int T, int n, int k, int32_t* idx, float* weight) override {
@@ -284,6 +298,13 @@ class CudaBackend final : public Backend {
   };
 
   bool prefill(int T) const { return prefill_min_t_ > 0 && T >= prefill_min_t_; }
+  // Whether the T rows are one sequence at consecutive positions (what attention_prefill takes).
+  static bool one_run(std::span<const int32_t> slots, std::span<const int32_t> positions) {
+    for (size_t t = 1; t < positions.size(); ++t) {
+      if (slots[t] != slots[0] || positions[t] != positions[0] + static_cast<int32_t>(t)) return false;
+    }
+    return !positions.empty() && slots.size() == positions.size();
+  }
 
   cuda::Gemm* gemm() {
     if (gemm_ == nullptr) {
@@ -311,13 +332,22 @@ class CudaBackend final : public Backend {
   // in c chunks of K (a batch of c GEMMs of T rows), the lower parts (2^-8 and 2^-16 of it) in one GEMM
   // of (parts - 1) * T rows; the c + parts - 1 products summed in f32. c = 1: one GEMM of parts * T rows.
   void gemm_matmul(const float* x, int T, const Weight& w, const Weight* bias, float* out) {
-    const int N = static_cast<int>(w.rows), K = static_cast<int>(w.cols), c = k_chunks(K), kc = K / c;
+    cuda::SplitOut so;
+    so.count = 1;
+    so.end[0] = static_cast<int>(w.rows);
+    so.out[0] = out;
+    gemm_matmul(x, T, w.buf.as<uint16_t>(), static_cast<int>(w.rows), static_cast<int>(w.cols),
+                bias ? bias->buf.as<uint16_t>() : nullptr, so);
+  }
+  // The same for a bf16 matrix wp [N][K] (bias: N bf16 or null), its output columns in segments (so).
+  void gemm_matmul(const float* x, int T, const uint16_t* wp, int N, int K, const uint16_t* bias,
+                   const cuda::SplitOut& so) {
+    const int c = k_chunks(K), kc = K / c;
     const size_t TN = static_cast<size_t>(T) * N;
     cuda::Gemm* g = gemm();
     uint16_t* a = scratch<uint16_t>(6, static_cast<size_t>(3) * T * K);
     float* y = scratch<float>(7, static_cast<size_t>(c + 2) * TN);
     if (g == nullptr || a == nullptr || y == nullptr) return;
-    const uint16_t* wp = w.buf.as<uint16_t>();
     check("prefill split", cuda::split3_bf16(x, K, nullptr, T, a, stream_, parts_));
     if (c == 1) {
       check_blas("prefill matmul", cuda::gemm_bf16(g, wp, N, K, a, 0, parts_ * T, y, 0, 1));
@@ -326,8 +356,49 @@ class CudaBackend final : public Backend {
       check_blas("prefill matmul", cuda::gemm_bf16(g, wp, N, K, a + static_cast<size_t>(T) * K, 0, (parts_ - 1) * T,
                                                    y + c * TN, 0, 1));
     }
-    check("prefill sum",
-          cuda::sum3_bias(y, T, N, bias ? bias->buf.as<uint16_t>() : nullptr, out, stream_, c + parts_ - 1));
+    check("prefill sum", cuda::sum3_bias_split(y, T, N, bias, so, stream_, c + parts_ - 1));
+  }
+
+  // q, k and v (any 2-4 bf16 matrices of one input, with biases or without) as one prefill GEMM over their
+  // rows side by side: one split of x, one batch of chunk products, one sum writing each matrix's
+  // columns to its output. The rows are used in place where they already sit back to back (the fused
+  // qkv of original/ checkpoints), else copied once into one matrix at the first use (+ the matrices'
+  // bytes of device memory; skipped, as dense_f16, when that would leave less than 4 GiB free).
+  // GPTOSS_CUDA_PREFILL_QKV=0: each matrix alone (before v23).
+  void f32_matmuls(const float* x, int T, std::span<const MatmulOut> outs) override {
+    if (!prefill(T) || !dense_cublas_ || !fuse_qkv_ || outs.size() < 2 || outs.size() > 4) {
+      return Backend::f32_matmuls(x, T, outs);
+    }
+    const int K = static_cast<int>(outs[0].w->cols);
+    const bool biased = outs[0].bias != nullptr;
+    cuda::SplitOut so;
+    int N = 0;
+    for (size_t i = 0; i < outs.size(); ++i) {
+      const MatmulOut& m = outs[i];
+      if (m.w->type != ElemType::kBF16 || m.w->cols != K || (m.bias != nullptr) != biased ||
+          (biased && (m.bias->type != ElemType::kBF16 || m.bias->rows * m.bias->cols != m.w->rows))) {
+        return Backend::f32_matmuls(x, T, outs);
+      }
+      N += static_cast<int>(m.w->rows);
+      so.end[i] = N;
+      so.out[i] = m.out;
+    }
+    so.count = static_cast<int>(outs.size());
+    // Each matrix's buffer must hold exactly its rows (a row_slice does), each bias its N values.
+    std::vector<const Buffer*> wb, bb;
+    for (const MatmulOut& m : outs) {
+      if (m.w->buf.bytes != static_cast<size_t>(m.w->rows) * K * 2 ||
+          (biased && m.bias->buf.bytes != static_cast<size_t>(m.w->rows) * 2)) {
+        return Backend::f32_matmuls(x, T, outs);
+      }
+      wb.push_back(&m.w->buf);
+      if (biased) bb.push_back(&m.bias->buf);
+    }
+    const uint16_t* w = fused(wb);
+    const uint16_t* b = biased ? fused(bb) : nullptr;
+    if (w == nullptr || (biased && b == nullptr)) return Backend::f32_matmuls(x, T, outs);
+    Lap lap(this, "matmul gemm fused");
+    gemm_matmul(x, T, w, N, K, b, so);
   }
 
   // The MoE ops for many tokens: (token, expert) slots grouped by expert on the host (idx is read
@@ -438,6 +509,59 @@ class CudaBackend final : public Backend {
     if (!gate_up) check("prefill moe combine", cuda::moe_combine(ys, idx, weight, T, k, N, out, stream_));
   }
 
+  // Whether b's memory is still the one remembered as o (a cache entry keyed by address stays valid).
+  static bool still_owned(const std::weak_ptr<void>& o, const Buffer& b) {
+    return !o.owner_before(b.mem) && !b.mem.owner_before(o) && (b.mem == nullptr || !o.expired());
+  }
+
+  // Several device buffers back to back for f32_matmuls (the rows of q, k and v; their biases): in place
+  // when they already are (one owner, each starting where the previous ends), else a copy made at the
+  // first use. Keyed by the first buffer's address; the owners are remembered as in dense_f16_.
+  struct Fused {
+    std::vector<std::weak_ptr<void>> owners;
+    std::vector<const void*> parts;  // each buffer's address, to tell another set at the same first address
+    std::shared_ptr<void> copy;
+    const uint16_t* data = nullptr;
+  };
+  const uint16_t* fused(const std::vector<const Buffer*>& bufs) {
+    auto it = fused_.find(bufs[0]->data);
+    if (it != fused_.end()) {
+      bool same = it->second.parts.size() == bufs.size();
+      for (size_t i = 0; same && i < bufs.size(); ++i) {
+        same = it->second.parts[i] == bufs[i]->data && still_owned(it->second.owners[i], *bufs[i]);
+      }
+      if (same) return it->second.data;
+      fused_.erase(it);
+    }
+    Fused& f = fused_[bufs[0]->data];
+    size_t bytes = 0;
+    bool in_place = true;
+    for (size_t i = 0; i < bufs.size(); ++i) {
+      f.owners.push_back(bufs[i]->mem);
+      f.parts.push_back(bufs[i]->data);
+      bytes += bufs[i]->bytes;
+      in_place = in_place && (i == 0 || (bufs[i]->mem == bufs[0]->mem &&
+                                         static_cast<const uint8_t*>(bufs[i]->data) ==
+                                             static_cast<const uint8_t*>(bufs[i - 1]->data) + bufs[i - 1]->bytes));
+    }
+    if (in_place) return f.data = static_cast<const uint16_t*>(bufs[0]->data);
+    size_t free_b = 0, total_b = 0;
+    void* p = nullptr;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess || free_b < bytes + (size_t(4) << 30) ||
+        cudaMalloc(&p, bytes) != cudaSuccess) {
+      cudaGetLastError();
+      return nullptr;
+    }
+    f.copy = std::shared_ptr<void>(p, [](void* v) { cudaFree(v); });
+    size_t off = 0;
+    for (const Buffer* b : bufs) {
+      check("prefill fused rows", static_cast<int>(cudaMemcpyAsync(static_cast<uint8_t*>(p) + off, b->data, b->bytes,
+                                                                   cudaMemcpyDeviceToDevice, stream_)));
+      off += b->bytes;
+    }
+    return f.data = static_cast<const uint16_t*>(p);
+  }
+
   // A dense matrix as fp16 rows scaled by powers of two (f16_rows), made at its first prefill use:
   // as many bytes as the bf16 matrix. Null (the cuBLAS path is taken) when it would leave less than
   // 4 GiB of device memory free.
@@ -450,8 +574,7 @@ class CudaBackend final : public Backend {
   const DenseF16* dense_f16(const Weight& w) {
     auto it = dense_f16_.find(w.buf.data);
     if (it != dense_f16_.end()) {
-      const std::weak_ptr<void>& o = it->second.owner;
-      if (!o.owner_before(w.buf.mem) && !w.buf.mem.owner_before(o) && (w.buf.mem == nullptr || !o.expired())) {
+      if (still_owned(it->second.owner, w.buf)) {
         return it->second.w16 ? &it->second : nullptr;
       }
       dense_f16_.erase(it);
@@ -612,6 +735,8 @@ class CudaBackend final : public Backend {
   };
   Scratch scratch_[12];
   int prefill_min_t_ = 8;
+  int prefill_attn_tq_ = 8;
+  bool fuse_qkv_ = true;
   int parts_ = 3;
   int prefill_kchunk_ = 512;
   bool profiling_ = false;
@@ -620,6 +745,7 @@ class CudaBackend final : public Backend {
   bool dense_cublas_ = true;
   std::map<const void*, std::shared_ptr<void>> expert_cache_;
   std::map<const void*, DenseF16> dense_f16_;
+  std::map<const void*, Fused> fused_;
   std::map<std::string, std::pair<double, int>> profile_;
   cuda::Gemm* gemm_ = nullptr;
   std::vector<int32_t> host_idx_, sorted_, used_;

@@ -162,6 +162,68 @@ TEST(CudaBackend, PrefillMoeEqualsCpuBackend) {
   unsetenv("GPTOSS_CUDA_PREFILL_EXPERT_CACHE");
 }
 
+// f32_sdpa_sink_window at GQA 8 (16 query heads, 2 KV heads, head_dim 64) on a prefill step: 5 cached
+// positions, then 70 tokens of the same sequence at positions 5..74 (the tokens-per-block kernel of
+// GPTOSS_CUDA_PREFILL_ATTN=8 and 4, a partial last block, and 0: the per-token kernel), full attention
+// and a 32-position window; and a step of two sequences (the per-token kernel). Against the cpu backend.
+TEST(CudaBackend, PrefillAttentionEqualsCpuBackend) {
+  REQUIRE_GPU();
+  for (const char* tq : {"8", "4", "0"}) {
+    setenv("GPTOSS_CUDA_PREFILL_ATTN", tq, 1);
+    Pair p;
+    unsetenv("GPTOSS_CUDA_PREFILL_ATTN");
+    ASSERT_NE(p.gpu, nullptr);
+    std::mt19937 rng(21);
+    const int heads = 16, kvh = 2, hd = 64, cap = 96, slots = 2;
+    std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+    auto fl = [&](size_t n, float s) {
+      std::vector<float> v(n);
+      for (auto& x : v) x = d(rng) * s;
+      return v;
+    };
+    std::vector<uint16_t> sv(heads);
+    for (auto& x : sv) x = f32_to_bf16(d(rng));
+    auto sinks = p.input(sv);
+    Weight sc, sg;
+    sc.buf = sinks.first, sg.buf = sinks.second, sc.rows = sg.rows = 1, sc.cols = sg.cols = heads;
+    const size_t kv_floats = size_t(slots) * cap * kvh * hd;
+    auto zeros = std::vector<float>(kv_floats, 0.0f);
+    auto kb = p.input(zeros), vb = p.input(zeros);
+    KvLayer kc, kg;
+    kc.k = kb.first, kc.v = vb.first, kg.k = kb.second, kg.v = vb.second;
+    for (KvLayer* kv : {&kc, &kg}) kv->slots = slots, kv->capacity = cap, kv->kv_heads = kvh, kv->head_dim = hd;
+    // One step: T rows (slot, position) stored, then attended with the given window.
+    auto step = [&](const std::vector<int32_t>& sl, const std::vector<int32_t>& pos, int window, const char* what) {
+      const int T = static_cast<int>(pos.size());
+      auto q = p.input(fl(size_t(T) * heads * hd, 2.0f));
+      auto k = p.input(fl(size_t(T) * kvh * hd, 2.0f));
+      auto v = p.input(fl(size_t(T) * kvh * hd, 1.0f));
+      p.cpu->f32_kv_store(kc, k.first.as<float>(), v.first.as<float>(), T, sl, pos);
+      p.gpu->f32_kv_store(kg, k.second.as<float>(), v.second.as<float>(), T, sl, pos);
+      const size_t n = size_t(T) * heads * hd;
+      auto oc = p.cpu->alloc(n * 4), og = p.gpu->alloc(n * 4);
+      p.cpu->f32_sdpa_sink_window(q.first.as<float>(), T, heads, kc, sl, pos, sc, window, 0.125f, oc->as<float>());
+      p.gpu->f32_sdpa_sink_window(q.second.as<float>(), T, heads, kg, sl, pos, sg, window, 0.125f, og->as<float>());
+      ASSERT_TRUE(p.gpu->sync().is_ok());
+      auto o = p.out_gpu(*og, n);
+      EXPECT_LT(max_rel(oc->as<float>(), o.data(), n), 1e-5) << what << ", GPTOSS_CUDA_PREFILL_ATTN=" << tq;
+    };
+    for (int window : {0, 32}) {
+      std::vector<int32_t> sl(5, 0), pos = {0, 1, 2, 3, 4};
+      step(sl, pos, window, window ? "5 tokens, window 32" : "5 tokens");
+      sl.assign(70, 0);
+      pos.resize(70);
+      for (int t = 0; t < 70; ++t) pos[t] = 5 + t;
+      step(sl, pos, window, window ? "70 tokens at 5.., window 32" : "70 tokens at 5..");
+      // Two sequences in one step: slot 1 from position 0, slot 0 on from 75.
+      std::vector<int32_t> sl2, pos2;
+      for (int t = 0; t < 12; ++t) sl2.push_back(1), pos2.push_back(t);
+      for (int t = 0; t < 9; ++t) sl2.push_back(0), pos2.push_back(75 + t);
+      step(sl2, pos2, window, window ? "two sequences, window 32" : "two sequences");
+    }
+  }
+}
+
 // f32_matmul with bf16 weights: the GEMV path (T < 8) and the cuBLAS prefill path (T >= 8).
 TEST(CudaBackend, MatmulEqualsCpuBackend) {
   REQUIRE_GPU();
@@ -191,6 +253,66 @@ TEST(CudaBackend, MatmulEqualsCpuBackend) {
       ASSERT_TRUE(p.gpu->sync().is_ok());
       auto o = p.out_gpu(*og, size_t(T) * N);
       EXPECT_LT(max_rel(oc->as<float>(), o.data(), o.size()), 2e-6) << "T " << T << " bias " << with_bias;
+    }
+  }
+}
+
+// f32_matmuls (q, k and v as one prefill GEMM, GPTOSS_CUDA_PREFILL_QKV): three matrices of 64, 16 and 16
+// rows in separate buffers (copied side by side at the first use) and as row slices of one buffer (used in
+// place), with biases and without, at T = 37 and T = 5 (the GEMV path), against the cpu backend's f32_matmul.
+TEST(CudaBackend, PrefillMatmulsEqualCpuBackend) {
+  REQUIRE_GPU();
+  Pair p;
+  ASSERT_NE(p.gpu, nullptr);
+  std::mt19937 rng(9);
+  const int Kd = 96, rows[3] = {64, 16, 16};
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  std::vector<uint16_t> wv(size_t(96) * Kd), bv(96);
+  for (auto& x : wv) x = f32_to_bf16(d(rng));
+  for (auto& x : bv) x = f32_to_bf16(d(rng));
+  auto wall = p.input(wv);  // all rows in one buffer
+  auto ball = p.input(bv);
+  std::vector<std::pair<Buffer, Buffer>> wsep, bsep;  // each matrix in its own buffer
+  for (int i = 0, r0 = 0; i < 3; r0 += rows[i++]) {
+    wsep.push_back(p.input(std::vector<uint16_t>(wv.begin() + size_t(r0) * Kd, wv.begin() + size_t(r0 + rows[i]) * Kd)));
+    bsep.push_back(p.input(std::vector<uint16_t>(bv.begin() + r0, bv.begin() + r0 + rows[i])));
+  }
+  for (int T : {37, 5}) {
+    std::vector<float> xv(size_t(T) * Kd);
+    for (auto& x : xv) x = d(rng) * std::ldexp(1.0f, int(rng() % 9) - 4);
+    auto x = p.input(xv);
+    for (bool sliced : {false, true}) {
+      for (bool with_bias : {true, false}) {
+        Weight wc[3], wg[3], bc[3], bg[3];
+        std::vector<Backend::MatmulOut> mg;
+        std::vector<Buffer> oc, og;
+        for (int i = 0, r0 = 0; i < 3; r0 += rows[i++]) {
+          Weight a, b;
+          a.buf = wall.second, a.rows = 96, a.cols = Kd;
+          b.buf = ball.second, b.rows = 96, b.cols = 1;
+          wc[i].buf = wsep[i].first, wc[i].rows = rows[i], wc[i].cols = Kd;
+          bc[i].buf = bsep[i].first, bc[i].rows = 1, bc[i].cols = rows[i];
+          if (sliced) {
+            wg[i] = a.row_slice(r0, rows[i]);
+            bg[i] = b.row_slice(r0, rows[i]);
+            bg[i].rows = 1, bg[i].cols = rows[i];
+          } else {
+            wg[i].buf = wsep[i].second, wg[i].rows = rows[i], wg[i].cols = Kd;
+            bg[i].buf = bsep[i].second, bg[i].rows = 1, bg[i].cols = rows[i];
+          }
+          oc.push_back(*p.cpu->alloc(size_t(T) * rows[i] * 4));
+          og.push_back(*p.gpu->alloc(size_t(T) * rows[i] * 4));
+          p.cpu->f32_matmul(x.first.as<float>(), T, wc[i], with_bias ? &bc[i] : nullptr, oc[i].as<float>());
+          mg.push_back({&wg[i], with_bias ? &bg[i] : nullptr, og[i].as<float>()});
+        }
+        p.gpu->f32_matmuls(x.second.as<float>(), T, mg);
+        ASSERT_TRUE(p.gpu->sync().is_ok());
+        for (int i = 0; i < 3; ++i) {
+          auto o = p.out_gpu(og[i], size_t(T) * rows[i]);
+          EXPECT_LT(max_rel(oc[i].as<float>(), o.data(), o.size()), 2e-6)
+              << "T " << T << " matrix " << i << " sliced " << sliced << " bias " << with_bias;
+        }
+      }
     }
   }
 }

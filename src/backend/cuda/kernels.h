@@ -102,6 +102,14 @@ int attention(const float* q, int T, int q_heads, int kv_heads, const float* k_c
               int nsplit, float* part, int32_t* counters, float* out, cudaStream_t stream, bool kv_ready = false,
               KvPages pages = {});
 
+// Attention for T query tokens of ONE sequence at consecutive positions p0 .. p0 + T - 1 of `slot`
+// (prefill; NOTES v23), q_heads == 8 * kv_heads: blocks of tokens_per_block (4 or 8) tokens x one KV
+// head, each K/V tile read once for them; no splits (out written directly). Same inputs and output as
+// attention(); its sums are tile_step's over 32-position tiles counted from the first token's window.
+int attention_prefill(const float* q, int T, int q_heads, int kv_heads, const float* k_cache, const float* v_cache,
+                      int capacity, int p0, int slot, int window, float scale, const uint16_t* sinks, float* out,
+                      cudaStream_t stream, int tokens_per_block, KvPages pages = {});
+
 // Attention kernels: 0 = the last block of a (token, KV head) combines the splits' partials through
 // global memory and a counter (v9); 1 = the splits form one thread-block cluster and block 0 combines
 // them from its shared memory (v10; nsplit <= 16, else 0); 2 = kernel 0 loading its first tile of

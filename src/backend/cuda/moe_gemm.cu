@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <type_traits>
 
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/moe_gemm.h"
@@ -90,6 +91,9 @@ struct Args {
   float* out;
   float* ws = nullptr;  // kDense split K: partial sums [gridDim.z][T][rows], bias added by the reduction
   int kb_per_split = 0;
+  // MXFP4 only: skip the MMAs (and, for a warp with none left, the weight decode) of 8-slot column tiles
+  // that lie wholly beyond the tile's count (a tile holds an expert's last slots, often far fewer than BN).
+  bool skip_empty = false;
 };
 
 template <int WM, int MT, int NT, bool kDense, int kWarps, int BN>
@@ -114,6 +118,9 @@ __global__ void __launch_bounds__(Tile<WM, MT, NT, kDense, kWarps, BN>::kThreads
   }
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t = lane & 3, wm = warp % WM, wn = warp / WM;
+  // This warp's 8-slot column tiles that hold slots (warp-uniform: its first ones); the rest only load
+  // and wait. The dense GEMM (one partial tile at most) computes every column tile.
+  const int nt_here = !kDense && p.skip_empty ? max(0, min(NT, ((count + 7) >> 3) - wn * NT)) : NT;
 
   if (tid < BN) {
     const bool in = tid < count;
@@ -186,56 +193,69 @@ __global__ void __launch_bounds__(Tile<WM, MT, NT, kDense, kWarps, BN>::kThreads
     cp_async_commit();
     const uint32_t* A = smem + (it % kStages) * kStageWords;
     const uint32_t* B = A + kAStageWords;
+    // The MMAs of this stage over the warp's first nth column tiles: all NT (kFull, the loops unrolled
+    // with no test) or nt_here of them (a warp-uniform test per column tile).
+    const auto stage_mma = [&](auto full) {
+      constexpr bool kFull = decltype(full)::value;
+      const int nth = kFull ? NT : nt_here;
 #pragma unroll
-    for (int b = 0; b < kKC; ++b) {
-      const int kb = kb0 + it * kKC + b;
-      if (kb >= kb_end) break;
-      uint32_t ra[MT][2][4];
-#pragma unroll
-      for (int m = 0; m < MT; ++m) {
-        const int r = wm * 16 * MT + m * 16 + g;
-        if (kDense) {
-#pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            const uint4 v = *reinterpret_cast<const uint4*>(A + (r + 8 * h) * kAS + b * 16 + t * 4);
-            ra[m][h][0] = v.x, ra[m][h][1] = v.y, ra[m][h][2] = v.z, ra[m][h][3] = v.w;
-          }
-        } else {
-          mxfp4_word_to_half2x4(A[r * kAS + b * 4 + t], ra[m][0]);
-          mxfp4_word_to_half2x4(A[(r + 8) * kAS + b * 4 + t], ra[m][1]);
-        }
-      }
-      float cacc[MT][NT][4];
-#pragma unroll
-      for (int n = 0; n < NT; ++n) {
-        const int j = wn * 8 * NT + n * 8 + g;
-        const uint4 hi = *reinterpret_cast<const uint4*>(B + j * kBStrideWords + b * 32 + t * 4);
-        const uint4 lo = *reinterpret_cast<const uint4*>(B + j * kBStrideWords + b * 32 + 16 + t * 4);
+      for (int b = 0; b < kKC; ++b) {
+        const int kb = kb0 + it * kKC + b;
+        if (kb >= kb_end) break;
+        uint32_t ra[MT][2][4];
 #pragma unroll
         for (int m = 0; m < MT; ++m) {
-          float* c = cacc[m][n];
-          c[0] = c[1] = c[2] = c[3] = 0.0f;
-          const uint32_t a0[4] = {ra[m][0][0], ra[m][1][0], ra[m][0][1], ra[m][1][1]};
-          const uint32_t a1[4] = {ra[m][0][2], ra[m][1][2], ra[m][0][3], ra[m][1][3]};
-          mma_f16_16816(c, a0, hi.x, hi.y);
-          mma_f16_16816(c, a0, lo.x, lo.y);
-          mma_f16_16816(c, a1, hi.z, hi.w);
-          mma_f16_16816(c, a1, lo.z, lo.w);
-        }
-      }
+          const int r = wm * 16 * MT + m * 16 + g;
+          if (kDense) {
 #pragma unroll
-      for (int m = 0; m < MT; ++m) {
-        const int r = wm * 16 * MT + m * 16 + g;
-        const float s0 = kDense ? 1.0f : e8m0_to_f32(sc[r * nb + kb]);
-        const float s8 = kDense ? 1.0f : e8m0_to_f32(sc[(r + 8) * nb + kb]);
+            for (int h = 0; h < 2; ++h) {
+              const uint4 v = *reinterpret_cast<const uint4*>(A + (r + 8 * h) * kAS + b * 16 + t * 4);
+              ra[m][h][0] = v.x, ra[m][h][1] = v.y, ra[m][h][2] = v.z, ra[m][h][3] = v.w;
+            }
+          } else {
+            mxfp4_word_to_half2x4(A[r * kAS + b * 4 + t], ra[m][0]);
+            mxfp4_word_to_half2x4(A[(r + 8) * kAS + b * 4 + t], ra[m][1]);
+          }
+        }
+        float cacc[MT][NT][4];
 #pragma unroll
         for (int n = 0; n < NT; ++n) {
-          acc[m][n][0] = fmaf(cacc[m][n][0], s0, acc[m][n][0]);
-          acc[m][n][1] = fmaf(cacc[m][n][1], s0, acc[m][n][1]);
-          acc[m][n][2] = fmaf(cacc[m][n][2], s8, acc[m][n][2]);
-          acc[m][n][3] = fmaf(cacc[m][n][3], s8, acc[m][n][3]);
+          if (n >= nth) break;
+          const int j = wn * 8 * NT + n * 8 + g;
+          const uint4 hi = *reinterpret_cast<const uint4*>(B + j * kBStrideWords + b * 32 + t * 4);
+          const uint4 lo = *reinterpret_cast<const uint4*>(B + j * kBStrideWords + b * 32 + 16 + t * 4);
+#pragma unroll
+          for (int m = 0; m < MT; ++m) {
+            float* c = cacc[m][n];
+            c[0] = c[1] = c[2] = c[3] = 0.0f;
+            const uint32_t a0[4] = {ra[m][0][0], ra[m][1][0], ra[m][0][1], ra[m][1][1]};
+            const uint32_t a1[4] = {ra[m][0][2], ra[m][1][2], ra[m][0][3], ra[m][1][3]};
+            mma_f16_16816(c, a0, hi.x, hi.y);
+            mma_f16_16816(c, a0, lo.x, lo.y);
+            mma_f16_16816(c, a1, hi.z, hi.w);
+            mma_f16_16816(c, a1, lo.z, lo.w);
+          }
+        }
+#pragma unroll
+        for (int m = 0; m < MT; ++m) {
+          const int r = wm * 16 * MT + m * 16 + g;
+          const float s0 = kDense ? 1.0f : e8m0_to_f32(sc[r * nb + kb]);
+          const float s8 = kDense ? 1.0f : e8m0_to_f32(sc[(r + 8) * nb + kb]);
+#pragma unroll
+          for (int n = 0; n < NT; ++n) {
+            if (n >= nth) break;
+            acc[m][n][0] = fmaf(cacc[m][n][0], s0, acc[m][n][0]);
+            acc[m][n][1] = fmaf(cacc[m][n][1], s0, acc[m][n][1]);
+            acc[m][n][2] = fmaf(cacc[m][n][2], s8, acc[m][n][2]);
+            acc[m][n][3] = fmaf(cacc[m][n][3], s8, acc[m][n][3]);
+          }
         }
       }
+    };
+    if (kDense || nt_here == NT) {
+      stage_mma(std::true_type{});
+    } else if (nt_here > 0) {  // 0: no slots in this warp's columns, nothing to multiply
+      stage_mma(std::false_type{});
     }
   }
   cp_async_wait<0>();
@@ -292,8 +312,16 @@ int tile_shape() {
   return s >= 0 && s <= 3 ? s : kMoeGemmDefaultShape;
 }
 
+// GPTOSS_CUDA_MOE_GEMM_SKIP=0 computes every column tile of a block, the empty ones too (before v23);
+// default 1 (Args::skip_empty). Read per launch, as tile_shape().
+bool skip_empty() {
+  const char* v = std::getenv("GPTOSS_CUDA_MOE_GEMM_SKIP");
+  return v == nullptr || std::atoi(v) != 0;
+}
+
 template <int WM, int MT, int NT, bool kDense = false, int kWarps = 8, int BN = kBN>
-int launch(const Args& a, cudaStream_t stream) {
+int launch(Args a, cudaStream_t stream) {
+  a.skip_empty = skip_empty();
   using Sh = Tile<WM, MT, NT, kDense, kWarps, BN>;
   const size_t smem = Sh::smem_bytes(a.cols / 32);
   const int y_blocks = kDense ? (a.max_tiles + BN - 1) / BN : a.max_tiles;

@@ -71,14 +71,18 @@ __global__ void mxfp4_to_bf16_kernel(const uint8_t* __restrict__ blocks, const u
 }
 
 __global__ void sum3_bias_kernel(const float* __restrict__ y, int n, int N, const uint16_t* __restrict__ bias,
-                                 int parts, float* __restrict__ out) {
+                                 int parts, SplitOut so) {
   const size_t total = static_cast<size_t>(n) * N, part = total;
   for (size_t g = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < total;
        g += static_cast<size_t>(gridDim.x) * blockDim.x) {
     float v = y[g];
     for (int p = 1; p < parts; ++p) v += y[p * part + g];
-    if (bias != nullptr) v += bf16_to_f32(bias[g % N]);
-    out[g] = v;
+    const size_t row = g / N;
+    const int c = static_cast<int>(g - row * N);
+    if (bias != nullptr) v += bf16_to_f32(bias[c]);
+    int s = 0, c0 = 0;
+    while (s + 1 < so.count && c >= so.end[s]) c0 = so.end[s++];
+    so.out[s][row * static_cast<size_t>(so.end[s] - c0) + (c - c0)] = v;
   }
 }
 
@@ -172,6 +176,16 @@ int mxfp4_to_bf16(const uint8_t* blocks, const uint8_t* scales, const int32_t* e
 }
 
 int sum3_bias(const float* y, int n, int N, const uint16_t* bias, float* out, cudaStream_t stream, int parts) {
+  SplitOut so;
+  so.count = 1;
+  so.end[0] = N;
+  so.out[0] = out;
+  return sum3_bias_split(y, n, N, bias, so, stream, parts);
+}
+
+int sum3_bias_split(const float* y, int n, int N, const uint16_t* bias, const SplitOut& out, cudaStream_t stream,
+                    int parts) {
+  if (out.count < 1 || out.count > 4 || out.end[out.count - 1] != N) return static_cast<int>(cudaErrorInvalidValue);
   const size_t total = static_cast<size_t>(n) * N;
   if (total > 0) sum3_bias_kernel<<<grid_for(total, 256), 256, 0, stream>>>(y, n, N, bias, parts, out);
   return static_cast<int>(cudaGetLastError());

@@ -26,6 +26,15 @@ int mxfp4_to_bf16(const uint8_t* blocks, const uint8_t* scales, const int32_t* e
 // out[i][:] = y[0][i] + y[1][i] + ... + y[parts - 1][i] (+ bias), y is [parts][n][N] (any parts >= 1:
 // also the bf16 parts of each of several K chunks).
 int sum3_bias(const float* y, int n, int N, const uint16_t* bias, float* out, cudaStream_t stream, int parts = 3);
+// sum3_bias into column segments: columns [end[s - 1], end[s]) (end[-1] = 0) of row i go to out[s][i][:],
+// rows of end[s] - end[s - 1] floats, for s < count <= 4 (end[count - 1] == N).
+struct SplitOut {
+  int count = 0;
+  int end[4] = {};
+  float* out[4] = {};
+};
+int sum3_bias_split(const float* y, int n, int N, const uint16_t* bias, const SplitOut& out, cudaStream_t stream,
+                    int parts = 3);
 // For sorted slot i (expert expert[i], destination slot dst[i]): gate/up = sum3 + bias of the
 // interleaved rows, h[dst[i]][u] = swiglu(gate_u, up_u). y is [3][n][N], h is [*][N / 2].
 int moe_swiglu_epilogue(const float* y, int n, int N, const int32_t* dst, const int32_t* expert,
