@@ -39,11 +39,14 @@ std::vector<uint32_t> reference_greedy(Runner& r, const std::vector<uint32_t>& p
   return out;
 }
 
-// Submits every prompt at once (max_tokens n) and waits for all; with peak_running, records the
+// Submits every prompt at once (max_tokens n; submit_all, so the scheduler sees them arrive together and
+// no sequence can finish before the last is queued) and waits for all; with peak_running, records the
 // most sequences the engine reported running at once.
 std::vector<std::vector<uint32_t>> run_all(Engine& engine, const std::vector<std::vector<uint32_t>>& prompts,
                                            const SamplingParams& sp, int n, int* peak_running = nullptr) {
   std::vector<std::unique_ptr<testing::Collector>> rs;
+  std::vector<GenerationRequest> reqs;
+  std::vector<TokenSink> sinks;
   std::mutex peak_mu;
   if (peak_running != nullptr) *peak_running = 0;
   for (const auto& p : prompts) {
@@ -52,16 +55,19 @@ std::vector<std::vector<uint32_t>> run_all(Engine& engine, const std::vector<std
     req.prompt = p;
     req.sampling = sp;
     req.max_tokens = n;
+    reqs.push_back(std::move(req));
     auto collect = rs.back()->sink();
-    auto id = engine.submit(req, [collect, &engine, &peak_mu, peak_running](const TokenEvent& ev) {
+    sinks.push_back([collect, &engine, &peak_mu, peak_running](const TokenEvent& ev) {
       if (peak_running != nullptr) {
         std::lock_guard<std::mutex> lk(peak_mu);
         *peak_running = std::max(*peak_running, engine.stats().running);
       }
       collect(ev);
     });
-    EXPECT_TRUE(id.has_value()) << id.status().message();
   }
+  auto ids = engine.submit_all(std::move(reqs), std::move(sinks));
+  EXPECT_TRUE(ids.has_value()) << ids.status().message();
+  if (!ids.has_value()) rs.clear();
   std::vector<std::vector<uint32_t>> out;
   for (auto& r : rs) {
     EXPECT_TRUE(r->wait_for(std::chrono::seconds(120)));
