@@ -193,19 +193,10 @@ class CpuFastBackend final : public Backend {
     const int64_t N = w.rows, K = w.cols;
     const float* xp = chunk_order(xp_, x, T, K);
     const auto* wd = w.buf.as<uint16_t>();
-    auto add_bias = [&](int64_t r0, int64_t n, float* o) {
-      if (bias) {
-        for (int64_t r = 0; r < n; ++r) o[r] += cpu::weight_at(*bias, r0 + r);
-      }
-    };
+    auto add_bias = [&](int64_t r0, int64_t n, float* o) { add_bias_rows(bias, r0, n, o); };
     if (T == 1) {
-      // Decode: contiguous row ranges, streamed once, largest first (row_ranges).
-      const std::vector<int64_t>& at = row_ranges(N, 64);
-      pool_.run(static_cast<int>(at.size() - 1), [&](int i) {
-        const int64_t r0 = at[i], n = at[i + 1] - r0;
-        cpu_fast::gemv_bf16(xp, wd + r0 * K, K, K, n, out + r0);
-        add_bias(r0, n, out + r0);
-      });
+      const MatmulOut one[] = {{&w, bias, out}};
+      gemv_rows(xp, K, one);
       return;
     }
     // Several tokens: a tile of rows is widened to f32 once, then every token passes over it.
@@ -223,6 +214,26 @@ class CpuFastBackend final : public Backend {
         for (int t = t0; t < t0 + tn; ++t) add_bias(r0, n, out + static_cast<int64_t>(t) * N + r0);
       }
     });
+  }
+
+  // q, k and v on one input. Decode (one token, bf16 weights of one width): one pool job over all
+  // the matrices' rows, x put in chunk order once, the tasks row_ranges' over the rows of all of
+  // them in order (a task cut where a matrix ends): two pool jobs, two task ramps and two chunk
+  // orderings fewer per layer than three f32_matmul calls, and the same bits (every row's sum is
+  // gemv_bf16's over the same x, whatever the split; MatmulsAreTheMatmulsBits). Else one call each.
+  void f32_matmuls(const float* x, int T, std::span<const MatmulOut> outs) override {
+    const bool one_job = T == 1 && outs.size() > 1 && std::all_of(outs.begin(), outs.end(), [&](const MatmulOut& m) {
+      return m.w->type == ElemType::kBF16 && m.w->cols == outs[0].w->cols;
+    });
+    if (!one_job) {
+      Backend::f32_matmuls(x, T, outs);
+      return;
+    }
+    int64_t N = 0;
+    for (const MatmulOut& m : outs) N += m.w->rows;
+    Timed tm(this, "matmuls", T, N);
+    const int64_t K = outs[0].w->cols;
+    gemv_rows(chunk_order(xp_, x, 1, K), K, outs);
   }
 
   void f32_mxfp4w_moe_matmul_swiglu(const float* x, int T, int k, const int32_t* idx, const Mxfp4Experts& w1,
@@ -389,6 +400,34 @@ class CpuFastBackend final : public Backend {
       ranges_.push_back(r);
     }
     return ranges_;
+  }
+
+  // The decode bf16 GEMV of one token (x in chunk order, K columns) against the rows of every
+  // matrix in outs, in order, as one pool job: contiguous row ranges, each streamed once, largest
+  // first (row_ranges over all the rows; a task is cut where a matrix ends), bias added.
+  void gemv_rows(const float* xp, int64_t K, std::span<const MatmulOut> outs) {
+    int64_t N = 0;
+    for (const MatmulOut& m : outs) N += m.w->rows;
+    const std::vector<int64_t>& at = row_ranges(N, 64);
+    pool_.run(static_cast<int>(at.size() - 1), [&](int i) {
+      int64_t first = 0;  // the first row of matrix m among all rows
+      for (const MatmulOut& m : outs) {
+        const int64_t b = std::max(at[i], first), e = std::min(at[i + 1], first + m.w->rows);
+        if (b < e) {
+          const int64_t r0 = b - first, n = e - b;
+          cpu_fast::gemv_bf16(xp, m.w->buf.as<uint16_t>() + r0 * K, K, K, n, m.out + r0);
+          add_bias_rows(m.bias, r0, n, m.out + r0);
+        }
+        first += m.w->rows;
+      }
+    });
+  }
+
+  // o[r] += bias[r0 + r] for r < n (no bias: nothing).
+  static void add_bias_rows(const Weight* bias, int64_t r0, int64_t n, float* o) {
+    if (bias) {
+      for (int64_t r = 0; r < n; ++r) o[r] += cpu::weight_at(*bias, r0 + r);
+    }
   }
 
   // x rows [T, n] in chunk order, in a buffer of this backend.

@@ -249,6 +249,46 @@ TEST(CpuFastBackend, MatmulMatchesExact) {
   }
 }
 
+// f32_matmuls (q, k and v on one input): one pool job over the matrices' rows for one token, whose
+// tasks cross from one matrix into the next; every output is f32_matmul's bit for bit (and within
+// the exact backend's tolerance), for one token, for several tokens (one call each) and for
+// matrices of different widths (one call each; with one token each reads x's first columns).
+TEST(CpuFastBackend, MatmulsAreTheMatmulsBits) {
+  std::mt19937 rng(12);
+  Pair p;
+  struct Case { int T; std::vector<int64_t> rows, cols; };
+  for (const Case& c : {Case{1, {1000, 130, 130}, {640, 640, 640}}, Case{1, {512, 64, 64}, {2880, 2880, 2880}},
+                        Case{1, {5, 300, 7}, {96, 96, 96}}, Case{3, {200, 40, 40}, {640, 640, 640}},
+                        Case{1, {100, 50, 70}, {640, 320, 640}}}) {
+    const size_t n = c.rows.size();
+    std::vector<std::vector<uint16_t>> wd(n), bd(n);
+    std::vector<Weight> w(n), b(n);
+    std::vector<std::vector<float>> want(n), got(n), exact(n);
+    std::vector<Backend::MatmulOut> outs(n);
+    auto x = randn(rng, c.T * c.cols[0]);
+    for (size_t m = 0; m < n; ++m) {
+      const int64_t r = c.rows[m], k = c.cols[m];
+      wd[m].resize(r * k);
+      bd[m].resize(r);
+      for (auto& v : wd[m]) v = to_bf16(std::normal_distribution<float>(0.0f, 0.02f)(rng));
+      for (auto& v : bd[m]) v = to_bf16(std::normal_distribution<float>(0.0f, 0.1f)(rng));
+      w[m] = bf16_weight(wd[m].data(), r, k);
+      b[m] = bf16_weight(bd[m].data(), 1, r);
+      want[m].resize(c.T * r);
+      got[m].resize(c.T * r);
+      exact[m].resize(c.T * r);
+      outs[m] = {&w[m], m == 2 ? nullptr : &b[m], got[m].data()};  // the third without a bias
+      p.fast->f32_matmul(x.data(), c.T, w[m], outs[m].bias, want[m].data());
+      p.exact->f32_matmul(x.data(), c.T, w[m], outs[m].bias, exact[m].data());
+    }
+    p.fast->f32_matmuls(x.data(), c.T, outs);
+    for (size_t m = 0; m < n; ++m) {
+      EXPECT_EQ(got[m], want[m]) << "T " << c.T << " rows " << c.rows[m] << " matrix " << m;
+      expect_close(got[m], exact[m], kRelTol * 0.02f * c.cols[m], "matmuls vs exact");
+    }
+  }
+}
+
 TEST(CpuFastBackend, MoeOpsMatchExact) {
   std::mt19937 rng(4);
   Pair p;
