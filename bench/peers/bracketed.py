@@ -13,6 +13,8 @@ marked and left out of the "steady" statistics. Standard library only.
 import argparse
 import statistics
 
+from summarize import fmt  # bench/peers/summarize.py, beside this script
+
 
 def parse(path):
     """[(kind, time, fields...)] from the file, in order."""
@@ -38,10 +40,6 @@ def reps(rows):
         val = lambda b, k: float(b[k]) if b is not None and len(b) > k and b[k] else None
         out.append((r[1], r[2], tps, {k: (val(before, k), val(after, k)) for k in (2, 4, 5, 6)}))
     return out
-
-
-def fmt(x, spec=".2f"):
-    return "-" if x is None else format(x, spec)
 
 
 def main():
