@@ -70,7 +70,7 @@ class CudaBackend final : public Backend {
     // 2: activations as two bf16 parts (16 significant bits; faster, less exact); default 3.
     if (const char* v = std::getenv("GPTOSS_CUDA_PREFILL_PARTS"); v != nullptr && std::atoi(v) == 2) parts_ = 2;
     // The dense prefill GEMMs (gemm_matmul) take the high bf16 part of x in K chunks of at most this many
-    // columns (one cuBLAS batch entry each; the chunks' products summed in f32 by sum3_bias): the tensor
+    // columns (one cuBLAS batch entry each; the chunks' products summed in f32 by sum3_bias_split): the tensor
     // cores' accumulation over K = 2880 in one chain is ~10x less exact than f32 (NOTES v21). 0: K in
     // one chunk (before v21). Default 512.
     if (const char* v = std::getenv("GPTOSS_CUDA_PREFILL_KCHUNK"); v != nullptr) prefill_kchunk_ = std::atoi(v);

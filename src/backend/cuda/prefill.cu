@@ -175,14 +175,6 @@ int mxfp4_to_bf16(const uint8_t* blocks, const uint8_t* scales, const int32_t* e
   return static_cast<int>(cudaGetLastError());
 }
 
-int sum3_bias(const float* y, int n, int N, const uint16_t* bias, float* out, cudaStream_t stream, int parts) {
-  SplitOut so;
-  so.count = 1;
-  so.end[0] = N;
-  so.out[0] = out;
-  return sum3_bias_split(y, n, N, bias, so, stream, parts);
-}
-
 int sum3_bias_split(const float* y, int n, int N, const uint16_t* bias, const SplitOut& out, cudaStream_t stream,
                     int parts) {
   if (out.count < 1 || out.count > 4 || out.end[out.count - 1] != N) return static_cast<int>(cudaErrorInvalidValue);

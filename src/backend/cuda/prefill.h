@@ -23,11 +23,10 @@ int split3_bf16(const float* x, int cols, const int32_t* rows, int n, uint16_t* 
 // out[u] = bf16 decode of expert experts[u] ([rows][cols], cols % 32 == 0), for u < n.
 int mxfp4_to_bf16(const uint8_t* blocks, const uint8_t* scales, const int32_t* experts, int n, int rows, int cols,
                   uint16_t* out, cudaStream_t stream);
-// out[i][:] = y[0][i] + y[1][i] + ... + y[parts - 1][i] (+ bias), y is [parts][n][N] (any parts >= 1:
-// also the bf16 parts of each of several K chunks).
-int sum3_bias(const float* y, int n, int N, const uint16_t* bias, float* out, cudaStream_t stream, int parts = 3);
-// sum3_bias into column segments: columns [end[s - 1], end[s]) (end[-1] = 0) of row i go to out[s][i][:],
-// rows of end[s] - end[s - 1] floats, for s < count <= 4 (end[count - 1] == N).
+// The f32 sum of parts products: row i of y[0] + y[1] + ... + y[parts - 1] (+ bias), y is [parts][n][N]
+// (any parts >= 1: also the bf16 parts of each of several K chunks), written in column segments:
+// columns [end[s - 1], end[s]) (end[-1] = 0) of row i go to out[s][i][:], rows of end[s] - end[s - 1]
+// floats, for s < count <= 4 (end[count - 1] == N; one segment: out[0] is [n][N]).
 struct SplitOut {
   int count = 0;
   int end[4] = {};
