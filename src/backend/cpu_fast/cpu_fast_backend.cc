@@ -199,20 +199,15 @@ class CpuFastBackend final : public Backend {
       gemv_rows(xp, K, one);
       return;
     }
-    // Several tokens: a tile of rows is widened to f32 once, then every token passes over it.
+    // Several tokens: tasks of 16 rows, each widened to f32 once, then every token passes over them
+    // (gemm_bf16_rows).
     std::vector<const float*> xs(static_cast<size_t>(T));
     for (int t = 0; t < T; ++t) xs[t] = xp + static_cast<int64_t>(t) * K;
     constexpr int64_t kTile = 16;
     pool_.run(static_cast<int>((N + kTile - 1) / kTile), [&](int i) {
       const int64_t r0 = i * kTile, n = std::min(kTile, N - r0);
-      thread_local std::vector<float> panel;
-      panel.resize(static_cast<size_t>(kTile * K));
-      cpu_fast::bf16_rows_to_f32(wd + r0 * K, K, K, n, panel.data());
-      for (int t0 = 0; t0 < T; t0 += kTokenBlock) {
-        const int tn = std::min(kTokenBlock, T - t0);
-        cpu_fast::gemm_f32(xs.data() + t0, tn, panel.data(), K, n, K, out + static_cast<int64_t>(t0) * N + r0, N);
-        for (int t = t0; t < t0 + tn; ++t) add_bias(r0, n, out + static_cast<int64_t>(t) * N + r0);
-      }
+      cpu_fast::gemm_bf16_rows(xs.data(), T, wd + r0 * K, K, K, n, out + r0, N);
+      for (int t = 0; t < T; ++t) add_bias(r0, n, out + static_cast<int64_t>(t) * N + r0);
     });
   }
 

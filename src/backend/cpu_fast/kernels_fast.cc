@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
@@ -261,6 +262,116 @@ void GemmF32(const float* const* x, int64_t T, const float* HWY_RESTRICT w, int6
       for (; r + 4 <= R; r += 4) GemmTile<1, 4>(x + t, w + r * ldw, ldw, k0, k1, add, out + t * ldo + r, ldo);
       for (; r < R; ++r) GemmTile<1, 1>(x + t, w + r * ldw, ldw, k0, k1, add, out + t * ldo + r, ldo);
     }
+  }
+}
+
+// ---- bf16 GEMM of up to 16 rows: GemmF32's sums, the rows in the vector lanes --------------
+// Several tokens against up to 16 bf16 weight rows (prefill's dense matmuls). GemmF32 keeps each
+// output's inner products in the lanes of one accumulator and reduces it per kBlock (16 horizontal
+// sums per 4 x 4 tile and block). AVX-512 computes the same sums with the 16 rows in the lanes
+// instead: the rows widened into a k-major panel (element i of row r at wt[i * 16 + r]); lane l of
+// GemmF32's accumulator (elements l, l + 16, ... of a block) is here one accumulator vector for all
+// 16 rows, and the reduction (lanes l + l + 8, then + 4, + 2, + 1: SumOfLanes4's order) is vector
+// adds: the same bits (tests: ResultsDoNotDependOnTheBatch, GemmBf16RowsIsGemmF32).
+constexpr int64_t kGemmTokenBlock = 64;  // tokens per pass over the rows (their x stays in L2)
+
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+// wt[i * 16 + r] = row r's element i in chunk order (rows >= R: 0), n a multiple of 32: a gather of
+// the 16 rows' 32-bit words (2q, 2q + 1) of a chunk gives elements q (<< 16) and 16 + q (high half).
+HWY_INLINE void Bf16RowsToKMajor(const uint16_t* HWY_RESTRICT w, int64_t stride, int64_t n, int64_t R,
+                                 float* HWY_RESTRICT wt) {
+  const __mmask16 m = static_cast<__mmask16>(R >= 16 ? 0xFFFFu : (1u << R) - 1u);
+  const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                         _mm512_set1_epi32(static_cast<int32_t>(stride * 2)));
+  const __m512i hi = _mm512_set1_epi32(static_cast<int32_t>(0xFFFF0000u));
+  for (int64_t c = 0; c < n / 32; ++c) {
+    for (int64_t q = 0; q < 16; ++q) {
+      const __m512i g = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, w + 32 * c + 2 * q, 1);
+      _mm512_storeu_si512(wt + (32 * c + q) * 16, _mm512_slli_epi32(g, 16));
+      _mm512_storeu_si512(wt + (32 * c + 16 + q) * 16, _mm512_and_si512(g, hi));
+    }
+  }
+}
+
+// GemmF32's lanes L and L + 8 of TT tokens over S steps of 16 elements from k0 (wt at k0), added.
+template <int TT, int L>
+HWY_INLINE void KMajorLanes(const float* const* x, int64_t k0, const float* HWY_RESTRICT wt, int64_t S,
+                            __m512 (&s)[TT]) {
+  __m512 a[TT], b[TT];
+#pragma GCC unroll 4
+  for (int t = 0; t < TT; ++t) a[t] = b[t] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < S; ++j) {
+    const float* wj = wt + (16 * j + L) * 16;
+    const __m512 wa = _mm512_loadu_ps(wj), wb = _mm512_loadu_ps(wj + 8 * 16);
+#pragma GCC unroll 4
+    for (int t = 0; t < TT; ++t) {
+      const float* xj = x[t] + k0 + 16 * j + L;
+      a[t] = _mm512_fmadd_ps(_mm512_set1_ps(xj[0]), wa, a[t]);
+      b[t] = _mm512_fmadd_ps(_mm512_set1_ps(xj[8]), wb, b[t]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int t = 0; t < TT; ++t) s[t] = _mm512_add_ps(a[t], b[t]);
+}
+
+// Lanes H, H + 2, H + 4, H + 6 (each with its + 8): ((H + 4) + (H + 2 + H + 6)).
+template <int TT, int H>
+HWY_INLINE void KMajorHalf(const float* const* x, int64_t k0, const float* HWY_RESTRICT wt, int64_t S,
+                           __m512 (&s2)[TT]) {
+  __m512 s8a[TT], s8b[TT], s4[TT];
+  KMajorLanes<TT, H>(x, k0, wt, S, s8a);
+  KMajorLanes<TT, H + 4>(x, k0, wt, S, s8b);
+#pragma GCC unroll 4
+  for (int t = 0; t < TT; ++t) s4[t] = _mm512_add_ps(s8a[t], s8b[t]);
+  KMajorLanes<TT, H + 2>(x, k0, wt, S, s8a);
+  KMajorLanes<TT, H + 6>(x, k0, wt, S, s8b);
+#pragma GCC unroll 4
+  for (int t = 0; t < TT; ++t) s2[t] = _mm512_add_ps(s4[t], _mm512_add_ps(s8a[t], s8b[t]));
+}
+
+// TT tokens' outputs for the 16 rows (mask m) over one block: stored (add = false) or added.
+template <int TT>
+HWY_INLINE void KMajorTile(const float* const* x, int64_t k0, const float* HWY_RESTRICT wt, int64_t S, bool add,
+                           __mmask16 m, float* HWY_RESTRICT out, int64_t ldo) {
+  __m512 s0[TT], s1[TT];
+  KMajorHalf<TT, 0>(x, k0, wt, S, s0);
+  KMajorHalf<TT, 1>(x, k0, wt, S, s1);
+#pragma GCC unroll 4
+  for (int t = 0; t < TT; ++t) {
+    // + 0.0f as GemmTile's empty tail adds it (a -0 sum becomes +0).
+    __m512 v = _mm512_add_ps(_mm512_add_ps(s0[t], s1[t]), _mm512_setzero_ps());
+    if (add) v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, out + t * ldo), v);
+    _mm512_mask_storeu_ps(out + t * ldo, m, v);
+  }
+}
+#endif
+
+void GemmBf16Rows(const float* const* x, int64_t T, const uint16_t* HWY_RESTRICT w, int64_t stride, int64_t n,
+                  int64_t R, float* HWY_RESTRICT out, int64_t ldo, bool kmajor) {
+  thread_local std::vector<float> panel;
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  if (kmajor && R <= 16 && n % 32 == 0) {
+    panel.resize(static_cast<size_t>(16 * n));
+    Bf16RowsToKMajor(w, stride, n, R, panel.data());
+    const __mmask16 m = static_cast<__mmask16>(R >= 16 ? 0xFFFFu : (1u << R) - 1u);
+    for (int64_t t0 = 0; t0 < T; t0 += kGemmTokenBlock) {
+      const int64_t t1 = std::min(T, t0 + kGemmTokenBlock);
+      for (int64_t k0 = 0; k0 < n; k0 += kBlock) {
+        const int64_t S = (std::min(n, k0 + kBlock) - k0) / 16;
+        const float* wk = panel.data() + k0 * 16;
+        int64_t t = t0;
+        for (; t + 4 <= t1; t += 4) KMajorTile<4>(x + t, k0, wk, S, k0 > 0, m, out + t * ldo, ldo);
+        for (; t < t1; ++t) KMajorTile<1>(x + t, k0, wk, S, k0 > 0, m, out + t * ldo, ldo);
+      }
+    }
+    return;
+  }
+#endif
+  (void)kmajor;
+  panel.resize(static_cast<size_t>(R * n));
+  Bf16Decode(w, stride, n, R, panel.data(), n);
+  for (int64_t t0 = 0; t0 < T; t0 += kGemmTokenBlock) {
+    GemmF32(x + t0, std::min(kGemmTokenBlock, T - t0), panel.data(), n, R, n, out + t0 * ldo, ldo);
   }
 }
 
@@ -682,6 +793,7 @@ HWY_EXPORT(GemvMxfp4Ahead);
 HWY_EXPORT(Bf16RowsToF32);
 HWY_EXPORT(Mxfp4RowsToF32);
 HWY_EXPORT(GemmF32);
+HWY_EXPORT(GemmBf16Rows);
 HWY_EXPORT(DotF32);
 
 void to_chunk_order(const float* x, int64_t n, float* xp) {
@@ -760,6 +872,14 @@ void mxfp4_rows_to_f32(const uint8_t* blocks, const uint8_t* scales, int64_t col
 void gemm_f32(const float* const* x, int64_t T, const float* w, int64_t ldw, int64_t R, int64_t n, float* out,
               int64_t ldo) {
   HWY_DYNAMIC_DISPATCH(GemmF32)(x, T, w, ldw, R, n, out, ldo);
+}
+void gemm_bf16_rows(const float* const* x, int64_t T, const uint16_t* w, int64_t stride, int64_t n, int64_t R,
+                    float* out, int64_t ldo) {
+  static const bool kmajor = [] {
+    const char* v = std::getenv("GPTOSS_CPU_FAST_GEMM_KMAJOR");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
+  HWY_DYNAMIC_DISPATCH(GemmBf16Rows)(x, T, w, stride, n, R, out, ldo, kmajor);
 }
 float dot_f32(const float* x, const float* w, int64_t n) { return HWY_DYNAMIC_DISPATCH(DotF32)(x, w, n); }
 

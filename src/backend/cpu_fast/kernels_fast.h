@@ -66,6 +66,13 @@ void mxfp4_rows_to_f32(const uint8_t* blocks, const uint8_t* scales, int64_t col
 void gemm_f32(const float* const* x, int64_t T, const float* w, int64_t ldw, int64_t R, int64_t n, float* out,
               int64_t ldo);
 
+// out[t * ldo + r] = row r of the bf16 rows at w (stride elements apart) . x[t] (chunk order), for
+// t < T, r < R: gemm_f32's bits over bf16_rows_to_f32's rows (AVX-512: R <= 16 rows in the vector
+// lanes, no horizontal sums; GPTOSS_CPU_FAST_GEMM_KMAJOR=0 keeps gemm_f32's tiles: a lab switch
+// for same-binary timing).
+void gemm_bf16_rows(const float* const* x, int64_t T, const uint16_t* w, int64_t stride, int64_t n, int64_t R,
+                    float* out, int64_t ldo);
+
 // Attention of G query heads (q[g * D ..], sharing one KV head) over n keys/values (rows at k[i],
 // v[i]), head g with sink logit sinks[g]: s_gi = (q_g . k_i) * scale; p_g = softmax([s_g0 ..
 // s_g(n-1), sink_g]) without the sink's column; out[g * D ..] = sum_i p_gi v_i. scores: G * n floats.

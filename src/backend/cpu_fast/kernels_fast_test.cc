@@ -215,6 +215,38 @@ TEST(CpuFastKernels, GemmMatchesDots) { for_each_target([] {
   }
 }); }
 
+// gemm_bf16_rows (prefill's dense matmuls) is gemm_f32 over the widened rows bit for bit, for
+// every target (AVX-512: the rows in the lanes), and near the exact dot products.
+TEST(CpuFastKernels, GemmBf16RowsIsGemmF32) { for_each_target([] {
+  std::mt19937 rng(8);
+  // n: one partial block, 2 blocks + 96, the model's 2880 and 4096, and tails that are not chunks;
+  // T: tiles of 4 and single tokens, more than one 64-token block; rows 1 to 16, stride odd.
+  for (const auto& [T, R, n] : {std::tuple<int, int, int>{1, 16, 32}, {9, 5, 608}, {70, 16, 2880}, {6, 13, 4096},
+                                {4, 1, 96}, {3, 16, 40}, {5, 7, 33}}) {
+    const int64_t stride = n + 3;
+    auto x = randn(rng, static_cast<size_t>(T) * n);
+    auto wf = randn(rng, static_cast<size_t>(R) * stride);
+    std::vector<uint16_t> w(wf.size());
+    for (size_t i = 0; i < w.size(); ++i) w[i] = to_bf16(wf[i]);
+    std::vector<const float*> xs(T);
+    for (int t = 0; t < T; ++t) xs[t] = x.data() + static_cast<size_t>(t) * n;
+    const int64_t ldo = R + 2;
+    std::vector<float> got(static_cast<size_t>(T) * ldo, -7.0f), want(got.size(), -7.0f);
+    cpu_fast::gemm_bf16_rows(xs.data(), T, w.data(), stride, n, R, got.data(), ldo);
+    std::vector<float> widened(static_cast<size_t>(R) * n);
+    cpu_fast::bf16_rows_to_f32(w.data(), stride, n, R, widened.data());
+    cpu_fast::gemm_f32(xs.data(), T, widened.data(), n, R, n, want.data(), ldo);
+    ASSERT_EQ(got, want) << T << "x" << R << "x" << n;  // the -7 past R included: nothing written there
+    for (int t = 0; t < T; ++t) {
+      for (int r = 0; r < R; ++r) {
+        double mag = 0.0;
+        for (int i = 0; i < n; ++i) mag += std::fabs(xs[t][i] * widened[r * n + i]);
+        EXPECT_NEAR(got[t * ldo + r], cpu_fast::dot_f32(xs[t], widened.data() + r * n, n), kRelTol * mag);
+      }
+    }
+  }
+}); }
+
 // Backend-level: the fast ops against the exact backend on the same inputs.
 struct Pair {
   std::unique_ptr<Backend> exact = make_cpu_backend(2);
