@@ -268,7 +268,8 @@ void check_attention(int Nq, int Nkv, int window, int nsplit, const std::vector<
 }
 
 // argmax_rows vs the CPU (ties to the lower index): random rows with the maximum planted twice per row.
-void check_argmax(int n, int T) {
+// split: over blocks of columns (argmax_rows with scratch), run twice (the counters must come back zeroed).
+void check_argmax(int n, int T, bool split = false) {
   auto x = randf(size_t(n) * T, -1.0f, 1.0f);
   std::vector<int32_t> want(T);
   for (int t = 0; t < T; ++t) {
@@ -276,13 +277,19 @@ void check_argmax(int n, int T) {
     x[size_t(t) * n + a] = x[size_t(t) * n + b] = 2.0f + t;
     want[t] = std::min(a, b);
   }
-  int32_t* out = dev_poisoned<int32_t>(T);
-  CK(argmax_rows(up(x), n, T, out, nullptr));
-  const auto got = down(out, T);
+  uint64_t* part = split ? dev_poisoned<uint64_t>(argmax_scratch(n, T)) : nullptr;
+  uint32_t* counters = split ? up(std::vector<uint32_t>(T, 0)) : nullptr;
+  const float* dx = up(x);
   int bad = 0;
-  for (int t = 0; t < T; ++t) bad += got[t] != want[t];
-  std::printf("%-44s %s (%d of %d rows wrong)\n", ("argmax n=" + std::to_string(n) + " T=" + std::to_string(T)).c_str(),
-              bad ? "FAIL" : "ok", bad, T);
+  for (int run = 0; run < (split ? 2 : 1); ++run) {
+    int32_t* out = dev_poisoned<int32_t>(T);
+    CK(argmax_rows(dx, n, T, out, nullptr, part, counters));
+    const auto got = down(out, T);
+    for (int t = 0; t < T; ++t) bad += got[t] != want[t];
+  }
+  std::printf("%-44s %s (%d of %d rows wrong)\n",
+              ("argmax n=" + std::to_string(n) + " T=" + std::to_string(T) + (split ? " split" : "")).c_str(),
+              bad ? "FAIL" : "ok", bad, T * (split ? 2 : 1));
   failures += bad != 0;
 }
 
@@ -525,6 +532,9 @@ int run_checks() {
   check_argmax(1001, 4);
   check_argmax(7, 8);
   check_argmax(64, 1);
+  check_argmax(201088, 3, true);  // split over 50, 3 (the last of 1 column) and 1 blocks per row
+  check_argmax(8193, 2, true);
+  check_argmax(1001, 4, true);
   for (int v = 0; v < 2; ++v) {  // every GEMV shape (set_gemv_variant changes the batch-1 kernels only)
     set_gemv_variant(v);
     std::printf("gemv variant %d\n", v);
@@ -617,6 +627,21 @@ double copy_bandwidth() {
   CK(cudaFree(src));
   CK(cudaFree(dst));
   return bw;
+}
+
+// The integers of the environment variable `name` ("A B ..." or "A,B ..."; `fallback` when unset).
+std::vector<int> env_ints(const char* name, const std::string& fallback) {
+  const char* env = std::getenv(name);
+  std::string list = env != nullptr ? env : fallback;
+  std::replace(list.begin(), list.end(), ',', ' ');
+  std::vector<int> out;
+  for (size_t at = 0; at < list.size();) {
+    int v = 0, used = 0;
+    if (std::sscanf(list.c_str() + at, " %d%n", &v, &used) != 1) break;
+    out.push_back(v);
+    at += static_cast<size_t>(used);
+  }
+  return out;
 }
 
 // count decode steps (graph or eager) of the sequences in slots s, all at positions first.., each fed
@@ -948,15 +973,7 @@ int run_bench(int max_tokens, bool profile) {
     // default alone), each at positions 4..131 and 512..639 (the CLI's tg128 after a 512-token prompt), with
     // the default splits; the list LAB_ATTENTION_ROUNDS times (default 2): interleaved rounds (NOTES v20).
     {
-      const char* env = std::getenv("LAB_ATTENTION");
-      const std::string list = env != nullptr ? env : std::to_string(kAttentionDefault);
-      std::vector<int> avs;
-      for (size_t at = 0; at < list.size();) {
-        int v = 0, used = 0;
-        if (std::sscanf(list.c_str() + at, " %d%n", &v, &used) != 1) break;
-        avs.push_back(v);
-        at += static_cast<size_t>(used);
-      }
+      const std::vector<int> avs = env_ints("LAB_ATTENTION", std::to_string(kAttentionDefault));
       const char* rounds_env = std::getenv("LAB_ATTENTION_ROUNDS");
       const int rounds = rounds_env != nullptr ? std::max(1, std::atoi(rounds_env)) : 2;
       std::printf("\n%-40s %10s %8s\n", "decode batch 1, graph+pdl, attention", "tok/s", "%roof");
@@ -974,6 +991,38 @@ int run_bench(int max_tokens, bool profile) {
         }
       }
       set_attention_variant(kAttentionDefault);
+    }
+    // What a step does around its kernels (DecodeOptions::step_io, NOTES v24) from LAB_STEP_IO ("M M ...",
+    // default: none), each with engines of max_batch LAB_STEP_IO_BATCH ("B B ...", default 64) and each MoE
+    // variant pair of LAB_STEP_IO_MOE ("GU,DN ...", default the defaults), at positions 4..131 and
+    // 512..639, the list LAB_STEP_IO_ROUNDS times (default 3).
+    if (const std::vector<int> masks = env_ints("LAB_STEP_IO", ""); !masks.empty()) {
+      const std::vector<int> batches = env_ints("LAB_STEP_IO_BATCH", "64");
+      std::vector<int> moe = env_ints("LAB_STEP_IO_MOE", "");
+      if (moe.size() < 2) moe = {kMoeDefaultGateUp, kMoeDefaultDown};
+      const char* rounds_env = std::getenv("LAB_STEP_IO_ROUNDS");
+      const int rounds = rounds_env != nullptr ? std::max(1, std::atoi(rounds_env)) : 3;
+      std::printf("\n%-40s %10s %8s\n", "decode batch 1, graph+pdl, step io", "tok/s", "%roof");
+      for (int round = 0; round < rounds; ++round) {
+        for (int mask : masks) {
+          for (int mb : batches) {
+            for (size_t pi = 0; pi + 1 < moe.size(); pi += 2) {
+              set_moe_variant(moe[pi], moe[pi + 1]);
+              DecodeOptions opt;
+              opt.max_batch = mb;
+              opt.max_context = 640;
+              opt.step_io = mask;
+              if (!decode_rows(opt, [&](char* label, size_t n, int first) {
+                    std::snprintf(label, n, "io%d b%d gu%d dn%d round %d, %d..%d", mask, mb, moe[pi], moe[pi + 1],
+                                  round + 1, first, first + 127);
+                  })) {
+                return 2;
+              }
+            }
+          }
+        }
+      }
+      set_moe_variant(kMoeDefaultGateUp, kMoeDefaultDown);
     }
     // Attention splits (full-attention layers / sliding-window layers) at the CLI's positions (tg128
     // after a 512-token prompt) and at 4..: the default (v12: 32 / 10 at 640) against 10 / 10 (v11:

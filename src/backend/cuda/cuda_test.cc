@@ -10,6 +10,8 @@
 #include <cstring>
 #include <optional>
 #include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
@@ -500,11 +502,18 @@ TEST_F(CudaTiny, GraphDecodeEqualsTransformersOnTinyGoldens) {
   ASSERT_TRUE(weights.has_value()) << weights.status().message();
   const int V = files->config.vocab_size;
   // The MoE layers on the per-slot GEMVs (every batch) and on the grouped GEMM (every batch, 1
-  // included) in tiles of 8, 16 and 64 slots, the latter with the dense projections on the GEMM too.
-  for (int tile : {0, 8, 16, 64}) {
-    SCOPED_TRACE(tile == 0 ? "moe gemv" : "moe gemm, tiles of " + std::to_string(tile));
+  // included) in tiles of 8, 16 and 64 slots, the latter with the dense projections on the GEMM too; the
+  // GEMV engine also with each way of moving a step's inputs and greedy tokens (DecodeOptions::step_io).
+  const int io_default = cuda::DecodeOptions{}.step_io;
+  const std::pair<int, int> runs[] = {{0, io_default}, {0, 0}, {0, cuda::kStepIoOneCopy}, {0, cuda::kStepIoMappedNext},
+                                      {0, cuda::kStepIoSplitArgmax}, {8, io_default}, {16, io_default},
+                                      {64, io_default}};
+  for (const auto& [tile, io] : runs) {
+    SCOPED_TRACE((tile == 0 ? "moe gemv" : "moe gemm, tiles of " + std::to_string(tile)) + ", step io " +
+                 std::to_string(io));
     const int min_batch = tile == 0 ? 1 << 30 : 1;
     cuda::DecodeOptions opt;
+    opt.step_io = io;
     opt.max_batch = static_cast<int>(g.tokens.size());
     opt.max_context = 64;
     opt.moe_gemm_min_batch = min_batch;

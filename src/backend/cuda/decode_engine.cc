@@ -55,7 +55,12 @@ struct DecodeEngine::Impl {
   float *xn = nullptr, *dinv = nullptr, *kbuf = nullptr, *vbuf = nullptr, *dws = nullptr;
   uint32_t* dx16 = nullptr;
   int32_t *idx = nullptr, *next = nullptr, *tok = nullptr, *pos = nullptr, *slot = nullptr, *counters = nullptr;
-  int32_t *tok_h = nullptr, *pos_h = nullptr, *slot_h = nullptr, *next_h = nullptr;
+  // A step's inputs: tokens, positions and slots of n tokens side by side ([0, n), [n, 2n), [2n, 3n)) in
+  // pinned io_h and on the device in io (tok / pos / slot point into it); next_h: the greedy tokens.
+  int32_t *io = nullptr, *io_h = nullptr, *next_h = nullptr, *next_mapped = nullptr;
+  uint64_t* argmax_part = nullptr;  // the split argmax's per-block maxima (argmax_scratch)
+  uint32_t* argmax_counters = nullptr;
+  int step_io = 0;  // DecodeOptions::step_io (GPTOSS_CUDA_STEP_IO)
   float* logits_h = nullptr;  // pinned [max_batch, vocab], allocated by the first step_rows that copies a row
   std::vector<float*> k_cache, v_cache;
   std::vector<int> capacity;  // per layer
@@ -67,9 +72,7 @@ struct DecodeEngine::Impl {
     if (stream) cudaStreamSynchronize(stream);
     for (auto& [n, g] : graphs) cudaGraphExecDestroy(g);
     for (void* p : allocations) cudaFree(p);
-    cudaFreeHost(tok_h);
-    cudaFreeHost(pos_h);
-    cudaFreeHost(slot_h);
+    cudaFreeHost(io_h);
     cudaFreeHost(next_h);
     cudaFreeHost(logits_h);
     if (stream) cudaStreamDestroy(stream);
@@ -87,9 +90,14 @@ struct DecodeEngine::Impl {
   Status enqueue(int n) {
     const int H = c.hidden_size, Nq = c.num_heads, Nkv = c.num_kv_heads, K = c.experts_per_token;
     const int I = c.intermediate_size, E = c.num_experts, V = c.vocab_size;
-    GPTOSS_CUDA_TRY(cudaMemcpyAsync(tok, tok_h, n * 4, cudaMemcpyHostToDevice, stream), "tokens");
-    GPTOSS_CUDA_TRY(cudaMemcpyAsync(pos, pos_h, n * 4, cudaMemcpyHostToDevice, stream), "positions");
-    GPTOSS_CUDA_TRY(cudaMemcpyAsync(slot, slot_h, n * 4, cudaMemcpyHostToDevice, stream), "slots");
+    tok = io, pos = io + n, slot = io + 2 * n;
+    if (step_io & kStepIoOneCopy) {
+      GPTOSS_CUDA_TRY(cudaMemcpyAsync(io, io_h, 3 * n * 4, cudaMemcpyHostToDevice, stream), "step inputs");
+    } else {
+      for (int i = 0; i < 3; ++i) {
+        GPTOSS_CUDA_TRY(cudaMemcpyAsync(io + i * n, io_h + i * n, n * 4, cudaMemcpyHostToDevice, stream), "step inputs");
+      }
+    }
     GPTOSS_CUDA_TRY(embed_bf16(bf(w->embedding), H, tok, n, x, stream), "embed");
     for (int l = 0; l < c.num_layers; ++l) {
       const LayerWeights& L = w->layers[l];
@@ -160,8 +168,14 @@ struct DecodeEngine::Impl {
     } else {
       GPTOSS_CUDA_TRY(gemv_bf16(bf(w->unembedding), nullptr, V, H, fin, n, logits, V, false, stream), "unembedding");
     }
-    GPTOSS_CUDA_TRY(argmax_rows(logits, V, n, next, stream), "argmax");
-    GPTOSS_CUDA_TRY(cudaMemcpyAsync(next_h, next, n * 4, cudaMemcpyDeviceToHost, stream), "next tokens");
+    const bool split = (step_io & kStepIoSplitArgmax) != 0;
+    if (step_io & kStepIoMappedNext) {  // the argmax kernel writes the pinned host buffer itself
+      GPTOSS_CUDA_TRY(argmax_rows(logits, V, n, next_mapped, stream, split ? argmax_part : nullptr, argmax_counters),
+                      "argmax");
+    } else {
+      GPTOSS_CUDA_TRY(argmax_rows(logits, V, n, next, stream, split ? argmax_part : nullptr, argmax_counters), "argmax");
+      GPTOSS_CUDA_TRY(cudaMemcpyAsync(next_h, next, n * 4, cudaMemcpyDeviceToHost, stream), "next tokens");
+    }
     return Status::ok();
   }
 
@@ -348,18 +362,22 @@ Expected<std::unique_ptr<DecodeEngine>> DecodeEngine::create(const ModelConfig& 
     GPTOSS_CUDA_TRY(cudaStreamSynchronize(m->stream), "fp16 copies");
   }
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->next, B));
-  GPTOSS_RETURN_IF_ERROR(m->dev(&m->tok, B));
-  GPTOSS_RETURN_IF_ERROR(m->dev(&m->pos, B));
-  GPTOSS_RETURN_IF_ERROR(m->dev(&m->slot, B));
+  GPTOSS_RETURN_IF_ERROR(m->dev(&m->io, 3 * size_t(B)));
+  GPTOSS_RETURN_IF_ERROR(m->dev(&m->argmax_part, argmax_scratch(c.vocab_size, B)));
+  GPTOSS_RETURN_IF_ERROR(m->dev(&m->argmax_counters, B));
+  GPTOSS_CUDA_TRY(cudaMemset(m->argmax_counters, 0, size_t(B) * 4), "counters");
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->inv_freq, 32));
   const YarnRope rope = yarn_rope(c);
   std::vector<float> inv(rope.inv_freq.begin(), rope.inv_freq.end());
   m->concentration = static_cast<float>(rope.concentration);
   GPTOSS_CUDA_TRY(cudaMemcpy(m->inv_freq, inv.data(), inv.size() * 4, cudaMemcpyHostToDevice), "inv_freq");
-  for (int32_t** p : {&m->tok_h, &m->pos_h, &m->slot_h, &m->next_h}) {
-    GPTOSS_CUDA_TRY(cudaMallocHost(reinterpret_cast<void**>(p), size_t(B) * 4), "pinned buffer");
-    std::memset(*p, 0, size_t(B) * 4);
-  }
+  GPTOSS_CUDA_TRY(cudaMallocHost(reinterpret_cast<void**>(&m->io_h), 3 * size_t(B) * 4), "pinned buffer");
+  std::memset(m->io_h, 0, 3 * size_t(B) * 4);
+  GPTOSS_CUDA_TRY(cudaMallocHost(reinterpret_cast<void**>(&m->next_h), size_t(B) * 4), "pinned buffer");
+  std::memset(m->next_h, 0, size_t(B) * 4);
+  GPTOSS_CUDA_TRY(cudaHostGetDevicePointer(reinterpret_cast<void**>(&m->next_mapped), m->next_h, 0), "mapped next");
+  m->step_io = options.step_io;
+  if (const char* v = std::getenv("GPTOSS_CUDA_STEP_IO"); v != nullptr) m->step_io = std::atoi(v);
   const size_t L = c.num_layers;
   m->pages.assign(L, KvPages{});
   if (!options.kv_pages.empty()) {
@@ -407,9 +425,10 @@ Expected<std::unique_ptr<DecodeEngine>> DecodeEngine::create(const ModelConfig& 
 
 void DecodeEngine::set_inputs(std::span<const int32_t> tokens, std::span<const int32_t> positions,
                               std::span<const int32_t> slots) {
-  std::copy(tokens.begin(), tokens.end(), impl_->tok_h);
-  std::copy(positions.begin(), positions.end(), impl_->pos_h);
-  std::copy(slots.begin(), slots.end(), impl_->slot_h);
+  const size_t n = tokens.size();
+  std::copy(tokens.begin(), tokens.end(), impl_->io_h);
+  std::copy(positions.begin(), positions.end(), impl_->io_h + n);
+  std::copy(slots.begin(), slots.end(), impl_->io_h + 2 * n);
 }
 
 Status DecodeEngine::launch(int n, bool use_graph) { return impl_->launch(n, use_graph); }

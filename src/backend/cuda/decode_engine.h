@@ -33,6 +33,8 @@ namespace gptoss::cuda {
 inline constexpr int kDecodeMoeGemmMinBatch = 12;
 inline constexpr int kDecodeDenseGemmMinBatch = 8;
 
+inline constexpr int kStepIoOneCopy = 1, kStepIoMappedNext = 2, kStepIoSplitArgmax = 4;
+
 struct DecodeOptions {
   int max_batch = 1;
   int max_context = 4096;  // positions per sequence
@@ -65,6 +67,11 @@ struct DecodeOptions {
   // paged layer's capacity is max_context and its rows are found through the device page table
   // (KvLayer::page_table_device), which the caller keeps current before each step.
   std::vector<KvPages> kv_pages;
+  // What a step does around its kernels (NOTES v24; a mask of kStepIo*; GPTOSS_CUDA_STEP_IO overrides):
+  // one host-to-device copy of the inputs instead of three, the argmax kernel writing the greedy tokens
+  // into pinned host memory instead of a device-to-host copy after it, and the argmax over the vocabulary
+  // split over blocks (kernels.h argmax_rows with scratch) instead of one block per row.
+  int step_io = kStepIoOneCopy | kStepIoMappedNext | kStepIoSplitArgmax;
 };
 
 class DecodeEngine {

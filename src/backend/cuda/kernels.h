@@ -217,8 +217,12 @@ int embed_bf16(const uint16_t* table, int cols, const int32_t* tokens, int T, fl
                cudaStream_t stream);
 
 // out[t] = argmax over n of logits[t, :] (ties to the lower index; NaN never wins). One block per row,
-// float4 loads with 8 in flight per thread (v13: 10.5 us for the 20b's logits on an H100).
-int argmax_rows(const float* logits, int n, int T, int32_t* out, cudaStream_t stream);
+// float4 loads with 8 in flight per thread (v13: 10.5 us for the 20b's logits on an H100); with `part`
+// (argmax_scratch(n, T) entries) and `counters` (T zeroed words, left zeroed) the row is split over
+// blocks of 4096 columns whose last one to finish reduces their maxima in order (NOTES v24).
+int argmax_rows(const float* logits, int n, int T, int32_t* out, cudaStream_t stream, uint64_t* part = nullptr,
+                uint32_t* counters = nullptr);
+size_t argmax_scratch(int n, int T);
 
 // Programmatic dependent launch for the decode kernels (GEMVs and the router prefetch their weights
 // while the previous kernel finishes). On by default; the bench compares both.

@@ -426,8 +426,9 @@ __global__ void embed_kernel(const uint16_t* __restrict__ table, int cols, const
 }
 
 // The block's best (value, index) from every thread's (ties to the lower index; NaN never wins), for
-// thread 0; bv / bi: 32 entries of shared memory.
-__device__ __forceinline__ int argmax_block(float best, int best_i, float* bv, int* bi) {
+// thread 0: its index returned (0x7fffffff when no element compared, e.g. all NaN), its value in *value;
+// bv / bi: 32 entries of shared memory.
+__device__ __forceinline__ int argmax_block(float best, int best_i, float* bv, int* bi, float* value) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   for (int o = 16; o > 0; o >>= 1) {
     const float ob = __shfl_xor_sync(0xffffffffu, best, o);
@@ -441,32 +442,42 @@ __device__ __forceinline__ int argmax_block(float best, int best_i, float* bv, i
       if (bv[w] > best || (bv[w] == best && bi[w] < best_i)) best = bv[w], best_i = bi[w];
     }
   }
-  return best_i == 0x7fffffff ? 0 : best_i;
+  *value = best;
+  return best_i;
 }
 
 // One block per row: the row's first 16-byte aligned element on read as float4 with kLoads loads in
 // flight per thread, the 0-3 elements before it and the 0-3 after the last whole float4 one by one (v13:
 // 10.5 us for the 20b's 201088 logits on an H100; the scalar loop it replaced kept about one load in
 // flight per thread: 46 us, NOTES v13).
-__global__ void argmax_kernel(const float* __restrict__ logits, int n, int32_t* __restrict__ out) {
+constexpr int kArgmaxSlice = 4096;  // columns per block of the split argmax (a multiple of 4)
+constexpr int kArgmaxSplitThreads = 256;
+__host__ __device__ __forceinline__ int argmax_blocks(int n) { return (n + kArgmaxSlice - 1) / kArgmaxSlice; }
+
+// grid (S, T): block s of row t takes columns [s * kArgmaxSlice, ...) (S = 1: the whole row); with S > 1 each
+// block's (max, index) goes to part[t * S + s] and the row's last block to finish reduces them in order.
+__global__ void argmax_kernel(const float* __restrict__ logits, int n, int32_t* __restrict__ out, uint64_t* part,
+                              uint32_t* counters) {
   __shared__ float bv[32];
   __shared__ int bi[32];
-  const int t = blockIdx.x;
+  __shared__ bool last;
+  const int t = blockIdx.y, s = blockIdx.x, S = gridDim.x;
   const TimelineBlock timeline(kTimelineArgmax);
   pdl_wait();
   timeline.waited();
-  const float* row = logits + static_cast<size_t>(t) * n;
+  const int lo = S == 1 ? 0 : s * kArgmaxSlice, len = S == 1 ? n : min(kArgmaxSlice, n - lo);
+  const float* row = logits + static_cast<size_t>(t) * n + lo;
   float best = -INFINITY;
   int best_i = 0x7fffffff;
   auto consider = [&](float v, int i) {
     if (v > best || (v == best && i < best_i)) best = v, best_i = i;
   };
   constexpr int kLoads = 8;
-  const int head = min(n, static_cast<int>((16 - (reinterpret_cast<uintptr_t>(row) & 15)) & 15) / 4);
+  const int head = min(len, static_cast<int>((16 - (reinterpret_cast<uintptr_t>(row) & 15)) & 15) / 4);
   const int tid = static_cast<int>(threadIdx.x);
-  if (tid < head) consider(__ldcg(row + tid), tid);
+  if (tid < head) consider(__ldcg(row + tid), lo + tid);
   const float4* r4 = reinterpret_cast<const float4*>(row + head);
-  const int n4 = (n - head) / 4, step = static_cast<int>(blockDim.x);
+  const int n4 = (len - head) / 4, step = static_cast<int>(blockDim.x);
   for (int base = tid; base < n4; base += kLoads * step) {
     float4 v[kLoads];
 #pragma unroll
@@ -476,13 +487,36 @@ __global__ void argmax_kernel(const float* __restrict__ logits, int n, int32_t* 
     }
 #pragma unroll
     for (int u = 0; u < kLoads; ++u) {
-      const int i = base + u * step, e = head + 4 * i;
+      const int i = base + u * step, e = lo + head + 4 * i;
       if (i < n4) consider(v[u].x, e), consider(v[u].y, e + 1), consider(v[u].z, e + 2), consider(v[u].w, e + 3);
     }
   }
-  for (int i = head + 4 * n4 + tid; i < n; i += step) consider(__ldcg(row + i), i);
-  const int r = argmax_block(best, best_i, bv, bi);
-  if (threadIdx.x == 0) out[t] = r;
+  for (int i = head + 4 * n4 + tid; i < len; i += step) consider(__ldcg(row + i), lo + i);
+  const int r = argmax_block(best, best_i, bv, bi, &best);
+  if (S == 1) {
+    if (threadIdx.x == 0) out[t] = r == 0x7fffffff ? 0 : r;
+    return;
+  }
+  if (threadIdx.x == 0) {
+    __stcg(reinterpret_cast<unsigned long long*>(part) + static_cast<size_t>(t) * S + s,
+           (static_cast<unsigned long long>(static_cast<uint32_t>(r)) << 32) | __float_as_uint(best));
+    __threadfence();
+    last = atomicAdd(counters + t, 1u) == static_cast<uint32_t>(S - 1);
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  // The blocks' maxima in block order (each the first of its slice's largest): the row's first largest.
+  float rb = -INFINITY;
+  int ri = 0x7fffffff;
+  for (int q = tid; q < S; q += step) {
+    const unsigned long long p = __ldcg(reinterpret_cast<const unsigned long long*>(part) + static_cast<size_t>(t) * S + q);
+    const float pv = __uint_as_float(static_cast<uint32_t>(p));
+    const int pi = static_cast<int>(p >> 32);
+    if (pv > rb || (pv == rb && pi < ri)) rb = pv, ri = pi;
+  }
+  const int rr = argmax_block(rb, ri, bv, bi, &rb);
+  if (threadIdx.x == 0) out[t] = rr == 0x7fffffff ? 0 : rr, counters[t] = 0;
 }
 
 __device__ __forceinline__ uint64_t splitmix64(uint64_t z) {
@@ -587,12 +621,17 @@ int embed_bf16(const uint16_t* table, int cols, const int32_t* tokens, int T, fl
   return static_cast<int>(cudaGetLastError());
 }
 
-int argmax_rows(const float* logits, int n, int T, int32_t* out, cudaStream_t stream) {
+int argmax_rows(const float* logits, int n, int T, int32_t* out, cudaStream_t stream, uint64_t* part,
+                uint32_t* counters) {
   if (T <= 0) return 0;
   if (reinterpret_cast<uintptr_t>(logits) % 4 != 0) return static_cast<int>(cudaErrorInvalidValue);
-  launch_pdl(argmax_kernel, dim3(T), dim3(1024), 0, stream, logits, n, out);
+  const int S = part != nullptr && counters != nullptr ? argmax_blocks(n) : 1;
+  launch_pdl(argmax_kernel, dim3(S, T), dim3(S == 1 ? 1024 : kArgmaxSplitThreads), 0, stream, logits, n, out, part,
+             counters);
   return static_cast<int>(cudaGetLastError());
 }
+
+size_t argmax_scratch(int n, int T) { return static_cast<size_t>(argmax_blocks(n)) * T; }
 
 int fill_bf16_uniform(uint16_t* p, size_t n, uint64_t seed, float lo, float hi, cudaStream_t stream) {
   fill_bf16_kernel<<<1024, 256, 0, stream>>>(p, n, seed, lo, hi);
