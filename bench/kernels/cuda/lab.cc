@@ -926,7 +926,7 @@ int run_bench(int max_tokens, bool profile) {
       set_router_variant(cb.router);
       set_attention_variant(cb.attention);
       DecodeOptions opt;
-      opt.max_batch = 64;  // as below (an engine for batch 1 alone measured ~3% slower, unexplained)
+      opt.max_batch = 64;  // as below (an engine for batch 1 alone: ~0.3% slower, NOTES v24; ~3% once, earlier)
       opt.max_context = 640;
       auto eng = DecodeEngine::create(c, W, opt);
       if (!eng) return std::fprintf(stderr, "%s\n", eng.status().message().c_str()), 2;
