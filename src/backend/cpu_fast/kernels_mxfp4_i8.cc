@@ -91,8 +91,18 @@ __attribute__((target("avx2,fma"))) inline void row_scales(const float* const* d
   }
 }
 
-// A tile's scales for RR rows x T tokens (row_scales) in a per-thread buffer: row r, token t,
-// block b at [(r * T + t) * ng * 4 + b].
+// A tile's scales for RR rows x T tokens (row_scales) into s: row r, token t, block b at
+// [(r * T + t) * ng * 4 + b].
+template <int P, int T, int RR>
+__attribute__((target("avx2,fma"))) inline const float* tile_scales(const uint8_t* const* act,
+                                                                    const uint8_t* sc, int64_t nb,
+                                                                    int64_t ng, float* s) {
+  const float* dh[2] = {reinterpret_cast<const float*>(act[0] + dh_offset(ng, P - 1)),
+                        reinterpret_cast<const float*>(act[T - 1] + dh_offset(ng, P - 1))};
+  for (int r = 0; r < RR; ++r) row_scales<T>(dh, sc + r * nb, nb, ng, s + r * T * ng * 4);
+  return s;
+}
+// The same in a per-thread buffer of T * RR * ng * 4 floats.
 template <int P, int T, int RR>
 __attribute__((target("avx2,fma"))) inline const float* tile_scales(const uint8_t* const* act,
                                                                     const uint8_t* sc, int64_t nb,
@@ -100,10 +110,7 @@ __attribute__((target("avx2,fma"))) inline const float* tile_scales(const uint8_
   thread_local std::vector<float> sbuf;
   const auto need = static_cast<size_t>(T * RR * ng * 4);
   if (sbuf.size() < need) sbuf.resize(need);
-  const float* dh[2] = {reinterpret_cast<const float*>(act[0] + dh_offset(ng, P - 1)),
-                        reinterpret_cast<const float*>(act[T - 1] + dh_offset(ng, P - 1))};
-  for (int r = 0; r < RR; ++r) row_scales<T>(dh, sc + r * nb, nb, ng, sbuf.data() + r * T * ng * 4);
-  return sbuf.data();
+  return tile_scales<P, T, RR>(act, sc, nb, ng, sbuf.data());
 }
 
 __attribute__((target("avx2,fma"))) inline float sum8(__m256 v) {
@@ -126,18 +133,25 @@ __attribute__((target(GPTOSS_I8_AVX512))) inline float sum16(__m512 v) {
 // combine 256 * S(q1) + S(q2) is one VPSHLDD (corr_2, corr_3). The lab forms of commit 2b7fdc6 (a
 // shift and an add; the high nibbles by VPMULTISHIFTQB) are in bench/kernels/cpu/
 // bench_mxfp4_stream.cc, held to this body's bits there.
+//
+// Inlined into its caller's row loop (rows_in_order), the tile's scales in a stack buffer (up to
+// kStackGroups groups): streaming from DRAM on one thread, 21.2 GB/s median against 20.3 (16.7-20.8)
+// as a function called per tile on a per-thread heap buffer, which the lab's own copy of this
+// kernel (23 GB/s) had shown to be slow; either change alone did not help
+// (bench/results/cpu-20b-vs-llamacpp.md, stop 22).
+constexpr int64_t kStackGroups = 64;
 template <int P, int T, int RR>
-__attribute__((target(GPTOSS_I8_AVX512))) void tile_avx512(const uint8_t* const* act,
-                                                           const uint8_t* w, const uint8_t* sc,
-                                                           int64_t nb, int64_t ng, float* out,
-                                                           int64_t ldo, const uint8_t* pf,
-                                                           int64_t pf_bytes) {
+__attribute__((target(GPTOSS_I8_AVX512), always_inline)) inline void tile_avx512(
+    const uint8_t* const* act, const uint8_t* w, const uint8_t* sc, int64_t nb, int64_t ng, float* out,
+    int64_t ldo, const uint8_t* pf, int64_t pf_bytes) {
   // The table repeats every 16 bytes: VPERMB uses index bits 0-5, so bits 4-5 (the other nibble
   // after the 16-bit shift, or the high nibble itself) do not matter and need no mask.
   const __m512i lut = _mm512_load_si512(kLut.b);
   const __m512i sidx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
   const int64_t row_bytes = nb * 16;
-  const float* sb = tile_scales<P, T, RR>(act, sc, nb, ng);
+  alignas(64) float stack_scales[T * RR * kStackGroups * 4];
+  const float* sb = ng <= kStackGroups ? tile_scales<P, T, RR>(act, sc, nb, ng, stack_scales)
+                                       : tile_scales<P, T, RR>(act, sc, nb, ng);
   // The prefetch range's lines spread evenly over the groups: lines [g L / ng, (g + 1) L / ng).
   const int64_t pf_total = pf ? (pf_bytes + 63) / 64 : 0;
   int64_t pf_next = 0;
@@ -488,10 +502,13 @@ void rows_in_tiles(const uint8_t* const* act, const uint8_t* blocks, const uint8
 // on AMD Zen 4 (bench/kernels/cpu/bench_mxfp4_stream.cc, bench/results/cpu-mxfp4-gemv.md); RR = 1
 // or 2 keeps the codes one forward stream (2 when RR = 2, one row apart), with a software prefetch
 // kDist bytes ahead of each tile's own range (0: none; the hardware prefetchers alone). A row's
-// sums are the same in any order: the same bits as rows_in_tiles.
+// sums are the same in any order: the same bits as rows_in_tiles. AVX-512 only: the tiles are
+// inlined here (tile_avx512).
 template <TileFn kTileRR, int RR, TileFn kTile1, int64_t kDist>
-void rows_in_order(const uint8_t* const* act, const uint8_t* blocks, const uint8_t* scales,
-                   int64_t cols, int64_t rows, float* out, int64_t ldo) {
+__attribute__((target(GPTOSS_I8_AVX512))) void rows_in_order(const uint8_t* const* act,
+                                                            const uint8_t* blocks,
+                                                            const uint8_t* scales, int64_t cols,
+                                                            int64_t rows, float* out, int64_t ldo) {
   const int64_t nb = cols / 32, ng = groups_of(cols), rb = nb * 16;
   const uint8_t* end = blocks + rows * rb;
   auto pf_of = [&](int64_t r, int64_t n) {  // the range kDist bytes past rows [r, r + n)
