@@ -347,10 +347,10 @@ HWY_INLINE void KMajorTile(const float* const* x, int64_t k0, const float* HWY_R
 #endif
 
 void GemmBf16Rows(const float* const* x, int64_t T, const uint16_t* HWY_RESTRICT w, int64_t stride, int64_t n,
-                  int64_t R, float* HWY_RESTRICT out, int64_t ldo, bool kmajor) {
+                  int64_t R, float* HWY_RESTRICT out, int64_t ldo) {
   thread_local std::vector<float> panel;
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-  if (kmajor && R <= 16 && n % 32 == 0) {
+  if (R <= 16 && n % 32 == 0) {
     panel.resize(static_cast<size_t>(16 * n));
     Bf16RowsToKMajor(w, stride, n, R, panel.data());
     const __mmask16 m = static_cast<__mmask16>(R >= 16 ? 0xFFFFu : (1u << R) - 1u);
@@ -367,7 +367,6 @@ void GemmBf16Rows(const float* const* x, int64_t T, const uint16_t* HWY_RESTRICT
     return;
   }
 #endif
-  (void)kmajor;
   panel.resize(static_cast<size_t>(R * n));
   Bf16Decode(w, stride, n, R, panel.data(), n);
   for (int64_t t0 = 0; t0 < T; t0 += kGemmTokenBlock) {
@@ -875,11 +874,7 @@ void gemm_f32(const float* const* x, int64_t T, const float* w, int64_t ldw, int
 }
 void gemm_bf16_rows(const float* const* x, int64_t T, const uint16_t* w, int64_t stride, int64_t n, int64_t R,
                     float* out, int64_t ldo) {
-  static const bool kmajor = [] {
-    const char* v = std::getenv("GPTOSS_CPU_FAST_GEMM_KMAJOR");
-    return v == nullptr || std::strcmp(v, "0") != 0;
-  }();
-  HWY_DYNAMIC_DISPATCH(GemmBf16Rows)(x, T, w, stride, n, R, out, ldo, kmajor);
+  HWY_DYNAMIC_DISPATCH(GemmBf16Rows)(x, T, w, stride, n, R, out, ldo);
 }
 float dot_f32(const float* x, const float* w, int64_t n) { return HWY_DYNAMIC_DISPATCH(DotF32)(x, w, n); }
 

@@ -68,8 +68,7 @@ void gemm_f32(const float* const* x, int64_t T, const float* w, int64_t ldw, int
 
 // out[t * ldo + r] = row r of the bf16 rows at w (stride elements apart) . x[t] (chunk order), for
 // t < T, r < R: gemm_f32's bits over bf16_rows_to_f32's rows (AVX-512: R <= 16 rows in the vector
-// lanes, no horizontal sums; GPTOSS_CPU_FAST_GEMM_KMAJOR=0 keeps gemm_f32's tiles: a lab switch
-// for same-binary timing).
+// lanes, no horizontal sums).
 void gemm_bf16_rows(const float* const* x, int64_t T, const uint16_t* w, int64_t stride, int64_t n, int64_t R,
                     float* out, int64_t ldo);
 
