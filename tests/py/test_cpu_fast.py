@@ -307,3 +307,63 @@ def test_profile_names_the_bf16_prefetch(gptoss_bin, root, tmp_path, monkeypatch
                    "--tokens", "1,2", "--device", "cpu-fast", check=False)
     assert r.returncode == 0, r.stderr
     assert want in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("ckpt", ["tiny", "tiny_mqa"])
+def test_simd_avx2_switch_runs_the_avx2_code(gptoss_bin, root, ckpt, tmp_path, monkeypatch):
+    """GPTOSS_CPU_FAST_SIMD=avx2 runs cpu-fast as on an AVX2 + FMA machine: Highway's AVX2 target,
+    the int8 kernel's AVX2 body (off by default there, as on such a machine; on with
+    GPTOSS_CPU_FAST_MOE_I8=1), no AMX; the profile names each. Its logits meet the f32 bounds against
+    the exact path and the goldens (int8 on, decode one token per step: the int8 bounds), and where
+    the CPU has AVX-512 they differ from the default target's in the low bits (other lane counts,
+    another summation order): the AVX2 code really ran. A value other than avx2 is named as an error."""
+    flags = cpu_flags()
+    if not {"avx2", "fma"} <= flags:
+        pytest.skip("no x86-64 CPU with AVX2 + FMA")
+    src = root / "tests" / "data" / ckpt
+    prompts = src / "prompts.json"
+    for var in ("GPTOSS_CPU_FAST_MOE_I8", "GPTOSS_CPU_FAST_MOE_I8_PARTS", "GPTOSS_CPU_FAST_MOE_I8_TARGET",
+                "GPTOSS_CPU_FAST_MOE_I8_GEMM", "GPTOSS_CPU_FAST_SIMD"):
+        monkeypatch.delenv(var, raising=False)
+    exact = run_logits(gptoss_bin, src / "model", tmp_path / "e.safetensors", "--tokens-file", prompts,
+                       "--device", "cpu")
+    monkeypatch.setenv("GPTOSS_CPU_FAST_MOE_I8", "0")
+    default = run_logits(gptoss_bin, src / "model", tmp_path / "d.safetensors", "--tokens-file", prompts,
+                         "--device", "cpu-fast")
+    monkeypatch.delenv("GPTOSS_CPU_FAST_MOE_I8")
+    monkeypatch.setenv("GPTOSS_CPU_FAST_PROFILE", "1")
+    monkeypatch.setenv("GPTOSS_CPU_FAST_SIMD", "avx2")
+    r = run_logits(gptoss_bin, src / "model", tmp_path / "f.safetensors", "--tokens-file", prompts,
+                   "--device", "cpu-fast", check=False)
+    assert r.returncode == 0, r.stderr
+    for want in ("simd: AVX2 (GPTOSS_CPU_FAST_SIMD=avx2)", "amx: off (GPTOSS_CPU_FAST_SIMD=avx2)",
+                 "moe int8: off (the default with the AVX2 body; GPTOSS_CPU_FAST_MOE_I8=1 turns it on)"):
+        assert want in r.stderr, r.stderr
+    fast = load_file(str(tmp_path / "f.safetensors"))
+    goldens = load_goldens(src)
+    for i, (tokens, want) in enumerate(goldens):
+        e, f = exact[f"logits_{i}"], fast[f"logits_{i}"]
+        np.testing.assert_array_equal(f.argmax(-1), e.argmax(-1), err_msg=f"prompt {i}")
+        np.testing.assert_array_equal(f.argmax(-1), want.argmax(-1), err_msg=f"prompt {i}")
+        assert kl_per_position(e, f).max() < KL_BOUND
+        assert np.abs(f - want).max() < ABS_TOL
+    if "avx512f" in flags:
+        assert any(not np.array_equal(default[k], fast[k]) for k in fast)
+    # The int8 AVX2 body, decode one token per step.
+    monkeypatch.setenv("GPTOSS_CPU_FAST_MOE_I8", "1")
+    r = run_logits(gptoss_bin, src / "model", tmp_path / "i.safetensors", "--tokens-file", prompts,
+                   "--device", "cpu-fast", "--step", 1, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "moe int8: on (avx2, 2 int8 parts," in r.stderr, r.stderr
+    i8 = load_file(str(tmp_path / "i.safetensors"))
+    kl_bound, abs_bound = I8_BOUNDS["2"]
+    for i, (tokens, want) in enumerate(goldens):
+        e, f = exact[f"logits_{i}"], i8[f"logits_{i}"]
+        np.testing.assert_array_equal(f.argmax(-1), e.argmax(-1), err_msg=f"prompt {i}")
+        assert kl_per_position(e, f).max() < kl_bound and np.abs(f - e).max() < abs_bound
+    monkeypatch.setenv("GPTOSS_CPU_FAST_SIMD", "avx512")
+    r = run_logits(gptoss_bin, src / "model", tmp_path / "x.safetensors", "--tokens", "1,2", "--device",
+                   "cpu-fast", check=False)
+    assert r.returncode == 0, r.stderr
+    assert "GPTOSS_CPU_FAST_SIMD must be avx2; ignored" in r.stderr, r.stderr
+    assert "(GPTOSS_CPU_FAST_SIMD=avx2)" not in r.stderr

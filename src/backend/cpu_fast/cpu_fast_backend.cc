@@ -37,12 +37,14 @@ class CpuFastBackend final : public Backend {
   // i8: the int8 expert GEMVs of 1-2 token calls (I8Choice; kFromEnv reads GPTOSS_CPU_FAST_MOE_I8).
   enum class I8 { kFromEnv, kOff, kOn };
   CpuFastBackend(int threads, bool profile, I8 i8 = I8::kFromEnv)
-      : exact_(make_cpu_backend(threads)),
+      : simd_(cpu_fast::simd_limit()),
+        exact_(make_cpu_backend(threads)),
         pool_(threads, spin_time()),
         amx_(amx_wanted()),
         i8_(i8_wanted(i8)),
         hugepage_(hugepage_wanted()),
         profile_(profile) {
+    if (simd_.error) std::fprintf(stderr, "cpu-fast: %s\n", simd_.error);
     if (const char* e = cpu_fast::bf16_prefetch().error) std::fprintf(stderr, "cpu-fast: %s\n", e);
     if (const char* v = std::getenv("GPTOSS_CPU_FAST_DECODE_TILE")) {
       decode_tile_ = std::string(v) == "equal" ? kEqualTasks
@@ -54,6 +56,7 @@ class CpuFastBackend final : public Backend {
     double total = 0.0;
     for (const auto& [op, p] : prof_) total += p.seconds;
     std::fprintf(stderr, "cpu-fast op profile (GPTOSS_CPU_FAST_PROFILE): %.3f s in ops\n", total);
+    std::fprintf(stderr, "  simd: %s%s\n", cpu_fast::simd_target(), simd_.avx2 ? " (GPTOSS_CPU_FAST_SIMD=avx2)" : "");
     if (amx_.on) {
       std::fprintf(stderr, "  amx: on (%d bf16 parts, from %d tokens)\n", amx_.parts, amx_.min_tokens);
     } else {
@@ -537,6 +540,10 @@ class CpuFastBackend final : public Backend {
       c.reason = "GPTOSS_CPU_FAST_AMX=0";
       return c;
     }
+    if (cpu_fast::simd_limit().avx2) {
+      c.reason = "GPTOSS_CPU_FAST_SIMD=avx2";
+      return c;
+    }
     if (!cpu_fast::amx_usable()) {
       c.reason = cpu_fast::amx_unusable_reason();
       return c;
@@ -757,6 +764,7 @@ class CpuFastBackend final : public Backend {
     return true;
   }
 
+  const cpu_fast::SimdLimit simd_;  // first: applied before any kernel is chosen (GPTOSS_CPU_FAST_SIMD)
   std::unique_ptr<Backend> exact_;
   cpu_fast::SpinPool pool_;
   const AmxChoice amx_;

@@ -878,6 +878,26 @@ void gemm_bf16_rows(const float* const* x, int64_t T, const uint16_t* w, int64_t
 }
 float dot_f32(const float* x, const float* w, int64_t n) { return HWY_DYNAMIC_DISPATCH(DotF32)(x, w, n); }
 
+SimdLimit simd_limit() {
+  static const SimdLimit limit = [] {
+    SimdLimit l;
+    const char* v = std::getenv("GPTOSS_CPU_FAST_SIMD");
+    if (v == nullptr) return l;
+#if HWY_ARCH_X86
+    if (std::strcmp(v, "avx2") == 0) {
+      hwy::DisableTargets(HWY_AVX2 - 1);  // every x86 target above AVX2 (lower bits are better)
+      l.avx2 = true;
+      return l;
+    }
+    l.error = "GPTOSS_CPU_FAST_SIMD must be avx2; ignored";
+#else
+    l.error = "GPTOSS_CPU_FAST_SIMD applies to x86-64 only; ignored";
+#endif
+    return l;
+  }();
+  return limit;
+}
+
 const char* simd_target() {
   // Force the dispatch table's choice, then name the best target this CPU supports.
   return hwy::TargetName(static_cast<uint32_t>(hwy::SupportedTargets() & HWY_TARGETS & -(hwy::SupportedTargets() & HWY_TARGETS)));

@@ -84,4 +84,15 @@ float dot_f32(const float* x, const float* w, int64_t n);
 // The SIMD target the dispatch chose on this machine (e.g. "AVX3", "AVX2", "NEON").
 const char* simd_target();
 
+// GPTOSS_CPU_FAST_SIMD=avx2 (x86-64): run the cpu-fast kernels as on a CPU with AVX2 + FMA and no
+// AVX-512, to test and time that code on an AVX-512 machine: Highway's targets above AVX2 off
+// (hwy::DisableTargets, for the whole process), the int8 MXFP4 kernel's AVX2 body, no AMX. Read
+// once, at the first call (the backend's constructor, before any kernel runs); error names a value
+// it does not know (then nothing is limited).
+struct SimdLimit {
+  bool avx2 = false;
+  const char* error = nullptr;
+};
+SimdLimit simd_limit();
+
 }  // namespace gptoss::cpu_fast

@@ -29,6 +29,8 @@
 #include <utility>
 #include <vector>
 
+#include "backend/cpu_fast/kernels_fast.h"
+
 #if defined(__x86_64__) || defined(_M_X64)
 // GCC 12's AVX-512 headers trip -W(maybe-)uninitialized on their own _mm*_undefined_* helpers when
 // inlined (GCC bug 105593, fixed in 12.3/13): silenced for this file's intrinsics only.
@@ -534,10 +536,11 @@ enum class Variant { kNone, kAvx2, kAvx512 };
 
 Variant pick() {
   __builtin_cpu_init();
-  // GPTOSS_CPU_FAST_MOE_I8_TARGET=avx2 forces the AVX2 body (tests of both on one machine).
+  // GPTOSS_CPU_FAST_MOE_I8_TARGET=avx2 forces the AVX2 body (tests of both on one machine), as
+  // does GPTOSS_CPU_FAST_SIMD=avx2 (every cpu-fast kernel as on an AVX2 machine, simd_limit).
   const char* force = std::getenv("GPTOSS_CPU_FAST_MOE_I8_TARGET");
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (force && std::strcmp(force, "avx2") == 0) return avx2 ? Variant::kAvx2 : Variant::kNone;
+  if ((force && std::strcmp(force, "avx2") == 0) || simd_limit().avx2) return avx2 ? Variant::kAvx2 : Variant::kNone;
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
       __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2") && avx2) {
