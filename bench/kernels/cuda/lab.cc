@@ -895,11 +895,12 @@ int run_bench(int max_tokens, bool profile) {
     };
     // MoE pairs (kernels.h set_moe_variant) from LAB_MOE_PAIRS ("GU,DN GU,DN ...", each row in order,
     // the list LAB_MOE_ROUNDS times, default 2: interleaved rounds); by default the defaults (v16: g1 m0/m0
-    // r2 a2; v17: r4; v19: the one MoE shape; v20: a3).
+    // r2 a2; v17: r4; v19: the one MoE shape; v20: a3; v25: gate_up 1).
     std::vector<Combo> combos;
     {
       const char* env = std::getenv("LAB_MOE_PAIRS");
-      std::string pairs = env != nullptr ? env : "0,0";
+      std::string pairs =
+          env != nullptr ? env : std::to_string(kMoeDefaultGateUp) + "," + std::to_string(kMoeDefaultDown);
       std::vector<Combo> round;
       for (size_t at = 0; at < pairs.size();) {
         int gu = 0, dn = 0, used = 0;

@@ -202,13 +202,13 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
 
 // The MoE kernels (bench/kernels/cuda/NOTES.md v16; E2M1 decoded by bit placement, v15): one 16-row tile
 // per warp, 3 chunks in flight, 6 chunks per warp, the fast path's addresses stepped once per batch; down
-// sums the k slots in a thread-block cluster. One shape (variant 0): set_moe_variant selects nothing
-// today; it is where a candidate shape goes for the lab's same-binary comparisons (LAB_MOE_PAIRS, the
-// decode check's --shapes; NOTES v18, v19 measured candidates so, then removed them). v15's baseline
-// variants (two tiles per warp, 6 chunks in flight, down's y scratch and last-block counter) are gone;
-// their numbers stay in NOTES.
-inline constexpr int kMoeVariants = 1;
-inline constexpr int kMoeDefaultGateUp = 0;
+// sums the k slots in a thread-block cluster. gate_up variant 1, the default (v25): the same warps' work in a
+// persistent kernel whose weight tiles come through shared memory by the bulk-copy engine (where the T x16
+// rows and its stages fit in shared memory, else variant 0); variant 0 is v16's gate_up, kept as the lab's
+// baseline (LAB_MOE_PAIRS, the decode check's --shapes). down has one shape (its variant selects nothing).
+// v15's baseline variants are gone; their numbers stay in NOTES.
+inline constexpr int kMoeVariants = 2;
+inline constexpr int kMoeDefaultGateUp = 1;
 inline constexpr int kMoeDefaultDown = 0;
 void set_moe_variant(int gate_up, int down);
 

@@ -222,10 +222,6 @@ __global__ void __launch_bounds__(kRouterWarps * 32)
 // extra block barrier; and the top k come from one pass of warp 0 (each lane, one expert, counts the logits
 // ranked above its own: E <= 32) instead of k rounds of shuffles. Same sums in the same order as kernel 2:
 // identical logits, ids, weights and x16 row (lab check `router r4 == r2 bits`).
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
 __global__ void __launch_bounds__(kRouterWarps * 32)
     router_cluster_kernel(const float* __restrict__ x, int x_stride, const uint16_t* __restrict__ gain, float eps,
                           const uint16_t* __restrict__ wr, const uint16_t* __restrict__ br, int experts, int cols,
@@ -244,11 +240,8 @@ __global__ void __launch_bounds__(kRouterWarps * 32)
   const float* xr = x + static_cast<size_t>(t) * x_stride;
   if (rank == 0 && threadIdx.x == 0) {  // arrivals: this one (with the remote bytes) and block 0's rows' warps
     const int local = min(experts, kRouterWarps);
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(&bar)), "r"(1 + local) : "memory");
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(&bar)),
-                 "r"((experts - local) * 4)
-                 : "memory");
+    mbar_init(&bar, 1 + local);
+    mbar_arrive_expect_tx(&bar, (experts - local) * 4);
   }
   uint4 wrow[kRowLoads];
   uint2 gv[kXLoads];
@@ -270,7 +263,7 @@ __global__ void __launch_bounds__(kRouterWarps * 32)
       logits[static_cast<size_t>(t) * experts + e] = lv;
       if (rank == 0) {
         cl_logits[e] = lv;
-        asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_addr(&bar)) : "memory");
+        mbar_arrive(&bar);
       } else {
         uint32_t dst, rbar;
         asm("mapa.shared::cluster.u32 %0, %1, 0;" : "=r"(dst) : "r"(smem_addr(&cl_logits[e])));
@@ -293,13 +286,7 @@ __global__ void __launch_bounds__(kRouterWarps * 32)
   }
   if (rank != 0 || warp != 0) return;
   if (lane == 0) xn_inv[t] = ldexpf(1.0f, -p);
-  for (uint32_t done = 0; !done;) {
-    asm volatile(
-        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], 0;\n selp.u32 %0, 1, 0, p;\n}"
-        : "=r"(done)
-        : "r"(smem_addr(&bar))
-        : "memory");
-  }
+  mbar_wait(&bar, 0);
   // Lane j: expert j's place among the logits (descending, ties to the lower index), the largest logit.
   const float v = lane < experts ? cl_logits[lane] : -INFINITY;
   float top = -INFINITY;
