@@ -15,20 +15,14 @@ B=$S/bin
 RET=${OUT:-/tmp}  # the device tool's $OUT: only the logs' tarball goes there (it returns at most 8 files)
 OUT=/tmp/gptoss-attention
 mkdir -p "$OUT"
-export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-export GPTOSS_SOURCE_DIR="$PWD"
 VARIANTS=${VARIANTS:-"3 2"}
 CANDIDATES=${CANDIDATES:-"3"}  # the random 20b vs the exact CPU path with each
 TIMELINE_VARIANTS=${TIMELINE_VARIANTS:-"3 2"}
 R20=/tmp/r20
-status=0
 source "$(dirname "$0")/step.sh"
-date -u
-nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem,driver_version --format=csv
-cat "$S/COMMIT" 2>/dev/null
+staged_env
 timeout 240 python3 tools/make_random_checkpoint.py --preset 20b --out "$R20" --quiet > "$OUT/r20-write.txt" 2>&1 &
 wpid=$!
-TINY=358,318,174,506,238,110,432,82,439,313,58,22,227,18,72,263,496,238,413,469,421,322,225,263,136,254,194
 step lab-check.txt 120 "$B/gptoss_cuda_lab" check
 # the tiny model has 4 query heads on 2 KV heads: kernels 2 and 3 fall back to kernel 0 there (bits as before)
 step tiny-a3.txt 60 "$B/gptoss_cuda_decode_check" tests/data/tiny/model --tokens $TINY --tol 1e-4 --shapes 1,0,0,4,3

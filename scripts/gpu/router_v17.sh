@@ -12,14 +12,8 @@ S=${STAGE_DIR:-.gpu-D2}
 B=$S/bin
 OUT=${OUT:-/tmp/gptoss-router}
 mkdir -p "$OUT"
-export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-export GPTOSS_SOURCE_DIR="$PWD"
-status=0
 source "$(dirname "$0")/step.sh"
-date -u
-nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem,driver_version --format=csv
-cat "$S/COMMIT" 2>/dev/null
-TINY=358,318,174,506,238,110,432,82,439,313,58,22,227,18,72,263,496,238,413,469,421,322,225,263,136,254,194
+staged_env
 step lab-check.txt 100 "$B/gptoss_cuda_lab" check
 LAB_MOE_PAIRS="0,0" LAB_ROUTERS="2 4" LAB_MOE_ROUNDS=${ROUNDS:-3} step lab-bench.txt 170 "$B/gptoss_cuda_lab" bench
 for r in 4; do

@@ -15,19 +15,13 @@ B=$S/bin
 OUT=${OUT:-/tmp/gptoss-stepio}
 R20=/tmp/peers/r20
 mkdir -p "$OUT" "$(dirname "$R20")"
-export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-export GPTOSS_SOURCE_DIR="$PWD"
-status=0
 source "$(dirname "$0")/step.sh"
-date -u
-nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem,driver_version --format=csv
-cat "$S/COMMIT" 2>/dev/null
+staged_env
 timeout 240 python3 tools/make_random_checkpoint.py --preset 20b --out "$R20" --quiet > "$OUT/r20-write.txt" 2>&1 &
 wpid=$!
 if [ "${CHECKS:-1}" = 1 ]; then
   for t in backend_cuda_test engine_graph_decode_test; do TAIL=3 step "$t.txt" 120 "$B/$t"; done
-  TINY=358,318,174,506,238,110,432,82,439,313,58,22,227,18,72,263,496,238,413,469,421,322,225,263,136,254,194
-  TAIL=4 step tiny.txt 60 "$B/gptoss_cuda_decode_check" tests/data/tiny/model --tokens $TINY --tol 1e-4
+    TAIL=4 step tiny.txt 60 "$B/gptoss_cuda_decode_check" tests/data/tiny/model --tokens $TINY --tol 1e-4
   TAIL=4 step sanitizer.txt 120 compute-sanitizer --tool memcheck --leak-check no "$B/gptoss_cuda_decode_check" \
     tests/data/tiny/model --tokens 358,318,174,506,238 --tol 1e-4
   TAIL=2 step lab-check.txt 120 "$B/gptoss_cuda_lab" check
