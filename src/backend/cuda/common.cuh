@@ -66,6 +66,19 @@ __device__ __forceinline__ void mma_f16_16816(float d[4], const uint32_t a[4], u
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// The SM count of the device current at the first call (at least 1; a failed query clears its error), for
+// sizing grids; one lookup per process.
+inline int sm_count() {
+  static const int n = [] {
+    int dev = 0, v = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+      cudaGetLastError();
+    }
+    return v > 0 ? v : 1;
+  }();
+  return n;
+}
+
 // Shared-memory address of p (a pointer into this block's shared memory) for PTX operands.
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));

@@ -462,15 +462,6 @@ __global__ void split_sum_kernel(const float* __restrict__ ws, int splits, size_
   }
 }
 
-int sm_count() {
-  int dev = 0, n = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
-    cudaGetLastError();
-    return 132;
-  }
-  return n;
-}
-
 }  // namespace
 
 int dense_gemm_splits(int T, int rows, int cols) {

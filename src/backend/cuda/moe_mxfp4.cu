@@ -510,16 +510,6 @@ void moe_allow_smem(Kernel kernel, size_t smem) {
 // for both.
 int g_moe_gate_up = kMoeDefaultGateUp;
 
-int sm_count() {
-  static const int n = [] {
-    int dev = 0, v = 0;
-    cudaGetDevice(&dev);
-    cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev);
-    return v;
-  }();
-  return n;
-}
-
 // Launches gate_up_ring_kernel where its shared memory holds the T x16 rows and the groups' stages and the
 // tiles and rows are 16-byte aligned (the copy engine's rule); false: not launched (the caller takes
 // gate_up_kernel).
