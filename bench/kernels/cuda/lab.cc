@@ -578,7 +578,7 @@ int run_checks() {
     check_moe(8, 64, 64, 3, 4);
     check_moe(8, 96, 64, 2, 2);  // 3 blocks per row: a partial chunk
   }
-  set_moe_variant(kMoeDefaultGateUp, kMoeDefaultDown);
+  set_moe_variant(moe_default_gate_up(), kMoeDefaultDown);
   std::printf("checks: %s (%d failures)\n", failures ? "FAILED" : "all passed", failures);
   return failures ? 1 : 0;
 }
@@ -670,7 +670,9 @@ int run_bench(int max_tokens, bool profile) {
   set_pdl(false);  // per-kernel numbers without overlap; the decode section compares both
   cudaDeviceProp prop{};
   CK(cudaGetDeviceProperties(&prop, 0));
-  std::printf("device: %s, %d SMs, L2 %d MB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20);
+  std::printf("device: %s, %d SMs, L2 %d MB, peak memory bandwidth %.0f GB/s (default MoE gate_up variant %d)\n",
+              prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20, peak_memory_bandwidth() / 1e9,
+              moe_default_gate_up());
   const double copy_bw = copy_bandwidth();
   auto model = random_20b_model();
   if (!model) return std::fprintf(stderr, "%s\n", model.status().message().c_str()), 2;
@@ -805,7 +807,7 @@ int run_bench(int max_tokens, bool profile) {
                                Lw.mlp2_bias.buf.as<uint16_t>(), H, I, x, true, nullptr, true);
   });
   }
-  set_moe_variant(kMoeDefaultGateUp, kMoeDefaultDown);
+  set_moe_variant(moe_default_gate_up(), kMoeDefaultDown);
   auto qkv_args = [&](int l) {
     const LayerWeights& Lw = W.layers[l];
     QkvRopeArgs a{};
@@ -900,7 +902,7 @@ int run_bench(int max_tokens, bool profile) {
     {
       const char* env = std::getenv("LAB_MOE_PAIRS");
       std::string pairs =
-          env != nullptr ? env : std::to_string(kMoeDefaultGateUp) + "," + std::to_string(kMoeDefaultDown);
+          env != nullptr ? env : std::to_string(moe_default_gate_up()) + "," + std::to_string(kMoeDefaultDown);
       std::vector<Combo> round;
       for (size_t at = 0; at < pairs.size();) {
         int gu = 0, dn = 0, used = 0;
@@ -945,7 +947,7 @@ int run_bench(int max_tokens, bool profile) {
       std::printf("%-40s %10.1f %7.1f%%\n", label, tps, 100.0 * tps * (*eng)->weight_bytes_per_token() / copy_bw);
     }
     set_gemv_variant(kGemvDefault);
-    set_moe_variant(kMoeDefaultGateUp, kMoeDefaultDown);
+    set_moe_variant(moe_default_gate_up(), kMoeDefaultDown);
     set_router_variant(kRouterDefault);
     set_attention_variant(kAttentionDefault);
     // One engine of options opt, decoding 128 tokens at positions 4..131 and 512..639 (the cache written up to
@@ -1000,7 +1002,7 @@ int run_bench(int max_tokens, bool profile) {
     if (const std::vector<int> masks = env_ints("LAB_STEP_IO", ""); !masks.empty()) {
       const std::vector<int> batches = env_ints("LAB_STEP_IO_BATCH", "64");
       std::vector<int> moe = env_ints("LAB_STEP_IO_MOE", "");
-      if (moe.size() < 2) moe = {kMoeDefaultGateUp, kMoeDefaultDown};
+      if (moe.size() < 2) moe = {moe_default_gate_up(), kMoeDefaultDown};
       const char* rounds_env = std::getenv("LAB_STEP_IO_ROUNDS");
       const int rounds = rounds_env != nullptr ? std::max(1, std::atoi(rounds_env)) : 3;
       std::printf("\n%-40s %10s %8s\n", "decode batch 1, graph+pdl, step io", "tok/s", "%roof");
@@ -1023,7 +1025,7 @@ int run_bench(int max_tokens, bool profile) {
           }
         }
       }
-      set_moe_variant(kMoeDefaultGateUp, kMoeDefaultDown);
+      set_moe_variant(moe_default_gate_up(), kMoeDefaultDown);
     }
     // Attention splits (full-attention layers / sliding-window layers) at the CLI's positions (tg128
     // after a 512-token prompt) and at 4..: the default (v12: 32 / 10 at 640) against 10 / 10 (v11:

@@ -5,6 +5,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <utility>
 
@@ -66,16 +67,19 @@ __device__ __forceinline__ void mma_f16_16816(float d[4], const uint32_t a[4], u
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// The SM count of the device current at the first call (at least 1; a failed query clears its error), for
-// sizing grids; one lookup per process.
+// Attribute a of the device current at the call; 0 where a query fails (its error cleared).
+inline int device_attribute(cudaDeviceAttr a) {
+  int dev = 0, v = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, a, dev) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return v;
+}
+
+// The SM count of the device current at the first call (at least 1), for sizing grids; one lookup per process.
 inline int sm_count() {
-  static const int n = [] {
-    int dev = 0, v = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
-      cudaGetLastError();
-    }
-    return v > 0 ? v : 1;
-  }();
+  static const int n = std::max(1, device_attribute(cudaDevAttrMultiProcessorCount));
   return n;
 }
 

@@ -202,14 +202,21 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
 
 // The MoE kernels (bench/kernels/cuda/NOTES.md v16; E2M1 decoded by bit placement, v15): one 16-row tile
 // per warp, 3 chunks in flight, 6 chunks per warp, the fast path's addresses stepped once per batch; down
-// sums the k slots in a thread-block cluster. gate_up variant 1, the default (v25): the same warps' work in a
-// persistent kernel whose weight tiles come through shared memory by the bulk-copy engine (where the T x16
-// rows and its stages fit in shared memory, else variant 0); variant 0 is v16's gate_up, kept as the lab's
-// baseline (LAB_MOE_PAIRS, the decode check's --shapes). down has one shape (its variant selects nothing).
-// v15's baseline variants are gone; their numbers stay in NOTES.
+// sums the k slots in a thread-block cluster. gate_up variant 1 (v25): the same warps' work in a persistent
+// kernel whose weight tiles come through shared memory by the bulk-copy engine (where the T x16 rows and its
+// stages fit in shared memory, else variant 0); variant 0: v16's gate_up (LAB_MOE_PAIRS, the decode check's
+// --shapes). down has one shape (its variant selects nothing). v15's baseline variants are gone; their numbers
+// stay in NOTES.
 inline constexpr int kMoeVariants = 2;
-inline constexpr int kMoeDefaultGateUp = 1;
 inline constexpr int kMoeDefaultDown = 0;
+// The peak memory bandwidth of the device current at the first call, bytes/s, from its attributes (2 x the memory
+// clock x the bus width); 0 where a query fails (its error cleared). One lookup per process.
+double peak_memory_bandwidth();
+// The default gate_up variant, by peak_memory_bandwidth(): 1 (the ring) below 4 TB/s, 0
+// at or above it. Measured (NOTES v25, v26), batch-1 decode, same binary, interleaved: on an H100 (3.35 TB/s
+// peak) the ring +2.9..+4.9% (run R); on an H200 (4.8 TB/s) v16's gate_up +0.5..+1.6%, its blocks leaving room
+// for down's to start beside them, the ring's not.
+int moe_default_gate_up();
 void set_moe_variant(int gate_up, int down);
 
 // out[t, :] = f32(table[tokens[t], :]) (bf16 table, tokens in device memory).

@@ -324,18 +324,20 @@ __global__ void __launch_bounds__(256)
   gate_up_store(part, parts, threadIdx.x, r0, slot, t_tok, e, x_inv, bias, rows, limit, alpha, h, h16);
 }
 
-// MoE variant 1, the default (NOTES v25): gate_up as a persistent kernel, one block per SM, whose weight tiles
-// come into shared memory by the bulk-copy engine, so that no warp holds weights in flight in registers. Block:
-// warp 0 is the producer, then kRingGroups groups of 4 consumer warps, each group with one stage (a tile and
-// its scales). The block takes the items (16-row tile, slot) blockIdx.x, + gridDim.x, ...; its j-th item goes
-// to group j % kRingGroups, whose warps split the tile's chunks as gate_up_kernel's do and meet in shared
-// memory (a named barrier per group; the partial sums double-buffered so that the group's next item can start
-// while its warp 0 runs the epilogue). Producer: for each item, once the group's previous item is read
-// (empty[g], one arrival per warp), 16 row copies and one of the scales on full[g]; the T x16 rows come first,
-// once, on xbar. A group's barriers advance one phase per item of its own, so a wait is never more than one
-// phase ahead (parity waits cannot alias). Where gate_up_kernel has 4 warps (the 20b's 2880 columns), the same
-// chunks and sums in the same order: the same bits. Standalone 19.3 vs 21.7 us on the H100 (NOTES v25: 4 groups 19.5, 6 groups 19.5, 3 groups 20.5; the
-// ring's shared memory also decides how soon down's blocks fit beside it).
+// MoE variant 1 (NOTES v25; the default where moe_default_gate_up() says so): gate_up as a persistent kernel,
+// one block per SM, whose weight tiles come into shared memory by the bulk-copy engine, so that no warp holds
+// weights in flight in registers. Block: warp 0 is the producer, then kRingGroups groups of 4 consumer warps, each
+// group with one stage (a tile and its scales). The block takes the items (16-row tile, slot) blockIdx.x,
+// + gridDim.x, ...; its j-th item goes to group j % kRingGroups, whose warps split the tile's chunks as
+// gate_up_kernel's do and meet in shared memory (a named barrier per group; the partial sums double-buffered so
+// that the group's next item can start while its warp 0 runs the epilogue). Producer: for each item, once the
+// group's previous item is read (empty[g], one arrival per warp), 16 row copies and one of the scales on full[g];
+// the T x16 rows come first, once, on xbar. A group's barriers advance one phase per item of its own, so a wait is
+// never more than one phase ahead (parity waits cannot alias). Where gate_up_kernel has 4 warps (the 20b's 2880
+// columns), the same chunks and sums in the same order: the same bits. Standalone 19.3 vs 21.7 us on the H100
+// (NOTES v25: 4 groups 19.5, 6 groups 19.5, 3 groups 20.5). Its 21 warps put 6 on one of the SM's four
+// sub-partitions, whose 16K registers then (80 each) hold no warp of down's 4-warp blocks, so down's blocks start
+// only as the ring's exit (NOTES v26: with 4 groups at 80 registers they start beside it, but the ring is slower).
 constexpr int kRingGroups = 5;
 
 // A staged tile: 16 rows of nb blocks, tile_row_bytes apart (padded so that rows g and g + 1 fall in opposite
@@ -506,9 +508,9 @@ void moe_allow_smem(Kernel kernel, size_t smem) {
   if (smem > 48 * 1024) cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
 }
 
-// MoE variants (kernels.h): 0 = gate_up_kernel (v16), 1 = gate_up_ring_kernel (v25, the default); down_kernel
-// for both.
-int g_moe_gate_up = kMoeDefaultGateUp;
+// MoE variants (kernels.h): 0 = gate_up_kernel (v16), 1 = gate_up_ring_kernel (v25); the default by
+// moe_default_gate_up(); down_kernel for both.
+int g_moe_gate_up = -1;  // -1: moe_default_gate_up()
 
 // Launches gate_up_ring_kernel where its shared memory holds the T x16 rows and the groups' stages and the
 // tiles and rows are 16-byte aligned (the copy engine's rule); false: not launched (the caller takes
@@ -534,6 +536,14 @@ bool launch_gate_up_ring(const uint32_t* x16, const float* x_inv, const int32_t*
 
 GPTOSS_CUDA_TIMELINE_SETTER(set_timeline_moe)
 
+double peak_memory_bandwidth() {
+  static const double bw = 2.0 * 1e3 * device_attribute(cudaDevAttrMemoryClockRate) *
+                           device_attribute(cudaDevAttrGlobalMemoryBusWidth) / 8;
+  return bw;
+}
+
+int moe_default_gate_up() { return peak_memory_bandwidth() >= 4e12 ? 0 : 1; }
+
 void set_moe_variant(int gate_up, int) { g_moe_gate_up = std::clamp(gate_up, 0, kMoeVariants - 1); }
 
 int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* idx, int T, int k,
@@ -541,7 +551,7 @@ int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* i
                        float limit, float alpha, float* h, uint32_t* h16, cudaStream_t stream) {
   if (T <= 0) return 0;
   if (rows % 16 != 0 || cols % 32 != 0 || (rows / 2) % 32 != 0) return static_cast<int>(cudaErrorInvalidValue);
-  if (g_moe_gate_up == 1 &&
+  if ((g_moe_gate_up >= 0 ? g_moe_gate_up : moe_default_gate_up()) == 1 &&
       launch_gate_up_ring(x16, x_inv, idx, T, k, blocks, scales, bias, rows, cols, limit, alpha, h, h16, stream)) {
     return static_cast<int>(cudaGetLastError());
   }
