@@ -83,6 +83,12 @@ inline int sm_count() {
   return n;
 }
 
+// Lets `kernel` launch with `bytes` of dynamic shared memory where that is above the 48 KB every kernel may take.
+template <typename Kernel>
+inline void allow_smem(Kernel kernel, size_t bytes) {
+  if (bytes > 48 * 1024) cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+}
+
 // Shared-memory address of p (a pointer into this block's shared memory) for PTX operands.
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));

@@ -379,11 +379,6 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) qkv_rope_kernel(QkvRopeA
   }
 }
 
-template <typename Kernel>
-void allow_smem(Kernel k, size_t bytes) {
-  if (bytes > 48 * 1024) cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
-}
-
 int launch_gemv(const uint16_t* w, const uint16_t* bias, int rows, int cols, const GemvInput& in, int nT,
                 float* out, int out_stride, bool accumulate, cudaStream_t stream) {
   const int blocks = std::min((rows + kWarps - 1) / kWarps, sm_count() * 8);

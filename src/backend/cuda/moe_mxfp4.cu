@@ -503,11 +503,6 @@ namespace {
 // Chunks per warp (sets the warps per block: k_parts).
 constexpr int kPerWarp = 6;
 
-template <typename Kernel>
-void moe_allow_smem(Kernel kernel, size_t smem) {
-  if (smem > 48 * 1024) cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-}
-
 // MoE variants (kernels.h): 0 = gate_up_kernel (v16), 1 = gate_up_ring_kernel (v25); the default by
 // moe_default_gate_up(); down_kernel for both.
 int g_moe_gate_up = -1;  // -1: moe_default_gate_up()
@@ -526,7 +521,7 @@ bool launch_gate_up_ring(const uint32_t* x16, const float* x_inv, const int32_t*
       smem > kBudget) {
     return false;
   }
-  moe_allow_smem(gate_up_ring_kernel, smem);
+  allow_smem(gate_up_ring_kernel, smem);
   launch_pdl(gate_up_ring_kernel, dim3(std::min(rows / 16 * T * k, sm_count())), dim3(32 + 128 * kRingGroups), smem,
              stream, x16, x_inv, idx, T, k, blocks, scales, bias, rows, cols, limit, alpha, h, h16);
   return true;
@@ -558,7 +553,7 @@ int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* i
   const int warps = k_parts(cols >> 5, kPerWarp);
   const size_t smem = x16_row_words(cols) * 4;
   const dim3 grid(rows / 16, T * k), block(32 * warps);
-  moe_allow_smem(gate_up_kernel, smem);
+  allow_smem(gate_up_kernel, smem);
   launch_pdl(gate_up_kernel, grid, block, smem, stream, x16, x_inv, idx, k, blocks, scales, bias, rows, cols, limit,
              alpha, h, h16);
   return static_cast<int>(cudaGetLastError());
@@ -572,7 +567,7 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
   const int warps = k_parts(cols >> 5, kPerWarp);
   const size_t smem = x16_row_words(cols) * 4;
   const dim3 grid(rows / 16, T * k), block(32 * warps);
-  moe_allow_smem(down_kernel, smem);
+  allow_smem(down_kernel, smem);
   launch_pdl_cluster(down_kernel, grid, block, dim3(1, k, 1), smem, stream, h16, h_inv, idx, weight, k, blocks, scales,
                      bias, rows, cols, out, accumulate, idx_ready);
   return static_cast<int>(cudaGetLastError());
