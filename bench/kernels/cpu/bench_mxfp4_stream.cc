@@ -3,10 +3,14 @@
 // process (run bench/peers/read_bandwidth.c beside it for the machine's number).
 //
 //   gptoss-bench-mxfp4-stream [--threads N] [--seconds S] [--pool-mb MB] [--rounds R] [--thp]
-//                             [--hot] [--only 'SUB1|SUB2|...']
+//                             [--hot] [--only 'SUB1|SUB2|...'] [--offset B]
 //
 // --hot: each thread runs the same 64-row call (~98 KB, in L2) over and over: the compute rate, not
 // the stream. --only: the variants whose names contain one of the parts (and the plain read).
+//
+// --offset B (0, 8, ..., 56): the checkpoint-layout pool starts B bytes past a 64-byte line, as the
+// checkpoints' expert tensors do (the gpt-oss-20b files: 32, 24, 48; rows of 1440 bytes then
+// alternate by 32 bytes, and most 64-byte code loads span two lines).
 //
 // --thp: the pools in transparent huge pages (MADV_HUGEPAGE), as the model's file mapping mostly is
 // (2 MB folios of the page cache, bench/results/cpu-mxfp4-gemv.md) and an anonymous repacked copy
@@ -481,6 +485,7 @@ int main(int argc, char** argv) {
   int64_t pool_mb = 1024;
   bool thp = false, hot = false;
   std::string only;
+  int64_t offset = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--threads" && i + 1 < argc) {
@@ -497,18 +502,22 @@ int main(int argc, char** argv) {
       hot = true;
     } else if (a == "--only" && i + 1 < argc) {
       only = argv[++i];
+    } else if (a == "--offset" && i + 1 < argc) {
+      offset = std::atoll(argv[++i]);
     } else {
       std::fprintf(
           stderr,
           "usage: %s [--threads N] [--seconds S] [--pool-mb MB] [--rounds R] [--thp] [--hot] "
-          "[--only 'SUB1|SUB2|...']\n",
+          "[--only 'SUB1|SUB2|...'] [--offset B]\n",
           argv[0]);
       return 2;
     }
   }
-  if (threads < 1 || seconds <= 0 || pool_mb < 256 || rounds < 1) {
+  if (threads < 1 || seconds <= 0 || pool_mb < 256 || rounds < 1 || offset < 0 || offset > 56 ||
+      offset % 8 != 0) {
     std::fprintf(stderr,
-                 "bad arguments (threads >= 1, seconds > 0, pool-mb >= 256, rounds >= 1)\n");
+                 "bad arguments (threads >= 1, seconds > 0, pool-mb >= 256, rounds >= 1, offset one of "
+                 "0, 8, ..., 56)\n");
     return 2;
   }
   __builtin_cpu_init();
@@ -543,7 +552,8 @@ int main(int argc, char** argv) {
     if (thp) madvise(p, bytes, MADV_HUGEPAGE);
     return static_cast<uint8_t*>(p);
   };
-  uint8_t* mem = map(pb + ps);
+  uint8_t* raw = map(pb + ps + 64);
+  uint8_t* mem = raw + offset;
   fill_mxfp4(mem, pb, false, 0xabcdefull);
   fill_mxfp4(mem + pb, ps, true, 0x777ull);
   const size_t r1_bytes = static_cast<size_t>(pool_rows / 4 * Layout<1>::kTileBytes);
@@ -553,11 +563,11 @@ int main(int argc, char** argv) {
   repack<1>(mem, mem + pb, pool_rows, rep1);
   repack<4>(mem, mem + pb, pool_rows, rep4);
   std::printf(
-      "pool: %lld rows x %lld cols: checkpoint %.1f MB, repacked G=1 %.1f MB, G=4 %.1f MB\n",
+      "pool: %lld rows x %lld cols: checkpoint %.1f MB (at +%lld bytes), repacked G=1 %.1f MB, G=4 %.1f MB\n",
       static_cast<long long>(pool_rows), static_cast<long long>(kCols), (pb + ps) / 1e6,
-      r1_bytes / 1e6, r4_bytes / 1e6);
+      static_cast<long long>(offset), r1_bytes / 1e6, r4_bytes / 1e6);
   std::printf("pages (%s): checkpoint %s; G=1 %s; G=4 %s\n\n", thp ? "MADV_HUGEPAGE" : "no advice",
-              gptoss::bench::smaps_pages(mem).c_str(), gptoss::bench::smaps_pages(rep1).c_str(),
+              gptoss::bench::smaps_pages(raw).c_str(), gptoss::bench::smaps_pages(rep1).c_str(),
               gptoss::bench::smaps_pages(rep4).c_str());
 
   const int64_t tile0 = 4 * kNb * 16;  // a checkpoint tile's block bytes (5760)
@@ -762,14 +772,14 @@ int main(int argc, char** argv) {
       const double s = time_best(seconds, [&] {
         pool.run(n, [&](int t) {
           const size_t w = (pb + ps) / 8, a = w * t / n, e = w * (t + 1) / n;
-          sink[t] = sum_u64(reinterpret_cast<const uint64_t*>(mem) + a, e - a);
+          sink[t] = sum_u64(reinterpret_cast<const uint64_t*>(raw) + a, e - a);
         });
       });
       read_gbs[ni].push_back(static_cast<double>(pb + ps) / s / 1e9);
       const double s512 = time_best(seconds, [&] {
         pool.run(n, [&](int t) {
           const size_t w = (pb + ps) / 8, a = w * t / n, e = w * (t + 1) / n;
-          sink[t] = sum_u64_avx512(reinterpret_cast<const uint64_t*>(mem) + a, e - a);
+          sink[t] = sum_u64_avx512(reinterpret_cast<const uint64_t*>(raw) + a, e - a);
         });
       });
       read512_gbs[ni].push_back(static_cast<double>(pb + ps) / s512 / 1e9);
@@ -841,7 +851,7 @@ int main(int argc, char** argv) {
   uint64_t all = 0;
   for (const uint64_t v : sink) all += v;
   if (all == 42) std::printf("\n");
-  munmap(mem, pb + ps);
+  munmap(raw, pb + ps + 64);
   munmap(rep1, r1_bytes);
   munmap(rep4, r4_bytes);
   std::free(act);

@@ -8,6 +8,8 @@
 #include "backend/cpu_fast/kernels_mxfp4_i8.h"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -231,6 +233,70 @@ TEST(Mxfp4I8, GemvMatchesOraclesAndBound) {
         "exact: "
         "max |err| / bound %.3g, max |err| / sum|w x| %.3g\n",
         parts, worst_tight, worst_bound_use, worst_rel);
+  }
+}
+
+// Where the rows start in a 64-byte line (the checkpoints' tensors start wherever the safetensors
+// header ends: 32, 24 and 48 bytes past a line in the gpt-oss-20b files) changes no bit: every start
+// 0..63 gives the bits of the start at 0, each within the bounds of the oracles, and no load reaches
+// past the last row (it ends at a PROT_NONE page: the tail group's code load is masked).
+TEST(Mxfp4I8, GemvBitsDoNotDependOnWhereTheRowsStart) {
+  if (!mxfp4_i8_usable()) GTEST_SKIP() << "int8 MXFP4 kernel: " << mxfp4_i8_target();
+  std::mt19937 rng(7);
+  const long page = sysconf(_SC_PAGESIZE);
+  for (const int64_t cols : {2880, 160, 96, 64}) {
+    for (const int64_t rows : {1, 2, 5, 64}) {
+      const Problem p = make_problem(cols, rows, rng);
+      const int64_t bytes = static_cast<int64_t>(p.blocks.size());
+      const std::vector<float> x0 = make_x(cols, rng), x1 = make_x(cols, rng);
+      const int64_t ab = mxfp4_i8_act_bytes(cols);
+      AlignedBytes a0(static_cast<size_t>(ab)), a1(static_cast<size_t>(ab));
+      quantize_mxfp4_i8_act(x0.data(), cols, a0.p);
+      quantize_mxfp4_i8_act(x1.data(), cols, a1.p);
+      // A mapping whose last page is PROT_NONE; the rows at (end - bytes - off) for off < 64.
+      const size_t map = static_cast<size_t>((bytes + 64 + page - 1) / page * page + page);
+      void* m = mmap(nullptr, map, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      ASSERT_NE(m, MAP_FAILED);
+      uint8_t* guard = static_cast<uint8_t*>(m) + map - page;
+      ASSERT_EQ(mprotect(guard, static_cast<size_t>(page), PROT_NONE), 0);
+      for (const int parts : {1, 2}) {
+        std::vector<double> xd0(static_cast<size_t>(cols)), xd1(static_cast<size_t>(cols));
+        dequantize_mxfp4_i8_act(a0.p, cols, parts, xd0.data());
+        dequantize_mxfp4_i8_act(a1.p, cols, parts, xd1.data());
+        std::vector<std::vector<float>> first(targets().size());  // per body, at offset 0
+        std::vector<float> two(static_cast<size_t>(2 * rows));
+        for (int off = 0; off < 64; ++off) {
+          uint8_t* b = guard - bytes - off;
+          std::memcpy(b, p.blocks.data(), static_cast<size_t>(bytes));
+          for (size_t ti = 0; ti < targets().size(); ++ti) {
+            const char* target = targets()[ti];
+            const uint8_t* acts[2] = {a0.p, a1.p};
+            if (!gemv_mxfp4_i8_on(target, acts, 2, parts, b, p.scales.data(), cols, rows, two.data(), rows)) {
+              continue;
+            }
+            const std::string where = std::string(target) + " cols " + std::to_string(cols) + " rows " +
+                                      std::to_string(rows) + " parts " + std::to_string(parts) +
+                                      " offset " + std::to_string(off);
+            if (off == 0) first[ti] = two;
+            EXPECT_EQ(std::memcmp(two.data(), first[ti].data(), two.size() * sizeof(float)), 0) << where;
+            std::vector<float> one(static_cast<size_t>(rows));
+            ASSERT_TRUE(gemv_mxfp4_i8_on(target, acts, 1, parts, b, p.scales.data(), cols, rows, one.data(), 0));
+            for (int64_t r = 0; r < rows; ++r) {
+              EXPECT_EQ(one[r], two[r]) << where << " row " << r;
+              for (int t = 0; t < 2; ++t) {
+                const auto o = row_oracle(&p.w[r * cols], t ? xd1.data() : xd0.data(), t ? x1.data() : x0.data(),
+                                          cols, parts);
+                const float got = two[t * rows + r];
+                EXPECT_LE(std::fabs(got - o.tight), 1e-5 * o.tight_abs + 1e-30) << where << " row " << r;
+                EXPECT_LE(std::fabs(got - o.exact), o.bound * (1.0 + 1e-4) + 1e-5 * o.exact_abs + 1e-30)
+                    << where << " row " << r;
+              }
+            }
+          }
+        }
+      }
+      munmap(m, map);
+    }
   }
 }
 
