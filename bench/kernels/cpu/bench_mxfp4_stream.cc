@@ -20,7 +20,8 @@
 // lab line is checked against before it is timed):
 //   - f32: gemv_mxfp4's AVX-512 body (per block: VPMOVZXBD, 2 VPERMPS of the scaled E2M1 table, a
 //     shift, 2 FMAs; 4 rows per tile; reduced per 256 elements);
-//   - int8 x2: gemv_mxfp4_i8's AVX-512 VNNI body with 2 activation parts (the VPSHLDD combine).
+//   - int8 x2: gemv_mxfp4_i8's AVX-512 VNNI body with 2 activation parts (the VPSHLDD combine);
+//     the library kernel itself also with 1 part ("int8 x1 library", GPTOSS_CPU_FAST_MOE_I8_PARTS=1).
 // Layouts:
 //   - "checkpoint": rows of nb 16-byte blocks, scales in a separate array (as the model maps them);
 //     a 4-row tile reads 4 block streams nb * 16 bytes apart plus 4 scale streams;
@@ -653,6 +654,14 @@ int main(int argc, char** argv) {
     vs.back().call_rows = rows;
     vs.back().name = "int8 x2 library gemv_mxfp4_i8, " + std::to_string(rows) + "-row calls";
   }
+  // The library kernel with 1 activation part (GPTOSS_CPU_FAST_MOE_I8_PARTS=1) on the same quantized
+  // vector (its first part, corr_0 and dh_0 are the 1-part layout's), as the model calls it.
+  vs.push_back(vs.back());
+  vs.back().name = "int8 x1 library gemv_mxfp4_i8, 1440-row calls";
+  vs.back().run = [&](const uint8_t* b, const uint8_t* s, int64_t rows, float* o) {
+    const uint8_t* acts[1] = {act};
+    gptoss::cpu_fast::gemv_mxfp4_i8(acts, 1, 1, b, s, kCols, rows, o, 1);
+  };
   i8("int8 x2 checkpoint, next tile T0 (lab copy)", 0, 3, tile0);
   i8("int8 x2 checkpoint, next tile T0, lab form shift+add", 0, 3, tile0, 0, 1, 0);
   i8("int8 x2 checkpoint, next tile T0, lab form VPMULTISHIFTQB", 0, 3, tile0, 0, 1, 2);
@@ -740,19 +749,23 @@ int main(int argc, char** argv) {
   // Bits: 64 rows at an offset; every f32 line equals gemv_mxfp4, every int8 line gemv_mxfp4_i8.
   {
     const int64_t r0 = 4096;
-    std::vector<float> want_f(64), want_i(64), got(64);
+    std::vector<float> want_f(64), want_i(64), want_i1(64), got(64);
     gptoss::cpu_fast::gemv_mxfp4(xp.data(), mem + r0 * kNb * 16, mem + pb + r0 * kNb, kCols, 64,
                                  want_f.data());
     const uint8_t* acts[1] = {act};
     gptoss::cpu_fast::gemv_mxfp4_i8(acts, 1, 2, mem + r0 * kNb * 16, mem + pb + r0 * kNb, kCols, 64,
                                     want_i.data(), 1);
+    gptoss::cpu_fast::gemv_mxfp4_i8(acts, 1, 1, mem + r0 * kNb * 16, mem + pb + r0 * kNb, kCols, 64,
+                                    want_i1.data(), 1);
     for (Variant& v : vs) {
       g_every = v.every;
       g_all_scales = v.all_scales;
       const uint8_t* b =
           pool_of(v.layout) + (v.layout == 0 ? r0 * kNb * 16 : r0 / 4 * tile_bytes(v.layout));
       v.run(b, mem + pb + r0 * kNb, 64, got.data());
-      const std::vector<float>& want = v.name.rfind("f32", 0) == 0 ? want_f : want_i;
+      const std::vector<float>& want = v.name.rfind("f32", 0) == 0      ? want_f
+                                       : v.name.rfind("int8 x1", 0) == 0 ? want_i1
+                                                                         : want_i;
       if (std::memcmp(got.data(), want.data(), 64 * sizeof(float)) != 0) {
         std::fprintf(stderr, "%s: not the library kernel's bits (row 0: %.9g vs %.9g)\n",
                      v.name.c_str(), got[0], want[0]);
