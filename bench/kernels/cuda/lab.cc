@@ -505,25 +505,6 @@ void check_moe(int E, int I, int H, int T, int k) {
   }
   std::snprintf(name, sizeof name, "moe down+weighted sum E=%d H=%d I=%d T=%d k=%d", E, H, I, T, k);
   report(name, go, ro, 2e-6);
-  if (T != 1 || !moe_pair_split_applies(H, I)) return;
-  // The batch-1 pair in one kernel (variants 2, 3): its h has gate_up's bits, so ro (from the GPU's h) is its
-  // reference too; twice: the same bits.
-  float* pp = dev_poisoned<float>(moe_pair_partials(k, H, I));
-  std::vector<float> first;
-  for (int rep = 0; rep < 2; ++rep) {
-    uint8_t* packed = dev_poisoned<uint8_t>(moe_pair_repacked_bytes(E, H, I));
-    CK(moe_pair_repack(up(b2), up(s2), E, H, I, packed, nullptr));
-    CK(moe_pair_split(x16, xinv, didx, up(wts), k, up(b1), up(s1), up(bias1), H, I, 7.0f, 1.702f, packed, up(bias2),
-                      out, false, pp, nullptr));
-    auto gp = down(out, size_t(H));
-    if (rep == 0) first = gp;
-    else if (std::memcmp(first.data(), gp.data(), gp.size() * 4) != 0) {
-      std::printf("moe pair split: a second launch gave other bits  FAIL\n");
-      ++failures;
-    }
-    std::snprintf(name, sizeof name, "moe pair split E=%d H=%d I=%d k=%d (run %d)", E, H, I, k, rep);
-    report(name, gp, ro, 2e-6);
-  }
 }
 
 void check_attentions() {
@@ -596,8 +577,6 @@ int run_checks() {
     check_moe(32, 2880, 2880, 2, 4);
     check_moe(8, 64, 64, 3, 4);
     check_moe(8, 96, 64, 2, 2);  // 3 blocks per row: a partial chunk
-    check_moe(8, 64, 64, 1, 4);   // T = 1: variants 2, 3 check their pair kernel (slices of 64: 2 blocks)
-    check_moe(8, 192, 64, 1, 3);  // 2 slices of 96, an odd k
   }
   set_moe_variant(moe_default_gate_up(), kMoeDefaultDown);
   std::printf("checks: %s (%d failures)\n", failures ? "FAILED" : "all passed", failures);
@@ -728,7 +707,6 @@ int run_bench(int max_tokens, bool profile) {
   int32_t* ridx = dev_poisoned<int32_t>(4);
   float* rlog = dev_poisoned<float>(c.num_experts);
   int32_t* rcnt = up(std::vector<int32_t>(1, 0));
-  float* pair_part = dev_poisoned<float>(moe_pair_partials(4, H, I));
   struct Row {
     const char* name;
     double bytes;
@@ -827,27 +805,7 @@ int run_bench(int max_tokens, bool profile) {
     const LayerWeights& Lw = W.layers[l];
     return moe_down_accumulate(h16, nullptr, idx[l], rw, 1, 4, Lw.mlp2.blocks.as<uint8_t>(), Lw.mlp2.scales.as<uint8_t>(),
                                Lw.mlp2_bias.buf.as<uint16_t>(), H, I, x, true, nullptr, true);
-  });  if (moe_pair_split_applies(H, I)) {
-    std::vector<uint8_t*> pair_down;  // this variant's layout (the slice depends on it)
-    for (int l = 0; l < L; ++l) {
-      pair_down.push_back(dev_poisoned<uint8_t>(moe_pair_repacked_bytes(32, H, I)));
-      CK(moe_pair_repack(W.layers[l].mlp2.blocks.as<uint8_t>(), W.layers[l].mlp2.scales.as<uint8_t>(), 32, H, I,
-                         pair_down[l], nullptr));
-    }
-    static std::string pair_names[kMoeVariants][32];
-    for (int dg : env_ints("LAB_PAIR_DIAGS", "0")) {
-    set_moe_pair_diag(dg);
-    pair_names[mv][dg] = "moe pair split (gate_up+down) [m" + std::to_string(mv) + "] diag " + std::to_string(dg);
-    sweep(pair_names[mv][dg].c_str(), 4 * (5760.0 + 2880.0) * H * mx, [&](int l) {
-      const LayerWeights& Lw = W.layers[l];
-      return moe_pair_split(xn16, xinv, idx[l], rw, 4, Lw.mlp1.blocks.as<uint8_t>(), Lw.mlp1.scales.as<uint8_t>(),
-                            Lw.mlp1_bias.buf.as<uint16_t>(), H, I, 7.0f, 1.702f, pair_down[l],
-                            Lw.mlp2_bias.buf.as<uint16_t>(), x, true, pair_part, nullptr);
-    });
-    }
-    set_moe_pair_diag(0);
-    for (uint8_t* p : pair_down) CK(cudaFree(p));
-  }
+  });
   }
   set_moe_variant(moe_default_gate_up(), kMoeDefaultDown);
   auto qkv_args = [&](int l) {

@@ -39,8 +39,6 @@ struct DecodeEngine::Impl {
   float *inv_freq = nullptr, *xn_inv = nullptr, *router_logits = nullptr, *router_partial = nullptr;
   int32_t* router_counters = nullptr;
   float* down_y = nullptr;
-  float* pair_partial = nullptr;    // batch-1 MoE pair (moe_pair_split): down's slice sums
-  std::vector<uint8_t*> pair_down;  // and each layer's down repacked for it (moe_pair_repack)
   uint32_t *xn16 = nullptr, *h16 = nullptr;
   // Grouped MoE GEMM path (batches >= opt.moe_gemm_min_batch): slots sorted by expert for gate_up and
   // for down, their tiles, h as f32 and its x16 scales, the token sums of the k slots.
@@ -146,13 +144,6 @@ struct DecodeEngine::Impl {
       }
       if (n >= opt.moe_gemm_min_batch) {
         GPTOSS_RETURN_IF_ERROR(grouped_moe(L, n));
-        continue;
-      }
-      if (n == 1 && !pair_down.empty() && moe_pair_split_applies(H, I)) {
-        GPTOSS_CUDA_TRY(moe_pair_split(xn16, xn_inv, idx, rw, K, L.mlp1.blocks.as<uint8_t>(), L.mlp1.scales.as<uint8_t>(),
-                                       bf(L.mlp1_bias), H, I, c.swiglu_limit, c.swiglu_alpha, pair_down[l],
-                                       bf(L.mlp2_bias), x, true, pair_partial, stream),
-                        "moe pair");
         continue;
       }
       GPTOSS_CUDA_TRY(moe_gate_up_swiglu(xn16, xn_inv, idx, n, K, L.mlp1.blocks.as<uint8_t>(),
@@ -326,17 +317,6 @@ Expected<std::unique_ptr<DecodeEngine>> DecodeEngine::create(const ModelConfig& 
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->router_counters, B));
   GPTOSS_CUDA_TRY(cudaMemset(m->router_counters, 0, size_t(B) * 4), "counters");
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->down_y, size_t(B) * c.experts_per_token * H));
-  GPTOSS_RETURN_IF_ERROR(m->dev(&m->pair_partial, moe_pair_partials(c.experts_per_token, H, c.intermediate_size)));
-  if (moe_pair_split_applies(H, c.intermediate_size)) {
-    for (const LayerWeights& L : weights.layers) {
-      uint8_t* p = nullptr;
-      GPTOSS_RETURN_IF_ERROR(m->dev(&p, moe_pair_repacked_bytes(c.num_experts, H, c.intermediate_size)));
-      GPTOSS_CUDA_TRY(moe_pair_repack(L.mlp2.blocks.as<uint8_t>(), L.mlp2.scales.as<uint8_t>(), c.num_experts, H,
-                                      c.intermediate_size, p, m->stream),
-                      "moe pair repack");
-      m->pair_down.push_back(p);
-    }
-  }
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->q, size_t(B) * Nq * 64));
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->attn, size_t(B) * Nq * 64));
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->part, size_t(B) * Nq * std::max(m->opt.nsplit, m->opt.nsplit_sliding) * 66));

@@ -206,9 +206,8 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
 // kernel whose weight tiles come through shared memory by the bulk-copy engine (where the T x16 rows and its
 // stages fit in shared memory, else variant 0); variant 0: v16's gate_up (LAB_MOE_PAIRS, the decode check's
 // --shapes). down has one shape (its variant selects nothing). v15's baseline variants are gone; their numbers
-// stay in NOTES. Variants 2 and 3 (NOTES v27): batch-1 decode's pair as one kernel split by intermediate slices
-// (moe_pair_split, blocks of 16 / 24 warps); T > 1 and the op path keep variant 0's kernels.
-inline constexpr int kMoeVariants = 4;
+// stay in NOTES.
+inline constexpr int kMoeVariants = 2;
 inline constexpr int kMoeDefaultDown = 0;
 // The peak memory bandwidth of the device current at the first call, bytes/s, from its attributes (2 x the memory
 // clock x the bus width); 0 where a query fails (its error cleared). One lookup per process.
@@ -219,24 +218,6 @@ double peak_memory_bandwidth();
 // for down's to start beside them, the ring's not.
 int moe_default_gate_up();
 void set_moe_variant(int gate_up, int down);
-
-// Batch-1 decode's MoE pair in one kernel (MoE variants 2, 3; NOTES v27): for the token's k slots, gate_up + SwiGLU
-// and down + bias + the weighted sum of moe_gate_up_swiglu / moe_down_accumulate, out (+)= the sum. Each block
-// takes one slot and a slice of R intermediate units (h's bits as moe_gate_up_swiglu's); down comes from a copy
-// repacked by moe_pair_repack (moe_pair_repacked_bytes, 16-byte aligned) into runs per expert and slice; its K sum
-// is split by slices into `partial` (moe_pair_partials floats) and summed in a fixed order by a second kernel.
-// Deterministic; not down's bits (the K sum regrouped). moe_pair_split_applies: a pair variant is selected and
-// the shape fits (H, I multiples of 32, shared memory).
-bool moe_pair_split_applies(int H, int I);
-size_t moe_pair_partials(int k, int H, int I);
-size_t moe_pair_repacked_bytes(int E, int H, int I);
-int moe_pair_repack(const uint8_t* blocks, const uint8_t* scales, int E, int H, int I, uint8_t* out,
-                    cudaStream_t stream);
-int moe_pair_split(const uint32_t* x16, const float* x_inv, const int32_t* idx, const float* weight, int k,
-                   const uint8_t* blocks1, const uint8_t* scales1, const uint16_t* bias1, int H, int I, float limit,
-                   float alpha, const uint8_t* down_packed, const uint16_t* bias2, float* out, bool accumulate,
-                   float* partial, cudaStream_t stream);
-void set_moe_pair_diag(int d);  // DIAGNOSTIC
 
 // out[t, :] = f32(table[tokens[t], :]) (bf16 table, tokens in device memory).
 int embed_bf16(const uint16_t* table, int cols, const int32_t* tokens, int T, float* out,

@@ -112,27 +112,21 @@ __device__ __forceinline__ void e2m1_direct(uint32_t w, uint32_t (&o)[4]) {
   o[3] = to & kField;         // 3, 7
 }
 
-// Lane (g, t) with g % 4 == t (`feeds`) supplies column g of B: the hi (g < 4) or lo half of the x16 block at
-// xblock; the other lanes' words are zero.
-__device__ __forceinline__ void load_b_block(const uint32_t* xblock, bool feeds, int g, uint32_t (&bw)[16]) {
-  const uint4* xb = reinterpret_cast<const uint4*>(xblock + (g >= 4 ? 16 : 0));
+// One chunk (4 MXFP4 blocks x 16 rows) of the warp's row tile. kFast: the chunk lies inside the row.
+template <bool kFast>
+__device__ __forceinline__ void mma_chunk(const ChunkData& d, const uint32_t* x16, int nb, int c, int lane,
+                                          float (&acc)[2]) {
+  const int g = lane >> 2, t = lane & 3;
+  const bool feeds_b = (g & 3) == t && (kFast || 4 * c + t < nb);
+  // Lane (g, t) with g % 4 == t supplies column g of B: the hi (g < 4) or lo half of block 4c + t.
+  uint32_t bw[16];
+  const uint4* xb = reinterpret_cast<const uint4*>(x16 + (4 * c + t) * kX16BlockWords + (g >= 4 ? 16 : 0));
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    const uint4 v = feeds ? xb[i] : make_uint4(0, 0, 0, 0);
+    const uint4 v = feeds_b ? xb[i] : make_uint4(0, 0, 0, 0);
     bw[4 * i] = v.x, bw[4 * i + 1] = v.y, bw[4 * i + 2] = v.z, bw[4 * i + 3] = v.w;
   }
-}
-
-// This lane's B operand words of chunk c (the x16 row's blocks 4c..4c+3; zero past nb where !kFast).
-template <bool kFast>
-__device__ __forceinline__ void load_b(const uint32_t* x16, int nb, int c, int lane, uint32_t (&bw)[16]) {
-  const int g = lane >> 2, t = lane & 3;
-  load_b_block(x16 + (4 * c + t) * kX16BlockWords, (g & 3) == t && (kFast || 4 * c + t < nb), g, bw);
-}
-
-// The chunk's 8 MMAs with B operand words bw (load_b) into cacc (m16n8k16 C layout: rows g, g + 8 and columns
-// 2t, 2t + 1 of this lane), unscaled.
-__device__ __forceinline__ void mma_chunk_raw(const ChunkData& d, const uint32_t (&bw)[16], float (&cacc)[4]) {
+  float cacc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
   for (int w = 0; w < 4; ++w) {
     const uint32_t wg = w == 0 ? d.wg.x : w == 1 ? d.wg.y : w == 2 ? d.wg.z : d.wg.w;
@@ -147,25 +141,10 @@ __device__ __forceinline__ void mma_chunk_raw(const ChunkData& d, const uint32_t
       mma_f16_16816(cacc, a, bw[4 * w + 2 * half], bw[4 * w + 2 * half + 1]);
     }
   }
-}
-
-// The chunk's 8 MMAs with B operand words bw (load_b), its 4 blocks' scales applied.
-__device__ __forceinline__ void mma_chunk_b(const ChunkData& d, const uint32_t (&bw)[16], float (&acc)[2]) {
-  float cacc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  mma_chunk_raw(d, bw, cacc);
   acc[0] = fmaf(cacc[0], scale_lo(d.sg), acc[0]);
   acc[0] = fmaf(cacc[1], scale_hi(d.sg), acc[0]);
   acc[1] = fmaf(cacc[2], scale_lo(d.sg8), acc[1]);
   acc[1] = fmaf(cacc[3], scale_hi(d.sg8), acc[1]);
-}
-
-// One chunk (4 MXFP4 blocks x 16 rows) of the warp's row tile. kFast: the chunk lies inside the row.
-template <bool kFast>
-__device__ __forceinline__ void mma_chunk(const ChunkData& d, const uint32_t* x16, int nb, int c, int lane,
-                                          float (&acc)[2]) {
-  uint32_t bw[16];
-  load_b<kFast>(x16, nb, c, lane, bw);
-  mma_chunk_b(d, bw, acc);
 }
 
 // The four lanes t = 0..3 of each row group g hold partial sums of the same accumulators (m16n8k16 C
@@ -525,7 +504,7 @@ namespace {
 constexpr int kPerWarp = 6;
 
 // MoE variants (kernels.h): 0 = gate_up_kernel (v16), 1 = gate_up_ring_kernel (v25); the default by
-// moe_default_gate_up(); down_kernel for both. 2, 3: batch-1 decode's pair in moe_pair_kernel (16, 24 warps).
+// moe_default_gate_up(); down_kernel for both.
 int g_moe_gate_up = -1;  // -1: moe_default_gate_up()
 
 // Launches gate_up_ring_kernel where its shared memory holds the T x16 rows and the groups' stages and the
@@ -548,275 +527,7 @@ bool launch_gate_up_ring(const uint32_t* x16, const float* x_inv, const int32_t*
   return true;
 }
 
-// MoE variants 2 and 3 (NOTES v27): batch-1 decode's gate_up and down in one kernel, split by intermediate
-// slices so that no block waits for another's h. Block (q, s) of grid (I / R, k): slot s = expert idx[s], the
-// slice of R intermediate units [qR, qR + R). It computes gate_up's 2R rows of the slice (gate_up_kernel's chunks,
-// warp parts and sums, so the same h bits), SwiGLU -> the slice of h in x16 form in shared memory (fixed scale
-// 2^8), then down's columns [qR, qR + R) of all H rows: one chunk (R / 32 <= 4 blocks) per 16-row tile. Down's
-// slice comes from a copy of down repacked slice-major (moe_pair_repack: per expert and slice, H rows of R / 32
-// blocks, then 4 scale bytes per row), one contiguous run that the bulk-copy engine brings into shared memory from
-// the block's start, while gate_up runs. Each tile's partial sums go to partial[s][q][rows]; moe_pair_sum_kernel
-// (PDL) forms out[rows] (+)= sum_s weight[s] (sum_q partial[s][q] * 2^-8 + b2[e_s]) in a fixed order. Down's K
-// sum is regrouped by slice, so out is not the bits of down_kernel's (same tolerances). kWarps warps per block,
-// one block per SM.
-// The slice R of the selected pair variant: 2 takes 96 (or 64, 32 where I is no multiple), 3 takes 32, its down
-// tiles packed 4 to a chunk (DIAGNOSTIC: variant 3 = R 32, 8 warps, 3 blocks per SM).
-int pair_slice(int I) { return g_moe_gate_up == 3 ? 32 : I % 96 == 0 ? 96 : I % 64 == 0 ? 64 : 32; }
-// Bytes of one (expert, slice) run of the repacked down: H rows x (R / 32 blocks + 4 scale bytes).
-__host__ __device__ __forceinline__ size_t pair_run_bytes(int H, int R) { return static_cast<size_t>(H) * (R / 32 * 16 + 4); }
-
-__global__ void moe_pair_repack_kernel(const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales, int E,
-                                       int H, int I, int R, uint8_t* __restrict__ out) {
-  const int nbs = R / 32, nb2 = I / 32, nq = I / R;
-  const size_t n = static_cast<size_t>(E) * nq * H;
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    const int r = static_cast<int>(i % H), q = static_cast<int>(i / H % nq), e = static_cast<int>(i / H / nq);
-    uint8_t* run = out + (static_cast<size_t>(e) * nq + q) * pair_run_bytes(H, R);
-    const size_t src = (static_cast<size_t>(e) * H + r) * nb2 + q * nbs;
-    for (int b = 0; b < nbs; ++b) {
-      reinterpret_cast<uint4*>(run)[static_cast<size_t>(r) * nbs + b] = reinterpret_cast<const uint4*>(blocks)[src + b];
-    }
-    for (int b = 0; b < 4; ++b) run[static_cast<size_t>(H) * nbs * 16 + 4 * r + b] = b < nbs ? scales[src + b] : 0;
-  }
-}
-
-template <int kWarps, int kBlocksPerSm, bool kPacked, int kTasks>
-__global__ void __launch_bounds__(32 * kWarps, kBlocksPerSm)
-    moe_pair_kernel(const uint32_t* __restrict__ x16, const float* __restrict__ x_inv, const int32_t* __restrict__ idx,
-                    const uint8_t* __restrict__ b1, const uint8_t* __restrict__ s1,
-                    const uint16_t* __restrict__ bias1, int H, int I, int R, float limit, float alpha,
-                    const uint8_t* __restrict__ down_packed, float* __restrict__ partial, int diag) {
-  extern __shared__ __align__(16) uint8_t smem[];
-  __shared__ float part[kTasks][16];
-  __shared__ __align__(8) uint64_t dbar;
-  const TimelineBlock timeline(kTimelineGateUp);
-  if (threadIdx.x == 0) mbar_init(&dbar, 1);
-  pdl_wait();
-  timeline.waited();
-  pdl_allow_dependents();
-  const int q = blockIdx.x, nq = gridDim.x, slot = blockIdx.y;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int nbs = R >> 5, nb1 = H >> 5, nch1 = (nb1 + 3) / 4;
-  const int parts = k_parts(nb1, kPerWarp);
-  const int e = idx[slot];
-  const size_t row_words = x16_row_words(H);
-  uint32_t* xs = reinterpret_cast<uint32_t*>(smem);
-  uint32_t* hs = xs + row_words;
-  uint8_t* dw = reinterpret_cast<uint8_t*>(hs + x16_row_words(R));  // the run: H rows x nbs blocks,
-  const uint8_t* ds = dw + static_cast<size_t>(H) * nbs * 16;        // then 4 scale bytes per row
-  copy_row_async(xs, x16, row_words);
-  const uint32_t run_bytes = static_cast<uint32_t>(pair_run_bytes(H, R));
-  auto issue_down = [&] {  // warp 0: the run in 8 pieces (multiples of 16 bytes)
-    if (warp != 0) return;
-    if (lane == 0) mbar_arrive_expect_tx(&dbar, run_bytes);
-    __syncwarp();
-    if (lane < 8) {
-      const uint32_t a = run_bytes / 128 * 16 * lane, b = lane == 7 ? run_bytes : run_bytes / 128 * 16 * (lane + 1);
-      bulk_copy_g2s(dw + a, down_packed + (static_cast<size_t>(e) * nq + q) * run_bytes + a, b - a, &dbar);
-    }
-  };
-  __syncthreads();  // dbar initialized
-  if (!(diag & 2) && !(diag & 8)) issue_down();
-  // gate_up: tasks (16-row tile of the slice's 2R rows, warp part), as gate_up_kernel's warps split a tile.
-  const size_t expert1 = static_cast<size_t>(e) * 2 * I;
-  const int tasks = diag & 1 ? 0 : (R / 8) * parts;
-  bool synced = false;
-  auto ready = [&] {  // the x16 row in shared memory
-    if (synced) return;
-    asm volatile("cp.async.wait_all;" ::: "memory");
-    __syncthreads();
-    synced = true;
-  };
-  for (int task = warp; task < tasks; task += kWarps) {
-    const int tile = task / parts, p = task - tile * parts;
-    float y[2];
-    tile_dot(b1 + expert1 * nb1 * 16, nb1 * 16, s1 + expert1 * nb1, q * 2 * R + tile * 16, nb1, p * nch1 / parts,
-             (p + 1) * nch1 / parts, xs, y, ready);
-    if (t == 0) {
-      part[task][g] = y[0];
-      part[task][g + 8] = y[1];
-    }
-  }
-  ready();
-  if ((diag & 8) && !(diag & 2)) issue_down();
-  __syncthreads();
-  if (threadIdx.x < R) {  // unit u of the slice: gate_up_store's sums, into hs
-    const int u = threadIdx.x, tile = u >> 3, i = 2 * (u & 7);
-    float gate = 0.0f, upv = 0.0f;
-    for (int p = 0; p < parts; ++p) {
-      gate += part[tile * parts + p][i];
-      upv += part[tile * parts + p][i + 1];
-    }
-    const uint16_t* be = bias1 + expert1 + q * 2 * R;
-    gate = gate * x_inv[0] + bf16_to_f32(be[2 * u]);
-    upv = upv * x_inv[0] + bf16_to_f32(be[2 * u + 1]);
-    x16_store(hs, u, ldexpf(swiglu(gate, upv, limit, alpha), kHScaleLog2));
-  }
-  __syncthreads();
-  if (diag & 2) return;
-  mbar_wait(&dbar, 0);
-  // down: the slice's chunk of each 16-row tile -> partial[slot][q][rows] (moe_pair_sum_kernel sums them).
-  float* pq = partial + (static_cast<size_t>(slot) * nq + q) * H;
-  uint32_t bw[16];  // the slice of h: one chunk, the same B operand for every tile
-  if constexpr (kPacked) {
-    // R = 32: lane t takes tile t of 4 consecutive 16-row tiles (its one block), so B's columns n and 4 + n all
-    // hold h's one block; accumulator columns 2t, 2t + 1 are tiles 2(t & 1), 2(t & 1) + 1 (hi or lo half).
-    load_b_block(hs, (g & 3) == t, g, bw);  // every feeding lane: h's block 0
-    const int ta = 2 * (t & 1);
-    for (int st = warp; st < H / 64; st += kWarps) {
-      const int r0 = st * 64;
-      ChunkData d;
-      d.wg = *reinterpret_cast<const uint4*>(dw + static_cast<size_t>(r0 + 16 * t + g) * 16);
-      d.wg8 = *reinterpret_cast<const uint4*>(dw + static_cast<size_t>(r0 + 16 * t + g + 8) * 16);
-      float cacc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      mma_chunk_raw(d, bw, cacc);
-      float v[4] = {cacc[0] * __uint_as_float(uint32_t(ds[(r0 + 16 * ta + g) * 4]) << 23),
-                    cacc[2] * __uint_as_float(uint32_t(ds[(r0 + 16 * ta + g + 8) * 4]) << 23),
-                    cacc[1] * __uint_as_float(uint32_t(ds[(r0 + 16 * ta + 16 + g) * 4]) << 23),
-                    cacc[3] * __uint_as_float(uint32_t(ds[(r0 + 16 * ta + 16 + g + 8) * 4]) << 23)};
-#pragma unroll
-      for (int j = 0; j < 4; ++j) v[j] += __shfl_xor_sync(0xffffffffu, v[j], 2);  // hi + lo
-      if (t < 2) {
-        pq[r0 + 16 * ta + g] = v[0] * 16384.0f;
-        pq[r0 + 16 * ta + g + 8] = v[1] * 16384.0f;
-        pq[r0 + 16 * ta + 16 + g] = v[2] * 16384.0f;
-        pq[r0 + 16 * ta + 16 + g + 8] = v[3] * 16384.0f;
-      }
-    }
-    return;
-  }
-  load_b<false>(hs, nbs, 0, lane, bw);
-  for (int tile = warp; tile < H / 16; tile += kWarps) {
-    const int r0 = tile * 16, sb = 2 * (t & 1);
-    ChunkData d;
-    const bool in = t < nbs;
-    d.wg = in ? *reinterpret_cast<const uint4*>(dw + (static_cast<size_t>(r0 + g) * nbs + t) * 16) : make_uint4(0, 0, 0, 0);
-    d.wg8 = in ? *reinterpret_cast<const uint4*>(dw + (static_cast<size_t>(r0 + g + 8) * nbs + t) * 16)
-               : make_uint4(0, 0, 0, 0);
-    d.sg = *reinterpret_cast<const uint16_t*>(ds + (r0 + g) * 4 + sb);
-    d.sg8 = *reinterpret_cast<const uint16_t*>(ds + (r0 + g + 8) * 4 + sb);
-    float acc[2] = {0.0f, 0.0f}, y[2];
-    mma_chunk_b(d, bw, acc);
-    quad_sums(acc, y);
-    if (t == 0) {
-      pq[r0 + g] = y[0] * 16384.0f;  // the decode's 2^-14
-      pq[r0 + g + 8] = y[1] * 16384.0f;
-    }
-  }
-}
-
-// The pair's sum (PDL, after moe_pair_kernel): block = 16 rows x 8 threads; a row's threads take units (slot s,
-// part h of the slices) and the row's thread 0 forms out[r] (+)= sum_s weight[s] (sum_h unit * 2^-8 + b2[e_s, r])
-// in that order. The router's idx and weight (complete before moe_pair_kernel's wait) and the biases are read
-// before this kernel's wait.
-__global__ void __launch_bounds__(128)
-    moe_pair_sum_kernel(const float* __restrict__ partial, int nq, const int32_t* __restrict__ idx,
-                        const float* __restrict__ weight, int k, const uint16_t* __restrict__ bias2, int H,
-                        float* __restrict__ out, bool accumulate) {
-  const TimelineBlock timeline(kTimelineDown);
-  __shared__ float unit[16][9];
-  const int i = threadIdx.x >> 3, j = threadIdx.x & 7, r = blockIdx.x * 16 + i;
-  const int halves = 8 / k, s = j / halves, h = j - s * halves;
-  float b = 0.0f, w = 0.0f;
-  if (j < k) {
-    const int32_t e = __ldcg(idx + j);
-    w = __ldcg(weight + j);
-    b = bf16_to_f32(bias2[static_cast<size_t>(e) * H + r]);
-  }
-  pdl_allow_dependents();
-  pdl_wait();
-  timeline.waited();
-  float v = 0.0f;
-  if (s < k) {
-    const float* ps = partial + static_cast<size_t>(s) * nq * H + r;
-    const int q0 = h * nq / halves, q1 = (h + 1) * nq / halves;
-    for (int qb = q0; qb < q1; qb += 8) {
-      float l[8];
-#pragma unroll
-      for (int u = 0; u < 8; ++u) l[u] = qb + u < q1 ? __ldcg(ps + static_cast<size_t>(qb + u) * H) : 0.0f;
-#pragma unroll
-      for (int u = 0; u < 8; ++u) v += l[u];
-    }
-  }
-  unit[i][j] = v;
-  // thread j < k of the row holds slot j's weight and bias; gather them to thread 0 through shared memory too
-  __shared__ float wb[16][8][2];
-  if (j < k) wb[i][j][0] = w, wb[i][j][1] = b;
-  __syncthreads();
-  if (j != 0) return;
-  float total = 0.0f;
-  for (int ss = 0; ss < k; ++ss) {
-    float sv = 0.0f;
-    for (int hh = 0; hh < halves; ++hh) sv += unit[i][ss * halves + hh];
-    total = fmaf(wb[i][ss][0], sv * ldexpf(1.0f, -kHScaleLog2) + wb[i][ss][1], total);
-  }
-  out[r] = accumulate ? out[r] + total : total;
-}
-
-int g_pair_diag = 0;  // DIAGNOSTIC (not to commit)
-template <int kWarps, int kBlocksPerSm, bool kPacked, int kTasks>
-int launch_moe_pair(const uint32_t* x16, const float* x_inv, const int32_t* idx, const float* weight, int k,
-                    const uint8_t* b1, const uint8_t* s1, const uint16_t* bias1, int H, int I, float limit, float alpha,
-                    const uint8_t* down_packed, const uint16_t* bias2, float* out, bool accumulate, float* partial,
-                    cudaStream_t stream, size_t smem) {
-  const int R = pair_slice(I), nq = I / R;
-  if ((R / 8) * k_parts(H >> 5, kPerWarp) > kTasks || (kPacked && (R != 32 || H % 64 != 0))) {
-    return static_cast<int>(cudaErrorInvalidValue);
-  }
-  allow_smem(moe_pair_kernel<kWarps, kBlocksPerSm, kPacked, kTasks>, smem);
-  if (kBlocksPerSm > 1) {
-    cudaFuncSetAttribute(moe_pair_kernel<kWarps, kBlocksPerSm, kPacked, kTasks>,
-                         cudaFuncAttributePreferredSharedMemoryCarveout, 100);
-  }
-  launch_pdl(moe_pair_kernel<kWarps, kBlocksPerSm, kPacked, kTasks>, dim3(nq, k), dim3(32 * kWarps), smem, stream,
-             x16, x_inv, idx, b1, s1, bias1, H, I, R, limit, alpha, down_packed, partial, g_pair_diag);
-  launch_pdl(moe_pair_sum_kernel, dim3(H / 16), dim3(128), 0, stream, partial, nq, idx, weight, k, bias2, H, out,
-             accumulate);
-  return static_cast<int>(cudaGetLastError());
-}
-
-size_t moe_pair_smem(int H, int I) {
-  return (x16_row_words(H) + x16_row_words(pair_slice(I))) * 4 + pair_run_bytes(H, pair_slice(I));
-}
-
 }  // namespace
-
-bool moe_pair_split_applies(int H, int I) {
-  return g_moe_gate_up >= 2 && H % 32 == 0 && I % 32 == 0 && moe_pair_smem(H, I) <= 190 * 1024;
-}
-
-void set_moe_pair_diag(int d) { g_pair_diag = d; }
-size_t moe_pair_partials(int k, int H, int I) { return static_cast<size_t>(k) * (I / 32) * H; }  // any slice
-size_t moe_pair_repacked_bytes(int E, int H, int I) {
-  return static_cast<size_t>(E) * (I / pair_slice(I)) * pair_run_bytes(H, pair_slice(I));
-}
-
-int moe_pair_repack(const uint8_t* blocks, const uint8_t* scales, int E, int H, int I, uint8_t* out,
-                    cudaStream_t stream) {
-  if (H % 32 != 0 || I % 32 != 0 || (reinterpret_cast<uintptr_t>(blocks) | reinterpret_cast<uintptr_t>(out)) % 16 != 0) {
-    return static_cast<int>(cudaErrorInvalidValue);
-  }
-  moe_pair_repack_kernel<<<1024, 256, 0, stream>>>(blocks, scales, E, H, I, pair_slice(I), out);
-  return static_cast<int>(cudaGetLastError());
-}
-
-int moe_pair_split(const uint32_t* x16, const float* x_inv, const int32_t* idx, const float* weight, int k,
-                   const uint8_t* blocks1, const uint8_t* scales1, const uint16_t* bias1, int H, int I, float limit,
-                   float alpha, const uint8_t* down_packed, const uint16_t* bias2, float* out, bool accumulate,
-                   float* partial, cudaStream_t stream) {
-  if (H % 32 != 0 || I % 32 != 0 || k < 1 || k > 8 || moe_pair_smem(H, I) > 190 * 1024 ||
-      (reinterpret_cast<uintptr_t>(down_packed) | reinterpret_cast<uintptr_t>(x16)) % 16 != 0) {
-    return static_cast<int>(cudaErrorInvalidValue);
-  }
-  const size_t smem = moe_pair_smem(H, I);
-  if (g_moe_gate_up == 3) {
-    return launch_moe_pair<8, 3, true, 16>(x16, x_inv, idx, weight, k, blocks1, scales1, bias1, H, I, limit, alpha,
-                                           down_packed, bias2, out, accumulate, partial, stream, smem);
-  }
-  return launch_moe_pair<16, 1, false, 64>(x16, x_inv, idx, weight, k, blocks1, scales1, bias1, H, I, limit, alpha,
-                                           down_packed, bias2, out, accumulate, partial, stream, smem);
-}
 
 GPTOSS_CUDA_TIMELINE_SETTER(set_timeline_moe)
 
