@@ -141,8 +141,34 @@ __attribute__((target(GPTOSS_I8_AVX512))) inline float sum16(__m512 v) {
 // as a function called per tile on a per-thread heap buffer, which the lab's own copy of this
 // kernel (23 GB/s) had shown to be slow; either change alone did not help
 // (bench/results/cpu-20b-vs-llamacpp.md, stop 22).
+//
+// kQ0 >= 0 (one token only: avx512_rows_at): the codes come in by aligned loads. The checkpoints'
+// tensors start wherever the safetensors header ends (the gpt-oss-20b files: 32, 24 and 48 bytes
+// past a 64-byte line) and 1440-byte rows alternate by 32 bytes, so most 64-byte code loads span two
+// lines; tile row r then starts (kQ0 + 4 r) % 8 qwords past a line, and each group's codes are the
+// row's two lines shifted by one VALIGNQ, the second line kept for the next group: the same bytes,
+// so the same bits. Two threads streaming 1440-row calls from DRAM (lab, stop 24,
+// bench/results/cpu-20b-vs-llamacpp.md): +5-7% in fast-bus seconds (42.4 vs 39.7 GB/s with the rows
+// 24 bytes past a line, 44.0 vs 41.8 at 32; faster in 10 of 10 alternations each), one thread hot in
+// L2 -4% (the extra shuffle); with two tokens (each load used twice) slower, so T = 2 keeps unaligned
+// loads. In the model (random 20b, tg32, quiet window 14:18-14:30 of stop 25, one binary with a lab
+// switch): the expert ops ~6% faster (gate_up lower in 23 of 29 pairs, down in 20), decode faster in
+// all 5 pairs run in fast-bus seconds (+4.7% median) and in 9 of 13 slow ones.
 constexpr int64_t kStackGroups = 64;
-template <int P, int T, int RR>
+// Bytes [8 q, 8 q + 64) of the 128 bytes lo:hi, q = 1..7 (an immediate per case).
+__attribute__((target(GPTOSS_I8_AVX512), always_inline)) inline __m512i qwords_from(int q, __m512i lo,
+                                                                                   __m512i hi) {
+  switch (q) {
+    case 1: return _mm512_alignr_epi64(hi, lo, 1);
+    case 2: return _mm512_alignr_epi64(hi, lo, 2);
+    case 3: return _mm512_alignr_epi64(hi, lo, 3);
+    case 4: return _mm512_alignr_epi64(hi, lo, 4);
+    case 5: return _mm512_alignr_epi64(hi, lo, 5);
+    case 6: return _mm512_alignr_epi64(hi, lo, 6);
+    default: return _mm512_alignr_epi64(hi, lo, 7);
+  }
+}
+template <int P, int T, int RR, int kQ0 = -1>
 __attribute__((target(GPTOSS_I8_AVX512), always_inline)) inline void tile_avx512(
     const uint8_t* const* act, const uint8_t* w, const uint8_t* sc, int64_t nb, int64_t ng, float* out,
     int64_t ldo, const uint8_t* pf, int64_t pf_bytes) {
@@ -172,6 +198,15 @@ __attribute__((target(GPTOSS_I8_AVX512), always_inline)) inline void tile_avx512
   for (int t = 0; t < T; ++t) {
     for (int r = 0; r < RR; ++r) acc[t][r] = _mm512_setzero_ps();
   }
+  // kQ0 >= 0: the line at or before each row's start (line0) and the row's last line loaded (line).
+  const uint8_t* line0[RR];
+  __m512i line[RR];
+  if constexpr (kQ0 >= 0) {
+    for (int r = 0; r < RR; ++r) {
+      line0[r] = w + r * row_bytes - 8 * ((kQ0 + 4 * r) % 8);
+      line[r] = (kQ0 + 4 * r) % 8 ? _mm512_load_si512(line0[r]) : _mm512_setzero_si512();
+    }
+  }
   // One group of 4 blocks of every row per step; the last group may be partial (masked code loads).
   // A plain loop: as a lambda called per group, GCC kept the accumulators in memory (a store and
   // a load per row and group).
@@ -193,7 +228,16 @@ __attribute__((target(GPTOSS_I8_AVX512), always_inline)) inline void tile_avx512
 #pragma GCC unroll 4
     for (int r = 0; r < RR; ++r) {
       const uint8_t* p = w + r * row_bytes + g * 64;
-      const __m512i v = tail ? _mm512_maskz_loadu_epi8(tail_mask, p) : _mm512_loadu_si512(p);
+      __m512i v;
+      if (tail || kQ0 < 0) {
+        v = tail ? _mm512_maskz_loadu_epi8(tail_mask, p) : _mm512_loadu_si512(p);
+      } else if (const int q = (kQ0 + 4 * r) % 8; q == 0) {
+        v = _mm512_load_si512(p);
+      } else {  // a full group ends inside the next line: never past the row
+        const __m512i next = _mm512_load_si512(line0[r] + (g + 1) * 64);
+        v = qwords_from(q, line[r], next);
+        line[r] = next;
+      }
       const __m512i lo = _mm512_permutexvar_epi8(v, lut);
       const __m512i hi = _mm512_permutexvar_epi8(_mm512_srli_epi16(v, 4), lut);
 #pragma GCC unroll 2
@@ -755,16 +799,35 @@ constexpr int kGemmRows = 4, kGemmTokens = 3;
 // The body for (variant, P, T), or nullptr where none runs.
 using RowsFn = void (*)(const uint8_t* const*, const uint8_t*, const uint8_t*, int64_t, int64_t,
                         float*, int64_t);
+#ifdef GPTOSS_I8_X86
+// The AVX-512 body for (P, T), its codes loaded as kQ0 says (tile_avx512; -1: unaligned loads).
+// With kQ0 >= 0 every tile (and the single row left of an odd count) starts at an even row: the
+// call's first row's offset in a line is every tile's.
+static_assert(kAvx512Rows == 2, "tile_avx512's kQ0 assumes tiles of 2 rows");
+template <int P, int T, int kQ0>
+constexpr RowsFn avx512_rows() {
+  return rows_in_order<tile_avx512<P, T, kAvx512Rows, kQ0>, kAvx512Rows, tile_avx512<P, T, 1, kQ0>,
+                       kAvx512Dist>;
+}
+// Aligned code loads where the rows alternate by 32 bytes (cols / 32 * 16 = 32 mod 64, as 2880
+// columns' 1440-byte rows) and the call's first row starts on a qword; else unaligned ones.
+template <int P, int T, int... Qs>
+RowsFn avx512_rows_at(const uint8_t* blocks, int64_t cols, std::integer_sequence<int, Qs...>) {
+  static constexpr RowsFn kAligned[] = {avx512_rows<P, T, Qs>()...};
+  const auto at = reinterpret_cast<uintptr_t>(blocks);
+  if (cols / 32 * 16 % 64 == 32 && at % 8 == 0) return kAligned[at % 64 / 8];
+  return avx512_rows<P, T, -1>();
+}
+#endif
 template <int P>
-RowsFn rows_fn(Variant v, int T) {
+RowsFn rows_fn(Variant v, int T, [[maybe_unused]] const uint8_t* blocks, [[maybe_unused]] int64_t cols) {
   [[maybe_unused]] const bool two = T == 2;
   switch (v) {
 #ifdef GPTOSS_I8_X86
     case Variant::kAvx512:
-      return two ? rows_in_order<tile_avx512<P, 2, kAvx512Rows>, kAvx512Rows, tile_avx512<P, 2, 1>,
-                                 kAvx512Dist>
-                 : rows_in_order<tile_avx512<P, 1, kAvx512Rows>, kAvx512Rows, tile_avx512<P, 1, 1>,
-                                 kAvx512Dist>;
+      // Two tokens use each code load twice: aligned loads were slower there (lab, stop 24).
+      return two ? avx512_rows<P, 2, -1>()
+                 : avx512_rows_at<P, 1>(blocks, cols, std::make_integer_sequence<int, 8>{});
     case Variant::kAvx2:
       return two ? rows_in_tiles<tile_avx2<P, 2, 4>, tile_avx2<P, 2, 1>>
                  : rows_in_tiles<tile_avx2<P, 1, 4>, tile_avx2<P, 1, 1>>;
@@ -788,7 +851,7 @@ Variant named_variant(const char* target) {
 
 bool run(Variant v, const uint8_t* const* act, int T, int parts, const uint8_t* blocks,
          const uint8_t* scales, int64_t cols, int64_t rows, float* out, int64_t ldo) {
-  const RowsFn fn = parts == 2 ? rows_fn<2>(v, T) : rows_fn<1>(v, T);
+  const RowsFn fn = parts == 2 ? rows_fn<2>(v, T, blocks, cols) : rows_fn<1>(v, T, blocks, cols);
   if (fn == nullptr) return false;
   fn(act, blocks, scales, cols, rows, out, ldo);
   return true;
