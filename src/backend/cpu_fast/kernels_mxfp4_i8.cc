@@ -199,12 +199,15 @@ __attribute__((target(GPTOSS_I8_AVX512), always_inline)) inline void tile_avx512
     for (int r = 0; r < RR; ++r) acc[t][r] = _mm512_setzero_ps();
   }
   // kQ0 >= 0: the line at or before each row's start (line0) and the row's last line loaded (line).
+  // Only lines inside the row are loaded (the line at or before its start may belong to another
+  // buffer, which ASan reports): the first group, and a last full one whose next line passes the
+  // row's end, take unaligned loads; the aligned groups start at g = 1 with line0 + 64.
   const uint8_t* line0[RR];
   __m512i line[RR];
   if constexpr (kQ0 >= 0) {
     for (int r = 0; r < RR; ++r) {
       line0[r] = w + r * row_bytes - 8 * ((kQ0 + 4 * r) % 8);
-      line[r] = (kQ0 + 4 * r) % 8 ? _mm512_load_si512(line0[r]) : _mm512_setzero_si512();
+      line[r] = _mm512_setzero_si512();
     }
   }
   // One group of 4 blocks of every row per step; the last group may be partial (masked code loads).
@@ -233,7 +236,10 @@ __attribute__((target(GPTOSS_I8_AVX512), always_inline)) inline void tile_avx512
         v = tail ? _mm512_maskz_loadu_epi8(tail_mask, p) : _mm512_loadu_si512(p);
       } else if (const int q = (kQ0 + 4 * r) % 8; q == 0) {
         v = _mm512_load_si512(p);
-      } else {  // a full group ends inside the next line: never past the row
+      } else if (g == 0 || 64 * (g + 2) > 8 * q + row_bytes) {
+        v = _mm512_loadu_si512(p);
+      } else {  // lines line0 + 64 g and line0 + 64 (g + 1), both inside the row
+        if (g == 1) line[r] = _mm512_load_si512(line0[r] + 64);
         const __m512i next = _mm512_load_si512(line0[r] + (g + 1) * 64);
         v = qwords_from(q, line[r], next);
         line[r] = next;
