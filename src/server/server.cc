@@ -1,5 +1,7 @@
 #include "server/server.h"
 
+#include <sys/socket.h>
+
 #include <ctime>
 
 #include <fmt/format.h>
@@ -183,9 +185,10 @@ Server::Server(ServerConfig config, engine::Engine& engine,
   s.http.set_tcp_nodelay(true);
   // SO_REUSEADDR only: httplib's default also sets SO_REUSEPORT, which lets a second server bind
   // the same port and silently take half of the connections.
-  s.http.set_socket_options([](socket_t sock) {
+  s.http.set_socket_options([&s](socket_t sock) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof(yes));
+    s.listen_socket.store(static_cast<int>(sock));
   });
   s.http.set_keep_alive_max_count(1000);
   // Idle keep-alive connections hold a pool thread, and stop() waits for them: keep it short.
@@ -250,18 +253,35 @@ Server::Server(ServerConfig config, engine::Engine& engine,
 
 Server::~Server() { stop(); }
 
+// httplib 0.11 (Debian 12's, a shared library) listens with a backlog of 5. When a burst of
+// clients connects while the accept thread is not scheduled (a loaded machine, a sanitizer build),
+// the connections beyond 5 wait half-open; the kernel expires them after a few SYN-ACK timeouts and
+// answers the client's request with a reset (seen in CI: ConnectionResetError under a 48-client
+// burst). Linux lets listen() on a listening socket change its backlog: raise it to the system's
+// limit (net.core.somaxconn caps it).
+static void raise_listen_backlog(int sock) {
+  int listening = 0;
+  socklen_t len = sizeof(listening);
+  if (sock < 0 || getsockopt(sock, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) {
+    return;
+  }
+  ::listen(sock, 4096);
+}
+
 Status Server::bind() {
   Impl& s = *impl_;
   if (s.config.port == 0) {
     int p = s.http.bind_to_any_port(s.config.host);
     if (p <= 0) return Error("cannot listen on {}: bind failed", s.config.host);
     s.config.port = p;
+    raise_listen_backlog(s.listen_socket.load());
     return Status::ok();
   }
   if (!s.http.bind_to_port(s.config.host, s.config.port)) {
     return Error("cannot listen on {}:{} (address in use, or not a local address?)", s.config.host,
                  s.config.port);
   }
+  raise_listen_backlog(s.listen_socket.load());
   return Status::ok();
 }
 

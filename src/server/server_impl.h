@@ -34,6 +34,9 @@ struct Server::Impl {
   engine::Engine* engine = nullptr;
   std::shared_ptr<const Tokenizer> tokenizer;
   httplib::Server http;
+  // The listening socket, seen by the socket-options hook before httplib binds it (bind() raises
+  // its backlog); -1 until then.
+  std::atomic<int> listen_socket{-1};
   Metrics metrics;
   std::atomic<int> active_requests{0};
   std::atomic<int> active_generations{0};
