@@ -136,6 +136,7 @@ int main(int argc, char** argv) {
   if (argc > 3) set_moe_variant(std::atoi(argv[2]), std::atoi(argv[3]));  // read when the graph is captured
   if (argc > 4) set_router_variant(std::atoi(argv[4]));                   // NOTES v17
   if (argc > 5) set_attention_variant(std::atoi(argv[5]));                // NOTES v20
+  if (argc > 6) set_gemv_variant(std::atoi(argv[6]));                     // NOTES v29
   if (cuda_device_count() == 0) return std::fprintf(stderr, "gptoss_cuda_timeline: no CUDA device\n"), 2;
   cudaDeviceProp prop{};
   CK(cudaGetDeviceProperties(&prop, 0));
