@@ -535,7 +535,7 @@ int run_checks() {
   check_argmax(201088, 3, true);  // split over 50, 3 (the last of 1 column) and 1 blocks per row
   check_argmax(8193, 2, true);
   check_argmax(1001, 4, true);
-  for (int v = 0; v < 4; ++v) {  // every GEMV shape (set_gemv_variant changes the batch-1 kernels only)
+  for (int v = 0; v < 2; ++v) {  // every GEMV shape (set_gemv_variant changes the batch-1 kernels only)
     set_gemv_variant(v);
     std::printf("gemv variant %d\n", v);
     check_gemv(2880, 4096, 1, false, false);
@@ -729,11 +729,9 @@ int run_bench(int max_tokens, bool profile) {
   GemvInput nin;
   nin.x = x;
   nin.x_stride = H;
-  static const char* qkv_names[4] = {"qkv+rmsnorm+rope+kv write 5120x2880 [g0]", "qkv+rmsnorm+rope+kv write 5120x2880 [g1]",
-                                     "qkv+rmsnorm+rope+kv write 5120x2880 [g2]", "qkv+rmsnorm+rope+kv write 5120x2880 [g3]"};
-  for (int gv = 0; gv < 4; ++gv) {
+  for (int gv = 0; gv < 2; ++gv) {
   set_gemv_variant(gv);
-  sweep(qkv_names[gv], 2.0 * 5120 * H, [&](int l) {
+  sweep(gv ? "qkv+rmsnorm+rope+kv write 5120x2880 [g1]" : "qkv+rmsnorm+rope+kv write 5120x2880 [g0]", 2.0 * 5120 * H, [&](int l) {
     const LayerWeights& Lw = W.layers[l];
     nin.norm_gain = Lw.attn_norm.buf.as<uint16_t>();
     QkvRopeArgs a{};
@@ -758,11 +756,9 @@ int run_bench(int max_tokens, bool profile) {
   GemvInput ain;
   ain.x = attn;
   ain.x_stride = Nq * 64;
-  static const char* oproj_names[4] = {"o_proj+residual 2880x4096 [g0]", "o_proj+residual 2880x4096 [g1]",
-                                       "o_proj+residual 2880x4096 [g2]", "o_proj+residual 2880x4096 [g3]"};
-  for (int gv = 0; gv < 4; ++gv) {
+  for (int gv = 0; gv < 2; ++gv) {
     set_gemv_variant(gv);
-    sweep(oproj_names[gv], 2.0 * H * 4096, [&](int l) {
+    sweep(gv ? "o_proj+residual 2880x4096 [g1]" : "o_proj+residual 2880x4096 [g0]", 2.0 * H * 4096, [&](int l) {
       return gemv_bf16(W.layers[l].o.buf.as<uint16_t>(), W.layers[l].o_bias.buf.as<uint16_t>(), H, 4096, ain, 1, x, H,
                        true, nullptr);
     });
@@ -897,7 +893,7 @@ int run_bench(int max_tokens, bool profile) {
   {
     set_pdl(true);
     struct Combo {
-      int gemv, gate_up, down, router, attention, carveout = -1;
+      int gemv, gate_up, down, router, attention;
     };
     // MoE pairs (kernels.h set_moe_variant) from LAB_MOE_PAIRS ("GU,DN GU,DN ...", each row in order,
     // the list LAB_MOE_ROUNDS times, default 2: interleaved rounds); by default the defaults (v16: g1 m0/m0
@@ -916,13 +912,10 @@ int run_bench(int max_tokens, bool profile) {
         const char* renv = std::getenv("LAB_ROUTERS");
         const std::string routers = renv != nullptr ? renv : std::to_string(kRouterDefault);
         const std::vector<int> gvs = env_ints("LAB_GEMV", std::to_string(kGemvDefault));
-        const std::vector<int> cvs = env_ints("LAB_CARVEOUT", "-1");  // set_smem_carveout (NOTES v29)
         for (size_t ra = 0; ra < routers.size();) {
           int rv = 0, rused = 0;
           if (std::sscanf(routers.c_str() + ra, " %d%n", &rv, &rused) != 1) break;
-          for (int gv : gvs) {
-            for (int cv : cvs) round.push_back({gv, gu, dn, rv, kAttentionDefault, cv});
-          }
+          for (int gv : gvs) round.push_back({gv, gu, dn, rv, kAttentionDefault});
           ra += static_cast<size_t>(rused);
         }
         at += static_cast<size_t>(used);
@@ -937,7 +930,6 @@ int run_bench(int max_tokens, bool profile) {
       set_moe_variant(cb.gate_up, cb.down);
       set_router_variant(cb.router);
       set_attention_variant(cb.attention);
-      set_smem_carveout(cb.carveout);
       DecodeOptions opt;
       opt.max_batch = 64;  // as below (an engine for batch 1 alone: ~0.3% slower, NOTES v24; ~3% once, earlier)
       opt.max_context = 640;
@@ -952,15 +944,14 @@ int run_bench(int max_tokens, bool profile) {
       const float ms = tm.stop_ms();
       const double tps = 1e3 * max_tokens / ms;
       char label[80];
-      std::snprintf(label, sizeof label, "g%d gu%d dn%d r%d a%d c%d, positions 4..%d", cb.gemv, cb.gate_up, cb.down,
-                    cb.router, cb.attention, cb.carveout, 4 + max_tokens - 1);
+      std::snprintf(label, sizeof label, "g%d gu%d dn%d r%d a%d, positions 4..%d", cb.gemv, cb.gate_up, cb.down,
+                    cb.router, cb.attention, 4 + max_tokens - 1);
       std::printf("%-40s %10.1f %7.1f%%\n", label, tps, 100.0 * tps * (*eng)->weight_bytes_per_token() / copy_bw);
     }
     set_gemv_variant(kGemvDefault);
     set_moe_variant(moe_default_gate_up(), kMoeDefaultDown);
     set_router_variant(kRouterDefault);
     set_attention_variant(kAttentionDefault);
-    set_smem_carveout(-1);
     // One engine of options opt, decoding 128 tokens at positions 4..131 and 512..639 (the cache written up to
     // the first position; the first run captures the graph): a row of tok/s and % of the roofline each, labelled
     // by label_of(label, size, first). False (the error printed) when the engine cannot be made.

@@ -1,4 +1,4 @@
-// gptoss_cuda_timeline [steps [gate_up down [router [attention]]]]: where a batch-1 graph decode step's time
+// gptoss_cuda_timeline [steps [gate_up down [router [attention [gemv]]]]]: where a batch-1 graph decode step's time
 // goes, kernel by kernel (bench/kernels/cuda/NOTES.md v13; the variants as kernels.h's set_*_variant). The
 // kernels, built with GPTOSS_CUDA_TIMELINE, stamp %globaltimer per block (kernels.h set_timeline):
 // start, return of griddepcontrol.wait, end. Blocks are grouped into launches here (a kind's records

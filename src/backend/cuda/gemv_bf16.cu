@@ -151,35 +151,6 @@ __device__ __forceinline__ void fma_seg(const uint4 (&wv)[kU], const float* xs, 
   }
 }
 
-// A warp's request of n uint4 of a weight row into shared memory (gemv variants 2-6, NOTES v29), issued after
-// its register segment's loads. kMode 1: lane 0 asks the bulk-copy engine (one
-// mbarrier per warp, armed with the bytes); 2: each lane copies uint4 lane + 32 u by cp.async (16 bytes each),
-// the same ones it reads after smem_row_wait, so no barrier.
-template <int kMode>
-__device__ __forceinline__ void smem_row_request(uint4* dst, const uint4* src, int n, uint64_t* bar) {
-  const int lane = threadIdx.x & 31;
-  if constexpr (kMode == 1) {
-    if (lane == 0) {
-      mbar_init(bar, 1);
-      mbar_arrive_expect_tx(bar, static_cast<uint32_t>(n) * 16u);
-      bulk_copy_g2s(dst, src, static_cast<uint32_t>(n) * 16u, bar);
-    }
-  } else {
-    for (int i = lane; i < n; i += 32) {
-      asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_addr(dst + i)), "l"(src + i) : "memory");
-    }
-    asm volatile("cp.async.commit_group;" ::: "memory");
-  }
-}
-template <int kMode>
-__device__ __forceinline__ void smem_row_wait(uint64_t* bar) {
-  if constexpr (kMode == 1) {
-    mbar_wait(bar, 0);
-  } else {
-    asm volatile("cp.async.wait_all;" ::: "memory");
-  }
-}
-
 // acc[t] += W[row, :] . xs[t, :] over this lane's share (the caller reduces across the warp). wv holds
 // the row's first segment on entry (loaded early, before the input prologue).
 template <int T, int kU>
@@ -194,32 +165,19 @@ __device__ __forceinline__ void dot_row(const uint16_t* wrow, const float* xs, i
 
 // kRP > 0: the router folded in (gemv_bf16_router, T == 1): each lane carries the partial router dot
 // products of experts lane + 32 j (j < kRP) over the warp's output rows; see kernels.h.
-//
-// kTail (gemv variants 2-4, NOTES v29; T == 1, one row per warp, 32 kU < cols / 8 <= 64 kU): the row's columns
-// past the register segment are brought into shared memory (after xs) at the block's start, before
-// griddepcontrol.wait, by the bulk-copy engine (kTail 1) or cp.async (2), instead of being loaded after the
-// first segment's FMAs. The same FMAs in the same order (the same bits).
-template <int T, int kU = kUnroll, int kMinBlocks = 1, int kRP = 0, int kTail = 0>
+template <int T, int kU = kUnroll, int kMinBlocks = 1, int kRP = 0>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) gemv_kernel(const uint16_t* __restrict__ w, const uint16_t* __restrict__ bias,
                                                         int rows, int cols, GemvInput in, int nT, float* out,
                                                         int out_stride, bool accumulate, RouterFold rf) {
   static_assert(kRP == 0 || T == 1, "the router fold is for one token");
-  static_assert(kTail == 0 || (T == 1 && kRP == 0), "the shared-memory tail is for one token, no router");
   const TimelineBlock timeline(kTimelineGemv);
   extern __shared__ float4 smem4[];
   float* xs = reinterpret_cast<float*>(smem4);
   __shared__ float red[kWarps * T];
-  __shared__ uint64_t tail_bar[kTail ? kWarps : 1];
   const int lane = threadIdx.x & 31, n8 = cols >> 3, stride = gridDim.x * kWarps;
   int row = blockIdx.x * kWarps + (threadIdx.x >> 5);
   uint4 wv[kU];
-  const int tail_n = n8 - 32 * kU;  // kTail: uint4 of the row past the register segment
-  uint4* tail = reinterpret_cast<uint4*>(xs + cols) + (threadIdx.x >> 5) * tail_n;
   if (row < rows) load_seg<kU>(w + static_cast<size_t>(row) * cols, 0, n8, wv);  // in flight during the prologue
-  if (kTail != 0 && row < rows) {
-    const uint4* src = reinterpret_cast<const uint4*>(w + static_cast<size_t>(row) * cols) + 32 * kU;
-    smem_row_request<kTail>(tail, src, tail_n, &tail_bar[threadIdx.x >> 5]);
-  }
   const GainPrefetch gp = prefetch_gain(in, cols);
   // Router fold: this lane's router weights and the MLP norm gain of the warp's row (weights: before the wait).
   float rwv[kRP > 0 ? kRP : 1], rg = 0.0f, racc[kRP > 0 ? kRP : 1], rss = 0.0f;
@@ -244,16 +202,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) gemv_kernel(const uint16
     float acc[T];
 #pragma unroll
     for (int t = 0; t < T; ++t) acc[t] = 0.0f;
-    if constexpr (kTail != 0) {  // dot_row's two segments, the second from shared memory
-      fma_seg<T, kU>(wv, xs, cols, 0, n8, acc);
-      smem_row_wait<kTail>(&tail_bar[threadIdx.x >> 5]);
-#pragma unroll
-      for (int u = 0; u < kU; ++u) wv[u] = lane + 32 * u < tail_n ? tail[lane + 32 * u] : make_uint4(0, 0, 0, 0);
-      fma_seg<T, kU>(wv, xs, cols, 32 * kU, n8, acc);
-    } else {
-      dot_row<T, kU>(w + static_cast<size_t>(row) * cols, xs, cols, acc, wv);
-      if (row + stride < rows) load_seg<kU>(w + static_cast<size_t>(row + stride) * cols, 0, n8, wv);
-    }
+    dot_row<T, kU>(w + static_cast<size_t>(row) * cols, xs, cols, acc, wv);
+    if (row + stride < rows) load_seg<kU>(w + static_cast<size_t>(row + stride) * cols, 0, n8, wv);
 #pragma unroll
     for (int t = 0; t < T; ++t) acc[t] = warp_sum(acc[t]);
     const float b = bias ? bf16_to_f32(bias[row]) : 0.0f;
@@ -353,19 +303,12 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) gemv_kernel(const uint16
 }
 
 // One warp per (head, pair i): rows i and i + 32 of the head, rotated together.
-//
-// kPair (gemv variants 2, 3, 5, 6, NOTES v29; T == 1, one task per warp, cols <= 256 kU): the pair's second row
-// is brought into shared memory (after xs) at the block's start, before griddepcontrol.wait, by the bulk-copy
-// engine (kPair 1) or cp.async (2), or by the bulk-copy engine right after the wait (3), instead of being
-// loaded after the first row's FMAs. The same FMAs (the same bits).
-template <int T, int kU = kUnroll, int kMinBlocks = 1, int kPair = 0>
+template <int T, int kU = kUnroll, int kMinBlocks = 1>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) qkv_rope_kernel(QkvRopeArgs a, GemvInput in, int nT) {
-  static_assert(kPair == 0 || T == 1, "the shared-memory pair row is for one token");
   const TimelineBlock timeline(kTimelineQkv);
   extern __shared__ float4 smem4[];
   float* xs = reinterpret_cast<float*>(smem4);
   __shared__ float red[kWarps * T];
-  __shared__ uint64_t pair_bar[kPair ? kWarps : 1];
   const int lane = threadIdx.x & 31, n8 = a.cols >> 3;
   const int heads = a.q_heads + 2 * a.kv_heads;
   auto row_ptr = [&](int task, int second) {
@@ -376,19 +319,11 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) qkv_rope_kernel(QkvRopeA
   };
   int task = blockIdx.x * kWarps + (threadIdx.x >> 5);
   uint4 wv[kU];
-  uint4* pair = reinterpret_cast<uint4*>(xs + a.cols) + (threadIdx.x >> 5) * n8;
   if (task < heads * 32) load_seg<kU>(row_ptr(task, 0), 0, n8, wv);  // in flight during the prologue
-  constexpr int kPairMode = kPair == 3 ? 1 : kPair;  // 3: the bulk copy asked for after the wait
-  if ((kPair == 1 || kPair == 2) && task < heads * 32) {
-    smem_row_request<kPairMode>(pair, reinterpret_cast<const uint4*>(row_ptr(task, 1)), n8, &pair_bar[threadIdx.x >> 5]);
-  }
   const GainPrefetch gp = prefetch_gain(in, a.cols);
   pdl_allow_dependents();  // v21h: attention's blocks start while qkv waits (their pre-wait loads are K / V tiles)
   pdl_wait();
   timeline.waited();
-  if (kPair == 3 && task < heads * 32) {
-    smem_row_request<1>(pair, reinterpret_cast<const uint4*>(row_ptr(task, 1)), n8, &pair_bar[threadIdx.x >> 5]);
-  }
   stage_input<T>(in, a.cols, nT, xs, red, gp);
   for (; task < heads * 32; task += gridDim.x * kWarps) {
     const int hh = task >> 5, i = task & 31;
@@ -407,13 +342,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) qkv_rope_kernel(QkvRopeA
 #pragma unroll
     for (int t = 0; t < T; ++t) acc1[t] = acc2[t] = 0.0f;
     dot_row<T, kU>(w + static_cast<size_t>(r1) * a.cols, xs, a.cols, acc1, wv);
-    if constexpr (kPair != 0) {  // the row is one segment (n8 <= 32 kU): dot_row makes no loads
-      smem_row_wait<kPairMode>(&pair_bar[threadIdx.x >> 5]);
-#pragma unroll
-      for (int u = 0; u < kU; ++u) wv[u] = lane + 32 * u < n8 ? pair[lane + 32 * u] : make_uint4(0, 0, 0, 0);
-    } else {
-      load_seg<kU>(w + static_cast<size_t>(r2) * a.cols, 0, n8, wv);
-    }
+    load_seg<kU>(w + static_cast<size_t>(r2) * a.cols, 0, n8, wv);
     dot_row<T, kU>(w + static_cast<size_t>(r2) * a.cols, xs, a.cols, acc2, wv);
     if (task + gridDim.x * kWarps < heads * 32) load_seg<kU>(row_ptr(task + gridDim.x * kWarps, 0), 0, n8, wv);
 #pragma unroll
@@ -458,21 +387,7 @@ int launch_gemv(const uint16_t* w, const uint16_t* bias, int rows, int cols, con
   switch (T) {
     case 1:
       // Shape 1 only where its grid fits one wave at 3 blocks per SM (it lost 4% on the unembedding).
-      if ((g_gemv_variant == 2 || g_gemv_variant == 3 || g_gemv_variant == 4) && blocks <= 3 * sm_count() &&
-          blocks * kWarps >= rows &&
-          cols / 8 > 32 * kUnrollSmall && cols / 8 <= 64 * kUnrollSmall) {
-        const size_t tail_smem = smem + static_cast<size_t>(kWarps) * (cols / 8 - 32 * kUnrollSmall) * 16;
-        auto go = [&](auto kernel) {
-          allow_smem(kernel, tail_smem);
-          launch_pdl(kernel, blocks, kThreads, tail_smem, stream, w, bias, rows, cols, in, nT, out, out_stride,
-                     accumulate, RouterFold{});
-        };
-        if (g_gemv_variant != 3) {
-          go(gemv_kernel<1, kUnrollSmall, 3, 0, 1>);
-        } else {
-          go(gemv_kernel<1, kUnrollSmall, 3, 0, 2>);
-        }
-      } else if (g_gemv_variant >= 1 && blocks <= 3 * sm_count()) {
+      if (g_gemv_variant == 1 && blocks <= 3 * sm_count()) {
         allow_smem(gemv_kernel<1, kUnrollSmall, 3>, smem);
         launch_pdl(gemv_kernel<1, kUnrollSmall, 3>, blocks, kThreads, smem, stream, w, bias, rows, cols, in, nT, out,
                    out_stride, accumulate, RouterFold{});
@@ -506,7 +421,7 @@ GemvInput offset_input(GemvInput in, int t0) {
 
 GPTOSS_CUDA_TIMELINE_SETTER(set_timeline_gemv)
 
-void set_gemv_variant(int v) { g_gemv_variant = v >= 1 && v <= 6 ? v : 0; }
+void set_gemv_variant(int v) { g_gemv_variant = v == 1 ? 1 : 0; }
 
 int gemv_bf16(const uint16_t* w, const uint16_t* bias, int rows, int cols, const GemvInput& in, int T, float* out,
               int out_stride, bool accumulate, cudaStream_t stream) {
@@ -537,7 +452,7 @@ int gemv_bf16_router(const uint16_t* w, const uint16_t* bias, int rows, int cols
   // More than 32 experts: 8 router accumulators per lane do not fit shape 1's 80 registers (spills).
   if (rf.experts > 32) {
     go(gemv_kernel<1, kUnroll, 1, 8>);
-  } else if (g_gemv_variant >= 1 && blocks <= 3 * sm_count()) {
+  } else if (g_gemv_variant == 1 && blocks <= 3 * sm_count()) {
     go(gemv_kernel<1, kUnrollSmall, 3, 1>);
   } else {
     go(gemv_kernel<1, kUnroll, 1, 1>);
@@ -559,23 +474,7 @@ int qkv_rope_store(const QkvRopeArgs& args, const GemvInput& in, int T, cudaStre
     const size_t smem = static_cast<size_t>(Tk) * args.cols * sizeof(float);
     switch (Tk) {
       case 1:
-        if ((g_gemv_variant == 2 || g_gemv_variant == 3 || g_gemv_variant == 5 || g_gemv_variant == 6) &&
-            blocks <= 3 * sm_count() &&
-            blocks * kWarps >= tasks &&
-            args.cols <= 8 * 32 * kUnrollSmall) {
-          const size_t pair_smem = smem + static_cast<size_t>(kWarps) * args.cols * 2;
-          auto go = [&](auto kernel) {
-            allow_smem(kernel, pair_smem);
-            launch_pdl(kernel, blocks, kThreads, pair_smem, stream, a, x, n);
-          };
-          if (g_gemv_variant == 6) {
-            go(qkv_rope_kernel<1, kUnrollSmall, 3, 3>);
-          } else if (g_gemv_variant != 3) {
-            go(qkv_rope_kernel<1, kUnrollSmall, 3, 1>);
-          } else {
-            go(qkv_rope_kernel<1, kUnrollSmall, 3, 2>);
-          }
-        } else if (g_gemv_variant >= 1 && blocks <= 3 * sm_count()) {
+        if (g_gemv_variant == 1 && blocks <= 3 * sm_count()) {
           allow_smem(qkv_rope_kernel<1, kUnrollSmall, 3>, smem);
           launch_pdl(qkv_rope_kernel<1, kUnrollSmall, 3>, blocks, kThreads, smem, stream, a, x, n);
         } else {

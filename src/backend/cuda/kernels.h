@@ -59,12 +59,7 @@ int gemv_bf16(const uint16_t* w, const uint16_t* bias, int rows, int cols, const
 
 // GEMV shapes at batch 1 (bench/kernels/cuda/NOTES.md): 0 = 16 loads per lane, 2 blocks of 8 warps
 // per SM (v7); 1 = 12 loads per lane in 80 registers, 3 blocks per SM, for matrices whose grid then
-// fits one wave (qkv, o_proj; the unembedding keeps shape 0). 2 = shape 1 where each warp has one row (one
-// row pair for qkv): the weights that shape 1 loads after griddepcontrol.wait (qkv's second row of the pair,
-// o_proj's columns past 3072) brought into shared memory by the bulk-copy engine at the block's start, before
-// the wait (NOTES v29); elsewhere shape 1. 3 = 2 with the copies by cp.async (16 bytes per lane) instead of the
-// bulk-copy engine; 4 = 2 for o_proj-like GEMVs only (qkv as 1), 5 = 2 for qkv only, 6 = 5 with the copy asked
-// for after the wait. Same sums in the same order.
+// fits one wave (qkv, o_proj; the unembedding keeps shape 0). Same sums in the same order.
 inline constexpr int kGemvDefault = 1;
 void set_gemv_variant(int v);
 
@@ -239,11 +234,6 @@ size_t argmax_scratch(int n, int T);
 // Programmatic dependent launch for the decode kernels (GEMVs and the router prefetch their weights
 // while the previous kernel finishes). On by default; the bench compares both.
 void set_pdl(bool on);
-
-// The preferred shared-memory carveout (percent of the SM's L1 / shared memory) that every launch_pdl launch asks for
-// (a launch attribute, so captured graphs keep it); -1 (the default): none, the driver chooses per kernel. An
-// experiment of NOTES v29: kernels whose carveouts differ may not share an SM.
-void set_smem_carveout(int percent);
 
 // An empty kernel, for measuring launch overhead.
 int noop_kernel_launch(cudaStream_t stream);

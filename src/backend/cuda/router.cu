@@ -534,13 +534,10 @@ __global__ void fill_u8_kernel(uint8_t* p, size_t n, uint64_t seed, int lo, int 
 __global__ void noop_kernel() {}
 
 bool g_pdl = true;
-int g_carveout = -1;
 
 }  // namespace
 
 bool pdl_enabled() { return g_pdl; }
-int smem_carveout() { return g_carveout; }
-void set_smem_carveout(int percent) { g_carveout = percent >= 0 && percent <= 100 ? percent : -1; }
 void set_router_variant(int v) { g_router_variant = v >= 0 && v <= 4 ? v : 0; }
 int router_variant() { return g_router_variant; }
 void set_pdl(bool on) { g_pdl = on; }
