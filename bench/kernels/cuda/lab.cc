@@ -220,13 +220,27 @@ void check_qkv_rope(int H, int Nq, int Nkv, const std::vector<int32_t>& pos, con
   report(name, got_v, ref_v, 2e-6);
 }
 
-// Attention for T tokens in double (q [T, Nq * 64], caches [slots, cap, Nkv, 64], sinks bf16, scale 0.125).
-std::vector<double> ref_attention(const std::vector<float>& q, const std::vector<float>& kc,
-                                  const std::vector<float>& vc, const std::vector<uint16_t>& sinks, int Nq, int Nkv,
-                                  int window, const std::vector<int32_t>& pos, const std::vector<int32_t>& slot,
-                                  int cap) {
+void check_attention(int Nq, int Nkv, int window, int nsplit, const std::vector<int32_t>& pos,
+                     const std::vector<int32_t>& slot, int cap) {
+  const int T = static_cast<int>(pos.size());
+  const size_t kvn = size_t(4) * cap * Nkv * 64;
+  auto kc = randf(kvn, -1.0f, 1.0f), vc = randf(kvn, -1.0f, 1.0f);
+  auto q = randf(size_t(T) * Nq * 64, -1.0f, 1.0f);
+  auto sinks = rand_bf16(Nq, -2.0f, 2.0f);
+  float* part = dev_poisoned<float>(size_t(T) * Nq * nsplit * 66);
+  float* out = dev_poisoned<float>(size_t(T) * Nq * 64);
+  int32_t* counters = up(std::vector<int32_t>(size_t(T) * Nkv, 0));
+  int32_t *dpos = up(pos), *dslot = up(slot);
+  float *dk = up(kc), *dv = up(vc), *dq = up(q);
+  uint16_t* ds = up(sinks);
+  for (int rep = 0; rep < 2; ++rep) {  // twice: the counters must be left at zero for the next call
+    CK(cudaMemset(out, 0xff, size_t(T) * Nq * 64 * 4));
+    CK(attention(dq, T, Nq, Nkv, dk, dv, cap, dpos, dslot, window, 0.125f, ds, nsplit, part, counters, out, nullptr,
+                 true));
+  }
+  auto got = down(out, size_t(T) * Nq * 64);
   std::vector<double> ref;
-  for (size_t t = 0; t < pos.size(); ++t) {
+  for (int t = 0; t < T; ++t) {
     const int p = pos[t], lo = window > 0 ? std::max(0, p - window + 1) : 0;
     for (int h = 0; h < Nq; ++h) {
       const int kvh = h / (Nq / Nkv);
@@ -248,91 +262,9 @@ std::vector<double> ref_attention(const std::vector<float>& q, const std::vector
       }
     }
   }
-  return ref;
-}
-
-void check_attention(int Nq, int Nkv, int window, int nsplit, const std::vector<int32_t>& pos,
-                     const std::vector<int32_t>& slot, int cap) {
-  const int T = static_cast<int>(pos.size());
-  const size_t kvn = size_t(4) * cap * Nkv * 64;
-  auto kc = randf(kvn, -1.0f, 1.0f), vc = randf(kvn, -1.0f, 1.0f);
-  auto q = randf(size_t(T) * Nq * 64, -1.0f, 1.0f);
-  auto sinks = rand_bf16(Nq, -2.0f, 2.0f);
-  float* part = dev_poisoned<float>(size_t(T) * Nq * nsplit * 66);
-  float* out = dev_poisoned<float>(size_t(T) * Nq * 64);
-  int32_t* counters = up(std::vector<int32_t>(size_t(T) * Nkv, 0));
-  int32_t *dpos = up(pos), *dslot = up(slot);
-  float *dk = up(kc), *dv = up(vc), *dq = up(q);
-  uint16_t* ds = up(sinks);
-  for (int rep = 0; rep < 2; ++rep) {  // twice: the counters must be left at zero for the next call
-    CK(cudaMemset(out, 0xff, size_t(T) * Nq * 64 * 4));
-    CK(attention(dq, T, Nq, Nkv, dk, dv, cap, dpos, dslot, window, 0.125f, ds, nsplit, part, counters, out, nullptr,
-                 true));
-  }
-  auto got = down(out, size_t(T) * Nq * 64);
-  const auto ref = ref_attention(q, kc, vc, sinks, Nq, Nkv, window, pos, slot, cap);
   char name[96];
   std::snprintf(name, sizeof name, "attention q=%d kv=%d win=%d split=%d T=%d", Nq, Nkv, window, nsplit, T);
   report(name, got, ref, 2e-6);
-}
-
-// Attention variants 4 / 5 (NOTES v30): qkv_rope_store with the attention folded in (batch 1, 20b heads) against
-// the same qkv kernel followed by attention kernel 3 (the same bits required) and the CPU double reference on the
-// GPU's q and cache; run twice (the KV-head counters must be left at zero).
-void check_qkv_fold(int window, int nsplit, int p, int cap, bool prefetch) {
-  const int H = 2880, Nq = 64, Nkv = 8;
-  auto wq = rand_bf16(size_t(Nq) * 64 * H, -0.05f, 0.05f), wk = rand_bf16(size_t(Nkv) * 64 * H, -0.05f, 0.05f),
-       wv = rand_bf16(size_t(Nkv) * 64 * H, -0.05f, 0.05f);
-  auto bq = rand_bf16(Nq * 64, -0.5f, 0.5f), bk = rand_bf16(Nkv * 64, -0.5f, 0.5f), bv = rand_bf16(Nkv * 64, -0.5f, 0.5f);
-  auto g = rand_bf16(H, 0.5f, 1.5f);
-  auto x = randf(H, -2.0f, 2.0f);
-  auto sinks = rand_bf16(Nq, -2.0f, 2.0f);
-  const size_t kvn = size_t(2) * cap * Nkv * 64;
-  auto kc0 = randf(kvn, -1.0f, 1.0f), vc0 = randf(kvn, -1.0f, 1.0f);
-  const std::vector<int32_t> pos = {p}, slot = {1};
-  const YarnRope rope = yarn_rope(64, 150000.0, 32.0, 32.0, 1.0, 4096, false);
-  std::vector<float> inv(rope.inv_freq.begin(), rope.inv_freq.end());
-  float *kc = up(kc0), *vc = up(vc0), *q = dev_poisoned<float>(size_t(Nq) * 64);
-  float* part = dev_poisoned<float>(size_t(Nq) * nsplit * 66);
-  float *out3 = dev_poisoned<float>(size_t(Nq) * 64), *outf = dev_poisoned<float>(size_t(Nq) * 64);
-  int32_t* counters = up(std::vector<int32_t>(Nkv, 0));
-  uint16_t* ds = up(sinks);
-  QkvRopeArgs a{};
-  a.wq = up(wq), a.wk = up(wk), a.wv = up(wv), a.bq = up(bq), a.bk = up(bk), a.bv = up(bv);
-  a.q_heads = Nq, a.kv_heads = Nkv, a.cols = H, a.inv_freq = up(inv);
-  a.concentration = static_cast<float>(rope.concentration);
-  a.pos = up(pos), a.slot = up(slot), a.q_out = q, a.k_cache = kc, a.v_cache = vc, a.capacity = cap;
-  GemvInput in;
-  in.x = up(x);
-  in.x_stride = H;
-  in.norm_gain = up(g);
-  set_attention_variant(kAttentionDefault);
-  CK(qkv_rope_store(a, in, 1, nullptr));
-  CK(attention(q, 1, Nq, Nkv, kc, vc, cap, a.pos, a.slot, window, 0.125f, ds, nsplit, part, counters, out3, nullptr,
-               true));
-  const auto want = down(out3, size_t(Nq) * 64);
-  const auto gq = down(q, size_t(Nq) * 64);
-  const auto gk = down(kc, kvn), gv = down(vc, kvn);
-  set_attention_variant(prefetch ? kAttentionFoldPrefetch : kAttentionFold);
-  const bool applies = attention_fold_applies(1, Nq, Nkv, window, p, nsplit);
-  a.fold_nsplit = nsplit, a.fold_window = window, a.fold_scale = 0.125f, a.fold_sinks = ds;
-  a.fold_counters = counters, a.fold_out = outf, a.fold_prefetch = prefetch;
-  for (int rep = 0; rep < 2; ++rep) {
-    CK(cudaMemset(outf, 0xff, size_t(Nq) * 64 * 4));
-    CK(qkv_rope_store(a, in, 1, nullptr));
-  }
-  set_attention_variant(kAttentionDefault);
-  const auto got = down(outf, size_t(Nq) * 64);
-  int diff = 0;
-  for (size_t i = 0; i < got.size(); ++i) diff += std::memcmp(&got[i], &want[i], 4) != 0;
-  const auto ref = ref_attention(gq, gk, gv, sinks, Nq, Nkv, window, pos, slot, cap);
-  char name[96];
-  std::snprintf(name, sizeof name, "qkv+attention fold%s win=%d split=%d p=%d", prefetch ? " (L2)" : "", window,
-                nsplit, p);
-  report(name, got, ref, 2e-6);
-  std::printf("%-44s %s (%d of %zu values differ from kernel 3's; fold applies: %d)\n", name, diff ? "FAIL" : "ok",
-              diff, got.size(), applies);
-  failures += diff != 0 || !applies;
 }
 
 // argmax_rows vs the CPU (ties to the lower index): random rows with the maximum planted twice per row.
@@ -591,17 +523,6 @@ void check_attentions() {
     check_attention(64, 8, 128, 10, {130, 0, 31}, {0, 1, 2}, 640);   // v20: 4 / 1 / 1
   }
   set_attention_variant(kAttentionDefault);
-  for (bool prefetch : {false, true}) {  // v30: the fold (1 to 8 splits, full and sliding, a ring smaller than p)
-    check_qkv_fold(0, 32, 0, 640, prefetch);
-    check_qkv_fold(0, 32, 31, 640, prefetch);
-    check_qkv_fold(0, 32, 100, 640, prefetch);
-    check_qkv_fold(0, 32, 255, 640, prefetch);
-    check_qkv_fold(128, 10, 5, 640, prefetch);
-    check_qkv_fold(128, 10, 300, 640, prefetch);
-    check_qkv_fold(128, 2, 127, 128, prefetch);  // max_context 128's sliding splits: chunks of 64
-    check_qkv_fold(0, 6, 127, 128, prefetch);    // and its full ones: 6 splits of 32
-    check_qkv_fold(128, 3, 450, 200, prefetch);  // ring buffer smaller than the context
-  }
 }
 
 int run_checks() {
@@ -1039,7 +960,7 @@ int run_bench(int max_tokens, bool profile) {
       if (!eng) return std::fprintf(stderr, "%s\n", eng.status().message().c_str()), false;
       int32_t tok = 1000;
       auto run = [&](int first, int count) { decode_steps(**eng, &tok, first, count); };
-      // LAB_DECODE_FIRSTS ("F F ...", default "4 512"; each 4 or > 131, ascending): the rows' first positions.
+      // LAB_DECODE_FIRSTS ("F F ...", default "4 512"; 4 or >= 132 each, ascending): the rows' first positions.
       for (int first : env_ints("LAB_DECODE_FIRSTS", "4 512")) {
         if (first == 4) run(0, 4);                   // warm-up (captures the graph)
         else if (first > 132) run(132, first - 132);  // the cache written up to first - 1
@@ -1054,44 +975,11 @@ int run_bench(int max_tokens, bool profile) {
       }
       return true;
     };
-    // LAB_FOLD_CHECK=1 (NOTES v30): the engine with the attention folded into qkv (variant 4, then 5) against
-    // variant 3, greedy from token 1000 at positions 0..299 (graphs; the full layers fold up to the fold span, then
-    // not): the logits of every step must be the same bits.
-    if (std::getenv("LAB_FOLD_CHECK") != nullptr) {
-      const size_t V = c.vocab_size;
-      std::vector<float> ref;
-      for (int av : {kAttentionDefault, kAttentionFold, kAttentionFoldPrefetch, kAttentionFoldLate}) {
-        set_attention_variant(av);
-        DecodeOptions opt;
-        opt.max_batch = 64;
-        opt.max_context = 640;
-        auto eng = DecodeEngine::create(c, W, opt);
-        if (!eng) return std::fprintf(stderr, "%s\n", eng.status().message().c_str()), 2;
-        std::vector<float> all(300 * V);
-        int32_t tok = 1000, slot0 = 0;
-        for (int p = 0; p < 300; ++p) {
-          const auto st = (*eng)->step({&tok, 1}, {&p, 1}, {&slot0, 1}, all.data() + p * V, &tok, true);
-          if (!st) return std::fprintf(stderr, "%s\n", st.message().c_str()), 2;
-        }
-        if (av == kAttentionDefault) {
-          ref = std::move(all);
-          continue;
-        }
-        int rows = 0;
-        for (int p = 0; p < 300; ++p) rows += std::memcmp(&all[p * V], &ref[p * V], V * 4) != 0;
-        std::printf("fold engine check a%d vs a%d, positions 0..299: %s (%d of 300 logits rows differ)\n", av,
-                    kAttentionDefault, rows ? "FAIL" : "ok", rows);
-        failures += rows != 0;
-      }
-      set_attention_variant(kAttentionDefault);
-    }
     // Attention kernels (kernels.h set_attention_variant) from LAB_ATTENTION ("A A ...", default: the
     // default alone), each at positions 4..131 and 512..639 (the CLI's tg128 after a 512-token prompt), with
     // the default splits; the list LAB_ATTENTION_ROUNDS times (default 2): interleaved rounds (NOTES v20).
     {
       const std::vector<int> avs = env_ints("LAB_ATTENTION", std::to_string(kAttentionDefault));
-      // LAB_FOLD_SPAN: the longest span variants 4 / 5 fold into the qkv kernel (kernels.h; NOTES v30).
-      if (const char* fs = std::getenv("LAB_FOLD_SPAN")) set_attention_fold_span(std::atoi(fs));
       const char* rounds_env = std::getenv("LAB_ATTENTION_ROUNDS");
       const int rounds = rounds_env != nullptr ? std::max(1, std::atoi(rounds_env)) : 2;
       std::printf("\n%-40s %10s %8s\n", "decode batch 1, graph+pdl, attention", "tok/s", "%roof");
@@ -1272,14 +1160,6 @@ int main(int argc, char** argv) {
   }
   if (mode == "check") return run_checks();
   if (mode == "check-attention") {  // the attention checks alone (for compute-sanitizer: NOTES v20)
-    if (std::getenv("LAB_FOLD_ONLY") != nullptr) {  // v30: four fold cases alone (memcheck)
-      for (bool prefetch : {false, true}) {
-        check_qkv_fold(0, 32, 100, 640, prefetch);
-        check_qkv_fold(128, 3, 450, 200, prefetch);
-      }
-      std::printf("checks: %s (%d failures)\n", failures ? "FAILED" : "all passed", failures);
-      return failures ? 1 : 0;
-    }
     check_attentions();
     std::printf("checks: %s (%d failures)\n", failures ? "FAILED" : "all passed", failures);
     return failures ? 1 : 0;

@@ -5,21 +5,18 @@
 #include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <cfloat>
 
-#include "backend/cuda/attention_tile.cuh"
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
 
 namespace gptoss::cuda {
 namespace {
 
-constexpr int kHeadDim = kAttnHeadDim;
-constexpr int kTile = kAttnTile;
+constexpr int kHeadDim = 64;
+constexpr int kTile = 32;
 constexpr int kMaxClusterSplits = 16;  // a cluster of 16 blocks (non-portable size, allowed on Hopper)
 int g_attention_variant = kAttentionDefault;
-int g_attention_fold_span = kAttentionFoldSpanDefault;
 
 // The splits' weights in a combine: lane s holds split s's max and denominator (nsplit <= 32) from its
 // partial pp[s * 66 + (m, l, ...)]; f = e^(m_s - M) (0 for empty splits and lanes past nsplit) and the
@@ -53,6 +50,34 @@ __device__ __forceinline__ void combine_splits(const float* pp, int nsplit, cons
   }
   o[lane] = o0 / den;
   o[lane + 32] = o1 / den;
+}
+
+// One 32-position tile of a query head (one warp) after the tile's keys and values are in ks / vs: lane j's
+// score q . k_j (valid: position j is inside the split), the online softmax update of the running max m and
+// denominator l, and the value rows weighted into acc0 / acc1 (output dims lane and lane + 32).
+__device__ __forceinline__ void tile_step(const float* qw, const float (*ks)[kHeadDim + 1], const float (*vs)[kHeadDim],
+                                          bool valid, float scale, int lane, float& m, float& l, float& acc0,
+                                          float& acc1) {
+  float s = -INFINITY;
+  if (valid) {
+    float dot = 0.0f;
+#pragma unroll 16
+    for (int d = 0; d < kHeadDim; ++d) dot = fmaf(qw[d], ks[lane][d], dot);
+    s = dot * scale;
+  }
+  const float m_new = fmaxf(m, warp_max(s));
+  const float corr = expf(m - m_new);
+  const float pr = valid ? expf(s - m_new) : 0.0f;
+  l = l * corr + warp_sum(pr);
+  acc0 *= corr;
+  acc1 *= corr;
+#pragma unroll 8
+  for (int j = 0; j < kTile; ++j) {
+    const float pj = __shfl_sync(0xffffffffu, pr, j);
+    acc0 = fmaf(pj, vs[j][lane], acc0);
+    acc1 = fmaf(pj, vs[j][lane + 32], acc1);
+  }
+  m = m_new;
 }
 
 // combine_splits with kBatch splits' outputs requested at once (v20: 16 splits per L2 round trip instead of
@@ -483,7 +508,7 @@ int attention(const float* q, int T, int q_heads, int kv_heads, const float* k_c
                        v_cache, capacity, pos, slot, window, scale, sinks, nsplit, part, counters, out, pages);
     return static_cast<int>(cudaGetLastError());
   }
-  if (g_attention_variant >= 3 && kv_ready && group == 8) {  // 256 threads per block (4, 5: where not folded)
+  if (g_attention_variant == 3 && kv_ready && group == 8) {  // 256 threads per block
     launch_pdl(attention_tiles_kernel, grid, dim3(256), 0, stream, q, q_heads, kv_heads, k_cache, v_cache, capacity,
                pos, slot, window, scale, sinks, nsplit, part, counters, out, pages);
     return static_cast<int>(cudaGetLastError());
@@ -514,21 +539,6 @@ int attention_prefill(const float* q, int T, int q_heads, int kv_heads, const fl
 
 GPTOSS_CUDA_TIMELINE_SETTER(set_timeline_attention)
 
-void set_attention_variant(int v) { g_attention_variant = v >= 0 && v <= 8 ? v : 0; }
-
-int attention_variant() { return g_attention_variant; }
-
-void set_attention_fold_span(int n) { g_attention_fold_span = std::clamp(n, 0, kAttnTile * kFoldMaxSplits); }
-
-bool attention_fold_applies(int T, int q_heads, int kv_heads, int window, int max_pos, int nsplit) {
-  const int v = g_attention_variant;
-  if (v != kAttentionFold && v != kAttentionFoldPrefetch && v != kAttentionFoldLate && v != kAttentionFoldNoLoad) {
-    return false;
-  }
-  const int span = window > 0 ? std::min(window, max_pos + 1) : max_pos + 1;
-  // One block per quarter head (8 warps of row pairs) in one wave: qkv_rope_store's grid must not be capped.
-  return T == 1 && q_heads == 8 * kv_heads && nsplit >= 1 && span <= g_attention_fold_span &&
-         (q_heads + 2 * kv_heads) * 4 <= sm_count() * 8;
-}
+void set_attention_variant(int v) { g_attention_variant = v >= 0 && v < kAttentionVariants ? v : 0; }
 
 }  // namespace gptoss::cuda

@@ -66,9 +66,7 @@ struct DecodeEngine::Impl {
   std::vector<int> capacity;  // per layer
   std::vector<KvPages> pages;  // per layer (contiguous unless the external KV is paged)
   float concentration = 1.0f;
-  // Graphs by (batch, the layers whose attention is folded into the qkv kernel: bit l, attention_fold_applies for the
-  // step's positions, NOTES v30).
-  std::map<std::pair<int, uint64_t>, cudaGraphExec_t> graphs;
+  std::map<int, cudaGraphExec_t> graphs;
 
   ~Impl() {
     if (stream) cudaStreamSynchronize(stream);
@@ -89,21 +87,7 @@ struct DecodeEngine::Impl {
     return Status::ok();
   }
 
-  // Which layers fold their attention into the qkv kernel for a step of n tokens whose largest position is max_pos.
-  uint64_t fold_layers(int n, int max_pos) const {
-    uint64_t mask = 0;
-    if (n >= opt.dense_gemm_min_batch) return 0;
-    for (int l = 0; l < c.num_layers && l < 64; ++l) {
-      const bool sliding = w->layers[l].sliding;
-      if (attention_fold_applies(n, c.num_heads, c.num_kv_heads, sliding ? c.sliding_window : 0, max_pos,
-                                 sliding || n > 1 ? opt.nsplit_sliding : opt.nsplit)) {
-        mask |= uint64_t{1} << l;
-      }
-    }
-    return mask;
-  }
-
-  Status enqueue(int n, uint64_t fold) {
+  Status enqueue(int n) {
     const int H = c.hidden_size, Nq = c.num_heads, Nkv = c.num_kv_heads, K = c.experts_per_token;
     const int I = c.intermediate_size, E = c.num_experts, V = c.vocab_size;
     tok = io, pos = io + n, slot = io + 2 * n;
@@ -128,26 +112,13 @@ struct DecodeEngine::Impl {
       } else {
         QkvRopeArgs a{bf(L.q), bf(L.k), bf(L.v), bf(L.q_bias), bf(L.k_bias), bf(L.v_bias), Nq, Nkv, H, inv_freq,
                       concentration, pos, slot, q, k_cache[l], v_cache[l], capacity[l], pages[l]};
-        if (fold >> l & 1) {  // the attention folded into the qkv kernel (NOTES v30)
-          a.fold_nsplit = L.sliding || n > 1 ? opt.nsplit_sliding : opt.nsplit;
-          a.fold_window = L.sliding ? c.sliding_window : 0;
-          a.fold_scale = 1.0f / std::sqrt(float(c.head_dim));
-          a.fold_sinks = bf(L.sinks);
-          a.fold_counters = counters;
-          a.fold_out = attn;
-          a.fold_prefetch = attention_variant() == kAttentionFoldPrefetch;
-          a.fold_late = attention_variant() == kAttentionFoldLate;
-          a.fold_noload = attention_variant() == kAttentionFoldNoLoad;
-        }
         GPTOSS_CUDA_TRY(qkv_rope_store(a, xin, n, stream), "qkv");
       }
-      if (!(fold >> l & 1)) {
-        GPTOSS_CUDA_TRY(attention(q, n, Nq, Nkv, k_cache[l], v_cache[l], capacity[l], pos, slot,
-                                  L.sliding ? c.sliding_window : 0, 1.0f / std::sqrt(float(c.head_dim)), bf(L.sinks),
-                                  L.sliding || n > 1 ? opt.nsplit_sliding : opt.nsplit, part, counters, attn, stream,
-                                  /*kv_ready=*/true, pages[l]),
-                        "attention");
-      }
+      GPTOSS_CUDA_TRY(attention(q, n, Nq, Nkv, k_cache[l], v_cache[l], capacity[l], pos, slot,
+                                L.sliding ? c.sliding_window : 0, 1.0f / std::sqrt(float(c.head_dim)), bf(L.sinks),
+                                L.sliding || n > 1 ? opt.nsplit_sliding : opt.nsplit, part, counters, attn, stream,
+                                /*kv_ready=*/true, pages[l]),
+                      "attention");
       GemvInput ain;
       ain.x = attn;
       ain.x_stride = Nq * 64;
@@ -260,13 +231,11 @@ struct DecodeEngine::Impl {
 
   Status launch(int n, bool use_graph) {
     if (n < 1 || n > opt.max_batch) return Error("cuda decode: batch {} outside 1..{}", n, opt.max_batch);
-    // The step's positions are in io_h (set_inputs) when a step is launched.
-    const uint64_t fold = fold_layers(n, *std::max_element(io_h + n, io_h + 2 * n));
-    if (!use_graph) return enqueue(n, fold);
-    auto it = graphs.find({n, fold});
+    if (!use_graph) return enqueue(n);
+    auto it = graphs.find(n);
     if (it == graphs.end()) {
       GPTOSS_CUDA_TRY(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "begin capture");
-      const Status st = enqueue(n, fold);
+      const Status st = enqueue(n);
       cudaGraph_t graph = nullptr;
       const cudaError_t end = cudaStreamEndCapture(stream, &graph);
       GPTOSS_RETURN_IF_ERROR(st);
@@ -275,7 +244,7 @@ struct DecodeEngine::Impl {
       const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
       cudaGraphDestroy(graph);
       GPTOSS_CUDA_TRY(inst, "graph instantiate");
-      it = graphs.emplace(std::make_pair(n, fold), exec).first;
+      it = graphs.emplace(n, exec).first;
     }
     GPTOSS_CUDA_TRY(cudaGraphLaunch(it->second, stream), "graph launch");
     return Status::ok();

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 
-#include "backend/cuda/attention_tile.cuh"
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/x16.cuh"
@@ -303,18 +302,9 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) gemv_kernel(const uint16
   }
 }
 
-// The KV head of a qkv block's rows (kFold: one block per quarter head, 8 warps of row pairs).
-__device__ __forceinline__ int fold_kv_head(const QkvRopeArgs& a) {
-  const int hh = (blockIdx.x * kWarps) >> 5;
-  return hh < a.q_heads ? hh / (a.q_heads / a.kv_heads)
-                        : hh < a.q_heads + a.kv_heads ? hh - a.q_heads : hh - a.q_heads - a.kv_heads;
-}
-
-// One warp per (head, pair i): rows i and i + 32 of the head, rotated together. kFold (T == 1; attention variants
-// 4, 5, NOTES v30): the block that completes its KV head's rows then runs that head's attention (attention_tile.cuh).
-template <int T, int kU = kUnroll, int kMinBlocks = 1, bool kFold = false>
+// One warp per (head, pair i): rows i and i + 32 of the head, rotated together.
+template <int T, int kU = kUnroll, int kMinBlocks = 1>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) qkv_rope_kernel(QkvRopeArgs a, GemvInput in, int nT) {
-  static_assert(!kFold || T == 1, "the attention fold is for one token");
   const TimelineBlock timeline(kTimelineQkv);
   extern __shared__ float4 smem4[];
   float* xs = reinterpret_cast<float*>(smem4);
@@ -331,25 +321,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) qkv_rope_kernel(QkvRopeA
   uint4 wv[kU];
   if (task < heads * 32) load_seg<kU>(row_ptr(task, 0), 0, n8, wv);  // in flight during the prologue
   const GainPrefetch gp = prefetch_gain(in, a.cols);
-  if constexpr (kFold) {
-    if (a.fold_prefetch) {  // variant 5: this block's share of its KV head's cached rows before this step's, into L2
-      const int kvh = fold_kv_head(a), group = a.q_heads / a.kv_heads, hh = (blockIdx.x * kWarps) >> 5;
-      constexpr int kq = 32 / kWarps;  // blocks per head
-      const int nb = (group + 2) * kq;  // blocks per KV head; this block's rank among them:
-      const int rank = (hh < a.q_heads ? (hh % group) * kq : hh < a.q_heads + a.kv_heads ? group * kq : (group + 1) * kq) +
-                       static_cast<int>(blockIdx.x) % kq;
-      const FoldSpan s = fold_span(a.pos[0], a.fold_window, a.fold_nsplit, a.slot[0]);
-      for (int i = rank * kThreads + threadIdx.x; i < 4 * (s.n - 1); i += nb * kThreads) {
-        const int j = s.lo + (i >> 2);  // rows lo .. p - 1, two 128-byte lines of K and two of V each
-        const float* base = (i & 2) ? a.v_cache : a.k_cache;
-        const float* line = base + (kv_cache_row(s.sl, j, a.capacity, a.pages) * a.kv_heads + kvh) * 64 + 32 * (i & 1);
-        asm volatile("prefetch.global.L2::evict_last [%0];" ::"l"(line));
-      }
-    }
-  }
-  // v21h: attention's blocks start while qkv waits (their pre-wait loads are K / V tiles). Diagnostic variant 6
-  // (fold_late): the next kernel only once the fold blocks are done (the others exit without asking).
-  if (!(kFold && a.fold_late)) pdl_allow_dependents();
+  pdl_allow_dependents();  // v21h: attention's blocks start while qkv waits (their pre-wait loads are K / V tiles)
   pdl_wait();
   timeline.waited();
   stage_input<T>(in, a.cols, nT, xs, red, gp);
@@ -404,27 +376,6 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) qkv_rope_kernel(QkvRopeA
         cache[base + i + 32] = x2;
       }
     }
-  }
-  if constexpr (kFold) {
-    const int kvh = fold_kv_head(a);
-    FoldSpan s = fold_span(a.pos[0], a.fold_window, a.fold_nsplit, a.slot[0]);
-    s.noload = a.fold_noload;
-    float4 pk[kFoldLoads], pv[kFoldLoads];  // the first tile (less row p), in flight during the count
-    fold_request(a.k_cache, a.v_cache, a.capacity, a.pages, a.kv_heads, kvh, s, s.lo, min(s.p + 1, s.lo + s.chunk),
-                 true, pk, pv);
-    __shared__ bool last;
-    __syncthreads();  // the block's q / k / v stores before thread 0's release
-    if (threadIdx.x == 0) {
-      int old;
-      asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], 1;" : "=r"(old) : "l"(a.fold_counters + kvh) : "memory");
-      last = old == (a.q_heads / a.kv_heads + 2) * 32 / kWarps - 1;
-    }
-    __syncthreads();  // thread 0's acquire before the block's reads of the other blocks' rows
-    if (!last) return;
-    if (threadIdx.x == 0) a.fold_counters[kvh] = 0;
-    fold_attention(a.q_out, a.kv_heads, a.k_cache, a.v_cache, a.capacity, a.pages, kvh, s, a.fold_scale, a.fold_sinks,
-                   a.fold_out, pk, pv, xs);
-    if (a.fold_late) pdl_allow_dependents();
   }
 }
 
@@ -521,27 +472,11 @@ int qkv_rope_store(const QkvRopeArgs& args, const GemvInput& in, int T, cudaStre
     const GemvInput x = offset_input(in, t0);
     const int Tk = n <= 1 ? 1 : n <= 2 ? 2 : 4;
     const size_t smem = static_cast<size_t>(Tk) * args.cols * sizeof(float);
-    if (args.fold_nsplit > 0) {  // the attention folded in (the caller checked attention_fold_applies)
-      if (T != 1 || args.q_heads != 8 * args.kv_heads || blocks * kWarps != tasks) {
-        return static_cast<int>(cudaErrorInvalidValue);
-      }
-      const size_t fsmem = std::max(smem, fold_smem_floats() * sizeof(float));
-      if (g_gemv_variant == 1 && blocks <= 3 * sm_count()) {
-        allow_smem(qkv_rope_kernel<1, kUnrollSmall, 3, true>, fsmem);
-        launch_pdl(qkv_rope_kernel<1, kUnrollSmall, 3, true>, blocks, kThreads, fsmem, stream, a, x, n);
-      } else {
-        allow_smem(qkv_rope_kernel<1, kUnroll, 1, true>, fsmem);
-        launch_pdl(qkv_rope_kernel<1, kUnroll, 1, true>, blocks, kThreads, fsmem, stream, a, x, n);
-      }
-      return static_cast<int>(cudaGetLastError());
-    }
     switch (Tk) {
       case 1:
         if (g_gemv_variant == 1 && blocks <= 3 * sm_count()) {
-          // Diagnostic attention variant 7 (NOTES v30): no fold, but the fold's shared-memory footprint.
-          const size_t s1 = attention_variant() == 7 ? std::max(smem, fold_smem_floats() * sizeof(float)) : smem;
-          allow_smem(qkv_rope_kernel<1, kUnrollSmall, 3>, s1);
-          launch_pdl(qkv_rope_kernel<1, kUnrollSmall, 3>, blocks, kThreads, s1, stream, a, x, n);
+          allow_smem(qkv_rope_kernel<1, kUnrollSmall, 3>, smem);
+          launch_pdl(qkv_rope_kernel<1, kUnrollSmall, 3>, blocks, kThreads, smem, stream, a, x, n);
         } else {
           allow_smem(qkv_rope_kernel<1>, smem);
           launch_pdl(qkv_rope_kernel<1>, blocks, kThreads, smem, stream, a, x, n);

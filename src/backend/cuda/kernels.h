@@ -87,19 +87,6 @@ struct QkvRopeArgs {
   float* v_cache;
   int capacity;
   KvPages pages = {};  // paged cache: rows found through the table (kv_pages.h)
-  // Attention folded in (attention variants 4 and 5, NOTES v30; T == 1, q_heads == 8 * kv_heads, where the
-  // caller has checked attention_fold_applies): with fold_nsplit > 0, the block that completes a KV head's q, k and
-  // v rows (a counter per KV head in fold_counters, zero before the call and left zero) computes what attention()
-  // with kv_ready and these window / scale / sinks / nsplit writes for that KV head into fold_out [q_heads * 64].
-  int fold_nsplit = 0;
-  int fold_window = 0;
-  float fold_scale = 0.0f;
-  const uint16_t* fold_sinks = nullptr;
-  int32_t* fold_counters = nullptr;
-  float* fold_out = nullptr;
-  bool fold_prefetch = false;  // variant 5
-  bool fold_late = false;      // diagnostic variant 6: the next kernel launched only after the fold
-  bool fold_noload = false;    // diagnostic variant 8: no cached K / V read (wrong results by design)
 };
 int qkv_rope_store(const QkvRopeArgs& a, const GemvInput& in, int T, cudaStream_t stream);
 
@@ -134,25 +121,8 @@ int attention_prefill(const float* q, int T, int q_heads, int kv_heads, const fl
 // token's span is <= 256 positions, and the last split found by one acq_rel atomic (bench/kernels/cuda/
 // NOTES.md v20). Kernel 3 splits short spans at other points than 0-2 (other roundings of the same sums).
 inline constexpr int kAttentionDefault = 3;
-inline constexpr int kAttentionVariants = 4;  // the attention kernels (0-3); 4 and 5 below fold it into qkv's
-// 4 (NOTES v30): batch-1 decode attention folded into the qkv kernel (QkvRopeArgs::fold_*) where the graph decode
-// engine can (attention_fold_applies), else kernel 3; 5 = 4 with each qkv block asking L2 for a share of its KV head's
-// cached rows at its start. The fold's sums are kernel 3's (the same bits).
-inline constexpr int kAttentionFold = 4;
-inline constexpr int kAttentionFoldPrefetch = 5;
-// Diagnostics (NOTES v30): 6 = 4 with the next kernel (o_proj) launched only once the fold blocks are done; 7 = no
-// fold (kernel 3) but qkv launched with the fold's shared-memory size.
-inline constexpr int kAttentionFoldLate = 6;
-inline constexpr int kAttentionFoldNoLoad = 8;  // 4 without the cached K / V loads (zeros: wrong results)
+inline constexpr int kAttentionVariants = 4;
 void set_attention_variant(int v);
-// Where variant 4 / 5 is set: the longest span of positions (window or position + 1) that the fold takes (default
-// kAttentionFoldSpanDefault, at most 256: 8 splits of 32); set_attention_fold_span changes it (0: no fold).
-inline constexpr int kAttentionFoldSpanDefault = 256;
-void set_attention_fold_span(int n);
-int attention_variant();
-// Whether the attention of a layer with this window (0: full) at this step's largest position is folded into the
-// qkv kernel at batch T with these heads and splits.
-bool attention_fold_applies(int T, int q_heads, int kv_heads, int window, int max_pos, int nsplit);
 
 // The MXFP4 expert kernels take their inputs in "x16" form (x16.cuh): fp16 hi/lo halves of x * 2^p,
 // x16_bytes(rows, cols) bytes for `rows` rows, plus inv[row] = 2^-p. stage_x16 converts f32 rows.
