@@ -507,40 +507,6 @@ void check_moe(int E, int I, int H, int T, int k) {
   report(name, go, ro, 2e-6);
 }
 
-// Down variant dv (kernels.h; NOTES v31: one block per tile, no cluster) bit for bit against the cluster kernel
-// (variant 0) at T = 1, from the same h16 (gate_up's) into the same accumulated output, with idx_ready both ways.
-void check_down_same(int E, int I, int H, int k, int dv) {
-  const int rows1 = 2 * I, nb1 = H / 32, nb2 = I / 32;
-  auto b1 = up(rand_u8(size_t(E) * rows1 * nb1 * 16, 0, 255)), b2 = up(rand_u8(size_t(E) * H * nb2 * 16, 0, 255));
-  auto s1 = up(rand_u8(size_t(E) * rows1 * nb1, 116, 124)), s2 = up(rand_u8(size_t(E) * H * nb2, 116, 124));
-  auto bias1 = up(rand_bf16(size_t(E) * rows1, -0.5f, 0.5f)), bias2 = up(rand_bf16(size_t(E) * H, -0.5f, 0.5f));
-  auto didx = up(pick_experts(E, 1, k));
-  auto wts = up(randf(k, 0.0f, 1.0f));
-  const auto o0 = randf(H, -1.0f, 1.0f);
-  uint32_t* x16 = dev_poisoned<uint32_t>(x16_bytes(1, H) / 4);
-  float* xinv = dev_poisoned<float>(1);
-  uint32_t* h16 = dev_poisoned<uint32_t>(x16_bytes(k, I) / 4);
-  CK(stage_x16(up(randf(H, -3.0f, 3.0f)), H, 1, H, x16, xinv, nullptr));
-  CK(moe_gate_up_swiglu(x16, xinv, didx, 1, k, b1, s1, bias1, rows1, H, 7.0f, 1.702f, nullptr, h16, nullptr));
-  size_t diff = 0;
-  for (int ready = 0; ready < 2; ++ready) {
-    std::vector<float> got[2];
-    for (int a = 0; a < 2; ++a) {
-      set_moe_variant(moe_default_gate_up(), a == 0 ? 0 : dv);
-      float* out = up(o0);
-      CK(moe_down_accumulate(h16, nullptr, didx, wts, 1, k, b2, s2, bias2, H, I, out, true, nullptr, ready == 1));
-      got[a] = down(out, H);
-    }
-    diff += std::memcmp(got[0].data(), got[1].data(), H * sizeof(float)) != 0;
-    for (int r = 0; r < H && diff == 0; ++r) diff += std::isnan(got[1][r]);
-  }
-  set_moe_variant(moe_default_gate_up(), kMoeDefaultDown);
-  char label[64];
-  std::snprintf(label, sizeof label, "down dn%d == dn0 bits, E %d I %d H %d k %d", dv, E, I, H, k);
-  std::printf("%-44s %s\n", label, diff ? "FAIL" : "ok");
-  failures += diff != 0;
-}
-
 void check_attentions() {
   for (int v = 0; v < kAttentionVariants; ++v) {  // every attention kernel (2, 3 need kv_ready: caches complete)
     set_attention_variant(v);
@@ -605,24 +571,12 @@ int run_checks() {
   }
   set_gemv_variant(kGemvDefault);
   for (int v = 0; v < kMoeVariants; ++v) {  // every MoE kernel shape
-    set_moe_variant(v, kMoeDefaultDown);
+    set_moe_variant(v, v);
     std::printf("moe variant %d\n", v);
     check_moe(32, 2880, 2880, 1, 4);
     check_moe(32, 2880, 2880, 2, 4);
     check_moe(8, 64, 64, 3, 4);
     check_moe(8, 96, 64, 2, 2);  // 3 blocks per row: a partial chunk
-  }
-  for (int dv = 1; dv < kMoeDownVariants; ++dv) {  // the batch-1 down kernels without a cluster (NOTES v31)
-    set_moe_variant(moe_default_gate_up(), dv);
-    std::printf("moe down variant %d\n", dv);
-    check_moe(32, 2880, 2880, 1, 4);
-    check_moe(8, 64, 64, 1, 4);
-    check_moe(8, 96, 64, 1, 2);
-    check_moe(8, 64, 64, 1, 8);
-    check_moe(32, 2880, 2880, 2, 4);  // T = 2 takes the cluster kernel
-    check_down_same(32, 2880, 2880, 4, dv);
-    check_down_same(8, 96, 64, 2, dv);
-    check_down_same(8, 64, 64, 8, dv);
   }
   set_moe_variant(moe_default_gate_up(), kMoeDefaultDown);
   std::printf("checks: %s (%d failures)\n", failures ? "FAILED" : "all passed", failures);
@@ -841,7 +795,7 @@ int run_bench(int max_tokens, bool profile) {
   for (int mv = 0; mv < kMoeVariants; ++mv) {
   moe_names[0][mv] = "moe gate_up+swiglu 4x(5760x2880) [m" + std::to_string(mv) + "]";
   moe_names[1][mv] = "moe down+bias+weighted acc 4x2880^2 [m" + std::to_string(mv) + "]";
-  set_moe_variant(mv, kMoeDefaultDown);
+  set_moe_variant(mv, mv);
   sweep(moe_names[0][mv].c_str(), 4 * 5760.0 * H * mx, [&](int l) {
     const LayerWeights& Lw = W.layers[l];
     return moe_gate_up_swiglu(xn16, xinv, idx[l], 1, 4, Lw.mlp1.blocks.as<uint8_t>(), Lw.mlp1.scales.as<uint8_t>(),
@@ -852,17 +806,6 @@ int run_bench(int max_tokens, bool profile) {
     return moe_down_accumulate(h16, nullptr, idx[l], rw, 1, 4, Lw.mlp2.blocks.as<uint8_t>(), Lw.mlp2.scales.as<uint8_t>(),
                                Lw.mlp2_bias.buf.as<uint16_t>(), H, I, x, true, nullptr, true);
   });
-  }
-  for (int dv : env_ints("LAB_DOWN", "1 2 3 4 5 6 0")) {  // the down variants alone (NOTES v31), after the rows above
-    static std::string dn_names[10];
-    dn_names[dv] = "moe down+bias+weighted acc 4x2880^2 [dn" + std::to_string(dv) + "]";
-    set_moe_variant(moe_default_gate_up(), dv);
-    sweep(dn_names[dv].c_str(), 4 * 2880.0 * I * mx, [&](int l) {
-      const LayerWeights& Lw = W.layers[l];
-      return moe_down_accumulate(h16, nullptr, idx[l], rw, 1, 4, Lw.mlp2.blocks.as<uint8_t>(),
-                                 Lw.mlp2.scales.as<uint8_t>(), Lw.mlp2_bias.buf.as<uint16_t>(), H, I, x, true,
-                                 nullptr, true);
-    });
   }
   set_moe_variant(moe_default_gate_up(), kMoeDefaultDown);
   auto qkv_args = [&](int l) {

@@ -205,14 +205,9 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
 // sums the k slots in a thread-block cluster. gate_up variant 1 (v25): the same warps' work in a persistent
 // kernel whose weight tiles come through shared memory by the bulk-copy engine (where the T x16 rows and its
 // stages fit in shared memory, else variant 0); variant 0: v16's gate_up (LAB_MOE_PAIRS, the decode check's
-// --shapes). v15's baseline variants are gone; their numbers stay in NOTES. down variants (NOTES v31): 0 the
-// cluster kernel; at T == 1 only (other T take 0): 1 one block per 16-row tile holding the k slots' warps (no
-// cluster; the same bits), 2 the same at __launch_bounds__(512, 2), 3 one block per 8-row tile (the same bits);
-// 4-6 = 1-3 with the bias values and router weights read at the end instead of before the wait; 8 and 9 are
-// diagnostics with wrong results (the lab's decode rows only): 0 without the k-slot sum, with / without the
-// cluster launch.
+// --shapes). down has one shape (its variant selects nothing). v15's baseline variants are gone; their numbers
+// stay in NOTES.
 inline constexpr int kMoeVariants = 2;
-inline constexpr int kMoeDownVariants = 7;
 inline constexpr int kMoeDefaultDown = 0;
 // The peak memory bandwidth of the device current at the first call, bytes/s, from its attributes (2 x the memory
 // clock x the bus width); 0 where a query fails (its error cleared). One lookup per process.

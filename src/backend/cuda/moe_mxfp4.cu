@@ -427,9 +427,6 @@ __global__ void __launch_bounds__(32 + 128 * kRingGroups, 1)
 // form one thread-block cluster (v10); each writes its rows of W2[idx[s]] . h[s] + b2 into block 0's shared
 // memory, and block 0 forms out[t, rows] (+)= sum_j weight[t, j] * y[j] in slot order after the cluster
 // barrier.
-// kDiag (NOTES v31, diagnostics only, wrong results by design): 1 = the cluster launch without the k-slot sum
-// (v26j: block 0 of the cluster stores its own slot's rows), 2 = the same launched without the cluster attribute.
-template <int kDiag = 0>
 __global__ void __launch_bounds__(256)
     down_kernel(const uint32_t* __restrict__ h16, const float* __restrict__ h_inv, const int32_t* __restrict__ idx,
                 const float* __restrict__ weight, int k, const uint8_t* __restrict__ blocks,
@@ -446,7 +443,7 @@ __global__ void __launch_bounds__(256)
     pdl_wait();
     timeline.waited();
   }
-  if constexpr (kDiag == 0) asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
+  asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
   const int slot = blockIdx.y, t_tok = slot / k;
   const int e = idx_ready ? __ldcg(idx + slot) : idx[slot];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -471,18 +468,6 @@ __global__ void __launch_bounds__(256)
     part[warp][g + 8] = yt[1];
   }
   __syncthreads();
-  if constexpr (kDiag != 0) {  // slot 0's block stores its own weighted rows; the others' are dropped
-    if (slot % k != 0 || threadIdx.x >= 16) return;
-    const int r = r0 + threadIdx.x;
-    float v = 0.0f;
-    for (int q = 0; q < parts; ++q) v += part[q][threadIdx.x];
-    const float inv = h_inv != nullptr ? h_inv[slot] : ldexpf(1.0f, -kHScaleLog2);
-    const float y = v * inv + bf16_to_f32(bias[static_cast<size_t>(e) * rows + r]);
-    float* o = out + static_cast<size_t>(t_tok) * rows + r;
-    const float total = fmaf(weight[slot], y, 0.0f);
-    *o = accumulate ? *o + total : total;
-    return;
-  }
   auto cluster = cooperative_groups::this_cluster();
   const int j = static_cast<int>(cluster.block_rank());  // = slot % k
   asm volatile("barrier.cluster.wait.aligned;" ::: "memory");  // every block of the cluster has started
@@ -500,164 +485,6 @@ __global__ void __launch_bounds__(256)
   for (int jj = 0; jj < k; ++jj) total = fmaf(weight[t_tok * k + jj], ys[jj][threadIdx.x], total);
   float* o = out + static_cast<size_t>(t_tok) * rows + r;
   *o = accumulate ? *o + total : total;
-}
-
-// The v31 tile kernels' shared pieces. down_load_small: the token's k slots' bias values of rows r0 .. r0 + kRows - 1
-// and router weights into shared memory (threads 0 .. kRows * k - 1; each reads its slot's expert id again).
-template <int kRows>
-__device__ __forceinline__ void down_load_small(const int32_t* __restrict__ idx, const float* __restrict__ weight,
-                                                const uint16_t* __restrict__ bias, int k, int t_tok, int rows, int r0,
-                                                bool idx_ready, float (*bsm)[kRows], float* wsm) {
-  if (threadIdx.x < kRows * k) {
-    const int jj = threadIdx.x / kRows, i = threadIdx.x % kRows;
-    const int ej = idx_ready ? __ldcg(idx + t_tok * k + jj) : idx[t_tok * k + jj];
-    bsm[jj][i] = bf16_to_f32(bias[static_cast<size_t>(ej) * rows + r0 + i]);
-    if (i == 0) wsm[jj] = idx_ready ? __ldcg(weight + t_tok * k + jj) : weight[t_tok * k + jj];
-  }
-}
-
-// down_tile_store: row r0 + i of the token as down_kernel forms it: per slot the parts (part[slot * parts + q][i])
-// summed in order, * inv + bias, then fmaf over the slots in slot order. kEarly: bias and weights from
-// down_load_small's shared memory, else read here (eid: the slots' experts).
-template <int kRows, bool kEarly>
-__device__ __forceinline__ void down_tile_store(const float (*part)[kRows], const float (*bsm)[kRows], const float* wsm,
-                                                const int* eid, const float* __restrict__ h_inv,
-                                                const float* __restrict__ weight, const uint16_t* __restrict__ bias,
-                                                int k, int parts, int t_tok, int rows, int r0, int i,
-                                                float* __restrict__ out, bool accumulate) {
-  const int r = r0 + i;
-  float total = 0.0f;
-  for (int jj = 0; jj < k; ++jj) {
-    float v = 0.0f;
-    for (int qq = 0; qq < parts; ++qq) v += part[jj * parts + qq][i];
-    const float inv = h_inv != nullptr ? h_inv[t_tok * k + jj] : ldexpf(1.0f, -kHScaleLog2);
-    if constexpr (kEarly) {
-      const float y = v * inv + bsm[jj][i];
-      total = fmaf(wsm[jj], y, total);
-    } else {
-      const float y = v * inv + bf16_to_f32(bias[static_cast<size_t>(eid[jj]) * rows + r]);
-      total = fmaf(weight[t_tok * k + jj], y, total);
-    }
-  }
-  float* o = out + static_cast<size_t>(t_tok) * rows + r;
-  *o = accumulate ? *o + total : total;
-}
-
-// row8_dot (down variants 3 and 6, NOTES v31): row r0 + g of an MMA tile only (mma_chunk with rows 8..15 zero: an
-// m16n8k16 output row depends on its own A row alone, so row g's sums are down_kernel's), 6 chunks in flight (one
-// row: the registers of 3 chunks of two rows).
-constexpr int kBatch8 = 6;
-
-// Row r0 + g's dot product over chunks [c0, c1) (bounds-checked loads, kBatch8 in flight), summed over the quad
-// and scaled by 2^14 as tile_dot's out[0].
-template <typename Ready>
-__device__ __forceinline__ float row8_dot(const uint8_t* blocks, size_t row_bytes, const uint8_t* scales, int r0,
-                                          int nb, int c0, int c1, const uint32_t* xs, bool& waited, Ready&& ready) {
-  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const uint8_t* bg = blocks + static_cast<size_t>(r0 + g) * row_bytes;
-  const uint8_t* sg = scales + static_cast<size_t>(r0 + g) * nb;
-  float acc[2] = {0.0f, 0.0f};  // acc[1]: the zero rows 8..15
-  for (int cb = c0; cb < c1; cb += kBatch8) {
-    ChunkData d[kBatch8];
-#pragma unroll
-    for (int i = 0; i < kBatch8; ++i) {
-      if (cb + i < c1) {
-        const int blk = 4 * (cb + i) + t, sb = 4 * (cb + i) + 2 * (t & 1);
-        d[i].wg = blk < nb ? ld_stream(bg + blk * 16) : make_uint4(0, 0, 0, 0);
-        d[i].sg = (sb < nb ? __ldg(sg + sb) : 0u) | (sb + 1 < nb ? static_cast<uint32_t>(__ldg(sg + sb + 1)) << 8 : 0u);
-        d[i].wg8 = make_uint4(0, 0, 0, 0), d[i].sg8 = 0u;
-      }
-    }
-    if (!waited) {
-      ready();
-      waited = true;
-    }
-#pragma unroll
-    for (int i = 0; i < kBatch8; ++i) {
-      if (cb + i < c1) mma_chunk<false>(d[i], xs, nb, cb + i, lane, acc);
-    }
-  }
-  if (!waited) {
-    ready();
-    waited = true;
-  }
-  float v = acc[0];
-  v += __shfl_xor_sync(0xffffffffu, v, 1);
-  v += __shfl_xor_sync(0xffffffffu, v, 2);
-  return v * 16384.0f;
-}
-
-// Down variants 1-6 (NOTES v31): down_kernel's work without a cluster, batch 1. grid (kRows-row tiles, tokens), the
-// token's k slots in one block, their h16 rows in shared memory (the k rows of a token are contiguous).
-// kRows = 16 (variants 1, 2, 4, 5): block k x parts warps, warp w doing slot j = w / parts with down_kernel's chunks
-// of part q = w % parts (the same tile_dot). kRows = 8 (variants 3, 6): block k x ceil(parts / 2) warps, warp (j, p)
-// doing parts 2p and 2p + 1 of slot j one after the other (row8_dot; each part's sum kept apart). After one
-// __syncthreads, thread i < kRows forms row r0 + i as down_kernel does (down_tile_store): the same bits.
-// kMinBlocks: __launch_bounds__'s minimum resident blocks (16 rows: 1, or 2 = <= 64 registers at 512 threads;
-// 8 rows: 3). kEarly: the slots' bias values and router weights come into shared memory before
-// griddepcontrol.wait (idx_ready; variants 1-3), else the summing threads read them at the end (4-6).
-template <int kRows, int kMinBlocks, bool kEarly>
-__global__ void __launch_bounds__(kRows == 16 ? 512 : 256, kMinBlocks)
-    down_tile_kernel(const uint32_t* __restrict__ h16, const float* __restrict__ h_inv,
-                     const int32_t* __restrict__ idx, const float* __restrict__ weight, int k, int parts,
-                     const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales,
-                     const uint16_t* __restrict__ bias, int rows, int cols, float* __restrict__ out, bool accumulate,
-                     bool idx_ready) {
-  const TimelineBlock timeline(kTimelineDown);
-  extern __shared__ __align__(16) uint32_t xs[];
-  __shared__ float part[kRows == 16 ? 16 : 64][kRows];  // [slot * parts + q][row]
-  __shared__ float bsm[8][kRows];                        // the slots' bias values of the tile's rows
-  __shared__ float wsm[8];                               // the token's router weights
-  __shared__ int eid[8];                                 // the slots' experts (!kEarly)
-  if (!idx_ready) {
-    pdl_allow_dependents();
-    pdl_wait();
-    timeline.waited();
-  }
-  const int pw = kRows == 16 ? parts : (parts + 1) >> 1;  // warps per slot
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int j = warp / pw, p = warp - j * pw, t_tok = blockIdx.y, slot = t_tok * k + j;
-  const int e = idx_ready ? __ldcg(idx + slot) : idx[slot];
-  const int r0 = blockIdx.x * kRows;
-  const int nb = cols >> 5, nch = (nb + 3) / 4;
-  const size_t row_words = x16_row_words(cols);
-  const uint32_t* hrows = h16 + static_cast<size_t>(t_tok) * k * row_words;  // the token's k rows
-  if (!idx_ready) copy_row_async(xs, hrows, k * row_words);
-  auto load_small = [&] { down_load_small<kRows>(idx, weight, bias, k, t_tok, rows, r0, idx_ready, bsm, wsm); };
-  if (kEarly && !idx_ready) load_small();
-  auto ready = [&] {
-    if (idx_ready) {
-      pdl_allow_dependents();  // v21h: the next layer's qkv blocks start while down waits
-      if constexpr (kEarly) load_small();
-      pdl_wait();
-      timeline.waited();
-      copy_row_async(xs, hrows, k * row_words);
-    }
-    wait_row();
-  };
-  const size_t expert = static_cast<size_t>(e) * rows;
-  const uint32_t* xj = xs + static_cast<size_t>(j) * row_words;
-  if constexpr (kRows == 16) {
-    float yt[2];
-    tile_dot(blocks + expert * nb * 16, nb * 16, scales + expert * nb, r0, nb, p * nch / parts, (p + 1) * nch / parts,
-             xj, yt, ready);
-    if (t == 0) {
-      part[warp][g] = yt[0];
-      part[warp][g + 8] = yt[1];
-    }
-  } else {
-    bool waited = false;
-    for (int q = 2 * p; q < min(parts, 2 * p + 2); ++q) {
-      const float y = row8_dot(blocks + expert * nb * 16, nb * 16, scales + expert * nb, r0, nb, q * nch / parts,
-                               (q + 1) * nch / parts, xj, waited, ready);
-      if (t == 0) part[j * parts + q][g] = y;
-    }
-  }
-  if (!kEarly && p == 0 && lane == 0) eid[j] = e;
-  __syncthreads();
-  if (threadIdx.x >= kRows) return;
-  down_tile_store<kRows, kEarly>(part, bsm, wsm, eid, h_inv, weight, bias, k, parts, t_tok, rows, r0, threadIdx.x,
-                                 out, accumulate);
 }
 
 }  // namespace
@@ -679,7 +506,6 @@ constexpr int kPerWarp = 6;
 // MoE variants (kernels.h): 0 = gate_up_kernel (v16), 1 = gate_up_ring_kernel (v25); the default by
 // moe_default_gate_up(); down_kernel for both.
 int g_moe_gate_up = -1;  // -1: moe_default_gate_up()
-int g_moe_down = kMoeDefaultDown;
 
 // Launches gate_up_ring_kernel where its shared memory holds the T x16 rows and the groups' stages and the
 // tiles and rows are 16-byte aligned (the copy engine's rule); false: not launched (the caller takes
@@ -713,10 +539,7 @@ double peak_memory_bandwidth() {
 
 int moe_default_gate_up() { return peak_memory_bandwidth() >= 4e12 ? 0 : 1; }
 
-void set_moe_variant(int gate_up, int down) {
-  g_moe_gate_up = std::clamp(gate_up, 0, kMoeVariants - 1);
-  g_moe_down = down == 8 || down == 9 ? down : std::clamp(down, 0, kMoeDownVariants - 1);
-}
+void set_moe_variant(int gate_up, int) { g_moe_gate_up = std::clamp(gate_up, 0, kMoeVariants - 1); }
 
 int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* idx, int T, int k,
                        const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows, int cols,
@@ -742,40 +565,11 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
   if (T <= 0) return 0;
   if (rows % 16 != 0 || cols % 32 != 0 || k < 1 || k > 8) return static_cast<int>(cudaErrorInvalidValue);
   const int warps = k_parts(cols >> 5, kPerWarp);
-  const int dv = g_moe_down;
-  if (T == 1 && (dv == 1 || dv == 2 || dv == 4 || dv == 5) && k * warps <= 16) {  // NOTES v31: no cluster
-    const size_t smem = static_cast<size_t>(k) * x16_row_words(cols) * 4;
-    const dim3 grid(rows / 16, T), block(32 * k * warps);
-    auto kernel = dv == 1   ? down_tile_kernel<16, 1, true>
-                  : dv == 2 ? down_tile_kernel<16, 2, true>
-                  : dv == 4 ? down_tile_kernel<16, 1, false>
-                            : down_tile_kernel<16, 2, false>;
-    allow_smem(kernel, smem);
-    launch_pdl(kernel, grid, block, smem, stream, h16, h_inv, idx, weight, k, warps, blocks, scales, bias, rows, cols,
-               out, accumulate, idx_ready);
-    return static_cast<int>(cudaGetLastError());
-  }
-  if (T == 1 && (dv == 3 || dv == 6) && k * ((warps + 1) / 2) <= 8) {  // NOTES v31: 8-row tiles, no cluster
-    const size_t smem = static_cast<size_t>(k) * x16_row_words(cols) * 4;
-    const dim3 grid(rows / 8, T), block(32 * k * ((warps + 1) / 2));
-    auto kernel = dv == 3 ? down_tile_kernel<8, 3, true> : down_tile_kernel<8, 3, false>;
-    allow_smem(kernel, smem);
-    launch_pdl(kernel, grid, block, smem, stream, h16, h_inv, idx, weight, k, warps, blocks, scales, bias,
-               rows, cols, out, accumulate, idx_ready);
-    return static_cast<int>(cudaGetLastError());
-  }
   const size_t smem = x16_row_words(cols) * 4;
   const dim3 grid(rows / 16, T * k), block(32 * warps);
-  if (g_moe_down == 8 || g_moe_down == 9) {  // diagnostics (wrong results by design): NOTES v31
-    auto kernel = g_moe_down == 8 ? down_kernel<1> : down_kernel<2>;
-    allow_smem(kernel, smem);
-    launch_pdl_cluster(kernel, grid, block, g_moe_down == 8 ? dim3(1, k, 1) : dim3(0, 0, 0), smem, stream, h16, h_inv,
-                       idx, weight, k, blocks, scales, bias, rows, cols, out, accumulate, idx_ready);
-    return static_cast<int>(cudaGetLastError());
-  }
-  allow_smem(down_kernel<0>, smem);
-  launch_pdl_cluster(down_kernel<0>, grid, block, dim3(1, k, 1), smem, stream, h16, h_inv, idx, weight, k, blocks,
-                     scales, bias, rows, cols, out, accumulate, idx_ready);
+  allow_smem(down_kernel, smem);
+  launch_pdl_cluster(down_kernel, grid, block, dim3(1, k, 1), smem, stream, h16, h_inv, idx, weight, k, blocks, scales,
+                     bias, rows, cols, out, accumulate, idx_ready);
   return static_cast<int>(cudaGetLastError());
 }
 
