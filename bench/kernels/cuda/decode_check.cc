@@ -340,8 +340,7 @@ int main(int argc, char** argv) {
       }
       cuda::set_gemv_variant(g);
       cuda::set_moe_variant(gu, dn);
-      cuda::set_router_variant(r >= 50 ? 5 : r);  // 50-54: variant 5, gate_up form r - 50 (NOTES v32)
-      cuda::set_router_sums_mode(r >= 50 ? r - 50 : 0);
+      cuda::set_router_variant(r);
       cuda::set_attention_variant(a);
       std::printf("kernel shapes: gemv %d, gate_up %d, down %d, router %d, attention %d\n", g, gu, dn, r, a);
     }

@@ -369,50 +369,6 @@ void check_router_same(int E, int H, int k, int T) {
   failures += diff != 0;
 }
 
-// o_proj's residual update (gx, the GPU's) and the router on it against double (check_oproj_router,
-// check_router_sums): the residual, the logits, the top-k softmax weights and ids (label: the rows' prefix);
-// returns the normalized row and the reference's ids in rank order.
-struct RouterRef {
-  std::vector<double> n;
-  std::vector<int> ids;
-};
-RouterRef check_router_ref(const char* label, int E, int H, int cols, int k, const std::vector<uint16_t>& w,
-                           const std::vector<uint16_t>& bias, const std::vector<float>& a, const std::vector<float>& x0,
-                           const std::vector<uint16_t>& wr, const std::vector<uint16_t>& br,
-                           const std::vector<uint16_t>& g, const std::vector<float>& gx, const float* logits,
-                           const float* weight, const int32_t* idx) {
-  std::vector<double> rx(H);
-  std::vector<double> ad(a.begin(), a.end());
-  for (int r = 0; r < H; ++r) rx[r] = x0[r] + dot_bf16(&w[size_t(r) * cols], ad.data(), cols) + bf(bias[r]);
-  char name[96];
-  std::snprintf(name, sizeof name, "%s %dx%d: residual", label, H, cols);
-  report(name, gx, rx, 2e-6);
-  RouterRef ref;
-  ref.n = ref_norm(gx.data(), H, g, 1e-5f);
-  std::vector<std::pair<double, int>> l;
-  std::vector<double> rl;
-  for (int e = 0; e < E; ++e) {
-    rl.push_back(dot_bf16(&wr[size_t(e) * H], ref.n.data(), H) + bf(br[e]));
-    l.push_back({rl.back(), e});
-  }
-  std::stable_sort(l.begin(), l.end(), [](auto& p, auto& q) { return p.first > q.first; });
-  double sum = 0;
-  for (int j = 0; j < k; ++j) sum += std::exp(l[j].first - l[0].first);
-  std::vector<double> rw;
-  for (int j = 0; j < k; ++j) rw.push_back(std::exp(l[j].first - l[0].first) / sum), ref.ids.push_back(l[j].second);
-  auto gidx = down(idx, k);
-  int idx_mismatch = 0;
-  for (int j = 0; j < k; ++j) idx_mismatch += gidx[j] != l[j].second;
-  std::snprintf(name, sizeof name, "%s E=%d: logits", label, E);
-  report(name, down(logits, E), rl, 2e-6);
-  std::snprintf(name, sizeof name, "%s E=%d: top-k softmax weights", label, E);
-  report(name, down(weight, k), rw, 2e-6);
-  std::snprintf(name, sizeof name, "%s: top-k expert ids", label);
-  std::printf("%-44s %s (%d mismatches)\n", name, idx_mismatch ? "FAIL" : "ok", idx_mismatch);
-  if (idx_mismatch) ++failures;
-  return ref;
-}
-
 // o_proj with the router folded in (gemv_bf16_router): the residual update against double, and the
 // router part against the double reference on the updated row (as check_router), the x16 row decoded.
 void check_oproj_router(int E, int H, int cols, int k) {
@@ -436,11 +392,36 @@ void check_oproj_router(int E, int H, int cols, int k) {
     CK(cudaMemcpy(x, x0.data(), x0.size() * 4, cudaMemcpyHostToDevice));
     CK(gemv_bf16_router(dw, db, H, cols, in, x, rf, nullptr));
   }
-  const auto n = check_router_ref("o_proj+router", E, H, cols, k, w, bias, a, x0, wr, br, g, down(x, H), rf.logits,
-                                  rf.weight, rf.idx).n;
+  auto gx = down(x, H);
+  std::vector<double> rx(H);
+  std::vector<double> ad(a.begin(), a.end());
+  for (int r = 0; r < H; ++r) rx[r] = x0[r] + dot_bf16(&w[size_t(r) * cols], ad.data(), cols) + bf(bias[r]);
   char name[64];
+  std::snprintf(name, sizeof name, "o_proj+router %dx%d: residual", H, cols);
+  report(name, gx, rx, 2e-6);
+  auto n = ref_norm(gx.data(), H, g, 1e-5f);
+  std::vector<std::pair<double, int>> l;
+  std::vector<double> rl;
+  for (int e = 0; e < E; ++e) {
+    rl.push_back(dot_bf16(&wr[size_t(e) * H], n.data(), H) + bf(br[e]));
+    l.push_back({rl.back(), e});
+  }
+  std::stable_sort(l.begin(), l.end(), [](auto& p, auto& q) { return p.first > q.first; });
+  double sum = 0;
+  for (int j = 0; j < k; ++j) sum += std::exp(l[j].first - l[0].first);
+  std::vector<double> rw;
+  for (int j = 0; j < k; ++j) rw.push_back(std::exp(l[j].first - l[0].first) / sum);
+  auto gidx = down(rf.idx, k);
+  int idx_mismatch = 0;
+  for (int j = 0; j < k; ++j) idx_mismatch += gidx[j] != l[j].second;
   std::snprintf(name, sizeof name, "o_proj+router E=%d: normalized x", E);
   report(name, down(rf.xn, H), n, 2e-6);
+  std::snprintf(name, sizeof name, "o_proj+router E=%d: logits", E);
+  report(name, down(rf.logits, E), rl, 2e-6);
+  std::snprintf(name, sizeof name, "o_proj+router E=%d: top-k softmax weights", E);
+  report(name, down(rf.weight, k), rw, 2e-6);
+  std::printf("%-44s %s (%d mismatches)\n", "o_proj+router: top-k expert ids", idx_mismatch ? "FAIL" : "ok", idx_mismatch);
+  if (idx_mismatch) ++failures;
   // The x16 row (fp16 hi + lo of x * 2^p, x16.cuh's layout) decodes to the normalized x.
   auto g16 = down(rf.xn16, x16_bytes(1, H) / 4);
   const double inv = down(rf.xn_inv, 1)[0];
@@ -526,93 +507,6 @@ void check_moe(int E, int I, int H, int T, int k) {
   report(name, go, ro, 2e-6);
 }
 
-// Router variant 5 (v32): o_proj adding the router's fixed-point sums (gemv_bf16_router_sums), gate_up selecting
-// its experts and building its x16 row from them (moe_gate_up_routed), down selecting from them before its wait
-// (moe_down_accumulate with rs), against the double reference on the updated row; run twice with the sums zeroed
-// in between: the same bits (the order of the blocks' atomics must not matter).
-void check_router_sums(int E, int I, int H, int cols, int k) {
-  auto w = rand_bf16(size_t(H) * cols, -0.05f, 0.05f), bias = rand_bf16(H, -0.5f, 0.5f);
-  auto a = randf(cols, -1.0f, 1.0f), x0 = randf(H, -2.0f, 2.0f);
-  auto wr = rand_bf16(size_t(E) * H, -0.05f, 0.05f), br = rand_bf16(E, -0.5f, 0.5f), g = rand_bf16(H, 0.5f, 1.5f);
-  const int rows1 = 2 * I, nb1 = H / 32, nb2 = I / 32;
-  auto b1 = rand_u8(size_t(E) * rows1 * nb1 * 16, 0, 255), s1 = rand_u8(size_t(E) * rows1 * nb1, 116, 124);
-  auto b2 = rand_u8(size_t(E) * H * nb2 * 16, 0, 255), s2 = rand_u8(size_t(E) * H * nb2, 116, 124);
-  auto bias1 = rand_bf16(size_t(E) * rows1, -0.5f, 0.5f), bias2 = rand_bf16(size_t(E) * H, -0.5f, 0.5f);
-  float* x = up(x0);
-  GemvInput in;
-  in.x = up(a);
-  in.x_stride = cols;
-  RouterFold rs;
-  rs.sums = dev_poisoned<unsigned long long>(router_sums_words(E));
-  rs.gain = up(g), rs.eps = 1e-5f, rs.wr = up(wr), rs.br = up(br), rs.experts = E, rs.k = k;
-  rs.idx = dev_poisoned<int32_t>(k), rs.weight = dev_poisoned<float>(k), rs.logits = dev_poisoned<float>(E);
-  float* h = dev_poisoned<float>(size_t(k) * I);
-  uint32_t* h16 = dev_poisoned<uint32_t>(x16_bytes(k, I) / 4);
-  float* out = dev_poisoned<float>(H);
-  const uint16_t *dw = up(w), *db = up(bias), *dbias1 = up(bias1), *dbias2 = up(bias2);
-  const uint8_t *db1 = up(b1), *ds1 = up(s1), *db2 = up(b2), *ds2 = up(s2);
-  std::vector<uint32_t> bits[2];
-  for (int rep = 0; rep < 2; ++rep) {
-    CK(cudaMemcpy(x, x0.data(), x0.size() * 4, cudaMemcpyHostToDevice));
-    CK(cudaMemset(rs.sums, 0, router_sums_words(E) * 8));
-    CK(gemv_bf16_router_sums(dw, db, H, cols, in, x, rs, nullptr));
-    CK(moe_gate_up_routed(x, rs, db1, ds1, dbias1, rows1, H, 7.0f, 1.702f, h, h16, nullptr));
-    CK(moe_down_accumulate(h16, nullptr, rs.idx, rs.weight, 1, k, db2, ds2, dbias2, H, I, out, false, nullptr, true,
-                           &rs));
-    auto add = [&](const auto& v) {
-      for (auto f : v) {
-        uint32_t u;
-        std::memcpy(&u, &f, 4);
-        bits[rep].push_back(u);
-      }
-    };
-    add(down(x, H)), add(down(rs.idx, k)), add(down(rs.weight, k)), add(down(rs.logits, E)), add(down(h, size_t(k) * I));
-    add(down(out, H));
-  }
-  size_t diff = 0;
-  for (size_t i = 0; i < bits[0].size(); ++i) diff += bits[0][i] != bits[1][i];
-  char name[96];
-  std::snprintf(name, sizeof name, "router sums E=%d H=%d: two runs, same bits", E, H);
-  std::printf("%-44s %s (%zu of %zu words differ)\n", name, diff ? "FAIL" : "ok", diff, bits[0].size());
-  failures += diff != 0;
-  const RouterRef ref = check_router_ref("router sums", E, H, cols, k, w, bias, a, x0, wr, br, g, down(x, H),
-                                         rs.logits, rs.weight, rs.idx);
-  const std::vector<double>& n = ref.n;
-  auto gw = down(rs.weight, k);
-  // gate_up on the reference row with the reference experts; down on the GPU's h (isolates the kernel), the GPU's
-  // weights, the reference experts.
-  std::vector<double> row(std::max(H, I)), rh(size_t(k) * I), ro(H, 0.0);
-  for (int j = 0; j < k; ++j) {
-    const int e = ref.ids[j];
-    for (int u = 0; u < I; ++u) {
-      double gu[2];
-      for (int q = 0; q < 2; ++q) {
-        const size_t r = size_t(e) * rows1 + 2 * u + q;
-        decode_row(&b1[r * nb1 * 16], &s1[r * nb1], H, row.data());
-        double acc = 0;
-        for (int c = 0; c < H; ++c) acc += row[c] * n[c];
-        gu[q] = acc + bf(bias1[r]);
-      }
-      rh[size_t(j) * I + u] = swiglu_ref(gu[0], gu[1], 7.0, 1.702);
-    }
-  }
-  auto gh = down(h, size_t(k) * I);
-  std::snprintf(name, sizeof name, "router sums: gate_up+swiglu E=%d I=%d H=%d", E, I, H);
-  report(name, gh, rh, 2e-6);
-  for (int j = 0; j < k; ++j) {
-    const int e = ref.ids[j];
-    for (int r = 0; r < H; ++r) {
-      const size_t rr = size_t(e) * H + r;
-      decode_row(&b2[rr * nb2 * 16], &s2[rr * nb2], I, row.data());
-      double acc = 0;
-      for (int c = 0; c < I; ++c) acc += row[c] * gh[size_t(j) * I + c];
-      ro[r] += gw[j] * (acc + bf(bias2[rr]));
-    }
-  }
-  std::snprintf(name, sizeof name, "router sums: down+weighted sum E=%d H=%d", E, H);
-  report(name, down(out, H), ro, 2e-6);
-}
-
 void check_attentions() {
   for (int v = 0; v < kAttentionVariants; ++v) {  // every attention kernel (2, 3 need kv_ready: caches complete)
     set_attention_variant(v);
@@ -674,14 +568,6 @@ int run_checks() {
     check_oproj_router(32, 2880, 4096, 4);
     check_oproj_router(128, 2880, 4096, 4);
     check_oproj_router(8, 64, 64, 4);
-    for (int m : {0, 1, 4}) {  // router variant 5 (v32), its gate_up forms
-      set_router_sums_mode(m);
-      std::printf("router sums, gate_up form %d\n", m);
-      check_router_sums(32, 2880, 2880, 4096, 4);
-      check_router_sums(8, 64, 64, 64, 4);
-      check_router_sums(24, 256, 512, 256, 2);
-    }
-    set_router_sums_mode(0);
   }
   set_gemv_variant(kGemvDefault);
   for (int v = 0; v < kMoeVariants; ++v) {  // every MoE kernel shape
@@ -778,12 +664,6 @@ void decode_steps(DecodeEngine& eng, int32_t* tok, int first, int count) {
   std::vector<int32_t> t{*tok}, s{0};
   decode_steps(eng, t, s, first, count);
   *tok = t[0];
-}
-
-// A lab router code: 0-5 the router variant; 50-54 variant 5 with set_router_sums_mode(code - 50) (NOTES v32).
-void set_router(int code) {
-  set_router_variant(code >= 50 ? 5 : code);
-  set_router_sums_mode(code >= 50 ? code - 50 : 0);
 }
 
 int run_bench(int max_tokens, bool profile) {
@@ -910,32 +790,7 @@ int run_bench(int max_tokens, bool profile) {
       return gemv_bf16_router(Lw.o.buf.as<uint16_t>(), Lw.o_bias.buf.as<uint16_t>(), H, 4096, ain, x, rf, nullptr);
     });
   }
-  // Router variant 5 (v32): o_proj adding the router sums, and gate_up selecting from them (the sums are left
-  // as they come: the rows time the kernels, whatever experts they pick).
-  unsigned long long* rsums = up(std::vector<unsigned long long>(router_sums_words(32), 0ull));
-  auto rsums_of = [&](int l) {
-    const LayerWeights& Lw = W.layers[l];
-    RouterFold rs;
-    rs.sums = rsums, rs.gain = Lw.mlp_norm.buf.as<uint16_t>(), rs.wr = Lw.router.buf.as<uint16_t>();
-    rs.br = Lw.router_bias.buf.as<uint16_t>(), rs.experts = 32, rs.k = 4, rs.idx = ridx, rs.weight = rw;
-    return rs;
-  };
-  sweep("o_proj+residual+router sums [g1 r5]", 2.0 * H * 4096 + 2.0 * 32 * H, [&](int l) {
-    return gemv_bf16_router_sums(W.layers[l].o.buf.as<uint16_t>(), W.layers[l].o_bias.buf.as<uint16_t>(), H, 4096, ain,
-                                 x, rsums_of(l), nullptr);
-  });
   const double mx = (0.5 + 1.0 / 32);
-  static std::string routed_names[5];
-  for (int m = 0; m < 5; ++m) {
-    set_router_sums_mode(m);
-    routed_names[m] = "moe gate_up+swiglu routed 4x(5760x2880) [r5" + std::to_string(m) + "]";
-    sweep(routed_names[m].c_str(), 4 * 5760.0 * H * mx, [&](int l) {
-      const LayerWeights& Lw = W.layers[l];
-      return moe_gate_up_routed(x, rsums_of(l), Lw.mlp1.blocks.as<uint8_t>(), Lw.mlp1.scales.as<uint8_t>(),
-                                Lw.mlp1_bias.buf.as<uint16_t>(), 2 * I, H, 7.0f, 1.702f, nullptr, h16, nullptr);
-    });
-  }
-  set_router_sums_mode(0);
   static std::string moe_names[2][kMoeVariants];
   for (int mv = 0; mv < kMoeVariants; ++mv) {
   moe_names[0][mv] = "moe gate_up+swiglu 4x(5760x2880) [m" + std::to_string(mv) + "]";
@@ -1073,7 +928,7 @@ int run_bench(int max_tokens, bool profile) {
     for (const Combo& cb : combos) {
       set_gemv_variant(cb.gemv);
       set_moe_variant(cb.gate_up, cb.down);
-      set_router(cb.router);
+      set_router_variant(cb.router);
       set_attention_variant(cb.attention);
       DecodeOptions opt;
       opt.max_batch = 64;  // as below (an engine for batch 1 alone: ~0.3% slower, NOTES v24; ~3% once, earlier)
@@ -1153,33 +1008,27 @@ int run_bench(int max_tokens, bool profile) {
       if (moe.size() < 2) moe = {moe_default_gate_up(), kMoeDefaultDown};
       const char* rounds_env = std::getenv("LAB_STEP_IO_ROUNDS");
       const int rounds = rounds_env != nullptr ? std::max(1, std::atoi(rounds_env)) : 3;
-      // LAB_STEP_IO_ROUTERS ("R R ...", default the default): each row with each router variant (NOTES v32).
-      const std::vector<int> routers = env_ints("LAB_STEP_IO_ROUTERS", std::to_string(kRouterDefault));
       std::printf("\n%-40s %10s %8s\n", "decode batch 1, graph+pdl, step io", "tok/s", "%roof");
       for (int round = 0; round < rounds; ++round) {
         for (int mask : masks) {
           for (int mb : batches) {
             for (size_t pi = 0; pi + 1 < moe.size(); pi += 2) {
-             for (int rv : routers) {
               set_moe_variant(moe[pi], moe[pi + 1]);
-              set_router(rv);
               DecodeOptions opt;
               opt.max_batch = mb;
               opt.max_context = 640;
               opt.step_io = mask;
               if (!decode_rows(opt, [&](char* label, size_t n, int first) {
-                    std::snprintf(label, n, "io%d b%d gu%d dn%d r%d round %d, %d..%d", mask, mb, moe[pi], moe[pi + 1],
-                                  rv, round + 1, first, first + 127);
+                    std::snprintf(label, n, "io%d b%d gu%d dn%d round %d, %d..%d", mask, mb, moe[pi], moe[pi + 1],
+                                  round + 1, first, first + 127);
                   })) {
                 return 2;
               }
-             }
             }
           }
         }
       }
       set_moe_variant(moe_default_gate_up(), kMoeDefaultDown);
-      set_router_variant(kRouterDefault);
     }
     // Attention splits (full-attention layers / sliding-window layers) at the CLI's positions (tg128
     // after a 512-token prompt) and at 4..: the default (v12: 32 / 10 at 640) against 10 / 10 (v11:

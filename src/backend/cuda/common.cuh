@@ -20,12 +20,6 @@ __device__ __forceinline__ float bf16_to_f32(uint16_t h) { return __uint_as_floa
 
 // E8M0 byte -> 2^(s - 127), exact, including s = 0 (2^-127, a float subnormal) and s = 255 (inf, as
 // ldexp gives on the CPU).
-// RMSNorm of 4 columns: (x * r) * gain, the gain as 4 bf16 in g (the order every normalization here uses).
-__device__ __forceinline__ float4 norm_gain4(float4 x, float r, uint2 g) {
-  return make_float4((x.x * r) * bf16_lo(g.x), (x.y * r) * bf16_hi(g.x), (x.z * r) * bf16_lo(g.y),
-                     (x.w * r) * bf16_hi(g.y));
-}
-
 __device__ __forceinline__ float e8m0_to_f32(uint32_t s) {
   return s ? __uint_as_float(s << 23) : __uint_as_float(0x00400000u);
 }
@@ -243,10 +237,7 @@ __device__ __forceinline__ void warp_topk_softmax(float (&v)[kPer], int n, int k
   const int lane = threadIdx.x & 31;
   float sel_val[8];
   int sel_idx[8];
-  // Unrolled to 8 with a break (k <= 8), so that sel_val / sel_idx stay in registers (no local memory).
-#pragma unroll
-  for (int r = 0; r < 8; ++r) {
-    if (r >= k) break;
+  for (int r = 0; r < k; ++r) {
     float best = -INFINITY;
     int best_e = 0x7fffffff;
 #pragma unroll
@@ -269,15 +260,11 @@ __device__ __forceinline__ void warp_topk_softmax(float (&v)[kPer], int n, int k
   }
   if (lane == 0) {
     float sum = 0.0f, w[8];
-#pragma unroll
-    for (int r = 0; r < 8; ++r) {
-      if (r >= k) break;
+    for (int r = 0; r < k; ++r) {
       w[r] = expf(sel_val[r] - sel_val[0]);
       sum += w[r];
     }
-#pragma unroll
-    for (int r = 0; r < 8; ++r) {
-      if (r >= k) break;
+    for (int r = 0; r < k; ++r) {
       idx[r] = sel_idx[r];
       weight[r] = w[r] / sum;
     }

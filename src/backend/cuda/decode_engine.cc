@@ -38,7 +38,6 @@ struct DecodeEngine::Impl {
   float *x = nullptr, *q = nullptr, *part = nullptr, *attn = nullptr, *rw = nullptr, *logits = nullptr;
   float *inv_freq = nullptr, *xn_inv = nullptr, *router_logits = nullptr, *router_partial = nullptr;
   int32_t* router_counters = nullptr;
-  unsigned long long* router_sums = nullptr;  // router variant 5's fixed-point sums (router_sums_words)
   float* down_y = nullptr;
   uint32_t *xn16 = nullptr, *h16 = nullptr;
   // Grouped MoE GEMM path (batches >= opt.moe_gemm_min_batch): slots sorted by expert for gate_up and
@@ -108,17 +107,11 @@ struct DecodeEngine::Impl {
       xin.norm_gain = bf(L.attn_norm);
       xin.norm_eps = c.rms_norm_eps;
       const bool dense = n >= opt.dense_gemm_min_batch;
-      // Router variant 5 (NOTES v32): no router kernel; o_proj adds the router's sums, the MoE kernels select.
-      const bool sums = n == 1 && !dense && n < opt.moe_gemm_min_batch && router_variant() == 5 && E <= 32;
-      RouterFold rs;
-      rs.sums = router_sums, rs.gain = bf(L.mlp_norm), rs.eps = c.rms_norm_eps, rs.wr = bf(L.router);
-      rs.br = bf(L.router_bias), rs.experts = E, rs.k = K, rs.idx = idx, rs.weight = rw, rs.logits = router_logits;
       if (dense) {
         GPTOSS_RETURN_IF_ERROR(dense_qkv(L, l, n));
       } else {
         QkvRopeArgs a{bf(L.q), bf(L.k), bf(L.v), bf(L.q_bias), bf(L.k_bias), bf(L.v_bias), Nq, Nkv, H, inv_freq,
                       concentration, pos, slot, q, k_cache[l], v_cache[l], capacity[l], pages[l]};
-        if (sums) a.zero = router_sums, a.zero_words = static_cast<int>(router_sums_words(E));
         GPTOSS_CUDA_TRY(qkv_rope_store(a, xin, n, stream), "qkv");
       }
       GPTOSS_CUDA_TRY(attention(q, n, Nq, Nkv, k_cache[l], v_cache[l], capacity[l], pos, slot,
@@ -134,8 +127,6 @@ struct DecodeEngine::Impl {
         GPTOSS_CUDA_TRY(dense_gemm_x16(dx16, dinv, n, o16[l].w, o16[l].inv, bf(L.o_bias), H, Nq * 64, xn, dws, stream),
                         "o_proj gemm");
         GPTOSS_CUDA_TRY(add_inplace(x, xn, size_t(n) * H, stream), "o_proj residual");
-      } else if (sums) {
-        GPTOSS_CUDA_TRY(gemv_bf16_router_sums(bf(L.o), bf(L.o_bias), H, Nq * 64, ain, x, rs, stream), "o_proj+sums");
       } else if (n == 1 && router_variant() == 3) {
         // o_proj with the router folded in (its last block selects the experts and writes xn16).
         RouterFold rf;
@@ -146,7 +137,7 @@ struct DecodeEngine::Impl {
       } else {
         GPTOSS_CUDA_TRY(gemv_bf16(bf(L.o), bf(L.o_bias), H, Nq * 64, ain, n, x, H, true, stream), "o_proj");
       }
-      if (!sums && (dense || n != 1 || router_variant() != 3)) {
+      if (dense || n != 1 || router_variant() != 3) {
         GPTOSS_CUDA_TRY(router_topk(x, H, bf(L.mlp_norm), c.rms_norm_eps, bf(L.router), bf(L.router_bias), E, H, K, n,
                                     nullptr, xn16, xn_inv, router_logits, router_counters, idx, rw, stream),
                         "router");
@@ -155,20 +146,13 @@ struct DecodeEngine::Impl {
         GPTOSS_RETURN_IF_ERROR(grouped_moe(L, n));
         continue;
       }
-      if (sums) {
-        GPTOSS_CUDA_TRY(moe_gate_up_routed(x, rs, L.mlp1.blocks.as<uint8_t>(), L.mlp1.scales.as<uint8_t>(),
-                                           bf(L.mlp1_bias), 2 * I, H, c.swiglu_limit, c.swiglu_alpha, nullptr, h16,
-                                           stream),
-                        "moe gate_up (routed)");
-      } else {
-        GPTOSS_CUDA_TRY(moe_gate_up_swiglu(xn16, xn_inv, idx, n, K, L.mlp1.blocks.as<uint8_t>(),
-                                           L.mlp1.scales.as<uint8_t>(), bf(L.mlp1_bias), 2 * I, H, c.swiglu_limit,
-                                           c.swiglu_alpha, nullptr, h16, stream),
-                        "moe gate_up");
-      }
+      GPTOSS_CUDA_TRY(moe_gate_up_swiglu(xn16, xn_inv, idx, n, K, L.mlp1.blocks.as<uint8_t>(),
+                                         L.mlp1.scales.as<uint8_t>(), bf(L.mlp1_bias), 2 * I, H, c.swiglu_limit,
+                                         c.swiglu_alpha, nullptr, h16, stream),
+                      "moe gate_up");
       GPTOSS_CUDA_TRY(moe_down_accumulate(h16, nullptr, idx, rw, n, K, L.mlp2.blocks.as<uint8_t>(),
                                           L.mlp2.scales.as<uint8_t>(), bf(L.mlp2_bias), H, I, x, true, stream,
-                                          /*idx_ready=*/true, sums ? &rs : nullptr),
+                                          /*idx_ready=*/true),
                       "moe down");
     }
     GemvInput fin;
@@ -332,8 +316,6 @@ Expected<std::unique_ptr<DecodeEngine>> DecodeEngine::create(const ModelConfig& 
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->router_partial, router_fold_partials(H, c.num_experts)));
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->router_counters, B));
   GPTOSS_CUDA_TRY(cudaMemset(m->router_counters, 0, size_t(B) * 4), "counters");
-  GPTOSS_RETURN_IF_ERROR(m->dev(&m->router_sums, router_sums_words(c.num_experts)));
-  GPTOSS_CUDA_TRY(cudaMemset(m->router_sums, 0, router_sums_words(c.num_experts) * 8), "router sums");
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->down_y, size_t(B) * c.experts_per_token * H));
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->q, size_t(B) * Nq * 64));
   GPTOSS_RETURN_IF_ERROR(m->dev(&m->attn, size_t(B) * Nq * 64));

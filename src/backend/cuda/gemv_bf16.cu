@@ -8,7 +8,6 @@
 
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
-#include "backend/cuda/router_sums.cuh"
 #include "backend/cuda/x16.cuh"
 
 namespace gptoss::cuda {
@@ -165,9 +164,8 @@ __device__ __forceinline__ void dot_row(const uint16_t* wrow, const float* xs, i
 }
 
 // kRP > 0: the router folded in (gemv_bf16_router, T == 1): each lane carries the partial router dot
-// products of experts lane + 32 j (j < kRP) over the warp's output rows; see kernels.h. kSums (router variant 5,
-// gemv_bf16_router_sums): the block's partials are added into the fixed-point sums rf.sums instead (no last block).
-template <int T, int kU = kUnroll, int kMinBlocks = 1, int kRP = 0, bool kSums = false>
+// products of experts lane + 32 j (j < kRP) over the warp's output rows; see kernels.h.
+template <int T, int kU = kUnroll, int kMinBlocks = 1, int kRP = 0>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) gemv_kernel(const uint16_t* __restrict__ w, const uint16_t* __restrict__ bias,
                                                         int rows, int cols, GemvInput in, int nT, float* out,
                                                         int out_stride, bool accumulate, RouterFold rf) {
@@ -237,14 +235,6 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) gemv_kernel(const uint16
     }
     if (lane == 0) rred[warp * (E + 1) + E] = rss;
     __syncthreads();
-    if constexpr (kSums) {
-      for (int e = threadIdx.x; e <= E; e += kThreads) {  // the warps' partials in warp order, then exactly added
-        float s = 0.0f;
-        for (int i = 0; i < kWarps; ++i) s += rred[i * (E + 1) + e];
-        router_sum_add(rf.sums + (blockIdx.x % kRouterSumCopies) * router_sums_copy_words(E) + e * kRouterSumLimbs, s);
-      }
-      return;
-    }
     const int nb = static_cast<int>(gridDim.x);
     for (int e = threadIdx.x; e <= E; e += kThreads) {  // partial [E + 1][blocks]
       float s = 0.0f;
@@ -334,9 +324,6 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) qkv_rope_kernel(QkvRopeA
   pdl_allow_dependents();  // v21h: attention's blocks start while qkv waits (their pre-wait loads are K / V tiles)
   pdl_wait();
   timeline.waited();
-  if (a.zero != nullptr && blockIdx.x == 0) {  // router variant 5: this layer's sums, read by the previous layer's
-    for (int i = threadIdx.x; i < a.zero_words; i += kThreads) a.zero[i] = 0ull;  // MoE kernels (now complete)
-  }
   stage_input<T>(in, a.cols, nT, xs, red, gp);
   for (; task < heads * 32; task += gridDim.x * kWarps) {
     const int hh = task >> 5, i = task & 31;
@@ -469,28 +456,6 @@ int gemv_bf16_router(const uint16_t* w, const uint16_t* bias, int rows, int cols
     go(gemv_kernel<1, kUnrollSmall, 3, 1>);
   } else {
     go(gemv_kernel<1, kUnroll, 1, 1>);
-  }
-  return static_cast<int>(cudaGetLastError());
-}
-
-size_t router_sums_words(int experts) { return static_cast<size_t>(kRouterSumCopies) * router_sums_copy_words(experts); }
-
-int gemv_bf16_router_sums(const uint16_t* w, const uint16_t* bias, int rows, int cols, const GemvInput& in, float* out,
-                          const RouterFold& rs, cudaStream_t stream) {
-  if (rs.sums == nullptr || rs.experts < 1 || rs.experts > 32 || in.norm_gain != nullptr) {
-    return static_cast<int>(cudaErrorInvalidValue);
-  }
-  const RouterFold& rf = rs;
-  const int blocks = std::min((rows + kWarps - 1) / kWarps, sm_count() * 8);
-  const size_t smem = static_cast<size_t>(cols) * sizeof(float);
-  auto go = [&](auto kernel) {
-    allow_smem(kernel, smem);
-    launch_pdl(kernel, blocks, kThreads, smem, stream, w, bias, rows, cols, in, 1, out, rows, true, rf);
-  };
-  if (g_gemv_variant == 1 && blocks <= 3 * sm_count()) {
-    go(gemv_kernel<1, kUnrollSmall, 3, 1, true>);
-  } else {
-    go(gemv_kernel<1, kUnroll, 1, 1, true>);
   }
   return static_cast<int>(cudaGetLastError());
 }

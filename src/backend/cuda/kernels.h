@@ -87,8 +87,6 @@ struct QkvRopeArgs {
   float* v_cache;
   int capacity;
   KvPages pages = {};  // paged cache: rows found through the table (kv_pages.h)
-  unsigned long long* zero = nullptr;  // zero_words words set to 0 after the wait (router variant 5's sums)
-  int zero_words = 0;
 };
 int qkv_rope_store(const QkvRopeArgs& a, const GemvInput& in, int T, cudaStream_t stream);
 
@@ -151,9 +149,6 @@ int router_topk(const float* x, int x_stride, const uint16_t* gain, float eps, c
 // 4 = kernel 2 with a shorter chain after the wait (v17: logits into block 0 by st.async on an mbarrier
 // armed before the wait, no second cluster barrier, the x16 scale from the normalizing pass, top k in one
 // pass); at most 32 experts, else 2. The same bits as 2; the default (decode +3%, NOTES v17).
-//
-// 5 = no router kernel (RouterFold::sums below, v32), where the caller supports it (the graph decode engine at batch
-// 1); router_topk itself then runs kernel 4. Other sum orders than 4: not the same bits.
 inline constexpr int kRouterDefault = 4;
 void set_router_variant(int v);
 int router_variant();
@@ -181,38 +176,10 @@ struct RouterFold {
   float* logits = nullptr;  // optional [experts]
   int32_t* idx = nullptr;   // [k]
   float* weight = nullptr;  // [k]
-  // Router variant 5 (below): router_sums_words(experts) words; there gate_up's first block writes idx, weight and
-  // logits (when not null), and partial, counter, xn, xn16, xn_inv are not used.
-  unsigned long long* sums = nullptr;
 };
 size_t router_fold_partials(int rows, int experts);
 int gemv_bf16_router(const uint16_t* w, const uint16_t* bias, int rows, int cols, const GemvInput& in, float* out,
                      const RouterFold& rf, cudaStream_t stream);
-
-// Router variant 5 (v32): no router kernel (the graph decode engine at batch 1; elsewhere variant 4). o_proj's
-// blocks add, from their rows r of the updated residual x', sum_r Wr[e, r] gain[r] x'[r] for every expert e and
-// sum_r x'[r]^2 into 33 (E + 1) exact fixed-point accumulators (no counter, no last block): each block's f32 partial
-// is added exactly, as one shifted 24-bit integer, into one int64 word of a fixed-point number (2^-88 .. 2^80) by an
-// integer atomic (router_sums_words; router_sums.cuh), so the sums are the same bits in every order. gate_up (after
-// its wait) and down (before its wait: o_proj completed before gate_up let down launch) read the sums, form the RMS
-// scale, the logits (+ bias), the top k and their softmax (ties to the lower index); gate_up builds its x16 row
-// from x' itself. Measured slower than variant 4 in every form (NOTES v32): not the default. The words must be zero before o_proj adds (the engine: qkv of the same layer zeroes them after its
-// wait, QkvRopeArgs::zero). E <= 32, k <= 8, x' rows <= 3072. The arguments come in a RouterFold (its `sums`).
-inline constexpr int kRouterSumLimbs = 7;
-size_t router_sums_words(int experts);
-// o_proj at batch 1 (out[r] += W[r, :] . in + bias[r]) adding its blocks' router partials into rs.sums.
-int gemv_bf16_router_sums(const uint16_t* w, const uint16_t* bias, int rows, int cols, const GemvInput& in, float* out,
-                          const RouterFold& rs, cudaStream_t stream);
-// gate_up + SwiGLU for one token whose experts come from rs (x: the updated residual x' [cols], f32); h / h16 as
-// moe_gate_up_swiglu's.
-int moe_gate_up_routed(const float* x, const RouterFold& rs, const uint8_t* blocks, const uint8_t* scales,
-                       const uint16_t* bias, int rows, int cols, float limit, float alpha, float* h, uint32_t* h16,
-                       cudaStream_t stream);
-// moe_gate_up_routed's form (a measurement knob, NOTES v32): 0 = the x16 row built while the weights are in flight
-// (f32 scratch in shared memory); 1 = built before they are requested; 2, 3 = diagnostics with wrong results (1
-// without the sums and top k; 1 without the x16 build); 4 = each warp's own top k (no block barrier for it) and the
-// x16 prescale from a bound, the row read and converted while the weights are in flight (other bits than 0-1).
-void set_router_sums_mode(int m);
 
 // MoE first projection for S = T*k (token, expert) slots: slot s uses token s / k and expert idx[s];
 // u = W1[e] . x[t] + b1[e] (rows interleave gate/up), h[s, j] = swiglu(u[2j], u[2j+1]) with
@@ -229,11 +196,9 @@ int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* i
 // are summed in order in a thread-block cluster (deterministic). idx_ready: idx and weight were written
 // before the previous kernel on the stream started, so the weights are requested before
 // griddepcontrol.wait. rows % 16 == 0, cols % 32 == 0, k <= 8.
-// rs (router variant 5, T == 1, idx_ready): the expert ids from rs's sums (before the wait), weight as given.
 int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* idx, const float* weight, int T,
                         int k, const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows, int cols,
-                        float* out, bool accumulate, cudaStream_t stream, bool idx_ready = false,
-                        const RouterFold* rs = nullptr);
+                        float* out, bool accumulate, cudaStream_t stream, bool idx_ready = false);
 
 // The MoE kernels (bench/kernels/cuda/NOTES.md v16; E2M1 decoded by bit placement, v15): one 16-row tile
 // per warp, 3 chunks in flight, 6 chunks per warp, the fast path's addresses stepped once per batch; down

@@ -16,7 +16,6 @@
 
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
-#include "backend/cuda/router_sums.cuh"
 #include "backend/cuda/x16.cuh"
 
 namespace gptoss::cuda {
@@ -274,9 +273,9 @@ __device__ __forceinline__ float swiglu(float gate, float up, float limit, float
 }
 
 // Thread u of a tile's epilogue: the warps' partial sums (part[q][row], q < parts) of gate row r0 + 2u and up
-// row r0 + 2u + 1 -> unit (r0 / 2) + u of h (f32 and / or x16); inv: the x16 row's 2^-p.
-__device__ __forceinline__ void gate_up_store(const float (*part)[16], int parts, int u, int r0, int slot, float inv,
-                                              int e, const uint16_t* __restrict__ bias,
+// row r0 + 2u + 1 -> unit (r0 / 2) + u of h (f32 and / or x16).
+__device__ __forceinline__ void gate_up_store(const float (*part)[16], int parts, int u, int r0, int slot, int t_tok,
+                                              int e, const float* __restrict__ x_inv, const uint16_t* __restrict__ bias,
                                               int rows, float limit, float alpha, float* __restrict__ h,
                                               uint32_t* __restrict__ h16) {
   float gate = 0.0f, upv = 0.0f;
@@ -284,6 +283,7 @@ __device__ __forceinline__ void gate_up_store(const float (*part)[16], int parts
     gate += part[q][2 * u];
     upv += part[q][2 * u + 1];
   }
+  const float inv = x_inv[t_tok];
   const uint16_t* be = bias + static_cast<size_t>(e) * rows;
   gate = gate * inv + bf16_to_f32(be[r0 + 2 * u]);
   upv = upv * inv + bf16_to_f32(be[r0 + 2 * u + 1]);
@@ -321,164 +321,7 @@ __global__ void __launch_bounds__(256)
   }
   __syncthreads();
   if (threadIdx.x >= 8) return;
-  gate_up_store(part, parts, threadIdx.x, r0, slot, x_inv[t_tok], e, bias, rows, limit, alpha, h, h16);
-}
-
-// Router variant 5 (v32, kernels.h RouterFold::sums): gate_up_kernel for one token whose experts come from the router's
-// fixed-point sums (router_sums.cuh), T == 1. After the wait every block reads the 33 sums, forms the RMS scale,
-// the logits and the top k (warp 0; block (0, 0) writes ids, weights and logits), requests its expert's weights,
-// and while they are in flight builds the x16 row from x' (normalized, times the gain, the prescale from the whole
-// row's largest |value|: the router's x16 row) in its shared memory. The normalized row waits in shared memory (vs,
-// f32) rather than in registers, so that the kernel keeps gate_up_kernel's registers (7 blocks per SM on the 20b).
-// The same tiles, chunks and sums as gate_up_kernel after that.
-// kMode (set_router_sums_mode, a measurement knob): 0 = as above; 1 = the x16 row built from registers before the
-// weights are requested (no f32 scratch); diagnostics, wrong results by design: 2 = 1 without the sums and the top k
-// (expert = slot, r = 1), 3 = 1 without the x16 build (the MMAs read whatever shared memory holds); 4 = every warp
-// takes the top k itself (router_sums_rank: no block barrier for it), the x16 prescale from a bound known without
-// the row (sqrt(sum of squares) * r * max |gain|: the gain's maximum taken before the wait), so that x' is read and
-// converted after the weights are requested, with no block-wide maximum (other bits than 0-1: a smaller p).
-constexpr int kRoutedXLoads = 6;  // float4 of x' per thread: 6 x 4 x blockDim.x >= cols (the launcher checks)
-template <int kMode>
-__global__ void __maxnreg__(72)
-    gate_up_routed_kernel(const float* __restrict__ x, RouterFold rs, const uint8_t* __restrict__ blocks,
-                          const uint8_t* __restrict__ scales, const uint16_t* __restrict__ bias, int rows, int cols,
-                          float limit, float alpha, float* __restrict__ h, uint32_t* __restrict__ h16) {
-  extern __shared__ __align__(16) uint32_t xs[];  // the x16 row, then (form 0) vs: the normalized row, f32 [cols]
-  __shared__ float part[8][16];
-  __shared__ float redm[8];
-  __shared__ int32_t sel_e[8];
-  __shared__ float sel_w[8];
-  __shared__ long long sums[33 * kRouterSumLimbs];
-  __shared__ float lgw[8][32];
-  const TimelineBlock timeline(kTimelineGateUp);
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int per = blockDim.x * 4, warps = blockDim.x >> 5, slot = blockIdx.y;
-  const bool first = blockIdx.x == 0 && blockIdx.y == 0;
-  float* vs = reinterpret_cast<float*>(xs + x16_row_words(cols));
-  // Before the wait (weights only): the router bias of expert `lane`; form 4: the largest |gain|.
-  const float rbias = rs.br != nullptr && lane < rs.experts ? bf16_to_f32(rs.br[lane]) : 0.0f;
-  float gm = 0.0f;
-  if constexpr (kMode == 4) {
-#pragma unroll
-    for (int i = 0; i < kRoutedXLoads; ++i) {
-      const int c = threadIdx.x * 4 + i * per;
-      if (c < cols) {
-        const uint2 gg = __ldg(reinterpret_cast<const uint2*>(rs.gain + c));
-        gm = fmaxf(gm, fmaxf(fmaxf(fabsf(bf16_lo(gg.x)), fabsf(bf16_hi(gg.x))),
-                             fmaxf(fabsf(bf16_lo(gg.y)), fabsf(bf16_hi(gg.y)))));
-      }
-    }
-    gm = warp_max(gm);
-    if (lane == 0) redm[warp] = gm;
-  }
-  pdl_wait();
-  timeline.waited();
-  pdl_allow_dependents();
-  float r = 1.0f;
-  int e, p;
-  if constexpr (kMode == 4) {
-    router_sums_stage<false>(rs, sums);  // its barrier also publishes redm
-    for (int i = 0; i < warps; ++i) gm = fmaxf(gm, redm[i]);
-    const float ss = router_sum_value(sums, rs.experts);
-    r = 1.0f / sqrtf(ss / static_cast<float>(cols) + rs.eps);
-    e = router_sums_rank(rs, sums, r, rbias, slot, lgw[warp], first && warp == 0 && rs.idx != nullptr, rs.logits);
-    // |x'[c]| <= sqrt(ss) (to f32 rounding): every normalized value is below this bound.
-    p = x16_exponent(sqrtf(ss) * r * gm * (1.0f + 1.0f / 1024.0f));
-  } else {
-    // The gain comes with x', in the same round trip, so that it holds no registers across the wait.
-    float4 xv[kRoutedXLoads];
-    uint2 gv[kRoutedXLoads];
-#pragma unroll
-    for (int i = 0; i < kRoutedXLoads; ++i) {
-      const int c = threadIdx.x * 4 + i * per;
-      xv[i] = c < cols ? *reinterpret_cast<const float4*>(x + c) : make_float4(0.f, 0.f, 0.f, 0.f);
-      gv[i] = c < cols ? __ldg(reinterpret_cast<const uint2*>(rs.gain + c)) : make_uint2(0, 0);
-    }
-    if constexpr (kMode != 2) {
-      router_sums_stage<false>(rs, sums);
-      r = router_sums_rms_inv(rs, sums, cols);
-      if (warp == 0) router_sums_select(rs, sums, r, rbias, sel_e, sel_w, first ? rs.logits : nullptr);
-    } else if (threadIdx.x < 8) {
-      sel_e[threadIdx.x] = threadIdx.x, sel_w[threadIdx.x] = 0.25f;
-    }
-    float mx = 0.0f;
-#pragma unroll
-    for (int i = 0; i < kRoutedXLoads; ++i) {
-      const int c = threadIdx.x * 4 + i * per;
-      if (c < cols) {
-        xv[i] = norm_gain4(xv[i], r, gv[i]);
-        if constexpr (kMode == 0) *reinterpret_cast<float4*>(vs + c) = xv[i];
-        mx = fmaxf(mx, fmaxf(fmaxf(fabsf(xv[i].x), fabsf(xv[i].y)), fmaxf(fabsf(xv[i].z), fabsf(xv[i].w))));
-      }
-    }
-    mx = warp_max(mx);
-    if (lane == 0) redm[warp] = mx;
-    __syncthreads();
-    if (first && threadIdx.x < rs.k) {
-      if (rs.idx != nullptr) rs.idx[threadIdx.x] = sel_e[threadIdx.x];
-      if (rs.weight != nullptr) rs.weight[threadIdx.x] = sel_w[threadIdx.x];
-    }
-    for (int i = 0; i < warps; ++i) mx = fmaxf(mx, redm[i]);
-    p = x16_exponent(mx);
-    e = sel_e[slot];
-    if constexpr (kMode == 1 || kMode == 2) {  // the x16 row before the weights are requested
-#pragma unroll
-      for (int i = 0; i < kRoutedXLoads; ++i) {
-        if (threadIdx.x * 4 + i * per < cols) x16_store4(xs, threadIdx.x * 4 + i * per, xv[i], ldexpf(1.0f, p));
-      }
-    }
-  }
-  const float up = ldexpf(1.0f, p);
-  const int r0 = blockIdx.x * 16;
-  const int nb = cols >> 5, nch = (nb + 3) / 4;
-  float y[2];
-  const size_t expert = static_cast<size_t>(e) * rows;
-  tile_dot(blocks + expert * nb * 16, nb * 16, scales + expert * nb, r0, nb, warp * nch / warps,
-           (warp + 1) * nch / warps, xs, y, [&] {
-             if constexpr (kMode == 0) {  // the x16 row from vs while the weights are in flight
-#pragma unroll 1
-               for (int i = 0; i < kRoutedXLoads; ++i) {
-                 const int c = threadIdx.x * 4 + i * per;
-                 if (c < cols) x16_store4(xs, c, *reinterpret_cast<const float4*>(vs + c), up);
-               }
-             } else if constexpr (kMode == 4) {  // x' read and converted while the weights are in flight
-#pragma unroll 1
-               for (int hf = 0; hf < 2; ++hf) {
-                 float4 xq[kRoutedXLoads / 2];
-                 uint2 gq[kRoutedXLoads / 2];
-#pragma unroll
-                 for (int i = 0; i < kRoutedXLoads / 2; ++i) {
-                   const int c = threadIdx.x * 4 + (hf * kRoutedXLoads / 2 + i) * per;
-                   xq[i] = c < cols ? *reinterpret_cast<const float4*>(x + c) : make_float4(0.f, 0.f, 0.f, 0.f);
-                   gq[i] = c < cols ? __ldg(reinterpret_cast<const uint2*>(rs.gain + c)) : make_uint2(0, 0);
-                 }
-#pragma unroll
-                 for (int i = 0; i < kRoutedXLoads / 2; ++i) {
-                   const int c = threadIdx.x * 4 + (hf * kRoutedXLoads / 2 + i) * per;
-                   if (c < cols) x16_store4(xs, c, norm_gain4(xq[i], r, gq[i]), up);
-                 }
-               }
-             }
-             __syncthreads();
-           });
-  if (t == 0) {
-    part[warp][g] = y[0];
-    part[warp][g + 8] = y[1];
-  }
-  __syncthreads();
-  if (threadIdx.x >= 8) return;
-  gate_up_store(part, warps, threadIdx.x, r0, slot, ldexpf(1.0f, -p), e, bias, rows, limit, alpha, h, h16);
-}
-
-// Router variant 5: the expert of slot j (one token) from the router sums, by warp 0, for every thread of the block
-// (all call it; one block barrier).
-__device__ __forceinline__ int routed_expert(const RouterFold& rs, int cols, int j) {
-  __shared__ long long sums[33 * kRouterSumLimbs];
-  __shared__ float lgw[8][32];
-  const int lane = threadIdx.x & 31;
-  const float b = rs.br != nullptr && lane < rs.experts ? bf16_to_f32(rs.br[lane]) : 0.0f;
-  router_sums_stage<true>(rs, sums);
-  return router_sums_rank(rs, sums, router_sums_rms_inv(rs, sums, cols), b, j, lgw[threadIdx.x >> 5], false, nullptr);
+  gate_up_store(part, parts, threadIdx.x, r0, slot, t_tok, e, x_inv, bias, rows, limit, alpha, h, h16);
 }
 
 // MoE variant 1 (NOTES v25; the default where moe_default_gate_up() says so): gate_up as a persistent kernel,
@@ -575,7 +418,7 @@ __global__ void __launch_bounds__(32 + 128 * kRingGroups, 1)
     }
     asm volatile("bar.sync %0, 128;" ::"r"(1 + grp) : "memory");
     if (gw == 0 && lane < 8) {
-      gate_up_store(pp, 4, lane, tile * 16, slot, x_inv[t_tok], e, bias, rows, limit, alpha, h, h16);
+      gate_up_store(pp, 4, lane, tile * 16, slot, t_tok, e, x_inv, bias, rows, limit, alpha, h, h16);
     }
   }
 }
@@ -588,7 +431,7 @@ __global__ void __launch_bounds__(256)
     down_kernel(const uint32_t* __restrict__ h16, const float* __restrict__ h_inv, const int32_t* __restrict__ idx,
                 const float* __restrict__ weight, int k, const uint8_t* __restrict__ blocks,
                 const uint8_t* __restrict__ scales, const uint16_t* __restrict__ bias, int rows, int cols,
-                float* __restrict__ out, bool accumulate, bool idx_ready, RouterFold rs) {
+                float* __restrict__ out, bool accumulate, bool idx_ready) {
   const TimelineBlock timeline(kTimelineDown);
   extern __shared__ __align__(16) uint32_t xs[];
   __shared__ float part[8][16];
@@ -602,8 +445,7 @@ __global__ void __launch_bounds__(256)
   }
   asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
   const int slot = blockIdx.y, t_tok = slot / k;
-  // rs (router variant 5, one token): the id from the router sums (o_proj completed before gate_up let this launch).
-  const int e = rs.sums != nullptr ? routed_expert(rs, rows, slot) : idx_ready ? __ldcg(idx + slot) : idx[slot];
+  const int e = idx_ready ? __ldcg(idx + slot) : idx[slot];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int r0 = blockIdx.x * 16;
   const int nb = cols >> 5, nch = (nb + 3) / 4, parts = blockDim.x >> 5;
@@ -664,7 +506,6 @@ constexpr int kPerWarp = 6;
 // MoE variants (kernels.h): 0 = gate_up_kernel (v16), 1 = gate_up_ring_kernel (v25); the default by
 // moe_default_gate_up(); down_kernel for both.
 int g_moe_gate_up = -1;  // -1: moe_default_gate_up()
-int g_sums_mode = 0;     // set_router_sums_mode
 
 // Launches gate_up_ring_kernel where its shared memory holds the T x16 rows and the groups' stages and the
 // tiles and rows are 16-byte aligned (the copy engine's rule); false: not launched (the caller takes
@@ -698,8 +539,6 @@ double peak_memory_bandwidth() {
 
 int moe_default_gate_up() { return peak_memory_bandwidth() >= 4e12 ? 0 : 1; }
 
-void set_router_sums_mode(int m) { g_sums_mode = std::clamp(m, 0, 4); }
-
 void set_moe_variant(int gate_up, int) { g_moe_gate_up = std::clamp(gate_up, 0, kMoeVariants - 1); }
 
 int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* idx, int T, int k,
@@ -720,44 +559,17 @@ int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* i
   return static_cast<int>(cudaGetLastError());
 }
 
-int moe_gate_up_routed(const float* x, const RouterFold& rs, const uint8_t* blocks, const uint8_t* scales,
-                       const uint16_t* bias, int rows, int cols, float limit, float alpha, float* h, uint32_t* h16,
-                       cudaStream_t stream) {
-  const int warps = k_parts(cols >> 5, kPerWarp);
-  if (rows % 16 != 0 || cols % 32 != 0 || (rows / 2) % 32 != 0 || rs.sums == nullptr || rs.experts < 1 ||
-      rs.experts > 32 || rs.k < 1 || rs.k > 8 || rs.k > rs.experts || cols > kRoutedXLoads * 4 * 32 * warps) {
-    return static_cast<int>(cudaErrorInvalidValue);
-  }
-  const size_t smem = x16_row_words(cols) * 4 + (g_sums_mode == 0 ? static_cast<size_t>(cols) * 4 : 0);
-  auto go = [&](auto kernel) {
-    allow_smem(kernel, smem);
-    launch_pdl(kernel, dim3(rows / 16, rs.k), dim3(32 * warps), smem, stream, x, rs, blocks, scales, bias, rows, cols,
-               limit, alpha, h, h16);
-  };
-  switch (g_sums_mode) {
-    case 1: go(gate_up_routed_kernel<1>); break;
-    case 2: go(gate_up_routed_kernel<2>); break;
-    case 3: go(gate_up_routed_kernel<3>); break;
-    case 4: go(gate_up_routed_kernel<4>); break;
-    default: go(gate_up_routed_kernel<0>); break;
-  }
-  return static_cast<int>(cudaGetLastError());
-}
-
 int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* idx, const float* weight, int T, int k,
                         const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows, int cols,
-                        float* out, bool accumulate, cudaStream_t stream, bool idx_ready, const RouterFold* rs) {
+                        float* out, bool accumulate, cudaStream_t stream, bool idx_ready) {
   if (T <= 0) return 0;
   if (rows % 16 != 0 || cols % 32 != 0 || k < 1 || k > 8) return static_cast<int>(cudaErrorInvalidValue);
-  if (rs != nullptr && (T != 1 || !idx_ready || rs->sums == nullptr || rs->experts > 32 || rs->k != k)) {
-    return static_cast<int>(cudaErrorInvalidValue);
-  }
   const int warps = k_parts(cols >> 5, kPerWarp);
   const size_t smem = x16_row_words(cols) * 4;
   const dim3 grid(rows / 16, T * k), block(32 * warps);
   allow_smem(down_kernel, smem);
   launch_pdl_cluster(down_kernel, grid, block, dim3(1, k, 1), smem, stream, h16, h_inv, idx, weight, k, blocks, scales,
-                     bias, rows, cols, out, accumulate, idx_ready, rs != nullptr ? *rs : RouterFold{});
+                     bias, rows, cols, out, accumulate, idx_ready);
   return static_cast<int>(cudaGetLastError());
 }
 

@@ -538,7 +538,7 @@ bool g_pdl = true;
 }  // namespace
 
 bool pdl_enabled() { return g_pdl; }
-void set_router_variant(int v) { g_router_variant = v >= 0 && v <= 5 ? v : 0; }
+void set_router_variant(int v) { g_router_variant = v >= 0 && v <= 4 ? v : 0; }
 int router_variant() { return g_router_variant; }
 void set_pdl(bool on) { g_pdl = on; }
 
@@ -581,7 +581,7 @@ int router_topk(const float* x, int x_stride, const uint16_t* gain, float eps, c
     cudaFuncSetAttribute(router_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   }
   const dim3 grid((experts + kRouterWarps - 1) / kRouterWarps, T);
-  if ((g_router_variant == 4 || g_router_variant == 5) && experts <= 32) {  // 5: the caller did not take v32's path
+  if (g_router_variant == 4 && experts <= 32) {
     if (smem > 48 * 1024) {
       cudaFuncSetAttribute(router_cluster_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
     }

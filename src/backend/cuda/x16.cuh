@@ -35,14 +35,6 @@ __device__ __forceinline__ void x16_store(uint32_t* row16, int c, float v) {
   h[b * kX16BlockWords * 2 + 32 + grp * 8 + perm] = lo;
 }
 
-// Columns c .. c + 3 of an x16 row from v * up.
-__device__ __forceinline__ void x16_store4(uint32_t* row16, int c, float4 v, float up) {
-  x16_store(row16, c, v.x * up);
-  x16_store(row16, c + 1, v.y * up);
-  x16_store(row16, c + 2, v.z * up);
-  x16_store(row16, c + 3, v.w * up);
-}
-
 // A block's share of one x16 row: p from the largest |xs[c]| over the whole row (shared memory, every
 // thread of the block takes part; red holds one float per warp), then columns [c0, c1) of the x16
 // row (and of xn, as f32, when not null). `between` runs after each warp's max and before the
