@@ -99,12 +99,6 @@ struct DecodeEngine::Impl {
       }
     }
     GPTOSS_CUDA_TRY(embed_bf16(bf(w->embedding), H, tok, n, x, stream), "embed");
-    // v33 (moe_down_variant() == 1, batch 1): down writes its k rows into down_y and the next layer's qkv prologue
-    // and o_proj add their sum to x (the same bits); the last layer keeps moe_down_accumulate.
-    const bool defer = n == 1 && n < opt.dense_gemm_min_batch && n < opt.moe_gemm_min_batch &&
-                       moe_down_variant() >= 1 && router_variant() != 3;
-    const int dv = moe_down_variant();  // 2..5: diagnostics (kernels.h), wrong results by design
-    GemvInput::Pending pending;  // k == 0: x is complete
     for (int l = 0; l < c.num_layers; ++l) {
       const LayerWeights& L = w->layers[l];
       GemvInput xin;
@@ -112,9 +106,6 @@ struct DecodeEngine::Impl {
       xin.x_stride = H;
       xin.norm_gain = bf(L.attn_norm);
       xin.norm_eps = c.rms_norm_eps;
-      xin.pend = pending;
-      if (dv == 2 || dv == 4) xin.pend = GemvInput::Pending{};
-      if (dv == 5 && pending.k > 0) xin.pend.k = 1;
       const bool dense = n >= opt.dense_gemm_min_batch;
       if (dense) {
         GPTOSS_RETURN_IF_ERROR(dense_qkv(L, l, n));
@@ -143,12 +134,8 @@ struct DecodeEngine::Impl {
         rf.experts = E, rf.k = K, rf.partial = router_partial, rf.counter = router_counters;
         rf.xn16 = xn16, rf.xn_inv = xn_inv, rf.logits = router_logits, rf.idx = idx, rf.weight = rw;
         GPTOSS_CUDA_TRY(gemv_bf16_router(bf(L.o), bf(L.o_bias), H, Nq * 64, ain, x, rf, stream), "o_proj+router");
-      } else if (pending.k > 0 && dv != 2 && dv != 3) {
-        GPTOSS_CUDA_TRY(gemv_bf16_pending(bf(L.o), bf(L.o_bias), H, Nq * 64, ain, x, pending, stream), "o_proj");
-        pending = GemvInput::Pending{};
       } else {
         GPTOSS_CUDA_TRY(gemv_bf16(bf(L.o), bf(L.o_bias), H, Nq * 64, ain, n, x, H, true, stream), "o_proj");
-        pending = GemvInput::Pending{};
       }
       if (dense || n != 1 || router_variant() != 3) {
         GPTOSS_CUDA_TRY(router_topk(x, H, bf(L.mlp_norm), c.rms_norm_eps, bf(L.router), bf(L.router_bias), E, H, K, n,
@@ -163,13 +150,6 @@ struct DecodeEngine::Impl {
                                          L.mlp1.scales.as<uint8_t>(), bf(L.mlp1_bias), 2 * I, H, c.swiglu_limit,
                                          c.swiglu_alpha, nullptr, h16, stream),
                       "moe gate_up");
-      if (defer && l + 1 < c.num_layers) {
-        GPTOSS_CUDA_TRY(moe_down_rows(h16, nullptr, idx, K, L.mlp2.blocks.as<uint8_t>(), L.mlp2.scales.as<uint8_t>(),
-                                      bf(L.mlp2_bias), H, I, down_y, stream, /*idx_ready=*/true),
-                        "moe down rows");
-        pending.y = down_y, pending.weight = rw, pending.k = K;
-        continue;
-      }
       GPTOSS_CUDA_TRY(moe_down_accumulate(h16, nullptr, idx, rw, n, K, L.mlp2.blocks.as<uint8_t>(),
                                           L.mlp2.scales.as<uint8_t>(), bf(L.mlp2_bias), H, I, x, true, stream,
                                           /*idx_ready=*/true),

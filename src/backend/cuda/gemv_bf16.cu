@@ -68,56 +68,12 @@ __device__ __forceinline__ GainPrefetch prefetch_gain(const GemvInput& in, int c
   return p;
 }
 
-// 16 bytes global -> shared, asynchronous (L2 only).
-__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(static_cast<uint32_t>(__cvta_generic_to_shared(dst))),
-               "l"(src));
-}
-
-// Fills xs[T][cols] with the nT input rows (rows nT..T-1 zero). kPend (v33, T == nT == 1): x and in.pend's k rows
-// come into shared memory (xs, then ys = xs + cols: k rows) by cp.async, every request in flight at once (no
-// registers: the row's weights hold most of them), each thread copying the columns it then reads; the row is
-// x[c] + total[c], total = fmaf(weight[j], y[j][c], total) in slot order.
-template <int T, bool kPend = false>
+// Fills xs[T][cols] with the nT input rows (rows nT..T-1 zero).
+template <int T>
 __device__ void stage_input(const GemvInput& in, int cols, int nT, float* xs, float* red, const GainPrefetch& gp) {
   float ss[T];
-  if constexpr (kPend) {
-    static_assert(T == 1, "the pending sum is for one token");
-    const int k = in.pend.k;
-#pragma unroll 1
-    for (int c = threadIdx.x * 4; c < cols; c += kThreads * 4) {
-      cp_async16(xs + c, in.x + c);
-#pragma unroll 1
-      for (int j = 0; j < k; ++j) {
-        cp_async16(xs + static_cast<size_t>(j + 1) * cols + c, in.pend.y + static_cast<size_t>(j) * cols + c);
-      }
-    }
-    asm volatile("cp.async.commit_group;");
-    asm volatile("cp.async.wait_all;" ::: "memory");
-    ss[0] = 0.0f;
-#pragma unroll 1
-    for (int c = threadIdx.x * 4; c < cols; c += kThreads * 4) {
-      float4 v = *reinterpret_cast<const float4*>(xs + c);
-      float4 s = make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll 1
-      for (int j = 0; j < k; ++j) {
-        const float wj = in.pend.weight[j];
-        const float4 y = *reinterpret_cast<const float4*>(xs + static_cast<size_t>(j + 1) * cols + c);
-        s.x = fmaf(wj, y.x, s.x);
-        s.y = fmaf(wj, y.y, s.y);
-        s.z = fmaf(wj, y.z, s.z);
-        s.w = fmaf(wj, y.w, s.w);
-      }
-      v.x = v.x + s.x;
-      v.y = v.y + s.y;
-      v.z = v.z + s.z;
-      v.w = v.w + s.w;
-      *reinterpret_cast<float4*>(xs + c) = v;
-      ss[0] += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
-    }
-  }
 #pragma unroll
-  for (int t = 0; t < T && !kPend; ++t) {
+  for (int t = 0; t < T; ++t) {
     ss[t] = 0.0f;
 #pragma unroll 4
     for (int c = threadIdx.x * 4; c < cols; c += kThreads * 4) {
@@ -209,11 +165,10 @@ __device__ __forceinline__ void dot_row(const uint16_t* wrow, const float* xs, i
 
 // kRP > 0: the router folded in (gemv_bf16_router, T == 1): each lane carries the partial router dot
 // products of experts lane + 32 j (j < kRP) over the warp's output rows; see kernels.h.
-template <int T, int kU = kUnroll, int kMinBlocks = 1, int kRP = 0, bool kPend = false>
+template <int T, int kU = kUnroll, int kMinBlocks = 1, int kRP = 0>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) gemv_kernel(const uint16_t* __restrict__ w, const uint16_t* __restrict__ bias,
                                                         int rows, int cols, GemvInput in, int nT, float* out,
-                                                        int out_stride, bool accumulate, RouterFold rf,
-                                                        GemvInput::Pending ps) {
+                                                        int out_stride, bool accumulate, RouterFold rf) {
   static_assert(kRP == 0 || T == 1, "the router fold is for one token");
   const TimelineBlock timeline(kTimelineGemv);
   extern __shared__ float4 smem4[];
@@ -242,15 +197,6 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) gemv_kernel(const uint16
   pdl_wait();
   timeline.waited();
   pdl_allow_dependents();
-  // v33 (kPend): lane j < k holds slot j's weight and y value of the warp's row, loaded after the wait (they are
-  // the previous kernels' outputs), in flight during the prologue and the row's dot product.
-  float pw = 0.0f, py = 0.0f;
-  auto load_pend = [&](int r) {
-    if (lane < ps.k) pw = ps.weight[lane], py = ps.y[static_cast<size_t>(lane) * rows + r];
-  };
-  if constexpr (kPend) {
-    if (row < rows) load_pend(row);
-  }
   stage_input<T>(in, cols, nT, xs, red, gp);
   for (; row < rows; row += stride) {
     float acc[T];
@@ -261,20 +207,12 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) gemv_kernel(const uint16
 #pragma unroll
     for (int t = 0; t < T; ++t) acc[t] = warp_sum(acc[t]);
     const float b = bias ? bf16_to_f32(bias[row]) : 0.0f;
-    float nv = 0.0f, ptotal = 0.0f;
-    if constexpr (kPend) {  // slot order, from lane j's values
-      for (int j = 0; j < ps.k; ++j) {
-        ptotal = fmaf(__shfl_sync(0xffffffffu, pw, j), __shfl_sync(0xffffffffu, py, j), ptotal);
-      }
-      if (row + stride < rows) load_pend(row + stride);
-    }
+    float nv = 0.0f;
 #pragma unroll
     for (int t = 0; t < T; ++t) {
       if (lane == t && t < nT) {
         float* o = out + static_cast<size_t>(t) * out_stride + row;
-        float prev = accumulate ? *o : 0.0f;
-        if constexpr (kPend) prev = prev + ptotal;  // v33: the previous layer's MoE sum first, as down adds it
-        nv = accumulate ? prev + (acc[t] + b) : acc[t] + b;
+        nv = accumulate ? *o + (acc[t] + b) : acc[t] + b;
         *o = nv;
       }
     }
@@ -365,7 +303,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) gemv_kernel(const uint16
 }
 
 // One warp per (head, pair i): rows i and i + 32 of the head, rotated together.
-template <int T, int kU = kUnroll, int kMinBlocks = 1, bool kPend = false>
+template <int T, int kU = kUnroll, int kMinBlocks = 1>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) qkv_rope_kernel(QkvRopeArgs a, GemvInput in, int nT) {
   const TimelineBlock timeline(kTimelineQkv);
   extern __shared__ float4 smem4[];
@@ -386,7 +324,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) qkv_rope_kernel(QkvRopeA
   pdl_allow_dependents();  // v21h: attention's blocks start while qkv waits (their pre-wait loads are K / V tiles)
   pdl_wait();
   timeline.waited();
-  stage_input<T, kPend>(in, a.cols, nT, xs, red, gp);
+  stage_input<T>(in, a.cols, nT, xs, red, gp);
   for (; task < heads * 32; task += gridDim.x * kWarps) {
     const int hh = task >> 5, i = task & 31;
     const uint16_t* w;
@@ -442,46 +380,32 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) qkv_rope_kernel(QkvRopeA
 }
 
 int launch_gemv(const uint16_t* w, const uint16_t* bias, int rows, int cols, const GemvInput& in, int nT,
-                float* out, int out_stride, bool accumulate, cudaStream_t stream,
-                const GemvInput::Pending& ps = GemvInput::Pending{}) {
+                float* out, int out_stride, bool accumulate, cudaStream_t stream) {
   const int blocks = std::min((rows + kWarps - 1) / kWarps, sm_count() * 8);
   const int T = nT <= 1 ? 1 : nT <= 2 ? 2 : 4;
   const size_t smem = static_cast<size_t>(T) * cols * sizeof(float);
-  if (ps.k > 0) {  // v33: one token, the pending sum in the epilogue
-    auto go = [&](auto kernel) {
-      allow_smem(kernel, smem);
-      launch_pdl(kernel, blocks, kThreads, smem, stream, w, bias, rows, cols, in, 1, out, out_stride, true,
-                 RouterFold{}, ps);
-    };
-    if (g_gemv_variant == 1 && blocks <= 3 * sm_count()) {
-      go(gemv_kernel<1, kUnrollSmall, 3, 0, true>);
-    } else {
-      go(gemv_kernel<1, kUnroll, 1, 0, true>);
-    }
-    return static_cast<int>(cudaGetLastError());
-  }
   switch (T) {
     case 1:
       // Shape 1 only where its grid fits one wave at 3 blocks per SM (it lost 4% on the unembedding).
       if (g_gemv_variant == 1 && blocks <= 3 * sm_count()) {
         allow_smem(gemv_kernel<1, kUnrollSmall, 3>, smem);
         launch_pdl(gemv_kernel<1, kUnrollSmall, 3>, blocks, kThreads, smem, stream, w, bias, rows, cols, in, nT, out,
-                   out_stride, accumulate, RouterFold{}, ps);
+                   out_stride, accumulate, RouterFold{});
       } else {
         allow_smem(gemv_kernel<1>, smem);
         launch_pdl(gemv_kernel<1>, blocks, kThreads, smem, stream, w, bias, rows, cols, in, nT, out, out_stride,
-                   accumulate, RouterFold{}, ps);
+                   accumulate, RouterFold{});
       }
       break;
     case 2:
       allow_smem(gemv_kernel<2>, smem);
       launch_pdl(gemv_kernel<2>, blocks, kThreads, smem, stream, w, bias, rows, cols, in, nT, out, out_stride,
-                 accumulate, RouterFold{}, ps);
+                 accumulate, RouterFold{});
       break;
     default:
       allow_smem(gemv_kernel<4>, smem);
       launch_pdl(gemv_kernel<4>, blocks, kThreads, smem, stream, w, bias, rows, cols, in, nT, out, out_stride,
-                 accumulate, RouterFold{}, ps);
+                 accumulate, RouterFold{});
       break;
   }
   return static_cast<int>(cudaGetLastError());
@@ -501,7 +425,6 @@ void set_gemv_variant(int v) { g_gemv_variant = v == 1 ? 1 : 0; }
 
 int gemv_bf16(const uint16_t* w, const uint16_t* bias, int rows, int cols, const GemvInput& in, int T, float* out,
               int out_stride, bool accumulate, cudaStream_t stream) {
-  if (in.pend.k != 0) return static_cast<int>(cudaErrorInvalidValue);
   for (int t0 = 0; t0 < T; t0 += kMaxGemvTokens) {
     const int n = std::min(kMaxGemvTokens, T - t0);
     const int err = launch_gemv(w, bias, rows, cols, offset_input(in, t0), n, out + static_cast<size_t>(t0) * out_stride,
@@ -511,28 +434,20 @@ int gemv_bf16(const uint16_t* w, const uint16_t* bias, int rows, int cols, const
   return 0;
 }
 
-int gemv_bf16_pending(const uint16_t* w, const uint16_t* bias, int rows, int cols, const GemvInput& in, float* out,
-                      const GemvInput::Pending& pend, cudaStream_t stream) {
-  if (in.pend.k != 0 || pend.k < 0 || pend.k > 8) return static_cast<int>(cudaErrorInvalidValue);
-  return launch_gemv(w, bias, rows, cols, in, 1, out, rows, true, stream, pend);
-}
-
 size_t router_fold_partials(int rows, int experts) {
   return static_cast<size_t>((rows + kWarps - 1) / kWarps) * (experts + 1);
 }
 
 int gemv_bf16_router(const uint16_t* w, const uint16_t* bias, int rows, int cols, const GemvInput& in, float* out,
                      const RouterFold& rf, cudaStream_t stream) {
-  if (rf.experts < 1 || rf.experts > 256 || rf.k < 1 || rf.k > 8 || rf.k > rf.experts || in.norm_gain != nullptr ||
-      in.pend.k != 0) {
+  if (rf.experts < 1 || rf.experts > 256 || rf.k < 1 || rf.k > 8 || rf.k > rf.experts || in.norm_gain != nullptr) {
     return static_cast<int>(cudaErrorInvalidValue);
   }
   const int blocks = std::min((rows + kWarps - 1) / kWarps, sm_count() * 8);
   const size_t smem = static_cast<size_t>(std::max(cols, rows + rf.experts + 1)) * sizeof(float);
   auto go = [&](auto kernel) {
     allow_smem(kernel, smem);
-    launch_pdl(kernel, blocks, kThreads, smem, stream, w, bias, rows, cols, in, 1, out, rows, true, rf,
-               GemvInput::Pending{});
+    launch_pdl(kernel, blocks, kThreads, smem, stream, w, bias, rows, cols, in, 1, out, rows, true, rf);
   };
   // More than 32 experts: 8 router accumulators per lane do not fit shape 1's 80 registers (spills).
   if (rf.experts > 32) {
@@ -546,7 +461,6 @@ int gemv_bf16_router(const uint16_t* w, const uint16_t* bias, int rows, int cols
 }
 
 int qkv_rope_store(const QkvRopeArgs& args, const GemvInput& in, int T, cudaStream_t stream) {
-  if (in.pend.k < 0 || in.pend.k > 8 || (in.pend.k > 0 && (T != 1 || args.cols % 4 != 0))) return static_cast<int>(cudaErrorInvalidValue);
   const int tasks = (args.q_heads + 2 * args.kv_heads) * 32;
   const int blocks = std::min((tasks + kWarps - 1) / kWarps, sm_count() * 8);
   for (int t0 = 0; t0 < T; t0 += kMaxGemvTokens) {
@@ -560,16 +474,7 @@ int qkv_rope_store(const QkvRopeArgs& args, const GemvInput& in, int T, cudaStre
     const size_t smem = static_cast<size_t>(Tk) * args.cols * sizeof(float);
     switch (Tk) {
       case 1:
-        if (in.pend.k > 0) {  // v33: x and the k pending rows in shared memory
-          const size_t psmem = static_cast<size_t>(1 + in.pend.k) * args.cols * sizeof(float);
-          if (g_gemv_variant == 1 && blocks <= 3 * sm_count()) {
-            allow_smem(qkv_rope_kernel<1, kUnrollSmall, 3, true>, psmem);
-            launch_pdl(qkv_rope_kernel<1, kUnrollSmall, 3, true>, blocks, kThreads, psmem, stream, a, x, n);
-          } else {
-            allow_smem(qkv_rope_kernel<1, kUnroll, 1, true>, psmem);
-            launch_pdl(qkv_rope_kernel<1, kUnroll, 1, true>, blocks, kThreads, psmem, stream, a, x, n);
-          }
-        } else if (g_gemv_variant == 1 && blocks <= 3 * sm_count()) {
+        if (g_gemv_variant == 1 && blocks <= 3 * sm_count()) {
           allow_smem(qkv_rope_kernel<1, kUnrollSmall, 3>, smem);
           launch_pdl(qkv_rope_kernel<1, kUnrollSmall, 3>, blocks, kThreads, smem, stream, a, x, n);
         } else {

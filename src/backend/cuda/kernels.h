@@ -51,24 +51,11 @@ struct GemvInput {
   // RMSNorm prologue: when gain != nullptr the rows are normalized (eps) and multiplied by gain.
   const uint16_t* norm_gain = nullptr;
   float norm_eps = 1e-5f;
-  // v33 (one token): the previous layer's MoE down rows not yet added to x (moe_down_rows). When pend.k > 0 the
-  // row read is x[c] + total[c], total = fmaf(weight[j], y[j * cols + c], total) over j = 0..k-1 from 0:
-  // moe_down_accumulate's expression, so the same bits as x after it. qkv_rope_store only, T == 1.
-  struct Pending {
-    const float* y = nullptr;       // [k][cols]
-    const float* weight = nullptr;  // [k]
-    int k = 0;
-  } pend;
 };
 
 // out[t, r] (=|+=) sum_c W[r, c] * in[t, c] + bias[r]; bias may be null. rows any, cols % 8 == 0.
 int gemv_bf16(const uint16_t* w, const uint16_t* bias, int rows, int cols, const GemvInput& in, int T,
               float* out, int out_stride, bool accumulate, cudaStream_t stream);
-// v33: one token, accumulating, with the previous layer's pending MoE down rows (GemvInput::Pending over the
-// output's rows): out[r] = (out[r] + total[r]) + (W[r, :] . in + bias[r]), the same bits as moe_down_accumulate
-// followed by gemv_bf16(..., accumulate = true). in.pend must be empty.
-int gemv_bf16_pending(const uint16_t* w, const uint16_t* bias, int rows, int cols, const GemvInput& in, float* out,
-                      const GemvInput::Pending& pend, cudaStream_t stream);
 
 // GEMV shapes at batch 1 (bench/kernels/cuda/NOTES.md): 0 = 16 loads per lane, 2 blocks of 8 warps
 // per SM (v7); 1 = 12 loads per lane in 80 registers, 3 blocks per SM, for matrices whose grid then
@@ -212,24 +199,13 @@ int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* i
 int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* idx, const float* weight, int T,
                         int k, const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows, int cols,
                         float* out, bool accumulate, cudaStream_t stream, bool idx_ready = false);
-// v33: the same rows before the slot sum: y[j, r] = W2[idx[j]] . h[j] + b2[idx[j], r] for the k slots of ONE token
-// (T == 1), bit for bit the values moe_down_accumulate sums; no cluster. The sum is then formed by the next layer's
-// qkv prologue and o_proj (GemvInput::Pending, gemv_bf16_pending).
-int moe_down_rows(const uint32_t* h16, const float* h_inv, const int32_t* idx, int k, const uint8_t* blocks,
-                  const uint8_t* scales, const uint16_t* bias, int rows, int cols, float* y, cudaStream_t stream,
-                  bool idx_ready = false);
-// set_moe_variant's down argument (kernels below): 0 = moe_down_accumulate every layer (the default); 1 = v33, the
-// graph decode engine at batch 1 uses moe_down_rows + the pending sum for layers 0..L-2. 2..5: diagnostics with
-// WRONG results (NOTES v33): the rows as 1, the sum formed by neither consumer (2), qkv only (3), o_proj only (4),
-// o_proj and qkv over slot 0 only (5).
-int moe_down_variant();
 
 // The MoE kernels (bench/kernels/cuda/NOTES.md v16; E2M1 decoded by bit placement, v15): one 16-row tile
 // per warp, 3 chunks in flight, 6 chunks per warp, the fast path's addresses stepped once per batch; down
 // sums the k slots in a thread-block cluster. gate_up variant 1 (v25): the same warps' work in a persistent
 // kernel whose weight tiles come through shared memory by the bulk-copy engine (where the T x16 rows and its
 // stages fit in shared memory, else variant 0); variant 0: v16's gate_up (LAB_MOE_PAIRS, the decode check's
-// --shapes). down's variant selects the batch-1 engine's form (moe_down_variant). v15's baseline variants are gone; their numbers
+// --shapes). down has one shape (its variant selects nothing). v15's baseline variants are gone; their numbers
 // stay in NOTES.
 inline constexpr int kMoeVariants = 2;
 inline constexpr int kMoeDefaultDown = 0;

@@ -427,10 +427,6 @@ __global__ void __launch_bounds__(32 + 128 * kRingGroups, 1)
 // form one thread-block cluster (v10); each writes its rows of W2[idx[s]] . h[s] + b2 into block 0's shared
 // memory, and block 0 forms out[t, rows] (+)= sum_j weight[t, j] * y[j] in slot order after the cluster
 // barrier.
-// kRows (v33, moe_down_rows, one token): launched without the cluster attribute; each block stores its own
-// slot's 16 rows y[slot, r] (the values the cluster form sums) into out = y [k][rows] and the sum is left to the
-// next layer's kernels.
-template <bool kRows = false>
 __global__ void __launch_bounds__(256)
     down_kernel(const uint32_t* __restrict__ h16, const float* __restrict__ h_inv, const int32_t* __restrict__ idx,
                 const float* __restrict__ weight, int k, const uint8_t* __restrict__ blocks,
@@ -447,7 +443,7 @@ __global__ void __launch_bounds__(256)
     pdl_wait();
     timeline.waited();
   }
-  if constexpr (!kRows) asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
+  asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
   const int slot = blockIdx.y, t_tok = slot / k;
   const int e = idx_ready ? __ldcg(idx + slot) : idx[slot];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -472,15 +468,6 @@ __global__ void __launch_bounds__(256)
     part[warp][g + 8] = yt[1];
   }
   __syncthreads();
-  if constexpr (kRows) {
-    if (threadIdx.x >= 16) return;
-    const int i = threadIdx.x, r = r0 + i;
-    float v = 0.0f;
-    for (int q = 0; q < parts; ++q) v += part[q][i];
-    const float inv = h_inv != nullptr ? h_inv[slot] : ldexpf(1.0f, -kHScaleLog2);
-    out[static_cast<size_t>(slot) * rows + r] = v * inv + bf16_to_f32(bias[static_cast<size_t>(e) * rows + r]);
-    return;
-  }
   auto cluster = cooperative_groups::this_cluster();
   const int j = static_cast<int>(cluster.block_rank());  // = slot % k
   asm volatile("barrier.cluster.wait.aligned;" ::: "memory");  // every block of the cluster has started
@@ -519,7 +506,6 @@ constexpr int kPerWarp = 6;
 // MoE variants (kernels.h): 0 = gate_up_kernel (v16), 1 = gate_up_ring_kernel (v25); the default by
 // moe_default_gate_up(); down_kernel for both.
 int g_moe_gate_up = -1;  // -1: moe_default_gate_up()
-int g_moe_down = kMoeDefaultDown;  // moe_down_variant()
 
 // Launches gate_up_ring_kernel where its shared memory holds the T x16 rows and the groups' stages and the
 // tiles and rows are 16-byte aligned (the copy engine's rule); false: not launched (the caller takes
@@ -553,12 +539,7 @@ double peak_memory_bandwidth() {
 
 int moe_default_gate_up() { return peak_memory_bandwidth() >= 4e12 ? 0 : 1; }
 
-void set_moe_variant(int gate_up, int down) {
-  g_moe_gate_up = std::clamp(gate_up, 0, kMoeVariants - 1);
-  g_moe_down = std::clamp(down, 0, 5);  // 2..5: v33's diagnostics (decode_engine.cc)
-}
-
-int moe_down_variant() { return g_moe_down; }
+void set_moe_variant(int gate_up, int) { g_moe_gate_up = std::clamp(gate_up, 0, kMoeVariants - 1); }
 
 int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* idx, int T, int k,
                        const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows, int cols,
@@ -586,22 +567,9 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
   const int warps = k_parts(cols >> 5, kPerWarp);
   const size_t smem = x16_row_words(cols) * 4;
   const dim3 grid(rows / 16, T * k), block(32 * warps);
-  allow_smem(down_kernel<>, smem);
-  launch_pdl_cluster(down_kernel<>, grid, block, dim3(1, k, 1), smem, stream, h16, h_inv, idx, weight, k, blocks, scales,
+  allow_smem(down_kernel, smem);
+  launch_pdl_cluster(down_kernel, grid, block, dim3(1, k, 1), smem, stream, h16, h_inv, idx, weight, k, blocks, scales,
                      bias, rows, cols, out, accumulate, idx_ready);
-  return static_cast<int>(cudaGetLastError());
-}
-
-int moe_down_rows(const uint32_t* h16, const float* h_inv, const int32_t* idx, int k, const uint8_t* blocks,
-                  const uint8_t* scales, const uint16_t* bias, int rows, int cols, float* y, cudaStream_t stream,
-                  bool idx_ready) {
-  if (rows % 16 != 0 || cols % 32 != 0 || k < 1 || k > 8) return static_cast<int>(cudaErrorInvalidValue);
-  const int warps = k_parts(cols >> 5, kPerWarp);
-  const size_t smem = x16_row_words(cols) * 4;
-  const dim3 grid(rows / 16, k), block(32 * warps);
-  allow_smem(down_kernel<true>, smem);
-  launch_pdl(down_kernel<true>, grid, block, smem, stream, h16, h_inv, idx, static_cast<const float*>(nullptr), k,
-             blocks, scales, bias, rows, cols, y, false, idx_ready);
   return static_cast<int>(cudaGetLastError());
 }
 
