@@ -18,6 +18,8 @@
 // kernel before it (e.g. 101011: attention read by qkv's kernel, the router by o_proj's), for the floor of a
 // step with fewer kernels per layer. Bytes and the copy bandwidth (D2D, read + written,
 // the lab's convention) are printed with each mode's step time, tok/s and % of the roofline.
+// Then the same ops in one persistent kernel (NOTES.md v34; persistent_kernel and dynamic_kernel below): the step
+// as one launch of one block per SM, with a grid-wide barrier where each kernel boundary was.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -28,9 +30,16 @@
 #include <string>
 #include <vector>
 
+#include "backend/cuda/common.cuh"  // the mbarrier and bulk-copy helpers
 #include "cuda_check.h"
 
 namespace {
+
+using gptoss::cuda::bulk_copy_g2s;
+using gptoss::cuda::mbar_arrive;
+using gptoss::cuda::mbar_arrive_expect_tx;
+using gptoss::cuda::mbar_init;
+using gptoss::cuda::mbar_wait;
 
 constexpr int kThreads = 256;
 constexpr int kUnroll = 8;  // 16-byte loads in flight per thread
@@ -61,6 +70,200 @@ __global__ void __launch_bounds__(kThreads) read_kernel(const uint4* __restrict_
     asm volatile("griddepcontrol.wait;" ::: "memory");
   }
   if (acc == 0x9e3779b9u) sink[0] = acc;  // never true for the zeroed buffer; keeps the loads
+}
+
+
+// The persistent floor (NOTES.md v34): the whole step in one kernel of one block per SM. Each block streams its
+// share of every op's bytes into a ring of shared-memory stages by the bulk-copy engine (one producer thread,
+// running ahead of the consumers as far as the ring lets it: the weights of the next op are read before its
+// inputs are ready), and the consumer warps fold each stage. Between ops a grid-wide barrier stands for the
+// dependency (a counter per op: each block adds 1 with release semantics after its share; before the next
+// op its consumers wait, by acquire loads, until all blocks have added), followed by a read of an 8 KB
+// "input vector" as the real kernels read theirs after the wait.
+//   waits = 0: no barriers (the ring's own streaming floor);
+//   waits = 1: a barrier before each op's consumption, the producer free to run ahead;
+//   waits = 2: as 1, and the producer also waits before gate_up's bytes (its experts are the router's output);
+//   waits = 3: the barriers and input reads alone, no bytes (what the barriers cost).
+constexpr int kPThreads = 512;  // warp 0's lane 0 produces; warps 1..15 consume
+constexpr int kConsumerWarps = kPThreads / 32 - 1;
+
+struct POp {
+  unsigned long long offset16, n16;
+  int after_router;
+};
+
+__device__ __forceinline__ unsigned p_acquire(const unsigned* p) {
+  unsigned v;
+  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+__device__ __forceinline__ void p_spin(const unsigned* cnt, unsigned target) {
+  while (p_acquire(cnt) < target) {
+  }
+}
+
+__global__ void __launch_bounds__(kPThreads, 1) persistent_kernel(const uint4* __restrict__ base, const POp* ops, int nops,
+                                                                 int waits, int stages, int chunk16, unsigned* cnt,
+                                                                 const uint4* __restrict__ vec, unsigned* sink) {
+  extern __shared__ __align__(128) unsigned char smem[];
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem);
+  uint64_t* empty = full + 8;
+  uint4* ring = reinterpret_cast<uint4*>(smem + 128);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const unsigned G = gridDim.x;
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < stages; ++s) {
+      mbar_init(full + s, 1);
+      mbar_init(empty + s, kConsumerWarps);
+    }
+  }
+  __syncthreads();
+  if (warp == 0) {
+    if (lane != 0) return;
+    unsigned long long chunk = 0;
+    for (int i = 0; i < nops; ++i) {
+      if (waits >= 2 && ops[i].after_router && i > 0) p_spin(cnt + i - 1, G);
+      const unsigned long long share = (ops[i].n16 + G - 1) / G;
+      const unsigned long long lo = min(ops[i].n16, share * blockIdx.x), hi = waits == 3 ? lo : min(ops[i].n16, lo + share);
+      for (unsigned long long c = lo; c < hi; c += chunk16, ++chunk) {
+        const int s = int(chunk % stages);
+        if (chunk >= (unsigned long long)stages) mbar_wait(empty + s, uint32_t((chunk / stages) & 1) ^ 1u);
+        const uint32_t bytes = uint32_t(min((unsigned long long)chunk16, hi - c) * 16);
+        mbar_arrive_expect_tx(full + s, bytes);
+        bulk_copy_g2s(ring + size_t(s) * chunk16, base + ops[i].offset16 + c, bytes, full + s);
+      }
+    }
+    return;
+  }
+  const int ct = threadIdx.x - 32;  // consumer thread 0..479
+  unsigned acc = 0;
+  unsigned long long chunk = 0;
+  for (int i = 0; i < nops; ++i) {
+    if (waits && i > 0) {
+      if (ct == 0) p_spin(cnt + i - 1, G);
+      asm volatile("bar.sync 1, %0;" ::"n"(kConsumerWarps * 32) : "memory");
+      for (int j = ct; j < 512; j += kConsumerWarps * 32) {  // the 8 KB input vector, from L2
+        const uint4 v = __ldcg(vec + j);
+        acc ^= v.x ^ v.w;
+      }
+    }
+    const unsigned long long share = (ops[i].n16 + G - 1) / G;
+    const unsigned long long lo = min(ops[i].n16, share * blockIdx.x), hi = waits == 3 ? lo : min(ops[i].n16, lo + share);
+    for (unsigned long long c = lo; c < hi; c += chunk16, ++chunk) {
+      const int s = int(chunk % stages);
+      mbar_wait(full + s, uint32_t((chunk / stages) & 1));
+      const int n = int(min((unsigned long long)chunk16, hi - c));
+      const uint4* st = ring + size_t(s) * chunk16;
+      for (int j = ct; j < n; j += kConsumerWarps * 32) {
+        const uint4 v = st[j];
+        acc ^= v.x ^ v.y ^ v.z ^ v.w;
+      }
+      __syncwarp();
+      if (lane == 0) mbar_arrive(empty + s);
+    }
+    if (waits) {
+      asm volatile("bar.sync 1, %0;" ::"n"(kConsumerWarps * 32) : "memory");
+      if (ct == 0) asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(cnt + i) : "memory");
+    }
+  }
+  if (acc == 0x9e3779b9u) sink[0] = acc;
+}
+
+// The same with tiles taken dynamically (waits = 4: barriers as waits = 2; waits = 5: no barriers): each op is cut
+// into tiles of one stage; a block's producer takes the op's next tile by an atomic on the op's tile counter, so a
+// block that streams faster takes more tiles. The producer tells the consumers which tile each stage holds, and
+// marks the end of each op with an empty stage; cnt[i] counts the op's tiles consumed (the barrier's target is
+// the op's tile count). waits = 6: as 4, with the producer's atomic one tile ahead.
+__global__ void __launch_bounds__(kPThreads, 1) dynamic_kernel(const uint4* __restrict__ base, const POp* ops, int nops,
+                                                              int waits, int stages, int chunk16, unsigned* cnt,
+                                                              unsigned* tick, const uint4* __restrict__ vec,
+                                                              unsigned* sink) {
+  extern __shared__ __align__(128) unsigned char smem[];
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem);
+  uint64_t* empty = full + 8;
+  int* meta = reinterpret_cast<int*>(smem + 128);  // per stage: the tile's length in 16-byte words, -1 at an op's end
+  uint4* ring = reinterpret_cast<uint4*>(smem + 256);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < stages; ++s) {
+      mbar_init(full + s, 1);
+      mbar_init(empty + s, kConsumerWarps);
+    }
+  }
+  __syncthreads();
+  auto tiles = [&](int i) { return unsigned((ops[i].n16 + chunk16 - 1) / chunk16); };
+  if (warp == 0) {
+    if (lane != 0) return;
+    unsigned long long slot = 0;
+    for (int i = 0; i < nops; ++i) {
+      if (waits != 5 && ops[i].after_router && i > 0) p_spin(cnt + i - 1, tiles(i - 1));
+      const unsigned T = tiles(i);
+      // waits = 6: the next tile's atomic is issued before the wait for a free stage (its round trip overlaps the
+      // wait; the block may hold one tile it has not started). Otherwise a free stage first, then the tile.
+      unsigned ahead = waits == 6 ? atomicAdd(tick + i, 1u) : 0u;
+      for (;;) {
+        const int s = int(slot % stages);
+        if (slot >= (unsigned long long)stages) mbar_wait(empty + s, uint32_t((slot / stages) & 1) ^ 1u);
+        ++slot;
+        unsigned t;
+        if (waits == 6) {
+          t = ahead;
+          if (t < T) ahead = atomicAdd(tick + i, 1u);
+        } else {
+          t = atomicAdd(tick + i, 1u);
+        }
+        if (t >= T) {
+          meta[s] = -1;
+          mbar_arrive(full + s);
+          break;
+        }
+        const unsigned long long c = (unsigned long long)t * chunk16;
+        const int n = int(min((unsigned long long)chunk16, ops[i].n16 - c));
+        meta[s] = n;
+        mbar_arrive_expect_tx(full + s, uint32_t(n * 16));
+        bulk_copy_g2s(ring + size_t(s) * chunk16, base + ops[i].offset16 + c, uint32_t(n * 16), full + s);
+      }
+    }
+    return;
+  }
+  const int ct = threadIdx.x - 32;
+  unsigned acc = 0;
+  unsigned long long slot = 0;
+  for (int i = 0; i < nops; ++i) {
+    if (waits != 5 && i > 0) {
+      if (ct == 0) p_spin(cnt + i - 1, tiles(i - 1));
+      asm volatile("bar.sync 1, %0;" ::"n"(kConsumerWarps * 32) : "memory");
+      for (int j = ct; j < 512; j += kConsumerWarps * 32) {
+        const uint4 v = __ldcg(vec + j);
+        acc ^= v.x ^ v.w;
+      }
+    }
+    unsigned done = 0;
+    for (;; ++slot) {
+      const int s = int(slot % stages);
+      mbar_wait(full + s, uint32_t((slot / stages) & 1));
+      const int n = meta[s];
+      if (n > 0) {
+        const uint4* st = ring + size_t(s) * chunk16;
+        for (int j = ct; j < n; j += kConsumerWarps * 32) {
+          const uint4 v = st[j];
+          acc ^= v.x ^ v.y ^ v.z ^ v.w;
+        }
+        ++done;
+      }
+      __syncwarp();
+      if (lane == 0) mbar_arrive(empty + s);
+      if (n < 0) {
+        ++slot;
+        break;
+      }
+    }
+    if (waits != 5) {
+      asm volatile("bar.sync 1, %0;" ::"n"(kConsumerWarps * 32) : "memory");
+      if (ct == 0 && done) asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(cnt + i), "r"(done) : "memory");
+    }
+  }
+  if (acc == 0x9e3779b9u) sink[0] = acc;
 }
 
 struct Op {
@@ -244,6 +447,70 @@ int main(int argc, char** argv) {
       const double us = median(t) * 1e3;
       std::printf("%-32s %10.1f %10.1f %9.1f%%\n", m.name, us, 1e6 / us, 100.0 * (1e6 / us) / roofline);
     }
+  }
+
+  // The persistent floor (v34): one launch per step (counters zeroed by a memset node before it), graph-captured.
+  {
+    std::vector<POp> pops;  // (at most 8 stages: the mbarriers' 128 bytes)
+    for (const Op& op : ops) pops.push_back({op.offset16, op.n16, op.after_router ? 1 : 0});
+    POp* d_ops = nullptr;
+    unsigned* cnt = nullptr;
+    uint4* vec = nullptr;
+    CK(cudaMalloc(&d_ops, pops.size() * sizeof(POp)));
+    CK(cudaMemcpy(d_ops, pops.data(), pops.size() * sizeof(POp), cudaMemcpyHostToDevice));
+    CK(cudaMalloc(&cnt, 2 * pops.size() * sizeof(unsigned)));  // cnt, then the tile counters
+    CK(cudaMalloc(&vec, 8192));
+    CK(cudaMemset(vec, 0, 8192));
+    struct PMode {
+      int waits, stages, chunk_kb;
+    } pmodes[] = {{0, 6, 32}, {1, 6, 32}, {2, 6, 32}, {2, 2, 32}, {2, 6, 16}, {2, 8, 8},  {3, 6, 16}, {5, 6, 16},
+                  {5, 6, 32}, {4, 6, 16}, {4, 6, 32}, {4, 4, 48}, {4, 3, 64}, {4, 8, 8},  {6, 6, 16}, {6, 6, 32}};
+    std::printf("\n%-44s %10s %10s %10s\n", "persistent (1 block/SM, ring)", "us/step", "steps/s", "%roofline");
+    for (int round = 0; round < 2; ++round) {
+      for (const PMode& m : pmodes) {
+        if (m.stages > 8) {  // the kernels keep 8 full and 8 empty mbarriers in their first 128 bytes
+          std::fprintf(stderr, "persistent modes: at most 8 stages\n");
+          return 2;
+        }
+        const int chunk16 = m.chunk_kb * 1024 / 16;
+        const size_t smem = 128 + size_t(m.stages) * chunk16 * 16;
+        CK(cudaFuncSetAttribute(persistent_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+        CK(cudaFuncSetAttribute(dynamic_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem + 128)));
+        cudaGraph_t g;
+        cudaGraphExec_t exec;
+        CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+        CK(cudaMemsetAsync(cnt, 0, 2 * pops.size() * sizeof(unsigned), s));
+        if (m.waits >= 4) {
+          dynamic_kernel<<<sms, kPThreads, smem + 128, s>>>(buf, d_ops, int(pops.size()), m.waits, m.stages, chunk16, cnt,
+                                                            cnt + pops.size(), vec, sink);
+        } else {
+          persistent_kernel<<<sms, kPThreads, smem, s>>>(buf, d_ops, int(pops.size()), m.waits, m.stages, chunk16, cnt,
+                                                         vec, sink);
+        }
+        CK(cudaStreamEndCapture(s, &g));
+        CK(cudaGraphInstantiate(&exec, g, 0));
+        CK(cudaGraphDestroy(g));
+        std::vector<float> t;
+        for (int r = 0; r <= steps; ++r) {
+          CK(cudaEventRecord(e0, s));
+          CK(cudaGraphLaunch(exec, s));
+          CK(cudaEventRecord(e1, s));
+          CK(cudaEventSynchronize(e1));
+          float ms = 0;
+          CK(cudaEventElapsedTime(&ms, e0, e1));
+          if (r > 0) t.push_back(ms);
+        }
+        CK(cudaGraphExecDestroy(exec));
+        const double us = median(t) * 1e3;
+        char name[64];
+        std::snprintf(name, sizeof name, "%s waits %d, %d stages x %d KB", m.waits >= 4 ? "dynamic" : "static", m.waits,
+                      m.stages, m.chunk_kb);
+        std::printf("%-44s %10.1f %10.1f %9.1f%%\n", name, us, 1e6 / us, 100.0 * (1e6 / us) / roofline);
+      }
+    }
+    CK(cudaFree(d_ops));
+    CK(cudaFree(cnt));
+    CK(cudaFree(vec));
   }
   CK(cudaGetLastError());
   return 0;
