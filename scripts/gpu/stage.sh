@@ -9,8 +9,9 @@ BUILD=${BUILD:-build-cuda}
 S=${STAGE_DIR:-.gpu}
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGPTOSS_CUDA=ON -DGPTOSS_WERROR=ON >/dev/null
 # TARGETS: what to build (default all four; the gptoss CLI is only needed by compare20b.sh); EXTRA_TARGETS
-# may add backend_cuda_moe_gemm_test, engine_graph_decode_test and gptoss_cuda_timeline (the kernels built
-# again with the timeline stamps, NOTES.md v13), which are then staged too.
+# may add backend_cuda_moe_gemm_test, engine_graph_decode_test, gptoss_cuda_timeline (the kernels built
+# again with the timeline stamps, NOTES.md v13) and gptoss_cuda_stream_floor (NOTES.md v28, v34), which are then
+# staged too.
 cmake --build "$BUILD" -j2 --target ${TARGETS:-gptoss_cuda_lab gptoss_cuda_decode_check backend_cuda_test gptoss} ${EXTRA_TARGETS:-}
 EXCLUDE=$(git rev-parse --git-path info/exclude)  # also in a git worktree, where .git is a file
 mkdir -p "$(dirname "$EXCLUDE")"
@@ -20,7 +21,7 @@ git rev-parse HEAD > "$S/COMMIT"  # what the binaries were built from (scripts/g
 git status --short --untracked-files=no >> "$S/COMMIT"
 for f in "$BUILD"/bin/gptoss_cuda_lab "$BUILD"/bin/gptoss_cuda_decode_check "$BUILD"/src/backend/cuda/backend_cuda_test \
          "$BUILD"/src/backend/cuda/backend_cuda_moe_gemm_test "$BUILD"/src/engine/engine_graph_decode_test \
-         "$BUILD"/bin/gptoss_cuda_timeline; do
+         "$BUILD"/bin/gptoss_cuda_timeline "$BUILD"/bin/gptoss_cuda_stream_floor; do
   case " ${TARGETS:-gptoss_cuda_lab gptoss_cuda_decode_check backend_cuda_test} ${EXTRA_TARGETS:-} " in
     *" $(basename "$f") "*) cp "$f" "$S/bin/" ;;
   esac
