@@ -90,6 +90,7 @@ constexpr int kConsumerWarps = kPThreads / 32 - 1;
 struct POp {
   unsigned long long offset16, n16;
   int after_router;
+  int soft;  // dynamic_kernel, waits = 7: > 0 = its tiles wait on that many groups of the previous op's tiles
 };
 
 __device__ __forceinline__ unsigned p_acquire(const unsigned* p) {
@@ -173,15 +174,20 @@ __global__ void __launch_bounds__(kPThreads, 1) persistent_kernel(const uint4* _
 // into tiles of one stage; a block's producer takes the op's next tile by an atomic on the op's tile counter, so a
 // block that streams faster takes more tiles. The producer tells the consumers which tile each stage holds, and
 // marks the end of each op with an empty stage; cnt[i] counts the op's tiles consumed (the barrier's target is
-// the op's tile count). waits = 6: as 4, with the producer's atomic one tile ahead.
+// the op's tile count). waits = 6: as 4, with the producer's atomic one tile ahead. waits = 7: as 4, but an op
+// whose dependency is partial (attention on qkv: a KV head's rows; down on gate_up: a slot's h) waits per tile on a
+// group of the previous op's tiles (cntg: 8 counters per op, bumped once per tile after a consumer barrier;
+// op.soft groups), not on all of them,
+// and reads its 8 KB input after each new group's wait.
 __global__ void __launch_bounds__(kPThreads, 1) dynamic_kernel(const uint4* __restrict__ base, const POp* ops, int nops,
                                                               int waits, int stages, int chunk16, unsigned* cnt,
-                                                              unsigned* tick, const uint4* __restrict__ vec,
-                                                              unsigned* sink) {
+                                                              unsigned* tick, unsigned* cntg,
+                                                              const uint4* __restrict__ vec, unsigned* sink) {
   extern __shared__ __align__(128) unsigned char smem[];
   uint64_t* full = reinterpret_cast<uint64_t*>(smem);
   uint64_t* empty = full + 8;
   int* meta = reinterpret_cast<int*>(smem + 128);  // per stage: the tile's length in 16-byte words, -1 at an op's end
+  int* tmeta = meta + 8;                            // per stage: the tile's index in its op
   uint4* ring = reinterpret_cast<uint4*>(smem + 256);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   if (threadIdx.x == 0) {
@@ -220,6 +226,7 @@ __global__ void __launch_bounds__(kPThreads, 1) dynamic_kernel(const uint4* __re
         const unsigned long long c = (unsigned long long)t * chunk16;
         const int n = int(min((unsigned long long)chunk16, ops[i].n16 - c));
         meta[s] = n;
+        tmeta[s] = int(t);
         mbar_arrive_expect_tx(full + s, uint32_t(n * 16));
         bulk_copy_g2s(ring + size_t(s) * chunk16, base + ops[i].offset16 + c, uint32_t(n * 16), full + s);
       }
@@ -229,8 +236,16 @@ __global__ void __launch_bounds__(kPThreads, 1) dynamic_kernel(const uint4* __re
   const int ct = threadIdx.x - 32;
   unsigned acc = 0;
   unsigned long long slot = 0;
+  // Tiles of op u in group g of G: those with t * G / T == g, i.e. [ceil(g T / G), ceil((g + 1) T / G)).
+  auto group_size = [&](int u, unsigned g, unsigned G) {
+    const unsigned T = tiles(u);
+    return (T * (g + 1) + G - 1) / G - (T * g + G - 1) / G;
+  };
   for (int i = 0; i < nops; ++i) {
-    if (waits != 5 && i > 0) {
+    const unsigned G = waits == 7 && i > 0 ? unsigned(ops[i].soft) : 0u;              // this op's groups
+    const unsigned Gn = waits == 7 && i + 1 < nops ? unsigned(ops[i + 1].soft) : 0u;  // the next op's
+    int waited = -1;
+    if (waits != 5 && i > 0 && G == 0) {
       if (ct == 0) p_spin(cnt + i - 1, tiles(i - 1));
       asm volatile("bar.sync 1, %0;" ::"n"(kConsumerWarps * 32) : "memory");
       for (int j = ct; j < 512; j += kConsumerWarps * 32) {
@@ -244,10 +259,24 @@ __global__ void __launch_bounds__(kPThreads, 1) dynamic_kernel(const uint4* __re
       mbar_wait(full + s, uint32_t((slot / stages) & 1));
       const int n = meta[s];
       if (n > 0) {
+        const unsigned t = unsigned(tmeta[s]);
+        if (G > 0 && int(t * G / tiles(i)) != waited) {  // the same for every consumer thread
+          waited = int(t * G / tiles(i));
+          if (ct == 0) p_spin(cntg + (i - 1) * 8 + waited, group_size(i - 1, unsigned(waited), G));
+          asm volatile("bar.sync 1, %0;" ::"n"(kConsumerWarps * 32) : "memory");
+          for (int j = ct; j < 512; j += kConsumerWarps * 32) {
+            const uint4 v = __ldcg(vec + j);
+            acc ^= v.x ^ v.w;
+          }
+        }
         const uint4* st = ring + size_t(s) * chunk16;
         for (int j = ct; j < n; j += kConsumerWarps * 32) {
           const uint4 v = st[j];
           acc ^= v.x ^ v.y ^ v.z ^ v.w;
+        }
+        if (Gn > 0) {
+          asm volatile("bar.sync 1, %0;" ::"n"(kConsumerWarps * 32) : "memory");
+          if (ct == 0) asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(cntg + i * 8 + t * Gn / tiles(i)) : "memory");
         }
         ++done;
       }
@@ -270,6 +299,7 @@ struct Op {
   size_t offset16, n16;
   int grid;
   bool after_router;  // gate_up: its reads depend on the previous kernel in every mode that has PDL
+  int soft;           // v34's waits = 7: attention waits on 8 groups of qkv's tiles (KV heads), down on 4 of gate_up's (slots)
 };
 
 void launch(const Op& op, const uint4* base, int order, bool pdl, unsigned* sink, cudaStream_t s) {
@@ -317,10 +347,10 @@ int main(int argc, char** argv) {
   std::vector<Op> ops;
   size_t total16 = 0;
   double step_bytes = 0;
-  auto add = [&](double bytes, bool after_router) {
+  auto add = [&](double bytes, bool after_router, int soft) {
     const size_t n16 = size_t(bytes / 16);
     const size_t blocks = (n16 + size_t(kThreads) * kUnroll - 1) / (size_t(kThreads) * kUnroll);
-    ops.push_back({total16, n16, int(std::min<size_t>(blocks, size_t(sms) * 8)), after_router});
+    ops.push_back({total16, n16, int(std::min<size_t>(blocks, size_t(sms) * 8)), after_router, soft});
     step_bytes += double(n16) * 16;
     total16 += (n16 + 255) / 256 * 256;  // 4 KB-aligned regions
   };
@@ -329,11 +359,11 @@ int main(int argc, char** argv) {
       double bytes = layer_bytes[k];
       int next = k + 1;
       for (; next < 6 && keep[next] == '0'; ++next) bytes += layer_bytes[next];
-      add(bytes, k == 4);  // a kernel that starts with gate_up reads the router's experts
+      add(bytes, k == 4, k == 1 ? 8 : k == 5 ? 4 : 0);  // a kernel that starts with gate_up reads the router's experts
       k = next;
     }
   }
-  for (double b : tail_bytes) add(b, false);
+  for (double b : tail_bytes) add(b, false, 0);
   std::printf("kernels per step: %zu (%d layers, kept %s, + 2); bytes per step %.3f GB\n", ops.size(), layers, keep,
               step_bytes / 1e9);
 
@@ -452,19 +482,20 @@ int main(int argc, char** argv) {
   // The persistent floor (v34): one launch per step (counters zeroed by a memset node before it), graph-captured.
   {
     std::vector<POp> pops;  // (at most 8 stages: the mbarriers' 128 bytes)
-    for (const Op& op : ops) pops.push_back({op.offset16, op.n16, op.after_router ? 1 : 0});
+    for (const Op& op : ops) pops.push_back({op.offset16, op.n16, op.after_router ? 1 : 0, op.soft});
     POp* d_ops = nullptr;
     unsigned* cnt = nullptr;
     uint4* vec = nullptr;
     CK(cudaMalloc(&d_ops, pops.size() * sizeof(POp)));
     CK(cudaMemcpy(d_ops, pops.data(), pops.size() * sizeof(POp), cudaMemcpyHostToDevice));
-    CK(cudaMalloc(&cnt, 2 * pops.size() * sizeof(unsigned)));  // cnt, then the tile counters
+    CK(cudaMalloc(&cnt, 10 * pops.size() * sizeof(unsigned)));  // cnt, the tile counters, 8 group counters per op
     CK(cudaMalloc(&vec, 8192));
     CK(cudaMemset(vec, 0, 8192));
     struct PMode {
       int waits, stages, chunk_kb;
     } pmodes[] = {{0, 6, 32}, {1, 6, 32}, {2, 6, 32}, {2, 2, 32}, {2, 6, 16}, {2, 8, 8},  {3, 6, 16}, {5, 6, 16},
-                  {5, 6, 32}, {4, 6, 16}, {4, 6, 32}, {4, 4, 48}, {4, 3, 64}, {4, 8, 8},  {6, 6, 16}, {6, 6, 32}};
+                  {5, 6, 32}, {4, 6, 16}, {4, 6, 32}, {4, 4, 48}, {4, 3, 64}, {4, 8, 8},  {6, 6, 16}, {6, 6, 32},
+                  {7, 6, 32}, {7, 4, 48}};
     std::printf("\n%-44s %10s %10s %10s\n", "persistent (1 block/SM, ring)", "us/step", "steps/s", "%roofline");
     for (int round = 0; round < 2; ++round) {
       for (const PMode& m : pmodes) {
@@ -479,10 +510,10 @@ int main(int argc, char** argv) {
         cudaGraph_t g;
         cudaGraphExec_t exec;
         CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
-        CK(cudaMemsetAsync(cnt, 0, 2 * pops.size() * sizeof(unsigned), s));
+        CK(cudaMemsetAsync(cnt, 0, 10 * pops.size() * sizeof(unsigned), s));
         if (m.waits >= 4) {
           dynamic_kernel<<<sms, kPThreads, smem + 128, s>>>(buf, d_ops, int(pops.size()), m.waits, m.stages, chunk16, cnt,
-                                                            cnt + pops.size(), vec, sink);
+                                                            cnt + pops.size(), cnt + 2 * pops.size(), vec, sink);
         } else {
           persistent_kernel<<<sms, kPThreads, smem, s>>>(buf, d_ops, int(pops.size()), m.waits, m.stages, chunk16, cnt,
                                                          vec, sink);
