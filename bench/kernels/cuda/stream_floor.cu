@@ -322,6 +322,35 @@ float median(std::vector<float> v) {
   return v[v.size() / 2];
 }
 
+// `enqueue`'s launches on s, captured into a graph.
+template <typename F>
+cudaGraphExec_t capture(F&& enqueue, cudaStream_t s) {
+  cudaGraph_t g;
+  cudaGraphExec_t exec;
+  CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+  enqueue();
+  CK(cudaStreamEndCapture(s, &g));
+  CK(cudaGraphInstantiate(&exec, g, 0));
+  CK(cudaGraphDestroy(g));
+  return exec;
+}
+
+// The median time in us of `steps` runs of `run` on s (after one untimed run), each between two events.
+template <typename F>
+double median_us(F&& run, int steps, cudaStream_t s, cudaEvent_t e0, cudaEvent_t e1) {
+  std::vector<float> t;
+  for (int r = 0; r <= steps; ++r) {
+    CK(cudaEventRecord(e0, s));
+    run();
+    CK(cudaEventRecord(e1, s));
+    CK(cudaEventSynchronize(e1));
+    float ms = 0;
+    CK(cudaEventElapsedTime(&ms, e0, e1));
+    if (r > 0) t.push_back(ms);
+  }
+  return median(t) * 1e3;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -387,17 +416,9 @@ int main(int argc, char** argv) {
     CK(cudaMalloc(&src, cb));
     CK(cudaMalloc(&dst, cb));
     CK(cudaMemset(src, 1, cb));
-    std::vector<float> t;
-    for (int r = 0; r < 11; ++r) {
-      CK(cudaEventRecord(e0, s));
-      CK(cudaMemcpyAsync(dst, src, cb, cudaMemcpyDeviceToDevice, s));
-      CK(cudaEventRecord(e1, s));
-      CK(cudaEventSynchronize(e1));
-      float ms = 0;
-      CK(cudaEventElapsedTime(&ms, e0, e1));
-      if (r > 0) t.push_back(ms);
-    }
-    copy_bw = 2.0 * cb / (median(t) * 1e-3);
+    const double us =
+        median_us([&] { CK(cudaMemcpyAsync(dst, src, cb, cudaMemcpyDeviceToDevice, s)); }, 10, s, e0, e1);
+    copy_bw = 2.0 * cb / (us * 1e-6);
     CK(cudaFree(src));
     CK(cudaFree(dst));
   }
@@ -419,17 +440,7 @@ int main(int argc, char** argv) {
     } else {
       name = k == per_layer ? "unembedding" : "logits";
     }
-    std::vector<float> t;
-    for (int r = 0; r < 21; ++r) {
-      CK(cudaEventRecord(e0, s));
-      launch(op, buf, 0, false, sink, s);
-      CK(cudaEventRecord(e1, s));
-      CK(cudaEventSynchronize(e1));
-      float ms = 0;
-      CK(cudaEventElapsedTime(&ms, e0, e1));
-      if (r > 0) t.push_back(ms);
-    }
-    const float us = median(t) * 1e3f;
+    const double us = median_us([&] { launch(op, buf, 0, false, sink, s); }, 20, s, e0, e1);
     std::printf("%-24s %10.2f %10d %10.2f %7.1f%%\n", name.c_str(),
                 op.n16 * 16 / MB, op.grid, us, 100.0 * (op.n16 * 16 / (us * 1e-6)) / copy_bw);
   }
@@ -450,31 +461,17 @@ int main(int argc, char** argv) {
       auto step = [&] {
         for (const Op& op : ops) launch(op, buf, m.deps && op.after_router ? 1 : m.order, m.pdl, sink, s);
       };
-      cudaGraphExec_t exec = nullptr;
-      if (m.graph) {
-        cudaGraph_t g;
-        CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
-        step();
-        CK(cudaStreamEndCapture(s, &g));
-        CK(cudaGraphInstantiate(&exec, g, 0));
-        CK(cudaGraphDestroy(g));
-      }
-      std::vector<float> t;
-      for (int r = 0; r <= steps; ++r) {
-        CK(cudaEventRecord(e0, s));
-        if (exec) {
-          CK(cudaGraphLaunch(exec, s));
-        } else {
-          step();
-        }
-        CK(cudaEventRecord(e1, s));
-        CK(cudaEventSynchronize(e1));
-        float ms = 0;
-        CK(cudaEventElapsedTime(&ms, e0, e1));
-        if (r > 0) t.push_back(ms);
-      }
+      const cudaGraphExec_t exec = m.graph ? capture(step, s) : nullptr;
+      const double us = median_us(
+          [&] {
+            if (exec) {
+              CK(cudaGraphLaunch(exec, s));
+            } else {
+              step();
+            }
+          },
+          steps, s, e0, e1);
       if (exec) CK(cudaGraphExecDestroy(exec));
-      const double us = median(t) * 1e3;
       std::printf("%-32s %10.1f %10.1f %9.1f%%\n", m.name, us, 1e6 / us, 100.0 * (1e6 / us) / roofline);
     }
   }
@@ -507,32 +504,21 @@ int main(int argc, char** argv) {
         const size_t smem = 128 + size_t(m.stages) * chunk16 * 16;
         CK(cudaFuncSetAttribute(persistent_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
         CK(cudaFuncSetAttribute(dynamic_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem + 128)));
-        cudaGraph_t g;
-        cudaGraphExec_t exec;
-        CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
-        CK(cudaMemsetAsync(cnt, 0, 10 * pops.size() * sizeof(unsigned), s));
-        if (m.waits >= 4) {
-          dynamic_kernel<<<sms, kPThreads, smem + 128, s>>>(buf, d_ops, int(pops.size()), m.waits, m.stages, chunk16, cnt,
-                                                            cnt + pops.size(), cnt + 2 * pops.size(), vec, sink);
-        } else {
-          persistent_kernel<<<sms, kPThreads, smem, s>>>(buf, d_ops, int(pops.size()), m.waits, m.stages, chunk16, cnt,
-                                                         vec, sink);
-        }
-        CK(cudaStreamEndCapture(s, &g));
-        CK(cudaGraphInstantiate(&exec, g, 0));
-        CK(cudaGraphDestroy(g));
-        std::vector<float> t;
-        for (int r = 0; r <= steps; ++r) {
-          CK(cudaEventRecord(e0, s));
-          CK(cudaGraphLaunch(exec, s));
-          CK(cudaEventRecord(e1, s));
-          CK(cudaEventSynchronize(e1));
-          float ms = 0;
-          CK(cudaEventElapsedTime(&ms, e0, e1));
-          if (r > 0) t.push_back(ms);
-        }
+        const cudaGraphExec_t exec = capture(
+            [&] {
+              CK(cudaMemsetAsync(cnt, 0, 10 * pops.size() * sizeof(unsigned), s));
+              if (m.waits >= 4) {
+                dynamic_kernel<<<sms, kPThreads, smem + 128, s>>>(buf, d_ops, int(pops.size()), m.waits, m.stages,
+                                                                  chunk16, cnt, cnt + pops.size(),
+                                                                  cnt + 2 * pops.size(), vec, sink);
+              } else {
+                persistent_kernel<<<sms, kPThreads, smem, s>>>(buf, d_ops, int(pops.size()), m.waits, m.stages,
+                                                               chunk16, cnt, vec, sink);
+              }
+            },
+            s);
+        const double us = median_us([&] { CK(cudaGraphLaunch(exec, s)); }, steps, s, e0, e1);
         CK(cudaGraphExecDestroy(exec));
-        const double us = median(t) * 1e3;
         char name[64];
         std::snprintf(name, sizeof name, "%s waits %d, %d stages x %d KB", m.waits >= 4 ? "dynamic" : "static", m.waits,
                       m.stages, m.chunk_kb);
