@@ -72,7 +72,6 @@ __global__ void __launch_bounds__(kThreads) read_kernel(const uint4* __restrict_
   if (acc == 0x9e3779b9u) sink[0] = acc;  // never true for the zeroed buffer; keeps the loads
 }
 
-
 // The persistent floor (NOTES.md v34): the whole step in one kernel of one block per SM. Each block streams its
 // share of every op's bytes into a ring of shared-memory stages by the bulk-copy engine (one producer thread,
 // running ahead of the consumers as far as the ring lets it: the weights of the next op are read before its
@@ -102,10 +101,20 @@ __device__ __forceinline__ void p_spin(const unsigned* cnt, unsigned target) {
   while (p_acquire(cnt) < target) {
   }
 }
+__device__ __forceinline__ void p_release_add(unsigned* cnt, unsigned n) {
+  asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(cnt), "r"(n) : "memory");
+}
+// Block b's share [lo, hi) of n16 words over G blocks (empty where waits = 3: the barriers alone).
+__device__ __forceinline__ void p_share(unsigned long long n16, unsigned G, int waits, unsigned long long& lo,
+                                        unsigned long long& hi) {
+  const unsigned long long share = (n16 + G - 1) / G;
+  lo = min(n16, share * blockIdx.x);
+  hi = waits == 3 ? lo : min(n16, lo + share);
+}
 
-__global__ void __launch_bounds__(kPThreads, 1) persistent_kernel(const uint4* __restrict__ base, const POp* ops, int nops,
-                                                                 int waits, int stages, int chunk16, unsigned* cnt,
-                                                                 const uint4* __restrict__ vec, unsigned* sink) {
+__global__ void __launch_bounds__(kPThreads, 1)
+    persistent_kernel(const uint4* __restrict__ base, const POp* ops, int nops, int waits, int stages, int chunk16,
+                      unsigned* cnt, const uint4* __restrict__ vec, unsigned* sink) {
   extern __shared__ __align__(128) unsigned char smem[];
   uint64_t* full = reinterpret_cast<uint64_t*>(smem);
   uint64_t* empty = full + 8;
@@ -124,8 +133,8 @@ __global__ void __launch_bounds__(kPThreads, 1) persistent_kernel(const uint4* _
     unsigned long long chunk = 0;
     for (int i = 0; i < nops; ++i) {
       if (waits >= 2 && ops[i].after_router && i > 0) p_spin(cnt + i - 1, G);
-      const unsigned long long share = (ops[i].n16 + G - 1) / G;
-      const unsigned long long lo = min(ops[i].n16, share * blockIdx.x), hi = waits == 3 ? lo : min(ops[i].n16, lo + share);
+      unsigned long long lo, hi;
+      p_share(ops[i].n16, G, waits, lo, hi);
       for (unsigned long long c = lo; c < hi; c += chunk16, ++chunk) {
         const int s = int(chunk % stages);
         if (chunk >= (unsigned long long)stages) mbar_wait(empty + s, uint32_t((chunk / stages) & 1) ^ 1u);
@@ -148,8 +157,8 @@ __global__ void __launch_bounds__(kPThreads, 1) persistent_kernel(const uint4* _
         acc ^= v.x ^ v.w;
       }
     }
-    const unsigned long long share = (ops[i].n16 + G - 1) / G;
-    const unsigned long long lo = min(ops[i].n16, share * blockIdx.x), hi = waits == 3 ? lo : min(ops[i].n16, lo + share);
+    unsigned long long lo, hi;
+    p_share(ops[i].n16, G, waits, lo, hi);
     for (unsigned long long c = lo; c < hi; c += chunk16, ++chunk) {
       const int s = int(chunk % stages);
       mbar_wait(full + s, uint32_t((chunk / stages) & 1));
@@ -164,7 +173,7 @@ __global__ void __launch_bounds__(kPThreads, 1) persistent_kernel(const uint4* _
     }
     if (waits) {
       asm volatile("bar.sync 1, %0;" ::"n"(kConsumerWarps * 32) : "memory");
-      if (ct == 0) asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(cnt + i) : "memory");
+      if (ct == 0) p_release_add(cnt + i, 1);
     }
   }
   if (acc == 0x9e3779b9u) sink[0] = acc;
@@ -177,12 +186,10 @@ __global__ void __launch_bounds__(kPThreads, 1) persistent_kernel(const uint4* _
 // the op's tile count). waits = 6: as 4, with the producer's atomic one tile ahead. waits = 7: as 4, but an op
 // whose dependency is partial (attention on qkv: a KV head's rows; down on gate_up: a slot's h) waits per tile on a
 // group of the previous op's tiles (cntg: 8 counters per op, bumped once per tile after a consumer barrier;
-// op.soft groups), not on all of them,
-// and reads its 8 KB input after each new group's wait.
-__global__ void __launch_bounds__(kPThreads, 1) dynamic_kernel(const uint4* __restrict__ base, const POp* ops, int nops,
-                                                              int waits, int stages, int chunk16, unsigned* cnt,
-                                                              unsigned* tick, unsigned* cntg,
-                                                              const uint4* __restrict__ vec, unsigned* sink) {
+// op.soft groups), not on all of them, and reads its 8 KB input after each new group's wait.
+__global__ void __launch_bounds__(kPThreads, 1)
+    dynamic_kernel(const uint4* __restrict__ base, const POp* ops, int nops, int waits, int stages, int chunk16,
+                   unsigned* cnt, unsigned* tick, unsigned* cntg, const uint4* __restrict__ vec, unsigned* sink) {
   extern __shared__ __align__(128) unsigned char smem[];
   uint64_t* full = reinterpret_cast<uint64_t*>(smem);
   uint64_t* empty = full + 8;
@@ -276,7 +283,7 @@ __global__ void __launch_bounds__(kPThreads, 1) dynamic_kernel(const uint4* __re
         }
         if (Gn > 0) {
           asm volatile("bar.sync 1, %0;" ::"n"(kConsumerWarps * 32) : "memory");
-          if (ct == 0) asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(cntg + i * 8 + t * Gn / tiles(i)) : "memory");
+          if (ct == 0) p_release_add(cntg + i * 8 + t * Gn / tiles(i), 1);
         }
         ++done;
       }
@@ -289,7 +296,7 @@ __global__ void __launch_bounds__(kPThreads, 1) dynamic_kernel(const uint4* __re
     }
     if (waits != 5) {
       asm volatile("bar.sync 1, %0;" ::"n"(kConsumerWarps * 32) : "memory");
-      if (ct == 0 && done) asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(cnt + i), "r"(done) : "memory");
+      if (ct == 0 && done) p_release_add(cnt + i, done);
     }
   }
   if (acc == 0x9e3779b9u) sink[0] = acc;
@@ -299,7 +306,8 @@ struct Op {
   size_t offset16, n16;
   int grid;
   bool after_router;  // gate_up: its reads depend on the previous kernel in every mode that has PDL
-  int soft;           // v34's waits = 7: attention waits on 8 groups of qkv's tiles (KV heads), down on 4 of gate_up's (slots)
+  int soft;           // v34's waits = 7: attention waits on 8 groups of qkv's tiles (KV heads), down on
+                      // 4 of gate_up's (slots)
 };
 
 void launch(const Op& op, const uint4* base, int order, bool pdl, unsigned* sink, cudaStream_t s) {
@@ -478,7 +486,7 @@ int main(int argc, char** argv) {
 
   // The persistent floor (v34): one launch per step (counters zeroed by a memset node before it), graph-captured.
   {
-    std::vector<POp> pops;  // (at most 8 stages: the mbarriers' 128 bytes)
+    std::vector<POp> pops;
     for (const Op& op : ops) pops.push_back({op.offset16, op.n16, op.after_router ? 1 : 0, op.soft});
     POp* d_ops = nullptr;
     unsigned* cnt = nullptr;
