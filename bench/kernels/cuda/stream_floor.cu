@@ -104,6 +104,52 @@ __device__ __forceinline__ void p_spin(const unsigned* cnt, unsigned target) {
 __device__ __forceinline__ void p_release_add(unsigned* cnt, unsigned n) {
   asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(cnt), "r"(n) : "memory");
 }
+// The kernels' shared memory: 8 full and 8 empty mbarriers, 8 ints and 8 ints of stage metadata (dynamic_kernel),
+// then the ring's stages. Thread 0 sets up `stages` of the barriers (then __syncthreads()).
+constexpr size_t kRingHeader = 256;
+struct Ring {
+  uint64_t* full;
+  uint64_t* empty;
+  int* meta;   // per stage: the tile's length in 16-byte words, -1 at an op's end (dynamic_kernel)
+  int* tmeta;  // per stage: the tile's index in its op (dynamic_kernel)
+  uint4* stage0;
+};
+__device__ __forceinline__ Ring p_ring(unsigned char* smem, int stages) {
+  Ring r{reinterpret_cast<uint64_t*>(smem), reinterpret_cast<uint64_t*>(smem) + 8, reinterpret_cast<int*>(smem + 128),
+         reinterpret_cast<int*>(smem + 160), reinterpret_cast<uint4*>(smem + kRingHeader)};
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < stages; ++s) {
+      mbar_init(r.full + s, 1);
+      mbar_init(r.empty + s, kConsumerWarps);
+    }
+  }
+  __syncthreads();
+  return r;
+}
+// The consumers' wait for counter >= target (thread ct 0 spins, then a barrier of the consumer warps), then the
+// 8 KB input vector from L2, as the real kernels read theirs after their wait.
+__device__ __forceinline__ void p_wait_input(const unsigned* counter, unsigned target, int ct,
+                                             const uint4* __restrict__ vec, unsigned& acc) {
+  if (ct == 0) p_spin(counter, target);
+  asm volatile("bar.sync 1, %0;" ::"n"(kConsumerWarps * 32) : "memory");
+  for (int j = ct; j < 512; j += kConsumerWarps * 32) {
+    const uint4 v = __ldcg(vec + j);
+    acc ^= v.x ^ v.w;
+  }
+}
+// The consumers' fold of n words of a stage.
+__device__ __forceinline__ void p_fold(const uint4* st, int n, int ct, unsigned& acc) {
+  for (int j = ct; j < n; j += kConsumerWarps * 32) {
+    const uint4 v = st[j];
+    acc ^= v.x ^ v.y ^ v.z ^ v.w;
+  }
+}
+// A barrier of the consumer warps, then thread ct 0 adds n to counter (release).
+__device__ __forceinline__ void p_consumers_done(unsigned* counter, unsigned n, int ct) {
+  asm volatile("bar.sync 1, %0;" ::"n"(kConsumerWarps * 32) : "memory");
+  if (ct == 0 && n) p_release_add(counter, n);
+}
+
 // Block b's share [lo, hi) of n16 words over G blocks (empty where waits = 3: the barriers alone).
 __device__ __forceinline__ void p_share(unsigned long long n16, unsigned G, int waits, unsigned long long& lo,
                                         unsigned long long& hi) {
@@ -116,18 +162,9 @@ __global__ void __launch_bounds__(kPThreads, 1)
     persistent_kernel(const uint4* __restrict__ base, const POp* ops, int nops, int waits, int stages, int chunk16,
                       unsigned* cnt, const uint4* __restrict__ vec, unsigned* sink) {
   extern __shared__ __align__(128) unsigned char smem[];
-  uint64_t* full = reinterpret_cast<uint64_t*>(smem);
-  uint64_t* empty = full + 8;
-  uint4* ring = reinterpret_cast<uint4*>(smem + 128);
+  const Ring r = p_ring(smem, stages);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const unsigned G = gridDim.x;
-  if (threadIdx.x == 0) {
-    for (int s = 0; s < stages; ++s) {
-      mbar_init(full + s, 1);
-      mbar_init(empty + s, kConsumerWarps);
-    }
-  }
-  __syncthreads();
   if (warp == 0) {
     if (lane != 0) return;
     unsigned long long chunk = 0;
@@ -137,10 +174,10 @@ __global__ void __launch_bounds__(kPThreads, 1)
       p_share(ops[i].n16, G, waits, lo, hi);
       for (unsigned long long c = lo; c < hi; c += chunk16, ++chunk) {
         const int s = int(chunk % stages);
-        if (chunk >= (unsigned long long)stages) mbar_wait(empty + s, uint32_t((chunk / stages) & 1) ^ 1u);
+        if (chunk >= (unsigned long long)stages) mbar_wait(r.empty + s, uint32_t((chunk / stages) & 1) ^ 1u);
         const uint32_t bytes = uint32_t(min((unsigned long long)chunk16, hi - c) * 16);
-        mbar_arrive_expect_tx(full + s, bytes);
-        bulk_copy_g2s(ring + size_t(s) * chunk16, base + ops[i].offset16 + c, bytes, full + s);
+        mbar_arrive_expect_tx(r.full + s, bytes);
+        bulk_copy_g2s(r.stage0 + size_t(s) * chunk16, base + ops[i].offset16 + c, bytes, r.full + s);
       }
     }
     return;
@@ -149,32 +186,18 @@ __global__ void __launch_bounds__(kPThreads, 1)
   unsigned acc = 0;
   unsigned long long chunk = 0;
   for (int i = 0; i < nops; ++i) {
-    if (waits && i > 0) {
-      if (ct == 0) p_spin(cnt + i - 1, G);
-      asm volatile("bar.sync 1, %0;" ::"n"(kConsumerWarps * 32) : "memory");
-      for (int j = ct; j < 512; j += kConsumerWarps * 32) {  // the 8 KB input vector, from L2
-        const uint4 v = __ldcg(vec + j);
-        acc ^= v.x ^ v.w;
-      }
-    }
+    if (waits && i > 0) p_wait_input(cnt + i - 1, G, ct, vec, acc);
     unsigned long long lo, hi;
     p_share(ops[i].n16, G, waits, lo, hi);
     for (unsigned long long c = lo; c < hi; c += chunk16, ++chunk) {
       const int s = int(chunk % stages);
-      mbar_wait(full + s, uint32_t((chunk / stages) & 1));
+      mbar_wait(r.full + s, uint32_t((chunk / stages) & 1));
       const int n = int(min((unsigned long long)chunk16, hi - c));
-      const uint4* st = ring + size_t(s) * chunk16;
-      for (int j = ct; j < n; j += kConsumerWarps * 32) {
-        const uint4 v = st[j];
-        acc ^= v.x ^ v.y ^ v.z ^ v.w;
-      }
+      p_fold(r.stage0 + size_t(s) * chunk16, n, ct, acc);
       __syncwarp();
-      if (lane == 0) mbar_arrive(empty + s);
+      if (lane == 0) mbar_arrive(r.empty + s);
     }
-    if (waits) {
-      asm volatile("bar.sync 1, %0;" ::"n"(kConsumerWarps * 32) : "memory");
-      if (ct == 0) p_release_add(cnt + i, 1);
-    }
+    if (waits) p_consumers_done(cnt + i, 1, ct);
   }
   if (acc == 0x9e3779b9u) sink[0] = acc;
 }
@@ -191,19 +214,8 @@ __global__ void __launch_bounds__(kPThreads, 1)
     dynamic_kernel(const uint4* __restrict__ base, const POp* ops, int nops, int waits, int stages, int chunk16,
                    unsigned* cnt, unsigned* tick, unsigned* cntg, const uint4* __restrict__ vec, unsigned* sink) {
   extern __shared__ __align__(128) unsigned char smem[];
-  uint64_t* full = reinterpret_cast<uint64_t*>(smem);
-  uint64_t* empty = full + 8;
-  int* meta = reinterpret_cast<int*>(smem + 128);  // per stage: the tile's length in 16-byte words, -1 at an op's end
-  int* tmeta = meta + 8;                            // per stage: the tile's index in its op
-  uint4* ring = reinterpret_cast<uint4*>(smem + 256);
+  const Ring r = p_ring(smem, stages);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (threadIdx.x == 0) {
-    for (int s = 0; s < stages; ++s) {
-      mbar_init(full + s, 1);
-      mbar_init(empty + s, kConsumerWarps);
-    }
-  }
-  __syncthreads();
   auto tiles = [&](int i) { return unsigned((ops[i].n16 + chunk16 - 1) / chunk16); };
   if (warp == 0) {
     if (lane != 0) return;
@@ -216,7 +228,7 @@ __global__ void __launch_bounds__(kPThreads, 1)
       unsigned ahead = waits == 6 ? atomicAdd(tick + i, 1u) : 0u;
       for (;;) {
         const int s = int(slot % stages);
-        if (slot >= (unsigned long long)stages) mbar_wait(empty + s, uint32_t((slot / stages) & 1) ^ 1u);
+        if (slot >= (unsigned long long)stages) mbar_wait(r.empty + s, uint32_t((slot / stages) & 1) ^ 1u);
         ++slot;
         unsigned t;
         if (waits == 6) {
@@ -226,16 +238,16 @@ __global__ void __launch_bounds__(kPThreads, 1)
           t = atomicAdd(tick + i, 1u);
         }
         if (t >= T) {
-          meta[s] = -1;
-          mbar_arrive(full + s);
+          r.meta[s] = -1;
+          mbar_arrive(r.full + s);
           break;
         }
         const unsigned long long c = (unsigned long long)t * chunk16;
         const int n = int(min((unsigned long long)chunk16, ops[i].n16 - c));
-        meta[s] = n;
-        tmeta[s] = int(t);
-        mbar_arrive_expect_tx(full + s, uint32_t(n * 16));
-        bulk_copy_g2s(ring + size_t(s) * chunk16, base + ops[i].offset16 + c, uint32_t(n * 16), full + s);
+        r.meta[s] = n;
+        r.tmeta[s] = int(t);
+        mbar_arrive_expect_tx(r.full + s, uint32_t(n * 16));
+        bulk_copy_g2s(r.stage0 + size_t(s) * chunk16, base + ops[i].offset16 + c, uint32_t(n * 16), r.full + s);
       }
     }
     return;
@@ -252,52 +264,31 @@ __global__ void __launch_bounds__(kPThreads, 1)
     const unsigned G = waits == 7 && i > 0 ? unsigned(ops[i].soft) : 0u;              // this op's groups
     const unsigned Gn = waits == 7 && i + 1 < nops ? unsigned(ops[i + 1].soft) : 0u;  // the next op's
     int waited = -1;
-    if (waits != 5 && i > 0 && G == 0) {
-      if (ct == 0) p_spin(cnt + i - 1, tiles(i - 1));
-      asm volatile("bar.sync 1, %0;" ::"n"(kConsumerWarps * 32) : "memory");
-      for (int j = ct; j < 512; j += kConsumerWarps * 32) {
-        const uint4 v = __ldcg(vec + j);
-        acc ^= v.x ^ v.w;
-      }
-    }
+    const unsigned T = tiles(i);
+    if (waits != 5 && i > 0 && G == 0) p_wait_input(cnt + i - 1, tiles(i - 1), ct, vec, acc);
     unsigned done = 0;
     for (;; ++slot) {
       const int s = int(slot % stages);
-      mbar_wait(full + s, uint32_t((slot / stages) & 1));
-      const int n = meta[s];
+      mbar_wait(r.full + s, uint32_t((slot / stages) & 1));
+      const int n = r.meta[s];
       if (n > 0) {
-        const unsigned t = unsigned(tmeta[s]);
-        if (G > 0 && int(t * G / tiles(i)) != waited) {  // the same for every consumer thread
-          waited = int(t * G / tiles(i));
-          if (ct == 0) p_spin(cntg + (i - 1) * 8 + waited, group_size(i - 1, unsigned(waited), G));
-          asm volatile("bar.sync 1, %0;" ::"n"(kConsumerWarps * 32) : "memory");
-          for (int j = ct; j < 512; j += kConsumerWarps * 32) {
-            const uint4 v = __ldcg(vec + j);
-            acc ^= v.x ^ v.w;
-          }
+        const unsigned t = unsigned(r.tmeta[s]);
+        if (G > 0 && int(t * G / T) != waited) {  // the same for every consumer thread
+          waited = int(t * G / T);
+          p_wait_input(cntg + (i - 1) * 8 + waited, group_size(i - 1, unsigned(waited), G), ct, vec, acc);
         }
-        const uint4* st = ring + size_t(s) * chunk16;
-        for (int j = ct; j < n; j += kConsumerWarps * 32) {
-          const uint4 v = st[j];
-          acc ^= v.x ^ v.y ^ v.z ^ v.w;
-        }
-        if (Gn > 0) {
-          asm volatile("bar.sync 1, %0;" ::"n"(kConsumerWarps * 32) : "memory");
-          if (ct == 0) p_release_add(cntg + i * 8 + t * Gn / tiles(i), 1);
-        }
+        p_fold(r.stage0 + size_t(s) * chunk16, n, ct, acc);
+        if (Gn > 0) p_consumers_done(cntg + i * 8 + t * Gn / T, 1, ct);
         ++done;
       }
       __syncwarp();
-      if (lane == 0) mbar_arrive(empty + s);
+      if (lane == 0) mbar_arrive(r.empty + s);
       if (n < 0) {
         ++slot;
         break;
       }
     }
-    if (waits != 5) {
-      asm volatile("bar.sync 1, %0;" ::"n"(kConsumerWarps * 32) : "memory");
-      if (ct == 0 && done) p_release_add(cnt + i, done);
-    }
+    if (waits != 5) p_consumers_done(cnt + i, done, ct);
   }
   if (acc == 0x9e3779b9u) sink[0] = acc;
 }
@@ -504,19 +495,19 @@ int main(int argc, char** argv) {
     std::printf("\n%-44s %10s %10s %10s\n", "persistent (1 block/SM, ring)", "us/step", "steps/s", "%roofline");
     for (int round = 0; round < 2; ++round) {
       for (const PMode& m : pmodes) {
-        if (m.stages > 8) {  // the kernels keep 8 full and 8 empty mbarriers in their first 128 bytes
+        if (m.stages > 8) {  // the kernels keep 8 full and 8 empty mbarriers (kRingHeader)
           std::fprintf(stderr, "persistent modes: at most 8 stages\n");
           return 2;
         }
         const int chunk16 = m.chunk_kb * 1024 / 16;
-        const size_t smem = 128 + size_t(m.stages) * chunk16 * 16;
+        const size_t smem = kRingHeader + size_t(m.stages) * chunk16 * 16;
         CK(cudaFuncSetAttribute(persistent_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-        CK(cudaFuncSetAttribute(dynamic_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem + 128)));
+        CK(cudaFuncSetAttribute(dynamic_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
         const cudaGraphExec_t exec = capture(
             [&] {
               CK(cudaMemsetAsync(cnt, 0, 10 * pops.size() * sizeof(unsigned), s));
               if (m.waits >= 4) {
-                dynamic_kernel<<<sms, kPThreads, smem + 128, s>>>(buf, d_ops, int(pops.size()), m.waits, m.stages,
+                dynamic_kernel<<<sms, kPThreads, smem, s>>>(buf, d_ops, int(pops.size()), m.waits, m.stages,
                                                                   chunk16, cnt, cnt + pops.size(),
                                                                   cnt + 2 * pops.size(), vec, sink);
               } else {
