@@ -952,6 +952,8 @@ int run_bench(int max_tokens, bool profile) {
     set_moe_variant(moe_default_gate_up(), kMoeDefaultDown);
     set_router_variant(kRouterDefault);
     set_attention_variant(kAttentionDefault);
+    // LAB_DECODE_ONLY=1: stop after these rows (builds compared by their rows alone, NOTES v35).
+    if (const char* only = std::getenv("LAB_DECODE_ONLY"); only != nullptr && std::atoi(only) == 1) return 0;
     // One engine of options opt, decoding 128 tokens at positions 4..131 and 512..639 (the cache written up to
     // the first position; the first run captures the graph): a row of tok/s and % of the roofline each, labelled
     // by label_of(label, size, first). False (the error printed) when the engine cannot be made.
