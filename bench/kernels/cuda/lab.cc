@@ -333,16 +333,16 @@ void check_router(int E, int H, int k, int T) {
   if (idx_mismatch) ++failures;
 }
 
-// Router variant 4 (v17) against variant 2 on the same inputs: logits, ids, weights, the x16 row, its
-// scale and the f32 row must be the same bits (the same sums in the same order).
-void check_router_same(int E, int H, int k, int T) {
+// Router variant vb against va (default: 4, v17, against 2) on the same inputs: logits, ids, weights, the x16
+// row, its scale and the f32 row must be the same bits (the same sums in the same order).
+void check_router_same(int E, int H, int k, int T, int va = 2, int vb = 4) {
   auto w = up(rand_bf16(size_t(E) * H, -0.05f, 0.05f));
   auto b = up(rand_bf16(E, -0.5f, 0.5f));
   auto g = up(rand_bf16(H, 0.5f, 1.5f));
   auto x = up(randf(size_t(T) * H, -2.0f, 2.0f));
   std::vector<uint32_t> out[2];
   for (int a = 0; a < 2; ++a) {
-    set_router_variant(a == 0 ? 2 : 4);
+    set_router_variant(a == 0 ? va : vb);
     float *xn = dev_poisoned<float>(size_t(T) * H), *wt = dev_poisoned<float>(size_t(T) * k);
     float* xinv = dev_poisoned<float>(T);
     uint32_t* xn16 = dev_poisoned<uint32_t>(x16_bytes(T, H) / 4);
@@ -364,7 +364,7 @@ void check_router_same(int E, int H, int k, int T) {
   size_t diff = 0;
   for (size_t i = 0; i < out[0].size(); ++i) diff += out[0][i] != out[1][i];
   char label[64];
-  std::snprintf(label, sizeof label, "router r4 == r2 bits, E %d k %d T %d", E, k, T);
+  std::snprintf(label, sizeof label, "router r%d == r%d bits, E %d k %d T %d", vb, va, E, k, T);
   std::printf("%-44s %s (%zu of %zu words differ)\n", label, diff ? "FAIL" : "ok", diff, out[0].size());
   failures += diff != 0;
 }
@@ -550,7 +550,7 @@ int run_checks() {
   check_qkv_rope(2880, 64, 8, {5, 700}, {0, 1});
   check_qkv_rope(64, 4, 2, {0, 3, 9}, {1, 0, 1});
   check_attentions();
-  for (int v : {0, 1, 2, 4}) {  // every router kernel (the 128-expert case takes kernel 0 always)
+  for (int v : {0, 1, 2, 4}) {  // every router kernel (128 experts: variants 2 and 4 take kernel 2's cluster of 16)
     set_router_variant(v);
     std::printf("router variant %d\n", v);
     check_router(32, 2880, 4, 2);
@@ -562,6 +562,7 @@ int run_checks() {
   check_router_same(32, 2880, 4, 3);  // variant 4 bit for bit against variant 2 (NOTES v17)
   check_router_same(8, 64, 4, 2);
   check_router_same(24, 2880, 2, 1);
+  check_router_same(128, 2880, 4, 2, 0, 4);  // 128 experts: the cluster of 16 (NOTES v36) against the counter form
   for (int gv = 0; gv < 2; ++gv) {  // the router folded into o_proj (variant 3), under both GEMV shapes
     set_gemv_variant(gv);
     std::printf("o_proj+router, gemv shape %d\n", gv);

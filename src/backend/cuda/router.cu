@@ -563,6 +563,34 @@ int noop_kernel_launch(cudaStream_t stream) {
   return static_cast<int>(cudaGetLastError());
 }
 
+// The largest cluster of router_kernel<true> blocks a launch may form here: 8 (the portable size), or 16 where the
+// device allows that non-portable size for it (H100 / H200), so that 128 experts (gpt-oss-120b: 16 blocks of 8
+// warps) take the cluster form instead of the counter one. Asked once, for blocks with up to 48 KB of shared memory.
+int router_cluster_limit() {
+  static const int limit = [] {
+    if (cudaFuncSetAttribute(router_kernel<true>, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) != cudaSuccess) {
+      cudaGetLastError();
+      return 8;
+    }
+    cudaLaunchAttribute attr;
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = 16, attr.val.clusterDim.y = 1, attr.val.clusterDim.z = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(16, 1, 1);
+    cfg.blockDim = dim3(kRouterWarps * 32);
+    cfg.dynamicSmemBytes = 48 * 1024;
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+    int n = 0;
+    if (cudaOccupancyMaxPotentialClusterSize(&n, router_kernel<true>, &cfg) != cudaSuccess) {
+      cudaGetLastError();
+      return 8;
+    }
+    return n >= 16 ? 16 : 8;
+  }();
+  return limit;
+}
+
 int router_topk(const float* x, int x_stride, const uint16_t* gain, float eps, const uint16_t* wr, const uint16_t* br,
                 int experts, int cols, int k, int T, float* xn, uint32_t* xn16, float* xn_inv, float* logits,
                 int32_t* counters, int32_t* idx, float* weight, cudaStream_t stream) {
@@ -589,7 +617,8 @@ int router_topk(const float* x, int x_stride, const uint16_t* gain, float eps, c
                        x_stride, gain, eps, wr, br, experts, cols, k, xn, xn16, xn_inv, logits, idx, weight);
     return static_cast<int>(cudaGetLastError());
   }
-  if (g_router_variant >= 2 && grid.x <= 8) {  // 3 here: the caller did not fold; 4: more than 32 experts
+  // 3 here: the caller did not fold; 4: more than 32 experts (NOTES v36: 128 experts in a cluster of 16).
+  if (g_router_variant >= 2 && (grid.x <= 8 || (smem <= 48 * 1024 && static_cast<int>(grid.x) <= router_cluster_limit()))) {
     if (smem > 48 * 1024) {
       cudaFuncSetAttribute(router_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
     }
