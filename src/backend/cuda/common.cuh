@@ -41,21 +41,30 @@ __device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
   return r;
 }
 
-// Eight MXFP4 codes (one 32-bit word of a block: element 2j in the low nibble of byte j) -> four
-// fp16x2 registers, exactly (every E2M1 value is a normal fp16 or zero). Register k holds elements
-// (k, k + 4) of the word, low half first. The magnitudes come from a byte table (the high byte of
-// each fp16 value; the low byte is always zero) and the sign bit is moved into place separately.
-__device__ __forceinline__ void mxfp4_word_to_half2x4(uint32_t w, uint32_t h[4]) {
-  constexpr uint32_t kTab0 = 0x3E3C3800u;  // +0, +0.5, +1, +1.5
-  constexpr uint32_t kTab1 = 0x46444240u;  // +2, +3, +4, +6
-  const uint32_t sel = w & 0x77777777u;
-  const uint32_t lo = prmt(kTab0, kTab1, sel);        // magnitudes of elements 0..3
-  const uint32_t hi = prmt(kTab0, kTab1, sel >> 16);  // magnitudes of elements 4..7
-  // Selector nibble 8 replicates the sign of byte 0 of `lo`, which is < 0x80: a zero byte.
-  h[0] = prmt(lo, hi, 0x4808u) | ((w << 12) & 0x80008000u);
-  h[1] = prmt(lo, hi, 0x5818u) | ((w << 8) & 0x80008000u);
-  h[2] = prmt(lo, hi, 0x6828u) | ((w << 4) & 0x80008000u);
-  h[3] = prmt(lo, hi, 0x7838u) | (w & 0x80008000u);
+// The E2M1 nibbles' bits placed straight into fp16 fields (NOTES v15; v13's table PRMTs are gone,
+// NOTES v16). A nibble s e1 e0 m with e1 e0 m at fp16 bits 9-11 and s at bit 15 is the fp16 value
+// E2M1 * 2^-14 exactly (normal codes: 2^(e-15) (1 + m/2); e = 0: the subnormal m * 2^-15), so the
+// accumulators hold 2^-14 times the sums and tile_dot multiplies the result by 2^14. Per word and row 11
+// shift / LOP3 instructions for the 4 operand registers (elements (k, k+4)): te holds the even nibbles'
+// magnitudes at bits 8i..8i+2 and their signs at 8i+6, to the odd ones' at 8i+1..8i+3 and 8i+7.
+// One 32-bit word of a block holds eight codes (element 2j in the low nibble of byte j); register k of o gets
+// elements (k, k + 4), low half first. The MoE GEMV kernels (moe_mxfp4.cu) and the grouped GEMM (moe_gemm.cu,
+// whose table-based decode of ~16 instructions a word this replaced: NOTES v38) scale their block sums by 2^14.
+// (a & c) | (b & ~c) in one LOP3 (written as C, ptxas made it two or three).
+__device__ __forceinline__ uint32_t bit_select(uint32_t a, uint32_t b, uint32_t c) {
+  uint32_t r;
+  asm("lop3.b32 %0, %1, %2, %3, 0xE4;" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+  return r;
+}
+
+__device__ __forceinline__ void e2m1_direct(uint32_t w, uint32_t (&o)[4]) {
+  constexpr uint32_t kField = 0x8E008E00u;
+  const uint32_t te = bit_select(w, w << 3, 0x07070707u);
+  const uint32_t to = bit_select(w >> 3, w, 0x0E0E0E0Eu);
+  o[0] = (te << 9) & kField;  // nibbles 0, 4
+  o[1] = (to << 8) & kField;  // 1, 5
+  o[2] = (te << 1) & kField;  // 2, 6
+  o[3] = to & kField;         // 3, 7
 }
 
 // D = A(16x16, row) * B(16x8, col) + C, fp16 inputs, f32 accumulators.

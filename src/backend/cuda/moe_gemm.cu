@@ -7,12 +7,12 @@
 // halves, 32 words per block), zero-filled beyond the matrix and beyond the tile's slots.
 //
 // MMA mapping (m16n8k16, A = weights row-major, B = slots): lane (g, t) takes word t of an MXFP4
-// block for rows g and g + 8 and decodes it exactly to fp16 (mxfp4_word_to_half2x4: register k holds
+// block for rows g and g + 8 and decodes it exactly to fp16 times 2^-14 (e2m1_direct: register k holds
 // elements (k, k + 4) of the word). Step 0 of the block's two k16 steps uses registers 0 and 1, step 1
 // registers 2 and 3; B needs the same elements of the slot's row, which is what x16's in-group order
 // (0, 4, 1, 5, 2, 6, 3, 7) gives: words 4t..4t+3 of the hi (or lo) half. The four MMAs of a block (two
-// k16 steps x hi/lo) add into a block accumulator, which is then multiplied by the block's E8M0 scale
-// (exact: a power of two) and added to the f32 result: the sums are those of an f32 GEMM on the
+// k16 steps x hi/lo) add into a block accumulator, which is then multiplied by the block's E8M0 scale times
+// 2^14 (exact: a power of two) and added to the f32 result: the sums are those of an f32 GEMM on the
 // decoded weights, rounded once per 32-element block.
 #include <cuda_runtime.h>
 
@@ -213,8 +213,8 @@ __global__ void __launch_bounds__(Tile<WM, MT, NT, kDense, kWarps, BN>::kThreads
               ra[m][h][0] = v.x, ra[m][h][1] = v.y, ra[m][h][2] = v.z, ra[m][h][3] = v.w;
             }
           } else {
-            mxfp4_word_to_half2x4(A[r * kAS + b * 4 + t], ra[m][0]);
-            mxfp4_word_to_half2x4(A[(r + 8) * kAS + b * 4 + t], ra[m][1]);
+            e2m1_direct(A[r * kAS + b * 4 + t], ra[m][0]);  // values x 2^-14: the scales below take 2^14
+            e2m1_direct(A[(r + 8) * kAS + b * 4 + t], ra[m][1]);
           }
         }
         float cacc[MT][NT][4];
@@ -239,8 +239,8 @@ __global__ void __launch_bounds__(Tile<WM, MT, NT, kDense, kWarps, BN>::kThreads
 #pragma unroll
         for (int m = 0; m < MT; ++m) {
           const int r = wm * 16 * MT + m * 16 + g;
-          const float s0 = kDense ? 1.0f : e8m0_to_f32(sc[r * nb + kb]);
-          const float s8 = kDense ? 1.0f : e8m0_to_f32(sc[(r + 8) * nb + kb]);
+          const float s0 = kDense ? 1.0f : e8m0_to_f32(sc[r * nb + kb]) * 16384.0f;
+          const float s8 = kDense ? 1.0f : e8m0_to_f32(sc[(r + 8) * nb + kb]) * 16384.0f;
 #pragma unroll
           for (int n = 0; n < NT; ++n) {
             if (n >= nth) break;

@@ -89,29 +89,6 @@ __device__ __forceinline__ ChunkData load_chunk_tail(const uint8_t* bg, const ui
 __device__ __forceinline__ float scale_lo(uint32_t s) { return __uint_as_float((s << 23) & 0x7f800000u); }
 __device__ __forceinline__ float scale_hi(uint32_t s) { return __uint_as_float((s << 15) & 0x7f800000u); }
 
-// The E2M1 nibbles' bits placed straight into fp16 fields (NOTES v15; v13's table PRMTs are gone,
-// NOTES v16). A nibble s e1 e0 m with e1 e0 m at fp16 bits 9-11 and s at bit 15 is the fp16 value
-// E2M1 * 2^-14 exactly (normal codes: 2^(e-15) (1 + m/2); e = 0: the subnormal m * 2^-15), so the
-// accumulators hold 2^-14 times the sums and tile_dot multiplies the result by 2^14. Per word and row 11
-// shift / LOP3 instructions for the 4 operand registers (elements (k, k+4)): te holds the even nibbles'
-// magnitudes at bits 8i..8i+2 and their signs at 8i+6, to the odd ones' at 8i+1..8i+3 and 8i+7.
-// (a & c) | (b & ~c) in one LOP3 (written as C, ptxas made it two or three).
-__device__ __forceinline__ uint32_t bit_select(uint32_t a, uint32_t b, uint32_t c) {
-  uint32_t r;
-  asm("lop3.b32 %0, %1, %2, %3, 0xE4;" : "=r"(r) : "r"(a), "r"(b), "r"(c));
-  return r;
-}
-
-__device__ __forceinline__ void e2m1_direct(uint32_t w, uint32_t (&o)[4]) {
-  constexpr uint32_t kField = 0x8E008E00u;
-  const uint32_t te = bit_select(w, w << 3, 0x07070707u);
-  const uint32_t to = bit_select(w >> 3, w, 0x0E0E0E0Eu);
-  o[0] = (te << 9) & kField;  // nibbles 0, 4
-  o[1] = (to << 8) & kField;  // 1, 5
-  o[2] = (te << 1) & kField;  // 2, 6
-  o[3] = to & kField;         // 3, 7
-}
-
 // One chunk (4 MXFP4 blocks x 16 rows) of the warp's row tile. kFast: the chunk lies inside the row.
 template <bool kFast>
 __device__ __forceinline__ void mma_chunk(const ChunkData& d, const uint32_t* x16, int nb, int c, int lane,

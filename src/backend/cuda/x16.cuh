@@ -1,6 +1,6 @@
 // The fp16 hi/lo form ("x16") in which the MXFP4 expert kernels take their input rows: per MXFP4 block
 // of 32 inputs, 36 words: 16 words of hi halves, 16 of lo halves (x - hi), 4 unused. Within each group
-// of 8 elements the order is 0,4,1,5,2,6,3,7 (the pairing of mxfp4_word_to_half2x4). Values are
+// of 8 elements the order is 0,4,1,5,2,6,3,7 (the pairing of e2m1_direct, common.cuh). Values are
 // x * 2^p with p chosen so that max |x| * 2^p < 2^14 (fp16 keeps both halves normal), and 2^-p is kept
 // beside the row; hi + lo carries 22 significant bits, so the tensor-core products are those of f32.
 #pragma once
