@@ -2,25 +2,18 @@
 """Compares `gptoss logits` outputs (safetensors, float32 logits_<i> [T, vocab]) against a reference file: per
 position max |a - ref| / max |ref| (the decode check's measure), argmax agreement and the reference's top-2 gap.
 numpy only. usage: r120_logits.py REF.safetensors OTHER.safetensors [OTHER ...]"""
-import json
-import struct
+import pathlib
 import sys
 
 import numpy as np
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tools"))
+from make_tiny_checkpoint import read_safetensors  # noqa: E402
+
 
 def load(path):
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, v in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = v["data_offsets"]
-        out[name] = np.frombuffer(data[a:b], dtype=np.float32).reshape(v["shape"])
-    return out
+    """{name: float32 array} of a safetensors file of float32 tensors."""
+    return {n: np.frombuffer(raw, dtype=np.float32).reshape(shape) for n, (_, shape, raw) in read_safetensors(path).items()}
 
 
 def main():
