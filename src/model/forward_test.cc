@@ -149,6 +149,14 @@ TEST(ForwardGoldens, TinyMqaMatchesTransformers) {
   std::printf("tiny_mqa: max |logit - transformers| = %.3g\n", worst);
 }
 
+// gpt-oss-120b's router size on a tiny body: 128 experts top-4, 2 layers (window 6), one model.safetensors.
+TEST(ForwardGoldens, TinyE128MatchesTransformers) {
+  const float worst = golden_error(data_dir("tiny_e128"));
+  EXPECT_LT(worst, kAbsTol);
+  EXPECT_EQ(golden_error(data_dir("tiny_e128"), 16), worst);
+  std::printf("tiny_e128: max |logit - transformers| = %.3g\n", worst);
+}
+
 TEST_F(TinyForward, PrefillEqualsDecodeAndChunkedSteps) {
   // Prefill all at once == decode one token at a time == internal chunking of 3 tokens per step
   // (which also exercises the sliding ring buffer of window + 3 - 1 entries), bit for bit: every op

@@ -27,7 +27,7 @@ def kl_per_position(exact, fast):
     return (np.exp(lp) * (lp - lq)).sum(-1)
 
 
-@pytest.mark.parametrize("ckpt", ["tiny", "tiny_mqa"])
+@pytest.mark.parametrize("ckpt", ["tiny", "tiny_mqa", "tiny_e128"])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_cpu_fast_agrees_with_exact(gptoss_bin, root, ckpt, threads, tmp_path, monkeypatch):
     """The f32 kernels: int8 experts off (their prefill GEMM rounds the activations;
@@ -90,7 +90,7 @@ def test_cpu_fast_decode_steps_agree_with_exact(gptoss_bin, root, tmp_path, monk
 I8_BOUNDS = {"2": (1e-7, 2e-3), "1": (2e-3, 0.5)}  # parts: (KL, max |logit diff|)
 
 
-@pytest.mark.parametrize("ckpt", ["tiny", "tiny_mqa"])
+@pytest.mark.parametrize("ckpt", ["tiny", "tiny_mqa", "tiny_e128"])
 @pytest.mark.parametrize("parts", ["2", "1"])
 @pytest.mark.parametrize("mode", [("--step", 1, "--separate"), ("--step", 1), ()], ids=["alone", "together", "prefill"])
 def test_cpu_fast_int8_experts(gptoss_bin, root, ckpt, parts, mode, tmp_path, monkeypatch):

@@ -8,6 +8,9 @@ committed checkpoints tests/data/<ckpt>/model:
 - tiny_mqa: one model.safetensors, `rope_parameters` spelling, truncate=true; 3 layers (sliding,
   full, sliding) with window 5, 4 query heads on 1 KV head, hidden 96 (3 MXFP4 blocks), 16 experts
   top-4, intermediate 32, vocab 256, prompts up to 40 tokens.
+- tiny_e128: gpt-oss-120b's router size on a tiny body: 128 experts top-4; 2 layers (sliding with
+  window 6, full), 4 query / 2 KV heads of 64, hidden 64, intermediate 32, vocab 256, one
+  model.safetensors, prompts of 2, 7, 13 and 20 tokens.
 """
 import json
 import os
@@ -28,7 +31,7 @@ import make_tiny_checkpoint as mtc  # noqa: E402
 ABS_TOL = 2e-4
 
 
-CHECKPOINTS = ["tiny", "tiny_mqa"]
+CHECKPOINTS = ["tiny", "tiny_mqa", "tiny_e128"]
 
 
 @pytest.fixture(scope="module")
