@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Needs moe_mxfp4.cu as of 850a7f9..e953770 (per-kernel kGateUpBatch / kGateUpPerWarp / kDownBatch / kDownPerWarp),
+# which the review after NOTES v36-v38 folded back into the shared kBatch / kPerWarp (v35 found no reason to split).
 # On the GPU machine (NOTES v35): lab builds that differ only in the MoE kernels' constants (moe_mxfp4.cu
 # kGateUpBatch / kGateUpPerWarp / kDownBatch / kDownPerWarp), staged as $S/bin/lab-V* and check-V* beside
 # the libraries of scripts/gpu/stage.sh. Per build: its kernels' registers, the tiny checkpoint against the

@@ -140,22 +140,20 @@ TEST(ForwardGoldens, TinyMatchesTransformers) {
   EXPECT_EQ(golden_error(data_dir("tiny"), 1), worst);
 }
 
-// 3 layers, MQA (4 query heads on 1 KV head), hidden 96, 16 experts, window 5, truncate=true,
-// single model.safetensors with the rope_parameters spelling.
-TEST(ForwardGoldens, TinyMqaMatchesTransformers) {
-  const float worst = golden_error(data_dir("tiny_mqa"));
+// A checkpoint's goldens within kAbsTol, and the same logits through a cache of 16-position pages.
+void expect_matches_transformers(const char* name) {
+  const float worst = golden_error(data_dir(name));
   EXPECT_LT(worst, kAbsTol);
-  EXPECT_EQ(golden_error(data_dir("tiny_mqa"), 16), worst);
-  std::printf("tiny_mqa: max |logit - transformers| = %.3g\n", worst);
+  EXPECT_EQ(golden_error(data_dir(name), 16), worst);
+  std::printf("%s: max |logit - transformers| = %.3g\n", name, worst);
 }
 
+// 3 layers, MQA (4 query heads on 1 KV head), hidden 96, 16 experts, window 5, truncate=true,
+// single model.safetensors with the rope_parameters spelling.
+TEST(ForwardGoldens, TinyMqaMatchesTransformers) { expect_matches_transformers("tiny_mqa"); }
+
 // gpt-oss-120b's router size on a tiny body: 128 experts top-4, 2 layers (window 6), one model.safetensors.
-TEST(ForwardGoldens, TinyE128MatchesTransformers) {
-  const float worst = golden_error(data_dir("tiny_e128"));
-  EXPECT_LT(worst, kAbsTol);
-  EXPECT_EQ(golden_error(data_dir("tiny_e128"), 16), worst);
-  std::printf("tiny_e128: max |logit - transformers| = %.3g\n", worst);
-}
+TEST(ForwardGoldens, TinyE128MatchesTransformers) { expect_matches_transformers("tiny_e128"); }
 
 TEST_F(TinyForward, PrefillEqualsDecodeAndChunkedSteps) {
   // Prefill all at once == decode one token at a time == internal chunking of 3 tokens per step

@@ -138,18 +138,14 @@ __device__ __forceinline__ void quad_sums(const float (&acc)[2], float (&out)[2]
 
 // Chunks in flight per warp (NOTES v16: 3, with 6 chunks per warp).
 constexpr int kBatch = 3;
-// Per kernel at batch 1 (chunks in flight, chunks per warp: k_parts), for gate_up_kernel and down_kernel; the
-// H200 sweep of NOTES v35 found these (the H100's, v16) still the best.
-constexpr int kGateUpBatch = 3, kGateUpPerWarp = 6;
-constexpr int kDownBatch = 3, kDownPerWarp = 6;
 
 // `ready` runs once per warp, after the first batch's weight loads are issued (the block waits there for
-// its x16 row to land in shared memory; `waited` records it). kB chunks are in flight at once.
+// its x16 row to land in shared memory; `waited` records it). kBatch chunks are in flight at once.
 //
 // The fast path (NOTES v16): chunks [c0, c1) lie inside the row and the row's scale bytes are 2-byte
 // aligned (even block count), so no bounds checks, one 16-bit load per row for the two scales, and the
 // addresses as pointers stepped once per batch, a batch's chunks at immediate offsets from them.
-template <bool kSmem, int kB, typename Ready>
+template <bool kSmem, typename Ready>
 __device__ __forceinline__ void dot_chunks_step(const uint8_t* bg, const uint8_t* bg8, const uint8_t* sg,
                                                 const uint8_t* sg8, int nb, int c0, int c1, const uint32_t* xs,
                                                 int lane, float (&acc)[2], bool& waited, Ready&& ready) {
@@ -159,10 +155,10 @@ __device__ __forceinline__ void dot_chunks_step(const uint8_t* bg, const uint8_t
   const uint8_t* pw8 = bg8 + first;
   const uint16_t* ps = reinterpret_cast<const uint16_t*>(sg + first_s);
   const uint16_t* ps8 = reinterpret_cast<const uint16_t*>(sg8 + first_s);
-  for (int cb = c0; cb < c1; cb += kB) {
-    ChunkData d[kB];
+  for (int cb = c0; cb < c1; cb += kBatch) {
+    ChunkData d[kBatch];
 #pragma unroll
-    for (int i = 0; i < kB; ++i) {
+    for (int i = 0; i < kBatch; ++i) {
       if (cb + i < c1) {
         d[i].wg = load_w<kSmem>(pw + 64 * i);
         d[i].wg8 = load_w<kSmem>(pw8 + 64 * i);
@@ -175,24 +171,24 @@ __device__ __forceinline__ void dot_chunks_step(const uint8_t* bg, const uint8_t
       waited = true;
     }
 #pragma unroll
-    for (int i = 0; i < kB; ++i) {
+    for (int i = 0; i < kBatch; ++i) {
       if (cb + i < c1) mma_chunk<true>(d[i], xs, nb, cb + i, lane, acc);
     }
-    pw += 64 * kB, pw8 += 64 * kB;
-    ps += 2 * kB, ps8 += 2 * kB;
+    pw += 64 * kBatch, pw8 += 64 * kBatch;
+    ps += 2 * kBatch, ps8 += 2 * kBatch;
   }
 }
 
 // The row's end: chunks [c0, c1) with bounds checks (load_chunk_tail).
-template <bool kSmem, int kB, typename Ready>
+template <bool kSmem, typename Ready>
 __device__ __forceinline__ void dot_chunks_tail(const uint8_t* bg, const uint8_t* bg8, const uint8_t* sg,
                                                 const uint8_t* sg8, int nb, int c0, int c1, const uint32_t* xs,
                                                 int lane, float (&acc)[2], bool& waited, Ready&& ready) {
   const int t = lane & 3;
-  for (int cb = c0; cb < c1; cb += kB) {
-    ChunkData d[kB];
+  for (int cb = c0; cb < c1; cb += kBatch) {
+    ChunkData d[kBatch];
 #pragma unroll
-    for (int i = 0; i < kB; ++i) {
+    for (int i = 0; i < kBatch; ++i) {
       if (cb + i < c1) d[i] = load_chunk_tail<kSmem>(bg, bg8, sg, sg8, nb, cb + i, t);
     }
     if (!waited) {
@@ -200,7 +196,7 @@ __device__ __forceinline__ void dot_chunks_tail(const uint8_t* bg, const uint8_t
       waited = true;
     }
 #pragma unroll
-    for (int i = 0; i < kB; ++i) {
+    for (int i = 0; i < kBatch; ++i) {
       if (cb + i < c1) mma_chunk<false>(d[i], xs, nb, cb + i, lane, acc);
     }
   }
@@ -209,7 +205,7 @@ __device__ __forceinline__ void dot_chunks_tail(const uint8_t* bg, const uint8_t
 // Dot products of rows r0 + g and r0 + g + 8 with the x16 row in shared memory over chunks [c0, c1); the
 // sums end up in every lane of the group (reduced over t). Rows of blocks are row_bytes apart (nb * 16 in
 // global memory; kSmem: a staged tile's padded rows).
-template <bool kSmem = false, int kB = kBatch, typename Ready>
+template <bool kSmem = false, typename Ready>
 __device__ __forceinline__ void tile_dot(const uint8_t* blocks, size_t row_bytes, const uint8_t* scales, int r0, int nb,
                                          int c0, int c1, const uint32_t* xs, float (&out)[2], Ready&& ready) {
   const int lane = threadIdx.x & 31, g = lane >> 2;
@@ -220,8 +216,8 @@ __device__ __forceinline__ void tile_dot(const uint8_t* blocks, size_t row_bytes
   float acc[2] = {0.0f, 0.0f};
   bool waited = false;
   const int full = (nb & 1) ? c0 : max(c0, min(c1, nb / 4));  // chunks [c0, full) take the fast path
-  dot_chunks_step<kSmem, kB>(bg, bg8, sg, sg8, nb, c0, full, xs, lane, acc, waited, ready);
-  dot_chunks_tail<kSmem, kB>(bg, bg8, sg, sg8, nb, full, c1, xs, lane, acc, waited, ready);
+  dot_chunks_step<kSmem>(bg, bg8, sg, sg8, nb, c0, full, xs, lane, acc, waited, ready);
+  dot_chunks_tail<kSmem>(bg, bg8, sg, sg8, nb, full, c1, xs, lane, acc, waited, ready);
   if (!waited) ready();
   quad_sums(acc, out);
   out[0] *= 16384.0f, out[1] *= 16384.0f;  // the decode's 2^-14
@@ -294,8 +290,8 @@ __global__ void __launch_bounds__(256)
   copy_row_async(xs, x16 + static_cast<size_t>(t_tok) * x16_row_words(cols), x16_row_words(cols));
   float y[2];
   const size_t expert = static_cast<size_t>(e) * rows;
-  tile_dot<false, kGateUpBatch>(blocks + expert * nb * 16, nb * 16, scales + expert * nb, r0, nb,
-                                warp * nch / parts, (warp + 1) * nch / parts, xs, y, wait_row);
+  tile_dot(blocks + expert * nb * 16, nb * 16, scales + expert * nb, r0, nb, warp * nch / parts,
+           (warp + 1) * nch / parts, xs, y, wait_row);
   if (t == 0) {
     part[warp][g] = y[0];
     part[warp][g + 8] = y[1];
@@ -434,8 +430,8 @@ __global__ void __launch_bounds__(256)
   if (!idx_ready) copy_row_async(xs, hrow, x16_row_words(cols));
   float yt[2];
   const size_t expert = static_cast<size_t>(e) * rows;
-  tile_dot<false, kDownBatch>(blocks + expert * nb * 16, nb * 16, scales + expert * nb, r0, nb, warp * nch / parts,
-                              (warp + 1) * nch / parts, xs, yt, [&] {
+  tile_dot(blocks + expert * nb * 16, nb * 16, scales + expert * nb, r0, nb, warp * nch / parts,
+           (warp + 1) * nch / parts, xs, yt, [&] {
              if (idx_ready) {
                pdl_allow_dependents();  // v21h: the next layer's qkv blocks start while down waits
                pdl_wait();
@@ -480,6 +476,9 @@ int stage_x16(const float* x, int x_stride, int rows, int cols, uint32_t* x16, f
 }
 
 namespace {
+
+// Chunks per warp (sets the warps per block: k_parts).
+constexpr int kPerWarp = 6;
 
 // MoE variants (kernels.h): 0 = gate_up_kernel (v16), 1 = gate_up_ring_kernel (v25); the default by
 // moe_default_gate_up(); down_kernel for both.
@@ -528,7 +527,7 @@ int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* i
       launch_gate_up_ring(x16, x_inv, idx, T, k, blocks, scales, bias, rows, cols, limit, alpha, h, h16, stream)) {
     return static_cast<int>(cudaGetLastError());
   }
-  const int warps = k_parts(cols >> 5, kGateUpPerWarp);
+  const int warps = k_parts(cols >> 5, kPerWarp);
   const size_t smem = x16_row_words(cols) * 4;
   const dim3 grid(rows / 16, T * k), block(32 * warps);
   allow_smem(gate_up_kernel, smem);
@@ -542,7 +541,7 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
                         float* out, bool accumulate, cudaStream_t stream, bool idx_ready) {
   if (T <= 0) return 0;
   if (rows % 16 != 0 || cols % 32 != 0 || k < 1 || k > 8) return static_cast<int>(cudaErrorInvalidValue);
-  const int warps = k_parts(cols >> 5, kDownPerWarp);
+  const int warps = k_parts(cols >> 5, kPerWarp);
   const size_t smem = x16_row_words(cols) * 4;
   const dim3 grid(rows / 16, T * k), block(32 * warps);
   allow_smem(down_kernel, smem);
