@@ -1116,8 +1116,17 @@ int run_batched(int rounds) {
   const char* names[kEngines] = {"gemv", "moe8", "moe16", "dense", "all-gemm", "default"};
   const int moe_min[kEngines] = {1 << 30, 1, 1, 1 << 30, 1, 0}, tiles[kEngines] = {0, 8, 16, 0, 0, 0};
   const int dense_min[kEngines] = {1 << 30, 1 << 30, 1 << 30, 1, 1, 0};
+  // LAB_BATCHES / LAB_ENGINES (engine indices into `names`) pick rows, e.g. for a profiler run.
+  const std::vector<int> batches = env_ints("LAB_BATCHES", "1 4 6 8 10 12 16 32 64");
+  const std::vector<int> picked = env_ints("LAB_ENGINES", "0 1 2 3 4 5");
+  for (int e : picked) {
+    if (e < 0 || e >= kEngines) return std::fprintf(stderr, "LAB_ENGINES: no engine %d\n", e), 2;
+  }
+  for (int n : batches) {
+    if (n < 1 || n > 64) return std::fprintf(stderr, "LAB_BATCHES: %d is not in 1..64\n", n), 2;
+  }
   std::unique_ptr<DecodeEngine> engines[kEngines];
-  for (int e = 0; e < kEngines; ++e) {
+  for (int e : picked) {
     DecodeOptions opt;
     opt.max_batch = 64;
     opt.max_context = 640;
@@ -1128,11 +1137,10 @@ int run_batched(int rounds) {
     if (!eng) return std::fprintf(stderr, "%s\n", eng.status().message().c_str()), 2;
     engines[e] = std::move(*eng);
   }
-  const int batches[] = {1, 4, 6, 8, 10, 12, 16, 32, 64};
   std::printf("%-6s %-8s %-44s %6s %8s %10s\n", "round", "engine", "decode (cuda graph+pdl)", "batch", "tokens", "tok/s");
   for (int round = 0; round < rounds; ++round) {
     for (int n : batches) {
-      for (int e = 0; e < kEngines; ++e) {
+      for (int e : picked) {
         DecodeEngine& eng = *engines[e];
         const int steps = n == 1 ? 128 : 32;
         std::vector<int32_t> tok(n), s(n);

@@ -28,31 +28,38 @@ namespace gptoss::cuda {
 namespace {
 
 constexpr int kBN = kMoeGemmTileSlots;   // slots per block
-constexpr int kKC = 2;                   // MXFP4 blocks per pipeline stage
-constexpr int kAStrideWords = 12;        // per weight row and stage: 8 words of data + 4 of padding
-constexpr int kBStrideWords = 80;        // per slot and stage: 64 words of data + 16 of padding
 // Block shapes: WM warps along the weight rows, each with MT 16-row tiles, and kWarps / WM warps along
 // the slots, each with NT 8-slot tiles (kWarps / WM * NT * 8 == kBN). A block has kBM = WM * 16 * MT
 // rows; more rows per block means fewer reads of the (4-byte-per-element) x16 inputs from L2 per MMA.
 // kDense: the A operand is a dense fp16 matrix (f16_rows below: 64 bytes per 32 columns, 32 words
-// of data + 16 of padding per row and block pair... see kAStrideWords) instead of MXFP4 blocks.
+// of data + 16 of padding per row and block pair... see Tile::kAStride) instead of MXFP4 blocks.
 // BN: slots per block (kBN for prefill; 8 or 16 for decode batches, whose experts get a few slots
 // each: the MMAs and the slot loads of a block scale with BN, its weight loads do not).
-template <int WM, int MT, int NT, bool kDense = false, int kWarps = 8, int BN = kBN>
+// KC: MXFP4-size blocks of K per pipeline stage; MinB: the blocks per SM the registers are capped for (0: the
+// default below); ST: pipeline stages (0: the default below); kScaleAsync: the block's scale bytes by cp.async
+// (16-byte aligned ranges) instead of byte loads before the K loop (the prefill tiles spill with it).
+template <int WM, int MT, int NT, bool kDense = false, int kWarps = 8, int BN = kBN, int KC = 2, int MinB = 0,
+          int ST = 0, bool kScaleAsync = false>
 struct Tile {
   static constexpr int kThreads = 32 * kWarps;
   static constexpr int kWN = kWarps / WM;
+  static constexpr int kKC = KC;
+  // Per slot and stage: 32 words of data per block + 16 of padding (a quarter warp's 16-byte loads of rows g
+  // and g + 1 then start 16 banks apart).
+  static constexpr int kBStrideWords = 32 * KC + 16;
   static constexpr int kBStageWords = BN * kBStrideWords;
   static_assert(kWN * NT * 8 == BN, "the warps along the slots must cover BN");
   static_assert(BN <= kThreads, "one thread per slot loads the slot's rows");
   static constexpr int kBM = WM * 16 * MT;
-  // Per weight row and stage: MXFP4 8 words of data + 4 of padding; fp16 32 words + 16 (rows g and
-  // g + 1 then start 16 banks apart, so a quarter warp's 16-byte loads do not conflict).
-  static constexpr int kAStride = kDense ? 48 : kAStrideWords;
-  static constexpr int kStages = kDense ? 2 : 3;
+  // Per weight row and stage: MXFP4 4 words of data per block + 4 of padding (rows g = 0..7 then fall in
+  // distinct groups of 4 banks); fp16 (KC = 2 only) 32 words + 16 (rows g and g + 1 then start 16 banks
+  // apart, so a quarter warp's 16-byte loads do not conflict).
+  static_assert(!kDense || KC == 2, "the dense A layout is for 2 blocks a stage");
+  static constexpr int kAStride = kDense ? 48 : 4 * KC + 4;
+  static constexpr int kStages = ST > 0 ? ST : kDense ? 2 : 3;
   static constexpr int kAStageWords = kBM * kAStride;
   static constexpr int kStageWords = kAStageWords + kBStageWords;
-  static constexpr int kBlocksPerSm = kBM <= 128 && kWarps == 8 ? 2 : 1;
+  static constexpr int kBlocksPerSm = MinB > 0 ? MinB : kBM <= 128 && kWarps == 8 ? 2 : 1;
   static constexpr size_t smem_bytes(int nb) {
     return static_cast<size_t>(kStages) * kStageWords * 4 + (kDense ? 0 : ((kBM * nb + 15) & ~15)) + 3 * BN * 4;
   }
@@ -96,11 +103,12 @@ struct Args {
   bool skip_empty = false;
 };
 
-template <int WM, int MT, int NT, bool kDense, int kWarps, int BN>
-__global__ void __launch_bounds__(Tile<WM, MT, NT, kDense, kWarps, BN>::kThreads,
-                                  Tile<WM, MT, NT, kDense, kWarps, BN>::kBlocksPerSm) moe_gemm_kernel(const Args p) {
-  using Sh = Tile<WM, MT, NT, kDense, kWarps, BN>;
-  constexpr int kThreads = Sh::kThreads;
+template <int WM, int MT, int NT, bool kDense, int kWarps, int BN, int KC, int MinB, int ST, bool kScaleAsync>
+__global__ void __launch_bounds__(Tile<WM, MT, NT, kDense, kWarps, BN, KC, MinB, ST, kScaleAsync>::kThreads,
+                                  Tile<WM, MT, NT, kDense, kWarps, BN, KC, MinB, ST, kScaleAsync>::kBlocksPerSm)
+    moe_gemm_kernel(const Args p) {
+  using Sh = Tile<WM, MT, NT, kDense, kWarps, BN, KC, MinB, ST, kScaleAsync>;
+  constexpr int kThreads = Sh::kThreads, kKC = Sh::kKC, kBStrideWords = Sh::kBStrideWords;
   constexpr int kBM = Sh::kBM, kAStageWords = Sh::kAStageWords, kStageWords = Sh::kStageWords;
   constexpr int kStages = Sh::kStages, kAS = Sh::kAStride;
   extern __shared__ __align__(16) uint32_t smem[];
@@ -131,11 +139,20 @@ __global__ void __launch_bounds__(Tile<WM, MT, NT, kDense, kWarps, BN>::kThreads
   }
   const size_t erow0 = static_cast<size_t>(e) * p.rows + row0;
   const int rows_here = min(kBM, p.rows - row0);
-  if (!kDense) {
-    const uint8_t* sg = p.scales + erow0 * nb;
-    for (int i = tid; i < kBM * nb; i += kThreads) sc[i] = i < rows_here * nb ? sg[i] : 0;
+  const uint8_t* sg = p.scales + erow0 * nb;
+  const int n_sc = rows_here * nb;
+  // The block's scale bytes: byte loads before the K loop, or (kScaleAsync, when the range is 16-byte aligned)
+  // by cp.async in the first stage's group, so that the weights' first loads do not queue behind them; the K
+  // loop's first wait and barrier cover them.
+  const bool sc_async = kScaleAsync && (reinterpret_cast<uintptr_t>(sg) & 15) == 0 && (n_sc & 15) == 0;
+  if (!kDense && !sc_async) {
+    for (int i = tid; i < kBM * nb; i += kThreads) sc[i] = i < n_sc ? sg[i] : 0;
   }
   __syncthreads();
+  if (!kDense && sc_async) {
+    for (int i = tid; i < (n_sc >> 4); i += kThreads) cp_async16(reinterpret_cast<uint32_t*>(sc) + 4 * i, sg + 16 * i, true);
+    for (int i = n_sc + tid; i < kBM * nb; i += kThreads) sc[i] = 0;
+  }
 
   const size_t row_words = x16_row_words(p.cols);
   // kDense with p.ws: this block sums the MXFP4-block range [kb0, kb_end) of the columns (split K).
@@ -157,7 +174,7 @@ __global__ void __launch_bounds__(Tile<WM, MT, NT, kDense, kWarps, BN>::kThreads
     } else {
 #pragma unroll
       for (int c = tid; c < kBM * kKC; c += kThreads) {  // weights: kBM rows x kKC blocks of 16 bytes
-        const int r = c >> 1, b = c & 1;
+        const int r = static_cast<unsigned>(c) / kKC, b = static_cast<unsigned>(c) % kKC;  // c >= 0
         const bool ok = r < rows_here && kb + b < kb_end;
         const uint8_t* src = ok ? p.blocks + ((erow0 + r) * nb + kb + b) * 16 : p.blocks;
         cp_async16(A + r * kAS + b * 4, src, ok);
@@ -165,7 +182,8 @@ __global__ void __launch_bounds__(Tile<WM, MT, NT, kDense, kWarps, BN>::kThreads
     }
 #pragma unroll
     for (int i = 0; i < (BN * kKC * 8 + kThreads - 1) / kThreads; ++i) {  // slots: BN x kKC blocks x 8 chunks
-      const int c = tid + i * kThreads, j = c >> 4, b = (c >> 3) & 1, q = c & 7;             // of 16 bytes
+      const int c = tid + i * kThreads, q = c & 7;                                           // of 16 bytes
+      const int j = static_cast<unsigned>(c) / (8 * kKC), b = (static_cast<unsigned>(c) >> 3) % kKC;
       if (BN * kKC * 8 % kThreads != 0 && c >= BN * kKC * 8) break;
       const bool ok = j < count && kb + b < kb_end;
       const uint32_t* src =
@@ -319,21 +337,22 @@ bool skip_empty() {
   return v == nullptr || std::atoi(v) != 0;
 }
 
-template <int WM, int MT, int NT, bool kDense = false, int kWarps = 8, int BN = kBN>
+template <int WM, int MT, int NT, bool kDense = false, int kWarps = 8, int BN = kBN, int KC = 2, int MinB = 0, int ST = 0,
+          bool kScaleAsync = false>
 int launch(Args a, cudaStream_t stream) {
   a.skip_empty = skip_empty();
-  using Sh = Tile<WM, MT, NT, kDense, kWarps, BN>;
+  using Sh = Tile<WM, MT, NT, kDense, kWarps, BN, KC, MinB, ST, kScaleAsync>;
   const size_t smem = Sh::smem_bytes(a.cols / 32);
   const int y_blocks = kDense ? (a.max_tiles + BN - 1) / BN : a.max_tiles;
   if (smem > 227 * 1024 || y_blocks > 65535) return static_cast<int>(cudaErrorInvalidValue);
-  if (auto e = cudaFuncSetAttribute(moe_gemm_kernel<WM, MT, NT, kDense, kWarps, BN>,
+  if (auto e = cudaFuncSetAttribute(moe_gemm_kernel<WM, MT, NT, kDense, kWarps, BN, KC, MinB, ST, kScaleAsync>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
       e != cudaSuccess) {
     return static_cast<int>(e);
   }
   const dim3 grid((a.rows + Sh::kBM - 1) / Sh::kBM, y_blocks,
                   a.ws != nullptr ? (a.cols / 32 + a.kb_per_split - 1) / a.kb_per_split : 1);
-  moe_gemm_kernel<WM, MT, NT, kDense, kWarps, BN><<<grid, Sh::kThreads, smem, stream>>>(a);
+  moe_gemm_kernel<WM, MT, NT, kDense, kWarps, BN, KC, MinB, ST, kScaleAsync><<<grid, Sh::kThreads, smem, stream>>>(a);
   return static_cast<int>(cudaGetLastError());
 }
 }  // namespace
@@ -345,9 +364,10 @@ int moe_gemm_mxfp4(const uint32_t* x16, const float* x_inv, const int32_t* src, 
   if (max_tiles <= 0) return 0;
   if (cols % 32 != 0 || (swiglu_out && rows % 2 != 0)) return static_cast<int>(cudaErrorInvalidValue);
   const Args a{x16, x_inv, src, dst, tiles, max_tiles, blocks, scales, bias, rows, cols, swiglu_out, limit, alpha, out};
-  // Decode tiles: 8 warps of 16 rows each (128 rows), one or two 8-slot MMA columns per warp.
-  if (tile_slots == 8) return launch<8, 1, 1, false, 8, 8>(a, stream);
-  if (tile_slots == 16) return launch<8, 1, 2, false, 8, 16>(a, stream);
+  // Decode tiles (NOTES v39): 8 warps of 16 rows each (128 rows), one or two 8-slot MMA columns per warp; 6 MXFP4
+  // blocks a stage, 2 stages, the scales by cp.async; registers capped for 4 (8 slots) or 3 (16) blocks an SM.
+  if (tile_slots == 8) return launch<8, 1, 1, false, 8, 8, 6, 4, 2, true>(a, stream);
+  if (tile_slots == 16) return launch<8, 1, 2, false, 8, 16, 6, 3, 2, true>(a, stream);
   if (tile_slots != kBN) return static_cast<int>(cudaErrorInvalidValue);
   switch (tile_shape()) {
     case 1: return launch<2, 4, 2>(a, stream);
@@ -464,10 +484,17 @@ __global__ void split_sum_kernel(const float* __restrict__ ws, int splits, size_
 
 }  // namespace
 
+namespace {
+// Slots per dense tile: decode batches (NOTES v39) take 16 or 32-slot tiles, whose blocks do no MMAs for
+// slots they do not have; 64 (kBN) above 32.
+int dense_tile_slots(int T) { return T <= 16 ? 16 : T <= 32 ? 32 : kBN; }
+}  // namespace
+
 int dense_gemm_splits(int T, int rows, int cols) {
-  const int blocks = ((rows + 127) / 128) * ((T + kBN - 1) / kBN), nb = cols / 32;
+  const int bn = dense_tile_slots(T);
+  const int blocks = ((rows + 127) / 128) * ((T + bn - 1) / bn), nb = cols / 32;
   const int want = 2 * sm_count() / blocks;  // split only grids that fill at most half the block slots
-  return std::max(1, std::min(want, nb / 8));                // at least 8 MXFP4-size blocks of K per split
+  return std::max(1, std::min(want, nb / 4));                // at least 4 MXFP4-size blocks of K per split
 }
 
 int dense_gemm_x16(const uint32_t* x16, const float* x_inv, int T, const uint16_t* w16, const float* w_inv,
@@ -482,7 +509,12 @@ int dense_gemm_x16(const uint32_t* x16, const float* x_inv, int T, const uint16_
     a.kb_per_split = (cols / 32 + splits - 1) / splits;
   }
   const char* v = std::getenv("GPTOSS_CUDA_DENSE_GEMM_SHAPE");  // 3: 256-row blocks of 16 warps
-  const int e = v != nullptr && std::atoi(v) == 3 ? launch<8, 2, 4, true, 16>(a, stream) : launch<4, 2, 4, true>(a, stream);
+  // 16 and 32-slot tiles with 3 stages (NOTES v39: +1.5% over 2 at 8-32 sequences).
+  const int bn = dense_tile_slots(T);
+  const int e = bn == 16   ? launch<8, 1, 2, true, 8, 16, 2, 0, 3>(a, stream)
+                : bn == 32 ? launch<8, 1, 4, true, 8, 32, 2, 0, 3>(a, stream)
+                : v != nullptr && std::atoi(v) == 3 ? launch<8, 2, 4, true, 16>(a, stream)
+                                                    : launch<4, 2, 4, true>(a, stream);
   if (e != 0 || splits == 1) return e;
   const int nz = (cols / 32 + a.kb_per_split - 1) / a.kb_per_split;  // splits actually launched
   const size_t n = static_cast<size_t>(T) * rows;

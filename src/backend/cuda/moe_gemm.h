@@ -48,10 +48,11 @@ int moe_gemm_mxfp4(const uint32_t* x16, const float* x_inv, const int32_t* src, 
 // out[t, r] = sum_c w[r, c] * x[t, c] (+ bias[r], bf16, may be null), f32 sums of exact products
 // rounded once per 32 columns. cols % 32 == 0.
 int f16_rows(const uint16_t* w_bf16, int rows, int cols, uint16_t* w16, float* w_inv, cudaStream_t stream);
-// Grids too small to fill the GPU (k, v, router: 8-32 blocks of 128 rows x 64 tokens) split K over
-// dense_gemm_splits(T, rows, cols) blocks whose partial sums go to ws [splits][T][rows] and are added
-// in split order (+ bias) by a second kernel; ws == nullptr: no split. GPTOSS_CUDA_DENSE_GEMM_SHAPE=3
-// picks 256-row blocks of 16 warps (moe_gemm.cu) instead of 128-row blocks of 8.
+// Token tiles of 16 slots for T <= 16, 32 for T <= 32, else 64. Grids too small to fill the GPU (k, v,
+// router: 8-32 blocks of 128 rows) split K over dense_gemm_splits(T, rows, cols) blocks (at least 4
+// MXFP4-size blocks of K each) whose partial sums go to ws [splits][T][rows] and are added in split
+// order (+ bias) by a second kernel; ws == nullptr: no split. GPTOSS_CUDA_DENSE_GEMM_SHAPE=3 picks
+// 256-row blocks of 16 warps (moe_gemm.cu) instead of 128-row blocks of 8 for the 64-slot tiles.
 int dense_gemm_splits(int T, int rows, int cols);
 int dense_gemm_x16(const uint32_t* x16, const float* x_inv, int T, const uint16_t* w16, const float* w_inv,
                    const uint16_t* bias, int rows, int cols, float* out, float* ws, cudaStream_t stream);

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Needs the lab switches NOTES v39 describes (GPTOSS_CUDA_MOE_DECODE_VARIANT / GPTOSS_CUDA_DENSE_DECODE_VARIANT in
+# moe_gemm.cu), which were removed when the winners became the code: kept as the record of how v39 was measured.
+# On the GPU machine (NOTES v39): the decode engine's dense GEMMs (q/k/v/o, unembedding; 8+ sequences) in the tile
+# shapes GPTOSS_CUDA_DENSE_DECODE_VARIANT picks (moe_gemm.cu: 0 the 64-slot tiles; 1 16 / 32-slot tiles for up to
+# 16 / 32 sequences; 2 as 1 with 3 stages; 3 as 1, registers capped; 4 32-slot tiles above 16; 5 as 1 with more
+# K splits), with v39's MoE decode tiles. Checks per variant (backend_cuda_moe_gemm_test, the tiny and tiny_e128
+# batched decode checks), the random 20b (R20, default /dev/shm/r20) against the exact CPU path with DV (default 1),
+# the lab's default engine per variant, then the CLI's --parallel rows: $S/bin/gptoss-old (HEAD before v39) against
+# $S/bin/gptoss with each of CLI_VARIANTS, interleaved, ROUNDS times.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+S=${STAGE_DIR:-.gpu-V}
+B=$S/bin
+M=${R20:-/dev/shm/r20}
+export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+export GPTOSS_SOURCE_DIR="$PWD"
+status=0
+date -u
+[ -f "$M/config.json" ] || python3 tools/make_random_checkpoint.py --preset 20b --out "$M" --quiet &
+wpid=$!
+VS=${VARIANTS:-0 1 2 3 4 5}
+for v in $VS; do
+  echo "== checks, dense variant $v"
+  export GPTOSS_CUDA_DENSE_DECODE_VARIANT=$v
+  "$B/backend_cuda_moe_gemm_test" 2>&1 | grep -E "^\[  (PASSED|FAILED) " || status=1
+  "$B/gptoss_cuda_decode_check" tests/data/tiny/model --tokens 358,318,174,506,238,110,432 --tol 1e-4 \
+    --batch 1,8,16,32,64 --seqs 8 2>&1 | grep -E "batch (32|64).*gemm16|decode check" || status=1
+  "$B/gptoss_cuda_decode_check" tests/data/tiny_e128/model --tokens 158,18,174,206,238,110,43 --tol 1e-4 \
+    --batch 1,8,16,32,64 --seqs 8 2>&1 | grep -E "batch (32|64).*gemm16|decode check" || status=1
+done
+for r in 1 2; do
+  for v in $VS; do
+    echo "== lab round $r dense variant $v $(date -u +%T)"
+    GPTOSS_CUDA_DENSE_DECODE_VARIANT=$v LAB_ENGINES=5 LAB_BATCHES="8 12 16 32 64" timeout 200 \
+      "$B/gptoss_cuda_lab" batched 1 2>&1 | grep -E "copy|default" || status=1
+  done
+done
+wait $wpid
+echo "== random 20b vs the exact CPU path, dense variant ${DV:-1} $(date -u +%T)"
+GPTOSS_CUDA_DENSE_DECODE_VARIANT=${DV:-1} "$B/gptoss_cuda_decode_check" "$M" --tokens 200005,1000,2000,3000 \
+  --tol 1e-4 --batch 1,16,32,64 --seqs 2 --threads "$(nproc)" 2>&1 | grep -E "vs cpu|decode check" || status=1
+for r in $(seq "${ROUNDS:-2}"); do
+  for v in old ${CLI_VARIANTS:-0 1}; do
+    echo "== CLI round $r $v $(date -u +%T)"
+    if [ "$v" = old ]; then bin=$B/gptoss-old; else bin=$B/gptoss; fi
+    GPTOSS_CUDA_DENSE_DECODE_VARIANT=${v/old/0} timeout 200 "$bin" bench "$M" --device cuda -p 128 -n 128 \
+      --parallel 1,16,64 2>&1 | grep -E '^\|' || status=1
+  done
+done
+date -u
+exit $status
