@@ -8,10 +8,7 @@
 # bench (its attention decode rows: LAB_ATTENTION at positions 4..131 and 512..639, ROUNDS interleaved rounds),
 # the instrumented timeline under TIMELINE_VARIANTS, and the random 20b (written here on the CPU while the GPU
 # runs the rest) vs the exact CPU path with each candidate. A summary of the key lines at the end.
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-S=${STAGE_DIR:-.gpu-G}
-B=$S/bin
+. "$(dirname "$0")/env.sh" .gpu-G
 RET=${OUT:-/tmp}  # the device tool's $OUT: only the logs' tarball goes there (it returns at most 8 files)
 OUT=/tmp/gptoss-attention
 mkdir -p "$OUT"

@@ -20,16 +20,10 @@
 #             host1 (--host-sampling, GPTOSS_SAMPLE_THREADS=1: rows sampled on the engine thread alone):
 #             bench -p 512 -n 128 -r REPS (3) (unless TG=0) and --parallel NPL -p NPP -n NTG -r 2, JSON
 #             lines in $OUT/greedy-*.txt
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-S=${STAGE_DIR:-.gpu-F}
-export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+. "$(dirname "$0")/env.sh" .gpu-F
 export TIKTOKEN_ENCODINGS_BASE="$PWD/tests/data"
-export GPTOSS_SOURCE_DIR="$PWD"  # the tests' data (tiny model) here, not where the binaries were built
 OUT=${OUT:-/tmp/gptoss-gpu}
 mkdir -p "$OUT"
-B=$S/bin
-status=0
 TOK=358,318,174,506,238,100,7
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv | tee "$OUT/card.txt"
 [ $# -gt 0 ] || set -- test tiny sanitize bench r20b

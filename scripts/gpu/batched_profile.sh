@@ -4,15 +4,9 @@
 # duration, DRAM bytes, grid, registers, SM throughput), aggregated by bench/kernels/cuda/ncu_steps.py. Also the tiny
 # 128-expert checkpoint (tests/data/tiny_e128) on the GPU: the graph decode check at batch 1..64 and `gptoss logits
 # --device cuda` against the exact CPU path. $S/bin: gptoss_cuda_lab, gptoss_cuda_decode_check, gptoss.
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-S=${STAGE_DIR:-.gpu-P}
-B=$S/bin
+. "$(dirname "$0")/env.sh" .gpu-P
 O=${OUT:-/tmp/prof}
 mkdir -p "$O"
-export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-export GPTOSS_SOURCE_DIR="$PWD"
-status=0
 date -u
 nvidia-smi --query-gpu=name,clocks.max.sm,driver_version --format=csv,noheader
 echo "== tiny_e128 on the GPU"

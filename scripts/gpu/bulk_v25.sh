@@ -6,10 +6,7 @@
 # each "G,GU,DN" triple in SHAPES, compute-sanitizer memcheck for SAN_SHAPES, the lab bench with the MoE pairs
 # PAIRS (LAB_MOE_PAIRS, ROUNDS interleaved rounds at 4..131) and, where IO_PAIRS is set, those pairs at 4..131 and
 # 512..639 (LAB_STEP_IO 7 rows, IO_ROUNDS rounds); the static SASS mix of the MoE kernels where SASS=1.
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-S=${STAGE_DIR:-.gpu-G}
-B=$S/bin
+. "$(dirname "$0")/env.sh" .gpu-G
 OUT=${OUT:-/tmp/gptoss-v25}
 mkdir -p "$OUT"
 source "$(dirname "$0")/step.sh"

@@ -4,15 +4,9 @@
 # $S/bin holds the binaries without (gptoss, gptoss_cuda_lab) and with it (-v38). Checks of the new ones, the random 20b
 # (written to R20, default /dev/shm/r20) against the exact CPU path at batch 1, 16, 64 with the new one, then ROUNDS
 # rounds of `gptoss_cuda_lab batched 1` and `gptoss bench -p 512 -n 16`, old and new interleaved.
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-S=${STAGE_DIR:-.gpu-C}
-B=$S/bin
+. "$(dirname "$0")/env.sh" .gpu-C
 M=${R20:-/dev/shm/r20}
-export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-export GPTOSS_SOURCE_DIR="$PWD"
 TOK=358,318,174,506,238,110,432
-status=0
 date -u
 [ -f "$M/config.json" ] || python3 tools/make_random_checkpoint.py --preset 20b --out "$M" --quiet &
 wpid=$!

@@ -8,14 +8,8 @@
 # batched decode checks), the random 20b (R20, default /dev/shm/r20) against the exact CPU path with DV (default 1),
 # the lab's default engine per variant, then the CLI's --parallel rows: $S/bin/gptoss-old (HEAD before v39) against
 # $S/bin/gptoss with each of CLI_VARIANTS, interleaved, ROUNDS times.
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-S=${STAGE_DIR:-.gpu-V}
-B=$S/bin
+. "$(dirname "$0")/env.sh" .gpu-V
 M=${R20:-/dev/shm/r20}
-export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-export GPTOSS_SOURCE_DIR="$PWD"
-status=0
 date -u
 [ -f "$M/config.json" ] || python3 tools/make_random_checkpoint.py --preset 20b --out "$M" --quiet &
 wpid=$!

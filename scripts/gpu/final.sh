@@ -19,16 +19,10 @@
 # skipped (the peers' comparison is what they serve).
 # Every log goes to $OUT/final-logs.tar.gz (the device tool returns at most 8 files), the peers
 # summary to $OUT/summary.md; each step's tail is printed.
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-S=${STAGE_DIR:-.gpu-final}
+. "$(dirname "$0")/env.sh" .gpu-final
 OUT=${OUT:-/tmp/gptoss-final}
-B=$S/bin
 R20=/tmp/peers/r20
-export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-export GPTOSS_SOURCE_DIR="$PWD"  # the tests' data (tiny model, goldens) here, not where they were built
 mkdir -p "$OUT/final"
-status=0
 # step LOG TIMEOUT CMD...: runs CMD with a time limit, its output to $OUT/final/LOG, prints the tail.
 STEP_LOGS=$OUT/final
 TAIL=${TAIL:-12}

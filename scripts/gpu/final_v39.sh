@@ -4,14 +4,8 @@
 # backend_cuda_moe_gemm_test, the tiny and tiny_e128 batched decode checks at batch 1..64, the random 20b (R20,
 # default /dev/shm/r20) against the exact CPU path at batch 1, 16, 32, 64. Then the lab's default engine at 1..64
 # sequences, and the CLI's --parallel rows and pp512 for $S/bin/gptoss and $S/bin/gptoss-old (the CLI before v39).
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-S=${STAGE_DIR:-.gpu-V}
-B=$S/bin
+. "$(dirname "$0")/env.sh" .gpu-V
 M=${R20:-/dev/shm/r20}
-export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-export GPTOSS_SOURCE_DIR="$PWD"
-status=0
 check() {  # check NAME CMD...: runs CMD, prints its last lines and its exit status
   local out rc
   out=$("${@:2}" 2>&1); rc=$?

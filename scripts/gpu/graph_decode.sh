@@ -10,17 +10,12 @@
 #   greedy-20b   the same on the full-size random 20b, GEN20 (8) tokens
 #   sanitize  compute-sanitizer memcheck on the gtest and a short generate
 #   bench     gptoss bench -p 512 -n 128 -r REPS (3) on the random 20b, op path then graph, ROUNDS (1)
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-S=${STAGE_DIR:-.gpu-graphrun}
-export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+. "$(dirname "$0")/env.sh" .gpu-graphrun
 export TIKTOKEN_ENCODINGS_BASE="$PWD/tests/data"
 OUT=${OUT:-/tmp/gptoss-gpu}
 mkdir -p "$OUT"
-B=$S/bin
 M=/tmp/rand-20b
 T=/tmp/tiny-fv
-status=0
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv | tee "$OUT/card.txt"
 [ $# -gt 0 ] || set -- gtest greedy-tiny sanitize bench greedy-20b
 ids() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['completion_ids'])" "$1" 2>/dev/null; }

@@ -6,15 +6,9 @@
 # the libraries of scripts/gpu/stage.sh. Per build: its kernels' registers, the tiny checkpoint against the
 # exact CPU path, then ROUNDS interleaved rounds of its per-kernel rows and batch-1 decode row
 # (LAB_DECODE_ONLY=1).
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-S=${STAGE_DIR:-.gpu-S}
-export LD_LIBRARY_PATH="$PWD/$S/lib:${LD_LIBRARY_PATH:-}"
-B=$S/bin
+. "$(dirname "$0")/env.sh" .gpu-S
 VARIANTS=${VARIANTS:-V0 V1}
-TINY=358,318,174,506,238,110,432,82,439,313,58,22,227,18,72,263,496,238,413,469,421,322,225,263,136,254,194
 nvidia-smi --query-gpu=name,clocks.max.sm,clocks.max.mem,driver_version --format=csv,noheader
-status=0
 for v in $VARIANTS; do
   echo "== $v registers"
   cuobjdump --dump-resource-usage "$B/lab-$v" 2>/dev/null | grep -A1 -E 'gate_up_kernel|down_kernel' |

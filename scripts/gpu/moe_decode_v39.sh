@@ -7,13 +7,7 @@
 # 5 as 4 with 4 blocks a stage. Every variant computes the same sums in the same order. Checks per variant
 # (backend_cuda_moe_gemm_test, the tiny and tiny_e128 batched decode checks), then ROUNDS rounds of the lab's
 # default engine at 16 / 32 / 64 sequences per variant, interleaved.
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-S=${STAGE_DIR:-.gpu-V}
-B=$S/bin
-export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-export GPTOSS_SOURCE_DIR="$PWD"
-status=0
+. "$(dirname "$0")/env.sh" .gpu-V
 date -u
 for v in ${VARIANTS:-0 1 2 3 4 5}; do
   echo "== checks, variant $v"

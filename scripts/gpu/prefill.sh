@@ -14,13 +14,9 @@
 #   first     the first prefill of a process: per-repetition pp512 seconds of the old binary (its
 #             16-token warm-up), the new one with --no-warmup (only the load-time warm-up step) and
 #             with its default warm-up (llama-bench's: the whole test once), ROUNDS (2) rounds, REPS (5)
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-S=${STAGE_DIR:-.gpu-prefill}
-export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+. "$(dirname "$0")/env.sh" .gpu-prefill
 OUT=${OUT:-/tmp/gptoss-gpu}
 mkdir -p "$OUT"
-B=$S/bin
 M=/tmp/rand-20b
 NT=${NT:-24}
 TOKENS=${TOKENS:-$(python3 -c "import random; random.seed(3); print(','.join(str(random.randrange(200000)) for _ in range($NT)))")}

@@ -13,22 +13,16 @@
 # DenseMatmulEqualsFloat64 and the 27-token tiny decode check, and that check without it. SHAPES_KCHUNKS: the
 # model-shape test again with GPTOSS_CUDA_PREFILL_KCHUNK=k for each k. LAB=1: the lab bench (TARGETS + gptoss_cuda_lab).
 # Logs to $OUT/prefill-v21-logs.tar.gz; a summary of the key lines at the end.
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-S=${STAGE_DIR:-.gpu-G}
-B=$S/bin
+. "$(dirname "$0")/env.sh" .gpu-G
 RET=${OUT:-/tmp}
 OUT=/tmp/gptoss-prefill
 mkdir -p "$OUT"
-export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-export GPTOSS_SOURCE_DIR="$PWD"
 R20=/tmp/r20
 # A mode: "-" (the defaults), env assignments joined by commas (A=1,B=2), or (PP_MODES only) "old": the
 # defaults of another build's CLI staged as $S/old/gptoss (NOTES v23: the baseline in the same call).
 MODES=${MODES:-"- GPTOSS_CUDA_PREFILL_DENSE=x16"}
 TRACE_T=${TRACE_T:-16}
 PP_MODES=${PP_MODES:-"-"}
-status=0
 source "$(dirname "$0")/step.sh"
 tokens() { python3 -c "import sys; print(','.join(str((1000 + 7919 * i) % 200000) for i in range(int(sys.argv[1]))))" "$1"; }
 tag() { [ "$1" = - ] && echo default || echo "$1" | sed 's/GPTOSS_CUDA_PREFILL_//g; s/GPTOSS_CUDA_//g; s/=/-/g; s/,/_/g'; }
@@ -48,7 +42,6 @@ done
 [ -n "${TESTS:-}" ] && for t in $TESTS; do step "$t.txt" 150 "$B/$t"; done
 # LAB=1: the lab bench (NOTES v21 ran it at the early-launch experiment's commit with LAB_PDL_EARLY set)
 [ "${LAB:-0}" = 1 ] && step lab-bench.txt 300 "$B/gptoss_cuda_lab" bench
-TINY=358,318,174,506,238,110,432,82,439,313,58,22,227,18,72,263,496,238,413,469,421,322,225,263,136,254,194
 if [ "${MEMCHECK:-0}" = 1 ]; then  # the chunked prefill GEMM (K = 2880) and the tiny model's op path (T = 27)
   step san-dense.txt 240 compute-sanitizer --tool memcheck --leak-check no "$B/backend_cuda_moe_gemm_test" \
     --gtest_filter='*DenseMatmulEqualsFloat64*'

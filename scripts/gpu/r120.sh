@@ -10,16 +10,10 @@
 #          at R20 (written there first) when R20 is set: how far a summation order alone moves each checkpoint
 #   bench  the copy bandwidth (the lab's first line); `gptoss bench -p 512 -n 128` (decode as a fraction of
 #          the copy roofline, by bench/peers/bytes_per_token.py); `--parallel 1,16,64 -p 128 -n 128`
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-S=${STAGE_DIR:-.gpu-120}
-B=$S/bin
+. "$(dirname "$0")/env.sh" .gpu-120
 M=${R120:-/dev/shm/r120}
 OUT=${OUT:-/tmp/gptoss-120}
-export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-export GPTOSS_SOURCE_DIR="$PWD"
 mkdir -p "$OUT"
-status=0
 PARTS=" ${PARTS:-write check bench} "
 date -u
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv,noheader

@@ -6,10 +6,7 @@
 # (standalone router rows r2 / r4 twice, interleaved; whole-step decode rows r2 / r4, ROUNDS rounds, default 3),
 # and the instrumented timeline under r2 and r4. A summary of the key lines at the end. (The v17 experiment
 # ran this with a variant 5 beside them, since removed: NOTES v17.)
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-S=${STAGE_DIR:-.gpu-D2}
-B=$S/bin
+. "$(dirname "$0")/env.sh" .gpu-D2
 OUT=${OUT:-/tmp/gptoss-router}
 mkdir -p "$OUT"
 source "$(dirname "$0")/step.sh"

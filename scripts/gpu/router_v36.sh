@@ -4,14 +4,8 @@
 # binaries without the change (gptoss, ...) and with it (the same names + -v36). Lab checks of the new binary,
 # the 120b against the exact CPU path with each, then ROUNDS rounds of `gptoss bench -p 512 -n 128 -r 3`, the two
 # binaries interleaved.
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-S=${STAGE_DIR:-.gpu-120}
-B=$S/bin
+. "$(dirname "$0")/env.sh" .gpu-120
 M=${R120:-/dev/shm/r120}
-export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-export GPTOSS_SOURCE_DIR="$PWD"
-status=0
 date -u
 [ -f "$M/config.json" ] || PARTS=write STAGE_DIR=$S R120=$M scripts/gpu/r120.sh | grep '=='
 "$B/gptoss_cuda_lab-v36" check > /tmp/lab-check-v36.txt 2>&1 || status=1

@@ -8,16 +8,9 @@
 # they were staged (EXTRA_TARGETS); timeline: gptoss_cuda_timeline (EXTRA_TARGETS), the per-kernel timeline
 # of graph decode steps (NOTES v13).
 # Logs go to $OUT (the device tool's output folder) when set.
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-S=${STAGE_DIR:-.gpu}
-export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-export GPTOSS_SOURCE_DIR="$PWD"  # the tests' data (tiny model, goldens) here, not where they were built
+. "$(dirname "$0")/env.sh" .gpu
 OUT=${OUT:-/tmp/gptoss-gpu}
 mkdir -p "$OUT"
-B=$S/bin
-TINY_TOKENS=358,318,174,506,238,110,432,82,439,313,58,22,227,18,72,263,496,238,413,469,421,322,225,263,136,254,194
-status=0
 # step LOG CMD...: runs CMD, output to the terminal and $OUT/LOG
 step() {
   local log="$OUT/$1"; shift
@@ -33,7 +26,7 @@ for what in "$@"; do
   case "$what" in
     check) step lab-check.txt $B/gptoss_cuda_lab check ;;
     test) step gtest.txt $B/backend_cuda_test ;;
-    tiny) step tiny-check.txt $B/gptoss_cuda_decode_check tests/data/tiny/model --tokens $TINY_TOKENS --tol 1e-4 ;;
+    tiny) step tiny-check.txt $B/gptoss_cuda_decode_check tests/data/tiny/model --tokens $TINY --tol 1e-4 ;;
     sanitize) step sanitizer.txt compute-sanitizer --tool memcheck --leak-check no $B/gptoss_cuda_decode_check \
                 tests/data/tiny/model --tokens 358,318,174,506,238 --tol 1e-4 ;;
     profile) step ncu.txt ncu --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \

@@ -6,16 +6,10 @@
 # on the tiny checkpoint for SAN_SHAPES, the lab bench (per-kernel and batch-1 decode per shape) before the 20b checks,
 # gptoss_cuda_timeline for each MoE pair in TIMELINE. STAGE_DIR: the staged dir (default .gpu).
 # Logs: $OUT/shapes-logs.tgz; the summary and the bench go to stdout.
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-S=${STAGE_DIR:-.gpu}
-export LD_LIBRARY_PATH="$PWD/$S/lib:${LD_LIBRARY_PATH:-}"
+. "$(dirname "$0")/env.sh" .gpu
 OUT=${OUT:-/tmp/gptoss-gpu}
 L=/tmp/shapes-logs
 mkdir -p "$OUT" "$L"
-B=$S/bin
-TINY=358,318,174,506,238,110,432,82,439,313,58,22,227,18,72,263,496,238,413,469,421,322,225,263,136,254,194
-status=0
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem,driver_version --format=csv
 $B/gptoss_cuda_lab check > $L/lab-check.txt 2>&1 || status=1
 echo "== lab check (rc $status)"; grep -E "FAIL|checks:" $L/lab-check.txt

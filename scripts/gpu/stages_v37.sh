@@ -4,14 +4,8 @@
 # GPTOSS_CUDA_MOE_GEMM_STAGES = 3, the old count, or 4 / 6 / 8). The tiny checkpoint's batched decode check
 # and backend_cuda_moe_gemm_test with every count, then `gptoss_cuda_lab batched 1` per count (random 20b on
 # the device; tok/s of all sequences at batch 1..64), the counts in STAGES order, ROUNDS times.
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-S=${STAGE_DIR:-.gpu-B}
-B=$S/bin
-export LD_LIBRARY_PATH="$PWD/$S/lib:${LD_LIBRARY_PATH:-}"
-export GPTOSS_SOURCE_DIR="$PWD"
+. "$(dirname "$0")/env.sh" .gpu-B
 TOK=358,318,174,506,238,110,432
-status=0
 for st in ${STAGES:-3 4 6 8}; do
   echo "== stages $st"
   GPTOSS_CUDA_MOE_GEMM_STAGES=$st "$B/backend_cuda_moe_gemm_test" 2>&1 | grep -E "^\[  (PASSED|FAILED) " || status=1

@@ -12,15 +12,9 @@ step() {
   [ $rc -eq 0 ] || status=1
 }
 
-# staged_env (after S, the dir scripts/gpu/stage.sh made, is set): its libraries and this checkout's test data
-# for the binaries, status=0, and the run's head lines (time, card, the commit the binaries were built from).
-# TINY: the 27 tokens of the tiny model's decode check.
+# staged_env (after env.sh): the run's head lines (time, card, the commit the binaries were built from).
 staged_env() {
-  export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-  export GPTOSS_SOURCE_DIR="$PWD"
-  status=0
   date -u
   nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem,driver_version --format=csv
   cat "$S/COMMIT" 2>/dev/null
 }
-TINY=358,318,174,506,238,110,432,82,439,313,58,22,227,18,72,263,496,238,413,469,421,322,225,263,136,254,194

@@ -8,10 +8,7 @@
 # 0 / 7 interleaved (CLI_ROUNDS rounds of -p CLI_P (default 512) -n 128 -r 3), and nsys's GPU trace of 24 steps
 # each where nsys exists (none on the H100 of v24's calls). CHECKS=0 skips the tests and checks; BATCHES: the
 # engines' max_batch list (LAB_STEP_IO_BATCH); R20_CHECK=1: the random 20b vs the exact CPU path at the end.
-set -uo pipefail
-cd "$(dirname "$0")/../.."
-S=${STAGE_DIR:-.gpu-G}
-B=$S/bin
+. "$(dirname "$0")/env.sh" .gpu-G
 OUT=${OUT:-/tmp/gptoss-stepio}
 R20=/tmp/peers/r20
 mkdir -p "$OUT" "$(dirname "$R20")"
