@@ -271,6 +271,35 @@ void engine_paths_agree(const std::string& dir, int sequences, int n) {
   }
 }
 
+// Loading on the GPU checks the KV cache, activations and weights against the device's free memory first
+// (memory_plan.h): a plan far past any GPU is refused before anything is allocated, naming the device's
+// memory; and the largest context the refusal proposes does load.
+TEST(GraphDecodeMemory, LoadRefusesWhatTheGpuCannotHold) {
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  size_t free_bytes = 0, total_bytes = 0;
+  std::string name;
+  ASSERT_TRUE(cuda_memory_info(0, &free_bytes, &total_bytes, &name));
+  EXPECT_GT(free_bytes, 0u);
+  EXPECT_LE(free_bytes, total_bytes);
+  LoadOptions o;
+  o.device = "cuda";
+  o.context = 131072;
+  o.max_sequences = 8192;  // the tiny model's full-attention KV alone: ~1 TiB
+  o.fit_hint = "--ctx or --max-running";
+  auto r = load_runner(tiny_model(), o);
+  ASSERT_FALSE(r.has_value());
+  const std::string& m = r.status().message();
+  EXPECT_NE(m.find("not enough memory for a context of 131072 tokens x 8192 sequence(s)"), std::string::npos) << m;
+  EXPECT_NE(m.find("for the weights"), std::string::npos) << m;
+  EXPECT_NE(m.find("is available (free on cuda:" + name), std::string::npos) << m;
+  const size_t at = m.find("at most --ctx ");
+  ASSERT_NE(at, std::string::npos) << m;
+  o.context = std::stoi(m.substr(at + 14));
+  o.max_sequences = 64;  // the proposed context with fewer sequences: it loads
+  auto ok = load_runner(tiny_model(), o);
+  ASSERT_TRUE(ok.has_value()) << ok.status().message();
+}
+
 TEST(GraphDecodeGreedy, EngineTokensEqualWithAndWithoutDeviceGreedyTiny) {
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
   engine_paths_agree(tiny_model(), 3, 40);

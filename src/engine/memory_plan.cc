@@ -4,6 +4,9 @@
 #include <string_view>
 
 #include "backend/cuda/decode_engine.h"  // kDecodeDenseGemmMinBatch (a plain header, no CUDA types)
+#ifdef GPTOSS_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"  // cuda_memory_info
+#endif
 #include "core/memory_info.h"
 #include "engine/scheduler.h"
 #include "model/forward.h"
@@ -11,9 +14,10 @@
 
 namespace gptoss::engine {
 
-MemoryPlan plan_memory(const LoadOptions& options, const ModelConfig& config) {
+MemoryPlan plan_memory(const LoadOptions& options, const ModelConfig& config, size_t weight_bytes) {
   const KvCacheOptions kv = kv_cache_options(options, config);
   MemoryPlan p;
+  p.weight_bytes = weight_bytes;
   p.kv_bytes = KvCache::bytes_needed(config, kv);
   // The largest step: one decode row per sequence plus the scheduler's prefill budget; one logits
   // row per sequence, which the forward pass and the scheduler copy about three times on the host.
@@ -47,8 +51,8 @@ bool makes_decode_dense_copies(const LoadOptions& options, const ModelConfig& co
 }
 
 Status check_plan_fits(const LoadOptions& options, const ModelConfig& config, size_t limit,
-                       const std::string& source) {
-  const MemoryPlan plan = plan_memory(options, config);
+                       const std::string& source, size_t weight_bytes) {
+  const MemoryPlan plan = plan_memory(options, config, weight_bytes);
   if (plan.total() <= limit) return Status::ok();
   const KvCacheOptions kv = kv_cache_options(options, config);
   // The largest context that fits with this many sequences (the plan grows with the context).
@@ -57,7 +61,7 @@ Status check_plan_fits(const LoadOptions& options, const ModelConfig& config, si
     const int mid = lo + (hi - lo + 1) / 2;
     LoadOptions o = options;
     o.context = mid;
-    if (mid >= 16 && plan_memory(o, config).total() <= limit) {
+    if (mid >= 16 && plan_memory(o, config, weight_bytes).total() <= limit) {
       lo = mid;
     } else {
       hi = mid - 1;
@@ -71,23 +75,37 @@ Status check_plan_fits(const LoadOptions& options, const ModelConfig& config, si
           ? fmt::format(", plus {} for the batched cuda decode's fp16 weight copies",
                         format_bytes(static_cast<double>(plan.decode_copies_bytes)))
           : std::string();
+  const std::string weights =
+      plan.weight_bytes > 0 ? fmt::format(", plus {} for the weights", format_bytes(static_cast<double>(plan.weight_bytes)))
+                            : std::string();
   return Error(
       "not enough memory for a context of {} tokens x {} sequence(s): the KV cache needs {} and "
-      "activations about {}{} ({} in all), but {} is available ({}); {}. Lower {}.",
+      "activations about {}{}{} ({} in all), but {} is available ({}); {}. Lower {}{}.",
       kv.max_context, kv.max_sequences, format_bytes(static_cast<double>(plan.kv_bytes)),
-      format_bytes(static_cast<double>(plan.activation_bytes)), copies,
+      format_bytes(static_cast<double>(plan.activation_bytes)), copies, weights,
       format_bytes(static_cast<double>(plan.total())), format_bytes(static_cast<double>(limit)),
-      source, fits, options.fit_hint);
+      source, fits, options.fit_hint, plan.weight_bytes >= limit ? ", or use a device with more memory" : "");
 }
 
 Status check_memory_fits(const LoadOptions& options, const ModelConfig& config,
-                         const std::string& device) {
+                         const std::string& device, size_t weight_bytes) {
   LoadOptions o = options;
   o.device = device;  // the resolved device decides what the plan counts
   if (options.max_memory > 0) {
     return check_plan_fits(o, config, options.max_memory, "--max-memory");
   }
-  if (device == "cuda") return Status::ok();
+  if (device == "cuda") {
+#ifdef GPTOSS_HAVE_CUDA
+    size_t free_bytes = 0, total_bytes = 0;
+    std::string name;
+    if (!cuda_memory_info(0, &free_bytes, &total_bytes, &name)) return Status::ok();
+    return check_plan_fits(o, config, free_bytes,
+                           fmt::format("free on cuda:{}, of {}", name, format_bytes(static_cast<double>(total_bytes))),
+                           weight_bytes);
+#else
+    return Status::ok();
+#endif
+  }
   auto avail = available_host_memory();
   if (!avail) return Status::ok();  // no /proc/meminfo (not Linux): nothing to compare against
   return check_plan_fits(options, config, avail->bytes, avail->source);

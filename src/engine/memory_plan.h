@@ -20,11 +20,15 @@ struct MemoryPlan {
   // graph decode engine makes at load when batches reach its dense-GEMM threshold
   // (decode_dense_copies_bytes); 0 when it will not make them.
   size_t decode_copies_bytes = 0;
-  size_t total() const { return kv_bytes + activation_bytes + decode_copies_bytes; }
+  // The weights where they live in the same memory as the rest (cuda: the checkpoint's tensors, copied to the
+  // GPU at load); 0 where they stay memory-mapped files (cpu devices).
+  size_t weight_bytes = 0;
+  size_t total() const { return kv_bytes + activation_bytes + decode_copies_bytes + weight_bytes; }
 };
 
-// options.device "auto" counts as cuda only when a GPU is usable here (default_device()).
-MemoryPlan plan_memory(const LoadOptions& options, const ModelConfig& config);
+// options.device "auto" counts as cuda only when a GPU is usable here (default_device()). weight_bytes: as
+// MemoryPlan::weight_bytes.
+MemoryPlan plan_memory(const LoadOptions& options, const ModelConfig& config, size_t weight_bytes = 0);
 
 // Bytes of the graph decode engine's fp16 weight copies for this model (backend/cuda/decode_engine.h,
 // DecodeOptions::dense_gemm_min_batch), and whether loading with `options` on `device` makes them:
@@ -38,12 +42,12 @@ bool makes_decode_dense_copies(const LoadOptions& options, const ModelConfig& co
 // sizes, the limit and where it comes from (`source`), the largest context that fits with this
 // many sequences, and the options to lower (options.fit_hint).
 Status check_plan_fits(const LoadOptions& options, const ModelConfig& config, size_t limit,
-                       const std::string& source);
+                       const std::string& source, size_t weight_bytes = 0);
 
-// check_plan_fits against options.max_memory when set, else against the host's available memory
-// for the cpu devices. A cuda device has no free-memory query here yet: without --max-memory it
-// is not checked.
+// check_plan_fits against options.max_memory when set (the weights not counted), else against the host's
+// available memory for the cpu devices, and for cuda against the GPU's free memory with the checkpoint's
+// weight_bytes counted (they are copied there). Where no figure can be had, nothing is checked.
 Status check_memory_fits(const LoadOptions& options, const ModelConfig& config,
-                         const std::string& device);
+                         const std::string& device, size_t weight_bytes = 0);
 
 }  // namespace gptoss::engine

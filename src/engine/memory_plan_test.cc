@@ -90,6 +90,36 @@ TEST(MemoryPlan, RefusalNamesTheNumbersAndWhatFits) {
   EXPECT_NE(st.message().find("not even --ctx 16 fits"), std::string::npos) << st.message();
 }
 
+// A device that holds the weights too (cuda) counts them: the refusal names them, the context it proposes
+// fits beside them, and weights that alone exceed the memory ask for another device.
+TEST(MemoryPlan, WeightsOnTheDeviceAreCounted) {
+  const ModelConfig c = gpt_oss_20b_config();
+  LoadOptions o = opts(131072, 8);
+  o.fit_hint = "--ctx or --max-running";
+  const size_t weights = size_t{13} << 30, limit = size_t{40} << 30;
+  EXPECT_EQ(plan_memory(o, c, weights).total(), plan_memory(o, c).total() + weights);
+  // ~48 GiB of KV cache alone: refused with or without the weights, which the message names when counted.
+  Status st = check_plan_fits(o, c, limit, "free on cuda:test", weights);
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_NE(st.message().find(", plus 13.0 GiB for the weights"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("but 40.0 GiB is available (free on cuda:test)"), std::string::npos) << st.message();
+  const size_t at = st.message().find("at most --ctx ");
+  ASSERT_NE(at, std::string::npos) << st.message();
+  const int fits = std::stoi(st.message().substr(at + 14));
+  EXPECT_LE(plan_memory(opts(fits, 8), c, weights).total(), limit);
+  EXPECT_GT(plan_memory(opts(fits + 1, 8), c, weights).total(), limit);
+  // Without the weights more context fits in the same memory.
+  const std::string without = check_plan_fits(o, c, limit, "free on cuda:test").message();
+  EXPECT_EQ(without.find("for the weights"), std::string::npos) << without;
+  EXPECT_GT(std::stoi(without.substr(without.find("at most --ctx ") + 14)), fits);
+  // A context that fits beside the weights is accepted; the same with weights past the limit is not.
+  EXPECT_TRUE(check_plan_fits(opts(4096, 1), c, limit, "free on cuda:test", weights).is_ok());
+  st = check_plan_fits(opts(4096, 1), c, limit, "free on cuda:test", limit);
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_NE(st.message().find("not even --ctx 16 fits"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find(", or use a device with more memory."), std::string::npos) << st.message();
+}
+
 TEST(MemoryPlan, MaxMemoryOptionIsTheLimitOnEveryDevice) {
   const ModelConfig c = gpt_oss_20b_config();
   LoadOptions o = opts(131072, 1);

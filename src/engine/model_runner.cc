@@ -222,7 +222,7 @@ Expected<std::shared_ptr<Runner>> load_runner(const std::string& model_dir, cons
   GPTOSS_ASSIGN_OR_RETURN(auto backend, make_backend(device, options.threads));
   GPTOSS_ASSIGN_OR_RETURN(ModelFiles files, open_model_dir(model_dir));
   // Before the weights are bound (a device copies them) and before the KV cache is allocated.
-  GPTOSS_RETURN_IF_ERROR(check_memory_fits(options, files.config, device));
+  GPTOSS_RETURN_IF_ERROR(check_memory_fits(options, files.config, device, files.tensors.total_bytes()));
   const std::string layout = layout_name(files.layout);
   const std::string dir = files.dir;
   BindOptions bind;

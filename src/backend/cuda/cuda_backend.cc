@@ -763,6 +763,17 @@ int cuda_device_count() {
   return n;
 }
 
+bool cuda_memory_info(int device, size_t* free_bytes, size_t* total_bytes, std::string* name) {
+  cudaDeviceProp prop{};
+  if (device < 0 || device >= cuda_device_count() || cudaSetDevice(device) != cudaSuccess ||
+      cudaMemGetInfo(free_bytes, total_bytes) != cudaSuccess || cudaGetDeviceProperties(&prop, device) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  *name = prop.name;
+  return true;
+}
+
 Expected<std::unique_ptr<Backend>> make_cuda_backend(int device) {
   const int n = cuda_device_count();
   if (n == 0) return Error("--device cuda: no CUDA device is available here");
