@@ -40,10 +40,10 @@ struct DecodeEngine::Impl {
   int32_t* router_counters = nullptr;
   float* down_y = nullptr;
   uint32_t *xn16 = nullptr, *h16 = nullptr;
-  // Grouped MoE GEMM path (batches >= opt.moe_gemm_min_batch): slots sorted by expert for gate_up and
-  // for down, their tiles, h as f32 and its x16 scales, the token sums of the k slots.
-  int32_t *sorted_up = nullptr, *sorted_down = nullptr, *tiles_up = nullptr, *tiles_down = nullptr;
-  float *h = nullptr, *h_inv = nullptr, *moe_out = nullptr;
+  // Grouped MoE GEMM path (batches >= opt.moe_gemm_min_batch): slots sorted by expert (one grouping for
+  // gate_up and down), their tiles, h as f32 and its x16 scales.
+  int32_t *sorted_up = nullptr, *tiles_up = nullptr;
+  float *h = nullptr, *h_inv = nullptr;
   // Dense GEMM path (batches >= opt.dense_gemm_min_batch): fp16 copies of the matrices (f16_rows) with
   // their row scales, the normalized input, its x16 form, k and v rows, split-K partial sums.
   struct F16 {
@@ -124,9 +124,15 @@ struct DecodeEngine::Impl {
       ain.x_stride = Nq * 64;
       if (dense) {
         GPTOSS_CUDA_TRY(stage_x16(attn, Nq * 64, n, Nq * 64, dx16, dinv, stream), "o_proj stage");
-        GPTOSS_CUDA_TRY(dense_gemm_x16(dx16, dinv, n, o16[l].w, o16[l].inv, bf(L.o_bias), H, Nq * 64, xn, dws, stream),
-                        "o_proj gemm");
-        GPTOSS_CUDA_TRY(add_inplace(x, xn, size_t(n) * H, stream), "o_proj residual");
+        if (dense_gemm_splits(n, H, Nq * 64) >= 2) {  // the residual added by the split sum
+          GPTOSS_CUDA_TRY(dense_gemm_x16(dx16, dinv, n, o16[l].w, o16[l].inv, bf(L.o_bias), H, Nq * 64, x, dws, stream,
+                                         /*add_to_out=*/true),
+                          "o_proj gemm");
+        } else {
+          GPTOSS_CUDA_TRY(dense_gemm_x16(dx16, dinv, n, o16[l].w, o16[l].inv, bf(L.o_bias), H, Nq * 64, xn, dws, stream),
+                          "o_proj gemm");
+          GPTOSS_CUDA_TRY(add_inplace(x, xn, size_t(n) * H, stream), "o_proj residual");
+        }
       } else if (n == 1 && router_variant() == 3) {
         // o_proj with the router folded in (its last block selects the experts and writes xn16).
         RouterFold rf;
@@ -190,10 +196,9 @@ struct DecodeEngine::Impl {
                     "k gemm");
     GPTOSS_CUDA_TRY(dense_gemm_x16(dx16, dinv, n, v16[l].w, v16[l].inv, bf(L.v_bias), KV, H, vbuf, dws, stream),
                     "v gemm");
-    GPTOSS_CUDA_TRY(rope_inplace(q, n, c.num_heads, 64, pos, inv_freq, concentration, stream), "rope q");
-    GPTOSS_CUDA_TRY(rope_inplace(kbuf, n, c.num_kv_heads, 64, pos, inv_freq, concentration, stream), "rope k");
-    GPTOSS_CUDA_TRY(kv_store(k_cache[l], v_cache[l], capacity[l], KV, kbuf, vbuf, n, slot, pos, stream, pages[l]),
-                    "kv store");
+    GPTOSS_CUDA_TRY(rope_qk_store(q, c.num_heads, kbuf, vbuf, c.num_kv_heads, 64, n, pos, inv_freq, concentration,
+                                  k_cache[l], v_cache[l], capacity[l], slot, stream, pages[l]),
+                    "rope + kv store");
     return Status::ok();
   }
 
@@ -213,19 +218,19 @@ struct DecodeEngine::Impl {
     const int H = c.hidden_size, I = c.intermediate_size, E = c.num_experts, K = c.experts_per_token, S = n * K;
     const int tile = opt.moe_gemm_tile_slots > 0 ? opt.moe_gemm_tile_slots : S <= 4 * E ? 8 : 16;
     const int max_tiles = moe_gemm_max_tiles(S, E, tile);
-    GPTOSS_CUDA_TRY(moe_group_slots(idx, S, K, E, true, sorted_up, tiles_up, stream, tile), "moe group gate_up");
-    GPTOSS_CUDA_TRY(moe_group_slots(idx, S, K, E, false, sorted_down, tiles_down, stream, tile), "moe group down");
+    // One grouping serves both GEMMs: gate_up reads x16 row s / K of slot s (sorted_up) and down reads h row s, so
+    // down's source and destination lists are both sorted_up's second half (the slots), over the same tiles.
+    GPTOSS_CUDA_TRY(moe_group_slots(idx, S, K, E, true, sorted_up, tiles_up, stream, tile), "moe group");
     GPTOSS_CUDA_TRY(moe_gemm_mxfp4(xn16, xn_inv, sorted_up, sorted_up + S, tiles_up, max_tiles,
                                    L.mlp1.blocks.as<uint8_t>(), L.mlp1.scales.as<uint8_t>(), bf(L.mlp1_bias), 2 * I, H,
                                    true, c.swiglu_limit, c.swiglu_alpha, h, stream, tile),
                     "moe gemm gate_up");
     GPTOSS_CUDA_TRY(stage_x16(h, I, S, I, h16, h_inv, stream), "moe stage h");
-    GPTOSS_CUDA_TRY(moe_gemm_mxfp4(h16, h_inv, sorted_down, sorted_down + S, tiles_down, max_tiles,
+    GPTOSS_CUDA_TRY(moe_gemm_mxfp4(h16, h_inv, sorted_up + S, sorted_up + S, tiles_up, max_tiles,
                                    L.mlp2.blocks.as<uint8_t>(), L.mlp2.scales.as<uint8_t>(), bf(L.mlp2_bias), H, I,
                                    false, 0.0f, 0.0f, down_y, stream, tile),
                     "moe gemm down");
-    GPTOSS_CUDA_TRY(moe_combine(down_y, idx, rw, n, K, H, moe_out, stream), "moe combine");
-    GPTOSS_CUDA_TRY(add_inplace(x, moe_out, size_t(n) * H, stream), "moe residual");
+    GPTOSS_CUDA_TRY(moe_combine(down_y, idx, rw, n, K, H, x, stream, /*add_to_out=*/true), "moe combine + residual");
     return Status::ok();
   }
 
@@ -329,11 +334,10 @@ Expected<std::unique_ptr<DecodeEngine>> DecodeEngine::create(const ModelConfig& 
   if (B >= m->opt.moe_gemm_min_batch) {
     // Tiles of 8 slots (the smallest) need the most tile entries.
     const int S = B * c.experts_per_token, tiles = 3 * moe_gemm_max_tiles(S, c.num_experts, 8) + 1;
-    for (int32_t** p : {&m->sorted_up, &m->sorted_down}) GPTOSS_RETURN_IF_ERROR(m->dev(p, size_t(2) * S));
-    for (int32_t** p : {&m->tiles_up, &m->tiles_down}) GPTOSS_RETURN_IF_ERROR(m->dev(p, size_t(tiles)));
+    GPTOSS_RETURN_IF_ERROR(m->dev(&m->sorted_up, size_t(2) * S));
+    GPTOSS_RETURN_IF_ERROR(m->dev(&m->tiles_up, size_t(tiles)));
     GPTOSS_RETURN_IF_ERROR(m->dev(&m->h, size_t(S) * c.intermediate_size));
     GPTOSS_RETURN_IF_ERROR(m->dev(&m->h_inv, size_t(S)));
-    GPTOSS_RETURN_IF_ERROR(m->dev(&m->moe_out, size_t(B) * H));
   }
   if (B >= m->opt.dense_gemm_min_batch) {
     const int Q = Nq * 64, KV = c.num_kv_heads * 64;

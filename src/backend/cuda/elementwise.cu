@@ -26,6 +26,14 @@ __global__ void rmsnorm_kernel(const float* __restrict__ x, int n, const uint16_
   }
 }
 
+// The rotation of one pair (a, b) by (c, s), rounded as the compiler contracted rope_kernel's a * c - b * s and
+// b * c + a * s (products b * s and a * s rounded alone), written out so that every kernel rotating pairs gets the
+// same bits.
+__device__ __forceinline__ void rope_rotate(float a, float b, float c, float s, float* x, float* y) {
+  *x = __fmaf_rn(a, c, -__fmul_rn(b, s));
+  *y = __fmaf_rn(b, c, __fmul_rn(a, s));
+}
+
 __global__ void rope_kernel(float* __restrict__ x, int heads, int head_dim, const int32_t* __restrict__ pos,
                             const float* __restrict__ inv_freq, float concentration) {
   const int t = blockIdx.x, half = head_dim / 2;
@@ -37,10 +45,33 @@ __global__ void rope_kernel(float* __restrict__ x, int heads, int head_dim, cons
     c *= concentration;
     s *= concentration;
     float* v = row + h * head_dim;
-    const float a = v[i], b = v[i + half];
-    v[i] = a * c - b * s;
-    v[i + half] = b * c + a * s;
+    rope_rotate(v[i], v[i + half], c, s, &v[i], &v[i + half]);
   }
+}
+
+// rope_kernel on token t's q row (in place) and k row (into the cache), and its v row copied to the cache: the same
+// arithmetic as rope_kernel then kv_store_kernel, in one launch.
+__global__ void rope_qk_store_kernel(float* __restrict__ q, int q_heads, const float* __restrict__ k,
+                                     const float* __restrict__ v, int kv_heads, int head_dim,
+                                     const int32_t* __restrict__ pos, const float* __restrict__ inv_freq,
+                                     float concentration, float* __restrict__ kc, float* __restrict__ vc, int capacity,
+                                     const int32_t* __restrict__ slot, KvPages pages) {
+  const int t = blockIdx.x, half = head_dim / 2, width = kv_heads * head_dim;
+  const size_t base = kv_cache_row(slot[t], pos[t], capacity, pages) * width;
+  float* qrow = q + static_cast<size_t>(t) * q_heads * head_dim;
+  const float* krow = k + static_cast<size_t>(t) * width;
+  for (int e = threadIdx.x; e < (q_heads + kv_heads) * half; e += blockDim.x) {
+    const int h = e / half, i = e % half;
+    float s, c;
+    sincosf(static_cast<float>(pos[t]) * inv_freq[i], &s, &c);
+    c *= concentration;
+    s *= concentration;
+    const bool is_q = h < q_heads;
+    const float* src = is_q ? qrow + h * head_dim : krow + (h - q_heads) * head_dim;
+    float* dst = is_q ? qrow + h * head_dim : kc + base + (h - q_heads) * head_dim;
+    rope_rotate(src[i], src[i + half], c, s, &dst[i], &dst[i + half]);
+  }
+  for (int i = threadIdx.x; i < width; i += blockDim.x) vc[base + i] = v[static_cast<size_t>(t) * width + i];
 }
 
 __global__ void kv_store_kernel(float* __restrict__ kc, float* __restrict__ vc, int capacity, int width,
@@ -97,6 +128,15 @@ int rope_inplace(float* x, int T, int heads, int head_dim, const int32_t* pos, c
                  float concentration, cudaStream_t stream) {
   if (T <= 0) return 0;
   rope_kernel<<<T, 256, 0, stream>>>(x, heads, head_dim, pos, inv_freq, concentration);
+  return last_error();
+}
+
+int rope_qk_store(float* q, int q_heads, const float* k, const float* v, int kv_heads, int head_dim, int T,
+                  const int32_t* pos, const float* inv_freq, float concentration, float* k_cache, float* v_cache,
+                  int capacity, const int32_t* slot, cudaStream_t stream, KvPages pages) {
+  if (T <= 0) return 0;
+  rope_qk_store_kernel<<<T, 256, 0, stream>>>(q, q_heads, k, v, kv_heads, head_dim, pos, inv_freq, concentration,
+                                              k_cache, v_cache, capacity, slot, pages);
   return last_error();
 }
 

@@ -473,12 +473,13 @@ int f16_rows(const uint16_t* w, int rows, int cols, uint16_t* out, float* w_inv,
 namespace {
 
 __global__ void split_sum_kernel(const float* __restrict__ ws, int splits, size_t n, int rows,
-                                 const uint16_t* __restrict__ bias, float* __restrict__ out) {
+                                 const uint16_t* __restrict__ bias, float* __restrict__ out, bool add_to_out) {
   for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     float v = 0.0f;
     for (int z = 0; z < splits; ++z) v += ws[z * n + i];
-    out[i] = v + (bias != nullptr ? bf16_to_f32(bias[i % rows]) : 0.0f);
+    const float y = v + (bias != nullptr ? bf16_to_f32(bias[i % rows]) : 0.0f);
+    out[i] = add_to_out ? out[i] + y : y;
   }
 }
 
@@ -498,9 +499,12 @@ int dense_gemm_splits(int T, int rows, int cols) {
 }
 
 int dense_gemm_x16(const uint32_t* x16, const float* x_inv, int T, const uint16_t* w16, const float* w_inv,
-                   const uint16_t* bias, int rows, int cols, float* out, float* ws, cudaStream_t stream) {
+                   const uint16_t* bias, int rows, int cols, float* out, float* ws, cudaStream_t stream,
+                   bool add_to_out) {
   if (T <= 0) return 0;
   if (cols % 32 != 0) return static_cast<int>(cudaErrorInvalidValue);
+  // add_to_out is done by the split sum: without a split it is not offered (the caller adds).
+  if (add_to_out && (ws == nullptr || dense_gemm_splits(T, rows, cols) < 2)) return static_cast<int>(cudaErrorInvalidValue);
   Args a{x16, x_inv, nullptr, nullptr, nullptr, T, reinterpret_cast<const uint8_t*>(w16),
          reinterpret_cast<const uint8_t*>(w_inv), bias, rows, cols, false, 0.0f, 0.0f, out};
   const int splits = ws != nullptr ? dense_gemm_splits(T, rows, cols) : 1;
@@ -519,7 +523,7 @@ int dense_gemm_x16(const uint32_t* x16, const float* x_inv, int T, const uint16_
   const int nz = (cols / 32 + a.kb_per_split - 1) / a.kb_per_split;  // splits actually launched
   const size_t n = static_cast<size_t>(T) * rows;
   const int grid = static_cast<int>(std::min<size_t>((n + 255) / 256, 4096));
-  split_sum_kernel<<<grid, 256, 0, stream>>>(ws, nz, n, rows, bias, out);
+  split_sum_kernel<<<grid, 256, 0, stream>>>(ws, nz, n, rows, bias, out, add_to_out);
   return static_cast<int>(cudaGetLastError());
 }
 

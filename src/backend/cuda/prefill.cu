@@ -128,7 +128,8 @@ __global__ void moe_down_kernel(const float* __restrict__ y, int n, int N, const
 constexpr int kMaxK = 8;
 
 __global__ void moe_combine_kernel(const float* __restrict__ ys, const int32_t* __restrict__ idx,
-                                   const float* __restrict__ weight, int k, int N, float* __restrict__ out) {
+                                   const float* __restrict__ weight, int k, int N, float* __restrict__ out,
+                                   bool add_to_out) {
   const int t = blockIdx.x;
   int order[kMaxK];
   for (int j = 0; j < k; ++j) order[j] = j;
@@ -147,7 +148,8 @@ __global__ void moe_combine_kernel(const float* __restrict__ ys, const int32_t* 
       const int j = order[q];
       acc += ys[(static_cast<size_t>(t) * k + j) * N + c] * weight[t * k + j];
     }
-    out[static_cast<size_t>(t) * N + c] = acc;
+    float* o = out + static_cast<size_t>(t) * N + c;
+    *o = add_to_out ? *o + acc : acc;
   }
 }
 
@@ -196,9 +198,9 @@ int moe_down_epilogue(const float* y, int n, int N, const int32_t* dst, const in
 }
 
 int moe_combine(const float* ys, const int32_t* idx, const float* weight, int T, int k, int N, float* out,
-                cudaStream_t stream) {
+                cudaStream_t stream, bool add_to_out) {
   if (k > kMaxK) return static_cast<int>(cudaErrorInvalidValue);
-  if (T > 0) moe_combine_kernel<<<T, 256, 0, stream>>>(ys, idx, weight, k, N, out);
+  if (T > 0) moe_combine_kernel<<<T, 256, 0, stream>>>(ys, idx, weight, k, N, out, add_to_out);
   return static_cast<int>(cudaGetLastError());
 }
 

@@ -43,9 +43,9 @@ int moe_swiglu_epilogue(const float* y, int n, int N, const int32_t* dst, const 
 int moe_down_epilogue(const float* y, int n, int N, const int32_t* dst, const int32_t* expert,
                       const uint16_t* bias, float* ys, cudaStream_t stream, int parts = 3);
 // out[t][:] = sum over j of weight[t][j] * ys[t * k + j][:], the experts taken in increasing id
-// order (the CPU exact path's order).
+// order (the CPU exact path's order); add_to_out: out[t][:] += that sum (a residual add in the same launch).
 int moe_combine(const float* ys, const int32_t* idx, const float* weight, int T, int k, int N, float* out,
-                cudaStream_t stream);
+                cudaStream_t stream, bool add_to_out = false);
 
 // Column-major cuBLAS wrapper for row-major C[batch][n][m] = A[batch][n][k] . W[m][k]^T with bf16 A
 // and W, f32 C and f32 accumulation; A, C and W advance by stride_a / stride_c / stride_w elements per
