@@ -9,10 +9,8 @@
 . "$(dirname "$0")/env.sh" .gpu-V
 O=${OUT:-/tmp/v40}
 mkdir -p "$O"
-[ -x "$B/gptoss_cuda_lab" ] || { mkdir -p "$S" && tar -C "$S" -xJf .gpu-VZ/v.tar.xz; }
-date -u
-nvidia-smi --query-gpu=name,clocks.max.sm,driver_version --format=csv,noheader
-head -1 "$S/COMMIT"
+unpack_stage .gpu-VZ/v.tar.xz
+print_card
 if [[ " ${PARTS:-san tiles ncu} " == *" san "* ]]; then
   STAGE_DIR=$S OUT=$O/san scripts/gpu/batched.sh sanitize || status=1
 fi

@@ -17,11 +17,7 @@ VS=${VARIANTS:-0 1 2 3 4 5}
 for v in $VS; do
   echo "== checks, dense variant $v"
   export GPTOSS_CUDA_DENSE_DECODE_VARIANT=$v
-  "$B/backend_cuda_moe_gemm_test" 2>&1 | grep -E "^\[  (PASSED|FAILED) " || status=1
-  "$B/gptoss_cuda_decode_check" tests/data/tiny/model --tokens 358,318,174,506,238,110,432 --tol 1e-4 \
-    --batch 1,8,16,32,64 --seqs 8 2>&1 | grep -E "batch (32|64).*gemm16|decode check" || status=1
-  "$B/gptoss_cuda_decode_check" tests/data/tiny_e128/model --tokens 158,18,174,206,238,110,43 --tol 1e-4 \
-    --batch 1,8,16,32,64 --seqs 8 2>&1 | grep -E "batch (32|64).*gemm16|decode check" || status=1
+  batched_checks "batch (32|64).*gemm16|decode check" 1,8,16,32,64
 done
 for r in 1 2; do
   for v in $VS; do

@@ -11,3 +11,22 @@ export LD_LIBRARY_PATH="$PWD/$S/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 export GPTOSS_SOURCE_DIR="$PWD"
 status=0
 TINY=358,318,174,506,238,110,432,82,439,313,58,22,227,18,72,263,496,238,413,469,421,322,225,263,136,254,194
+# The staged binaries from the xz pack a call carried, when $B has no gptoss_cuda_lab yet: unpack_stage PACK.
+unpack_stage() { [ -x "$B/gptoss_cuda_lab" ] || { mkdir -p "$S" && tar -C "$S" -xJf "$1"; }; }
+# When and on what: the time, the card, the commit the binaries were built from.
+print_card() {
+  date -u
+  nvidia-smi --query-gpu=name,clocks.max.sm,driver_version --format=csv,noheader
+  head -1 "$S/COMMIT"
+}
+# The batched decode's exactness checks: backend_cuda_moe_gemm_test, then the tiny and tiny_e128 graph decode
+# checks against the exact CPU path at BATCHES (default 1,8,16,64; 8 sequences), their lines matching PATTERN
+# printed: batched_checks [PATTERN [BATCHES]].
+batched_checks() {
+  local pat=${1:-batch 64|decode check} batches=${2:-1,8,16,64}
+  "$B/backend_cuda_moe_gemm_test" 2>&1 | grep -E "^\[  (PASSED|FAILED) " || status=1
+  "$B/gptoss_cuda_decode_check" tests/data/tiny/model --tokens 358,318,174,506,238,110,432 --tol 1e-4 \
+    --batch "$batches" --seqs 8 2>&1 | grep -E "$pat" || status=1
+  "$B/gptoss_cuda_decode_check" tests/data/tiny_e128/model --tokens 158,18,174,206,238,110,43 --tol 1e-4 \
+    --batch "$batches" --seqs 8 2>&1 | grep -E "$pat" || status=1
+}

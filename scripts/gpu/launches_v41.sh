@@ -5,17 +5,12 @@
 # path, then ROUNDS (2) rounds of the lab's default engine at BATCHES (8 16 32 64), the new binary against the one
 # before ($S/bin/gptoss_cuda_lab-old), interleaved. Binaries staged in .gpu-L, carried packed as .gpu-LZ/l.tar.xz.
 . "$(dirname "$0")/env.sh" .gpu-L
-[ -x "$B/gptoss_cuda_lab" ] || { mkdir -p "$S" && tar -C "$S" -xJf .gpu-LZ/l.tar.xz; }
-date -u
-nvidia-smi --query-gpu=name,clocks.max.sm,driver_version --format=csv,noheader
-head -1 "$S/COMMIT"
-for t in backend_cuda_test backend_cuda_moe_gemm_test engine_graph_decode_test; do
+unpack_stage .gpu-LZ/l.tar.xz
+print_card
+for t in backend_cuda_test engine_graph_decode_test; do
   timeout 120 "$B/$t" 2>&1 | grep -E "^\[  (PASSED|FAILED) |Failure" || status=1
 done
-"$B/gptoss_cuda_decode_check" tests/data/tiny/model --tokens 358,318,174,506,238,110,432 --tol 1e-4 \
-  --batch 1,8,16,64 --seqs 8 2>&1 | grep -E "moe gemm(8 |16)|decode check" || status=1
-"$B/gptoss_cuda_decode_check" tests/data/tiny_e128/model --tokens 158,18,174,206,238,110,43 --tol 1e-4 \
-  --batch 1,8,16,64 --seqs 8 2>&1 | grep -E "moe gemm(8 |16)|decode check" || status=1
+batched_checks "moe gemm(8 |16)|decode check"
 for r in $(seq "${ROUNDS:-2}"); do
   for v in -old ""; do
     echo "== round $r gptoss_cuda_lab$v $(date -u +%T)"

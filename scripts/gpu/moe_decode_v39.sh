@@ -12,11 +12,7 @@ date -u
 for v in ${VARIANTS:-0 1 2 3 4 5}; do
   echo "== checks, variant $v"
   export GPTOSS_CUDA_MOE_DECODE_VARIANT=$v
-  "$B/backend_cuda_moe_gemm_test" 2>&1 | grep -E "^\[  (PASSED|FAILED) " || status=1
-  "$B/gptoss_cuda_decode_check" tests/data/tiny/model --tokens 358,318,174,506,238,110,432 --tol 1e-4 \
-    --batch 1,8,16,64 --seqs 8 2>&1 | grep -E "batch 64|decode check" || status=1
-  "$B/gptoss_cuda_decode_check" tests/data/tiny_e128/model --tokens 158,18,174,206,238,110,43 --tol 1e-4 \
-    --batch 1,8,16,64 --seqs 8 2>&1 | grep -E "batch 64|decode check" || status=1
+  batched_checks
 done
 for r in $(seq "${ROUNDS:-2}"); do
   for v in ${VARIANTS:-0 1 2 3 4 5}; do

@@ -14,18 +14,12 @@
 . "$(dirname "$0")/env.sh" .gpu-W
 O=${OUT:-/tmp/v40}
 mkdir -p "$O"
-[ -x "$B/gptoss_cuda_lab" ] || { mkdir -p "$S" && tar -C "$S" -xJf .gpu-WZ/w.tar.xz; }
-date -u
-nvidia-smi --query-gpu=name,clocks.max.sm,driver_version --format=csv,noheader
-head -1 "$S/COMMIT"
+unpack_stage .gpu-WZ/w.tar.xz
+print_card
 for v in ${VARIANTS:-0 4 5 7}; do
   echo "== checks, variant $v"
   export GPTOSS_CUDA_MOE_DECODE_VARIANT=$v
-  "$B/backend_cuda_moe_gemm_test" 2>&1 | grep -E "^\[  (PASSED|FAILED) " || status=1
-  "$B/gptoss_cuda_decode_check" tests/data/tiny/model --tokens 358,318,174,506,238,110,432 --tol 1e-4 \
-    --batch 1,8,16,64 --seqs 8 2>&1 | grep -E "gemm|decode check" || status=1
-  "$B/gptoss_cuda_decode_check" tests/data/tiny_e128/model --tokens 158,18,174,206,238,110,43 --tol 1e-4 \
-    --batch 1,8,16,64 --seqs 8 2>&1 | grep -E "gemm|decode check" || status=1
+  batched_checks "gemm|decode check"
 done
 unset GPTOSS_CUDA_MOE_DECODE_VARIANT
 for r in $(seq "${ROUNDS:-2}"); do
