@@ -284,7 +284,7 @@ TEST(GraphDecodeMemory, LoadRefusesWhatTheGpuCannotHold) {
   LoadOptions o;
   o.device = "cuda";
   o.context = 131072;
-  o.max_sequences = 8192;  // the tiny model's full-attention KV alone: ~1 TiB
+  o.max_sequences = 8192;  // the tiny model's full-attention KV alone: ~2 TiB
   o.fit_hint = "--ctx or --max-running";
   auto r = load_runner(tiny_model(), o);
   ASSERT_FALSE(r.has_value());

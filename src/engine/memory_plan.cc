@@ -103,6 +103,7 @@ Status check_memory_fits(const LoadOptions& options, const ModelConfig& config,
                            fmt::format("free on cuda:{}, of {}", name, format_bytes(static_cast<double>(total_bytes))),
                            weight_bytes);
 #else
+    (void)weight_bytes;  // no GPU query in a build without CUDA
     return Status::ok();
 #endif
   }
