@@ -30,3 +30,23 @@ batched_checks() {
   "$B/gptoss_cuda_decode_check" tests/data/tiny_e128/model --tokens 158,18,174,206,238,110,43 --tol 1e-4 \
     --batch "$batches" --seqs 8 2>&1 | grep -E "$pat" || status=1
 }
+# The random 20b at MODEL against the exact CPU path at BATCHES (2 sequences, every core), with the environment
+# switch VAR=VALUE: r20_check VAR VALUE MODEL BATCHES.
+r20_check() {
+  echo "== random 20b vs the exact CPU path, $1=$2 $(date -u +%T)"
+  env "$1=$2" "$B/gptoss_cuda_decode_check" "$3" --tokens 200005,1000,2000,3000 --tol 1e-4 --batch "$4" --seqs 2 \
+    --threads "$(nproc)" 2>&1 | grep -E "vs cpu|decode check" || status=1
+}
+# ROUNDS (2) rounds of `gptoss bench MODEL --device cuda -p 128 -n 128 --parallel 1,16,64`: $B/gptoss-old (with
+# VAR=0), then $B/gptoss with VAR set to each of VARIANTS: cli_rounds VAR MODEL "VARIANTS".
+cli_rounds() {
+  local r v bin
+  for r in $(seq "${ROUNDS:-2}"); do
+    for v in old $3; do
+      echo "== CLI round $r $v $(date -u +%T)"
+      if [ "$v" = old ]; then bin=$B/gptoss-old; else bin=$B/gptoss; fi
+      env "$1=${v/old/0}" timeout 200 "$bin" bench "$2" --device cuda -p 128 -n 128 --parallel 1,16,64 2>&1 \
+        | grep -E '^\|' || status=1
+    done
+  done
+}

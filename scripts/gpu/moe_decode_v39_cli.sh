@@ -19,16 +19,7 @@ for r in 1 2; do
   done
 done
 wait $wpid
-echo "== random 20b vs the exact CPU path, variant 12 $(date -u +%T)"
-GPTOSS_CUDA_MOE_DECODE_VARIANT=12 "$B/gptoss_cuda_decode_check" "$M" --tokens 200005,1000,2000,3000 --tol 1e-4 \
-  --batch 1,16,64 --seqs 2 --threads "$(nproc)" 2>&1 | grep -E "vs cpu|decode check" || status=1
-for r in $(seq "${ROUNDS:-2}"); do
-  for v in old ${CLI_VARIANTS:-12 13}; do
-    echo "== CLI round $r $v $(date -u +%T)"
-    if [ "$v" = old ]; then bin=$B/gptoss-old; else bin=$B/gptoss; fi
-    GPTOSS_CUDA_MOE_DECODE_VARIANT=${v/old/0} timeout 200 "$bin" bench "$M" --device cuda -p 128 -n 128 \
-      --parallel 1,16,64 2>&1 | grep -E '^\|' || status=1
-  done
-done
+r20_check GPTOSS_CUDA_MOE_DECODE_VARIANT 12 "$M" 1,16,64
+cli_rounds GPTOSS_CUDA_MOE_DECODE_VARIANT "$M" "${CLI_VARIANTS:-12 13}"
 date -u
 exit $status

@@ -124,15 +124,10 @@ struct DecodeEngine::Impl {
       ain.x_stride = Nq * 64;
       if (dense) {
         GPTOSS_CUDA_TRY(stage_x16(attn, Nq * 64, n, Nq * 64, dx16, dinv, stream), "o_proj stage");
-        if (dense_gemm_splits(n, H, Nq * 64) >= 2) {  // the residual added by the split sum
-          GPTOSS_CUDA_TRY(dense_gemm_x16(dx16, dinv, n, o16[l].w, o16[l].inv, bf(L.o_bias), H, Nq * 64, x, dws, stream,
-                                         /*add_to_out=*/true),
-                          "o_proj gemm");
-        } else {
-          GPTOSS_CUDA_TRY(dense_gemm_x16(dx16, dinv, n, o16[l].w, o16[l].inv, bf(L.o_bias), H, Nq * 64, xn, dws, stream),
-                          "o_proj gemm");
-          GPTOSS_CUDA_TRY(add_inplace(x, xn, size_t(n) * H, stream), "o_proj residual");
-        }
+        // The residual added by the split sum.
+        GPTOSS_CUDA_TRY(dense_gemm_x16(dx16, dinv, n, o16[l].w, o16[l].inv, bf(L.o_bias), H, Nq * 64, x, dws, stream,
+                                       /*add_to_out=*/true),
+                        "o_proj gemm");
       } else if (n == 1 && router_variant() == 3) {
         // o_proj with the router folded in (its last block selects the experts and writes xn16).
         RouterFold rf;
@@ -346,11 +341,11 @@ Expected<std::unique_ptr<DecodeEngine>> DecodeEngine::create(const ModelConfig& 
     GPTOSS_RETURN_IF_ERROR(m->dev(&m->dinv, size_t(B)));
     GPTOSS_RETURN_IF_ERROR(m->dev(&m->kbuf, size_t(B) * KV));
     GPTOSS_RETURN_IF_ERROR(m->dev(&m->vbuf, size_t(B) * KV));
-    size_t ws = 0;  // split-K partial sums of the largest q/k/v/o grid that splits
+    size_t ws = 0;  // split-K partial sums of the largest q/k/v grid that splits, and of o (always through ws)
     for (int b = 1; b <= B; ++b) {
       for (const auto& [rows, cols] : {std::pair{Q, H}, std::pair{KV, H}, std::pair{H, Q}}) {
         const int sp = dense_gemm_splits(b, rows, cols);
-        if (sp > 1) ws = std::max(ws, size_t(sp) * b * rows);
+        if (sp > 1 || (rows == H && cols == Q)) ws = std::max(ws, size_t(sp) * b * rows);
       }
     }
     GPTOSS_RETURN_IF_ERROR(m->dev(&m->dws, std::max<size_t>(ws, 1)));

@@ -503,12 +503,12 @@ int dense_gemm_x16(const uint32_t* x16, const float* x_inv, int T, const uint16_
                    bool add_to_out) {
   if (T <= 0) return 0;
   if (cols % 32 != 0) return static_cast<int>(cudaErrorInvalidValue);
-  // add_to_out is done by the split sum: without a split it is not offered (the caller adds).
-  if (add_to_out && (ws == nullptr || dense_gemm_splits(T, rows, cols) < 2)) return static_cast<int>(cudaErrorInvalidValue);
+  // add_to_out: the product goes through ws and the split sum adds it to out (one split where the grid needs none).
+  if (add_to_out && ws == nullptr) return static_cast<int>(cudaErrorInvalidValue);
   Args a{x16, x_inv, nullptr, nullptr, nullptr, T, reinterpret_cast<const uint8_t*>(w16),
          reinterpret_cast<const uint8_t*>(w_inv), bias, rows, cols, false, 0.0f, 0.0f, out};
   const int splits = ws != nullptr ? dense_gemm_splits(T, rows, cols) : 1;
-  if (splits > 1) {
+  if (splits > 1 || add_to_out) {
     a.ws = ws;
     a.kb_per_split = (cols / 32 + splits - 1) / splits;
   }
@@ -519,7 +519,7 @@ int dense_gemm_x16(const uint32_t* x16, const float* x_inv, int T, const uint16_
                 : bn == 32 ? launch<8, 1, 4, true, 8, 32, 2, 0, 3>(a, stream)
                 : v != nullptr && std::atoi(v) == 3 ? launch<8, 2, 4, true, 16>(a, stream)
                                                     : launch<4, 2, 4, true>(a, stream);
-  if (e != 0 || splits == 1) return e;
+  if (e != 0 || a.ws == nullptr) return e;
   const int nz = (cols / 32 + a.kb_per_split - 1) / a.kb_per_split;  // splits actually launched
   const size_t n = static_cast<size_t>(T) * rows;
   const int grid = static_cast<int>(std::min<size_t>((n + 255) / 256, 4096));

@@ -54,8 +54,8 @@ int f16_rows(const uint16_t* w_bf16, int rows, int cols, uint16_t* w16, float* w
 // order (+ bias) by a second kernel; ws == nullptr: no split. GPTOSS_CUDA_DENSE_GEMM_SHAPE=3 picks
 // 256-row blocks of 16 warps (moe_gemm.cu) instead of 128-row blocks of 8 for the 64-slot tiles.
 int dense_gemm_splits(int T, int rows, int cols);
-// add_to_out (split grids only: ws set and dense_gemm_splits(T, rows, cols) >= 2): out += the product (+ bias),
-// added by the split sum, as a separate add of the product would.
+// add_to_out (ws set): out += the product (+ bias), added by the split sum (over one split where the grid needs
+// none), the same values as a separate add of the product; ws then holds max(1, splits) x T x rows floats.
 int dense_gemm_x16(const uint32_t* x16, const float* x_inv, int T, const uint16_t* w16, const float* w_inv,
                    const uint16_t* bias, int rows, int cols, float* out, float* ws, cudaStream_t stream,
                    bool add_to_out = false);
