@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# On the GPU machine (NOTES v43): the 16-slot MoE decode tiles with each stage's scale bytes in its weight rows'
+# padding (no scale array in shared memory), against the scale array (GPTOSS_CUDA_MOE_DECODE_SCALES=0) in the same
+# binary: 1 = 6 MXFP4 blocks a stage, 4 blocks an SM; 2 = 6, 3 blocks an SM; 3 = 8, 3; 4 = 7, 3 (the switch was
+# removed after the call: NOTES v43). Binaries staged in .gpu-X, carried packed as .gpu-XZ/x.tar.xz.
+#   1. backend_cuda_moe_gemm_test, the tiny and tiny_e128 batched decode checks with each form (the same numbers
+#      expected: the same sums in the same order), memcheck on the tiny check at batch 16 with form 1;
+#   2. the random 20b (written here unless /tmp/peers/r20 is there) against the exact CPU path at batch 16 and 64;
+#   3. ROUNDS (2) rounds of the lab's default engine at 8 16 32 64 sequences, the forms interleaved;
+#   4. CLI_ROUNDS (1) rounds of gptoss bench --parallel 1,16,64, the forms interleaved.
+. "$(dirname "$0")/env.sh" .gpu-X
+unpack_stage .gpu-XZ/x.tar.xz
+print_card
+R20=/tmp/peers/r20
+if [ ! -f "$R20/config.json" ]; then
+  mkdir -p /tmp/peers
+  timeout 240 python3 tools/make_random_checkpoint.py --preset 20b --out "$R20" --quiet &
+  wpid=$!
+fi
+for v in 1 2 3 4 0; do
+  echo "== GPTOSS_CUDA_MOE_DECODE_SCALES=$v"
+  GPTOSS_CUDA_MOE_DECODE_SCALES=$v batched_checks "moe gemm16|decode check|PASSED|FAILED"
+done
+compute-sanitizer --tool memcheck --leak-check no "$B/gptoss_cuda_decode_check" tests/data/tiny/model \
+  --tokens 358,318,174,506,238 --tol 1e-4 --batch 16 --seqs 4 2>&1 | grep -E "batch 16|ERROR SUMMARY" || status=1
+[ -n "${wpid:-}" ] && { wait "$wpid"; echo "random 20b written: rc=$?"; }
+r20_check GPTOSS_CUDA_MOE_DECODE_SCALES 1 "$R20" "16,64"
+for r in $(seq "${ROUNDS:-2}"); do
+  for v in 0 1 2 3 4; do
+    echo "== round $r GPTOSS_CUDA_MOE_DECODE_SCALES=$v $(date -u +%T)"
+    GPTOSS_CUDA_MOE_DECODE_SCALES=$v LAB_ENGINES=5 LAB_BATCHES="${BATCHES:-8 16 32 64}" timeout 120 \
+      "$B/gptoss_cuda_lab" batched 1 2>&1 | grep -E "default" || status=1
+  done
+done
+for r in $(seq "${CLI_ROUNDS:-1}"); do
+  for v in 0 1 2 3 4; do
+    echo "== CLI round $r GPTOSS_CUDA_MOE_DECODE_SCALES=$v $(date -u +%T)"
+    GPTOSS_CUDA_MOE_DECODE_SCALES=$v timeout 200 "$B/gptoss" bench "$R20" --device cuda -p 128 -n 128 \
+      --parallel 1,16,64 2>&1 | grep -E '^\|' || status=1
+  done
+done
+date -u
+exit $status
