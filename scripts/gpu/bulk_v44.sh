@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# On the GPU machine (NOTES v44): the batched MoE decode tiles with each stage's weight rows and slot rows by the
+# bulk-copy engine (GPTOSS_CUDA_MOE_DECODE_BULK: 1 = the 16-slot tiles, 2 = the 8-slot ones too; 0 = cp.async, the
+# default) in one binary (the switch and the kernel form were removed after the call: NOTES v44). Binaries staged in
+# .gpu-X, carried packed as .gpu-XZ/x.tar.xz.
+#   1. the tiny and tiny_e128 batched decode checks against the exact CPU path at batch 1 / 8 / 16 / 64 with each
+#      form (the same sums in the same order: the same numbers expected); memcheck on the tiny check with 1 and 2;
+#   2. the random 20b (written here) against the exact CPU path at batch 16 and 64 with form 2;
+#   3. ROUNDS (2) rounds of the lab's default engine at 8 16 32 64 sequences, the forms interleaved;
+#   4. one round of gptoss bench --parallel 1,16,64 with each form.
+. "$(dirname "$0")/env.sh" .gpu-X
+unpack_stage .gpu-XZ/x.tar.xz
+print_card
+R20=/tmp/peers/r20
+if [ ! -f "$R20/config.json" ]; then
+  mkdir -p /tmp/peers
+  timeout 240 python3 tools/make_random_checkpoint.py --preset 20b --out "$R20" --quiet &
+  wpid=$!
+fi
+for v in 1 2 0; do
+  echo "== GPTOSS_CUDA_MOE_DECODE_BULK=$v"
+  GPTOSS_CUDA_MOE_DECODE_BULK=$v batched_checks "moe gemm(8 |16)|decode check|PASSED|FAILED"
+done
+for v in 1 2; do
+  GPTOSS_CUDA_MOE_DECODE_BULK=$v compute-sanitizer --tool memcheck --leak-check no "$B/gptoss_cuda_decode_check" \
+    tests/data/tiny/model --tokens 358,318,174,506,238 --tol 1e-4 --batch 8,16 --seqs 4 2>&1 \
+    | grep -E "batch 16, moe gemm(8 |16)|ERROR SUMMARY" || status=1
+done
+[ -n "${wpid:-}" ] && { wait "$wpid"; echo "random 20b written: rc=$?"; }
+r20_check GPTOSS_CUDA_MOE_DECODE_BULK 2 "$R20" "16,64"
+for r in $(seq "${ROUNDS:-2}"); do
+  for v in 0 1 2; do
+    echo "== round $r GPTOSS_CUDA_MOE_DECODE_BULK=$v $(date -u +%T)"
+    GPTOSS_CUDA_MOE_DECODE_BULK=$v LAB_ENGINES=5 LAB_BATCHES="${BATCHES:-8 16 32 64}" timeout 120 \
+      "$B/gptoss_cuda_lab" batched 1 2>&1 | grep -E "default" || status=1
+  done
+done
+for v in 0 1 2; do
+  echo "== CLI GPTOSS_CUDA_MOE_DECODE_BULK=$v $(date -u +%T)"
+  GPTOSS_CUDA_MOE_DECODE_BULK=$v timeout 200 "$B/gptoss" bench "$R20" --device cuda -p 128 -n 128 \
+    --parallel 1,16,64 2>&1 | grep -E '^\|  ' || status=1
+done
+date -u
+exit $status
