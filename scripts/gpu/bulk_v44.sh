@@ -11,12 +11,7 @@
 . "$(dirname "$0")/env.sh" .gpu-X
 unpack_stage .gpu-XZ/x.tar.xz
 print_card
-R20=/tmp/peers/r20
-if [ ! -f "$R20/config.json" ]; then
-  mkdir -p /tmp/peers
-  timeout 240 python3 tools/make_random_checkpoint.py --preset 20b --out "$R20" --quiet &
-  wpid=$!
-fi
+r20_start
 for v in 1 2 0; do
   echo "== GPTOSS_CUDA_MOE_DECODE_BULK=$v"
   GPTOSS_CUDA_MOE_DECODE_BULK=$v batched_checks "moe gemm(8 |16)|decode check|PASSED|FAILED"
@@ -26,7 +21,7 @@ for v in 1 2; do
     tests/data/tiny/model --tokens 358,318,174,506,238 --tol 1e-4 --batch 8,16 --seqs 4 2>&1 \
     | grep -E "batch 16, moe gemm(8 |16)|ERROR SUMMARY" || status=1
 done
-[ -n "${wpid:-}" ] && { wait "$wpid"; echo "random 20b written: rc=$?"; }
+r20_wait
 r20_check GPTOSS_CUDA_MOE_DECODE_BULK 2 "$R20" "16,64"
 for r in $(seq "${ROUNDS:-2}"); do
   for v in 0 1 2; do

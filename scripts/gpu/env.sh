@@ -50,3 +50,14 @@ cli_rounds() {
     done
   done
 }
+# The random 20b at $R20 (default /tmp/peers/r20), written in the background unless it is there (r20_start); r20_wait
+# waits for that writer, if one was started, and prints its exit status.
+r20_start() {
+  R20=${R20:-/tmp/peers/r20}
+  if [ ! -f "$R20/config.json" ]; then
+    mkdir -p "$(dirname "$R20")"
+    timeout 240 python3 tools/make_random_checkpoint.py --preset 20b --out "$R20" --quiet &
+    r20_pid=$!
+  fi
+}
+r20_wait() { if [ -n "${r20_pid:-}" ]; then wait "$r20_pid"; echo "random 20b written: rc=$?"; fi; }

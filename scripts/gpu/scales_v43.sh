@@ -11,19 +11,14 @@
 . "$(dirname "$0")/env.sh" .gpu-X
 unpack_stage .gpu-XZ/x.tar.xz
 print_card
-R20=/tmp/peers/r20
-if [ ! -f "$R20/config.json" ]; then
-  mkdir -p /tmp/peers
-  timeout 240 python3 tools/make_random_checkpoint.py --preset 20b --out "$R20" --quiet &
-  wpid=$!
-fi
+r20_start
 for v in 1 2 3 4 0; do
   echo "== GPTOSS_CUDA_MOE_DECODE_SCALES=$v"
   GPTOSS_CUDA_MOE_DECODE_SCALES=$v batched_checks "moe gemm16|decode check|PASSED|FAILED"
 done
 compute-sanitizer --tool memcheck --leak-check no "$B/gptoss_cuda_decode_check" tests/data/tiny/model \
   --tokens 358,318,174,506,238 --tol 1e-4 --batch 16 --seqs 4 2>&1 | grep -E "batch 16|ERROR SUMMARY" || status=1
-[ -n "${wpid:-}" ] && { wait "$wpid"; echo "random 20b written: rc=$?"; }
+r20_wait
 r20_check GPTOSS_CUDA_MOE_DECODE_SCALES 1 "$R20" "16,64"
 for r in $(seq "${ROUNDS:-2}"); do
   for v in 0 1 2 3 4; do
