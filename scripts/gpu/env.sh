@@ -50,11 +50,11 @@ cli_rounds() {
     done
   done
 }
-# The random 20b at $R20 (default /tmp/peers/r20), written in the background unless it is there (r20_start); r20_wait
-# waits for that writer, if one was started, and prints its exit status.
+# The random 20b at $R20 (default /tmp/peers/r20), written in the background unless it is there (r20_start: its index,
+# which the writer writes last); r20_wait waits for that writer, if one was started, and prints its exit status.
 r20_start() {
   R20=${R20:-/tmp/peers/r20}
-  if [ ! -f "$R20/config.json" ]; then
+  if [ ! -f "$R20/model.safetensors.index.json" ]; then
     mkdir -p "$(dirname "$R20")"
     timeout 240 python3 tools/make_random_checkpoint.py --preset 20b --out "$R20" --quiet &
     r20_pid=$!

@@ -16,6 +16,7 @@ for v in 1 2 3 4 0; do
   echo "== GPTOSS_CUDA_MOE_DECODE_SCALES=$v"
   GPTOSS_CUDA_MOE_DECODE_SCALES=$v batched_checks "moe gemm16|decode check|PASSED|FAILED"
 done
+# The switch unset: form 1, the experiment binary's default.
 compute-sanitizer --tool memcheck --leak-check no "$B/gptoss_cuda_decode_check" tests/data/tiny/model \
   --tokens 358,318,174,506,238 --tol 1e-4 --batch 16 --seqs 4 2>&1 | grep -E "batch 16|ERROR SUMMARY" || status=1
 r20_wait

@@ -10,7 +10,7 @@ mkdir -p "$O"
 unpack_stage .gpu-UZ/u.tar.xz
 print_card
 ncu --version | tail -1
-LAB_ENGINES=5 LAB_BATCHES=64 timeout 400 ncu --kernel-name-base mangled -k regex:Li16ELi6ELi3ELi2ELb1E --launch-skip "${SKIP:-40}" \
+LAB_ENGINES=5 LAB_BATCHES=64 timeout 400 ncu -f --kernel-name-base mangled -k regex:Li16ELi6ELi3ELi2ELb1E --launch-skip "${SKIP:-40}" \
   --launch-count 2 --section SpeedOfLight --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis \
   --section WarpStateStats --section SchedulerStats --section Occupancy --section LaunchStats --section SourceCounters \
   --section InstructionStats -o "$O/tiles64" "$B/gptoss_cuda_lab" batched 1 > "$O/ncu-run.txt" 2>&1 || status=1
@@ -20,6 +20,6 @@ ncu -i "$O/tiles64.ncu-rep" --page source --csv --print-source sass > "$O/sass.c
 ls -la "$O"
 grep -E "Grid Size|Duration|Memory Throughput|DRAM Throughput|L2 Cache Throughput|L1/TEX Cache Throughput|Compute \(SM\)|Issue Slots Busy|Warp Cycles Per Issued|Executed Ipc|L2 Hit Rate|Mem Busy|Max Bandwidth|Mem Pipes Busy|Shared Memory" "$O/details.txt" | sed 's/  */ /g' | cut -c1-120
 head -c 600 "$O/sass.csv"; echo
-rm -f "$O/tiles64.ncu-rep.gz"; gzip -k "$O/tiles64.ncu-rep" 2>/dev/null; gzip "$O/sass.csv"
+gzip -f "$O/sass.csv"
 date -u
 exit $status

@@ -11,7 +11,7 @@
 unpack_stage .gpu-UZ/u.tar.xz
 print_card
 batched_checks "moe gemm|decode check|batch (1|384)," "1,8,16,64,384"
-PEERS=0 STAGE_DIR=$S TAIL=${TAIL:-4} scripts/gpu/final.sh || status=1
+PEERS=0 STAGE_DIR=$S scripts/gpu/final.sh || status=1
 r20_check GPTOSS_UNUSED 0 /tmp/peers/r20 "64,384"
 echo "== gptoss bench --parallel 1,16,64 $(date -u +%T)"
 timeout 150 "$B/gptoss" bench /tmp/peers/r20 --device cuda --parallel 1,16,64 -p 128 -n 128 -r 2 2>&1 \
