@@ -23,13 +23,7 @@ for v in 1 2; do
 done
 r20_wait
 r20_check GPTOSS_CUDA_MOE_DECODE_BULK 2 "$R20" "16,64"
-for r in $(seq "${ROUNDS:-2}"); do
-  for v in 0 1 2; do
-    echo "== round $r GPTOSS_CUDA_MOE_DECODE_BULK=$v $(date -u +%T)"
-    GPTOSS_CUDA_MOE_DECODE_BULK=$v LAB_ENGINES=5 LAB_BATCHES="${BATCHES:-8 16 32 64}" timeout 120 \
-      "$B/gptoss_cuda_lab" batched 1 2>&1 | grep -E "default" || status=1
-  done
-done
+lab_rounds GPTOSS_CUDA_MOE_DECODE_BULK "0 1 2"
 for v in 0 1 2; do
   echo "== CLI GPTOSS_CUDA_MOE_DECODE_BULK=$v $(date -u +%T)"
   GPTOSS_CUDA_MOE_DECODE_BULK=$v timeout 200 "$B/gptoss" bench "$R20" --device cuda -p 128 -n 128 \

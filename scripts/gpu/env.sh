@@ -61,3 +61,15 @@ r20_start() {
   fi
 }
 r20_wait() { if [ -n "${r20_pid:-}" ]; then wait "$r20_pid"; echo "random 20b written: rc=$?"; fi; }
+# ROUNDS (2) rounds of the lab's default engine at BATCHES (8 16 32 64 sequences) with VAR set to each of VALUES in
+# turn, rows interleaved: lab_rounds VAR "VALUES" [TIMEOUT (120)].
+lab_rounds() {
+  local r v
+  for r in $(seq "${ROUNDS:-2}"); do
+    for v in $2; do
+      echo "== round $r $1=$v $(date -u +%T)"
+      env "$1=$v" LAB_ENGINES=5 LAB_BATCHES="${BATCHES:-8 16 32 64}" timeout "${3:-120}" "$B/gptoss_cuda_lab" batched 1 \
+        2>&1 | grep -E "copy|default" || status=1
+    done
+  done
+}

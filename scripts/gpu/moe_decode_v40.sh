@@ -22,13 +22,7 @@ for v in ${VARIANTS:-0 4 5 7}; do
   batched_checks "gemm|decode check"
 done
 unset GPTOSS_CUDA_MOE_DECODE_VARIANT
-for r in $(seq "${ROUNDS:-2}"); do
-  for v in ${VARIANTS:-0 4 5 7}; do
-    echo "== round $r variant $v $(date -u +%T)"
-    GPTOSS_CUDA_MOE_DECODE_VARIANT=$v LAB_ENGINES=5 LAB_BATCHES="${BATCHES:-8 16 32 64}" timeout 200 \
-      "$B/gptoss_cuda_lab" batched 1 2>&1 | grep -E "copy|default" || status=1
-  done
-done
+lab_rounds GPTOSS_CUDA_MOE_DECODE_VARIANT "${VARIANTS:-0 4 5 7}" 200
 for r in $(seq "${ROUNDS:-2}"); do
   for v in ${TILE8_VARIANTS:-}; do  # the 8-slot tiles above 32 sequences too (GPTOSS_CUDA_DECODE_MOE_TILE)
     echo "== round $r variant $v, 8-slot tiles $(date -u +%T)"

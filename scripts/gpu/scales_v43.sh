@@ -21,13 +21,7 @@ compute-sanitizer --tool memcheck --leak-check no "$B/gptoss_cuda_decode_check" 
   --tokens 358,318,174,506,238 --tol 1e-4 --batch 16 --seqs 4 2>&1 | grep -E "batch 16|ERROR SUMMARY" || status=1
 r20_wait
 r20_check GPTOSS_CUDA_MOE_DECODE_SCALES 1 "$R20" "16,64"
-for r in $(seq "${ROUNDS:-2}"); do
-  for v in 0 1 2 3 4; do
-    echo "== round $r GPTOSS_CUDA_MOE_DECODE_SCALES=$v $(date -u +%T)"
-    GPTOSS_CUDA_MOE_DECODE_SCALES=$v LAB_ENGINES=5 LAB_BATCHES="${BATCHES:-8 16 32 64}" timeout 120 \
-      "$B/gptoss_cuda_lab" batched 1 2>&1 | grep -E "default" || status=1
-  done
-done
+lab_rounds GPTOSS_CUDA_MOE_DECODE_SCALES "0 1 2 3 4"
 for r in $(seq "${CLI_ROUNDS:-1}"); do
   for v in 0 1 2 3 4; do
     echo "== CLI round $r GPTOSS_CUDA_MOE_DECODE_SCALES=$v $(date -u +%T)"
