@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# On the GPU machine (NOTES v45): the batched MoE decode tiles by moe_direct_kernel (every operand straight into
+# On the GPU machine (NOTES v45; the kernel and its switch are commit 19a9893, removed in the next commit: check it out
+# to run this again): the batched MoE decode tiles by moe_direct_kernel (every operand straight into
 # registers, no shared memory, no barriers; GPTOSS_CUDA_MOE_DECODE_DIRECT 1..3 = its shapes, 0 = the tile kernel,
 # the default) in one binary. Binaries staged in .gpu-X, carried packed as .gpu-XZ/x.tar.xz.
 #   1. the tiny and tiny_e128 batched decode checks against the exact CPU path at batch 1 / 8 / 16 / 64 with each

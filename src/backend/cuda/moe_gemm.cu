@@ -315,158 +315,6 @@ __global__ void __launch_bounds__(Tile<WM, MT, NT, kDense, kWarps, BN, KC, MinB,
   }
 }
 
-
-// Decode tiles without shared memory (NOTES v45; GPTOSS_CUDA_MOE_DECODE_DIRECT=1): the tile kernel's sums for
-// kWarps x MT row tiles of 16 and NT 8-slot columns, with every operand loaded straight into registers: lane (g, t)
-// reads word t of each MXFP4 block of its rows g and g + 8 and the block's scale byte from global memory into a ring
-// of U blocks in flight (a slot refilled as soon as it is read), and its slots' x16 words when the block comes up
-// (the block's warps read the same words: L1 hits). No stages, no barriers. The same decode, MMAs, block
-// accumulators, scale FMAs and epilogue as moe_gemm_kernel, in the same order: the same bits.
-template <int MT, int NT, int kWarps, int U, int MinB>
-__global__ void __launch_bounds__(32 * kWarps, MinB) moe_direct_kernel(const Args p) {
-  constexpr int kBM = kWarps * 16 * MT, BN = 8 * NT;
-  const int tile = blockIdx.y, row0 = blockIdx.x * kBM;
-  if (tile >= p.tiles[3 * p.max_tiles]) return;
-  const int e = p.tiles[tile], first = p.tiles[p.max_tiles + tile], count = p.tiles[2 * p.max_tiles + tile];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-  const int nb = p.cols >> 5;
-  const int nth = p.skip_empty ? min(NT, (count + 7) >> 3) : NT;  // warp-uniform
-  const size_t row_words = x16_row_words(p.cols);
-  // This lane's B column per 8-slot tile: slot n * 8 + g (none beyond count: zeros, as the tile kernel's fill).
-  const uint32_t* xb[NT];
-  bool xin[NT];
-#pragma unroll
-  for (int n = 0; n < NT; ++n) {
-    const int j = n * 8 + g;
-    xin[n] = j < count;
-    xb[n] = p.x16 + (xin[n] ? static_cast<size_t>(p.src[first + j]) * row_words : 0) + t * 4;
-  }
-  // This lane's rows: m, h -> row row0 + warp * 16 MT + 16 m + g + 8 h (past the matrix: its last row, whose
-  // products land only in rows the epilogue does not write).
-  const uint32_t* wp[MT][2];
-  const uint8_t* sp[MT][2];
-#pragma unroll
-  for (int m = 0; m < MT; ++m)
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int r = min(row0 + warp * 16 * MT + m * 16 + g + 8 * h, p.rows - 1);
-      const size_t er = static_cast<size_t>(e) * p.rows + r;
-      wp[m][h] = reinterpret_cast<const uint32_t*>(p.blocks + er * nb * 16) + t;
-      sp[m][h] = p.scales + er * nb;
-    }
-  float acc[MT][NT][4];
-#pragma unroll
-  for (int m = 0; m < MT; ++m)
-#pragma unroll
-    for (int n = 0; n < NT; ++n) acc[m][n][0] = acc[m][n][1] = acc[m][n][2] = acc[m][n][3] = 0.0f;
-
-  // A ring of U blocks in flight: slot u holds block kb0 + u's words and scale bytes of rows (m, h); a slot is
-  // refilled with the block U further on as soon as it is read. wp / sp / xb advance with kb0 (immediate offsets).
-  uint32_t wr[U][MT][2], sr[U][MT][2];
-#pragma unroll
-  for (int u = 0; u < U; ++u)
-#pragma unroll
-    for (int m = 0; m < MT; ++m)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        wr[u][m][h] = u < nb ? __ldg(wp[m][h] + u * 4) : 0u;
-        sr[u][m][h] = u < nb ? __ldg(sp[m][h] + u) : 0u;
-      }
-  for (int kb0 = 0; kb0 < nb; kb0 += U) {
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      if (kb0 + u >= nb) break;
-      uint4 hi[NT], lo[NT];
-#pragma unroll
-      for (int n = 0; n < NT; ++n) {
-        const bool ok = xin[n] && n < nth;
-        hi[n] = ok ? __ldg(reinterpret_cast<const uint4*>(xb[n] + u * kX16BlockWords)) : make_uint4(0, 0, 0, 0);
-        lo[n] = ok ? __ldg(reinterpret_cast<const uint4*>(xb[n] + u * kX16BlockWords + 16)) : make_uint4(0, 0, 0, 0);
-      }
-      uint32_t ra[MT][2][4], sc[MT][2];
-#pragma unroll
-      for (int m = 0; m < MT; ++m) {
-        e2m1_direct(wr[u][m][0], ra[m][0]);  // values x 2^-14: the scales below take 2^14
-        e2m1_direct(wr[u][m][1], ra[m][1]);
-        sc[m][0] = sr[u][m][0], sc[m][1] = sr[u][m][1];
-      }
-      if (kb0 + U + u < nb) {
-#pragma unroll
-        for (int m = 0; m < MT; ++m)
-#pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            wr[u][m][h] = __ldg(wp[m][h] + (U + u) * 4);
-            sr[u][m][h] = __ldg(sp[m][h] + U + u);
-          }
-      }
-      float cacc[MT][NT][4];
-#pragma unroll
-      for (int n = 0; n < NT; ++n) {
-        if (n >= nth) break;
-#pragma unroll
-        for (int m = 0; m < MT; ++m) {
-          float* c = cacc[m][n];
-          c[0] = c[1] = c[2] = c[3] = 0.0f;
-          const uint32_t a0[4] = {ra[m][0][0], ra[m][1][0], ra[m][0][1], ra[m][1][1]};
-          const uint32_t a1[4] = {ra[m][0][2], ra[m][1][2], ra[m][0][3], ra[m][1][3]};
-          mma_f16_16816(c, a0, hi[n].x, hi[n].y);
-          mma_f16_16816(c, a0, lo[n].x, lo[n].y);
-          mma_f16_16816(c, a1, hi[n].z, hi[n].w);
-          mma_f16_16816(c, a1, lo[n].z, lo[n].w);
-        }
-      }
-#pragma unroll
-      for (int m = 0; m < MT; ++m) {
-        const float s0 = e8m0_to_f32(sc[m][0]) * 16384.0f;
-        const float s8 = e8m0_to_f32(sc[m][1]) * 16384.0f;
-#pragma unroll
-        for (int n = 0; n < NT; ++n) {
-          if (n >= nth) break;
-          acc[m][n][0] = fmaf(cacc[m][n][0], s0, acc[m][n][0]);
-          acc[m][n][1] = fmaf(cacc[m][n][1], s0, acc[m][n][1]);
-          acc[m][n][2] = fmaf(cacc[m][n][2], s8, acc[m][n][2]);
-          acc[m][n][3] = fmaf(cacc[m][n][3], s8, acc[m][n][3]);
-        }
-      }
-    }
-#pragma unroll
-    for (int m = 0; m < MT; ++m)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) wp[m][h] += U * 4, sp[m][h] += U;
-#pragma unroll
-    for (int n = 0; n < NT; ++n) xb[n] += U * kX16BlockWords;
-  }
-
-  // Epilogue: moe_gemm_kernel's (y = acc * 2^-p of the slot's row + bias; SwiGLU pairs lanes g and g + 1).
-  const uint16_t* bias = p.bias != nullptr ? p.bias + static_cast<size_t>(e) * p.rows : nullptr;
-#pragma unroll
-  for (int m = 0; m < MT; ++m) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int r = row0 + warp * 16 * MT + m * 16 + g + 8 * h;
-      const float bv = r < p.rows && bias != nullptr ? bf16_to_f32(bias[r]) : 0.0f;
-#pragma unroll
-      for (int n = 0; n < NT; ++n) {
-#pragma unroll
-        for (int c = 0; c < 2; ++c) {
-          const int j = n * 8 + 2 * t + c;
-          const bool ok = r < p.rows && j < count;
-          const int s = ok ? first + j : first;
-          const float y = acc[m][n][2 * h + c] * (ok ? p.x_inv[p.src[s]] : 0.0f) + bv;
-          if (p.swiglu) {
-            const float up = __shfl_xor_sync(0xffffffffu, y, 4);
-            if (ok && (g & 1) == 0) {
-              p.out[static_cast<size_t>(p.dst[s]) * (p.rows >> 1) + (r >> 1)] = swiglu(y, up, p.limit, p.alpha);
-            }
-          } else if (ok) {
-            p.out[static_cast<size_t>(p.dst[s]) * p.rows + r] = y;
-          }
-        }
-      }
-    }
-  }
-  static_assert(BN == 8 || BN == 16, "decode tiles of 8 or 16 slots");
-}
 }  // namespace
 
 size_t moe_gemm_smem_bytes(int cols) { return Tile<4, 2, 4>::smem_bytes(cols / 32); }
@@ -487,24 +335,6 @@ int tile_shape() {
 bool skip_empty() {
   const char* v = std::getenv("GPTOSS_CUDA_MOE_GEMM_SKIP");
   return v == nullptr || std::atoi(v) != 0;
-}
-
-// GPTOSS_CUDA_MOE_DECODE_DIRECT: 0 (default) the decode tiles through shared memory; 1..3 moe_direct_kernel's
-// shapes (NOTES v45). Read per launch.
-int decode_direct() {
-  const char* v = std::getenv("GPTOSS_CUDA_MOE_DECODE_DIRECT");
-  const int d = v != nullptr ? std::atoi(v) : 0;
-  return d >= 0 && d <= 3 ? d : 0;
-}
-
-template <int MT, int NT, int kWarps, int U, int MinB>
-int launch_direct(Args a, cudaStream_t stream) {
-  a.skip_empty = skip_empty();
-  constexpr int kBM = kWarps * 16 * MT;
-  if (a.max_tiles > 65535) return static_cast<int>(cudaErrorInvalidValue);
-  const dim3 grid((a.rows + kBM - 1) / kBM, a.max_tiles);
-  moe_direct_kernel<MT, NT, kWarps, U, MinB><<<grid, 32 * kWarps, 0, stream>>>(a);
-  return static_cast<int>(cudaGetLastError());
 }
 
 template <int WM, int MT, int NT, bool kDense = false, int kWarps = 8, int BN = kBN, int KC = 2, int MinB = 0, int ST = 0,
@@ -536,15 +366,6 @@ int moe_gemm_mxfp4(const uint32_t* x16, const float* x_inv, const int32_t* src, 
   const Args a{x16, x_inv, src, dst, tiles, max_tiles, blocks, scales, bias, rows, cols, swiglu_out, limit, alpha, out};
   // Decode tiles (NOTES v39): 8 warps of 16 rows each (128 rows), one or two 8-slot MMA columns per warp; 6 MXFP4
   // blocks a stage, 2 stages, the scales by cp.async; registers capped for 4 (8 slots) or 3 (16) blocks an SM.
-  // GPTOSS_CUDA_MOE_DECODE_DIRECT (NOTES v45): 1..3 the same sums by moe_direct_kernel instead.
-  if (tile_slots == 8 || tile_slots == 16) {
-    switch (decode_direct()) {
-      case 1: return tile_slots == 8 ? launch_direct<1, 1, 4, 8, 4>(a, stream) : launch_direct<1, 2, 4, 8, 4>(a, stream);
-      case 2: return tile_slots == 8 ? launch_direct<1, 1, 4, 12, 4>(a, stream) : launch_direct<1, 2, 4, 12, 4>(a, stream);
-      case 3: return tile_slots == 8 ? launch_direct<2, 1, 4, 4, 4>(a, stream) : launch_direct<2, 2, 4, 4, 4>(a, stream);
-      default: break;
-    }
-  }
   if (tile_slots == 8) return launch<8, 1, 1, false, 8, 8, 6, 4, 2, true>(a, stream);
   if (tile_slots == 16) return launch<8, 1, 2, false, 8, 16, 6, 3, 2, true>(a, stream);
   if (tile_slots != kBN) return static_cast<int>(cudaErrorInvalidValue);
