@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On the GPU machine (NOTES v46; the switches are in commit SWITCHCOMMIT only, removed in the next commit: check it
+# On the GPU machine (NOTES v46; the switches are in commit ee71d4c only, removed in the next commit: check it
 # out to run this again): other block shapes for the batched MoE decode tiles, picked per launch in one binary.
 # GPTOSS_CUDA_MOE_DECODE_SHAPE (16-slot tiles, 33+ sequences): 0 = 8 warps of 16 rows (128 rows, the default); 1 = 4
 # warps of 32 rows (128 rows); 2 = 1 with 4 MXFP4 blocks a stage; 3 = 8 warps of 32 rows (256 rows); 4 = 8 warps, 4

@@ -364,31 +364,11 @@ int moe_gemm_mxfp4(const uint32_t* x16, const float* x_inv, const int32_t* src, 
   if (max_tiles <= 0) return 0;
   if (cols % 32 != 0 || (swiglu_out && rows % 2 != 0)) return static_cast<int>(cudaErrorInvalidValue);
   const Args a{x16, x_inv, src, dst, tiles, max_tiles, blocks, scales, bias, rows, cols, swiglu_out, limit, alpha, out};
-  // Decode tiles (NOTES v39): 8 warps of 16 rows each (128 rows), one or two 8-slot MMA columns per warp; 6 MXFP4
-  // blocks a stage, 2 stages, the scales by cp.async; registers capped for 4 (8 slots) or 3 (16) blocks an SM.
-  if (tile_slots == 8) {
-    const char* v = std::getenv("GPTOSS_CUDA_MOE_DECODE_SHAPE8");  // NOTES v46 (lab switch)
-    switch (v != nullptr ? std::atoi(v) : 0) {
-      case 1: return launch<4, 2, 1, false, 4, 8, 6, 4, 2, true>(a, stream);
-      case 2: return launch<4, 2, 1, false, 4, 8, 6, 5, 2, true>(a, stream);
-      default: break;
-    }
-    return launch<8, 1, 1, false, 8, 8, 6, 4, 2, true>(a, stream);
-  }
-  if (tile_slots == 16) {
-    const char* v = std::getenv("GPTOSS_CUDA_MOE_DECODE_SHAPE");  // NOTES v46 (lab switch)
-    switch (v != nullptr ? std::atoi(v) : 0) {
-      case 1: return launch<4, 2, 2, false, 4, 16, 6, 3, 2, true>(a, stream);
-      case 2: return launch<4, 2, 2, false, 4, 16, 4, 4, 2, true>(a, stream);
-      case 3: return launch<8, 2, 2, false, 8, 16, 4, 2, 2, true>(a, stream);
-      case 4: return launch<4, 2, 1, false, 8, 16, 6, 3, 2, true>(a, stream);
-      case 5: return launch<4, 2, 2, false, 4, 16, 8, 3, 2, true>(a, stream);
-      case 6: return launch<4, 3, 2, false, 4, 16, 6, 2, 2, true>(a, stream);
-      case 7: return launch<2, 4, 2, false, 2, 16, 6, 4, 2, true>(a, stream);
-      default: break;
-    }
-    return launch<8, 1, 2, false, 8, 16, 6, 3, 2, true>(a, stream);
-  }
+  // Decode tiles (NOTES v39, v46): 4 warps of 32 rows each (128 rows; each slot word read from shared memory serves
+  // two row tiles), one or two 8-slot MMA columns per warp; 6 MXFP4 blocks a stage, 2 stages, the scales by cp.async;
+  // registers capped for 5 (8 slots) or 3 (16) blocks an SM.
+  if (tile_slots == 8) return launch<4, 2, 1, false, 4, 8, 6, 5, 2, true>(a, stream);
+  if (tile_slots == 16) return launch<4, 2, 2, false, 4, 16, 6, 3, 2, true>(a, stream);
   if (tile_slots != kBN) return static_cast<int>(cudaErrorInvalidValue);
   switch (tile_shape()) {
     case 1: return launch<2, 4, 2>(a, stream);
