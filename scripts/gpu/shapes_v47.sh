@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On the GPU machine (NOTES v47; the switches are in commit SWITCHCOMMIT only, removed in the next commit: check it out
+# On the GPU machine (NOTES v47; the switches are in commit 98061ea only, removed in the next commit: check it out
 # to run this again): v46's 4-warp shape for the batched decode's dense tiles, and 3-stage MoE decode tiles, picked per
 # launch in one binary. GPTOSS_CUDA_DENSE_DECODE_SHAPE (16 and 32-slot dense tiles: q/k/v/o and the unembedding at
 # 8-32 sequences): 0 = 8 warps of 16 rows, 3 stages (the default); 1 = 4 warps of 32 rows, 3 stages; 2 = 1 with 2

@@ -367,10 +367,6 @@ int moe_gemm_mxfp4(const uint32_t* x16, const float* x_inv, const int32_t* src, 
   // Decode tiles (NOTES v39, v46): 4 warps of 32 rows each (128 rows; each slot word read from shared memory serves
   // two row tiles), one or two 8-slot MMA columns per warp; 6 MXFP4 blocks a stage, 2 stages, the scales by cp.async;
   // registers capped for 5 (8 slots) or 3 (16) blocks an SM.
-  const char* mv = std::getenv("GPTOSS_CUDA_MOE_DECODE_SHAPE");  // NOTES v47 (lab switch)
-  const int ms = mv != nullptr ? std::atoi(mv) : 0;
-  if (tile_slots == 8 && ms == 1) return launch<4, 2, 1, false, 4, 8, 4, 5, 3, true>(a, stream);
-  if (tile_slots == 16 && ms == 1) return launch<4, 2, 2, false, 4, 16, 4, 3, 3, true>(a, stream);
   if (tile_slots == 8) return launch<4, 2, 1, false, 4, 8, 6, 5, 2, true>(a, stream);
   if (tile_slots == 16) return launch<4, 2, 2, false, 4, 16, 6, 3, 2, true>(a, stream);
   if (tile_slots != kBN) return static_cast<int>(cudaErrorInvalidValue);
@@ -520,13 +516,7 @@ int dense_gemm_x16(const uint32_t* x16, const float* x_inv, int T, const uint16_
   const char* v = std::getenv("GPTOSS_CUDA_DENSE_GEMM_SHAPE");  // 3: 256-row blocks of 16 warps
   // 16 and 32-slot tiles with 3 stages (NOTES v39: +1.5% over 2 at 8-32 sequences).
   const int bn = dense_tile_slots(T);
-  const char* dv = std::getenv("GPTOSS_CUDA_DENSE_DECODE_SHAPE");  // NOTES v47 (lab switch)
-  const int ds = dv != nullptr ? std::atoi(dv) : 0;
-  const int e = bn == 16 && ds == 1   ? launch<4, 2, 2, true, 4, 16, 2, 0, 3>(a, stream)
-                : bn == 32 && ds == 1 ? launch<4, 2, 4, true, 4, 32, 2, 0, 3>(a, stream)
-                : bn == 16 && ds == 2 ? launch<4, 2, 2, true, 4, 16, 2, 0, 2>(a, stream)
-                : bn == 32 && ds == 2 ? launch<4, 2, 4, true, 4, 32, 2, 0, 2>(a, stream)
-                : bn == 16            ? launch<8, 1, 2, true, 8, 16, 2, 0, 3>(a, stream)
+  const int e = bn == 16   ? launch<8, 1, 2, true, 8, 16, 2, 0, 3>(a, stream)
                 : bn == 32 ? launch<8, 1, 4, true, 8, 32, 2, 0, 3>(a, stream)
                 : v != nullptr && std::atoi(v) == 3 ? launch<8, 2, 4, true, 16>(a, stream)
                                                     : launch<4, 2, 4, true>(a, stream);
