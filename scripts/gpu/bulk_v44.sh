@@ -24,10 +24,6 @@ done
 r20_wait
 r20_check GPTOSS_CUDA_MOE_DECODE_BULK 2 "$R20" "16,64"
 lab_rounds GPTOSS_CUDA_MOE_DECODE_BULK "0 1 2"
-for v in 0 1 2; do
-  echo "== CLI GPTOSS_CUDA_MOE_DECODE_BULK=$v $(date -u +%T)"
-  GPTOSS_CUDA_MOE_DECODE_BULK=$v timeout 200 "$B/gptoss" bench "$R20" --device cuda -p 128 -n 128 \
-    --parallel 1,16,64 2>&1 | grep -E '^\|  ' || status=1
-done
+cli_with GPTOSS_CUDA_MOE_DECODE_BULK={0,1,2}
 date -u
 exit $status

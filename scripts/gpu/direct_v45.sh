@@ -22,10 +22,6 @@ GPTOSS_CUDA_MOE_DECODE_DIRECT=1 compute-sanitizer --tool memcheck --leak-check n
 r20_wait
 r20_check GPTOSS_CUDA_MOE_DECODE_DIRECT 1 "$R20" "16,64"
 lab_rounds GPTOSS_CUDA_MOE_DECODE_DIRECT "0 ${FORMS:-1 2 3}"
-for v in 0 ${FORMS:-1 2 3}; do
-  echo "== CLI GPTOSS_CUDA_MOE_DECODE_DIRECT=$v $(date -u +%T)"
-  GPTOSS_CUDA_MOE_DECODE_DIRECT=$v timeout 200 "$B/gptoss" bench "$R20" --device cuda -p 128 -n 128 \
-    --parallel 1,16,64 2>&1 | grep -E '^\|  ' || status=1
-done
+cli_with $(for v in 0 ${FORMS:-1 2 3}; do echo GPTOSS_CUDA_MOE_DECODE_DIRECT=$v; done)
 date -u
 exit $status

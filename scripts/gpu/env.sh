@@ -73,3 +73,14 @@ lab_rounds() {
     done
   done
 }
+# One round of `gptoss bench $R20 --device cuda -p 128 -n 128 --parallel 1,16,64` per argument, each argument a set of
+# environment assignments ("VAR=V" or "VAR=V VAR2=V2"): cli_with ASSIGNMENTS...
+cli_with() {
+  local a
+  for a in "$@"; do
+    echo "== CLI $a $(date -u +%T)"
+    # shellcheck disable=SC2086  # $a is split into its assignments on purpose
+    env $a timeout 200 "$B/gptoss" bench "$R20" --device cuda -p 128 -n 128 --parallel 1,16,64 2>&1 \
+      | grep -E '^\|  ' || status=1
+  done
+}
