@@ -23,11 +23,7 @@ r20_wait
 r20_check GPTOSS_CUDA_MOE_DECODE_SCALES 1 "$R20" "16,64"
 lab_rounds GPTOSS_CUDA_MOE_DECODE_SCALES "0 1 2 3 4"
 for r in $(seq "${CLI_ROUNDS:-1}"); do
-  for v in 0 1 2 3 4; do
-    echo "== CLI round $r GPTOSS_CUDA_MOE_DECODE_SCALES=$v $(date -u +%T)"
-    GPTOSS_CUDA_MOE_DECODE_SCALES=$v timeout 200 "$B/gptoss" bench "$R20" --device cuda -p 128 -n 128 \
-      --parallel 1,16,64 2>&1 | grep -E '^\|' || status=1
-  done
+  cli_with GPTOSS_CUDA_MOE_DECODE_SCALES={0,1,2,3,4}
 done
 date -u
 exit $status
