@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# On the GPU machine (NOTES v48): the batch-1 MoE kernels with each warp's second batch of chunks copied into shared
+# memory by cp.async beside the first batch's register loads (gate_up variant 2, down variant 1; lab pairs "GU,DN",
+# the CLI's GPTOSS_CUDA_MOE_ASYNC2 mask: 1 gate_up, 2 down) against the defaults (0,0) in one binary. Binaries staged
+# in .gpu-X, carried packed as .gpu-XZ/x.tar.xz. Long outputs go to $OUT (they come back whole).
+#   1. backend_cuda_test; the tiny decode check against the exact CPU path with each pair (the same sums in the same
+#      order: the default's numbers expected); memcheck on it with 2,1;
+#   2. the random 20b (written here) against the exact CPU path with 0,0 and 2,1;
+#   3. ROUNDS (3) rounds of the lab's batch-1 decode rows (positions 4..131), the pairs interleaved;
+#   4. ROUNDS (2) rounds of gptoss bench -p 512 -n 128 (tg128 at positions 512..639) per mask.
+. "$(dirname "$0")/env.sh" .gpu-X
+OUT=${OUT:-/tmp/gptoss-gpu}
+mkdir -p "$OUT"
+unpack_stage .gpu-XZ/x.tar.xz
+print_card
+r20_start
+"$B/backend_cuda_test" > "$OUT/backend_cuda_test.txt" 2>&1 || status=1
+grep -E "^\[  (PASSED|FAILED) " "$OUT/backend_cuda_test.txt"
+for pair in 0,0 2,0 0,1 2,1; do
+  echo "== tiny, shapes 1,$pair"
+  "$B/gptoss_cuda_decode_check" tests/data/tiny/model --tokens "$TINY" --tol 1e-4 --shapes "1,$pair" --batch 1,4 --seqs 2 2>&1 |
+    grep -E "vs cpu|decode check|rror" || status=1
+done
+compute-sanitizer --tool memcheck --leak-check no "$B/gptoss_cuda_decode_check" tests/data/tiny/model \
+  --tokens 358,318,174,506,238 --tol 1e-4 --shapes 1,2,1 2>&1 | grep -E "ERROR SUMMARY" || status=1
+r20_wait
+for pair in 0,0 2,1; do
+  echo "== random 20b vs the exact CPU path, shapes 1,$pair $(date -u +%T)"
+  "$B/gptoss_cuda_decode_check" "$R20" --tokens 200005,1000,2000,3000,4000,5000 --tol 1e-4 --shapes "1,$pair" \
+    --threads "$(nproc)" 2>&1 | grep -E "vs cpu|decode check|rror" || status=1
+done
+echo "== lab $(date -u +%T)"
+LAB_MOE_PAIRS="0,0 2,0 0,1 2,1" LAB_MOE_ROUNDS=${ROUNDS:-3} LAB_DECODE_ONLY=1 timeout 300 "$B/gptoss_cuda_lab" bench 128 \
+  > "$OUT/lab.txt" 2>&1 || status=1
+grep -E "copy|gu[0-9] dn" "$OUT/lab.txt"
+for r in $(seq "${CLI_ROUNDS:-2}"); do
+  for m in 0 1 2 3; do
+    echo "== CLI round $r GPTOSS_CUDA_MOE_ASYNC2=$m $(date -u +%T)"
+    GPTOSS_CUDA_MOE_ASYNC2=$m timeout 200 "$B/gptoss" bench "$R20" --device cuda -p 512 -n 128 -r 3 2>&1 |
+      grep -E 'pp512|tg128' || status=1
+  done
+done
+date -u
+exit $status
