@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# On the GPU machine (NOTES v48): the batch-1 MoE kernels with each warp's second batch of chunks copied into shared
+# On the GPU machine (NOTES v48; the switches are commit c38c48a, removed in the next commit: check it out to run
+# this again): the batch-1 MoE kernels with each warp's second batch of chunks copied into shared
 # memory by cp.async beside the first batch's register loads (gate_up variant 2, down variant 1; lab pairs "GU,DN",
 # the CLI's GPTOSS_CUDA_MOE_ASYNC2 mask: 1 gate_up, 2 down) against the defaults (0,0) in one binary. Binaries staged
 # in .gpu-X, carried packed as .gpu-XZ/x.tar.xz. Long outputs go to $OUT (they come back whole).

@@ -13,7 +13,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <cstdlib>
 
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
@@ -224,90 +223,6 @@ __device__ __forceinline__ void tile_dot(const uint8_t* blocks, size_t row_bytes
   out[0] *= 16384.0f, out[1] *= 16384.0f;  // the decode's 2^-14
 }
 
-// NOTES v48 (MoE variant: gate_up 2, down 1): tile_dot for a warp of at most 2 kBatch chunks whose second batch
-// is copied into shared memory by cp.async (16 bytes a lane and block, zero-filled past the row) right after the
-// first batch's register loads, its scale bytes into registers, so that both batches' DRAM round trips overlap
-// without a second batch of ChunkData registers. st2: this warp's 2 kBatch x 32 uint4 of shared memory, each lane
-// reading back only its own pieces (no barrier). The copies are one cp.async group committed before `ready` runs,
-// after any group the caller committed before (gate_up's x16 row): `ready` waits for those with
-// cp.async.wait_group 1, or for all. The same chunks and sums in the same order as tile_dot: the same bits.
-template <typename Ready>
-__device__ __forceinline__ void tile_dot_async2(const uint8_t* blocks, size_t row_bytes, const uint8_t* scales, int r0,
-                                                int nb, int c0, int c1, const uint32_t* xs, uint4* st2,
-                                                float (&out)[2], Ready&& ready) {
-  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const uint8_t* bg = blocks + static_cast<size_t>(r0 + g) * row_bytes;
-  const uint8_t* bg8 = bg + 8 * row_bytes;
-  const uint8_t* sg = scales + static_cast<size_t>(r0 + g) * nb;
-  const uint8_t* sg8 = sg + static_cast<size_t>(8) * nb;
-  const int full = (nb & 1) ? 0 : nb / 4;  // chunks below it lie inside the row, their scale pairs 2-byte aligned
-  auto scale_pair = [&](const uint8_t* s, int c) -> uint32_t {
-    const int sb = 4 * c + 2 * (t & 1);
-    if (c < full) return __ldg(reinterpret_cast<const uint16_t*>(s + sb));
-    return (sb < nb ? __ldg(s + sb) : 0u) | (sb + 1 < nb ? static_cast<uint32_t>(__ldg(s + sb + 1)) << 8 : 0u);
-  };
-  ChunkData d[kBatch];
-#pragma unroll
-  for (int i = 0; i < kBatch; ++i) {
-    const int c = c0 + i;
-    if (c < c1) {
-      const int blk = 4 * c + t;
-      const bool in = blk < nb;
-      d[i].wg = in ? ld_stream(bg + blk * 16) : make_uint4(0, 0, 0, 0);
-      d[i].wg8 = in ? ld_stream(bg8 + blk * 16) : make_uint4(0, 0, 0, 0);
-      d[i].sg = scale_pair(sg, c);
-      d[i].sg8 = scale_pair(sg8, c);
-    }
-  }
-  uint32_t s2[kBatch], s28[kBatch];
-  const uint32_t st = static_cast<uint32_t>(__cvta_generic_to_shared(st2 + lane));
-#pragma unroll
-  for (int i = 0; i < kBatch; ++i) {
-    const int c = c0 + kBatch + i;
-    s2[i] = s28[i] = 0u;
-    if (c < c1) {
-      const int blk = 4 * c + t;
-      const int n = blk < nb ? 16 : 0;  // 0: nothing read, 16 zero bytes written
-      asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(st + 2 * i * 512),
-                   "l"(n != 0 ? bg + blk * 16 : bg), "r"(n));
-      asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(st + (2 * i + 1) * 512),
-                   "l"(n != 0 ? bg8 + blk * 16 : bg8), "r"(n));
-      s2[i] = scale_pair(sg, c);
-      s28[i] = scale_pair(sg8, c);
-    }
-  }
-  asm volatile("cp.async.commit_group;" ::: "memory");
-  ready();
-  float acc[2] = {0.0f, 0.0f};
-#pragma unroll
-  for (int i = 0; i < kBatch; ++i) {
-    const int c = c0 + i;
-    if (c < c1) {
-      if (c < full) mma_chunk<true>(d[i], xs, nb, c, lane, acc);
-      else mma_chunk<false>(d[i], xs, nb, c, lane, acc);
-    }
-  }
-  asm volatile("cp.async.wait_all;" ::: "memory");
-#pragma unroll
-  for (int i = 0; i < kBatch; ++i) {
-    const int c = c0 + kBatch + i;
-    if (c < c1) {
-      ChunkData e;
-      e.wg = st2[2 * i * 32 + lane];
-      e.wg8 = st2[(2 * i + 1) * 32 + lane];
-      e.sg = s2[i];
-      e.sg8 = s28[i];
-      if (c < full) mma_chunk<true>(e, xs, nb, c, lane, acc);
-      else mma_chunk<false>(e, xs, nb, c, lane, acc);
-    }
-  }
-  quad_sums(acc, out);
-  out[0] *= 16384.0f, out[1] *= 16384.0f;  // the decode's 2^-14
-}
-
-// Shared memory of a warp's second batch (tile_dot_async2), after the block's x16 row.
-constexpr size_t kAsync2WarpBytes = 2 * kBatch * 32 * sizeof(uint4);
-
 // Starts copying one x16 row (words) into shared memory (cp.async, 16 bytes per request).
 __device__ __forceinline__ void copy_row_async(uint32_t* xs, const uint32_t* row, size_t words) {
   const uint32_t base = static_cast<uint32_t>(__cvta_generic_to_shared(xs));
@@ -357,8 +272,6 @@ __device__ __forceinline__ void gate_up_store(const float (*part)[16], int parts
 
 // grid (16-row tiles, slots): slot s = (token s / k, expert idx[s]); the block's warps split the
 // columns (k_parts) and meet in shared memory.
-// kAsync2 (MoE variant 2, NOTES v48): each warp's second batch of chunks by tile_dot_async2.
-template <bool kAsync2>
 __global__ void __launch_bounds__(256)
     gate_up_kernel(const uint32_t* __restrict__ x16, const float* __restrict__ x_inv, const int32_t* __restrict__ idx,
                    int k, const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales,
@@ -377,17 +290,8 @@ __global__ void __launch_bounds__(256)
   copy_row_async(xs, x16 + static_cast<size_t>(t_tok) * x16_row_words(cols), x16_row_words(cols));
   float y[2];
   const size_t expert = static_cast<size_t>(e) * rows;
-  if constexpr (kAsync2) {
-    uint4* st2 = reinterpret_cast<uint4*>(xs + x16_row_words(cols)) + warp * (kAsync2WarpBytes / sizeof(uint4));
-    tile_dot_async2(blocks + expert * nb * 16, nb * 16, scales + expert * nb, r0, nb, warp * nch / parts,
-                    (warp + 1) * nch / parts, xs, st2, y, [] {
-                      asm volatile("cp.async.wait_group 1;" ::: "memory");  // the x16 row, not the second batch
-                      __syncthreads();
-                    });
-  } else {
-    tile_dot(blocks + expert * nb * 16, nb * 16, scales + expert * nb, r0, nb, warp * nch / parts,
-             (warp + 1) * nch / parts, xs, y, wait_row);
-  }
+  tile_dot(blocks + expert * nb * 16, nb * 16, scales + expert * nb, r0, nb, warp * nch / parts,
+           (warp + 1) * nch / parts, xs, y, wait_row);
   if (t == 0) {
     part[warp][g] = y[0];
     part[warp][g + 8] = y[1];
@@ -499,8 +403,7 @@ __global__ void __launch_bounds__(32 + 128 * kRingGroups, 1)
 // grid (16-row tiles, slots), cluster (1, k): the k blocks of a (token, 16 rows) pair, one per expert slot j,
 // form one thread-block cluster (v10); each writes its rows of W2[idx[s]] . h[s] + b2 into block 0's shared
 // memory, and block 0 forms out[t, rows] (+)= sum_j weight[t, j] * y[j] in slot order after the cluster
-// barrier. kAsync2 (down variant 1, NOTES v48): each warp's second batch of chunks by tile_dot_async2.
-template <bool kAsync2>
+// barrier.
 __global__ void __launch_bounds__(256)
     down_kernel(const uint32_t* __restrict__ h16, const float* __restrict__ h_inv, const int32_t* __restrict__ idx,
                 const float* __restrict__ weight, int k, const uint8_t* __restrict__ blocks,
@@ -527,23 +430,16 @@ __global__ void __launch_bounds__(256)
   if (!idx_ready) copy_row_async(xs, hrow, x16_row_words(cols));
   float yt[2];
   const size_t expert = static_cast<size_t>(e) * rows;
-  auto ready = [&] {
-    if (idx_ready) {
-      pdl_allow_dependents();  // v21h: the next layer's qkv blocks start while down waits
-      pdl_wait();
-      timeline.waited();
-      copy_row_async(xs, hrow, x16_row_words(cols));
-    }
-    wait_row();  // kAsync2: the second batch's copies too (requested before the wait where idx_ready)
-  };
-  if constexpr (kAsync2) {
-    uint4* st2 = reinterpret_cast<uint4*>(xs + x16_row_words(cols)) + warp * (kAsync2WarpBytes / sizeof(uint4));
-    tile_dot_async2(blocks + expert * nb * 16, nb * 16, scales + expert * nb, r0, nb, warp * nch / parts,
-                    (warp + 1) * nch / parts, xs, st2, yt, ready);
-  } else {
-    tile_dot(blocks + expert * nb * 16, nb * 16, scales + expert * nb, r0, nb, warp * nch / parts,
-             (warp + 1) * nch / parts, xs, yt, ready);
-  }
+  tile_dot(blocks + expert * nb * 16, nb * 16, scales + expert * nb, r0, nb, warp * nch / parts,
+           (warp + 1) * nch / parts, xs, yt, [&] {
+             if (idx_ready) {
+               pdl_allow_dependents();  // v21h: the next layer's qkv blocks start while down waits
+               pdl_wait();
+               timeline.waited();
+               copy_row_async(xs, hrow, x16_row_words(cols));
+             }
+             wait_row();
+           });
   if (t == 0) {
     part[warp][g] = yt[0];
     part[warp][g + 8] = yt[1];
@@ -587,26 +483,6 @@ constexpr int kPerWarp = 6;
 // MoE variants (kernels.h): 0 = gate_up_kernel (v16), 1 = gate_up_ring_kernel (v25); the default by
 // moe_default_gate_up(); down_kernel for both.
 int g_moe_gate_up = -1;  // -1: moe_default_gate_up()
-int g_moe_down = -1;     // -1: kMoeDefaultDown
-
-// GPTOSS_CUDA_MOE_ASYNC2 (NOTES v48; read once, for the CLI's rows): bit 0 = gate_up variant 2 where the default is
-// variant 0, bit 1 = down variant 1, unless set_moe_variant chose.
-int async2_env() {
-  static const int mask = [] {
-    const char* v = std::getenv("GPTOSS_CUDA_MOE_ASYNC2");
-    return v != nullptr ? std::atoi(v) : 0;
-  }();
-  return mask;
-}
-int gate_up_variant() {
-  if (g_moe_gate_up >= 0) return g_moe_gate_up;
-  const int d = moe_default_gate_up();
-  return d == 0 && (async2_env() & 1) ? 2 : d;
-}
-int down_variant() { return g_moe_down >= 0 ? g_moe_down : (async2_env() & 2) ? 1 : kMoeDefaultDown; }
-
-// tile_dot_async2 takes at most 2 kBatch chunks a warp.
-bool async2_fits(int cols, int warps) { return ((cols >> 5) + 3) / 4 <= 2 * kBatch * warps; }
 
 // Launches gate_up_ring_kernel where its shared memory holds the T x16 rows and the groups' stages and the
 // tiles and rows are 16-byte aligned (the copy engine's rule); false: not launched (the caller takes
@@ -640,34 +516,23 @@ double peak_memory_bandwidth() {
 
 int moe_default_gate_up() { return peak_memory_bandwidth() >= 4e12 ? 0 : 1; }
 
-void set_moe_variant(int gate_up, int down) {
-  g_moe_gate_up = std::clamp(gate_up, 0, kMoeVariants - 1);
-  g_moe_down = std::clamp(down, 0, kMoeDownVariants - 1);
-}
+void set_moe_variant(int gate_up, int) { g_moe_gate_up = std::clamp(gate_up, 0, kMoeVariants - 1); }
 
 int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* idx, int T, int k,
                        const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows, int cols,
                        float limit, float alpha, float* h, uint32_t* h16, cudaStream_t stream) {
   if (T <= 0) return 0;
   if (rows % 16 != 0 || cols % 32 != 0 || (rows / 2) % 32 != 0) return static_cast<int>(cudaErrorInvalidValue);
-  const int gv = gate_up_variant();
-  if (gv == 1 &&
+  if ((g_moe_gate_up >= 0 ? g_moe_gate_up : moe_default_gate_up()) == 1 &&
       launch_gate_up_ring(x16, x_inv, idx, T, k, blocks, scales, bias, rows, cols, limit, alpha, h, h16, stream)) {
     return static_cast<int>(cudaGetLastError());
   }
   const int warps = k_parts(cols >> 5, kPerWarp);
-  const dim3 grid(rows / 16, T * k), block(32 * warps);
-  if (gv == 2 && async2_fits(cols, warps)) {
-    const size_t smem = x16_row_words(cols) * 4 + warps * kAsync2WarpBytes;
-    allow_smem(gate_up_kernel<true>, smem);
-    launch_pdl(gate_up_kernel<true>, grid, block, smem, stream, x16, x_inv, idx, k, blocks, scales, bias, rows, cols,
-               limit, alpha, h, h16);
-    return static_cast<int>(cudaGetLastError());
-  }
   const size_t smem = x16_row_words(cols) * 4;
-  allow_smem(gate_up_kernel<false>, smem);
-  launch_pdl(gate_up_kernel<false>, grid, block, smem, stream, x16, x_inv, idx, k, blocks, scales, bias, rows, cols,
-             limit, alpha, h, h16);
+  const dim3 grid(rows / 16, T * k), block(32 * warps);
+  allow_smem(gate_up_kernel, smem);
+  launch_pdl(gate_up_kernel, grid, block, smem, stream, x16, x_inv, idx, k, blocks, scales, bias, rows, cols, limit,
+             alpha, h, h16);
   return static_cast<int>(cudaGetLastError());
 }
 
@@ -677,18 +542,11 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
   if (T <= 0) return 0;
   if (rows % 16 != 0 || cols % 32 != 0 || k < 1 || k > 8) return static_cast<int>(cudaErrorInvalidValue);
   const int warps = k_parts(cols >> 5, kPerWarp);
-  const dim3 grid(rows / 16, T * k), block(32 * warps);
-  if (down_variant() == 1 && async2_fits(cols, warps)) {
-    const size_t smem = x16_row_words(cols) * 4 + warps * kAsync2WarpBytes;
-    allow_smem(down_kernel<true>, smem);
-    launch_pdl_cluster(down_kernel<true>, grid, block, dim3(1, k, 1), smem, stream, h16, h_inv, idx, weight, k, blocks,
-                       scales, bias, rows, cols, out, accumulate, idx_ready);
-    return static_cast<int>(cudaGetLastError());
-  }
   const size_t smem = x16_row_words(cols) * 4;
-  allow_smem(down_kernel<false>, smem);
-  launch_pdl_cluster(down_kernel<false>, grid, block, dim3(1, k, 1), smem, stream, h16, h_inv, idx, weight, k, blocks,
-                     scales, bias, rows, cols, out, accumulate, idx_ready);
+  const dim3 grid(rows / 16, T * k), block(32 * warps);
+  allow_smem(down_kernel, smem);
+  launch_pdl_cluster(down_kernel, grid, block, dim3(1, k, 1), smem, stream, h16, h_inv, idx, weight, k, blocks, scales,
+                     bias, rows, cols, out, accumulate, idx_ready);
   return static_cast<int>(cudaGetLastError());
 }
 
