@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# On the GPU machine (NOTES v49): one shared-memory carveout (cudaLaunchAttributePreferredSharedMemoryCarveout,
+# On the GPU machine (NOTES v49; the switch is commit a6d722d, removed in the next commit: check it out to run this
+# again): one shared-memory carveout (cudaLaunchAttributePreferredSharedMemoryCarveout,
 # percent of the largest shared memory) on every launch_pdl launch, the same for every kernel (lab rows
 # LAB_CARVEOUTS, else GPTOSS_CUDA_CARVEOUT read once), against none (-1, the default). Binaries staged in .gpu-X,
 # carried packed as .gpu-XZ/x.tar.xz. Long outputs go to $OUT.

@@ -926,11 +926,7 @@ int run_bench(int max_tokens, bool profile) {
       for (int i = 0; i < rounds; ++i) combos.insert(combos.end(), round.begin(), round.end());
     }
     std::printf("\n%-40s %10s %8s\n", "decode batch 1, graph+pdl, g/gu/dn/r/a", "tok/s", "%roof");
-    // LAB_CARVEOUTS ("C C ...", default "-1": none): each combo's row with each shared-memory carveout on every
-    // launch (kernels.h set_smem_carveout, NOTES v49).
-    const std::vector<int> carveouts = env_ints("LAB_CARVEOUTS", "-1");
-    for (const Combo& cb : combos) for (int cv : carveouts) {
-      set_smem_carveout(cv);
+    for (const Combo& cb : combos) {
       set_gemv_variant(cb.gemv);
       set_moe_variant(cb.gate_up, cb.down);
       set_router_variant(cb.router);
@@ -949,11 +945,10 @@ int run_bench(int max_tokens, bool profile) {
       const float ms = tm.stop_ms();
       const double tps = 1e3 * max_tokens / ms;
       char label[80];
-      std::snprintf(label, sizeof label, "g%d gu%d dn%d r%d a%d c%d, positions 4..%d", cb.gemv, cb.gate_up, cb.down,
-                    cb.router, cb.attention, cv, 4 + max_tokens - 1);
+      std::snprintf(label, sizeof label, "g%d gu%d dn%d r%d a%d, positions 4..%d", cb.gemv, cb.gate_up, cb.down,
+                    cb.router, cb.attention, 4 + max_tokens - 1);
       std::printf("%-40s %10.1f %7.1f%%\n", label, tps, 100.0 * tps * (*eng)->weight_bytes_per_token() / copy_bw);
     }
-    set_smem_carveout(-1);
     set_gemv_variant(kGemvDefault);
     set_moe_variant(moe_default_gate_up(), kMoeDefaultDown);
     set_router_variant(kRouterDefault);

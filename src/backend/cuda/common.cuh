@@ -202,23 +202,14 @@ struct TimelineBlock {
 
 // Whether launch_pdl asks for overlap (set_pdl; default on). Off, it is a plain launch.
 bool pdl_enabled();
-// NOTES v49 (lab switch): the PreferredSharedMemoryCarveout (percent of the largest shared memory) that
-// launch_pdl puts on every launch, the same for every kernel; -1 (default): none. GPTOSS_CUDA_CARVEOUT, read once,
-// or set_smem_carveout (kernels.h).
-int smem_carveout();
 
 // launch_pdl for a kernel whose blocks form thread-block clusters of `cluster` blocks (cluster.x == 0:
 // no cluster attribute, a plain launch_pdl).
 template <typename... KArgs, typename... Args>
 cudaError_t launch_pdl_cluster(void (*kernel)(KArgs...), dim3 grid, dim3 block, dim3 cluster, size_t smem,
                                cudaStream_t stream, Args&&... args) {
-  cudaLaunchAttribute attr[3];
+  cudaLaunchAttribute attr[2];
   unsigned n = 0;
-  if (const int c = smem_carveout(); c >= 0) {
-    attr[n].id = cudaLaunchAttributePreferredSharedMemoryCarveout;
-    attr[n].val.sharedMemCarveout = static_cast<unsigned>(c);
-    ++n;
-  }
   if (cluster.x > 0) {
     attr[n].id = cudaLaunchAttributeClusterDimension;
     attr[n].val.clusterDim.x = cluster.x;

@@ -3,8 +3,6 @@
 #include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
-#include <cstdlib>
-
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/x16.cuh"
@@ -540,15 +538,6 @@ bool g_pdl = true;
 }  // namespace
 
 bool pdl_enabled() { return g_pdl; }
-int g_carveout = -2;  // -2: GPTOSS_CUDA_CARVEOUT not read yet
-int smem_carveout() {
-  if (g_carveout == -2) {
-    const char* v = std::getenv("GPTOSS_CUDA_CARVEOUT");
-    g_carveout = v != nullptr ? std::atoi(v) : -1;
-  }
-  return g_carveout;
-}
-void set_smem_carveout(int percent) { g_carveout = percent; }
 void set_router_variant(int v) { g_router_variant = v >= 0 && v <= 4 ? v : 0; }
 int router_variant() { return g_router_variant; }
 void set_pdl(bool on) { g_pdl = on; }
