@@ -207,11 +207,7 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
 // stages fit in shared memory, else variant 0); variant 0: v16's gate_up (LAB_MOE_PAIRS, the decode check's
 // --shapes). down has one shape (its variant selects nothing). v15's baseline variants are gone; their numbers
 // stay in NOTES.
-// NOTES v48 (lab switches, T == any): gate_up variant 2 = variant 0 with each warp's second batch of chunks
-// copied into shared memory by cp.async beside the first batch's register loads; down variant 1 = the same for
-// down (its second batch requested before griddepcontrol.wait). The same sums: the same bits.
-inline constexpr int kMoeVariants = 3;
-inline constexpr int kMoeDownVariants = 2;
+inline constexpr int kMoeVariants = 2;
 inline constexpr int kMoeDefaultDown = 0;
 // The peak memory bandwidth of the device current at the first call, bytes/s, from its attributes (2 x the memory
 // clock x the bus width); 0 where a query fails (its error cleared). One lookup per process.
