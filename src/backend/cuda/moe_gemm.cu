@@ -235,7 +235,16 @@ __global__ void __launch_bounds__(Tile<WM, MT, NT, kDense, kWarps, BN, KC, MinB,
             e2m1_direct(A[(r + 8) * kAS + b * 4 + t], ra[m][1]);
           }
         }
-        float cacc[MT][NT][4];
+        // The rows' scales first, then per column tile its block accumulators, each added to the result right
+        // after its four MMAs (NOTES v50: only one column tile's block accumulators live at a time; each result
+        // word takes the same FMAs in the same order as before).
+        float s0[MT], s8[MT];
+#pragma unroll
+        for (int m = 0; m < MT; ++m) {
+          const int r = wm * 16 * MT + m * 16 + g;
+          s0[m] = kDense ? 1.0f : e8m0_to_f32(sc[r * nb + kb]) * 16384.0f;
+          s8[m] = kDense ? 1.0f : e8m0_to_f32(sc[(r + 8) * nb + kb]) * 16384.0f;
+        }
 #pragma unroll
         for (int n = 0; n < NT; ++n) {
           if (n >= nth) break;
@@ -244,28 +253,17 @@ __global__ void __launch_bounds__(Tile<WM, MT, NT, kDense, kWarps, BN, KC, MinB,
           const uint4 lo = *reinterpret_cast<const uint4*>(B + j * kBStrideWords + b * 32 + 16 + t * 4);
 #pragma unroll
           for (int m = 0; m < MT; ++m) {
-            float* c = cacc[m][n];
-            c[0] = c[1] = c[2] = c[3] = 0.0f;
+            float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
             const uint32_t a0[4] = {ra[m][0][0], ra[m][1][0], ra[m][0][1], ra[m][1][1]};
             const uint32_t a1[4] = {ra[m][0][2], ra[m][1][2], ra[m][0][3], ra[m][1][3]};
             mma_f16_16816(c, a0, hi.x, hi.y);
             mma_f16_16816(c, a0, lo.x, lo.y);
             mma_f16_16816(c, a1, hi.z, hi.w);
             mma_f16_16816(c, a1, lo.z, lo.w);
-          }
-        }
-#pragma unroll
-        for (int m = 0; m < MT; ++m) {
-          const int r = wm * 16 * MT + m * 16 + g;
-          const float s0 = kDense ? 1.0f : e8m0_to_f32(sc[r * nb + kb]) * 16384.0f;
-          const float s8 = kDense ? 1.0f : e8m0_to_f32(sc[(r + 8) * nb + kb]) * 16384.0f;
-#pragma unroll
-          for (int n = 0; n < NT; ++n) {
-            if (n >= nth) break;
-            acc[m][n][0] = fmaf(cacc[m][n][0], s0, acc[m][n][0]);
-            acc[m][n][1] = fmaf(cacc[m][n][1], s0, acc[m][n][1]);
-            acc[m][n][2] = fmaf(cacc[m][n][2], s8, acc[m][n][2]);
-            acc[m][n][3] = fmaf(cacc[m][n][3], s8, acc[m][n][3]);
+            acc[m][n][0] = fmaf(c[0], s0[m], acc[m][n][0]);
+            acc[m][n][1] = fmaf(c[1], s0[m], acc[m][n][1]);
+            acc[m][n][2] = fmaf(c[2], s8[m], acc[m][n][2]);
+            acc[m][n][3] = fmaf(c[3], s8[m], acc[m][n][3]);
           }
         }
       }
@@ -327,7 +325,7 @@ namespace {
 int tile_shape() {
   const char* v = std::getenv("GPTOSS_CUDA_MOE_GEMM_SHAPE");  // read per launch (a few ns)
   const int s = v != nullptr ? std::atoi(v) : kMoeGemmDefaultShape;
-  return s >= 0 && s <= 3 ? s : kMoeGemmDefaultShape;
+  return s >= 0 && s <= 4 ? s : kMoeGemmDefaultShape;
 }
 
 // GPTOSS_CUDA_MOE_GEMM_SKIP=0 computes every column tile of a block, the empty ones too (before v23);
@@ -374,6 +372,7 @@ int moe_gemm_mxfp4(const uint32_t* x16, const float* x_inv, const int32_t* src, 
     case 1: return launch<2, 4, 2>(a, stream);
     case 2: return launch<4, 4, 4>(a, stream);
     case 3: return launch<8, 2, 4, false, 16>(a, stream);
+    case 4: return launch<4, 2, 4, false, 8, kBN, 2, 3, 2>(a, stream);  // NOTES v50: 3 blocks an SM, 2 stages
     default: return launch<4, 2, 4>(a, stream);
   }
 }
