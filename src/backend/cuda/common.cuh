@@ -69,7 +69,7 @@ __device__ __forceinline__ void e2m1_direct(uint32_t w, uint32_t (&o)[4]) {
 
 // D = A(16x16, row) * B(16x8, col) + C, fp16 inputs, f32 accumulators.
 __device__ __forceinline__ void mma_f16_16816(float d[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-  asm(
+  asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
       "{%0,%1,%2,%3};"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
