@@ -321,12 +321,13 @@ namespace {
 // GPTOSS_CUDA_MOE_GEMM_SHAPE picks the block shape: 0 = 4 x 2 row tiles, 2 x 4 slot tiles (128 rows, 3 stages,
 // 2 blocks an SM); 1 = 2 x 4 row tiles, 4 x 2 slot tiles (128 rows, half the B-operand loads per MMA, twice the
 // A); 2 = 4 x 4 row tiles, 2 x 4 slot tiles (256 rows, one block per SM); 3 = 8 x 2 row tiles, 2 x 4 slot tiles
-// (256 rows, 16 warps, one block per SM: shape 0's warps, half its input traffic); 4 (the default, NOTES v50) =
-// shape 0 with 2 stages and registers for 3 blocks an SM (24 warps instead of 16; 80 registers, 8 bytes of spills).
+// (256 rows, 16 warps, one block per SM: shape 0's warps, half its input traffic); 4 = shape 0 with 2 stages and
+// registers for 3 blocks an SM (24 warps instead of 16; 80 registers, 8 bytes of spills); 5 (the default, NOTES
+// v50) = 4 with the block's scale bytes by cp.async in the first stage's group (12 bytes of spills).
 int tile_shape() {
   const char* v = std::getenv("GPTOSS_CUDA_MOE_GEMM_SHAPE");  // read per launch (a few ns)
   const int s = v != nullptr ? std::atoi(v) : kMoeGemmDefaultShape;
-  return s >= 0 && s <= 5 ? s : kMoeGemmDefaultShape;
+  return s >= 0 && s <= 7 ? s : kMoeGemmDefaultShape;
 }
 
 // GPTOSS_CUDA_MOE_GEMM_SKIP=0 computes every column tile of a block, the empty ones too (before v23);
@@ -374,8 +375,10 @@ int moe_gemm_mxfp4(const uint32_t* x16, const float* x_inv, const int32_t* src, 
     case 2: return launch<4, 4, 4>(a, stream);
     case 3: return launch<8, 2, 4, false, 16>(a, stream);
     case 0: return launch<4, 2, 4>(a, stream);
-    case 5: return launch<4, 2, 4, false, 8, kBN, 2, 3, 2, true>(a, stream);  // NOTES v50: 4 + the scales by cp.async
-    default: return launch<4, 2, 4, false, 8, kBN, 2, 3, 2>(a, stream);
+    case 4: return launch<4, 2, 4, false, 8, kBN, 2, 3, 2>(a, stream);
+    case 6: return launch<4, 2, 4, false, 8, kBN, 1, 3, 3, true>(a, stream);  // v50 lab: 1 MXFP4 block a stage, 3 stages
+    case 7: return launch<4, 2, 4, false, 8, kBN, 1, 3, 4, true>(a, stream);  // v50 lab: 1 a stage, 4 stages
+    default: return launch<4, 2, 4, false, 8, kBN, 2, 3, 2, true>(a, stream);
   }
 }
 
