@@ -327,7 +327,7 @@ namespace {
 int tile_shape() {
   const char* v = std::getenv("GPTOSS_CUDA_MOE_GEMM_SHAPE");  // read per launch (a few ns)
   const int s = v != nullptr ? std::atoi(v) : kMoeGemmDefaultShape;
-  return s >= 0 && s <= 7 ? s : kMoeGemmDefaultShape;
+  return s >= 0 && s <= 5 ? s : kMoeGemmDefaultShape;
 }
 
 // GPTOSS_CUDA_MOE_GEMM_SKIP=0 computes every column tile of a block, the empty ones too (before v23);
@@ -376,8 +376,6 @@ int moe_gemm_mxfp4(const uint32_t* x16, const float* x_inv, const int32_t* src, 
     case 3: return launch<8, 2, 4, false, 16>(a, stream);
     case 0: return launch<4, 2, 4>(a, stream);
     case 4: return launch<4, 2, 4, false, 8, kBN, 2, 3, 2>(a, stream);
-    case 6: return launch<4, 2, 4, false, 8, kBN, 1, 3, 3, true>(a, stream);  // v50 lab: 1 MXFP4 block a stage, 3 stages
-    case 7: return launch<4, 2, 4, false, 8, kBN, 1, 3, 4, true>(a, stream);  // v50 lab: 1 a stage, 4 stages
     default: return launch<4, 2, 4, false, 8, kBN, 2, 3, 2, true>(a, stream);
   }
 }

@@ -35,7 +35,7 @@ int moe_group_slots(const int32_t* idx, int S, int k, int E, bool gate_up, int32
 // [E, rows, cols/32, 16] + E8M0 scales [E, rows, cols/32]; x as x16 rows with x_inv[row] = 2^-p; bias
 // bf16 [E, rows]). swiglu_out: out[dst[s], u] = swiglu(y[2u], y[2u + 1]) (clamped, limit/alpha) into
 // out [*, rows / 2]; else out[dst[s], r] = y[r] into out [*, rows]. cols % 32 == 0. Returns the launch
-// error (cudaError_t) as an int. GPTOSS_CUDA_MOE_GEMM_SHAPE (0..7; moe_gemm.cu) overrides the
+// error (cudaError_t) as an int. GPTOSS_CUDA_MOE_GEMM_SHAPE (0..5; moe_gemm.cu) overrides the
 // block shape kMoeGemmDefaultShape; all shapes compute the same sums in the same order. tile_slots
 // 8 or 16 (count <= tile_slots): blocks of 128 rows x 8 or 16 slots (decode batches), same sums.
 int moe_gemm_mxfp4(const uint32_t* x16, const float* x_inv, const int32_t* src, const int32_t* dst,
