@@ -143,7 +143,7 @@ TEST(CudaMoeGemm, GroupedGemmEqualsCpuBackend) {
     reference(c);
     auto gpu = cuda_with(nullptr, nullptr);
     ASSERT_NE(gpu, nullptr);
-    for (const char* block_shape : {"0", "1", "2", "3"}) {  // GPTOSS_CUDA_MOE_GEMM_SHAPE, read per launch
+    for (const char* block_shape : {"0", "1", "2", "3", "4", "5"}) {  // GPTOSS_CUDA_MOE_GEMM_SHAPE, read per launch
       setenv("GPTOSS_CUDA_MOE_GEMM_SHAPE", block_shape, 1);
       auto [h, o] = run_ops(*gpu, c);
       unsetenv("GPTOSS_CUDA_MOE_GEMM_SHAPE");
