@@ -313,11 +313,6 @@ __global__ void __launch_bounds__(Tile<WM, MT, NT, kDense, kWarps, BN, KC, MinB,
   }
 }
 
-}  // namespace
-
-size_t moe_gemm_smem_bytes(int cols) { return Tile<4, 2, 4>::smem_bytes(cols / 32); }
-
-namespace {
 // GPTOSS_CUDA_MOE_GEMM_SHAPE picks the block shape: 0 = 4 x 2 row tiles, 2 x 4 slot tiles (128 rows, 3 stages,
 // 2 blocks an SM); 1 = 2 x 4 row tiles, 4 x 2 slot tiles (128 rows, half the B-operand loads per MMA, twice the
 // A); 2 = 4 x 4 row tiles, 2 x 4 slot tiles (256 rows, one block per SM); 3 = 8 x 2 row tiles, 2 x 4 slot tiles

@@ -60,7 +60,4 @@ int dense_gemm_x16(const uint32_t* x16, const float* x_inv, int T, const uint16_
                    const uint16_t* bias, int rows, int cols, float* out, float* ws, cudaStream_t stream,
                    bool add_to_out = false);
 
-// Dynamic shared memory of one block for `cols` inputs.
-size_t moe_gemm_smem_bytes(int cols);
-
 }  // namespace gptoss::cuda
