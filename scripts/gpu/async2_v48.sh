@@ -10,11 +10,7 @@
 #   3. ROUNDS (3) rounds of the lab's batch-1 decode rows (positions 4..131), the pairs interleaved;
 #   4. ROUNDS (2) rounds of gptoss bench -p 512 -n 128 (tg128 at positions 512..639) per mask.
 . "$(dirname "$0")/env.sh" .gpu-X
-OUT=${OUT:-/tmp/gptoss-gpu}
-mkdir -p "$OUT"
-unpack_stage .gpu-XZ/x.tar.xz
-print_card
-r20_start
+begin_call .gpu-XZ/x.tar.xz
 "$B/backend_cuda_test" > "$OUT/backend_cuda_test.txt" 2>&1 || status=1
 grep -E "^\[  (PASSED|FAILED) " "$OUT/backend_cuda_test.txt"
 for pair in 0,0 2,0 0,1 2,1; do
@@ -22,8 +18,7 @@ for pair in 0,0 2,0 0,1 2,1; do
   "$B/gptoss_cuda_decode_check" tests/data/tiny/model --tokens "$TINY" --tol 1e-4 --shapes "1,$pair" --batch 1,4 --seqs 2 2>&1 |
     grep -E "vs cpu|decode check|rror" || status=1
 done
-compute-sanitizer --tool memcheck --leak-check no "$B/gptoss_cuda_decode_check" tests/data/tiny/model \
-  --tokens 358,318,174,506,238 --tol 1e-4 --shapes 1,2,1 2>&1 | grep -E "ERROR SUMMARY" || status=1
+tiny_memcheck "" --shapes 1,2,1
 r20_wait
 for pair in 0,0 2,1; do
   echo "== random 20b vs the exact CPU path, shapes 1,$pair $(date -u +%T)"

@@ -9,12 +9,8 @@
 #   3. ROUNDS (2) rounds of the lab's batched rows (8 16 32 64 sequences) with -1 and BATCHED_VALUES;
 #   4. one round of gptoss bench -p 512 -n 128 (tg128 at positions 512..639) per value in CLI_VALUES.
 . "$(dirname "$0")/env.sh" .gpu-X
-OUT=${OUT:-/tmp/gptoss-gpu}
-mkdir -p "$OUT"
 VALUES=${VALUES:--1 0 28 43 57 71}
-unpack_stage .gpu-XZ/x.tar.xz
-print_card
-r20_start
+begin_call .gpu-XZ/x.tar.xz
 for v in $VALUES; do
   echo "== tiny, GPTOSS_CUDA_CARVEOUT=$v"
   GPTOSS_CUDA_CARVEOUT=$v "$B/gptoss_cuda_decode_check" tests/data/tiny/model --tokens "$TINY" --tol 1e-4 --batch 1,4 \

@@ -84,3 +84,67 @@ cli_with() {
       | grep -E '^\|  ' || status=1
   done
 }
+# The start of an experiment call: OUT (default /tmp/gptoss-gpu) made, the staged binaries unpacked from PACK, the card
+# printed, the random 20b started: begin_call PACK.
+begin_call() {
+  OUT=${OUT:-/tmp/gptoss-gpu}
+  mkdir -p "$OUT"
+  unpack_stage "$1"
+  print_card
+  r20_start
+}
+# compute-sanitizer memcheck on the tiny decode check (5 tokens) with the decode check's further ARGS, its lines
+# matching PATTERN (may be empty) and the error summary printed: tiny_memcheck PATTERN [ARGS...].
+tiny_memcheck() {
+  local pat=$1
+  shift
+  compute-sanitizer --tool memcheck --leak-check no "$B/gptoss_cuda_decode_check" tests/data/tiny/model \
+    --tokens 358,318,174,506,238 --tol 1e-4 "$@" 2>&1 | grep -E "${pat:+$pat|}ERROR SUMMARY" || status=1
+}
+# ncu on COUNT (2) consecutive launches of the kernels whose mangled names match REGEX, after SKIP, while CMD runs, with
+# the stall and source sections: the report $OUT/NAME.ncu-rep, its details ($OUT/details.txt) and per-SASS source page
+# ($OUT/sass.csv.gz); the details' lines matching KEYS printed: ncu_kernels NAME REGEX SKIP KEYS CMD...
+ncu_kernels() {
+  local name=$1 regex=$2 skip=$3 keys=$4
+  shift 4
+  ncu --version | tail -1
+  timeout 400 ncu -f --kernel-name-base mangled -k "regex:$regex" --launch-skip "$skip" --launch-count "${COUNT:-2}" \
+    --section SpeedOfLight --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --section WarpStateStats \
+    --section SchedulerStats --section Occupancy --section LaunchStats --section SourceCounters \
+    --section InstructionStats -o "$OUT/$name" "$@" > "$OUT/ncu-run.txt" 2>&1 || status=1
+  tail -3 "$OUT/ncu-run.txt"
+  ncu -i "$OUT/$name.ncu-rep" --page details --print-details all > "$OUT/details.txt" 2>&1 || status=1
+  ncu -i "$OUT/$name.ncu-rep" --page source --csv --print-source sass > "$OUT/sass.csv" 2>&1 || status=1
+  grep -E "$keys" "$OUT/details.txt" | sed 's/  */ /g' | cut -c1-140 | head -80
+  gzip -f "$OUT/sass.csv"
+}
+# The random 20b's 70-token prompt (random.seed(3) ids) through each named binary-and-environment in one
+# forward, and once through the exact CPU path; each against the CPU (max relative error, argmax) and bit for bit
+# against the first: logits70 NAME=ASSIGNMENTS:BINARY ... (ASSIGNMENTS "VAR=V[,VAR2=V2]" or "-", BINARY under $B).
+logits70() {
+  local spec name rest envs bin names="" tok
+  tok=$(python3 -c "import random; random.seed(3); print(','.join(str(random.randrange(200000)) for _ in range(70)))")
+  for spec in "$@"; do
+    name=${spec%%=*} rest=${spec#*=} envs=${rest%%:*} bin=${rest#*:}
+    [ "$envs" = - ] && envs=""
+    # shellcheck disable=SC2086  # the assignments are split on purpose
+    env ${envs//,/ } "$B/$bin" logits "$R20" --tokens "$tok" --device cuda --out "/tmp/$name.safetensors" \
+      > /dev/null 2>&1 || status=1
+    names="$names $name"
+  done
+  timeout 300 "$B/gptoss" logits "$R20" --tokens "$tok" --device cpu --threads "$(nproc)" \
+    --out /tmp/cpu.safetensors > /dev/null 2>&1 || status=1
+  NAMES="$names" python3 - <<'PY' || status=1
+import os
+import numpy as np
+from safetensors.numpy import load_file
+names = os.environ["NAMES"].split()
+L = {n: load_file(f"/tmp/{n}.safetensors")["logits_0"].astype(np.float64) for n in names + ["cpu"]}
+ref = L["cpu"].reshape(-1, L["cpu"].shape[-1])
+for n in names:
+    got = L[n].reshape(ref.shape)
+    rel = np.abs(got - ref).max(axis=1) / np.abs(ref).max(axis=1)
+    print(f"{n}: vs cpu max rel err {rel.max():.3e}, argmax {(got.argmax(1) == ref.argmax(1)).sum()}/{ref.shape[0]}, "
+          f"bit-identical to {names[0]}: {np.array_equal(L[n], L[names[0]])}")
+PY
+}

@@ -5,24 +5,13 @@
 # SKIP launches) with the source counters; the report's details and its per-SASS source page (CSV) go to $OUT.
 # Binaries staged in .gpu-X, carried packed as .gpu-XZ/x.tar.xz.
 . "$(dirname "$0")/env.sh" .gpu-X
-O=${OUT:-/tmp/v50}
-mkdir -p "$O"
-unpack_stage .gpu-XZ/x.tar.xz
-print_card
-ncu --version | tail -1
-r20_start
+OUT=${OUT:-/tmp/v50}
+begin_call .gpu-XZ/x.tar.xz
 r20_wait
-GPTOSS_CUDA_PROFILE=1 timeout 200 "$B/gptoss" bench "$R20" --device cuda -p 512 -n 0 -r 2 > "$O/profile.txt" 2>&1 || status=1
-grep -E "pp512|ms" "$O/profile.txt" | head -40
-timeout 400 ncu -f --kernel-name-base mangled -k regex:Li4ELi2ELi4ELb0ELi8ELi64E --launch-skip "${SKIP:-60}" \
-  --launch-count 2 --section SpeedOfLight --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis \
-  --section WarpStateStats --section SchedulerStats --section Occupancy --section LaunchStats --section SourceCounters \
-  --section InstructionStats -o "$O/prefill" "$B/gptoss" bench "$R20" --device cuda -p 512 -n 0 -r 1 --no-warmup \
-  > "$O/ncu-run.txt" 2>&1 || status=1
-tail -3 "$O/ncu-run.txt"
-ncu -i "$O/prefill.ncu-rep" --page details --print-details all > "$O/details.txt" 2>&1 || status=1
-ncu -i "$O/prefill.ncu-rep" --page source --csv --print-source sass > "$O/sass.csv" 2>&1 || status=1
-grep -E "Grid Size|Block Size|Registers Per|Duration|DRAM Throughput|L2 Cache Throughput|L1/TEX Cache Throughput|Compute \(SM\)|Issue Slots Busy|Warp Cycles Per Issued|Executed Ipc|Achieved Occupancy|Theoretical Occupancy|Stall|Pipe" "$O/details.txt" | sed 's/  */ /g' | cut -c1-140 | head -80
-gzip -f "$O/sass.csv"
+GPTOSS_CUDA_PROFILE=1 timeout 200 "$B/gptoss" bench "$R20" --device cuda -p 512 -n 0 -r 2 > "$OUT/profile.txt" 2>&1 || status=1
+grep -E "pp512|ms" "$OUT/profile.txt" | head -40
+ncu_kernels prefill Li4ELi2ELi4ELb0ELi8ELi64E "${SKIP:-60}" \
+  "Grid Size|Block Size|Registers Per|Duration|DRAM Throughput|L2 Cache Throughput|L1/TEX Cache Throughput|Compute \(SM\)|Issue Slots Busy|Warp Cycles Per Issued|Executed Ipc|Achieved Occupancy|Theoretical Occupancy|Stall|Pipe" \
+  "$B/gptoss" bench "$R20" --device cuda -p 512 -n 0 -r 1 --no-warmup
 date -u
 exit $status

@@ -10,34 +10,13 @@
 #   4. two rounds of the lab's batched rows (8 16 32 64 sequences), old and new binaries (the decode tiles share
 #      the change).
 . "$(dirname "$0")/env.sh" .gpu-X
-OUT=${OUT:-/tmp/gptoss-gpu}
-mkdir -p "$OUT"
-unpack_stage .gpu-XZ/x.tar.xz
-print_card
-r20_start
+begin_call .gpu-XZ/x.tar.xz
 "$B/backend_cuda_moe_gemm_test" 2>&1 | grep -E "^\[  (PASSED|FAILED) |Failure" || status=1
 "$B/backend_cuda_test" 2>&1 | grep -E "^\[  (PASSED|FAILED) |Failure" || status=1
 GPTOSS_CUDA_MOE_GEMM_SHAPE=4 "$B/backend_cuda_moe_gemm_test" 2>&1 | grep -E "^\[  (PASSED|FAILED) |Failure" || status=1
 batched_checks "batch 64|decode check" 1,16,64
 r20_wait
-TOK=$(python3 -c "import random; random.seed(3); print(','.join(str(random.randrange(200000)) for _ in range(70)))")
-"$B/gptoss-old" logits "$R20" --tokens "$TOK" --device cuda --out /tmp/old.safetensors > /dev/null 2>&1 || status=1
-"$B/gptoss" logits "$R20" --tokens "$TOK" --device cuda --out /tmp/new.safetensors > /dev/null 2>&1 || status=1
-GPTOSS_CUDA_MOE_GEMM_SHAPE=4 "$B/gptoss" logits "$R20" --tokens "$TOK" --device cuda --out /tmp/new4.safetensors \
-  > /dev/null 2>&1 || status=1
-timeout 300 "$B/gptoss" logits "$R20" --tokens "$TOK" --device cpu --threads "$(nproc)" --out /tmp/cpu.safetensors \
-  > /dev/null 2>&1 || status=1
-python3 - <<'PY' || status=1
-from safetensors.numpy import load_file
-import numpy as np
-L = {n: load_file(f"/tmp/{n}.safetensors")["logits_0"].astype(np.float64) for n in ("old", "new", "new4", "cpu")}
-ref = L["cpu"].reshape(-1, L["cpu"].shape[-1])
-for n in ("old", "new", "new4"):
-    got = L[n].reshape(ref.shape)
-    rel = np.abs(got - ref).max(axis=1) / np.abs(ref).max(axis=1)
-    print(f"{n}: vs cpu max rel err {rel.max():.3e}, argmax {(got.argmax(1) == ref.argmax(1)).sum()}/{ref.shape[0]}, "
-          f"bit-identical to old: {np.array_equal(L[n], L['old'])}")
-PY
+logits70 old=-:gptoss-old new=-:gptoss new4=GPTOSS_CUDA_MOE_GEMM_SHAPE=4:gptoss
 for r in $(seq "${ROUNDS:-3}"); do
   for v in old new new4; do
     bin=$B/gptoss; [ $v = old ] && bin=$B/gptoss-old

@@ -9,9 +9,7 @@ rm -rf "$S" && mkdir -p "$S" && tar -C "$S" -xJf .gpu-VZ/v.tar.xz
 print_card
 {
   batched_checks "moe gemm|decode check|batch (1|384)," "1,8,16,64,384"
-  compute-sanitizer --tool memcheck --leak-check no "$B/gptoss_cuda_decode_check" tests/data/tiny/model \
-    --tokens 358,318,174,506,238 --tol 1e-4 --batch 16,64 --seqs 4 2>&1 \
-    | grep -E "batch (16|64), moe gemm(8 |16)|ERROR SUMMARY" || status=1
+  tiny_memcheck "batch (16|64), moe gemm(8 |16)" --batch 16,64 --seqs 4
 } > "${OUT:-/tmp}/batched.txt" 2>&1
 grep -cE "ok \(tol|ERROR SUMMARY: 0 errors" "${OUT:-/tmp}/batched.txt"
 STAGE_DIR=$S ROUNDS=2 REPS=5 scripts/gpu/final.sh || status=1
