@@ -207,7 +207,11 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
 // stages fit in shared memory, else variant 0); variant 0: v16's gate_up (LAB_MOE_PAIRS, the decode check's
 // --shapes). down has one shape (its variant selects nothing). v15's baseline variants are gone; their numbers
 // stay in NOTES.
-inline constexpr int kMoeVariants = 2;
+// NOTES v51 (lab switches): gate_up variant 2 = variant 0 with each warp copying only its own slice of the x16
+// row (no block barrier); down variant 1 the same for down, 2 = clusters of k / 2 blocks of two slots each, 3 = both.
+// kMoeVariants counts the down variants (the lab checks pairs (v, v), gate_up clamped to its variants).
+inline constexpr int kMoeGateUpVariants = 3;
+inline constexpr int kMoeVariants = 4;
 inline constexpr int kMoeDefaultDown = 0;
 // The peak memory bandwidth of the device current at the first call, bytes/s, from its attributes (2 x the memory
 // clock x the bus width); 0 where a query fails (its error cleared). One lookup per process.

@@ -237,6 +237,21 @@ __device__ __forceinline__ void wait_row() {
   __syncthreads();
 }
 
+// NOTES v51 (lab switch): a warp copies only the x16 words of its own chunks [c0, c1) of the row (cp.async, 16
+// bytes per request) and waits for them alone (wait_warp_slice): no block barrier before its first MMA.
+__device__ __forceinline__ void copy_warp_slice_async(uint32_t* xs, const uint32_t* row, int c0, int c1) {
+  const uint32_t base = static_cast<uint32_t>(__cvta_generic_to_shared(xs));
+  const int w0 = 4 * c0 * kX16BlockWords, w1 = 4 * c1 * kX16BlockWords;
+  for (int w = w0 + 4 * static_cast<int>(threadIdx.x & 31); w < w1; w += 128) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(base + static_cast<uint32_t>(w * 4)), "l"(row + w));
+  }
+  asm volatile("cp.async.commit_group;");
+}
+__device__ __forceinline__ void wait_warp_slice() {
+  asm volatile("cp.async.wait_all;" ::: "memory");
+  __syncwarp();
+}
+
 // Warps that split one row tile's chunks so that each holds at most `per_warp` of them.
 __host__ __device__ __forceinline__ int k_parts(int nb, int per_warp) {
   const int nch = (nb + 3) / 4;
@@ -272,6 +287,8 @@ __device__ __forceinline__ void gate_up_store(const float (*part)[16], int parts
 
 // grid (16-row tiles, slots): slot s = (token s / k, expert idx[s]); the block's warps split the
 // columns (k_parts) and meet in shared memory.
+// kWarpCopy (gate_up variant 2, NOTES v51): each warp copies and waits for its own slice of the x16 row.
+template <bool kWarpCopy>
 __global__ void __launch_bounds__(256)
     gate_up_kernel(const uint32_t* __restrict__ x16, const float* __restrict__ x_inv, const int32_t* __restrict__ idx,
                    int k, const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales,
@@ -287,11 +304,17 @@ __global__ void __launch_bounds__(256)
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int r0 = blockIdx.x * 16;
   const int nb = cols >> 5, nch = (nb + 3) / 4, parts = blockDim.x >> 5;
-  copy_row_async(xs, x16 + static_cast<size_t>(t_tok) * x16_row_words(cols), x16_row_words(cols));
+  const int c0 = warp * nch / parts, c1 = (warp + 1) * nch / parts;
+  const uint32_t* xrow = x16 + static_cast<size_t>(t_tok) * x16_row_words(cols);
+  if constexpr (kWarpCopy) copy_warp_slice_async(xs, xrow, c0, c1);
+  else copy_row_async(xs, xrow, x16_row_words(cols));
   float y[2];
   const size_t expert = static_cast<size_t>(e) * rows;
-  tile_dot(blocks + expert * nb * 16, nb * 16, scales + expert * nb, r0, nb, warp * nch / parts,
-           (warp + 1) * nch / parts, xs, y, wait_row);
+  if constexpr (kWarpCopy) {
+    tile_dot(blocks + expert * nb * 16, nb * 16, scales + expert * nb, r0, nb, c0, c1, xs, y, wait_warp_slice);
+  } else {
+    tile_dot(blocks + expert * nb * 16, nb * 16, scales + expert * nb, r0, nb, c0, c1, xs, y, wait_row);
+  }
   if (t == 0) {
     part[warp][g] = y[0];
     part[warp][g + 8] = y[1];
@@ -400,11 +423,14 @@ __global__ void __launch_bounds__(32 + 128 * kRingGroups, 1)
   }
 }
 
-// grid (16-row tiles, slots), cluster (1, k): the k blocks of a (token, 16 rows) pair, one per expert slot j,
-// form one thread-block cluster (v10); each writes its rows of W2[idx[s]] . h[s] + b2 into block 0's shared
-// memory, and block 0 forms out[t, rows] (+)= sum_j weight[t, j] * y[j] in slot order after the cluster
-// barrier.
-__global__ void __launch_bounds__(256)
+// grid (16-row tiles, slots / kSlots), cluster (1, k / kSlots): the blocks of a (token, 16 rows) pair, each holding
+// kSlots expert slots (kSlots x parts warps), form one thread-block cluster (v10); each writes its slots' rows of
+// W2[idx[s]] . h[s] + b2 into the cluster's block 0's shared memory, and block 0 forms out[t, rows] (+)= sum_j
+// weight[t, j] * y[j] in slot order after the cluster barrier. NOTES v51 (lab switches): kSlots 2 (down variants 2,
+// 3: a cluster of k / 2 blocks of 2 slots), kWarpCopy (variants 1, 3: each warp copies and waits for its own slice
+// of its h row, no block barrier before its first MMA). The same sums in the same order: the same bits.
+template <bool kWarpCopy, int kSlots>
+__global__ void __launch_bounds__(256, kWarpCopy ? 3 : 0)  // kWarpCopy: <= 80 registers, 6 four-warp blocks per SM
     down_kernel(const uint32_t* __restrict__ h16, const float* __restrict__ h_inv, const int32_t* __restrict__ idx,
                 const float* __restrict__ weight, int k, const uint8_t* __restrict__ blocks,
                 const uint8_t* __restrict__ scales, const uint16_t* __restrict__ bias, int rows, int cols,
@@ -421,42 +447,52 @@ __global__ void __launch_bounds__(256)
     timeline.waited();
   }
   asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
-  const int slot = blockIdx.y, t_tok = slot / k;
-  const int e = idx_ready ? __ldcg(idx + slot) : idx[slot];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int nb = cols >> 5, nch = (nb + 3) / 4, parts = (blockDim.x >> 5) / kSlots;
+  const int sub = warp / parts, q = warp % parts;
+  const int slot = blockIdx.y * kSlots + sub, t_tok = slot / k;
+  const int e = idx_ready ? __ldcg(idx + slot) : idx[slot];
   const int r0 = blockIdx.x * 16;
-  const int nb = cols >> 5, nch = (nb + 3) / 4, parts = blockDim.x >> 5;
-  const uint32_t* hrow = h16 + static_cast<size_t>(slot) * x16_row_words(cols);
-  if (!idx_ready) copy_row_async(xs, hrow, x16_row_words(cols));
+  const size_t row_words = x16_row_words(cols);
+  const int c0 = q * nch / parts, c1 = (q + 1) * nch / parts;
+  uint32_t* xw = xs + sub * row_words;  // this warp's slot's h row
+  const uint32_t* hrow = h16 + static_cast<size_t>(slot) * row_words;
+  const uint32_t* hblock = h16 + static_cast<size_t>(blockIdx.y) * kSlots * row_words;  // the block's kSlots rows
+  auto copy = [&] {
+    if constexpr (kWarpCopy) copy_warp_slice_async(xw, hrow, c0, c1);
+    else copy_row_async(xs, hblock, kSlots * row_words);
+  };
+  if (!idx_ready) copy();
   float yt[2];
   const size_t expert = static_cast<size_t>(e) * rows;
-  tile_dot(blocks + expert * nb * 16, nb * 16, scales + expert * nb, r0, nb, warp * nch / parts,
-           (warp + 1) * nch / parts, xs, yt, [&] {
-             if (idx_ready) {
-               pdl_allow_dependents();  // v21h: the next layer's qkv blocks start while down waits
-               pdl_wait();
-               timeline.waited();
-               copy_row_async(xs, hrow, x16_row_words(cols));
-             }
-             wait_row();
-           });
+  tile_dot(blocks + expert * nb * 16, nb * 16, scales + expert * nb, r0, nb, c0, c1, xw, yt, [&] {
+    if (idx_ready) {
+      pdl_allow_dependents();  // v21h: the next layer's qkv blocks start while down waits
+      pdl_wait();
+      timeline.waited();
+      copy();
+    }
+    if constexpr (kWarpCopy) wait_warp_slice();
+    else wait_row();
+  });
   if (t == 0) {
     part[warp][g] = yt[0];
     part[warp][g + 8] = yt[1];
   }
   __syncthreads();
   auto cluster = cooperative_groups::this_cluster();
-  const int j = static_cast<int>(cluster.block_rank());  // = slot % k
   asm volatile("barrier.cluster.wait.aligned;" ::: "memory");  // every block of the cluster has started
-  if (threadIdx.x < 16) {
-    const int i = threadIdx.x, r = r0 + i;
+  if (threadIdx.x < 16 * kSlots) {
+    const int s = threadIdx.x / 16, i = threadIdx.x % 16, r = r0 + i;
+    const int sl = blockIdx.y * kSlots + s, j = sl % k;
+    const int es = idx_ready ? __ldcg(idx + sl) : idx[sl];
     float v = 0.0f;
-    for (int q = 0; q < parts; ++q) v += part[q][i];
-    const float inv = h_inv != nullptr ? h_inv[slot] : ldexpf(1.0f, -kHScaleLog2);
-    cluster.map_shared_rank(&ys[0][0], 0)[j * 16 + i] = v * inv + bf16_to_f32(bias[static_cast<size_t>(e) * rows + r]);
+    for (int qq = 0; qq < parts; ++qq) v += part[s * parts + qq][i];
+    const float inv = h_inv != nullptr ? h_inv[sl] : ldexpf(1.0f, -kHScaleLog2);
+    cluster.map_shared_rank(&ys[0][0], 0)[j * 16 + i] = v * inv + bf16_to_f32(bias[static_cast<size_t>(es) * rows + r]);
   }
   cluster.sync();
-  if (j != 0 || threadIdx.x >= 16) return;
+  if (cluster.block_rank() != 0 || threadIdx.x >= 16) return;
   const int r = r0 + threadIdx.x;
   float total = 0.0f;
   for (int jj = 0; jj < k; ++jj) total = fmaf(weight[t_tok * k + jj], ys[jj][threadIdx.x], total);
@@ -483,6 +519,7 @@ constexpr int kPerWarp = 6;
 // MoE variants (kernels.h): 0 = gate_up_kernel (v16), 1 = gate_up_ring_kernel (v25); the default by
 // moe_default_gate_up(); down_kernel for both.
 int g_moe_gate_up = -1;  // -1: moe_default_gate_up()
+int g_moe_down = kMoeDefaultDown;  // NOTES v51: 1 warp copies, 2 cluster of 2-slot blocks, 3 both
 
 // Launches gate_up_ring_kernel where its shared memory holds the T x16 rows and the groups' stages and the
 // tiles and rows are 16-byte aligned (the copy engine's rule); false: not launched (the caller takes
@@ -516,7 +553,10 @@ double peak_memory_bandwidth() {
 
 int moe_default_gate_up() { return peak_memory_bandwidth() >= 4e12 ? 0 : 1; }
 
-void set_moe_variant(int gate_up, int) { g_moe_gate_up = std::clamp(gate_up, 0, kMoeVariants - 1); }
+void set_moe_variant(int gate_up, int down) {
+  g_moe_gate_up = std::clamp(gate_up, 0, kMoeGateUpVariants - 1);
+  g_moe_down = std::clamp(down, 0, kMoeVariants - 1);
+}
 
 int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* idx, int T, int k,
                        const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows, int cols,
@@ -530,9 +570,11 @@ int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* i
   const int warps = k_parts(cols >> 5, kPerWarp);
   const size_t smem = x16_row_words(cols) * 4;
   const dim3 grid(rows / 16, T * k), block(32 * warps);
-  allow_smem(gate_up_kernel, smem);
-  launch_pdl(gate_up_kernel, grid, block, smem, stream, x16, x_inv, idx, k, blocks, scales, bias, rows, cols, limit,
-             alpha, h, h16);
+  auto kernel = (g_moe_gate_up >= 0 ? g_moe_gate_up : moe_default_gate_up()) == 2 ? gate_up_kernel<true>
+                                                                                   : gate_up_kernel<false>;
+  allow_smem(kernel, smem);
+  launch_pdl(kernel, grid, block, smem, stream, x16, x_inv, idx, k, blocks, scales, bias, rows, cols, limit, alpha, h,
+             h16);
   return static_cast<int>(cudaGetLastError());
 }
 
@@ -542,11 +584,15 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
   if (T <= 0) return 0;
   if (rows % 16 != 0 || cols % 32 != 0 || k < 1 || k > 8) return static_cast<int>(cudaErrorInvalidValue);
   const int warps = k_parts(cols >> 5, kPerWarp);
-  const size_t smem = x16_row_words(cols) * 4;
-  const dim3 grid(rows / 16, T * k), block(32 * warps);
-  allow_smem(down_kernel, smem);
-  launch_pdl_cluster(down_kernel, grid, block, dim3(1, k, 1), smem, stream, h16, h_inv, idx, weight, k, blocks, scales,
-                     bias, rows, cols, out, accumulate, idx_ready);
+  const int slots = (g_moe_down >= 2 && k % 2 == 0 && 2 * warps <= 8) ? 2 : 1;
+  const bool warp_copy = g_moe_down == 1 || g_moe_down == 3;
+  const size_t smem = slots * x16_row_words(cols) * 4;
+  const dim3 grid(rows / 16, T * k / slots), block(32 * warps * slots);
+  auto kernel = slots == 2 ? (warp_copy ? down_kernel<true, 2> : down_kernel<false, 2>)
+                           : (warp_copy ? down_kernel<true, 1> : down_kernel<false, 1>);
+  allow_smem(kernel, smem);
+  launch_pdl_cluster(kernel, grid, block, dim3(1, k / slots, 1), smem, stream, h16, h_inv, idx, weight, k, blocks,
+                     scales, bias, rows, cols, out, accumulate, idx_ready);
   return static_cast<int>(cudaGetLastError());
 }
 

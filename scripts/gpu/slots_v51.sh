@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# On the GPU machine (NOTES v51; the switches are in the commit that added this script, removed in the next commit:
+# check it out to run this again): batch-1 MoE kernels whose warps copy only their own slice of the input row (no
+# block barrier before the first MMA: gate_up variant 2, down variant 1) and down as clusters of k / 2 blocks of two
+# slots each (down variant 2; 3 = both), against the defaults (0,0) in one binary (lab pairs "GU,DN"). Binaries
+# staged in .gpu-X, carried packed as .gpu-XZ/x.tar.xz. Long outputs go to $OUT (they come back whole).
+#   1. backend_cuda_test; the lab's checks (every variant against the CPU double reference); the tiny decode check
+#      against the exact CPU path with each pair (the same sums in the same order: the default's numbers expected);
+#      memcheck on it with 2,3;
+#   2. the random 20b (written here) against the exact CPU path with 0,0 and 2,3;
+#   3. ROUNDS (3) rounds of the lab's batch-1 decode rows (positions 4..131), the pairs interleaved.
+. "$(dirname "$0")/env.sh" .gpu-X
+begin_call .gpu-XZ/x.tar.xz
+"$B/backend_cuda_test" > "$OUT/backend_cuda_test.txt" 2>&1 || status=1
+grep -E "^\[  (PASSED|FAILED) " "$OUT/backend_cuda_test.txt"
+"$B/gptoss_cuda_lab" check > "$OUT/lab-check.txt" 2>&1 || status=1
+grep -E "FAIL|checks:" "$OUT/lab-check.txt"
+for pair in 0,0 2,0 0,1 0,2 0,3 2,3; do
+  echo "== tiny, shapes 1,$pair"
+  "$B/gptoss_cuda_decode_check" tests/data/tiny/model --tokens "$TINY" --tol 1e-4 --shapes "1,$pair" --batch 1,4 --seqs 2 2>&1 |
+    grep -E "vs cpu|decode check|rror" || status=1
+done
+tiny_memcheck "" --shapes 1,2,3
+r20_wait
+for pair in 0,0 2,3; do
+  echo "== random 20b vs the exact CPU path, shapes 1,$pair $(date -u +%T)"
+  "$B/gptoss_cuda_decode_check" "$R20" --tokens 200005,1000,2000,3000,4000,5000 --tol 1e-4 --shapes "1,$pair" \
+    --threads "$(nproc)" 2>&1 | grep -E "vs cpu|decode check|rror" || status=1
+done
+echo "== lab $(date -u +%T)"
+LAB_MOE_PAIRS="${PAIRS:-0,0 2,0 0,1 0,2 0,3 2,3}" LAB_MOE_ROUNDS=${ROUNDS:-3} LAB_DECODE_ONLY=1 timeout 300 \
+  "$B/gptoss_cuda_lab" bench 128 > "$OUT/lab.txt" 2>&1 || status=1
+grep -E "copy|gu[0-9] dn" "$OUT/lab.txt"
+date -u
+exit $status
