@@ -13,6 +13,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
@@ -583,9 +584,15 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
                         float* out, bool accumulate, cudaStream_t stream, bool idx_ready) {
   if (T <= 0) return 0;
   if (rows % 16 != 0 || cols % 32 != 0 || k < 1 || k > 8) return static_cast<int>(cudaErrorInvalidValue);
+  // NOTES v51: GPTOSS_CUDA_MOE_DOWN (0..3), where set, takes the place of set_moe_variant's down (CLI A / B rows).
+  static const int env_down = [] {
+    const char* v = std::getenv("GPTOSS_CUDA_MOE_DOWN");
+    return v != nullptr ? std::clamp(std::atoi(v), 0, kMoeVariants - 1) : -1;
+  }();
+  const int down = env_down >= 0 ? env_down : g_moe_down;
   const int warps = k_parts(cols >> 5, kPerWarp);
-  const int slots = (g_moe_down >= 2 && k % 2 == 0 && 2 * warps <= 8) ? 2 : 1;
-  const bool warp_copy = g_moe_down == 1 || g_moe_down == 3;
+  const int slots = (down >= 2 && k % 2 == 0 && 2 * warps <= 8) ? 2 : 1;
+  const bool warp_copy = down == 1 || down == 3;
   const size_t smem = slots * x16_row_words(cols) * 4;
   const dim3 grid(rows / 16, T * k / slots), block(32 * warps * slots);
   auto kernel = slots == 2 ? (warp_copy ? down_kernel<true, 2> : down_kernel<false, 2>)
