@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# On the GPU machine (NOTES v51; the switches are in the commit that added this script, removed in the next commit:
-# check it out to run this again): batch-1 MoE kernels whose warps copy only their own slice of the input row (no
+# On the GPU machine (NOTES v51; the switches are commit 66ccd0f's, folded into one down kernel in the commit after
+# e58c955: check 66ccd0f out to run this again): batch-1 MoE kernels whose warps copy only their own slice of the input row (no
 # block barrier before the first MMA: gate_up variant 2, down variant 1) and down as clusters of k / 2 blocks of two
 # slots each (down variant 2; 3 = both), against the defaults (0,0) in one binary (lab pairs "GU,DN"). Binaries
 # staged in .gpu-X, carried packed as .gpu-XZ/x.tar.xz. Long outputs go to $OUT (they come back whole).

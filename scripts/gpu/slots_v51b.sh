@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On the GPU machine (NOTES v51, second call; the switches are in the commit that added this script, removed later:
+# On the GPU machine (NOTES v51, second call; GPTOSS_CUDA_MOE_DOWN is commit e58c955's, removed in the next commit:
 # check it out to run this again): down variant 3 (warps copying their own h slice, clusters of 2-slot blocks; 2 =
 # the clusters alone) against the default down (0) where the CLI and the batched engine see it
 # (GPTOSS_CUDA_MOE_DOWN), one binary. Binaries staged in .gpu-X, carried packed as .gpu-XZ/x.tar.xz.

@@ -205,14 +205,11 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
 // sums the k slots in a thread-block cluster. gate_up variant 1 (v25): the same warps' work in a persistent
 // kernel whose weight tiles come through shared memory by the bulk-copy engine (where the T x16 rows and its
 // stages fit in shared memory, else variant 0); variant 0: v16's gate_up (LAB_MOE_PAIRS, the decode check's
-// --shapes). down has one shape (its variant selects nothing). v15's baseline variants are gone; their numbers
-// stay in NOTES.
-// NOTES v51 (lab switches): gate_up variant 2 = variant 0 with each warp copying only its own slice of the x16
-// row (no block barrier); down variant 1 the same for down, 2 = clusters of k / 2 blocks of two slots each, 3 = both.
-// kMoeVariants counts the down variants (the lab checks pairs (v, v), gate_up clamped to its variants).
-inline constexpr int kMoeGateUpVariants = 3;
-inline constexpr int kMoeVariants = 4;
-inline constexpr int kMoeDefaultDown = 0;
+// --shapes). down variant 1 (v51, the default): at one token, blocks of two slots in clusters of k / 2, each
+// warp copying only its own slice of its h row; variant 0 (and any batch of more than one token): one slot a
+// block, clusters of k. The same sums either way. v15's baseline variants are gone; their numbers stay in NOTES.
+inline constexpr int kMoeVariants = 2;
+inline constexpr int kMoeDefaultDown = 1;
 // The peak memory bandwidth of the device current at the first call, bytes/s, from its attributes (2 x the memory
 // clock x the bus width); 0 where a query fails (its error cleared). One lookup per process.
 double peak_memory_bandwidth();

@@ -13,7 +13,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <cstdlib>
 
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
@@ -238,8 +237,8 @@ __device__ __forceinline__ void wait_row() {
   __syncthreads();
 }
 
-// NOTES v51 (lab switch): a warp copies only the x16 words of its own chunks [c0, c1) of the row (cp.async, 16
-// bytes per request) and waits for them alone (wait_warp_slice): no block barrier before its first MMA.
+// A warp copies only the x16 words of its own chunks [c0, c1) of a row (cp.async, 16 bytes per request) and waits
+// for them alone (wait_warp_slice): no block barrier before its first MMA (down at one token, NOTES v51).
 __device__ __forceinline__ void copy_warp_slice_async(uint32_t* xs, const uint32_t* row, int c0, int c1) {
   const uint32_t base = static_cast<uint32_t>(__cvta_generic_to_shared(xs));
   const int w0 = 4 * c0 * kX16BlockWords, w1 = 4 * c1 * kX16BlockWords;
@@ -288,8 +287,6 @@ __device__ __forceinline__ void gate_up_store(const float (*part)[16], int parts
 
 // grid (16-row tiles, slots): slot s = (token s / k, expert idx[s]); the block's warps split the
 // columns (k_parts) and meet in shared memory.
-// kWarpCopy (gate_up variant 2, NOTES v51): each warp copies and waits for its own slice of the x16 row.
-template <bool kWarpCopy>
 __global__ void __launch_bounds__(256)
     gate_up_kernel(const uint32_t* __restrict__ x16, const float* __restrict__ x_inv, const int32_t* __restrict__ idx,
                    int k, const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales,
@@ -305,17 +302,11 @@ __global__ void __launch_bounds__(256)
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int r0 = blockIdx.x * 16;
   const int nb = cols >> 5, nch = (nb + 3) / 4, parts = blockDim.x >> 5;
-  const int c0 = warp * nch / parts, c1 = (warp + 1) * nch / parts;
-  const uint32_t* xrow = x16 + static_cast<size_t>(t_tok) * x16_row_words(cols);
-  if constexpr (kWarpCopy) copy_warp_slice_async(xs, xrow, c0, c1);
-  else copy_row_async(xs, xrow, x16_row_words(cols));
+  copy_row_async(xs, x16 + static_cast<size_t>(t_tok) * x16_row_words(cols), x16_row_words(cols));
   float y[2];
   const size_t expert = static_cast<size_t>(e) * rows;
-  if constexpr (kWarpCopy) {
-    tile_dot(blocks + expert * nb * 16, nb * 16, scales + expert * nb, r0, nb, c0, c1, xs, y, wait_warp_slice);
-  } else {
-    tile_dot(blocks + expert * nb * 16, nb * 16, scales + expert * nb, r0, nb, c0, c1, xs, y, wait_row);
-  }
+  tile_dot(blocks + expert * nb * 16, nb * 16, scales + expert * nb, r0, nb, warp * nch / parts,
+           (warp + 1) * nch / parts, xs, y, wait_row);
   if (t == 0) {
     part[warp][g] = y[0];
     part[warp][g + 8] = y[1];
@@ -427,11 +418,12 @@ __global__ void __launch_bounds__(32 + 128 * kRingGroups, 1)
 // grid (16-row tiles, slots / kSlots), cluster (1, k / kSlots): the blocks of a (token, 16 rows) pair, each holding
 // kSlots expert slots (kSlots x parts warps), form one thread-block cluster (v10); each writes its slots' rows of
 // W2[idx[s]] . h[s] + b2 into the cluster's block 0's shared memory, and block 0 forms out[t, rows] (+)= sum_j
-// weight[t, j] * y[j] in slot order after the cluster barrier. NOTES v51 (lab switches): kSlots 2 (down variants 2,
-// 3: a cluster of k / 2 blocks of 2 slots), kWarpCopy (variants 1, 3: each warp copies and waits for its own slice
-// of its h row, no block barrier before its first MMA). The same sums in the same order: the same bits.
-template <bool kWarpCopy, int kSlots>
-__global__ void __launch_bounds__(256, kWarpCopy ? 3 : 0)  // kWarpCopy: <= 80 registers, 6 four-warp blocks per SM
+// weight[t, j] * y[j] in slot order after the cluster barrier. kPairs (the default at one token, NOTES v51): two
+// slots a block (clusters of k / 2 blocks), each warp copying and waiting for only its own slice of its h row (no
+// block barrier before its first MMA); otherwise one slot a block, the block copying its h row. The same sums in the
+// same order either way: the same bits.
+template <bool kPairs>
+__global__ void __launch_bounds__(256, kPairs ? 3 : 0)  // kPairs: <= 80 registers, 3 eight-warp blocks per SM
     down_kernel(const uint32_t* __restrict__ h16, const float* __restrict__ h_inv, const int32_t* __restrict__ idx,
                 const float* __restrict__ weight, int k, const uint8_t* __restrict__ blocks,
                 const uint8_t* __restrict__ scales, const uint16_t* __restrict__ bias, int rows, int cols,
@@ -449,6 +441,7 @@ __global__ void __launch_bounds__(256, kWarpCopy ? 3 : 0)  // kWarpCopy: <= 80 r
   }
   asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  constexpr int kSlots = kPairs ? 2 : 1;
   const int nb = cols >> 5, nch = (nb + 3) / 4, parts = (blockDim.x >> 5) / kSlots;
   const int sub = warp / parts, q = warp % parts;
   const int slot = blockIdx.y * kSlots + sub, t_tok = slot / k;
@@ -460,7 +453,7 @@ __global__ void __launch_bounds__(256, kWarpCopy ? 3 : 0)  // kWarpCopy: <= 80 r
   const uint32_t* hrow = h16 + static_cast<size_t>(slot) * row_words;
   const uint32_t* hblock = h16 + static_cast<size_t>(blockIdx.y) * kSlots * row_words;  // the block's kSlots rows
   auto copy = [&] {
-    if constexpr (kWarpCopy) copy_warp_slice_async(xw, hrow, c0, c1);
+    if constexpr (kPairs) copy_warp_slice_async(xw, hrow, c0, c1);
     else copy_row_async(xs, hblock, kSlots * row_words);
   };
   if (!idx_ready) copy();
@@ -473,7 +466,7 @@ __global__ void __launch_bounds__(256, kWarpCopy ? 3 : 0)  // kWarpCopy: <= 80 r
       timeline.waited();
       copy();
     }
-    if constexpr (kWarpCopy) wait_warp_slice();
+    if constexpr (kPairs) wait_warp_slice();
     else wait_row();
   });
   if (t == 0) {
@@ -520,7 +513,7 @@ constexpr int kPerWarp = 6;
 // MoE variants (kernels.h): 0 = gate_up_kernel (v16), 1 = gate_up_ring_kernel (v25); the default by
 // moe_default_gate_up(); down_kernel for both.
 int g_moe_gate_up = -1;  // -1: moe_default_gate_up()
-int g_moe_down = kMoeDefaultDown;  // NOTES v51: 1 warp copies, 2 cluster of 2-slot blocks, 3 both
+int g_moe_down = kMoeDefaultDown;  // NOTES v51: 1 = 2-slot blocks at one token, 0 = one slot a block
 
 // Launches gate_up_ring_kernel where its shared memory holds the T x16 rows and the groups' stages and the
 // tiles and rows are 16-byte aligned (the copy engine's rule); false: not launched (the caller takes
@@ -555,7 +548,7 @@ double peak_memory_bandwidth() {
 int moe_default_gate_up() { return peak_memory_bandwidth() >= 4e12 ? 0 : 1; }
 
 void set_moe_variant(int gate_up, int down) {
-  g_moe_gate_up = std::clamp(gate_up, 0, kMoeGateUpVariants - 1);
+  g_moe_gate_up = std::clamp(gate_up, 0, kMoeVariants - 1);
   g_moe_down = std::clamp(down, 0, kMoeVariants - 1);
 }
 
@@ -571,11 +564,9 @@ int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* i
   const int warps = k_parts(cols >> 5, kPerWarp);
   const size_t smem = x16_row_words(cols) * 4;
   const dim3 grid(rows / 16, T * k), block(32 * warps);
-  auto kernel = (g_moe_gate_up >= 0 ? g_moe_gate_up : moe_default_gate_up()) == 2 ? gate_up_kernel<true>
-                                                                                   : gate_up_kernel<false>;
-  allow_smem(kernel, smem);
-  launch_pdl(kernel, grid, block, smem, stream, x16, x_inv, idx, k, blocks, scales, bias, rows, cols, limit, alpha, h,
-             h16);
+  allow_smem(gate_up_kernel, smem);
+  launch_pdl(gate_up_kernel, grid, block, smem, stream, x16, x_inv, idx, k, blocks, scales, bias, rows, cols, limit,
+             alpha, h, h16);
   return static_cast<int>(cudaGetLastError());
 }
 
@@ -584,19 +575,13 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
                         float* out, bool accumulate, cudaStream_t stream, bool idx_ready) {
   if (T <= 0) return 0;
   if (rows % 16 != 0 || cols % 32 != 0 || k < 1 || k > 8) return static_cast<int>(cudaErrorInvalidValue);
-  // NOTES v51: GPTOSS_CUDA_MOE_DOWN (0..3), where set, takes the place of set_moe_variant's down (CLI A / B rows).
-  static const int env_down = [] {
-    const char* v = std::getenv("GPTOSS_CUDA_MOE_DOWN");
-    return v != nullptr ? std::clamp(std::atoi(v), 0, kMoeVariants - 1) : -1;
-  }();
-  const int down = env_down >= 0 ? env_down : g_moe_down;
   const int warps = k_parts(cols >> 5, kPerWarp);
-  const int slots = (down >= 2 && k % 2 == 0 && 2 * warps <= 8) ? 2 : 1;
-  const bool warp_copy = down == 1 || down == 3;
+  // NOTES v51: 2-slot blocks at one token only (batch 1 +1.3-1.8%; at 4-8 tokens -0.8..-1.0%).
+  const bool pairs = g_moe_down == 1 && T == 1 && k % 2 == 0 && 2 * warps <= 8;
+  const int slots = pairs ? 2 : 1;
   const size_t smem = slots * x16_row_words(cols) * 4;
   const dim3 grid(rows / 16, T * k / slots), block(32 * warps * slots);
-  auto kernel = slots == 2 ? (warp_copy ? down_kernel<true, 2> : down_kernel<false, 2>)
-                           : (warp_copy ? down_kernel<true, 1> : down_kernel<false, 1>);
+  auto kernel = pairs ? down_kernel<true> : down_kernel<false>;
   allow_smem(kernel, smem);
   launch_pdl_cluster(kernel, grid, block, dim3(1, k / slots, 1), smem, stream, h16, h_inv, idx, weight, k, blocks,
                      scales, bias, rows, cols, out, accumulate, idx_ready);
