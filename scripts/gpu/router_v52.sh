@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# On the GPU machine (NOTES v52; the switches are in the commit that added this script, removed in the next commit:
+# check it out to run this again): router variant 5 (the cluster kernel with 16 warps a block: 32 experts in a
+# cluster of 2 blocks instead of 4) against variant 4, and the diagnostic GPTOSS_CUDA_DIAG_X16_DIV=N (wrong results by
+# design: gate_up's blocks copy only 1 / N of the x16 row), in one binary. Binaries staged in .gpu-X, carried packed as
+# .gpu-XZ/x.tar.xz. Long outputs go to $OUT.
+#   1. the lab's checks (variant 5 against the CPU double reference); the tiny decode check with router 5, and
+#      memcheck on it; the random 20b against the exact CPU path with router 5;
+#   2. ROUNDS (3) rounds of the lab's batch-1 decode rows, routers 4 and 5 interleaved;
+#   3. ROUNDS (3) rounds of the lab's default batch-1 row with GPTOSS_CUDA_DIAG_X16_DIV = 1, 2, 4.
+. "$(dirname "$0")/env.sh" .gpu-X
+begin_call .gpu-XZ/x.tar.xz
+"$B/gptoss_cuda_lab" check > "$OUT/lab-check.txt" 2>&1 || status=1
+grep -E "FAIL|checks:" "$OUT/lab-check.txt"
+echo "== tiny, shapes 1,0,1,5"
+"$B/gptoss_cuda_decode_check" tests/data/tiny/model --tokens "$TINY" --tol 1e-4 --shapes 1,0,1,5 2>&1 |
+  grep -E "vs cpu|decode check|rror" || status=1
+tiny_memcheck "" --shapes 1,0,1,5
+echo "== lab $(date -u +%T)"
+LAB_MOE_PAIRS="0,1" LAB_ROUTERS="4 5" LAB_MOE_ROUNDS=${ROUNDS:-3} LAB_DECODE_ONLY=1 timeout 200 "$B/gptoss_cuda_lab" \
+  bench 128 > "$OUT/lab.txt" 2>&1 || status=1
+grep -E "copy|gu[0-9] dn" "$OUT/lab.txt"
+for r in $(seq "${ROUNDS:-3}"); do
+  for d in 1 2 4; do
+    echo "== diag round $r GPTOSS_CUDA_DIAG_X16_DIV=$d"
+    GPTOSS_CUDA_DIAG_X16_DIV=$d LAB_DECODE_ONLY=1 timeout 100 "$B/gptoss_cuda_lab" bench 128 2>&1 | grep -E "gu[0-9] dn"
+  done
+done
+r20_wait
+echo "== random 20b vs the exact CPU path, shapes 1,0,1,5 $(date -u +%T)"
+"$B/gptoss_cuda_decode_check" "$R20" --tokens 200005,1000,2000,3000,4000,5000 --tol 1e-4 --shapes 1,0,1,5 \
+  --threads "$(nproc)" 2>&1 | grep -E "vs cpu|decode check|rror" || status=1
+date -u
+exit $status
