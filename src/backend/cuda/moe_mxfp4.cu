@@ -296,6 +296,12 @@ __global__ void __launch_bounds__(256)
   extern __shared__ __align__(16) uint32_t xs[];
   __shared__ float part[8][16];
   const TimelineBlock timeline(kTimelineGateUp);
+  if (copy_div > 1) {
+    for (int w = static_cast<int>(x16_row_words(cols)) / copy_div / 4 * 4 + threadIdx.x;
+         w < static_cast<int>(x16_row_words(cols)); w += blockDim.x) {
+      xs[w] = 0u;
+    }
+  }
   pdl_wait();
   timeline.waited();
   pdl_allow_dependents();
@@ -303,8 +309,10 @@ __global__ void __launch_bounds__(256)
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int r0 = blockIdx.x * 16;
   const int nb = cols >> 5, nch = (nb + 3) / 4, parts = blockDim.x >> 5;
-  // copy_div > 1: NOTES v52's diagnostic (wrong results by design): only the row's first 1 / copy_div is copied.
-  copy_row_async(xs, x16 + static_cast<size_t>(t_tok) * x16_row_words(cols), x16_row_words(cols) / copy_div / 4 * 4);
+  // copy_div > 1: NOTES v52's diagnostic (wrong results by design): only the row's first 1 / copy_div is copied, the
+  // rest of the shared row zeroed before the wait (finite logits, so the graph's tokens stay in range).
+  const int copied = static_cast<int>(x16_row_words(cols)) / copy_div / 4 * 4;
+  copy_row_async(xs, x16 + static_cast<size_t>(t_tok) * x16_row_words(cols), copied);
   float y[2];
   const size_t expert = static_cast<size_t>(e) * rows;
   tile_dot(blocks + expert * nb * 16, nb * 16, scales + expert * nb, r0, nb, warp * nch / parts,
