@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# On the GPU machine (NOTES v52; the switches are in the commit that added this script, removed in the next commit:
-# check it out to run this again): router variant 5 (the cluster kernel with 16 warps a block: 32 experts in a
+# On the GPU machine (NOTES v52; the switches are in commits 8f3810f and 0934c8b (the diagnostic's zeroing), removed in
+# the commit after: check 0934c8b out to run this again): router variant 5 (the cluster kernel with 16 warps a block: 32 experts in a
 # cluster of 2 blocks instead of 4) against variant 4, and the diagnostic GPTOSS_CUDA_DIAG_X16_DIV=N (wrong results by
 # design: gate_up's blocks copy only 1 / N of the x16 row), in one binary. Binaries staged in .gpu-X, carried packed as
 # .gpu-XZ/x.tar.xz. Long outputs go to $OUT.

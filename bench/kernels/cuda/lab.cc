@@ -550,7 +550,7 @@ int run_checks() {
   check_qkv_rope(2880, 64, 8, {5, 700}, {0, 1});
   check_qkv_rope(64, 4, 2, {0, 3, 9}, {1, 0, 1});
   check_attentions();
-  for (int v : {0, 1, 2, 4, 5}) {  // every router kernel (128 experts: variants 2 and 4 take kernel 2's cluster of 16)
+  for (int v : {0, 1, 2, 4}) {  // every router kernel (128 experts: variants 2 and 4 take kernel 2's cluster of 16)
     set_router_variant(v);
     std::printf("router variant %d\n", v);
     check_router(32, 2880, 4, 2);

@@ -13,7 +13,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <cstdlib>
 
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
@@ -292,16 +291,10 @@ __global__ void __launch_bounds__(256)
     gate_up_kernel(const uint32_t* __restrict__ x16, const float* __restrict__ x_inv, const int32_t* __restrict__ idx,
                    int k, const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales,
                    const uint16_t* __restrict__ bias, int rows, int cols, float limit, float alpha,
-                   float* __restrict__ h, uint32_t* __restrict__ h16, int copy_div) {
+                   float* __restrict__ h, uint32_t* __restrict__ h16) {
   extern __shared__ __align__(16) uint32_t xs[];
   __shared__ float part[8][16];
   const TimelineBlock timeline(kTimelineGateUp);
-  if (copy_div > 1) {
-    for (int w = static_cast<int>(x16_row_words(cols)) / copy_div / 4 * 4 + threadIdx.x;
-         w < static_cast<int>(x16_row_words(cols)); w += blockDim.x) {
-      xs[w] = 0u;
-    }
-  }
   pdl_wait();
   timeline.waited();
   pdl_allow_dependents();
@@ -309,10 +302,7 @@ __global__ void __launch_bounds__(256)
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int r0 = blockIdx.x * 16;
   const int nb = cols >> 5, nch = (nb + 3) / 4, parts = blockDim.x >> 5;
-  // copy_div > 1: NOTES v52's diagnostic (wrong results by design): only the row's first 1 / copy_div is copied, the
-  // rest of the shared row zeroed before the wait (finite logits, so the graph's tokens stay in range).
-  const int copied = static_cast<int>(x16_row_words(cols)) / copy_div / 4 * 4;
-  copy_row_async(xs, x16 + static_cast<size_t>(t_tok) * x16_row_words(cols), copied);
+  copy_row_async(xs, x16 + static_cast<size_t>(t_tok) * x16_row_words(cols), x16_row_words(cols));
   float y[2];
   const size_t expert = static_cast<size_t>(e) * rows;
   tile_dot(blocks + expert * nb * 16, nb * 16, scales + expert * nb, r0, nb, warp * nch / parts,
@@ -574,13 +564,9 @@ int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* i
   const int warps = k_parts(cols >> 5, kPerWarp);
   const size_t smem = x16_row_words(cols) * 4;
   const dim3 grid(rows / 16, T * k), block(32 * warps);
-  static const int copy_div = [] {  // NOTES v52 diagnostic: GPTOSS_CUDA_DIAG_X16_DIV=N copies 1 / N of the x16 row
-    const char* v = std::getenv("GPTOSS_CUDA_DIAG_X16_DIV");
-    return v != nullptr ? std::max(1, std::atoi(v)) : 1;
-  }();
   allow_smem(gate_up_kernel, smem);
   launch_pdl(gate_up_kernel, grid, block, smem, stream, x16, x_inv, idx, k, blocks, scales, bias, rows, cols, limit,
-             alpha, h, h16, copy_div);
+             alpha, h, h16);
   return static_cast<int>(cudaGetLastError());
 }
 

@@ -95,7 +95,6 @@ __device__ __forceinline__ void router_prologue(const uint16_t* wr, const uint16
 // After the wait: xs[0, cols) = RMSNorm(xr) * gain, by the whole block (red: kRouterWarps floats of shared
 // memory; xs is complete only after the caller's next block barrier). Returns the largest |xs[c]| over the
 // columns this thread wrote (variant 4's x16 scale; kernel 2 ignores it and the compiler drops it).
-template <int kW = kRouterWarps>
 __device__ __forceinline__ float router_normalize(const float* xr, const uint16_t* gain, const uint2 (&gv)[kXLoads],
                                                   int cols, float eps, float* xs, float* red) {
   const int per = blockDim.x * 4;
@@ -113,7 +112,7 @@ __device__ __forceinline__ float router_normalize(const float* xr, const uint16_
     *reinterpret_cast<float4*>(xs + c) = v;
     ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
   }
-  const float r = block_rms_inv<kW>(ss, red, cols, eps);
+  const float r = block_rms_inv<kRouterWarps>(ss, red, cols, eps);
   float mx = 0.0f;
 #pragma unroll
   for (int i = 0; i < kXLoads; ++i) {
@@ -223,16 +222,13 @@ __global__ void __launch_bounds__(kRouterWarps * 32)
 // extra block barrier; and the top k come from one pass of warp 0 (each lane, one expert, counts the logits
 // ranked above its own: E <= 32) instead of k rounds of shuffles. Same sums in the same order as kernel 2:
 // identical logits, ids, weights and x16 row (lab check `router r4 == r2 bits`).
-// kW: warps (expert rows) per block; 16 (router variant 5, NOTES v52): 32 experts in a cluster of 2 blocks instead
-// of 4 (other sums of squares: not variant 2's bits).
-template <int kW>
-__global__ void __launch_bounds__(kW * 32)
+__global__ void __launch_bounds__(kRouterWarps * 32)
     router_cluster_kernel(const float* __restrict__ x, int x_stride, const uint16_t* __restrict__ gain, float eps,
                           const uint16_t* __restrict__ wr, const uint16_t* __restrict__ br, int experts, int cols,
                           int k, float* __restrict__ xn, uint32_t* __restrict__ xn16, float* __restrict__ xn_inv,
                           float* __restrict__ logits, int32_t* __restrict__ idx, float* __restrict__ weight) {
   extern __shared__ float xs[];  // [cols]
-  __shared__ float red[kW], redm[kW];
+  __shared__ float red[kRouterWarps], redm[kRouterWarps];
   __shared__ float cl_logits[32];
   __shared__ float sel_w[8];
   __shared__ int sel_e[8];
@@ -240,10 +236,10 @@ __global__ void __launch_bounds__(kW * 32)
   const TimelineBlock timeline(kTimelineRouter);
   const int t = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int rank = static_cast<int>(blockIdx.x), nb = static_cast<int>(gridDim.x);  // cluster (nb, 1, 1)
-  const int e = rank * kW + warp;
+  const int e = rank * kRouterWarps + warp;
   const float* xr = x + static_cast<size_t>(t) * x_stride;
   if (rank == 0 && threadIdx.x == 0) {  // arrivals: this one (with the remote bytes) and block 0's rows' warps
-    const int local = min(experts, kW);
+    const int local = min(experts, kRouterWarps);
     mbar_init(&bar, 1 + local);
     mbar_arrive_expect_tx(&bar, (experts - local) * 4);
   }
@@ -255,7 +251,7 @@ __global__ void __launch_bounds__(kW * 32)
   pdl_wait();
   timeline.waited();
   pdl_allow_dependents();
-  float mx = warp_max(router_normalize<kW>(xr, gain, gv, cols, eps, xs, red));
+  float mx = warp_max(router_normalize(xr, gain, gv, cols, eps, xs, red));
   if (lane == 0) redm[warp] = mx;
   __syncthreads();
   // Block 0's mbarrier is initialized (every block arrived before its wait).
@@ -279,7 +275,7 @@ __global__ void __launch_bounds__(kW * 32)
     }
   }
   // This block's share of the x16 row (and of xn), p from every warp's maximum.
-  for (int i = 0; i < kW; ++i) mx = fmaxf(mx, redm[i]);
+  for (int i = 0; i < kRouterWarps; ++i) mx = fmaxf(mx, redm[i]);
   const int p = x16_exponent(mx);
   const float up = ldexpf(1.0f, p);
   uint32_t* row16 = xn16 + static_cast<size_t>(t) * x16_row_words(cols);
@@ -542,7 +538,7 @@ bool g_pdl = true;
 }  // namespace
 
 bool pdl_enabled() { return g_pdl; }
-void set_router_variant(int v) { g_router_variant = v >= 0 && v <= 5 ? v : 0; }
+void set_router_variant(int v) { g_router_variant = v >= 0 && v <= 4 ? v : 0; }
 int router_variant() { return g_router_variant; }
 void set_pdl(bool on) { g_pdl = on; }
 
@@ -613,14 +609,12 @@ int router_topk(const float* x, int x_stride, const uint16_t* gain, float eps, c
     cudaFuncSetAttribute(router_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   }
   const dim3 grid((experts + kRouterWarps - 1) / kRouterWarps, T);
-  if ((g_router_variant == 4 || g_router_variant == 5) && experts <= 32) {
-    constexpr int kW5 = 16;  // variant 5 (NOTES v52): a cluster of ceil(E / 16) blocks of 16 warps
-    auto kernel = g_router_variant == 5 ? router_cluster_kernel<kW5> : router_cluster_kernel<kRouterWarps>;
-    const int w = g_router_variant == 5 ? kW5 : kRouterWarps;
-    const dim3 cgrid((experts + w - 1) / w, T);
-    if (smem > 48 * 1024) cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-    launch_pdl_cluster(kernel, cgrid, dim3(w * 32), dim3(cgrid.x, 1, 1), smem, stream, x, x_stride, gain, eps, wr, br,
-                       experts, cols, k, xn, xn16, xn_inv, logits, idx, weight);
+  if (g_router_variant == 4 && experts <= 32) {
+    if (smem > 48 * 1024) {
+      cudaFuncSetAttribute(router_cluster_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    }
+    launch_pdl_cluster(router_cluster_kernel, grid, dim3(kRouterWarps * 32), dim3(grid.x, 1, 1), smem, stream, x,
+                       x_stride, gain, eps, wr, br, experts, cols, k, xn, xn16, xn_inv, logits, idx, weight);
     return static_cast<int>(cudaGetLastError());
   }
   // 3 here: the caller did not fold; 4: more than 32 experts (NOTES v36: 128 experts in a cluster of 16).
