@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# On the GPU machine (NOTES v53; the switches are in the commit before the one that added this script, removed after:
+# check it out to run this again): gemv variants 2-4 (shape 1 plus one L2 bulk prefetch per warp, right after the
+# wait, of the row bytes it did not hold before it: 2 both kernels, 3 qkv's second rows, 4 o_proj's last columns)
+# against shape 1 (the default), one binary. Binaries staged in .gpu-X, carried packed as .gpu-XZ/x.tar.xz.
+#   1. the lab's checks (every GEMV shape against the CPU double reference); the tiny decode check with shape 2 (the
+#      same sums: the default's numbers expected), and memcheck on it;
+#   2. ROUNDS (3) rounds of the lab's batch-1 decode rows, the shapes interleaved.
+. "$(dirname "$0")/env.sh" .gpu-X
+OUT=${OUT:-/tmp/gptoss-gpu} && mkdir -p "$OUT" && unpack_stage .gpu-XZ/x.tar.xz && print_card
+"$B/gptoss_cuda_lab" check > "$OUT/lab-check.txt" 2>&1 || status=1
+grep -E "FAIL|checks:" "$OUT/lab-check.txt"
+for g in 1 2; do
+  echo "== tiny, shapes $g,0,1"
+  "$B/gptoss_cuda_decode_check" tests/data/tiny/model --tokens "$TINY" --tol 1e-4 --shapes "$g,0,1" 2>&1 |
+    grep -E "vs cpu|decode check|rror" || status=1
+done
+tiny_memcheck "" --shapes 2,0,1
+echo "== lab $(date -u +%T)"
+LAB_GEMV="1 2 3 4" LAB_MOE_PAIRS="0,1" LAB_MOE_ROUNDS=${ROUNDS:-3} LAB_DECODE_ONLY=1 timeout 200 "$B/gptoss_cuda_lab" \
+  bench 128 > "$OUT/lab.txt" 2>&1 || status=1
+grep -E "copy|g[0-9] gu[0-9] dn" "$OUT/lab.txt"
+date -u
+exit $status
