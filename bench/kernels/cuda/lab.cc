@@ -535,7 +535,7 @@ int run_checks() {
   check_argmax(201088, 3, true);  // split over 50, 3 (the last of 1 column) and 1 blocks per row
   check_argmax(8193, 2, true);
   check_argmax(1001, 4, true);
-  for (int v = 0; v < 5; ++v) {  // every GEMV shape (set_gemv_variant changes the batch-1 kernels only)
+  for (int v = 0; v < 2; ++v) {  // every GEMV shape (set_gemv_variant changes the batch-1 kernels only)
     set_gemv_variant(v);
     std::printf("gemv variant %d\n", v);
     check_gemv(2880, 4096, 1, false, false);

@@ -30,12 +30,6 @@ __device__ __forceinline__ uint4 ld_stream(const uint4* p) {
   return v;
 }
 
-// NOTES v53 (gemv variants 2-4): the L2 is asked for the bytes of a row that this warp did not hold before its wait
-// (one bulk prefetch by lane 0, right after the wait, while the block stages its input).
-__device__ __forceinline__ void prefetch_l2(const void* p, uint32_t bytes) {
-  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
-}
-
 // Sum over the block of one value per thread, for up to kMaxGemvTokens values; result in every thread.
 template <int T>
 __device__ void block_sum(float v[T], float* red /* [kWarps][T] */) {
@@ -171,7 +165,7 @@ __device__ __forceinline__ void dot_row(const uint16_t* wrow, const float* xs, i
 
 // kRP > 0: the router folded in (gemv_bf16_router, T == 1): each lane carries the partial router dot
 // products of experts lane + 32 j (j < kRP) over the warp's output rows; see kernels.h.
-template <int T, int kU = kUnroll, int kMinBlocks = 1, int kRP = 0, bool kPf = false>
+template <int T, int kU = kUnroll, int kMinBlocks = 1, int kRP = 0>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) gemv_kernel(const uint16_t* __restrict__ w, const uint16_t* __restrict__ bias,
                                                         int rows, int cols, GemvInput in, int nT, float* out,
                                                         int out_stride, bool accumulate, RouterFold rf) {
@@ -203,11 +197,6 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) gemv_kernel(const uint16
   pdl_wait();
   timeline.waited();
   pdl_allow_dependents();
-  if constexpr (kPf) {
-    if (lane == 0 && row < rows && n8 > 32 * kU) {
-      prefetch_l2(w + static_cast<size_t>(row) * cols + 32 * kU * 8, static_cast<uint32_t>(n8 - 32 * kU) * 16);
-    }
-  }
   stage_input<T>(in, cols, nT, xs, red, gp);
   for (; row < rows; row += stride) {
     float acc[T];
@@ -314,7 +303,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) gemv_kernel(const uint16
 }
 
 // One warp per (head, pair i): rows i and i + 32 of the head, rotated together.
-template <int T, int kU = kUnroll, int kMinBlocks = 1, bool kPf = false>
+template <int T, int kU = kUnroll, int kMinBlocks = 1>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) qkv_rope_kernel(QkvRopeArgs a, GemvInput in, int nT) {
   const TimelineBlock timeline(kTimelineQkv);
   extern __shared__ float4 smem4[];
@@ -335,9 +324,6 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) qkv_rope_kernel(QkvRopeA
   pdl_allow_dependents();  // v21h: attention's blocks start while qkv waits (their pre-wait loads are K / V tiles)
   pdl_wait();
   timeline.waited();
-  if constexpr (kPf) {
-    if (lane == 0 && task < heads * 32) prefetch_l2(row_ptr(task, 1), static_cast<uint32_t>(n8) * 16);
-  }
   stage_input<T>(in, a.cols, nT, xs, red, gp);
   for (; task < heads * 32; task += gridDim.x * kWarps) {
     const int hh = task >> 5, i = task & 31;
@@ -401,11 +387,7 @@ int launch_gemv(const uint16_t* w, const uint16_t* bias, int rows, int cols, con
   switch (T) {
     case 1:
       // Shape 1 only where its grid fits one wave at 3 blocks per SM (it lost 4% on the unembedding).
-      if ((g_gemv_variant == 2 || g_gemv_variant == 4) && blocks <= 3 * sm_count() && cols % 8 == 0) {
-        allow_smem(gemv_kernel<1, kUnrollSmall, 3, 0, true>, smem);
-        launch_pdl(gemv_kernel<1, kUnrollSmall, 3, 0, true>, blocks, kThreads, smem, stream, w, bias, rows, cols, in, nT,
-                   out, out_stride, accumulate, RouterFold{});
-      } else if (g_gemv_variant >= 1 && blocks <= 3 * sm_count()) {
+      if (g_gemv_variant == 1 && blocks <= 3 * sm_count()) {
         allow_smem(gemv_kernel<1, kUnrollSmall, 3>, smem);
         launch_pdl(gemv_kernel<1, kUnrollSmall, 3>, blocks, kThreads, smem, stream, w, bias, rows, cols, in, nT, out,
                    out_stride, accumulate, RouterFold{});
@@ -439,7 +421,7 @@ GemvInput offset_input(GemvInput in, int t0) {
 
 GPTOSS_CUDA_TIMELINE_SETTER(set_timeline_gemv)
 
-void set_gemv_variant(int v) { g_gemv_variant = v >= 1 && v <= 4 ? v : 0; }
+void set_gemv_variant(int v) { g_gemv_variant = v == 1 ? 1 : 0; }
 
 int gemv_bf16(const uint16_t* w, const uint16_t* bias, int rows, int cols, const GemvInput& in, int T, float* out,
               int out_stride, bool accumulate, cudaStream_t stream) {
@@ -470,7 +452,7 @@ int gemv_bf16_router(const uint16_t* w, const uint16_t* bias, int rows, int cols
   // More than 32 experts: 8 router accumulators per lane do not fit shape 1's 80 registers (spills).
   if (rf.experts > 32) {
     go(gemv_kernel<1, kUnroll, 1, 8>);
-  } else if (g_gemv_variant >= 1 && blocks <= 3 * sm_count()) {
+  } else if (g_gemv_variant == 1 && blocks <= 3 * sm_count()) {
     go(gemv_kernel<1, kUnrollSmall, 3, 1>);
   } else {
     go(gemv_kernel<1, kUnroll, 1, 1>);
@@ -492,10 +474,7 @@ int qkv_rope_store(const QkvRopeArgs& args, const GemvInput& in, int T, cudaStre
     const size_t smem = static_cast<size_t>(Tk) * args.cols * sizeof(float);
     switch (Tk) {
       case 1:
-        if ((g_gemv_variant == 2 || g_gemv_variant == 3) && blocks <= 3 * sm_count() && args.cols % 8 == 0) {
-          allow_smem(qkv_rope_kernel<1, kUnrollSmall, 3, true>, smem);
-          launch_pdl(qkv_rope_kernel<1, kUnrollSmall, 3, true>, blocks, kThreads, smem, stream, a, x, n);
-        } else if (g_gemv_variant >= 1 && blocks <= 3 * sm_count()) {
+        if (g_gemv_variant == 1 && blocks <= 3 * sm_count()) {
           allow_smem(qkv_rope_kernel<1, kUnrollSmall, 3>, smem);
           launch_pdl(qkv_rope_kernel<1, kUnrollSmall, 3>, blocks, kThreads, smem, stream, a, x, n);
         } else {

@@ -59,9 +59,7 @@ int gemv_bf16(const uint16_t* w, const uint16_t* bias, int rows, int cols, const
 
 // GEMV shapes at batch 1 (bench/kernels/cuda/NOTES.md): 0 = 16 loads per lane, 2 blocks of 8 warps
 // per SM (v7); 1 = 12 loads per lane in 80 registers, 3 blocks per SM, for matrices whose grid then
-// fits one wave (qkv, o_proj; the unembedding keeps shape 0). Same sums in the same order. NOTES v53 (lab
-// switches): 2 = shape 1 with each warp's bytes not held before the wait (qkv's second row, o_proj's last columns)
-// asked of the L2 by one bulk prefetch right after the wait; 3 = qkv only; 4 = o_proj only.
+// fits one wave (qkv, o_proj; the unembedding keeps shape 0). Same sums in the same order.
 inline constexpr int kGemvDefault = 1;
 void set_gemv_variant(int v);
 
