@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# On the GPU machine (NOTES v53; the switches are commit 92a7666's,
-# removed after: check it out to run this again): gemv variants 2-4 (shape 1 plus one L2 bulk prefetch per warp, right after the
+# On the GPU machine (NOTES v53; the switches are commit 92a7666's, removed after: check it out to run this again):
+# gemv variants 2-4 (shape 1 plus one L2 bulk prefetch per warp, right after the
 # wait, of the row bytes it did not hold before it: 2 both kernels, 3 qkv's second rows, 4 o_proj's last columns)
 # against shape 1 (the default), one binary. Binaries staged in .gpu-X, carried packed as .gpu-XZ/x.tar.xz.
 #   1. the lab's checks (every GEMV shape against the CPU double reference); the tiny decode check with shape 2 (the
