@@ -208,9 +208,7 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
 // --shapes). down variant 1 (v51, the default): at one token, blocks of two slots in clusters of k / 2, each
 // warp copying only its own slice of its h row; variant 0 (and any batch of more than one token): one slot a
 // block, clusters of k. The same sums either way. v15's baseline variants are gone; their numbers stay in NOTES.
-// NOTES v54 (lab switch): down variant 2 = variant 1 whose block 1 arrives at the final cluster barrier and exits,
-// block 0 alone waiting.
-inline constexpr int kMoeVariants = 3;
+inline constexpr int kMoeVariants = 2;
 inline constexpr int kMoeDefaultDown = 1;
 // The peak memory bandwidth of the device current at the first call, bytes/s, from its attributes (2 x the memory
 // clock x the bus width); 0 where a query fails (its error cleared). One lookup per process.

@@ -427,7 +427,7 @@ __global__ void __launch_bounds__(256, kPairs ? 3 : 0)  // kPairs: <= 80 registe
     down_kernel(const uint32_t* __restrict__ h16, const float* __restrict__ h_inv, const int32_t* __restrict__ idx,
                 const float* __restrict__ weight, int k, const uint8_t* __restrict__ blocks,
                 const uint8_t* __restrict__ scales, const uint16_t* __restrict__ bias, int rows, int cols,
-                float* __restrict__ out, bool accumulate, bool idx_ready, bool split_barrier) {
+                float* __restrict__ out, bool accumulate, bool idx_ready) {
   const TimelineBlock timeline(kTimelineDown);
   extern __shared__ __align__(16) uint32_t xs[];
   __shared__ float part[8][16];
@@ -485,14 +485,7 @@ __global__ void __launch_bounds__(256, kPairs ? 3 : 0)  // kPairs: <= 80 registe
     const float inv = h_inv != nullptr ? h_inv[sl] : ldexpf(1.0f, -kHScaleLog2);
     cluster.map_shared_rank(&ys[0][0], 0)[j * 16 + i] = v * inv + bf16_to_f32(bias[static_cast<size_t>(es) * rows + r]);
   }
-  if (split_barrier && kPairs) {
-    // NOTES v54 (down variant 2): the other blocks arrive (release) and exit; only block 0 waits (acquire) for them.
-    asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory");
-    if (cluster.block_rank() != 0) return;
-    asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory");
-  } else {
-    cluster.sync();
-  }
+  cluster.sync();
   if (cluster.block_rank() != 0 || threadIdx.x >= 16) return;
   const int r = r0 + threadIdx.x;
   float total = 0.0f;
@@ -584,14 +577,14 @@ int moe_down_accumulate(const uint32_t* h16, const float* h_inv, const int32_t* 
   if (rows % 16 != 0 || cols % 32 != 0 || k < 1 || k > 8) return static_cast<int>(cudaErrorInvalidValue);
   const int warps = k_parts(cols >> 5, kPerWarp);
   // NOTES v51: 2-slot blocks at one token only (batch 1 +1.3-1.8%; at 4-8 tokens -0.8..-1.0%).
-  const bool pairs = g_moe_down >= 1 && T == 1 && k % 2 == 0 && 2 * warps <= 8;
+  const bool pairs = g_moe_down == 1 && T == 1 && k % 2 == 0 && 2 * warps <= 8;
   const int slots = pairs ? 2 : 1;
   const size_t smem = slots * x16_row_words(cols) * 4;
   const dim3 grid(rows / 16, T * k / slots), block(32 * warps * slots);
   auto kernel = pairs ? down_kernel<true> : down_kernel<false>;
   allow_smem(kernel, smem);
   launch_pdl_cluster(kernel, grid, block, dim3(1, k / slots, 1), smem, stream, h16, h_inv, idx, weight, k, blocks,
-                     scales, bias, rows, cols, out, accumulate, idx_ready, g_moe_down == 2);
+                     scales, bias, rows, cols, out, accumulate, idx_ready);
   return static_cast<int>(cudaGetLastError());
 }
 
