@@ -578,6 +578,8 @@ int run_checks() {
     check_moe(32, 2880, 2880, 2, 4);
     check_moe(8, 64, 64, 3, 4);
     check_moe(8, 96, 64, 2, 2);  // 3 blocks per row: a partial chunk
+    check_moe(8, 96, 64, 1, 2);  // one token (down's 2-slot clusters, NOTES v51), k 2: a cluster of 1 block
+    check_moe(8, 64, 96, 1, 4);  // one token, k 4, down's rows of a partial chunk
   }
   set_moe_variant(moe_default_gate_up(), kMoeDefaultDown);
   std::printf("checks: %s (%d failures)\n", failures ? "FAILED" : "all passed", failures);
