@@ -93,6 +93,27 @@ begin_call() {
   print_card
   r20_start
 }
+# The tiny decode check against the exact CPU path once per kernel-shape set (the decode check's --shapes G,GU,DN[,R[,A]]),
+# with its further ARGS: tiny_shapes "SHAPES SHAPES ..." [ARGS...].
+tiny_shapes() {
+  local sh list=$1
+  shift
+  for sh in $list; do
+    echo "== tiny, shapes $sh"
+    "$B/gptoss_cuda_decode_check" tests/data/tiny/model --tokens "$TINY" --tol 1e-4 --shapes "$sh" "$@" 2>&1 |
+      grep -E "vs cpu|decode check|rror" || status=1
+  done
+}
+# The random 20b at $R20 against the exact CPU path (6 tokens, every core) once per kernel-shape set:
+# r20_shapes "SHAPES SHAPES ...".
+r20_shapes() {
+  local sh
+  for sh in $1; do
+    echo "== random 20b vs the exact CPU path, shapes $sh $(date -u +%T)"
+    "$B/gptoss_cuda_decode_check" "$R20" --tokens 200005,1000,2000,3000,4000,5000 --tol 1e-4 --shapes "$sh" \
+      --threads "$(nproc)" 2>&1 | grep -E "vs cpu|decode check|rror" || status=1
+  done
+}
 # compute-sanitizer memcheck on the tiny decode check (5 tokens) with the decode check's further ARGS, its lines
 # matching PATTERN (may be empty) and the error summary printed: tiny_memcheck PATTERN [ARGS...].
 tiny_memcheck() {

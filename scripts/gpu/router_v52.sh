@@ -19,9 +19,7 @@ fi
 if [ "${PART:-all}" = all ]; then
 "$B/gptoss_cuda_lab" check > "$OUT/lab-check.txt" 2>&1 || status=1
 grep -E "FAIL|checks:" "$OUT/lab-check.txt"
-echo "== tiny, shapes 1,0,1,5"
-"$B/gptoss_cuda_decode_check" tests/data/tiny/model --tokens "$TINY" --tol 1e-4 --shapes 1,0,1,5 2>&1 |
-  grep -E "vs cpu|decode check|rror" || status=1
+tiny_shapes 1,0,1,5
 tiny_memcheck "" --shapes 1,0,1,5
 echo "== lab $(date -u +%T)"
 LAB_MOE_PAIRS="0,1" LAB_ROUTERS="4 5" LAB_MOE_ROUNDS=${ROUNDS:-3} LAB_DECODE_ONLY=1 timeout 200 "$B/gptoss_cuda_lab" \
@@ -37,8 +35,6 @@ for r in $(seq "${ROUNDS:-3}"); do
 done
 [ "${PART:-all}" = all ] || exit $status
 r20_wait
-echo "== random 20b vs the exact CPU path, shapes 1,0,1,5 $(date -u +%T)"
-"$B/gptoss_cuda_decode_check" "$R20" --tokens 200005,1000,2000,3000,4000,5000 --tol 1e-4 --shapes 1,0,1,5 \
-  --threads "$(nproc)" 2>&1 | grep -E "vs cpu|decode check|rror" || status=1
+r20_shapes 1,0,1,5
 date -u
 exit $status
