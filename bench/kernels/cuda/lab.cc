@@ -550,7 +550,7 @@ int run_checks() {
   check_qkv_rope(2880, 64, 8, {5, 700}, {0, 1});
   check_qkv_rope(64, 4, 2, {0, 3, 9}, {1, 0, 1});
   check_attentions();
-  for (int v : {0, 1, 2, 4, 6, 7}) {  // every router kernel (128 experts: variants 2 and 4 take kernel 2's cluster of 16)
+  for (int v : {0, 1, 2, 4}) {  // every router kernel (128 experts: variants 2 and 4 take kernel 2's cluster of 16)
     set_router_variant(v);
     std::printf("router variant %d\n", v);
     check_router(32, 2880, 4, 2);
@@ -560,7 +560,6 @@ int run_checks() {
   }
   set_router_variant(kRouterDefault);
   check_router_same(32, 2880, 4, 3);  // variant 4 bit for bit against variant 2 (NOTES v17)
-  for (int v : {6, 7}) check_router_same(32, 2880, 4, 3, 2, v);  // NOTES v55: the register caps, bit for bit
   check_router_same(8, 64, 4, 2);
   check_router_same(24, 2880, 2, 1);
   check_router_same(128, 2880, 4, 2, 0, 4);  // 128 experts: the cluster of 16 (NOTES v36) against the counter form

@@ -222,10 +222,7 @@ __global__ void __launch_bounds__(kRouterWarps * 32)
 // extra block barrier; and the top k come from one pass of warp 0 (each lane, one expert, counts the logits
 // ranked above its own: E <= 32) instead of k rounds of shuffles. Same sums in the same order as kernel 2:
 // identical logits, ids, weights and x16 row (lab check `router r4 == r2 bits`).
-// kRegs > 0 (router variants 6, 7: NOTES v55 lab switches): at most kRegs registers (__maxnreg__), so that a block
-// fits beside two of o_proj's 8-warp, 80-register blocks (24.5K registers free) and launches while o_proj runs.
-template <int kRegs>
-__global__ void __maxnreg__(kRegs > 0 ? kRegs : 128)
+__global__ void __launch_bounds__(kRouterWarps * 32)
     router_cluster_kernel(const float* __restrict__ x, int x_stride, const uint16_t* __restrict__ gain, float eps,
                           const uint16_t* __restrict__ wr, const uint16_t* __restrict__ br, int experts, int cols,
                           int k, float* __restrict__ xn, uint32_t* __restrict__ xn16, float* __restrict__ xn_inv,
@@ -541,7 +538,7 @@ bool g_pdl = true;
 }  // namespace
 
 bool pdl_enabled() { return g_pdl; }
-void set_router_variant(int v) { g_router_variant = (v >= 0 && v <= 4) || v == 6 || v == 7 ? v : 0; }
+void set_router_variant(int v) { g_router_variant = v >= 0 && v <= 4 ? v : 0; }
 int router_variant() { return g_router_variant; }
 void set_pdl(bool on) { g_pdl = on; }
 
@@ -612,13 +609,12 @@ int router_topk(const float* x, int x_stride, const uint16_t* gain, float eps, c
     cudaFuncSetAttribute(router_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   }
   const dim3 grid((experts + kRouterWarps - 1) / kRouterWarps, T);
-  if (g_router_variant >= 4 && experts <= 32) {
-    auto kernel = g_router_variant == 6   ? router_cluster_kernel<96>
-                  : g_router_variant == 7 ? router_cluster_kernel<88>
-                                          : router_cluster_kernel<0>;
-    if (smem > 48 * 1024) cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-    launch_pdl_cluster(kernel, grid, dim3(kRouterWarps * 32), dim3(grid.x, 1, 1), smem, stream, x, x_stride, gain, eps,
-                       wr, br, experts, cols, k, xn, xn16, xn_inv, logits, idx, weight);
+  if (g_router_variant == 4 && experts <= 32) {
+    if (smem > 48 * 1024) {
+      cudaFuncSetAttribute(router_cluster_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+    }
+    launch_pdl_cluster(router_cluster_kernel, grid, dim3(kRouterWarps * 32), dim3(grid.x, 1, 1), smem, stream, x,
+                       x_stride, gain, eps, wr, br, experts, cols, k, xn, xn16, xn_inv, logits, idx, weight);
     return static_cast<int>(cudaGetLastError());
   }
   // 3 here: the caller did not fold; 4: more than 32 experts (NOTES v36: 128 experts in a cluster of 16).
