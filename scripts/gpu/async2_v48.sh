@@ -11,16 +11,12 @@
 #   4. ROUNDS (2) rounds of gptoss bench -p 512 -n 128 (tg128 at positions 512..639) per mask.
 . "$(dirname "$0")/env.sh" .gpu-X
 begin_call .gpu-XZ/x.tar.xz
-"$B/backend_cuda_test" > "$OUT/backend_cuda_test.txt" 2>&1 || status=1
-grep -E "^\[  (PASSED|FAILED) " "$OUT/backend_cuda_test.txt"
+cuda_tests
 tiny_shapes "1,0,0 1,2,0 1,0,1 1,2,1" --batch 1,4 --seqs 2
 tiny_memcheck "" --shapes 1,2,1
 r20_wait
 r20_shapes "1,0,0 1,2,1"
-echo "== lab $(date -u +%T)"
-LAB_MOE_PAIRS="0,0 2,0 0,1 2,1" LAB_MOE_ROUNDS=${ROUNDS:-3} LAB_DECODE_ONLY=1 timeout 300 "$B/gptoss_cuda_lab" bench 128 \
-  > "$OUT/lab.txt" 2>&1 || status=1
-grep -E "copy|gu[0-9] dn" "$OUT/lab.txt"
+LAB_MOE_PAIRS="0,0 2,0 0,1 2,1" LAB_MOE_ROUNDS=${ROUNDS:-3} lab_rows
 for r in $(seq "${CLI_ROUNDS:-2}"); do
   for m in 0 1 2 3; do
     echo "== CLI round $r GPTOSS_CUDA_MOE_ASYNC2=$m $(date -u +%T)"

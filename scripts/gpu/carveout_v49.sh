@@ -16,10 +16,7 @@ for v in $VALUES; do
   GPTOSS_CUDA_CARVEOUT=$v "$B/gptoss_cuda_decode_check" tests/data/tiny/model --tokens "$TINY" --tol 1e-4 --batch 1,4 \
     --seqs 2 2>&1 | grep -E "graph\) vs cpu|batch  4, moe gemm16|decode check|rror" || status=1
 done
-echo "== lab $(date -u +%T)"
-LAB_CARVEOUTS="$VALUES" LAB_MOE_ROUNDS=${ROUNDS:-3} LAB_DECODE_ONLY=1 timeout 300 "$B/gptoss_cuda_lab" bench 128 \
-  > "$OUT/lab.txt" 2>&1 || status=1
-grep -E "copy|gu[0-9] dn" "$OUT/lab.txt"
+LAB_CARVEOUTS="$VALUES" LAB_MOE_ROUNDS=${ROUNDS:-3} lab_rows
 ROUNDS=${BATCHED_ROUNDS:-2} lab_rounds GPTOSS_CUDA_CARVEOUT "-1 ${BATCHED_VALUES:-43 57}"
 r20_wait
 for v in ${CLI_VALUES:--1 43 57}; do

@@ -87,11 +87,36 @@ cli_with() {
 # The start of an experiment call: OUT (default /tmp/gptoss-gpu) made, the staged binaries unpacked from PACK, the card
 # printed, the random 20b started: begin_call PACK.
 begin_call() {
+  begin_lab_call "$1"
+  r20_start
+}
+# begin_call without the random 20b, for calls whose timed rows should not share the CPU with its writer:
+# begin_lab_call PACK.
+begin_lab_call() {
   OUT=${OUT:-/tmp/gptoss-gpu}
   mkdir -p "$OUT"
   unpack_stage "$1"
   print_card
-  r20_start
+}
+# backend_cuda_test into $OUT/backend_cuda_test.txt, its PASSED / FAILED lines printed.
+cuda_tests() {
+  "$B/backend_cuda_test" > "$OUT/backend_cuda_test.txt" 2>&1 || status=1
+  grep -E "^\[  (PASSED|FAILED) " "$OUT/backend_cuda_test.txt"
+}
+# The lab's checks (every kernel variant against the CPU double reference) into $OUT/lab-check.txt, the lines matching
+# PATTERN (default: failures and the summary) printed: lab_checks [PATTERN].
+lab_checks() {
+  "$B/gptoss_cuda_lab" check > "$OUT/lab-check.txt" 2>&1 || status=1
+  grep -E "${1:-FAIL|checks:}" "$OUT/lab-check.txt"
+}
+# `gptoss_cuda_lab bench 128` with the caller's LAB_* settings (LAB_DECODE_ONLY 1 unless set: the batch-1 decode rows
+# alone) into $OUT/lab.txt, within LAB_TIMEOUT (300) seconds, the lines matching PATTERN (default: the copy bandwidth
+# and the decode rows) printed: [LAB_...=...] lab_rows [PATTERN].
+lab_rows() {
+  echo "== lab $(date -u +%T)"
+  LAB_DECODE_ONLY=${LAB_DECODE_ONLY-1} timeout "${LAB_TIMEOUT:-300}" "$B/gptoss_cuda_lab" bench 128 > "$OUT/lab.txt" \
+    2>&1 || status=1
+  grep -E "${1:-copy|gu[0-9] dn}" "$OUT/lab.txt"
 }
 # The tiny decode check against the exact CPU path once per kernel-shape set (the decode check's --shapes G,GU,DN[,R[,A]]),
 # with its further ARGS: tiny_shapes "SHAPES SHAPES ..." [ARGS...].

@@ -6,14 +6,10 @@
 #   1. the lab's checks (6 and 7 bit for bit against variant 2); the tiny decode check with each, memcheck;
 #   2. ROUNDS (3) rounds of the lab's batch-1 decode rows, routers 4, 6, 7 interleaved.
 . "$(dirname "$0")/env.sh" .gpu-X
-OUT=${OUT:-/tmp/gptoss-gpu} && mkdir -p "$OUT" && unpack_stage .gpu-XZ/x.tar.xz && print_card
-"$B/gptoss_cuda_lab" check > "$OUT/lab-check.txt" 2>&1 || status=1
-grep -E "FAIL|same|checks:" "$OUT/lab-check.txt" | tail -8
+begin_lab_call .gpu-XZ/x.tar.xz
+lab_checks "FAIL|same|checks:" | tail -8
 tiny_shapes "1,0,1,4 1,0,1,6 1,0,1,7"
 tiny_memcheck "" --shapes 1,0,1,7
-echo "== lab $(date -u +%T)"
-LAB_MOE_PAIRS="0,1" LAB_ROUTERS="4 6 7" LAB_MOE_ROUNDS=${ROUNDS:-3} LAB_DECODE_ONLY=1 timeout 200 "$B/gptoss_cuda_lab" \
-  bench 128 > "$OUT/lab.txt" 2>&1 || status=1
-grep -E "copy|gu[0-9] dn" "$OUT/lab.txt"
+LAB_MOE_PAIRS="0,1" LAB_ROUTERS="4 6 7" LAB_MOE_ROUNDS=${ROUNDS:-3} lab_rows
 date -u
 exit $status

@@ -7,14 +7,10 @@
 #      same sums: the default's numbers expected), and memcheck on it;
 #   2. ROUNDS (3) rounds of the lab's batch-1 decode rows, the shapes interleaved.
 . "$(dirname "$0")/env.sh" .gpu-X
-OUT=${OUT:-/tmp/gptoss-gpu} && mkdir -p "$OUT" && unpack_stage .gpu-XZ/x.tar.xz && print_card
-"$B/gptoss_cuda_lab" check > "$OUT/lab-check.txt" 2>&1 || status=1
-grep -E "FAIL|checks:" "$OUT/lab-check.txt"
+begin_lab_call .gpu-XZ/x.tar.xz
+lab_checks
 tiny_shapes "1,0,1 2,0,1"
 tiny_memcheck "" --shapes 2,0,1
-echo "== lab $(date -u +%T)"
-LAB_GEMV="1 2 3 4" LAB_MOE_PAIRS="0,1" LAB_MOE_ROUNDS=${ROUNDS:-3} LAB_DECODE_ONLY=1 timeout 200 "$B/gptoss_cuda_lab" \
-  bench 128 > "$OUT/lab.txt" 2>&1 || status=1
-grep -E "copy|g[0-9] gu[0-9] dn" "$OUT/lab.txt"
+LAB_GEMV="1 2 3 4" LAB_MOE_PAIRS="0,1" LAB_MOE_ROUNDS=${ROUNDS:-3} lab_rows
 date -u
 exit $status

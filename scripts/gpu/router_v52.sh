@@ -14,17 +14,13 @@
 if [ "${PART:-all}" = all ]; then
   begin_call .gpu-XZ/x.tar.xz
 else  # no random 20b: its writer would share the CPU with the timed rows
-  OUT=${OUT:-/tmp/gptoss-gpu} && mkdir -p "$OUT" && unpack_stage .gpu-XZ/x.tar.xz && print_card
+  begin_lab_call .gpu-XZ/x.tar.xz
 fi
 if [ "${PART:-all}" = all ]; then
-"$B/gptoss_cuda_lab" check > "$OUT/lab-check.txt" 2>&1 || status=1
-grep -E "FAIL|checks:" "$OUT/lab-check.txt"
+lab_checks
 tiny_shapes 1,0,1,5
 tiny_memcheck "" --shapes 1,0,1,5
-echo "== lab $(date -u +%T)"
-LAB_MOE_PAIRS="0,1" LAB_ROUTERS="4 5" LAB_MOE_ROUNDS=${ROUNDS:-3} LAB_DECODE_ONLY=1 timeout 200 "$B/gptoss_cuda_lab" \
-  bench 128 > "$OUT/lab.txt" 2>&1 || status=1
-grep -E "copy|gu[0-9] dn" "$OUT/lab.txt"
+LAB_MOE_PAIRS="0,1" LAB_ROUTERS="4 5" LAB_MOE_ROUNDS=${ROUNDS:-3} lab_rows
 fi
 for r in $(seq "${ROUNDS:-3}"); do
   for d in 1 2 4; do

@@ -11,17 +11,12 @@
 #   3. ROUNDS (3) rounds of the lab's batch-1 decode rows (positions 4..131), the pairs interleaved.
 . "$(dirname "$0")/env.sh" .gpu-X
 begin_call .gpu-XZ/x.tar.xz
-"$B/backend_cuda_test" > "$OUT/backend_cuda_test.txt" 2>&1 || status=1
-grep -E "^\[  (PASSED|FAILED) " "$OUT/backend_cuda_test.txt"
-"$B/gptoss_cuda_lab" check > "$OUT/lab-check.txt" 2>&1 || status=1
-grep -E "FAIL|checks:" "$OUT/lab-check.txt"
+cuda_tests
+lab_checks
 tiny_shapes "1,0,0 1,2,0 1,0,1 1,0,2 1,0,3 1,2,3" --batch 1,4 --seqs 2
 tiny_memcheck "" --shapes 1,2,3
 r20_wait
 r20_shapes "1,0,0 1,2,3"
-echo "== lab $(date -u +%T)"
-LAB_MOE_PAIRS="${PAIRS:-0,0 2,0 0,1 0,2 0,3 2,3}" LAB_MOE_ROUNDS=${ROUNDS:-3} LAB_DECODE_ONLY=1 timeout 300 \
-  "$B/gptoss_cuda_lab" bench 128 > "$OUT/lab.txt" 2>&1 || status=1
-grep -E "copy|gu[0-9] dn" "$OUT/lab.txt"
+LAB_MOE_PAIRS="${PAIRS:-0,0 2,0 0,1 0,2 0,3 2,3}" LAB_MOE_ROUNDS=${ROUNDS:-3} lab_rows
 date -u
 exit $status

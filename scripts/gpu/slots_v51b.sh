@@ -9,10 +9,8 @@
 . "$(dirname "$0")/env.sh" .gpu-X
 begin_call .gpu-XZ/x.tar.xz
 r20_wait
-echo "== lab $(date -u +%T)"
 LAB_MOE_PAIRS="0,0 0,3" LAB_MOE_ROUNDS=2 LAB_STEP_IO=7 LAB_STEP_IO_MOE="0,0 0,3 0,2" LAB_STEP_IO_ROUNDS=3 \
-  timeout 300 "$B/gptoss_cuda_lab" bench 128 > "$OUT/lab.txt" 2>&1
-grep -E "copy|gu[0-9] dn[0-9] r|io7 b" "$OUT/lab.txt"
+  LAB_DECODE_ONLY=0 lab_rows "copy|gu[0-9] dn[0-9] r|io7 b"
 for r in $(seq "${ROUNDS:-2}"); do
   for v in 0 3; do
     echo "== CLI round $r GPTOSS_CUDA_MOE_DOWN=$v $(date -u +%T)"

@@ -6,14 +6,11 @@
 #   1. the lab's checks; the tiny decode check with down 2 (the same sums: the default's numbers expected), memcheck;
 #   2. ROUNDS (3) rounds of the lab's batch-1 rows (4..131) and step-io rows (4..131, 512..639), interleaved.
 . "$(dirname "$0")/env.sh" .gpu-X
-OUT=${OUT:-/tmp/gptoss-gpu} && mkdir -p "$OUT" && unpack_stage .gpu-XZ/x.tar.xz && print_card
-"$B/gptoss_cuda_lab" check > "$OUT/lab-check.txt" 2>&1 || status=1
-grep -E "FAIL|checks:" "$OUT/lab-check.txt"
+begin_lab_call .gpu-XZ/x.tar.xz
+lab_checks
 tiny_shapes 1,0,2 --batch 1,4 --seqs 2
 tiny_memcheck "" --shapes 1,0,2
-echo "== lab $(date -u +%T)"
 LAB_MOE_PAIRS="0,1 0,2" LAB_MOE_ROUNDS=${ROUNDS:-3} LAB_STEP_IO=7 LAB_STEP_IO_MOE="0,1 0,2" LAB_STEP_IO_ROUNDS=${ROUNDS:-3} \
-  timeout 250 "$B/gptoss_cuda_lab" bench 128 > "$OUT/lab.txt" 2>&1
-grep -E "copy|gu[0-9] dn[0-9] r|io7 b" "$OUT/lab.txt"
+  LAB_DECODE_ONLY=0 lab_rows "copy|gu[0-9] dn[0-9] r|io7 b"
 date -u
 exit $status

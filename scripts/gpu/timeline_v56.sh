@@ -4,7 +4,7 @@
 # absolute times), ROUNDS (2) rounds of each, gate_up 0 (the H200's default), the mean table printed, every table in
 # $OUT. Binaries staged with EXTRA_TARGETS=gptoss_cuda_timeline in .gpu-X, carried packed as .gpu-XZ/x.tar.xz.
 . "$(dirname "$0")/env.sh" .gpu-X
-OUT=${OUT:-/tmp/gptoss-gpu} && mkdir -p "$OUT" && unpack_stage .gpu-XZ/x.tar.xz && print_card
+begin_lab_call .gpu-XZ/x.tar.xz
 for r in $(seq "${ROUNDS:-2}"); do
   for dn in 0 1; do
     echo "== round $r down $dn"
