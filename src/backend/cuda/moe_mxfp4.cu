@@ -223,31 +223,29 @@ __device__ __forceinline__ void tile_dot(const uint8_t* blocks, size_t row_bytes
   out[0] *= 16384.0f, out[1] *= 16384.0f;  // the decode's 2^-14
 }
 
-// Starts copying the 16-byte pieces [v0, v1) of an x16 row into the same places of xs (cp.async), piece v0 + first
-// and every step-th after it: the block's threads or one warp's lanes.
-__device__ __forceinline__ void copy_pieces_async(uint32_t* xs, const uint32_t* row, size_t v0, size_t v1, size_t first,
-                                                  size_t step) {
+// Starts copying one x16 row (words) into shared memory (cp.async, 16 bytes per request).
+__device__ __forceinline__ void copy_row_async(uint32_t* xs, const uint32_t* row, size_t words) {
   const uint32_t base = static_cast<uint32_t>(__cvta_generic_to_shared(xs));
-  for (size_t v = v0 + first; v < v1; v += step) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(base + static_cast<uint32_t>(v * 16)),
-                 "l"(row + 4 * v));
+  for (size_t i = threadIdx.x; i < words / 4; i += blockDim.x) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(base + static_cast<uint32_t>(i * 16)),
+                 "l"(row + 4 * i));
   }
   asm volatile("cp.async.commit_group;");
-}
-// One x16 row (words) by the whole block.
-__device__ __forceinline__ void copy_row_async(uint32_t* xs, const uint32_t* row, size_t words) {
-  copy_pieces_async(xs, row, 0, words / 4, threadIdx.x, blockDim.x);
 }
 __device__ __forceinline__ void wait_row() {
   asm volatile("cp.async.wait_all;" ::: "memory");
   __syncthreads();
 }
 
-// A warp copies only the x16 words of its own chunks [c0, c1) of a row and waits for them alone (wait_warp_slice):
-// no block barrier before its first MMA (down at one token, NOTES v51). A chunk is 4 blocks of kX16BlockWords words.
+// A warp copies only the x16 words of its own chunks [c0, c1) of a row (cp.async, 16 bytes per request) and waits
+// for them alone (wait_warp_slice): no block barrier before its first MMA (down at one token, NOTES v51).
 __device__ __forceinline__ void copy_warp_slice_async(uint32_t* xs, const uint32_t* row, int c0, int c1) {
-  copy_pieces_async(xs, row, static_cast<size_t>(c0) * kX16BlockWords, static_cast<size_t>(c1) * kX16BlockWords,
-                    threadIdx.x & 31, 32);
+  const uint32_t base = static_cast<uint32_t>(__cvta_generic_to_shared(xs));
+  const int w0 = 4 * c0 * kX16BlockWords, w1 = 4 * c1 * kX16BlockWords;
+  for (int w = w0 + 4 * static_cast<int>(threadIdx.x & 31); w < w1; w += 128) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(base + static_cast<uint32_t>(w * 4)), "l"(row + w));
+  }
+  asm volatile("cp.async.commit_group;");
 }
 __device__ __forceinline__ void wait_warp_slice() {
   asm volatile("cp.async.wait_all;" ::: "memory");
@@ -481,7 +479,7 @@ __global__ void __launch_bounds__(256, kPairs ? 3 : 0)  // kPairs: <= 80 registe
   if (threadIdx.x < 16 * kSlots) {
     const int s = threadIdx.x / 16, i = threadIdx.x % 16, r = r0 + i;
     const int sl = blockIdx.y * kSlots + s, j = sl % k;
-    const int es = s == sub ? e : idx_ready ? __ldcg(idx + sl) : idx[sl];  // s != sub: a pair's second slot
+    const int es = idx_ready ? __ldcg(idx + sl) : idx[sl];
     float v = 0.0f;
     for (int qq = 0; qq < parts; ++qq) v += part[s * parts + qq][i];
     const float inv = h_inv != nullptr ? h_inv[sl] : ldexpf(1.0f, -kHScaleLog2);
