@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# On the GPU machine (NOTES v57): the review's tidy of down_kernel (one cp.async piece loop; the epilogue reusing its
-# warp's expert id) against run X's binary, gptoss_cuda_lab_old (copied into the staged bin/ before packing). The same
+# On the GPU machine (NOTES v57; the tidy is commit 24d5f72, reverted in the next commit: check it out to run this
+# again): the review's tidy of down_kernel (one cp.async piece loop; the epilogue reusing its warp's expert id) against
+# run X's binary, gptoss_cuda_lab_old (copied into the staged bin/ before packing). The same
 # sums: the same numbers expected. Binaries staged in .gpu-X, carried packed as .gpu-XZ/x.tar.xz.
 #   1. backend_cuda_test, the lab's checks (also under memcheck), the tiny decode check at batch 1 and 4 (both down
 #      kernels), memcheck on it;
