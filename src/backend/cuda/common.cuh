@@ -35,6 +35,51 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
+// Weight streams (the bf16 GEMVs' and the MoE kernels' weight and scale loads): read once a step, so with
+// GPTOSS_CUDA_STREAM_HINT (NOTES v58) they carry an L2 evict-first policy, leaving the L2's other lines (KV cache,
+// biases, norms, the router's matrix, activations) to outlive the step's 3.7 GB stream. Otherwise plain loads.
+#ifndef GPTOSS_CUDA_STREAM_HINT
+#define GPTOSS_CUDA_STREAM_HINT 0
+#endif
+#if GPTOSS_CUDA_STREAM_HINT
+__device__ __forceinline__ uint64_t stream_policy() {
+  uint64_t p;
+  asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(p));
+  return p;
+}
+#endif
+__device__ __forceinline__ uint4 ld_stream16(const void* p) {
+  uint4 v;
+#if GPTOSS_CUDA_STREAM_HINT
+  asm("ld.global.nc.L1::no_allocate.L2::cache_hint.v4.u32 {%0,%1,%2,%3}, [%4], %5;"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p), "l"(stream_policy()));
+#else
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p));
+#endif
+  return v;
+}
+__device__ __forceinline__ uint32_t ld_stream_u8(const uint8_t* p) {
+#if GPTOSS_CUDA_STREAM_HINT
+  uint16_t v;
+  asm("ld.global.nc.L2::cache_hint.u8 %0, [%1], %2;" : "=h"(v) : "l"(p), "l"(stream_policy()));
+  return v;
+#else
+  return __ldg(p);
+#endif
+}
+__device__ __forceinline__ uint32_t ld_stream_u16(const uint16_t* p) {
+#if GPTOSS_CUDA_STREAM_HINT
+  uint16_t v;
+  asm("ld.global.nc.L2::cache_hint.u16 %0, [%1], %2;" : "=h"(v) : "l"(p), "l"(stream_policy()));
+  return v;
+#else
+  return __ldg(p);
+#endif
+}
+
 __device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
   uint32_t r;
   asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(sel));

@@ -22,14 +22,6 @@ constexpr int kUnroll = 16;  // 16 x 16 B per lane: 4096 bf16 columns in one rou
 constexpr int kUnrollSmall = 12;
 int g_gemv_variant = kGemvDefault;
 
-__device__ __forceinline__ uint4 ld_stream(const uint4* p) {
-  uint4 v;
-  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
-  return v;
-}
-
 // Sum over the block of one value per thread, for up to kMaxGemvTokens values; result in every thread.
 template <int T>
 __device__ void block_sum(float v[T], float* red /* [kWarps][T] */) {
@@ -120,7 +112,7 @@ __device__ __forceinline__ void load_seg(const uint16_t* wrow, int seg, int n8, 
 #pragma unroll
   for (int u = 0; u < kU; ++u) {
     const int i = seg + lane + 32 * u;
-    wv[u] = i < n8 ? ld_stream(w + i) : make_uint4(0, 0, 0, 0);
+    wv[u] = i < n8 ? ld_stream16(w + i) : make_uint4(0, 0, 0, 0);
   }
 }
 

@@ -43,25 +43,22 @@ __global__ void stage_x16_kernel(const float* __restrict__ x, int x_stride, int 
   if (threadIdx.x == 0) inv[r] = ldexpf(1.0f, -p);
 }
 
-__device__ __forceinline__ uint4 ld_stream(const uint8_t* p) {
-  uint4 v;
-  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
-  return v;
-}
-
 // A 16-byte block and scale bytes of the weight tile: streamed from global memory, or (kSmem) from a tile
 // staged in shared memory by the bulk-copy engine (MoE variant 1).
 template <bool kSmem>
 __device__ __forceinline__ uint4 load_w(const uint8_t* p) {
   if constexpr (kSmem) return *reinterpret_cast<const uint4*>(p);
-  else return ld_stream(p);
+  else return ld_stream16(p);
 }
-template <bool kSmem, typename T>
-__device__ __forceinline__ uint32_t load_s(const T* p) {
+template <bool kSmem>
+__device__ __forceinline__ uint32_t load_s(const uint8_t* p) {
   if constexpr (kSmem) return *p;
-  else return __ldg(p);
+  else return ld_stream_u8(p);
+}
+template <bool kSmem>
+__device__ __forceinline__ uint32_t load_s(const uint16_t* p) {
+  if constexpr (kSmem) return *p;
+  else return ld_stream_u16(p);
 }
 
 struct ChunkData {
