@@ -341,9 +341,10 @@ __device__ __forceinline__ void stage_tile(uint8_t* ws, const uint8_t* blocks, c
   if (lane == 0) mbar_arrive_expect_tx(bar, 16 * nb * 16 + 16 * nb);
   __syncwarp();
   if (lane < 16) {
-    bulk_copy_g2s(ws + lane * tile_row_bytes(nb), blocks + static_cast<size_t>(r0 + lane) * nb * 16, nb * 16, bar);
+    bulk_copy_g2s_stream(ws + lane * tile_row_bytes(nb), blocks + static_cast<size_t>(r0 + lane) * nb * 16, nb * 16,
+                         bar);
   } else if (lane == 16) {
-    bulk_copy_g2s(ws + 16 * tile_row_bytes(nb), scales + static_cast<size_t>(r0) * nb, 16 * nb, bar);
+    bulk_copy_g2s_stream(ws + 16 * tile_row_bytes(nb), scales + static_cast<size_t>(r0) * nb, 16 * nb, bar);
   }
 }
 
