@@ -70,17 +70,6 @@ __device__ __forceinline__ void cp_async16(uint32_t* smem, const void* gmem, boo
   const int n = valid ? 16 : 0;  // 0: nothing is read, the 16 bytes are zero-filled
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(gmem), "r"(n));
 }
-// cp_async16 for the weight stream (blocks and scales): the L2 evict-first policy where GPTOSS_CUDA_STREAM_HINT.
-__device__ __forceinline__ void cp_async16_stream(uint32_t* smem, const void* gmem, bool valid) {
-#if GPTOSS_CUDA_STREAM_HINT
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  const int n = valid ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;" ::"r"(s), "l"(gmem), "r"(n),
-               "l"(stream_policy()));
-#else
-  cp_async16(smem, gmem, valid);
-#endif
-}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
@@ -161,7 +150,7 @@ __global__ void __launch_bounds__(Tile<WM, MT, NT, kDense, kWarps, BN, KC, MinB,
   }
   __syncthreads();
   if (!kDense && sc_async) {
-    for (int i = tid; i < (n_sc >> 4); i += kThreads) cp_async16_stream(reinterpret_cast<uint32_t*>(sc) + 4 * i, sg + 16 * i, true);
+    for (int i = tid; i < (n_sc >> 4); i += kThreads) cp_async16(reinterpret_cast<uint32_t*>(sc) + 4 * i, sg + 16 * i, true);
     for (int i = n_sc + tid; i < kBM * nb; i += kThreads) sc[i] = 0;
   }
 
@@ -180,7 +169,7 @@ __global__ void __launch_bounds__(Tile<WM, MT, NT, kDense, kWarps, BN, KC, MinB,
         const int r = c >> 3, b = (c >> 2) & 1, q = c & 3;
         const bool ok = r < rows_here && kb + b < kb_end;
         const uint8_t* src = ok ? p.blocks + ((erow0 + r) * nb + kb + b) * 64 + q * 16 : p.blocks;
-        cp_async16_stream(A + r * kAS + b * 16 + q * 4, src, ok);
+        cp_async16(A + r * kAS + b * 16 + q * 4, src, ok);
       }
     } else {
 #pragma unroll
@@ -188,7 +177,7 @@ __global__ void __launch_bounds__(Tile<WM, MT, NT, kDense, kWarps, BN, KC, MinB,
         const int r = static_cast<unsigned>(c) / kKC, b = static_cast<unsigned>(c) % kKC;  // c >= 0
         const bool ok = r < rows_here && kb + b < kb_end;
         const uint8_t* src = ok ? p.blocks + ((erow0 + r) * nb + kb + b) * 16 : p.blocks;
-        cp_async16_stream(A + r * kAS + b * 4, src, ok);
+        cp_async16(A + r * kAS + b * 4, src, ok);
       }
     }
 #pragma unroll
