@@ -70,20 +70,6 @@ __device__ __forceinline__ void cp_async16(uint32_t* smem, const void* gmem, boo
   const int n = valid ? 16 : 0;  // 0: nothing is read, the 16 bytes are zero-filled
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(gmem), "r"(n));
 }
-// cp_async16 for the weight stream (blocks and scales): a valid copy with the L2 evict-first policy where
-// GPTOSS_CUDA_STREAM_HINT (common.cuh), without a source size (with one, the hinted form stopped with an illegal
-// instruction on the H200, NOTES v58); an invalid one zero-fills as cp_async16 does.
-__device__ __forceinline__ void cp_async16_stream(uint32_t* smem, const void* gmem, bool valid) {
-#if GPTOSS_CUDA_STREAM_HINT
-  if (valid) {
-    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-    asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2;" ::"r"(s), "l"(gmem),
-                 "l"(stream_policy()));
-    return;
-  }
-#endif
-  cp_async16(smem, gmem, valid);
-}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
@@ -164,7 +150,7 @@ __global__ void __launch_bounds__(Tile<WM, MT, NT, kDense, kWarps, BN, KC, MinB,
   }
   __syncthreads();
   if (!kDense && sc_async) {
-    for (int i = tid; i < (n_sc >> 4); i += kThreads) cp_async16_stream(reinterpret_cast<uint32_t*>(sc) + 4 * i, sg + 16 * i, true);
+    for (int i = tid; i < (n_sc >> 4); i += kThreads) cp_async16(reinterpret_cast<uint32_t*>(sc) + 4 * i, sg + 16 * i, true);
     for (int i = n_sc + tid; i < kBM * nb; i += kThreads) sc[i] = 0;
   }
 
@@ -183,7 +169,7 @@ __global__ void __launch_bounds__(Tile<WM, MT, NT, kDense, kWarps, BN, KC, MinB,
         const int r = c >> 3, b = (c >> 2) & 1, q = c & 3;
         const bool ok = r < rows_here && kb + b < kb_end;
         const uint8_t* src = ok ? p.blocks + ((erow0 + r) * nb + kb + b) * 64 + q * 16 : p.blocks;
-        cp_async16_stream(A + r * kAS + b * 16 + q * 4, src, ok);
+        cp_async16(A + r * kAS + b * 16 + q * 4, src, ok);
       }
     } else {
 #pragma unroll
@@ -191,7 +177,7 @@ __global__ void __launch_bounds__(Tile<WM, MT, NT, kDense, kWarps, BN, KC, MinB,
         const int r = static_cast<unsigned>(c) / kKC, b = static_cast<unsigned>(c) % kKC;  // c >= 0
         const bool ok = r < rows_here && kb + b < kb_end;
         const uint8_t* src = ok ? p.blocks + ((erow0 + r) * nb + kb + b) * 16 : p.blocks;
-        cp_async16_stream(A + r * kAS + b * 4, src, ok);
+        cp_async16(A + r * kAS + b * 4, src, ok);
       }
     }
 #pragma unroll
