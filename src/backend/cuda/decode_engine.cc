@@ -147,24 +147,9 @@ struct DecodeEngine::Impl {
         GPTOSS_RETURN_IF_ERROR(grouped_moe(L, n));
         continue;
       }
-      // Experiment (NOTES v60): GPTOSS_CUDA_L2PF=1: the rows 32..63 of every head of the next layer's q, k and v (the
-      // rows qkv_rope_kernel loads after its wait) asked of L2 by gate_up's blocks before their wait; 2: every row.
-      L2Ranges pf;
-      if (const char* e = std::getenv("GPTOSS_CUDA_L2PF"); e != nullptr && l + 1 < c.num_layers && n == 1) {
-        const LayerWeights& N = w->layers[l + 1];
-        const int mode = std::atoi(e);
-        const size_t head = size_t{2} * 64 * H;  // a head's 64 bf16 rows
-        const size_t first = mode == 2 ? 0 : head / 2;
-        const void* bases[3] = {bf(N.q), bf(N.k), bf(N.v)};
-        const int heads[3] = {c.num_heads, c.num_kv_heads, c.num_kv_heads};
-        for (int r = 0; r < 3 && mode >= 1; ++r) {
-          pf.p[r] = static_cast<const uint8_t*>(bases[r]) + first;
-          pf.count[r] = heads[r], pf.stride[r] = head, pf.len[r] = head - first;
-        }
-      }
       GPTOSS_CUDA_TRY(moe_gate_up_swiglu(xn16, xn_inv, idx, n, K, L.mlp1.blocks.as<uint8_t>(),
                                          L.mlp1.scales.as<uint8_t>(), bf(L.mlp1_bias), 2 * I, H, c.swiglu_limit,
-                                         c.swiglu_alpha, nullptr, h16, stream, pf),
+                                         c.swiglu_alpha, nullptr, h16, stream),
                       "moe gate_up");
       GPTOSS_CUDA_TRY(moe_down_accumulate(h16, nullptr, idx, rw, n, K, L.mlp2.blocks.as<uint8_t>(),
                                           L.mlp2.scales.as<uint8_t>(), bf(L.mlp2_bias), H, I, x, true, stream,

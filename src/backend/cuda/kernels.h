@@ -187,18 +187,9 @@ int gemv_bf16_router(const uint16_t* w, const uint16_t* bias, int rows, int cols
 // x comes in x16 form; h is written as f32 [S, rows/2] and/or in x16 form (fixed scale 2^8, so the
 // down projection takes h_inv = nullptr) when the pointers are not null.
 // rows % 16 == 0, (rows / 2) % 32 == 0, cols % 32 == 0.
-// pf (NOTES v60): up to three strided byte ranges (range r: count[r] pieces of len[r] bytes, stride[r] apart from p[r])
-// that gate_up_kernel's blocks ask L2 for (cp.async.bulk.prefetch.L2, one share of the pieces' bytes a block) before
-// their wait, while HBM idles behind the router: the next layer's weights that its kernels read after their own
-// waits. Empty by default.
-struct L2Ranges {
-  const void* p[3] = {nullptr, nullptr, nullptr};
-  size_t count[3] = {0, 0, 0}, stride[3] = {0, 0, 0}, len[3] = {0, 0, 0};
-};
 int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* idx, int T, int k,
                        const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows, int cols,
-                       float limit, float alpha, float* h, uint32_t* h16, cudaStream_t stream,
-                       const L2Ranges& pf = L2Ranges());
+                       float limit, float alpha, float* h, uint32_t* h16, cudaStream_t stream);
 
 // MoE second projection: out[t, r] (+)= sum_j weight[t, j] * (W2[idx[t, j]] . h[t*k + j] + b2[...]),
 // h in x16 form with per-slot h_inv (nullptr: the gate_up kernel's fixed scale). The k slots of a token

@@ -282,45 +282,16 @@ __device__ __forceinline__ void gate_up_store(const float (*part)[16], int parts
   if (h16 != nullptr) x16_store(h16 + static_cast<size_t>(slot) * x16_row_words(I), unit, ldexpf(v, kHScaleLog2));
 }
 
-// Block i of n asks L2 for its share (16-byte aligned pieces) of the bytes of pf's pieces, taken as one run.
-__device__ __forceinline__ size_t l2_total(const L2Ranges& pf) {
-  return pf.count[0] * pf.len[0] + pf.count[1] * pf.len[1] + pf.count[2] * pf.len[2];
-}
-__device__ __forceinline__ void l2_prefetch_share(const L2Ranges& pf, size_t i, size_t n) {
-  const size_t total = l2_total(pf);
-  const size_t share = ((total + n - 1) / n + 15) & ~size_t{15};
-  const size_t lo = i * share, hi = min(total, lo + share);
-  size_t off = 0;
-  for (int r = 0; r < 3; ++r) {
-    const size_t end = off + pf.count[r] * pf.len[r];
-    for (size_t x = max(lo, off); x < min(hi, end);) {
-      const size_t j = (x - off) / pf.len[r], in = (x - off) % pf.len[r];
-      const size_t stop = min(min(hi, end), off + (j + 1) * pf.len[r]);
-      const uintptr_t base = reinterpret_cast<uintptr_t>(pf.p[r]) + j * pf.stride[r];
-      const uintptr_t s = (base + in + 15) & ~uintptr_t{15}, e = (base + in + (stop - x)) & ~uintptr_t{15};
-      if (s < e) {
-        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(s), "r"(static_cast<uint32_t>(e - s))
-                     : "memory");
-      }
-      x = stop;
-    }
-    off = end;
-  }
-}
-
 // grid (16-row tiles, slots): slot s = (token s / k, expert idx[s]); the block's warps split the
 // columns (k_parts) and meet in shared memory.
 __global__ void __launch_bounds__(256)
     gate_up_kernel(const uint32_t* __restrict__ x16, const float* __restrict__ x_inv, const int32_t* __restrict__ idx,
                    int k, const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales,
                    const uint16_t* __restrict__ bias, int rows, int cols, float limit, float alpha,
-                   float* __restrict__ h, uint32_t* __restrict__ h16, const L2Ranges pf) {
+                   float* __restrict__ h, uint32_t* __restrict__ h16) {
   extern __shared__ __align__(16) uint32_t xs[];
   __shared__ float part[8][16];
   const TimelineBlock timeline(kTimelineGateUp);
-  if (threadIdx.x == 0 && l2_total(pf) != 0) {
-    l2_prefetch_share(pf, blockIdx.y * gridDim.x + blockIdx.x, static_cast<size_t>(gridDim.x) * gridDim.y);
-  }
   pdl_wait();
   timeline.waited();
   pdl_allow_dependents();
@@ -581,7 +552,7 @@ void set_moe_variant(int gate_up, int down) {
 
 int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* idx, int T, int k,
                        const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, int rows, int cols,
-                       float limit, float alpha, float* h, uint32_t* h16, cudaStream_t stream, const L2Ranges& pf) {
+                       float limit, float alpha, float* h, uint32_t* h16, cudaStream_t stream) {
   if (T <= 0) return 0;
   if (rows % 16 != 0 || cols % 32 != 0 || (rows / 2) % 32 != 0) return static_cast<int>(cudaErrorInvalidValue);
   if ((g_moe_gate_up >= 0 ? g_moe_gate_up : moe_default_gate_up()) == 1 &&
@@ -593,7 +564,7 @@ int moe_gate_up_swiglu(const uint32_t* x16, const float* x_inv, const int32_t* i
   const dim3 grid(rows / 16, T * k), block(32 * warps);
   allow_smem(gate_up_kernel, smem);
   launch_pdl(gate_up_kernel, grid, block, smem, stream, x16, x_inv, idx, k, blocks, scales, bias, rows, cols, limit,
-             alpha, h, h16, pf);
+             alpha, h, h16);
   return static_cast<int>(cudaGetLastError());
 }
 
