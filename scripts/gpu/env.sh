@@ -194,3 +194,37 @@ for n in names:
           f"bit-identical to {names[0]}: {np.array_equal(L[n], L[names[0]])}")
 PY
 }
+# ROUNDS (3) interleaved rounds of the lab's batch-1 rows (`bench 128`, LAB_MOE_ROUNDS=1, LAB_DECODE_ONLY=1, the caller's
+# other LAB_* settings) from each staged binary in BINS: lab_bin_rounds "BINS".
+lab_bin_rounds() {
+  local r b
+  for r in $(seq "${ROUNDS:-3}"); do
+    for b in $1; do
+      echo "== round $r $b $(date -u +%T)"
+      LAB_MOE_ROUNDS=1 LAB_DECODE_ONLY=1 timeout 100 "$B/$b" bench 128 2>&1 | grep -E "gu[0-9] dn" || status=1
+    done
+  done
+}
+# ROUNDS (3) interleaved rounds of the lab's default batched engine at 8 16 32 64 sequences from each staged binary in
+# BINS: batched_bin_rounds "BINS".
+batched_bin_rounds() {
+  local r b
+  for r in $(seq "${ROUNDS:-3}"); do
+    for b in $1; do
+      echo "== batched round $r $b $(date -u +%T)"
+      LAB_ENGINES=5 LAB_BATCHES="8 16 32 64" timeout 120 "$B/$b" batched 1 2>&1 | grep -E "default" || status=1
+    done
+  done
+}
+# CLI_ROUNDS (2) interleaved rounds of `gptoss bench $R20 --device cuda ARGS...` from each staged binary in BINS, the
+# lines matching CLI_PAT (default: the tables' rows) printed: cli_bin_rounds "BINS" ARGS...
+cli_bin_rounds() {
+  local r b bins=$1
+  shift
+  for r in $(seq "${CLI_ROUNDS:-2}"); do
+    for b in $bins; do
+      echo "== CLI round $r $b $(date -u +%T)"
+      timeout 200 "$B/$b" bench "$R20" --device cuda "$@" 2>&1 | grep -E "${CLI_PAT:-^\| *(gpt|[0-9])}" || status=1
+    done
+  done
+}

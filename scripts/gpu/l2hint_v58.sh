@@ -17,18 +17,8 @@ begin_call .gpu-XZ/x.tar.xz
   "$B/$b" tests/data/tiny/model --tokens "$TINY" --tol 1e-4 --batch 1,4 --seqs 2 2>&1 | grep -E "vs cpu|decode check|rror" ||
     status=1
 done
-for r in $(seq "${ROUNDS:-3}"); do
-  for b in gptoss_cuda_lab_base gptoss_cuda_lab; do
-    echo "== round $r $b $(date -u +%T)"
-    LAB_MOE_ROUNDS=1 LAB_DECODE_ONLY=1 timeout 100 "$B/$b" bench 128 2>&1 | grep -E "gu[0-9] dn" || status=1
-  done
-done
+lab_bin_rounds "gptoss_cuda_lab_base gptoss_cuda_lab"
 r20_wait
-for r in $(seq "${CLI_ROUNDS:-2}"); do
-  for b in gptoss_base gptoss; do
-    echo "== CLI round $r $b $(date -u +%T)"
-    timeout 200 "$B/$b" bench "$R20" --device cuda -p 512 -n 128 -r 3 2>&1 | grep -E 'pp512|tg128' || status=1
-  done
-done
+CLI_PAT='pp512|tg128' cli_bin_rounds "gptoss_base gptoss" -p 512 -n 128 -r 3
 date -u
 exit $status

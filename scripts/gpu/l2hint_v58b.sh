@@ -15,27 +15,10 @@ lab_checks
 tiny_shapes "1,0,1" --batch 1,4 --seqs 2
 batched_checks
 tiny_memcheck "" --batch 1,4 --seqs 2
-for r in $(seq "${ROUNDS:-3}"); do
-  for b in gptoss_cuda_lab_base gptoss_cuda_lab; do
-    echo "== round $r $b $(date -u +%T)"
-    LAB_MOE_PAIRS="0,1 1,1" LAB_MOE_ROUNDS=1 LAB_DECODE_ONLY=1 timeout 100 "$B/$b" bench 128 2>&1 | grep -E "gu[0-9] dn" ||
-      status=1
-  done
-done
-for r in $(seq "${ROUNDS:-3}"); do
-  for b in gptoss_cuda_lab_base gptoss_cuda_lab; do
-    echo "== batched round $r $b $(date -u +%T)"
-    LAB_ENGINES=5 LAB_BATCHES="8 16 32 64" timeout 120 "$B/$b" batched 1 2>&1 | grep -E "default" || status=1
-  done
-done
+LAB_MOE_PAIRS="0,1 1,1" lab_bin_rounds "gptoss_cuda_lab_base gptoss_cuda_lab"
+batched_bin_rounds "gptoss_cuda_lab_base gptoss_cuda_lab"
 r20_wait
-for r in $(seq "${CLI_ROUNDS:-2}"); do
-  for b in gptoss_base gptoss; do
-    echo "== CLI round $r $b $(date -u +%T)"
-    timeout 200 "$B/$b" bench "$R20" --device cuda -p 128 -n 128 --parallel 1,16,64 2>&1 | grep -E '^\| *(gpt|[0-9])' ||
-      status=1
-  done
-done
+cli_bin_rounds "gptoss_base gptoss" -p 128 -n 128 --parallel 1,16,64
 r20_shapes "1,0,1"
 date -u
 exit $status

@@ -14,12 +14,6 @@ compute-sanitizer --tool memcheck --leak-check no "$B/gptoss_cuda_lab" check 2>&
   status=1
 tiny_shapes "1,0,1 1,0,0" --batch 1,4 --seqs 2
 tiny_memcheck "" --batch 1,4 --seqs 2
-for r in $(seq "${ROUNDS:-3}"); do
-  for b in gptoss_cuda_lab_old gptoss_cuda_lab; do
-    echo "== round $r $b"
-    LAB_MOE_PAIRS="0,1 0,0" LAB_MOE_ROUNDS=1 LAB_DECODE_ONLY=1 timeout 100 "$B/$b" bench 128 2>&1 | grep -E "gu[0-9] dn" ||
-      status=1
-  done
-done
+LAB_MOE_PAIRS="0,1 0,0" lab_bin_rounds "gptoss_cuda_lab_old gptoss_cuda_lab"
 date -u
 exit $status

@@ -63,19 +63,17 @@ __device__ __forceinline__ uint4 ld_stream16(const void* p) {
 #endif
   return v;
 }
-__device__ __forceinline__ uint32_t ld_stream_u8(const uint8_t* p) {
+// A scale byte or byte pair of a weight stream (T uint8_t or uint16_t), zero-extended.
+template <typename T>
+__device__ __forceinline__ uint32_t ld_stream_small(const T* p) {
+  static_assert(sizeof(T) <= 2, "bytes or byte pairs");
 #if GPTOSS_CUDA_STREAM_HINT
   uint16_t v;
-  asm("ld.global.nc.L2::cache_hint.u8 %0, [%1], %2;" : "=h"(v) : "l"(p), "l"(stream_policy()));
-  return v;
-#else
-  return __ldg(p);
-#endif
-}
-__device__ __forceinline__ uint32_t ld_stream_u16(const uint16_t* p) {
-#if GPTOSS_CUDA_STREAM_HINT
-  uint16_t v;
-  asm("ld.global.nc.L2::cache_hint.u16 %0, [%1], %2;" : "=h"(v) : "l"(p), "l"(stream_policy()));
+  if constexpr (sizeof(T) == 1) {
+    asm("ld.global.nc.L2::cache_hint.u8 %0, [%1], %2;" : "=h"(v) : "l"(p), "l"(stream_policy()));
+  } else {
+    asm("ld.global.nc.L2::cache_hint.u16 %0, [%1], %2;" : "=h"(v) : "l"(p), "l"(stream_policy()));
+  }
   return v;
 #else
   return __ldg(p);

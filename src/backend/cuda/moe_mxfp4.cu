@@ -50,15 +50,10 @@ __device__ __forceinline__ uint4 load_w(const uint8_t* p) {
   if constexpr (kSmem) return *reinterpret_cast<const uint4*>(p);
   else return ld_stream16(p);
 }
-template <bool kSmem>
-__device__ __forceinline__ uint32_t load_s(const uint8_t* p) {
+template <bool kSmem, typename T>
+__device__ __forceinline__ uint32_t load_s(const T* p) {
   if constexpr (kSmem) return *p;
-  else return ld_stream_u8(p);
-}
-template <bool kSmem>
-__device__ __forceinline__ uint32_t load_s(const uint16_t* p) {
-  if constexpr (kSmem) return *p;
-  else return ld_stream_u16(p);
+  else return ld_stream_small(p);
 }
 
 struct ChunkData {
