@@ -35,11 +35,11 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
-// Weight streams (the bf16 GEMVs' and the MoE kernels' weight and scale loads, the MoE ring's weight copies; not the
-// grouped GEMM's cp.async copies, whose cache-hinted form, with a source size or without, stopped at run time with an
-// illegal instruction on the H200, NOTES v58): read once a step, so they carry an L2 evict-first policy (NOTES v58: +1.0..+1.7% batch-1 decode on
+// Weight streams: read once a step, so they carry an L2 evict-first policy (NOTES v58: +0.8..+2.4% batch-1 decode on
 // the H200), leaving the L2's other lines (KV cache, biases, norms, the router's matrix, activations) to outlive the
-// step's 3.7 GB stream. -DGPTOSS_CUDA_STREAM_HINT=0 builds plain loads (the comparison build).
+// step's 3.7 GB stream. Used by the bf16 GEMVs' and the MoE kernels' weight and scale loads and the MoE ring's tile
+// copies; not by the grouped GEMM's cp.async copies, whose hinted form stopped at run time with an illegal
+// instruction on the H200 (NOTES v58c). -DGPTOSS_CUDA_STREAM_HINT=0 builds plain loads (the comparison build).
 #ifndef GPTOSS_CUDA_STREAM_HINT
 #define GPTOSS_CUDA_STREAM_HINT 1
 #endif
