@@ -194,8 +194,8 @@ for n in names:
           f"bit-identical to {names[0]}: {np.array_equal(L[n], L[names[0]])}")
 PY
 }
-# ROUNDS (3) interleaved rounds of the lab's batch-1 rows (`bench 128`, LAB_MOE_ROUNDS=1, LAB_DECODE_ONLY=1, the caller's
-# other LAB_* settings) from each staged binary in BINS: lab_bin_rounds "BINS".
+# ROUNDS (3) interleaved rounds of the lab's batch-1 rows (`bench 128`, LAB_MOE_ROUNDS=1, LAB_DECODE_ONLY=1, the
+# caller's other LAB_* settings) from each staged binary in BINS: lab_bin_rounds "BINS".
 lab_bin_rounds() {
   local r b
   for r in $(seq "${ROUNDS:-3}"); do
